@@ -1,0 +1,1 @@
+//! A slow, obviously correct dense implementation of the paper's equations (the test oracle).

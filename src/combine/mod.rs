@@ -1,0 +1,521 @@
+//! The combination engine: Frizzle's forward model and standard practice.
+//!
+//! The forward model (Hogg & Casey 2024) fits one linear model f(x; theta) = sum_j theta_j g_j(x)
+//! to every good pixel of every visit at its rest-frame position x - dx_i, optionally multiplied by
+//! the visit's selection factor S:
+//!
+//! ```text
+//!   y_ik = S_ik f(x_ik - dx_i; theta) + noise,      w_ik = ivar_ik * weight_i  (0 = masked)
+//!   theta = (X^T W X)^-1 X^T W y,   y* = X* theta,   C* = X* (X^T W X)^-1 X*^T
+//! ```
+//!
+//! and evaluates it on the output grid x*. Standard practice shifts, interpolates and averages.
+//!
+//! Data flow: [`prepare`] turns a [`Dataset`] and [`Settings`] into per-visit rest-frame pixels
+//! with weights ([`Prepared`]); a method (`fourier`, `local`, `standard`) turns that into a
+//! [`MethodResult`]; [`combine`] runs the requested methods and collects warnings. Nothing here
+//! imports egui.
+
+pub mod dense;
+pub mod extensions;
+pub mod fourier;
+pub mod local;
+pub mod standard;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::model::{Dataset, OutputGrid, Visit, shift_from_velocity};
+use crate::settings::{MIN_SELECTION, SelectionMode, Settings, SettingsError, Weighting};
+
+/// A cancellation flag shared between a requester and a running combination.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A fresh, not-cancelled flag.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ask the computation to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether cancellation was requested.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Cancelled)` if cancellation was requested.
+    pub fn check(&self) -> Result<(), CombineError> {
+        if self.is_cancelled() {
+            Err(CombineError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Why a combination could not be computed at all.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CombineError {
+    #[error("no visits to combine")]
+    NoVisits,
+    #[error("no usable pixel in any included visit inside the output grid")]
+    NoUsablePixels,
+    #[error("invalid settings: {0}")]
+    Settings(#[from] SettingsError),
+    #[error("the linear system is singular or not positive definite ({0})")]
+    Singular(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Something worth telling the user that did not stop the combination.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Warning {
+    #[error("visit {visit}: no usable pixel (all masked, zero weight or outside the grid)")]
+    NoUsablePixels { visit: String },
+    #[error("visit {visit}: no velocity for shift source '{source_name}', using 0 km/s")]
+    MissingVelocity { visit: String, source_name: String },
+    #[error("visit {visit}: {n} pixels had NaN/inf flux or NaN/inf/negative ivar and were masked")]
+    InvalidPixels { visit: String, n: usize },
+    #[error("visit {visit}: {n} pixels with selection factor below {min} got zero weight")]
+    TinySelection { visit: String, n: usize, min: f64 },
+    #[error("visit {visit}: no selection factor, treated as S = 1")]
+    NoSelection { visit: String },
+    #[error("{what}: condition number {cond:.3e} exceeds 1e8; the result may be unreliable")]
+    IllConditioned { what: String, cond: f64 },
+    #[error("only one visit is included: the result is a change of basis, noise stays correlated")]
+    SingleVisit,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One visit made ready for a method: rest-frame positions, fit values and weights.
+#[derive(Clone, Debug)]
+pub struct PreparedVisit {
+    /// The visit itself.
+    pub visit: Arc<Visit>,
+    /// Index in the dataset.
+    pub index: usize,
+    /// Included in the combination.
+    pub included: bool,
+    /// Velocity used for the shift (km/s).
+    pub v_kms: f64,
+    /// Where `v_kms` came from (a [`crate::settings::ShiftSource`] label or "manual").
+    pub v_source: String,
+    /// Shift dx = ln(1 + v/c).
+    pub dx: f64,
+    /// Rest-frame ln(lambda) of every pixel: observed - dx.
+    pub x_rest: Vec<f64>,
+    /// Values to fit (flux as observed, or divided by S in divide mode).
+    pub y: Vec<f64>,
+    /// Weights (0 = excluded: bad pixel, masked bit, excluded visit, S too small).
+    pub w: Vec<f64>,
+    /// Model multiplier S per pixel (all 1 unless in multiply mode).
+    pub s: Vec<f64>,
+    /// True where the pixel is bad (mask bits, source bad flag, invalid values). Independent of
+    /// inclusion and weights; frizzle-compatible censoring uses all pixels including these.
+    pub masked: Vec<bool>,
+    /// Inverse variance of `y` (before the visit weight multiplier and weighting scheme); used for
+    /// chi^2. 0 where bad.
+    pub ivar: Vec<f64>,
+}
+
+impl PreparedVisit {
+    /// Number of pixels with positive weight.
+    #[must_use]
+    pub fn n_used(&self) -> usize {
+        self.w.iter().filter(|&&w| w > 0.0).count()
+    }
+}
+
+/// The input of every method.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// Output grid.
+    pub grid: OutputGrid,
+    /// Every visit of the dataset, in order (excluded ones too, with `included = false`).
+    pub visits: Vec<PreparedVisit>,
+    /// Warnings raised while preparing.
+    pub warnings: Vec<Warning>,
+}
+
+impl Prepared {
+    /// The included visits.
+    pub fn included(&self) -> impl Iterator<Item = &PreparedVisit> {
+        self.visits.iter().filter(|v| v.included)
+    }
+}
+
+/// Build the rest-frame, weighted pixels for a dataset and settings.
+pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineError> {
+    settings.validate()?;
+    if data.visits.is_empty() {
+        return Err(CombineError::NoVisits);
+    }
+    let grid = settings.resolve_grid(data)?;
+    let mut warnings = Vec::new();
+    let visits = data
+        .visits
+        .iter()
+        .enumerate()
+        .map(|(index, visit)| prepare_visit(index, visit, settings, &mut warnings))
+        .collect::<Vec<_>>();
+    let n_included = visits.iter().filter(|v| v.included).count();
+    if n_included == 1 && data.visits.len() > 1 {
+        warnings.push(Warning::SingleVisit);
+    }
+    Ok(Prepared {
+        grid,
+        visits,
+        warnings,
+    })
+}
+
+fn prepare_visit(
+    index: usize,
+    visit: &Arc<Visit>,
+    settings: &Settings,
+    warnings: &mut Vec<Warning>,
+) -> PreparedVisit {
+    let vs = settings.visit(index);
+    let name = visit.meta.name.clone();
+    let (v_kms, v_source) = match vs.shift_kms {
+        Some(v) => (v, "manual".to_owned()),
+        None => match settings.shift.velocity(&visit.meta) {
+            Some(v) => (v, settings.shift.label().to_owned()),
+            None => {
+                warnings.push(Warning::MissingVelocity {
+                    visit: name.clone(),
+                    source_name: settings.shift.label().to_owned(),
+                });
+                (0.0, "missing".to_owned())
+            }
+        },
+    };
+    let dx = shift_from_velocity(v_kms);
+    let n = visit.len();
+    let x_rest = visit.ln_wave().iter().map(|x| x - dx).collect();
+    let mut masked = vec![false; n];
+    let mut y = visit.flux().to_vec();
+    let mut ivar = visit.ivar().to_vec();
+    let mut s = vec![1.0; n];
+    let bad_bits = settings.bad_bits;
+    for i in 0..n {
+        masked[i] = visit.bad()[i] || (visit.flags()[i] & bad_bits) != 0 || ivar[i] <= 0.0;
+    }
+    if visit.n_invalid() > 0 {
+        warnings.push(Warning::InvalidPixels {
+            visit: name.clone(),
+            n: visit.n_invalid(),
+        });
+    }
+    match (settings.selection, visit.selection()) {
+        (SelectionMode::Ignore, _) => {}
+        (_, None) => {
+            if settings.selection == SelectionMode::Multiply && visit.flux_divided_by_selection() {
+                // Cannot happen for well-formed readers; keep the data as delivered.
+            }
+        }
+        (SelectionMode::Multiply, Some(sel)) => {
+            let mut n_tiny = 0;
+            for i in 0..n {
+                let si = if sel[i].is_finite() {
+                    sel[i].max(0.0)
+                } else {
+                    0.0
+                };
+                if visit.flux_divided_by_selection() {
+                    // Undo the pipeline's division so that the model times S faces the data as
+                    // observed: flux * S, sigma * S (ivar / S^2).
+                    if si < MIN_SELECTION {
+                        masked[i] = true;
+                        n_tiny += 1;
+                        ivar[i] = 0.0;
+                    } else {
+                        y[i] *= si;
+                        ivar[i] /= si * si;
+                    }
+                }
+                s[i] = si;
+            }
+            if n_tiny > 0 {
+                warnings.push(Warning::TinySelection {
+                    visit: name.clone(),
+                    n: n_tiny,
+                    min: MIN_SELECTION,
+                });
+            }
+        }
+        (SelectionMode::Divide, Some(sel)) => {
+            if !visit.flux_divided_by_selection() {
+                let mut n_tiny = 0;
+                for i in 0..n {
+                    let si = sel[i];
+                    if si.is_finite() && si >= MIN_SELECTION {
+                        y[i] /= si;
+                        ivar[i] *= si * si;
+                    } else {
+                        masked[i] = true;
+                        ivar[i] = 0.0;
+                        y[i] = 0.0;
+                        n_tiny += 1;
+                    }
+                }
+                if n_tiny > 0 {
+                    warnings.push(Warning::TinySelection {
+                        visit: name.clone(),
+                        n: n_tiny,
+                        min: MIN_SELECTION,
+                    });
+                }
+            }
+        }
+    }
+    if settings.selection != SelectionMode::Ignore && visit.selection().is_none() {
+        warnings.push(Warning::NoSelection {
+            visit: name.clone(),
+        });
+    }
+    for i in 0..n {
+        if masked[i] {
+            ivar[i] = 0.0;
+        }
+    }
+    let included = vs.include && vs.weight > 0.0;
+    let w = ivar
+        .iter()
+        .zip(&masked)
+        .map(|(&iv, &m)| {
+            if !included || m {
+                0.0
+            } else {
+                match settings.weighting {
+                    Weighting::InverseVariance => iv * vs.weight,
+                    Weighting::Uniform => vs.weight,
+                }
+            }
+        })
+        .collect::<Vec<f64>>();
+    let pv = PreparedVisit {
+        visit: Arc::clone(visit),
+        index,
+        included,
+        v_kms,
+        v_source,
+        dx,
+        x_rest,
+        y,
+        w,
+        s,
+        masked,
+        ivar,
+    };
+    if included && pv.n_used() == 0 {
+        warnings.push(Warning::NoUsablePixels { visit: name });
+    }
+    pv
+}
+
+/// A continuous model that can be evaluated anywhere (the fitted f of the forward model).
+pub trait SpectrumModel: Send + Sync + std::fmt::Debug {
+    /// f at rest-frame ln(lambda) positions `x` (NaN outside the model's domain).
+    fn eval(&self, x: &[f64]) -> Vec<f64>;
+    /// df/dx at `x` (NaN outside the domain).
+    fn eval_deriv(&self, x: &[f64]) -> Vec<f64>;
+}
+
+/// Per-visit diagnostics of a method.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VisitFit {
+    /// The model's prediction at the visit's own pixels (S f(x - dx)); NaN where not defined.
+    pub prediction: Vec<f64>,
+    /// Sum of ivar (y - prediction)^2 over used pixels.
+    pub chi2: f64,
+    /// Number of pixels used.
+    pub n_used: usize,
+    /// chi^2 / n_used (NaN when no pixel).
+    pub chi2_nu: f64,
+    /// Robust weights per pixel in (0, 1] when robust reweighting ran (empty otherwise).
+    pub robust_weight: Vec<f64>,
+    /// Outlier score: fraction of the visit's used pixels down-weighted below 0.5.
+    pub outlier_score: f64,
+}
+
+/// What one method produced on the output grid.
+#[derive(Clone, Debug, Default)]
+pub struct MethodResult {
+    /// Combined flux y* (NaN in no-data pixels).
+    pub flux: Vec<f64>,
+    /// Variance diag(C*) (NaN in no-data pixels).
+    pub var: Vec<f64>,
+    /// Covariance band: `band[k][l] = C*[l, l + k]` for k = 0..=K (NaN past the end).
+    pub band: Vec<Vec<f64>>,
+    /// Propagated pixel flags.
+    pub flags: Vec<u64>,
+    /// Output pixels with no data.
+    pub no_data: Vec<bool>,
+    /// Largest condition number of the linear systems solved (forward model).
+    pub condition: Option<f64>,
+    /// Per-visit diagnostics, aligned with the dataset's visits.
+    pub visits: Vec<VisitFit>,
+    /// The continuous model (forward model only).
+    pub model: Option<Arc<dyn SpectrumModel>>,
+    /// Fitted velocities and their errors (km/s) when shift fitting ran, per visit.
+    pub fitted_velocity: Option<Vec<(f64, f64)>>,
+}
+
+/// The outcome of [`combine`].
+#[derive(Clone, Debug)]
+pub struct Combined {
+    /// The output grid.
+    pub grid: OutputGrid,
+    /// Forward model result.
+    pub forward: Option<MethodResult>,
+    /// Standard practice result.
+    pub standard: Option<MethodResult>,
+    /// Per-visit bookkeeping (velocity used, its source, inclusion, weight).
+    pub visits: Vec<VisitUsed>,
+    /// Everything worth telling the user.
+    pub warnings: Vec<Warning>,
+    /// The settings that produced this.
+    pub settings: Settings,
+}
+
+/// What was used for each visit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VisitUsed {
+    /// Display name.
+    pub name: String,
+    /// Velocity used (km/s).
+    pub v_kms: f64,
+    /// Its source.
+    pub v_source: String,
+    /// Included.
+    pub included: bool,
+    /// Weight multiplier.
+    pub weight: f64,
+    /// Pixels used.
+    pub n_used: usize,
+    /// Bad pixels (by mask bits and validity).
+    pub n_bad: usize,
+}
+
+/// Run the methods the settings ask for.
+pub fn combine(
+    data: &Dataset,
+    settings: &Settings,
+    cancel: &Cancel,
+) -> Result<Combined, CombineError> {
+    let prep = prepare(data, settings)?;
+    if prep.included().all(|v| v.n_used() == 0) {
+        return Err(CombineError::NoUsablePixels);
+    }
+    let mut warnings = prep.warnings.clone();
+    let forward = match &settings.forward {
+        Some(fs) => Some(extensions::fit_forward(
+            &prep,
+            fs,
+            settings,
+            cancel,
+            &mut warnings,
+        )?),
+        None => None,
+    };
+    cancel.check()?;
+    let standard = match &settings.standard {
+        Some(ss) => Some(standard::combine_standard(
+            &prep,
+            ss,
+            settings.band_lags,
+            cancel,
+        )?),
+        None => None,
+    };
+    let visits = prep
+        .visits
+        .iter()
+        .map(|v| VisitUsed {
+            name: v.visit.meta.name.clone(),
+            v_kms: v.v_kms,
+            v_source: v.v_source.clone(),
+            included: v.included,
+            weight: settings.visit(v.index).weight,
+            n_used: v.n_used(),
+            n_bad: v.masked.iter().filter(|&&m| m).count(),
+        })
+        .collect();
+    Ok(Combined {
+        grid: prep.grid,
+        forward,
+        standard,
+        visits,
+        warnings,
+        settings: settings.clone(),
+    })
+}
+
+/// Fit the plain forward model (no extensions) with the basis the settings ask for.
+pub fn fit_forward_plain(
+    prep: &Prepared,
+    fs: &crate::settings::ForwardSettings,
+    lags: usize,
+    cancel: &Cancel,
+    warnings: &mut Vec<Warning>,
+) -> Result<MethodResult, CombineError> {
+    match fs.basis {
+        crate::settings::Basis::Fourier => fourier::fit(prep, fs, lags, cancel, warnings),
+        crate::settings::Basis::Local => local::fit(prep, fs, lags, cancel, warnings),
+    }
+}
+
+/// Per-visit predictions S f(x - dx) at the visit's own pixels and chi^2 against the data.
+///
+/// chi^2 uses the inverse variance of `y` (`PreparedVisit::ivar`) over the pixels with positive
+/// weight, so it does not depend on the weighting scheme or visit weight multipliers. Excluded
+/// visits get predictions too (useful to see how they disagree) with chi^2 over their good pixels.
+#[must_use]
+pub fn visit_fits(prep: &Prepared, model: &dyn SpectrumModel) -> Vec<VisitFit> {
+    use rayon::prelude::*;
+    prep.visits
+        .par_iter()
+        .map(|v| {
+            let f = model.eval(&v.x_rest);
+            let prediction: Vec<f64> = f.iter().zip(&v.s).map(|(f, s)| f * s).collect();
+            let mut chi2 = 0.0;
+            let mut n_used = 0;
+            for i in 0..prediction.len() {
+                let good = if v.included {
+                    v.w[i] > 0.0
+                } else {
+                    !v.masked[i]
+                };
+                if good && v.ivar[i] > 0.0 && prediction[i].is_finite() {
+                    let r = v.y[i] - prediction[i];
+                    chi2 += v.ivar[i] * r * r;
+                    n_used += 1;
+                }
+            }
+            VisitFit {
+                prediction,
+                chi2,
+                n_used,
+                chi2_nu: if n_used > 0 {
+                    chi2 / n_used as f64
+                } else {
+                    f64::NAN
+                },
+                robust_weight: Vec::new(),
+                outlier_score: 0.0,
+            }
+        })
+        .collect()
+}

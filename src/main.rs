@@ -1,0 +1,33 @@
+//! The `frizzview` binary: the window, or a headless subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = frizzview::cli::Cli::parse();
+    if let Some(cmd) = cli.command {
+        return frizzview::cli::run_command(cmd);
+    }
+    run_window(cli)
+}
+
+#[cfg(feature = "gui")]
+fn run_window(cli: frizzview::cli::Cli) -> ExitCode {
+    match frizzview::app::run(cli.files, cli.demo, cli.screenshot) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(not(feature = "gui"))]
+fn run_window(_cli: frizzview::cli::Cli) -> ExitCode {
+    eprintln!(
+        "error: this build has no window (feature `gui` is off); use a subcommand, see --help"
+    );
+    ExitCode::from(2)
+}
