@@ -197,8 +197,7 @@ impl Visit {
             }
         }
         let segments = if a.segments.is_empty() {
-            #[allow(clippy::single_range_in_vec_init)] // one segment covering every pixel
-            vec![0..n]
+            std::iter::once(0..n).collect()
         } else {
             a.segments
         };
