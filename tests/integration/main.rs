@@ -1,1 +1,2 @@
+mod synth;
 fn main() {}
