@@ -1,2 +1,4 @@
+//! The integration tests: one binary, one module per area.
+
+mod io;
 mod synth;
-fn main() {}
