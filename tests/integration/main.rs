@@ -2,3 +2,6 @@
 
 mod io;
 mod synth;
+fn main() {}
+
+mod local;
