@@ -1,1 +1,4 @@
+#[cfg(feature = "gui")]
+mod teaching;
+
 fn main() {}
