@@ -2,6 +2,9 @@
 
 mod io;
 mod synth;
+#[cfg(feature = "gui")]
+mod teaching;
+
 fn main() {}
 
 mod local;
