@@ -10,6 +10,9 @@
 //! The fast path's ridge `r I` on the complex basis e^{iku} is `r diag(1, 1/2, .., 1/2)` on this
 //! real basis (cos ku = (e^{iku} + e^{-iku}) / 2), so both solve the same problem.
 
+// Index loops are the point here: the oracle reads like the equations.
+#![allow(clippy::needless_range_loop)]
+
 use super::fourier::{self, Plan, Segment};
 use super::{CombineError, Prepared};
 use crate::settings::ForwardSettings;
@@ -48,7 +51,7 @@ fn cholesky(a: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, String> {
             let s: f64 = (0..j).map(|k| l[i][k] * l[j][k]).sum();
             if i == j {
                 let d = a[i][i] - s;
-                if !(d > 0.0) {
+                if d.is_nan() || d <= 0.0 {
                     return Err(format!("pivot {i} is {d:.3e}"));
                 }
                 l[i][i] = d.sqrt();
@@ -77,7 +80,10 @@ fn cho_solve(l: &[Vec<f64>], v: &[f64]) -> Vec<f64> {
 }
 
 /// y* and full C* of one segment on its output pixels.
-pub fn solve_segment(seg: &Segment, grid: &[f64]) -> Result<(Vec<f64>, Vec<Vec<f64>>), CombineError> {
+pub fn solve_segment(
+    seg: &Segment,
+    grid: &[f64],
+) -> Result<(Vec<f64>, Vec<Vec<f64>>), CombineError> {
     let m = seg.m;
     let p = 2 * m + 1;
     let mut a = vec![vec![0.0; p]; p];

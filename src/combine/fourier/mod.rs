@@ -100,7 +100,11 @@ fn compat_modes(fs: &ForwardSettings, m_star: usize, n_good: usize) -> Result<us
         Some(p) => Ok(p),
         None => {
             let p = m_star.min(n_good);
-            Ok(if p % 2 == 0 { p.saturating_sub(1) } else { p })
+            Ok(if p.is_multiple_of(2) {
+                p.saturating_sub(1)
+            } else {
+                p
+            })
         }
     }
 }
@@ -172,10 +176,10 @@ fn data_ranges(no_data: &[bool]) -> Vec<Range<usize>> {
     for (j, &nd) in no_data.iter().enumerate() {
         if nd {
             run += 1;
-            if run > GAP_PIXELS {
-                if let Some(s) = start.take() {
-                    out.push(s..last_data + 1);
-                }
+            if run > GAP_PIXELS
+                && let Some(s) = start.take()
+            {
+                out.push(s..last_data + 1);
             }
         } else {
             run = 0;
@@ -208,15 +212,29 @@ fn fixed_segments(
         .flat_map(|v| {
             (0..v.x_rest.len())
                 .filter(|&i| v.w[i] > 0.0 && v.s[i] != 0.0)
-                .map(|i| (v.x_rest[i], v.w[i] * v.s[i] * v.s[i], v.w[i] * v.s[i] * v.y[i]))
+                .map(|i| {
+                    (
+                        v.x_rest[i],
+                        v.w[i] * v.s[i] * v.s[i],
+                        v.w[i] * v.s[i] * v.y[i],
+                    )
+                })
         })
         .collect();
     pix.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut segs = Vec::with_capacity(ranges.len());
     for r in ranges {
         let (a, b) = (r.start, r.end - 1);
-        let step_lo = if a + 1 < n_out { grid[a + 1] - grid[a] } else { grid[a] - grid[a - 1] };
-        let step_hi = if b > 0 { grid[b] - grid[b - 1] } else { grid[1] - grid[0] };
+        let step_lo = if a + 1 < n_out {
+            grid[a + 1] - grid[a]
+        } else {
+            grid[a] - grid[a - 1]
+        };
+        let step_hi = if b > 0 {
+            grid[b] - grid[b - 1]
+        } else {
+            grid[1] - grid[0]
+        };
         let x_lo = grid[a] - EDGE_PIXELS * step_lo;
         let x_hi = grid[b] + EDGE_PIXELS * step_hi;
         let i0 = pix.partition_point(|p| p.0 < x_lo);
@@ -261,6 +279,8 @@ pub struct SegmentSolution {
     pub cond: f64,
     /// False when the segment's output grid is not uniform in phase (band rows >= 1 are NaN).
     pub uniform: bool,
+    /// Ridge added because the system was numerically singular (0 = none).
+    pub extra_ridge: f64,
 }
 
 /// Solve one segment: normal equations by NUFFT + Levinson, variance and band by diagonal sums.
@@ -281,26 +301,57 @@ pub fn solve_segment(
     t[0] = Complex64::new(t[0].re + seg.ridge, 0.0);
     // b_j = sum w s y e^{-iju} = T(-j), j = -m..m.
     let b: Vec<Complex64> = (0..p).map(|i| t_dft[2 * m - i]).collect();
-    let first = toeplitz::levinson_first_column(&t).map_err(|e| {
-        CombineError::Singular(format!(
-            "Fourier normal matrix of output pixels {}..{} with P = {p}: {e}",
-            seg.out.start, seg.out.end
-        ))
-    })?;
+    // A numerically singular system (e.g. compat mode across a chip gap, where frizzle's LU
+    // returns garbage) is regularised by the smallest ridge that lets Levinson through.
+    let t0 = t[0].re;
+    let mut extra_ridge = 0.0;
+    let first = loop {
+        match toeplitz::levinson_first_column(&t) {
+            Ok(f) => break f,
+            Err(e) => {
+                extra_ridge = if extra_ridge == 0.0 {
+                    1e-12 * t0
+                } else {
+                    extra_ridge * 100.0
+                };
+                if extra_ridge > 1e-4 * t0 || !extra_ridge.is_finite() {
+                    return Err(CombineError::Singular(format!(
+                        "Fourier normal matrix of output pixels {}..{} with P = {p}: {e}",
+                        seg.out.start, seg.out.end
+                    )));
+                }
+                t[0] = Complex64::new(t0 + extra_ridge, 0.0);
+            }
+        }
+    };
     let a = toeplitz::Toeplitz::new(t);
     let inv = toeplitz::InverseGs::new(first);
     let mut coef = inv.apply(&b);
     for _ in 0..2 {
-        let r: Vec<Complex64> = a.matvec(&coef).iter().zip(&b).map(|(ac, bb)| bb - ac).collect();
+        let r: Vec<Complex64> = a
+            .matvec(&coef)
+            .iter()
+            .zip(&b)
+            .map(|(ac, bb)| bb - ac)
+            .collect();
         let dc = inv.apply(&r);
         coef.iter_mut().zip(&dc).for_each(|(c, d)| *c += d);
     }
     cancel.check()?;
-    let u_out: Vec<f64> = grid[seg.out.clone()].iter().map(|&x| seg.phase(x)).collect();
+    let u_out: Vec<f64> = grid[seg.out.clone()]
+        .iter()
+        .map(|&x| seg.phase(x))
+        .collect();
     let flux = nufft::type2(&coef, &u_out).iter().map(|z| z.re).collect();
     let n = u_out.len();
-    let h = if n > 1 { (u_out[n - 1] - u_out[0]) / (n - 1) as f64 } else { 0.0 };
-    let uniform = u_out.windows(2).all(|w| ((w[1] - w[0]) - h).abs() <= 1e-6 * h.abs());
+    let h = if n > 1 {
+        (u_out[n - 1] - u_out[0]) / (n - 1) as f64
+    } else {
+        0.0
+    };
+    let uniform = u_out
+        .windows(2)
+        .all(|w| ((w[1] - w[0]) - h).abs() <= 1e-6 * h.abs());
     let mut band = Vec::with_capacity(lags + 1);
     for k in 0..=lags {
         cancel.check()?;
@@ -325,6 +376,7 @@ pub fn solve_segment(
         band,
         cond,
         uniform,
+        extra_ridge,
     })
 }
 
@@ -421,6 +473,14 @@ pub fn fit(
                 cond: sol.cond,
             });
         }
+        if sol.extra_ridge > 0.0 {
+            warnings.push(Warning::Other(format!(
+                "Fourier normal matrix (output pixels {}..{}) is numerically singular; a ridge of {:.1e} x its diagonal was added",
+                s.out.start,
+                s.out.end,
+                sol.extra_ridge / s.ws2.iter().sum::<f64>().max(f64::MIN_POSITIVE)
+            )));
+        }
         if !sol.uniform && lags > 0 {
             warnings.push(Warning::Other(format!(
                 "output pixels {}..{} are not uniformly spaced in ln lambda: covariance lags >= 1 were not computed",
@@ -439,10 +499,10 @@ pub fn fit(
     let seg_of = segment_index(&pl.segments, n_out);
     for (k, row) in band.iter_mut().enumerate().skip(1) {
         for l in 0..n_out.saturating_sub(k) {
-            if let (Some(a), Some(b)) = (seg_of[l], seg_of[l + k]) {
-                if a != b {
-                    row[l] = 0.0;
-                }
+            if let (Some(a), Some(b)) = (seg_of[l], seg_of[l + k])
+                && a != b
+            {
+                row[l] = 0.0;
             }
         }
     }
