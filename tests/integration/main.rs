@@ -5,3 +5,6 @@ mod local;
 mod synth;
 #[cfg(feature = "gui")]
 mod teaching;
+fn main() {}
+mod properties;
+mod reference;
