@@ -1,2 +1,3 @@
+mod standard;
 mod synth;
 fn main() {}
