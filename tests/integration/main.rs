@@ -1,3 +1,8 @@
+//! The integration tests: one binary, one module per area.
+
+mod io;
+mod local;
 mod standard;
 mod synth;
-fn main() {}
+#[cfg(feature = "gui")]
+mod teaching;
