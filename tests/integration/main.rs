@@ -2,6 +2,7 @@
 
 mod io;
 mod local;
+mod standard;
 mod synth;
 #[cfg(feature = "gui")]
 mod teaching;
