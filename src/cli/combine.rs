@@ -235,12 +235,11 @@ fn find_visits(data: &Dataset, name: &str) -> anyhow::Result<Vec<usize>> {
             hits.push(i);
         }
     }
-    if hits.is_empty() {
-        if let Ok(i) = name.parse::<usize>() {
-            if i < data.visits.len() {
-                hits.push(i);
-            }
-        }
+    if hits.is_empty()
+        && let Ok(i) = name.parse::<usize>()
+        && i < data.visits.len()
+    {
+        hits.push(i);
     }
     if hits.is_empty() {
         let names: Vec<&str> = data.visits.iter().map(|v| v.meta.name.as_str()).collect();
