@@ -1,4 +1,6 @@
 #[cfg(feature = "gui")]
+mod frametime;
+#[cfg(feature = "gui")]
 mod teaching;
 
 fn main() {}
