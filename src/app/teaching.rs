@@ -711,6 +711,7 @@ pub struct TeachingPanel {
     pub trials: usize,
     worker: Option<Worker>,
     generation: u64,
+    shown_generation: u64,
     submitted: Option<TeachingParams>,
     cancel: Cancel,
     live: Option<LiveView>,
@@ -751,6 +752,7 @@ impl TeachingPanel {
             trials: 64,
             worker: None,
             generation: 0,
+            shown_generation: 0,
             submitted: None,
             cancel: Cancel::new(),
             live: None,
@@ -802,9 +804,7 @@ impl TeachingPanel {
     /// Whether a live result for the current slider values is still pending.
     #[must_use]
     pub fn is_busy(&self) -> bool {
-        self.submitted.as_ref() != Some(&self.params)
-            || self.live.as_ref().map(|l| &l.params) != Some(&self.params)
-                && self.live_error.is_none()
+        self.submitted.as_ref() != Some(&self.params) || self.shown_generation != self.generation
     }
 
     /// The status line (export results, errors).
@@ -880,6 +880,7 @@ impl TeachingPanel {
         if generation != self.generation {
             return; // stale
         }
+        self.shown_generation = generation;
         match result {
             Ok(v) => {
                 self.live = Some(v);
@@ -1162,7 +1163,17 @@ impl TeachingPanel {
     }
 
     fn figures(&mut self, ui: &mut egui::Ui) {
-        let h = ui.available_height();
+        ui.label(
+            egui::RichText::new(
+                "Grey dots: every visit's pixels shifted to the rest frame (red crosses: bad \
+                 pixels). Standard practice interpolates each visit and averages, so its noise is \
+                 smoothed over neighbouring pixels; the forward model fits all pixels at once and \
+                 its residuals stay uncorrelated.",
+            )
+            .small(),
+        );
+        let caption_h = 3.0 * ui.text_style_height(&egui::TextStyle::Small);
+        let h = (ui.available_height() - caption_h).max(200.0);
         let w = ui.available_width();
         let has_noise = self.noise.is_some() || self.noise_run.is_some();
         let (h_spec, h_res, h_noise) = if has_noise {
@@ -1287,6 +1298,18 @@ impl TeachingPanel {
             return;
         }
         let noise = self.noise.as_ref();
+        let summary = match noise {
+            Some(n) => format!(
+                "Noise test, {} trials: lag-1 / lag-0 covariance = {:+.3} (forward model), {:+.3} \
+                 (standard practice); empirical / predicted variance (forward) = {:.3}",
+                n.trials,
+                n.forward_cov[1] / n.forward_cov[0],
+                n.standard_cov[1] / n.standard_cov[0],
+                n.forward_cov[0] / n.predicted_var
+            ),
+            None => "Noise test running…".to_owned(),
+        };
+        ui.label(egui::RichText::new(summary).small());
         let resp = Plot::new("teaching_noise")
             .height(h_noise.max(80.0))
             .width(w)
