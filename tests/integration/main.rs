@@ -1,9 +1,9 @@
 //! The integration tests: one binary, one module per area.
 
+#[cfg(feature = "gui")]
+mod frametime;
 mod io;
 mod local;
 mod synth;
-#[cfg(feature = "gui")]
-mod frametime;
 #[cfg(feature = "gui")]
 mod teaching;
