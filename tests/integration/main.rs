@@ -1,5 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
+#[cfg(feature = "gui")]
+mod frametime;
 mod io;
 mod local;
 mod standard;
