@@ -1,1 +1,3 @@
+mod extensions;
+
 fn main() {}
