@@ -489,6 +489,116 @@ fn fitted_shifts_recover_true_velocities_with_calibrated_errors() {
     );
 }
 
+/// A copy of `data` with `fraction` of the pixels of every visit replaced by 5-20 sigma outliers
+/// (either sign, not flagged); returns the outlier positions per visit.
+fn contaminate(rng: &mut StdRng, data: &Dataset, fraction: f64) -> (Dataset, Vec<Vec<bool>>) {
+    let mut where_out = Vec::new();
+    let visits = data
+        .visits
+        .iter()
+        .map(|v| {
+            let mut flux = v.flux().to_vec();
+            let mut hit = vec![false; flux.len()];
+            for k in 0..flux.len() {
+                if rng.random::<f64>() < fraction {
+                    let sigma = 1.0 / v.ivar()[k].sqrt();
+                    let size = rng.random_range(5.0..20.0);
+                    flux[k] += if rng.random::<bool>() { size } else { -size } * sigma;
+                    hit[k] = true;
+                }
+            }
+            where_out.push(hit);
+            Arc::new(
+                Visit::new(
+                    v.meta.clone(),
+                    VisitArrays {
+                        wavelength_aa: v.wavelength_aa().to_vec(),
+                        flux,
+                        ivar: v.ivar().to_vec(),
+                        ..VisitArrays::default()
+                    },
+                )
+                .expect("valid visit"),
+            )
+        })
+        .collect();
+    (
+        Dataset {
+            visits,
+            ..data.clone()
+        },
+        where_out,
+    )
+}
+
+#[test]
+fn robust_combination_resists_outliers_that_spoil_the_plain_fit() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let g = grid(400);
+    let truth = Truth::new(&mut rng, &g);
+    let specs: Vec<VisitSpec> = (0..8).map(|_| VisitSpec::plain(&mut rng, 50.0)).collect();
+    let clean = dataset(&mut rng, &truth, &g, &specs);
+    let (dirty, hits) = contaminate(&mut rng, &clean, 0.01);
+    let chi_clean = chi_vs_truth(&run(&clean, Extensions::default()).0, &truth, &g);
+    let chi_plain = chi_vs_truth(&run(&dirty, Extensions::default()).0, &truth, &g);
+    println!("robust: chi clean {chi_clean:.3}, plain on outliers {chi_plain:.3}");
+    assert!(
+        chi_plain > 1.1 * chi_clean,
+        "the outliers must matter: {chi_plain} vs {chi_clean}"
+    );
+    for kind in [
+        Robust::Huber(1.345),
+        Robust::Cauchy(2.385),
+        Robust::SigmaClip(4.0),
+    ] {
+        let ext = Extensions {
+            robust: Some(kind),
+            ..Extensions::default()
+        };
+        let (res, warnings) = run(&dirty, ext);
+        assert!(
+            !warnings.iter().any(|w| w.to_string().contains("converge")),
+            "{kind:?}: {warnings:?}"
+        );
+        let chi = chi_vs_truth(&res, &truth, &g);
+        // Injected outliers are found, clean pixels are left alone.
+        let (mut out_low, mut n_out, mut clean_low, mut n_clean) = (0, 0, 0, 0);
+        for (fit, hit) in res.visits.iter().zip(&hits) {
+            assert_eq!(fit.robust_weight.len(), hit.len());
+            // Pixels outside the grid have no model and keep weight 1.
+            for ((w, h), p) in fit.robust_weight.iter().zip(hit).zip(&fit.prediction) {
+                if !p.is_finite() {
+                    continue;
+                }
+                if *h {
+                    n_out += 1;
+                    out_low += usize::from(*w < 0.5);
+                } else {
+                    n_clean += 1;
+                    clean_low += usize::from(*w < 0.5);
+                }
+            }
+            assert!(
+                fit.outlier_score > 0.0 && fit.outlier_score < 0.05,
+                "{}",
+                fit.outlier_score
+            );
+        }
+        let found = out_low as f64 / n_out as f64;
+        let false_alarm = clean_low as f64 / n_clean as f64;
+        println!(
+            "robust {kind:?}: chi {chi:.3} (ratio to clean {:.3}), outliers found {found:.3}, clean pixels down-weighted {false_alarm:.4}",
+            chi / chi_clean
+        );
+        assert!(
+            chi < 1.1 * chi_clean,
+            "{kind:?}: chi {chi} vs clean {chi_clean}"
+        );
+        assert!(found > 0.95, "{kind:?}: found {found}");
+        assert!(false_alarm < 0.05, "{kind:?}: false alarms {false_alarm}");
+    }
+}
+
 #[test]
 #[ignore]
 fn zz_experiment_pulls() {
