@@ -1,5 +1,7 @@
 //! The eframe window (feature `gui`). The only module that imports egui.
 
+pub mod teaching;
+
 use std::path::PathBuf;
 
 /// Open the window on `files` (or a demo) and run until it closes.

@@ -1,3 +1,8 @@
-mod extensions;
+//! The integration tests: one binary, one module per area.
 
-fn main() {}
+mod extensions;
+mod io;
+mod local;
+mod synth;
+#[cfg(feature = "gui")]
+mod teaching;

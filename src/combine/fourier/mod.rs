@@ -1,5 +1,8 @@
 //! Forward model in the paper's Fourier basis (exact; frizzle-compatible and fixed modes).
 
+pub mod nufft;
+pub mod toeplitz;
+
 use super::{Cancel, CombineError, MethodResult, Prepared, Warning};
 use crate::settings::ForwardSettings;
 

@@ -1,0 +1,1 @@
+//! Result writers: `.npz` and `.csv` (in progress).

@@ -1,0 +1,1 @@
+//! apStar-like FITS export (in progress).
