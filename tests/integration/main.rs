@@ -2,6 +2,7 @@
 
 #[cfg(feature = "gui")]
 mod frametime;
+mod extensions;
 mod io;
 mod local;
 mod standard;
