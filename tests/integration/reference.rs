@@ -130,6 +130,9 @@ fn compare_with_outputs(r: &MethodResult, out: &str, tol_sigma: f64, tol_rel: f6
             worst_b = worst_b.max((r.band[k][l] - want).abs() / norm);
         }
     }
+    eprintln!(
+        "{out}: max |dy*| = {worst_y:.2e} sigma, max rel d var = {worst_v:.2e}, max band err = {worst_b:.2e}"
+    );
     assert!(
         worst_b < tol_rel,
         "max band error / sigma_l sigma_l+k = {worst_b:.3e}"
