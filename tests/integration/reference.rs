@@ -176,6 +176,13 @@ fn math_ref_f64_fast_and_dense_match_the_equations() {
             }
         }
     }
+    // cond(X^T W X) of the reference problem is 17.64 (numpy); power iteration bounds it from below.
+    let cond = r.condition.expect("condition estimate");
+    eprintln!("math_ref condition estimate {cond:.3}");
+    assert!(
+        cond <= 17.64 * 1.001 && cond > 17.64 * 0.5,
+        "condition {cond}"
+    );
     // The dense oracle reproduces the full matrix.
     let prep = prepare(&data, &s).expect("prepare");
     let d = dense::fit(&prep, s.forward.as_ref().expect("fs")).expect("dense");
