@@ -553,3 +553,22 @@ fn segment_index(segs: &[Segment], n_out: usize) -> Vec<Option<usize>> {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_longer_than_the_threshold_split_segments() {
+        let mut nd = vec![false; 60];
+        // A short hole stays inside a segment; a long one splits; no-data ends are trimmed.
+        nd[..3].iter_mut().for_each(|b| *b = true);
+        nd[10..10 + GAP_PIXELS].iter_mut().for_each(|b| *b = true);
+        nd[30..30 + GAP_PIXELS + 1]
+            .iter_mut()
+            .for_each(|b| *b = true);
+        nd[57..].iter_mut().for_each(|b| *b = true);
+        assert_eq!(data_ranges(&nd), vec![3..30, 30 + GAP_PIXELS + 1..57]);
+        assert!(data_ranges(&[true; 5]).is_empty());
+    }
+}
