@@ -1,5 +1,6 @@
 //! The integration tests: one binary, one module per area.
 
+mod experiment;
 mod io;
 mod local;
 mod standard;
