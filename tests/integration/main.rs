@@ -3,6 +3,7 @@
 #[cfg(feature = "gui")]
 mod frametime;
 mod extensions;
+mod experiment;
 mod io;
 mod local;
 mod standard;
