@@ -3,6 +3,7 @@
 #[cfg(feature = "gui")]
 mod frametime;
 mod extensions;
+mod cli;
 mod io;
 mod local;
 mod standard;
