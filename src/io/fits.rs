@@ -23,6 +23,9 @@ pub(crate) fn label(i: usize, name: &str) -> String {
     }
 }
 
+/// A table column: name, type, repeat count.
+pub(crate) type Column = (String, ColumnDataType, usize);
+
 /// One HDU's number, EXTNAME and info.
 pub(crate) struct HduDesc {
     pub index: usize,
@@ -43,8 +46,8 @@ impl HduDesc {
         }
     }
 
-    /// Column names and rows, if a table.
-    pub(crate) fn table(&self) -> Option<(Vec<(String, ColumnDataType, usize)>, usize)> {
+    /// Columns (name, type, repeat) and the number of rows, if a table.
+    pub(crate) fn table(&self) -> Option<(Vec<Column>, usize)> {
         match &self.hdu.info {
             HduInfo::TableInfo {
                 column_descriptions,

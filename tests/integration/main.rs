@@ -4,6 +4,7 @@
 mod frametime;
 mod extensions;
 mod experiment;
+mod cli;
 mod io;
 mod local;
 mod standard;
