@@ -2,8 +2,13 @@
 
 #[cfg(feature = "gui")]
 mod frametime;
+mod extensions;
 mod io;
 mod local;
+mod standard;
 mod synth;
 #[cfg(feature = "gui")]
 mod teaching;
+fn main() {}
+mod properties;
+mod reference;

@@ -52,6 +52,13 @@ pub const NORM_TOL: f64 = 1e-3;
 /// Robust reweighting has converged when no weight changed by more than this in a round.
 pub const WEIGHT_TOL: f64 = 1e-3;
 
+/// Output pixels at each end of the grid left out of the per-visit refits (shift, normalization).
+///
+/// Every basis is truncated at the grid ends (local basis functions beyond the edge do not exist;
+/// the Fourier basis wraps), so the model is least faithful there. Measured with a cubic-spline
+/// basis on noise-free data: shift errors of 0.07-0.16 km/s with the edge pixels, 0.001 without.
+pub const EDGE_GUARD_PIXELS: f64 = 4.0;
+
 /// A plain forward-model solver: the basis-specific part the extensions wrap.
 pub type Solver<'a> =
     dyn Fn(&Prepared, &Cancel, &mut Vec<Warning>) -> Result<MethodResult, CombineError> + 'a;
@@ -125,7 +132,7 @@ pub fn fit_with(
                     .into(),
             ));
         };
-        converged = state.update(prep, &work, model.as_ref(), cancel)?;
+        converged = state.update(prep, &work, model.as_ref(), &res.var, cancel)?;
         round += 1;
     }
 }
@@ -177,6 +184,8 @@ struct State {
     lsf_sigma: Vec<f64>,
     /// Output grid spacing (ln lambda).
     step: f64,
+    /// Rest-frame range the per-visit refits use: the grid minus [`EDGE_GUARD_PIXELS`] at each end.
+    fit_domain: (f64, f64),
     /// Description of the last round's largest changes, for the non-convergence warning.
     last_change: String,
 }
@@ -221,6 +230,14 @@ impl State {
             coef,
             lsf_sigma,
             step: prep.grid.mean_step().abs(),
+            fit_domain: {
+                let g = &prep.grid.ln_wave;
+                let guard = EDGE_GUARD_PIXELS * prep.grid.mean_step().abs();
+                match (g.first(), g.last()) {
+                    (Some(lo), Some(hi)) => (lo + guard, hi - guard),
+                    _ => (f64::NEG_INFINITY, f64::INFINITY),
+                }
+            },
             last_change: String::new(),
         }
     }
@@ -256,12 +273,16 @@ impl State {
     }
 
     /// Likelihood weights of visit `i` for the per-visit fits: ivar times robust weight on its
-    /// good pixels. Excluded visits are fitted too (against the model they do not shape).
+    /// good pixels inside the fit domain. Excluded visits are fitted too (against the model they
+    /// do not shape).
     fn likelihood_weights(&self, work: &Prepared, i: usize) -> Vec<f64> {
         let v = &work.visits[i];
+        let (lo, hi) = self.fit_domain;
+        let x_obs = v.visit.ln_wave();
         (0..v.y.len())
             .map(|k| {
-                if !v.masked[k] && v.ivar[k] > 0.0 {
+                let x_rest = x_obs[k] - self.dx[i];
+                if !v.masked[k] && v.ivar[k] > 0.0 && x_rest >= lo && x_rest <= hi {
                     v.ivar[k] * self.rw[i][k]
                 } else {
                     0.0
@@ -276,12 +297,13 @@ impl State {
         prep: &Prepared,
         work: &Prepared,
         model: &dyn super::SpectrumModel,
+        template_var: &[f64],
         cancel: &Cancel,
     ) -> Result<bool, CombineError> {
         let mut converged = true;
         let mut notes = Vec::new();
         if self.fit_shifts {
-            let max_dv = self.update_shifts(work, model);
+            let max_dv = self.update_shifts(work, model, template_var);
             converged &= max_dv < SHIFT_TOL_KMS;
             notes.push(format!("velocity {max_dv:.2e} km/s"));
         }
@@ -314,7 +336,12 @@ impl State {
         f.iter().zip(&v.s).map(|(f, s)| f * s).collect()
     }
 
-    fn update_shifts(&mut self, work: &Prepared, model: &dyn super::SpectrumModel) -> f64 {
+    fn update_shifts(
+        &mut self,
+        work: &Prepared,
+        model: &dyn super::SpectrumModel,
+        template_var: &[f64],
+    ) -> f64 {
         use rayon::prelude::*;
         let fits: Vec<Option<shifts::ShiftFit>> = (0..work.visits.len())
             .into_par_iter()
@@ -328,6 +355,8 @@ impl State {
                     w: &w,
                     lsf_sigma: self.lsf_sigma[i],
                     step: self.step,
+                    template_var,
+                    grid_start: work.grid.ln_wave.first().copied().unwrap_or(0.0),
                 };
                 shifts::fit_shift(model, &data, self.dx[i])
             })
@@ -386,8 +415,19 @@ impl State {
             let pred = self.base_prediction(prep, model, i);
             // Same weights as the spectrum solve (weighting scheme, visit weight, robust weight)
             // for included visits, so both steps minimise one objective.
+            let (lo, hi) = self.fit_domain;
             let w: Vec<f64> = if v.included {
-                v.w.clone()
+                v.w.iter()
+                    .zip(v.visit.ln_wave())
+                    .map(|(w, x)| {
+                        let x_rest = x - self.dx[i];
+                        if x_rest >= lo && x_rest <= hi {
+                            *w
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
             } else {
                 self.likelihood_weights(work, i)
             };
