@@ -1,5 +1,6 @@
 //! The integration tests: one binary, one module per area.
 
+mod extensions;
 #[cfg(feature = "gui")]
 mod frametime;
 mod extensions;
