@@ -16,6 +16,7 @@
 //! [`MethodResult`]; [`combine`] runs the requested methods and collects warnings. Nothing here
 //! imports egui.
 
+pub mod censor;
 pub mod dense;
 pub mod extensions;
 pub mod fourier;

@@ -1,3 +1,14 @@
-fn main() {}
+//! The integration tests: one binary, one module per area.
 
+#[cfg(feature = "gui")]
+mod frametime;
+mod extensions;
+mod io;
 mod local;
+mod standard;
+mod synth;
+#[cfg(feature = "gui")]
+mod teaching;
+fn main() {}
+mod properties;
+mod reference;
