@@ -37,6 +37,25 @@ pub(crate) struct ShiftData<'a> {
     pub lsf_sigma: f64,
     /// Output grid spacing (ln lambda), the finest scale of the model.
     pub step: f64,
+    /// The model's own variance on the output grid (empty = unknown): the template is noisy too.
+    pub template_var: &'a [f64],
+    /// The output grid's first ln(lambda) (for interpolating `template_var`).
+    pub grid_start: f64,
+}
+
+/// Linear interpolation of a quantity on the uniform output grid at `x` (NaN outside).
+fn interp_grid(values: &[f64], start: f64, step: f64, x: f64) -> f64 {
+    let u = (x - start) / step;
+    if values.is_empty() || !(u >= 0.0) || u > (values.len() - 1) as f64 {
+        return f64::NAN;
+    }
+    let j = (u.floor() as usize).min(values.len().saturating_sub(2));
+    let t = u - j as f64;
+    match (values.get(j), values.get(j + 1)) {
+        (Some(a), Some(b)) => a + t * (b - a),
+        (Some(a), None) => *a,
+        _ => f64::NAN,
+    }
 }
 
 /// Sums over the usable pixels at one trial shift.
@@ -49,6 +68,8 @@ struct Sums {
     chi2: f64,
     /// Pixels that entered.
     n_used: usize,
+    /// sum (w J)^2 var_model: the shift variance the template's own noise adds, times curvature^2.
+    template: f64,
 }
 
 fn sums_at(model: &dyn SpectrumModel, d: &ShiftData<'_>, dx: f64) -> Sums {
@@ -60,6 +81,7 @@ fn sums_at(model: &dyn SpectrumModel, d: &ShiftData<'_>, dx: f64) -> Sums {
         curvature: 0.0,
         chi2: 0.0,
         n_used: 0,
+        template: 0.0,
     };
     for k in 0..x.len() {
         if !(d.w[k] > 0.0 && f[k].is_finite() && fp[k].is_finite()) {
@@ -71,6 +93,10 @@ fn sums_at(model: &dyn SpectrumModel, d: &ShiftData<'_>, dx: f64) -> Sums {
         s.curvature += d.w[k] * jac * jac;
         s.chi2 += d.w[k] * r * r;
         s.n_used += 1;
+        let tv = interp_grid(d.template_var, d.grid_start, d.step, x[k]);
+        if tv.is_finite() {
+            s.template += (d.w[k] * jac).powi(2) * tv * d.m[k] * d.m[k];
+        }
     }
     s
 }
@@ -102,6 +128,7 @@ pub(crate) fn fit_shift(
     // error optimistic, so inflate by sqrt(chi^2/nu) then; never deflate, because a flexible
     // model that contains the visit absorbs part of its noise (chi^2/nu ~ 1 - 1/N is expected).
     let chi2_nu = s.chi2 / s.n_used as f64;
-    let sigma_dx = (1.0 / s.curvature).sqrt() * chi2_nu.max(1.0).sqrt();
+    let var_dx = chi2_nu.max(1.0) / s.curvature + s.template / (s.curvature * s.curvature);
+    let sigma_dx = var_dx.sqrt();
     Some(ShiftFit { dx, sigma_dx })
 }
