@@ -801,7 +801,7 @@ impl FrizzApp {
             self.report_error("nothing to export yet: no result".into());
             return;
         };
-        match files::export(path, &result, &self.data) {
+        match files::export(path, &result, &self.data, &self.files) {
             Ok(()) => self.report_info(format!("exported to {}", path.display())),
             Err(e) => self.report_error(format!("{e:#}")),
         }
@@ -918,7 +918,6 @@ pub fn survey_defaults(survey: Survey) -> Settings {
                 f.basis = crate::settings::Basis::Local;
             }
             s.grid = GridSpec::Apogee;
-            s.standard = None;
             s.bad_bits = mask::APOGEE_BAD_BITS;
         }
         Survey::Boss => {
