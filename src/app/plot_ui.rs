@@ -396,15 +396,16 @@ fn hover_text(app: &FrizzApp, lam_aa: f64) -> String {
         if m.no_data.get(i).copied().unwrap_or(false) {
             text += " (no data)";
         }
-        if let Some(&fl) = m.flags.get(i) {
-            if fl != 0 {
-                text += &format!(" flags {}", mask::bit_names(fl, defs).join(" "));
-            }
+        if let Some(&fl) = m.flags.get(i)
+            && fl != 0
+        {
+            text += &format!(" flags {}", mask::bit_names(fl, defs).join(" "));
         }
     }
     text
 }
 
+#[allow(clippy::too_many_arguments)] // one call per method; a struct would only rename them
 fn method_curves(
     plot_ui: &mut PlotUi<'_>,
     name: &str,
@@ -514,19 +515,19 @@ fn combined_plot(
                 }
             }
             let band = app_ref.view.show_uncertainty;
-            if let Some(m) = &r.standard {
-                if app_ref.view.compare == Compare::Overlay || r.forward.is_none() {
-                    method_curves(
-                        plot_ui,
-                        "standard practice",
-                        m,
-                        &grid_aa,
-                        STANDARD_COLOR,
-                        band,
-                        range.clone(),
-                        bins,
-                    );
-                }
+            if let Some(m) = &r.standard
+                && (app_ref.view.compare == Compare::Overlay || r.forward.is_none())
+            {
+                method_curves(
+                    plot_ui,
+                    "standard practice",
+                    m,
+                    &grid_aa,
+                    STANDARD_COLOR,
+                    band,
+                    range.clone(),
+                    bins,
+                );
             }
             if let Some(m) = &r.forward {
                 method_curves(
@@ -711,24 +712,23 @@ fn exposures_plot(
                         bins,
                     );
                     add_runs(plot_ui, name, scaled(runs), color, 1.0);
-                    if app.view.show_model {
-                        if let Some(pred) = forward.as_ref().and_then(|f| f.visits.get(i)) {
-                            if pred.prediction.len() == flux.len() {
-                                let runs = decimate(
-                                    &seg.lam_aa,
-                                    |j| pred.prediction[seg.idx[j]].clamp(y_lo, y_hi) + offset,
-                                    obs_range.clone(),
-                                    bins,
-                                );
-                                add_runs(
-                                    plot_ui,
-                                    &format!("{name} model"),
-                                    scaled(runs),
-                                    egui::Color32::from_gray(40),
-                                    1.0,
-                                );
-                            }
-                        }
+                    if app.view.show_model
+                        && let Some(pred) = forward.as_ref().and_then(|f| f.visits.get(i))
+                        && pred.prediction.len() == flux.len()
+                    {
+                        let runs = decimate(
+                            &seg.lam_aa,
+                            |j| pred.prediction[seg.idx[j]].clamp(y_lo, y_hi) + offset,
+                            obs_range.clone(),
+                            bins,
+                        );
+                        add_runs(
+                            plot_ui,
+                            &format!("{name} model"),
+                            scaled(runs),
+                            egui::Color32::from_gray(40),
+                            1.0,
+                        );
                     }
                     if app.view.show_masked {
                         let lo = seg.lam_aa.partition_point(|&x| x < *obs_range.start());
