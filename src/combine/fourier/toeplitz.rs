@@ -77,7 +77,7 @@ pub struct Toeplitz {
 }
 
 impl Toeplitz {
-    /// From the first row `t` (t[0] must be real).
+    /// From the first row `t` (`t[0]` must be real).
     #[must_use]
     pub fn new(t: Vec<C>) -> Self {
         let n = t.len();
