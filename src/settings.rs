@@ -298,10 +298,10 @@ impl Settings {
                     weight: v.weight,
                 });
             }
-            if let Some(s) = v.shift_kms {
-                if !(s.is_finite() && s > -model::C_KMS * 0.99) {
-                    return Err(SettingsError::BadVelocity { visit: i, v: s });
-                }
+            if let Some(s) = v.shift_kms
+                && !(s.is_finite() && s > -model::C_KMS * 0.99)
+            {
+                return Err(SettingsError::BadVelocity { visit: i, v: s });
             }
         }
         if let GridSpec::LogLinear {
@@ -309,28 +309,26 @@ impl Settings {
             log10_step,
             n,
         } = self.grid
+            && !(log10_start.is_finite() && log10_step.is_finite() && log10_step > 0.0 && n >= 2)
         {
-            if !(log10_start.is_finite() && log10_step.is_finite() && log10_step > 0.0 && n >= 2) {
-                return Err(SettingsError::BadGrid(format!(
-                    "log-linear grid start {log10_start} step {log10_step} n {n} is not valid"
-                )));
-            }
+            return Err(SettingsError::BadGrid(format!(
+                "log-linear grid start {log10_start} step {log10_step} n {n} is not valid"
+            )));
         }
-        if let Some(f) = &self.forward {
-            if f.n_modes == Some(0) {
-                return Err(SettingsError::Other(
-                    "the number of modes must be positive".into(),
-                ));
-            }
+        if let Some(f) = &self.forward
+            && f.n_modes == Some(0)
+        {
+            return Err(SettingsError::Other(
+                "the number of modes must be positive".into(),
+            ));
         }
         if let Some(Robust::Huber(t) | Robust::Cauchy(t) | Robust::SigmaClip(t)) =
             self.extensions.robust
+            && !(t.is_finite() && t > 0.0)
         {
-            if !(t.is_finite() && t > 0.0) {
-                return Err(SettingsError::Other(format!(
-                    "robust threshold {t} must be positive"
-                )));
-            }
+            return Err(SettingsError::Other(format!(
+                "robust threshold {t} must be positive"
+            )));
         }
         Ok(())
     }

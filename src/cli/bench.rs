@@ -1,10 +1,582 @@
-//! `frizzview bench`.
+//! `frizzview bench`: time the combination on reference-sized synthetic cases.
+//!
+//! Every case runs in a child process of the same binary (`bench --case NAME`) so that its peak
+//! memory (VmHWM) is its own. Inputs are generated in-process (no files): the sizes and spacing of
+//! method.md §8.1 for cases a and b, and an APOGEE-like set (3 chips x 4096 px per visit, apStar
+//! output grid) for the live path. Each case prints one JSON object per line.
+
+mod plot;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Normal};
+
+use crate::combine::local::{self, BasisCache, LocalOptions};
+use crate::combine::{Cancel, prepare};
+use crate::model::{C_KMS, Dataset, OutputGrid, VelocityKind, Visit, VisitArrays, VisitMeta};
+use crate::settings::{
+    Basis, ForwardSettings, GridSpec, SelectionMode, Settings, ShiftSource, VisitSetting, Weighting,
+};
 
 /// Arguments of `frizzview bench`.
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Small sizes and one repetition (CI runs this in the debug build).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print only JSON lines (no table).
+    #[arg(long)]
+    pub json: bool,
+    /// Write the scaling plot (PNG) here.
+    #[arg(long, value_name = "PNG")]
+    pub plot: Option<PathBuf>,
+    /// Skip the scaling series.
+    #[arg(long)]
+    pub no_scaling: bool,
+    /// Kernel of the local basis (lanczos3, bspline3, bspline5 ... bspline15).
+    #[arg(long, default_value = "default")]
+    pub kernel: String,
+    /// Run one case in this process and print its JSON line (used by the parent process).
+    #[arg(long, hide = true)]
+    pub case: Option<String>,
+}
+
+/// The cases, in the order they run.
+pub const CASES: [&str; 7] = [
+    "case_a_fourier",
+    "case_b_fourier",
+    "case_a_local",
+    "case_b_local",
+    "apogee30_live",
+    "apogee1000_live",
+    "dense_case_a",
+];
 
 /// Run `frizzview bench`.
-pub fn run(_args: &BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`bench` is not implemented yet")
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(name) = &args.case {
+        let line = run_case(name, args.quick, kernel(&args.kernel)?)?;
+        println!("{line}");
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("cannot find the frizzview executable")?;
+    let mut rows = Vec::new();
+    for name in CASES {
+        if args.quick && name == "dense_case_a" {
+            continue;
+        }
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(["bench", "--case", name, "--kernel", &args.kernel]);
+        if args.quick {
+            cmd.arg("--quick");
+        }
+        let out = cmd
+            .output()
+            .with_context(|| format!("cannot run the bench child for case {name}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last().unwrap_or("").trim().to_owned();
+        let value: serde_json::Value = if out.status.success() && !line.is_empty() {
+            serde_json::from_str(&line)
+                .with_context(|| format!("case {name}: bad JSON line {line:?}"))?
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            serde_json::json!({"case": name, "error": err.trim()})
+        };
+        println!("{value}");
+        std::io::stdout().flush().ok();
+        rows.push(value);
+    }
+    // The ratio against the dense implementation, measured in this same run.
+    let secs = |case: &str| {
+        rows.iter()
+            .find(|r| r["case"] == case)
+            .and_then(|r| r["seconds"].as_f64())
+    };
+    if let (Some(d), Some(f)) = (secs("dense_case_a"), secs("case_a_fourier")) {
+        println!(
+            "{}",
+            serde_json::json!({"case": "dense_case_a_ratio", "dense_over_fourier": d / f})
+        );
+    }
+    let scaling = if args.no_scaling {
+        Vec::new()
+    } else {
+        let s = scaling_series(args.quick, kernel(&args.kernel)?)?;
+        for p in &s {
+            println!("{}", p.json());
+        }
+        s
+    };
+    if let Some(path) = &args.plot {
+        plot::write_png(path, &scaling)
+            .with_context(|| format!("cannot write the plot {}", path.display()))?;
+        if !args.json {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if !args.json {
+        eprintln!();
+        eprintln!(
+            "{:<18} {:>10} {:>9} {:>7}",
+            "case", "seconds", "peak_mb", "threads"
+        );
+        for r in &rows {
+            eprintln!(
+                "{:<18} {:>10} {:>9} {:>7}",
+                r["case"].as_str().unwrap_or("?"),
+                r["seconds"]
+                    .as_f64()
+                    .map_or_else(|| "error".to_owned(), |s| format!("{s:.4}")),
+                r["peak_mb"]
+                    .as_f64()
+                    .map_or_else(String::new, |m| format!("{m:.0}")),
+                r["threads"]
+                    .as_u64()
+                    .map_or_else(String::new, |t| t.to_string()),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn kernel(label: &str) -> anyhow::Result<local::Kernel> {
+    if label == "default" {
+        return Ok(local::DEFAULT_KERNEL);
+    }
+    local::Kernel::from_label(label).with_context(|| {
+        format!("unknown kernel {label:?}; use lanczos3, bspline3, bspline5 ... bspline15 (odd)")
+    })
+}
+
+/// Peak resident memory of this process (VmHWM) in MB.
+fn peak_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+/// Run one case in this process and return its JSON line.
+fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<serde_json::Value> {
+    let reps = if quick { 1 } else { 5 };
+    let (seconds, extra) = match name {
+        "case_a_fourier" | "case_a_local" | "dense_case_a" => {
+            let (v, px, m) = if quick {
+                (4, 400, 400)
+            } else {
+                (10, 2000, 2000)
+            };
+            let data = lines_dataset(v, px, m, 1);
+            let basis = if name == "case_a_local" {
+                Basis::Local
+            } else {
+                Basis::Fourier
+            };
+            if name == "dense_case_a" {
+                time_dense(&data, 1)?
+            } else {
+                time_forward(&data, basis, reps, kernel)?
+            }
+        }
+        "case_b_fourier" | "case_b_local" => {
+            let (v, px, m) = if quick {
+                (6, 800, 850)
+            } else {
+                (30, 8000, 8500)
+            };
+            let data = lines_dataset(v, px, m, 2);
+            let basis = if name == "case_b_local" {
+                Basis::Local
+            } else {
+                Basis::Fourier
+            };
+            time_forward(&data, basis, reps, kernel)?
+        }
+        "apogee30_live" | "apogee1000_live" => {
+            let n = match (name, quick) {
+                ("apogee30_live", false) => 30,
+                ("apogee30_live", true) => 3,
+                (_, false) => 1000,
+                (_, true) => 10,
+            };
+            let chip = if quick { 512 } else { 4096 };
+            let data = apogee_dataset(n, chip, 3);
+            let t = time_live(&data, if quick { 2 } else { 11 }, kernel)?;
+            (
+                t.live_s,
+                serde_json::json!({"first_seconds": t.first_s, "visits": n, "pixels": n * 3 * chip}),
+            )
+        }
+        other => anyhow::bail!("unknown bench case {other:?}; known: {}", CASES.join(", ")),
+    };
+    let mut v = serde_json::json!({
+        "case": name,
+        "seconds": seconds,
+        "peak_mb": peak_mb(),
+        "threads": rayon::current_num_threads(),
+        "quick": quick,
+        "kernel": kernel.label(),
+    });
+    if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    Ok(v)
+}
+
+fn forward_settings(basis: Basis) -> Settings {
+    Settings {
+        grid: GridSpec::FromInput,
+        shift: ShiftSource::True,
+        weighting: Weighting::InverseVariance,
+        bad_bits: 0,
+        selection: SelectionMode::Ignore,
+        forward: Some(ForwardSettings {
+            basis,
+            ..ForwardSettings::default()
+        }),
+        standard: None,
+        ..Settings::default()
+    }
+}
+
+/// Median time of the forward model alone (prepare excluded) over `reps` runs.
+fn time_forward(
+    data: &Dataset,
+    basis: Basis,
+    reps: usize,
+    kernel: local::Kernel,
+) -> anyhow::Result<(f64, serde_json::Value)> {
+    let settings = forward_settings(basis);
+    let prep = prepare(data, &settings)?;
+    let fs = settings.forward.clone().unwrap_or_default();
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        let mut warnings = Vec::new();
+        let t = Instant::now();
+        let r = if basis == Basis::Local {
+            let opts = LocalOptions {
+                kernel,
+                ..LocalOptions::default()
+            };
+            let cache = BasisCache::new();
+            local::fit_with(
+                &prep,
+                settings.band_lags,
+                &Cancel::new(),
+                &mut warnings,
+                &cache,
+                &opts,
+            )?
+        } else {
+            crate::combine::fit_forward_plain(
+                &prep,
+                &fs,
+                settings.band_lags,
+                &Cancel::new(),
+                &mut warnings,
+            )?
+        };
+        times.push(t.elapsed().as_secs_f64());
+        std::hint::black_box(r);
+    }
+    Ok((median(times), serde_json::json!({"reps": reps})))
+}
+
+/// Time the in-crate dense implementation (the test oracle) once.
+fn time_dense(data: &Dataset, reps: usize) -> anyhow::Result<(f64, serde_json::Value)> {
+    let _ = (data, reps);
+    anyhow::bail!("the dense implementation has no benchmark entry point yet")
+}
+
+/// First and live (median of later recomputes) times of the local basis with a cache.
+struct Live {
+    first_s: f64,
+    live_s: f64,
+}
+
+/// A recompute = prepare (a visit weight changed) + local fit with the shared cache.
+fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Result<Live> {
+    let mut settings = forward_settings(Basis::Local);
+    settings.grid = GridSpec::Apogee;
+    settings.visits = vec![VisitSetting::default(); data.visits.len()];
+    let cache = BasisCache::new();
+    let opts = LocalOptions {
+        kernel,
+        condition: false,
+        ..LocalOptions::default()
+    };
+    let mut times = Vec::new();
+    for rep in 0..reps.max(2) {
+        // Alternate a weight: a real recompute that only changes weights (cache hits).
+        settings.visits[0].weight = if rep % 2 == 0 { 1.0 } else { 0.5 };
+        let t = Instant::now();
+        let prep = prepare(data, &settings)?;
+        let mut warnings = Vec::new();
+        let r = local::fit_with(
+            &prep,
+            settings.band_lags,
+            &Cancel::new(),
+            &mut warnings,
+            &cache,
+            &opts,
+        )?;
+        times.push(t.elapsed().as_secs_f64());
+        std::hint::black_box(r);
+    }
+    let first_s = times[0];
+    Ok(Live {
+        first_s,
+        live_s: median(times[1..].to_vec()),
+    })
+}
+
+/// One point of the scaling series.
+#[derive(Clone, Debug)]
+pub struct ScalingPoint {
+    /// "visits" (30..1000 visits of 3 x 4096 px) or "pixels" (30 visits, chip size varies).
+    pub series: &'static str,
+    /// Visits.
+    pub visits: usize,
+    /// Pixels per visit.
+    pub pixels_per_visit: usize,
+    /// First call (kernel evaluations included), seconds.
+    pub first_s: f64,
+    /// Median recompute with the cache, seconds.
+    pub live_s: f64,
+}
+
+impl ScalingPoint {
+    /// Total input pixels.
+    #[must_use]
+    pub fn m(&self) -> usize {
+        self.visits * self.pixels_per_visit
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "series": self.series,
+            "visits": self.visits,
+            "pixels_per_visit": self.pixels_per_visit,
+            "m": self.m(),
+            "first_seconds": self.first_s,
+            "live_seconds": self.live_s,
+            "threads": rayon::current_num_threads(),
+        })
+    }
+}
+
+/// Live-path timings against visits (1..1000) and pixels per visit.
+fn scaling_series(quick: bool, kernel: local::Kernel) -> anyhow::Result<Vec<ScalingPoint>> {
+    let (visits, chips, reps): (&[usize], &[usize], usize) = if quick {
+        (&[1, 3, 10], &[256, 512], 2)
+    } else {
+        (&[1, 3, 10, 30, 100, 300, 1000], &[512, 1024, 2048, 4096], 5)
+    };
+    let chip_full = if quick { 512 } else { 4096 };
+    let mut out = Vec::new();
+    for &n in visits {
+        let data = apogee_dataset(n, chip_full, 7);
+        let t = time_live(&data, reps, kernel)?;
+        out.push(ScalingPoint {
+            series: "visits",
+            visits: n,
+            pixels_per_visit: 3 * chip_full,
+            first_s: t.first_s,
+            live_s: t.live_s,
+        });
+    }
+    let n = if quick { 3 } else { 30 };
+    for &chip in chips {
+        let data = apogee_dataset(n, chip, 8);
+        let t = time_live(&data, reps, kernel)?;
+        out.push(ScalingPoint {
+            series: "pixels",
+            visits: n,
+            pixels_per_visit: 3 * chip,
+            first_s: t.first_s,
+            live_s: t.live_s,
+        });
+    }
+    Ok(out)
+}
+
+/// A smooth spectrum with Gaussian absorption lines, tabulated finely and interpolated linearly.
+struct Lines {
+    x0: f64,
+    dx: f64,
+    f: Vec<f64>,
+}
+
+impl Lines {
+    /// Lines of width `sigma_ln` (ln lambda), one per ~`spacing_px` pixels of size `px_ln`.
+    fn new(lo: f64, hi: f64, px_ln: f64, sigma_ln: f64, rng: &mut StdRng) -> Self {
+        let dx = px_ln / 8.0;
+        let n = ((hi - lo) / dx).ceil() as usize + 2;
+        let mut f = vec![0.0; n];
+        let n_lines = ((hi - lo) / (12.0 * px_ln)).ceil() as usize;
+        for _ in 0..n_lines {
+            let c = rng.random_range(lo..hi);
+            let depth: f64 = rng.random_range(0.1..0.7);
+            let tau = -(1.0 - depth).ln();
+            let i0 = ((c - 6.0 * sigma_ln - lo) / dx).floor().max(0.0) as usize;
+            let i1 = (((c + 6.0 * sigma_ln - lo) / dx).ceil() as usize).min(n - 1);
+            for (i, fi) in f.iter_mut().enumerate().take(i1 + 1).skip(i0) {
+                let z = (lo + i as f64 * dx - c) / sigma_ln;
+                *fi += tau * (-0.5 * z * z).exp();
+            }
+        }
+        for v in &mut f {
+            *v = (-*v).exp();
+        }
+        Self { x0: lo, dx, f }
+    }
+
+    fn at(&self, x: f64) -> f64 {
+        let t = (x - self.x0) / self.dx;
+        let i = (t.floor().max(0.0) as usize).min(self.f.len() - 2);
+        let a = (t - i as f64).clamp(0.0, 1.0);
+        self.f[i] * (1.0 - a) + self.f[i + 1] * a
+    }
+}
+
+fn visit_from(
+    name: String,
+    v_kms: f64,
+    ln_wave: &[f64],
+    truth: &Lines,
+    snr: f64,
+    rng: &mut StdRng,
+    segments: Vec<std::ops::Range<usize>>,
+) -> anyhow::Result<Arc<Visit>> {
+    let normal = Normal::new(0.0, 1.0).context("unit normal")?;
+    let dx = (v_kms / C_KMS).ln_1p();
+    let n = ln_wave.len();
+    let mut flux = Vec::with_capacity(n);
+    let mut bad = vec![false; n];
+    let mut flags = vec![0_u64; n];
+    for &x in ln_wave {
+        let f = truth.at(x - dx);
+        flux.push(f + normal.sample(rng) / snr);
+    }
+    for k in 0..n {
+        if rng.random::<f64>() < 0.01 {
+            bad[k] = true;
+            flags[k] = 1 << rng.random_range(0..4_u32);
+            flux[k] += 2.0 * rng.random::<f64>();
+        }
+    }
+    let mut meta = VisitMeta {
+        name,
+        ..VisitMeta::default()
+    };
+    meta.set_velocity(VelocityKind::True, v_kms);
+    meta.set_velocity(VelocityKind::Vrel, v_kms);
+    let arrays = VisitArrays {
+        wavelength_aa: ln_wave.iter().map(|x| x.exp()).collect(),
+        flux,
+        ivar: vec![snr * snr; n],
+        flags,
+        bad,
+        segments,
+        ..VisitArrays::default()
+    };
+    Ok(Arc::new(Visit::new(meta, arrays)?))
+}
+
+/// method.md §8.1: `n_visits` x `px` pixels at spacing 1.3816e-5, v in +-30 km/s, SNR 20, 1% bad,
+/// lines of sigma 1.5 px and depth 0.1-0.7; output grid of `m_out` pixels over the detector range.
+#[must_use]
+pub fn lines_dataset(n_visits: usize, px: usize, m_out: usize, seed: u64) -> Dataset {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let step = 1.3816e-5;
+    let x_lo = 15_100.0_f64.ln();
+    let x_hi = x_lo + step * (px as f64 - 1.0);
+    let margin = 40.0 / C_KMS;
+    let truth = Lines::new(x_lo - margin, x_hi + margin, step, 1.5 * step, &mut rng);
+    let ln_wave: Vec<f64> = (0..px).map(|i| x_lo + step * i as f64).collect();
+    let visits = (0..n_visits)
+        .filter_map(|i| {
+            let v = rng.random_range(-30.0..30.0);
+            visit_from(
+                format!("v{i}"),
+                v,
+                &ln_wave,
+                &truth,
+                20.0,
+                &mut rng,
+                Vec::new(),
+            )
+            .ok()
+        })
+        .collect();
+    let out_step = (x_hi - x_lo) / (m_out as f64 - 1.0);
+    let out: Vec<f64> = (0..m_out).map(|i| x_lo + out_step * i as f64).collect();
+    Dataset {
+        name: format!("lines {n_visits}x{px}"),
+        visits,
+        input_grid: OutputGrid::from_ln(out),
+        ..Dataset::default()
+    }
+}
+
+/// APOGEE-like visits: 3 chips of `chip` pixels each over the three detector ranges, v within
+/// +-30 km/s plus a barycentric-like spread, SNR 60, 1% bad pixels with flags.
+#[must_use]
+pub fn apogee_dataset(n_visits: usize, chip: usize, seed: u64) -> Dataset {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let ranges_aa = [
+        (15_140.0, 15_810.0),
+        (15_860.0, 16_430.0),
+        (16_470.0, 16_960.0),
+    ];
+    let grid = OutputGrid::apogee();
+    let step_out = grid.mean_step();
+    let lo = grid.ln_wave[0] - 100.0 / C_KMS;
+    let hi = grid.ln_wave[grid.len() - 1] + 100.0 / C_KMS;
+    let truth = Lines::new(lo, hi, step_out, 1.2 * step_out, &mut rng);
+    let mut ln_wave = Vec::with_capacity(3 * chip);
+    let mut segments = Vec::new();
+    for (a, b) in ranges_aa {
+        let (xa, xb) = (f64::ln(a), f64::ln(b));
+        let s = (xb - xa) / (chip as f64 - 1.0);
+        let start = ln_wave.len();
+        ln_wave.extend((0..chip).map(|i| xa + s * i as f64));
+        segments.push(start..ln_wave.len());
+    }
+    let visits = (0..n_visits)
+        .filter_map(|i| {
+            let v = rng.random_range(-30.0..30.0) + rng.random_range(-25.0..25.0);
+            visit_from(
+                format!("apVisit-{i:04}"),
+                v,
+                &ln_wave,
+                &truth,
+                60.0,
+                &mut rng,
+                segments.clone(),
+            )
+            .ok()
+        })
+        .collect();
+    Dataset {
+        name: format!("apogee-like {n_visits} visits"),
+        visits,
+        survey: crate::model::Survey::Apogee,
+        ..Dataset::default()
+    }
 }

@@ -128,6 +128,8 @@ pub struct PreparedVisit {
     /// Inverse variance of `y` (before the visit weight multiplier and weighting scheme); used for
     /// chi^2. 0 where bad.
     pub ivar: Vec<f64>,
+    /// Gaussian LSF sigma in ln(lambda) to convolve the model with for this visit (0 = none).
+    pub lsf_sigma: f64,
 }
 
 impl PreparedVisit {
@@ -319,6 +321,7 @@ fn prepare_visit(
         s,
         masked,
         ivar,
+        lsf_sigma: 0.0,
     };
     if included && pv.n_used() == 0 {
         warnings.push(Warning::NoUsablePixels { visit: name });

@@ -197,7 +197,7 @@ impl Visit {
             }
         }
         let segments = if a.segments.is_empty() {
-            vec![0..n]
+            std::iter::once(0..n).collect()
         } else {
             a.segments
         };

@@ -1,0 +1,532 @@
+//! An APOGEE-like synthetic star: 3 chips x 4096 pixels per visit, decreasing wavelengths.
+//!
+//! Layout as in apVisit: segment 0 = chip a (red, 16470-16960 A), 1 = chip b (15860-16430 A),
+//! 2 = chip c (blue, 15140-15810 A); within each chip the wavelength decreases with pixel index
+//! and is log-uniform. The output grid is apStar's ([`OutputGrid::apogee`]).
+//!
+//! Velocity convention (as the APOGEE DRP): the star has a fixed barycentric ("heliocentric")
+//! velocity `v_sys`; each visit has a barycentric correction BC; the star's velocity relative to
+//! the observer is `v_true = v_sys - BC`, so that `Vhelio = Vrel + BC`. Stored per visit:
+//! `True` = v_true, `Vrel` = v_true + N(0, velocity_error), `Bc` = BC, `Vhelio` = Vrel + BC. The
+//! observed flux at detector ln(lambda) x is the rest-frame star at x - ln(1 + v_true/c).
+//!
+//! Flux as observed = S(x) * star(x - dx) * tilt_i(x) (+ persistence glow), where S is a
+//! telluric transmission fixed in the observed frame (stored as the selection factor,
+//! `flux_divided_by_selection = false`) and tilt_i an optional per-visit smooth Legendre
+//! throughput. Noise: variance = level^2 max(f/level, 0.01) / snr_i^2, plus sky-line noise.
+//! Defects use real APOGEE_PIXMASK bits: BADPIX (0, bad and ivar 0, fixed detector pixels), CRPIX
+//! (1, cosmic-ray spikes), PERSIST_HIGH/MED/LOW (9-11, a glow at the blue end of chip c in some
+//! visits), SIG_SKYLINE (12, near sky lines, extra noise included in ivar). Optional unflagged
+//! outliers (5-20 sigma) test robust methods.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::{Line, SynthRng, add_optical_depth, multiply_depth, poisson_positions};
+use crate::model::{
+    C_KMS, Dataset, OutputGrid, Spectrum, Survey, VelocityKind, Visit, VisitArrays, VisitMeta,
+    shift_from_velocity,
+};
+
+/// Pixels per chip.
+pub const CHIP_PIXELS: usize = 4096;
+
+/// Chip wavelength ranges (Angstrom), in apVisit row order: a (red), b, c (blue).
+pub const CHIP_RANGES_AA: [(f64, f64); 3] =
+    [(16470.0, 16960.0), (15860.0, 16430.0), (15140.0, 15810.0)];
+
+/// FWHM / sigma of a Gaussian.
+const FWHM_PER_SIGMA: f64 = 2.354_820_045_030_949;
+
+/// Bits used (APOGEE_PIXMASK).
+const BADPIX: u64 = 1 << 0;
+const CRPIX: u64 = 1 << 1;
+const PERSIST_HIGH: u64 = 1 << 9;
+const PERSIST_MED: u64 = 1 << 10;
+const PERSIST_LOW: u64 = 1 << 11;
+const SIG_SKYLINE: u64 = 1 << 12;
+
+/// Parameters of the APOGEE-like generator.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ApogeeParams {
+    /// Number of visits.
+    pub n_visits: usize,
+    /// Seed of the per-visit quantities (velocities, noise, defects).
+    pub seed: u64,
+    /// Seed of the star, telluric and sky spectra and the detector's bad pixels.
+    pub truth_seed: u64,
+    /// Nominal resolving power (FWHM = lambda / R); the truth is at this resolution.
+    pub resolving_power: f64,
+    /// Per-visit resolving power drawn uniformly in this range; `None` = all nominal.
+    pub resolution_range: Option<(f64, f64)>,
+    /// Per-visit continuum S/N drawn uniformly in this range.
+    pub snr_range: (f64, f64),
+    /// Barycentric velocity of the star (km/s).
+    pub v_sys_kms: f64,
+    /// Barycentric corrections are uniform in +- this (km/s).
+    pub bc_amplitude_kms: f64,
+    /// Error added to the stored Vrel (km/s, Gaussian sigma); the `True` velocity stays exact.
+    pub velocity_error_kms: f64,
+    /// Fraction of pixels replaced by unflagged outliers.
+    pub outlier_fraction: f64,
+    /// Outlier size range in sigma (sign random).
+    pub outlier_sigma: (f64, f64),
+    /// Amplitude of a per-visit multiplicative Legendre (degree 1-2) throughput tilt (0 = none).
+    pub tilt_amplitude: f64,
+    /// Continuum level (flux units).
+    pub continuum_level: f64,
+    /// Stellar lines per unit x.
+    pub line_density: f64,
+    /// Equivalent-width scale (x units): EW = scale U^4.
+    pub ew_scale: f64,
+    /// Intrinsic (non-instrumental) line width, km/s (Gaussian sigma).
+    pub intrinsic_sigma_kms: f64,
+    /// Telluric lines per unit x (0 = no telluric, S = 1 everywhere).
+    pub telluric_density: f64,
+    /// Maximum central depth of telluric lines (a few lines reach it; 1 = saturated).
+    pub telluric_depth: f64,
+    /// Sky lines per unit x (0 = none).
+    pub sky_line_density: f64,
+    /// Sky-line noise at a line centre, in units of the continuum noise.
+    pub sky_noise: f64,
+    /// Mean number of cosmic rays per chip per visit.
+    pub cosmic_rays_per_chip: f64,
+    /// Fraction of visits with persistence in chip c.
+    pub persistence_fraction: f64,
+    /// Number of bad detector pixels per chip (BADPIX, the same in every visit).
+    pub bad_pixels_per_chip: usize,
+}
+
+impl Default for ApogeeParams {
+    fn default() -> Self {
+        Self {
+            n_visits: 12,
+            seed: 1,
+            truth_seed: 42,
+            resolving_power: 22_500.0,
+            resolution_range: None,
+            snr_range: (20.0, 150.0),
+            v_sys_kms: 23.4,
+            bc_amplitude_kms: 30.0,
+            velocity_error_kms: 0.0,
+            outlier_fraction: 0.0,
+            outlier_sigma: (5.0, 20.0),
+            tilt_amplitude: 0.0,
+            continuum_level: 1.0,
+            line_density: 1.5e4,
+            ew_scale: 8e-5,
+            intrinsic_sigma_kms: 3.0,
+            telluric_density: 800.0,
+            telluric_depth: 0.98,
+            sky_line_density: 500.0,
+            sky_noise: 5.0,
+            cosmic_rays_per_chip: 3.0,
+            persistence_fraction: 0.3,
+            bad_pixels_per_chip: 8,
+        }
+    }
+}
+
+impl ApogeeParams {
+    /// A clean variant: no defects, no tellurics, no sky (for tests of the pure method).
+    #[must_use]
+    pub fn clean() -> Self {
+        Self {
+            telluric_density: 0.0,
+            sky_line_density: 0.0,
+            cosmic_rays_per_chip: 0.0,
+            persistence_fraction: 0.0,
+            bad_pixels_per_chip: 0,
+            ..Self::default()
+        }
+    }
+
+    /// Check the parameters; the message names the offending value.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.n_visits == 0 {
+            return Err("number of visits must be at least 1".into());
+        }
+        let pos = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} {v} must be positive and finite"))
+            }
+        };
+        pos("resolving power", self.resolving_power)?;
+        pos("continuum level", self.continuum_level)?;
+        let range = |name: &str, (lo, hi): (f64, f64)| {
+            if lo.is_finite() && hi.is_finite() && lo > 0.0 && hi >= lo {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{name} range [{lo}, {hi}] must be positive and ordered"
+                ))
+            }
+        };
+        range("s/n", self.snr_range)?;
+        range("outlier sigma", self.outlier_sigma)?;
+        if let Some(r) = self.resolution_range {
+            range("resolving power", r)?;
+        }
+        for (name, v) in [
+            ("bc amplitude", self.bc_amplitude_kms),
+            ("velocity error", self.velocity_error_kms),
+            ("tilt amplitude", self.tilt_amplitude),
+            ("line density", self.line_density),
+            ("ew scale", self.ew_scale),
+            ("intrinsic sigma", self.intrinsic_sigma_kms),
+            ("telluric density", self.telluric_density),
+            ("sky line density", self.sky_line_density),
+            ("sky noise", self.sky_noise),
+            ("cosmic rays per chip", self.cosmic_rays_per_chip),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} {v} must be finite and not negative"));
+            }
+        }
+        for (name, v) in [
+            ("outlier fraction", self.outlier_fraction),
+            ("telluric depth", self.telluric_depth),
+            ("persistence fraction", self.persistence_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} {v} must be within [0, 1]"));
+            }
+        }
+        if !(self.v_sys_kms.is_finite() && self.v_sys_kms.abs() < 5000.0) {
+            return Err(format!(
+                "systemic velocity {} km/s is out of range",
+                self.v_sys_kms
+            ));
+        }
+        if self.bc_amplitude_kms > 1000.0 {
+            return Err(format!(
+                "bc amplitude {} km/s is out of range",
+                self.bc_amplitude_kms
+            ));
+        }
+        if self.tilt_amplitude >= 0.5 {
+            return Err(format!(
+                "tilt amplitude {} must be below 0.5 (the throughput must stay positive)",
+                self.tilt_amplitude
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The detector ln(lambda) of every pixel of a visit (3 x 4096, decreasing within each chip).
+#[must_use]
+pub fn detector_ln_wave() -> Vec<f64> {
+    let mut x = Vec::with_capacity(3 * CHIP_PIXELS);
+    for &(lo, hi) in &CHIP_RANGES_AA {
+        let (a, b) = (hi.ln(), lo.ln());
+        let step = (b - a) / (CHIP_PIXELS - 1) as f64;
+        x.extend((0..CHIP_PIXELS).map(|k| a + step * k as f64));
+    }
+    x
+}
+
+/// The star, telluric and sky spectra (everything the `truth_seed` decides).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApogeeTruth {
+    /// Stellar lines, rest frame; strength = equivalent width in x.
+    pub lines: Vec<Line>,
+    /// Telluric lines, observed frame; strength = central depth.
+    pub tellurics: Vec<Line>,
+    /// Sky lines, observed frame; strength = relative amplitude.
+    pub sky: Vec<Line>,
+    /// Bad detector pixels (indices into the 3 x 4096 layout).
+    pub bad_pixels: Vec<usize>,
+    /// Intrinsic line sigma in x.
+    pub intrinsic_sigma: f64,
+    /// Nominal LSF sigma in x.
+    pub nominal_lsf_sigma: f64,
+}
+
+impl ApogeeTruth {
+    /// Draw everything the truth seed decides.
+    #[must_use]
+    pub fn new(p: &ApogeeParams) -> Self {
+        let grid = OutputGrid::apogee();
+        let margin = 300.0 / C_KMS;
+        let (lo, hi) = (
+            grid.ln_wave.first().copied().unwrap_or(9.62) - margin,
+            grid.ln_wave.last().copied().unwrap_or(9.74) + margin,
+        );
+        let mut rng = SynthRng::stream(p.truth_seed, 0);
+        let lines = poisson_positions(&mut rng, p.line_density, lo, hi)
+            .into_iter()
+            .map(|x| Line {
+                x,
+                strength: p.ew_scale * rng.uniform().powi(4),
+            })
+            .collect();
+        let mut trng = SynthRng::stream(p.truth_seed, 1);
+        let tellurics = poisson_positions(&mut trng, p.telluric_density, lo, hi)
+            .into_iter()
+            .map(|x| {
+                // Mostly weak lines, one in ten deep (up to the maximum depth).
+                let u = trng.uniform();
+                let depth = if trng.uniform() < 0.1 {
+                    p.telluric_depth * (0.7 + 0.3 * u)
+                } else {
+                    p.telluric_depth * 0.3 * u
+                };
+                Line { x, strength: depth }
+            })
+            .collect();
+        let mut srng = SynthRng::stream(p.truth_seed, 2);
+        let sky = poisson_positions(&mut srng, p.sky_line_density, lo, hi)
+            .into_iter()
+            .map(|x| Line {
+                x,
+                strength: 0.3 + 0.7 * srng.uniform(),
+            })
+            .collect();
+        let mut brng = SynthRng::stream(p.truth_seed, 3);
+        let mut bad_pixels: Vec<usize> = (0..3)
+            .flat_map(|chip| {
+                (0..p.bad_pixels_per_chip)
+                    .map(|_| chip * CHIP_PIXELS + brng.below(CHIP_PIXELS))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        bad_pixels.sort_unstable();
+        bad_pixels.dedup();
+        let nominal_lsf_sigma = 1.0 / (FWHM_PER_SIGMA * p.resolving_power);
+        Self {
+            lines,
+            tellurics,
+            sky,
+            bad_pixels,
+            intrinsic_sigma: p.intrinsic_sigma_kms / C_KMS,
+            nominal_lsf_sigma,
+        }
+    }
+
+    /// The star seen through an LSF of sigma `lsf_sigma` (x units) at observed positions `x` of
+    /// a source shifted by `shift` (`shift = 0`: rest frame). Continuum 1.
+    #[must_use]
+    pub fn star(&self, x: &[f64], shift: f64, lsf_sigma: f64) -> Vec<f64> {
+        let sigma = self.intrinsic_sigma.hypot(lsf_sigma);
+        let mut tau = vec![0.0; x.len()];
+        add_optical_depth(&mut tau, x, shift, &self.lines, sigma);
+        tau.iter().map(|t| (-t).exp()).collect()
+    }
+
+    /// Telluric transmission S at observed positions `x`, seen through an LSF of `lsf_sigma`.
+    #[must_use]
+    pub fn telluric(&self, x: &[f64], lsf_sigma: f64) -> Vec<f64> {
+        let mut s = vec![1.0; x.len()];
+        multiply_depth(&mut s, x, 0.0, &self.tellurics, lsf_sigma);
+        s
+    }
+
+    /// Sky-line profile (0 away from lines, ~1 at a strong line centre).
+    #[must_use]
+    pub fn sky_profile(&self, x: &[f64], lsf_sigma: f64) -> Vec<f64> {
+        let mut s = vec![1.0; x.len()];
+        // 1 - prod(1 - a g) is a saturating sum of the line profiles, between 0 and 1.
+        multiply_depth(&mut s, x, 0.0, &self.sky, lsf_sigma);
+        s.iter().map(|v| 1.0 - v).collect()
+    }
+}
+
+/// Per-visit quantities drawn from `seed` (exposed for tests and the window's tooltips).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VisitDraw {
+    /// Barycentric correction (km/s).
+    pub bc_kms: f64,
+    /// True velocity relative to the observer (km/s).
+    pub v_true_kms: f64,
+    /// Stored (possibly perturbed) Vrel (km/s).
+    pub v_rel_kms: f64,
+    /// Continuum S/N.
+    pub snr: f64,
+    /// Resolving power.
+    pub resolving_power: f64,
+    /// Julian date.
+    pub jd: f64,
+}
+
+/// Generate the data set.
+pub fn generate(p: &ApogeeParams) -> Result<Dataset, String> {
+    p.validate()?;
+    let truth = ApogeeTruth::new(p);
+    let x = detector_ln_wave();
+    let wavelength_aa: Vec<f64> = x.iter().map(|v| v.exp()).collect();
+    let (x_lo, x_hi) = (
+        x.iter().copied().fold(f64::INFINITY, f64::min),
+        x.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let visits = (0..p.n_visits)
+        .into_par_iter()
+        .map(|j| make_visit(p, &truth, j, &x, &wavelength_aa, (x_lo, x_hi)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let grid = OutputGrid::apogee();
+    let truth_flux: Vec<f64> = truth
+        .star(&grid.ln_wave, 0.0, truth.nominal_lsf_sigma)
+        .into_iter()
+        .map(|f| f * p.continuum_level)
+        .collect();
+    Ok(Dataset {
+        name: format!("synthetic APOGEE star ({} visits)", p.n_visits),
+        visits,
+        truth: Some(Spectrum {
+            label: "truth".into(),
+            ln_wave: grid.ln_wave.clone(),
+            flux: truth_flux,
+            ivar: Vec::new(),
+        }),
+        input_grid: Some(grid),
+        pipeline_coadd: None,
+        survey: Survey::Apogee,
+    })
+}
+
+/// The per-visit draws, in the order `generate` makes them.
+#[must_use]
+pub fn visit_draw(p: &ApogeeParams, j: usize) -> VisitDraw {
+    let mut rng = SynthRng::stream(p.seed, j as u64);
+    let bc_kms = rng.uniform_in(-p.bc_amplitude_kms, p.bc_amplitude_kms);
+    let v_true_kms = p.v_sys_kms - bc_kms;
+    let v_rel_kms = v_true_kms + p.velocity_error_kms * rng.normal();
+    let snr = rng.uniform_in(p.snr_range.0, p.snr_range.1);
+    let resolving_power = match p.resolution_range {
+        Some((lo, hi)) => rng.uniform_in(lo, hi),
+        None => p.resolving_power,
+    };
+    let jd = 2_459_000.5 + 30.0 * j as f64 + rng.uniform_in(0.0, 20.0);
+    VisitDraw {
+        bc_kms,
+        v_true_kms,
+        v_rel_kms,
+        snr,
+        resolving_power,
+        jd,
+    }
+}
+
+fn make_visit(
+    p: &ApogeeParams,
+    truth: &ApogeeTruth,
+    j: usize,
+    x: &[f64],
+    wavelength_aa: &[f64],
+    (x_lo, x_hi): (f64, f64),
+) -> Result<Arc<Visit>, String> {
+    let d = visit_draw(p, j);
+    // Separate streams for noise and defects, so the draws above never depend on them.
+    let mut rng = SynthRng::stream(p.seed ^ 0x005E_ED0F_D1CE, j as u64);
+    let lsf = 1.0 / (FWHM_PER_SIGMA * d.resolving_power);
+    let dx = shift_from_velocity(d.v_true_kms);
+    let n = x.len();
+    let star = truth.star(x, dx, lsf);
+    let tell = truth.telluric(x, lsf);
+    let sky = truth.sky_profile(x, lsf);
+    let level = p.continuum_level;
+    // Per-visit Legendre tilt over the whole detector range (u in [-1, 1]).
+    let (c1, c2) = (rng.uniform_in(-1.0, 1.0), rng.uniform_in(-1.0, 1.0));
+    let sky_amp = rng.uniform_in(0.5, 1.5);
+    let persistent = rng.uniform() < p.persistence_fraction;
+    let mut flux = vec![0.0; n];
+    let mut ivar = vec![0.0; n];
+    let mut flags = vec![0u64; n];
+    let mut bad = vec![false; n];
+    let mut sigma = vec![0.0; n];
+    for k in 0..n {
+        let u = 2.0 * (x[k] - x_lo) / (x_hi - x_lo) - 1.0;
+        let tilt = 1.0 + p.tilt_amplitude * (c1 * u + c2 * 0.5 * (3.0 * u * u - 1.0));
+        let f = level * tell[k] * star[k] * tilt;
+        let var_phot = level * level * (f / level).max(0.01) / (d.snr * d.snr);
+        let sky_sigma = p.sky_noise * sky_amp * sky[k] * level / d.snr;
+        let var = var_phot + sky_sigma * sky_sigma;
+        sigma[k] = var.sqrt();
+        flux[k] = f + sigma[k] * rng.normal();
+        ivar[k] = 1.0 / var;
+        if sky[k] > 0.05 && p.sky_noise > 0.0 {
+            flags[k] |= SIG_SKYLINE;
+        }
+    }
+    // Persistence: a glow over the blue end of chip c, in three strengths.
+    if persistent {
+        let start = 2 * CHIP_PIXELS + CHIP_PIXELS - 1200;
+        for (i, k) in (start..3 * CHIP_PIXELS).enumerate() {
+            let (bit, glow) = match i / 400 {
+                0 => (PERSIST_LOW, 0.01),
+                1 => (PERSIST_MED, 0.02),
+                _ => (PERSIST_HIGH, 0.04),
+            };
+            flags[k] |= bit;
+            flux[k] += glow * level;
+        }
+    }
+    // Cosmic rays: 1-2 pixel spikes of 10-50 sigma.
+    for chip in 0..3 {
+        let mut pos = poisson_positions(&mut rng, p.cosmic_rays_per_chip, 0.0, 1.0);
+        for u in pos.drain(..) {
+            let k0 = chip * CHIP_PIXELS + ((u * CHIP_PIXELS as f64) as usize).min(CHIP_PIXELS - 1);
+            let width = 1 + usize::from(rng.uniform() < 0.5);
+            for k in k0..(k0 + width).min((chip + 1) * CHIP_PIXELS) {
+                flux[k] += rng.uniform_in(10.0, 50.0) * sigma[k];
+                flags[k] |= CRPIX;
+            }
+        }
+    }
+    // Unflagged outliers.
+    if p.outlier_fraction > 0.0 {
+        for k in 0..n {
+            if rng.uniform() < p.outlier_fraction {
+                let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
+                let size = rng.uniform_in(p.outlier_sigma.0, p.outlier_sigma.1);
+                flux[k] += sign * size * sigma[k];
+            }
+        }
+    }
+    // Bad detector pixels: garbage values and the pipeline's "bad error" (ivar 0).
+    for &k in &truth.bad_pixels {
+        flux[k] = level * rng.uniform_in(-5.0, 5.0);
+        ivar[k] = 0.0;
+        flags[k] |= BADPIX;
+        bad[k] = true;
+    }
+    let meta = VisitMeta {
+        name: format!("visit {:02}", j + 1),
+        source: None,
+        object: Some("SYNTH-APOGEE".into()),
+        jd: Some(d.jd),
+        snr: Some(d.snr),
+        velocities: vec![
+            (VelocityKind::True, d.v_true_kms),
+            (VelocityKind::Vrel, d.v_rel_kms),
+            (VelocityKind::Bc, d.bc_kms),
+            (VelocityKind::Vhelio, d.v_rel_kms + d.bc_kms),
+        ],
+        header: vec![
+            ("SYNTH".into(), "apogee".into()),
+            ("SEED".into(), p.seed.to_string()),
+            ("TRUTHSD".into(), p.truth_seed.to_string()),
+            ("R".into(), format!("{:.0}", d.resolving_power)),
+        ],
+        lsf_sigma_ln: Some(lsf),
+    };
+    let arrays = VisitArrays {
+        wavelength_aa: wavelength_aa.to_vec(),
+        flux,
+        ivar,
+        flags,
+        bad,
+        selection: (!truth.tellurics.is_empty()).then_some(tell),
+        flux_divided_by_selection: false,
+        segments: (0..3)
+            .map(|c| c * CHIP_PIXELS..(c + 1) * CHIP_PIXELS)
+            .collect(),
+    };
+    Visit::new(meta, arrays)
+        .map(Arc::new)
+        .map_err(|e| format!("visit {}: {e}", j + 1))
+}

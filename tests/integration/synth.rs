@@ -1,0 +1,387 @@
+//! Synthetic generators: determinism, layout, defects, noise level and the velocity sign.
+
+use frizzview::model::{C_KMS, VelocityKind, shift_from_velocity};
+use frizzview::synth::apogee::{self, ApogeeParams, CHIP_PIXELS, CHIP_RANGES_AA};
+use frizzview::synth::paper::{self, PaperParams, PaperTruth};
+use frizzview::synth::{Line, SynthRng};
+
+fn sample_sd(v: &[f64]) -> f64 {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+#[test]
+fn paper_same_seed_same_data_other_seed_other_noise() {
+    let p = PaperParams::poor();
+    let a = paper::generate(&p).unwrap();
+    let b = paper::generate(&p).unwrap();
+    let c = paper::generate(&PaperParams {
+        seed: 9,
+        ..p.clone()
+    })
+    .unwrap();
+    for ((va, vb), vc) in a.visits.iter().zip(&b.visits).zip(&c.visits) {
+        assert_eq!(va.flux(), vb.flux());
+        assert_eq!(va.flags(), vb.flags());
+        assert_ne!(va.flux(), vc.flux());
+    }
+    // Same truth seed: the truth is shared between noise seeds.
+    assert_eq!(
+        a.truth.as_ref().unwrap().flux,
+        c.truth.as_ref().unwrap().flux
+    );
+}
+
+#[test]
+fn paper_shapes_match_the_paper() {
+    let poor = paper::generate(&PaperParams::poor()).unwrap();
+    let well = paper::generate(&PaperParams::well()).unwrap();
+    assert_eq!(poor.visits.len(), 8);
+    assert_eq!(poor.visits[0].len(), 171);
+    assert_eq!(well.visits[0].len(), 340);
+    for d in [&poor, &well] {
+        let g = d.input_grid.as_ref().unwrap();
+        assert_eq!(g.len(), 338);
+        assert!((g.mean_step() - 1.0 / 1.35e5).abs() < 1e-12);
+        assert_eq!(d.truth.as_ref().unwrap().flux.len(), 338);
+    }
+    // Shifts: dx_j = (30 km/s / c) cos(j / 3), recovered through the stored velocity.
+    for (j, v) in poor.visits.iter().enumerate() {
+        let vt = v.meta.velocity(VelocityKind::True).unwrap();
+        let expect = (30.0 / C_KMS) * (j as f64 / 3.0).cos();
+        assert!((shift_from_velocity(vt) - expect).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn paper_bad_pixels_are_flagged_grouped_and_corrupted_upwards() {
+    let p = PaperParams {
+        n_visits: 40,
+        ..PaperParams::poor()
+    };
+    let d = paper::generate(&p).unwrap();
+    let clean = paper::generate(&PaperParams {
+        bad_fraction: 0.0,
+        ..p.clone()
+    })
+    .unwrap();
+    let (mut n_bad, mut n) = (0usize, 0usize);
+    for (v, c) in d.visits.iter().zip(&clean.visits) {
+        for k in 0..v.len() {
+            n += 1;
+            assert_eq!(v.bad()[k], v.flags()[k] & 1 == 1);
+            if v.bad()[k] {
+                n_bad += 1;
+                let up = v.flux()[k] - c.flux()[k];
+                assert!((0.0..2.0).contains(&up), "corruption {up}");
+            }
+        }
+    }
+    // Seeds with p = 0.01 grown to 3 pixels: about 3% bad (binomial sd ~ 0.4%).
+    let frac = n_bad as f64 / n as f64;
+    assert!((0.018..0.042).contains(&frac), "bad fraction {frac}");
+}
+
+#[test]
+fn paper_noise_matches_requested_snr() {
+    let p = PaperParams {
+        line_density: 0.0,
+        bad_fraction: 0.0,
+        n_visits: 30,
+        pixel_spacing_r: 0.5,
+        snr: 25.0,
+        ..PaperParams::poor()
+    };
+    let d = paper::generate(&p).unwrap();
+    let all: Vec<f64> = d.visits.iter().flat_map(|v| v.flux().to_vec()).collect();
+    let sd = sample_sd(&all);
+    // ~20000 values: the sd is known to ~0.5%.
+    assert!((sd * 25.0 - 1.0).abs() < 0.03, "measured sd {sd}");
+    for v in &d.visits {
+        assert!(v.ivar().iter().all(|&iv| (iv - 625.0).abs() < 1e-9));
+    }
+}
+
+#[test]
+fn paper_line_appears_redshifted_by_the_true_velocity() {
+    // One strong line at x0 (rest). In visit j it must appear at ln(lambda0 (1 + v_j / c)).
+    let p = PaperParams {
+        pixel_spacing_r: 0.1,
+        snr: 1e6,
+        bad_fraction: 0.0,
+        velocity_amplitude_kms: 25.0,
+        n_visits: 5,
+        ..PaperParams::poor()
+    };
+    let x0 = 8.7012;
+    let truth = PaperTruth {
+        lines: vec![Line {
+            x: x0,
+            strength: 2e-5,
+        }],
+        tellurics: vec![],
+        sigma_x: p.sigma_x(),
+    };
+    let d = paper::generate_with_truth(&p, &truth).unwrap();
+    for v in &d.visits {
+        let vt = v.meta.velocity(VelocityKind::True).unwrap();
+        let f = v.flux();
+        let k = (1..f.len() - 1)
+            .min_by(|&a, &b| f[a].total_cmp(&f[b]))
+            .unwrap();
+        // Parabola through the minimum and its neighbours.
+        let x = v.ln_wave();
+        let (a, b, c) = (f[k - 1], f[k], f[k + 1]);
+        let off = 0.5 * (a - c) / (a - 2.0 * b + c);
+        let x_min = x[k] + off * (x[k + 1] - x[k]);
+        let expect = (x0.exp() * (1.0 + vt / C_KMS)).ln();
+        let tol_kms = 0.05;
+        assert!(
+            ((x_min - expect) * C_KMS).abs() < tol_kms,
+            "v {vt}: line at {x_min}, expected {expect}"
+        );
+    }
+}
+
+#[test]
+fn apogee_layout_is_three_decreasing_chips() {
+    let d = apogee::generate(&ApogeeParams {
+        n_visits: 3,
+        ..ApogeeParams::default()
+    })
+    .unwrap();
+    assert_eq!(d.input_grid.as_ref().unwrap().len(), 8575);
+    assert_eq!(d.truth.as_ref().unwrap().flux.len(), 8575);
+    for v in &d.visits {
+        assert_eq!(v.len(), 3 * CHIP_PIXELS);
+        assert_eq!(v.segments().len(), 3);
+        for (seg, &(lo, hi)) in v.segments().iter().zip(&CHIP_RANGES_AA) {
+            let w = &v.wavelength_aa()[seg.clone()];
+            assert_eq!(w.len(), CHIP_PIXELS);
+            assert!(w.windows(2).all(|p| p[1] < p[0]), "not decreasing");
+            assert!((w[0] - hi).abs() < 1e-6 && (w[CHIP_PIXELS - 1] - lo).abs() < 1e-6);
+            // Log-uniform pixels.
+            let r0 = (w[0] / w[1]).ln();
+            let r1 = (w[CHIP_PIXELS - 2] / w[CHIP_PIXELS - 1]).ln();
+            assert!((r0 / r1 - 1.0).abs() < 1e-6);
+        }
+        assert!(!v.flux_divided_by_selection());
+        assert!(v.meta.lsf_sigma_ln.is_some());
+    }
+}
+
+#[test]
+fn apogee_is_deterministic_and_seeds_matter() {
+    let p = ApogeeParams {
+        n_visits: 4,
+        ..ApogeeParams::default()
+    };
+    let a = apogee::generate(&p).unwrap();
+    let b = apogee::generate(&p).unwrap();
+    let c = apogee::generate(&ApogeeParams {
+        seed: 2,
+        ..p.clone()
+    })
+    .unwrap();
+    for ((va, vb), vc) in a.visits.iter().zip(&b.visits).zip(&c.visits) {
+        assert_eq!(va.flux(), vb.flux());
+        assert_eq!(va.flags(), vb.flags());
+        assert_eq!(va.selection(), vb.selection());
+        assert_eq!(va.meta, vb.meta);
+        assert_ne!(va.flux(), vc.flux());
+    }
+}
+
+#[test]
+fn apogee_defects_carry_real_pixmask_bits() {
+    let p = ApogeeParams {
+        n_visits: 6,
+        persistence_fraction: 1.0,
+        ..ApogeeParams::default()
+    };
+    let d = apogee::generate(&p).unwrap();
+    let mut any = 0u64;
+    for v in &d.visits {
+        let or = v.flags().iter().fold(0, |a, f| a | f);
+        any |= or;
+        // BADPIX pixels are bad with ivar 0 (the pipeline's 1e10 error).
+        for k in 0..v.len() {
+            if v.flags()[k] & 1 != 0 {
+                assert!(v.bad()[k] && v.ivar()[k] == 0.0);
+            }
+        }
+    }
+    for (bit, name) in [
+        (0, "BADPIX"),
+        (1, "CRPIX"),
+        (9, "PERSIST_HIGH"),
+        (10, "PERSIST_MED"),
+        (11, "PERSIST_LOW"),
+        (12, "SIG_SKYLINE"),
+    ] {
+        assert!(any & (1 << bit) != 0, "{name} never set");
+    }
+    // Cosmic rays are spikes well above the noise-free flux S * star(x - dx).
+    let truth = apogee::ApogeeTruth::new(&p);
+    let v = &d.visits[0];
+    let vt = v.meta.velocity(VelocityKind::True).unwrap();
+    let star = truth.star(
+        v.ln_wave(),
+        shift_from_velocity(vt),
+        v.meta.lsf_sigma_ln.unwrap(),
+    );
+    let mut n_cr = 0;
+    for k in 0..v.len() {
+        if v.flags()[k] == 2 {
+            n_cr += 1;
+            let sd = 1.0 / v.ivar()[k].sqrt();
+            let model = v.selection().unwrap()[k] * star[k];
+            assert!(v.flux()[k] - model > 5.0 * sd, "weak cosmic ray at {k}");
+        }
+    }
+    assert!(n_cr > 0);
+}
+
+#[test]
+fn apogee_telluric_selection_is_in_unit_interval_with_deep_lines_fixed_in_observed_frame() {
+    let d = apogee::generate(&ApogeeParams {
+        n_visits: 3,
+        ..ApogeeParams::default()
+    })
+    .unwrap();
+    let s0 = d.visits[0].selection().unwrap();
+    assert!(s0.iter().all(|s| (0.0..=1.0).contains(s)));
+    let min = s0.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(min < 0.3, "deepest telluric {min}");
+    let frac_absorbed = s0.iter().filter(|&&s| s < 0.99).count() as f64 / s0.len() as f64;
+    assert!(
+        frac_absorbed > 0.01 && frac_absorbed < 0.6,
+        "{frac_absorbed}"
+    );
+    // Same LSF for every visit (no resolution range): identical S, although velocities differ.
+    assert_eq!(s0, d.visits[1].selection().unwrap());
+    let v0 = d.visits[0].meta.velocity(VelocityKind::True).unwrap();
+    let v1 = d.visits[1].meta.velocity(VelocityKind::True).unwrap();
+    assert!((v0 - v1).abs() > 0.1);
+}
+
+#[test]
+fn apogee_noise_matches_requested_snr_and_velocities_follow_the_convention() {
+    let p = ApogeeParams {
+        n_visits: 5,
+        line_density: 0.0,
+        velocity_error_kms: 0.5,
+        ..ApogeeParams::clean()
+    };
+    let d = apogee::generate(&p).unwrap();
+    for v in &d.visits {
+        let snr = v.meta.snr.unwrap();
+        assert!((20.0..=150.0).contains(&snr));
+        let sd = sample_sd(v.flux());
+        // 12288 values: sd known to ~0.7%.
+        assert!(
+            (sd * snr - 1.0).abs() < 0.03,
+            "asked {snr}, measured {}",
+            1.0 / sd
+        );
+        let t = v.meta.velocity(VelocityKind::True).unwrap();
+        let vrel = v.meta.velocity(VelocityKind::Vrel).unwrap();
+        let bc = v.meta.velocity(VelocityKind::Bc).unwrap();
+        let vh = v.meta.velocity(VelocityKind::Vhelio).unwrap();
+        assert!(bc.abs() <= 30.0);
+        assert!((t - (p.v_sys_kms - bc)).abs() < 1e-9);
+        assert!((vh - (vrel + bc)).abs() < 1e-9);
+        assert!((vrel - t).abs() < 5.0 * 0.5 && vrel != t);
+    }
+}
+
+#[test]
+fn apogee_star_is_shifted_by_the_true_velocity() {
+    // Noise-free comparison: the clean visit equals the truth evaluated at x - ln(1 + v/c)
+    // with the stored true velocity, and not with the opposite sign.
+    let p = ApogeeParams {
+        n_visits: 2,
+        snr_range: (1e7, 1e7),
+        ..ApogeeParams::clean()
+    };
+    let d = apogee::generate(&p).unwrap();
+    let truth = apogee::ApogeeTruth::new(&p);
+    for v in &d.visits {
+        let vt = v.meta.velocity(VelocityKind::True).unwrap();
+        let lsf = v.meta.lsf_sigma_ln.unwrap();
+        let good = shift_from_velocity(vt);
+        let plus = truth.star(v.ln_wave(), good, lsf);
+        let minus = truth.star(v.ln_wave(), -good, lsf);
+        let err = |m: &[f64]| {
+            m.iter()
+                .zip(v.flux())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max)
+        };
+        assert!(err(&plus) < 1e-5, "{}", err(&plus));
+        assert!(err(&minus) > 0.05, "{}", err(&minus));
+    }
+}
+
+#[test]
+fn apogee_options_outliers_tilt_and_resolution() {
+    let base = ApogeeParams {
+        n_visits: 4,
+        line_density: 0.0,
+        snr_range: (100.0, 100.0),
+        ..ApogeeParams::clean()
+    };
+    let p = ApogeeParams {
+        outlier_fraction: 0.01,
+        tilt_amplitude: 0.2,
+        resolution_range: Some((18_000.0, 27_000.0)),
+        ..base.clone()
+    };
+    let d = apogee::generate(&p).unwrap();
+    let mut sigmas = Vec::new();
+    for v in &d.visits {
+        // Outliers: about 1% of pixels beyond 4.5 sigma of the smooth tilt, none flagged.
+        let n_out = (0..v.len())
+            .filter(|&k| {
+                let neighbours = if k > 0 {
+                    v.flux()[k - 1]
+                } else {
+                    v.flux()[k + 1]
+                };
+                (v.flux()[k] - neighbours).abs() * v.ivar()[k].sqrt() > 4.5
+            })
+            .count();
+        let frac = n_out as f64 / v.len() as f64;
+        assert!((0.008..0.03).contains(&frac), "outlier fraction {frac}");
+        assert!(v.flags().iter().all(|&f| f == 0));
+        // Tilt: the chips' mean levels differ from 1 by up to the amplitude.
+        let means: Vec<f64> = v
+            .segments()
+            .iter()
+            .map(|s| v.flux()[s.clone()].iter().sum::<f64>() / s.len() as f64)
+            .collect();
+        assert!(means.iter().all(|m| (m - 1.0).abs() < 0.5));
+        let lsf = v.meta.lsf_sigma_ln.unwrap();
+        let r = 1.0 / (lsf * 2.354_820_045);
+        assert!((18_000.0..=27_000.0).contains(&r), "R {r}");
+        sigmas.push(lsf);
+    }
+    assert!(sigmas.windows(2).any(|w| w[0] != w[1]));
+    let spread = d
+        .visits
+        .iter()
+        .map(|v| v.flux()[0] - v.flux()[v.len() - 1])
+        .fold(0.0f64, |a, b| a.max(b.abs()));
+    assert!(spread > 0.02, "no tilt visible");
+}
+
+#[test]
+fn rng_streams_are_independent_of_order() {
+    let a: Vec<f64> = (0..5).map(|_| SynthRng::stream(7, 3).uniform()).collect();
+    assert!(a.windows(2).all(|w| w[0] == w[1]));
+    assert_ne!(
+        SynthRng::stream(7, 3).uniform(),
+        SynthRng::stream(7, 4).uniform()
+    );
+}
