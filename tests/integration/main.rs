@@ -3,6 +3,7 @@
 #[cfg(feature = "gui")]
 mod frametime;
 mod extensions;
+mod fuzz;
 mod cli;
 mod io;
 mod local;
