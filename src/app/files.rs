@@ -11,17 +11,15 @@ use anyhow::Context as _;
 use crate::model::Dataset;
 use crate::settings::Settings;
 
-/// Load files (or folders) into one dataset.
-///
-/// TODO(D): switch to `crate::io::load_paths` once the readers land on main.
+/// Load files (or folders) into one dataset (the format is detected from each file's content).
 pub fn load_paths(paths: &[PathBuf]) -> anyhow::Result<Dataset> {
-    let Some(first) = paths.first() else {
+    if paths.is_empty() {
         anyhow::bail!("no file given");
-    };
-    anyhow::bail!(
-        "cannot read {}: this build has no file readers yet",
-        first.display()
-    )
+    }
+    Ok(crate::io::load_paths(
+        paths,
+        &crate::io::LoadOptions::default(),
+    )?)
 }
 
 /// Append the visits of `more` to `data` (a new value; the old one is shared and immutable).

@@ -91,6 +91,8 @@ pub enum Tab {
     Spectra,
     /// Noise correlation against lag.
     Noise,
+    /// The teaching panel (the paper's experiments, live).
+    Teaching,
 }
 
 /// The frame exposures are drawn in.
@@ -295,6 +297,8 @@ pub struct FrizzApp {
     screenshot: Option<ScreenshotJob>,
     /// Cached plotting data for the dataset.
     pub(crate) curves: plot_ui::DatasetCurves,
+    /// The teaching panel, created when its tab is first opened.
+    pub teaching: Option<teaching::TeachingPanel>,
 }
 
 impl std::fmt::Debug for FrizzApp {
@@ -333,6 +337,7 @@ impl FrizzApp {
             png_request: None,
             screenshot: None,
             curves: plot_ui::DatasetCurves::default(),
+            teaching: None,
         }
     }
 
@@ -547,6 +552,18 @@ impl FrizzApp {
                 plot_ui::spectra_ui(self, ui);
             }
             Tab::Noise => plot_ui::noise_ui(self, ui),
+            Tab::Teaching => {
+                let threaded = self.engine.is_threaded();
+                self.teaching
+                    .get_or_insert_with(|| {
+                        if threaded {
+                            teaching::TeachingPanel::new()
+                        } else {
+                            teaching::TeachingPanel::inline()
+                        }
+                    })
+                    .ui(ui);
+            }
         });
 
         self.screenshots(&ctx);
@@ -586,6 +603,7 @@ impl FrizzApp {
             ui.separator();
             ui.selectable_value(&mut self.view.tab, Tab::Spectra, "Spectra");
             ui.selectable_value(&mut self.view.tab, Tab::Noise, "Noise correlation");
+            ui.selectable_value(&mut self.view.tab, Tab::Teaching, "Teaching");
             ui.separator();
             ui.label(egui::RichText::new(&self.data.name).strong());
         });
@@ -845,6 +863,10 @@ pub fn survey_defaults(survey: Survey) -> Settings {
     let mut s = Settings::default();
     match survey {
         Survey::Apogee => {
+            // The banded local basis is the live path: recomputes in tens of milliseconds.
+            if let Some(f) = &mut s.forward {
+                f.basis = crate::settings::Basis::Local;
+            }
             s.grid = GridSpec::Apogee;
             s.bad_bits = mask::APOGEE_BAD_BITS;
         }

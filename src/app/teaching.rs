@@ -22,8 +22,8 @@ use crate::combine::{Cancel, combine};
 use crate::engine::Worker;
 use crate::model::VelocityKind;
 use crate::settings::{
-    ForwardSettings, GridSpec, Interpolator, SelectionMode, Settings, ShiftSource, StandardMask,
-    StandardSettings, Weighting,
+    Basis, ForwardSettings, GridSpec, Interpolator, SelectionMode, Settings, ShiftSource,
+    StandardMask, StandardSettings, Weighting,
 };
 use crate::synth::paper::{self, PaperParams, PaperTruth};
 
@@ -38,13 +38,62 @@ const STANDARD_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 110, 10);
 /// The slider values: the parameters of the paper's generator ([`crate::synth::paper`]).
 pub type TeachingParams = PaperParams;
 
+/// Which forward model the panel fits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForwardChoice {
+    /// Fourier basis exactly as frizzle 0.2.8 (P = M*, its period): the paper's figures.
+    #[default]
+    Paper,
+    /// Fourier basis in the fixed default mode (longer period, more modes, tiny ridge).
+    FourierFixed,
+    /// The compactly supported local basis (banded; the window's live path).
+    Local,
+}
+
+impl ForwardChoice {
+    /// All choices, in menu order.
+    pub const ALL: [Self; 3] = [Self::Paper, Self::FourierFixed, Self::Local];
+
+    /// Menu label.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Paper => "Fourier, as frizzle 0.2.8 (paper)",
+            Self::FourierFixed => "Fourier, fixed mode",
+            Self::Local => "local basis (banded)",
+        }
+    }
+
+    /// The forward-model settings.
+    #[must_use]
+    pub fn settings(self) -> ForwardSettings {
+        match self {
+            Self::Paper => ForwardSettings {
+                basis: Basis::Fourier,
+                compat: true,
+                n_modes: None,
+            },
+            Self::FourierFixed => ForwardSettings {
+                basis: Basis::Fourier,
+                compat: false,
+                n_modes: None,
+            },
+            Self::Local => ForwardSettings {
+                basis: Basis::Local,
+                compat: false,
+                n_modes: None,
+            },
+        }
+    }
+}
+
 /// The settings the panel combines with: shifts from the true velocities, the output grid that
 /// comes with the data, bit 0 = bad, the selection factor (tellurics) multiplied into the forward
-/// model (standard practice divides by it), the forward model in the Fourier basis with
-/// inverse-variance weights, standard practice as in the paper's revised figures (cubic spline,
-/// bad pixels dropped, plain mean), and the covariance band to lag 11.
+/// model (standard practice divides by it), the chosen forward model with inverse-variance
+/// weights, standard practice as in the paper's revised figures (cubic spline, bad pixels
+/// dropped, plain mean), and the covariance band to lag 11.
 #[must_use]
-pub fn teaching_settings(p: &TeachingParams) -> Settings {
+pub fn teaching_settings(p: &TeachingParams, forward: ForwardChoice) -> Settings {
     Settings {
         grid: GridSpec::FromInput,
         shift: ShiftSource::True,
@@ -56,7 +105,7 @@ pub fn teaching_settings(p: &TeachingParams) -> Settings {
         } else {
             SelectionMode::Ignore
         },
-        forward: Some(ForwardSettings::default()),
+        forward: Some(forward.settings()),
         standard: Some(StandardSettings {
             interpolator: Interpolator::CubicSpline,
             weighting: Weighting::Uniform,
@@ -87,6 +136,8 @@ pub struct MethodCurve {
 pub struct LiveView {
     /// The parameters that produced it.
     pub params: TeachingParams,
+    /// The forward model used.
+    pub forward_choice: ForwardChoice,
     /// Output-grid wavelengths (Angstrom, rest frame).
     pub wave_aa: Vec<f64>,
     /// Noise-free truth on the output grid.
@@ -143,7 +194,11 @@ fn lag_products(r: &[f64], n: usize) -> Vec<(f64, usize)> {
 }
 
 /// Generate the data for `params` and combine it with both methods.
-pub fn compute_live(params: &TeachingParams, cancel: &Cancel) -> Result<LiveView, String> {
+pub fn compute_live(
+    params: &TeachingParams,
+    forward: ForwardChoice,
+    cancel: &Cancel,
+) -> Result<LiveView, String> {
     let t0 = Instant::now();
     let data = paper::generate(params)?;
     let truth = data
@@ -152,6 +207,7 @@ pub fn compute_live(params: &TeachingParams, cancel: &Cancel) -> Result<LiveView
         .ok_or_else(|| "the generator returned no truth".to_owned())?;
     let mut view = LiveView {
         params: params.clone(),
+        forward_choice: forward,
         wave_aa: truth.ln_wave.iter().map(|x| x.exp()).collect(),
         truth: truth.flux.clone(),
         ..LiveView::default()
@@ -175,7 +231,7 @@ pub fn compute_live(params: &TeachingParams, cancel: &Cancel) -> Result<LiveView
             }
         }
     }
-    let settings = teaching_settings(params);
+    let settings = teaching_settings(params, forward);
     // Each method on its own, so that one failing (e.g. a singular system with one visit) still
     // shows the other.
     let forward_only = Settings {
@@ -223,6 +279,8 @@ pub struct NoiseCurves {
     pub trials: usize,
     /// The parameters (seed = first trial's noise seed).
     pub params: TeachingParams,
+    /// The forward model used.
+    pub forward: ForwardChoice,
 }
 
 /// One trial's lag products and predicted-variance sum.
@@ -237,6 +295,7 @@ struct TrialStats {
 /// both methods. `progress` is called with the number of finished trials.
 pub fn run_noise(
     params: &TeachingParams,
+    forward: ForwardChoice,
     trials: usize,
     cancel: &Cancel,
     progress: &(dyn Fn(usize) + Sync),
@@ -247,7 +306,7 @@ pub fn run_noise(
     }
     params.validate()?;
     let shared_truth = PaperTruth::new(params);
-    let settings = teaching_settings(params);
+    let settings = teaching_settings(params, forward);
     let done = AtomicUsize::new(0);
     let per_trial = (0..trials)
         .into_par_iter()
@@ -304,6 +363,7 @@ pub fn run_noise(
         predicted_var: if vn > 0 { vs / vn as f64 } else { f64::NAN },
         trials,
         params: params.clone(),
+        forward,
     })
 }
 
@@ -394,13 +454,15 @@ struct NoiseRun {
 pub struct TeachingPanel {
     /// The slider values.
     pub params: TeachingParams,
+    /// The forward model to fit.
+    pub forward: ForwardChoice,
     /// Trials of the noise test.
     pub trials: usize,
     /// Run the live combination on a background thread (else inline, inside `ui`).
     threaded: bool,
     /// Created on the first frame, when the context for the wake-up callback is known.
     worker: Option<Worker<LiveOutcome>>,
-    submitted: Option<TeachingParams>,
+    submitted: Option<(TeachingParams, ForwardChoice)>,
     live: Option<LiveView>,
     live_error: Option<String>,
     noise_run: Option<NoiseRun>,
@@ -437,6 +499,7 @@ impl TeachingPanel {
         let (export_tx, export_rx) = mpsc::channel();
         Self {
             params: TeachingParams::poor(),
+            forward: ForwardChoice::default(),
             trials: 64,
             threaded: false,
             worker: None,
@@ -490,8 +553,7 @@ impl TeachingPanel {
     /// Whether a live result for the current slider values is still pending.
     #[must_use]
     pub fn is_busy(&self) -> bool {
-        self.submitted.as_ref() != Some(&self.params)
-            || self.worker.as_ref().is_some_and(Worker::is_busy)
+        !self.is_submitted() || self.worker.as_ref().is_some_and(Worker::is_busy)
     }
 
     /// The status line (export results, errors).
@@ -507,6 +569,7 @@ impl TeachingPanel {
         let done = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::channel();
         let params = self.params.clone();
+        let forward = self.forward;
         let trials = self.trials.max(1);
         let (c2, d2, ctx2) = (cancel.clone(), Arc::clone(&done), ctx.clone());
         let spawned = std::thread::Builder::new()
@@ -516,7 +579,7 @@ impl TeachingPanel {
                     d2.store(n.max(d2.load(Ordering::Relaxed)), Ordering::Relaxed);
                     ctx2.request_repaint();
                 };
-                let r = run_noise(&params, trials, &c2, &progress);
+                let r = run_noise(&params, forward, trials, &c2, &progress);
                 let _ = tx.send(r);
                 ctx2.request_repaint();
             });
@@ -558,14 +621,20 @@ impl TeachingPanel {
         })
     }
 
+    fn is_submitted(&self) -> bool {
+        self.submitted
+            .as_ref()
+            .is_some_and(|(p, f)| *p == self.params && *f == self.forward)
+    }
+
     fn submit_if_changed(&mut self, ctx: &egui::Context) {
-        if self.submitted.as_ref() == Some(&self.params) {
+        if self.is_submitted() {
             return;
         }
-        self.submitted = Some(self.params.clone());
-        let params = self.params.clone();
+        self.submitted = Some((self.params.clone(), self.forward));
+        let (params, forward) = (self.params.clone(), self.forward);
         self.worker(ctx)
-            .submit(move |cancel| compute_live(&params, cancel));
+            .submit(move |cancel| compute_live(&params, forward, cancel));
         self.poll_live(); // inline: the result is ready now
     }
 
@@ -739,6 +808,13 @@ impl TeachingPanel {
                 self.params = TeachingParams::well();
             }
         });
+        egui::ComboBox::from_label("forward model")
+            .selected_text(self.forward.label())
+            .show_ui(ui, |ui| {
+                for c in ForwardChoice::ALL {
+                    ui.selectable_value(&mut self.forward, c, c.label());
+                }
+            });
         ui.separator();
         let p = &mut self.params;
         ui.add(

@@ -1,5 +1,8 @@
 //! The integration tests: one binary, one module per area.
 
+mod cli;
+mod experiment;
+mod extensions;
 #[cfg(feature = "gui")]
 mod frametime;
 mod extensions;
@@ -7,10 +10,9 @@ mod fuzz;
 mod cli;
 mod io;
 mod local;
+mod properties;
+mod reference;
 mod standard;
 mod synth;
 #[cfg(feature = "gui")]
 mod teaching;
-fn main() {}
-mod properties;
-mod reference;

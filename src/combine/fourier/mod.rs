@@ -20,7 +20,8 @@
 //!   NaN flux and +inf in those *columns* of C*; we report NaN, also in the band).
 //! - fixed (default): the output grid is split at data gaps (runs of more than [`GAP_PIXELS`]
 //!   no-data output pixels, e.g. chip gaps) and each segment is solved on its own with period
-//!   L = 1.2 x its span, m scaled by 1.2 to keep the band limit (P = 2m + 1, odd; an even request
+//!   L = 1.2 x its span (at least span + 6 output steps), m scaled by L / span to keep the band
+//!   limit (P = 2m + 1, odd; an even request
 //!   P = 2m' is honoured as m = m' before scaling) and a ridge of 1e-6 x the diagonal. Input pixels
 //!   up to [`EDGE_PIXELS`] output spacings beyond a segment's ends enter too (they inform the
 //!   edges). Censoring and flags follow `censor::Rule::Fixed`. Covariance between different
@@ -246,12 +247,21 @@ fn fixed_segments(
             Some(p) => ((p as f64 * n_seg as f64 / n_out as f64).round() as usize).max(1),
             None => n_seg.min(n_data).max(1),
         };
-        let m = (PAD_FACTOR * (p_nominal / 2) as f64).round() as usize;
-        let span = (grid[b] - grid[a]).max(step_lo.min(step_hi));
+        // Period: 1.2 x span, but always longer than the fitted pixels' extent plus two output
+        // steps, so that pixels beyond the ends never wrap onto the segment (short segments).
+        // m keeps the band limit of P_nominal modes over the span: m / L = (P_nominal / 2) / span.
+        let span = grid[b] - grid[a];
+        let step = step_lo.max(step_hi);
+        let period = (PAD_FACTOR * span).max(span + (2.0 * EDGE_PIXELS + 2.0) * step);
+        let m = if span > 0.0 {
+            ((p_nominal / 2) as f64 * period / span).round() as usize
+        } else {
+            0
+        };
         segs.push(Segment {
             out: r,
             x0: grid[a],
-            scale: std::f64::consts::TAU / (PAD_FACTOR * span),
+            scale: std::f64::consts::TAU / period,
             m,
             ridge: 0.0,
             x: sl.iter().map(|p| p.0).collect(),
@@ -542,4 +552,23 @@ fn segment_index(segs: &[Segment], n_out: usize) -> Vec<Option<usize>> {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_longer_than_the_threshold_split_segments() {
+        let mut nd = vec![false; 60];
+        // A short hole stays inside a segment; a long one splits; no-data ends are trimmed.
+        nd[..3].iter_mut().for_each(|b| *b = true);
+        nd[10..10 + GAP_PIXELS].iter_mut().for_each(|b| *b = true);
+        nd[30..30 + GAP_PIXELS + 1]
+            .iter_mut()
+            .for_each(|b| *b = true);
+        nd[57..].iter_mut().for_each(|b| *b = true);
+        assert_eq!(data_ranges(&nd), vec![3..30, 30 + GAP_PIXELS + 1..57]);
+        assert!(data_ranges(&[true; 5]).is_empty());
+    }
 }

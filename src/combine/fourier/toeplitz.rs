@@ -227,10 +227,7 @@ impl InverseGs {
     pub fn apply(&self, x: &[C]) -> Vec<C> {
         let ya = self.conv.conv(&self.a_hat, &self.lh(&self.a_hat, x));
         let yc = self.conv.conv(&self.c_hat, &self.lh(&self.c_hat, x));
-        ya.iter()
-            .zip(&yc)
-            .map(|(p, q)| (p - q) / self.a0)
-            .collect()
+        ya.iter().zip(&yc).map(|(p, q)| (p - q) / self.a0).collect()
     }
 
     /// `D(d) = sum_p A^-1[p, p+d] exp(-i (p + d) delta)` for d = -(n-1)..=(n-1) (index d + n - 1),
@@ -284,7 +281,12 @@ fn norm(v: &[C]) -> f64 {
 pub fn condition_estimate(a: &Toeplitz, inv: &InverseGs, iters: usize) -> f64 {
     let n = a.len();
     let start: Vec<C> = (0..n)
-        .map(|i| C::new(1.0 + ((i * 7919) % 13) as f64 * 0.1, ((i * 104_729) % 7) as f64 * 0.1))
+        .map(|i| {
+            C::new(
+                1.0 + ((i * 7919) % 13) as f64 * 0.1,
+                ((i * 104_729) % 7) as f64 * 0.1,
+            )
+        })
         .collect();
     let power = |op: &dyn Fn(&[C]) -> Vec<C>| -> f64 {
         let mut v = start.clone();
@@ -374,7 +376,10 @@ mod tests {
                     }
                 }
                 let got = d[(dd + n as i64 - 1) as usize];
-                assert!((got - s).norm() < 1e-9 * (1.0 + s.norm()), "delta {delta} d {dd}: {got} vs {s}");
+                assert!(
+                    (got - s).norm() < 1e-9 * (1.0 + s.norm()),
+                    "delta {delta} d {dd}: {got} vs {s}"
+                );
             }
         }
     }
