@@ -176,6 +176,6 @@ fn fuzz_boss_reader() {
 
 #[test]
 fn fuzz_npz_reader() {
-    let (runs, _, refused) = fuzz_file("case_a_f64.npz");
+    let (runs, _, refused) = fuzz_file("reference/case_a_f64_input.npz");
     assert!(runs >= cases() as usize && refused > 0);
 }

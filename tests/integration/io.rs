@@ -30,7 +30,7 @@ fn load_err(path: &Path) -> String {
 
 #[test]
 fn reference_bundle_reads_like_numpy() {
-    let d = io::npz::read_bundle(&fixture("case_a_f64.npz")).expect("reads");
+    let d = io::npz::read_bundle(&fixture("reference/case_a_f64_input.npz")).expect("reads");
     assert_eq!(d.visits.len(), 10);
     let grid = d
         .input_grid
@@ -249,7 +249,7 @@ fn bad_npz_bundles_name_file_and_key() {
     );
     assert!(load_err(&p).contains("'lam'"));
     // Truncated archive.
-    let bytes = std::fs::read(fixture("case_a_f64.npz")).expect("fixture");
+    let bytes = std::fs::read(fixture("reference/case_a_f64_input.npz")).expect("fixture");
     let p = dir.path().join("truncated.npz");
     std::fs::write(&p, &bytes[..bytes.len() / 2]).expect("write");
     load_err(&p);

@@ -5,9 +5,7 @@ mod experiment;
 mod extensions;
 #[cfg(feature = "gui")]
 mod frametime;
-mod extensions;
 mod fuzz;
-mod cli;
 mod io;
 mod local;
 mod properties;
