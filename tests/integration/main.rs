@@ -5,6 +5,7 @@ mod experiment;
 mod extensions;
 #[cfg(feature = "gui")]
 mod frametime;
+mod fuzz;
 mod io;
 mod local;
 mod properties;
