@@ -78,6 +78,9 @@ pub fn run(
                 Some(d) => app.open_demo(d),
                 None => app.open_files(files),
             }
+            if let Ok(spec) = std::env::var("FRIZZVIEW_VIEW") {
+                app.apply_view_spec(&spec);
+            }
             Ok(Box::new(app))
         }),
     )
@@ -485,6 +488,48 @@ impl FrizzApp {
         }
     }
 
+    /// Apply a view description (used to script screenshots through `FRIZZVIEW_VIEW`):
+    /// comma-separated `x=LO:HI` (Angstrom), `layout=stacked|overlaid|single`, `visit=N`
+    /// (1-based), `frame=rest|observed`, `tab=spectra|noise|teaching`, `compare=overlay|difference`,
+    /// `standard=on|off`. Unknown items become a message.
+    pub fn apply_view_spec(&mut self, spec: &str) {
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (key, value) = item.split_once('=').unwrap_or((item, ""));
+            let ok = match (key, value) {
+                ("x", v) => v
+                    .split_once(':')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                    .map(|r| self.jump_to = Some(r))
+                    .is_some(),
+                ("layout", "stacked") => set(&mut self.view.layout, ExposureLayout::Stacked),
+                ("layout", "overlaid") => set(&mut self.view.layout, ExposureLayout::Overlaid),
+                ("layout", "single") => set(&mut self.view.layout, ExposureLayout::Single),
+                ("frame", "rest") => set(&mut self.view.frame, DrawFrame::Rest),
+                ("frame", "observed") => set(&mut self.view.frame, DrawFrame::Observed),
+                ("tab", "spectra") => set(&mut self.view.tab, Tab::Spectra),
+                ("tab", "noise") => set(&mut self.view.tab, Tab::Noise),
+                ("tab", "teaching") => set(&mut self.view.tab, Tab::Teaching),
+                ("compare", "overlay") => set(&mut self.view.compare, Compare::Overlay),
+                ("compare", "difference") => set(&mut self.view.compare, Compare::Difference),
+                ("standard", "off") => set(&mut self.settings.standard, None),
+                ("standard", "on") => set(
+                    &mut self.settings.standard,
+                    Some(crate::settings::StandardSettings::default()),
+                ),
+                ("visit", v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .map(|n| self.selected_visit = n - 1)
+                    .is_some(),
+                _ => false,
+            };
+            if !ok {
+                self.report_error(format!("FRIZZVIEW_VIEW: cannot apply '{item}'"));
+            }
+        }
+    }
+
     /// Whether the newest settings have been computed.
     #[must_use]
     pub fn is_computing(&self) -> bool {
@@ -756,7 +801,7 @@ impl FrizzApp {
             self.report_error("nothing to export yet: no result".into());
             return;
         };
-        match files::export(path, &result, &self.data) {
+        match files::export(path, &result, &self.data, &self.files) {
             Ok(()) => self.report_info(format!("exported to {}", path.display())),
             Err(e) => self.report_error(format!("{e:#}")),
         }
@@ -789,6 +834,11 @@ impl FrizzApp {
         }
         ctx.request_repaint();
     }
+}
+
+fn set<T>(slot: &mut T, value: T) -> bool {
+    *slot = value;
+    true
 }
 
 /// Ask the integration for the current frame and save it as PNG; `done` gets the outcome.
@@ -885,6 +935,21 @@ pub fn survey_defaults(survey: Survey) -> Settings {
 impl eframe::App for FrizzApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
+    }
+
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        // A command-line screenshot shows the window as laid out, not wherever the (virtual)
+        // display's pointer happens to sit: hover crosshairs and tooltips are left out.
+        if self.screenshot.is_some() {
+            raw_input.events.retain(|e| {
+                !matches!(
+                    e,
+                    egui::Event::PointerMoved(_)
+                        | egui::Event::MouseMoved(_)
+                        | egui::Event::PointerButton { .. }
+                )
+            });
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

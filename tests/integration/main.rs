@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod cli;
+mod engine;
 mod experiment;
 mod extensions;
 #[cfg(feature = "gui")]
@@ -13,4 +14,8 @@ mod reference;
 mod standard;
 mod synth;
 #[cfg(feature = "gui")]
+mod smoke;
+#[cfg(feature = "gui")]
 mod teaching;
+#[cfg(feature = "gui")]
+mod ui;
