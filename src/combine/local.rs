@@ -1210,12 +1210,14 @@ impl Partial {
         let mut lo = i64::MAX;
         let mut hi = i64::MIN;
         for k in 0..vb.j0.len() {
+            let u = vb.u[k];
+            if u.is_finite() {
+                lo = lo.min((u - 1.0).ceil() as i64);
+                hi = hi.max((u + 1.0).floor() as i64 + 1);
+            }
             if vb.j0[k] != NO_ROW {
-                let u = vb.u[k];
-                lo = lo.min(vb.j0[k]).min((u - 1.0).ceil() as i64);
-                hi = hi
-                    .max(vb.j0[k] + vb.width as i64)
-                    .max((u + 1.0).floor() as i64 + 1);
+                lo = lo.min(vb.j0[k]);
+                hi = hi.max(vb.j0[k] + vb.width as i64);
             }
         }
         let lo = lo.clamp(0, p as i64) as usize;
@@ -1278,24 +1280,26 @@ impl Partial {
         let pixel_flags = pv.visit.flags();
         for k in 0..pv.x_rest.len() {
             let j0 = vb.j0[k];
-            if j0 == NO_ROW {
-                continue;
-            }
             let u = vb.u[k];
-            // Coverage: output pixels within one spacing of a used pixel are data; flags of
-            // every pixel (used or not) within one spacing propagate (the fixed, symmetric rule).
-            let l_lo = ((u - 1.0).ceil() as i64).max(lo);
-            let l_hi = ((u + 1.0).floor() as i64).min(p - 1);
-            let fl = pixel_flags.get(k).copied().unwrap_or(0);
             let w = pv.w[k];
-            for l in l_lo..=l_hi {
-                let l = (l - lo) as usize;
-                if w > 0.0 {
-                    self.covered[l] = true;
+            // `censor::Rule::Fixed` in O(1) per pixel on the index axis: output pixels within one
+            // spacing of a pixel with positive weight (and S != 0) are data; the flags of every
+            // pixel of the visit (used or not) within one spacing propagate. Pixels just outside
+            // the fitted range still count, as in the shared rule.
+            if u.is_finite() {
+                let l_lo = ((u - 1.0).ceil() as i64).max(lo);
+                let l_hi = ((u + 1.0).floor() as i64).min(p - 1);
+                let fl = pixel_flags.get(k).copied().unwrap_or(0);
+                let data = w > 0.0 && pv.s[k] != 0.0;
+                for l in l_lo..=l_hi {
+                    let l = (l - lo) as usize;
+                    if data {
+                        self.covered[l] = true;
+                    }
+                    self.flags[l] |= fl;
                 }
-                self.flags[l] |= fl;
             }
-            if w <= 0.0 {
+            if j0 == NO_ROW || w <= 0.0 {
                 continue;
             }
             let sk = pv.s[k];

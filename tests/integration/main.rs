@@ -1,8 +1,8 @@
 //! The integration tests: one binary, one module per area.
 
+mod extensions;
 #[cfg(feature = "gui")]
 mod frametime;
-mod extensions;
 mod io;
 mod local;
 mod standard;
