@@ -334,6 +334,9 @@ const GH_WEIGHTS: [f64; 5] = [
 const NO_ROW: i64 = i64::MIN;
 
 /// Kernel evaluations of one visit: for pixel k, `vals[k*width..]` are g_{j0[k]+m}, m < width.
+///
+/// Values are stored as f32 (relative rounding 6e-8, far below any noise level) so that 1000
+/// APOGEE visits fit in memory; the sums themselves are accumulated in f64.
 #[derive(Debug)]
 pub struct VisitBasis {
     visit: Arc<Visit>,
@@ -344,7 +347,7 @@ pub struct VisitBasis {
     j0: Vec<i64>,
     /// Fractional output index per pixel (censoring and flags).
     u: Vec<f64>,
-    vals: Vec<f64>,
+    vals: Vec<f32>,
 }
 
 impl VisitBasis {
@@ -366,7 +369,8 @@ impl VisitBasis {
         };
         let mut j0 = vec![NO_ROW; n];
         let mut u = vec![f64::NAN; n];
-        let mut vals = vec![0.0; n * width];
+        let mut vals = vec![0.0_f32; n * width];
+        let mut row = vec![0.0; width];
         let lo = -0.5;
         let hi = map.n as f64 - 0.5;
         let mut tmp = vec![0.0; base_w];
@@ -376,7 +380,7 @@ impl VisitBasis {
             if !(uk >= lo && uk <= hi) {
                 continue;
             }
-            let row = &mut vals[k * width..(k + 1) * width];
+            row.fill(0.0);
             if lsf > 0.0 {
                 let sh = std::f64::consts::SQRT_2 * lsf / map.local_step(uk);
                 let first = (uk - sh * GH_NODES[4]).floor() as i64 - (base_w as i64 / 2 - 1);
@@ -394,7 +398,10 @@ impl VisitBasis {
                     }
                 }
             } else {
-                j0[k] = kernel.row(uk, row);
+                j0[k] = kernel.row(uk, &mut row);
+            }
+            for (d, &v) in vals[k * width..(k + 1) * width].iter_mut().zip(&row) {
+                *d = v as f32;
             }
         }
         Self {
@@ -410,7 +417,7 @@ impl VisitBasis {
     /// Bytes held.
     #[must_use]
     pub fn bytes(&self) -> usize {
-        self.j0.len() * 16 + self.vals.len() * 8
+        self.j0.len() * 16 + self.vals.len() * 4
     }
 }
 
@@ -1096,7 +1103,7 @@ fn visit_fits_cached(
                 for (m, &g) in row.iter().enumerate() {
                     let j = j0 + m as i64;
                     if j >= 0 && (j as usize) < p {
-                        f += g * model.theta[j as usize];
+                        f += f64::from(g) * model.theta[j as usize];
                     }
                 }
                 let pred = f * v.s[k];
@@ -1311,7 +1318,7 @@ impl Partial {
                 if j < lo || j >= p {
                     continue;
                 }
-                let gm = row[m];
+                let gm = f64::from(row[m]);
                 if gm == 0.0 {
                     continue;
                 }
@@ -1324,7 +1331,7 @@ impl Partial {
                     if j0 + (m2 as i64) < lo {
                         continue;
                     }
-                    self.a.a[base + (m - m2)] += t * row[m2];
+                    self.a.a[base + (m - m2)] += t * f64::from(row[m2]);
                 }
             }
         }

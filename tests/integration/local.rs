@@ -465,7 +465,8 @@ fn banded_fit_matches_dense_solve_of_the_same_basis() {
             }
             let sig = c[l][l].sqrt();
             assert!(
-                (res.flux[l] - y[l]).abs() < 1e-8 * sig.max(1e-3),
+                // The cached design rows are f32 (rounding 6e-8 relative).
+                (res.flux[l] - y[l]).abs() < 1e-5 * sig.max(1e-3),
                 "{kernel:?} pixel {l}: {} vs dense {}",
                 res.flux[l],
                 y[l]
@@ -474,7 +475,7 @@ fn banded_fit_matches_dense_solve_of_the_same_basis() {
                 if l + k < y.len() && !res.no_data[l + k] {
                     let d = c[l][l + k];
                     assert!(
-                        (res.band[k][l] - d).abs() < 1e-7 * c[l][l],
+                        (res.band[k][l] - d).abs() < 1e-5 * c[l][l],
                         "{kernel:?} C*[{l},{}]: {} vs dense {d}",
                         l + k,
                         res.band[k][l]
