@@ -7,6 +7,9 @@ mod extensions;
 #[cfg(feature = "gui")]
 mod frametime;
 mod fuzz;
+mod extensions;
+#[cfg(feature = "gui")]
+mod frametime;
 mod io;
 mod local;
 mod properties;
