@@ -429,18 +429,24 @@ fn private_spline_solver_recovers_the_truth_with_calibrated_errors() {
     assert!((chi - 1.0).abs() < 0.15, "chi against the truth {chi}");
 }
 
-#[test]
-fn fitted_shifts_recover_true_velocities_with_calibrated_errors() {
+/// Shift-fit pulls over many small synthetic trials with the given forward solver: returns
+/// (pull std, rms of fitted velocity errors, rms of header errors), all after removing each
+/// trial's common zero point.
+fn shift_pulls(seed: u64, trials: usize, basis: Option<Basis>) -> (f64, f64, f64) {
     // Header velocities are off by N(0, 1 km/s). The fit measures shifts relative to the mean
     // header shift (the data fix shifts only up to a common offset), so the pulls are taken after
     // removing each trial's mean (fit - true) over its visits, which is exactly the zero point.
-    let mut rng = StdRng::seed_from_u64(7);
+    let mut rng = StdRng::seed_from_u64(seed);
     let header_error = Normal::new(0.0, 1.0).expect("normal");
     let mut pulls = Vec::new();
     let mut header_resid_kms = Vec::new();
     let mut fit_resid_kms = Vec::new();
     let n_visits = 8;
-    for _ in 0..60 {
+    let ext = Extensions {
+        fit_shifts: true,
+        ..Extensions::default()
+    };
+    for _ in 0..trials {
         let g = grid(160);
         let truth = Truth::new(&mut rng, &g);
         let specs: Vec<VisitSpec> = (0..n_visits)
@@ -452,11 +458,20 @@ fn fitted_shifts_recover_true_velocities_with_calibrated_errors() {
             })
             .collect();
         let data = dataset(&mut rng, &truth, &g, &specs);
-        let ext = Extensions {
-            fit_shifts: true,
-            ..Extensions::default()
+        let (res, warnings) = match basis {
+            None => run(&data, ext.clone()),
+            Some(basis) => {
+                let s = Settings {
+                    forward: Some(ForwardSettings {
+                        basis,
+                        ..ForwardSettings::default()
+                    }),
+                    ..settings(ext.clone())
+                };
+                let c = combine(&data, &s, &Cancel::new()).expect("combined");
+                (c.forward.expect("forward"), c.warnings)
+            }
         };
-        let (res, warnings) = run(&data, ext);
         assert!(
             !warnings.iter().any(|w| w.to_string().contains("converge")),
             "{warnings:?}"
@@ -475,15 +490,33 @@ fn fitted_shifts_recover_true_velocities_with_calibrated_errors() {
             header_resid_kms.push(s.v_header_kms - s.v_true_kms);
         }
     }
-    let pull_std = std(&pulls);
-    let fit_rms = std(&fit_resid_kms);
-    let header_rms = std(&header_resid_kms);
+    let out = (std(&pulls), std(&fit_resid_kms), std(&header_resid_kms));
     println!(
-        "shift pulls: n = {}, std = {pull_std:.3}; velocity error rms {fit_rms:.3} km/s (headers {header_rms:.3} km/s)",
-        pulls.len()
+        "shift pulls ({}): n = {}, std = {:.3}; velocity error rms {:.3} km/s (headers {:.3} km/s)",
+        basis.map_or("private spline".to_owned(), |b| format!("{b:?}")),
+        pulls.len(),
+        out.0,
+        out.1,
+        out.2
     );
+    out
+}
+
+#[test]
+fn fitted_shifts_recover_true_velocities_with_calibrated_errors() {
+    let (pull_std, fit_rms, header_rms) = shift_pulls(7, 60, None);
     assert!((pull_std - 1.0).abs() < 0.1, "pull std {pull_std}");
     // The fit really improves on the headers (not just a calibrated error bar on no change).
+    assert!(
+        fit_rms < 0.3 * header_rms,
+        "fit {fit_rms} vs header {header_rms} km/s"
+    );
+}
+
+#[test]
+fn fitted_shifts_with_the_local_basis_have_calibrated_errors() {
+    let (pull_std, fit_rms, header_rms) = shift_pulls(8, 60, Some(Basis::Local));
+    assert!((pull_std - 1.0).abs() < 0.1, "pull std {pull_std}");
     assert!(
         fit_rms < 0.3 * header_rms,
         "fit {fit_rms} vs header {header_rms} km/s"
