@@ -125,10 +125,9 @@ pub fn censor_prepared(prep: &Prepared, rule: Rule) -> (Vec<bool>, Vec<u64>) {
     let mut all_x = Vec::new();
     let mut all_f = Vec::new();
     for v in prep.included() {
-        let fl = v.visit.flags();
-        for i in 0..v.x_rest.len() {
+        for (i, &f) in v.visit.flags().iter().enumerate().take(v.x_rest.len()) {
             all_x.push(v.x_rest[i]);
-            all_f.push(fl[i]);
+            all_f.push(f);
             let is_data = match rule {
                 Rule::Compat => true,
                 Rule::Fixed => v.w[i] > 0.0 && v.s[i] != 0.0,

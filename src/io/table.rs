@@ -7,8 +7,18 @@ use super::error::{LoadError, LoadErrorKind};
 use crate::model::Dataset;
 
 /// Decide which FITS flavour `path` is.
-pub fn classify_fits(_path: &Path) -> Result<Format, LoadError> {
-    Ok(Format::FitsTable)
+pub fn classify_fits(path: &Path) -> Result<Format, LoadError> {
+    super::fits::guard(path, || {
+        let mut f = super::fits::open(path)?;
+        let hdus = super::fits::hdus(&mut f, path)?;
+        if super::boss::looks_like(&hdus) {
+            Ok(Format::BossSpec)
+        } else if super::apvisit::looks_like(&mut f, path, &hdus) {
+            Ok(Format::ApVisit)
+        } else {
+            Ok(Format::FitsTable)
+        }
+    })
 }
 
 /// Read a generic FITS file.

@@ -296,3 +296,119 @@ fn load_paths_refuses_mixed_objects_unless_forced() {
     let d = io::load_paths(&paths, &LoadOptions { force: true }).expect("forced");
     assert_eq!(d.visits.len(), 3);
 }
+
+fn card<'a>(v: &'a Visit, key: &str) -> Option<&'a str> {
+    v.meta
+        .header
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Values read independently with astropy (tests/fixtures/README-io.md) and the data README.
+#[test]
+fn apvisit_files_load_with_their_header_values() {
+    let p = fixture("apVisit-r13-5095-55844-128.fits");
+    assert_eq!(io::detect_format(&p).expect("detects"), io::Format::ApVisit);
+    let d = io::load_file(&p).expect("reads");
+    assert_eq!(d.survey, Survey::Apogee);
+    assert_eq!(d.visits.len(), 1);
+    let v = &d.visits[0];
+    assert_eq!(v.len(), 3 * 4096);
+    assert_eq!(v.segments(), &[0..4096, 4096..8192, 8192..12288]);
+    let m = &v.meta;
+    assert!((m.velocity(VelocityKind::Bc).expect("BC") - 11.298).abs() < 1e-3);
+    assert!((m.velocity(VelocityKind::Vrel).expect("VRAD") + 44.421).abs() < 1e-3);
+    assert!((m.velocity(VelocityKind::Vhelio).expect("VHELIO") + 33.123).abs() < 1e-3);
+    assert!((m.snr.expect("SNR") - 45.0).abs() < 0.1);
+    assert!((m.jd.expect("JD-MID") - 2_455_844.767_37).abs() < 1e-6);
+    assert_eq!(m.object.as_deref(), Some("2M01183798+8403419"));
+    assert_eq!(card(v, "FIBERID"), Some("128"));
+    assert_eq!(card(v, "MJD5"), Some("55844"));
+    assert!(
+        card(v, "VISIT.VREL").is_some(),
+        "HDU11 visit table columns are kept"
+    );
+    assert!(card(v, "FV_MISSING").is_none());
+    // Decreasing wavelengths within each chip; rows run red to blue.
+    for seg in v.segments() {
+        assert!(
+            v.wavelength_aa()[seg.clone()]
+                .windows(2)
+                .all(|p| p[1] < p[0])
+        );
+    }
+    assert!((v.wavelength_aa()[0] - 16_954.790_707_572_374).abs() < 1e-9);
+    assert!((v.wavelength_aa()[12_287] - 15_142.685_396_870_587).abs() < 1e-9);
+    // Pixel values (astropy): flux[1,2000] 267.73706, error 5.4765573, telluric 0.98382145.
+    let i = 4096 + 2000;
+    assert!((v.flux()[i] - 267.737_06).abs() < 1e-3);
+    assert!((v.ivar()[i] - 1.0 / (5.476_557_3f64 * 5.476_557_3)).abs() < 1e-7);
+    assert!((v.selection().expect("TELLURIC")[i] - 0.983_821_45).abs() < 1e-6);
+    assert!(v.flux_divided_by_selection());
+    // No ERROR >= 1e10 in this file; 200 pixels carry a bad APOGEE_PIXMASK bit (astropy).
+    assert_eq!(v.bad().iter().filter(|&&b| b).count(), 0);
+    let n_bad_bits = v.flags().iter().filter(|&&f| f & 16639 != 0).count();
+    assert_eq!(n_bad_bits, 200);
+
+    let d2 = io::load_file(&fixture("apVisit-r13-9518-57729-104.fits")).expect("reads");
+    let m = &d2.visits[0].meta;
+    assert!((m.velocity(VelocityKind::Bc).expect("BC") + 14.581).abs() < 1e-3);
+    assert!((m.velocity(VelocityKind::Vrel).expect("VRAD") + 67.472).abs() < 1e-3);
+    assert!((m.velocity(VelocityKind::Vhelio).expect("VHELIO") + 82.053).abs() < 1e-3);
+    assert!((m.snr.expect("SNR") - 90.0).abs() < 0.5);
+}
+
+#[test]
+fn two_apvisits_of_different_stars_are_refused_by_name() {
+    let paths = vec![
+        fixture("apVisit-r13-5095-55844-128.fits"),
+        fixture("apVisit-r13-9518-57729-104.fits"),
+    ];
+    let err = io::load_paths(&paths, &LoadOptions::default()).expect_err("two stars");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("2M01183798+8403419") && msg.contains("2M00242666+5341178"),
+        "{msg}"
+    );
+    let d = io::load_paths(&paths, &LoadOptions { force: true }).expect("forced");
+    assert_eq!(d.visits.len(), 2);
+}
+
+#[test]
+fn boss_spec_file_gives_seven_two_camera_exposures_and_the_coadd() {
+    let p = fixture("spec-3586-55181-0500.fits");
+    assert_eq!(
+        io::detect_format(&p).expect("detects"),
+        io::Format::BossSpec
+    );
+    let d = io::load_file(&p).expect("reads");
+    assert_eq!(d.survey, Survey::Boss);
+    assert_eq!(d.name, "3586-55181-0500");
+    assert_eq!(d.visits.len(), 7);
+    let blue = [2537, 2537, 2537, 2537, 2537, 2538, 2538];
+    let red = [3142, 3142, 3142, 3142, 3142, 3141, 3141];
+    for (k, v) in d.visits.iter().enumerate() {
+        assert_eq!(v.segments().len(), 2, "exposure {k}");
+        assert_eq!(v.segments()[0].len(), blue[k]);
+        assert_eq!(v.segments()[1].len(), red[k]);
+        assert_eq!(v.meta.name, format!("exp {}", 104_927 + k));
+        assert_eq!(v.meta.velocity(VelocityKind::Vrel), Some(0.0));
+        assert!(card(v, "HELIO_RV").is_some());
+        assert!(v.meta.lsf_sigma_ln.is_some_and(|s| s > 0.0 && s < 1e-3));
+    }
+    let v0 = &d.visits[0];
+    // astropy: B1-00104927 row 100: flux 116.03962707519531, loglam 3.5633859634399414.
+    assert!((v0.flux()[100] - 116.039_627_075_195_31).abs() < 1e-9);
+    assert!((v0.wavelength_aa()[100] - 10f64.powf(3.563_385_963_439_941_4)).abs() < 1e-9);
+    // TAI-BEG 4767642805, TAI-END 4767643706 (seconds, MJD * 86400).
+    let jd = (4_767_642_805.0 + 4_767_643_706.0) / 2.0 / 86_400.0 + 2_400_000.5;
+    assert!((v0.meta.jd.expect("jd") - jd).abs() < 1e-9);
+    let v6 = &d.visits[6];
+    let i = v6.segments()[1].start + 3000;
+    assert!((v6.flux()[i] - 52.939_624_786_376_95).abs() < 1e-9);
+    let coadd = d.pipeline_coadd.as_ref().expect("COADD");
+    assert_eq!(coadd.flux.len(), 4625);
+    assert!((coadd.flux[1000] - 159.230_300_903_320_3).abs() < 1e-9);
+    assert!((coadd.ln_wave[0] - 3.551_599_979_400_634_8 * std::f64::consts::LN_10).abs() < 1e-12);
+}

@@ -356,8 +356,8 @@ mod tests {
             })
             .collect();
         for (k, col) in cols.iter().enumerate() {
-            for p in 0..n {
-                let s: C = (0..n).map(|q| ad[p][q] * col[q]).sum();
+            for (p, row) in ad.iter().enumerate() {
+                let s: C = row.iter().zip(col).map(|(x, c)| x * c).sum();
                 let want = if p == k { 1.0 } else { 0.0 };
                 assert!((s - want).norm() < 1e-9, "row {p} col {k}: {s}");
             }

@@ -1,0 +1,188 @@
+//! `frizzview combine` as a user runs it: the real binary, real files, exit codes, messages.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::io::fixture;
+
+fn frizzview() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_frizzview"))
+}
+
+fn run(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    let out = frizzview().args(args).output().expect("spawn frizzview");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
+#[test]
+fn combine_reference_bundle_to_npz_matches_library() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("a.npz");
+    let input = fixture("case_a_f64.npz");
+    let (code, stdout, stderr) =
+        run(&[os("combine"), input.as_os_str(), os("-o"), out.as_os_str()]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(stdout.contains("10 visits"), "{stdout}");
+    // The library on the same input with the same defaults gives the same y*.
+    let data = frizzview::io::load_file(&input).expect("load");
+    let settings = frizzview::cli::combine::survey_defaults(&data);
+    let c = frizzview::combine::combine(&data, &settings, &frizzview::combine::Cancel::new())
+        .expect("combine");
+    let f = c.forward.as_ref().expect("forward");
+    let bytes = std::fs::read(&out).expect("output");
+    assert!(bytes.starts_with(b"PK"), "an .npz archive");
+    let mut z = ndarray_npy::NpzReader::new(std::fs::File::open(&out).expect("open")).expect("npz");
+    let y: ndarray::Array1<f64> = z.by_name("y_star").expect("y_star");
+    let band: ndarray::Array2<f64> = z.by_name("C_band").expect("C_band");
+    let lam: ndarray::Array1<f64> = z.by_name("lam_out").expect("lam_out");
+    assert_eq!(lam.len(), 2000);
+    assert_eq!(band.shape(), &[6, 2000]);
+    for l in 0..2000 {
+        assert!(y[l] == f.flux[l] || (y[l].is_nan() && f.flux[l].is_nan()));
+        assert!(band[[0, l]] == f.var[l] || (band[[0, l]].is_nan() && f.var[l].is_nan()));
+    }
+    let names = z.names().expect("names");
+    for key in [
+        "var",
+        "flags",
+        "no_data_mask",
+        "standard_y_star",
+        "settings_json",
+    ] {
+        assert!(names.iter().any(|n| n == key), "missing {key}: {names:?}");
+    }
+}
+
+#[test]
+fn combine_apvisit_to_fits_with_no_other_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("star.fits");
+    let input = fixture("apVisit-r13-5095-55844-128.fits");
+    let (code, stdout, stderr) =
+        run(&[os("combine"), input.as_os_str(), os("-o"), out.as_os_str()]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(stdout.contains("shifts from vrad"), "{stdout}");
+    assert!(stdout.contains("8575 px"), "{stdout}");
+    let bytes = std::fs::read(&out).expect("output");
+    assert!(bytes.starts_with(b"SIMPLE  ="));
+    let header = String::from_utf8_lossy(&bytes[..2880 * 4]);
+    for card in [
+        "NVISITS =                    1",
+        "CTYPE1  = 'LOG-LINEAR'",
+        "SFILE1  = 'apVisit-r13-5095-55844-128.fits'",
+    ] {
+        assert!(header.contains(card), "missing {card}");
+    }
+    assert!(
+        header.contains("\"bad_bits\":16639"),
+        "settings JSON with APOGEE bad bits"
+    );
+    // Running again over an input file is refused, and the input survives.
+    let before = std::fs::read(&input).expect("input");
+    let (code, _, stderr) = run(&[
+        os("combine"),
+        input.as_os_str(),
+        os("-o"),
+        input.as_os_str(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("input"), "{stderr}");
+    assert_eq!(std::fs::read(&input).expect("input"), before);
+}
+
+#[test]
+fn errors_exit_2_and_name_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("broken-visit.fits");
+    let bytes = std::fs::read(fixture("apVisit-r13-5095-55844-128.fits")).expect("fixture");
+    std::fs::write(&bad, &bytes[..bytes.len() / 3]).expect("write");
+    let out = dir.path().join("o.fits");
+    let (code, _, stderr) = run(&[os("combine"), bad.as_os_str(), os("-o"), out.as_os_str()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("broken-visit.fits"), "{stderr}");
+    assert!(!out.exists(), "no output on failure");
+    let missing = dir.path().join("nope.npz");
+    let (code, _, stderr) = run(&[
+        os("combine"),
+        missing.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("nope.npz"), "{stderr}");
+    let (code, _, stderr) = run(&[
+        os("combine"),
+        fixture("case_a_f64.npz").as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--exclude"),
+        os("no-such-visit"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no-such-visit"), "{stderr}");
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+}
+
+#[test]
+fn batch_manifest_with_shards_and_skips() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    for n in ["a", "b", "c"] {
+        std::fs::copy(fixture("case_a_f64.npz"), d.join(format!("{n}.npz"))).expect("copy");
+    }
+    let manifest = d.join("stars.txt");
+    write(
+        &manifest,
+        "# name files\nstar-a a.npz\nstar-b\tb.*\nstar-c c.npz\n",
+    );
+    let out = d.join("out");
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "combine".to_owned(),
+            "--manifest".into(),
+            manifest.display().to_string(),
+            "--out-dir".into(),
+            out.display().to_string(),
+            "--format".into(),
+            "npz".into(),
+            "--method".into(),
+            "standard".into(),
+        ];
+        v.extend(extra.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let o = frizzview()
+        .args(args(&["--shard", "1/2"]))
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("star-b.npz").exists());
+    assert!(!out.join("star-a.npz").exists() && !out.join("star-c.npz").exists());
+    let o = frizzview().args(args(&[])).output().expect("run");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("2 combined, 1 skipped"), "{stdout}");
+    for n in ["a", "b", "c"] {
+        assert!(out.join(format!("star-{n}.npz")).exists());
+    }
+    // A star with a broken file fails alone; the batch reports it and exits 2.
+    write(&d.join("bad.npz"), "not a bundle");
+    write(&manifest, "star-bad bad.npz\nstar-a a.npz\n");
+    let o = frizzview().args(args(&["--force"])).output().expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("star-bad") && stderr.contains("bad.npz"),
+        "{stderr}"
+    );
+}
