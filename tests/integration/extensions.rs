@@ -523,6 +523,16 @@ fn fitted_shifts_with_the_local_basis_have_calibrated_errors() {
     );
 }
 
+#[test]
+fn fitted_shifts_with_the_fourier_basis_have_calibrated_errors() {
+    let (pull_std, fit_rms, header_rms) = shift_pulls(9, 40, Some(Basis::Fourier));
+    assert!((pull_std - 1.0).abs() < 0.1, "pull std {pull_std}");
+    assert!(
+        fit_rms < 0.3 * header_rms,
+        "fit {fit_rms} vs header {header_rms} km/s"
+    );
+}
+
 /// A copy of `data` with `fraction` of the pixels of every visit replaced by 5-20 sigma outliers
 /// (either sign, not flagged); returns the outlier positions per visit.
 fn contaminate(rng: &mut StdRng, data: &Dataset, fraction: f64) -> (Dataset, Vec<Vec<bool>>) {
