@@ -7,17 +7,14 @@ mod extensions;
 #[cfg(feature = "gui")]
 mod frametime;
 mod fuzz;
-mod extensions;
-#[cfg(feature = "gui")]
-mod frametime;
 mod io;
 mod local;
 mod properties;
 mod reference;
-mod standard;
-mod synth;
 #[cfg(feature = "gui")]
 mod smoke;
+mod standard;
+mod synth;
 #[cfg(feature = "gui")]
 mod teaching;
 #[cfg(feature = "gui")]
