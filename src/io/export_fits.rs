@@ -68,6 +68,23 @@ fn wcs(f: &mut FitsFile, h: &FitsHdu, c: &Combined) -> R<()> {
     Ok(())
 }
 
+/// Split `json` into card values of at most [`JSON_CHUNK`] characters that never end in a space
+/// (FITS drops trailing spaces of string values).
+fn json_chunks(json: &str) -> Vec<String> {
+    let chars: Vec<char> = json.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let mut end = (i + JSON_CHUNK).min(chars.len());
+        while end > i + 1 && chars[end - 1] == ' ' {
+            end -= 1;
+        }
+        out.push(chars[i..end].iter().collect());
+        i = end;
+    }
+    out
+}
+
 /// Linear interpolation of `y` at `x` over a monotonic `xs` (either direction); NaN outside.
 fn interp(xs: &[f64], y: &[f64], x: f64) -> f64 {
     let n = xs.len();
@@ -212,26 +229,18 @@ fn write_to(tmp: &Path, data: &Dataset, c: &Combined) -> R<()> {
         }
     }
     let json = serde_json::to_string(&c.settings).map_err(fe)?;
-    let chars: Vec<char> = json.chars().collect();
-    for (k, chunk) in chars.chunks(JSON_CHUNK).enumerate() {
-        if k > 999 {
-            return Err("the settings are too long for FVSET cards".into());
-        }
-        key(
-            &mut f,
-            &prim,
-            &format!("FVSET{k:03}"),
-            chunk.iter().collect::<String>(),
-        )?;
+    let chunks = json_chunks(&json);
+    if chunks.len() > 1000 {
+        return Err("the settings are too long for FVSET cards".into());
+    }
+    for (k, chunk) in chunks.iter().enumerate() {
+        key(&mut f, &prim, &format!("FVSET{k:03}"), chunk.clone())?;
     }
     key(
         &mut f,
         &prim,
         "FVSETN",
-        (
-            (chars.len().div_ceil(JSON_CHUNK)) as i64,
-            "FVSET cards: settings JSON",
-        ),
+        (chunks.len() as i64, "FVSET cards: settings JSON"),
     )?;
 
     let methods: [Option<&MethodResult>; 2] = [c.forward.as_ref(), c.standard.as_ref()];
@@ -439,4 +448,28 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
         h.write_col(f, "V_FIT_ERR_KMS", &s).map_err(fe)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_chunks_rejoin_and_never_end_in_a_space() {
+        let json = format!("{{\"name\":\"{}\",\"x\":1}}", "a b  ".repeat(40));
+        let chunks = json_chunks(&json);
+        assert_eq!(chunks.concat(), json);
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.chars().count() <= JSON_CHUNK && !c.ends_with(' '))
+        );
+    }
+
+    #[test]
+    fn interp_handles_both_directions_and_outside() {
+        assert_eq!(interp(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0], 2.5), 25.0);
+        assert_eq!(interp(&[3.0, 2.0, 1.0], &[30.0, 20.0, 10.0], 1.5), 15.0);
+        assert!(interp(&[1.0, 2.0], &[1.0, 2.0], 2.5).is_nan());
+    }
 }

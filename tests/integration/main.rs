@@ -6,14 +6,15 @@ mod experiment;
 mod extensions;
 #[cfg(feature = "gui")]
 mod frametime;
+mod fuzz;
 mod io;
 mod local;
 mod properties;
 mod reference;
-mod standard;
-mod synth;
 #[cfg(feature = "gui")]
 mod smoke;
+mod standard;
+mod synth;
 #[cfg(feature = "gui")]
 mod teaching;
 #[cfg(feature = "gui")]

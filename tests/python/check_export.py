@@ -92,7 +92,7 @@ def main():
     runs = [
         (fixtures / "apVisit-r13-5095-55844-128.fits", []),
         (fixtures / "spec-3586-55181-0500.fits", []),
-        (fixtures / "case_a_f64.npz", []),
+        (fixtures / "reference/case_a_f64_input.npz", []),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for src, extra in runs:

@@ -303,8 +303,7 @@ pub fn solve_segment(
     let m = seg.m;
     let p = 2 * m + 1;
     let u: Vec<f64> = seg.x.iter().map(|&x| seg.phase(x)).collect();
-    let w_dft = nufft::type1(&u, &seg.ws2, 2 * m);
-    let t_dft = nufft::type1(&u, &seg.wsy, m);
+    let (w_dft, t_dft) = nufft::type1_pair(&u, &seg.ws2, 2 * m, &seg.wsy, m);
     cancel.check()?;
     // A[j][k] = W(k - j): first row t[d] = W(d), d = 0..2m (index d + 2m in w_dft).
     let mut t: Vec<Complex64> = (0..p).map(|d| w_dft[d + 2 * m]).collect();
@@ -379,7 +378,7 @@ pub fn solve_segment(
         }
         band.push(row);
     }
-    let cond = toeplitz::condition_estimate(&a, &inv, 30);
+    let cond = toeplitz::condition_estimate(&a, &inv, 16);
     Ok(SegmentSolution {
         coef,
         flux,
