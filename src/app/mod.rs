@@ -583,12 +583,15 @@ impl FrizzApp {
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
-        egui::Panel::left("options")
-            .resizable(true)
-            .default_size(290.0)
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| options_ui::options_ui(self, ui));
-            });
+        // The teaching panel has its own controls; the combination settings would only confuse.
+        if self.view.tab != Tab::Teaching {
+            egui::Panel::left("options")
+                .resizable(true)
+                .default_size(290.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| options_ui::options_ui(self, ui));
+                });
+        }
         egui::CentralPanel::default().show(ui, |ui| match self.view.tab {
             Tab::Spectra => {
                 egui::Panel::top("visits")
@@ -1002,6 +1005,10 @@ impl eframe::App for FrizzApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        // A scripted screenshot must not overwrite the user's remembered layout.
+        if self.screenshot.is_some() {
+            return;
+        }
         let survey = self.data.survey;
         let mut remembered = self.settings.clone();
         remembered.visits.clear();
