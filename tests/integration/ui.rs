@@ -303,3 +303,30 @@ fn ui_icon_is_a_square_rgba_image() {
     assert_eq!(icon.rgba.len(), (icon.width * icon.height * 4) as usize);
     assert!(icon.rgba.chunks(4).any(|p| p == [255, 255, 255, 255]));
 }
+
+#[test]
+fn ui_remembered_settings_apply_to_data_of_the_same_survey() {
+    let mut remembered = frizzview::app::survey_defaults(frizzview::model::Survey::Apogee);
+    remembered.selection = SelectionMode::Ignore;
+    remembered.band_lags = 9;
+    let prefs = frizzview::app::Prefs {
+        settings: vec![(frizzview::model::Survey::Apogee, remembered)],
+        ..Default::default()
+    };
+    let mut app = FrizzApp::new(frizzview::engine::CombineEngine::inline(), Some(prefs));
+    app.set_dataset(demo::apogee_demo(2).expect("demo"), Vec::new(), None);
+    assert_eq!(app.settings.selection, SelectionMode::Ignore);
+    assert_eq!(app.settings.band_lags, 9);
+    assert_eq!(
+        app.settings.visits.len(),
+        2,
+        "per-visit settings follow the data"
+    );
+    // Another survey gets its own defaults.
+    let boss = demo::boss_demo_path().expect("demo file");
+    app.open_files(vec![boss]);
+    assert_eq!(
+        app.settings.selection,
+        frizzview::settings::Settings::default().selection
+    );
+}
