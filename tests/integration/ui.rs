@@ -330,3 +330,32 @@ fn ui_remembered_settings_apply_to_data_of_the_same_survey() {
         frizzview::settings::Settings::default().selection
     );
 }
+
+#[test]
+fn ui_apply_session_reopens_the_files_and_their_per_visit_settings() {
+    let boss = demo::boss_demo_path().expect("demo file");
+    let mut first = FrizzApp::inline(frizzview::model::Dataset::default());
+    first.open_files(vec![boss.clone()]);
+    first.settings.visits[2].include = false;
+    first.settings.visits[4].weight = 0.25;
+    let session = first.session();
+    assert_eq!(session.files, vec![boss]);
+
+    let mut second = FrizzApp::inline(frizzview::model::Dataset::default());
+    second.apply_session(session.clone());
+    assert_eq!(second.data.visits.len(), 7);
+    assert_eq!(second.settings, session.settings);
+
+    // A session whose per-visit list does not match the data keeps the global settings, resets
+    // the per-visit ones and says so.
+    let mut wrong = session;
+    wrong.settings.visits.truncate(2);
+    wrong.settings.band_lags = 11;
+    let mut third = FrizzApp::inline(frizzview::model::Dataset::default());
+    third.apply_session(wrong);
+    assert_eq!(third.settings.band_lags, 11);
+    assert_eq!(third.settings.visits.len(), 7);
+    assert!(third.settings.visits.iter().all(|v| v.include));
+    let last = third.messages.last().expect("a message");
+    assert!(last.error && last.text.contains("2 visits"), "{last:?}");
+}
