@@ -719,6 +719,35 @@ fn exposures_plot(
                 let scale = frame_scale(app, i);
                 let obs_range = (range.start() / scale)..=(range.end() / scale);
                 let included = app.settings.visit(i).include;
+                // The model stands out against one visit; among many it should not hide them.
+                let model_color = if app.view.layout == ExposureLayout::Single {
+                    egui::Color32::from_gray(235)
+                } else {
+                    egui::Color32::from_gray(200).gamma_multiply(0.45)
+                };
+                // At the visit's first visible sample, so the label never widens the x bounds
+                // (which would break the alignment of the linked plots).
+                let first_aa = segs
+                    .iter()
+                    .filter_map(|s| s.lam_aa.first())
+                    .fold(f64::INFINITY, |a, &b| a.min(b))
+                    * scale;
+                let label_x = first_aa.max(*range.start());
+                if stacked && label_x.is_finite() {
+                    let label = if included {
+                        visit.meta.name.clone()
+                    } else {
+                        format!("{} (excluded)", visit.meta.name)
+                    };
+                    plot_ui.text(
+                        egui_plot::Text::new(
+                            "visit label",
+                            egui_plot::PlotPoint::new(label_x, offset + step * 0.5),
+                            egui::RichText::new(label).small().color(visit_color(i)),
+                        )
+                        .anchor(egui::Align2::RIGHT_CENTER),
+                    );
+                }
                 let color = if included {
                     visit_color(i)
                 } else {
@@ -750,7 +779,8 @@ fn exposures_plot(
                             .map(|r| r.into_iter().map(|p| [p[0] * scale, p[1]]).collect())
                             .collect()
                     };
-                    if app.view.show_uncertainty {
+                    // Bands of a dozen stacked visits only blur them; shown one or overlaid.
+                    if app.view.show_uncertainty && !stacked {
                         for (xs, lo, hi) in decimate_band(
                             &seg.lam_aa,
                             |j| {
@@ -795,7 +825,7 @@ fn exposures_plot(
                             plot_ui,
                             &format!("{name} model"),
                             scaled(runs),
-                            egui::Color32::from_gray(40),
+                            model_color,
                             1.0,
                         );
                     }
