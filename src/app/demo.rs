@@ -1,8 +1,8 @@
 //! Built-in demos: an APOGEE-like synthetic star (default) and the real BOSS star.
 
-use std::path::PathBuf;
 use crate::model::Dataset;
 use crate::synth::apogee::{ApogeeParams, generate};
+use std::path::PathBuf;
 
 /// Which demo to open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -56,8 +56,8 @@ pub fn apogee_demo(n_visits: usize) -> anyhow::Result<Dataset> {
         velocity_error_kms: 0.3,
         ..ApogeeParams::default()
     };
-    let mut data = generate(&params)
-        .map_err(|e| anyhow::anyhow!("cannot generate the demo star: {e}"))?;
+    let mut data =
+        generate(&params).map_err(|e| anyhow::anyhow!("cannot generate the demo star: {e}"))?;
     data.name = format!("synthetic APOGEE-like star, {n_visits} visits (demo)");
     Ok(data)
 }
