@@ -31,3 +31,4 @@ shot main "" --demo apogee
 shot boss "" --demo boss
 shot zoom "layout=single,visit=4,x=15300:15340,compare=difference" --demo apogee
 shot noise "tab=noise" --demo apogee
+shot teaching "tab=teaching" --demo apogee

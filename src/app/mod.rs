@@ -51,6 +51,7 @@ pub fn run(
             .with_inner_size([1400.0, 900.0])
             .with_min_inner_size([800.0, 500.0])
             .with_title("frizzview")
+            .with_icon(Arc::new(icon()))
             .with_drag_and_drop(true),
         // Explicit: test builds also compile wgpu, which would otherwise win (stack.md P2).
         renderer: eframe::Renderer::Glow,
@@ -582,12 +583,15 @@ impl FrizzApp {
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
-        egui::Panel::left("options")
-            .resizable(true)
-            .default_size(290.0)
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| options_ui::options_ui(self, ui));
-            });
+        // The teaching panel has its own controls; the combination settings would only confuse.
+        if self.view.tab != Tab::Teaching {
+            egui::Panel::left("options")
+                .resizable(true)
+                .default_size(290.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| options_ui::options_ui(self, ui));
+                });
+        }
         egui::CentralPanel::default().show(ui, |ui| match self.view.tab {
             Tab::Spectra => {
                 egui::Panel::top("visits")
@@ -907,6 +911,54 @@ fn native_dialog(kind: DialogKind) -> Vec<PathBuf> {
     }
 }
 
+/// The window icon, drawn here so the binary needs no image file: three noisy exposures (thin,
+/// coloured) and their sharp combination (white) across one absorption line.
+#[must_use]
+pub fn icon() -> egui::IconData {
+    const N: usize = 64;
+    let mut rgba = vec![0u8; N * N * 4];
+    let mut put = |x: usize, y: usize, c: [u8; 4]| {
+        if x < N && y < N {
+            rgba[(y * N + x) * 4..(y * N + x) * 4 + 4].copy_from_slice(&c);
+        }
+    };
+    for y in 0..N {
+        for x in 0..N {
+            // Rounded dark-blue tile.
+            let (dx, dy) = (x.abs_diff(N / 2) as f64, y.abs_diff(N / 2) as f64);
+            if dx.max(dy) < 30.0 || dx.hypot(dy) < 38.0 {
+                put(x, y, [22, 34, 60, 255]);
+            }
+        }
+    }
+    let line = |x: f64, depth: f64, shift: f64| {
+        let t = (x - 32.0 - shift) / 5.0;
+        20.0 + depth * (-0.5 * t * t).exp() * 26.0
+    };
+    let colours = [
+        [230, 120, 30, 255],
+        [90, 200, 120, 255],
+        [200, 90, 200, 255],
+    ];
+    for (k, c) in colours.iter().enumerate() {
+        let shift = (k as f64 - 1.0) * 4.0;
+        for x in 6..58 {
+            let wiggle = ((x * (7 + 3 * k)) % 5) as f64 * 0.6 - 1.2;
+            put(x, (line(x as f64, 0.9, shift) + wiggle) as usize, *c);
+        }
+    }
+    for x in 6..58 {
+        let y = line(x as f64, 1.0, 0.0);
+        put(x, y as usize, [255, 255, 255, 255]);
+        put(x, y as usize + 1, [255, 255, 255, 255]);
+    }
+    egui::IconData {
+        rgba,
+        width: N as u32,
+        height: N as u32,
+    }
+}
+
 /// Settings that suit a survey's data.
 #[must_use]
 pub fn survey_defaults(survey: Survey) -> Settings {
@@ -953,6 +1005,10 @@ impl eframe::App for FrizzApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        // A scripted screenshot must not overwrite the user's remembered layout.
+        if self.screenshot.is_some() {
+            return;
+        }
         let survey = self.data.survey;
         let mut remembered = self.settings.clone();
         remembered.visits.clear();

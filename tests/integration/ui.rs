@@ -270,3 +270,36 @@ fn ui_view_spec_and_tabs_do_not_disturb_the_result() {
         "view changes must not recompute"
     );
 }
+
+#[test]
+fn ui_open_files_loads_the_real_boss_star_with_boss_defaults() {
+    let path = demo::boss_demo_path().expect("the BOSS demo file is in the repository");
+    let mut app = FrizzApp::inline(frizzview::model::Dataset::default());
+    app.open_files(vec![path.clone()]);
+    assert_eq!(app.files, vec![path]);
+    assert_eq!(app.data.visits.len(), 7, "7 exposures");
+    assert_eq!(app.data.survey, frizzview::model::Survey::Boss);
+    assert_eq!(app.settings.grid, frizzview::settings::GridSpec::Boss);
+    assert_eq!(app.settings.bad_bits, frizzview::model::mask::BOSS_BAD_BITS);
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, app: &mut FrizzApp| app.show(ui), app);
+    h.run_steps(3);
+    let r = result(&h);
+    assert_eq!(r.grid.len(), frizzview::model::OutputGrid::boss().len());
+    // The mask checklist names SPPIXMASK bits for BOSS data.
+    h.get_by_label("Mask bits").click();
+    h.run_steps(2);
+    let first_bad = frizzview::model::mask::BOSS_SPPIXMASK
+        .iter()
+        .find(|d| d.level == frizzview::model::mask::BitLevel::Bad)
+        .expect("a bad bit");
+    h.get_by_label(&format!("{} ({})", first_bad.name, first_bad.bit));
+}
+
+#[test]
+fn ui_icon_is_a_square_rgba_image() {
+    let icon = frizzview::app::icon();
+    assert_eq!(icon.rgba.len(), (icon.width * icon.height * 4) as usize);
+    assert!(icon.rgba.chunks(4).any(|p| p == [255, 255, 255, 255]));
+}
