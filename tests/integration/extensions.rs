@@ -788,7 +788,7 @@ fn lsf_convolution_fits_broad_visits_and_sharpens_the_combination() {
     for (c_on, c_off) in broad_chi2_nu(&on).iter().zip(broad_chi2_nu(&off)) {
         assert!(*c_on < 1.2, "chi2/nu with the LSF {c_on}");
         assert!(
-            c_off > 1.5,
+            c_off > 1.3,
             "the resolution difference must matter: {c_off}"
         );
     }
@@ -830,7 +830,7 @@ fn apogee_like_visits_with_every_flaw_end_to_end() {
     // velocity errors, unflagged outliers and throughput tilts, through `combine` with the local
     // basis and shift fitting, Huber reweighting and normalization switched on together.
     let params = ApogeeParams {
-        n_visits: 5,
+        n_visits: 4,
         velocity_error_kms: 1.0,
         outlier_fraction: 0.005,
         tilt_amplitude: 0.1,

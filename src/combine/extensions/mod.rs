@@ -349,14 +349,20 @@ impl State {
             notes.push(format!("velocity {max_dv:.2e} km/s"));
         }
         cancel.check()?;
+        // The model at the (new) shifts, once for both linear updates.
+        let base = if self.degree.is_some() || self.robust.is_some() {
+            self.base_predictions(prep, model)
+        } else {
+            Vec::new()
+        };
         if self.degree.is_some() {
-            let max_norm = self.update_normalization(prep, work, model);
+            let max_norm = self.update_normalization(work, &base);
             converged &= max_norm < NORM_TOL;
             notes.push(format!("normalization {max_norm:.2e} sigma"));
         }
         cancel.check()?;
         if let Some(kind) = self.robust {
-            let max_w = self.update_robust(prep, work, model, kind);
+            let max_w = self.update_robust(work, &base, kind);
             converged &= max_w < WEIGHT_TOL;
             notes.push(format!("robust weight {max_w:.2e}"));
         }
@@ -405,17 +411,19 @@ impl State {
         }
     }
 
-    /// The model times selection (without normalization) at visit `i`'s pixels for shift `dx`.
-    fn base_prediction(
-        &self,
-        prep: &Prepared,
-        model: &dyn super::SpectrumModel,
-        i: usize,
-    ) -> Vec<f64> {
-        let v = &prep.visits[i];
-        let x: Vec<f64> = v.visit.ln_wave().iter().map(|x| x - self.dx[i]).collect();
-        let f = lsf::eval_convolved(model, &x, self.lsf_sigma[i], self.step, false);
-        f.iter().zip(&v.s).map(|(f, s)| f * s).collect()
+    /// The model times selection (without normalization) at every visit's pixels for the
+    /// current shifts.
+    fn base_predictions(&self, prep: &Prepared, model: &dyn super::SpectrumModel) -> Vec<Vec<f64>> {
+        use rayon::prelude::*;
+        prep.visits
+            .par_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let x: Vec<f64> = v.visit.ln_wave().iter().map(|x| x - self.dx[i]).collect();
+                let f = lsf::eval_convolved(model, &x, self.lsf_sigma[i], self.step, false);
+                f.iter().zip(&v.s).map(|(f, s)| f * s).collect()
+            })
+            .collect()
     }
 
     fn update_shifts(
@@ -478,23 +486,18 @@ impl State {
         max_dv
     }
 
-    fn update_normalization(
-        &mut self,
-        prep: &Prepared,
-        work: &Prepared,
-        model: &dyn super::SpectrumModel,
-    ) -> f64 {
+    fn update_normalization(&mut self, work: &Prepared, base: &[Vec<f64>]) -> f64 {
         let Some(deg) = self.degree else {
             return 0.0;
         };
         let n_coef = deg + 1;
         let n = work.visits.len();
-        let mut preds = Vec::with_capacity(n);
+        let preds = base;
         let mut systems_in: Vec<Option<normalize::NormalEquations>> = Vec::with_capacity(n);
         let mut systems_out: Vec<Option<normalize::NormalEquations>> = Vec::with_capacity(n);
         for i in 0..n {
             let v = &work.visits[i];
-            let pred = self.base_prediction(prep, model, i);
+            let pred = &preds[i];
             // Same weights as the spectrum solve (weighting scheme, visit weight, robust weight)
             // for included visits, so both steps minimise one objective.
             // (The edge taper keeps the poorly modelled grid ends out, as for the shifts.)
@@ -507,10 +510,10 @@ impl State {
                 self.likelihood_weights(work, i)
             };
             let sys =
-                normalize::NormalEquations::assemble(&self.legendre[i], &pred, &v.y, &w, n_coef);
+                normalize::NormalEquations::assemble(&self.legendre[i], pred, &v.y, &w, n_coef);
             let usable = w
                 .iter()
-                .zip(&pred)
+                .zip(pred)
                 .filter(|(w, p)| **w > 0.0 && p.is_finite())
                 .count()
                 > n_coef;
@@ -522,7 +525,6 @@ impl State {
                 systems_in.push(None);
                 systems_out.push(sys);
             }
-            preds.push(pred);
         }
         let constrained = normalize::constrained_coefficients(&systems_in, n_coef);
         let mut max_change: f64 = 0.0;
@@ -560,18 +562,16 @@ impl State {
 
     fn update_robust(
         &mut self,
-        prep: &Prepared,
         work: &Prepared,
-        model: &dyn super::SpectrumModel,
+        base: &[Vec<f64>],
         kind: crate::settings::Robust,
     ) -> f64 {
         let mut max_change: f64 = 0.0;
         for i in 0..work.visits.len() {
             let v = &work.visits[i];
-            let base = self.base_prediction(prep, model, i);
             let poly = self.poly(i, v.y.len());
             for k in 0..v.y.len() {
-                let pred = base[k] * poly[k];
+                let pred = base[i][k] * poly[k];
                 if !(!v.masked[k] && v.ivar[k] > 0.0 && pred.is_finite()) {
                     continue;
                 }
