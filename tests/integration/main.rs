@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod cli;
+mod engine;
 mod experiment;
 mod extensions;
 #[cfg(feature = "gui")]
@@ -10,7 +11,11 @@ mod io;
 mod local;
 mod properties;
 mod reference;
+#[cfg(feature = "gui")]
+mod smoke;
 mod standard;
 mod synth;
 #[cfg(feature = "gui")]
 mod teaching;
+#[cfg(feature = "gui")]
+mod ui;
