@@ -39,6 +39,9 @@ pub struct BenchArgs {
     /// Skip the scaling series.
     #[arg(long)]
     pub no_scaling: bool,
+    /// Kernel of the local basis (lanczos3, bspline3, bspline5 ... bspline15).
+    #[arg(long, default_value = "default")]
+    pub kernel: String,
     /// Run one case in this process and print its JSON line (used by the parent process).
     #[arg(long, hide = true)]
     pub case: Option<String>,
@@ -58,7 +61,7 @@ pub const CASES: [&str; 7] = [
 /// Run `frizzview bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(name) = &args.case {
-        let line = run_case(name, args.quick)?;
+        let line = run_case(name, args.quick, kernel(&args.kernel)?)?;
         println!("{line}");
         return Ok(());
     }
@@ -69,7 +72,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             continue;
         }
         let mut cmd = std::process::Command::new(&exe);
-        cmd.args(["bench", "--case", name]);
+        cmd.args(["bench", "--case", name, "--kernel", &args.kernel]);
         if args.quick {
             cmd.arg("--quick");
         }
@@ -104,7 +107,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let scaling = if args.no_scaling {
         Vec::new()
     } else {
-        let s = scaling_series(args.quick)?;
+        let s = scaling_series(args.quick, kernel(&args.kernel)?)?;
         for p in &s {
             println!("{}", p.json());
         }
@@ -142,6 +145,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn kernel(label: &str) -> anyhow::Result<local::Kernel> {
+    if label == "default" {
+        return Ok(local::DEFAULT_KERNEL);
+    }
+    local::Kernel::from_label(label).with_context(|| {
+        format!("unknown kernel {label:?}; use lanczos3, bspline3, bspline5 ... bspline15 (odd)")
+    })
+}
+
 /// Peak resident memory of this process (VmHWM) in MB.
 fn peak_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -160,7 +172,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Run one case in this process and return its JSON line.
-fn run_case(name: &str, quick: bool) -> anyhow::Result<serde_json::Value> {
+fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<serde_json::Value> {
     let reps = if quick { 1 } else { 5 };
     let (seconds, extra) = match name {
         "case_a_fourier" | "case_a_local" | "dense_case_a" => {
@@ -178,7 +190,7 @@ fn run_case(name: &str, quick: bool) -> anyhow::Result<serde_json::Value> {
             if name == "dense_case_a" {
                 time_dense(&data, 1)?
             } else {
-                time_forward(&data, basis, reps)?
+                time_forward(&data, basis, reps, kernel)?
             }
         }
         "case_b_fourier" | "case_b_local" => {
@@ -193,7 +205,7 @@ fn run_case(name: &str, quick: bool) -> anyhow::Result<serde_json::Value> {
             } else {
                 Basis::Fourier
             };
-            time_forward(&data, basis, reps)?
+            time_forward(&data, basis, reps, kernel)?
         }
         "apogee30_live" | "apogee1000_live" => {
             let n = match (name, quick) {
@@ -204,7 +216,7 @@ fn run_case(name: &str, quick: bool) -> anyhow::Result<serde_json::Value> {
             };
             let chip = if quick { 512 } else { 4096 };
             let data = apogee_dataset(n, chip, 3);
-            let t = time_live(&data, if quick { 2 } else { 11 })?;
+            let t = time_live(&data, if quick { 2 } else { 11 }, kernel)?;
             (
                 t.live_s,
                 serde_json::json!({"first_seconds": t.first_s, "visits": n, "pixels": n * 3 * chip}),
@@ -218,6 +230,7 @@ fn run_case(name: &str, quick: bool) -> anyhow::Result<serde_json::Value> {
         "peak_mb": peak_mb(),
         "threads": rayon::current_num_threads(),
         "quick": quick,
+        "kernel": kernel.label(),
     });
     if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {
         obj.extend(more);
@@ -246,6 +259,7 @@ fn time_forward(
     data: &Dataset,
     basis: Basis,
     reps: usize,
+    kernel: local::Kernel,
 ) -> anyhow::Result<(f64, serde_json::Value)> {
     let settings = forward_settings(basis);
     let prep = prepare(data, &settings)?;
@@ -254,13 +268,29 @@ fn time_forward(
     for _ in 0..reps {
         let mut warnings = Vec::new();
         let t = Instant::now();
-        let r = crate::combine::fit_forward_plain(
-            &prep,
-            &fs,
-            settings.band_lags,
-            &Cancel::new(),
-            &mut warnings,
-        )?;
+        let r = if basis == Basis::Local {
+            let opts = LocalOptions {
+                kernel,
+                ..LocalOptions::default()
+            };
+            let cache = BasisCache::new();
+            local::fit_with(
+                &prep,
+                settings.band_lags,
+                &Cancel::new(),
+                &mut warnings,
+                &cache,
+                &opts,
+            )?
+        } else {
+            crate::combine::fit_forward_plain(
+                &prep,
+                &fs,
+                settings.band_lags,
+                &Cancel::new(),
+                &mut warnings,
+            )?
+        };
         times.push(t.elapsed().as_secs_f64());
         std::hint::black_box(r);
     }
@@ -269,8 +299,17 @@ fn time_forward(
 
 /// Time the in-crate dense implementation (the test oracle) once.
 fn time_dense(data: &Dataset, reps: usize) -> anyhow::Result<(f64, serde_json::Value)> {
-    let _ = (data, reps);
-    anyhow::bail!("the dense implementation has no benchmark entry point yet")
+    let settings = forward_settings(Basis::Fourier);
+    let prep = prepare(data, &settings)?;
+    let fs = settings.forward.clone().unwrap_or_default();
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        let r = crate::combine::dense::fit(&prep, &fs)?;
+        times.push(t.elapsed().as_secs_f64());
+        std::hint::black_box(r);
+    }
+    Ok((median(times), serde_json::json!({"reps": reps})))
 }
 
 /// First and live (median of later recomputes) times of the local basis with a cache.
@@ -280,12 +319,13 @@ struct Live {
 }
 
 /// A recompute = prepare (a visit weight changed) + local fit with the shared cache.
-fn time_live(data: &Dataset, reps: usize) -> anyhow::Result<Live> {
+fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Result<Live> {
     let mut settings = forward_settings(Basis::Local);
     settings.grid = GridSpec::Apogee;
     settings.visits = vec![VisitSetting::default(); data.visits.len()];
     let cache = BasisCache::new();
     let opts = LocalOptions {
+        kernel,
         condition: false,
         ..LocalOptions::default()
     };
@@ -350,7 +390,7 @@ impl ScalingPoint {
 }
 
 /// Live-path timings against visits (1..1000) and pixels per visit.
-fn scaling_series(quick: bool) -> anyhow::Result<Vec<ScalingPoint>> {
+fn scaling_series(quick: bool, kernel: local::Kernel) -> anyhow::Result<Vec<ScalingPoint>> {
     let (visits, chips, reps): (&[usize], &[usize], usize) = if quick {
         (&[1, 3, 10], &[256, 512], 2)
     } else {
@@ -360,7 +400,7 @@ fn scaling_series(quick: bool) -> anyhow::Result<Vec<ScalingPoint>> {
     let mut out = Vec::new();
     for &n in visits {
         let data = apogee_dataset(n, chip_full, 7);
-        let t = time_live(&data, reps)?;
+        let t = time_live(&data, reps, kernel)?;
         out.push(ScalingPoint {
             series: "visits",
             visits: n,
@@ -372,7 +412,7 @@ fn scaling_series(quick: bool) -> anyhow::Result<Vec<ScalingPoint>> {
     let n = if quick { 3 } else { 30 };
     for &chip in chips {
         let data = apogee_dataset(n, chip, 8);
-        let t = time_live(&data, reps)?;
+        let t = time_live(&data, reps, kernel)?;
         out.push(ScalingPoint {
             series: "pixels",
             visits: n,

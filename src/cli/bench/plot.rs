@@ -177,10 +177,10 @@ pub fn write_png(path: &Path, points: &[ScalingPoint]) -> anyhow::Result<()> {
         black,
     );
     cv.text(8, TOP - 16, 2, "SECONDS", black);
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)?;
-        }
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
     }
     cv.img.save(path)?;
     Ok(())
