@@ -13,6 +13,7 @@
 //!   the forward model (Fourier basis: exact Toeplitz solver; local basis: banded, live) and
 //!   standard practice; a dense reference for tests; the extensions of issue 6.
 //! - [`synth`]: seeded synthetic data (the paper's generator, an APOGEE-like one).
+//! - [`experiment`]: the paper's noise test (both methods, residual covariance against lag).
 //! - [`engine`]: a worker thread that runs the newest request, drops stale ones, and caches.
 //! - [`cli`]: the command line (`combine`, `synth`, `bench`, `experiment`).
 //! - `app` (feature `gui`): the eframe window. The only module that imports egui.
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod combine;
 pub mod engine;
+pub mod experiment;
 pub mod io;
 pub mod model;
 pub mod settings;

@@ -22,8 +22,8 @@ use crate::combine::{Cancel, combine};
 use crate::engine::Worker;
 use crate::model::VelocityKind;
 use crate::settings::{
-    ForwardSettings, GridSpec, Interpolator, SelectionMode, Settings, ShiftSource, StandardMask,
-    StandardSettings, Weighting,
+    Basis, ForwardSettings, GridSpec, Interpolator, SelectionMode, Settings, ShiftSource,
+    StandardMask, StandardSettings, Weighting,
 };
 use crate::synth::paper::{self, PaperParams, PaperTruth};
 
@@ -38,13 +38,62 @@ const STANDARD_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 110, 10);
 /// The slider values: the parameters of the paper's generator ([`crate::synth::paper`]).
 pub type TeachingParams = PaperParams;
 
+/// Which forward model the panel fits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForwardChoice {
+    /// Fourier basis exactly as frizzle 0.2.8 (P = M*, its period): the paper's figures.
+    #[default]
+    Paper,
+    /// Fourier basis in the fixed default mode (longer period, more modes, tiny ridge).
+    FourierFixed,
+    /// The compactly supported local basis (banded; the window's live path).
+    Local,
+}
+
+impl ForwardChoice {
+    /// All choices, in menu order.
+    pub const ALL: [Self; 3] = [Self::Paper, Self::FourierFixed, Self::Local];
+
+    /// Menu label.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Paper => "Fourier, as frizzle 0.2.8 (paper)",
+            Self::FourierFixed => "Fourier, fixed mode",
+            Self::Local => "local basis (banded)",
+        }
+    }
+
+    /// The forward-model settings.
+    #[must_use]
+    pub fn settings(self) -> ForwardSettings {
+        match self {
+            Self::Paper => ForwardSettings {
+                basis: Basis::Fourier,
+                compat: true,
+                n_modes: None,
+            },
+            Self::FourierFixed => ForwardSettings {
+                basis: Basis::Fourier,
+                compat: false,
+                n_modes: None,
+            },
+            Self::Local => ForwardSettings {
+                basis: Basis::Local,
+                compat: false,
+                n_modes: None,
+            },
+        }
+    }
+}
+
 /// The settings the panel combines with: shifts from the true velocities, the output grid that
 /// comes with the data, bit 0 = bad, the selection factor (tellurics) multiplied into the forward
-/// model (standard practice divides by it), the forward model in the Fourier basis with
-/// inverse-variance weights, standard practice as in the paper's revised figures (cubic spline,
-/// bad pixels dropped, plain mean), and the covariance band to lag 11.
+/// model (standard practice divides by it), the chosen forward model with inverse-variance
+/// weights, standard practice as in the paper's revised figures (cubic spline, bad pixels
+/// dropped, plain mean), and the covariance band to lag 11.
 #[must_use]
-pub fn teaching_settings(p: &TeachingParams) -> Settings {
+pub fn teaching_settings(p: &TeachingParams, forward: ForwardChoice) -> Settings {
     Settings {
         grid: GridSpec::FromInput,
         shift: ShiftSource::True,
@@ -56,7 +105,7 @@ pub fn teaching_settings(p: &TeachingParams) -> Settings {
         } else {
             SelectionMode::Ignore
         },
-        forward: Some(ForwardSettings::default()),
+        forward: Some(forward.settings()),
         standard: Some(StandardSettings {
             interpolator: Interpolator::CubicSpline,
             weighting: Weighting::Uniform,
@@ -87,6 +136,8 @@ pub struct MethodCurve {
 pub struct LiveView {
     /// The parameters that produced it.
     pub params: TeachingParams,
+    /// The forward model used.
+    pub forward_choice: ForwardChoice,
     /// Output-grid wavelengths (Angstrom, rest frame).
     pub wave_aa: Vec<f64>,
     /// Noise-free truth on the output grid.
@@ -143,7 +194,11 @@ fn lag_products(r: &[f64], n: usize) -> Vec<(f64, usize)> {
 }
 
 /// Generate the data for `params` and combine it with both methods.
-pub fn compute_live(params: &TeachingParams, cancel: &Cancel) -> Result<LiveView, String> {
+pub fn compute_live(
+    params: &TeachingParams,
+    forward: ForwardChoice,
+    cancel: &Cancel,
+) -> Result<LiveView, String> {
     let t0 = Instant::now();
     let data = paper::generate(params)?;
     let truth = data
@@ -152,6 +207,7 @@ pub fn compute_live(params: &TeachingParams, cancel: &Cancel) -> Result<LiveView
         .ok_or_else(|| "the generator returned no truth".to_owned())?;
     let mut view = LiveView {
         params: params.clone(),
+        forward_choice: forward,
         wave_aa: truth.ln_wave.iter().map(|x| x.exp()).collect(),
         truth: truth.flux.clone(),
         ..LiveView::default()
@@ -175,7 +231,7 @@ pub fn compute_live(params: &TeachingParams, cancel: &Cancel) -> Result<LiveView
             }
         }
     }
-    let settings = teaching_settings(params);
+    let settings = teaching_settings(params, forward);
     // Each method on its own, so that one failing (e.g. a singular system with one visit) still
     // shows the other.
     let forward_only = Settings {
@@ -223,6 +279,8 @@ pub struct NoiseCurves {
     pub trials: usize,
     /// The parameters (seed = first trial's noise seed).
     pub params: TeachingParams,
+    /// The forward model used.
+    pub forward: ForwardChoice,
 }
 
 /// One trial's lag products and predicted-variance sum.
@@ -237,6 +295,7 @@ struct TrialStats {
 /// both methods. `progress` is called with the number of finished trials.
 pub fn run_noise(
     params: &TeachingParams,
+    forward: ForwardChoice,
     trials: usize,
     cancel: &Cancel,
     progress: &(dyn Fn(usize) + Sync),
@@ -247,7 +306,7 @@ pub fn run_noise(
     }
     params.validate()?;
     let shared_truth = PaperTruth::new(params);
-    let settings = teaching_settings(params);
+    let settings = teaching_settings(params, forward);
     let done = AtomicUsize::new(0);
     let per_trial = (0..trials)
         .into_par_iter()
@@ -304,6 +363,7 @@ pub fn run_noise(
         predicted_var: if vn > 0 { vs / vn as f64 } else { f64::NAN },
         trials,
         params: params.clone(),
+        forward,
     })
 }
 
@@ -394,13 +454,17 @@ struct NoiseRun {
 pub struct TeachingPanel {
     /// The slider values.
     pub params: TeachingParams,
+    /// The forward model to fit.
+    pub forward: ForwardChoice,
     /// Trials of the noise test.
     pub trials: usize,
+    /// Draw the figures on a light background (for slides).
+    pub light_figures: bool,
     /// Run the live combination on a background thread (else inline, inside `ui`).
     threaded: bool,
     /// Created on the first frame, when the context for the wake-up callback is known.
     worker: Option<Worker<LiveOutcome>>,
-    submitted: Option<TeachingParams>,
+    submitted: Option<(TeachingParams, ForwardChoice)>,
     live: Option<LiveView>,
     live_error: Option<String>,
     noise_run: Option<NoiseRun>,
@@ -437,7 +501,9 @@ impl TeachingPanel {
         let (export_tx, export_rx) = mpsc::channel();
         Self {
             params: TeachingParams::poor(),
+            forward: ForwardChoice::default(),
             trials: 64,
+            light_figures: false,
             threaded: false,
             worker: None,
             submitted: None,
@@ -490,8 +556,7 @@ impl TeachingPanel {
     /// Whether a live result for the current slider values is still pending.
     #[must_use]
     pub fn is_busy(&self) -> bool {
-        self.submitted.as_ref() != Some(&self.params)
-            || self.worker.as_ref().is_some_and(Worker::is_busy)
+        !self.is_submitted() || self.worker.as_ref().is_some_and(Worker::is_busy)
     }
 
     /// The status line (export results, errors).
@@ -507,6 +572,7 @@ impl TeachingPanel {
         let done = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::channel();
         let params = self.params.clone();
+        let forward = self.forward;
         let trials = self.trials.max(1);
         let (c2, d2, ctx2) = (cancel.clone(), Arc::clone(&done), ctx.clone());
         let spawned = std::thread::Builder::new()
@@ -516,7 +582,7 @@ impl TeachingPanel {
                     d2.store(n.max(d2.load(Ordering::Relaxed)), Ordering::Relaxed);
                     ctx2.request_repaint();
                 };
-                let r = run_noise(&params, trials, &c2, &progress);
+                let r = run_noise(&params, forward, trials, &c2, &progress);
                 let _ = tx.send(r);
                 ctx2.request_repaint();
             });
@@ -558,14 +624,20 @@ impl TeachingPanel {
         })
     }
 
+    fn is_submitted(&self) -> bool {
+        self.submitted
+            .as_ref()
+            .is_some_and(|(p, f)| *p == self.params && *f == self.forward)
+    }
+
     fn submit_if_changed(&mut self, ctx: &egui::Context) {
-        if self.submitted.as_ref() == Some(&self.params) {
+        if self.is_submitted() {
             return;
         }
-        self.submitted = Some(self.params.clone());
-        let params = self.params.clone();
+        self.submitted = Some((self.params.clone(), self.forward));
+        let (params, forward) = (self.params.clone(), self.forward);
         self.worker(ctx)
-            .submit(move |cancel| compute_live(&params, cancel));
+            .submit(move |cancel| compute_live(&params, forward, cancel));
         self.poll_live(); // inline: the result is ready now
     }
 
@@ -739,6 +811,13 @@ impl TeachingPanel {
                 self.params = TeachingParams::well();
             }
         });
+        egui::ComboBox::from_label("forward model")
+            .selected_text(self.forward.label())
+            .show_ui(ui, |ui| {
+                for c in ForwardChoice::ALL {
+                    ui.selectable_value(&mut self.forward, c, c.label());
+                }
+            });
         ui.separator();
         let p = &mut self.params;
         ui.add(
@@ -839,6 +918,7 @@ impl TeachingPanel {
         }
 
         ui.separator();
+        ui.checkbox(&mut self.light_figures, "light figures (for slides)");
         ui.horizontal_wrapped(|ui| {
             if ui.button("Save spectra PNG…").clicked() {
                 self.export(Figure::Spectra);
@@ -857,136 +937,144 @@ impl TeachingPanel {
     }
 
     fn figures(&mut self, ui: &mut egui::Ui) {
-        ui.label(
-            egui::RichText::new(
-                "Grey dots: every visit's pixels shifted to the rest frame (red crosses: bad \
-                 pixels). Standard practice interpolates each visit and averages, so its noise is \
-                 smoothed over neighbouring pixels; the forward model fits all pixels at once and \
-                 its residuals stay uncorrelated.",
-            )
-            .small(),
-        );
+        if self.light_figures {
+            let v = egui::Visuals::light();
+            ui.painter().rect_filled(ui.max_rect(), 0.0, v.panel_fill);
+            *ui.visuals_mut() = v;
+        }
         let caption_h = 3.0 * ui.text_style_height(&egui::TextStyle::Small);
         let h = (ui.available_height() - caption_h).max(200.0);
         let w = ui.available_width();
         let has_noise = self.noise.is_some() || self.noise_run.is_some();
         let (h_spec, h_res, h_noise) = if has_noise {
-            (h * 0.38, h * 0.24, h * 0.30)
+            (h * 0.40, h * 0.26, h * 0.30)
         } else {
-            (h * 0.58, h * 0.36, 0.0)
+            (h * 0.60, h * 0.37, 0.0)
         };
         let text = ui.visuals().text_color();
         let link = egui::Id::unique("teaching_x_link");
         let live = self.live.as_ref();
-        let spec = Plot::new("teaching_spectra")
-            .height(h_spec.max(80.0))
-            .width(w)
-            .legend(Legend::default())
-            .link_axis(link, [true, false])
-            .y_axis_label("flux")
-            .show(ui, |pu| {
-                let Some(v) = live else { return };
-                if !v.data.is_empty() {
-                    pu.points(
-                        Points::new("data (rest frame)", PlotPoints::from(v.data.clone()))
-                            .color(egui::Color32::from_gray(150))
-                            .radius(1.2),
-                    );
-                }
-                if !v.bad.is_empty() {
-                    pu.points(
-                        Points::new("bad pixels", PlotPoints::from(v.bad.clone()))
-                            .color(egui::Color32::from_rgb(200, 40, 40))
-                            .shape(egui_plot::MarkerShape::Cross)
-                            .radius(2.0),
-                    );
-                }
-                add_curve(
-                    pu,
-                    "truth",
-                    &v.wave_aa,
-                    &v.truth,
-                    text,
-                    1.5,
-                    LineStyle::Solid,
-                );
-                if let Some(m) = &v.standard {
+        let spectra = ui.vertical(|ui| {
+            ui.label(
+                egui::RichText::new(
+                    "Grey dots: every visit's pixels shifted to the rest frame (red crosses: bad \
+                 pixels). Standard practice interpolates each visit and averages, so its noise is \
+                 smoothed over neighbouring pixels; the forward model fits all pixels at once and \
+                 its residuals stay uncorrelated.",
+                )
+                .small(),
+            );
+            Plot::new("teaching_spectra")
+                .height(h_spec.max(80.0))
+                .width(w)
+                .legend(Legend::default())
+                .link_axis(link, [true, false])
+                .y_axis_label("flux")
+                .show_axes([false, true])
+                .show(ui, |pu| {
+                    let Some(v) = live else { return };
+                    if !v.data.is_empty() {
+                        pu.points(
+                            Points::new("data (rest frame)", PlotPoints::from(v.data.clone()))
+                                .color(egui::Color32::from_gray(150))
+                                .radius(1.2),
+                        );
+                    }
+                    if !v.bad.is_empty() {
+                        pu.points(
+                            Points::new("bad pixels", PlotPoints::from(v.bad.clone()))
+                                .color(egui::Color32::from_rgb(200, 40, 40))
+                                .shape(egui_plot::MarkerShape::Cross)
+                                .radius(2.0),
+                        );
+                    }
                     add_curve(
                         pu,
-                        "standard practice",
+                        "truth",
                         &v.wave_aa,
-                        &m.flux,
-                        STANDARD_COLOR,
-                        1.2,
+                        &v.truth,
+                        text,
+                        1.5,
                         LineStyle::Solid,
                     );
-                }
-                if let Some(m) = &v.forward {
-                    add_curve(
-                        pu,
-                        "forward model",
-                        &v.wave_aa,
-                        &m.flux,
-                        FORWARD_COLOR,
-                        1.2,
-                        LineStyle::Solid,
-                    );
-                }
-            });
-        let res = Plot::new("teaching_residuals")
-            .height(h_res.max(60.0))
-            .width(w)
-            .legend(Legend::default())
-            .link_axis(link, [true, false])
-            .x_axis_label("rest wavelength (Å)")
-            .y_axis_label("result − truth")
-            .show(ui, |pu| {
-                let Some(v) = live else { return };
-                pu.hline(HLine::new("zero", 0.0).color(text).width(0.5));
-                if let Some(m) = &v.standard {
-                    add_curve(
-                        pu,
-                        "standard practice",
-                        &v.wave_aa,
-                        &m.residual,
-                        STANDARD_COLOR,
-                        1.0,
-                        LineStyle::Solid,
-                    );
-                }
-                if let Some(m) = &v.forward {
-                    add_curve(
-                        pu,
-                        "forward model",
-                        &v.wave_aa,
-                        &m.residual,
-                        FORWARD_COLOR,
-                        1.0,
-                        LineStyle::Solid,
-                    );
-                    let neg: Vec<f64> = m.sigma.iter().map(|s| -s).collect();
-                    let dashed = LineStyle::Dashed { length: 6.0 };
-                    add_curve(
-                        pu,
-                        "±1σ predicted (forward)",
-                        &v.wave_aa,
-                        &m.sigma,
-                        FORWARD_COLOR,
-                        0.7,
-                        dashed,
-                    );
-                    add_curve(
-                        pu,
-                        "±1σ predicted (forward)",
-                        &v.wave_aa,
-                        &neg,
-                        FORWARD_COLOR,
-                        0.7,
-                        dashed,
-                    );
-                }
-            });
-        self.spectra_rect = Some(spec.response.rect.union(res.response.rect));
+                    if let Some(m) = &v.standard {
+                        add_curve(
+                            pu,
+                            "standard practice",
+                            &v.wave_aa,
+                            &m.flux,
+                            STANDARD_COLOR,
+                            1.2,
+                            LineStyle::Solid,
+                        );
+                    }
+                    if let Some(m) = &v.forward {
+                        add_curve(
+                            pu,
+                            "forward model",
+                            &v.wave_aa,
+                            &m.flux,
+                            FORWARD_COLOR,
+                            1.2,
+                            LineStyle::Solid,
+                        );
+                    }
+                });
+            Plot::new("teaching_residuals")
+                .height(h_res.max(60.0))
+                .width(w)
+                .legend(Legend::default())
+                .link_axis(link, [true, false])
+                .x_axis_label("rest wavelength (Å)")
+                .y_axis_label("result − truth")
+                .show(ui, |pu| {
+                    let Some(v) = live else { return };
+                    pu.hline(HLine::new("", 0.0).id("zero").color(text).width(0.5));
+                    if let Some(m) = &v.standard {
+                        add_curve(
+                            pu,
+                            "standard practice",
+                            &v.wave_aa,
+                            &m.residual,
+                            STANDARD_COLOR,
+                            1.0,
+                            LineStyle::Solid,
+                        );
+                    }
+                    if let Some(m) = &v.forward {
+                        add_curve(
+                            pu,
+                            "forward model",
+                            &v.wave_aa,
+                            &m.residual,
+                            FORWARD_COLOR,
+                            1.0,
+                            LineStyle::Solid,
+                        );
+                        let neg: Vec<f64> = m.sigma.iter().map(|s| -s).collect();
+                        let dashed = LineStyle::Dashed { length: 6.0 };
+                        add_curve(
+                            pu,
+                            "±1σ predicted (forward)",
+                            &v.wave_aa,
+                            &m.sigma,
+                            FORWARD_COLOR,
+                            0.7,
+                            dashed,
+                        );
+                        add_curve(
+                            pu,
+                            "±1σ predicted (forward)",
+                            &v.wave_aa,
+                            &neg,
+                            FORWARD_COLOR,
+                            0.7,
+                            dashed,
+                        );
+                    }
+                });
+        });
+        self.spectra_rect = Some(spectra.response.rect);
         if !has_noise {
             self.noise_rect = None;
             return;
@@ -1003,49 +1091,58 @@ impl TeachingPanel {
             ),
             None => "Noise test running…".to_owned(),
         };
-        ui.label(egui::RichText::new(summary).small());
-        let resp = Plot::new("teaching_noise")
-            .height(h_noise.max(80.0))
-            .width(w)
-            .legend(Legend::default())
-            .x_axis_label("lag (output pixels)")
-            .y_axis_label("covariance")
-            .include_y(0.0)
-            .show(ui, |pu| {
-                let Some(n) = noise else { return };
-                let pts = |c: &[f64]| -> Vec<[f64; 2]> {
-                    c.iter()
-                        .enumerate()
-                        .filter(|(_, v)| v.is_finite())
-                        .map(|(k, &v)| [k as f64, v])
-                        .collect()
-                };
-                pu.hline(HLine::new("zero", 0.0).color(text).width(0.5));
-                if n.predicted_var.is_finite() {
-                    pu.hline(
-                        HLine::new("predicted variance (forward)", n.predicted_var)
-                            .color(FORWARD_COLOR)
-                            .style(LineStyle::Dashed { length: 8.0 })
-                            .width(1.0),
-                    );
-                }
-                for (name, c, color) in [
-                    ("standard practice", &n.standard_cov, STANDARD_COLOR),
-                    ("forward model", &n.forward_cov, FORWARD_COLOR),
-                ] {
-                    pu.line(
-                        Line::new(name, PlotPoints::from(pts(c)))
-                            .color(color)
-                            .width(1.5),
-                    );
-                    pu.points(
-                        Points::new(name, PlotPoints::from(pts(c)))
-                            .id((name, "markers"))
-                            .color(color)
-                            .radius(3.0),
-                    );
-                }
-            });
+        let resp = ui.vertical(|ui| {
+            ui.label(egui::RichText::new(summary).small());
+            Plot::new("teaching_noise")
+                .height(h_noise.max(80.0))
+                .width(w)
+                .legend(Legend::default())
+                .x_axis_label("lag (output pixels)")
+                .y_axis_label("covariance")
+                .y_axis_formatter(|m, _| {
+                    if m.value.abs() < 1e-15 {
+                        "0".to_owned()
+                    } else {
+                        format!("{:.1e}", m.value)
+                    }
+                })
+                .include_y(0.0)
+                .show(ui, |pu| {
+                    let Some(n) = noise else { return };
+                    let pts = |c: &[f64]| -> Vec<[f64; 2]> {
+                        c.iter()
+                            .enumerate()
+                            .filter(|(_, v)| v.is_finite())
+                            .map(|(k, &v)| [k as f64, v])
+                            .collect()
+                    };
+                    pu.hline(HLine::new("", 0.0).id("zero").color(text).width(0.5));
+                    if n.predicted_var.is_finite() {
+                        pu.hline(
+                            HLine::new("predicted variance (forward)", n.predicted_var)
+                                .color(FORWARD_COLOR)
+                                .style(LineStyle::Dashed { length: 8.0 })
+                                .width(1.0),
+                        );
+                    }
+                    for (name, c, color) in [
+                        ("standard practice", &n.standard_cov, STANDARD_COLOR),
+                        ("forward model", &n.forward_cov, FORWARD_COLOR),
+                    ] {
+                        pu.line(
+                            Line::new(name, PlotPoints::from(pts(c)))
+                                .color(color)
+                                .width(1.5),
+                        );
+                        pu.points(
+                            Points::new(name, PlotPoints::from(pts(c)))
+                                .id((name, "markers"))
+                                .color(color)
+                                .radius(3.0),
+                        );
+                    }
+                });
+        });
         self.noise_rect = Some(resp.response.rect);
     }
 }

@@ -35,7 +35,7 @@ pub enum Command {
     /// Combine visits into one spectrum and write it (FITS, CSV or .npz by extension).
     Combine(Box<combine::CombineArgs>),
     /// Write a synthetic data set (`paper` or `apogee`) as a bundle `combine` reads.
-    Synth(synth::SynthArgs),
+    Synth(Box<synth::SynthArgs>),
     /// Time the combination on the reference cases and print JSON lines.
     Bench(bench::BenchArgs),
     /// Run the paper's experiments (the noise test) and print the result.

@@ -194,7 +194,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         // Blue before red, then by camera number.
         cams.sort_by_key(|d| {
             (
-                d.name.as_bytes()[0].to_ascii_uppercase() != b'B',
+                !d.name.as_bytes()[0].eq_ignore_ascii_case(&b'B'),
                 d.name.clone(),
             )
         });

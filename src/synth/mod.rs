@@ -236,6 +236,7 @@ mod tests {
         let (lo, hi) = (8.7, 8.7025);
         assert_eq!(arange(lo - 1.0 / r, hi + 2.0 / r, 2.0 / r).len(), 171);
         assert_eq!(arange(lo + 1.0 / r, hi, 1.0 / r).len(), 337);
+        assert_eq!(arange(lo + 0.5 / r, hi, 1.0 / r).len(), 338);
     }
 
     #[test]

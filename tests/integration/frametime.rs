@@ -11,12 +11,18 @@
 //! with `cargo test --release --test integration frametime -- --ignored --nocapture`. The
 //! ordinary test run only checks that the harness itself works on a few frames.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use eframe::egui;
 
 use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
+use frizzview::app::FrizzApp;
 use frizzview::app::teaching::TeachingPanel;
+use frizzview::engine::CombineEngine;
+use frizzview::synth::apogee::{ApogeeParams, generate};
 
 /// Frame-time summary in milliseconds.
 #[derive(Debug)]
@@ -51,28 +57,64 @@ pub fn frame_stats(times: &[Duration]) -> FrameStats {
     }
 }
 
-/// Time `frames` frames; `before(harness, i)` queues frame i's input (e.g. a slider value).
+/// Time `frames` frames; `before(harness, i)` queues frame i's input (e.g. a pointer move).
+/// Returns, per frame, the UI pass (`Harness::step`) and the tessellation of its shapes.
 pub fn time_frames<S>(
     h: &mut Harness<'_, S>,
     frames: usize,
     mut before: impl FnMut(&mut Harness<'_, S>, usize),
-) -> Vec<Duration> {
+) -> Vec<(Duration, Duration)> {
     let mut times = Vec::with_capacity(frames);
     for i in 0..frames {
         before(h, i);
         let t0 = Instant::now();
         h.step();
+        let t1 = Instant::now();
         let shapes = h.output().shapes.clone();
         let ppp = h.output().pixels_per_point;
         let meshes = h.ctx.tessellate(shapes, ppp);
-        times.push(t0.elapsed());
+        times.push((t1 - t0, t1.elapsed()));
         std::hint::black_box(meshes);
     }
     times
 }
 
+/// Summaries of whole frames, of the UI pass alone and of the tessellation alone.
+#[derive(Debug)]
+pub struct FrameBreakdown {
+    pub total: FrameStats,
+    pub ui: FrameStats,
+    pub tessellate: FrameStats,
+}
+
+impl std::fmt::Display for FrameBreakdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (UI pass: median {:.2} ms, p95 {:.2} ms; tessellation: median {:.2} ms, p95 {:.2} ms)",
+            self.total,
+            self.ui.median_ms,
+            self.ui.p95_ms,
+            self.tessellate.median_ms,
+            self.tessellate.p95_ms
+        )
+    }
+}
+
+/// Summarise [`time_frames`].
+pub fn breakdown(times: &[(Duration, Duration)]) -> FrameBreakdown {
+    let total: Vec<Duration> = times.iter().map(|(a, b)| *a + *b).collect();
+    let ui: Vec<Duration> = times.iter().map(|t| t.0).collect();
+    let tess: Vec<Duration> = times.iter().map(|t| t.1).collect();
+    FrameBreakdown {
+        total: frame_stats(&total),
+        ui: frame_stats(&ui),
+        tessellate: frame_stats(&tess),
+    }
+}
+
 /// Drag the teaching panel's velocity slider for `frames` frames while the worker recomputes.
-fn drag_teaching_slider(frames: usize) -> FrameStats {
+fn drag_teaching_slider(frames: usize) -> FrameBreakdown {
     let mut h = Harness::builder()
         .with_size([1600.0, 1000.0])
         .build_ui_state(|ui, p: &mut TeachingPanel| p.ui(ui), TeachingPanel::new());
@@ -87,7 +129,101 @@ fn drag_teaching_slider(frames: usize) -> FrameStats {
         h.get_by_role_and_label(Role::Slider, "velocity amplitude")
             .set_value_accesskit(v);
     });
-    frame_stats(&times)
+    breakdown(&times)
+}
+
+/// What a drag of the main window's shift slider measured.
+#[derive(Debug)]
+pub struct DragReport {
+    /// Frame times during the drag.
+    pub frames: FrameBreakdown,
+    /// Combinations that arrived during the drag.
+    pub results: usize,
+    /// Wall time of the drag (s).
+    pub seconds: f64,
+    /// Velocity of the dragged visit at the end (km/s), if it was set manually.
+    pub final_shift_kms: Option<f64>,
+}
+
+/// The main window with `n_visits` APOGEE-like visits (threaded engine, as in the real app):
+/// wait for the first result, then drag the selected visit's "shift km/s" slider with the
+/// pointer, one pixel-step per frame, back and forth over +-`amplitude_px`.
+pub fn drag_main_shift_slider(n_visits: usize, frames: usize, amplitude_px: f32) -> DragReport {
+    main_window_frames(n_visits, frames, Some(amplitude_px))
+}
+
+/// As [`drag_main_shift_slider`]; `None` = no input at all (the cost of drawing alone).
+pub fn main_window_frames(n_visits: usize, frames: usize, drag_px: Option<f32>) -> DragReport {
+    let data = generate(&ApogeeParams {
+        n_visits,
+        ..ApogeeParams::default()
+    })
+    .expect("APOGEE-like data");
+    let engine = CombineEngine::threaded(None).expect("a worker thread");
+    let mut app = FrizzApp::new(engine, None);
+    app.set_dataset(data, Vec::new(), None);
+    let mut h = Harness::builder()
+        .with_size([1600.0, 1000.0])
+        .build_ui_state(|ui, app: &mut FrizzApp| app.show(ui), app);
+    let t0 = Instant::now();
+    while h.state().result.is_none() {
+        assert!(
+            h.state().error.is_none(),
+            "combination failed: {:?}",
+            h.state().error
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "no first result after 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        h.step();
+    }
+    h.step();
+    let slider = h.get_by_role_and_label(Role::Slider, "shift km/s").rect();
+    let start = slider.center();
+    if drag_px.is_some() {
+        h.hover_at(start);
+        h.step();
+        h.drag_at(start);
+        h.step();
+    }
+    let amplitude_px = drag_px.unwrap_or(0.0);
+    let mut results = 0;
+    let mut last = h.state().result.clone();
+    let t_drag = Instant::now();
+    let times = time_frames(&mut h, frames, |h, i| {
+        // A triangle wave: the pointer sweeps right, left and back, a pixel or two per frame.
+        let period = 4.0 * amplitude_px;
+        let phase = (i as f32 * 1.5) % period;
+        let dx = if phase < amplitude_px {
+            phase
+        } else if phase < 3.0 * amplitude_px {
+            2.0 * amplitude_px - phase
+        } else {
+            phase - period
+        };
+        if drag_px.is_some() {
+            h.hover_at(start + egui::vec2(dx, 0.0));
+        }
+        let now = h.state().result.clone();
+        if let (Some(a), Some(b)) = (&now, &last)
+            && !Arc::ptr_eq(a, b)
+        {
+            results += 1;
+        }
+        last = now;
+    });
+    let seconds = t_drag.elapsed().as_secs_f64();
+    h.drop_at(start);
+    h.step();
+    let i = h.state().selected_visit;
+    DragReport {
+        frames: breakdown(&times),
+        results,
+        seconds,
+        final_shift_kms: h.state().settings.visits[i].shift_kms,
+    }
 }
 
 #[test]
@@ -100,8 +236,39 @@ fn frametime_stats_are_order_statistics() {
 #[test]
 fn frametime_harness_times_teaching_frames() {
     let s = drag_teaching_slider(5);
-    assert_eq!(s.frames, 5);
-    assert!(s.max_ms > 0.0);
+    assert_eq!(s.total.frames, 5);
+    assert!(s.total.max_ms >= s.ui.max_ms && s.ui.max_ms > 0.0);
+}
+
+#[test]
+fn frametime_harness_drags_the_main_shift_slider() {
+    // Few visits and frames: this checks the harness (the drag reaches the settings), not speed.
+    let r = drag_main_shift_slider(2, 6, 20.0);
+    assert_eq!(r.frames.total.frames, 6);
+    assert!(
+        r.final_shift_kms.is_some(),
+        "dragging the slider sets a manual shift"
+    );
+}
+
+/// Issue 5: 30 APOGEE-like visits, the shift slider dragged for 600 frames.
+#[test]
+#[ignore = "measurement: run with --release --ignored --nocapture"]
+fn frametime_main_window_shift_drag_30_apogee_visits() {
+    let r = drag_main_shift_slider(30, 600, 120.0);
+    println!(
+        "main window, 30 APOGEE-like visits, shift slider dragged: {}; {} results arrived in \
+         {:.1} s",
+        r.frames, r.results, r.seconds
+    );
+}
+
+/// The same window without input: what drawing 30 visits costs per frame.
+#[test]
+#[ignore = "measurement: run with --release --ignored --nocapture"]
+fn frametime_main_window_idle_30_apogee_visits() {
+    let r = main_window_frames(30, 200, None);
+    println!("main window, 30 APOGEE-like visits, no input: {}", r.frames);
 }
 
 #[test]

@@ -130,6 +130,9 @@ fn compare_with_outputs(r: &MethodResult, out: &str, tol_sigma: f64, tol_rel: f6
             worst_b = worst_b.max((r.band[k][l] - want).abs() / norm);
         }
     }
+    eprintln!(
+        "{out}: max |dy*| = {worst_y:.2e} sigma, max rel d var = {worst_v:.2e}, max band err = {worst_b:.2e}"
+    );
     assert!(
         worst_b < tol_rel,
         "max band error / sigma_l sigma_l+k = {worst_b:.3e}"
@@ -173,6 +176,13 @@ fn math_ref_f64_fast_and_dense_match_the_equations() {
             }
         }
     }
+    // cond(X^T W X) of the reference problem is 17.64 (numpy); power iteration bounds it from below.
+    let cond = r.condition.expect("condition estimate");
+    eprintln!("math_ref condition estimate {cond:.3}");
+    assert!(
+        cond <= 17.64 * 1.001 && cond > 17.64 * 0.5,
+        "condition {cond}"
+    );
     // The dense oracle reproduces the full matrix.
     let prep = prepare(&data, &s).expect("prepare");
     let d = dense::fit(&prep, s.forward.as_ref().expect("fs")).expect("dense");

@@ -1,0 +1,208 @@
+//! The paper's noise experiment (Hogg & Casey 2024 §4, the "noise" figure; method.md §4.3).
+//!
+//! Same truth (one line list), new noise in every trial; both methods combine each trial's
+//! visits: the forward model in the paper's Fourier basis with inverse-variance weights (as
+//! frizzle), and standard practice as in the revised figures (natural cubic spline, bad pixels
+//! dropped, plain mean). The residual r = y* - truth on the output grid gives the empirical
+//! covariance against lag, cov(lag) = mean over pixels and trials of r_i r_(i+lag) (pairs where
+//! both are finite, pooled over trials), lags 0..11, plus the forward model's mean predicted
+//! variance (mean of diag C*). Trials run in parallel with rayon; nothing here imports egui.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+
+use crate::combine::{Cancel, CombineError, combine};
+use crate::settings::{
+    Basis, ForwardSettings, GridSpec, Interpolator, SelectionMode, Settings, ShiftSource,
+    StandardMask, StandardSettings, Weighting,
+};
+use crate::synth::paper::{self, PaperParams, PaperTruth};
+
+/// Number of lags reported (0..=11, as the paper's figure).
+pub const NOISE_LAGS: usize = 12;
+
+/// One method's noise curve.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MethodNoise {
+    /// Empirical covariance of the residuals at lags 0..NOISE_LAGS.
+    pub cov: Vec<f64>,
+    /// Mean predicted variance (mean diag C*), for the forward model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_var: Option<f64>,
+}
+
+/// The outcome of [`noise_experiment`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct NoiseResult {
+    /// The forward model (Fourier basis, inverse-variance weights).
+    pub forward: MethodNoise,
+    /// Standard practice (cubic spline, bad pixels dropped, plain mean).
+    pub standard: MethodNoise,
+    /// Number of trials.
+    #[serde(skip)]
+    pub trials: usize,
+}
+
+/// The settings both methods use in the experiment (the paper's choices).
+#[must_use]
+pub fn experiment_settings(params: &PaperParams) -> Settings {
+    Settings {
+        grid: GridSpec::FromInput,
+        shift: ShiftSource::True,
+        weighting: Weighting::InverseVariance,
+        visits: Vec::new(),
+        bad_bits: 1,
+        selection: if params.telluric_depth > 0.0 {
+            SelectionMode::Multiply
+        } else {
+            SelectionMode::Ignore
+        },
+        forward: Some(ForwardSettings {
+            basis: Basis::Fourier,
+            compat: false,
+            n_modes: None,
+        }),
+        standard: Some(StandardSettings {
+            interpolator: Interpolator::CubicSpline,
+            weighting: Weighting::Uniform,
+            mask: StandardMask::Drop,
+        }),
+        band_lags: 5,
+        ..Settings::default()
+    }
+}
+
+/// Sums of r_i r_(i+lag) and their counts, lags 0..NOISE_LAGS.
+fn lag_sums(r: &[f64]) -> [(f64, usize); NOISE_LAGS] {
+    let mut out = [(0.0, 0usize); NOISE_LAGS];
+    for (lag, slot) in out.iter_mut().enumerate() {
+        for i in 0..r.len().saturating_sub(lag) {
+            let p = r[i] * r[i + lag];
+            if p.is_finite() {
+                slot.0 += p;
+                slot.1 += 1;
+            }
+        }
+    }
+    out
+}
+
+struct Trial {
+    forward: [(f64, usize); NOISE_LAGS],
+    standard: [(f64, usize); NOISE_LAGS],
+    var_sum: f64,
+    var_n: usize,
+}
+
+/// Run the noise experiment: `trials` noise realisations (seeds `seed`, `seed + 1`, ...) of the
+/// paper's generator with parameters `params` (its `truth_seed` fixes the star). `progress` is
+/// called with the number of finished trials.
+pub fn noise_experiment(
+    params: &PaperParams,
+    trials: usize,
+    seed: u64,
+    cancel: &Cancel,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<NoiseResult, CombineError> {
+    let settings = experiment_settings(params);
+    noise_experiment_with(params, &settings, trials, seed, cancel, progress)
+}
+
+/// [`noise_experiment`] with other combination settings (e.g. another interpolator or basis).
+/// A method the settings leave out gets NaN covariances.
+pub fn noise_experiment_with(
+    params: &PaperParams,
+    settings: &Settings,
+    trials: usize,
+    seed: u64,
+    cancel: &Cancel,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<NoiseResult, CombineError> {
+    if trials == 0 {
+        return Err(CombineError::Other(
+            "the number of trials must be positive".into(),
+        ));
+    }
+    params
+        .validate()
+        .map_err(|e| CombineError::Other(format!("noise experiment: {e}")))?;
+    let truth = PaperTruth::new(params);
+    let done = AtomicUsize::new(0);
+    let per_trial = (0..trials)
+        .into_par_iter()
+        .map(|t| -> Result<Trial, CombineError> {
+            cancel.check()?;
+            let p = PaperParams {
+                seed: seed.wrapping_add(t as u64),
+                ..params.clone()
+            };
+            let data = paper::generate_with_truth(&p, &truth).map_err(CombineError::Other)?;
+            let Some(truth_flux) = data.truth.as_ref().map(|s| &s.flux) else {
+                return Err(CombineError::Other("the generator gave no truth".into()));
+            };
+            let c = combine(&data, settings, cancel)?;
+            let resid =
+                |y: &[f64]| -> Vec<f64> { y.iter().zip(truth_flux).map(|(a, b)| a - b).collect() };
+            let none = [(0.0, 0usize); NOISE_LAGS];
+            let var: Vec<f64> = c.forward.as_ref().map_or_else(Vec::new, |f| {
+                f.var.iter().copied().filter(|v| v.is_finite()).collect()
+            });
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            progress(n);
+            Ok(Trial {
+                forward: c
+                    .forward
+                    .as_ref()
+                    .map_or(none, |f| lag_sums(&resid(&f.flux))),
+                standard: c
+                    .standard
+                    .as_ref()
+                    .map_or(none, |s| lag_sums(&resid(&s.flux))),
+                var_sum: var.iter().sum(),
+                var_n: var.len(),
+            })
+        })
+        .collect::<Result<Vec<_>, CombineError>>()?;
+    let pool = |pick: fn(&Trial) -> &[(f64, usize); NOISE_LAGS]| -> Vec<f64> {
+        (0..NOISE_LAGS)
+            .map(|lag| {
+                let (s, n) = per_trial.iter().fold((0.0, 0usize), |(s, n), t| {
+                    let (ts, tn) = pick(t)[lag];
+                    (s + ts, n + tn)
+                });
+                if n > 0 { s / n as f64 } else { f64::NAN }
+            })
+            .collect()
+    };
+    let (vs, vn) = per_trial
+        .iter()
+        .fold((0.0, 0usize), |(s, n), t| (s + t.var_sum, n + t.var_n));
+    Ok(NoiseResult {
+        forward: MethodNoise {
+            cov: pool(|t| &t.forward),
+            predicted_var: Some(if vn > 0 { vs / vn as f64 } else { f64::NAN }),
+        },
+        standard: MethodNoise {
+            cov: pool(|t| &t.standard),
+            predicted_var: None,
+        },
+        trials,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_sums_skip_nan_pairs() {
+        let r = [1.0, 2.0, f64::NAN, 3.0];
+        let s = lag_sums(&r);
+        assert_eq!(s[0], (14.0, 3));
+        assert_eq!(s[1], (2.0, 1));
+        assert_eq!(s[2], (3.0, 1));
+        assert_eq!(s[3], (3.0, 1));
+        assert_eq!(s[4], (0.0, 0));
+    }
+}
