@@ -36,15 +36,31 @@ impl Demo {
     pub fn load(self) -> anyhow::Result<Dataset> {
         match self {
             Self::Apogee => apogee_demo(12),
-            Self::Boss => super::files::load_paths(&[boss_demo_path()]),
+            Self::Boss => super::files::load_paths(&[boss_demo_path()?]),
         }
     }
 }
 
-/// Where the BOSS demo file lives (next to the crate's sources; the file is in the repository).
-#[must_use]
-pub fn boss_demo_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo/spec-3586-55181-0500.fits")
+/// The BOSS demo file, relative to the repository or to an installed binary.
+const BOSS_DEMO: &str = "assets/demo/spec-3586-55181-0500.fits";
+
+/// Where the BOSS demo file is: in the source tree this binary was built from, or in an
+/// `assets/demo` folder next to the executable (or one level up, for `target/<profile>/`).
+pub fn boss_demo_path() -> anyhow::Result<PathBuf> {
+    let mut tried = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(BOSS_DEMO)];
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(3) {
+            tried.push(dir.join(BOSS_DEMO));
+        }
+    }
+    if let Some(found) = tried.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
+    }
+    let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    anyhow::bail!(
+        "the BOSS demo file is missing; looked for {}",
+        list.join(", ")
+    )
 }
 
 /// The synthetic APOGEE-like demo star: `n_visits` visits with deep tellurics, sky lines, cosmic

@@ -61,17 +61,26 @@ pub fn load_session(path: &Path) -> anyhow::Result<Session> {
         .with_context(|| format!("{} is not a frizzview session file", path.display()))
 }
 
-/// Export a result (FITS / CSV / npz by extension).
-///
-/// TODO(D): switch to the `crate::io` writers once they land on main.
+/// Export a result: apStar-like FITS, CSV/TSV or `.npz`, chosen by the extension. Refuses to
+/// overwrite an input file.
 pub fn export(
     path: &Path,
     result: &crate::combine::Combined,
     data: &Dataset,
+    inputs: &[PathBuf],
 ) -> anyhow::Result<()> {
-    let _ = (result, data);
-    anyhow::bail!(
-        "cannot export to {}: this build has no result writers yet",
-        path.display()
-    )
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "fits" | "fit" => crate::io::export_fits::write_fits(path, data, result, inputs)?,
+        "csv" | "tsv" => crate::io::export::write_csv(path, result, inputs)?,
+        "npz" => crate::io::export::write_npz(path, result, inputs)?,
+        _ => anyhow::bail!(
+            "cannot export to {}: use a .fits, .csv, .tsv or .npz file name",
+            path.display()
+        ),
+    }
+    Ok(())
 }

@@ -51,6 +51,7 @@ pub fn run(
             .with_inner_size([1400.0, 900.0])
             .with_min_inner_size([800.0, 500.0])
             .with_title("frizzview")
+            .with_icon(Arc::new(icon()))
             .with_drag_and_drop(true),
         // Explicit: test builds also compile wgpu, which would otherwise win (stack.md P2).
         renderer: eframe::Renderer::Glow,
@@ -77,6 +78,9 @@ pub fn run(
             match demo {
                 Some(d) => app.open_demo(d),
                 None => app.open_files(files),
+            }
+            if let Ok(spec) = std::env::var("FRIZZVIEW_VIEW") {
+                app.apply_view_spec(&spec);
             }
             Ok(Box::new(app))
         }),
@@ -485,6 +489,48 @@ impl FrizzApp {
         }
     }
 
+    /// Apply a view description (used to script screenshots through `FRIZZVIEW_VIEW`):
+    /// comma-separated `x=LO:HI` (Angstrom), `layout=stacked|overlaid|single`, `visit=N`
+    /// (1-based), `frame=rest|observed`, `tab=spectra|noise|teaching`, `compare=overlay|difference`,
+    /// `standard=on|off`. Unknown items become a message.
+    pub fn apply_view_spec(&mut self, spec: &str) {
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (key, value) = item.split_once('=').unwrap_or((item, ""));
+            let ok = match (key, value) {
+                ("x", v) => v
+                    .split_once(':')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                    .map(|r| self.jump_to = Some(r))
+                    .is_some(),
+                ("layout", "stacked") => set(&mut self.view.layout, ExposureLayout::Stacked),
+                ("layout", "overlaid") => set(&mut self.view.layout, ExposureLayout::Overlaid),
+                ("layout", "single") => set(&mut self.view.layout, ExposureLayout::Single),
+                ("frame", "rest") => set(&mut self.view.frame, DrawFrame::Rest),
+                ("frame", "observed") => set(&mut self.view.frame, DrawFrame::Observed),
+                ("tab", "spectra") => set(&mut self.view.tab, Tab::Spectra),
+                ("tab", "noise") => set(&mut self.view.tab, Tab::Noise),
+                ("tab", "teaching") => set(&mut self.view.tab, Tab::Teaching),
+                ("compare", "overlay") => set(&mut self.view.compare, Compare::Overlay),
+                ("compare", "difference") => set(&mut self.view.compare, Compare::Difference),
+                ("standard", "off") => set(&mut self.settings.standard, None),
+                ("standard", "on") => set(
+                    &mut self.settings.standard,
+                    Some(crate::settings::StandardSettings::default()),
+                ),
+                ("visit", v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .map(|n| self.selected_visit = n - 1)
+                    .is_some(),
+                _ => false,
+            };
+            if !ok {
+                self.report_error(format!("FRIZZVIEW_VIEW: cannot apply '{item}'"));
+            }
+        }
+    }
+
     /// Whether the newest settings have been computed.
     #[must_use]
     pub fn is_computing(&self) -> bool {
@@ -537,12 +583,15 @@ impl FrizzApp {
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
-        egui::Panel::left("options")
-            .resizable(true)
-            .default_size(290.0)
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| options_ui::options_ui(self, ui));
-            });
+        // The teaching panel has its own controls; the combination settings would only confuse.
+        if self.view.tab != Tab::Teaching {
+            egui::Panel::left("options")
+                .resizable(true)
+                .default_size(290.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| options_ui::options_ui(self, ui));
+                });
+        }
         egui::CentralPanel::default().show(ui, |ui| match self.view.tab {
             Tab::Spectra => {
                 egui::Panel::top("visits")
@@ -756,7 +805,7 @@ impl FrizzApp {
             self.report_error("nothing to export yet: no result".into());
             return;
         };
-        match files::export(path, &result, &self.data) {
+        match files::export(path, &result, &self.data, &self.files) {
             Ok(()) => self.report_info(format!("exported to {}", path.display())),
             Err(e) => self.report_error(format!("{e:#}")),
         }
@@ -789,6 +838,11 @@ impl FrizzApp {
         }
         ctx.request_repaint();
     }
+}
+
+fn set<T>(slot: &mut T, value: T) -> bool {
+    *slot = value;
+    true
 }
 
 /// Ask the integration for the current frame and save it as PNG; `done` gets the outcome.
@@ -857,6 +911,54 @@ fn native_dialog(kind: DialogKind) -> Vec<PathBuf> {
     }
 }
 
+/// The window icon, drawn here so the binary needs no image file: three noisy exposures (thin,
+/// coloured) and their sharp combination (white) across one absorption line.
+#[must_use]
+pub fn icon() -> egui::IconData {
+    const N: usize = 64;
+    let mut rgba = vec![0u8; N * N * 4];
+    let mut put = |x: usize, y: usize, c: [u8; 4]| {
+        if x < N && y < N {
+            rgba[(y * N + x) * 4..(y * N + x) * 4 + 4].copy_from_slice(&c);
+        }
+    };
+    for y in 0..N {
+        for x in 0..N {
+            // Rounded dark-blue tile.
+            let (dx, dy) = (x.abs_diff(N / 2) as f64, y.abs_diff(N / 2) as f64);
+            if dx.max(dy) < 30.0 || dx.hypot(dy) < 38.0 {
+                put(x, y, [22, 34, 60, 255]);
+            }
+        }
+    }
+    let line = |x: f64, depth: f64, shift: f64| {
+        let t = (x - 32.0 - shift) / 5.0;
+        20.0 + depth * (-0.5 * t * t).exp() * 26.0
+    };
+    let colours = [
+        [230, 120, 30, 255],
+        [90, 200, 120, 255],
+        [200, 90, 200, 255],
+    ];
+    for (k, c) in colours.iter().enumerate() {
+        let shift = (k as f64 - 1.0) * 4.0;
+        for x in 6..58 {
+            let wiggle = ((x * (7 + 3 * k)) % 5) as f64 * 0.6 - 1.2;
+            put(x, (line(x as f64, 0.9, shift) + wiggle) as usize, *c);
+        }
+    }
+    for x in 6..58 {
+        let y = line(x as f64, 1.0, 0.0);
+        put(x, y as usize, [255, 255, 255, 255]);
+        put(x, y as usize + 1, [255, 255, 255, 255]);
+    }
+    egui::IconData {
+        rgba,
+        width: N as u32,
+        height: N as u32,
+    }
+}
+
 /// Settings that suit a survey's data.
 #[must_use]
 pub fn survey_defaults(survey: Survey) -> Settings {
@@ -887,7 +989,26 @@ impl eframe::App for FrizzApp {
         self.show(ui);
     }
 
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        // A command-line screenshot shows the window as laid out, not wherever the (virtual)
+        // display's pointer happens to sit: hover crosshairs and tooltips are left out.
+        if self.screenshot.is_some() {
+            raw_input.events.retain(|e| {
+                !matches!(
+                    e,
+                    egui::Event::PointerMoved(_)
+                        | egui::Event::MouseMoved(_)
+                        | egui::Event::PointerButton { .. }
+                )
+            });
+        }
+    }
+
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        // A scripted screenshot must not overwrite the user's remembered layout.
+        if self.screenshot.is_some() {
+            return;
+        }
         let survey = self.data.survey;
         let mut remembered = self.settings.clone();
         remembered.visits.clear();

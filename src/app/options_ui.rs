@@ -56,7 +56,9 @@ fn method_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
                     fs.n_modes = if auto { None } else { Some(1001) };
                 }
                 if let Some(p) = &mut fs.n_modes {
-                    ui.add(egui::DragValue::new(p).range(1..=100_001).prefix("P = "));
+                    let label = ui.label("modes");
+                    ui.add(egui::DragValue::new(p).range(1..=100_001).prefix("P = "))
+                        .labelled_by(label.id);
                 }
             });
         });
@@ -147,8 +149,9 @@ fn data_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
         ui.radio_value(&mut s.selection, SelectionMode::Divide, "divide data");
     });
     ui.horizontal(|ui| {
-        ui.label("Covariance lags");
-        ui.add(egui::DragValue::new(&mut s.band_lags).range(5..=40));
+        let label = ui.label("Covariance lags");
+        ui.add(egui::DragValue::new(&mut s.band_lags).range(5..=40))
+            .labelled_by(label.id);
     });
 }
 
@@ -238,7 +241,9 @@ fn extensions_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
             e.normalization_degree = norm_on.then_some(2);
         }
         if let Some(d) = &mut e.normalization_degree {
-            ui.add(egui::DragValue::new(d).range(0..=8).prefix("degree "));
+            let label = ui.label("degree");
+            ui.add(egui::DragValue::new(d).range(0..=8))
+                .labelled_by(label.id);
         }
     });
     let mut lsf = e.lsf == LsfMode::FromVisits;

@@ -32,6 +32,9 @@ pub struct DatasetCurves {
     pub segments_aa: Vec<(f64, f64)>,
     /// A typical flux level (median of |flux|), used to space stacked exposures.
     pub typical_flux: f64,
+    /// Per visit, the flux range drawn: robust percentiles widened a little. Values beyond are
+    /// drawn at the limit, so one cosmic ray does not squash every other curve.
+    pub y_limits: Vec<(f64, f64)>,
 }
 
 impl DatasetCurves {
@@ -88,10 +91,32 @@ impl DatasetCurves {
             .copied()
             .filter(|f| *f > 0.0)
             .unwrap_or(1.0);
+        let y_limits = data
+            .visits
+            .iter()
+            .map(|v| {
+                let mut f: Vec<f64> = v
+                    .flux()
+                    .iter()
+                    .zip(v.bad())
+                    .filter(|(f, b)| f.is_finite() && !**b)
+                    .map(|(f, _)| *f)
+                    .collect();
+                f.sort_by(f64::total_cmp);
+                if f.is_empty() {
+                    return (f64::NEG_INFINITY, f64::INFINITY);
+                }
+                let q = |p: f64| f[((f.len() - 1) as f64 * p) as usize];
+                let (lo, hi) = (q(0.005), q(0.995));
+                let pad = 0.5 * (hi - lo).max(1e-12);
+                (lo - pad, hi + pad)
+            })
+            .collect();
         Self {
             visits,
             segments_aa,
             typical_flux,
+            y_limits,
         }
     }
 }
@@ -180,8 +205,8 @@ pub fn decimate(
     runs
 }
 
-/// Like [`decimate`] for a band between `lo(k)` and `hi(k)`: per bin the lowest low and the
-/// highest high. Returns runs of (x, low, high).
+/// Like [`decimate`] for a band between `low(k)` and `high(k)`: per bin the lowest low and the
+/// highest high (at the bin's first x). Returns runs of (x, low, high); non-finite ends a run.
 pub fn decimate_band(
     x: &[f64],
     low: impl Fn(usize) -> f64,
@@ -189,31 +214,51 @@ pub fn decimate_band(
     range: RangeInclusive<f64>,
     bins: usize,
 ) -> Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> {
-    let lows = decimate(x, &low, range.clone(), bins);
-    let highs = decimate(
-        x,
-        |k| {
-            if low(k).is_finite() {
-                high(k)
-            } else {
-                f64::NAN
-            }
-        },
-        range,
-        bins,
-    );
-    // Both decimations see the same x positions only when not thinned; rebuild per bin instead:
-    // take each low run and evaluate the envelope of the high run over the same x span.
+    let (lo, hi) = (*range.start(), *range.end());
+    let start = x.partition_point(|&v| v < lo).saturating_sub(1);
+    let end = (x.partition_point(|&v| v <= hi) + 1).min(x.len());
     let mut out = Vec::new();
-    for (lr, hr) in lows.iter().zip(&highs) {
-        let n = lr.len().min(hr.len());
-        if n < 2 {
+    if start >= end {
+        return out;
+    }
+    let bins = bins.max(1);
+    let width = if end - start > 2 * bins && hi > lo {
+        (hi - lo) / (2 * bins) as f64
+    } else {
+        0.0
+    };
+    let mut run: (Vec<f64>, Vec<f64>, Vec<f64>) = Default::default();
+    let mut last_bin = i64::MIN;
+    for k in start..end {
+        let (l, h) = (low(k), high(k));
+        if !(l.is_finite() && h.is_finite()) {
+            if run.0.len() >= 2 {
+                out.push(std::mem::take(&mut run));
+            } else {
+                run = Default::default();
+            }
+            last_bin = i64::MIN;
             continue;
         }
-        let xs: Vec<f64> = lr[..n].iter().map(|p| p[0]).collect();
-        let ls: Vec<f64> = lr[..n].iter().map(|p| p[1]).collect();
-        let hs: Vec<f64> = hr[..n].iter().map(|p| p[1]).collect();
-        out.push((xs, ls, hs));
+        let bin = if width > 0.0 {
+            ((x[k] - lo) / width).floor() as i64
+        } else {
+            k as i64
+        };
+        if bin == last_bin {
+            if let (Some(rl), Some(rh)) = (run.1.last_mut(), run.2.last_mut()) {
+                *rl = rl.min(l);
+                *rh = rh.max(h);
+            }
+        } else {
+            run.0.push(x[k]);
+            run.1.push(l);
+            run.2.push(h);
+            last_bin = bin;
+        }
+    }
+    if run.0.len() >= 2 {
+        out.push(run);
     }
     out
 }
@@ -351,15 +396,16 @@ fn hover_text(app: &FrizzApp, lam_aa: f64) -> String {
         if m.no_data.get(i).copied().unwrap_or(false) {
             text += " (no data)";
         }
-        if let Some(&fl) = m.flags.get(i) {
-            if fl != 0 {
-                text += &format!(" flags {}", mask::bit_names(fl, defs).join(" "));
-            }
+        if let Some(&fl) = m.flags.get(i)
+            && fl != 0
+        {
+            text += &format!(" flags {}", mask::bit_names(fl, defs).join(" "));
         }
     }
     text
 }
 
+#[allow(clippy::too_many_arguments)] // one call per method; a struct would only rename them
 fn method_curves(
     plot_ui: &mut PlotUi<'_>,
     name: &str,
@@ -469,19 +515,19 @@ fn combined_plot(
                 }
             }
             let band = app_ref.view.show_uncertainty;
-            if let Some(m) = &r.standard {
-                if app_ref.view.compare == Compare::Overlay || r.forward.is_none() {
-                    method_curves(
-                        plot_ui,
-                        "standard practice",
-                        m,
-                        &grid_aa,
-                        STANDARD_COLOR,
-                        band,
-                        range.clone(),
-                        bins,
-                    );
-                }
+            if let Some(m) = &r.standard
+                && (app_ref.view.compare == Compare::Overlay || r.forward.is_none())
+            {
+                method_curves(
+                    plot_ui,
+                    "standard practice",
+                    m,
+                    &grid_aa,
+                    STANDARD_COLOR,
+                    band,
+                    range.clone(),
+                    bins,
+                );
             }
             if let Some(m) = &r.forward {
                 method_curves(
@@ -613,6 +659,22 @@ fn exposures_plot(
                 let flux = visit.flux();
                 let ivar = visit.ivar();
                 let bad_bits = app.settings.bad_bits;
+                let (y_lo, y_hi) = app
+                    .curves
+                    .y_limits
+                    .get(i)
+                    .copied()
+                    .unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
+                let masked =
+                    |p: usize| visit.bad()[p] || visit.flags()[p] & bad_bits != 0 || ivar[p] <= 0.0;
+                // Masked pixels break the line (they are marked separately); the rest is clamped.
+                let good_flux = |p: usize| {
+                    if masked(p) {
+                        f64::NAN
+                    } else {
+                        flux[p].clamp(y_lo, y_hi)
+                    }
+                };
                 for seg in segs {
                     let scaled = |runs: Vec<Vec<[f64; 2]>>| -> Vec<Vec<[f64; 2]>> {
                         runs.into_iter()
@@ -622,8 +684,17 @@ fn exposures_plot(
                     if app.view.show_uncertainty {
                         for (xs, lo, hi) in decimate_band(
                             &seg.lam_aa,
-                            |j| flux[seg.idx[j]] - ivar[seg.idx[j]].powf(-0.5) + offset,
-                            |j| flux[seg.idx[j]] + ivar[seg.idx[j]].powf(-0.5) + offset,
+                            |j| {
+                                let p = seg.idx[j];
+                                // NaN (masked) must stay NaN: f64::max would replace it.
+                                let v = good_flux(p) - ivar[p].powf(-0.5);
+                                if v.is_nan() { v } else { v.max(y_lo) + offset }
+                            },
+                            |j| {
+                                let p = seg.idx[j];
+                                let v = good_flux(p) + ivar[p].powf(-0.5);
+                                if v.is_nan() { v } else { v.min(y_hi) + offset }
+                            },
                             obs_range.clone(),
                             bins,
                         ) {
@@ -636,42 +707,42 @@ fn exposures_plot(
                     }
                     let runs = decimate(
                         &seg.lam_aa,
-                        |j| flux[seg.idx[j]] + offset,
+                        |j| good_flux(seg.idx[j]) + offset,
                         obs_range.clone(),
                         bins,
                     );
                     add_runs(plot_ui, name, scaled(runs), color, 1.0);
-                    if app.view.show_model {
-                        if let Some(pred) = forward.as_ref().and_then(|f| f.visits.get(i)) {
-                            if pred.prediction.len() == flux.len() {
-                                let runs = decimate(
-                                    &seg.lam_aa,
-                                    |j| pred.prediction[seg.idx[j]] + offset,
-                                    obs_range.clone(),
-                                    bins,
-                                );
-                                add_runs(
-                                    plot_ui,
-                                    &format!("{name} model"),
-                                    scaled(runs),
-                                    egui::Color32::from_gray(40),
-                                    1.0,
-                                );
-                            }
-                        }
+                    if app.view.show_model
+                        && let Some(pred) = forward.as_ref().and_then(|f| f.visits.get(i))
+                        && pred.prediction.len() == flux.len()
+                    {
+                        let runs = decimate(
+                            &seg.lam_aa,
+                            |j| pred.prediction[seg.idx[j]].clamp(y_lo, y_hi) + offset,
+                            obs_range.clone(),
+                            bins,
+                        );
+                        add_runs(
+                            plot_ui,
+                            &format!("{name} model"),
+                            scaled(runs),
+                            egui::Color32::from_gray(40),
+                            1.0,
+                        );
                     }
                     if app.view.show_masked {
                         let lo = seg.lam_aa.partition_point(|&x| x < *obs_range.start());
                         let hi = seg.lam_aa.partition_point(|&x| x <= *obs_range.end());
                         let pts: Vec<[f64; 2]> = (lo..hi)
-                            .filter(|&j| {
-                                let p = seg.idx[j];
-                                visit.bad()[p] || visit.flags()[p] & bad_bits != 0
-                            })
+                            .filter(|&j| masked(seg.idx[j]))
                             .take(3000)
                             .map(|j| {
                                 let p = seg.idx[j];
-                                let y = if flux[p].is_finite() { flux[p] } else { 0.0 };
+                                let y = if flux[p].is_finite() {
+                                    flux[p].clamp(y_lo, y_hi)
+                                } else {
+                                    y_lo
+                                };
                                 [seg.lam_aa[j] * scale, y + offset]
                             })
                             .collect();
@@ -733,7 +804,8 @@ fn residuals_plot(
                             let p = seg.idx[j];
                             if ivar[p] > 0.0 && !visit.bad()[p] && visit.flags()[p] & bad_bits == 0
                             {
-                                (flux[p] - fit.prediction[p]) * ivar[p].sqrt()
+                                // Clamped so one outlier does not flatten the rest.
+                                ((flux[p] - fit.prediction[p]) * ivar[p].sqrt()).clamp(-12.0, 12.0)
                             } else {
                                 f64::NAN
                             }
@@ -745,7 +817,13 @@ fn residuals_plot(
                         .into_iter()
                         .map(|r| r.into_iter().map(|p| [p[0] * scale, p[1]]).collect())
                         .collect();
-                    add_runs(plot_ui, &visit.meta.name, runs, visit_color(i), 1.0);
+                    add_runs(
+                        plot_ui,
+                        &format!("{} residual", visit.meta.name),
+                        runs,
+                        visit_color(i),
+                        1.0,
+                    );
                 }
             }
         });
@@ -868,6 +946,20 @@ mod tests {
                 vec![[6.0, 6.0], [7.0, 7.0], [8.0, 8.0]]
             ]
         );
+    }
+
+    #[test]
+    fn band_decimation_keeps_the_envelope() {
+        let n = 10_000;
+        let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        let low = |k: usize| if k == 777 { -5.0 } else { -1.0 };
+        let high = |k: usize| if k == 4242 { 9.0 } else { 1.0 };
+        let runs = decimate_band(&x, low, high, 0.0..=(n as f64), 50);
+        assert_eq!(runs.len(), 1);
+        let (xs, lo, hi) = &runs[0];
+        assert!(xs.len() <= 102, "{} points", xs.len());
+        assert_eq!(lo.iter().copied().fold(f64::INFINITY, f64::min), -5.0);
+        assert_eq!(hi.iter().copied().fold(f64::NEG_INFINITY, f64::max), 9.0);
     }
 
     #[test]

@@ -458,6 +458,8 @@ pub struct TeachingPanel {
     pub forward: ForwardChoice,
     /// Trials of the noise test.
     pub trials: usize,
+    /// Draw the figures on a light background (for slides).
+    pub light_figures: bool,
     /// Run the live combination on a background thread (else inline, inside `ui`).
     threaded: bool,
     /// Created on the first frame, when the context for the wake-up callback is known.
@@ -501,6 +503,7 @@ impl TeachingPanel {
             params: TeachingParams::poor(),
             forward: ForwardChoice::default(),
             trials: 64,
+            light_figures: false,
             threaded: false,
             worker: None,
             submitted: None,
@@ -915,6 +918,7 @@ impl TeachingPanel {
         }
 
         ui.separator();
+        ui.checkbox(&mut self.light_figures, "light figures (for slides)");
         ui.horizontal_wrapped(|ui| {
             if ui.button("Save spectra PNG…").clicked() {
                 self.export(Figure::Spectra);
@@ -933,136 +937,144 @@ impl TeachingPanel {
     }
 
     fn figures(&mut self, ui: &mut egui::Ui) {
-        ui.label(
-            egui::RichText::new(
-                "Grey dots: every visit's pixels shifted to the rest frame (red crosses: bad \
-                 pixels). Standard practice interpolates each visit and averages, so its noise is \
-                 smoothed over neighbouring pixels; the forward model fits all pixels at once and \
-                 its residuals stay uncorrelated.",
-            )
-            .small(),
-        );
+        if self.light_figures {
+            let v = egui::Visuals::light();
+            ui.painter().rect_filled(ui.max_rect(), 0.0, v.panel_fill);
+            *ui.visuals_mut() = v;
+        }
         let caption_h = 3.0 * ui.text_style_height(&egui::TextStyle::Small);
         let h = (ui.available_height() - caption_h).max(200.0);
         let w = ui.available_width();
         let has_noise = self.noise.is_some() || self.noise_run.is_some();
         let (h_spec, h_res, h_noise) = if has_noise {
-            (h * 0.38, h * 0.24, h * 0.30)
+            (h * 0.40, h * 0.26, h * 0.30)
         } else {
-            (h * 0.58, h * 0.36, 0.0)
+            (h * 0.60, h * 0.37, 0.0)
         };
         let text = ui.visuals().text_color();
         let link = egui::Id::unique("teaching_x_link");
         let live = self.live.as_ref();
-        let spec = Plot::new("teaching_spectra")
-            .height(h_spec.max(80.0))
-            .width(w)
-            .legend(Legend::default())
-            .link_axis(link, [true, false])
-            .y_axis_label("flux")
-            .show(ui, |pu| {
-                let Some(v) = live else { return };
-                if !v.data.is_empty() {
-                    pu.points(
-                        Points::new("data (rest frame)", PlotPoints::from(v.data.clone()))
-                            .color(egui::Color32::from_gray(150))
-                            .radius(1.2),
-                    );
-                }
-                if !v.bad.is_empty() {
-                    pu.points(
-                        Points::new("bad pixels", PlotPoints::from(v.bad.clone()))
-                            .color(egui::Color32::from_rgb(200, 40, 40))
-                            .shape(egui_plot::MarkerShape::Cross)
-                            .radius(2.0),
-                    );
-                }
-                add_curve(
-                    pu,
-                    "truth",
-                    &v.wave_aa,
-                    &v.truth,
-                    text,
-                    1.5,
-                    LineStyle::Solid,
-                );
-                if let Some(m) = &v.standard {
+        let spectra = ui.vertical(|ui| {
+            ui.label(
+                egui::RichText::new(
+                    "Grey dots: every visit's pixels shifted to the rest frame (red crosses: bad \
+                 pixels). Standard practice interpolates each visit and averages, so its noise is \
+                 smoothed over neighbouring pixels; the forward model fits all pixels at once and \
+                 its residuals stay uncorrelated.",
+                )
+                .small(),
+            );
+            Plot::new("teaching_spectra")
+                .height(h_spec.max(80.0))
+                .width(w)
+                .legend(Legend::default())
+                .link_axis(link, [true, false])
+                .y_axis_label("flux")
+                .show_axes([false, true])
+                .show(ui, |pu| {
+                    let Some(v) = live else { return };
+                    if !v.data.is_empty() {
+                        pu.points(
+                            Points::new("data (rest frame)", PlotPoints::from(v.data.clone()))
+                                .color(egui::Color32::from_gray(150))
+                                .radius(1.2),
+                        );
+                    }
+                    if !v.bad.is_empty() {
+                        pu.points(
+                            Points::new("bad pixels", PlotPoints::from(v.bad.clone()))
+                                .color(egui::Color32::from_rgb(200, 40, 40))
+                                .shape(egui_plot::MarkerShape::Cross)
+                                .radius(2.0),
+                        );
+                    }
                     add_curve(
                         pu,
-                        "standard practice",
+                        "truth",
                         &v.wave_aa,
-                        &m.flux,
-                        STANDARD_COLOR,
-                        1.2,
+                        &v.truth,
+                        text,
+                        1.5,
                         LineStyle::Solid,
                     );
-                }
-                if let Some(m) = &v.forward {
-                    add_curve(
-                        pu,
-                        "forward model",
-                        &v.wave_aa,
-                        &m.flux,
-                        FORWARD_COLOR,
-                        1.2,
-                        LineStyle::Solid,
-                    );
-                }
-            });
-        let res = Plot::new("teaching_residuals")
-            .height(h_res.max(60.0))
-            .width(w)
-            .legend(Legend::default())
-            .link_axis(link, [true, false])
-            .x_axis_label("rest wavelength (Å)")
-            .y_axis_label("result − truth")
-            .show(ui, |pu| {
-                let Some(v) = live else { return };
-                pu.hline(HLine::new("zero", 0.0).color(text).width(0.5));
-                if let Some(m) = &v.standard {
-                    add_curve(
-                        pu,
-                        "standard practice",
-                        &v.wave_aa,
-                        &m.residual,
-                        STANDARD_COLOR,
-                        1.0,
-                        LineStyle::Solid,
-                    );
-                }
-                if let Some(m) = &v.forward {
-                    add_curve(
-                        pu,
-                        "forward model",
-                        &v.wave_aa,
-                        &m.residual,
-                        FORWARD_COLOR,
-                        1.0,
-                        LineStyle::Solid,
-                    );
-                    let neg: Vec<f64> = m.sigma.iter().map(|s| -s).collect();
-                    let dashed = LineStyle::Dashed { length: 6.0 };
-                    add_curve(
-                        pu,
-                        "±1σ predicted (forward)",
-                        &v.wave_aa,
-                        &m.sigma,
-                        FORWARD_COLOR,
-                        0.7,
-                        dashed,
-                    );
-                    add_curve(
-                        pu,
-                        "±1σ predicted (forward)",
-                        &v.wave_aa,
-                        &neg,
-                        FORWARD_COLOR,
-                        0.7,
-                        dashed,
-                    );
-                }
-            });
-        self.spectra_rect = Some(spec.response.rect.union(res.response.rect));
+                    if let Some(m) = &v.standard {
+                        add_curve(
+                            pu,
+                            "standard practice",
+                            &v.wave_aa,
+                            &m.flux,
+                            STANDARD_COLOR,
+                            1.2,
+                            LineStyle::Solid,
+                        );
+                    }
+                    if let Some(m) = &v.forward {
+                        add_curve(
+                            pu,
+                            "forward model",
+                            &v.wave_aa,
+                            &m.flux,
+                            FORWARD_COLOR,
+                            1.2,
+                            LineStyle::Solid,
+                        );
+                    }
+                });
+            Plot::new("teaching_residuals")
+                .height(h_res.max(60.0))
+                .width(w)
+                .legend(Legend::default())
+                .link_axis(link, [true, false])
+                .x_axis_label("rest wavelength (Å)")
+                .y_axis_label("result − truth")
+                .show(ui, |pu| {
+                    let Some(v) = live else { return };
+                    pu.hline(HLine::new("", 0.0).id("zero").color(text).width(0.5));
+                    if let Some(m) = &v.standard {
+                        add_curve(
+                            pu,
+                            "standard practice",
+                            &v.wave_aa,
+                            &m.residual,
+                            STANDARD_COLOR,
+                            1.0,
+                            LineStyle::Solid,
+                        );
+                    }
+                    if let Some(m) = &v.forward {
+                        add_curve(
+                            pu,
+                            "forward model",
+                            &v.wave_aa,
+                            &m.residual,
+                            FORWARD_COLOR,
+                            1.0,
+                            LineStyle::Solid,
+                        );
+                        let neg: Vec<f64> = m.sigma.iter().map(|s| -s).collect();
+                        let dashed = LineStyle::Dashed { length: 6.0 };
+                        add_curve(
+                            pu,
+                            "±1σ predicted (forward)",
+                            &v.wave_aa,
+                            &m.sigma,
+                            FORWARD_COLOR,
+                            0.7,
+                            dashed,
+                        );
+                        add_curve(
+                            pu,
+                            "±1σ predicted (forward)",
+                            &v.wave_aa,
+                            &neg,
+                            FORWARD_COLOR,
+                            0.7,
+                            dashed,
+                        );
+                    }
+                });
+        });
+        self.spectra_rect = Some(spectra.response.rect);
         if !has_noise {
             self.noise_rect = None;
             return;
@@ -1079,49 +1091,58 @@ impl TeachingPanel {
             ),
             None => "Noise test running…".to_owned(),
         };
-        ui.label(egui::RichText::new(summary).small());
-        let resp = Plot::new("teaching_noise")
-            .height(h_noise.max(80.0))
-            .width(w)
-            .legend(Legend::default())
-            .x_axis_label("lag (output pixels)")
-            .y_axis_label("covariance")
-            .include_y(0.0)
-            .show(ui, |pu| {
-                let Some(n) = noise else { return };
-                let pts = |c: &[f64]| -> Vec<[f64; 2]> {
-                    c.iter()
-                        .enumerate()
-                        .filter(|(_, v)| v.is_finite())
-                        .map(|(k, &v)| [k as f64, v])
-                        .collect()
-                };
-                pu.hline(HLine::new("zero", 0.0).color(text).width(0.5));
-                if n.predicted_var.is_finite() {
-                    pu.hline(
-                        HLine::new("predicted variance (forward)", n.predicted_var)
-                            .color(FORWARD_COLOR)
-                            .style(LineStyle::Dashed { length: 8.0 })
-                            .width(1.0),
-                    );
-                }
-                for (name, c, color) in [
-                    ("standard practice", &n.standard_cov, STANDARD_COLOR),
-                    ("forward model", &n.forward_cov, FORWARD_COLOR),
-                ] {
-                    pu.line(
-                        Line::new(name, PlotPoints::from(pts(c)))
-                            .color(color)
-                            .width(1.5),
-                    );
-                    pu.points(
-                        Points::new(name, PlotPoints::from(pts(c)))
-                            .id((name, "markers"))
-                            .color(color)
-                            .radius(3.0),
-                    );
-                }
-            });
+        let resp = ui.vertical(|ui| {
+            ui.label(egui::RichText::new(summary).small());
+            Plot::new("teaching_noise")
+                .height(h_noise.max(80.0))
+                .width(w)
+                .legend(Legend::default())
+                .x_axis_label("lag (output pixels)")
+                .y_axis_label("covariance")
+                .y_axis_formatter(|m, _| {
+                    if m.value.abs() < 1e-15 {
+                        "0".to_owned()
+                    } else {
+                        format!("{:.1e}", m.value)
+                    }
+                })
+                .include_y(0.0)
+                .show(ui, |pu| {
+                    let Some(n) = noise else { return };
+                    let pts = |c: &[f64]| -> Vec<[f64; 2]> {
+                        c.iter()
+                            .enumerate()
+                            .filter(|(_, v)| v.is_finite())
+                            .map(|(k, &v)| [k as f64, v])
+                            .collect()
+                    };
+                    pu.hline(HLine::new("", 0.0).id("zero").color(text).width(0.5));
+                    if n.predicted_var.is_finite() {
+                        pu.hline(
+                            HLine::new("predicted variance (forward)", n.predicted_var)
+                                .color(FORWARD_COLOR)
+                                .style(LineStyle::Dashed { length: 8.0 })
+                                .width(1.0),
+                        );
+                    }
+                    for (name, c, color) in [
+                        ("standard practice", &n.standard_cov, STANDARD_COLOR),
+                        ("forward model", &n.forward_cov, FORWARD_COLOR),
+                    ] {
+                        pu.line(
+                            Line::new(name, PlotPoints::from(pts(c)))
+                                .color(color)
+                                .width(1.5),
+                        );
+                        pu.points(
+                            Points::new(name, PlotPoints::from(pts(c)))
+                                .id((name, "markers"))
+                                .color(color)
+                                .radius(3.0),
+                        );
+                    }
+                });
+        });
         self.noise_rect = Some(resp.response.rect);
     }
 }

@@ -299,8 +299,17 @@ fn time_forward(
 
 /// Time the in-crate dense implementation (the test oracle) once.
 fn time_dense(data: &Dataset, reps: usize) -> anyhow::Result<(f64, serde_json::Value)> {
-    let _ = (data, reps);
-    anyhow::bail!("the dense implementation has no benchmark entry point yet")
+    let settings = forward_settings(Basis::Fourier);
+    let prep = prepare(data, &settings)?;
+    let fs = settings.forward.clone().unwrap_or_default();
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        let r = crate::combine::dense::fit(&prep, &fs)?;
+        times.push(t.elapsed().as_secs_f64());
+        std::hint::black_box(r);
+    }
+    Ok((median(times), serde_json::json!({"reps": reps})))
 }
 
 /// First and live (median of later recomputes) times of the local basis with a cache.

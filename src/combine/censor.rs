@@ -4,7 +4,7 @@
 //!
 //! - [`Rule::Compat`] reproduces frizzle 0.2.8 (method.md §7.3 items 5-6): every input pixel of
 //!   the included visits counts as "data", masked ones included; output pixel j has no data when
-//!   the nearest input position is farther than the *next* output spacing x*[j+1] - x*[j]; the
+//!   the nearest input position is farther than the *next* output spacing `x*[j+1] - x*[j]`; the
 //!   last output pixel is never censored. A flag bit reaches output pixel j when the nearest input
 //!   pixel carrying that bit is within the next output spacing (`<=`); the last pixel never gets
 //!   flags.

@@ -334,6 +334,9 @@ const GH_WEIGHTS: [f64; 5] = [
 const NO_ROW: i64 = i64::MIN;
 
 /// Kernel evaluations of one visit: for pixel k, `vals[k*width..]` are g_{j0[k]+m}, m < width.
+///
+/// Values are stored as f32 (relative rounding 6e-8, far below any noise level) so that 1000
+/// APOGEE visits fit in memory; the sums themselves are accumulated in f64.
 #[derive(Debug)]
 pub struct VisitBasis {
     visit: Arc<Visit>,
@@ -344,7 +347,7 @@ pub struct VisitBasis {
     j0: Vec<i64>,
     /// Fractional output index per pixel (censoring and flags).
     u: Vec<f64>,
-    vals: Vec<f64>,
+    vals: Vec<f32>,
 }
 
 impl VisitBasis {
@@ -366,7 +369,8 @@ impl VisitBasis {
         };
         let mut j0 = vec![NO_ROW; n];
         let mut u = vec![f64::NAN; n];
-        let mut vals = vec![0.0; n * width];
+        let mut vals = vec![0.0_f32; n * width];
+        let mut row = vec![0.0; width];
         let lo = -0.5;
         let hi = map.n as f64 - 0.5;
         let mut tmp = vec![0.0; base_w];
@@ -376,7 +380,7 @@ impl VisitBasis {
             if !(uk >= lo && uk <= hi) {
                 continue;
             }
-            let row = &mut vals[k * width..(k + 1) * width];
+            row.fill(0.0);
             if lsf > 0.0 {
                 let sh = std::f64::consts::SQRT_2 * lsf / map.local_step(uk);
                 let first = (uk - sh * GH_NODES[4]).floor() as i64 - (base_w as i64 / 2 - 1);
@@ -394,7 +398,10 @@ impl VisitBasis {
                     }
                 }
             } else {
-                j0[k] = kernel.row(uk, row);
+                j0[k] = kernel.row(uk, &mut row);
+            }
+            for (d, &v) in vals[k * width..(k + 1) * width].iter_mut().zip(&row) {
+                *d = v as f32;
             }
         }
         Self {
@@ -410,7 +417,7 @@ impl VisitBasis {
     /// Bytes held.
     #[must_use]
     pub fn bytes(&self) -> usize {
-        self.j0.len() * 16 + self.vals.len() * 8
+        self.j0.len() * 16 + self.vals.len() * 4
     }
 }
 
@@ -1096,7 +1103,7 @@ fn visit_fits_cached(
                 for (m, &g) in row.iter().enumerate() {
                     let j = j0 + m as i64;
                     if j >= 0 && (j as usize) < p {
-                        f += g * model.theta[j as usize];
+                        f += f64::from(g) * model.theta[j as usize];
                     }
                 }
                 let pred = f * v.s[k];
@@ -1210,12 +1217,14 @@ impl Partial {
         let mut lo = i64::MAX;
         let mut hi = i64::MIN;
         for k in 0..vb.j0.len() {
+            let u = vb.u[k];
+            if u.is_finite() {
+                lo = lo.min((u - 1.0).ceil() as i64);
+                hi = hi.max((u + 1.0).floor() as i64 + 1);
+            }
             if vb.j0[k] != NO_ROW {
-                let u = vb.u[k];
-                lo = lo.min(vb.j0[k]).min((u - 1.0).ceil() as i64);
-                hi = hi
-                    .max(vb.j0[k] + vb.width as i64)
-                    .max((u + 1.0).floor() as i64 + 1);
+                lo = lo.min(vb.j0[k]);
+                hi = hi.max(vb.j0[k] + vb.width as i64);
             }
         }
         let lo = lo.clamp(0, p as i64) as usize;
@@ -1278,24 +1287,26 @@ impl Partial {
         let pixel_flags = pv.visit.flags();
         for k in 0..pv.x_rest.len() {
             let j0 = vb.j0[k];
-            if j0 == NO_ROW {
-                continue;
-            }
             let u = vb.u[k];
-            // Coverage: output pixels within one spacing of a used pixel are data; flags of
-            // every pixel (used or not) within one spacing propagate (the fixed, symmetric rule).
-            let l_lo = ((u - 1.0).ceil() as i64).max(lo);
-            let l_hi = ((u + 1.0).floor() as i64).min(p - 1);
-            let fl = pixel_flags.get(k).copied().unwrap_or(0);
             let w = pv.w[k];
-            for l in l_lo..=l_hi {
-                let l = (l - lo) as usize;
-                if w > 0.0 {
-                    self.covered[l] = true;
+            // `censor::Rule::Fixed` in O(1) per pixel on the index axis: output pixels within one
+            // spacing of a pixel with positive weight (and S != 0) are data; the flags of every
+            // pixel of the visit (used or not) within one spacing propagate. Pixels just outside
+            // the fitted range still count, as in the shared rule.
+            if u.is_finite() {
+                let l_lo = ((u - 1.0).ceil() as i64).max(lo);
+                let l_hi = ((u + 1.0).floor() as i64).min(p - 1);
+                let fl = pixel_flags.get(k).copied().unwrap_or(0);
+                let data = w > 0.0 && pv.s[k] != 0.0;
+                for l in l_lo..=l_hi {
+                    let l = (l - lo) as usize;
+                    if data {
+                        self.covered[l] = true;
+                    }
+                    self.flags[l] |= fl;
                 }
-                self.flags[l] |= fl;
             }
-            if w <= 0.0 {
+            if j0 == NO_ROW || w <= 0.0 {
                 continue;
             }
             let sk = pv.s[k];
@@ -1307,7 +1318,7 @@ impl Partial {
                 if j < lo || j >= p {
                     continue;
                 }
-                let gm = row[m];
+                let gm = f64::from(row[m]);
                 if gm == 0.0 {
                     continue;
                 }
@@ -1320,7 +1331,7 @@ impl Partial {
                     if j0 + (m2 as i64) < lo {
                         continue;
                     }
-                    self.a.a[base + (m - m2)] += t * row[m2];
+                    self.a.a[base + (m - m2)] += t * f64::from(row[m2]);
                 }
             }
         }

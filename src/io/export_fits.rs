@@ -68,6 +68,70 @@ fn wcs(f: &mut FitsFile, h: &FitsHdu, c: &Combined) -> R<()> {
     Ok(())
 }
 
+/// Read the settings a result file was made with: the FVSET cards of a FITS export, the
+/// `settings_json` key of an `.npz` export, or a plain JSON file.
+pub fn read_settings(path: &Path) -> Result<crate::settings::Settings, super::error::LoadError> {
+    use super::error::LoadError;
+    let head = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
+    let json: String = if head.starts_with(b"SIMPLE  =") {
+        super::fits::guard(path, || {
+            let mut f = super::fits::open(path)?;
+            let prim = f
+                .primary_hdu()
+                .map_err(|e| LoadError::invalid(path, "HDU 0", e))?;
+            let n = prim.read_key::<i64>(&mut f, "FVSETN").map_err(|_| {
+                LoadError::missing(path, "header card FVSETN (not a frizzview export)")
+            })?;
+            let mut json = String::new();
+            for k in 0..n.clamp(0, 1000) {
+                let card = format!("FVSET{k:03}");
+                let part: String = prim
+                    .read_key(&mut f, &card)
+                    .map_err(|_| LoadError::missing(path, format!("header card {card}")))?;
+                json.push_str(&part);
+            }
+            Ok(json)
+        })?
+    } else if super::npz::looks_like_npz(&head) {
+        let npz = super::npz::Npz::open(path)?;
+        let a = npz.require("settings_json")?;
+        let super::npz::NpyData::UInt(bytes) = a.data else {
+            return Err(LoadError::invalid(
+                path,
+                "key 'settings_json'",
+                "is not bytes",
+            ));
+        };
+        let bytes: Vec<u8> = bytes
+            .iter()
+            .map(|&b| u8::try_from(b).unwrap_or(b'?'))
+            .collect();
+        String::from_utf8(bytes)
+            .map_err(|_| LoadError::invalid(path, "key 'settings_json'", "is not UTF-8"))?
+    } else {
+        String::from_utf8(head)
+            .map_err(|_| LoadError::invalid(path, "the settings", "is not UTF-8 JSON"))?
+    };
+    serde_json::from_str(&json).map_err(|e| LoadError::invalid(path, "the settings JSON", e))
+}
+
+/// Split `json` into card values of at most [`JSON_CHUNK`] characters that never end in a space
+/// (FITS drops trailing spaces of string values).
+fn json_chunks(json: &str) -> Vec<String> {
+    let chars: Vec<char> = json.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let mut end = (i + JSON_CHUNK).min(chars.len());
+        while end > i + 1 && chars[end - 1] == ' ' {
+            end -= 1;
+        }
+        out.push(chars[i..end].iter().collect());
+        i = end;
+    }
+    out
+}
+
 /// Linear interpolation of `y` at `x` over a monotonic `xs` (either direction); NaN outside.
 fn interp(xs: &[f64], y: &[f64], x: f64) -> f64 {
     let n = xs.len();
@@ -212,26 +276,18 @@ fn write_to(tmp: &Path, data: &Dataset, c: &Combined) -> R<()> {
         }
     }
     let json = serde_json::to_string(&c.settings).map_err(fe)?;
-    let chars: Vec<char> = json.chars().collect();
-    for (k, chunk) in chars.chunks(JSON_CHUNK).enumerate() {
-        if k > 999 {
-            return Err("the settings are too long for FVSET cards".into());
-        }
-        key(
-            &mut f,
-            &prim,
-            &format!("FVSET{k:03}"),
-            chunk.iter().collect::<String>(),
-        )?;
+    let chunks = json_chunks(&json);
+    if chunks.len() > 1000 {
+        return Err("the settings are too long for FVSET cards".into());
+    }
+    for (k, chunk) in chunks.iter().enumerate() {
+        key(&mut f, &prim, &format!("FVSET{k:03}"), chunk.clone())?;
     }
     key(
         &mut f,
         &prim,
         "FVSETN",
-        (
-            (chars.len().div_ceil(JSON_CHUNK)) as i64,
-            "FVSET cards: settings JSON",
-        ),
+        (chunks.len() as i64, "FVSET cards: settings JSON"),
     )?;
 
     let methods: [Option<&MethodResult>; 2] = [c.forward.as_ref(), c.standard.as_ref()];
@@ -439,4 +495,28 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
         h.write_col(f, "V_FIT_ERR_KMS", &s).map_err(fe)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_chunks_rejoin_and_never_end_in_a_space() {
+        let json = format!("{{\"name\":\"{}\",\"x\":1}}", "a b  ".repeat(40));
+        let chunks = json_chunks(&json);
+        assert_eq!(chunks.concat(), json);
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.chars().count() <= JSON_CHUNK && !c.ends_with(' '))
+        );
+    }
+
+    #[test]
+    fn interp_handles_both_directions_and_outside() {
+        assert_eq!(interp(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0], 2.5), 25.0);
+        assert_eq!(interp(&[3.0, 2.0, 1.0], &[30.0, 20.0, 10.0], 1.5), 15.0);
+        assert!(interp(&[1.0, 2.0], &[1.0, 2.0], 2.5).is_nan());
+    }
 }

@@ -122,6 +122,18 @@ pub(crate) fn image_f64(
     if shape.is_empty() || shape.contains(&0) {
         return Err(LoadError::invalid(path, d.label(), "is an empty image"));
     }
+    // A corrupt NAXISn must not make us allocate more than the file could hold.
+    let n_claimed = shape
+        .iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .unwrap_or(usize::MAX);
+    if n_claimed > file_len(path) {
+        return Err(LoadError::invalid(
+            path,
+            d.label(),
+            format!("declares {shape:?} pixels, more than the file can hold"),
+        ));
+    }
     let v: Vec<f64> = d
         .hdu
         .read_image(f)
@@ -137,6 +149,25 @@ pub(crate) fn image_f64(
     Ok((shape, v))
 }
 
+/// The file size in bytes (0 if unknown).
+fn file_len(path: &Path) -> usize {
+    std::fs::metadata(path).map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX))
+}
+
+/// Refuse tables that claim more rows than the file could hold (a corrupt NAXIS2).
+fn check_rows(path: &Path, d: &HduDesc) -> Result<(), LoadError> {
+    if let Some((_, rows)) = d.table()
+        && rows > file_len(path)
+    {
+        return Err(LoadError::invalid(
+            path,
+            d.label(),
+            format!("declares {rows} rows, more than the file can hold"),
+        ));
+    }
+    Ok(())
+}
+
 /// A numeric table column as f64 (scalar columns only).
 pub(crate) fn column_f64(
     f: &mut FitsFile,
@@ -145,6 +176,7 @@ pub(crate) fn column_f64(
     col: &str,
 ) -> Result<Vec<f64>, LoadError> {
     let what = || format!("column '{col}' of {}", d.label());
+    check_rows(path, d)?;
     if let Some((cols, _)) = d.table()
         && let Some((_, typ, repeat)) = cols.iter().find(|c| c.0 == col)
     {
@@ -176,6 +208,7 @@ pub(crate) fn column_bits(
     col: &str,
 ) -> Result<Vec<u64>, LoadError> {
     let what = || format!("column '{col}' of {}", d.label());
+    check_rows(path, d)?;
     let typ = d
         .table()
         .and_then(|(cols, _)| cols.into_iter().find(|c| c.0 == col).map(|c| c.1));

@@ -26,7 +26,7 @@ fn os(s: &str) -> &std::ffi::OsStr {
 fn combine_reference_bundle_to_npz_matches_library() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("a.npz");
-    let input = fixture("case_a_f64.npz");
+    let input = fixture("reference/case_a_f64_input.npz");
     let (code, stdout, stderr) =
         run(&[os("combine"), input.as_os_str(), os("-o"), out.as_os_str()]);
     assert_eq!(code, 0, "stderr: {stderr}");
@@ -120,7 +120,7 @@ fn errors_exit_2_and_name_the_file() {
     assert!(stderr.contains("nope.npz"), "{stderr}");
     let (code, _, stderr) = run(&[
         os("combine"),
-        fixture("case_a_f64.npz").as_os_str(),
+        fixture("reference/case_a_f64_input.npz").as_os_str(),
         os("-o"),
         out.as_os_str(),
         os("--exclude"),
@@ -139,7 +139,11 @@ fn batch_manifest_with_shards_and_skips() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     for n in ["a", "b", "c"] {
-        std::fs::copy(fixture("case_a_f64.npz"), d.join(format!("{n}.npz"))).expect("copy");
+        std::fs::copy(
+            fixture("reference/case_a_f64_input.npz"),
+            d.join(format!("{n}.npz")),
+        )
+        .expect("copy");
     }
     let manifest = d.join("stars.txt");
     write(
@@ -184,5 +188,112 @@ fn batch_manifest_with_shards_and_skips() {
     assert!(
         stderr.contains("star-bad") && stderr.contains("bad.npz"),
         "{stderr}"
+    );
+}
+
+/// `frizzview combine --compat frizzle` on the reference bundle reproduces frizzle 0.2.8 (x64):
+/// the whole path (reader, defaults, solver, writer) against outputs no one here wrote.
+#[test]
+fn combine_cli_compat_frizzle_matches_the_python_reference() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("a.npz");
+    let input = fixture("reference/case_a_f64_input.npz");
+    let (code, _, stderr) = run(&[
+        os("combine"),
+        input.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--compat"),
+        os("frizzle"),
+        os("--method"),
+        os("forward"),
+        os("--quiet"),
+    ]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let mut ours =
+        ndarray_npy::NpzReader::new(std::fs::File::open(&out).expect("open")).expect("npz");
+    let mut refr = ndarray_npy::NpzReader::new(
+        std::fs::File::open(fixture("reference/case_a_f64_out.npz")).expect("open"),
+    )
+    .expect("npz");
+    let y: ndarray::Array1<f64> = ours.by_name("y_star").expect("y_star");
+    let var: ndarray::Array1<f64> = ours.by_name("var").expect("var");
+    let flags: ndarray::Array1<u64> = ours.by_name("flags").expect("flags");
+    let nd: ndarray::Array1<bool> = ours.by_name("no_data_mask").expect("no_data_mask");
+    let y_ref: ndarray::Array1<f64> = refr.by_name("y_star").expect("y_star");
+    let var_ref: ndarray::Array1<f64> = refr.by_name("C_star_diag").expect("C_star_diag");
+    let flags_ref: ndarray::Array1<u64> = refr.by_name("flags_star").expect("flags_star");
+    let nd_ref: ndarray::Array1<bool> = refr.by_name("no_data_mask").expect("no_data_mask");
+    assert_eq!(nd, nd_ref, "no-data mask");
+    assert_eq!(flags, flags_ref, "flags");
+    let mut worst_sigma: f64 = 0.0;
+    let mut worst_var: f64 = 0.0;
+    for l in 0..y.len() {
+        if nd_ref[l] || !var_ref[l].is_finite() {
+            continue;
+        }
+        worst_sigma = worst_sigma.max((y[l] - y_ref[l]).abs() / var_ref[l].sqrt());
+        worst_var = worst_var.max((var[l] / var_ref[l] - 1.0).abs());
+    }
+    println!(
+        "cli --compat frizzle vs frizzle 0.2.8: max |dy|/sigma {worst_sigma:.2e}, max rel dvar {worst_var:.2e}"
+    );
+    assert!(worst_sigma < 1e-5, "y* off by {worst_sigma} sigma");
+    assert!(worst_var < 1e-5, "var off by {worst_var} relative");
+}
+
+/// A result can be reproduced from its own file: `--settings star.fits` gives the same numbers.
+#[test]
+fn a_fits_result_reproduces_itself_with_settings_from_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = fixture("reference/case_a_f64_input.npz");
+    let first_fits = dir.path().join("first.fits");
+    let first_npz = dir.path().join("first.npz");
+    let again = dir.path().join("again.npz");
+    let flags = [
+        "--basis",
+        "local",
+        "--lags",
+        "7",
+        "--exclude",
+        "3",
+        "--weight",
+        "visit 1=0.5",
+        "--quiet",
+    ];
+    for out in [&first_fits, &first_npz] {
+        let mut args = vec![os("combine"), input.as_os_str(), os("-o"), out.as_os_str()];
+        args.extend(flags.iter().map(|s| os(s)));
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, _, stderr) = run(&[
+        os("combine"),
+        input.as_os_str(),
+        os("-o"),
+        again.as_os_str(),
+        os("--settings"),
+        first_fits.as_os_str(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let read = |p: &Path| {
+        let mut z =
+            ndarray_npy::NpzReader::new(std::fs::File::open(p).expect("open")).expect("npz");
+        let y: ndarray::Array1<f64> = z.by_name("y_star").expect("y_star");
+        let band: ndarray::Array2<f64> = z.by_name("C_band").expect("C_band");
+        let s: ndarray::Array1<u8> = z.by_name("settings_json").expect("settings");
+        (y, band, s)
+    };
+    let (y1, b1, s1) = read(&first_npz);
+    let (y2, b2, s2) = read(&again);
+    assert_eq!(s1, s2, "same settings");
+    assert_eq!(b1.shape(), &[8, 2000], "--lags 7 kept");
+    let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+    assert!(y1.iter().zip(&y2).all(|(a, b)| same(*a, *b)));
+    assert!(b1.iter().zip(&b2).all(|(a, b)| same(*a, *b)));
+    let json = String::from_utf8(s1.to_vec()).expect("utf8");
+    assert!(
+        json.contains("\"Local\"") && json.contains("\"weight\":0.5"),
+        "{json}"
     );
 }

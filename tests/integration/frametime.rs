@@ -57,28 +57,64 @@ pub fn frame_stats(times: &[Duration]) -> FrameStats {
     }
 }
 
-/// Time `frames` frames; `before(harness, i)` queues frame i's input (e.g. a slider value).
+/// Time `frames` frames; `before(harness, i)` queues frame i's input (e.g. a pointer move).
+/// Returns, per frame, the UI pass (`Harness::step`) and the tessellation of its shapes.
 pub fn time_frames<S>(
     h: &mut Harness<'_, S>,
     frames: usize,
     mut before: impl FnMut(&mut Harness<'_, S>, usize),
-) -> Vec<Duration> {
+) -> Vec<(Duration, Duration)> {
     let mut times = Vec::with_capacity(frames);
     for i in 0..frames {
         before(h, i);
         let t0 = Instant::now();
         h.step();
+        let t1 = Instant::now();
         let shapes = h.output().shapes.clone();
         let ppp = h.output().pixels_per_point;
         let meshes = h.ctx.tessellate(shapes, ppp);
-        times.push(t0.elapsed());
+        times.push((t1 - t0, t1.elapsed()));
         std::hint::black_box(meshes);
     }
     times
 }
 
+/// Summaries of whole frames, of the UI pass alone and of the tessellation alone.
+#[derive(Debug)]
+pub struct FrameBreakdown {
+    pub total: FrameStats,
+    pub ui: FrameStats,
+    pub tessellate: FrameStats,
+}
+
+impl std::fmt::Display for FrameBreakdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (UI pass: median {:.2} ms, p95 {:.2} ms; tessellation: median {:.2} ms, p95 {:.2} ms)",
+            self.total,
+            self.ui.median_ms,
+            self.ui.p95_ms,
+            self.tessellate.median_ms,
+            self.tessellate.p95_ms
+        )
+    }
+}
+
+/// Summarise [`time_frames`].
+pub fn breakdown(times: &[(Duration, Duration)]) -> FrameBreakdown {
+    let total: Vec<Duration> = times.iter().map(|(a, b)| *a + *b).collect();
+    let ui: Vec<Duration> = times.iter().map(|t| t.0).collect();
+    let tess: Vec<Duration> = times.iter().map(|t| t.1).collect();
+    FrameBreakdown {
+        total: frame_stats(&total),
+        ui: frame_stats(&ui),
+        tessellate: frame_stats(&tess),
+    }
+}
+
 /// Drag the teaching panel's velocity slider for `frames` frames while the worker recomputes.
-fn drag_teaching_slider(frames: usize) -> FrameStats {
+fn drag_teaching_slider(frames: usize) -> FrameBreakdown {
     let mut h = Harness::builder()
         .with_size([1600.0, 1000.0])
         .build_ui_state(|ui, p: &mut TeachingPanel| p.ui(ui), TeachingPanel::new());
@@ -93,14 +129,14 @@ fn drag_teaching_slider(frames: usize) -> FrameStats {
         h.get_by_role_and_label(Role::Slider, "velocity amplitude")
             .set_value_accesskit(v);
     });
-    frame_stats(&times)
+    breakdown(&times)
 }
 
 /// What a drag of the main window's shift slider measured.
 #[derive(Debug)]
 pub struct DragReport {
     /// Frame times during the drag.
-    pub frames: FrameStats,
+    pub frames: FrameBreakdown,
     /// Combinations that arrived during the drag.
     pub results: usize,
     /// Wall time of the drag (s).
@@ -113,6 +149,11 @@ pub struct DragReport {
 /// wait for the first result, then drag the selected visit's "shift km/s" slider with the
 /// pointer, one pixel-step per frame, back and forth over +-`amplitude_px`.
 pub fn drag_main_shift_slider(n_visits: usize, frames: usize, amplitude_px: f32) -> DragReport {
+    main_window_frames(n_visits, frames, Some(amplitude_px))
+}
+
+/// As [`drag_main_shift_slider`]; `None` = no input at all (the cost of drawing alone).
+pub fn main_window_frames(n_visits: usize, frames: usize, drag_px: Option<f32>) -> DragReport {
     let data = generate(&ApogeeParams {
         n_visits,
         ..ApogeeParams::default()
@@ -141,10 +182,13 @@ pub fn drag_main_shift_slider(n_visits: usize, frames: usize, amplitude_px: f32)
     h.step();
     let slider = h.get_by_role_and_label(Role::Slider, "shift km/s").rect();
     let start = slider.center();
-    h.hover_at(start);
-    h.step();
-    h.drag_at(start);
-    h.step();
+    if drag_px.is_some() {
+        h.hover_at(start);
+        h.step();
+        h.drag_at(start);
+        h.step();
+    }
+    let amplitude_px = drag_px.unwrap_or(0.0);
     let mut results = 0;
     let mut last = h.state().result.clone();
     let t_drag = Instant::now();
@@ -159,7 +203,9 @@ pub fn drag_main_shift_slider(n_visits: usize, frames: usize, amplitude_px: f32)
         } else {
             phase - period
         };
-        h.hover_at(start + egui::vec2(dx, 0.0));
+        if drag_px.is_some() {
+            h.hover_at(start + egui::vec2(dx, 0.0));
+        }
         let now = h.state().result.clone();
         if let (Some(a), Some(b)) = (&now, &last)
             && !Arc::ptr_eq(a, b)
@@ -173,7 +219,7 @@ pub fn drag_main_shift_slider(n_visits: usize, frames: usize, amplitude_px: f32)
     h.step();
     let i = h.state().selected_visit;
     DragReport {
-        frames: frame_stats(&times),
+        frames: breakdown(&times),
         results,
         seconds,
         final_shift_kms: h.state().settings.visits[i].shift_kms,
@@ -190,15 +236,15 @@ fn frametime_stats_are_order_statistics() {
 #[test]
 fn frametime_harness_times_teaching_frames() {
     let s = drag_teaching_slider(5);
-    assert_eq!(s.frames, 5);
-    assert!(s.max_ms > 0.0);
+    assert_eq!(s.total.frames, 5);
+    assert!(s.total.max_ms >= s.ui.max_ms && s.ui.max_ms > 0.0);
 }
 
 #[test]
 fn frametime_harness_drags_the_main_shift_slider() {
     // Few visits and frames: this checks the harness (the drag reaches the settings), not speed.
     let r = drag_main_shift_slider(2, 6, 20.0);
-    assert_eq!(r.frames.frames, 6);
+    assert_eq!(r.frames.total.frames, 6);
     assert!(
         r.final_shift_kms.is_some(),
         "dragging the slider sets a manual shift"
@@ -215,6 +261,14 @@ fn frametime_main_window_shift_drag_30_apogee_visits() {
          {:.1} s",
         r.frames, r.results, r.seconds
     );
+}
+
+/// The same window without input: what drawing 30 visits costs per frame.
+#[test]
+#[ignore = "measurement: run with --release --ignored --nocapture"]
+fn frametime_main_window_idle_30_apogee_visits() {
+    let r = main_window_frames(30, 200, None);
+    println!("main window, 30 APOGEE-like visits, no input: {}", r.frames);
 }
 
 #[test]

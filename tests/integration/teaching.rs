@@ -8,7 +8,7 @@ use eframe::egui;
 use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use frizzview::app::teaching::{TeachingPanel, TeachingParams, save_region_png};
+use frizzview::app::teaching::{Figure, TeachingPanel, TeachingParams, save_region_png};
 
 fn harness(panel: TeachingPanel) -> Harness<'static, TeachingPanel> {
     Harness::builder()
@@ -250,4 +250,121 @@ fn teaching_noise_table() {
             println!("  standard cov/cov0 {:?}", rel(&n.standard_cov, s0));
         }
     }
+}
+
+/// The panel in a real window (glow): wait for the live result, run a short noise test, export
+/// both figures through the real viewport screenshot, save the whole window too, and close.
+/// Needs a display: `xvfb-run -a -s "-screen 0 1600x1000x24" cargo test --test integration
+/// teaching_window -- --ignored --nocapture` (prints SKIP without one).
+#[test]
+#[ignore = "needs a display (xvfb-run)"]
+fn teaching_window_exports_both_figures() {
+    use winit::platform::x11::EventLoopBuilderExtX11 as _;
+    if std::env::var_os("DISPLAY").is_none() {
+        println!("SKIP: no DISPLAY");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let window_png = std::env::temp_dir().join("frizzview-teaching-window.png");
+    let spectra_png = dir.path().join("spectra.png");
+    let noise_png = dir.path().join("noise.png");
+
+    struct App {
+        panel: TeachingPanel,
+        stage: usize,
+        frames: usize,
+        window_png: std::path::PathBuf,
+        shot_done: Arc<std::sync::atomic::AtomicBool>,
+    }
+    impl eframe::App for App {
+        fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+            self.panel.ui(ui);
+            let ctx = ui.ctx().clone();
+            self.frames += 1;
+            assert!(self.frames < 20_000, "the window test did not finish");
+            let saved = |p: &TeachingPanel| p.status().starts_with("saved");
+            match self.stage {
+                0 if self.panel.live().is_some() && !self.panel.is_busy() => {
+                    self.panel.start_noise(&ctx);
+                    self.stage = 1;
+                }
+                1 if self.panel.noise().is_some() => {
+                    self.panel.export(Figure::Spectra);
+                    self.stage = 2;
+                }
+                2 if saved(&self.panel) => {
+                    self.panel.export(Figure::Noise);
+                    self.stage = 3;
+                }
+                3 if saved(&self.panel) && self.panel.status().contains("noise") => {
+                    let (path, done) = (self.window_png.clone(), Arc::clone(&self.shot_done));
+                    ctx.request_screenshot(move |img| {
+                        let r = egui::Rect::from_min_size(
+                            egui::Pos2::ZERO,
+                            egui::vec2(img.size[0] as f32, img.size[1] as f32),
+                        );
+                        save_region_png(&img, r, 1.0, &path).expect("window PNG");
+                        done.store(true, std::sync::atomic::Ordering::Relaxed);
+                    });
+                    self.stage = 4;
+                }
+                4 if self.shot_done.load(std::sync::atomic::Ordering::Relaxed) => {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+                _ => {}
+            }
+            ctx.request_repaint_after(Duration::from_millis(30));
+        }
+    }
+
+    let mut panel = TeachingPanel::new();
+    panel.trials = 16;
+    panel.light_figures = std::env::var_os("FV_DARK").is_none();
+    let (s2, n2) = (spectra_png.clone(), noise_png.clone());
+    panel.set_path_chooser(Arc::new(move |name: &str| {
+        Some(if name.contains("noise") {
+            n2.clone()
+        } else {
+            s2.clone()
+        })
+    }));
+    let app = App {
+        panel,
+        stage: 0,
+        frames: 0,
+        window_png: window_png.clone(),
+        shot_done: Arc::default(),
+    };
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Glow,
+        viewport: egui::ViewportBuilder::default().with_inner_size([1400.0, 900.0]),
+        event_loop_builder: Some(Box::new(|b| {
+            b.with_any_thread(true);
+        })),
+        ..Default::default()
+    };
+    eframe::run_native("teaching", options, Box::new(|_cc| Ok(Box::new(app))))
+        .expect("the window ran");
+    for p in [&spectra_png, &noise_png, &window_png] {
+        let img = image::open(p).expect("a PNG").to_rgba8();
+        let (w, h) = img.dimensions();
+        assert!(w > 200 && h > 100, "{}: {w} x {h}", p.display());
+        let first = img.get_pixel(0, 0).0;
+        assert!(
+            img.pixels().any(|px| px.0 != first),
+            "{} is blank",
+            p.display()
+        );
+        println!("{}: {w} x {h}", p.display());
+    }
+    std::fs::copy(
+        &spectra_png,
+        std::env::temp_dir().join("frizzview-teaching-spectra.png"),
+    )
+    .expect("copy");
+    std::fs::copy(
+        &noise_png,
+        std::env::temp_dir().join("frizzview-teaching-noise.png"),
+    )
+    .expect("copy");
 }
