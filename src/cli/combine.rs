@@ -50,6 +50,10 @@ pub struct CombineArgs {
     /// Combine visits that name different objects anyway.
     #[arg(long)]
     pub allow_mixed: bool,
+    /// Take every setting from a previous result (.fits or .npz export, or a JSON file) to
+    /// reproduce it; the other setting flags are then ignored.
+    #[arg(long, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
     /// Output grid: apogee, boss, auto, input, or LOG10START:LOG10STEP:N.
     #[arg(long)]
     pub grid: Option<String>,
@@ -394,7 +398,21 @@ pub fn combine_one(a: &CombineArgs, inputs: &[PathBuf], output: &Path) -> anyhow
             force: a.allow_mixed,
         },
     )?;
-    let settings = settings_from_args(a, &data)?;
+    let settings = match &a.settings {
+        Some(p) => {
+            let s = io::export_fits::read_settings(p)?;
+            s.validate()
+                .with_context(|| format!("settings from {}", p.display()))?;
+            if !a.quiet {
+                eprintln!(
+                    "note: every setting is taken from {}; other setting flags are ignored",
+                    p.display()
+                );
+            }
+            s
+        }
+        None => settings_from_args(a, &data)?,
+    };
     let result = combine::combine(&data, &settings, &Cancel::new())
         .with_context(|| format!("combining {}", data.name))?;
     let mut all_inputs: Vec<PathBuf> = inputs.to_vec();
@@ -447,6 +465,16 @@ pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
         }
         if let Some(cond) = r.condition {
             let _ = write!(s, ", condition {cond:.2e}");
+        }
+        if let Some(fv) = &r.fitted_velocity {
+            let mut errs: Vec<f64> = fv.iter().map(|x| x.1).filter(|e| e.is_finite()).collect();
+            errs.sort_by(f64::total_cmp);
+            let med = errs.get(errs.len() / 2).copied().unwrap_or(f64::NAN);
+            let _ = write!(
+                s,
+                ", shifts fitted for {} visits (median error {med:.3} km/s)",
+                fv.len()
+            );
         }
         let _ = write!(s, ", {no_data} px without data");
     };

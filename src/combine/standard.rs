@@ -45,7 +45,7 @@ use super::{Cancel, CombineError, MethodResult, Prepared, PreparedVisit, Spectru
 use crate::settings::{Interpolator, MIN_SELECTION, StandardMask, StandardSettings, Weighting};
 
 /// Relative truncation of the spline weights.
-const SPLINE_TOL: f64 = 1e-13;
+const SPLINE_TOL: f64 = 1e-12;
 
 /// Threshold of the conservative mask: keep output pixels with |b' - 1| below this.
 const CONSERVATIVE_MASK_TOL: f64 = 0.03;
@@ -66,129 +66,183 @@ impl Row {
     /// `sum_i w_i v[start + i]`.
     #[must_use]
     pub fn dot(&self, v: &[f64]) -> f64 {
-        self.weights
-            .iter()
-            .zip(&v[self.start..self.start + self.weights.len()])
-            .map(|(w, x)| w * x)
-            .sum()
-    }
-
-    fn add(&mut self, index: usize, w: f64) {
-        if self.weights.is_empty() {
-            self.start = index;
-        }
-        if index < self.start {
-            let extra = self.start - index;
-            let mut nw = vec![0.0; extra];
-            nw.extend_from_slice(&self.weights);
-            self.weights = nw;
-            self.start = index;
-        }
-        let i = index - self.start;
-        if i >= self.weights.len() {
-            self.weights.resize(i + 1, 0.0);
-        }
-        self.weights[i] += w;
-    }
-
-    fn add_row(&mut self, other: &Self, scale: f64) {
-        if other.weights.is_empty() || scale == 0.0 {
-            return;
-        }
-        // Pre-extend so the per-element adds never reallocate.
-        self.add(other.start, 0.0);
-        self.add(other.start + other.weights.len() - 1, 0.0);
-        let off = other.start - self.start;
-        for (i, w) in other.weights.iter().enumerate() {
-            self.weights[off + i] += scale * w;
-        }
+        dot(self.start, &self.weights, v)
     }
 }
 
-/// The natural cubic spline's second derivatives M_i as sparse rows over the knot values:
-/// `M_i = rows[i] . y`. Knots must be strictly increasing.
-#[must_use]
-pub fn natural_spline_second_derivative_rows(x: &[f64]) -> Vec<Row> {
-    let n = x.len();
-    let mut rows = vec![Row::default(); n];
-    if n < 3 {
-        return rows;
+fn dot(start: usize, w: &[f64], v: &[f64]) -> f64 {
+    w.iter()
+        .zip(&v[start..start + w.len()])
+        .map(|(a, b)| a * b)
+        .sum()
+}
+
+/// Many sparse rows stored flat (one allocation for all; the hot path builds thousands).
+#[derive(Clone, Debug, Default)]
+struct RowSet {
+    start: Vec<usize>,
+    off: Vec<usize>,
+    w: Vec<f64>,
+}
+
+impl RowSet {
+    fn with_capacity(rows: usize, per_row: usize) -> Self {
+        let mut off = Vec::with_capacity(rows + 1);
+        off.push(0);
+        Self {
+            start: Vec::with_capacity(rows),
+            off,
+            w: Vec::with_capacity(rows * per_row),
+        }
     }
-    let h: Vec<f64> = x.windows(2).map(|p| p[1] - p[0]).collect();
-    // Interior unknowns q = 0..m for knots i = q + 1. Tridiagonal system S M = r with
-    // diag 2(h_(i-1) + h_i), off-diagonal (q, q+1) = h_(q+1), and LDL^T factors.
-    let m = n - 2;
-    let d: Vec<f64> = (0..m).map(|q| 2.0 * (h[q] + h[q + 1])).collect();
-    let e: Vec<f64> = (0..m.saturating_sub(1)).map(|q| h[q + 1]).collect();
-    let mut dd = vec![0.0; m];
-    let mut l = vec![0.0; m];
-    dd[0] = d[0];
-    for q in 1..m {
-        l[q] = e[q - 1] / dd[q - 1];
-        dd[q] = d[q] - l[q] * e[q - 1];
+
+    fn len(&self) -> usize {
+        self.start.len()
     }
-    let mut w = Vec::new();
-    let mut z = Vec::new();
-    for q in 0..m {
-        // Row q of S^-1 (= column q; S is symmetric): L w = e_q, v = w / D, L^T z = v.
-        w.clear();
-        w.push(1.0);
-        let mut p = q + 1;
-        while p < m {
-            let next = -l[p] * w[w.len() - 1];
-            if next.abs() < SPLINE_TOL * 1e-3 {
-                break;
-            }
-            w.push(next);
-            p += 1;
+
+    fn row(&self, l: usize) -> (usize, &[f64]) {
+        (self.start[l], &self.w[self.off[l]..self.off[l + 1]])
+    }
+
+    /// Open a new row covering `start..start + len` (zero weights); returns its weights.
+    fn push_zeros(&mut self, start: usize, len: usize) -> &mut [f64] {
+        let o = self.w.len();
+        self.w.resize(o + len, 0.0);
+        self.start.push(start);
+        self.off.push(o + len);
+        &mut self.w[o..]
+    }
+
+    fn to_rows(&self) -> Vec<Row> {
+        (0..self.len())
+            .map(|l| {
+                let (start, w) = self.row(l);
+                Row {
+                    start,
+                    weights: w.to_vec(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// What the natural cubic spline's weights need, per knot system (see [`CubicWeights::row`]).
+///
+/// Interior unknowns q = 0..m are the second derivatives M_(q+1) (M_0 = M_(n-1) = 0); they solve
+/// S M = r with diagonal d_q = 2(h_q + h_(q+1)), off-diagonal S[q, q+1] = h_(q+1) and
+/// r_i = 6[(y_(i+1) - y_i)/h_i - (y_i - y_(i-1))/h_(i-1)]. The inverse G = S^-1 has the
+/// Green's-function structure G[p-1, q] = -lo_p G[p, q] below the diagonal and
+/// G[p+1, q] = -up_p G[p, q] above it, with the ratios of the forward and backward
+/// eliminations, and G[q, q] = 1 / (F_q + B_q - d_q). So a spline value, a combination of two
+/// adjacent rows of G, is two products of ratios that decay at least geometrically
+/// (|ratio| < 1/2); they are cut below `SPLINE_TOL` of the leading entry.
+struct CubicWeights {
+    lo: Vec<f64>,
+    up: Vec<f64>,
+    diag: Vec<f64>,
+    six_over_h: Vec<f64>,
+}
+
+impl CubicWeights {
+    /// Knots must be strictly increasing, at least 3.
+    fn new(x: &[f64]) -> Self {
+        let n = x.len();
+        let h: Vec<f64> = x.windows(2).map(|p| p[1] - p[0]).collect();
+        let six_over_h = h.iter().map(|v| 6.0 / v).collect();
+        let m = n - 2;
+        let d: Vec<f64> = (0..m).map(|q| 2.0 * (h[q] + h[q + 1])).collect();
+        let e = |q: usize| h[q + 1];
+        let mut fwd = vec![0.0; m];
+        let mut lo = vec![0.0; m];
+        fwd[0] = d[0];
+        for q in 1..m {
+            lo[q] = e(q - 1) / fwd[q - 1];
+            fwd[q] = d[q] - lo[q] * e(q - 1);
         }
-        let hi = q + w.len(); // exclusive
-        // Back substitution from hi - 1 down to q (v nonzero), then below q (v = 0).
-        z.clear();
-        z.resize(hi - q, 0.0);
-        let mut carry = 0.0;
-        for pp in (q..hi).rev() {
-            let v = w[pp - q] / dd[pp];
-            let zp = if pp + 1 < hi {
-                v - l[pp + 1] * carry
-            } else {
-                v
-            };
-            z[pp - q] = zp;
-            carry = zp;
+        let mut bwd = vec![0.0; m];
+        let mut up = vec![0.0; m];
+        bwd[m - 1] = d[m - 1];
+        for q in (0..m - 1).rev() {
+            up[q] = e(q) / bwd[q + 1];
+            bwd[q] = d[q] - up[q] * e(q);
         }
-        let zq = z[0].abs();
-        let mut below = Vec::new();
-        let mut pp = q;
-        while pp > 0 {
-            let next = -l[pp] * carry;
-            if next.abs() < SPLINE_TOL * zq {
-                break;
-            }
-            below.push(next);
-            carry = next;
-            pp -= 1;
+        let diag = (0..m).map(|q| 1.0 / (fwd[q] + bwd[q] - d[q])).collect();
+        Self {
+            lo,
+            up,
+            diag,
+            six_over_h,
         }
-        let lo = q - below.len();
-        // G row over interior indices lo..hi: below reversed, then z.
-        let mut g = Vec::with_capacity(hi - lo);
-        g.extend(below.iter().rev());
-        g.extend_from_slice(&z);
-        // M_(q+1) = sum_p g_p r_(p+1), r_i = 6[(y_(i+1) - y_i)/h_i - (y_i - y_(i-1))/h_(i-1)].
-        let mut row = Row {
-            start: lo,
-            weights: vec![0.0; hi - lo + 2],
+    }
+
+    /// Push the weights of the spline value in interval `i` at fraction `t` (knots i, i+1).
+    fn row(&self, out: &mut RowSet, scratch: &mut Vec<f64>, i: usize, t: f64, h: f64) {
+        let m = self.diag.len();
+        let (a, b) = (1.0 - t, t);
+        let (ca, cb) = ((a * a * a - a) * h * h / 6.0, (b * b * b - b) * h * h / 6.0);
+        // M_i is interior q = i - 1 (if 1 <= i <= m), M_(i+1) is q = i (if i < m).
+        let has_a = i >= 1;
+        let has_b = i < m;
+        // G[i-1, i-1], G[i-1, i] = G[i, i-1], G[i, i].
+        let g_aa = if has_a { self.diag[i - 1] } else { 0.0 };
+        let g_bb = if has_b { self.diag[i] } else { 0.0 };
+        let g_ab = if has_a && has_b {
+            -self.up[i - 1] * g_aa
+        } else {
+            0.0
         };
-        for (k, gp) in g.iter().enumerate() {
-            let i = lo + k + 1;
-            let (a, b) = (6.0 * gp / h[i], 6.0 * gp / h[i - 1]);
-            row.weights[k + 2] += a;
-            row.weights[k + 1] -= a + b;
-            row.weights[k] += b;
+        // Coefficients of the interior entries p <= i-1 (chain downwards) and p >= i (upwards).
+        let low = ca * g_aa + cb * g_ab;
+        let high = ca * g_ab + cb * g_bb;
+        let cut = SPLINE_TOL * low.abs().max(high.abs());
+        // scratch = c_p for p = plo..phi, built as [downward chain reversed, upward chain].
+        scratch.clear();
+        let mut plo = i;
+        if has_a {
+            let mut c = low;
+            let mut p = i - 1;
+            scratch.push(c);
+            plo = p;
+            while p > 0 {
+                c *= -self.lo[p];
+                if c.abs() < cut {
+                    break;
+                }
+                scratch.push(c);
+                p -= 1;
+                plo = p;
+            }
+            scratch.reverse();
         }
-        rows[q + 1] = row;
+        if has_b {
+            let mut c = high;
+            let mut p = i;
+            scratch.push(c);
+            while p + 1 < m {
+                c *= -self.up[p];
+                if c.abs() < cut {
+                    break;
+                }
+                scratch.push(c);
+                p += 1;
+            }
+        }
+        let phi = plo + scratch.len(); // exclusive, interior indices
+        // Knots touched: plo..phi+2 (the stencil of r) and i, i+1.
+        let klo = plo.min(i);
+        let khi = (phi + 2).max(i + 2);
+        let row = out.push_zeros(klo, khi - klo);
+        row[i - klo] += a;
+        row[i + 1 - klo] += b;
+        for (k, c) in scratch.iter().enumerate() {
+            let knot = plo + k + 1;
+            let (u, v) = (c * self.six_over_h[knot], c * self.six_over_h[knot - 1]);
+            let base = knot - 1 - klo;
+            row[base + 2] += u;
+            row[base + 1] -= u + v;
+            row[base] += v;
+        }
     }
-    rows
 }
 
 /// Where `xq` falls among increasing knots `x`: the interval `i` with x_i <= xq <= x_(i+1) and
@@ -199,41 +253,49 @@ fn locate(x: &[f64], xq: f64) -> (usize, f64) {
     (i, (xq - x[i]) / (x[i + 1] - x[i]))
 }
 
+/// Rows for query points `xq` (increasing, inside the knot range) over increasing knots `x`.
+fn rows_for(x: &[f64], xq: &[f64], interpolator: Interpolator, nres: f64) -> RowSet {
+    let n = x.len();
+    let mut out = RowSet::with_capacity(xq.len(), 8);
+    if n < 2 {
+        for _ in xq {
+            out.push_zeros(0, 0);
+        }
+        return out;
+    }
+    match interpolator {
+        Interpolator::CubicSpline if n >= 3 => {
+            let cw = CubicWeights::new(x);
+            let mut scratch = Vec::with_capacity(64);
+            for &q in xq {
+                let (i, t) = locate(x, q);
+                cw.row(&mut out, &mut scratch, i, t, x[i + 1] - x[i]);
+            }
+        }
+        Interpolator::DampedSinc => {
+            for &q in xq {
+                let (i, t) = locate(x, q);
+                push_sinc_row(&mut out, n, i as f64 + t, nres);
+            }
+        }
+        _ => {
+            for &q in xq {
+                let (i, t) = locate(x, q);
+                let row = out.push_zeros(i, 2);
+                row[0] = 1.0 - t;
+                row[1] = t;
+            }
+        }
+    }
+    out
+}
+
 /// Interpolation rows for query points `xq` (inside the knot range) over increasing knots `x`
-/// with the linear or natural cubic interpolator. (The damped sinc works on pixel indices: see
-/// [`sinc_row`].)
+/// with the linear or natural cubic interpolator, or the damped sinc with 2 pixels per
+/// resolution element (in pixel-index units).
 #[must_use]
 pub fn interpolation_rows(x: &[f64], xq: &[f64], interpolator: Interpolator) -> Vec<Row> {
-    if x.len() < 2 {
-        return vec![Row::default(); xq.len()];
-    }
-    let mrows = match interpolator {
-        Interpolator::CubicSpline => natural_spline_second_derivative_rows(x),
-        _ => Vec::new(),
-    };
-    xq.iter()
-        .map(|&q| {
-            let (i, t) = locate(x, q);
-            match interpolator {
-                Interpolator::CubicSpline if x.len() >= 3 => {
-                    let h = x[i + 1] - x[i];
-                    let (a, b) = (1.0 - t, t);
-                    let mut row = Row {
-                        start: i,
-                        weights: vec![a, b],
-                    };
-                    row.add_row(&mrows[i], (a * a * a - a) * h * h / 6.0);
-                    row.add_row(&mrows[i + 1], (b * b * b - b) * h * h / 6.0);
-                    row
-                }
-                Interpolator::DampedSinc => sinc_row(x.len(), i as f64 + t, 2.0),
-                _ => Row {
-                    start: i,
-                    weights: vec![1.0 - t, t],
-                },
-            }
-        })
-        .collect()
+    rows_for(x, xq, interpolator, 2.0).to_rows()
 }
 
 /// The APOGEE pipeline's damped-sinc weights (`sincint`) at fractional pixel position `pos` of
@@ -241,29 +303,59 @@ pub fn interpolation_rows(x: &[f64], xq: &[f64], interpolator: Interpolator) -> 
 /// dropped, as in `sincint`.
 #[must_use]
 pub fn sinc_row(n: usize, pos: f64, nres: f64) -> Row {
-    let dampfac = 3.25 * nres / 2.0;
-    let mut ksize = (21.0 * nres / 2.0) as usize;
+    let mut set = RowSet::with_capacity(1, 64);
+    push_sinc_row(&mut set, n, pos, nres);
+    set.to_rows().pop().unwrap_or_default()
+}
+
+fn push_sinc_row(out: &mut RowSet, n: usize, pos: f64, nres: f64) {
+    let half = nres / 2.0;
+    let dampfac = 3.25 * half;
+    let mut ksize = (21.0 * half) as usize;
     if ksize.is_multiple_of(2) {
         ksize += 1;
     }
-    let nhalf = ksize / 2;
+    let nhalf = ksize as i64 / 2;
     let ix = pos.floor();
     let fx = pos - ix;
     let ix = ix as i64;
-    let mut row = Row::default();
-    for m in 0..ksize {
-        let lobe = m as i64 - nhalf as i64 + ix;
-        if lobe < 0 || lobe >= n as i64 {
-            continue;
-        }
-        let xk = (m as f64 - nhalf as f64 - fx) / (nres / 2.0);
-        let u1 = xk / dampfac;
-        let u2 = std::f64::consts::PI * xk;
-        let sinc = if u2.abs() < 1e-12 { 1.0 } else { u2.sin() / u2 };
-        let w = (-(u1 * u1)).exp() * sinc / (nres / 2.0);
-        row.add(lobe as usize, w);
+    let first = (ix - nhalf).max(0);
+    let last = (ix - nhalf + ksize as i64).min(n as i64); // exclusive
+    if last <= first {
+        out.push_zeros(0, 0);
+        return;
     }
-    row
+    let row = out.push_zeros(first as usize, (last - first) as usize);
+    // Recurrences instead of one exp and one sin per tap: xk_m = (m - nhalf - fx) / half
+    // steps by d = 1/half; sin(pi xk) rotates by pi d; the Gaussian's ratio by exp(-2 e^2).
+    let m0 = first - (ix - nhalf);
+    let d = 1.0 / half;
+    let xk0 = (m0 as f64 - nhalf as f64 - fx) * d;
+    let (mut sn, mut cs) = (std::f64::consts::PI * xk0).sin_cos();
+    let (ds, dc) = (std::f64::consts::PI * d).sin_cos();
+    let e = d / dampfac;
+    let u0 = xk0 / dampfac;
+    let mut gauss = (-(u0 * u0)).exp();
+    let mut ratio = (-(2.0 * u0 * e + e * e)).exp();
+    let q = (-2.0 * e * e).exp();
+    for (k, slot) in row.iter_mut().enumerate() {
+        let xk = xk0 + k as f64 * d;
+        let u2 = std::f64::consts::PI * xk;
+        // Near the centre the recurrence's absolute error would dominate sn / u2.
+        let sinc = if u2.abs() < 1e-12 {
+            1.0
+        } else if u2.abs() < 1.0 {
+            u2.sin() / u2
+        } else {
+            sn / u2
+        };
+        *slot = gauss * sinc / half;
+        let s_next = sn * dc + cs * ds;
+        cs = cs * dc - sn * ds;
+        sn = s_next;
+        gauss *= ratio;
+        ratio *= q;
+    }
 }
 
 /// A natural cubic spline through (x, y), evaluated exactly (Thomas algorithm).
@@ -537,20 +629,14 @@ fn interpolate_piece(
         return None;
     }
     let xq = &grid_x[l0..l1];
-    let mut rows = match ss.interpolator {
-        Interpolator::DampedSinc => {
-            let nres = sinc_nres(v, seg_index, &knot_x);
-            xq.iter()
-                .map(|&q| {
-                    let (i, t) = locate(&knot_x, q);
-                    sinc_row(knot_x.len(), i as f64 + t, nres)
-                })
-                .collect()
-        }
-        interp => interpolation_rows(&knot_x, xq, interp),
+    let nres = if ss.interpolator == Interpolator::DampedSinc {
+        sinc_nres(v, seg_index, &knot_x)
+    } else {
+        2.0
     };
+    let mut rows = rows_for(&knot_x, xq, ss.interpolator, nres);
     if ss.interpolator == Interpolator::DampedSinc && ss.mask == StandardMask::Drop {
-        redistribute_bad(&mut rows, &knot_x, &knot_good);
+        rows = redistribute_bad(&rows, &knot_x, &knot_good);
     }
     let n_out = rows.len();
     let mut value = Vec::with_capacity(n_out);
@@ -560,18 +646,20 @@ fn interpolate_piece(
         .iter()
         .map(|&g| if g { 1.0 } else { 0.0 })
         .collect();
-    for row in &rows {
-        value.push(row.dot(&knot_y));
+    for l in 0..n_out {
+        let (start, w) = rows.row(l);
+        value.push(dot(start, w, &knot_y));
         var.push(
-            row.weights
-                .iter()
-                .zip(&knot_var[row.start..])
-                .map(|(w, s)| w * w * s)
+            w.iter()
+                .zip(&knot_var[start..])
+                .map(|(a, s)| a * a * s)
                 .sum(),
         );
         valid.push(match ss.mask {
             StandardMask::Drop => true,
-            StandardMask::Conservative => (row.dot(&good_f) - 1.0).abs() < CONSERVATIVE_MASK_TOL,
+            StandardMask::Conservative => {
+                (dot(start, w, &good_f) - 1.0).abs() < CONSERVATIVE_MASK_TOL
+            }
         });
     }
     let cov = (1..=lags)
@@ -581,11 +669,18 @@ fn interpolate_piece(
                     if i + k >= n_out {
                         return 0.0;
                     }
-                    let (a, b) = (&rows[i], &rows[i + k]);
-                    let s = a.start.max(b.start);
-                    let e = (a.start + a.weights.len()).min(b.start + b.weights.len());
-                    (s..e)
-                        .map(|j| a.weights[j - a.start] * b.weights[j - b.start] * knot_var[j])
+                    let (sa, wa) = rows.row(i);
+                    let (sb, wb) = rows.row(i + k);
+                    let s = sa.max(sb);
+                    let e = (sa + wa.len()).min(sb + wb.len());
+                    if e <= s {
+                        return 0.0;
+                    }
+                    wa[s - sa..e - sa]
+                        .iter()
+                        .zip(&wb[s - sb..e - sb])
+                        .zip(&knot_var[s..e])
+                        .map(|((a, b), v)| a * b * v)
                         .sum()
                 })
                 .collect()
@@ -621,7 +716,7 @@ fn interpolate_piece(
 
 /// Move the weight of bad pixels to their nearest good neighbours (linear interpolation in x;
 /// constant beyond the first / last good pixel).
-fn redistribute_bad(rows: &mut [Row], x: &[f64], good: &[bool]) {
+fn redistribute_bad(rows: &RowSet, x: &[f64], good: &[bool]) -> RowSet {
     let n = x.len();
     let mut prev = vec![usize::MAX; n];
     let mut next = vec![usize::MAX; n];
@@ -639,26 +734,47 @@ fn redistribute_bad(rows: &mut [Row], x: &[f64], good: &[bool]) {
         }
         next[k] = q;
     }
-    for row in rows {
-        let old = std::mem::take(row);
-        for (i, &w) in old.weights.iter().enumerate() {
-            let k = old.start + i;
-            if good[k] {
-                row.add(k, w);
-                continue;
+    // The good pixels a bad pixel k leans on (the same pixel twice if k is good).
+    let targets = |k: usize| -> [(usize, f64); 2] {
+        if good[k] {
+            return [(k, 1.0), (k, 0.0)];
+        }
+        match (prev[k], next[k]) {
+            (usize::MAX, usize::MAX) => [(k, 0.0), (k, 0.0)],
+            (usize::MAX, b) => [(b, 1.0), (b, 0.0)],
+            (a, usize::MAX) => [(a, 1.0), (a, 0.0)],
+            (a, b) => {
+                let t = (x[k] - x[a]) / (x[b] - x[a]);
+                [(a, 1.0 - t), (b, t)]
             }
-            match (prev[k], next[k]) {
-                (usize::MAX, usize::MAX) => {}
-                (usize::MAX, b) => row.add(b, w),
-                (a, usize::MAX) => row.add(a, w),
-                (a, b) => {
-                    let t = (x[k] - x[a]) / (x[b] - x[a]);
-                    row.add(a, w * (1.0 - t));
-                    row.add(b, w * t);
-                }
+        }
+    };
+    let mut out = RowSet::with_capacity(rows.len(), 64);
+    for l in 0..rows.len() {
+        let (start, w) = rows.row(l);
+        if w.is_empty() {
+            out.push_zeros(0, 0);
+            continue;
+        }
+        if good[start..start + w.len()].iter().all(|&g| g) {
+            out.push_zeros(start, w.len()).copy_from_slice(w);
+            continue;
+        }
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for k in start..start + w.len() {
+            for (t, _) in targets(k) {
+                lo = lo.min(t);
+                hi = hi.max(t + 1);
+            }
+        }
+        let row = out.push_zeros(lo, hi - lo);
+        for (i, &wk) in w.iter().enumerate() {
+            for (t, f) in targets(start + i) {
+                row[t - lo] += wk * f;
             }
         }
     }
+    out
 }
 
 /// Shift, interpolate and average (see the module documentation).

@@ -68,6 +68,53 @@ fn wcs(f: &mut FitsFile, h: &FitsHdu, c: &Combined) -> R<()> {
     Ok(())
 }
 
+/// Read the settings a result file was made with: the FVSET cards of a FITS export, the
+/// `settings_json` key of an `.npz` export, or a plain JSON file.
+pub fn read_settings(path: &Path) -> Result<crate::settings::Settings, super::error::LoadError> {
+    use super::error::LoadError;
+    let head = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
+    let json: String = if head.starts_with(b"SIMPLE  =") {
+        super::fits::guard(path, || {
+            let mut f = super::fits::open(path)?;
+            let prim = f
+                .primary_hdu()
+                .map_err(|e| LoadError::invalid(path, "HDU 0", e))?;
+            let n = prim.read_key::<i64>(&mut f, "FVSETN").map_err(|_| {
+                LoadError::missing(path, "header card FVSETN (not a frizzview export)")
+            })?;
+            let mut json = String::new();
+            for k in 0..n.clamp(0, 1000) {
+                let card = format!("FVSET{k:03}");
+                let part: String = prim
+                    .read_key(&mut f, &card)
+                    .map_err(|_| LoadError::missing(path, format!("header card {card}")))?;
+                json.push_str(&part);
+            }
+            Ok(json)
+        })?
+    } else if super::npz::looks_like_npz(&head) {
+        let npz = super::npz::Npz::open(path)?;
+        let a = npz.require("settings_json")?;
+        let super::npz::NpyData::UInt(bytes) = a.data else {
+            return Err(LoadError::invalid(
+                path,
+                "key 'settings_json'",
+                "is not bytes",
+            ));
+        };
+        let bytes: Vec<u8> = bytes
+            .iter()
+            .map(|&b| u8::try_from(b).unwrap_or(b'?'))
+            .collect();
+        String::from_utf8(bytes)
+            .map_err(|_| LoadError::invalid(path, "key 'settings_json'", "is not UTF-8"))?
+    } else {
+        String::from_utf8(head)
+            .map_err(|_| LoadError::invalid(path, "the settings", "is not UTF-8 JSON"))?
+    };
+    serde_json::from_str(&json).map_err(|e| LoadError::invalid(path, "the settings JSON", e))
+}
+
 /// Split `json` into card values of at most [`JSON_CHUNK`] characters that never end in a space
 /// (FITS drops trailing spaces of string values).
 fn json_chunks(json: &str) -> Vec<String> {

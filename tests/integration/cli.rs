@@ -241,3 +241,59 @@ fn combine_cli_compat_frizzle_matches_the_python_reference() {
     assert!(worst_sigma < 1e-5, "y* off by {worst_sigma} sigma");
     assert!(worst_var < 1e-5, "var off by {worst_var} relative");
 }
+
+/// A result can be reproduced from its own file: `--settings star.fits` gives the same numbers.
+#[test]
+fn a_fits_result_reproduces_itself_with_settings_from_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = fixture("reference/case_a_f64_input.npz");
+    let first_fits = dir.path().join("first.fits");
+    let first_npz = dir.path().join("first.npz");
+    let again = dir.path().join("again.npz");
+    let flags = [
+        "--basis",
+        "local",
+        "--lags",
+        "7",
+        "--exclude",
+        "3",
+        "--weight",
+        "visit 1=0.5",
+        "--quiet",
+    ];
+    for out in [&first_fits, &first_npz] {
+        let mut args = vec![os("combine"), input.as_os_str(), os("-o"), out.as_os_str()];
+        args.extend(flags.iter().map(|s| os(s)));
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, _, stderr) = run(&[
+        os("combine"),
+        input.as_os_str(),
+        os("-o"),
+        again.as_os_str(),
+        os("--settings"),
+        first_fits.as_os_str(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let read = |p: &Path| {
+        let mut z =
+            ndarray_npy::NpzReader::new(std::fs::File::open(p).expect("open")).expect("npz");
+        let y: ndarray::Array1<f64> = z.by_name("y_star").expect("y_star");
+        let band: ndarray::Array2<f64> = z.by_name("C_band").expect("C_band");
+        let s: ndarray::Array1<u8> = z.by_name("settings_json").expect("settings");
+        (y, band, s)
+    };
+    let (y1, b1, s1) = read(&first_npz);
+    let (y2, b2, s2) = read(&again);
+    assert_eq!(s1, s2, "same settings");
+    assert_eq!(b1.shape(), &[8, 2000], "--lags 7 kept");
+    let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+    assert!(y1.iter().zip(&y2).all(|(a, b)| same(*a, *b)));
+    assert!(b1.iter().zip(&b2).all(|(a, b)| same(*a, *b)));
+    let json = String::from_utf8(s1.to_vec()).expect("utf8");
+    assert!(
+        json.contains("\"Local\"") && json.contains("\"weight\":0.5"),
+        "{json}"
+    );
+}

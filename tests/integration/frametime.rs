@@ -57,59 +57,96 @@ pub fn frame_stats(times: &[Duration]) -> FrameStats {
     }
 }
 
+/// Time this thread has spent on a CPU (Linux `/proc/thread-self/schedstat`, ns); `None`
+/// elsewhere. Frame times in wall-clock terms depend on how busy the machine is; on-CPU time
+/// does not, and equals the wall time of a frame on an otherwise idle core.
+pub fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// One frame: wall time of the UI pass (`Harness::step`), wall time of the tessellation, and the
+/// on-CPU time of both together (if known).
+#[derive(Clone, Copy, Debug)]
+pub struct FrameTime {
+    pub ui: Duration,
+    pub tessellate: Duration,
+    pub cpu: Option<Duration>,
+}
+
 /// Time `frames` frames; `before(harness, i)` queues frame i's input (e.g. a pointer move).
-/// Returns, per frame, the UI pass (`Harness::step`) and the tessellation of its shapes.
 pub fn time_frames<S>(
     h: &mut Harness<'_, S>,
     frames: usize,
     mut before: impl FnMut(&mut Harness<'_, S>, usize),
-) -> Vec<(Duration, Duration)> {
+) -> Vec<FrameTime> {
     let mut times = Vec::with_capacity(frames);
     for i in 0..frames {
         before(h, i);
+        let c0 = thread_cpu_ns();
         let t0 = Instant::now();
         h.step();
         let t1 = Instant::now();
         let shapes = h.output().shapes.clone();
         let ppp = h.output().pixels_per_point;
         let meshes = h.ctx.tessellate(shapes, ppp);
-        times.push((t1 - t0, t1.elapsed()));
+        let t2 = Instant::now();
+        let cpu = c0
+            .zip(thread_cpu_ns())
+            .map(|(a, b)| Duration::from_nanos(b.saturating_sub(a)));
+        times.push(FrameTime {
+            ui: t1 - t0,
+            tessellate: t2 - t1,
+            cpu,
+        });
         std::hint::black_box(meshes);
     }
     times
 }
 
-/// Summaries of whole frames, of the UI pass alone and of the tessellation alone.
+/// Summaries of whole frames, of the UI pass alone, of the tessellation alone, and of on-CPU time.
 #[derive(Debug)]
 pub struct FrameBreakdown {
     pub total: FrameStats,
     pub ui: FrameStats,
     pub tessellate: FrameStats,
+    pub cpu: Option<FrameStats>,
 }
 
 impl std::fmt::Display for FrameBreakdown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} (UI pass: median {:.2} ms, p95 {:.2} ms; tessellation: median {:.2} ms, p95 {:.2} ms)",
+            "wall: {} (UI pass: median {:.2} ms, p95 {:.2} ms; tessellation: median {:.2} ms, p95 \
+             {:.2} ms)",
             self.total,
             self.ui.median_ms,
             self.ui.p95_ms,
             self.tessellate.median_ms,
             self.tessellate.p95_ms
-        )
+        )?;
+        if let Some(c) = &self.cpu {
+            write!(
+                f,
+                "; on-CPU: median {:.2} ms, p95 {:.2} ms, max {:.2} ms",
+                c.median_ms, c.p95_ms, c.max_ms
+            )?;
+        }
+        Ok(())
     }
 }
 
 /// Summarise [`time_frames`].
-pub fn breakdown(times: &[(Duration, Duration)]) -> FrameBreakdown {
-    let total: Vec<Duration> = times.iter().map(|(a, b)| *a + *b).collect();
-    let ui: Vec<Duration> = times.iter().map(|t| t.0).collect();
-    let tess: Vec<Duration> = times.iter().map(|t| t.1).collect();
+pub fn breakdown(times: &[FrameTime]) -> FrameBreakdown {
+    let total: Vec<Duration> = times.iter().map(|t| t.ui + t.tessellate).collect();
+    let ui: Vec<Duration> = times.iter().map(|t| t.ui).collect();
+    let tess: Vec<Duration> = times.iter().map(|t| t.tessellate).collect();
+    let cpu: Option<Vec<Duration>> = times.iter().map(|t| t.cpu).collect();
     FrameBreakdown {
         total: frame_stats(&total),
         ui: frame_stats(&ui),
         tessellate: frame_stats(&tess),
+        cpu: cpu.map(|c| frame_stats(&c)),
     }
 }
 
