@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use frizzview::app::{DialogKind, Dialogs, FrizzApp, SortKey, demo, visits_ui};
@@ -358,4 +359,43 @@ fn ui_apply_session_reopens_the_files_and_their_per_visit_settings() {
     assert!(third.settings.visits.iter().all(|v| v.include));
     let last = third.messages.last().expect("a message");
     assert!(last.error && last.text.contains("2 visits"), "{last:?}");
+}
+
+/// A file dropped on the window, as the integration would deliver it.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn ui_dropping_files_adds_visits_and_a_bad_drop_only_shows_a_message() {
+    let app = FrizzApp::inline(frizzview::model::Dataset::default());
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, app: &mut FrizzApp| app.show(ui), app);
+    h.run_steps(1);
+    let boss = demo::boss_demo_path().expect("demo file");
+    h.input_mut().dropped_files.push(Arc::new(Dropped(boss)));
+    h.run_steps(3);
+    assert_eq!(h.state().data.visits.len(), 7);
+    let r = result(&h);
+    assert_eq!(r.visits.len(), 7);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("broken.csv");
+    std::fs::write(&bad, "no,columns,here\n1,2\n").expect("write");
+    h.input_mut().dropped_files.push(Arc::new(Dropped(bad)));
+    h.run_steps(3);
+    assert_eq!(h.state().data.visits.len(), 7, "the session continues");
+    let last = h.state().messages.last().expect("a message").clone();
+    assert!(last.error && last.text.contains("broken.csv"), "{last:?}");
+    assert!(Arc::ptr_eq(&result(&h), &r));
 }
