@@ -466,6 +466,16 @@ pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
         if let Some(cond) = r.condition {
             let _ = write!(s, ", condition {cond:.2e}");
         }
+        if let Some(fv) = &r.fitted_velocity {
+            let mut errs: Vec<f64> = fv.iter().map(|x| x.1).filter(|e| e.is_finite()).collect();
+            errs.sort_by(f64::total_cmp);
+            let med = errs.get(errs.len() / 2).copied().unwrap_or(f64::NAN);
+            let _ = write!(
+                s,
+                ", shifts fitted for {} visits (median error {med:.3} km/s)",
+                fv.len()
+            );
+        }
         let _ = write!(s, ", {no_data} px without data");
     };
     if let Some(f) = &c.forward {

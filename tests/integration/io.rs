@@ -297,6 +297,12 @@ fn load_paths_refuses_mixed_objects_unless_forced() {
     );
     let d = io::load_paths(&paths, &LoadOptions { force: true }).expect("forced");
     assert_eq!(d.visits.len(), 3);
+    // A folder contributes its files in name order (the same star twice here).
+    std::fs::remove_file(&b).expect("remove");
+    std::fs::copy(&a, dir.path().join("c.npz")).expect("copy");
+    std::fs::write(dir.path().join("notes.txt"), "ignored").expect("write");
+    let d = io::load_paths(&[dir.path().to_path_buf()], &LoadOptions::default()).expect("folder");
+    assert_eq!(d.visits.len(), 4);
 }
 
 fn card<'a>(v: &'a Visit, key: &str) -> Option<&'a str> {
