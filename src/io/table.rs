@@ -30,12 +30,28 @@ pub fn classify_fits(path: &Path) -> Result<Format, LoadError> {
     fits::guard(path, || {
         let mut f = fits::open(path)?;
         let hdus = fits::hdus(&mut f, path)?;
+        if let Some(prim) = hdus.first()
+            && fits::key_f64(&mut f, &prim.hdu, "FVSETN").is_some()
+        {
+            return Err(LoadError::new(
+                path,
+                LoadErrorKind::Unrecognised(
+                    "a frizzview result (already combined), not an input; combine its input files instead (its settings can be reused with --settings)".into(),
+                ),
+            ));
+        }
         if super::boss::looks_like(&hdus) {
-            Ok(Format::BossSpec)
-        } else if super::apvisit::looks_like(&mut f, path, &hdus) {
-            Ok(Format::ApVisit)
-        } else {
-            Ok(Format::FitsTable)
+            return Ok(Format::BossSpec);
+        }
+        match super::apvisit::classify(&mut f, path, &hdus) {
+            super::apvisit::ApogeeKind::Visit => Ok(Format::ApVisit),
+            super::apvisit::ApogeeKind::Star => Err(LoadError::new(
+                path,
+                LoadErrorKind::Unrecognised(
+                    "an APOGEE apStar file (visits already combined and resampled); combine the apVisit files instead".into(),
+                ),
+            )),
+            super::apvisit::ApogeeKind::No => Ok(Format::FitsTable),
         }
     })
 }
@@ -178,11 +194,22 @@ fn meta_from_cards(meta: &mut VisitMeta, cards: &[(String, String)]) {
     }
     meta.jd = num("JD-MID").or_else(|| num("JD"));
     meta.snr = num("SNR");
-    meta.object = get("OBJID").or_else(|| get("OBJECT")).filter(|s| !s.is_empty());
+    meta.object = get("OBJID")
+        .or_else(|| get("OBJECT"))
+        .filter(|s| !s.is_empty());
 }
 
 const CARDS: &[&str] = &[
-    "VRAD", "VREL", "BC", "VHELIO", "V_TRUE_KMS", "JD-MID", "JD", "SNR", "OBJID", "OBJECT",
+    "VRAD",
+    "VREL",
+    "BC",
+    "VHELIO",
+    "V_TRUE_KMS",
+    "JD-MID",
+    "JD",
+    "SNR",
+    "OBJID",
+    "OBJECT",
 ];
 
 fn fits_cards(f: &mut FitsFile, hdu: &fitsio::hdu::FitsHdu) -> Vec<(String, String)> {
@@ -459,7 +486,11 @@ pub fn read_text(path: &Path) -> Result<Dataset, LoadError> {
             return Err(LoadError::invalid(
                 path,
                 format!("line {}", ln + 1),
-                format!("has {} fields, the header has {}", fields.len(), names.len()),
+                format!(
+                    "has {} fields, the header has {}",
+                    fields.len(),
+                    names.len()
+                ),
             ));
         }
         let num = |i: usize| -> Result<f64, LoadError> {
@@ -497,7 +528,12 @@ pub fn read_text(path: &Path) -> Result<Dataset, LoadError> {
         };
         let c = &mut groups[gi].1;
         c.wave.push(num(wi)?);
-        for (idx, slot) in [(fi, &mut c.flux), (ii, &mut c.ivar), (ei, &mut c.error), (si, &mut c.selection)] {
+        for (idx, slot) in [
+            (fi, &mut c.flux),
+            (ii, &mut c.ivar),
+            (ei, &mut c.error),
+            (si, &mut c.selection),
+        ] {
             if let (Some(i), Some(v)) = (idx, slot.as_mut()) {
                 v.push(num(i)?);
             }
