@@ -1,12 +1,17 @@
 //! The paper's noise experiment (Hogg & Casey 2024 §4, the "noise" figure; method.md §4.3).
 //!
 //! Same truth (one line list), new noise in every trial; both methods combine each trial's
-//! visits: the forward model in the paper's Fourier basis with inverse-variance weights (as
-//! frizzle), and standard practice as in the revised figures (natural cubic spline, bad pixels
-//! dropped, plain mean). The residual r = y* - truth on the output grid gives the empirical
-//! covariance against lag, cov(lag) = mean over pixels and trials of r_i r_(i+lag) (pairs where
-//! both are finite, pooled over trials), lags 0..11, plus the forward model's mean predicted
-//! variance (mean of diag C*). Trials run in parallel with rayon; nothing here imports egui.
+//! visits: the forward model in the paper's Fourier basis with inverse-variance weights, exactly
+//! as frizzle 0.2.8 (compat mode), and standard practice as in the revised figures (natural cubic
+//! spline, bad pixels dropped, plain mean). As in the reference reproduction, the forward model is
+//! evaluated on the 337-pixel grid of the frizzle runs (`x_min + 1/R, ...`) and standard practice
+//! on the 338-pixel grid of the paper's figures (`x_min + 0.5/R, ...`): the sub-pixel phase of the
+//! grid changes standard practice's noise, and a last output pixel exactly at `x_max` has no data
+//! beyond it, which inflates the forward model's edge variance. The residual r = y* - truth on
+//! each method's grid gives the empirical covariance against lag, cov(lag) = mean over pixels and
+//! trials of r_i r_(i+lag) (pairs where both are finite, pooled over trials), lags 0..11, plus the
+//! forward model's mean predicted variance (mean of diag C*). Trials run in parallel with rayon;
+//! nothing here imports egui.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -44,10 +49,31 @@ pub struct NoiseResult {
     pub trials: usize,
 }
 
-/// The settings both methods use in the experiment (the paper's choices).
+/// The combination settings of the two methods (either may be left out).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExperimentSettings {
+    /// Settings for the forward model (its `standard` is ignored).
+    pub forward: Option<Settings>,
+    /// Settings for standard practice (its `forward` is ignored).
+    pub standard: Option<Settings>,
+}
+
+/// The paper's choices (see the module documentation).
 #[must_use]
-pub fn experiment_settings(params: &PaperParams) -> Settings {
-    Settings {
+pub fn experiment_settings(params: &PaperParams) -> ExperimentSettings {
+    let grid_at = |offset_r: f64| {
+        let g = paper::output_grid(&PaperParams {
+            output_offset_r: offset_r,
+            ..params.clone()
+        });
+        let (start, step) = g.log10_linear.unwrap_or((0.0, 0.0));
+        GridSpec::LogLinear {
+            log10_start: start,
+            log10_step: step,
+            n: g.len(),
+        }
+    };
+    let base = Settings {
         grid: GridSpec::FromInput,
         shift: ShiftSource::True,
         weighting: Weighting::InverseVariance,
@@ -58,18 +84,30 @@ pub fn experiment_settings(params: &PaperParams) -> Settings {
         } else {
             SelectionMode::Ignore
         },
-        forward: Some(ForwardSettings {
-            basis: Basis::Fourier,
-            compat: false,
-            n_modes: None,
-        }),
-        standard: Some(StandardSettings {
-            interpolator: Interpolator::CubicSpline,
-            weighting: Weighting::Uniform,
-            mask: StandardMask::Drop,
-        }),
+        forward: None,
+        standard: None,
         band_lags: 5,
         ..Settings::default()
+    };
+    ExperimentSettings {
+        forward: Some(Settings {
+            grid: grid_at(1.0),
+            forward: Some(ForwardSettings {
+                basis: Basis::Fourier,
+                compat: true,
+                n_modes: None,
+            }),
+            ..base.clone()
+        }),
+        standard: Some(Settings {
+            grid: grid_at(0.5),
+            standard: Some(StandardSettings {
+                interpolator: Interpolator::CubicSpline,
+                weighting: Weighting::Uniform,
+                mask: StandardMask::Drop,
+            }),
+            ..base
+        }),
     }
 }
 
@@ -113,7 +151,7 @@ pub fn noise_experiment(
 /// A method the settings leave out gets NaN covariances.
 pub fn noise_experiment_with(
     params: &PaperParams,
-    settings: &Settings,
+    settings: &ExperimentSettings,
     trials: usize,
     seed: u64,
     cancel: &Cancel,
@@ -138,27 +176,38 @@ pub fn noise_experiment_with(
                 ..params.clone()
             };
             let data = paper::generate_with_truth(&p, &truth).map_err(CombineError::Other)?;
-            let Some(truth_flux) = data.truth.as_ref().map(|s| &s.flux) else {
-                return Err(CombineError::Other("the generator gave no truth".into()));
+            // One method on its own grid: residual against the truth there, and its variance.
+            let run = |which: &Option<Settings>,
+                       forward: bool|
+             -> Result<Option<(Vec<f64>, Vec<f64>)>, CombineError> {
+                let Some(base) = which else {
+                    return Ok(None);
+                };
+                let mut st = base.clone();
+                if forward {
+                    st.standard = None;
+                } else {
+                    st.forward = None;
+                }
+                let c = combine(&data, &st, cancel)?;
+                let truth_flux = truth.star(&c.grid.ln_wave, 0.0);
+                let Some(r) = (if forward { c.forward } else { c.standard }) else {
+                    return Err(CombineError::Other("a method gave no result".into()));
+                };
+                let resid = r.flux.iter().zip(&truth_flux).map(|(a, b)| a - b).collect();
+                Ok(Some((resid, r.var)))
             };
-            let c = combine(&data, settings, cancel)?;
-            let resid =
-                |y: &[f64]| -> Vec<f64> { y.iter().zip(truth_flux).map(|(a, b)| a - b).collect() };
+            let fwd = run(&settings.forward, true)?;
+            let stdp = run(&settings.standard, false)?;
             let none = [(0.0, 0usize); NOISE_LAGS];
-            let var: Vec<f64> = c.forward.as_ref().map_or_else(Vec::new, |f| {
-                f.var.iter().copied().filter(|v| v.is_finite()).collect()
+            let var: Vec<f64> = fwd.as_ref().map_or_else(Vec::new, |(_, v)| {
+                v.iter().copied().filter(|v| v.is_finite()).collect()
             });
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress(n);
             Ok(Trial {
-                forward: c
-                    .forward
-                    .as_ref()
-                    .map_or(none, |f| lag_sums(&resid(&f.flux))),
-                standard: c
-                    .standard
-                    .as_ref()
-                    .map_or(none, |s| lag_sums(&resid(&s.flux))),
+                forward: fwd.as_ref().map_or(none, |(r, _)| lag_sums(r)),
+                standard: stdp.as_ref().map_or(none, |(r, _)| lag_sums(r)),
                 var_sum: var.iter().sum(),
                 var_n: var.len(),
             })
@@ -201,7 +250,7 @@ mod tests {
         let s = lag_sums(&r);
         assert_eq!(s[0], (14.0, 3));
         assert_eq!(s[1], (2.0, 1));
-        assert_eq!(s[2], (3.0, 1));
+        assert_eq!(s[2], (6.0, 1)); // (r1, r3) = 2 * 3; (r0, r2) has a NaN
         assert_eq!(s[3], (3.0, 1));
         assert_eq!(s[4], (0.0, 0));
     }

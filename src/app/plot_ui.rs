@@ -584,6 +584,74 @@ fn difference_plot(
         });
 }
 
+/// Hover readout of the exposures plot: the nearest visit's pixel, its value, sigma and flags.
+fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> String {
+    let (name, p) = match hp {
+        egui_plot::HoverPosition::NearDataPoint {
+            plot_name,
+            position,
+            ..
+        } => (Some(*plot_name), *position),
+        egui_plot::HoverPosition::Elsewhere { position } => (None, *position),
+    };
+    let mut text = format!("{:.2} A", p.x);
+    let Some(name) = name else {
+        return text;
+    };
+    let base = name.trim_end_matches(" model").trim_end_matches(" 1-sigma");
+    let Some(i) = app.data.visits.iter().position(|v| v.meta.name == base) else {
+        return format!("{name}\n{text}");
+    };
+    let visit = &app.data.visits[i];
+    let obs_aa = p.x / frame_scale(app, i);
+    // Nearest pixel over all segments.
+    let mut best: Option<(f64, usize)> = None;
+    for seg in app.curves.visits.get(i).into_iter().flatten() {
+        let j = seg.lam_aa.partition_point(|&l| l < obs_aa);
+        for k in [j.saturating_sub(1), j] {
+            if let Some(&l) = seg.lam_aa.get(k) {
+                let d = (l - obs_aa).abs();
+                if best.is_none_or(|b| d < b.0) {
+                    best = Some((d, seg.idx[k]));
+                }
+            }
+        }
+    }
+    let Some((_, px)) = best else {
+        return format!("{name}\n{text}");
+    };
+    let defs = match app.data.survey {
+        Survey::Boss => mask::BOSS_SPPIXMASK,
+        _ => mask::APOGEE_PIXMASK,
+    };
+    let sigma = visit.ivar()[px].powf(-0.5);
+    text = format!(
+        "{base} pixel {px}\n{:.2} A observed\nflux {:.4} +- {sigma:.4}",
+        visit.wavelength_aa()[px],
+        visit.flux()[px]
+    );
+    if let Some(pred) = app
+        .result
+        .as_ref()
+        .and_then(|r| r.forward.as_ref())
+        .and_then(|f| f.visits.get(i))
+        .and_then(|f| f.prediction.get(px))
+    {
+        text += &format!("\nmodel {pred:.4}");
+    }
+    if let Some(s) = visit.selection().and_then(|s| s.get(px)) {
+        text += &format!("\nS {s:.3}");
+    }
+    let flags = visit.flags()[px];
+    if flags != 0 {
+        text += &format!("\nflags {}", mask::bit_names(flags, defs).join(" "));
+    }
+    if visit.bad()[px] {
+        text += "\nbad pixel";
+    }
+    text
+}
+
 /// The visits drawn, in table order (single: only the selected one).
 fn drawn_visits(app: &FrizzApp) -> Vec<usize> {
     match app.view.layout {
@@ -636,6 +704,7 @@ fn exposures_plot(
             DrawFrame::Rest => "rest-frame wavelength (A)",
             DrawFrame::Observed => "observed wavelength (A)",
         })
+        .label_formatter(|hp| Some(exposure_hover_text(app, hp)))
         .show(ui, |plot_ui| {
             apply_view_requests(app, plot_ui, jump);
             let range = visible_x(plot_ui, full);
@@ -650,6 +719,35 @@ fn exposures_plot(
                 let scale = frame_scale(app, i);
                 let obs_range = (range.start() / scale)..=(range.end() / scale);
                 let included = app.settings.visit(i).include;
+                // The model stands out against one visit; among many it should not hide them.
+                let model_color = if app.view.layout == ExposureLayout::Single {
+                    egui::Color32::from_gray(235)
+                } else {
+                    egui::Color32::from_gray(200).gamma_multiply(0.45)
+                };
+                // At the visit's first visible sample, so the label never widens the x bounds
+                // (which would break the alignment of the linked plots).
+                let first_aa = segs
+                    .iter()
+                    .filter_map(|s| s.lam_aa.first())
+                    .fold(f64::INFINITY, |a, &b| a.min(b))
+                    * scale;
+                let label_x = first_aa.max(*range.start());
+                if stacked && label_x.is_finite() {
+                    let label = if included {
+                        visit.meta.name.clone()
+                    } else {
+                        format!("{} (excluded)", visit.meta.name)
+                    };
+                    plot_ui.text(
+                        egui_plot::Text::new(
+                            "visit label",
+                            egui_plot::PlotPoint::new(label_x, offset + step * 0.5),
+                            egui::RichText::new(label).small().color(visit_color(i)),
+                        )
+                        .anchor(egui::Align2::RIGHT_CENTER),
+                    );
+                }
                 let color = if included {
                     visit_color(i)
                 } else {
@@ -681,7 +779,8 @@ fn exposures_plot(
                             .map(|r| r.into_iter().map(|p| [p[0] * scale, p[1]]).collect())
                             .collect()
                     };
-                    if app.view.show_uncertainty {
+                    // Bands of a dozen stacked visits only blur them; shown one or overlaid.
+                    if app.view.show_uncertainty && !stacked {
                         for (xs, lo, hi) in decimate_band(
                             &seg.lam_aa,
                             |j| {
@@ -726,7 +825,7 @@ fn exposures_plot(
                             plot_ui,
                             &format!("{name} model"),
                             scaled(runs),
-                            egui::Color32::from_gray(40),
+                            model_color,
                             1.0,
                         );
                     }
@@ -960,6 +1059,27 @@ mod tests {
         assert!(xs.len() <= 102, "{} points", xs.len());
         assert_eq!(lo.iter().copied().fold(f64::INFINITY, f64::min), -5.0);
         assert_eq!(hi.iter().copied().fold(f64::NEG_INFINITY, f64::max), 9.0);
+    }
+
+    #[test]
+    fn exposure_hover_names_the_flags_of_the_nearest_pixel() {
+        let data = crate::app::demo::apogee_demo(2).expect("demo");
+        let app = FrizzApp::inline(data);
+        let visit = &app.data.visits[0];
+        let px = visit
+            .flags()
+            .iter()
+            .position(|&f| f & 2 != 0)
+            .expect("the demo has a cosmic ray (CRPIX) in visit 1");
+        let x = visit.wavelength_aa()[px] * frame_scale(&app, 0);
+        let hp = egui_plot::HoverPosition::NearDataPoint {
+            plot_name: &visit.meta.name,
+            position: egui_plot::PlotPoint::new(x, 1.0),
+            index: 0,
+        };
+        let text = exposure_hover_text(&app, &hp);
+        assert!(text.contains(&format!("pixel {px}")), "{text}");
+        assert!(text.contains("CRPIX"), "{text}");
     }
 
     #[test]

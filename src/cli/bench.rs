@@ -39,6 +39,9 @@ pub struct BenchArgs {
     /// Skip the scaling series.
     #[arg(long)]
     pub no_scaling: bool,
+    /// Skip the cases (run only the scaling series, e.g. to redraw the plot).
+    #[arg(long)]
+    pub no_cases: bool,
     /// Kernel of the local basis (lanczos3, bspline3, bspline5 ... bspline15).
     #[arg(long, default_value = "default")]
     pub kernel: String,
@@ -68,7 +71,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the frizzview executable")?;
     let mut rows = Vec::new();
     for name in CASES {
-        if args.quick && name == "dense_case_a" {
+        if args.no_cases || (args.quick && name == "dense_case_a") {
             continue;
         }
         let mut cmd = std::process::Command::new(&exe);
@@ -162,6 +165,26 @@ fn peak_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// CPU time (seconds) used so far by all threads of this process, from
+/// /proc/self/task/*/schedstat (nanoseconds on CPU): unlike wall time it barely depends on how
+/// busy the machine is, so it is reported next to `seconds` on shared machines.
+fn cpu_now() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    let mut ns = 0u64;
+    for e in dir.flatten() {
+        if let Ok(t) = std::fs::read_to_string(e.path().join("schedstat")) {
+            ns += t
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 * 1e-9
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() {
@@ -219,7 +242,12 @@ fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<se
             let t = time_live(&data, if quick { 2 } else { 11 }, kernel)?;
             (
                 t.live_s,
-                serde_json::json!({"first_seconds": t.first_s, "visits": n, "pixels": n * 3 * chip}),
+                serde_json::json!({
+                    "first_seconds": t.first_s,
+                    "cpu_seconds": t.live_cpu_s,
+                    "visits": n,
+                    "pixels": n * 3 * chip,
+                }),
             )
         }
         other => anyhow::bail!("unknown bench case {other:?}; known: {}", CASES.join(", ")),
@@ -265,8 +293,10 @@ fn time_forward(
     let prep = prepare(data, &settings)?;
     let fs = settings.forward.clone().unwrap_or_default();
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     for _ in 0..reps {
         let mut warnings = Vec::new();
+        let c = cpu_now();
         let t = Instant::now();
         let r = if basis == Basis::Local {
             let opts = LocalOptions {
@@ -292,9 +322,13 @@ fn time_forward(
             )?
         };
         times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_now() - c);
         std::hint::black_box(r);
     }
-    Ok((median(times), serde_json::json!({"reps": reps})))
+    Ok((
+        median(times),
+        serde_json::json!({"reps": reps, "cpu_seconds": median(cpu)}),
+    ))
 }
 
 /// Time the in-crate dense implementation (the test oracle) once.
@@ -303,19 +337,26 @@ fn time_dense(data: &Dataset, reps: usize) -> anyhow::Result<(f64, serde_json::V
     let prep = prepare(data, &settings)?;
     let fs = settings.forward.clone().unwrap_or_default();
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     for _ in 0..reps {
+        let c = cpu_now();
         let t = Instant::now();
         let r = crate::combine::dense::fit(&prep, &fs)?;
         times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_now() - c);
         std::hint::black_box(r);
     }
-    Ok((median(times), serde_json::json!({"reps": reps})))
+    Ok((
+        median(times),
+        serde_json::json!({"reps": reps, "cpu_seconds": median(cpu)}),
+    ))
 }
 
 /// First and live (median of later recomputes) times of the local basis with a cache.
 struct Live {
     first_s: f64,
     live_s: f64,
+    live_cpu_s: f64,
 }
 
 /// A recompute = prepare (a visit weight changed) + local fit with the shared cache.
@@ -330,9 +371,11 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
         ..LocalOptions::default()
     };
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     for rep in 0..reps.max(2) {
         // Alternate a weight: a real recompute that only changes weights (cache hits).
         settings.visits[0].weight = if rep % 2 == 0 { 1.0 } else { 0.5 };
+        let c = cpu_now();
         let t = Instant::now();
         let prep = prepare(data, &settings)?;
         let mut warnings = Vec::new();
@@ -345,12 +388,14 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
             &opts,
         )?;
         times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_now() - c);
         std::hint::black_box(r);
     }
     let first_s = times[0];
     Ok(Live {
         first_s,
         live_s: median(times[1..].to_vec()),
+        live_cpu_s: median(cpu[1..].to_vec()),
     })
 }
 
@@ -365,6 +410,8 @@ pub struct ScalingPoint {
     pub pixels_per_visit: usize,
     /// First call (kernel evaluations included), seconds.
     pub first_s: f64,
+    /// CPU seconds (all threads) of the median recompute.
+    pub live_cpu_s: f64,
     /// Median recompute with the cache, seconds.
     pub live_s: f64,
 }
@@ -384,6 +431,7 @@ impl ScalingPoint {
             "m": self.m(),
             "first_seconds": self.first_s,
             "live_seconds": self.live_s,
+            "live_cpu_seconds": self.live_cpu_s,
             "threads": rayon::current_num_threads(),
         })
     }
@@ -407,6 +455,7 @@ fn scaling_series(quick: bool, kernel: local::Kernel) -> anyhow::Result<Vec<Scal
             pixels_per_visit: 3 * chip_full,
             first_s: t.first_s,
             live_s: t.live_s,
+            live_cpu_s: t.live_cpu_s,
         });
     }
     let n = if quick { 3 } else { 30 };
@@ -419,6 +468,7 @@ fn scaling_series(quick: bool, kernel: local::Kernel) -> anyhow::Result<Vec<Scal
             pixels_per_visit: 3 * chip,
             first_s: t.first_s,
             live_s: t.live_s,
+            live_cpu_s: t.live_cpu_s,
         });
     }
     Ok(out)

@@ -112,7 +112,8 @@ pub fn solve_segment(
         .collect();
     let flux = xs
         .iter()
-        .map(|r| r.iter().zip(&theta).map(|(a, t)| a * t).sum())
+        .zip(&grid[seg.out.clone()])
+        .map(|(r, &x)| r.iter().zip(&theta).map(|(a, t)| a * t).sum::<f64>() + seg.baseline_at(x))
         .collect();
     // Z = A^-1 X*^T, one column per output pixel; C* = X* Z.
     let z: Vec<Vec<f64>> = xs.iter().map(|r| cho_solve(&l, r)).collect();

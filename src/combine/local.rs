@@ -215,27 +215,29 @@ fn sinc_deriv(t: f64) -> f64 {
     }
 }
 
-/// Centred cardinal B-spline of degree n (support |t| < (n+1)/2), truncated-power form.
+/// Centred cardinal B-spline of degree n (support |t| < (n+1)/2), by the Cox-de Boor recursion
+/// (the truncated-power sum cancels catastrophically in the tails at degree 15).
 fn bspline(n: u32, t: f64) -> f64 {
     let h = f64::from(n + 1) / 2.0;
-    if t.abs() >= h {
+    if !(t.abs() < h) || n > 16 {
         return 0.0;
     }
-    let mut fact = 1.0;
-    for k in 2..=n {
-        fact *= f64::from(k);
-    }
-    let mut sum = 0.0;
-    let mut binom = 1.0;
-    for k in 0..=n + 1 {
-        let z = t + h - f64::from(k);
-        if z > 0.0 {
-            let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
-            sum += sign * binom * z.powi(n as i32);
+    let sh = t + h;
+    let i = sh.floor();
+    let f = sh - i;
+    let n = n as usize;
+    let mut c = [0.0_f64; 18];
+    c[0] = 1.0;
+    for k in 1..=n {
+        let kf = k as f64;
+        for m in (0..=k).rev() {
+            let left = if m >= 1 { c[m - 1] } else { 0.0 };
+            let right = if m < k { c[m] } else { 0.0 };
+            c[m] = ((f - m as f64 + kf) * left + (m as f64 + 1.0 - f) * right) / kf;
         }
-        binom = binom * f64::from(n + 1 - k) / f64::from(k + 1);
     }
-    sum / fact
+    let i = i as usize;
+    if i > n { 0.0 } else { c[n - i] }
 }
 
 /// Maps rest-frame ln(lambda) to a fractional output-pixel index.
@@ -314,21 +316,62 @@ fn hash_f64(v: &[f64]) -> u64 {
     h
 }
 
-/// Gauss-Hermite nodes and weights (5 points) for integrals against exp(-t^2).
-const GH_NODES: [f64; 5] = [
-    -2.020_182_870_456_086,
-    -0.958_572_464_613_819,
-    0.0,
-    0.958_572_464_613_819,
-    2.020_182_870_456_086,
-];
-const GH_WEIGHTS: [f64; 5] = [
-    0.019_953_242_059_045_9,
-    0.393_619_323_152_241,
-    0.945_308_720_482_942,
-    0.393_619_323_152_241,
-    0.019_953_242_059_045_9,
-];
+/// Gauss-Hermite points for the LSF convolution: the integrand (model times Gaussian) carries
+/// pixel-scale structure across a few sigma, which 5 points integrate only to a few percent.
+const GH_N: usize = 16;
+
+/// Gauss-Hermite nodes (ascending) and weights for integrals against exp(-t^2), by Newton
+/// iteration on the orthonormal Hermite recurrence (Numerical Recipes' `gauher`).
+fn gauss_hermite() -> &'static ([f64; GH_N], [f64; GH_N]) {
+    static GH: std::sync::OnceLock<([f64; GH_N], [f64; GH_N])> = std::sync::OnceLock::new();
+    GH.get_or_init(|| {
+        let n = GH_N;
+        let pim4 = std::f64::consts::PI.powf(-0.25);
+        let mut x = [0.0; GH_N];
+        let mut w = [0.0; GH_N];
+        let m = n.div_ceil(2);
+        let nf = n as f64;
+        let mut z = 0.0_f64;
+        for i in 0..m {
+            z = match i {
+                0 => (2.0 * nf + 1.0).sqrt() - 1.85575 * (2.0 * nf + 1.0).powf(-1.0 / 6.0),
+                1 => z - 1.14 * nf.powf(0.426) / z,
+                2 => 1.86 * z - 0.86 * x[0],
+                3 => 1.91 * z - 0.91 * x[1],
+                _ => 2.0 * z - x[i - 2],
+            };
+            let mut pp = 0.0;
+            for _ in 0..100 {
+                let mut p1 = pim4;
+                let mut p2 = 0.0;
+                for j in 0..n {
+                    let p3 = p2;
+                    p2 = p1;
+                    let jf = j as f64;
+                    p1 = z * (2.0 / (jf + 1.0)).sqrt() * p2 - (jf / (jf + 1.0)).sqrt() * p3;
+                }
+                pp = (2.0 * nf).sqrt() * p2;
+                let z1 = z;
+                z = z1 - p1 / pp;
+                if (z - z1).abs() <= 1e-15 {
+                    break;
+                }
+            }
+            x[i] = z;
+            w[i] = 2.0 / (pp * pp);
+        }
+        // gauher returns descending positive-first nodes in x[0..m]; mirror into ascending order.
+        let mut nodes = [0.0; GH_N];
+        let mut weights = [0.0; GH_N];
+        for i in 0..m {
+            nodes[n - 1 - i] = x[i];
+            weights[n - 1 - i] = w[i];
+            nodes[i] = -x[i];
+            weights[i] = w[i];
+        }
+        (nodes, weights)
+    })
+}
 
 /// Pixels whose index is outside the output grid by more than half a pixel are not fitted.
 const NO_ROW: i64 = i64::MIN;
@@ -355,10 +398,10 @@ impl VisitBasis {
         let n = pv.x_rest.len();
         let lsf = pv.lsf_sigma;
         let base_w = kernel.width();
-        // Gaussian LSF: the design row is the kernel averaged over shifted positions (5-point
+        // Gaussian LSF: the design row is the kernel averaged over shifted positions (16-point
         // Gauss-Hermite), so the row is wider by the largest node shift in pixels.
         let max_shift_px = if lsf > 0.0 {
-            std::f64::consts::SQRT_2 * GH_NODES[4] * lsf / map.step.abs()
+            std::f64::consts::SQRT_2 * gauss_hermite().0[GH_N - 1] * lsf / map.step.abs()
         } else {
             0.0
         };
@@ -383,9 +426,10 @@ impl VisitBasis {
             row.fill(0.0);
             if lsf > 0.0 {
                 let sh = std::f64::consts::SQRT_2 * lsf / map.local_step(uk);
-                let first = (uk - sh * GH_NODES[4]).floor() as i64 - (base_w as i64 / 2 - 1);
+                let (gh_nodes, gh_weights) = gauss_hermite();
+                let first = (uk - sh * gh_nodes[GH_N - 1]).floor() as i64 - (base_w as i64 / 2 - 1);
                 j0[k] = first;
-                for (q, (&t, &wq)) in GH_NODES.iter().zip(&GH_WEIGHTS).enumerate() {
+                for (q, (&t, &wq)) in gh_nodes.iter().zip(gh_weights).enumerate() {
                     let _ = q;
                     let uq = uk + sh * t;
                     let jq = kernel.row(uq, &mut tmp);
@@ -494,6 +538,15 @@ impl BasisCache {
             misses: AtomicUsize::new(0),
             keep_generations: 2,
         }
+    }
+
+    /// The process-wide cache that [`fit`] uses, so that repeated combinations of the same visits
+    /// (the window's live recomputations, extension rounds) re-use kernel evaluations without
+    /// plumbing a cache through every caller. Entries unused for two fits are evicted.
+    #[must_use]
+    pub fn shared() -> &'static Self {
+        static SHARED: std::sync::OnceLock<BasisCache> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Self::new)
     }
 
     /// Lookups answered from the cache so far.
@@ -629,7 +682,7 @@ impl Default for LocalOptions {
     }
 }
 
-/// Fit the local-basis forward model (default kernel, a throw-away cache).
+/// Fit the local-basis forward model (default kernel, the process-wide [`BasisCache::shared`]).
 pub fn fit(
     prep: &Prepared,
     fs: &ForwardSettings,
@@ -637,7 +690,7 @@ pub fn fit(
     cancel: &Cancel,
     warnings: &mut Vec<Warning>,
 ) -> Result<MethodResult, CombineError> {
-    fit_with_cache(prep, fs, lags, cancel, warnings, &BasisCache::new())
+    fit_with_cache(prep, fs, lags, cancel, warnings, BasisCache::shared())
 }
 
 /// Fit the local-basis forward model re-using per-visit kernel evaluations from `cache`.
@@ -1402,5 +1455,62 @@ impl SpectrumModel for LocalModel {
                 d * self.map.du_dx(xi)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauss_hermite_integrates_moments() {
+        let (x, w) = gauss_hermite();
+        let sp = std::f64::consts::PI.sqrt();
+        let m0: f64 = w.iter().sum();
+        let m2: f64 = x.iter().zip(w).map(|(x, w)| w * x * x).sum();
+        let m4: f64 = x.iter().zip(w).map(|(x, w)| w * x.powi(4)).sum();
+        assert!((m0 - sp).abs() < 1e-13, "{m0}");
+        assert!((m2 - sp / 2.0).abs() < 1e-13, "{m2}");
+        assert!((m4 - 3.0 * sp / 4.0).abs() < 1e-12, "{m4}");
+        assert!(x.windows(2).all(|p| p[1] > p[0]));
+    }
+
+    #[test]
+    fn cubic_bspline_matches_its_textbook_formula() {
+        for i in -25..=25 {
+            let t = f64::from(i) * 0.09;
+            let a = t.abs();
+            let want = if a < 1.0 {
+                2.0 / 3.0 - a * a + a * a * a / 2.0
+            } else if a < 2.0 {
+                (2.0 - a).powi(3) / 6.0
+            } else {
+                0.0
+            };
+            assert!((bspline(3, t) - want).abs() < 1e-14, "t {t}");
+            // Derivative by central difference.
+            let d = (bspline(3, t + 1e-6) - bspline(3, t - 1e-6)) / 2e-6;
+            assert!(
+                (Kernel::CubicBSpline.derivative(t) - d).abs() < 1e-6,
+                "t {t}"
+            );
+        }
+    }
+
+    #[test]
+    fn bspline_rows_match_the_closed_form() {
+        for n in [3u8, 5, 9, 15] {
+            let k = Kernel::BSpline(n);
+            let mut row = vec![0.0; k.width()];
+            for &u in &[3.0, 3.25, 7.9, 10.5] {
+                let j0 = k.row(u, &mut row);
+                let sum: f64 = row.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-12, "partition of unity: {sum}");
+                for (m, &v) in row.iter().enumerate() {
+                    let t = u - (j0 + m as i64) as f64;
+                    assert!((v - k.value(t)).abs() < 1e-11, "n {n} u {u} m {m}");
+                }
+            }
+        }
     }
 }

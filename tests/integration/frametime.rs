@@ -7,9 +7,15 @@
 //! built in every harness frame but only on demand in the real window, so these figures are an
 //! upper bound of the CPU part of a frame.
 //!
+//! Besides wall time, each frame's on-CPU time is read from `/proc/thread-self/schedstat` (Linux):
+//! on a shared machine the wall time mostly measures waiting for a core, the on-CPU time does
+//! not (it is updated at scheduler ticks, so it is coarse for frames under a few ms).
+//!
 //! The measurements are `#[ignore]`d (timing depends on the machine and the profile); run them
-//! with `cargo test --release --test integration frametime -- --ignored --nocapture`. The
-//! ordinary test run only checks that the harness itself works on a few frames.
+//! in the `frametime` profile (Cargo.toml: egui, epaint, egui_plot, this crate and the numerics
+//! at release optimisation, the rest as in dev; a fraction of a release build's time):
+//! `cargo test --profile frametime --test integration frametime -- --ignored --nocapture`
+//! (`--release` works too). The ordinary test run only checks that the harness works.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,59 +63,96 @@ pub fn frame_stats(times: &[Duration]) -> FrameStats {
     }
 }
 
+/// Time this thread has spent on a CPU (Linux `/proc/thread-self/schedstat`, ns); `None`
+/// elsewhere. Frame times in wall-clock terms depend on how busy the machine is; on-CPU time
+/// does not, and equals the wall time of a frame on an otherwise idle core.
+pub fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// One frame: wall time of the UI pass (`Harness::step`), wall time of the tessellation, and the
+/// on-CPU time of both together (if known).
+#[derive(Clone, Copy, Debug)]
+pub struct FrameTime {
+    pub ui: Duration,
+    pub tessellate: Duration,
+    pub cpu: Option<Duration>,
+}
+
 /// Time `frames` frames; `before(harness, i)` queues frame i's input (e.g. a pointer move).
-/// Returns, per frame, the UI pass (`Harness::step`) and the tessellation of its shapes.
 pub fn time_frames<S>(
     h: &mut Harness<'_, S>,
     frames: usize,
     mut before: impl FnMut(&mut Harness<'_, S>, usize),
-) -> Vec<(Duration, Duration)> {
+) -> Vec<FrameTime> {
     let mut times = Vec::with_capacity(frames);
     for i in 0..frames {
         before(h, i);
+        let c0 = thread_cpu_ns();
         let t0 = Instant::now();
         h.step();
         let t1 = Instant::now();
         let shapes = h.output().shapes.clone();
         let ppp = h.output().pixels_per_point;
         let meshes = h.ctx.tessellate(shapes, ppp);
-        times.push((t1 - t0, t1.elapsed()));
+        let t2 = Instant::now();
+        let cpu = c0
+            .zip(thread_cpu_ns())
+            .map(|(a, b)| Duration::from_nanos(b.saturating_sub(a)));
+        times.push(FrameTime {
+            ui: t1 - t0,
+            tessellate: t2 - t1,
+            cpu,
+        });
         std::hint::black_box(meshes);
     }
     times
 }
 
-/// Summaries of whole frames, of the UI pass alone and of the tessellation alone.
+/// Summaries of whole frames, of the UI pass alone, of the tessellation alone, and of on-CPU time.
 #[derive(Debug)]
 pub struct FrameBreakdown {
     pub total: FrameStats,
     pub ui: FrameStats,
     pub tessellate: FrameStats,
+    pub cpu: Option<FrameStats>,
 }
 
 impl std::fmt::Display for FrameBreakdown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} (UI pass: median {:.2} ms, p95 {:.2} ms; tessellation: median {:.2} ms, p95 {:.2} ms)",
+            "wall: {} (UI pass: median {:.2} ms, p95 {:.2} ms; tessellation: median {:.2} ms, p95 \
+             {:.2} ms)",
             self.total,
             self.ui.median_ms,
             self.ui.p95_ms,
             self.tessellate.median_ms,
             self.tessellate.p95_ms
-        )
+        )?;
+        if let Some(c) = &self.cpu {
+            write!(
+                f,
+                "; on-CPU: median {:.2} ms, p95 {:.2} ms, max {:.2} ms",
+                c.median_ms, c.p95_ms, c.max_ms
+            )?;
+        }
+        Ok(())
     }
 }
 
 /// Summarise [`time_frames`].
-pub fn breakdown(times: &[(Duration, Duration)]) -> FrameBreakdown {
-    let total: Vec<Duration> = times.iter().map(|(a, b)| *a + *b).collect();
-    let ui: Vec<Duration> = times.iter().map(|t| t.0).collect();
-    let tess: Vec<Duration> = times.iter().map(|t| t.1).collect();
+pub fn breakdown(times: &[FrameTime]) -> FrameBreakdown {
+    let total: Vec<Duration> = times.iter().map(|t| t.ui + t.tessellate).collect();
+    let ui: Vec<Duration> = times.iter().map(|t| t.ui).collect();
+    let tess: Vec<Duration> = times.iter().map(|t| t.tessellate).collect();
+    let cpu: Option<Vec<Duration>> = times.iter().map(|t| t.cpu).collect();
     FrameBreakdown {
         total: frame_stats(&total),
         ui: frame_stats(&ui),
         tessellate: frame_stats(&tess),
+        cpu: cpu.map(|c| frame_stats(&c)),
     }
 }
 
@@ -253,7 +296,7 @@ fn frametime_harness_drags_the_main_shift_slider() {
 
 /// Issue 5: 30 APOGEE-like visits, the shift slider dragged for 600 frames.
 #[test]
-#[ignore = "measurement: run with --release --ignored --nocapture"]
+#[ignore = "measurement: run with --profile frametime --ignored --nocapture"]
 fn frametime_main_window_shift_drag_30_apogee_visits() {
     let r = drag_main_shift_slider(30, 600, 120.0);
     println!(
@@ -265,14 +308,14 @@ fn frametime_main_window_shift_drag_30_apogee_visits() {
 
 /// The same window without input: what drawing 30 visits costs per frame.
 #[test]
-#[ignore = "measurement: run with --release --ignored --nocapture"]
+#[ignore = "measurement: run with --profile frametime --ignored --nocapture"]
 fn frametime_main_window_idle_30_apogee_visits() {
     let r = main_window_frames(30, 200, None);
     println!("main window, 30 APOGEE-like visits, no input: {}", r.frames);
 }
 
 #[test]
-#[ignore = "measurement: run with --release --ignored --nocapture"]
+#[ignore = "measurement: run with --profile frametime --ignored --nocapture"]
 fn frametime_teaching_slider_drag() {
     let s = drag_teaching_slider(300);
     println!("teaching panel, velocity slider dragged: {s}");

@@ -720,3 +720,58 @@ fn fourier_agreement_table() {
         }
     }
 }
+
+#[test]
+fn lsf_rows_are_the_gaussian_convolved_model() {
+    let data = small_problem(21, 4);
+    let mut prep = prepare(&data, &settings()).expect("prepare");
+    let step = prep.grid.mean_step();
+    let sigma = 1.3 * step;
+    prep.visits[1].lsf_sigma = sigma;
+    let res = run(&prep, local::DEFAULT_KERNEL, &BasisCache::new());
+    let model = res.model.as_ref().expect("continuous model");
+    let v = &prep.visits[1];
+    let mut checked = 0;
+    let mut worst: f64 = 0.0;
+    for k in 0..v.x_rest.len() {
+        let pred = res.visits[1].prediction[k];
+        // Only pixels whose whole +-6 sigma window lies inside the data-covered grid.
+        let xs: Vec<f64> = (0..=600)
+            .map(|q| v.x_rest[k] + sigma * (f64::from(q) / 50.0 - 6.0))
+            .collect();
+        let f = model.eval(&xs);
+        if !pred.is_finite() || f.iter().any(|x| !x.is_finite()) {
+            continue;
+        }
+        // Trapezoid against the normal density (independent of the 5-point Gauss-Hermite rows).
+        let h = sigma / 50.0;
+        let mut conv = 0.0;
+        for (q, fq) in f.iter().enumerate() {
+            let z = (xs[q] - v.x_rest[k]) / sigma;
+            let wq = if q == 0 || q == 600 { 0.5 } else { 1.0 };
+            conv +=
+                wq * h * fq * (-0.5 * z * z).exp() / (sigma * (2.0 * std::f64::consts::PI).sqrt());
+        }
+        worst = worst.max((pred - conv * v.s[k]).abs());
+        checked += 1;
+    }
+    assert!(checked > 10, "too few pixels checked: {checked}");
+    assert!(
+        worst < 2e-3,
+        "LSF prediction differs from the convolved model by {worst:.2e}"
+    );
+    // Without the LSF the prediction is the plain model, which differs at the line.
+    let plain = run(
+        &prepare(&data, &settings()).expect("prepare"),
+        local::DEFAULT_KERNEL,
+        &BasisCache::new(),
+    );
+    let diff = plain.visits[1]
+        .prediction
+        .iter()
+        .zip(&res.visits[1].prediction)
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(diff > 1e-2, "the LSF changed nothing ({diff:.2e})");
+}

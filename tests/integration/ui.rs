@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use frizzview::app::{DialogKind, Dialogs, FrizzApp, SortKey, demo, visits_ui};
@@ -302,4 +303,99 @@ fn ui_icon_is_a_square_rgba_image() {
     let icon = frizzview::app::icon();
     assert_eq!(icon.rgba.len(), (icon.width * icon.height * 4) as usize);
     assert!(icon.rgba.chunks(4).any(|p| p == [255, 255, 255, 255]));
+}
+
+#[test]
+fn ui_remembered_settings_apply_to_data_of_the_same_survey() {
+    let mut remembered = frizzview::app::survey_defaults(frizzview::model::Survey::Apogee);
+    remembered.selection = SelectionMode::Ignore;
+    remembered.band_lags = 9;
+    let prefs = frizzview::app::Prefs {
+        settings: vec![(frizzview::model::Survey::Apogee, remembered)],
+        ..Default::default()
+    };
+    let mut app = FrizzApp::new(frizzview::engine::CombineEngine::inline(), Some(prefs));
+    app.set_dataset(demo::apogee_demo(2).expect("demo"), Vec::new(), None);
+    assert_eq!(app.settings.selection, SelectionMode::Ignore);
+    assert_eq!(app.settings.band_lags, 9);
+    assert_eq!(
+        app.settings.visits.len(),
+        2,
+        "per-visit settings follow the data"
+    );
+    // Another survey gets its own defaults.
+    let boss = demo::boss_demo_path().expect("demo file");
+    app.open_files(vec![boss]);
+    assert_eq!(
+        app.settings.selection,
+        frizzview::settings::Settings::default().selection
+    );
+}
+
+#[test]
+fn ui_apply_session_reopens_the_files_and_their_per_visit_settings() {
+    let boss = demo::boss_demo_path().expect("demo file");
+    let mut first = FrizzApp::inline(frizzview::model::Dataset::default());
+    first.open_files(vec![boss.clone()]);
+    first.settings.visits[2].include = false;
+    first.settings.visits[4].weight = 0.25;
+    let session = first.session();
+    assert_eq!(session.files, vec![boss]);
+
+    let mut second = FrizzApp::inline(frizzview::model::Dataset::default());
+    second.apply_session(session.clone());
+    assert_eq!(second.data.visits.len(), 7);
+    assert_eq!(second.settings, session.settings);
+
+    // A session whose per-visit list does not match the data keeps the global settings, resets
+    // the per-visit ones and says so.
+    let mut wrong = session;
+    wrong.settings.visits.truncate(2);
+    wrong.settings.band_lags = 11;
+    let mut third = FrizzApp::inline(frizzview::model::Dataset::default());
+    third.apply_session(wrong);
+    assert_eq!(third.settings.band_lags, 11);
+    assert_eq!(third.settings.visits.len(), 7);
+    assert!(third.settings.visits.iter().all(|v| v.include));
+    let last = third.messages.last().expect("a message");
+    assert!(last.error && last.text.contains("2 visits"), "{last:?}");
+}
+
+/// A file dropped on the window, as the integration would deliver it.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn ui_dropping_files_adds_visits_and_a_bad_drop_only_shows_a_message() {
+    let app = FrizzApp::inline(frizzview::model::Dataset::default());
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, app: &mut FrizzApp| app.show(ui), app);
+    h.run_steps(1);
+    let boss = demo::boss_demo_path().expect("demo file");
+    h.input_mut().dropped_files.push(Arc::new(Dropped(boss)));
+    h.run_steps(3);
+    assert_eq!(h.state().data.visits.len(), 7);
+    let r = result(&h);
+    assert_eq!(r.visits.len(), 7);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("broken.csv");
+    std::fs::write(&bad, "no,columns,here\n1,2\n").expect("write");
+    h.input_mut().dropped_files.push(Arc::new(Dropped(bad)));
+    h.run_steps(3);
+    assert_eq!(h.state().data.visits.len(), 7, "the session continues");
+    let last = h.state().messages.last().expect("a message").clone();
+    assert!(last.error && last.text.contains("broken.csv"), "{last:?}");
+    assert!(Arc::ptr_eq(&result(&h), &r));
 }

@@ -66,6 +66,10 @@ pub struct Segment {
     pub m: usize,
     /// Added to every diagonal element of the complex-basis normal matrix (absolute).
     pub ridge: f64,
+    /// A fixed straight line `(x_mid, a, b)`: `a + b (x - x_mid)` removed from the data (`wsy`
+    /// holds `w s (y - s line)`) and added back to the fit, so that the ridge shrinks the Fourier
+    /// part towards that line rather than towards zero. Zero line in compat mode.
+    pub baseline: (f64, f64, f64),
     /// Rest-frame ln lambda of the fitted pixels.
     pub x: Vec<f64>,
     /// w s^2 per fitted pixel.
@@ -79,6 +83,13 @@ impl Segment {
     #[must_use]
     pub fn phase(&self, x: f64) -> f64 {
         (x - self.x0) * self.scale
+    }
+
+    /// The baseline line at `x`.
+    #[must_use]
+    pub fn baseline_at(&self, x: f64) -> f64 {
+        let (xm, a, b) = self.baseline;
+        a + b * (x - xm)
     }
 }
 
@@ -131,6 +142,7 @@ pub fn plan(prep: &Prepared, fs: &ForwardSettings) -> Result<Plan, CombineError>
             scale: 0.0,
             m: 0,
             ridge: 0.0,
+            baseline: (lo, 0.0, 0.0),
             x: Vec::new(),
             ws2: Vec::new(),
             wsy: Vec::new(),
@@ -266,6 +278,7 @@ fn fixed_segments(
             scale: std::f64::consts::TAU / period,
             m,
             ridge: 0.0,
+            baseline: (0.5 * (grid[a] + grid[b]), 0.0, 0.0),
             x: sl.iter().map(|p| p.0).collect(),
             ws2: sl.iter().map(|p| p.1).collect(),
             wsy: sl.iter().map(|p| p.2).collect(),
@@ -273,9 +286,36 @@ fn fixed_segments(
         if let Some(s) = segs.last_mut() {
             let diag: f64 = s.ws2.iter().sum();
             s.ridge = RIDGE_REL * diag;
+            remove_baseline(s);
         }
     }
     Ok(segs)
+}
+
+/// Fit the weighted straight line `y ~ s (a + b (x - x_mid))` and remove it from `wsy`.
+fn remove_baseline(s: &mut Segment) {
+    let xm = s.baseline.0;
+    let (mut s0, mut s1, mut s2, mut r0, mut r1) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for i in 0..s.x.len() {
+        let t = s.x[i] - xm;
+        s0 += s.ws2[i];
+        s1 += s.ws2[i] * t;
+        s2 += s.ws2[i] * t * t;
+        r0 += s.wsy[i];
+        r1 += s.wsy[i] * t;
+    }
+    let det = s0 * s2 - s1 * s1;
+    let (a, b) = if det > 1e-12 * s0 * s2 && det.is_finite() {
+        ((r0 * s2 - r1 * s1) / det, (s0 * r1 - s1 * r0) / det)
+    } else if s0 > 0.0 {
+        (r0 / s0, 0.0)
+    } else {
+        (0.0, 0.0)
+    };
+    s.baseline = (xm, a, b);
+    for i in 0..s.x.len() {
+        s.wsy[i] -= s.ws2[i] * (a + b * (s.x[i] - xm));
+    }
 }
 
 /// The fast path's answer for one segment.
@@ -353,7 +393,11 @@ pub fn solve_segment(
         .iter()
         .map(|&x| seg.phase(x))
         .collect();
-    let flux = nufft::type2(&coef, &u_out).iter().map(|z| z.re).collect();
+    let flux = nufft::type2(&coef, &u_out)
+        .iter()
+        .zip(&grid[seg.out.clone()])
+        .map(|(z, &x)| z.re + seg.baseline_at(x))
+        .collect();
     let n = u_out.len();
     let h = if n > 1 {
         (u_out[n - 1] - u_out[0]) / (n - 1) as f64
@@ -404,6 +448,7 @@ struct SegModel {
     x0: f64,
     scale: f64,
     coef: Vec<Complex64>,
+    baseline: (f64, f64, f64),
 }
 
 impl FourierModel {
@@ -428,8 +473,9 @@ impl FourierModel {
                 s.coef.clone()
             };
             let v = nufft::type2(&c, &u);
+            let (xm, a, b) = s.baseline;
             for (&i, z) in idx.iter().zip(&v) {
-                out[i] = z.re;
+                out[i] = z.re + if deriv { b } else { a + b * (x[i] - xm) };
             }
         }
         out
@@ -504,6 +550,7 @@ pub fn fit(
             x0: s.x0,
             scale: s.scale,
             coef: sol.coef.clone(),
+            baseline: s.baseline,
         });
     }
     // Pixel pairs in different segments are independent fits: covariance 0.
