@@ -540,6 +540,15 @@ impl BasisCache {
         }
     }
 
+    /// The process-wide cache that [`fit`] uses, so that repeated combinations of the same visits
+    /// (the window's live recomputations, extension rounds) re-use kernel evaluations without
+    /// plumbing a cache through every caller. Entries unused for two fits are evicted.
+    #[must_use]
+    pub fn shared() -> &'static Self {
+        static SHARED: std::sync::OnceLock<BasisCache> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Self::new)
+    }
+
     /// Lookups answered from the cache so far.
     #[must_use]
     pub fn hits(&self) -> usize {
@@ -673,7 +682,7 @@ impl Default for LocalOptions {
     }
 }
 
-/// Fit the local-basis forward model (default kernel, a throw-away cache).
+/// Fit the local-basis forward model (default kernel, the process-wide [`BasisCache::shared`]).
 pub fn fit(
     prep: &Prepared,
     fs: &ForwardSettings,
@@ -681,7 +690,7 @@ pub fn fit(
     cancel: &Cancel,
     warnings: &mut Vec<Warning>,
 ) -> Result<MethodResult, CombineError> {
-    fit_with_cache(prep, fs, lags, cancel, warnings, &BasisCache::new())
+    fit_with_cache(prep, fs, lags, cancel, warnings, BasisCache::shared())
 }
 
 /// Fit the local-basis forward model re-using per-visit kernel evaluations from `cache`.

@@ -178,11 +178,22 @@ fn meta_from_cards(meta: &mut VisitMeta, cards: &[(String, String)]) {
     }
     meta.jd = num("JD-MID").or_else(|| num("JD"));
     meta.snr = num("SNR");
-    meta.object = get("OBJID").or_else(|| get("OBJECT")).filter(|s| !s.is_empty());
+    meta.object = get("OBJID")
+        .or_else(|| get("OBJECT"))
+        .filter(|s| !s.is_empty());
 }
 
 const CARDS: &[&str] = &[
-    "VRAD", "VREL", "BC", "VHELIO", "V_TRUE_KMS", "JD-MID", "JD", "SNR", "OBJID", "OBJECT",
+    "VRAD",
+    "VREL",
+    "BC",
+    "VHELIO",
+    "V_TRUE_KMS",
+    "JD-MID",
+    "JD",
+    "SNR",
+    "OBJID",
+    "OBJECT",
 ];
 
 fn fits_cards(f: &mut FitsFile, hdu: &fitsio::hdu::FitsHdu) -> Vec<(String, String)> {
@@ -459,7 +470,11 @@ pub fn read_text(path: &Path) -> Result<Dataset, LoadError> {
             return Err(LoadError::invalid(
                 path,
                 format!("line {}", ln + 1),
-                format!("has {} fields, the header has {}", fields.len(), names.len()),
+                format!(
+                    "has {} fields, the header has {}",
+                    fields.len(),
+                    names.len()
+                ),
             ));
         }
         let num = |i: usize| -> Result<f64, LoadError> {
@@ -497,7 +512,12 @@ pub fn read_text(path: &Path) -> Result<Dataset, LoadError> {
         };
         let c = &mut groups[gi].1;
         c.wave.push(num(wi)?);
-        for (idx, slot) in [(fi, &mut c.flux), (ii, &mut c.ivar), (ei, &mut c.error), (si, &mut c.selection)] {
+        for (idx, slot) in [
+            (fi, &mut c.flux),
+            (ii, &mut c.ivar),
+            (ei, &mut c.error),
+            (si, &mut c.selection),
+        ] {
             if let (Some(i), Some(v)) = (idx, slot.as_mut()) {
                 v.push(num(i)?);
             }

@@ -7,9 +7,15 @@
 //! built in every harness frame but only on demand in the real window, so these figures are an
 //! upper bound of the CPU part of a frame.
 //!
+//! Besides wall time, each frame's on-CPU time is read from `/proc/thread-self/schedstat` (Linux):
+//! on a shared machine the wall time mostly measures waiting for a core, the on-CPU time does
+//! not (it is updated at scheduler ticks, so it is coarse for frames under a few ms).
+//!
 //! The measurements are `#[ignore]`d (timing depends on the machine and the profile); run them
-//! with `cargo test --release --test integration frametime -- --ignored --nocapture`. The
-//! ordinary test run only checks that the harness itself works on a few frames.
+//! in the `frametime` profile (Cargo.toml: egui, epaint, egui_plot, this crate and the numerics
+//! at release optimisation, the rest as in dev; a fraction of a release build's time):
+//! `cargo test --profile frametime --test integration frametime -- --ignored --nocapture`
+//! (`--release` works too). The ordinary test run only checks that the harness works.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -290,7 +296,7 @@ fn frametime_harness_drags_the_main_shift_slider() {
 
 /// Issue 5: 30 APOGEE-like visits, the shift slider dragged for 600 frames.
 #[test]
-#[ignore = "measurement: run with --release --ignored --nocapture"]
+#[ignore = "measurement: run with --profile frametime --ignored --nocapture"]
 fn frametime_main_window_shift_drag_30_apogee_visits() {
     let r = drag_main_shift_slider(30, 600, 120.0);
     println!(
@@ -302,14 +308,14 @@ fn frametime_main_window_shift_drag_30_apogee_visits() {
 
 /// The same window without input: what drawing 30 visits costs per frame.
 #[test]
-#[ignore = "measurement: run with --release --ignored --nocapture"]
+#[ignore = "measurement: run with --profile frametime --ignored --nocapture"]
 fn frametime_main_window_idle_30_apogee_visits() {
     let r = main_window_frames(30, 200, None);
     println!("main window, 30 APOGEE-like visits, no input: {}", r.frames);
 }
 
 #[test]
-#[ignore = "measurement: run with --release --ignored --nocapture"]
+#[ignore = "measurement: run with --profile frametime --ignored --nocapture"]
 fn frametime_teaching_slider_drag() {
     let s = drag_teaching_slider(300);
     println!("teaching panel, velocity slider dragged: {s}");

@@ -107,9 +107,9 @@ pub fn fit_forward(
     }
     if fs.basis == Basis::Local {
         // Rounds that change only weights or normalizations re-use the kernel evaluations.
-        let cache = super::local::BasisCache::new();
+        let cache = super::local::BasisCache::shared();
         let solve = |p: &Prepared, c: &Cancel, w: &mut Vec<Warning>| {
-            super::local::fit_with_cache(p, fs, settings.band_lags, c, w, &cache)
+            super::local::fit_with_cache(p, fs, settings.band_lags, c, w, cache)
         };
         return fit_with(prep, &settings.extensions, &solve, cancel, warnings);
     }
