@@ -20,15 +20,16 @@ use egui_plot::{HLine, Legend, Line, LineStyle, Plot, PlotPoints, Points};
 
 use crate::combine::{Cancel, combine};
 use crate::engine::Worker;
+use crate::experiment;
 use crate::model::VelocityKind;
 use crate::settings::{
     Basis, ForwardSettings, GridSpec, Interpolator, SelectionMode, Settings, ShiftSource,
     StandardMask, StandardSettings, Weighting,
 };
-use crate::synth::paper::{self, PaperParams, PaperTruth};
+use crate::synth::paper::{self, PaperParams};
 
 /// Number of covariance lags in the noise figure (0..=11, as in the paper).
-pub const NOISE_LAGS: usize = 12;
+pub const NOISE_LAGS: usize = experiment::NOISE_LAGS;
 
 /// Colour of the forward model (Frizzle) in every teaching figure.
 const FORWARD_COLOR: egui::Color32 = egui::Color32::from_rgb(31, 119, 180);
@@ -283,16 +284,9 @@ pub struct NoiseCurves {
     pub forward: ForwardChoice,
 }
 
-/// One trial's lag products and predicted-variance sum.
-struct TrialStats {
-    forward: Vec<(f64, usize)>,
-    standard: Vec<(f64, usize)>,
-    var_sum: f64,
-    var_n: usize,
-}
-
-/// Repeat the noise test: same truth, `trials` new noise realisations (seeds `seed..seed+trials`),
-/// both methods. `progress` is called with the number of finished trials.
+/// Repeat the noise test ([`crate::experiment::noise_experiment_with`]): same truth, `trials`
+/// new noise realisations (seeds `seed..seed+trials`), both methods on the paper's grids, the
+/// forward model as chosen. `progress` is called with the number of finished trials.
 pub fn run_noise(
     params: &TeachingParams,
     forward: ForwardChoice,
@@ -300,68 +294,18 @@ pub fn run_noise(
     cancel: &Cancel,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<NoiseCurves, String> {
-    use rayon::prelude::*;
-    if trials == 0 {
-        return Err("the number of trials must be positive".into());
+    let mut settings = experiment::experiment_settings(params);
+    if let Some(f) = settings.forward.as_mut() {
+        f.forward = Some(forward.settings());
     }
-    params.validate()?;
-    let shared_truth = PaperTruth::new(params);
-    let settings = teaching_settings(params, forward);
-    let done = AtomicUsize::new(0);
-    let per_trial = (0..trials)
-        .into_par_iter()
-        .map(|t| -> Result<_, String> {
-            cancel.check().map_err(|e| e.to_string())?;
-            let p = PaperParams {
-                seed: params.seed.wrapping_add(t as u64),
-                ..params.clone()
-            };
-            let data = paper::generate_with_truth(&p, &shared_truth)?;
-            let truth = data
-                .truth
-                .as_ref()
-                .ok_or_else(|| "the generator returned no truth".to_owned())?;
-            let c = combine(&data, &settings, cancel).map_err(|e| e.to_string())?;
-            let (Some(f), Some(s)) = (c.forward, c.standard) else {
-                return Err("a method returned no result".into());
-            };
-            let rf: Vec<f64> = f.flux.iter().zip(&truth.flux).map(|(a, b)| a - b).collect();
-            let rs: Vec<f64> = s.flux.iter().zip(&truth.flux).map(|(a, b)| a - b).collect();
-            let var: Vec<f64> = f.var.iter().copied().filter(|v| v.is_finite()).collect();
-            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            progress(n);
-            Ok(TrialStats {
-                forward: lag_products(&rf, NOISE_LAGS),
-                standard: lag_products(&rs, NOISE_LAGS),
-                var_sum: var.iter().sum::<f64>(),
-                var_n: var.len(),
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    // Pool the pairs of every trial (a weighted mean of the per-trial means).
-    let pool = |pick: fn(&TrialStats) -> &[(f64, usize)]| -> Vec<f64> {
-        (0..NOISE_LAGS)
-            .map(|lag| {
-                let (s, n) = per_trial.iter().fold((0.0, 0usize), |(s, n), t| {
-                    let (m, c) = pick(t)[lag];
-                    if c > 0 {
-                        (s + m * c as f64, n + c)
-                    } else {
-                        (s, n)
-                    }
-                });
-                if n > 0 { s / n as f64 } else { f64::NAN }
-            })
-            .collect()
-    };
-    let (vs, vn) = per_trial
-        .iter()
-        .fold((0.0, 0usize), |(s, n), t| (s + t.var_sum, n + t.var_n));
+    let r =
+        experiment::noise_experiment_with(params, &settings, trials, params.seed, cancel, progress)
+            .map_err(|e| e.to_string())?;
     Ok(NoiseCurves {
-        forward_cov: pool(|t| &t.forward),
-        standard_cov: pool(|t| &t.standard),
-        predicted_var: if vn > 0 { vs / vn as f64 } else { f64::NAN },
-        trials,
+        forward_cov: r.forward.cov,
+        standard_cov: r.standard.cov,
+        predicted_var: r.forward.predicted_var.unwrap_or(f64::NAN),
+        trials: r.trials,
         params: params.clone(),
         forward,
     })
