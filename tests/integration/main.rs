@@ -1,5 +1,8 @@
 //! The integration tests: one binary, one module per area.
 
+// Tests may unwrap: a panic is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
 mod cli;
 mod engine;
 mod experiment;
