@@ -136,6 +136,9 @@ fn lag_sums(r: &[f64]) -> [(f64, usize); NOISE_LAGS] {
     out
 }
 
+/// One method's residuals and predicted variances in one trial (edges trimmed).
+type MethodTrial = (Vec<f64>, Vec<f64>);
+
 struct Trial {
     forward: [(f64, usize); NOISE_LAGS],
     standard: [(f64, usize); NOISE_LAGS],
@@ -189,7 +192,7 @@ pub fn noise_experiment_with(
             // One method on its own grid: residual against the truth there, and its variance.
             let run = |which: &Option<Settings>,
                        forward: bool|
-             -> Result<Option<(Vec<f64>, Vec<f64>)>, CombineError> {
+             -> Result<Option<MethodTrial>, CombineError> {
                 let Some(base) = which else {
                     return Ok(None);
                 };
