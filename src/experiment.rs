@@ -274,7 +274,7 @@ mod tests {
         let s = lag_sums(&r);
         assert_eq!(s[0], (14.0, 3));
         assert_eq!(s[1], (2.0, 1));
-        assert_eq!(s[2], (3.0, 1));
+        assert_eq!(s[2], (6.0, 1)); // (r1, r3) = 2 * 3; (r0, r2) has a NaN
         assert_eq!(s[3], (3.0, 1));
         assert_eq!(s[4], (0.0, 0));
     }

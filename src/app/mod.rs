@@ -1,14 +1,1023 @@
 //! The eframe window (feature `gui`). The only module that imports egui.
+//!
+//! Immediate mode over an immutable store (style.md H2): the loaded [`Dataset`] is an
+//! `Arc` replaced on load; every frame the widgets edit one [`Settings`] value, and when it differs
+//! from the last submitted one it goes to the [`CombineEngine`] (a worker thread). Results come
+//! back as owned values; the plots keep the last result until a newer one arrives.
+//!
+//! Files: `options_ui.rs` (the settings panel), `visits_ui.rs` (the visit table), `plot_ui.rs`
+//! (spectra, exposures, noise correlation, decimation), `demo.rs`, `files.rs` (loading, session).
 
+pub mod demo;
+pub mod files;
+pub mod options_ui;
+pub mod plot_ui;
 pub mod teaching;
+pub mod visits_ui;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eframe::egui;
+
+use crate::combine::{CombineError, Combined};
+use crate::engine::CombineEngine;
+use crate::model::{Dataset, Survey, mask};
+use crate::settings::{GridSpec, Settings, VisitSetting};
+
+use demo::Demo;
+
+/// Persistence key of the window's preferences.
+const PREFS_KEY: &str = "frizzview-prefs";
 
 /// Open the window on `files` (or a demo) and run until it closes.
+///
+/// With `screenshot`, the window saves its own frame to that PNG once the first result has been
+/// drawn, then closes.
 pub fn run(
-    _files: Vec<PathBuf>,
-    _demo: Option<String>,
-    _screenshot: Option<PathBuf>,
+    files: Vec<PathBuf>,
+    demo: Option<String>,
+    screenshot: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("the window is not implemented yet")
+    let demo = match demo {
+        Some(name) => Some(Demo::parse(&name)?),
+        None if files.is_empty() => Some(Demo::Apogee),
+        None => None,
+    };
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1400.0, 900.0])
+            .with_min_inner_size([800.0, 500.0])
+            .with_title("frizzview")
+            .with_icon(Arc::new(icon()))
+            .with_drag_and_drop(true),
+        // Explicit: test builds also compile wgpu, which would otherwise win (stack.md P2).
+        renderer: eframe::Renderer::Glow,
+        // Screenshots must not depend on the previous run's layout.
+        persist_window: screenshot.is_none(),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "frizzview",
+        options,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let wake: crate::engine::WakeFn = Arc::new(move || ctx.request_repaint());
+            let engine = CombineEngine::threaded(Some(wake))?;
+            let prefs = if screenshot.is_some() {
+                None
+            } else {
+                cc.storage
+                    .and_then(|s| eframe::get_value::<Prefs>(s, PREFS_KEY))
+            };
+            let mut app = FrizzApp::new(engine, prefs);
+            app.dialogs = Dialogs::Native;
+            app.screenshot = screenshot.map(ScreenshotJob::new);
+            match demo {
+                Some(d) => app.open_demo(d),
+                None => app.open_files(files),
+            }
+            if let Ok(spec) = std::env::var("FRIZZVIEW_VIEW") {
+                app.apply_view_spec(&spec);
+            }
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+/// Which panel fills the centre.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Tab {
+    /// Combined spectrum and exposures.
+    Spectra,
+    /// Noise correlation against lag.
+    Noise,
+    /// The teaching panel (the paper's experiments, live).
+    Teaching,
+}
+
+/// The frame exposures are drawn in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DrawFrame {
+    /// As observed.
+    Observed,
+    /// Shifted to the rest frame by the velocity in use.
+    Rest,
+}
+
+/// How exposures are arranged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ExposureLayout {
+    /// One above the other with an offset.
+    Stacked,
+    /// On top of each other.
+    Overlaid,
+    /// Only the selected visit.
+    Single,
+}
+
+/// How the second method is shown against the forward model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Compare {
+    /// Both curves in one plot.
+    Overlay,
+    /// The difference standard - forward in its own plot.
+    Difference,
+}
+
+/// Column the visit table is sorted by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SortKey {
+    /// Dataset order.
+    Index,
+    /// Name.
+    Name,
+    /// Velocity in use.
+    Shift,
+    /// Signal-to-noise ratio.
+    Snr,
+    /// chi^2/nu against the forward model.
+    Chi2,
+    /// Bad-pixel count.
+    Bad,
+}
+
+/// View options, remembered between runs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ViewOptions {
+    /// Central tab.
+    pub tab: Tab,
+    /// Exposure frame.
+    pub frame: DrawFrame,
+    /// Exposure arrangement.
+    pub layout: ExposureLayout,
+    /// Second-method display.
+    pub compare: Compare,
+    /// Draw 1-sigma uncertainty bands.
+    pub show_uncertainty: bool,
+    /// Draw each visit's model prediction.
+    pub show_model: bool,
+    /// Mark masked pixels.
+    pub show_masked: bool,
+    /// Show the residual plot.
+    pub show_residuals: bool,
+    /// Draw the truth / pipeline coadd when the dataset has one.
+    pub show_reference: bool,
+    /// Visit table sort column.
+    pub sort: SortKey,
+    /// Sort descending.
+    pub sort_descending: bool,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        Self {
+            tab: Tab::Spectra,
+            frame: DrawFrame::Rest,
+            layout: ExposureLayout::Stacked,
+            compare: Compare::Overlay,
+            show_uncertainty: true,
+            show_model: true,
+            show_masked: true,
+            show_residuals: true,
+            show_reference: true,
+            sort: SortKey::Index,
+            sort_descending: false,
+        }
+    }
+}
+
+/// What the window remembers between runs (eframe persistence).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Prefs {
+    /// View options.
+    pub view: ViewOptions,
+    /// The last settings used per survey (per-visit entries dropped).
+    pub settings: Vec<(Survey, Settings)>,
+}
+
+/// What a file dialog is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialogKind {
+    /// Add visit files.
+    OpenFiles,
+    /// Open a session file.
+    OpenSession,
+    /// Save the session.
+    SaveSession,
+    /// Export the result (FITS / CSV / npz by extension).
+    Export,
+    /// Save a PNG of the window.
+    SavePng,
+}
+
+/// A file chooser that tests can replace: returns the chosen paths (empty = cancelled).
+pub type Chooser = Box<dyn FnMut(DialogKind) -> Vec<PathBuf> + Send>;
+
+/// How file dialogs are shown.
+pub enum Dialogs {
+    /// rfd dialogs on a helper thread (the UI keeps running).
+    Native,
+    /// An injected chooser, called synchronously (tests; never reaches rfd).
+    Injected(Chooser),
+    /// No dialogs: the buttons report that none is available.
+    Disabled,
+}
+
+/// A screenshot requested from the command line.
+#[derive(Debug)]
+pub struct ScreenshotJob {
+    path: PathBuf,
+    /// Frames drawn since the first result arrived.
+    frames_after_result: u32,
+    /// Frames drawn in total (fallback if no result ever arrives).
+    frames: u32,
+    requested: bool,
+    done: Arc<Mutex<Option<Result<(), String>>>>,
+}
+
+impl ScreenshotJob {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            frames_after_result: 0,
+            frames: 0,
+            requested: false,
+            done: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+/// One message in the status bar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// Text.
+    pub text: String,
+    /// True for errors (red), false for information.
+    pub error: bool,
+}
+
+/// The application state; [`FrizzApp::show`] draws everything.
+pub struct FrizzApp {
+    /// The loaded visits (replaced, never mutated).
+    pub data: Arc<Dataset>,
+    /// Changes whenever `data` does (cache key for the engine).
+    pub data_key: u64,
+    /// Files the dataset came from.
+    pub files: Vec<PathBuf>,
+    /// The demo that is open, if any.
+    pub demo: Option<Demo>,
+    /// The settings the widgets edit.
+    pub settings: Settings,
+    /// View options.
+    pub view: ViewOptions,
+    /// Settings remembered per survey.
+    remembered: Vec<(Survey, Settings)>,
+    /// The index of the visit shown in "single" layout and highlighted elsewhere.
+    pub selected_visit: usize,
+    engine: CombineEngine,
+    submitted: Option<Settings>,
+    /// The newest result (kept until a newer one arrives).
+    pub result: Option<Arc<Combined>>,
+    /// The error of the newest request, if it failed.
+    pub error: Option<String>,
+    /// How long the shown result took, and whether it came from the cache.
+    pub last_elapsed: Option<(Duration, bool)>,
+    /// Messages (bad files, exports, ...), newest last.
+    pub messages: Vec<Message>,
+    /// File dialogs.
+    pub dialogs: Dialogs,
+    dialog_rx: Option<(DialogKind, mpsc::Receiver<Vec<PathBuf>>)>,
+    /// A pending x-range to apply to the linked plots (segment jump), in Angstrom.
+    pub(crate) jump_to: Option<(f64, f64)>,
+    /// Reset the plots' bounds on the next frame.
+    pub(crate) reset_view: bool,
+    png_request: Option<PathBuf>,
+    screenshot: Option<ScreenshotJob>,
+    /// Cached plotting data for the dataset.
+    pub(crate) curves: plot_ui::DatasetCurves,
+    /// The teaching panel, created when its tab is first opened.
+    pub teaching: Option<teaching::TeachingPanel>,
+}
+
+impl std::fmt::Debug for FrizzApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrizzApp")
+            .field("visits", &self.data.visits.len())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FrizzApp {
+    /// An empty window using `engine`, with remembered preferences if any.
+    #[must_use]
+    pub fn new(engine: CombineEngine, prefs: Option<Prefs>) -> Self {
+        let prefs = prefs.unwrap_or_default();
+        Self {
+            data: Arc::new(Dataset::default()),
+            data_key: 0,
+            files: Vec::new(),
+            demo: None,
+            settings: Settings::default(),
+            view: prefs.view,
+            remembered: prefs.settings,
+            selected_visit: 0,
+            engine,
+            submitted: None,
+            result: None,
+            error: None,
+            last_elapsed: None,
+            messages: Vec::new(),
+            dialogs: Dialogs::Disabled,
+            dialog_rx: None,
+            jump_to: None,
+            reset_view: false,
+            png_request: None,
+            screenshot: None,
+            curves: plot_ui::DatasetCurves::default(),
+            teaching: None,
+        }
+    }
+
+    /// A window on `data` that computes synchronously (tests).
+    #[must_use]
+    pub fn inline(data: Dataset) -> Self {
+        let mut app = Self::new(CombineEngine::inline(), None);
+        app.set_dataset(data, Vec::new(), None);
+        app
+    }
+
+    /// Replace the dataset (files or a demo) and reset per-visit settings.
+    pub fn set_dataset(&mut self, data: Dataset, files: Vec<PathBuf>, demo: Option<Demo>) {
+        let survey = data.survey;
+        let mut settings = self
+            .remembered
+            .iter()
+            .find(|(s, _)| *s == survey)
+            .map_or_else(|| survey_defaults(survey), |(_, s)| s.clone());
+        settings.visits = vec![VisitSetting::default(); data.visits.len()];
+        self.settings = settings;
+        self.curves = plot_ui::DatasetCurves::new(&data);
+        self.data = Arc::new(data);
+        self.data_key += 1;
+        self.files = files;
+        self.demo = demo;
+        self.selected_visit = 0;
+        self.result = None;
+        self.error = None;
+        self.submitted = None;
+        self.reset_view = true;
+    }
+
+    /// Add visits to the current dataset, keeping settings of the visits already there.
+    fn add_dataset(&mut self, more: Dataset, files: Vec<PathBuf>) {
+        if self.data.visits.is_empty() || self.demo.is_some() {
+            self.set_dataset(more, files, None);
+            return;
+        }
+        let mut settings = self.settings.clone();
+        settings
+            .visits
+            .resize(self.data.visits.len(), VisitSetting::default());
+        settings.visits.extend(std::iter::repeat_n(
+            VisitSetting::default(),
+            more.visits.len(),
+        ));
+        let merged = files::merged(&self.data, more);
+        self.curves = plot_ui::DatasetCurves::new(&merged);
+        self.data = Arc::new(merged);
+        self.data_key += 1;
+        self.files.extend(files);
+        self.settings = settings;
+        self.submitted = None;
+    }
+
+    /// Open a demo; a failure becomes a message.
+    pub fn open_demo(&mut self, demo: Demo) {
+        match demo.load() {
+            Ok(data) => self.set_dataset(data, Vec::new(), Some(demo)),
+            Err(e) => self.report_error(format!("cannot open the {} demo: {e:#}", demo.name())),
+        }
+    }
+
+    /// Open files as a new dataset; each file that fails becomes a message naming it.
+    pub fn open_files(&mut self, paths: Vec<PathBuf>) {
+        self.load_and_add(paths, true);
+    }
+
+    fn load_and_add(&mut self, paths: Vec<PathBuf>, replace: bool) {
+        if paths.is_empty() {
+            return;
+        }
+        // Load all together first (one star, consistent metadata); if that fails, file by file so
+        // one bad file does not block the others.
+        let (data, ok_files) = match files::load_paths(&paths) {
+            Ok(d) => (Some(d), paths),
+            Err(_) => {
+                let mut data: Option<Dataset> = None;
+                let mut ok = Vec::new();
+                for p in &paths {
+                    match files::load_paths(std::slice::from_ref(p)) {
+                        Ok(d) => {
+                            data = Some(match data {
+                                Some(prev) => files::merged(&prev, d),
+                                None => d,
+                            });
+                            ok.push(p.clone());
+                        }
+                        Err(e) => self.report_error(format!("{e:#}")),
+                    }
+                }
+                (data, ok)
+            }
+        };
+        if let Some(d) = data {
+            let n = d.visits.len();
+            if replace {
+                self.set_dataset(d, ok_files, None);
+            } else {
+                self.add_dataset(d, ok_files);
+            }
+            self.report_info(format!("loaded {n} visit(s)"));
+        }
+    }
+
+    /// Show an error in the status bar (and log it once).
+    pub fn report_error(&mut self, text: String) {
+        log::error!("{text}");
+        self.messages.push(Message { text, error: true });
+    }
+
+    fn report_info(&mut self, text: String) {
+        self.messages.push(Message { text, error: false });
+    }
+
+    /// The session as saved to a file.
+    #[must_use]
+    pub fn session(&self) -> files::Session {
+        files::Session {
+            version: 1,
+            files: self.files.clone(),
+            demo: self.demo,
+            settings: self.settings.clone(),
+        }
+    }
+
+    /// Reopen a session: its data, then its settings.
+    pub fn apply_session(&mut self, session: files::Session) {
+        match session.demo {
+            Some(d) => self.open_demo(d),
+            None => self.open_files(session.files.clone()),
+        }
+        if session.settings.visits.len() == self.data.visits.len() {
+            self.settings = session.settings;
+        } else {
+            self.report_error(format!(
+                "the session has settings for {} visits but {} were loaded; per-visit settings reset",
+                session.settings.visits.len(),
+                self.data.visits.len()
+            ));
+            let mut s = session.settings;
+            s.visits = vec![VisitSetting::default(); self.data.visits.len()];
+            self.settings = s;
+        }
+    }
+
+    /// Apply a view description (used to script screenshots through `FRIZZVIEW_VIEW`):
+    /// comma-separated `x=LO:HI` (Angstrom), `layout=stacked|overlaid|single`, `visit=N`
+    /// (1-based), `frame=rest|observed`, `tab=spectra|noise|teaching`, `compare=overlay|difference`,
+    /// `standard=on|off`. Unknown items become a message.
+    pub fn apply_view_spec(&mut self, spec: &str) {
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (key, value) = item.split_once('=').unwrap_or((item, ""));
+            let ok = match (key, value) {
+                ("x", v) => v
+                    .split_once(':')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                    .map(|r| self.jump_to = Some(r))
+                    .is_some(),
+                ("layout", "stacked") => set(&mut self.view.layout, ExposureLayout::Stacked),
+                ("layout", "overlaid") => set(&mut self.view.layout, ExposureLayout::Overlaid),
+                ("layout", "single") => set(&mut self.view.layout, ExposureLayout::Single),
+                ("frame", "rest") => set(&mut self.view.frame, DrawFrame::Rest),
+                ("frame", "observed") => set(&mut self.view.frame, DrawFrame::Observed),
+                ("tab", "spectra") => set(&mut self.view.tab, Tab::Spectra),
+                ("tab", "noise") => set(&mut self.view.tab, Tab::Noise),
+                ("tab", "teaching") => set(&mut self.view.tab, Tab::Teaching),
+                ("compare", "overlay") => set(&mut self.view.compare, Compare::Overlay),
+                ("compare", "difference") => set(&mut self.view.compare, Compare::Difference),
+                ("standard", "off") => set(&mut self.settings.standard, None),
+                ("standard", "on") => set(
+                    &mut self.settings.standard,
+                    Some(crate::settings::StandardSettings::default()),
+                ),
+                ("visit", v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .map(|n| self.selected_visit = n - 1)
+                    .is_some(),
+                _ => false,
+            };
+            if !ok {
+                self.report_error(format!("FRIZZVIEW_VIEW: cannot apply '{item}'"));
+            }
+        }
+    }
+
+    /// Whether the newest settings have been computed.
+    #[must_use]
+    pub fn is_computing(&self) -> bool {
+        self.engine.is_busy()
+    }
+
+    /// Engine bookkeeping: take results, submit changed settings. Called at the start of a frame.
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        while let Some(done) = self.engine.poll() {
+            if done.value.data_key != self.data_key {
+                continue;
+            }
+            match done.value.result {
+                Ok(c) => {
+                    self.result = Some(c);
+                    self.error = None;
+                    let cached = done.value.cached.is_some();
+                    self.last_elapsed = Some((done.value.cached.unwrap_or(done.elapsed), cached));
+                }
+                Err(CombineError::Cancelled) => {}
+                Err(e) => {
+                    if done.generation == self.engine.latest_generation() {
+                        log::warn!("combination failed: {e}");
+                        self.error = Some(e.to_string());
+                    }
+                }
+            }
+        }
+        if self.data.visits.is_empty() {
+            return;
+        }
+        if self.submitted.as_ref() != Some(&self.settings) {
+            // While a slider is dragged, let the running job finish instead of cancelling it on
+            // every frame: results then arrive at the compute rate and the drag feels continuous.
+            let dragging = ctx.dragged_id().is_some();
+            if !(dragging && self.engine.is_busy()) {
+                self.engine
+                    .submit(Arc::clone(&self.data), self.data_key, self.settings.clone());
+                self.submitted = Some(self.settings.clone());
+            }
+        }
+    }
+
+    /// Draw the whole window into `ui` (also the entry point of UI tests).
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.logic(&ctx);
+        self.handle_dropped_files(&ctx);
+        self.poll_dialog();
+
+        egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        // The teaching panel has its own controls; the combination settings would only confuse.
+        if self.view.tab != Tab::Teaching {
+            egui::Panel::left("options")
+                .resizable(true)
+                .default_size(290.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| options_ui::options_ui(self, ui));
+                });
+        }
+        egui::CentralPanel::default().show(ui, |ui| match self.view.tab {
+            Tab::Spectra => {
+                egui::Panel::top("visits")
+                    .resizable(true)
+                    .default_size(190.0)
+                    .show(ui, |ui| visits_ui::visits_ui(self, ui));
+                plot_ui::spectra_ui(self, ui);
+            }
+            Tab::Noise => plot_ui::noise_ui(self, ui),
+            Tab::Teaching => {
+                let threaded = self.engine.is_threaded();
+                self.teaching
+                    .get_or_insert_with(|| {
+                        if threaded {
+                            teaching::TeachingPanel::new()
+                        } else {
+                            teaching::TeachingPanel::inline()
+                        }
+                    })
+                    .ui(ui);
+            }
+        });
+
+        self.screenshots(&ctx);
+        if self.engine.is_busy() && !self.engine.is_threaded() {
+            ctx.request_repaint();
+        }
+    }
+
+    fn menu_ui(&mut self, ui: &mut egui::Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("Open files…").clicked() {
+                    self.start_dialog(DialogKind::OpenFiles);
+                }
+                if ui.button("Open session…").clicked() {
+                    self.start_dialog(DialogKind::OpenSession);
+                }
+                if ui.button("Save session…").clicked() {
+                    self.start_dialog(DialogKind::SaveSession);
+                }
+                ui.separator();
+                if ui.button("Export result…").clicked() {
+                    self.start_dialog(DialogKind::Export);
+                }
+                if ui.button("Save PNG of the window…").clicked() {
+                    self.start_dialog(DialogKind::SavePng);
+                }
+            });
+            ui.menu_button("Demo", |ui| {
+                if ui.button("Synthetic APOGEE star").clicked() {
+                    self.open_demo(Demo::Apogee);
+                }
+                if ui.button("Real BOSS star").clicked() {
+                    self.open_demo(Demo::Boss);
+                }
+            });
+            ui.separator();
+            ui.selectable_value(&mut self.view.tab, Tab::Spectra, "Spectra");
+            ui.selectable_value(&mut self.view.tab, Tab::Noise, "Noise correlation");
+            ui.selectable_value(&mut self.view.tab, Tab::Teaching, "Teaching");
+            ui.separator();
+            ui.label(egui::RichText::new(&self.data.name).strong());
+        });
+    }
+
+    fn status_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            if self.engine.is_busy() {
+                ui.spinner();
+                ui.label("computing…");
+            }
+            if let Some(c) = &self.result {
+                let mut what = Vec::new();
+                if c.forward.is_some() {
+                    what.push("forward model");
+                }
+                if c.standard.is_some() {
+                    what.push("standard practice");
+                }
+                let used = c.visits.iter().filter(|v| v.included).count();
+                let mut text = format!(
+                    "{} of {used}/{} visits on {} px",
+                    what.join(" + "),
+                    c.visits.len(),
+                    c.grid.len()
+                );
+                if let Some((t, cached)) = self.last_elapsed {
+                    text += &format!(
+                        ", computed in {:.0} ms{}",
+                        t.as_secs_f64() * 1e3,
+                        if cached { " (cached)" } else { "" }
+                    );
+                }
+                if let Some(cond) = c.forward.as_ref().and_then(|f| f.condition) {
+                    text += &format!(", condition {cond:.1e}");
+                }
+                ui.label(text);
+                if !c.warnings.is_empty() {
+                    let n = c.warnings.len();
+                    ui.label(
+                        egui::RichText::new(format!("{n} warning(s)"))
+                            .color(ui.visuals().warn_fg_color),
+                    )
+                    .on_hover_text(
+                        c.warnings
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    );
+                }
+            }
+            if let Some(e) = &self.error {
+                ui.label(
+                    egui::RichText::new(format!("error: {e}")).color(ui.visuals().error_fg_color),
+                );
+            }
+            if let Some(m) = self.messages.last() {
+                let color = if m.error {
+                    ui.visuals().error_fg_color
+                } else {
+                    ui.visuals().text_color()
+                };
+                ui.separator();
+                ui.label(egui::RichText::new(&m.text).color(color));
+                if ui.small_button("clear").clicked() {
+                    self.messages.clear();
+                }
+            }
+        });
+    }
+
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        if !dropped.is_empty() {
+            self.load_and_add(dropped, false);
+        }
+    }
+
+    /// Open a file dialog of `kind` (off the UI thread for native dialogs).
+    pub fn start_dialog(&mut self, kind: DialogKind) {
+        match &mut self.dialogs {
+            Dialogs::Injected(chooser) => {
+                let paths = chooser(kind);
+                self.dialog_done(kind, paths);
+            }
+            Dialogs::Native => {
+                if self.dialog_rx.is_some() {
+                    return;
+                }
+                let (tx, rx) = mpsc::channel();
+                let spawned = std::thread::Builder::new()
+                    .name("file-dialog".into())
+                    .spawn(move || {
+                        let _ = tx.send(native_dialog(kind));
+                    });
+                match spawned {
+                    Ok(_) => self.dialog_rx = Some((kind, rx)),
+                    Err(e) => self.report_error(format!("cannot open a file dialog: {e}")),
+                }
+            }
+            Dialogs::Disabled => self.report_error("file dialogs are not available".into()),
+        }
+    }
+
+    fn poll_dialog(&mut self) {
+        let Some((kind, rx)) = &self.dialog_rx else {
+            return;
+        };
+        let kind = *kind;
+        match rx.try_recv() {
+            Ok(paths) => {
+                self.dialog_rx = None;
+                self.dialog_done(kind, paths);
+            }
+            Err(mpsc::TryRecvError::Empty) => {}
+            Err(mpsc::TryRecvError::Disconnected) => self.dialog_rx = None,
+        }
+    }
+
+    fn dialog_done(&mut self, kind: DialogKind, paths: Vec<PathBuf>) {
+        let Some(first) = paths.first().cloned() else {
+            self.report_info("no file chosen".into());
+            return;
+        };
+        match kind {
+            DialogKind::OpenFiles => self.load_and_add(paths, false),
+            DialogKind::OpenSession => match files::load_session(&first) {
+                Ok(s) => self.apply_session(s),
+                Err(e) => self.report_error(format!("{e:#}")),
+            },
+            DialogKind::SaveSession => match files::save_session(&first, &self.session()) {
+                Ok(()) => self.report_info(format!("session saved to {}", first.display())),
+                Err(e) => self.report_error(format!("{e:#}")),
+            },
+            DialogKind::Export => self.export(&first),
+            DialogKind::SavePng => self.png_request = Some(first),
+        }
+    }
+
+    fn export(&mut self, path: &Path) {
+        let Some(result) = self.result.clone() else {
+            self.report_error("nothing to export yet: no result".into());
+            return;
+        };
+        match files::export(path, &result, &self.data, &self.files) {
+            Ok(()) => self.report_info(format!("exported to {}", path.display())),
+            Err(e) => self.report_error(format!("{e:#}")),
+        }
+    }
+
+    fn screenshots(&mut self, ctx: &egui::Context) {
+        if let Some(path) = self.png_request.take() {
+            let done = Arc::new(Mutex::new(None));
+            request_png(ctx, path.clone(), Arc::clone(&done));
+            self.report_info(format!("saving the window to {}", path.display()));
+        }
+        let Some(job) = &mut self.screenshot else {
+            return;
+        };
+        job.frames += 1;
+        if self.result.is_some() || self.error.is_some() {
+            job.frames_after_result += 1;
+        }
+        let ready = job.frames_after_result >= 4 || job.frames >= 3000;
+        if ready && !job.requested && !self.engine.is_busy() {
+            job.requested = true;
+            request_png(ctx, job.path.clone(), Arc::clone(&job.done));
+        }
+        let finished = job.done.lock().map(|d| d.clone()).unwrap_or(None);
+        if let Some(outcome) = finished {
+            if let Err(e) = outcome {
+                eprintln!("error: {e}");
+            }
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        ctx.request_repaint();
+    }
+}
+
+fn set<T>(slot: &mut T, value: T) -> bool {
+    *slot = value;
+    true
+}
+
+/// Ask the integration for the current frame and save it as PNG; `done` gets the outcome.
+fn request_png(ctx: &egui::Context, path: PathBuf, done: Arc<Mutex<Option<Result<(), String>>>>) {
+    let ctx2 = ctx.clone();
+    ctx.request_screenshot(move |img: Arc<egui::ColorImage>| {
+        let outcome = save_png(&path, &img);
+        if let Err(e) = &outcome {
+            log::error!("{e}");
+        }
+        if let Ok(mut d) = done.lock() {
+            *d = Some(outcome);
+        }
+        ctx2.request_repaint();
+    });
+    ctx.request_repaint();
+}
+
+/// Write an egui image as an RGBA PNG.
+pub fn save_png(path: &Path, img: &egui::ColorImage) -> Result<(), String> {
+    let [w, h] = img.size;
+    let bytes: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
+    let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h)) else {
+        return Err(format!(
+            "image of {w}x{h} px is too large for {}",
+            path.display()
+        ));
+    };
+    image::save_buffer(path, &bytes, w, h, image::ColorType::Rgba8)
+        .map_err(|e| format!("cannot write the PNG {}: {e}", path.display()))
+}
+
+/// Blocking rfd dialog (runs on the "file-dialog" thread).
+fn native_dialog(kind: DialogKind) -> Vec<PathBuf> {
+    let d = rfd::FileDialog::new();
+    match kind {
+        DialogKind::OpenFiles => d
+            .add_filter("spectra", &["fits", "fit", "fits.gz", "npz", "csv", "tsv"])
+            .pick_files()
+            .unwrap_or_default(),
+        DialogKind::OpenSession => d
+            .add_filter("session", &["json"])
+            .pick_file()
+            .into_iter()
+            .collect(),
+        DialogKind::SaveSession => d
+            .add_filter("session", &["json"])
+            .set_file_name("session.json")
+            .save_file()
+            .into_iter()
+            .collect(),
+        DialogKind::Export => d
+            .add_filter("FITS", &["fits"])
+            .add_filter("CSV", &["csv"])
+            .add_filter("npz", &["npz"])
+            .set_file_name("combined.fits")
+            .save_file()
+            .into_iter()
+            .collect(),
+        DialogKind::SavePng => d
+            .add_filter("PNG", &["png"])
+            .set_file_name("frizzview.png")
+            .save_file()
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The window icon, drawn here so the binary needs no image file: three noisy exposures (thin,
+/// coloured) and their sharp combination (white) across one absorption line.
+#[must_use]
+pub fn icon() -> egui::IconData {
+    const N: usize = 64;
+    let mut rgba = vec![0u8; N * N * 4];
+    let mut put = |x: usize, y: usize, c: [u8; 4]| {
+        if x < N && y < N {
+            rgba[(y * N + x) * 4..(y * N + x) * 4 + 4].copy_from_slice(&c);
+        }
+    };
+    for y in 0..N {
+        for x in 0..N {
+            // Rounded dark-blue tile.
+            let (dx, dy) = (x.abs_diff(N / 2) as f64, y.abs_diff(N / 2) as f64);
+            if dx.max(dy) < 30.0 || dx.hypot(dy) < 38.0 {
+                put(x, y, [22, 34, 60, 255]);
+            }
+        }
+    }
+    let line = |x: f64, depth: f64, shift: f64| {
+        let t = (x - 32.0 - shift) / 5.0;
+        20.0 + depth * (-0.5 * t * t).exp() * 26.0
+    };
+    let colours = [
+        [230, 120, 30, 255],
+        [90, 200, 120, 255],
+        [200, 90, 200, 255],
+    ];
+    for (k, c) in colours.iter().enumerate() {
+        let shift = (k as f64 - 1.0) * 4.0;
+        for x in 6..58 {
+            let wiggle = ((x * (7 + 3 * k)) % 5) as f64 * 0.6 - 1.2;
+            put(x, (line(x as f64, 0.9, shift) + wiggle) as usize, *c);
+        }
+    }
+    for x in 6..58 {
+        let y = line(x as f64, 1.0, 0.0);
+        put(x, y as usize, [255, 255, 255, 255]);
+        put(x, y as usize + 1, [255, 255, 255, 255]);
+    }
+    egui::IconData {
+        rgba,
+        width: N as u32,
+        height: N as u32,
+    }
+}
+
+/// Settings that suit a survey's data.
+#[must_use]
+pub fn survey_defaults(survey: Survey) -> Settings {
+    let mut s = Settings::default();
+    match survey {
+        Survey::Apogee => {
+            // The banded local basis is the live path: recomputes in tens of milliseconds.
+            if let Some(f) = &mut s.forward {
+                f.basis = crate::settings::Basis::Local;
+            }
+            s.grid = GridSpec::Apogee;
+            s.bad_bits = mask::APOGEE_BAD_BITS;
+        }
+        Survey::Boss => {
+            s.grid = GridSpec::Boss;
+            s.bad_bits = mask::BOSS_BAD_BITS;
+        }
+        Survey::Generic => {
+            s.grid = GridSpec::FromInput;
+            s.bad_bits = mask::GENERIC_BAD_BITS;
+        }
+    }
+    s
+}
+
+impl eframe::App for FrizzApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        // A command-line screenshot shows the window as laid out, not wherever the (virtual)
+        // display's pointer happens to sit: hover crosshairs and tooltips are left out.
+        if self.screenshot.is_some() {
+            raw_input.events.retain(|e| {
+                !matches!(
+                    e,
+                    egui::Event::PointerMoved(_)
+                        | egui::Event::MouseMoved(_)
+                        | egui::Event::PointerButton { .. }
+                )
+            });
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        // A scripted screenshot must not overwrite the user's remembered layout.
+        if self.screenshot.is_some() {
+            return;
+        }
+        let survey = self.data.survey;
+        let mut remembered = self.settings.clone();
+        remembered.visits.clear();
+        self.remembered.retain(|(s, _)| *s != survey);
+        self.remembered.push((survey, remembered));
+        let prefs = Prefs {
+            view: self.view.clone(),
+            settings: self.remembered.clone(),
+        };
+        eframe::set_value(storage, PREFS_KEY, &prefs);
+    }
 }

@@ -10,23 +10,22 @@
 //! Both figures export as PNG (a viewport screenshot cropped to the figure).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use eframe::egui;
 use egui_plot::{HLine, Legend, Line, LineStyle, Plot, PlotPoints, Points};
 
 use crate::combine::{Cancel, combine};
-use crate::model::{
-    C_KMS, Dataset, OutputGrid, Spectrum, Survey, VelocityKind, Visit, VisitArrays, VisitMeta,
-    velocity_from_shift,
-};
+use crate::engine::Worker;
+use crate::model::VelocityKind;
 use crate::settings::{
-    ForwardSettings, GridSpec, Interpolator, SelectionMode, Settings, ShiftSource, StandardMask,
-    StandardSettings, Weighting,
+    Basis, ForwardSettings, GridSpec, Interpolator, SelectionMode, Settings, ShiftSource,
+    StandardMask, StandardSettings, Weighting,
 };
+use crate::synth::paper::{self, PaperParams, PaperTruth};
 
 /// Number of covariance lags in the noise figure (0..=11, as in the paper).
 pub const NOISE_LAGS: usize = 12;
@@ -36,281 +35,84 @@ const FORWARD_COLOR: egui::Color32 = egui::Color32::from_rgb(31, 119, 180);
 /// Colour of standard practice in every teaching figure.
 const STANDARD_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 110, 10);
 
-/// The parameters of the synthetic data set, one per slider.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TeachingParams {
-    /// Resolving power R; the line-spread function is a Gaussian with sigma = 1/R in x = ln(lambda).
-    pub resolving_power: f64,
-    /// Input pixel spacing in units of 1/R (paper: 2 = poorly sampled, 1 = well sampled).
-    pub pixel_spacing_r: f64,
-    /// Signal-to-noise ratio per pixel in the continuum.
-    pub snr: f64,
-    /// Number of visits (epochs).
-    pub n_visits: usize,
-    /// Velocity semi-amplitude in km/s: visit j is shifted by dx_j = (v/c) cos(j/3).
-    pub velocity_amplitude_kms: f64,
-    /// Probability that a pixel seeds a bad-pixel group (each seed spoils 3 adjacent pixels).
-    pub bad_fraction: f64,
-    /// Absorption lines per unit x.
-    pub line_density: f64,
-    /// Depth of the deepest telluric line (fixed in the observed frame); 0 = no tellurics.
-    pub telluric_depth: f64,
-    /// Seed of the noise and bad pixels.
-    pub seed: u64,
-    /// Seed of the line list (the truth); the noise test keeps it fixed across trials.
-    pub truth_seed: u64,
+/// The slider values: the parameters of the paper's generator ([`crate::synth::paper`]).
+pub type TeachingParams = PaperParams;
+
+/// Which forward model the panel fits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForwardChoice {
+    /// Fourier basis exactly as frizzle 0.2.8 (P = M*, its period): the paper's figures.
+    #[default]
+    Paper,
+    /// Fourier basis in the fixed default mode (longer period, more modes, tiny ridge).
+    FourierFixed,
+    /// The compactly supported local basis (banded; the window's live path).
+    Local,
 }
 
-impl Default for TeachingParams {
-    fn default() -> Self {
-        Self::poor()
-    }
-}
+impl ForwardChoice {
+    /// All choices, in menu order.
+    pub const ALL: [Self; 3] = [Self::Paper, Self::FourierFixed, Self::Local];
 
-impl TeachingParams {
-    /// The paper's poorly sampled data set: dx = 2/R, S/N 18, 8 visits, 30 km/s.
+    /// Menu label.
     #[must_use]
-    pub fn poor() -> Self {
-        Self {
-            resolving_power: 135_000.0,
-            pixel_spacing_r: 2.0,
-            snr: 18.0,
-            n_visits: 8,
-            velocity_amplitude_kms: 30.0,
-            bad_fraction: 0.01,
-            line_density: 2.0e4,
-            telluric_depth: 0.0,
-            seed: 1,
-            truth_seed: 17,
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Paper => "Fourier, as frizzle 0.2.8 (paper)",
+            Self::FourierFixed => "Fourier, fixed mode",
+            Self::Local => "local basis (banded)",
         }
     }
 
-    /// The paper's well-sampled data set: dx = 1/R, S/N 12.
+    /// The forward-model settings.
     #[must_use]
-    pub fn well() -> Self {
-        Self {
-            pixel_spacing_r: 1.0,
-            snr: 12.0,
-            ..Self::poor()
-        }
-    }
-
-    /// The same parameters with another noise seed.
-    #[must_use]
-    pub fn with_seed(&self, seed: u64) -> Self {
-        Self {
-            seed,
-            ..self.clone()
-        }
-    }
-
-    /// Generate the visits, the truth and the output grid.
-    #[must_use]
-    pub fn dataset(&self) -> Dataset {
-        generator::paper_dataset(self)
-    }
-
-    /// The settings the panel combines with: shifts from the true velocities, the output grid that
-    /// comes with the data, bit 0 = bad, the selection factor multiplied into the forward model
-    /// (standard practice divides by it), forward model in the Fourier basis with inverse-variance
-    /// weights, standard practice as in the paper's revised figures (cubic spline, bad pixels
-    /// dropped, plain mean), covariance band to lag 11.
-    #[must_use]
-    pub fn settings(&self) -> Settings {
-        Settings {
-            grid: GridSpec::FromInput,
-            shift: ShiftSource::True,
-            weighting: Weighting::InverseVariance,
-            visits: Vec::new(),
-            bad_bits: 1,
-            selection: if self.telluric_depth > 0.0 {
-                SelectionMode::Multiply
-            } else {
-                SelectionMode::Ignore
+    pub fn settings(self) -> ForwardSettings {
+        match self {
+            Self::Paper => ForwardSettings {
+                basis: Basis::Fourier,
+                compat: true,
+                n_modes: None,
             },
-            forward: Some(ForwardSettings::default()),
-            standard: Some(StandardSettings {
-                interpolator: Interpolator::CubicSpline,
-                weighting: Weighting::Uniform,
-                mask: StandardMask::Drop,
-            }),
-            band_lags: NOISE_LAGS - 1,
-            ..Settings::default()
+            Self::FourierFixed => ForwardSettings {
+                basis: Basis::Fourier,
+                compat: false,
+                n_modes: None,
+            },
+            Self::Local => ForwardSettings {
+                basis: Basis::Local,
+                compat: false,
+                n_modes: None,
+            },
         }
     }
 }
 
-/// The synthetic generator of the paper (method.md §4), with the teaching parameters.
-///
-/// A placeholder for `crate::synth::paper` (helper B) that follows the same recipe: x in
-/// [8.7, 8.7025], Poisson line list (EW = 3e-5 U^5) over the range widened by 1000 km/s, Gaussian
-/// LSF sigma = 1/R, the same detector grid every epoch, ivar = SNR^2 / f, bad pixels grown to 3
-/// adjacent pixels with flux += 2 U, output grid spacing 1/R from x_min + 0.5/R.
-mod generator {
-    use super::{
-        C_KMS, Dataset, OutputGrid, Spectrum, Survey, TeachingParams, VelocityKind, Visit,
-        VisitArrays, VisitMeta, velocity_from_shift,
-    };
-    use rand::rngs::StdRng;
-    use rand::{RngExt, SeedableRng};
-    use rand_distr::{Distribution, Normal, Poisson};
-
-    /// Lower end of the paper's x range.
-    pub const X_MIN: f64 = 8.7;
-    /// Upper end of the paper's x range.
-    pub const X_MAX: f64 = 8.7025;
-
-    struct Line {
-        x: f64,
-        ew: f64,
-    }
-
-    fn line_list(p: &TeachingParams) -> Vec<Line> {
-        let mut rng = StdRng::seed_from_u64(p.truth_seed);
-        let margin = 1000.0 / C_KMS;
-        let lo = X_MIN - margin;
-        let hi = X_MAX + margin;
-        let mean = (p.line_density.max(0.0) * (hi - lo)).max(0.0);
-        let n = if mean > 0.0 {
-            Poisson::new(mean).map_or(0, |d| d.sample(&mut rng) as usize)
+/// The settings the panel combines with: shifts from the true velocities, the output grid that
+/// comes with the data, bit 0 = bad, the selection factor (tellurics) multiplied into the forward
+/// model (standard practice divides by it), the chosen forward model with inverse-variance
+/// weights, standard practice as in the paper's revised figures (cubic spline, bad pixels
+/// dropped, plain mean), and the covariance band to lag 11.
+#[must_use]
+pub fn teaching_settings(p: &TeachingParams, forward: ForwardChoice) -> Settings {
+    Settings {
+        grid: GridSpec::FromInput,
+        shift: ShiftSource::True,
+        weighting: Weighting::InverseVariance,
+        visits: Vec::new(),
+        bad_bits: 1,
+        selection: if p.telluric_depth > 0.0 {
+            SelectionMode::Multiply
         } else {
-            0
-        };
-        (0..n)
-            .map(|_| {
-                let x = lo + (hi - lo) * rng.random::<f64>();
-                let u: f64 = rng.random();
-                Line {
-                    x,
-                    ew: 3e-5 * u.powi(5),
-                }
-            })
-            .collect()
-    }
-
-    fn spectrum(lines: &[Line], sigma: f64, x: f64) -> f64 {
-        let norm = 1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt());
-        let mut tau = 0.0;
-        for l in lines {
-            let z = (x - l.x) / sigma;
-            if z.abs() < 8.0 {
-                tau += l.ew * norm * (-0.5 * z * z).exp();
-            }
-        }
-        (-tau).exp()
-    }
-
-    /// Telluric transmission S(x) in the observed frame: a few lines fixed by the truth seed.
-    fn telluric(p: &TeachingParams, sigma: f64) -> Vec<(f64, f64, f64)> {
-        let mut rng = StdRng::seed_from_u64(p.truth_seed ^ 0x7e11_0000);
-        (0..6)
-            .map(|_| {
-                let x = X_MIN + (X_MAX - X_MIN) * rng.random::<f64>();
-                let depth = p.telluric_depth.clamp(0.0, 1.0) * (0.3 + 0.7 * rng.random::<f64>());
-                (x, depth, sigma * (1.0 + rng.random::<f64>()))
-            })
-            .collect()
-    }
-
-    fn transmission(lines: &[(f64, f64, f64)], x: f64) -> f64 {
-        lines
-            .iter()
-            .map(|&(x0, d, s)| 1.0 - d * (-0.5 * ((x - x0) / s).powi(2)).exp())
-            .product()
-    }
-
-    pub fn paper_dataset(p: &TeachingParams) -> Dataset {
-        let r = p.resolving_power.max(1.0);
-        let sigma = 1.0 / r;
-        let dx = p.pixel_spacing_r.max(0.05) / r;
-        let lines = line_list(p);
-        let tell = if p.telluric_depth > 0.0 {
-            telluric(p, sigma)
-        } else {
-            Vec::new()
-        };
-        // xs = arange(x_min - dx/2, x_max + dx, dx)
-        let n_in = (((X_MAX + dx) - (X_MIN - dx / 2.0)) / dx).ceil().max(1.0) as usize;
-        let xs: Vec<f64> = (0..n_in)
-            .map(|i| X_MIN - dx / 2.0 + dx * i as f64)
-            .collect();
-        let mut rng = StdRng::seed_from_u64(p.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed);
-        let unit = Normal::new(0.0, 1.0).ok();
-        let snr = p.snr.max(1e-3);
-        let visits = (0..p.n_visits.max(1))
-            .map(|j| {
-                let shift = (p.velocity_amplitude_kms / C_KMS) * (j as f64 / 3.0).cos();
-                let mut flux = Vec::with_capacity(n_in);
-                let mut ivar = Vec::with_capacity(n_in);
-                let mut sel = Vec::with_capacity(n_in);
-                for &x in &xs {
-                    let s = if tell.is_empty() {
-                        1.0
-                    } else {
-                        transmission(&tell, x)
-                    };
-                    let f = s * spectrum(&lines, sigma, x - shift);
-                    let iv = snr * snr / f.max(1e-6);
-                    let e = unit.map_or(0.0, |d| d.sample(&mut rng));
-                    flux.push(f + e / iv.sqrt());
-                    ivar.push(iv);
-                    sel.push(s);
-                }
-                let seeds: Vec<bool> = (0..n_in)
-                    .map(|_| rng.random::<f64>() < p.bad_fraction)
-                    .collect();
-                let mut bad = vec![false; n_in];
-                for i in 0..n_in {
-                    // np.roll: the group wraps at the ends, as in the paper's generator.
-                    bad[i] = seeds[i] || seeds[(i + 1) % n_in] || seeds[(i + n_in - 1) % n_in];
-                }
-                for i in 0..n_in {
-                    if bad[i] {
-                        flux[i] += 2.0 * rng.random::<f64>();
-                    }
-                }
-                let flags = bad.iter().map(|&b| u64::from(b)).collect();
-                let mut meta = VisitMeta {
-                    name: format!("epoch {j}"),
-                    snr: Some(snr),
-                    lsf_sigma_ln: Some(sigma),
-                    ..VisitMeta::default()
-                };
-                meta.set_velocity(VelocityKind::True, velocity_from_shift(shift));
-                let arrays = VisitArrays {
-                    wavelength_aa: xs.iter().map(|x| x.exp()).collect(),
-                    flux,
-                    ivar,
-                    flags,
-                    bad,
-                    selection: (!tell.is_empty()).then_some(sel),
-                    flux_divided_by_selection: false,
-                    segments: Vec::new(),
-                };
-                Visit::new(meta, arrays)
-            })
-            .filter_map(Result::ok)
-            .map(std::sync::Arc::new)
-            .collect();
-        // Output grid: arange(x_min + 0.5/R, x_max, 1/R).
-        let n_out = ((X_MAX - (X_MIN + 0.5 * sigma)) / sigma).ceil().max(2.0) as usize;
-        let grid_x: Vec<f64> = (0..n_out)
-            .map(|i| X_MIN + (0.5 + i as f64) * sigma)
-            .collect();
-        let truth = Spectrum {
-            label: "truth".into(),
-            flux: grid_x.iter().map(|&x| spectrum(&lines, sigma, x)).collect(),
-            ln_wave: grid_x.clone(),
-            ivar: Vec::new(),
-        };
-        Dataset {
-            name: "teaching (paper generator)".into(),
-            visits,
-            input_grid: OutputGrid::from_ln(grid_x),
-            truth: Some(truth),
-            pipeline_coadd: None,
-            survey: Survey::Generic,
-        }
+            SelectionMode::Ignore
+        },
+        forward: Some(forward.settings()),
+        standard: Some(StandardSettings {
+            interpolator: Interpolator::CubicSpline,
+            weighting: Weighting::Uniform,
+            mask: StandardMask::Drop,
+        }),
+        band_lags: NOISE_LAGS - 1,
+        ..Settings::default()
     }
 }
 
@@ -334,6 +136,8 @@ pub struct MethodCurve {
 pub struct LiveView {
     /// The parameters that produced it.
     pub params: TeachingParams,
+    /// The forward model used.
+    pub forward_choice: ForwardChoice,
     /// Output-grid wavelengths (Angstrom, rest frame).
     pub wave_aa: Vec<f64>,
     /// Noise-free truth on the output grid.
@@ -390,15 +194,20 @@ fn lag_products(r: &[f64], n: usize) -> Vec<(f64, usize)> {
 }
 
 /// Generate the data for `params` and combine it with both methods.
-pub fn compute_live(params: &TeachingParams, cancel: &Cancel) -> Result<LiveView, String> {
+pub fn compute_live(
+    params: &TeachingParams,
+    forward: ForwardChoice,
+    cancel: &Cancel,
+) -> Result<LiveView, String> {
     let t0 = Instant::now();
-    let data = params.dataset();
+    let data = paper::generate(params)?;
     let truth = data
         .truth
         .as_ref()
         .ok_or_else(|| "the generator returned no truth".to_owned())?;
     let mut view = LiveView {
         params: params.clone(),
+        forward_choice: forward,
         wave_aa: truth.ln_wave.iter().map(|x| x.exp()).collect(),
         truth: truth.flux.clone(),
         ..LiveView::default()
@@ -422,7 +231,7 @@ pub fn compute_live(params: &TeachingParams, cancel: &Cancel) -> Result<LiveView
             }
         }
     }
-    let settings = params.settings();
+    let settings = teaching_settings(params, forward);
     // Each method on its own, so that one failing (e.g. a singular system with one visit) still
     // shows the other.
     let forward_only = Settings {
@@ -470,6 +279,8 @@ pub struct NoiseCurves {
     pub trials: usize,
     /// The parameters (seed = first trial's noise seed).
     pub params: TeachingParams,
+    /// The forward model used.
+    pub forward: ForwardChoice,
 }
 
 /// One trial's lag products and predicted-variance sum.
@@ -484,6 +295,7 @@ struct TrialStats {
 /// both methods. `progress` is called with the number of finished trials.
 pub fn run_noise(
     params: &TeachingParams,
+    forward: ForwardChoice,
     trials: usize,
     cancel: &Cancel,
     progress: &(dyn Fn(usize) + Sync),
@@ -492,18 +304,24 @@ pub fn run_noise(
     if trials == 0 {
         return Err("the number of trials must be positive".into());
     }
+    params.validate()?;
+    let shared_truth = PaperTruth::new(params);
+    let settings = teaching_settings(params, forward);
     let done = AtomicUsize::new(0);
     let per_trial = (0..trials)
         .into_par_iter()
         .map(|t| -> Result<_, String> {
             cancel.check().map_err(|e| e.to_string())?;
-            let p = params.with_seed(params.seed.wrapping_add(t as u64));
-            let data = p.dataset();
+            let p = PaperParams {
+                seed: params.seed.wrapping_add(t as u64),
+                ..params.clone()
+            };
+            let data = paper::generate_with_truth(&p, &shared_truth)?;
             let truth = data
                 .truth
                 .as_ref()
                 .ok_or_else(|| "the generator returned no truth".to_owned())?;
-            let c = combine(&data, &p.settings(), cancel).map_err(|e| e.to_string())?;
+            let c = combine(&data, &settings, cancel).map_err(|e| e.to_string())?;
             let (Some(f), Some(s)) = (c.forward, c.standard) else {
                 return Err("a method returned no result".into());
             };
@@ -545,6 +363,7 @@ pub fn run_noise(
         predicted_var: if vn > 0 { vs / vn as f64 } else { f64::NAN },
         trials,
         params: params.clone(),
+        forward,
     })
 }
 
@@ -621,79 +440,7 @@ impl Figure {
     }
 }
 
-type LiveMsg = (u64, Result<LiveView, String>);
-
-#[derive(Default)]
-struct Slot {
-    job: Option<(u64, TeachingParams, Cancel)>,
-    ctx: Option<egui::Context>,
-    shutdown: bool,
-}
-
-/// A worker thread running the newest live request; older queued requests are replaced, the
-/// running one is cancelled.
-struct Worker {
-    slot: Arc<(Mutex<Slot>, Condvar)>,
-    rx: Receiver<LiveMsg>,
-}
-
-impl Worker {
-    fn spawn() -> Option<Self> {
-        let slot = Arc::new((Mutex::new(Slot::default()), Condvar::new()));
-        let (tx, rx) = mpsc::channel::<LiveMsg>();
-        let shared = Arc::clone(&slot);
-        std::thread::Builder::new()
-            .name("teaching-worker".into())
-            .spawn(move || worker_loop(&shared, &tx))
-            .ok()?;
-        Some(Self { slot, rx })
-    }
-
-    fn submit(&self, generation: u64, params: TeachingParams, cancel: Cancel, ctx: &egui::Context) {
-        let (lock, cv) = &*self.slot;
-        let mut s = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        s.job = Some((generation, params, cancel));
-        s.ctx = Some(ctx.clone());
-        cv.notify_one();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let (lock, cv) = &*self.slot;
-        lock.lock().unwrap_or_else(PoisonError::into_inner).shutdown = true;
-        cv.notify_one();
-    }
-}
-
-fn worker_loop(slot: &(Mutex<Slot>, Condvar), tx: &Sender<LiveMsg>) {
-    let (lock, cv) = slot;
-    loop {
-        let (job, ctx) = {
-            let mut s = lock.lock().unwrap_or_else(PoisonError::into_inner);
-            loop {
-                if s.shutdown {
-                    return;
-                }
-                if let Some(job) = s.job.take() {
-                    break (job, s.ctx.clone());
-                }
-                s = cv.wait(s).unwrap_or_else(PoisonError::into_inner);
-            }
-        };
-        let (generation, params, cancel) = job;
-        let result = compute_live(&params, &cancel);
-        if cancel.is_cancelled() {
-            continue; // stale: a newer request exists
-        }
-        if tx.send((generation, result)).is_err() {
-            return; // the panel is gone
-        }
-        if let Some(ctx) = ctx {
-            ctx.request_repaint();
-        }
-    }
-}
+type LiveOutcome = Result<LiveView, String>;
 
 /// A noise test running in the background.
 struct NoiseRun {
@@ -707,12 +454,17 @@ struct NoiseRun {
 pub struct TeachingPanel {
     /// The slider values.
     pub params: TeachingParams,
+    /// The forward model to fit.
+    pub forward: ForwardChoice,
     /// Trials of the noise test.
     pub trials: usize,
-    worker: Option<Worker>,
-    generation: u64,
-    submitted: Option<TeachingParams>,
-    cancel: Cancel,
+    /// Draw the figures on a light background (for slides).
+    pub light_figures: bool,
+    /// Run the live combination on a background thread (else inline, inside `ui`).
+    threaded: bool,
+    /// Created on the first frame, when the context for the wake-up callback is known.
+    worker: Option<Worker<LiveOutcome>>,
+    submitted: Option<(TeachingParams, ForwardChoice)>,
     live: Option<LiveView>,
     live_error: Option<String>,
     noise_run: Option<NoiseRun>,
@@ -737,9 +489,10 @@ impl TeachingPanel {
     /// A panel that combines on a worker thread (the window's mode).
     #[must_use]
     pub fn new() -> Self {
-        let mut p = Self::inline();
-        p.worker = Worker::spawn();
-        p
+        Self {
+            threaded: true,
+            ..Self::inline()
+        }
     }
 
     /// A panel that combines on the UI thread, inside [`TeachingPanel::ui`] (deterministic tests).
@@ -748,11 +501,12 @@ impl TeachingPanel {
         let (export_tx, export_rx) = mpsc::channel();
         Self {
             params: TeachingParams::poor(),
+            forward: ForwardChoice::default(),
             trials: 64,
+            light_figures: false,
+            threaded: false,
             worker: None,
-            generation: 0,
             submitted: None,
-            cancel: Cancel::new(),
             live: None,
             live_error: None,
             noise_run: None,
@@ -802,9 +556,7 @@ impl TeachingPanel {
     /// Whether a live result for the current slider values is still pending.
     #[must_use]
     pub fn is_busy(&self) -> bool {
-        self.submitted.as_ref() != Some(&self.params)
-            || self.live.as_ref().map(|l| &l.params) != Some(&self.params)
-                && self.live_error.is_none()
+        !self.is_submitted() || self.worker.as_ref().is_some_and(Worker::is_busy)
     }
 
     /// The status line (export results, errors).
@@ -820,6 +572,7 @@ impl TeachingPanel {
         let done = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::channel();
         let params = self.params.clone();
+        let forward = self.forward;
         let trials = self.trials.max(1);
         let (c2, d2, ctx2) = (cancel.clone(), Arc::clone(&done), ctx.clone());
         let spawned = std::thread::Builder::new()
@@ -829,7 +582,7 @@ impl TeachingPanel {
                     d2.store(n.max(d2.load(Ordering::Relaxed)), Ordering::Relaxed);
                     ctx2.request_repaint();
                 };
-                let r = run_noise(&params, trials, &c2, &progress);
+                let r = run_noise(&params, forward, trials, &c2, &progress);
                 let _ = tx.send(r);
                 ctx2.request_repaint();
             });
@@ -854,49 +607,63 @@ impl TeachingPanel {
         }
     }
 
-    fn submit_if_changed(&mut self, ctx: &egui::Context) {
-        if self.submitted.as_ref() == Some(&self.params) {
-            return;
-        }
-        self.submitted = Some(self.params.clone());
-        self.generation += 1;
-        self.cancel.cancel();
-        self.cancel = Cancel::new();
-        match &self.worker {
-            Some(w) => w.submit(
-                self.generation,
-                self.params.clone(),
-                self.cancel.clone(),
-                ctx,
-            ),
-            None => {
-                let r = compute_live(&self.params, &self.cancel);
-                self.accept((self.generation, r));
+    fn worker(&mut self, ctx: &egui::Context) -> &mut Worker<LiveOutcome> {
+        let threaded = self.threaded;
+        self.worker.get_or_insert_with(|| {
+            let ctx = ctx.clone();
+            let wake: crate::engine::WakeFn = Arc::new(move || ctx.request_repaint());
+            if threaded {
+                match Worker::threaded(Some(wake)) {
+                    Ok(w) => return w,
+                    Err(e) => {
+                        log::warn!("teaching panel: no worker thread ({e}), computing inline")
+                    }
+                }
             }
-        }
+            Worker::inline()
+        })
     }
 
-    fn accept(&mut self, (generation, result): LiveMsg) {
-        if generation != self.generation {
-            return; // stale
+    fn is_submitted(&self) -> bool {
+        self.submitted
+            .as_ref()
+            .is_some_and(|(p, f)| *p == self.params && *f == self.forward)
+    }
+
+    fn submit_if_changed(&mut self, ctx: &egui::Context) {
+        if self.is_submitted() {
+            return;
         }
-        match result {
+        self.submitted = Some((self.params.clone(), self.forward));
+        let (params, forward) = (self.params.clone(), self.forward);
+        self.worker(ctx)
+            .submit(move |cancel| compute_live(&params, forward, cancel));
+        self.poll_live(); // inline: the result is ready now
+    }
+
+    /// Show the newest finished result (possibly of a superseded request while a slider is being
+    /// dragged, so the plots follow the drag at the rate results arrive).
+    fn poll_live(&mut self) {
+        let Some(worker) = self.worker.as_mut() else {
+            return;
+        };
+        let Some(done) = worker.poll() else {
+            return;
+        };
+        let current = done.generation == worker.latest_generation();
+        match done.value {
             Ok(v) => {
                 self.live = Some(v);
                 self.live_error = None;
             }
-            Err(e) => self.live_error = Some(e),
+            // A superseded request that failed (typically: cancelled) says nothing about now.
+            Err(e) if current => self.live_error = Some(e),
+            Err(_) => {}
         }
     }
 
     fn poll(&mut self) {
-        let msgs: Vec<LiveMsg> = match &self.worker {
-            Some(w) => w.rx.try_iter().collect(),
-            None => Vec::new(),
-        };
-        for m in msgs {
-            self.accept(m);
-        }
+        self.poll_live();
         if let Some(run) = &self.noise_run
             && let Ok(r) = run.rx.try_recv()
         {
@@ -1044,6 +811,13 @@ impl TeachingPanel {
                 self.params = TeachingParams::well();
             }
         });
+        egui::ComboBox::from_label("forward model")
+            .selected_text(self.forward.label())
+            .show_ui(ui, |ui| {
+                for c in ForwardChoice::ALL {
+                    ui.selectable_value(&mut self.forward, c, c.label());
+                }
+            });
         ui.separator();
         let p = &mut self.params;
         ui.add(
@@ -1144,6 +918,7 @@ impl TeachingPanel {
         }
 
         ui.separator();
+        ui.checkbox(&mut self.light_figures, "light figures (for slides)");
         ui.horizontal_wrapped(|ui| {
             if ui.button("Save spectra PNG…").clicked() {
                 self.export(Figure::Spectra);
@@ -1162,173 +937,212 @@ impl TeachingPanel {
     }
 
     fn figures(&mut self, ui: &mut egui::Ui) {
-        let h = ui.available_height();
+        if self.light_figures {
+            let v = egui::Visuals::light();
+            ui.painter().rect_filled(ui.max_rect(), 0.0, v.panel_fill);
+            *ui.visuals_mut() = v;
+        }
+        let caption_h = 3.0 * ui.text_style_height(&egui::TextStyle::Small);
+        let h = (ui.available_height() - caption_h).max(200.0);
         let w = ui.available_width();
         let has_noise = self.noise.is_some() || self.noise_run.is_some();
         let (h_spec, h_res, h_noise) = if has_noise {
-            (h * 0.38, h * 0.24, h * 0.30)
+            (h * 0.40, h * 0.26, h * 0.30)
         } else {
-            (h * 0.58, h * 0.36, 0.0)
+            (h * 0.60, h * 0.37, 0.0)
         };
         let text = ui.visuals().text_color();
         let link = egui::Id::unique("teaching_x_link");
         let live = self.live.as_ref();
-        let spec = Plot::new("teaching_spectra")
-            .height(h_spec.max(80.0))
-            .width(w)
-            .legend(Legend::default())
-            .link_axis(link, [true, false])
-            .y_axis_label("flux")
-            .show(ui, |pu| {
-                let Some(v) = live else { return };
-                if !v.data.is_empty() {
-                    pu.points(
-                        Points::new("data (rest frame)", PlotPoints::from(v.data.clone()))
-                            .color(egui::Color32::from_gray(150))
-                            .radius(1.2),
-                    );
-                }
-                if !v.bad.is_empty() {
-                    pu.points(
-                        Points::new("bad pixels", PlotPoints::from(v.bad.clone()))
-                            .color(egui::Color32::from_rgb(200, 40, 40))
-                            .shape(egui_plot::MarkerShape::Cross)
-                            .radius(2.0),
-                    );
-                }
-                add_curve(
-                    pu,
-                    "truth",
-                    &v.wave_aa,
-                    &v.truth,
-                    text,
-                    1.5,
-                    LineStyle::Solid,
-                );
-                if let Some(m) = &v.standard {
+        let spectra = ui.vertical(|ui| {
+            ui.label(
+                egui::RichText::new(
+                    "Grey dots: every visit's pixels shifted to the rest frame (red crosses: bad \
+                 pixels). Standard practice interpolates each visit and averages, so its noise is \
+                 smoothed over neighbouring pixels; the forward model fits all pixels at once and \
+                 its residuals stay uncorrelated.",
+                )
+                .small(),
+            );
+            Plot::new("teaching_spectra")
+                .height(h_spec.max(80.0))
+                .width(w)
+                .legend(Legend::default())
+                .link_axis(link, [true, false])
+                .y_axis_label("flux")
+                .show_axes([false, true])
+                .show(ui, |pu| {
+                    let Some(v) = live else { return };
+                    if !v.data.is_empty() {
+                        pu.points(
+                            Points::new("data (rest frame)", PlotPoints::from(v.data.clone()))
+                                .color(egui::Color32::from_gray(150))
+                                .radius(1.2),
+                        );
+                    }
+                    if !v.bad.is_empty() {
+                        pu.points(
+                            Points::new("bad pixels", PlotPoints::from(v.bad.clone()))
+                                .color(egui::Color32::from_rgb(200, 40, 40))
+                                .shape(egui_plot::MarkerShape::Cross)
+                                .radius(2.0),
+                        );
+                    }
                     add_curve(
                         pu,
-                        "standard practice",
+                        "truth",
                         &v.wave_aa,
-                        &m.flux,
-                        STANDARD_COLOR,
-                        1.2,
+                        &v.truth,
+                        text,
+                        1.5,
                         LineStyle::Solid,
                     );
-                }
-                if let Some(m) = &v.forward {
-                    add_curve(
-                        pu,
-                        "forward model",
-                        &v.wave_aa,
-                        &m.flux,
-                        FORWARD_COLOR,
-                        1.2,
-                        LineStyle::Solid,
-                    );
-                }
-            });
-        let res = Plot::new("teaching_residuals")
-            .height(h_res.max(60.0))
-            .width(w)
-            .legend(Legend::default())
-            .link_axis(link, [true, false])
-            .x_axis_label("rest wavelength (Å)")
-            .y_axis_label("result − truth")
-            .show(ui, |pu| {
-                let Some(v) = live else { return };
-                pu.hline(HLine::new("zero", 0.0).color(text).width(0.5));
-                if let Some(m) = &v.standard {
-                    add_curve(
-                        pu,
-                        "standard practice",
-                        &v.wave_aa,
-                        &m.residual,
-                        STANDARD_COLOR,
-                        1.0,
-                        LineStyle::Solid,
-                    );
-                }
-                if let Some(m) = &v.forward {
-                    add_curve(
-                        pu,
-                        "forward model",
-                        &v.wave_aa,
-                        &m.residual,
-                        FORWARD_COLOR,
-                        1.0,
-                        LineStyle::Solid,
-                    );
-                    let neg: Vec<f64> = m.sigma.iter().map(|s| -s).collect();
-                    let dashed = LineStyle::Dashed { length: 6.0 };
-                    add_curve(
-                        pu,
-                        "±1σ predicted (forward)",
-                        &v.wave_aa,
-                        &m.sigma,
-                        FORWARD_COLOR,
-                        0.7,
-                        dashed,
-                    );
-                    add_curve(
-                        pu,
-                        "±1σ predicted (forward)",
-                        &v.wave_aa,
-                        &neg,
-                        FORWARD_COLOR,
-                        0.7,
-                        dashed,
-                    );
-                }
-            });
-        self.spectra_rect = Some(spec.response.rect.union(res.response.rect));
+                    if let Some(m) = &v.standard {
+                        add_curve(
+                            pu,
+                            "standard practice",
+                            &v.wave_aa,
+                            &m.flux,
+                            STANDARD_COLOR,
+                            1.2,
+                            LineStyle::Solid,
+                        );
+                    }
+                    if let Some(m) = &v.forward {
+                        add_curve(
+                            pu,
+                            "forward model",
+                            &v.wave_aa,
+                            &m.flux,
+                            FORWARD_COLOR,
+                            1.2,
+                            LineStyle::Solid,
+                        );
+                    }
+                });
+            Plot::new("teaching_residuals")
+                .height(h_res.max(60.0))
+                .width(w)
+                .legend(Legend::default())
+                .link_axis(link, [true, false])
+                .x_axis_label("rest wavelength (Å)")
+                .y_axis_label("result − truth")
+                .show(ui, |pu| {
+                    let Some(v) = live else { return };
+                    pu.hline(HLine::new("", 0.0).id("zero").color(text).width(0.5));
+                    if let Some(m) = &v.standard {
+                        add_curve(
+                            pu,
+                            "standard practice",
+                            &v.wave_aa,
+                            &m.residual,
+                            STANDARD_COLOR,
+                            1.0,
+                            LineStyle::Solid,
+                        );
+                    }
+                    if let Some(m) = &v.forward {
+                        add_curve(
+                            pu,
+                            "forward model",
+                            &v.wave_aa,
+                            &m.residual,
+                            FORWARD_COLOR,
+                            1.0,
+                            LineStyle::Solid,
+                        );
+                        let neg: Vec<f64> = m.sigma.iter().map(|s| -s).collect();
+                        let dashed = LineStyle::Dashed { length: 6.0 };
+                        add_curve(
+                            pu,
+                            "±1σ predicted (forward)",
+                            &v.wave_aa,
+                            &m.sigma,
+                            FORWARD_COLOR,
+                            0.7,
+                            dashed,
+                        );
+                        add_curve(
+                            pu,
+                            "±1σ predicted (forward)",
+                            &v.wave_aa,
+                            &neg,
+                            FORWARD_COLOR,
+                            0.7,
+                            dashed,
+                        );
+                    }
+                });
+        });
+        self.spectra_rect = Some(spectra.response.rect);
         if !has_noise {
             self.noise_rect = None;
             return;
         }
         let noise = self.noise.as_ref();
-        let resp = Plot::new("teaching_noise")
-            .height(h_noise.max(80.0))
-            .width(w)
-            .legend(Legend::default())
-            .x_axis_label("lag (output pixels)")
-            .y_axis_label("covariance")
-            .include_y(0.0)
-            .show(ui, |pu| {
-                let Some(n) = noise else { return };
-                let pts = |c: &[f64]| -> Vec<[f64; 2]> {
-                    c.iter()
-                        .enumerate()
-                        .filter(|(_, v)| v.is_finite())
-                        .map(|(k, &v)| [k as f64, v])
-                        .collect()
-                };
-                pu.hline(HLine::new("zero", 0.0).color(text).width(0.5));
-                if n.predicted_var.is_finite() {
-                    pu.hline(
-                        HLine::new("predicted variance (forward)", n.predicted_var)
-                            .color(FORWARD_COLOR)
-                            .style(LineStyle::Dashed { length: 8.0 })
-                            .width(1.0),
-                    );
-                }
-                for (name, c, color) in [
-                    ("standard practice", &n.standard_cov, STANDARD_COLOR),
-                    ("forward model", &n.forward_cov, FORWARD_COLOR),
-                ] {
-                    pu.line(
-                        Line::new(name, PlotPoints::from(pts(c)))
-                            .color(color)
-                            .width(1.5),
-                    );
-                    pu.points(
-                        Points::new(name, PlotPoints::from(pts(c)))
-                            .id((name, "markers"))
-                            .color(color)
-                            .radius(3.0),
-                    );
-                }
-            });
+        let summary = match noise {
+            Some(n) => format!(
+                "Noise test, {} trials: lag-1 / lag-0 covariance = {:+.3} (forward model), {:+.3} \
+                 (standard practice); empirical / predicted variance (forward) = {:.3}",
+                n.trials,
+                n.forward_cov[1] / n.forward_cov[0],
+                n.standard_cov[1] / n.standard_cov[0],
+                n.forward_cov[0] / n.predicted_var
+            ),
+            None => "Noise test running…".to_owned(),
+        };
+        let resp = ui.vertical(|ui| {
+            ui.label(egui::RichText::new(summary).small());
+            Plot::new("teaching_noise")
+                .height(h_noise.max(80.0))
+                .width(w)
+                .legend(Legend::default())
+                .x_axis_label("lag (output pixels)")
+                .y_axis_label("covariance")
+                .y_axis_formatter(|m, _| {
+                    if m.value.abs() < 1e-15 {
+                        "0".to_owned()
+                    } else {
+                        format!("{:.1e}", m.value)
+                    }
+                })
+                .include_y(0.0)
+                .show(ui, |pu| {
+                    let Some(n) = noise else { return };
+                    let pts = |c: &[f64]| -> Vec<[f64; 2]> {
+                        c.iter()
+                            .enumerate()
+                            .filter(|(_, v)| v.is_finite())
+                            .map(|(k, &v)| [k as f64, v])
+                            .collect()
+                    };
+                    pu.hline(HLine::new("", 0.0).id("zero").color(text).width(0.5));
+                    if n.predicted_var.is_finite() {
+                        pu.hline(
+                            HLine::new("predicted variance (forward)", n.predicted_var)
+                                .color(FORWARD_COLOR)
+                                .style(LineStyle::Dashed { length: 8.0 })
+                                .width(1.0),
+                        );
+                    }
+                    for (name, c, color) in [
+                        ("standard practice", &n.standard_cov, STANDARD_COLOR),
+                        ("forward model", &n.forward_cov, FORWARD_COLOR),
+                    ] {
+                        pu.line(
+                            Line::new(name, PlotPoints::from(pts(c)))
+                                .color(color)
+                                .width(1.5),
+                        );
+                        pu.points(
+                            Points::new(name, PlotPoints::from(pts(c)))
+                                .id((name, "markers"))
+                                .color(color)
+                                .radius(3.0),
+                        );
+                    }
+                });
+        });
         self.noise_rect = Some(resp.response.rect);
     }
 }

@@ -39,6 +39,12 @@ pub struct BenchArgs {
     /// Skip the scaling series.
     #[arg(long)]
     pub no_scaling: bool,
+    /// Skip the cases (run only the scaling series, e.g. to redraw the plot).
+    #[arg(long)]
+    pub no_cases: bool,
+    /// Kernel of the local basis (lanczos3, bspline3, bspline5 ... bspline15).
+    #[arg(long, default_value = "default")]
+    pub kernel: String,
     /// Run one case in this process and print its JSON line (used by the parent process).
     #[arg(long, hide = true)]
     pub case: Option<String>,
@@ -58,18 +64,18 @@ pub const CASES: [&str; 7] = [
 /// Run `frizzview bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(name) = &args.case {
-        let line = run_case(name, args.quick)?;
+        let line = run_case(name, args.quick, kernel(&args.kernel)?)?;
         println!("{line}");
         return Ok(());
     }
     let exe = std::env::current_exe().context("cannot find the frizzview executable")?;
     let mut rows = Vec::new();
     for name in CASES {
-        if args.quick && name == "dense_case_a" {
+        if args.no_cases || (args.quick && name == "dense_case_a") {
             continue;
         }
         let mut cmd = std::process::Command::new(&exe);
-        cmd.args(["bench", "--case", name]);
+        cmd.args(["bench", "--case", name, "--kernel", &args.kernel]);
         if args.quick {
             cmd.arg("--quick");
         }
@@ -104,7 +110,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let scaling = if args.no_scaling {
         Vec::new()
     } else {
-        let s = scaling_series(args.quick)?;
+        let s = scaling_series(args.quick, kernel(&args.kernel)?)?;
         for p in &s {
             println!("{}", p.json());
         }
@@ -142,12 +148,41 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn kernel(label: &str) -> anyhow::Result<local::Kernel> {
+    if label == "default" {
+        return Ok(local::DEFAULT_KERNEL);
+    }
+    local::Kernel::from_label(label).with_context(|| {
+        format!("unknown kernel {label:?}; use lanczos3, bspline3, bspline5 ... bspline15 (odd)")
+    })
+}
+
 /// Peak resident memory of this process (VmHWM) in MB.
 fn peak_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// CPU time (seconds) used so far by all threads of this process, from
+/// /proc/self/task/*/schedstat (nanoseconds on CPU): unlike wall time it barely depends on how
+/// busy the machine is, so it is reported next to `seconds` on shared machines.
+fn cpu_now() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    let mut ns = 0u64;
+    for e in dir.flatten() {
+        if let Ok(t) = std::fs::read_to_string(e.path().join("schedstat")) {
+            ns += t
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 * 1e-9
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -160,7 +195,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Run one case in this process and return its JSON line.
-fn run_case(name: &str, quick: bool) -> anyhow::Result<serde_json::Value> {
+fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<serde_json::Value> {
     let reps = if quick { 1 } else { 5 };
     let (seconds, extra) = match name {
         "case_a_fourier" | "case_a_local" | "dense_case_a" => {
@@ -178,7 +213,7 @@ fn run_case(name: &str, quick: bool) -> anyhow::Result<serde_json::Value> {
             if name == "dense_case_a" {
                 time_dense(&data, 1)?
             } else {
-                time_forward(&data, basis, reps)?
+                time_forward(&data, basis, reps, kernel)?
             }
         }
         "case_b_fourier" | "case_b_local" => {
@@ -193,7 +228,7 @@ fn run_case(name: &str, quick: bool) -> anyhow::Result<serde_json::Value> {
             } else {
                 Basis::Fourier
             };
-            time_forward(&data, basis, reps)?
+            time_forward(&data, basis, reps, kernel)?
         }
         "apogee30_live" | "apogee1000_live" => {
             let n = match (name, quick) {
@@ -204,10 +239,15 @@ fn run_case(name: &str, quick: bool) -> anyhow::Result<serde_json::Value> {
             };
             let chip = if quick { 512 } else { 4096 };
             let data = apogee_dataset(n, chip, 3);
-            let t = time_live(&data, if quick { 2 } else { 11 })?;
+            let t = time_live(&data, if quick { 2 } else { 11 }, kernel)?;
             (
                 t.live_s,
-                serde_json::json!({"first_seconds": t.first_s, "visits": n, "pixels": n * 3 * chip}),
+                serde_json::json!({
+                    "first_seconds": t.first_s,
+                    "cpu_seconds": t.live_cpu_s,
+                    "visits": n,
+                    "pixels": n * 3 * chip,
+                }),
             )
         }
         other => anyhow::bail!("unknown bench case {other:?}; known: {}", CASES.join(", ")),
@@ -218,6 +258,7 @@ fn run_case(name: &str, quick: bool) -> anyhow::Result<serde_json::Value> {
         "peak_mb": peak_mb(),
         "threads": rayon::current_num_threads(),
         "quick": quick,
+        "kernel": kernel.label(),
     });
     if let (Some(obj), serde_json::Value::Object(more)) = (v.as_object_mut(), extra) {
         obj.extend(more);
@@ -246,53 +287,95 @@ fn time_forward(
     data: &Dataset,
     basis: Basis,
     reps: usize,
+    kernel: local::Kernel,
 ) -> anyhow::Result<(f64, serde_json::Value)> {
     let settings = forward_settings(basis);
     let prep = prepare(data, &settings)?;
     let fs = settings.forward.clone().unwrap_or_default();
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     for _ in 0..reps {
         let mut warnings = Vec::new();
+        let c = cpu_now();
         let t = Instant::now();
-        let r = crate::combine::fit_forward_plain(
-            &prep,
-            &fs,
-            settings.band_lags,
-            &Cancel::new(),
-            &mut warnings,
-        )?;
+        let r = if basis == Basis::Local {
+            let opts = LocalOptions {
+                kernel,
+                ..LocalOptions::default()
+            };
+            let cache = BasisCache::new();
+            local::fit_with(
+                &prep,
+                settings.band_lags,
+                &Cancel::new(),
+                &mut warnings,
+                &cache,
+                &opts,
+            )?
+        } else {
+            crate::combine::fit_forward_plain(
+                &prep,
+                &fs,
+                settings.band_lags,
+                &Cancel::new(),
+                &mut warnings,
+            )?
+        };
         times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_now() - c);
         std::hint::black_box(r);
     }
-    Ok((median(times), serde_json::json!({"reps": reps})))
+    Ok((
+        median(times),
+        serde_json::json!({"reps": reps, "cpu_seconds": median(cpu)}),
+    ))
 }
 
 /// Time the in-crate dense implementation (the test oracle) once.
 fn time_dense(data: &Dataset, reps: usize) -> anyhow::Result<(f64, serde_json::Value)> {
-    let _ = (data, reps);
-    anyhow::bail!("the dense implementation has no benchmark entry point yet")
+    let settings = forward_settings(Basis::Fourier);
+    let prep = prepare(data, &settings)?;
+    let fs = settings.forward.clone().unwrap_or_default();
+    let mut times = Vec::new();
+    let mut cpu = Vec::new();
+    for _ in 0..reps {
+        let c = cpu_now();
+        let t = Instant::now();
+        let r = crate::combine::dense::fit(&prep, &fs)?;
+        times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_now() - c);
+        std::hint::black_box(r);
+    }
+    Ok((
+        median(times),
+        serde_json::json!({"reps": reps, "cpu_seconds": median(cpu)}),
+    ))
 }
 
 /// First and live (median of later recomputes) times of the local basis with a cache.
 struct Live {
     first_s: f64,
     live_s: f64,
+    live_cpu_s: f64,
 }
 
 /// A recompute = prepare (a visit weight changed) + local fit with the shared cache.
-fn time_live(data: &Dataset, reps: usize) -> anyhow::Result<Live> {
+fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Result<Live> {
     let mut settings = forward_settings(Basis::Local);
     settings.grid = GridSpec::Apogee;
     settings.visits = vec![VisitSetting::default(); data.visits.len()];
     let cache = BasisCache::new();
     let opts = LocalOptions {
+        kernel,
         condition: false,
         ..LocalOptions::default()
     };
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     for rep in 0..reps.max(2) {
         // Alternate a weight: a real recompute that only changes weights (cache hits).
         settings.visits[0].weight = if rep % 2 == 0 { 1.0 } else { 0.5 };
+        let c = cpu_now();
         let t = Instant::now();
         let prep = prepare(data, &settings)?;
         let mut warnings = Vec::new();
@@ -305,12 +388,14 @@ fn time_live(data: &Dataset, reps: usize) -> anyhow::Result<Live> {
             &opts,
         )?;
         times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_now() - c);
         std::hint::black_box(r);
     }
     let first_s = times[0];
     Ok(Live {
         first_s,
         live_s: median(times[1..].to_vec()),
+        live_cpu_s: median(cpu[1..].to_vec()),
     })
 }
 
@@ -325,6 +410,8 @@ pub struct ScalingPoint {
     pub pixels_per_visit: usize,
     /// First call (kernel evaluations included), seconds.
     pub first_s: f64,
+    /// CPU seconds (all threads) of the median recompute.
+    pub live_cpu_s: f64,
     /// Median recompute with the cache, seconds.
     pub live_s: f64,
 }
@@ -344,13 +431,14 @@ impl ScalingPoint {
             "m": self.m(),
             "first_seconds": self.first_s,
             "live_seconds": self.live_s,
+            "live_cpu_seconds": self.live_cpu_s,
             "threads": rayon::current_num_threads(),
         })
     }
 }
 
 /// Live-path timings against visits (1..1000) and pixels per visit.
-fn scaling_series(quick: bool) -> anyhow::Result<Vec<ScalingPoint>> {
+fn scaling_series(quick: bool, kernel: local::Kernel) -> anyhow::Result<Vec<ScalingPoint>> {
     let (visits, chips, reps): (&[usize], &[usize], usize) = if quick {
         (&[1, 3, 10], &[256, 512], 2)
     } else {
@@ -360,25 +448,27 @@ fn scaling_series(quick: bool) -> anyhow::Result<Vec<ScalingPoint>> {
     let mut out = Vec::new();
     for &n in visits {
         let data = apogee_dataset(n, chip_full, 7);
-        let t = time_live(&data, reps)?;
+        let t = time_live(&data, reps, kernel)?;
         out.push(ScalingPoint {
             series: "visits",
             visits: n,
             pixels_per_visit: 3 * chip_full,
             first_s: t.first_s,
             live_s: t.live_s,
+            live_cpu_s: t.live_cpu_s,
         });
     }
     let n = if quick { 3 } else { 30 };
     for &chip in chips {
         let data = apogee_dataset(n, chip, 8);
-        let t = time_live(&data, reps)?;
+        let t = time_live(&data, reps, kernel)?;
         out.push(ScalingPoint {
             series: "pixels",
             visits: n,
             pixels_per_visit: 3 * chip,
             first_s: t.first_s,
             live_s: t.live_s,
+            live_cpu_s: t.live_cpu_s,
         });
     }
     Ok(out)

@@ -1,10 +1,682 @@
-//! `frizzview combine`.
+//! `frizzview combine`: one star from files, or many stars from a manifest (batch).
+//!
+//! Defaults follow the survey the input looks like (see [`survey_defaults`]); every flag overrides
+//! them. The output format follows the extension of `-o` (`.fits`, `.npz`, `.csv`, `.tsv`).
+//!
+//! Batch mode (`--manifest FILE --out-dir DIR`): one star per line, `name file1 file2 ...`
+//! (whitespace-separated) or `name<TAB>glob` (`*` and `?` in the file-name part). Relative paths
+//! are relative to the manifest's folder; blank lines and `#` comments are skipped. Stars whose
+//! output already exists are skipped unless `--force`. `--shard K/N` processes every N-th star
+//! starting at K (0-based), for job arrays, e.g. with Slurm
+//! `#SBATCH --array=0-9` and `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::combine::{self, Cancel, Combined};
+use crate::io::{self, LoadOptions};
+use crate::model::{Dataset, Survey, VelocityKind, mask};
+use crate::settings::{
+    Basis, Extensions, ForwardSettings, GridSpec, Interpolator, LsfMode, Robust, SelectionMode,
+    Settings, ShiftSource, StandardMask, StandardSettings, VisitSetting, Weighting,
+};
 
 /// Arguments of `frizzview combine`.
-#[derive(Debug, clap::Args)]
-pub struct CombineArgs {}
+#[derive(Debug, Default, clap::Args)]
+pub struct CombineArgs {
+    /// Input files or folders (apVisit, BOSS spec, FITS/CSV tables, .npz bundles), one star.
+    #[arg(required_unless_present = "manifest")]
+    pub inputs: Vec<PathBuf>,
+    /// Output file; the format follows the extension: .fits (apStar-like), .npz, .csv, .tsv.
+    #[arg(short, long, required_unless_present = "manifest")]
+    pub output: Option<PathBuf>,
+    /// Batch mode: a manifest with one star per line (`name file1 file2 ...` or `name<TAB>glob`).
+    #[arg(long, requires = "out_dir", conflicts_with = "inputs")]
+    pub manifest: Option<PathBuf>,
+    /// Batch mode: folder for the results (`NAME.EXT`).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Batch mode: output format (fits, npz, csv).
+    #[arg(long, default_value = "fits")]
+    pub format: String,
+    /// Batch mode: redo stars whose output exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Batch mode: process every N-th star starting at K (0-based), e.g. `--shard 3/10`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Combine visits that name different objects anyway.
+    #[arg(long)]
+    pub allow_mixed: bool,
+    /// Take every setting from a previous result (.fits or .npz export, or a JSON file) to
+    /// reproduce it; the other setting flags are then ignored.
+    #[arg(long, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+    /// Output grid: apogee, boss, auto, input, or LOG10START:LOG10STEP:N.
+    #[arg(long)]
+    pub grid: Option<String>,
+    /// Velocity that sets each visit's shift: none, vrad, -bc, true.
+    #[arg(long, allow_hyphen_values = true)]
+    pub shift: Option<String>,
+    /// Per-visit velocity override in km/s, NAME=KMS (NAME: visit name, file name, or 0-based index).
+    #[arg(long, value_name = "NAME=KMS", allow_hyphen_values = true)]
+    pub velocity: Vec<String>,
+    /// Pixel weighting: ivar or uniform.
+    #[arg(long)]
+    pub weighting: Option<String>,
+    /// Leave a visit out (name, file name or 0-based index); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub exclude: Vec<String>,
+    /// Per-visit weight multiplier, NAME=W; repeatable.
+    #[arg(long, value_name = "NAME=W")]
+    pub weight: Vec<String>,
+    /// Mask bits that make a pixel bad: a number, apogee (16639), boss, or none.
+    #[arg(long)]
+    pub bad_bits: Option<String>,
+    /// Selection factor (telluric...): ignore, multiply (the model), divide (the data).
+    #[arg(long)]
+    pub selection: Option<String>,
+    /// Methods: forward, standard, both.
+    #[arg(long, default_value = "both")]
+    pub method: String,
+    /// Forward-model basis: fourier or local.
+    #[arg(long, default_value = "fourier")]
+    pub basis: String,
+    /// Reproduce a reference implementation exactly: `frizzle` (frizzle 0.2.8).
+    #[arg(long)]
+    pub compat: Option<String>,
+    /// Number of Fourier modes P (default: frizzle's rule).
+    #[arg(long)]
+    pub modes: Option<usize>,
+    /// Standard-practice interpolator: cubic, linear, sinc.
+    #[arg(long, default_value = "cubic")]
+    pub interp: String,
+    /// Standard-practice mask handling: drop or conservative.
+    #[arg(long, default_value = "drop")]
+    pub std_mask: String,
+    /// Covariance lags to compute beyond 0 (at least 5).
+    #[arg(long, default_value_t = 5)]
+    pub lags: usize,
+    /// Fit each visit's shift against the combined model.
+    #[arg(long)]
+    pub fit_shifts: bool,
+    /// Robust reweighting: huber:T, cauchy:T or clip:T (T in sigma).
+    #[arg(long)]
+    pub robust: Option<String>,
+    /// Fit a per-visit multiplicative Legendre continuum of this degree.
+    #[arg(long, value_name = "DEG")]
+    pub normalize: Option<usize>,
+    /// Convolve the model with each visit's Gaussian LSF (from its metadata).
+    #[arg(long)]
+    pub lsf: bool,
+    /// No summary on stdout.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Settings a dataset gets when no flag says otherwise.
+///
+/// APOGEE: apStar grid, VRAD shifts, bad bits 16639, selection "multiply". BOSS: BOSS grid, no
+/// shift beyond the heliocentric wavelengths (Vrel = 0 is stored by the reader), SPPIXMASK bad
+/// bits, no selection factor. Reference bundles (rest-frame data with a grid): the grid from the
+/// input, no shift, bad bit 0. Anything else: an automatic grid, VRAD shifts if every visit has
+/// one (else the true velocity of synthetic data, else none).
+#[must_use]
+pub fn survey_defaults(data: &Dataset) -> Settings {
+    let mut s = Settings::default();
+    let all_have = |k: VelocityKind| {
+        !data.visits.is_empty() && data.visits.iter().all(|v| v.meta.velocity(k).is_some())
+    };
+    let shift = if all_have(VelocityKind::Vrel) {
+        ShiftSource::Vrel
+    } else if all_have(VelocityKind::True) {
+        ShiftSource::True
+    } else {
+        ShiftSource::None
+    };
+    let any_selection = data.visits.iter().any(|v| v.selection().is_some());
+    s.shift = shift;
+    s.selection = if any_selection {
+        SelectionMode::Multiply
+    } else {
+        SelectionMode::Ignore
+    };
+    match data.survey {
+        Survey::Apogee => {
+            s.grid = GridSpec::Apogee;
+            s.bad_bits = mask::APOGEE_BAD_BITS;
+        }
+        Survey::Boss => {
+            s.grid = GridSpec::Boss;
+            s.bad_bits = mask::BOSS_BAD_BITS;
+        }
+        Survey::Generic => {
+            s.grid = if data.input_grid.is_some() {
+                GridSpec::FromInput
+            } else {
+                GridSpec::Auto
+            };
+            s.bad_bits = mask::GENERIC_BAD_BITS;
+        }
+    }
+    s
+}
+
+fn parse_grid(g: &str) -> anyhow::Result<GridSpec> {
+    Ok(match g.to_ascii_lowercase().as_str() {
+        "apogee" => GridSpec::Apogee,
+        "boss" => GridSpec::Boss,
+        "auto" => GridSpec::Auto,
+        "input" | "from-input" => GridSpec::FromInput,
+        other => {
+            let parts: Vec<&str> = other.split(':').collect();
+            let [a, b, n] = parts.as_slice() else {
+                bail!("--grid {g}: expected apogee, boss, auto, input or LOG10START:LOG10STEP:N");
+            };
+            GridSpec::LogLinear {
+                log10_start: a.parse().with_context(|| format!("--grid start '{a}'"))?,
+                log10_step: b.parse().with_context(|| format!("--grid step '{b}'"))?,
+                n: n.parse().with_context(|| format!("--grid size '{n}'"))?,
+            }
+        }
+    })
+}
+
+fn parse_shift(s: &str) -> anyhow::Result<ShiftSource> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "none" => ShiftSource::None,
+        "vrad" | "vrel" => ShiftSource::Vrel,
+        "-bc" | "bc" | "minus-bc" => ShiftSource::MinusBc,
+        "true" => ShiftSource::True,
+        _ => bail!("--shift {s}: expected none, vrad, -bc or true"),
+    })
+}
+
+fn parse_bad_bits(s: &str) -> anyhow::Result<u64> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "apogee" => mask::APOGEE_BAD_BITS,
+        "boss" => mask::BOSS_BAD_BITS,
+        "none" => 0,
+        n => {
+            if let Some(hex) = n.strip_prefix("0x") {
+                u64::from_str_radix(hex, 16).with_context(|| format!("--bad-bits {s}"))?
+            } else {
+                n.parse().with_context(|| {
+                    format!("--bad-bits {s}: expected a number, apogee, boss or none")
+                })?
+            }
+        }
+    })
+}
+
+fn parse_robust(s: &str) -> anyhow::Result<Robust> {
+    let (kind, t) = s
+        .split_once(':')
+        .with_context(|| format!("--robust {s}: expected huber:T, cauchy:T or clip:T"))?;
+    let t: f64 = t
+        .parse()
+        .with_context(|| format!("--robust {s}: threshold '{t}'"))?;
+    Ok(match kind.to_ascii_lowercase().as_str() {
+        "huber" => Robust::Huber(t),
+        "cauchy" => Robust::Cauchy(t),
+        "clip" | "sigmaclip" => Robust::SigmaClip(t),
+        _ => bail!("--robust {s}: expected huber:T, cauchy:T or clip:T"),
+    })
+}
+
+/// The visit indices that `name` designates: its display name, its file name or stem, or a
+/// 0-based index.
+fn find_visits(data: &Dataset, name: &str) -> anyhow::Result<Vec<usize>> {
+    let mut hits = Vec::new();
+    for (i, v) in data.visits.iter().enumerate() {
+        let file_hit = v.meta.source.as_ref().is_some_and(|p| {
+            p.file_name().is_some_and(|f| f.to_string_lossy() == name)
+                || p.file_stem().is_some_and(|f| f.to_string_lossy() == name)
+        });
+        if v.meta.name == name || file_hit {
+            hits.push(i);
+        }
+    }
+    if hits.is_empty()
+        && let Ok(i) = name.parse::<usize>()
+        && i < data.visits.len()
+    {
+        hits.push(i);
+    }
+    if hits.is_empty() {
+        let names: Vec<&str> = data.visits.iter().map(|v| v.meta.name.as_str()).collect();
+        bail!(
+            "no visit is called '{name}' (visits: {}; or use a 0-based index)",
+            names.join(", ")
+        );
+    }
+    Ok(hits)
+}
+
+fn name_value<'a>(flag: &str, s: &'a str) -> anyhow::Result<(&'a str, f64)> {
+    let (n, v) = s
+        .rsplit_once('=')
+        .with_context(|| format!("--{flag} {s}: expected NAME=VALUE"))?;
+    let v: f64 = v
+        .parse()
+        .with_context(|| format!("--{flag} {s}: '{v}' is not a number"))?;
+    Ok((n, v))
+}
+
+/// Build the settings for `data` from the defaults and the flags.
+pub fn settings_from_args(a: &CombineArgs, data: &Dataset) -> anyhow::Result<Settings> {
+    let mut s = survey_defaults(data);
+    if let Some(g) = &a.grid {
+        s.grid = parse_grid(g)?;
+    }
+    if let Some(x) = &a.shift {
+        s.shift = parse_shift(x)?;
+    }
+    if let Some(w) = &a.weighting {
+        s.weighting = match w.to_ascii_lowercase().as_str() {
+            "ivar" | "inverse-variance" => Weighting::InverseVariance,
+            "uniform" => Weighting::Uniform,
+            _ => bail!("--weighting {w}: expected ivar or uniform"),
+        };
+    }
+    if let Some(b) = &a.bad_bits {
+        s.bad_bits = parse_bad_bits(b)?;
+    }
+    if let Some(x) = &a.selection {
+        s.selection = match x.to_ascii_lowercase().as_str() {
+            "ignore" => SelectionMode::Ignore,
+            "multiply" => SelectionMode::Multiply,
+            "divide" => SelectionMode::Divide,
+            _ => bail!("--selection {x}: expected ignore, multiply or divide"),
+        };
+    }
+    let (fw, st) = match a.method.to_ascii_lowercase().as_str() {
+        "forward" | "frizzle" => (true, false),
+        "standard" => (false, true),
+        "both" => (true, true),
+        m => bail!("--method {m}: expected forward, standard or both"),
+    };
+    let basis = match a.basis.to_ascii_lowercase().as_str() {
+        "fourier" => Basis::Fourier,
+        "local" => Basis::Local,
+        b => bail!("--basis {b}: expected fourier or local"),
+    };
+    let compat = match a.compat.as_deref() {
+        None => false,
+        Some(c) if c.eq_ignore_ascii_case("frizzle") => true,
+        Some(c) => bail!("--compat {c}: the only reference is 'frizzle'"),
+    };
+    s.forward = fw.then_some(ForwardSettings {
+        basis,
+        compat,
+        n_modes: a.modes,
+    });
+    let interpolator = match a.interp.to_ascii_lowercase().as_str() {
+        "cubic" | "spline" => Interpolator::CubicSpline,
+        "linear" => Interpolator::Linear,
+        "sinc" => Interpolator::DampedSinc,
+        i => bail!("--interp {i}: expected cubic, linear or sinc"),
+    };
+    let std_mask = match a.std_mask.to_ascii_lowercase().as_str() {
+        "drop" => StandardMask::Drop,
+        "conservative" => StandardMask::Conservative,
+        m => bail!("--std-mask {m}: expected drop or conservative"),
+    };
+    s.standard = st.then_some(StandardSettings {
+        interpolator,
+        weighting: s.weighting,
+        mask: std_mask,
+    });
+    if a.lags < 5 {
+        bail!("--lags {}: at least 5 lags are computed", a.lags);
+    }
+    s.band_lags = a.lags;
+    s.extensions = Extensions {
+        fit_shifts: a.fit_shifts,
+        robust: a.robust.as_deref().map(parse_robust).transpose()?,
+        normalization_degree: a.normalize,
+        lsf: if a.lsf {
+            LsfMode::FromVisits
+        } else {
+            LsfMode::Off
+        },
+    };
+    s.visits = vec![VisitSetting::default(); data.visits.len()];
+    for x in &a.exclude {
+        for i in find_visits(data, x).with_context(|| format!("--exclude {x}"))? {
+            s.visits[i].include = false;
+        }
+    }
+    for x in &a.weight {
+        let (n, w) = name_value("weight", x)?;
+        for i in find_visits(data, n).with_context(|| format!("--weight {x}"))? {
+            s.visits[i].weight = w;
+        }
+    }
+    for x in &a.velocity {
+        let (n, v) = name_value("velocity", x)?;
+        for i in find_visits(data, n).with_context(|| format!("--velocity {x}"))? {
+            s.visits[i].shift_kms = Some(v);
+        }
+    }
+    s.validate().context("invalid settings")?;
+    Ok(s)
+}
+
+/// Output format by extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutFormat {
+    Fits,
+    Npz,
+    Csv,
+}
+
+fn out_format(path: &Path) -> anyhow::Result<OutFormat> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    Ok(match ext.as_str() {
+        "fits" | "fit" | "fts" => OutFormat::Fits,
+        "npz" => OutFormat::Npz,
+        "csv" | "tsv" => OutFormat::Csv,
+        _ => bail!(
+            "{}: unknown output format '.{ext}' (use .fits, .npz, .csv or .tsv)",
+            path.display()
+        ),
+    })
+}
+
+/// Load, combine and write one star; returns the summary paragraph.
+pub fn combine_one(a: &CombineArgs, inputs: &[PathBuf], output: &Path) -> anyhow::Result<String> {
+    let fmt = out_format(output)?;
+    let data = io::load_paths(
+        inputs,
+        &LoadOptions {
+            force: a.allow_mixed,
+        },
+    )?;
+    let settings = match &a.settings {
+        Some(p) => {
+            let s = io::export_fits::read_settings(p)?;
+            s.validate()
+                .with_context(|| format!("settings from {}", p.display()))?;
+            if !a.quiet {
+                eprintln!(
+                    "note: every setting is taken from {}; other setting flags are ignored",
+                    p.display()
+                );
+            }
+            s
+        }
+        None => settings_from_args(a, &data)?,
+    };
+    let result = combine::combine(&data, &settings, &Cancel::new())
+        .with_context(|| format!("combining {}", data.name))?;
+    let mut all_inputs: Vec<PathBuf> = inputs.to_vec();
+    all_inputs.extend(data.visits.iter().filter_map(|v| v.meta.source.clone()));
+    match fmt {
+        OutFormat::Fits => io::export_fits::write_fits(output, &data, &result, &all_inputs)?,
+        OutFormat::Npz => io::export::write_npz(output, &result, &all_inputs)?,
+        OutFormat::Csv => io::export::write_csv(output, &result, &all_inputs)?,
+    }
+    Ok(summary(&data, &result, output))
+}
+
+/// The one-paragraph summary printed after a combination.
+#[must_use]
+pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
+    let mut s = String::new();
+    let n_inc = c.visits.iter().filter(|v| v.included).count();
+    let used: usize = c
+        .visits
+        .iter()
+        .filter(|v| v.included)
+        .map(|v| v.n_used)
+        .sum();
+    let _ = write!(
+        s,
+        "{}: {} visits ({} included), {} pixels used, output grid {} px ({:.2}-{:.2} A), shifts from {}",
+        data.name,
+        c.visits.len(),
+        n_inc,
+        used,
+        c.grid.len(),
+        c.grid.ln_wave.first().map_or(f64::NAN, |x| x.exp()),
+        c.grid.ln_wave.last().map_or(f64::NAN, |x| x.exp()),
+        c.settings.shift.label(),
+    );
+    let mut part = |label: &str, r: &crate::combine::MethodResult| {
+        let chi2: f64 = r
+            .visits
+            .iter()
+            .filter(|v| v.n_used > 0)
+            .map(|v| v.chi2)
+            .sum();
+        let n: usize = r.visits.iter().map(|v| v.n_used).sum();
+        let no_data = r.no_data.iter().filter(|&&x| x).count();
+        let _ = write!(s, "; {label}: ");
+        if n > 0 {
+            let _ = write!(s, "chi2/nu {:.3}", chi2 / n as f64);
+        } else {
+            let _ = write!(s, "chi2/nu n/a");
+        }
+        if let Some(cond) = r.condition {
+            let _ = write!(s, ", condition {cond:.2e}");
+        }
+        if let Some(fv) = &r.fitted_velocity {
+            let mut errs: Vec<f64> = fv.iter().map(|x| x.1).filter(|e| e.is_finite()).collect();
+            errs.sort_by(f64::total_cmp);
+            let med = errs.get(errs.len() / 2).copied().unwrap_or(f64::NAN);
+            let _ = write!(
+                s,
+                ", shifts fitted for {} visits (median error {med:.3} km/s)",
+                fv.len()
+            );
+        }
+        let _ = write!(s, ", {no_data} px without data");
+    };
+    if let Some(f) = &c.forward {
+        part("forward model", f);
+    }
+    if let Some(f) = &c.standard {
+        part("standard practice", f);
+    }
+    if c.warnings.is_empty() {
+        let _ = write!(s, "; no warnings");
+    } else {
+        let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+        let _ = write!(s, "; {} warnings: {}", w.len(), w.join("; "));
+    }
+    let _ = write!(s, "; wrote {}", output.display());
+    s
+}
+
+/// One star of a manifest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManifestEntry {
+    /// Star name (output file stem).
+    pub name: String,
+    /// Its input files.
+    pub files: Vec<PathBuf>,
+}
+
+/// Match `name` against a glob with `*` and `?`.
+fn glob_match(pat: &[char], name: &[char]) -> bool {
+    match (pat.first(), name.first()) {
+        (None, None) => true,
+        (Some('*'), _) => {
+            glob_match(&pat[1..], name) || (!name.is_empty() && glob_match(pat, &name[1..]))
+        }
+        (Some('?'), Some(_)) => glob_match(&pat[1..], &name[1..]),
+        (Some(p), Some(n)) if p == n => glob_match(&pat[1..], &name[1..]),
+        _ => false,
+    }
+}
+
+fn expand(base: &Path, token: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let p = base.join(token);
+    if !token.contains(['*', '?']) {
+        return Ok(vec![p]);
+    }
+    let dir = p
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let pat: Vec<char> = p
+        .file_name()
+        .map(|f| f.to_string_lossy().chars().collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let e = e.with_context(|| format!("listing {}", dir.display()))?;
+        let name: Vec<char> = e.file_name().to_string_lossy().chars().collect();
+        if glob_match(&pat, &name) {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        bail!("{token}: no file matches");
+    }
+    Ok(out)
+}
+
+/// Parse a manifest (see the module documentation).
+pub fn read_manifest(path: &Path) -> anyhow::Result<Vec<ManifestEntry>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut out = Vec::new();
+    for (ln, line) in text.lines().enumerate() {
+        let line = line.trim_end();
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let ctx = || format!("{} line {}", path.display(), ln + 1);
+        let (name, rest) = match line.split_once('\t') {
+            Some((n, r)) => (n.trim(), r.trim()),
+            None => {
+                let mut it = line.splitn(2, char::is_whitespace);
+                (
+                    it.next().unwrap_or_default().trim(),
+                    it.next().unwrap_or_default().trim(),
+                )
+            }
+        };
+        if name.is_empty() || rest.is_empty() {
+            bail!(
+                "{}: expected `name file1 file2 ...` or `name<TAB>glob`",
+                ctx()
+            );
+        }
+        if name.contains(['/', '\\']) {
+            bail!(
+                "{}: the star name '{name}' must not contain a path separator",
+                ctx()
+            );
+        }
+        let mut files = Vec::new();
+        for tok in rest.split_whitespace() {
+            files.extend(expand(base, tok).with_context(ctx)?);
+        }
+        out.push(ManifestEntry {
+            name: name.to_owned(),
+            files,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
+    let (k, n) = s
+        .split_once('/')
+        .with_context(|| format!("--shard {s}: expected K/N"))?;
+    let k: usize = k
+        .trim()
+        .parse()
+        .with_context(|| format!("--shard {s}: K"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .with_context(|| format!("--shard {s}: N"))?;
+    if n == 0 || k >= n {
+        bail!("--shard {s}: need 0 <= K < N");
+    }
+    Ok((k, n))
+}
+
+fn run_batch(a: &CombineArgs, manifest: &Path) -> anyhow::Result<()> {
+    let out_dir = a.out_dir.as_ref().context("--manifest needs --out-dir")?;
+    let ext = match a.format.to_ascii_lowercase().as_str() {
+        f @ ("fits" | "npz" | "csv" | "tsv") => f.to_owned(),
+        f => bail!("--format {f}: expected fits, npz, csv or tsv"),
+    };
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let mut entries = read_manifest(manifest)?;
+    if let Some(sh) = &a.shard {
+        let (k, n) = parse_shard(sh)?;
+        entries = entries
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % n == k)
+            .map(|(_, e)| e)
+            .collect();
+    }
+    // indicatif draws only on a terminal; redirected stderr gets nothing.
+    let bar = indicatif::ProgressBar::new(entries.len() as u64);
+    let mut failed = Vec::new();
+    let (mut done, mut skipped) = (0, 0);
+    for e in &entries {
+        bar.set_message(e.name.clone());
+        let out = out_dir.join(format!("{}.{ext}", e.name));
+        if out.exists() && !a.force {
+            skipped += 1;
+        } else {
+            match combine_one(a, &e.files, &out) {
+                Ok(s) => {
+                    done += 1;
+                    if !a.quiet {
+                        bar.suspend(|| println!("{s}"));
+                    }
+                }
+                Err(err) => {
+                    bar.suspend(|| eprintln!("error: {}: {err:#}", e.name));
+                    failed.push(e.name.clone());
+                }
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if !a.quiet {
+        println!(
+            "batch: {} stars, {done} combined, {skipped} skipped (output exists; --force redoes), {} failed",
+            entries.len(),
+            failed.len()
+        );
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} stars failed: {}",
+            failed.len(),
+            entries.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
 
 /// Run `frizzview combine`.
-pub fn run(_args: &CombineArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`combine` is not implemented yet")
+pub fn run(a: &CombineArgs) -> anyhow::Result<()> {
+    if let Some(m) = &a.manifest {
+        return run_batch(a, m);
+    }
+    let output = a.output.as_ref().context("-o OUTPUT is required")?;
+    let s = combine_one(a, &a.inputs, output)?;
+    if !a.quiet {
+        println!("{s}");
+    }
+    Ok(())
 }

@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Combine visits into one spectrum and write it (FITS, CSV or .npz by extension).
-    Combine(combine::CombineArgs),
+    Combine(Box<combine::CombineArgs>),
     /// Write a synthetic data set (`paper` or `apogee`) as a bundle `combine` reads.
     Synth(Box<synth::SynthArgs>),
     /// Time the combination on the reference cases and print JSON lines.

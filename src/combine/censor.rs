@@ -4,7 +4,7 @@
 //!
 //! - [`Rule::Compat`] reproduces frizzle 0.2.8 (method.md §7.3 items 5-6): every input pixel of
 //!   the included visits counts as "data", masked ones included; output pixel j has no data when
-//!   the nearest input position is farther than the *next* output spacing x*[j+1] - x*[j]; the
+//!   the nearest input position is farther than the *next* output spacing `x*[j+1] - x*[j]`; the
 //!   last output pixel is never censored. A flag bit reaches output pixel j when the nearest input
 //!   pixel carrying that bit is within the next output spacing (`<=`); the last pixel never gets
 //!   flags.
@@ -125,10 +125,9 @@ pub fn censor_prepared(prep: &Prepared, rule: Rule) -> (Vec<bool>, Vec<u64>) {
     let mut all_x = Vec::new();
     let mut all_f = Vec::new();
     for v in prep.included() {
-        let fl = v.visit.flags();
-        for i in 0..v.x_rest.len() {
+        for (i, &f) in v.visit.flags().iter().enumerate().take(v.x_rest.len()) {
             all_x.push(v.x_rest[i]);
-            all_f.push(fl[i]);
+            all_f.push(f);
             let is_data = match rule {
                 Rule::Compat => true,
                 Rule::Fixed => v.w[i] > 0.0 && v.s[i] != 0.0,

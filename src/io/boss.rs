@@ -1,14 +1,266 @@
-//! boss reader (in progress).
+//! BOSS spec file reader (data-models.md §4.4).
+//!
+//! A "full" spec file holds, after the COADD table (HDU1) and the SPALL/ZLINE tables, one binary
+//! table per exposure and camera (EXTNAME `B1-<expid>-...`, `R1-<expid>-...`) with columns
+//! `loglam` (log10 vacuum Angstrom), `flux`, `ivar` (0 = bad), `mask` (SPPIXMASK; or
+//! `or_mask`/`and_mask`), `wdisp` (LSF sigma in native pixels). The cameras of one exposure form one
+//! visit with one segment per camera (blue first). The COADD becomes [`Dataset::pipeline_coadd`],
+//! for comparison only, never an input.
+//!
+//! Velocities: the per-exposure wavelengths are already heliocentric (idlspec2d applies HELIO_RV,
+//! kept as a header card), so each visit gets `Vrel = 0` (shifting by it keeps the heliocentric
+//! frame) and the pipeline's redshift Z (SPALL) is kept as the card `Z_PIPELINE` with its velocity
+//! `V_PIPELINE_KMS` for a manual rest-frame shift. JD is the middle of TAI-BEG..TAI-END. The S/N is
+//! not stated per exposure: `snr` is the median flux·sqrt(ivar) over good pixels (card
+//! `SNR_SOURCE`). A "lite" file (no camera HDUs) is refused with a message.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use super::error::{LoadError, LoadErrorKind};
-use crate::model::Dataset;
+use super::error::LoadError;
+use super::fits::{self, HduDesc};
+use crate::model::{C_KMS, Dataset, Spectrum, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
 
-/// Read a file of this format.
+/// True if an EXTNAME names a per-exposure camera HDU (`B1-...`, `R2-...`).
+pub(crate) fn is_camera(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() > 3
+        && matches!(b[0], b'B' | b'R' | b'b' | b'r')
+        && b[1].is_ascii_digit()
+        && b[2] == b'-'
+}
+
+/// True if the HDUs look like a BOSS spec file.
+pub(crate) fn looks_like(hdus: &[HduDesc]) -> bool {
+    hdus.iter()
+        .any(|h| h.name.eq_ignore_ascii_case("COADD") || is_camera(&h.name))
+}
+
+/// Read a BOSS spec file.
 pub fn read(path: &Path) -> Result<Dataset, LoadError> {
-    Err(LoadError::new(
-        path,
-        LoadErrorKind::Unrecognised("boss files are not read yet".into()),
-    ))
+    fits::guard(path, || read_inner(path))
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+struct Camera {
+    wave: Vec<f64>,
+    flux: Vec<f64>,
+    ivar: Vec<f64>,
+    flags: Vec<u64>,
+    sigma_ln: Option<f64>,
+    jd: Option<f64>,
+    cards: Vec<(String, String)>,
+}
+
+fn has_col(d: &HduDesc, col: &str) -> bool {
+    d.table()
+        .is_some_and(|(cols, _)| cols.iter().any(|c| c.0 == col))
+}
+
+fn read_camera(f: &mut fitsio::FitsFile, path: &Path, d: &HduDesc) -> Result<Camera, LoadError> {
+    for col in ["loglam", "flux", "ivar"] {
+        if !has_col(d, col) {
+            return Err(LoadError::missing(
+                path,
+                format!("column '{col}' of {}", d.label()),
+            ));
+        }
+    }
+    let loglam = fits::column_f64(f, path, d, "loglam")?;
+    let flux = fits::column_f64(f, path, d, "flux")?;
+    let ivar = fits::column_f64(f, path, d, "ivar")?;
+    if loglam.is_empty() {
+        return Err(LoadError::invalid(path, d.label(), "the table has no rows"));
+    }
+    let mask_col = ["mask", "or_mask", "and_mask"]
+        .into_iter()
+        .find(|c| has_col(d, c));
+    let flags = match mask_col {
+        Some(c) => fits::column_bits(f, path, d, c)?,
+        None => vec![0; loglam.len()],
+    };
+    let mut wave = Vec::with_capacity(loglam.len());
+    for (i, &l) in loglam.iter().enumerate() {
+        let w = 10f64.powf(l);
+        if !(l.is_finite() && w.is_finite() && w > 0.0) {
+            return Err(LoadError::invalid(
+                path,
+                format!("column 'loglam' of {}", d.label()),
+                format!("row {i} holds {l}, not a usable log10 wavelength"),
+            ));
+        }
+        wave.push(w);
+    }
+    let sigma_ln = if has_col(d, "wdisp") {
+        let wd = fits::column_f64(f, path, d, "wdisp")?;
+        // wdisp is in native pixels; one pixel is the local loglam step.
+        let s: Vec<f64> = loglam
+            .windows(2)
+            .zip(&wd)
+            .map(|(p, w)| (p[1] - p[0]).abs() * w * std::f64::consts::LN_10)
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .collect();
+        median(s)
+    } else {
+        None
+    };
+    let beg = fits::key_f64(f, &d.hdu, "TAI-BEG");
+    let end = fits::key_f64(f, &d.hdu, "TAI-END");
+    let jd = match (beg, end) {
+        (Some(b), Some(e)) => Some(0.5 * (b + e) / 86_400.0 + 2_400_000.5),
+        _ => None,
+    };
+    let mut cards = Vec::new();
+    for key in [
+        "EXPOSURE", "MJD", "DATE-OBS", "EXPTIME", "AIRMASS", "HELIO_RV", "CAMERAS",
+    ] {
+        if let Some(v) = fits::key_string(f, &d.hdu, key) {
+            cards.push((key.to_owned(), v));
+        }
+    }
+    Ok(Camera {
+        wave,
+        flux,
+        ivar,
+        flags,
+        sigma_ln,
+        jd,
+        cards,
+    })
+}
+
+fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
+    let mut f = fits::open(path)?;
+    let hdus = fits::hdus(&mut f, path)?;
+    // Object id: plate-mjd-fiber from SPALL when present, else the file stem.
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "boss".into(), |s| s.to_string_lossy().into_owned());
+    let mut object = stem.trim_start_matches("spec-").to_owned();
+    let mut z_cards = Vec::new();
+    if let Some(d) = hdus.iter().find(|h| h.name.eq_ignore_ascii_case("SPALL"))
+        && d.table().is_some_and(|(_, rows)| rows > 0)
+    {
+        let cell = |f: &mut fitsio::FitsFile, c: &str| d.hdu.read_cell_value::<f64>(f, c, 0).ok();
+        if let (Some(p), Some(m), Some(fib)) = (
+            cell(&mut f, "PLATE"),
+            cell(&mut f, "MJD"),
+            cell(&mut f, "FIBERID"),
+        ) {
+            object = format!("{p:.0}-{m:.0}-{fib:04.0}");
+        }
+        if let Some(z) = cell(&mut f, "Z") {
+            z_cards.push(("Z_PIPELINE".to_owned(), z.to_string()));
+            let v = C_KMS * ((1.0 + z).powi(2) - 1.0) / ((1.0 + z).powi(2) + 1.0);
+            z_cards.push(("V_PIPELINE_KMS".to_owned(), format!("{v:.3}")));
+        }
+    }
+    // The pipeline's coadd.
+    let mut pipeline_coadd = None;
+    if let Some(d) = hdus.iter().find(|h| h.name.eq_ignore_ascii_case("COADD")) {
+        let cam = read_camera(&mut f, path, d)?;
+        pipeline_coadd = Some(Spectrum {
+            label: "BOSS pipeline coadd".into(),
+            ln_wave: cam.wave.iter().map(|w| w.ln()).collect(),
+            flux: cam.flux,
+            ivar: cam.ivar,
+        });
+    }
+    // Group camera HDUs by exposure id, in file order.
+    let mut groups: Vec<(String, Vec<&HduDesc>)> = Vec::new();
+    for d in hdus.iter().filter(|h| is_camera(&h.name)) {
+        let expid = d.name.split('-').nth(1).unwrap_or_default().to_owned();
+        match groups.iter_mut().find(|g| g.0 == expid) {
+            Some(g) => g.1.push(d),
+            None => groups.push((expid, vec![d])),
+        }
+    }
+    if groups.is_empty() {
+        return Err(LoadError::missing(
+            path,
+            "the per-exposure camera HDUs (B1-*, R1-*; this looks like a 'lite' spec file, which holds only the coadd)",
+        ));
+    }
+    let mut visits = Vec::new();
+    for (expid, mut cams) in groups {
+        // Blue before red, then by camera number.
+        cams.sort_by_key(|d| {
+            (
+                !d.name.as_bytes()[0].eq_ignore_ascii_case(&b'B'),
+                d.name.clone(),
+            )
+        });
+        let mut arrays = VisitArrays::default();
+        let mut meta = VisitMeta {
+            name: format!("exp {}", expid.trim_start_matches('0')),
+            source: Some(path.to_path_buf()),
+            object: Some(object.clone()),
+            ..VisitMeta::default()
+        };
+        let mut sig = Vec::new();
+        for d in &cams {
+            let cam = read_camera(&mut f, path, d)?;
+            let start = arrays.wavelength_aa.len();
+            arrays.wavelength_aa.extend(&cam.wave);
+            arrays.flux.extend(&cam.flux);
+            arrays.ivar.extend(&cam.ivar);
+            arrays.flags.extend(&cam.flags);
+            arrays.segments.push(start..arrays.wavelength_aa.len());
+            if meta.jd.is_none() {
+                meta.jd = cam.jd;
+            }
+            sig.extend(cam.sigma_ln);
+            for (k, v) in cam.cards {
+                if !meta.header.iter().any(|(kk, _)| *kk == k) {
+                    meta.header.push((k, v));
+                }
+            }
+            meta.header.push(("CAMERA_HDU".into(), d.name.clone()));
+        }
+        meta.lsf_sigma_ln = if sig.is_empty() {
+            None
+        } else {
+            Some(sig.iter().sum::<f64>() / sig.len() as f64)
+        };
+        let snr: Vec<f64> = arrays
+            .flux
+            .iter()
+            .zip(&arrays.ivar)
+            .filter(|(fl, iv)| fl.is_finite() && iv.is_finite() && **iv > 0.0)
+            .map(|(fl, iv)| fl * iv.sqrt())
+            .collect();
+        meta.snr = median(snr);
+        meta.header.push((
+            "SNR_SOURCE".into(),
+            "median flux*sqrt(ivar) over good pixels (computed by frizzview)".into(),
+        ));
+        meta.header.extend(z_cards.iter().cloned());
+        meta.header.push((
+            "FV_VELOCITY".into(),
+            "wavelengths are heliocentric already (HELIO_RV applied): Vrel = 0".into(),
+        ));
+        meta.set_velocity(VelocityKind::Vrel, 0.0);
+        let label = cams
+            .first()
+            .map_or_else(|| "camera HDU".into(), |d| d.label());
+        let visit = Visit::new(meta, arrays)
+            .map_err(|e| LoadError::invalid(path, format!("exposure {expid} ({label} ...)"), e))?;
+        visits.push(Arc::new(visit));
+    }
+    Ok(Dataset {
+        name: object,
+        visits,
+        input_grid: None,
+        truth: None,
+        pipeline_coadd,
+        survey: Survey::Boss,
+    })
 }

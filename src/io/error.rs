@@ -37,7 +37,7 @@ pub enum LoadErrorKind {
         reason: String,
     },
     /// Visits of different objects were given together without `force`.
-    #[error("visits of different objects: {0} (use --force to combine them anyway)")]
+    #[error("visits of different objects: {0} (use --allow-mixed to combine them anyway)")]
     MixedObjects(String),
 }
 

@@ -1,1 +1,119 @@
-//! Result writers: `.npz` and `.csv` (in progress).
+//! Result writers: `.npz` (NumPy) and `.csv`.
+//!
+//! `.npz` keys (forward model unprefixed, standard practice with the prefix `standard_`):
+//! `lam_out` (ln lambda of the output grid), `wavelength_aa`, `y_star`, `var` (diag C*), `C_band`
+//! ((K+1) x M*, row k = C*[l, l+k], NaN past the end), `flags` (uint64), `no_data_mask` (bool),
+//! `visit_chi2_nu` (per visit), and when shift fitting ran `v_fit_kms`, `v_fit_err_kms`; plus
+//! `settings_json` (UTF-8 bytes of the [`Settings`](crate::settings::Settings) used).
+//!
+//! `.csv` columns: `wavelength_aa`, then `flux`, `sigma`, `flags`, `no_data` for the forward model
+//! and `standard_flux`, ... for standard practice (methods that did not run are left out).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2};
+
+use super::error::SaveError;
+use crate::combine::{Combined, MethodResult};
+
+/// The methods of a result with their key prefixes.
+fn methods(c: &Combined) -> Vec<(&'static str, &MethodResult)> {
+    let mut out = Vec::new();
+    if let Some(f) = &c.forward {
+        out.push(("", f));
+    }
+    if let Some(s) = &c.standard {
+        out.push(("standard_", s));
+    }
+    out
+}
+
+/// Write a result as `.npz` (atomically; `inputs` are never overwritten).
+pub fn write_npz(path: &Path, c: &Combined, inputs: &[PathBuf]) -> Result<(), SaveError> {
+    super::atomic::write_atomic(path, inputs, |tmp| write_npz_to(tmp, path, c))
+}
+
+fn write_npz_to(tmp: &Path, shown: &Path, c: &Combined) -> Result<(), SaveError> {
+    let file = std::fs::File::create(tmp).map_err(|e| SaveError::new(shown, e))?;
+    let mut w = ndarray_npy::NpzWriter::new(std::io::BufWriter::new(file));
+    let e = |e: ndarray_npy::WriteNpzError| SaveError::new(shown, e);
+    let m = c.grid.len();
+    w.add_array("lam_out", &Array1::from_vec(c.grid.ln_wave.clone()))
+        .map_err(e)?;
+    w.add_array("wavelength_aa", &Array1::from_vec(c.grid.wavelength_aa()))
+        .map_err(e)?;
+    for (p, r) in methods(c) {
+        w.add_array(format!("{p}y_star"), &Array1::from_vec(r.flux.clone()))
+            .map_err(e)?;
+        w.add_array(format!("{p}var"), &Array1::from_vec(r.var.clone()))
+            .map_err(e)?;
+        let k = r.band.len();
+        let mut band = Array2::<f64>::from_elem((k, m), f64::NAN);
+        for (lag, row) in r.band.iter().enumerate() {
+            for (l, &x) in row.iter().enumerate().take(m) {
+                band[[lag, l]] = x;
+            }
+        }
+        w.add_array(format!("{p}C_band"), &band).map_err(e)?;
+        w.add_array(format!("{p}flags"), &Array1::from_vec(r.flags.clone()))
+            .map_err(e)?;
+        w.add_array(
+            format!("{p}no_data_mask"),
+            &Array1::from_vec(r.no_data.clone()),
+        )
+        .map_err(e)?;
+        let chi: Vec<f64> = r.visits.iter().map(|v| v.chi2_nu).collect();
+        w.add_array(format!("{p}visit_chi2_nu"), &Array1::from_vec(chi))
+            .map_err(e)?;
+        if let Some(fv) = &r.fitted_velocity {
+            let v: Vec<f64> = fv.iter().map(|x| x.0).collect();
+            let s: Vec<f64> = fv.iter().map(|x| x.1).collect();
+            w.add_array(format!("{p}v_fit_kms"), &Array1::from_vec(v))
+                .map_err(e)?;
+            w.add_array(format!("{p}v_fit_err_kms"), &Array1::from_vec(s))
+                .map_err(e)?;
+        }
+    }
+    let json = serde_json::to_vec(&c.settings).map_err(|x| SaveError::new(shown, x))?;
+    w.add_array("settings_json", &Array1::from_vec(json))
+        .map_err(e)?;
+    w.finish().map_err(e)?;
+    Ok(())
+}
+
+/// Write a result as CSV (comma-separated; `.tsv` gets tabs), atomically.
+pub fn write_csv(path: &Path, c: &Combined, inputs: &[PathBuf]) -> Result<(), SaveError> {
+    let tab = path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("tsv"));
+    super::atomic::write_atomic(path, inputs, |tmp| {
+        write_csv_to(tmp, c, if tab { '\t' } else { ',' }).map_err(|e| SaveError::new(path, e))
+    })
+}
+
+fn write_csv_to(tmp: &Path, c: &Combined, sep: char) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(tmp)?);
+    let ms = methods(c);
+    let mut header = vec!["wavelength_aa".to_owned()];
+    for (p, _) in &ms {
+        for col in ["flux", "sigma", "flags", "no_data"] {
+            header.push(format!("{p}{col}"));
+        }
+    }
+    writeln!(w, "{}", header.join(&sep.to_string()))?;
+    let wave = c.grid.wavelength_aa();
+    for (l, wl) in wave.iter().enumerate() {
+        let mut row = vec![format!("{wl:.6}")];
+        for (_, r) in &ms {
+            let f = r.flux.get(l).copied().unwrap_or(f64::NAN);
+            let v = r.var.get(l).copied().unwrap_or(f64::NAN);
+            row.push(format!("{f:e}"));
+            row.push(format!("{:e}", v.sqrt()));
+            row.push(r.flags.get(l).copied().unwrap_or(0).to_string());
+            row.push(u8::from(r.no_data.get(l).copied().unwrap_or(true)).to_string());
+        }
+        writeln!(w, "{}", row.join(&sep.to_string()))?;
+    }
+    w.flush()
+}

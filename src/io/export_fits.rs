@@ -1,1 +1,522 @@
-//! apStar-like FITS export (in progress).
+//! apStar-like FITS export (data-models.md §4.3), readable by astropy without help.
+//!
+//! | HDU | EXTNAME | content |
+//! |---|---|---|
+//! | 0 | — | header: NVISITS, OBJID, per visit (n = 1..99) SFILEn, JDn, BCn, VRADn, VHELIOn, SNRVISn, VUSEDn, VSRCn; the settings as JSON in FVSET000.. cards (concatenate the string values), FVVERS (tool version) |
+//! | 1 | FLUX | f64 [rows, M*]: row 0 forward model y*, row 1 standard practice, rows 2.. one per visit: the forward model as that visit would see it, S_i(x* + dx_i) f(x*), on the rest-frame output grid (NaN outside the visit's pixels; all NaN without a forward model) |
+//! | 2 | ERROR | same shape: sqrt(diag C*) for rows 0-1, NaN for the visit rows |
+//! | 3 | MASK | int64 [rows, M*]: propagated flags for rows 0-1, 0 for the visit rows |
+//! | 4 | COVAR_FORWARD | f64 [K+1, M*]: row k = C*[l, l+k] of the forward model (NaN past the end or when not computed) |
+//! | 5 | COVAR_STANDARD | the same for standard practice |
+//! | 6 | VISITS | table: FILE, NAME, JD, V_USED_KMS, V_SOURCE, WEIGHT, INCLUDED, N_USED, CHI2_NU_FORWARD, CHI2_NU_STANDARD, SNR, BC_KMS, VREL_KMS (+ V_FIT_KMS, V_FIT_ERR_KMS when shift fitting ran) |
+//! | 7 | WAVELENGTH | only for grids that are not log-linear: f64 [M*] Angstrom |
+//!
+//! HDU 0-3 carry the apStar wavelength keys CRVAL1 = log10 of the first pixel, CDELT1, CRPIX1 = 1,
+//! CTYPE1 = LOG-LINEAR, DC-FLAG = 1 when the grid is log-linear: lambda_i = 10^(CRVAL1 + CDELT1 i).
+//! Flux is NaN in pixels without data (flag them with the no-data mask of the `.npz` export).
+
+use std::path::{Path, PathBuf};
+
+use fitsio::FitsFile;
+use fitsio::hdu::FitsHdu;
+use fitsio::images::{ImageDescription, ImageType};
+use fitsio::tables::{ColumnDataType, ColumnDescription};
+
+use super::error::SaveError;
+use crate::combine::{Combined, MethodResult};
+use crate::model::{Dataset, VelocityKind, shift_from_velocity};
+
+/// Characters of settings JSON per FVSETnnn card.
+const JSON_CHUNK: usize = 60;
+
+/// Write the result as an apStar-like FITS file (atomically; never over an input).
+pub fn write_fits(
+    path: &Path,
+    data: &Dataset,
+    c: &Combined,
+    inputs: &[PathBuf],
+) -> Result<(), SaveError> {
+    super::atomic::write_atomic(path, inputs, |tmp| {
+        write_to(tmp, data, c).map_err(|e| SaveError::new(path, e))
+    })
+}
+
+type R<T> = Result<T, String>;
+
+fn fe(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn key<T: fitsio::headers::WritesKey>(f: &mut FitsFile, h: &FitsHdu, name: &str, v: T) -> R<()> {
+    h.write_key(f, name, v)
+        .map_err(|e| format!("header card {name}: {e}"))
+}
+
+fn wcs(f: &mut FitsFile, h: &FitsHdu, c: &Combined) -> R<()> {
+    if let Some((start, step)) = c.grid.log10_linear {
+        key(
+            f,
+            h,
+            "CRVAL1",
+            (start, "log10 of the first wavelength (Angstrom)"),
+        )?;
+        key(f, h, "CDELT1", (step, "log10 wavelength step"))?;
+        key(f, h, "CRPIX1", 1i64)?;
+        key(f, h, "CTYPE1", "LOG-LINEAR".to_owned())?;
+        key(f, h, "DC-FLAG", 1i64)?;
+    }
+    Ok(())
+}
+
+/// Read the settings a result file was made with: the FVSET cards of a FITS export, the
+/// `settings_json` key of an `.npz` export, or a plain JSON file.
+pub fn read_settings(path: &Path) -> Result<crate::settings::Settings, super::error::LoadError> {
+    use super::error::LoadError;
+    let head = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
+    let json: String = if head.starts_with(b"SIMPLE  =") {
+        super::fits::guard(path, || {
+            let mut f = super::fits::open(path)?;
+            let prim = f
+                .primary_hdu()
+                .map_err(|e| LoadError::invalid(path, "HDU 0", e))?;
+            let n = prim.read_key::<i64>(&mut f, "FVSETN").map_err(|_| {
+                LoadError::missing(path, "header card FVSETN (not a frizzview export)")
+            })?;
+            let mut json = String::new();
+            for k in 0..n.clamp(0, 1000) {
+                let card = format!("FVSET{k:03}");
+                let part: String = prim
+                    .read_key(&mut f, &card)
+                    .map_err(|_| LoadError::missing(path, format!("header card {card}")))?;
+                json.push_str(&part);
+            }
+            Ok(json)
+        })?
+    } else if super::npz::looks_like_npz(&head) {
+        let npz = super::npz::Npz::open(path)?;
+        let a = npz.require("settings_json")?;
+        let super::npz::NpyData::UInt(bytes) = a.data else {
+            return Err(LoadError::invalid(
+                path,
+                "key 'settings_json'",
+                "is not bytes",
+            ));
+        };
+        let bytes: Vec<u8> = bytes
+            .iter()
+            .map(|&b| u8::try_from(b).unwrap_or(b'?'))
+            .collect();
+        String::from_utf8(bytes)
+            .map_err(|_| LoadError::invalid(path, "key 'settings_json'", "is not UTF-8"))?
+    } else {
+        String::from_utf8(head)
+            .map_err(|_| LoadError::invalid(path, "the settings", "is not UTF-8 JSON"))?
+    };
+    serde_json::from_str(&json).map_err(|e| LoadError::invalid(path, "the settings JSON", e))
+}
+
+/// Split `json` into card values of at most [`JSON_CHUNK`] characters that never end in a space
+/// (FITS drops trailing spaces of string values).
+fn json_chunks(json: &str) -> Vec<String> {
+    let chars: Vec<char> = json.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let mut end = (i + JSON_CHUNK).min(chars.len());
+        while end > i + 1 && chars[end - 1] == ' ' {
+            end -= 1;
+        }
+        out.push(chars[i..end].iter().collect());
+        i = end;
+    }
+    out
+}
+
+/// Linear interpolation of `y` at `x` over a monotonic `xs` (either direction); NaN outside.
+fn interp(xs: &[f64], y: &[f64], x: f64) -> f64 {
+    let n = xs.len();
+    if n < 2 {
+        return f64::NAN;
+    }
+    let up = xs[n - 1] > xs[0];
+    let (lo, hi) = if up {
+        (xs[0], xs[n - 1])
+    } else {
+        (xs[n - 1], xs[0])
+    };
+    if !(x >= lo && x <= hi) {
+        return f64::NAN;
+    }
+    // Index of the first element past x in the sorted direction.
+    let k = xs.partition_point(|&v| if up { v <= x } else { v >= x });
+    let k = k.clamp(1, n - 1);
+    let (x0, x1) = (xs[k - 1], xs[k]);
+    let t = if x1 == x0 { 0.0 } else { (x - x0) / (x1 - x0) };
+    y[k - 1] + t * (y[k] - y[k - 1])
+}
+
+/// The forward model as visit `i` sees it, on the output grid: S_i(x* + dx_i) f(x*).
+fn visit_rows(data: &Dataset, c: &Combined) -> Vec<Vec<f64>> {
+    let m = c.grid.len();
+    let model = c.forward.as_ref().and_then(|r| r.model.clone());
+    data.visits
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let Some(model) = &model else {
+                return vec![f64::NAN; m];
+            };
+            let f = model.eval(&c.grid.ln_wave);
+            let v_kms = c.visits.get(i).map_or(0.0, |u| u.v_kms);
+            let dx = shift_from_velocity(v_kms);
+            let use_s = c.settings.selection != crate::settings::SelectionMode::Ignore;
+            (0..m)
+                .map(|l| {
+                    let x_obs = c.grid.ln_wave[l] + dx;
+                    let mut s_val = f64::NAN;
+                    for seg in v.segments() {
+                        let xs = &v.ln_wave()[seg.clone()];
+                        let s = match (use_s, v.selection()) {
+                            (true, Some(sel)) => interp(xs, &sel[seg.clone()], x_obs),
+                            _ => {
+                                let ones = vec![1.0; xs.len()];
+                                interp(xs, &ones, x_obs)
+                            }
+                        };
+                        if s.is_finite() {
+                            s_val = s;
+                            break;
+                        }
+                    }
+                    s_val * f[l]
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn write_to(tmp: &Path, data: &Dataset, c: &Combined) -> R<()> {
+    let m = c.grid.len();
+    let nv = data.visits.len();
+    let rows = 2 + nv;
+    let mut f = FitsFile::create(tmp).open().map_err(fe)?;
+    let prim = f.primary_hdu().map_err(fe)?;
+    key(&mut f, &prim, "TELESCOP", "frizzview".to_owned())?;
+    key(
+        &mut f,
+        &prim,
+        "FVVERS",
+        (
+            env!("CARGO_PKG_VERSION").to_owned(),
+            "frizzview version that wrote this file",
+        ),
+    )?;
+    key(
+        &mut f,
+        &prim,
+        "OBJID",
+        data.name.chars().take(60).collect::<String>(),
+    )?;
+    key(&mut f, &prim, "NVISITS", (nv as i64, "number of visits"))?;
+    key(
+        &mut f,
+        &prim,
+        "NINCL",
+        (
+            c.visits.iter().filter(|v| v.included).count() as i64,
+            "visits included in the combination",
+        ),
+    )?;
+    key(&mut f, &prim, "ROW0", "forward model (Frizzle)".to_owned())?;
+    key(&mut f, &prim, "ROW1", "standard practice".to_owned())?;
+    key(
+        &mut f,
+        &prim,
+        "ROWS2",
+        "forward model as each visit sees it".to_owned(),
+    )?;
+    wcs(&mut f, &prim, c)?;
+    for (i, v) in data.visits.iter().enumerate().take(99) {
+        let n = i + 1;
+        let file = v
+            .meta
+            .source
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map_or_else(|| v.meta.name.clone(), |s| s.to_string_lossy().into_owned());
+        key(
+            &mut f,
+            &prim,
+            &format!("SFILE{n}"),
+            file.chars().take(60).collect::<String>(),
+        )?;
+        if let Some(jd) = v.meta.jd {
+            key(&mut f, &prim, &format!("JD{n}"), jd)?;
+        }
+        for (kname, kind) in [
+            ("BC", VelocityKind::Bc),
+            ("VRAD", VelocityKind::Vrel),
+            ("VHELIO", VelocityKind::Vhelio),
+        ] {
+            if let Some(x) = v.meta.velocity(kind) {
+                key(&mut f, &prim, &format!("{kname}{n}"), x)?;
+            }
+        }
+        if let Some(s) = v.meta.snr {
+            key(&mut f, &prim, &format!("SNRVIS{n}"), s)?;
+        }
+        if let Some(u) = c.visits.get(i) {
+            key(
+                &mut f,
+                &prim,
+                &format!("VUSED{n}"),
+                (u.v_kms, "km/s shift used"),
+            )?;
+            key(&mut f, &prim, &format!("VSRC{n}"), u.v_source.clone())?;
+        }
+    }
+    let json = serde_json::to_string(&c.settings).map_err(fe)?;
+    let chunks = json_chunks(&json);
+    if chunks.len() > 1000 {
+        return Err("the settings are too long for FVSET cards".into());
+    }
+    for (k, chunk) in chunks.iter().enumerate() {
+        key(&mut f, &prim, &format!("FVSET{k:03}"), chunk.clone())?;
+    }
+    key(
+        &mut f,
+        &prim,
+        "FVSETN",
+        (chunks.len() as i64, "FVSET cards: settings JSON"),
+    )?;
+
+    let methods: [Option<&MethodResult>; 2] = [c.forward.as_ref(), c.standard.as_ref()];
+    let mut flux = vec![f64::NAN; rows * m];
+    let mut err = vec![f64::NAN; rows * m];
+    let mut mask = vec![0i64; rows * m];
+    for (r, res) in methods.iter().enumerate() {
+        if let Some(res) = res {
+            for l in 0..m {
+                flux[r * m + l] = res.flux.get(l).copied().unwrap_or(f64::NAN);
+                err[r * m + l] = res.var.get(l).map_or(f64::NAN, |v| v.sqrt());
+                mask[r * m + l] = res.flags.get(l).copied().unwrap_or(0) as i64;
+            }
+        }
+    }
+    for (i, row) in visit_rows(data, c).into_iter().enumerate() {
+        flux[(2 + i) * m..(3 + i) * m].copy_from_slice(&row);
+    }
+    let dims = [rows, m];
+    for (name, dt) in [("FLUX", ImageType::Double), ("ERROR", ImageType::Double)] {
+        let h = f
+            .create_image(
+                name,
+                &ImageDescription {
+                    data_type: dt,
+                    dimensions: &dims,
+                },
+            )
+            .map_err(fe)?;
+        h.write_image(&mut f, if name == "FLUX" { &flux } else { &err })
+            .map_err(fe)?;
+        wcs(&mut f, &h, c)?;
+        key(&mut f, &h, "BUNIT", "as the input flux".to_owned())?;
+    }
+    let h = f
+        .create_image(
+            "MASK",
+            &ImageDescription {
+                data_type: ImageType::LongLong,
+                dimensions: &dims,
+            },
+        )
+        .map_err(fe)?;
+    h.write_image(&mut f, &mask).map_err(fe)?;
+    wcs(&mut f, &h, c)?;
+    key(
+        &mut f,
+        &h,
+        "BADBITS",
+        (c.settings.bad_bits as i64, "mask bits treated as bad"),
+    )?;
+
+    let k = c.settings.band_lags + 1;
+    for (name, res) in [
+        ("COVAR_FORWARD", methods[0]),
+        ("COVAR_STANDARD", methods[1]),
+    ] {
+        let mut band = vec![f64::NAN; k * m];
+        if let Some(res) = res {
+            for (lag, row) in res.band.iter().enumerate().take(k) {
+                for (l, &x) in row.iter().enumerate().take(m) {
+                    band[lag * m + l] = x;
+                }
+            }
+        }
+        let h = f
+            .create_image(
+                name,
+                &ImageDescription {
+                    data_type: ImageType::Double,
+                    dimensions: &[k, m],
+                },
+            )
+            .map_err(fe)?;
+        h.write_image(&mut f, &band).map_err(fe)?;
+        key(
+            &mut f,
+            &h,
+            "COMMENT1",
+            "row k = C[l, l+k], NaN past the end".to_owned(),
+        )?;
+        wcs(&mut f, &h, c)?;
+    }
+    write_visit_table(&mut f, data, c)?;
+    if c.grid.log10_linear.is_none() {
+        let h = f
+            .create_image(
+                "WAVELENGTH",
+                &ImageDescription {
+                    data_type: ImageType::Double,
+                    dimensions: &[m],
+                },
+            )
+            .map_err(fe)?;
+        h.write_image(&mut f, &c.grid.wavelength_aa()).map_err(fe)?;
+        key(&mut f, &h, "BUNIT", "Angstrom".to_owned())?;
+    }
+    Ok(())
+}
+
+fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
+    let nv = data.visits.len();
+    let file: Vec<String> = data
+        .visits
+        .iter()
+        .map(|v| {
+            v.meta
+                .source
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string())
+        })
+        .collect();
+    let name: Vec<String> = data.visits.iter().map(|v| v.meta.name.clone()).collect();
+    let src: Vec<String> = c.visits.iter().map(|u| u.v_source.clone()).collect();
+    let width = |v: &[String]| v.iter().map(String::len).max().unwrap_or(1).max(1);
+    let str_col = |n: &str, w: usize| {
+        ColumnDescription::new(n)
+            .with_type(ColumnDataType::String)
+            .that_repeats(w)
+            .create()
+    };
+    let num_col = |n: &str, t: ColumnDataType| ColumnDescription::new(n).with_type(t).create();
+    let fitted = c.forward.as_ref().and_then(|r| r.fitted_velocity.clone());
+    let mut cols = vec![
+        str_col("FILE", width(&file)),
+        str_col("NAME", width(&name)),
+        num_col("JD", ColumnDataType::Double),
+        num_col("V_USED_KMS", ColumnDataType::Double),
+        str_col("V_SOURCE", width(&src)),
+        num_col("WEIGHT", ColumnDataType::Double),
+        num_col("INCLUDED", ColumnDataType::Int),
+        num_col("N_USED", ColumnDataType::Int),
+        num_col("CHI2_NU_FORWARD", ColumnDataType::Double),
+        num_col("CHI2_NU_STANDARD", ColumnDataType::Double),
+        num_col("SNR", ColumnDataType::Double),
+        num_col("BC_KMS", ColumnDataType::Double),
+        num_col("VREL_KMS", ColumnDataType::Double),
+    ];
+    if fitted.is_some() {
+        cols.push(num_col("V_FIT_KMS", ColumnDataType::Double));
+        cols.push(num_col("V_FIT_ERR_KMS", ColumnDataType::Double));
+    }
+    let cols = cols
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fe)?;
+    let h = f.create_table("VISITS", &cols).map_err(fe)?;
+    let used = |g: &dyn Fn(&crate::combine::VisitUsed) -> f64| -> Vec<f64> {
+        (0..nv)
+            .map(|i| c.visits.get(i).map_or(f64::NAN, g))
+            .collect()
+    };
+    let chi = |r: Option<&MethodResult>| -> Vec<f64> {
+        (0..nv)
+            .map(|i| {
+                r.and_then(|r| r.visits.get(i))
+                    .map_or(f64::NAN, |v| v.chi2_nu)
+            })
+            .collect()
+    };
+    let meta_f = |g: &dyn Fn(&crate::model::VisitMeta) -> Option<f64>| -> Vec<f64> {
+        data.visits
+            .iter()
+            .map(|v| g(&v.meta).unwrap_or(f64::NAN))
+            .collect()
+    };
+    h.write_col(f, "FILE", &file).map_err(fe)?;
+    h.write_col(f, "NAME", &name).map_err(fe)?;
+    h.write_col(f, "JD", &meta_f(&|m| m.jd)).map_err(fe)?;
+    h.write_col(f, "V_USED_KMS", &used(&|u| u.v_kms))
+        .map_err(fe)?;
+    let mut src = src;
+    src.resize(nv, String::new());
+    h.write_col(f, "V_SOURCE", &src).map_err(fe)?;
+    h.write_col(f, "WEIGHT", &used(&|u| u.weight)).map_err(fe)?;
+    let inc: Vec<i32> = (0..nv)
+        .map(|i| i32::from(c.visits.get(i).is_some_and(|u| u.included)))
+        .collect();
+    h.write_col(f, "INCLUDED", &inc).map_err(fe)?;
+    let n_used: Vec<i32> = (0..nv)
+        .map(|i| {
+            c.visits
+                .get(i)
+                .map_or(0, |u| i32::try_from(u.n_used).unwrap_or(i32::MAX))
+        })
+        .collect();
+    h.write_col(f, "N_USED", &n_used).map_err(fe)?;
+    h.write_col(f, "CHI2_NU_FORWARD", &chi(c.forward.as_ref()))
+        .map_err(fe)?;
+    h.write_col(f, "CHI2_NU_STANDARD", &chi(c.standard.as_ref()))
+        .map_err(fe)?;
+    h.write_col(f, "SNR", &meta_f(&|m| m.snr)).map_err(fe)?;
+    h.write_col(f, "BC_KMS", &meta_f(&|m| m.velocity(VelocityKind::Bc)))
+        .map_err(fe)?;
+    h.write_col(f, "VREL_KMS", &meta_f(&|m| m.velocity(VelocityKind::Vrel)))
+        .map_err(fe)?;
+    if let Some(fv) = fitted {
+        let v: Vec<f64> = (0..nv)
+            .map(|i| fv.get(i).map_or(f64::NAN, |x| x.0))
+            .collect();
+        let s: Vec<f64> = (0..nv)
+            .map(|i| fv.get(i).map_or(f64::NAN, |x| x.1))
+            .collect();
+        h.write_col(f, "V_FIT_KMS", &v).map_err(fe)?;
+        h.write_col(f, "V_FIT_ERR_KMS", &s).map_err(fe)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_chunks_rejoin_and_never_end_in_a_space() {
+        let json = format!("{{\"name\":\"{}\",\"x\":1}}", "a b  ".repeat(40));
+        let chunks = json_chunks(&json);
+        assert_eq!(chunks.concat(), json);
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.chars().count() <= JSON_CHUNK && !c.ends_with(' '))
+        );
+    }
+
+    #[test]
+    fn interp_handles_both_directions_and_outside() {
+        assert_eq!(interp(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0], 2.5), 25.0);
+        assert_eq!(interp(&[3.0, 2.0, 1.0], &[30.0, 20.0, 10.0], 1.5), 15.0);
+        assert!(interp(&[1.0, 2.0], &[1.0, 2.0], 2.5).is_nan());
+    }
+}

@@ -16,6 +16,7 @@ pub mod detect;
 pub mod error;
 pub mod export;
 pub mod export_fits;
+mod fits;
 pub mod npz;
 pub mod table;
 

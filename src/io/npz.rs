@@ -266,7 +266,7 @@ impl Npz {
             let mut bytes = Vec::new();
             entry
                 .by_ref()
-                .take(1 << 34)
+                .take(1 << 31)
                 .read_to_end(&mut bytes)
                 .map_err(|e| LoadError::invalid(path, format!("key '{key}'"), e))?;
             members.insert(key, bytes);

@@ -1,9 +1,21 @@
 //! The integration tests: one binary, one module per area.
 
+mod cli;
+mod engine;
 mod experiment;
+mod extensions;
+#[cfg(feature = "gui")]
+mod frametime;
+mod fuzz;
 mod io;
 mod local;
+mod properties;
+mod reference;
+#[cfg(feature = "gui")]
+mod smoke;
 mod standard;
 mod synth;
 #[cfg(feature = "gui")]
 mod teaching;
+#[cfg(feature = "gui")]
+mod ui;

@@ -88,7 +88,8 @@ pub fn write_png(path: &Path, points: &[ScalingPoint]) -> anyhow::Result<()> {
     let xs: Vec<f64> = pts.iter().map(|p| (p.m() as f64).log10()).collect();
     let ys: Vec<f64> = pts
         .iter()
-        .flat_map(|p| [p.live_s.log10(), p.first_s.log10()])
+        .flat_map(|p| [p.live_s.log10(), p.first_s.log10(), p.live_cpu_s.log10()])
+        .filter(|v| v.is_finite())
         .chain([(0.015_f64).log10()])
         .collect();
     let x_lo = xs.iter().copied().fold(f64::INFINITY, f64::min).floor();
@@ -141,16 +142,25 @@ pub fn write_png(path: &Path, points: &[ScalingPoint]) -> anyhow::Result<()> {
         cv.line(x, yt, (x + 8).min(LEFT + pw), yt, target, 2);
         x += 16;
     }
-    let series: [(&str, bool, Rgb, &str); 4] = [
-        ("visits", true, [31, 119, 180], "LIVE, 1-1000 VISITS"),
-        ("visits", false, [255, 127, 14], "FIRST CALL, VISITS"),
-        ("pixels", true, [44, 160, 44], "LIVE, 30 VISITS, PX/VISIT"),
-        ("pixels", false, [148, 103, 189], "FIRST CALL, PX/VISIT"),
+    // (series, what: 0 = live wall, 1 = first call wall, 2 = live CPU, colour, label)
+    let series: [(&str, u8, Rgb, &str); 5] = [
+        ("visits", 0, [31, 119, 180], "LIVE, 1-1000 VISITS"),
+        ("visits", 2, [23, 190, 207], "LIVE CPU TIME, VISITS"),
+        ("visits", 1, [255, 127, 14], "FIRST CALL, VISITS"),
+        ("pixels", 0, [44, 160, 44], "LIVE, 30 VISITS, PX/VISIT"),
+        ("pixels", 1, [148, 103, 189], "FIRST CALL, PX/VISIT"),
     ];
-    for (k, (name, live, color, label)) in series.iter().enumerate() {
+    for (k, (name, what, color, label)) in series.iter().enumerate() {
         let mut prev: Option<(i64, i64)> = None;
         for p in pts.iter().filter(|p| p.series == *name) {
-            let t = if *live { p.live_s } else { p.first_s };
+            let t = match what {
+                0 => p.live_s,
+                1 => p.first_s,
+                _ => p.live_cpu_s,
+            };
+            if !(t > 0.0) {
+                continue;
+            }
             let q = (px((p.m() as f64).log10()), py(t.log10()));
             if let Some(a) = prev {
                 cv.line(a.0, a.1, q.0, q.1, *color, 2);
@@ -162,7 +172,7 @@ pub fn write_png(path: &Path, points: &[ScalingPoint]) -> anyhow::Result<()> {
         cv.dot(LEFT + pw + 20, ly + 6, *color);
         cv.text(LEFT + pw + 32, ly + 2, 1, label, black);
     }
-    let ly = TOP + 10 + 26 * 4;
+    let ly = TOP + 10 + 26 * 5;
     cv.line(LEFT + pw + 12, ly + 6, LEFT + pw + 28, ly + 6, target, 2);
     cv.text(LEFT + pw + 32, ly + 2, 1, "15 MS TARGET", black);
     let threads = rayon::current_num_threads();
@@ -176,11 +186,11 @@ pub fn write_png(path: &Path, points: &[ScalingPoint]) -> anyhow::Result<()> {
         xl,
         black,
     );
-    cv.text(8, TOP - 16, 2, "SECONDS", black);
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)?;
-        }
+    cv.text(8, 28, 2, "SECONDS", black);
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
     }
     cv.img.save(path)?;
     Ok(())

@@ -70,8 +70,8 @@ impl Grid {
     }
 }
 
-/// The smallest 2^a 3^b 5^c >= n.
-fn fast_len(n: usize) -> usize {
+/// The smallest 2^a 3^b 5^c >= n (sizes rustfft handles fastest).
+pub(crate) fn fast_len(n: usize) -> usize {
     let mut best = n.next_power_of_two();
     let mut p5 = 1usize;
     while p5 < best {
@@ -131,6 +131,71 @@ pub fn type1(u: &[f64], c: &[f64], kmax: usize) -> Vec<Complex64> {
         .collect()
 }
 
+/// Type 1 of two real strength vectors at once (one spreading pass with complex strengths
+/// `a + i b`): returns (A(k), B(k)) with `A(k) = sum_j a_j exp(i k u_j)` for |k| <= `kmax_a` and
+/// B likewise for |k| <= `kmax_b` (both indexed k + kmax).
+#[must_use]
+pub fn type1_pair(
+    u: &[f64],
+    a: &[f64],
+    kmax_a: usize,
+    b: &[f64],
+    kmax_b: usize,
+) -> (Vec<Complex64>, Vec<Complex64>) {
+    let kmax = kmax_a.max(kmax_b);
+    let g = Grid::new(kmax);
+    let n = g.n;
+    let blocks: Vec<Vec<Complex64>> = u
+        .par_chunks(BLOCK)
+        .zip(a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK)))
+        .map(|(ub, (ab, bb))| {
+            let mut fine = vec![Complex64::new(0.0, 0.0); n];
+            let mut wts = [0.0; 2 * SPREAD as usize];
+            for ((&uj, &aj), &bj) in ub.iter().zip(ab).zip(bb) {
+                if aj == 0.0 && bj == 0.0 {
+                    continue;
+                }
+                let l0 = g.weights(uj, &mut wts);
+                let start = l0.rem_euclid(n as i64) as usize;
+                if start + wts.len() <= n {
+                    for (f, w) in fine[start..start + wts.len()].iter_mut().zip(&wts) {
+                        f.re += aj * w;
+                        f.im += bj * w;
+                    }
+                } else {
+                    for (q, w) in wts.iter().enumerate() {
+                        let f = &mut fine[(start + q) % n];
+                        f.re += aj * w;
+                        f.im += bj * w;
+                    }
+                }
+            }
+            fine
+        })
+        .collect();
+    let mut buf = vec![Complex64::new(0.0, 0.0); n];
+    for bl in &blocks {
+        for (o, v) in buf.iter_mut().zip(bl) {
+            *o += v;
+        }
+    }
+    let fft = FftPlanner::new().plan_fft_inverse(n);
+    fft.process(&mut buf);
+    let norm = g.h / (4.0 * std::f64::consts::PI * g.tau).sqrt();
+    let at = |k: i64| -> (Complex64, Complex64) {
+        let f = buf[k.rem_euclid(n as i64) as usize] * (norm * ((k * k) as f64 * g.tau).exp());
+        let fm = buf[(-k).rem_euclid(n as i64) as usize] * (norm * ((k * k) as f64 * g.tau).exp());
+        // F(k) = A(k) + i B(k) with A(-k) = conj A(k), B(-k) = conj B(k).
+        let fmc = fm.conj();
+        ((f + fmc) * 0.5, (f - fmc) * Complex64::new(0.0, -0.5))
+    };
+    let ka = kmax_a as i64;
+    let kb = kmax_b as i64;
+    let av = (-ka..=ka).map(|k| at(k).0).collect();
+    let bv = (-kb..=kb).map(|k| at(k).1).collect();
+    (av, bv)
+}
+
 /// Type 2: f(u_j) = sum_{k=-kmax..=kmax} c[k + kmax] exp(i k u_j).
 #[must_use]
 pub fn type2(c: &[Complex64], u: &[f64]) -> Vec<Complex64> {
@@ -184,6 +249,20 @@ mod tests {
                 .sum();
             assert!((fk - d).norm() < 1e-12 * scale, "k {k}: {fk} vs {d}");
         }
+    }
+
+    #[test]
+    fn type1_pair_matches_two_single_transforms() {
+        let u: Vec<f64> = (0..500).map(|i| pseudo(i) * 7.0).collect();
+        let a: Vec<f64> = (0..500).map(|i| pseudo(i + 1) + 0.2).collect();
+        let b: Vec<f64> = (0..500).map(|i| pseudo(i + 3) - 0.5).collect();
+        let (pa, pb) = type1_pair(&u, &a, 60, &b, 30);
+        let (sa, sb) = (type1(&u, &a, 60), type1(&u, &b, 30));
+        let scale: f64 = a.iter().chain(&b).map(|x| x.abs()).sum();
+        for (x, y) in pa.iter().zip(&sa).chain(pb.iter().zip(&sb)) {
+            assert!((x - y).norm() < 1e-12 * scale, "{x} vs {y}");
+        }
+        assert_eq!((pa.len(), pb.len()), (121, 61));
     }
 
     #[test]

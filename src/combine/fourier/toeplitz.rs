@@ -25,7 +25,7 @@ struct Conv {
 
 impl Conv {
     fn new(n: usize) -> Self {
-        let big = (2 * n).next_power_of_two().max(2);
+        let big = super::nufft::fast_len(2 * n).max(2);
         let mut pl = FftPlanner::new();
         Self {
             n,
@@ -77,11 +77,11 @@ pub struct Toeplitz {
 }
 
 impl Toeplitz {
-    /// From the first row `t` (t[0] must be real).
+    /// From the first row `t` (`t[0]` must be real).
     #[must_use]
     pub fn new(t: Vec<C>) -> Self {
         let n = t.len();
-        let big = (2 * n).next_power_of_two().max(2);
+        let big = super::nufft::fast_len(2 * n).max(2);
         let mut pl = FftPlanner::new();
         let fwd = pl.plan_fft_forward(big);
         let inv = pl.plan_fft_inverse(big);
@@ -139,23 +139,48 @@ impl Toeplitz {
 
 /// The first column of A^-1 by the Levinson-Durbin recursion, O(n^2).
 ///
-/// Fails when a leading minor is not positive definite (or numerically so).
+/// Keeps the forward vector f (T_k f = e_0) and the backward vector b = J conj(f)
+/// (T_k b = e_{k-1}) in split real/imaginary arrays so that both the inner product and the
+/// update run forward over contiguous memory:
+/// `eps = conj(sum_s t[s] b[s-1])`, `f' = a [f; 0] + beta [0; b]`, `b' = a [0; b] + conj(beta) [f; 0]`
+/// with `a = 1 / (1 - |eps|^2)` and `beta = -a eps`.
+/// Fails when a leading block is not positive definite (or numerically so).
 pub fn levinson_first_column(t: &[C]) -> Result<Vec<C>, String> {
     let n = t.len();
     let t0 = t.first().map_or(0.0, |x| x.re);
     if !(t0 > 0.0 && t0.is_finite()) {
         return Err(format!("diagonal {t0} is not positive"));
     }
-    let mut f = Vec::with_capacity(n);
-    f.push(C::new(1.0 / t0, 0.0));
-    let mut g = Vec::with_capacity(n);
+    let tr: Vec<f64> = t.iter().map(|z| z.re).collect();
+    let ti: Vec<f64> = t.iter().map(|z| z.im).collect();
+    let (mut fr, mut fi) = (vec![0.0; n], vec![0.0; n]);
+    let (mut br, mut bi) = (vec![0.0; n], vec![0.0; n]);
+    let (mut gr, mut gi) = (vec![0.0; n], vec![0.0; n]);
+    let (mut hr, mut hi) = (vec![0.0; n], vec![0.0; n]);
+    fr[0] = 1.0 / t0;
+    br[0] = 1.0 / t0;
     for k in 1..n {
-        // eps = sum_q A[k][q] f_q = sum_q conj(t[k - q]) f_q
-        let mut eps = zero();
-        for (q, fq) in f.iter().enumerate() {
-            eps += t[k - q].conj() * fq;
+        // sum_{s=1..k} t[s] b[s-1], four independent accumulators for speed.
+        let (a_r, a_i) = (&tr[1..=k], &ti[1..=k]);
+        let (b_r, b_i) = (&br[..k], &bi[..k]);
+        let mut acc = [0.0f64; 8];
+        let chunks = k / 4;
+        for c in 0..chunks {
+            for l in 0..4 {
+                let q = 4 * c + l;
+                acc[l] += a_r[q] * b_r[q] - a_i[q] * b_i[q];
+                acc[4 + l] += a_r[q] * b_i[q] + a_i[q] * b_r[q];
+            }
         }
-        let denom = 1.0 - eps.norm_sqr();
+        for q in 4 * chunks..k {
+            acc[0] += a_r[q] * b_r[q] - a_i[q] * b_i[q];
+            acc[4] += a_r[q] * b_i[q] + a_i[q] * b_r[q];
+        }
+        let sr = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        let si = (acc[4] + acc[5]) + (acc[6] + acc[7]);
+        // eps = conj(s)
+        let (er, ei) = (sr, -si);
+        let denom = 1.0 - (er * er + ei * ei);
         if !(denom > 1e-15 && denom.is_finite()) {
             return Err(format!(
                 "leading {}x{} block is not positive definite (1 - |reflection|^2 = {denom:.3e})",
@@ -163,17 +188,31 @@ pub fn levinson_first_column(t: &[C]) -> Result<Vec<C>, String> {
                 k + 1
             ));
         }
-        let alpha = 1.0 / denom;
-        let beta = -eps * alpha;
-        g.clear();
-        g.push(f[0] * alpha);
+        let al = 1.0 / denom;
+        let (pr, pi) = (-er * al, -ei * al); // beta
+        // f'_q = al f_q + beta b_{q-1};  b'_q = al b_{q-1} + conj(beta) f_q  (q = 0..=k)
+        gr[0] = al * fr[0];
+        gi[0] = al * fi[0];
+        hr[0] = pr * fr[0] + pi * fi[0];
+        hi[0] = pr * fi[0] - pi * fr[0];
         for q in 1..k {
-            g.push(f[q] * alpha + beta * f[k - q].conj());
+            let (xr, xi, yr, yi) = (fr[q], fi[q], br[q - 1], bi[q - 1]);
+            gr[q] = al * xr + pr * yr - pi * yi;
+            gi[q] = al * xi + pr * yi + pi * yr;
+            hr[q] = al * yr + pr * xr + pi * xi;
+            hi[q] = al * yi + pr * xi - pi * xr;
         }
-        g.push(beta * f[0].conj());
-        std::mem::swap(&mut f, &mut g);
+        let (yr, yi) = (br[k - 1], bi[k - 1]);
+        gr[k] = pr * yr - pi * yi;
+        gi[k] = pr * yi + pi * yr;
+        hr[k] = al * yr;
+        hi[k] = al * yi;
+        std::mem::swap(&mut fr, &mut gr);
+        std::mem::swap(&mut fi, &mut gi);
+        std::mem::swap(&mut br, &mut hr);
+        std::mem::swap(&mut bi, &mut hi);
     }
-    Ok(f)
+    Ok(fr.iter().zip(&fi).map(|(&r, &i)| C::new(r, i)).collect())
 }
 
 /// The Gohberg-Semencul form of A^-1 for a Hermitian positive-definite Toeplitz A:
@@ -356,8 +395,8 @@ mod tests {
             })
             .collect();
         for (k, col) in cols.iter().enumerate() {
-            for p in 0..n {
-                let s: C = (0..n).map(|q| ad[p][q] * col[q]).sum();
+            for (p, row) in ad.iter().enumerate() {
+                let s: C = row.iter().zip(col).map(|(x, c)| x * c).sum();
                 let want = if p == k { 1.0 } else { 0.0 };
                 assert!((s - want).norm() < 1e-9, "row {p} col {k}: {s}");
             }

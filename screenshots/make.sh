@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Regenerate the screenshots in this folder: the real window under Xvfb saves its own frame
+# (`frizzview --screenshot PNG`, after the first result has been drawn) and exits.
+#
+#   screenshots/make.sh                 # uses target/debug/frizzview (builds it if missing)
+#   FRIZZVIEW_BIN=target/release/frizzview screenshots/make.sh
+#
+# Needs xvfb-run (Debian: apt-get install -y --no-install-recommends xvfb xauth).
+# FRIZZVIEW_VIEW scripts the view: x=LO:HI (Angstrom), layout=stacked|overlaid|single, visit=N,
+# frame=rest|observed, tab=spectra|noise|teaching, compare=overlay|difference.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
+bin="${FRIZZVIEW_BIN:-$target/debug/frizzview}"
+if [ ! -x "$bin" ]; then
+  cargo build --bin frizzview
+fi
+command -v xvfb-run >/dev/null || { echo "xvfb-run is missing: apt-get install -y --no-install-recommends xvfb xauth" >&2; exit 1; }
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-runtime-$(id -u)}"
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+unset WAYLAND_DISPLAY
+
+shot() { # name, view spec, extra args...
+  local name="$1" view="$2"; shift 2
+  echo "screenshots/$name.png"
+  FRIZZVIEW_VIEW="$view" xvfb-run -a -s "-screen 0 1600x1000x24" \
+    "$bin" "$@" --screenshot "screenshots/$name.png"
+}
+
+shot main "" --demo apogee
+shot boss "" --demo boss
+shot zoom "layout=single,visit=4,x=15300:15340,compare=difference" --demo apogee
+shot noise "tab=noise" --demo apogee
+shot teaching "tab=teaching" --demo apogee

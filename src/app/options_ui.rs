@@ -1,0 +1,316 @@
+//! The settings panel: every toggle that changes the combination edits `FrizzApp::settings`.
+
+use eframe::egui;
+
+use super::{Compare, DrawFrame, ExposureLayout, FrizzApp};
+use crate::model::Survey;
+use crate::model::mask::{self, BitLevel};
+use crate::settings::{
+    Basis, ForwardSettings, GridSpec, Interpolator, LsfMode, Robust, SelectionMode, ShiftSource,
+    StandardMask, StandardSettings, Weighting,
+};
+
+/// Draw the settings panel.
+pub fn options_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    ui.heading("Combination");
+    method_ui(app, ui);
+    ui.separator();
+    data_ui(app, ui);
+    ui.separator();
+    egui::CollapsingHeader::new("Mask bits")
+        .default_open(false)
+        .show(ui, |ui| mask_ui(app, ui));
+    egui::CollapsingHeader::new("Extensions")
+        .default_open(false)
+        .show(ui, |ui| extensions_ui(app, ui));
+    ui.separator();
+    ui.heading("View");
+    view_ui(app, ui);
+}
+
+fn method_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    let s = &mut app.settings;
+    let mut forward_on = s.forward.is_some();
+    if ui
+        .checkbox(&mut forward_on, "Forward model (Frizzle)")
+        .changed()
+    {
+        s.forward = forward_on.then(ForwardSettings::default);
+    }
+    if let Some(fs) = &mut s.forward {
+        ui.indent("forward", |ui| {
+            egui::ComboBox::from_label("Basis")
+                .selected_text(match fs.basis {
+                    Basis::Fourier => "Fourier (exact)",
+                    Basis::Local => "local (banded, fast)",
+                })
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut fs.basis, Basis::Fourier, "Fourier (exact)");
+                    ui.selectable_value(&mut fs.basis, Basis::Local, "local (banded, fast)");
+                });
+            ui.checkbox(&mut fs.compat, "frizzle 0.2.8 compatible")
+                .on_hover_text("reproduce the reference implementation exactly, quirks included");
+            let mut auto = fs.n_modes.is_none();
+            ui.horizontal(|ui| {
+                if ui.checkbox(&mut auto, "automatic modes").changed() {
+                    fs.n_modes = if auto { None } else { Some(1001) };
+                }
+                if let Some(p) = &mut fs.n_modes {
+                    let label = ui.label("modes");
+                    ui.add(egui::DragValue::new(p).range(1..=100_001).prefix("P = "))
+                        .labelled_by(label.id);
+                }
+            });
+        });
+    }
+    let mut standard_on = s.standard.is_some();
+    if ui.checkbox(&mut standard_on, "Standard practice").changed() {
+        s.standard = standard_on.then(StandardSettings::default);
+    }
+    if let Some(ss) = &mut s.standard {
+        ui.indent("standard", |ui| {
+            egui::ComboBox::from_label("Interpolator")
+                .selected_text(interp_label(ss.interpolator))
+                .show_ui(ui, |ui| {
+                    for i in [
+                        Interpolator::CubicSpline,
+                        Interpolator::Linear,
+                        Interpolator::DampedSinc,
+                    ] {
+                        ui.selectable_value(&mut ss.interpolator, i, interp_label(i));
+                    }
+                });
+            egui::ComboBox::from_label("Bad pixels")
+                .selected_text(match ss.mask {
+                    StandardMask::Drop => "drop before interpolating",
+                    StandardMask::Conservative => "conservative mask",
+                })
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(
+                        &mut ss.mask,
+                        StandardMask::Drop,
+                        "drop before interpolating",
+                    );
+                    ui.selectable_value(
+                        &mut ss.mask,
+                        StandardMask::Conservative,
+                        "conservative mask",
+                    );
+                });
+            egui::ComboBox::from_label("Averaging")
+                .selected_text(weighting_label(ss.weighting))
+                .show_ui(ui, |ui| {
+                    for w in [Weighting::InverseVariance, Weighting::Uniform] {
+                        ui.selectable_value(&mut ss.weighting, w, weighting_label(w));
+                    }
+                });
+        });
+    }
+}
+
+fn data_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    let s = &mut app.settings;
+    egui::ComboBox::from_label("Output grid")
+        .selected_text(grid_label(&s.grid))
+        .show_ui(ui, |ui| {
+            for g in [
+                GridSpec::Apogee,
+                GridSpec::Boss,
+                GridSpec::Auto,
+                GridSpec::FromInput,
+            ] {
+                let label = grid_label(&g);
+                ui.selectable_value(&mut s.grid, g, label);
+            }
+        });
+    egui::ComboBox::from_label("Shift by")
+        .selected_text(shift_label(s.shift))
+        .show_ui(ui, |ui| {
+            for v in [
+                ShiftSource::Vrel,
+                ShiftSource::MinusBc,
+                ShiftSource::True,
+                ShiftSource::None,
+            ] {
+                ui.selectable_value(&mut s.shift, v, shift_label(v));
+            }
+        });
+    egui::ComboBox::from_label("Weighting")
+        .selected_text(weighting_label(s.weighting))
+        .show_ui(ui, |ui| {
+            for w in [Weighting::InverseVariance, Weighting::Uniform] {
+                ui.selectable_value(&mut s.weighting, w, weighting_label(w));
+            }
+        });
+    ui.label("Selection function S (tellurics)");
+    ui.horizontal(|ui| {
+        ui.radio_value(&mut s.selection, SelectionMode::Ignore, "ignore");
+        ui.radio_value(&mut s.selection, SelectionMode::Multiply, "multiply model");
+        ui.radio_value(&mut s.selection, SelectionMode::Divide, "divide data");
+    });
+    ui.horizontal(|ui| {
+        let label = ui.label("Covariance lags");
+        ui.add(egui::DragValue::new(&mut s.band_lags).range(5..=40))
+            .labelled_by(label.id);
+    });
+}
+
+fn mask_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    let (defs, preset) = match app.data.survey {
+        Survey::Boss => (mask::BOSS_SPPIXMASK, mask::BOSS_BAD_BITS),
+        Survey::Apogee => (mask::APOGEE_PIXMASK, mask::APOGEE_BAD_BITS),
+        Survey::Generic => (mask::APOGEE_PIXMASK, mask::GENERIC_BAD_BITS),
+    };
+    let bits = &mut app.settings.bad_bits;
+    ui.horizontal(|ui| {
+        if ui.button("survey default").clicked() {
+            *bits = preset;
+        }
+        if ui.button("none").clicked() {
+            *bits = 0;
+        }
+        ui.label(format!("value {bits}"));
+    });
+    for (level, title) in [
+        (BitLevel::Bad, "bad"),
+        (BitLevel::Warning, "warning"),
+        (BitLevel::Info, "information"),
+    ] {
+        let group: Vec<_> = defs.iter().filter(|d| d.level == level).collect();
+        if group.is_empty() {
+            continue;
+        }
+        egui::CollapsingHeader::new(format!("{title} bits"))
+            .id_salt(title)
+            .default_open(level == BitLevel::Bad)
+            .show(ui, |ui| {
+                for d in group {
+                    let m = 1u64 << d.bit;
+                    let mut on = *bits & m != 0;
+                    if ui
+                        .checkbox(&mut on, format!("{} ({})", d.name, d.bit))
+                        .on_hover_text(d.meaning)
+                        .changed()
+                    {
+                        if on {
+                            *bits |= m;
+                        } else {
+                            *bits &= !m;
+                        }
+                    }
+                }
+            });
+    }
+}
+
+fn extensions_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    let e = &mut app.settings.extensions;
+    ui.checkbox(&mut e.fit_shifts, "fit each visit's shift");
+    let kind = match e.robust {
+        None => 0,
+        Some(Robust::Huber(_)) => 1,
+        Some(Robust::Cauchy(_)) => 2,
+        Some(Robust::SigmaClip(_)) => 3,
+    };
+    let threshold = match e.robust {
+        Some(Robust::Huber(t) | Robust::Cauchy(t) | Robust::SigmaClip(t)) => t,
+        None => 3.0,
+    };
+    let mut new_kind = kind;
+    let names = ["off", "Huber", "Cauchy", "sigma clip"];
+    egui::ComboBox::from_label("Robust")
+        .selected_text(names[kind])
+        .show_ui(ui, |ui| {
+            for (i, n) in names.iter().enumerate() {
+                ui.selectable_value(&mut new_kind, i, *n);
+            }
+        });
+    let mut t = threshold;
+    if new_kind != 0 {
+        ui.add(egui::Slider::new(&mut t, 0.5..=10.0).text("threshold (sigma)"));
+    }
+    e.robust = match new_kind {
+        1 => Some(Robust::Huber(t)),
+        2 => Some(Robust::Cauchy(t)),
+        3 => Some(Robust::SigmaClip(t)),
+        _ => None,
+    };
+    let mut norm_on = e.normalization_degree.is_some();
+    ui.horizontal(|ui| {
+        if ui.checkbox(&mut norm_on, "normalise each visit").changed() {
+            e.normalization_degree = norm_on.then_some(2);
+        }
+        if let Some(d) = &mut e.normalization_degree {
+            let label = ui.label("degree");
+            ui.add(egui::DragValue::new(d).range(0..=8))
+                .labelled_by(label.id);
+        }
+    });
+    let mut lsf = e.lsf == LsfMode::FromVisits;
+    if ui.checkbox(&mut lsf, "per-visit LSF").changed() {
+        e.lsf = if lsf {
+            LsfMode::FromVisits
+        } else {
+            LsfMode::Off
+        };
+    }
+}
+
+fn view_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    let v = &mut app.view;
+    ui.horizontal(|ui| {
+        ui.label("Exposures");
+        ui.selectable_value(&mut v.layout, ExposureLayout::Stacked, "stacked");
+        ui.selectable_value(&mut v.layout, ExposureLayout::Overlaid, "overlaid");
+        ui.selectable_value(&mut v.layout, ExposureLayout::Single, "single");
+    });
+    ui.horizontal(|ui| {
+        ui.label("Frame");
+        ui.selectable_value(&mut v.frame, DrawFrame::Rest, "rest");
+        ui.selectable_value(&mut v.frame, DrawFrame::Observed, "observed");
+    });
+    ui.horizontal(|ui| {
+        ui.label("Other method");
+        ui.selectable_value(&mut v.compare, Compare::Overlay, "overlaid");
+        ui.selectable_value(&mut v.compare, Compare::Difference, "difference");
+    });
+    ui.checkbox(&mut v.show_uncertainty, "uncertainty bands");
+    ui.checkbox(&mut v.show_model, "model prediction per visit");
+    ui.checkbox(&mut v.show_masked, "mark masked pixels");
+    ui.checkbox(&mut v.show_residuals, "residuals (sigma)");
+    ui.checkbox(&mut v.show_reference, "truth / pipeline coadd");
+}
+
+fn interp_label(i: Interpolator) -> &'static str {
+    match i {
+        Interpolator::CubicSpline => "cubic spline",
+        Interpolator::Linear => "linear",
+        Interpolator::DampedSinc => "damped sinc (APOGEE)",
+    }
+}
+
+fn weighting_label(w: Weighting) -> &'static str {
+    match w {
+        Weighting::InverseVariance => "inverse variance",
+        Weighting::Uniform => "uniform",
+    }
+}
+
+fn shift_label(s: ShiftSource) -> &'static str {
+    match s {
+        ShiftSource::Vrel => "VRAD (star rest frame)",
+        ShiftSource::MinusBc => "-BC (barycentric only)",
+        ShiftSource::True => "true velocity (synthetic)",
+        ShiftSource::None => "none",
+    }
+}
+
+fn grid_label(g: &GridSpec) -> String {
+    match g {
+        GridSpec::Apogee => "APOGEE apStar".into(),
+        GridSpec::Boss => "BOSS".into(),
+        GridSpec::Auto => "automatic".into(),
+        GridSpec::FromInput => "from input".into(),
+        GridSpec::LogLinear { n, .. } => format!("log-linear, {n} px"),
+    }
+}

@@ -1,0 +1,1098 @@
+//! Plots: the combined spectrum, every exposure, residuals, and the noise correlation.
+//!
+//! Long spectra are decimated for drawing: within the visible x range, each screen column keeps
+//! the minimum and maximum sample, so a plot never draws more than about two points per pixel
+//! whatever the number of input pixels. NaN breaks lines (runs are drawn separately).
+
+use std::ops::RangeInclusive;
+
+use eframe::egui;
+use egui_plot::{FilledArea, HLine, Line, MarkerShape, Plot, PlotUi, Points, Span};
+
+use super::visits_ui::{sorted_indices, velocity_in_use, visit_color};
+use super::{Compare, DrawFrame, ExposureLayout, FrizzApp};
+use crate::combine::MethodResult;
+use crate::model::{Dataset, Survey, mask};
+
+/// One segment of a visit, ordered by increasing observed wavelength.
+#[derive(Clone, Debug, Default)]
+pub struct SegCurve {
+    /// Observed wavelength (Angstrom), increasing.
+    pub lam_aa: Vec<f64>,
+    /// Index of each sample in the visit's arrays.
+    pub idx: Vec<usize>,
+}
+
+/// Plotting geometry of a dataset, computed once per load.
+#[derive(Clone, Debug, Default)]
+pub struct DatasetCurves {
+    /// Per visit, its segments.
+    pub visits: Vec<Vec<SegCurve>>,
+    /// Observed-frame wavelength ranges (Angstrom) of the segments, merged over visits.
+    pub segments_aa: Vec<(f64, f64)>,
+    /// A typical flux level (median of |flux|), used to space stacked exposures.
+    pub typical_flux: f64,
+    /// Per visit, the flux range drawn: robust percentiles widened a little. Values beyond are
+    /// drawn at the limit, so one cosmic ray does not squash every other curve.
+    pub y_limits: Vec<(f64, f64)>,
+}
+
+impl DatasetCurves {
+    /// Build the curves of a dataset.
+    #[must_use]
+    pub fn new(data: &Dataset) -> Self {
+        let visits: Vec<Vec<SegCurve>> = data
+            .visits
+            .iter()
+            .map(|v| {
+                v.segments()
+                    .iter()
+                    .map(|r| {
+                        let mut idx: Vec<usize> = r.clone().collect();
+                        let lam = v.wavelength_aa();
+                        if idx.len() >= 2 && lam[idx[0]] > lam[idx[idx.len() - 1]] {
+                            idx.reverse();
+                        }
+                        SegCurve {
+                            lam_aa: idx.iter().map(|&i| lam[i]).collect(),
+                            idx,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut segments_aa: Vec<(f64, f64)> = Vec::new();
+        if let Some(first) = visits.first() {
+            for (k, seg) in first.iter().enumerate() {
+                let (Some(&lo), Some(&hi)) = (seg.lam_aa.first(), seg.lam_aa.last()) else {
+                    continue;
+                };
+                let (mut lo, mut hi) = (lo, hi);
+                for other in &visits[1..] {
+                    if let Some(s) = other.get(k) {
+                        lo = lo.min(s.lam_aa.first().copied().unwrap_or(lo));
+                        hi = hi.max(s.lam_aa.last().copied().unwrap_or(hi));
+                    }
+                }
+                segments_aa.push((lo, hi));
+            }
+        }
+        segments_aa.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut fluxes: Vec<f64> = data
+            .visits
+            .iter()
+            .flat_map(|v| v.flux().iter().step_by(7).copied())
+            .filter(|f| f.is_finite())
+            .map(f64::abs)
+            .collect();
+        fluxes.sort_by(f64::total_cmp);
+        let typical_flux = fluxes
+            .get(fluxes.len() / 2)
+            .copied()
+            .filter(|f| *f > 0.0)
+            .unwrap_or(1.0);
+        let y_limits = data
+            .visits
+            .iter()
+            .map(|v| {
+                let mut f: Vec<f64> = v
+                    .flux()
+                    .iter()
+                    .zip(v.bad())
+                    .filter(|(f, b)| f.is_finite() && !**b)
+                    .map(|(f, _)| *f)
+                    .collect();
+                f.sort_by(f64::total_cmp);
+                if f.is_empty() {
+                    return (f64::NEG_INFINITY, f64::INFINITY);
+                }
+                let q = |p: f64| f[((f.len() - 1) as f64 * p) as usize];
+                let (lo, hi) = (q(0.005), q(0.995));
+                let pad = 0.5 * (hi - lo).max(1e-12);
+                (lo - pad, hi + pad)
+            })
+            .collect();
+        Self {
+            visits,
+            segments_aa,
+            typical_flux,
+            y_limits,
+        }
+    }
+}
+
+/// Decimate `y(k)` sampled at increasing `x[k]` for drawing: only samples inside `range` (plus one
+/// on each side), and at most a min/max pair per bin when there are more than `2 * bins` of them.
+/// Returns runs of finite points; a non-finite value ends a run.
+pub fn decimate(
+    x: &[f64],
+    y: impl Fn(usize) -> f64,
+    range: RangeInclusive<f64>,
+    bins: usize,
+) -> Vec<Vec<[f64; 2]>> {
+    let (lo, hi) = (*range.start(), *range.end());
+    let start = x.partition_point(|&v| v < lo).saturating_sub(1);
+    let end = (x.partition_point(|&v| v <= hi) + 1).min(x.len());
+    let mut runs: Vec<Vec<[f64; 2]>> = Vec::new();
+    let mut run: Vec<[f64; 2]> = Vec::new();
+    if start >= end {
+        return runs;
+    }
+    let bins = bins.max(1);
+    let thin = end - start > 2 * bins && hi > lo;
+    if !thin {
+        for k in start..end {
+            let v = y(k);
+            if v.is_finite() {
+                run.push([x[k], v]);
+            } else if !run.is_empty() {
+                runs.push(std::mem::take(&mut run));
+            }
+        }
+    } else {
+        let width = (hi - lo) / bins as f64;
+        let mut current: Option<(i64, [f64; 2], [f64; 2])> = None;
+        let flush = |run: &mut Vec<[f64; 2]>, c: (i64, [f64; 2], [f64; 2])| {
+            let (_, a, b) = c;
+            // Keep the pair in x order so the line zigzags through the column.
+            if a[0] <= b[0] {
+                run.push(a);
+                if a != b {
+                    run.push(b);
+                }
+            } else {
+                run.push(b);
+                run.push(a);
+            }
+        };
+        for k in start..end {
+            let v = y(k);
+            if !v.is_finite() {
+                if let Some(c) = current.take() {
+                    flush(&mut run, c);
+                }
+                if !run.is_empty() {
+                    runs.push(std::mem::take(&mut run));
+                }
+                continue;
+            }
+            let bin = ((x[k] - lo) / width).floor() as i64;
+            let p = [x[k], v];
+            match &mut current {
+                Some((b, mn, mx)) if *b == bin => {
+                    if v < mn[1] {
+                        *mn = p;
+                    }
+                    if v > mx[1] {
+                        *mx = p;
+                    }
+                }
+                _ => {
+                    if let Some(c) = current.take() {
+                        flush(&mut run, c);
+                    }
+                    current = Some((bin, p, p));
+                }
+            }
+        }
+        if let Some(c) = current.take() {
+            flush(&mut run, c);
+        }
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    runs
+}
+
+/// Like [`decimate`] for a band between `low(k)` and `high(k)`: per bin the lowest low and the
+/// highest high (at the bin's first x). Returns runs of (x, low, high); non-finite ends a run.
+pub fn decimate_band(
+    x: &[f64],
+    low: impl Fn(usize) -> f64,
+    high: impl Fn(usize) -> f64,
+    range: RangeInclusive<f64>,
+    bins: usize,
+) -> Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let (lo, hi) = (*range.start(), *range.end());
+    let start = x.partition_point(|&v| v < lo).saturating_sub(1);
+    let end = (x.partition_point(|&v| v <= hi) + 1).min(x.len());
+    let mut out = Vec::new();
+    if start >= end {
+        return out;
+    }
+    let bins = bins.max(1);
+    let width = if end - start > 2 * bins && hi > lo {
+        (hi - lo) / (2 * bins) as f64
+    } else {
+        0.0
+    };
+    let mut run: (Vec<f64>, Vec<f64>, Vec<f64>) = Default::default();
+    let mut last_bin = i64::MIN;
+    for k in start..end {
+        let (l, h) = (low(k), high(k));
+        if !(l.is_finite() && h.is_finite()) {
+            if run.0.len() >= 2 {
+                out.push(std::mem::take(&mut run));
+            } else {
+                run = Default::default();
+            }
+            last_bin = i64::MIN;
+            continue;
+        }
+        let bin = if width > 0.0 {
+            ((x[k] - lo) / width).floor() as i64
+        } else {
+            k as i64
+        };
+        if bin == last_bin {
+            if let (Some(rl), Some(rh)) = (run.1.last_mut(), run.2.last_mut()) {
+                *rl = rl.min(l);
+                *rh = rh.max(h);
+            }
+        } else {
+            run.0.push(x[k]);
+            run.1.push(l);
+            run.2.push(h);
+            last_bin = bin;
+        }
+    }
+    if run.0.len() >= 2 {
+        out.push(run);
+    }
+    out
+}
+
+const FORWARD_COLOR: egui::Color32 = egui::Color32::from_rgb(40, 110, 220);
+const STANDARD_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 120, 30);
+const MASK_COLOR: egui::Color32 = egui::Color32::from_rgb(220, 30, 30);
+
+fn link_group() -> egui::Id {
+    egui::Id::unique("frizzview-linked-x")
+}
+
+/// The visible x range of a plot, or `full` while it still sizes itself to the data.
+fn visible_x(plot_ui: &PlotUi<'_>, full: (f64, f64)) -> RangeInclusive<f64> {
+    let b = plot_ui.plot_bounds();
+    if plot_ui.auto_bounds().x || !b.is_valid_x() {
+        full.0..=full.1
+    } else {
+        b.min()[0]..=b.max()[0]
+    }
+}
+
+fn apply_view_requests(app: &FrizzApp, plot_ui: &mut PlotUi<'_>, jump: Option<(f64, f64)>) {
+    if app.reset_view {
+        plot_ui.set_auto_bounds(true);
+    }
+    if let Some((a, b)) = jump {
+        plot_ui.set_plot_bounds_x(a..=b);
+        plot_ui.set_auto_bounds(egui::Vec2b::new(false, true));
+    }
+}
+
+fn data_range(app: &FrizzApp) -> (f64, f64) {
+    let lo = app
+        .curves
+        .segments_aa
+        .iter()
+        .map(|s| s.0)
+        .fold(f64::INFINITY, f64::min);
+    let hi = app
+        .curves
+        .segments_aa
+        .iter()
+        .map(|s| s.1)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if lo.is_finite() && hi > lo {
+        (lo * 0.995, hi * 1.005)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+fn add_runs(
+    plot_ui: &mut PlotUi<'_>,
+    name: &str,
+    runs: Vec<Vec<[f64; 2]>>,
+    color: egui::Color32,
+    width: f32,
+) {
+    for r in runs {
+        plot_ui.line(Line::new(name, r).color(color).width(width));
+    }
+}
+
+/// The Spectra tab: segment jumps, combined spectrum, difference, exposures and residuals.
+pub fn spectra_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        ui.label("Go to:");
+        if ui.button("all").clicked() {
+            app.reset_view = true;
+        }
+        let names: Vec<String> = match (app.data.survey, app.curves.segments_aa.len()) {
+            (Survey::Apogee, 3) => vec![
+                "chip c (blue)".into(),
+                "chip b".into(),
+                "chip a (red)".into(),
+            ],
+            (Survey::Boss, 2) => vec!["blue camera".into(), "red camera".into()],
+            (_, n) => (1..=n).map(|k| format!("segment {k}")).collect(),
+        };
+        for (name, &(lo, hi)) in names.iter().zip(&app.curves.segments_aa) {
+            if ui.button(name).clicked() {
+                app.jump_to = Some((lo, hi));
+            }
+        }
+    });
+    let jump = app.jump_to.take();
+    let result = app.result.clone();
+    let avail = ui.available_height();
+    let both = result
+        .as_ref()
+        .is_some_and(|r| r.forward.is_some() && r.standard.is_some());
+    let show_diff = both && app.view.compare == Compare::Difference;
+    let n_small = usize::from(show_diff) + usize::from(app.view.show_residuals);
+    let h_combined = (avail * 0.36).max(120.0);
+    let h_small = (avail * 0.14).max(70.0);
+    let h_exposures = (avail - h_combined - h_small * n_small as f32 - 12.0).max(120.0);
+    let full = data_range(app);
+    let width_px = ui.available_width().max(100.0) as usize;
+
+    combined_plot(app, ui, h_combined, full, width_px, jump);
+    if show_diff {
+        difference_plot(app, ui, h_small, full, width_px, jump);
+    }
+    exposures_plot(app, ui, h_exposures, full, width_px, jump);
+    if app.view.show_residuals {
+        residuals_plot(app, ui, h_small, full, width_px, jump);
+    }
+    app.reset_view = false;
+}
+
+fn hover_text(app: &FrizzApp, lam_aa: f64) -> String {
+    let Some(r) = &app.result else {
+        return format!("{lam_aa:.2} A");
+    };
+    let grid = &r.grid.ln_wave;
+    let x = lam_aa.ln();
+    let i = grid.partition_point(|&g| g < x);
+    let i = if i > 0 && (i == grid.len() || (x - grid[i - 1]) < (grid[i] - x)) {
+        i - 1
+    } else {
+        i
+    };
+    let mut text = format!("{lam_aa:.2} A (pixel {i})");
+    let defs = match app.data.survey {
+        Survey::Boss => mask::BOSS_SPPIXMASK,
+        _ => mask::APOGEE_PIXMASK,
+    };
+    for (name, m) in [("forward", &r.forward), ("standard", &r.standard)] {
+        let Some(m) = m else { continue };
+        let (Some(f), Some(v)) = (m.flux.get(i), m.var.get(i)) else {
+            continue;
+        };
+        text += &format!("\n{name}: {f:.4} +- {:.4}", v.sqrt());
+        if m.no_data.get(i).copied().unwrap_or(false) {
+            text += " (no data)";
+        }
+        if let Some(&fl) = m.flags.get(i)
+            && fl != 0
+        {
+            text += &format!(" flags {}", mask::bit_names(fl, defs).join(" "));
+        }
+    }
+    text
+}
+
+#[allow(clippy::too_many_arguments)] // one call per method; a struct would only rename them
+fn method_curves(
+    plot_ui: &mut PlotUi<'_>,
+    name: &str,
+    m: &MethodResult,
+    grid_aa: &[f64],
+    color: egui::Color32,
+    band: bool,
+    range: RangeInclusive<f64>,
+    bins: usize,
+) {
+    if band {
+        for (xs, lo, hi) in decimate_band(
+            grid_aa,
+            |k| m.flux[k] - m.var[k].sqrt(),
+            |k| m.flux[k] + m.var[k].sqrt(),
+            range.clone(),
+            bins,
+        ) {
+            plot_ui.add(
+                FilledArea::new(format!("{name} 1-sigma"), &xs, &lo, &hi)
+                    .fill_color(color.gamma_multiply(0.25)),
+            );
+        }
+    }
+    let runs = decimate(
+        grid_aa,
+        |k| m.flux.get(k).copied().unwrap_or(f64::NAN),
+        range,
+        bins,
+    );
+    add_runs(plot_ui, name, runs, color, 1.5);
+}
+
+fn no_data_spans(plot_ui: &mut PlotUi<'_>, m: &MethodResult, grid_aa: &[f64]) {
+    let mut spans = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, &nd) in m.no_data.iter().enumerate() {
+        match (nd, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                spans.push((s, i - 1));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, m.no_data.len() - 1));
+    }
+    // Thousands of one-pixel holes would cost more than they show; keep the widest.
+    spans.sort_by_key(|(a, b)| std::cmp::Reverse(b - a));
+    spans.truncate(200);
+    for (a, b) in spans {
+        let (Some(&x0), Some(&x1)) = (grid_aa.get(a), grid_aa.get(b)) else {
+            continue;
+        };
+        plot_ui.span(
+            Span::new("no data", x0..=x1)
+                .fill(egui::Color32::from_gray(128).gamma_multiply(0.18))
+                .border_width(0.0),
+        );
+    }
+}
+
+fn combined_plot(
+    app: &mut FrizzApp,
+    ui: &mut egui::Ui,
+    height: f32,
+    full: (f64, f64),
+    bins: usize,
+    jump: Option<(f64, f64)>,
+) {
+    let result = app.result.clone();
+    let grid_aa: Vec<f64> = result
+        .as_ref()
+        .map(|r| r.grid.wavelength_aa())
+        .unwrap_or_default();
+    let app_ref: &FrizzApp = app;
+    Plot::new("combined")
+        .height(height)
+        .link_axis(link_group(), [true, false])
+        .link_cursor(link_group(), [true, false])
+        .y_axis_label("combined flux")
+        .legend(egui_plot::Legend::default().position(egui_plot::Corner::RightBottom))
+        .label_formatter(|hp| {
+            let p = match hp {
+                egui_plot::HoverPosition::NearDataPoint { position, .. }
+                | egui_plot::HoverPosition::Elsewhere { position } => *position,
+            };
+            Some(hover_text(app_ref, p.x))
+        })
+        .show(ui, |plot_ui| {
+            apply_view_requests(app_ref, plot_ui, jump);
+            let range = visible_x(plot_ui, full);
+            let Some(r) = &result else { return };
+            if let Some(m) = r.forward.as_ref().or(r.standard.as_ref()) {
+                no_data_spans(plot_ui, m, &grid_aa);
+            }
+            if app_ref.view.show_reference {
+                for s in [&app_ref.data.truth, &app_ref.data.pipeline_coadd]
+                    .into_iter()
+                    .flatten()
+                {
+                    let x: Vec<f64> = s.ln_wave.iter().map(|v| v.exp()).collect();
+                    let runs = decimate(&x, |k| s.flux[k], range.clone(), bins);
+                    add_runs(plot_ui, &s.label, runs, egui::Color32::from_gray(120), 1.0);
+                }
+            }
+            let band = app_ref.view.show_uncertainty;
+            if let Some(m) = &r.standard
+                && (app_ref.view.compare == Compare::Overlay || r.forward.is_none())
+            {
+                method_curves(
+                    plot_ui,
+                    "standard practice",
+                    m,
+                    &grid_aa,
+                    STANDARD_COLOR,
+                    band,
+                    range.clone(),
+                    bins,
+                );
+            }
+            if let Some(m) = &r.forward {
+                method_curves(
+                    plot_ui,
+                    "forward model",
+                    m,
+                    &grid_aa,
+                    FORWARD_COLOR,
+                    band,
+                    range,
+                    bins,
+                );
+            }
+        });
+}
+
+fn difference_plot(
+    app: &FrizzApp,
+    ui: &mut egui::Ui,
+    height: f32,
+    full: (f64, f64),
+    bins: usize,
+    jump: Option<(f64, f64)>,
+) {
+    let Some(r) = app.result.clone() else { return };
+    let (Some(f), Some(s)) = (&r.forward, &r.standard) else {
+        return;
+    };
+    let grid_aa = r.grid.wavelength_aa();
+    Plot::new("difference")
+        .height(height)
+        .link_axis(link_group(), [true, false])
+        .link_cursor(link_group(), [true, false])
+        .y_axis_label("std - fwd")
+        .show(ui, |plot_ui| {
+            apply_view_requests(app, plot_ui, jump);
+            let range = visible_x(plot_ui, full);
+            if app.view.show_uncertainty {
+                for (xs, lo, hi) in decimate_band(
+                    &grid_aa,
+                    |k| -f.var[k].sqrt(),
+                    |k| f.var[k].sqrt(),
+                    range.clone(),
+                    bins,
+                ) {
+                    plot_ui.add(
+                        FilledArea::new("forward 1-sigma", &xs, &lo, &hi)
+                            .fill_color(FORWARD_COLOR.gamma_multiply(0.2)),
+                    );
+                }
+            }
+            let runs = decimate(&grid_aa, |k| s.flux[k] - f.flux[k], range, bins);
+            add_runs(plot_ui, "standard - forward", runs, STANDARD_COLOR, 1.0);
+        });
+}
+
+/// Hover readout of the exposures plot: the nearest visit's pixel, its value, sigma and flags.
+fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> String {
+    let (name, p) = match hp {
+        egui_plot::HoverPosition::NearDataPoint {
+            plot_name,
+            position,
+            ..
+        } => (Some(*plot_name), *position),
+        egui_plot::HoverPosition::Elsewhere { position } => (None, *position),
+    };
+    let mut text = format!("{:.2} A", p.x);
+    let Some(name) = name else {
+        return text;
+    };
+    let base = name.trim_end_matches(" model").trim_end_matches(" 1-sigma");
+    let Some(i) = app.data.visits.iter().position(|v| v.meta.name == base) else {
+        return format!("{name}\n{text}");
+    };
+    let visit = &app.data.visits[i];
+    let obs_aa = p.x / frame_scale(app, i);
+    // Nearest pixel over all segments.
+    let mut best: Option<(f64, usize)> = None;
+    for seg in app.curves.visits.get(i).into_iter().flatten() {
+        let j = seg.lam_aa.partition_point(|&l| l < obs_aa);
+        for k in [j.saturating_sub(1), j] {
+            if let Some(&l) = seg.lam_aa.get(k) {
+                let d = (l - obs_aa).abs();
+                if best.is_none_or(|b| d < b.0) {
+                    best = Some((d, seg.idx[k]));
+                }
+            }
+        }
+    }
+    let Some((_, px)) = best else {
+        return format!("{name}\n{text}");
+    };
+    let defs = match app.data.survey {
+        Survey::Boss => mask::BOSS_SPPIXMASK,
+        _ => mask::APOGEE_PIXMASK,
+    };
+    let sigma = visit.ivar()[px].powf(-0.5);
+    text = format!(
+        "{base} pixel {px}\n{:.2} A observed\nflux {:.4} +- {sigma:.4}",
+        visit.wavelength_aa()[px],
+        visit.flux()[px]
+    );
+    if let Some(pred) = app
+        .result
+        .as_ref()
+        .and_then(|r| r.forward.as_ref())
+        .and_then(|f| f.visits.get(i))
+        .and_then(|f| f.prediction.get(px))
+    {
+        text += &format!("\nmodel {pred:.4}");
+    }
+    if let Some(s) = visit.selection().and_then(|s| s.get(px)) {
+        text += &format!("\nS {s:.3}");
+    }
+    let flags = visit.flags()[px];
+    if flags != 0 {
+        text += &format!("\nflags {}", mask::bit_names(flags, defs).join(" "));
+    }
+    if visit.bad()[px] {
+        text += "\nbad pixel";
+    }
+    text
+}
+
+/// The visits drawn, in table order (single: only the selected one).
+fn drawn_visits(app: &FrizzApp) -> Vec<usize> {
+    match app.view.layout {
+        ExposureLayout::Single => vec![
+            app.selected_visit
+                .min(app.data.visits.len().saturating_sub(1)),
+        ],
+        _ => sorted_indices(app),
+    }
+}
+
+/// The factor that maps a visit's observed wavelength to the plotted one.
+fn frame_scale(app: &FrizzApp, i: usize) -> f64 {
+    if app.view.frame == DrawFrame::Observed {
+        return 1.0;
+    }
+    let v = app
+        .result
+        .as_ref()
+        .and_then(|r| r.visits.get(i))
+        .map(|u| u.v_kms)
+        .filter(|_| {
+            app.result
+                .as_ref()
+                .is_some_and(|r| r.settings == app.settings)
+        })
+        .or_else(|| velocity_in_use(app, i).0)
+        .unwrap_or(0.0);
+    (-crate::model::shift_from_velocity(v)).exp()
+}
+
+fn exposures_plot(
+    app: &FrizzApp,
+    ui: &mut egui::Ui,
+    height: f32,
+    full: (f64, f64),
+    bins: usize,
+    jump: Option<(f64, f64)>,
+) {
+    let visits = drawn_visits(app);
+    let step = app.curves.typical_flux * 0.6;
+    let stacked = app.view.layout == ExposureLayout::Stacked;
+    let forward = app.result.as_ref().and_then(|r| r.forward.clone());
+    Plot::new("exposures")
+        .height(height)
+        .link_axis(link_group(), [true, false])
+        .link_cursor(link_group(), [true, false])
+        .y_axis_label(if stacked { "flux + offset" } else { "flux" })
+        .x_axis_label(match app.view.frame {
+            DrawFrame::Rest => "rest-frame wavelength (A)",
+            DrawFrame::Observed => "observed wavelength (A)",
+        })
+        .label_formatter(|hp| Some(exposure_hover_text(app, hp)))
+        .show(ui, |plot_ui| {
+            apply_view_requests(app, plot_ui, jump);
+            let range = visible_x(plot_ui, full);
+            for (k, &i) in visits.iter().enumerate() {
+                let Some(visit) = app.data.visits.get(i) else {
+                    continue;
+                };
+                let Some(segs) = app.curves.visits.get(i) else {
+                    continue;
+                };
+                let offset = if stacked { -(k as f64) * step } else { 0.0 };
+                let scale = frame_scale(app, i);
+                let obs_range = (range.start() / scale)..=(range.end() / scale);
+                let included = app.settings.visit(i).include;
+                // The model stands out against one visit; among many it should not hide them.
+                let model_color = if app.view.layout == ExposureLayout::Single {
+                    egui::Color32::from_gray(235)
+                } else {
+                    egui::Color32::from_gray(200).gamma_multiply(0.45)
+                };
+                // At the visit's first visible sample, so the label never widens the x bounds
+                // (which would break the alignment of the linked plots).
+                let first_aa = segs
+                    .iter()
+                    .filter_map(|s| s.lam_aa.first())
+                    .fold(f64::INFINITY, |a, &b| a.min(b))
+                    * scale;
+                let label_x = first_aa.max(*range.start());
+                if stacked && label_x.is_finite() {
+                    let label = if included {
+                        visit.meta.name.clone()
+                    } else {
+                        format!("{} (excluded)", visit.meta.name)
+                    };
+                    plot_ui.text(
+                        egui_plot::Text::new(
+                            "visit label",
+                            egui_plot::PlotPoint::new(label_x, offset + step * 0.5),
+                            egui::RichText::new(label).small().color(visit_color(i)),
+                        )
+                        .anchor(egui::Align2::RIGHT_CENTER),
+                    );
+                }
+                let color = if included {
+                    visit_color(i)
+                } else {
+                    visit_color(i).gamma_multiply(0.3)
+                };
+                let name = &visit.meta.name;
+                let flux = visit.flux();
+                let ivar = visit.ivar();
+                let bad_bits = app.settings.bad_bits;
+                let (y_lo, y_hi) = app
+                    .curves
+                    .y_limits
+                    .get(i)
+                    .copied()
+                    .unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
+                let masked =
+                    |p: usize| visit.bad()[p] || visit.flags()[p] & bad_bits != 0 || ivar[p] <= 0.0;
+                // Masked pixels break the line (they are marked separately); the rest is clamped.
+                let good_flux = |p: usize| {
+                    if masked(p) {
+                        f64::NAN
+                    } else {
+                        flux[p].clamp(y_lo, y_hi)
+                    }
+                };
+                for seg in segs {
+                    let scaled = |runs: Vec<Vec<[f64; 2]>>| -> Vec<Vec<[f64; 2]>> {
+                        runs.into_iter()
+                            .map(|r| r.into_iter().map(|p| [p[0] * scale, p[1]]).collect())
+                            .collect()
+                    };
+                    // Bands of a dozen stacked visits only blur them; shown one or overlaid.
+                    if app.view.show_uncertainty && !stacked {
+                        for (xs, lo, hi) in decimate_band(
+                            &seg.lam_aa,
+                            |j| {
+                                let p = seg.idx[j];
+                                // NaN (masked) must stay NaN: f64::max would replace it.
+                                let v = good_flux(p) - ivar[p].powf(-0.5);
+                                if v.is_nan() { v } else { v.max(y_lo) + offset }
+                            },
+                            |j| {
+                                let p = seg.idx[j];
+                                let v = good_flux(p) + ivar[p].powf(-0.5);
+                                if v.is_nan() { v } else { v.min(y_hi) + offset }
+                            },
+                            obs_range.clone(),
+                            bins,
+                        ) {
+                            let xs: Vec<f64> = xs.iter().map(|x| x * scale).collect();
+                            plot_ui.add(
+                                FilledArea::new(format!("{name} 1-sigma"), &xs, &lo, &hi)
+                                    .fill_color(color.gamma_multiply(0.2)),
+                            );
+                        }
+                    }
+                    let runs = decimate(
+                        &seg.lam_aa,
+                        |j| good_flux(seg.idx[j]) + offset,
+                        obs_range.clone(),
+                        bins,
+                    );
+                    add_runs(plot_ui, name, scaled(runs), color, 1.0);
+                    if app.view.show_model
+                        && let Some(pred) = forward.as_ref().and_then(|f| f.visits.get(i))
+                        && pred.prediction.len() == flux.len()
+                    {
+                        let runs = decimate(
+                            &seg.lam_aa,
+                            |j| pred.prediction[seg.idx[j]].clamp(y_lo, y_hi) + offset,
+                            obs_range.clone(),
+                            bins,
+                        );
+                        add_runs(
+                            plot_ui,
+                            &format!("{name} model"),
+                            scaled(runs),
+                            model_color,
+                            1.0,
+                        );
+                    }
+                    if app.view.show_masked {
+                        let lo = seg.lam_aa.partition_point(|&x| x < *obs_range.start());
+                        let hi = seg.lam_aa.partition_point(|&x| x <= *obs_range.end());
+                        let pts: Vec<[f64; 2]> = (lo..hi)
+                            .filter(|&j| masked(seg.idx[j]))
+                            .take(3000)
+                            .map(|j| {
+                                let p = seg.idx[j];
+                                let y = if flux[p].is_finite() {
+                                    flux[p].clamp(y_lo, y_hi)
+                                } else {
+                                    y_lo
+                                };
+                                [seg.lam_aa[j] * scale, y + offset]
+                            })
+                            .collect();
+                        if !pts.is_empty() {
+                            plot_ui.points(
+                                Points::new("masked", pts)
+                                    .color(MASK_COLOR)
+                                    .shape(MarkerShape::Cross)
+                                    .radius(2.5),
+                            );
+                        }
+                    }
+                }
+            }
+        });
+}
+
+fn residuals_plot(
+    app: &FrizzApp,
+    ui: &mut egui::Ui,
+    height: f32,
+    full: (f64, f64),
+    bins: usize,
+    jump: Option<(f64, f64)>,
+) {
+    let forward = app.result.as_ref().and_then(|r| r.forward.clone());
+    let visits = drawn_visits(app);
+    Plot::new("residuals")
+        .height(height)
+        .link_axis(link_group(), [true, false])
+        .link_cursor(link_group(), [true, false])
+        .y_axis_label("resid. (sigma)")
+        .show(ui, |plot_ui| {
+            apply_view_requests(app, plot_ui, jump);
+            let range = visible_x(plot_ui, full);
+            plot_ui.hline(HLine::new("+3 sigma", 3.0).color(egui::Color32::from_gray(150)));
+            plot_ui.hline(HLine::new("-3 sigma", -3.0).color(egui::Color32::from_gray(150)));
+            let Some(f) = &forward else { return };
+            for &i in &visits {
+                let (Some(visit), Some(segs), Some(fit)) = (
+                    app.data.visits.get(i),
+                    app.curves.visits.get(i),
+                    f.visits.get(i),
+                ) else {
+                    continue;
+                };
+                if fit.prediction.len() != visit.len() {
+                    continue;
+                }
+                let scale = frame_scale(app, i);
+                let obs_range = (range.start() / scale)..=(range.end() / scale);
+                let flux = visit.flux();
+                let ivar = visit.ivar();
+                let bad_bits = app.settings.bad_bits;
+                for seg in segs {
+                    let runs = decimate(
+                        &seg.lam_aa,
+                        |j| {
+                            let p = seg.idx[j];
+                            if ivar[p] > 0.0 && !visit.bad()[p] && visit.flags()[p] & bad_bits == 0
+                            {
+                                // Clamped so one outlier does not flatten the rest.
+                                ((flux[p] - fit.prediction[p]) * ivar[p].sqrt()).clamp(-12.0, 12.0)
+                            } else {
+                                f64::NAN
+                            }
+                        },
+                        obs_range.clone(),
+                        bins,
+                    );
+                    let runs = runs
+                        .into_iter()
+                        .map(|r| r.into_iter().map(|p| [p[0] * scale, p[1]]).collect())
+                        .collect();
+                    add_runs(
+                        plot_ui,
+                        &format!("{} residual", visit.meta.name),
+                        runs,
+                        visit_color(i),
+                        1.0,
+                    );
+                }
+            }
+        });
+}
+
+/// Median over pixels of `band[k] / band[0]` for each lag k (NaN where undefined).
+#[must_use]
+pub fn correlation_by_lag(band: &[Vec<f64>]) -> Vec<f64> {
+    let Some(b0) = band.first() else {
+        return Vec::new();
+    };
+    band.iter()
+        .map(|bk| {
+            let mut r: Vec<f64> = bk
+                .iter()
+                .zip(b0)
+                .filter(|(c, v)| c.is_finite() && v.is_finite() && **v > 0.0)
+                .map(|(c, v)| c / v)
+                .collect();
+            if r.is_empty() {
+                return f64::NAN;
+            }
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
+        .collect()
+}
+
+/// The Noise tab: correlation of neighbouring output pixels against lag, for both methods.
+pub fn noise_ui(app: &FrizzApp, ui: &mut egui::Ui) {
+    ui.label(
+        "Correlation between output pixels l and l+k (median over pixels of C[l,l+k] / C[l,l]). \
+         Interpolation correlates neighbouring pixels; the forward model keeps them nearly \
+         independent when the visits sample the spectrum well.",
+    );
+    let Some(r) = app.result.clone() else {
+        ui.label("no result yet");
+        return;
+    };
+    let curves: Vec<(&str, Vec<f64>, egui::Color32)> = [
+        ("forward model", &r.forward, FORWARD_COLOR),
+        ("standard practice", &r.standard, STANDARD_COLOR),
+    ]
+    .into_iter()
+    .filter_map(|(n, m, c)| m.as_ref().map(|m| (n, correlation_by_lag(&m.band), c)))
+    .collect();
+    egui::Grid::new("noise-table").striped(true).show(ui, |ui| {
+        ui.label("lag");
+        for (n, _, _) in &curves {
+            ui.label(*n);
+        }
+        ui.end_row();
+        let n_lags = curves.iter().map(|c| c.1.len()).max().unwrap_or(0);
+        for k in 0..n_lags.min(8) {
+            ui.label(k.to_string());
+            for (_, c, _) in &curves {
+                ui.label(c.get(k).map_or("-".into(), |v| format!("{v:+.3}")));
+            }
+            ui.end_row();
+        }
+    });
+    Plot::new("noise")
+        .x_axis_label("lag k (output pixels)")
+        .y_axis_label("correlation")
+        .legend(egui_plot::Legend::default())
+        .include_y(0.0)
+        .include_y(1.0)
+        .show(ui, |plot_ui| {
+            for (n, c, color) in curves {
+                let pts: Vec<[f64; 2]> = c
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(k, v)| [k as f64, *v])
+                    .collect();
+                plot_ui.line(Line::new(n, pts.clone()).color(color).width(2.0));
+                plot_ui.points(Points::new(n, pts).color(color).radius(4.0).filled(true));
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimation_keeps_extremes_and_bounds_the_point_count() {
+        let n = 100_000;
+        let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        // A spike at 50_000 must survive thinning to 100 bins.
+        let y = |k: usize| {
+            if k == 50_000 {
+                10.0
+            } else {
+                (k as f64 * 0.01).sin()
+            }
+        };
+        let runs = decimate(&x, y, 0.0..=(n as f64 - 1.0), 100);
+        let pts: Vec<[f64; 2]> = runs.concat();
+        assert!(pts.len() <= 2 * 101 + 2, "{} points", pts.len());
+        assert!(pts.iter().any(|p| p[1] == 10.0), "the spike was lost");
+        let min = pts.iter().map(|p| p[1]).fold(f64::INFINITY, f64::min);
+        assert!(min < -0.999, "the minimum was lost: {min}");
+        assert!(
+            pts.windows(2).all(|w| w[1][0] >= w[0][0]),
+            "x must stay ordered"
+        );
+    }
+
+    #[test]
+    fn decimation_splits_runs_at_nan_and_clips_to_the_range() {
+        let x: Vec<f64> = (0..10).map(f64::from).collect();
+        let y = |k: usize| if k == 5 { f64::NAN } else { k as f64 };
+        let runs = decimate(&x, y, 2.5..=7.5, 100);
+        // One sample beyond each edge is kept so lines reach the border.
+        assert_eq!(
+            runs,
+            vec![
+                vec![[2.0, 2.0], [3.0, 3.0], [4.0, 4.0]],
+                vec![[6.0, 6.0], [7.0, 7.0], [8.0, 8.0]]
+            ]
+        );
+    }
+
+    #[test]
+    fn band_decimation_keeps_the_envelope() {
+        let n = 10_000;
+        let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        let low = |k: usize| if k == 777 { -5.0 } else { -1.0 };
+        let high = |k: usize| if k == 4242 { 9.0 } else { 1.0 };
+        let runs = decimate_band(&x, low, high, 0.0..=(n as f64), 50);
+        assert_eq!(runs.len(), 1);
+        let (xs, lo, hi) = &runs[0];
+        assert!(xs.len() <= 102, "{} points", xs.len());
+        assert_eq!(lo.iter().copied().fold(f64::INFINITY, f64::min), -5.0);
+        assert_eq!(hi.iter().copied().fold(f64::NEG_INFINITY, f64::max), 9.0);
+    }
+
+    #[test]
+    fn exposure_hover_names_the_flags_of_the_nearest_pixel() {
+        let data = crate::app::demo::apogee_demo(2).expect("demo");
+        let app = FrizzApp::inline(data);
+        let visit = &app.data.visits[0];
+        let px = visit
+            .flags()
+            .iter()
+            .position(|&f| f & 2 != 0)
+            .expect("the demo has a cosmic ray (CRPIX) in visit 1");
+        let x = visit.wavelength_aa()[px] * frame_scale(&app, 0);
+        let hp = egui_plot::HoverPosition::NearDataPoint {
+            plot_name: &visit.meta.name,
+            position: egui_plot::PlotPoint::new(x, 1.0),
+            index: 0,
+        };
+        let text = exposure_hover_text(&app, &hp);
+        assert!(text.contains(&format!("pixel {px}")), "{text}");
+        assert!(text.contains("CRPIX"), "{text}");
+    }
+
+    #[test]
+    fn correlation_by_lag_is_the_median_ratio() {
+        let band = vec![
+            vec![2.0, 4.0, 1.0],
+            vec![1.0, 1.0, f64::NAN],
+            vec![0.0, -2.0, 0.5],
+        ];
+        let c = correlation_by_lag(&band);
+        assert_eq!(c[0], 1.0);
+        // Lag 1: ratios 0.5, 0.25 (NaN skipped) -> median of two = upper one.
+        assert_eq!(c[1], 0.5);
+        assert_eq!(c[2], 0.0);
+    }
+}

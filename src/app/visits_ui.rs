@@ -1,0 +1,235 @@
+//! The visit table: colour, include, weight, shift and its source, S/N, chi^2/nu, bad pixels.
+
+use eframe::egui;
+
+use super::{FrizzApp, SortKey};
+
+/// A distinct colour per visit (golden-ratio hues), shared by the table and the plots.
+#[must_use]
+pub fn visit_color(i: usize) -> egui::Color32 {
+    let h = (i as f32 * 0.618_034).fract();
+    egui::ecolor::Hsva::new(h, 0.75, 0.8, 1.0).into()
+}
+
+/// The velocity a visit is shifted by under the current settings (manual override first).
+#[must_use]
+pub fn velocity_in_use(app: &FrizzApp, i: usize) -> (Option<f64>, &'static str) {
+    let vs = app.settings.visit(i);
+    if let Some(v) = vs.shift_kms {
+        return (Some(v), "manual");
+    }
+    let Some(visit) = app.data.visits.get(i) else {
+        return (None, "missing");
+    };
+    match app.settings.shift.velocity(&visit.meta) {
+        Some(v) => (Some(v), app.settings.shift.label()),
+        None => (None, "missing"),
+    }
+}
+
+/// Per-visit numbers shown (and sorted on).
+struct Row {
+    index: usize,
+    name: String,
+    v_kms: Option<f64>,
+    source: &'static str,
+    snr: Option<f64>,
+    chi2_nu: Option<f64>,
+    n_bad: Option<usize>,
+}
+
+fn rows(app: &FrizzApp) -> Vec<Row> {
+    let result = app.result.as_deref();
+    let mut rows: Vec<Row> = app
+        .data
+        .visits
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let (v_kms, source) = velocity_in_use(app, i);
+            let fit = result
+                .and_then(|r| r.forward.as_ref().or(r.standard.as_ref()))
+                .and_then(|m| m.visits.get(i));
+            Row {
+                index: i,
+                name: v.meta.name.clone(),
+                v_kms,
+                source,
+                snr: v.meta.snr,
+                chi2_nu: fit.map(|f| f.chi2_nu).filter(|c| c.is_finite()),
+                n_bad: result.and_then(|r| r.visits.get(i)).map(|u| u.n_bad),
+            }
+        })
+        .collect();
+    let key = app.view.sort;
+    let cmp_opt = |a: Option<f64>, b: Option<f64>| {
+        // Missing values sort last either way.
+        match (a, b) {
+            (Some(a), Some(b)) => a.total_cmp(&b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+    };
+    rows.sort_by(|a, b| {
+        let o = match key {
+            SortKey::Index => a.index.cmp(&b.index),
+            SortKey::Name => a.name.cmp(&b.name),
+            SortKey::Shift => cmp_opt(a.v_kms, b.v_kms),
+            SortKey::Snr => cmp_opt(a.snr, b.snr),
+            SortKey::Chi2 => cmp_opt(a.chi2_nu, b.chi2_nu),
+            SortKey::Bad => a.n_bad.cmp(&b.n_bad),
+        };
+        if app.view.sort_descending {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    rows
+}
+
+/// The order visits are listed in (used by tests and by the stacked plot).
+#[must_use]
+pub fn sorted_indices(app: &FrizzApp) -> Vec<usize> {
+    rows(app).iter().map(|r| r.index).collect()
+}
+
+fn header(app: &mut FrizzApp, ui: &mut egui::Ui, key: SortKey, text: &str) {
+    let active = app.view.sort == key;
+    let label = if active {
+        format!(
+            "{text} {}",
+            if app.view.sort_descending { "v" } else { "^" }
+        )
+    } else {
+        text.to_owned()
+    };
+    if ui
+        .selectable_label(active, label)
+        .on_hover_text("sort by this column")
+        .clicked()
+    {
+        if active {
+            app.view.sort_descending = !app.view.sort_descending;
+        } else {
+            app.view.sort = key;
+            // The worst visit first: chi^2 and bad pixels sort descending by default.
+            app.view.sort_descending = matches!(key, SortKey::Chi2 | SortKey::Bad);
+        }
+    }
+}
+
+/// Draw the visit table and the selected visit's shift slider.
+pub fn visits_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    let n = app.data.visits.len();
+    if n == 0 {
+        ui.label("No visits loaded: open files (File menu) or drop them here.");
+        return;
+    }
+    app.settings.visits.resize(n, Default::default());
+    app.selected_visit = app.selected_visit.min(n - 1);
+    selected_ui(app, ui);
+    let rows = rows(app);
+    egui::ScrollArea::both()
+        .auto_shrink([false, true])
+        .show(ui, |ui| {
+            egui::Grid::new("visit-table")
+                .striped(true)
+                .num_columns(9)
+                .spacing([10.0, 2.0])
+                .show(ui, |ui| {
+                    header(app, ui, SortKey::Index, "#");
+                    header(app, ui, SortKey::Name, "visit (included)");
+                    ui.label("weight");
+                    header(app, ui, SortKey::Shift, "shift km/s");
+                    ui.label("source");
+                    header(app, ui, SortKey::Snr, "S/N");
+                    header(app, ui, SortKey::Chi2, "chi2/nu");
+                    header(app, ui, SortKey::Bad, "bad px");
+                    ui.end_row();
+                    for row in &rows {
+                        row_ui(app, ui, row);
+                        ui.end_row();
+                    }
+                });
+        });
+}
+
+fn row_ui(app: &mut FrizzApp, ui: &mut egui::Ui, row: &Row) {
+    let i = row.index;
+    let selected = app.selected_visit == i;
+    ui.horizontal(|ui| {
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+        ui.painter().rect_filled(rect, 2.0, visit_color(i));
+        if ui
+            .selectable_label(selected, format!("{}", i + 1))
+            .on_hover_text("show this visit in the single-exposure view")
+            .clicked()
+        {
+            app.selected_visit = i;
+        }
+    });
+    let vs = &mut app.settings.visits[i];
+    ui.checkbox(&mut vs.include, row.name.as_str());
+    ui.add(
+        egui::DragValue::new(&mut vs.weight)
+            .range(0.0..=100.0)
+            .speed(0.01)
+            .max_decimals(3),
+    )
+    .on_hover_text(format!("weight multiplier of {}", row.name));
+    ui.horizontal(|ui| {
+        let mut v = row.v_kms.unwrap_or(0.0);
+        let r = ui
+            .add(egui::DragValue::new(&mut v).speed(0.1).max_decimals(2))
+            .on_hover_text(format!("velocity used to shift {} (km/s)", row.name));
+        if r.changed() {
+            vs.shift_kms = Some(v);
+        }
+        if vs.shift_kms.is_some()
+            && ui
+                .small_button("reset")
+                .on_hover_text("use the shift source again")
+                .clicked()
+        {
+            vs.shift_kms = None;
+        }
+    });
+    ui.label(row.source);
+    ui.label(row.snr.map_or("-".into(), |s| format!("{s:.0}")));
+    ui.label(row.chi2_nu.map_or("-".into(), |c| format!("{c:.2}")));
+    ui.label(row.n_bad.map_or("-".into(), |b| b.to_string()));
+}
+
+/// A slider for the selected visit's velocity: drag it and watch the model follow.
+fn selected_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    let i = app.selected_visit;
+    let (v, _) = velocity_in_use(app, i);
+    let name = app.data.visits[i].meta.name.clone();
+    let base = app
+        .settings
+        .shift
+        .velocity(&app.data.visits[i].meta)
+        .unwrap_or(0.0);
+    let mut value = v.unwrap_or(base);
+    ui.horizontal(|ui| {
+        ui.label(format!("{name}:"));
+        let r = ui.add(
+            egui::Slider::new(&mut value, (base - 60.0)..=(base + 60.0))
+                .text("shift km/s")
+                .clamping(egui::SliderClamping::Never)
+                .max_decimals(2),
+        );
+        if r.changed() {
+            app.settings.visits[i].shift_kms = Some(value);
+        }
+        let mut w = app.settings.visits[i].weight;
+        if ui
+            .add(egui::Slider::new(&mut w, 0.0..=3.0).text("weight"))
+            .changed()
+        {
+            app.settings.visits[i].weight = w;
+        }
+    });
+}
