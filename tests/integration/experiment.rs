@@ -1,6 +1,9 @@
 //! The paper's noise test against the paper's numbers (method.md §4.3), and the CLI bundle
 //! round trip of `frizzview synth`.
 
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 use frizzview::combine::Cancel;
 use frizzview::experiment::{
     DEFAULT_TRUTH_SEED, NOISE_LAGS, experiment_settings, noise_experiment, noise_experiment_with,

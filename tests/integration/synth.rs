@@ -1,5 +1,8 @@
 //! Synthetic generators: determinism, layout, defects, noise level and the velocity sign.
 
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 use frizzview::model::{C_KMS, VelocityKind, shift_from_velocity};
 use frizzview::synth::apogee::{self, ApogeeParams, CHIP_PIXELS, CHIP_RANGES_AA};
 use frizzview::synth::paper::{self, PaperParams, PaperTruth};
