@@ -376,10 +376,24 @@ impl FrizzApp {
     }
 
     /// Add visits to the current dataset, keeping settings of the visits already there.
-    fn add_dataset(&mut self, more: Dataset, files: Vec<PathBuf>) {
+    /// Returns false (with a message) when the visits belong to another star.
+    fn add_dataset(&mut self, more: Dataset, files: Vec<PathBuf>) -> bool {
         if self.data.visits.is_empty() || self.demo.is_some() {
             self.set_dataset(more, files, None);
-            return;
+            return true;
+        }
+        // Visits of another star must not be combined with these (the readers refuse mixed
+        // objects within one call; this covers files added later).
+        let object = |d: &Dataset| d.visits.iter().find_map(|v| v.meta.object.clone());
+        if let (Some(have), Some(new)) = (object(&self.data), object(&more))
+            && have != new
+        {
+            let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+            self.report_error(format!(
+                "not added: {} is object {new}, the open visits are {have}",
+                names.join(", ")
+            ));
+            return false;
         }
         let mut settings = self.settings.clone();
         settings
@@ -396,6 +410,7 @@ impl FrizzApp {
         self.files.extend(files);
         self.settings = settings;
         self.submitted = None;
+        true
     }
 
     /// Open a demo; a failure becomes a message.
@@ -425,7 +440,22 @@ impl FrizzApp {
                 for p in &paths {
                     match files::load_paths(std::slice::from_ref(p)) {
                         Ok(d) => {
-                            data = Some(match data {
+                            let object =
+                                |d: &Dataset| d.visits.iter().find_map(|v| v.meta.object.clone());
+                            let clash =
+                                data.as_ref()
+                                    .and_then(|prev| match (object(prev), object(&d)) {
+                                        (Some(a), Some(b)) if a != b => Some((a, b)),
+                                        _ => None,
+                                    });
+                            if let Some((a, b)) = clash {
+                                self.report_error(format!(
+                                    "not added: {} is object {b}, the other files are {a}",
+                                    p.display()
+                                ));
+                                continue;
+                            }
+                            data = Some(match data.take() {
                                 Some(prev) => files::merged(&prev, d),
                                 None => d,
                             });
@@ -439,12 +469,15 @@ impl FrizzApp {
         };
         if let Some(d) = data {
             let n = d.visits.len();
-            if replace {
+            let added = if replace {
                 self.set_dataset(d, ok_files, None);
+                true
             } else {
-                self.add_dataset(d, ok_files);
+                self.add_dataset(d, ok_files)
+            };
+            if added {
+                self.report_info(format!("loaded {n} visit(s)"));
             }
-            self.report_info(format!("loaded {n} visit(s)"));
         }
     }
 

@@ -1063,16 +1063,34 @@ pub fn fit_with(
     // Y = A^-1 X*^T restricted to the offsets C* needs: y[j][m - j + h] for m - j in -h..=h+lags.
     let ny = 2 * h + lags + 1;
     let mut y = vec![0.0; p * ny];
-    y.par_chunks_mut(ny).enumerate().for_each(|(j, yj)| {
-        for (o, slot) in yj.iter_mut().enumerate() {
-            let m = j as i64 + o as i64 - h as i64;
-            if m < 0 || m >= p as i64 {
-                continue;
+    y.par_chunks_mut(ny).enumerate().for_each_init(
+        || vec![0.0; 2 * bw + 1],
+        |zrow, (j, yj)| {
+            // Row j of A^-1 as a contiguous window i = j - bw ..= j + bw (0 outside).
+            for (t, zt) in zrow.iter_mut().enumerate() {
+                let i = j as i64 + t as i64 - bw as i64;
+                *zt = if i >= 0 && i < p as i64 {
+                    zget(j, i as usize)
+                } else {
+                    0.0
+                };
             }
-            let (ma, mb) = row_range(m as usize);
-            *slot = (ma..=mb).map(|i| zget(j, i) * xrow(m as usize, i)).sum();
-        }
-    });
+            for (o, slot) in yj.iter_mut().enumerate() {
+                let m = j as i64 + o as i64 - h as i64;
+                if m < 0 || m >= p as i64 {
+                    continue;
+                }
+                // i = m - h + t, t = 0..=2h; window index i - j + bw (X* rows past the
+                // grid ends meet zeros in the window).
+                let start = (o as i64 - 2 * h as i64 + bw as i64) as usize;
+                *slot = zrow[start..start + 2 * h + 1]
+                    .iter()
+                    .zip(&xs)
+                    .map(|(a, b)| a * b)
+                    .sum();
+            }
+        },
+    );
     for l in 0..p {
         if no_data[l] {
             continue;

@@ -70,21 +70,23 @@ const KEEP_COLUMNS: &[&str] = &[
     "RV_FEH",
 ];
 
-/// True if the HDUs look like an apVisit file: HDU1-4 two-dimensional images of one shape, and
-/// an APOGEE primary header or file name.
-pub(crate) fn looks_like(f: &mut fitsio::FitsFile, path: &Path, hdus: &[HduDesc]) -> bool {
-    if hdus.len() < 5 {
-        return false;
-    }
-    let shape = hdus[1].image_shape();
-    let same = (1..=4).all(|i| {
-        let s = hdus[i].image_shape();
-        s.is_some() && s == shape && s.is_some_and(|s| s.len() == 2)
-    });
-    if !same {
-        return false;
-    }
-    let prim = &hdus[0].hdu;
+/// What an APOGEE-looking FITS file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ApogeeKind {
+    /// Not APOGEE.
+    No,
+    /// An apVisit file (or one that claims to be: the reader names what is wrong).
+    Visit,
+    /// An apStar/asStar file: already combined, not an input.
+    Star,
+}
+
+/// Classify by the primary header (TELESCOP, SURVEY, INSTRUME, NVISITS), the file name and the
+/// HDU structure (HDU1-4 two-dimensional images of one shape).
+pub(crate) fn classify(f: &mut fitsio::FitsFile, path: &Path, hdus: &[HduDesc]) -> ApogeeKind {
+    let Some(prim) = hdus.first().map(|d| &d.hdu) else {
+        return ApogeeKind::No;
+    };
     let tel = fits::key_string(f, prim, "TELESCOP")
         .unwrap_or_default()
         .to_ascii_lowercase();
@@ -98,13 +100,35 @@ pub(crate) fn looks_like(f: &mut fitsio::FitsFile, path: &Path, hdus: &[HduDesc]
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    tel.contains("apo25m")
+    let apogee = tel.contains("apo25m")
         || tel.contains("lco25m")
         || tel.contains("apo1m")
         || survey.contains("apogee")
         || inst.contains("apogee")
         || fname.starts_with("apvisit")
         || fname.starts_with("asvisit")
+        || fname.starts_with("apstar")
+        || fname.starts_with("asstar");
+    let shape = hdus.get(1).and_then(HduDesc::image_shape);
+    let structure = hdus.len() >= 5
+        && (1..=4).all(|i| {
+            let s = hdus[i].image_shape();
+            s.is_some() && s == shape && s.is_some_and(|s| s.len() == 2)
+        });
+    let star = fname.starts_with("apstar")
+        || fname.starts_with("asstar")
+        || fits::key_f64(f, prim, "NVISITS").is_some();
+    if !(apogee || structure) {
+        return ApogeeKind::No;
+    }
+    if star && apogee {
+        return ApogeeKind::Star;
+    }
+    if apogee && (structure || shape.is_some_and(|s| s.len() == 2)) {
+        ApogeeKind::Visit
+    } else {
+        ApogeeKind::No
+    }
 }
 
 /// Read an apVisit file.

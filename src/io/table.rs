@@ -30,12 +30,28 @@ pub fn classify_fits(path: &Path) -> Result<Format, LoadError> {
     fits::guard(path, || {
         let mut f = fits::open(path)?;
         let hdus = fits::hdus(&mut f, path)?;
+        if let Some(prim) = hdus.first()
+            && fits::key_f64(&mut f, &prim.hdu, "FVSETN").is_some()
+        {
+            return Err(LoadError::new(
+                path,
+                LoadErrorKind::Unrecognised(
+                    "a frizzview result (already combined), not an input; combine its input files instead (its settings can be reused with --settings)".into(),
+                ),
+            ));
+        }
         if super::boss::looks_like(&hdus) {
-            Ok(Format::BossSpec)
-        } else if super::apvisit::looks_like(&mut f, path, &hdus) {
-            Ok(Format::ApVisit)
-        } else {
-            Ok(Format::FitsTable)
+            return Ok(Format::BossSpec);
+        }
+        match super::apvisit::classify(&mut f, path, &hdus) {
+            super::apvisit::ApogeeKind::Visit => Ok(Format::ApVisit),
+            super::apvisit::ApogeeKind::Star => Err(LoadError::new(
+                path,
+                LoadErrorKind::Unrecognised(
+                    "an APOGEE apStar file (visits already combined and resampled); combine the apVisit files instead".into(),
+                ),
+            )),
+            super::apvisit::ApogeeKind::No => Ok(Format::FitsTable),
         }
     })
 }

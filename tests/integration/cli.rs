@@ -85,6 +85,14 @@ fn combine_apvisit_to_fits_with_no_other_flag() {
         header.contains("\"bad_bits\":16639"),
         "settings JSON with APOGEE bad bits"
     );
+    // A result is not an input.
+    let again = dir.path().join("again.fits");
+    let (code, _, stderr) = run(&[os("combine"), out.as_os_str(), os("-o"), again.as_os_str()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("star.fits") && stderr.contains("frizzview result"),
+        "{stderr}"
+    );
     // Running again over an input file is refused, and the input survives.
     let before = std::fs::read(&input).expect("input");
     let (code, _, stderr) = run(&[

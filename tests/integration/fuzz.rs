@@ -179,3 +179,9 @@ fn fuzz_npz_reader() {
     let (runs, _, refused) = fuzz_file("reference/case_a_f64_input.npz");
     assert!(runs >= cases() as usize && refused > 0);
 }
+
+#[test]
+fn fuzz_text_reader() {
+    let (runs, _, refused) = fuzz_file("small.csv");
+    assert!(runs >= cases() as usize && refused > 0);
+}

@@ -666,8 +666,20 @@ fn bad_apvisit_files_name_the_hdu() {
     assert!(load_err(&p).contains("HDU 3 (MASK)"));
     let p = dir.path().join("apVisit-short.fits");
     fake_apvisit(&p, 10, |_| {}, 3);
-    let msg = io::apvisit::read(&p).expect_err("missing HDU").to_string();
-    assert!(msg.contains("HDU 4 (WAVELENGTH) is missing"), "{msg}");
+    assert!(load_err(&p).contains("HDU 4 (WAVELENGTH) is missing"));
+    let p = dir.path().join("apVisit-mixed.fits");
+    fake_apvisit(&p, 10, |_| {}, 5);
+    {
+        // Make HDU3 (MASK) a different shape.
+        let mut f = FitsFile::edit(&p).expect("edit");
+        let h = f.hdu(3).expect("hdu 3");
+        h.resize(&mut f, &[3, 9]).expect("resize");
+    }
+    assert!(load_err(&p).contains("HDU 3"));
+    // An apStar file (already combined) is refused as an input.
+    let p = dir.path().join("apStar-r13-x.fits");
+    fake_apvisit(&p, 10, |_| {}, 5);
+    assert!(load_err(&p).contains("apStar"));
     // Truncated copies of the real file.
     let bytes = std::fs::read(fixture("apVisit-r13-5095-55844-128.fits")).expect("fixture");
     // (A cut inside the optional HDU11 visit table still loads: the spectrum HDUs are whole.)

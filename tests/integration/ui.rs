@@ -399,3 +399,33 @@ fn ui_dropping_files_adds_visits_and_a_bad_drop_only_shows_a_message() {
     assert!(last.error && last.text.contains("broken.csv"), "{last:?}");
     assert!(Arc::ptr_eq(&result(&h), &r));
 }
+
+#[test]
+fn ui_visits_of_another_star_are_not_added() {
+    let boss = demo::boss_demo_path().expect("demo file");
+    let mut app = FrizzApp::inline(frizzview::model::Dataset::default());
+    app.open_files(vec![boss.clone()]);
+    assert_eq!(app.data.visits.len(), 7);
+    // The synthetic star has its own object name; written as a bundle and dropped in.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let other = dir.path().join("other-star.npz");
+    let mut data = demo::apogee_demo(1).expect("demo");
+    for v in &mut data.visits {
+        let mut meta = v.meta.clone();
+        meta.object = Some("2M00000000+0000000".into());
+        *v = Arc::new(v.with_meta(meta));
+    }
+    frizzview::io::npz::write_dataset(&other, &data).expect("bundle written");
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, app: &mut FrizzApp| app.show(ui), app);
+    h.run_steps(1);
+    h.input_mut().dropped_files.push(Arc::new(Dropped(other)));
+    h.run_steps(2);
+    assert_eq!(h.state().data.visits.len(), 7);
+    let last = h.state().messages.last().expect("a message").clone();
+    assert!(
+        last.error && last.text.contains("other-star.npz") && last.text.contains("2M00000000"),
+        "{last:?}"
+    );
+}
