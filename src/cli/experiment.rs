@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 
 use crate::combine::Cancel;
-use crate::experiment::{NOISE_LAGS, noise_experiment};
+use crate::experiment::{DEFAULT_TRUTH_SEED, NOISE_LAGS, noise_experiment};
 use crate::synth::paper::PaperParams;
 
 /// Which experiment.
@@ -30,8 +30,8 @@ pub struct ExperimentArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Seed of the line list (the truth shared by all trials).
-    #[arg(long)]
-    pub truth_seed: Option<u64>,
+    #[arg(long, default_value_t = DEFAULT_TRUTH_SEED)]
+    pub truth_seed: u64,
     /// Print JSON: {"forward": {"cov": [...], "predicted_var": v}, "standard": {"cov": [...]}}.
     #[arg(long)]
     pub json: bool,
@@ -42,9 +42,7 @@ pub fn run(args: &ExperimentArgs) -> anyhow::Result<()> {
     let ExperimentKind::Noise = args.kind;
     let mut params = PaperParams::preset(&args.preset)
         .with_context(|| format!("unknown preset '{}' (use poor or well)", args.preset))?;
-    if let Some(s) = args.truth_seed {
-        params.truth_seed = s;
-    }
+    params.truth_seed = args.truth_seed;
     let r = noise_experiment(&params, args.trials, args.seed, &Cancel::new(), &|_| {})
         .context("noise experiment")?;
     if args.json {

@@ -55,10 +55,10 @@ pub struct PaperParams {
     pub telluric_depth: f64,
     /// Mean number of telluric lines per unit x.
     pub telluric_density: f64,
-    /// Offset of the first output pixel from x_min in units of 1/R: 0.5 (default) gives the
-    /// 338-pixel grid of the paper's figures (Hogg's notebook, also behind the revised figures),
-    /// 1 the 337-pixel grid of the frizzle-era runs. The sub-pixel phase between input and output
-    /// pixels changes standard practice's noise: with 0.5 it reproduces the revised figure.
+    /// Offset of the first output pixel from x_min in units of 1/R: 1 (default) gives the
+    /// 337-pixel grid of the frizzle-era runs, 0.5 the 338-pixel grid of the paper's figures
+    /// (Hogg's notebook). The sub-pixel phase between input and output pixels changes standard
+    /// practice's noise: with 0.5 it reproduces the revised figure (see `crate::experiment`).
     pub output_offset_r: f64,
     /// Seed of the line list and telluric spectrum (the truth).
     pub truth_seed: u64,
@@ -92,7 +92,7 @@ impl PaperParams {
             line_margin_kms: 1000.0,
             telluric_depth: 0.0,
             telluric_density: 4e3,
-            output_offset_r: 0.5,
+            output_offset_r: 1.0,
             truth_seed: 17,
             seed: 0,
         }
@@ -254,7 +254,7 @@ pub fn epoch_shifts(p: &PaperParams) -> Vec<f64> {
         .collect()
 }
 
-/// The output grid: `arange(x_min + offset/R, x_max, 1/R)` (338 pixels by default).
+/// The output grid: `arange(x_min + offset/R, x_max, 1/R)` (337 pixels by default).
 #[must_use]
 pub fn output_grid(p: &PaperParams) -> OutputGrid {
     let step = p.sigma_x();

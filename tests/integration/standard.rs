@@ -1,6 +1,9 @@
 //! Standard practice: interpolation exactness, exact variance propagation (Monte Carlo and a
 //! dense interpolation matrix), masks, selection and coverage.
 
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use frizzview::combine::standard::{NaturalSpline, interpolation_rows};
