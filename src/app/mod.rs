@@ -24,8 +24,8 @@ use eframe::egui;
 
 use crate::combine::{CombineError, Combined};
 use crate::engine::CombineEngine;
-use crate::model::{Dataset, Survey, mask};
-use crate::settings::{GridSpec, Settings, VisitSetting};
+use crate::model::{Dataset, Survey};
+use crate::settings::{Settings, VisitSetting};
 
 use demo::Demo;
 
@@ -360,7 +360,7 @@ impl FrizzApp {
             .remembered
             .iter()
             .find(|(s, _)| *s == survey)
-            .map_or_else(|| survey_defaults(survey), |(_, s)| s.clone());
+            .map_or_else(|| survey_defaults(&data), |(_, s)| s.clone());
         settings.visits = vec![VisitSetting::default(); data.visits.len()];
         self.settings = settings;
         self.curves = plot_ui::DatasetCurves::new(&data);
@@ -992,27 +992,16 @@ pub fn icon() -> egui::IconData {
     }
 }
 
-/// Settings that suit a survey's data.
+/// Settings that suit a dataset in the window: the command line's defaults
+/// ([`crate::cli::combine::survey_defaults`]), with the banded local basis for APOGEE data because it
+/// is the live path (recomputes in tens of milliseconds at 8575 output pixels).
 #[must_use]
-pub fn survey_defaults(survey: Survey) -> Settings {
-    let mut s = Settings::default();
-    match survey {
-        Survey::Apogee => {
-            // The banded local basis is the live path: recomputes in tens of milliseconds.
-            if let Some(f) = &mut s.forward {
-                f.basis = crate::settings::Basis::Local;
-            }
-            s.grid = GridSpec::Apogee;
-            s.bad_bits = mask::APOGEE_BAD_BITS;
-        }
-        Survey::Boss => {
-            s.grid = GridSpec::Boss;
-            s.bad_bits = mask::BOSS_BAD_BITS;
-        }
-        Survey::Generic => {
-            s.grid = GridSpec::FromInput;
-            s.bad_bits = mask::GENERIC_BAD_BITS;
-        }
+pub fn survey_defaults(data: &Dataset) -> Settings {
+    let mut s = crate::cli::combine::survey_defaults(data);
+    if data.survey == Survey::Apogee
+        && let Some(f) = &mut s.forward
+    {
+        f.basis = crate::settings::Basis::Local;
     }
     s
 }

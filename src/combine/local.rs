@@ -1162,8 +1162,6 @@ fn visit_fits_cached(
         .map(|(v, vb)| {
             let n = v.x_rest.len();
             let mut prediction = vec![f64::NAN; n];
-            let mut chi2 = 0.0;
-            let mut n_used = 0;
             for k in 0..n {
                 let j0 = vb.j0[k];
                 if j0 == NO_ROW || !model.inside(vb.u[k]) {
@@ -1177,31 +1175,9 @@ fn visit_fits_cached(
                         f += f64::from(g) * model.theta[j as usize];
                     }
                 }
-                let pred = f * v.s[k];
-                prediction[k] = pred;
-                let good = if v.included {
-                    v.w[k] > 0.0
-                } else {
-                    !v.masked[k]
-                };
-                if good && v.ivar[k] > 0.0 {
-                    let r = v.y[k] - pred;
-                    chi2 += v.ivar[k] * r * r;
-                    n_used += 1;
-                }
+                prediction[k] = f * v.s[k];
             }
-            super::VisitFit {
-                prediction,
-                chi2,
-                n_used,
-                chi2_nu: if n_used > 0 {
-                    chi2 / n_used as f64
-                } else {
-                    f64::NAN
-                },
-                robust_weight: Vec::new(),
-                outlier_score: 0.0,
-            }
+            super::VisitFit::from_prediction(v, prediction)
         })
         .collect()
 }

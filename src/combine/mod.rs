@@ -354,6 +354,42 @@ pub struct VisitFit {
     pub outlier_score: f64,
 }
 
+impl VisitFit {
+    /// chi^2 of a visit against `prediction` (S f at its pixels; NaN = not predicted): over the
+    /// pixels with positive weight for an included visit, over its good pixels for an excluded one,
+    /// using the inverse variance of `y` (`PreparedVisit::ivar`) so that chi^2 does not depend on
+    /// the weighting scheme or the visit's weight multiplier.
+    #[must_use]
+    pub fn from_prediction(v: &PreparedVisit, prediction: Vec<f64>) -> Self {
+        let mut chi2 = 0.0;
+        let mut n_used = 0;
+        for i in 0..prediction.len() {
+            let good = if v.included {
+                v.w[i] > 0.0
+            } else {
+                !v.masked[i]
+            };
+            if good && v.ivar[i] > 0.0 && prediction[i].is_finite() {
+                let r = v.y[i] - prediction[i];
+                chi2 += v.ivar[i] * r * r;
+                n_used += 1;
+            }
+        }
+        Self {
+            prediction,
+            chi2,
+            n_used,
+            chi2_nu: if n_used > 0 {
+                chi2 / n_used as f64
+            } else {
+                f64::NAN
+            },
+            robust_weight: Vec::new(),
+            outlier_score: 0.0,
+        }
+    }
+}
+
 /// What one method produced on the output grid.
 #[derive(Clone, Debug, Default)]
 pub struct MethodResult {
@@ -493,33 +529,8 @@ pub fn visit_fits(prep: &Prepared, model: &dyn SpectrumModel) -> Vec<VisitFit> {
         .par_iter()
         .map(|v| {
             let f = model.eval(&v.x_rest);
-            let prediction: Vec<f64> = f.iter().zip(&v.s).map(|(f, s)| f * s).collect();
-            let mut chi2 = 0.0;
-            let mut n_used = 0;
-            for i in 0..prediction.len() {
-                let good = if v.included {
-                    v.w[i] > 0.0
-                } else {
-                    !v.masked[i]
-                };
-                if good && v.ivar[i] > 0.0 && prediction[i].is_finite() {
-                    let r = v.y[i] - prediction[i];
-                    chi2 += v.ivar[i] * r * r;
-                    n_used += 1;
-                }
-            }
-            VisitFit {
-                prediction,
-                chi2,
-                n_used,
-                chi2_nu: if n_used > 0 {
-                    chi2 / n_used as f64
-                } else {
-                    f64::NAN
-                },
-                robust_weight: Vec::new(),
-                outlier_score: 0.0,
-            }
+            let prediction = f.iter().zip(&v.s).map(|(f, s)| f * s).collect();
+            VisitFit::from_prediction(v, prediction)
         })
         .collect()
 }
