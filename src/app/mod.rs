@@ -143,6 +143,8 @@ pub enum SortKey {
     Chi2,
     /// Bad-pixel count.
     Bad,
+    /// Outlier score of the robust fit.
+    Outliers,
 }
 
 /// View options, remembered between runs.

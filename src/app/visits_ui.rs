@@ -1,4 +1,5 @@
-//! The visit table: colour, include, weight, shift and its source, S/N, chi^2/nu, bad pixels.
+//! The visit table: colour, include, weight, shift and its source, S/N, chi^2/nu, bad pixels, the
+//! fitted velocity (with an "adopt" button) and the outlier score when those extensions run.
 
 use eframe::egui;
 
@@ -36,6 +37,10 @@ struct Row {
     snr: Option<f64>,
     chi2_nu: Option<f64>,
     n_bad: Option<usize>,
+    /// Fitted velocity and its error (km/s) when shift fitting ran.
+    v_fit: Option<(f64, f64)>,
+    /// Fraction of the visit's pixels down-weighted below 0.5 when robust reweighting ran.
+    outlier_score: Option<f64>,
 }
 
 fn rows(app: &FrizzApp) -> Vec<Row> {
@@ -50,6 +55,15 @@ fn rows(app: &FrizzApp) -> Vec<Row> {
             let fit = result
                 .and_then(|r| r.forward.as_ref().or(r.standard.as_ref()))
                 .and_then(|m| m.visits.get(i));
+            let forward = result.and_then(|r| r.forward.as_ref());
+            let v_fit = forward
+                .and_then(|m| m.fitted_velocity.as_ref())
+                .and_then(|f| f.get(i).copied())
+                .filter(|(v, _)| v.is_finite());
+            let outlier_score = forward
+                .and_then(|m| m.visits.get(i))
+                .filter(|f| !f.robust_weight.is_empty())
+                .map(|f| f.outlier_score);
             Row {
                 index: i,
                 name: v.meta.name.clone(),
@@ -58,6 +72,8 @@ fn rows(app: &FrizzApp) -> Vec<Row> {
                 snr: v.meta.snr,
                 chi2_nu: fit.map(|f| f.chi2_nu).filter(|c| c.is_finite()),
                 n_bad: result.and_then(|r| r.visits.get(i)).map(|u| u.n_bad),
+                v_fit,
+                outlier_score,
             }
         })
         .collect();
@@ -79,6 +95,7 @@ fn rows(app: &FrizzApp) -> Vec<Row> {
             SortKey::Snr => cmp_opt(a.snr, b.snr),
             SortKey::Chi2 => cmp_opt(a.chi2_nu, b.chi2_nu),
             SortKey::Bad => a.n_bad.cmp(&b.n_bad),
+            SortKey::Outliers => cmp_opt(a.outlier_score, b.outlier_score),
         };
         if app.view.sort_descending {
             o.reverse()
@@ -115,7 +132,8 @@ fn header(app: &mut FrizzApp, ui: &mut egui::Ui, key: SortKey, text: &str) {
         } else {
             app.view.sort = key;
             // The worst visit first: chi^2 and bad pixels sort descending by default.
-            app.view.sort_descending = matches!(key, SortKey::Chi2 | SortKey::Bad);
+            app.view.sort_descending =
+                matches!(key, SortKey::Chi2 | SortKey::Bad | SortKey::Outliers);
         }
     }
 }
@@ -136,7 +154,7 @@ pub fn visits_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
         .show(ui, |ui| {
             egui::Grid::new("visit-table")
                 .striped(true)
-                .num_columns(9)
+                .num_columns(10)
                 .spacing([10.0, 2.0])
                 .show(ui, |ui| {
                     header(app, ui, SortKey::Index, "#");
@@ -147,6 +165,8 @@ pub fn visits_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
                     header(app, ui, SortKey::Snr, "S/N");
                     header(app, ui, SortKey::Chi2, "chi2/nu");
                     header(app, ui, SortKey::Bad, "bad px");
+                    ui.label("fitted km/s");
+                    header(app, ui, SortKey::Outliers, "outliers");
                     ui.end_row();
                     for row in &rows {
                         row_ui(app, ui, row);
@@ -200,6 +220,26 @@ fn row_ui(app: &mut FrizzApp, ui: &mut egui::Ui, row: &Row) {
     ui.label(row.snr.map_or("-".into(), |s| format!("{s:.0}")));
     ui.label(row.chi2_nu.map_or("-".into(), |c| format!("{c:.2}")));
     ui.label(row.n_bad.map_or("-".into(), |b| b.to_string()));
+    ui.horizontal(|ui| match row.v_fit {
+        Some((v, err)) => {
+            ui.label(format!("{v:.2} ± {err:.2}"));
+            if ui
+                .small_button("adopt")
+                .on_hover_text(format!("shift {} by its fitted velocity", row.name))
+                .clicked()
+            {
+                app.settings.visits[i].shift_kms = Some(v);
+            }
+        }
+        None => {
+            ui.label("-");
+        }
+    });
+    ui.label(
+        row.outlier_score
+            .map_or("-".into(), |o| format!("{:.1}%", 100.0 * o)),
+    )
+    .on_hover_text("pixels down-weighted below 0.5 by the robust fit");
 }
 
 /// A slider for the selected visit's velocity: drag it and watch the model follow.

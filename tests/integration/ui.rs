@@ -428,3 +428,32 @@ fn ui_visits_of_another_star_are_not_added() {
         "{last:?}"
     );
 }
+
+#[test]
+fn ui_fitted_velocities_can_be_adopted_and_outlier_scores_show() {
+    let mut h = harness(3);
+    h.state_mut().settings.extensions.fit_shifts = true;
+    h.state_mut().settings.extensions.robust = Some(frizzview::settings::Robust::Huber(1.345));
+    h.run_steps(3);
+    let r = result(&h);
+    let f = r.forward.as_ref().expect("forward");
+    let fitted = f.fitted_velocity.clone().expect("fitted velocities");
+    assert_eq!(fitted.len(), 3);
+    assert!(f.visits.iter().all(|v| !v.robust_weight.is_empty()));
+    // The table shows each fit with its error, and an outlier score per visit.
+    let (v0, e0) = fitted[0];
+    h.get_by_label(&format!("{v0:.2} ± {e0:.2}"));
+    let score = format!("{:.1}%", 100.0 * f.visits[0].outlier_score);
+    assert!(
+        h.query_all_by_label(&score).count() >= 1,
+        "outlier score {score} shown"
+    );
+    // "adopt" makes the fitted velocity the visit's manual shift.
+    assert_eq!(h.state().settings.visits[0].shift_kms, None);
+    h.get_all_by_label("adopt")
+        .next()
+        .expect("an adopt button")
+        .click();
+    h.run_steps(3);
+    assert_eq!(h.state().settings.visits[0].shift_kms, Some(v0));
+}
