@@ -746,6 +746,17 @@ fn drawn_visits(app: &FrizzApp) -> Vec<usize> {
     }
 }
 
+/// Decimation bins for `n_curves` visits drawn in one plot of `bins` columns. Many visits
+/// share the plot's height, so each shows little vertical detail: a min/max pair every two
+/// columns is enough, and halves the points to tessellate (most of a frame with 30 visits).
+fn bins_for(bins: usize, n_curves: usize) -> usize {
+    if n_curves > 4 {
+        (bins / 2).max(50)
+    } else {
+        bins
+    }
+}
+
 /// The factor that maps a visit's observed wavelength to the plotted one.
 fn frame_scale(app: &FrizzApp, i: usize) -> f64 {
     if app.view.frame == DrawFrame::Observed {
@@ -775,6 +786,7 @@ fn exposures_plot(
     jump: Option<(f64, f64)>,
 ) {
     let visits = drawn_visits(app);
+    let bins = bins_for(bins, visits.len());
     let step = app.curves.typical_flux * 0.6;
     let stacked = app.view.layout == ExposureLayout::Stacked;
     Plot::new("exposures")
@@ -1035,6 +1047,7 @@ fn residuals_plot(
     // Borrowed: cloning the result every frame copied every visit's prediction.
     let forward = app.result.as_ref().and_then(|r| r.forward.as_ref());
     let visits = drawn_visits(app);
+    let bins = bins_for(bins, visits.len());
     Plot::new("residuals")
         .height(height)
         .link_axis(link_group(), [true, false])
