@@ -747,13 +747,14 @@ fn drawn_visits(app: &FrizzApp) -> Vec<usize> {
 }
 
 /// Decimation bins for `n_curves` visits drawn in one plot of `bins` columns. Many visits
-/// share the plot's height, so each shows little vertical detail: a min/max pair every two
-/// columns is enough, and halves the points to tessellate (most of a frame with 30 visits).
+/// share the plot's height, so each shows little vertical detail: a min/max pair every two or
+/// three columns is enough, and divides the points to tessellate (most of a frame with 30
+/// visits) as much.
 fn bins_for(bins: usize, n_curves: usize) -> usize {
-    if n_curves > 4 {
-        (bins / 2).max(50)
-    } else {
-        bins
+    match n_curves {
+        0..=4 => bins,
+        5..=12 => (bins / 2).max(50),
+        _ => (bins / 3).max(50),
     }
 }
 
@@ -1017,19 +1018,48 @@ fn visit_drawing(
             if key.masked {
                 let lo = seg.lam_aa.partition_point(|&x| x < *obs_range.start());
                 let hi = seg.lam_aa.partition_point(|&x| x <= *obs_range.end());
-                out.masked = (lo..hi)
-                    .filter(|&j| masked(seg.idx[j]))
-                    .take(3000)
-                    .map(|j| {
-                        let p = seg.idx[j];
-                        let y = if flux[p].is_finite() {
-                            flux[p].clamp(y_lo, y_hi)
-                        } else {
-                            y_lo
-                        };
-                        [seg.lam_aa[j] * scale, y + offset]
-                    })
-                    .collect();
+                // Crosses in one screen column overlap: keep the lowest and highest of each
+                // (a masked glow of a thousand pixels otherwise costs more than every line).
+                let (x0, x1) = (*obs_range.start(), *obs_range.end());
+                let width = ((x1 - x0) / bins.max(1) as f64).max(f64::MIN_POSITIVE);
+                let mut column: Option<(i64, [f64; 2], [f64; 2])> = None;
+                let mut pts: Vec<[f64; 2]> = Vec::new();
+                let flush = |pts: &mut Vec<[f64; 2]>, (_, a, b): (i64, [f64; 2], [f64; 2])| {
+                    pts.push(a);
+                    if a != b {
+                        pts.push(b);
+                    }
+                };
+                for j in (lo..hi).filter(|&j| masked(seg.idx[j])) {
+                    let p = seg.idx[j];
+                    let y = if flux[p].is_finite() {
+                        flux[p].clamp(y_lo, y_hi)
+                    } else {
+                        y_lo
+                    };
+                    let pt = [seg.lam_aa[j] * scale, y + offset];
+                    let bin = ((seg.lam_aa[j] - x0) / width).floor() as i64;
+                    match &mut column {
+                        Some((b, mn, mx)) if *b == bin => {
+                            if pt[1] < mn[1] {
+                                *mn = pt;
+                            }
+                            if pt[1] > mx[1] {
+                                *mx = pt;
+                            }
+                        }
+                        _ => {
+                            if let Some(c) = column.take() {
+                                flush(&mut pts, c);
+                            }
+                            column = Some((bin, pt, pt));
+                        }
+                    }
+                }
+                if let Some(c) = column.take() {
+                    flush(&mut pts, c);
+                }
+                out.masked = pts;
             }
             out
         })
