@@ -915,6 +915,8 @@ fn exposures_plot(
                         });
                         let mut cache = app.curves.cache.borrow_mut();
                         cache.trim(app.data.visits.len());
+                        // Curves of older results are never drawn again: free them now.
+                        cache.model.retain(|k, _| k.1 == mkey.1);
                         cache.model.insert(mkey, Arc::clone(&d));
                         d
                     });
@@ -1150,6 +1152,7 @@ fn residuals_plot(
                     });
                     let mut cache = app.curves.cache.borrow_mut();
                     cache.trim(app.data.visits.len());
+                    cache.residual.retain(|k, _| k.1 == rkey.1);
                     cache.residual.insert(rkey, Arc::clone(&d));
                     d
                 });
