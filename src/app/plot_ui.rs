@@ -4,14 +4,17 @@
 //! the minimum and maximum sample, so a plot never draws more than about two points per pixel
 //! whatever the number of input pixels. NaN breaks lines (runs are drawn separately).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use eframe::egui;
 use egui_plot::{FilledArea, HLine, Line, MarkerShape, Plot, PlotUi, Points, Span};
 
 use super::visits_ui::{sorted_indices, velocity_in_use, visit_color};
 use super::{Compare, DrawFrame, ExposureLayout, FrizzApp};
-use crate::combine::MethodResult;
+use crate::combine::{Combined, MethodResult};
 use crate::model::{Dataset, Survey, mask};
 
 /// One segment of a visit, ordered by increasing observed wavelength.
@@ -24,7 +27,7 @@ pub struct SegCurve {
 }
 
 /// Plotting geometry of a dataset, computed once per load.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct DatasetCurves {
     /// Per visit, its segments.
     pub visits: Vec<Vec<SegCurve>>,
@@ -35,6 +38,79 @@ pub struct DatasetCurves {
     /// Per visit, the flux range drawn: robust percentiles widened a little. Values beyond are
     /// drawn at the limit, so one cosmic ray does not squash every other curve.
     pub y_limits: Vec<(f64, f64)>,
+    /// Per visit, the 1-sigma uncertainty `ivar^-1/2` (infinite where ivar is 0), computed once.
+    pub sigma: Vec<Vec<f64>>,
+    /// Decimated exposure curves of recent frames, reused while nothing they depend on changes
+    /// (a drag moves one visit; redoing all of them every frame cost most of a frame).
+    cache: RefCell<ExposureCache>,
+}
+
+/// Key of one visit's decimated exposure curves: everything the decimation depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ExposureKey {
+    visit: usize,
+    scale: u64,
+    lo: u64,
+    hi: u64,
+    bins: usize,
+    offset: u64,
+    bad_bits: u64,
+    band: bool,
+    masked: bool,
+}
+
+/// One segment's decimated curves, x already in the plotted frame.
+#[derive(Debug, Default)]
+struct SegDrawing {
+    bands: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+    runs: Vec<Vec<[f64; 2]>>,
+    masked: Vec<[f64; 2]>,
+}
+
+/// Cached decimated model curves of a visit; holds the result so its address (part of the key)
+/// cannot be reused by another result while the entry lives.
+#[derive(Debug)]
+struct ModelDrawing {
+    _result: Arc<Combined>,
+    segs: Vec<Vec<Vec<[f64; 2]>>>,
+}
+
+/// Recently drawn exposure curves.
+#[derive(Debug, Default)]
+struct ExposureCache {
+    data: HashMap<ExposureKey, Arc<Vec<SegDrawing>>>,
+    model: HashMap<(ExposureKey, usize), Arc<ModelDrawing>>,
+    residual: HashMap<(ExposureKey, usize), Arc<ModelDrawing>>,
+}
+
+impl ExposureCache {
+    /// Bound the memory: while a drag changes one visit's shift every frame, stale entries
+    /// pile up; dropping everything now and then costs one full redraw.
+    fn trim(&mut self, n_visits: usize) {
+        let limit = 4 * n_visits + 16;
+        if self.data.len() > limit {
+            self.data.clear();
+        }
+        if self.model.len() > limit {
+            self.model.clear();
+        }
+        if self.residual.len() > limit {
+            self.residual.clear();
+        }
+    }
+}
+
+impl Clone for DatasetCurves {
+    fn clone(&self) -> Self {
+        Self {
+            visits: self.visits.clone(),
+            segments_aa: self.segments_aa.clone(),
+            typical_flux: self.typical_flux,
+            y_limits: self.y_limits.clone(),
+            sigma: self.sigma.clone(),
+            cache: RefCell::default(),
+        }
+    }
 }
 
 impl DatasetCurves {
@@ -112,11 +188,18 @@ impl DatasetCurves {
                 (lo - pad, hi + pad)
             })
             .collect();
+        let sigma = data
+            .visits
+            .iter()
+            .map(|v| v.ivar().iter().map(|&w| w.powf(-0.5)).collect())
+            .collect();
         Self {
             visits,
             segments_aa,
             typical_flux,
             y_limits,
+            sigma,
+            cache: RefCell::default(),
         }
     }
 }
@@ -663,6 +746,18 @@ fn drawn_visits(app: &FrizzApp) -> Vec<usize> {
     }
 }
 
+/// Decimation bins for `n_curves` visits drawn in one plot of `bins` columns. Many visits
+/// share the plot's height, so each shows little vertical detail: a min/max pair every two or
+/// three columns is enough, and divides the points to tessellate (most of a frame with 30
+/// visits) as much.
+fn bins_for(bins: usize, n_curves: usize) -> usize {
+    match n_curves {
+        0..=4 => bins,
+        5..=12 => (bins / 2).max(50),
+        _ => (bins / 3).max(50),
+    }
+}
+
 /// The factor that maps a visit's observed wavelength to the plotted one.
 fn frame_scale(app: &FrizzApp, i: usize) -> f64 {
     if app.view.frame == DrawFrame::Observed {
@@ -692,9 +787,9 @@ fn exposures_plot(
     jump: Option<(f64, f64)>,
 ) {
     let visits = drawn_visits(app);
+    let bins = bins_for(bins, visits.len());
     let step = app.curves.typical_flux * 0.6;
     let stacked = app.view.layout == ExposureLayout::Stacked;
-    let forward = app.result.as_ref().and_then(|r| r.forward.clone());
     Plot::new("exposures")
         .height(height)
         .link_axis(link_group(), [true, false])
@@ -754,109 +849,223 @@ fn exposures_plot(
                     visit_color(i).gamma_multiply(0.3)
                 };
                 let name = &visit.meta.name;
-                let flux = visit.flux();
-                let ivar = visit.ivar();
-                let bad_bits = app.settings.bad_bits;
-                let (y_lo, y_hi) = app
-                    .curves
-                    .y_limits
-                    .get(i)
-                    .copied()
-                    .unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
-                let masked =
-                    |p: usize| visit.bad()[p] || visit.flags()[p] & bad_bits != 0 || ivar[p] <= 0.0;
-                // Masked pixels break the line (they are marked separately); the rest is clamped.
-                let good_flux = |p: usize| {
-                    if masked(p) {
-                        f64::NAN
-                    } else {
-                        flux[p].clamp(y_lo, y_hi)
-                    }
-                };
-                for seg in segs {
-                    let scaled = |runs: Vec<Vec<[f64; 2]>>| -> Vec<Vec<[f64; 2]>> {
-                        runs.into_iter()
-                            .map(|r| r.into_iter().map(|p| [p[0] * scale, p[1]]).collect())
-                            .collect()
-                    };
+                let key = ExposureKey {
+                    visit: i,
+                    scale: scale.to_bits(),
+                    lo: obs_range.start().to_bits(),
+                    hi: obs_range.end().to_bits(),
+                    bins,
+                    offset: offset.to_bits(),
+                    bad_bits: app.settings.bad_bits,
                     // Bands of a dozen stacked visits only blur them; shown one or overlaid.
-                    if app.view.show_uncertainty && !stacked {
-                        for (xs, lo, hi) in decimate_band(
-                            &seg.lam_aa,
-                            |j| {
-                                let p = seg.idx[j];
-                                // NaN (masked) must stay NaN: f64::max would replace it.
-                                let v = good_flux(p) - ivar[p].powf(-0.5);
-                                if v.is_nan() { v } else { v.max(y_lo) + offset }
-                            },
-                            |j| {
-                                let p = seg.idx[j];
-                                let v = good_flux(p) + ivar[p].powf(-0.5);
-                                if v.is_nan() { v } else { v.min(y_hi) + offset }
-                            },
-                            obs_range.clone(),
-                            bins,
-                        ) {
-                            let xs: Vec<f64> = xs.iter().map(|x| x * scale).collect();
-                            plot_ui.add(
-                                FilledArea::new(format!("{name} 1-sigma"), &xs, &lo, &hi)
-                                    .fill_color(color.gamma_multiply(0.2)),
-                            );
-                        }
-                    }
-                    let runs = decimate(
-                        &seg.lam_aa,
-                        |j| good_flux(seg.idx[j]) + offset,
-                        obs_range.clone(),
-                        bins,
-                    );
-                    add_runs(plot_ui, name, scaled(runs), color, 1.0);
-                    if app.view.show_model
-                        && let Some(pred) = forward.as_ref().and_then(|f| f.visits.get(i))
-                        && pred.prediction.len() == flux.len()
-                    {
-                        let runs = decimate(
-                            &seg.lam_aa,
-                            |j| pred.prediction[seg.idx[j]].clamp(y_lo, y_hi) + offset,
-                            obs_range.clone(),
-                            bins,
-                        );
-                        add_runs(
-                            plot_ui,
-                            &format!("{name} model"),
-                            scaled(runs),
-                            model_color,
-                            1.0,
+                    band: app.view.show_uncertainty && !stacked,
+                    masked: app.view.show_masked,
+                };
+                let cached = app.curves.cache.borrow().data.get(&key).cloned();
+                let drawing = cached.unwrap_or_else(|| {
+                    let d = Arc::new(visit_drawing(app, i, segs, key, scale, offset));
+                    let mut cache = app.curves.cache.borrow_mut();
+                    cache.trim(app.data.visits.len());
+                    cache.data.insert(key, Arc::clone(&d));
+                    d
+                });
+                for seg in drawing.iter() {
+                    for (xs, lo, hi) in &seg.bands {
+                        plot_ui.add(
+                            FilledArea::new(format!("{name} 1-sigma"), xs, lo, hi)
+                                .fill_color(color.gamma_multiply(0.2)),
                         );
                     }
-                    if app.view.show_masked {
-                        let lo = seg.lam_aa.partition_point(|&x| x < *obs_range.start());
-                        let hi = seg.lam_aa.partition_point(|&x| x <= *obs_range.end());
-                        let pts: Vec<[f64; 2]> = (lo..hi)
-                            .filter(|&j| masked(seg.idx[j]))
-                            .take(3000)
-                            .map(|j| {
-                                let p = seg.idx[j];
-                                let y = if flux[p].is_finite() {
-                                    flux[p].clamp(y_lo, y_hi)
-                                } else {
-                                    y_lo
-                                };
-                                [seg.lam_aa[j] * scale, y + offset]
+                    for r in &seg.runs {
+                        plot_ui.line(Line::new(name, r.clone()).color(color).width(1.0));
+                    }
+                    if !seg.masked.is_empty() {
+                        plot_ui.points(
+                            Points::new("masked", seg.masked.clone())
+                                .color(MASK_COLOR)
+                                .shape(MarkerShape::Cross)
+                                .radius(2.5),
+                        );
+                    }
+                }
+                if app.view.show_model
+                    && let Some(result) = &app.result
+                    && let Some(pred) = result.forward.as_ref().and_then(|f| f.visits.get(i))
+                    && pred.prediction.len() == visit.len()
+                {
+                    let mkey = (key, Arc::as_ptr(result) as usize);
+                    let cached = app.curves.cache.borrow().model.get(&mkey).cloned();
+                    let model = cached.unwrap_or_else(|| {
+                        let (y_lo, y_hi) = y_limits(app, i);
+                        let segs = segs
+                            .iter()
+                            .map(|seg| {
+                                let runs = decimate(
+                                    &seg.lam_aa,
+                                    |j| pred.prediction[seg.idx[j]].clamp(y_lo, y_hi) + offset,
+                                    obs_range.clone(),
+                                    bins,
+                                );
+                                scale_runs(runs, scale)
                             })
                             .collect();
-                        if !pts.is_empty() {
-                            plot_ui.points(
-                                Points::new("masked", pts)
-                                    .color(MASK_COLOR)
-                                    .shape(MarkerShape::Cross)
-                                    .radius(2.5),
-                            );
-                        }
+                        let d = Arc::new(ModelDrawing {
+                            _result: Arc::clone(result),
+                            segs,
+                        });
+                        let mut cache = app.curves.cache.borrow_mut();
+                        cache.trim(app.data.visits.len());
+                        // Curves of older results are never drawn again: free them now.
+                        cache.model.retain(|k, _| k.1 == mkey.1);
+                        cache.model.insert(mkey, Arc::clone(&d));
+                        d
+                    });
+                    let model_name = format!("{name} model");
+                    for r in model.segs.iter().flatten() {
+                        plot_ui.line(
+                            Line::new(&model_name, r.clone())
+                                .color(model_color)
+                                .width(1.0),
+                        );
                     }
                 }
             }
         });
+}
+
+/// The drawn flux range of visit `i` (values beyond are clamped).
+fn y_limits(app: &FrizzApp, i: usize) -> (f64, f64) {
+    app.curves
+        .y_limits
+        .get(i)
+        .copied()
+        .unwrap_or((f64::NEG_INFINITY, f64::INFINITY))
+}
+
+/// Map runs from the observed to the plotted frame.
+fn scale_runs(runs: Vec<Vec<[f64; 2]>>, scale: f64) -> Vec<Vec<[f64; 2]>> {
+    if scale == 1.0 {
+        return runs;
+    }
+    runs.into_iter()
+        .map(|mut r| {
+            for p in &mut r {
+                p[0] *= scale;
+            }
+            r
+        })
+        .collect()
+}
+
+/// Decimate one visit's flux, band and masked pixels as `key` describes.
+fn visit_drawing(
+    app: &FrizzApp,
+    i: usize,
+    segs: &[SegCurve],
+    key: ExposureKey,
+    scale: f64,
+    offset: f64,
+) -> Vec<SegDrawing> {
+    let Some(visit) = app.data.visits.get(i) else {
+        return Vec::new();
+    };
+    let obs_range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
+    let bins = key.bins;
+    let flux = visit.flux();
+    let ivar = visit.ivar();
+    let sigma = app.curves.sigma.get(i).map(Vec::as_slice).unwrap_or(&[]);
+    let bad_bits = key.bad_bits;
+    let (y_lo, y_hi) = y_limits(app, i);
+    let masked = |p: usize| visit.bad()[p] || visit.flags()[p] & bad_bits != 0 || ivar[p] <= 0.0;
+    // Masked pixels break the line (they are marked separately); the rest is clamped.
+    let good_flux = |p: usize| {
+        if masked(p) {
+            f64::NAN
+        } else {
+            flux[p].clamp(y_lo, y_hi)
+        }
+    };
+    let sig = |p: usize| sigma.get(p).copied().unwrap_or(f64::NAN);
+    segs.iter()
+        .map(|seg| {
+            let mut out = SegDrawing::default();
+            if key.band {
+                out.bands = decimate_band(
+                    &seg.lam_aa,
+                    |j| {
+                        let p = seg.idx[j];
+                        // NaN (masked) must stay NaN: f64::max would replace it.
+                        let v = good_flux(p) - sig(p);
+                        if v.is_nan() { v } else { v.max(y_lo) + offset }
+                    },
+                    |j| {
+                        let p = seg.idx[j];
+                        let v = good_flux(p) + sig(p);
+                        if v.is_nan() { v } else { v.min(y_hi) + offset }
+                    },
+                    obs_range.clone(),
+                    bins,
+                )
+                .into_iter()
+                .map(|(xs, lo, hi)| (xs.iter().map(|x| x * scale).collect(), lo, hi))
+                .collect();
+            }
+            let runs = decimate(
+                &seg.lam_aa,
+                |j| good_flux(seg.idx[j]) + offset,
+                obs_range.clone(),
+                bins,
+            );
+            out.runs = scale_runs(runs, scale);
+            if key.masked {
+                let lo = seg.lam_aa.partition_point(|&x| x < *obs_range.start());
+                let hi = seg.lam_aa.partition_point(|&x| x <= *obs_range.end());
+                // Crosses in one screen column overlap: keep the lowest and highest of each
+                // (a masked glow of a thousand pixels otherwise costs more than every line).
+                let (x0, x1) = (*obs_range.start(), *obs_range.end());
+                let width = ((x1 - x0) / bins.max(1) as f64).max(f64::MIN_POSITIVE);
+                let mut column: Option<(i64, [f64; 2], [f64; 2])> = None;
+                let mut pts: Vec<[f64; 2]> = Vec::new();
+                let flush = |pts: &mut Vec<[f64; 2]>, (_, a, b): (i64, [f64; 2], [f64; 2])| {
+                    pts.push(a);
+                    if a != b {
+                        pts.push(b);
+                    }
+                };
+                for j in (lo..hi).filter(|&j| masked(seg.idx[j])) {
+                    let p = seg.idx[j];
+                    let y = if flux[p].is_finite() {
+                        flux[p].clamp(y_lo, y_hi)
+                    } else {
+                        y_lo
+                    };
+                    let pt = [seg.lam_aa[j] * scale, y + offset];
+                    let bin = ((seg.lam_aa[j] - x0) / width).floor() as i64;
+                    match &mut column {
+                        Some((b, mn, mx)) if *b == bin => {
+                            if pt[1] < mn[1] {
+                                *mn = pt;
+                            }
+                            if pt[1] > mx[1] {
+                                *mx = pt;
+                            }
+                        }
+                        _ => {
+                            if let Some(c) = column.take() {
+                                flush(&mut pts, c);
+                            }
+                            column = Some((bin, pt, pt));
+                        }
+                    }
+                }
+                if let Some(c) = column.take() {
+                    flush(&mut pts, c);
+                }
+                out.masked = pts;
+            }
+            out
+        })
+        .collect()
 }
 
 fn residuals_plot(
@@ -867,8 +1076,10 @@ fn residuals_plot(
     bins: usize,
     jump: Option<(f64, f64)>,
 ) {
-    let forward = app.result.as_ref().and_then(|r| r.forward.clone());
+    // Borrowed: cloning the result every frame copied every visit's prediction.
+    let forward = app.result.as_ref().and_then(|r| r.forward.as_ref());
     let visits = drawn_visits(app);
+    let bins = bins_for(bins, visits.len());
     Plot::new("residuals")
         .height(height)
         .link_axis(link_group(), [true, false])
@@ -893,36 +1104,61 @@ fn residuals_plot(
                 }
                 let scale = frame_scale(app, i);
                 let obs_range = (range.start() / scale)..=(range.end() / scale);
-                let flux = visit.flux();
-                let ivar = visit.ivar();
-                let bad_bits = app.settings.bad_bits;
-                for seg in segs {
-                    let runs = decimate(
-                        &seg.lam_aa,
-                        |j| {
-                            let p = seg.idx[j];
-                            if ivar[p] > 0.0 && !visit.bad()[p] && visit.flags()[p] & bad_bits == 0
-                            {
-                                // Clamped so one outlier does not flatten the rest.
-                                ((flux[p] - fit.prediction[p]) * ivar[p].sqrt()).clamp(-12.0, 12.0)
-                            } else {
-                                f64::NAN
-                            }
-                        },
-                        obs_range.clone(),
-                        bins,
-                    );
-                    let runs = runs
-                        .into_iter()
-                        .map(|r| r.into_iter().map(|p| [p[0] * scale, p[1]]).collect())
+                let Some(result) = &app.result else { continue };
+                let key = ExposureKey {
+                    visit: i,
+                    scale: scale.to_bits(),
+                    lo: obs_range.start().to_bits(),
+                    hi: obs_range.end().to_bits(),
+                    bins,
+                    offset: 0,
+                    bad_bits: app.settings.bad_bits,
+                    band: false,
+                    masked: false,
+                };
+                let rkey = (key, Arc::as_ptr(result) as usize);
+                let cached = app.curves.cache.borrow().residual.get(&rkey).cloned();
+                let drawing = cached.unwrap_or_else(|| {
+                    let flux = visit.flux();
+                    let ivar = visit.ivar();
+                    let bad_bits = key.bad_bits;
+                    let segs = segs
+                        .iter()
+                        .map(|seg| {
+                            let runs = decimate(
+                                &seg.lam_aa,
+                                |j| {
+                                    let p = seg.idx[j];
+                                    if ivar[p] > 0.0
+                                        && !visit.bad()[p]
+                                        && visit.flags()[p] & bad_bits == 0
+                                    {
+                                        // Clamped so one outlier does not flatten the rest.
+                                        ((flux[p] - fit.prediction[p]) * ivar[p].sqrt())
+                                            .clamp(-12.0, 12.0)
+                                    } else {
+                                        f64::NAN
+                                    }
+                                },
+                                obs_range.clone(),
+                                bins,
+                            );
+                            scale_runs(runs, scale)
+                        })
                         .collect();
-                    add_runs(
-                        plot_ui,
-                        &format!("{} residual", visit.meta.name),
-                        runs,
-                        visit_color(i),
-                        1.0,
-                    );
+                    let d = Arc::new(ModelDrawing {
+                        _result: Arc::clone(result),
+                        segs,
+                    });
+                    let mut cache = app.curves.cache.borrow_mut();
+                    cache.trim(app.data.visits.len());
+                    cache.residual.retain(|k, _| k.1 == rkey.1);
+                    cache.residual.insert(rkey, Arc::clone(&d));
+                    d
+                });
+                let name = format!("{} residual", visit.meta.name);
+                for r in drawing.segs.iter().flatten() {
+                    plot_ui.line(Line::new(&name, r.clone()).color(visit_color(i)).width(1.0));
                 }
             }
         });
