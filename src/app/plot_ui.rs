@@ -73,6 +73,8 @@ struct SegDrawing {
 struct ModelDrawing {
     _result: Arc<Combined>,
     segs: Vec<Vec<Vec<[f64; 2]>>>,
+    /// Pixels the robust fit down-weighted below 0.5 (plotted frame), when it ran.
+    down_weighted: Vec<[f64; 2]>,
 }
 
 /// Recently drawn exposure curves.
@@ -349,6 +351,8 @@ pub fn decimate_band(
 const FORWARD_COLOR: egui::Color32 = egui::Color32::from_rgb(40, 110, 220);
 const STANDARD_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 120, 30);
 const MASK_COLOR: egui::Color32 = egui::Color32::from_rgb(220, 30, 30);
+/// Marker colour of pixels the robust fit down-weighted.
+const DOWN_WEIGHTED_COLOR: egui::Color32 = egui::Color32::from_rgb(255, 170, 0);
 
 fn link_group() -> egui::Id {
     egui::Id::unique("frizzview-linked-x")
@@ -909,9 +913,25 @@ fn exposures_plot(
                                 scale_runs(runs, scale)
                             })
                             .collect();
+                        let flux = visit.flux();
+                        let down_weighted = pred
+                            .robust_weight
+                            .iter()
+                            .enumerate()
+                            .filter(|&(p, &w)| {
+                                w < 0.5 && obs_range.contains(&visit.wavelength_aa()[p])
+                            })
+                            .map(|(p, _)| {
+                                [
+                                    visit.wavelength_aa()[p] * scale,
+                                    flux[p].clamp(y_lo, y_hi) + offset,
+                                ]
+                            })
+                            .collect();
                         let d = Arc::new(ModelDrawing {
                             _result: Arc::clone(result),
                             segs,
+                            down_weighted,
                         });
                         let mut cache = app.curves.cache.borrow_mut();
                         cache.trim(app.data.visits.len());
@@ -926,6 +946,15 @@ fn exposures_plot(
                             Line::new(&model_name, r.clone())
                                 .color(model_color)
                                 .width(1.0),
+                        );
+                    }
+                    if !model.down_weighted.is_empty() {
+                        plot_ui.points(
+                            Points::new("down-weighted (robust)", model.down_weighted.clone())
+                                .color(DOWN_WEIGHTED_COLOR)
+                                .shape(MarkerShape::Circle)
+                                .filled(false)
+                                .radius(3.5),
                         );
                     }
                 }
@@ -1149,6 +1178,7 @@ fn residuals_plot(
                     let d = Arc::new(ModelDrawing {
                         _result: Arc::clone(result),
                         segs,
+                        down_weighted: Vec::new(),
                     });
                     let mut cache = app.curves.cache.borrow_mut();
                     cache.trim(app.data.visits.len());
