@@ -98,6 +98,13 @@ fn parse_range(s: &str) -> Result<(f64, f64), String> {
     Ok((lo, hi))
 }
 
+/// Overwrite `dst` with the value given on the command line, if any.
+fn set<T>(dst: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *dst = v;
+    }
+}
+
 /// The paper parameters the arguments ask for.
 pub fn paper_params(a: &SynthArgs) -> anyhow::Result<PaperParams> {
     let mut p = match &a.preset {
@@ -105,20 +112,9 @@ pub fn paper_params(a: &SynthArgs) -> anyhow::Result<PaperParams> {
             .with_context(|| format!("unknown preset '{name}' (use poor or well)"))?,
         None => PaperParams::poor(),
     };
-    let set = |dst: &mut f64, v: Option<f64>| {
-        if let Some(v) = v {
-            *dst = v;
-        }
-    };
-    if let Some(n) = a.visits {
-        p.n_visits = n;
-    }
-    if let Some(s) = a.seed {
-        p.seed = s;
-    }
-    if let Some(s) = a.truth_seed {
-        p.truth_seed = s;
-    }
+    set(&mut p.n_visits, a.visits);
+    set(&mut p.seed, a.seed);
+    set(&mut p.truth_seed, a.truth_seed);
     set(&mut p.resolving_power, a.resolving_power);
     set(&mut p.snr, a.snr);
     set(&mut p.pixel_spacing_r, a.spacing);
@@ -137,20 +133,9 @@ pub fn apogee_params(a: &SynthArgs) -> anyhow::Result<ApogeeParams> {
     } else {
         ApogeeParams::default()
     };
-    let set = |dst: &mut f64, v: Option<f64>| {
-        if let Some(v) = v {
-            *dst = v;
-        }
-    };
-    if let Some(n) = a.visits {
-        p.n_visits = n;
-    }
-    if let Some(s) = a.seed {
-        p.seed = s;
-    }
-    if let Some(s) = a.truth_seed {
-        p.truth_seed = s;
-    }
+    set(&mut p.n_visits, a.visits);
+    set(&mut p.seed, a.seed);
+    set(&mut p.truth_seed, a.truth_seed);
     set(&mut p.resolving_power, a.resolving_power);
     set(&mut p.bc_amplitude_kms, a.velocity_amplitude);
     set(&mut p.telluric_depth, a.telluric_depth);
