@@ -1195,41 +1195,30 @@ fn estimate_condition(a: &Band, ldl: &BandLdl, no_data: &[bool]) -> f64 {
             }
         })
         .collect();
-    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let mut v = start.clone();
-    let mut lmax = 0.0;
-    for _ in 0..30 {
-        let nv = norm(&v);
-        if nv == 0.0 {
-            break;
-        }
-        v.iter_mut().for_each(|x| *x /= nv);
-        let mut w = a.matvec(&v);
-        for (wi, &nd) in w.iter_mut().zip(no_data) {
-            if nd {
-                *wi = 0.0;
+    // 30 steps of power iteration with `op` restricted to the kept functions: the norm of the
+    // last image estimates the operator's largest eigenvalue.
+    let power = |op: &dyn Fn(&[f64]) -> Vec<f64>, mut v: Vec<f64>| {
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let mut lambda = 0.0;
+        for _ in 0..30 {
+            let nv = norm(&v);
+            if nv == 0.0 {
+                break;
             }
-        }
-        lmax = norm(&w);
-        v = w;
-    }
-    let mut v = start;
-    let mut inv_lmin = 0.0;
-    for _ in 0..30 {
-        let nv = norm(&v);
-        if nv == 0.0 {
-            break;
-        }
-        v.iter_mut().for_each(|x| *x /= nv);
-        let mut w = ldl.solve(&v);
-        for (wi, &nd) in w.iter_mut().zip(no_data) {
-            if nd {
-                *wi = 0.0;
+            v.iter_mut().for_each(|x| *x /= nv);
+            let mut w = op(&v);
+            for (wi, &nd) in w.iter_mut().zip(no_data) {
+                if nd {
+                    *wi = 0.0;
+                }
             }
+            lambda = norm(&w);
+            v = w;
         }
-        inv_lmin = norm(&w);
-        v = w;
-    }
+        lambda
+    };
+    let lmax = power(&|v| a.matvec(v), start.clone());
+    let inv_lmin = power(&|v| ldl.solve(v), start);
     lmax * inv_lmin
 }
 
