@@ -301,16 +301,7 @@ fn read_fits_inner(path: &Path) -> Result<Dataset, LoadError> {
             ),
         ));
     }
-    let name = visits
-        .first()
-        .and_then(|v| v.meta.object.clone())
-        .unwrap_or_else(|| stem(path));
-    Ok(Dataset {
-        name,
-        visits,
-        survey: Survey::Generic,
-        ..Dataset::default()
-    })
+    Ok(generic_dataset(path, visits))
 }
 
 fn read_image_set(
@@ -573,14 +564,19 @@ pub fn read_text(path: &Path) -> Result<Dataset, LoadError> {
         };
         visits.push(Arc::new(build_visit(path, &what, c, meta)?));
     }
+    Ok(generic_dataset(path, visits))
+}
+
+/// A dataset of generic table visits, named after the first visit's object or the file.
+fn generic_dataset(path: &Path, visits: Vec<Arc<Visit>>) -> Dataset {
     let name = visits
         .first()
         .and_then(|v| v.meta.object.clone())
         .unwrap_or_else(|| stem(path));
-    Ok(Dataset {
+    Dataset {
         name,
         visits,
         survey: Survey::Generic,
         ..Dataset::default()
-    })
+    }
 }
