@@ -51,7 +51,7 @@ pub struct BenchArgs {
 }
 
 /// The cases, in the order they run.
-pub const CASES: [&str; 7] = [
+pub const CASES: [&str; 8] = [
     "case_a_fourier",
     "case_b_fourier",
     "case_a_local",
@@ -59,6 +59,7 @@ pub const CASES: [&str; 7] = [
     "apogee30_live",
     "apogee1000_live",
     "dense_case_a",
+    "standard_apogee30",
 ];
 
 /// Run `frizzview bench`.
@@ -250,6 +251,18 @@ fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<se
                 }),
             )
         }
+        "standard_apogee30" => {
+            let n = if quick { 3 } else { 30 };
+            let t = time_standard(n, if quick { 3 } else { 11 })?;
+            (
+                t.live_s,
+                serde_json::json!({
+                    "first_seconds": t.first_s,
+                    "cpu_seconds": t.live_cpu_s,
+                    "visits": n,
+                }),
+            )
+        }
         other => anyhow::bail!("unknown bench case {other:?}; known: {}", CASES.join(", ")),
     };
     let mut v = serde_json::json!({
@@ -394,6 +407,40 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
     let first_s = times[0];
     Ok(Live {
         first_s,
+        live_s: median(times[1..].to_vec()),
+        live_cpu_s: median(cpu[1..].to_vec()),
+    })
+}
+
+/// Standard practice alone (the window's combination with the forward model off) on the
+/// synthetic APOGEE star with `n_visits` visits: the first call, then recomputes that change
+/// only visit 0's weight (median).
+fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<Live> {
+    let data = crate::synth::apogee::generate(&crate::synth::apogee::ApogeeParams {
+        n_visits,
+        ..crate::synth::apogee::ApogeeParams::default()
+    })
+    .map_err(|e| anyhow::anyhow!("cannot generate the synthetic APOGEE star: {e}"))?;
+    let mut settings = Settings {
+        grid: GridSpec::Apogee,
+        forward: None,
+        standard: Some(crate::settings::StandardSettings::default()),
+        ..Settings::default()
+    };
+    settings.visits = vec![VisitSetting::default(); data.visits.len()];
+    let mut times = Vec::new();
+    let mut cpu = Vec::new();
+    for rep in 0..reps.max(2) {
+        settings.visits[0].weight = if rep % 2 == 0 { 1.0 } else { 0.5 };
+        let c = cpu_now();
+        let t = Instant::now();
+        let r = crate::combine::combine(&data, &settings, &Cancel::new())?;
+        times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_now() - c);
+        std::hint::black_box(r);
+    }
+    Ok(Live {
+        first_s: times[0],
         live_s: median(times[1..].to_vec()),
         live_cpu_s: median(cpu[1..].to_vec()),
     })
