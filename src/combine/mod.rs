@@ -130,6 +130,9 @@ pub struct PreparedVisit {
     pub ivar: Vec<f64>,
     /// Gaussian LSF sigma in ln(lambda) to convolve the model with for this visit (0 = none).
     pub lsf_sigma: f64,
+    /// The visit's weight multiplier from the settings (already folded into `w`); standard
+    /// practice, which does not use `w`, applies it to its average.
+    pub weight: f64,
 }
 
 impl PreparedVisit {
@@ -322,6 +325,7 @@ fn prepare_visit(
         masked,
         ivar,
         lsf_sigma: 0.0,
+        weight: vs.weight,
     };
     if included && pv.n_used() == 0 {
         warnings.push(Warning::NoUsablePixels { visit: name });

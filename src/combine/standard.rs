@@ -37,11 +37,14 @@
 //! - Per-visit predictions interpolate the combined result back to each visit's rest positions
 //!   with a natural cubic spline, times S.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
 use super::{Cancel, CombineError, MethodResult, Prepared, PreparedVisit, SpectrumModel};
+use crate::model::Visit;
 use crate::settings::{Interpolator, MIN_SELECTION, StandardMask, StandardSettings, Weighting};
 
 /// Relative truncation of the spline weights.
@@ -253,6 +256,31 @@ fn locate(x: &[f64], xq: f64) -> (usize, f64) {
     (i, (xq - x[i]) / (x[i + 1] - x[i]))
 }
 
+/// [`locate`] starting from interval `hint` (updated; `usize::MAX` = none): a walk of a few
+/// steps for nearby queries, else the binary search. Gives exactly [`locate`]'s answer: the
+/// interval is the unique i in 0..=n-2 with (i = 0 or x_i <= xq) and (i = n-2 or xq < x_(i+1)).
+fn locate_hinted(x: &[f64], xq: f64, hint: &mut usize) -> (usize, f64) {
+    let n = x.len();
+    let mut i = (*hint).min(n - 2);
+    let mut steps = 0;
+    while i + 2 < n && x[i + 1] <= xq && steps < 8 {
+        i += 1;
+        steps += 1;
+    }
+    while i > 0 && x[i] > xq && steps < 8 {
+        i -= 1;
+        steps += 1;
+    }
+    let found = (i == 0 || x[i] <= xq) && (i + 2 >= n || xq < x[i + 1]);
+    let (i, t) = if found {
+        (i, (xq - x[i]) / (x[i + 1] - x[i]))
+    } else {
+        locate(x, xq)
+    };
+    *hint = i;
+    (i, t)
+}
+
 /// Rows for query points `xq` (increasing, inside the knot range) over increasing knots `x`.
 fn rows_for(x: &[f64], xq: &[f64], interpolator: Interpolator, nres: f64) -> RowSet {
     let n = x.len();
@@ -410,11 +438,18 @@ impl NaturalSpline {
     /// Value at `xq` (NaN outside the knots' range).
     #[must_use]
     pub fn eval(&self, xq: f64) -> f64 {
+        let mut hint = usize::MAX;
+        self.eval_hinted(xq, &mut hint)
+    }
+
+    /// [`NaturalSpline::eval`] starting the interval search at `hint` (updated): a short walk
+    /// for sorted queries instead of a binary search each, with the same result.
+    fn eval_hinted(&self, xq: f64, hint: &mut usize) -> f64 {
         let (lo, hi) = self.range();
         if !(xq >= lo && xq <= hi) {
             return f64::NAN;
         }
-        let (i, t) = locate(&self.x, xq);
+        let (i, t) = locate_hinted(&self.x, xq, hint);
         let h = self.x[i + 1] - self.x[i];
         let (a, b) = (1.0 - t, t);
         a * self.y[i]
@@ -425,11 +460,17 @@ impl NaturalSpline {
     /// Derivative at `xq` (NaN outside the knots' range).
     #[must_use]
     pub fn deriv(&self, xq: f64) -> f64 {
+        let mut hint = usize::MAX;
+        self.deriv_hinted(xq, &mut hint)
+    }
+
+    /// [`NaturalSpline::deriv`] with an interval hint (see [`NaturalSpline::eval_hinted`]).
+    fn deriv_hinted(&self, xq: f64, hint: &mut usize) -> f64 {
         let (lo, hi) = self.range();
         if !(xq >= lo && xq <= hi) {
             return f64::NAN;
         }
-        let (i, t) = locate(&self.x, xq);
+        let (i, t) = locate_hinted(&self.x, xq, hint);
         let h = self.x[i + 1] - self.x[i];
         let (a, b) = (1.0 - t, t);
         (self.y[i + 1] - self.y[i]) / h - (3.0 * a * a - 1.0) * h / 6.0 * self.m[i]
@@ -466,38 +507,166 @@ impl SplineModel {
         Self { runs }
     }
 
-    fn find(&self, xq: f64) -> Option<&NaturalSpline> {
+    /// The run containing `xq`, trying the previous query's run `hint.0` first (the runs are
+    /// disjoint, so at most one contains it); `hint.1` is the interval hint inside the run.
+    fn find(&self, xq: f64, hint: &mut (usize, usize)) -> Option<&NaturalSpline> {
+        let inside = |r: &NaturalSpline| r.range().0 <= xq && xq <= r.range().1;
+        if let Some(r) = self.runs.get(hint.0).filter(|r| inside(r)) {
+            return Some(r);
+        }
         let i = self.runs.partition_point(|r| r.range().1 < xq);
-        self.runs.get(i).filter(|r| r.range().0 <= xq)
+        let r = self.runs.get(i).filter(|r| r.range().0 <= xq)?;
+        *hint = (i, usize::MAX);
+        Some(r)
     }
 }
 
 impl SpectrumModel for SplineModel {
     fn eval(&self, x: &[f64]) -> Vec<f64> {
+        let mut hint = (usize::MAX, usize::MAX);
         x.iter()
-            .map(|&q| self.find(q).map_or(f64::NAN, |s| s.eval(q)))
+            .map(|&q| {
+                self.find(q, &mut hint)
+                    .map_or(f64::NAN, |s| s.eval_hinted(q, &mut hint.1))
+            })
             .collect()
     }
 
     fn eval_deriv(&self, x: &[f64]) -> Vec<f64> {
+        let mut hint = (usize::MAX, usize::MAX);
         x.iter()
-            .map(|&q| self.find(q).map_or(f64::NAN, |s| s.deriv(q)))
+            .map(|&q| {
+                self.find(q, &mut hint)
+                    .map_or(f64::NAN, |s| s.deriv_hinted(q, &mut hint.1))
+            })
             .collect()
     }
 }
 
-/// One segment of one visit interpolated onto the output pixels `l0..l0 + value.len()`.
-#[derive(Debug, Default)]
-struct Piece {
-    l0: usize,
-    value: Vec<f64>,
+/// One segment of one visit in increasing rest-frame x, as standard practice sees it: values
+/// divided by S, variances (NaN where bad), the good-pixel mask and the pixel flags.
+struct SegmentInput {
+    x: Vec<f64>,
+    y: Vec<f64>,
     var: Vec<f64>,
-    valid: Vec<bool>,
-    /// `cov[k - 1][i]` = covariance of output pixels l0 + i and l0 + i + k (k = 1..=lags).
-    cov: Vec<Vec<f64>>,
-    /// Flags over `flag_l0..flag_l0 + flags.len()` (the segment's whole range).
-    flag_l0: usize,
+    good: Vec<bool>,
     flags: Vec<u64>,
+}
+
+impl SegmentInput {
+    /// `None` when the segment has fewer than two pixels or fewer than two good ones.
+    fn new(v: &PreparedVisit, seg_index: usize) -> Option<Self> {
+        let seg = v.visit.segments().get(seg_index)?.clone();
+        // All pixels of the segment in increasing rest-frame x.
+        let mut idx: Vec<usize> = seg.collect();
+        if idx.len() >= 2 && v.x_rest[idx[0]] > v.x_rest[idx[idx.len() - 1]] {
+            idx.reverse();
+        }
+        let x: Vec<f64> = idx.iter().map(|&i| v.x_rest[i]).collect();
+        // Standard practice divides by S (see the module documentation).
+        let mut y = Vec::with_capacity(idx.len());
+        let mut var = Vec::with_capacity(idx.len());
+        let mut good = Vec::with_capacity(idx.len());
+        for &i in &idx {
+            let s = v.s[i];
+            let ok_s = s == 1.0 || (s.is_finite() && s >= MIN_SELECTION);
+            let g = !v.masked[i] && v.ivar[i] > 0.0 && ok_s && v.y[i].is_finite();
+            let (yi, vi) = if g {
+                (v.y[i] / s, 1.0 / (v.ivar[i] * s * s))
+            } else {
+                (
+                    if v.y[i].is_finite() && ok_s {
+                        v.y[i] / s
+                    } else {
+                        0.0
+                    },
+                    f64::NAN,
+                )
+            };
+            y.push(yi);
+            var.push(vi);
+            good.push(g);
+        }
+        let flags = idx.iter().map(|&i| v.visit.flags()[i]).collect();
+        let n_good = good.iter().filter(|&&g| g).count();
+        if n_good < 2 || x.len() < 2 {
+            return None;
+        }
+        Some(Self {
+            x,
+            y,
+            var,
+            good,
+            flags,
+        })
+    }
+}
+
+/// The knots a mask mode interpolates through, and the x range it gives values for.
+struct Knots {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    var: Vec<f64>,
+    good: Vec<bool>,
+    lo: f64,
+    hi: f64,
+}
+
+impl Knots {
+    fn new(inp: &SegmentInput, ss: &StandardSettings) -> Self {
+        let n = inp.x.len();
+        match ss.mask {
+            StandardMask::Drop => {
+                let sel: Vec<usize> = (0..n).filter(|&k| inp.good[k]).collect();
+                let (lo, hi) = (inp.x[sel[0]], inp.x[sel[sel.len() - 1]]);
+                if ss.interpolator == Interpolator::DampedSinc {
+                    // The sinc works on all pixels; bad ones get redistributed weights (their
+                    // variance never counts: 0, not NaN, so zero weights stay harmless).
+                    Self {
+                        x: inp.x.clone(),
+                        y: inp.y.clone(),
+                        var: inp
+                            .var
+                            .iter()
+                            .map(|&v| if v.is_finite() { v } else { 0.0 })
+                            .collect(),
+                        good: inp.good.clone(),
+                        lo,
+                        hi,
+                    }
+                } else {
+                    Self {
+                        x: sel.iter().map(|&k| inp.x[k]).collect(),
+                        y: sel.iter().map(|&k| inp.y[k]).collect(),
+                        var: sel.iter().map(|&k| inp.var[k]).collect(),
+                        good: vec![true; sel.len()],
+                        lo,
+                        hi,
+                    }
+                }
+            }
+            StandardMask::Conservative => {
+                let mut gv: Vec<f64> = (0..n)
+                    .filter(|&k| inp.good[k])
+                    .map(|k| inp.var[k])
+                    .collect();
+                gv.sort_by(f64::total_cmp);
+                let med = gv[gv.len() / 2];
+                Self {
+                    x: inp.x.clone(),
+                    y: inp.y.clone(),
+                    var: inp
+                        .var
+                        .iter()
+                        .map(|&v| if v.is_finite() { v } else { med })
+                        .collect(),
+                    good: inp.good.clone(),
+                    lo: inp.x[0],
+                    hi: inp.x[n - 1],
+                }
+            }
+        }
+    }
 }
 
 /// Pixels per resolution element for the damped sinc (see the module documentation).
@@ -518,200 +687,439 @@ fn sinc_nres(v: &PreparedVisit, seg_index: usize, x_sorted: &[f64]) -> f64 {
     2.0
 }
 
-fn interpolate_piece(
-    v: &PreparedVisit,
-    seg_index: usize,
-    grid_x: &[f64],
-    ss: &StandardSettings,
-    lags: usize,
-) -> Option<Piece> {
-    let seg = v.visit.segments().get(seg_index)?.clone();
-    // All pixels of the segment in increasing rest-frame x.
-    let mut idx: Vec<usize> = seg.collect();
-    if idx.len() >= 2 && v.x_rest[idx[0]] > v.x_rest[idx[idx.len() - 1]] {
-        idx.reverse();
-    }
-    let x_all: Vec<f64> = idx.iter().map(|&i| v.x_rest[i]).collect();
-    // Standard practice divides by S (see the module documentation).
-    let mut y_all = Vec::with_capacity(idx.len());
-    let mut var_all = Vec::with_capacity(idx.len());
-    let mut good = Vec::with_capacity(idx.len());
-    for &i in &idx {
-        let s = v.s[i];
-        let ok_s = s == 1.0 || (s.is_finite() && s >= MIN_SELECTION);
-        let g = !v.masked[i] && v.ivar[i] > 0.0 && ok_s && v.y[i].is_finite();
-        let (y, var) = if g {
-            (v.y[i] / s, 1.0 / (v.ivar[i] * s * s))
-        } else {
-            (
-                if v.y[i].is_finite() && ok_s {
-                    v.y[i] / s
-                } else {
-                    0.0
-                },
-                f64::NAN,
-            )
-        };
-        y_all.push(y);
-        var_all.push(var);
-        good.push(g);
-    }
-    let flags_all: Vec<u64> = idx.iter().map(|&i| v.visit.flags()[i]).collect();
-    let n_good = good.iter().filter(|&&g| g).count();
-    if n_good < 2 || x_all.len() < 2 {
-        return None;
-    }
-    let first = |x: f64| grid_x.partition_point(|&g| g < x);
-    let last = |x: f64| grid_x.partition_point(|&g| g <= x);
+/// The part of a piece that does not depend on the data values: its interpolation rows onto
+/// output pixels `l0..l0 + rows.len()` and its propagated flags. A function of the visit's
+/// wavelengths and flags, its shift, its good-pixel mask, the grid and the interpolator.
+#[derive(Debug)]
+struct Stencil {
+    l0: usize,
+    rows: RowSet,
+    /// Flags over `flag_l0..flag_l0 + flags.len()` (the segment's whole range).
+    flag_l0: usize,
+    flags: Vec<u64>,
+}
 
-    // Knots and rows per mode.
-    let (knot_x, knot_y, knot_var, knot_good, lo, hi): (
-        Vec<f64>,
-        Vec<f64>,
-        Vec<f64>,
-        Vec<bool>,
-        f64,
-        f64,
-    ) = match ss.mask {
-        StandardMask::Drop => {
-            let sel: Vec<usize> = (0..x_all.len()).filter(|&k| good[k]).collect();
-            let kx: Vec<f64> = sel.iter().map(|&k| x_all[k]).collect();
-            let (lo, hi) = (kx[0], kx[kx.len() - 1]);
-            if ss.interpolator == Interpolator::DampedSinc {
-                // The sinc works on all pixels; bad ones get redistributed weights (their
-                // variance never counts: 0, not NaN, so zero weights stay harmless).
-                (
-                    x_all.clone(),
-                    y_all.clone(),
-                    var_all
-                        .iter()
-                        .map(|&v| if v.is_finite() { v } else { 0.0 })
-                        .collect(),
-                    good.clone(),
-                    lo,
-                    hi,
-                )
-            } else {
-                (
-                    kx,
-                    sel.iter().map(|&k| y_all[k]).collect(),
-                    sel.iter().map(|&k| var_all[k]).collect(),
-                    vec![true; sel.len()],
-                    lo,
-                    hi,
-                )
-            }
+impl Stencil {
+    /// The rows onto `grid_x[l0..l1]` (non-empty) and the flags of the whole segment.
+    fn new(
+        v: &PreparedVisit,
+        seg_index: usize,
+        inp: &SegmentInput,
+        knots: &Knots,
+        grid_x: &[f64],
+        interpolator: Interpolator,
+        mask: StandardMask,
+        (l0, l1): (usize, usize),
+    ) -> Self {
+        let nres = if interpolator == Interpolator::DampedSinc {
+            sinc_nres(v, seg_index, &knots.x)
+        } else {
+            2.0
+        };
+        let mut rows = rows_for(&knots.x, &grid_x[l0..l1], interpolator, nres);
+        if interpolator == Interpolator::DampedSinc && mask == StandardMask::Drop {
+            rows = redistribute_bad(&rows, &knots.x, &knots.good);
         }
-        StandardMask::Conservative => {
-            let mut gv: Vec<f64> = (0..x_all.len())
-                .filter(|&k| good[k])
-                .map(|k| var_all[k])
-                .collect();
-            gv.sort_by(f64::total_cmp);
-            let med = gv[gv.len() / 2];
-            let kv = var_all
-                .iter()
-                .map(|&v| if v.is_finite() { v } else { med })
-                .collect();
-            (
-                x_all.clone(),
-                y_all.clone(),
-                kv,
-                good.clone(),
-                x_all[0],
-                x_all[x_all.len() - 1],
-            )
+        // Flags: linear interpolation of each bit plane over all pixels, threshold 0.1.
+        let x_all = &inp.x;
+        let flag_l0 = grid_x.partition_point(|&g| g < x_all[0]);
+        let flag_l1 = grid_x.partition_point(|&g| g <= x_all[x_all.len() - 1]);
+        let flags = grid_x[flag_l0..flag_l1.max(flag_l0)]
+            .iter()
+            .map(|&q| {
+                let (i, t) = locate(x_all, q);
+                let mut f = 0;
+                if 1.0 - t > MASKCONTRIB {
+                    f |= inp.flags[i];
+                }
+                if t > MASKCONTRIB {
+                    f |= inp.flags[i + 1];
+                }
+                f
+            })
+            .collect();
+        Self {
+            l0,
+            rows,
+            flag_l0,
+            flags,
         }
-    };
-    let l0 = first(lo);
-    let l1 = last(hi);
-    if l1 <= l0 {
-        return None;
     }
-    let xq = &grid_x[l0..l1];
-    let nres = if ss.interpolator == Interpolator::DampedSinc {
-        sinc_nres(v, seg_index, &knot_x)
-    } else {
-        2.0
-    };
-    let mut rows = rows_for(&knot_x, xq, ss.interpolator, nres);
-    if ss.interpolator == Interpolator::DampedSinc && ss.mask == StandardMask::Drop {
-        rows = redistribute_bad(&rows, &knot_x, &knot_good);
+
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + 16 * self.rows.len()
+            + 8 * self.rows.w.len()
+            + 8 * self.flags.len()
     }
-    let n_out = rows.len();
-    let mut value = Vec::with_capacity(n_out);
-    let mut var = Vec::with_capacity(n_out);
-    let mut valid = Vec::with_capacity(n_out);
-    let good_f: Vec<f64> = knot_good
-        .iter()
-        .map(|&g| if g { 1.0 } else { 0.0 })
-        .collect();
-    for l in 0..n_out {
-        let (start, w) = rows.row(l);
-        value.push(dot(start, w, &knot_y));
-        var.push(
-            w.iter()
-                .zip(&knot_var[start..])
-                .map(|(a, s)| a * a * s)
-                .sum(),
-        );
-        valid.push(match ss.mask {
-            StandardMask::Drop => true,
-            StandardMask::Conservative => {
-                (dot(start, w, &good_f) - 1.0).abs() < CONSERVATIVE_MASK_TOL
+}
+
+/// One segment of one visit interpolated onto the output pixels `l0..l0 + value.len()`.
+#[derive(Debug, Default)]
+struct Piece {
+    l0: usize,
+    value: Vec<f64>,
+    var: Vec<f64>,
+    valid: Vec<bool>,
+    /// `cov[k - 1][i]` = covariance of output pixels l0 + i and l0 + i + k (k = 1..=lags).
+    cov: Vec<Vec<f64>>,
+    /// Flags over `flag_l0..flag_l0 + flags.len()` (the segment's whole range).
+    flag_l0: usize,
+    flags: Vec<u64>,
+}
+
+impl Piece {
+    /// Apply a stencil to the knots' values and variances.
+    fn new(st: &Stencil, knots: &Knots, mask: StandardMask, lags: usize) -> Self {
+        let rows = &st.rows;
+        let n_out = rows.len();
+        let mut value = Vec::with_capacity(n_out);
+        let mut var = Vec::with_capacity(n_out);
+        let mut valid = Vec::with_capacity(n_out);
+        let good_f: Vec<f64> = knots
+            .good
+            .iter()
+            .map(|&g| if g { 1.0 } else { 0.0 })
+            .collect();
+        for l in 0..n_out {
+            let (start, w) = rows.row(l);
+            value.push(dot(start, w, &knots.y));
+            var.push(
+                w.iter()
+                    .zip(&knots.var[start..])
+                    .map(|(a, s)| a * a * s)
+                    .sum(),
+            );
+            valid.push(match mask {
+                StandardMask::Drop => true,
+                StandardMask::Conservative => {
+                    (dot(start, w, &good_f) - 1.0).abs() < CONSERVATIVE_MASK_TOL
+                }
+            });
+        }
+        let cov = (1..=lags)
+            .map(|k| {
+                (0..n_out)
+                    .map(|i| {
+                        if i + k >= n_out {
+                            return 0.0;
+                        }
+                        let (sa, wa) = rows.row(i);
+                        let (sb, wb) = rows.row(i + k);
+                        let s = sa.max(sb);
+                        let e = (sa + wa.len()).min(sb + wb.len());
+                        if e <= s {
+                            return 0.0;
+                        }
+                        wa[s - sa..e - sa]
+                            .iter()
+                            .zip(&wb[s - sb..e - sb])
+                            .zip(&knots.var[s..e])
+                            .map(|((a, b), v)| a * b * v)
+                            .sum()
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            l0: st.l0,
+            value,
+            var,
+            valid,
+            cov,
+            flag_l0: st.flag_l0,
+            flags: st.flags.clone(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.value.len() * (8 + 8 + 1 + 8 * self.cov.len())
+            + 8 * self.flags.len()
+    }
+}
+
+/// Identity of a piece's stencil. The visit is identified by its address, which cannot be reused
+/// while a cache entry holds the visit alive; its wavelengths and flags are immutable.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct StencilKey {
+    visit_ptr: usize,
+    segment: usize,
+    dx: u64,
+    /// Length and hash of the output grid's ln(lambda).
+    grid: (usize, u64),
+    interpolator: u8,
+    mask: u8,
+    /// Hash of the segment's good-pixel mask (the knots in `Drop` mode, the mask otherwise).
+    good: u64,
+}
+
+/// Identity of a piece: its stencil, a hash of its values and variances, and the lags.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PieceKey {
+    stencil: StencilKey,
+    data: u64,
+    lags: usize,
+}
+
+/// Hash of a sequence of 64-bit words (FxHash-style rotate, xor, multiply, so that a change in
+/// any bit of any word reaches every bit of the state), finished with a murmur-style mix.
+fn hash_words(words: impl Iterator<Item = u64>) -> u64 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3;
+    let mut n = 0u64;
+    for w in words {
+        h = (h.rotate_left(5) ^ w).wrapping_mul(0x51_7cc1_b727_220a_95);
+        n += 1;
+    }
+    h ^= n;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h
+}
+
+/// A cached stencil or piece, with the last generation that used it.
+#[derive(Debug)]
+struct Entry<T> {
+    used: u64,
+    /// Holds the visit alive, so that its address in the key cannot be reused.
+    visit: Arc<Visit>,
+    value: Arc<T>,
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct CacheMaps {
+    stencils: HashMap<StencilKey, Entry<Stencil>>,
+    stencil_bytes: usize,
+    pieces: HashMap<PieceKey, Entry<Piece>>,
+    piece_bytes: usize,
+}
+
+/// A memo of standard practice's per-piece work (one piece = one segment of one visit).
+///
+/// Two levels: the interpolation rows and flags of a piece ("stencil"), keyed by the visit
+/// (address), its shift, its good-pixel mask, the grid and the interpolator; and the
+/// interpolated values, variances and covariances ("piece"), keyed by the stencil and a hash of
+/// the segment's values and variances. Neither depends on visit weights or inclusion, so a
+/// recompute after such a change only re-averages; a changed selection mode that keeps the
+/// mask re-uses the stencils. Entries unused in the last `KEEP_GENERATIONS` combinations are
+/// evicted at the end of each, except those of visits that are currently excluded (so that
+/// re-including one is instant). Thread-safe; results never depend on what is cached.
+#[derive(Debug)]
+pub struct StandardCache {
+    maps: Mutex<CacheMaps>,
+    generation: AtomicU64,
+    stencil_misses: AtomicUsize,
+    piece_hits: AtomicUsize,
+    piece_misses: AtomicUsize,
+    /// Largest total size (bytes) of cached pieces; beyond it new pieces are not kept.
+    pub piece_budget: usize,
+    /// Largest total size (bytes) of cached stencils (a cubic-spline stencil holds ~40 weights
+    /// per output pixel: ~3 MB per APOGEE visit); beyond it new stencils are not kept.
+    pub stencil_budget: usize,
+}
+
+/// How many combinations an unused entry survives.
+const KEEP_GENERATIONS: u64 = 3;
+
+impl Default for StandardCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StandardCache {
+    /// An empty cache (256 MB for pieces, 256 MB for stencils).
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            maps: Mutex::new(CacheMaps::default()),
+            generation: AtomicU64::new(0),
+            stencil_misses: AtomicUsize::new(0),
+            piece_hits: AtomicUsize::new(0),
+            piece_misses: AtomicUsize::new(0),
+            piece_budget: 256 << 20,
+            stencil_budget: 256 << 20,
+        }
+    }
+
+    /// The process-wide cache that [`combine_standard`] uses, so that the window's live
+    /// recomputations re-use earlier work without plumbing a cache through every caller.
+    #[must_use]
+    pub fn shared() -> &'static Self {
+        static SHARED: std::sync::OnceLock<StandardCache> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Self::new)
+    }
+
+    /// Pieces answered from the cache so far.
+    #[must_use]
+    pub fn piece_hits(&self) -> usize {
+        self.piece_hits.load(Ordering::Relaxed)
+    }
+
+    /// Pieces that had to be interpolated so far.
+    #[must_use]
+    pub fn piece_misses(&self) -> usize {
+        self.piece_misses.load(Ordering::Relaxed)
+    }
+
+    /// Stencils that had to be computed so far.
+    #[must_use]
+    pub fn stencil_misses(&self) -> usize {
+        self.stencil_misses.load(Ordering::Relaxed)
+    }
+
+    /// Bytes held by cached stencils and pieces.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.maps
+            .lock()
+            .map_or(0, |m| m.stencil_bytes + m.piece_bytes)
+    }
+
+    /// Number of cached (stencils, pieces).
+    #[must_use]
+    pub fn len(&self) -> (usize, usize) {
+        self.maps
+            .lock()
+            .map_or((0, 0), |m| (m.stencils.len(), m.pieces.len()))
+    }
+
+    /// True when nothing is cached.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == (0, 0)
+    }
+
+    /// Drop everything.
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.maps.lock() {
+            *m = CacheMaps::default();
+        }
+    }
+
+    fn begin(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn end(&self, gen_: u64, prep: &Prepared) {
+        let excluded: Vec<usize> = prep
+            .visits
+            .iter()
+            .filter(|v| !v.included)
+            .map(|v| Arc::as_ptr(&v.visit) as usize)
+            .collect();
+        let keep =
+            |used: u64, ptr: usize| used + KEEP_GENERATIONS > gen_ || excluded.contains(&ptr);
+        if let Ok(mut m) = self.maps.lock() {
+            let m = &mut *m;
+            m.stencils.retain(|k, e| keep(e.used, k.visit_ptr));
+            m.stencil_bytes = m.stencils.values().map(|e| e.bytes).sum();
+            m.pieces.retain(|k, e| keep(e.used, k.stencil.visit_ptr));
+            m.piece_bytes = m.pieces.values().map(|e| e.bytes).sum();
+        }
+    }
+
+    /// The piece for one segment of one visit, from the cache or computed (and kept if the
+    /// budget allows). `None` when the segment gives no output pixel.
+    fn piece(
+        &self,
+        v: &PreparedVisit,
+        seg_index: usize,
+        grid: (&[f64], (usize, u64)),
+        ss: &StandardSettings,
+        lags: usize,
+        gen_: u64,
+    ) -> Option<Arc<Piece>> {
+        let (grid_x, grid_sig) = grid;
+        let inp = SegmentInput::new(v, seg_index)?;
+        let skey = StencilKey {
+            visit_ptr: Arc::as_ptr(&v.visit) as usize,
+            segment: seg_index,
+            dx: v.dx.to_bits(),
+            grid: grid_sig,
+            interpolator: ss.interpolator as u8,
+            mask: ss.mask as u8,
+            good: hash_words(inp.good.iter().map(|&g| u64::from(g))),
+        };
+        let pkey = PieceKey {
+            stencil: skey.clone(),
+            data: hash_words(inp.y.iter().chain(&inp.var).map(|v| v.to_bits())),
+            lags,
+        };
+        if let Ok(mut m) = self.maps.lock()
+            && let Some(e) = m.pieces.get_mut(&pkey)
+            && Arc::ptr_eq(&e.visit, &v.visit)
+        {
+            e.used = gen_;
+            self.piece_hits.fetch_add(1, Ordering::Relaxed);
+            return Some(Arc::clone(&e.value));
+        }
+        let knots = Knots::new(&inp, ss);
+        let l0 = grid_x.partition_point(|&g| g < knots.lo);
+        let l1 = grid_x.partition_point(|&g| g <= knots.hi);
+        if l1 <= l0 {
+            return None;
+        }
+        self.piece_misses.fetch_add(1, Ordering::Relaxed);
+        let cached = self.maps.lock().ok().and_then(|mut m| {
+            let e = m.stencils.get_mut(&skey)?;
+            if !Arc::ptr_eq(&e.visit, &v.visit) {
+                return None;
             }
+            e.used = gen_;
+            Some(Arc::clone(&e.value))
         });
+        let stencil = cached.unwrap_or_else(|| {
+            self.stencil_misses.fetch_add(1, Ordering::Relaxed);
+            let st = Arc::new(Stencil::new(
+                v,
+                seg_index,
+                &inp,
+                &knots,
+                grid_x,
+                ss.interpolator,
+                ss.mask,
+                (l0, l1),
+            ));
+            let bytes = st.bytes();
+            if let Ok(mut m) = self.maps.lock()
+                && m.stencil_bytes + bytes <= self.stencil_budget
+            {
+                m.stencil_bytes += bytes;
+                let old = m.stencils.insert(
+                    skey,
+                    Entry {
+                        used: gen_,
+                        visit: Arc::clone(&v.visit),
+                        value: Arc::clone(&st),
+                        bytes,
+                    },
+                );
+                m.stencil_bytes -= old.map_or(0, |e| e.bytes);
+            }
+            st
+        });
+        let piece = Arc::new(Piece::new(&stencil, &knots, ss.mask, lags));
+        let bytes = piece.bytes();
+        if let Ok(mut m) = self.maps.lock()
+            && m.piece_bytes + bytes <= self.piece_budget
+        {
+            m.piece_bytes += bytes;
+            let old = m.pieces.insert(
+                pkey,
+                Entry {
+                    used: gen_,
+                    visit: Arc::clone(&v.visit),
+                    value: Arc::clone(&piece),
+                    bytes,
+                },
+            );
+            m.piece_bytes -= old.map_or(0, |e| e.bytes);
+        }
+        Some(piece)
     }
-    let cov = (1..=lags)
-        .map(|k| {
-            (0..n_out)
-                .map(|i| {
-                    if i + k >= n_out {
-                        return 0.0;
-                    }
-                    let (sa, wa) = rows.row(i);
-                    let (sb, wb) = rows.row(i + k);
-                    let s = sa.max(sb);
-                    let e = (sa + wa.len()).min(sb + wb.len());
-                    if e <= s {
-                        return 0.0;
-                    }
-                    wa[s - sa..e - sa]
-                        .iter()
-                        .zip(&wb[s - sb..e - sb])
-                        .zip(&knot_var[s..e])
-                        .map(|((a, b), v)| a * b * v)
-                        .sum()
-                })
-                .collect()
-        })
-        .collect();
-    // Flags: linear interpolation of each bit plane over all pixels, threshold 0.1.
-    let flag_l0 = first(x_all[0]);
-    let flag_l1 = last(x_all[x_all.len() - 1]);
-    let flags = grid_x[flag_l0..flag_l1.max(flag_l0)]
-        .iter()
-        .map(|&q| {
-            let (i, t) = locate(&x_all, q);
-            let mut f = 0;
-            if 1.0 - t > MASKCONTRIB {
-                f |= flags_all[i];
-            }
-            if t > MASKCONTRIB {
-                f |= flags_all[i + 1];
-            }
-            f
-        })
-        .collect();
-    Some(Piece {
-        l0,
-        value,
-        var,
-        valid,
-        cov,
-        flag_l0,
-        flags,
-    })
 }
 
 /// Move the weight of bad pixels to their nearest good neighbours (linear interpolation in x;
@@ -777,15 +1185,43 @@ fn redistribute_bad(rows: &RowSet, x: &[f64], good: &[bool]) -> RowSet {
     out
 }
 
-/// Shift, interpolate and average (see the module documentation).
+/// Shift, interpolate and average (see the module documentation), re-using work from the
+/// process-wide [`StandardCache::shared`].
 pub fn combine_standard(
     prep: &Prepared,
     ss: &StandardSettings,
     lags: usize,
     cancel: &Cancel,
 ) -> Result<MethodResult, CombineError> {
+    combine_standard_with_cache(prep, ss, lags, cancel, StandardCache::shared())
+}
+
+/// Output pixels per parallel task of the average.
+const AVERAGE_CHUNK: usize = 1024;
+
+/// Sums of one run of output pixels (see [`combine_standard_with_cache`]).
+struct Sums {
+    w: Vec<f64>,
+    wy: Vec<f64>,
+    /// `num[k][l]` = sum over pieces of u_l u_(l+k) C[l, l+k].
+    num: Vec<Vec<f64>>,
+    flags: Vec<u64>,
+}
+
+/// [`combine_standard`] with an explicit cache.
+///
+/// The pieces are computed in parallel; the average runs in parallel over runs of output pixels,
+/// each pixel summing its pieces in dataset order, so results do not depend on the thread count.
+pub fn combine_standard_with_cache(
+    prep: &Prepared,
+    ss: &StandardSettings,
+    lags: usize,
+    cancel: &Cancel,
+    cache: &StandardCache,
+) -> Result<MethodResult, CombineError> {
     let grid_x = &prep.grid.ln_wave;
     let m = grid_x.len();
+    let grid_sig = (m, hash_words(grid_x.iter().map(|x| x.to_bits())));
     let jobs: Vec<(usize, usize)> = prep
         .visits
         .iter()
@@ -793,52 +1229,83 @@ pub fn combine_standard(
         .filter(|(_, v)| v.included)
         .flat_map(|(vi, v)| (0..v.visit.segments().len()).map(move |s| (vi, s)))
         .collect();
-    let pieces: Vec<Option<Piece>> = jobs
+    let gen_ = cache.begin();
+    let pieces: Result<Vec<Option<Arc<Piece>>>, CombineError> = jobs
         .par_iter()
         .map(|&(vi, s)| {
             cancel.check()?;
-            Ok(interpolate_piece(&prep.visits[vi], s, grid_x, ss, lags))
+            Ok(cache.piece(&prep.visits[vi], s, (grid_x, grid_sig), ss, lags, gen_))
         })
-        .collect::<Result<_, CombineError>>()?;
+        .collect();
+    cache.end(gen_, prep);
+    // Each piece with its visit's weight multiplier (the same sense as the forward model's
+    // w = ivar * weight: an integer weight k counts the visit k times).
+    let pieces: Vec<(Arc<Piece>, f64)> = pieces?
+        .into_iter()
+        .zip(&jobs)
+        .filter_map(|(p, &(vi, _))| p.map(|p| (p, prep.visits[vi].weight)))
+        .collect();
     cancel.check()?;
 
-    let weight = |p: &Piece, i: usize| -> f64 {
+    let weight = |p: &Piece, i: usize, visit_weight: f64| -> f64 {
         match ss.weighting {
-            Weighting::Uniform => 1.0,
+            Weighting::Uniform => visit_weight,
             Weighting::InverseVariance => {
                 let v = p.var[i];
                 if v > 0.0 && v.is_finite() {
-                    1.0 / v
+                    visit_weight / v
                 } else {
                     0.0
                 }
             }
         }
     };
-    let mut sum_w = vec![0.0; m];
-    let mut sum_wy = vec![0.0; m];
-    let mut num = vec![vec![0.0; m]; lags + 1];
-    let mut flags = vec![0u64; m];
-    for p in pieces.iter().flatten() {
-        for (i, f) in p.flags.iter().enumerate() {
-            flags[p.flag_l0 + i] |= f;
-        }
-        let n = p.value.len();
-        for i in 0..n {
-            if !p.valid[i] {
-                continue;
-            }
-            let l = p.l0 + i;
-            let u = weight(p, i);
-            sum_w[l] += u;
-            sum_wy[l] += u * p.value[i];
-            num[0][l] += u * u * p.var[i];
-            for (k, nk) in num.iter_mut().enumerate().skip(1) {
-                if i + k < n && p.valid[i + k] {
-                    nk[l] += u * weight(p, i + k) * p.cov[k - 1][i];
+    let sums: Vec<Sums> = (0..m.div_ceil(AVERAGE_CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let (a, b) = (c * AVERAGE_CHUNK, ((c + 1) * AVERAGE_CHUNK).min(m));
+            let mut s = Sums {
+                w: vec![0.0; b - a],
+                wy: vec![0.0; b - a],
+                num: vec![vec![0.0; b - a]; lags + 1],
+                flags: vec![0; b - a],
+            };
+            for (p, vw) in &pieces {
+                let f_end = p.flag_l0 + p.flags.len();
+                for l in a.max(p.flag_l0)..b.min(f_end) {
+                    s.flags[l - a] |= p.flags[l - p.flag_l0];
+                }
+                let n = p.value.len();
+                for l in a.max(p.l0)..b.min(p.l0 + n) {
+                    let i = l - p.l0;
+                    if !p.valid[i] {
+                        continue;
+                    }
+                    let u = weight(p, i, *vw);
+                    s.w[l - a] += u;
+                    s.wy[l - a] += u * p.value[i];
+                    s.num[0][l - a] += u * u * p.var[i];
+                    for (k, nk) in s.num.iter_mut().enumerate().skip(1) {
+                        if i + k < n && p.valid[i + k] {
+                            nk[l - a] += u * weight(p, i + k, *vw) * p.cov[k - 1][i];
+                        }
+                    }
                 }
             }
+            s
+        })
+        .collect();
+    let mut sum_w = Vec::with_capacity(m);
+    let mut sum_wy = Vec::with_capacity(m);
+    let mut num: Vec<Vec<f64>> = vec![Vec::with_capacity(m); lags + 1];
+    let mut flags = Vec::with_capacity(m);
+    for s in sums {
+        sum_w.extend(s.w);
+        sum_wy.extend(s.wy);
+        for (nk, sk) in num.iter_mut().zip(s.num) {
+            nk.extend(sk);
         }
+        flags.extend(s.flags);
     }
     let no_data: Vec<bool> = sum_w.iter().map(|&w| w <= 0.0).collect();
     let flux: Vec<f64> = (0..m)
