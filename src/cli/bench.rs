@@ -253,12 +253,16 @@ fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<se
         }
         "standard_apogee30" => {
             let n = if quick { 3 } else { 30 };
-            let t = time_standard(n, if quick { 3 } else { 11 })?;
+            let (t, [prepare_s, standard_s, standard_cpu_s]) =
+                time_standard(n, if quick { 3 } else { 21 })?;
             (
                 t.live_s,
                 serde_json::json!({
                     "first_seconds": t.first_s,
                     "cpu_seconds": t.live_cpu_s,
+                    "prepare_seconds": prepare_s,
+                    "standard_seconds": standard_s,
+                    "standard_cpu_seconds": standard_cpu_s,
                     "visits": n,
                 }),
             )
@@ -414,8 +418,8 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
 
 /// Standard practice alone (the window's combination with the forward model off) on the
 /// synthetic APOGEE star with `n_visits` visits: the first call, then recomputes that change
-/// only visit 0's weight (median).
-fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<Live> {
+/// only visit 0's weight (median), split into `prepare` and standard practice itself.
+fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<(Live, [f64; 3])> {
     let data = crate::synth::apogee::generate(&crate::synth::apogee::ApogeeParams {
         n_visits,
         ..crate::synth::apogee::ApogeeParams::default()
@@ -428,22 +432,43 @@ fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<Live> {
         ..Settings::default()
     };
     settings.visits = vec![VisitSetting::default(); data.visits.len()];
-    let mut times = Vec::new();
-    let mut cpu = Vec::new();
+    let ss = settings.standard.clone().unwrap_or_default();
+    let (mut times, mut cpu) = (Vec::new(), Vec::new());
+    let (mut prep_s, mut std_s, mut std_cpu) = (Vec::new(), Vec::new(), Vec::new());
     for rep in 0..reps.max(2) {
         settings.visits[0].weight = if rep % 2 == 0 { 1.0 } else { 0.5 };
         let c = cpu_now();
         let t = Instant::now();
-        let r = crate::combine::combine(&data, &settings, &Cancel::new())?;
-        times.push(t.elapsed().as_secs_f64());
-        cpu.push(cpu_now() - c);
-        std::hint::black_box(r);
+        let prep = prepare(&data, &settings)?;
+        let t_prep = t.elapsed().as_secs_f64();
+        let c_prep = cpu_now() - c;
+        let r = crate::combine::standard::combine_standard(
+            &prep,
+            &ss,
+            settings.band_lags,
+            &Cancel::new(),
+        )?;
+        let total = t.elapsed().as_secs_f64();
+        let c_total = cpu_now() - c;
+        cpu.push(c_total);
+        times.push(total);
+        prep_s.push(t_prep);
+        std_s.push(total - t_prep);
+        std_cpu.push(c_total - c_prep);
+        std::hint::black_box((r, prep));
     }
-    Ok(Live {
-        first_s: times[0],
-        live_s: median(times[1..].to_vec()),
-        live_cpu_s: median(cpu[1..].to_vec()),
-    })
+    Ok((
+        Live {
+            first_s: times[0],
+            live_s: median(times[1..].to_vec()),
+            live_cpu_s: median(cpu[1..].to_vec()),
+        },
+        [
+            median(prep_s[1..].to_vec()),
+            median(std_s[1..].to_vec()),
+            median(std_cpu[1..].to_vec()),
+        ],
+    ))
 }
 
 /// One point of the scaling series.

@@ -862,20 +862,60 @@ struct PieceKey {
     lags: usize,
 }
 
-/// Hash of a sequence of 64-bit words (FxHash-style rotate, xor, multiply, so that a change in
-/// any bit of any word reaches every bit of the state), finished with a murmur-style mix.
-fn hash_words(words: impl Iterator<Item = u64>) -> u64 {
-    let mut h: u64 = 0x243f_6a88_85a3_08d3;
-    let mut n = 0u64;
-    for w in words {
-        h = (h.rotate_left(5) ^ w).wrapping_mul(0x51_7cc1_b727_220a_95);
-        n += 1;
+/// One lane of a hash of 64-bit words (FxHash-style rotate, xor, multiply, so that a change in
+/// any bit of any word reaches every later bit of the state), finished with a murmur-style mix.
+#[derive(Clone, Copy)]
+struct HashLane(u64, u64);
+
+impl HashLane {
+    fn new() -> Self {
+        Self(0x243f_6a88_85a3_08d3, 0)
     }
-    h ^= n;
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h
+
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+        self.1 += 1;
+    }
+
+    fn finish(self) -> u64 {
+        let mut h = self.0 ^ self.1;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 33)
+    }
+}
+
+fn hash_words(words: impl Iterator<Item = u64>) -> u64 {
+    let mut h = HashLane::new();
+    for w in words {
+        h.add(w);
+    }
+    h.finish()
+}
+
+/// Hashes of one segment's inputs: (its good-pixel mask as [`SegmentInput`] computes it, its
+/// values, inverse variances and selection factors as given). One pass with independent lanes,
+/// because each lane's chain is latency bound; this is all a cache hit costs per segment.
+fn segment_hashes(v: &PreparedVisit, seg: std::ops::Range<usize>) -> (u64, u64) {
+    let (mut hg, mut hy, mut hi, mut hs) = (
+        HashLane::new(),
+        HashLane::new(),
+        HashLane::new(),
+        HashLane::new(),
+    );
+    for i in seg {
+        let (y, ivar, s) = (v.y[i], v.ivar[i], v.s[i]);
+        let ok_s = s == 1.0 || (s.is_finite() && s >= MIN_SELECTION);
+        let g = !v.masked[i] && ivar > 0.0 && ok_s && y.is_finite();
+        hg.add(u64::from(g));
+        hy.add(y.to_bits());
+        hi.add(ivar.to_bits());
+        hs.add(s.to_bits());
+    }
+    (
+        hg.finish(),
+        hy.finish() ^ hi.finish().rotate_left(21) ^ hs.finish().rotate_left(42),
+    )
 }
 
 /// A cached stencil or piece, with the last generation that used it.
@@ -1033,7 +1073,7 @@ impl StandardCache {
         gen_: u64,
     ) -> Option<Arc<Piece>> {
         let (grid_x, grid_sig) = grid;
-        let inp = SegmentInput::new(v, seg_index)?;
+        let (good, data) = segment_hashes(v, v.visit.segments().get(seg_index)?.clone());
         let skey = StencilKey {
             visit_ptr: Arc::as_ptr(&v.visit) as usize,
             segment: seg_index,
@@ -1041,11 +1081,11 @@ impl StandardCache {
             grid: grid_sig,
             interpolator: ss.interpolator as u8,
             mask: ss.mask as u8,
-            good: hash_words(inp.good.iter().map(|&g| u64::from(g))),
+            good,
         };
         let pkey = PieceKey {
             stencil: skey.clone(),
-            data: hash_words(inp.y.iter().chain(&inp.var).map(|v| v.to_bits())),
+            data,
             lags,
         };
         if let Ok(mut m) = self.maps.lock()
@@ -1056,6 +1096,7 @@ impl StandardCache {
             self.piece_hits.fetch_add(1, Ordering::Relaxed);
             return Some(Arc::clone(&e.value));
         }
+        let inp = SegmentInput::new(v, seg_index)?;
         let knots = Knots::new(&inp, ss);
         let l0 = grid_x.partition_point(|&g| g < knots.lo);
         let l1 = grid_x.partition_point(|&g| g <= knots.hi);
@@ -1260,6 +1301,17 @@ pub fn combine_standard_with_cache(
             }
         }
     };
+    // Each piece's averaging weight per output pixel, once, 0 where the pixel is not valid: a
+    // zero weight adds exactly 0 to every sum below (all terms are finite), which is what
+    // skipping the pixel did, and lets the sums run as plain loops over slices.
+    let weights: Vec<Vec<f64>> = pieces
+        .par_iter()
+        .map(|(p, vw)| {
+            (0..p.value.len())
+                .map(|i| if p.valid[i] { weight(p, i, *vw) } else { 0.0 })
+                .collect()
+        })
+        .collect();
     let sums: Vec<Sums> = (0..m.div_ceil(AVERAGE_CHUNK))
         .into_par_iter()
         .map(|c| {
@@ -1270,25 +1322,50 @@ pub fn combine_standard_with_cache(
                 num: vec![vec![0.0; b - a]; lags + 1],
                 flags: vec![0; b - a],
             };
-            for (p, vw) in &pieces {
-                let f_end = p.flag_l0 + p.flags.len();
-                for l in a.max(p.flag_l0)..b.min(f_end) {
-                    s.flags[l - a] |= p.flags[l - p.flag_l0];
+            for ((p, _), u) in pieces.iter().zip(&weights) {
+                let (f0, f1) = (a.max(p.flag_l0), b.min(p.flag_l0 + p.flags.len()));
+                if f0 < f1 {
+                    let src = &p.flags[f0 - p.flag_l0..f1 - p.flag_l0];
+                    for (d, f) in s.flags[f0 - a..f1 - a].iter_mut().zip(src) {
+                        *d |= f;
+                    }
                 }
                 let n = p.value.len();
-                for l in a.max(p.l0)..b.min(p.l0 + n) {
-                    let i = l - p.l0;
-                    if !p.valid[i] {
+                let (l0, l1) = (a.max(p.l0), b.min(p.l0 + n));
+                if l0 >= l1 {
+                    continue;
+                }
+                let (i0, i1) = (l0 - p.l0, l1 - p.l0);
+                let (dst, src) = (l0 - a..l1 - a, i0..i1);
+                for (((w, wy), n0), ((&ui, &yi), &vi)) in s.w[dst.clone()]
+                    .iter_mut()
+                    .zip(&mut s.wy[dst.clone()])
+                    .zip(&mut s.num[0][dst])
+                    .zip(
+                        u[src.clone()]
+                            .iter()
+                            .zip(&p.value[src.clone()])
+                            .zip(&p.var[src]),
+                    )
+                {
+                    *w += ui;
+                    *wy += ui * yi;
+                    *n0 += ui * ui * vi;
+                }
+                for (k, nk) in s.num.iter_mut().enumerate().skip(1) {
+                    // Pairs (i, i + k) inside the piece.
+                    let i1k = i1.min(n.saturating_sub(k));
+                    if i0 >= i1k {
                         continue;
                     }
-                    let u = weight(p, i, *vw);
-                    s.w[l - a] += u;
-                    s.wy[l - a] += u * p.value[i];
-                    s.num[0][l - a] += u * u * p.var[i];
-                    for (k, nk) in s.num.iter_mut().enumerate().skip(1) {
-                        if i + k < n && p.valid[i + k] {
-                            nk[l - a] += u * weight(p, i + k, *vw) * p.cov[k - 1][i];
-                        }
+                    let dst = &mut nk[l0 - a..l0 - a + (i1k - i0)];
+                    for (((d, &ui), &uk), &c) in dst
+                        .iter_mut()
+                        .zip(&u[i0..i1k])
+                        .zip(&u[i0 + k..i1k + k])
+                        .zip(&p.cov[k - 1][i0..i1k])
+                    {
+                        *d += ui * uk * c;
                     }
                 }
             }
