@@ -6,13 +6,16 @@
 
 use std::sync::Arc;
 
-use frizzview::combine::standard::{NaturalSpline, interpolation_rows};
-use frizzview::combine::{Cancel, MethodResult, combine};
+use frizzview::combine::standard::{
+    NaturalSpline, StandardCache, combine_standard_with_cache, interpolation_rows,
+};
+use frizzview::combine::{Cancel, MethodResult, combine, prepare};
 use frizzview::model::{
     Dataset, OutputGrid, VelocityKind, Visit, VisitArrays, VisitMeta, velocity_from_shift,
 };
 use frizzview::settings::{
-    GridSpec, Interpolator, SelectionMode, Settings, StandardMask, StandardSettings, Weighting,
+    GridSpec, Interpolator, SelectionMode, Settings, StandardMask, StandardSettings, VisitSetting,
+    Weighting,
 };
 use frizzview::synth::SynthRng;
 
@@ -428,4 +431,352 @@ fn multiply_mode_divides_the_data_by_the_selection_and_predicts_times_s() {
     }
     assert!(r.visits[0].chi2 < 1e-12);
     assert!(r.model.is_some());
+}
+
+/// Every combination of standard-practice options.
+fn all_options() -> Vec<StandardSettings> {
+    let mut out = Vec::new();
+    for interp in [
+        Interpolator::CubicSpline,
+        Interpolator::Linear,
+        Interpolator::DampedSinc,
+    ] {
+        for w in [Weighting::Uniform, Weighting::InverseVariance] {
+            for mask in [StandardMask::Drop, StandardMask::Conservative] {
+                out.push(ss(interp, w, mask));
+            }
+        }
+    }
+    out
+}
+
+/// `settings` with per-visit weight multipliers (`None` = excluded).
+fn weighted_settings(s: StandardSettings, lags: usize, weights: &[Option<f64>]) -> Settings {
+    Settings {
+        visits: weights
+            .iter()
+            .map(|w| VisitSetting {
+                include: w.is_some(),
+                weight: w.unwrap_or(1.0),
+                shift_kms: None,
+            })
+            .collect(),
+        ..settings(s, lags)
+    }
+}
+
+fn run_weighted(
+    data: &Dataset,
+    s: StandardSettings,
+    lags: usize,
+    weights: &[Option<f64>],
+) -> MethodResult {
+    combine(data, &weighted_settings(s, lags, weights), &Cancel::new())
+        .unwrap()
+        .standard
+        .unwrap()
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * a.abs().max(b.abs()).max(1e-300)
+}
+
+#[test]
+fn integer_visit_weight_equals_duplicating_the_visit() {
+    let setup = Noisy::new();
+    let mut rng = SynthRng::new(21);
+    let data = setup.data(&mut rng, None);
+    // Visit 1 three times and visit 3 twice, as separate (deep-copied) visits.
+    let mut dup = data.clone();
+    for (j, copies) in [(1, 2), (3, 1)] {
+        for _ in 0..copies {
+            let copy = Arc::new((*data.visits[j]).clone());
+            dup.visits.push(copy);
+        }
+    }
+    let weights = [Some(1.0), Some(3.0), Some(1.0), Some(2.0), Some(1.0)];
+    for s in all_options() {
+        let w = run_weighted(&data, s.clone(), 2, &weights);
+        let d = run(&dup, s.clone(), 2);
+        let plain = run(&data, s.clone(), 2);
+        assert_eq!(w.no_data, d.no_data, "{s:?}");
+        assert_eq!(w.flags, d.flags, "{s:?}");
+        let mut differs = 0;
+        for l in 0..w.flux.len() {
+            if w.no_data[l] {
+                continue;
+            }
+            assert!(
+                close(w.flux[l], d.flux[l], 1e-12),
+                "{s:?} pixel {l}: weighted {} duplicated {}",
+                w.flux[l],
+                d.flux[l]
+            );
+            if !close(w.flux[l], plain.flux[l], 1e-9) {
+                differs += 1;
+            }
+        }
+        // The weights matter (the test can fail): most pixels move.
+        assert!(differs > w.flux.len() / 2, "{s:?}: {differs}");
+    }
+}
+
+#[test]
+fn visit_weight_towards_zero_equals_excluding_the_visit() {
+    let setup = Noisy::new();
+    let mut rng = SynthRng::new(22);
+    let data = setup.data(&mut rng, None);
+    for s in all_options() {
+        let tiny = run_weighted(
+            &data,
+            s.clone(),
+            3,
+            &[Some(1.0), Some(1e-12), Some(1.0), Some(1.0), Some(1.0)],
+        );
+        let out = run_weighted(
+            &data,
+            s.clone(),
+            3,
+            &[Some(1.0), None, Some(1.0), Some(1.0), Some(1.0)],
+        );
+        let mut checked = 0;
+        for l in 0..tiny.flux.len() {
+            if out.no_data[l] {
+                continue;
+            }
+            assert!(close(tiny.flux[l], out.flux[l], 1e-9), "{s:?} pixel {l}");
+            for k in 0..=3 {
+                let (a, b) = (tiny.band[k][l], out.band[k][l]);
+                if b.is_finite() {
+                    assert!(
+                        (a - b).abs() <= 1e-9 * out.band[0][l],
+                        "{s:?} lag {k} pixel {l}: {a} vs {b}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked > 50, "{s:?}: {checked}");
+    }
+}
+
+/// The weighted average and its covariance band, computed from each visit's own standard
+/// practice result (a single included visit gives its interpolated values and band as is).
+#[test]
+fn weighted_average_and_band_follow_the_weighted_mean_formula() {
+    let setup = Noisy::new();
+    let mut rng = SynthRng::new(23);
+    let data = setup.data(&mut rng, None);
+    let n_vis = data.visits.len();
+    let k_w = [0.5, 2.0, 1.0, 3.0, 0.25];
+    let lags = 3;
+    for s in all_options() {
+        let r = run_weighted(&data, s.clone(), lags, &k_w.map(Some));
+        let single: Vec<MethodResult> = (0..n_vis)
+            .map(|j| {
+                let only: Vec<Option<f64>> = (0..n_vis).map(|i| (i == j).then_some(1.0)).collect();
+                run_weighted(&data, s.clone(), lags, &only)
+            })
+            .collect();
+        let u = |j: usize, l: usize| -> f64 {
+            if single[j].no_data[l] {
+                return 0.0;
+            }
+            match s.weighting {
+                Weighting::Uniform => k_w[j],
+                Weighting::InverseVariance => k_w[j] / single[j].var[l],
+            }
+        };
+        let m = r.flux.len();
+        let mut checked = 0;
+        for l in 0..m {
+            let su: f64 = (0..n_vis).map(|j| u(j, l)).sum();
+            assert_eq!(r.no_data[l], su == 0.0, "{s:?} pixel {l}");
+            if su == 0.0 {
+                continue;
+            }
+            let mean: f64 = (0..n_vis)
+                .filter(|&j| u(j, l) > 0.0)
+                .map(|j| u(j, l) * single[j].flux[l])
+                .sum::<f64>()
+                / su;
+            assert!(close(r.flux[l], mean, 1e-12), "{s:?} pixel {l}");
+            for k in 0..=lags.min(m - 1 - l) {
+                let sk: f64 = (0..n_vis).map(|j| u(j, l + k)).sum();
+                if sk == 0.0 {
+                    continue;
+                }
+                let c: f64 = (0..n_vis)
+                    .filter(|&j| u(j, l) > 0.0 && u(j, l + k) > 0.0)
+                    .map(|j| u(j, l) * u(j, l + k) * single[j].band[k][l])
+                    .sum::<f64>()
+                    / (su * sk);
+                assert!(
+                    (r.band[k][l] - c).abs() <= 1e-10 * r.band[0][l],
+                    "{s:?} lag {k} pixel {l}: band {} formula {c}",
+                    r.band[k][l]
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 200, "{s:?}: {checked}");
+    }
+}
+
+/// The propagated band of a weighted average equals A V A^T with A built column by column
+/// from impulse responses (the weights depend on ivar only, so the estimator is linear).
+#[test]
+fn weighted_band_matches_a_dense_interpolation_matrix() {
+    let setup = Noisy::new();
+    let mut rng = SynthRng::new(24);
+    let n_vis = setup.shifts.len();
+    let n_pix = setup.x.len();
+    let m = setup.grid.len();
+    let weights = [Some(0.5), Some(2.0), Some(1.0), Some(3.0), Some(0.25)];
+    for s in [
+        ss(
+            Interpolator::CubicSpline,
+            Weighting::InverseVariance,
+            StandardMask::Drop,
+        ),
+        ss(
+            Interpolator::Linear,
+            Weighting::Uniform,
+            StandardMask::Conservative,
+        ),
+    ] {
+        let lags = 3;
+        let r = run_weighted(&setup.data(&mut rng, None), s.clone(), lags, &weights);
+        let mut a = vec![vec![0.0; n_vis * n_pix]; m];
+        for j in 0..n_vis {
+            for k in 0..n_pix {
+                let col = run_weighted(&setup.data(&mut rng, Some((j, k))), s.clone(), 0, &weights);
+                for l in 0..m {
+                    a[l][j * n_pix + k] = if col.flux[l].is_finite() {
+                        col.flux[l]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+        let mut checked = 0;
+        for k in 0..=lags {
+            for l in 0..m - k {
+                let mut c = 0.0;
+                for j in 0..n_vis {
+                    for p in 0..n_pix {
+                        let col = j * n_pix + p;
+                        c += a[l][col] * a[l + k][col] / setup.ivar[j][p];
+                    }
+                }
+                // Bad pixels count with the median variance in conservative mode: skip them.
+                let touches_bad = (0..n_vis).any(|j| {
+                    let col = j * n_pix + 20 + j;
+                    a[l][col] != 0.0 || a[l + k][col] != 0.0
+                });
+                if r.band[k][l].is_finite() && !touches_bad {
+                    assert!(
+                        (r.band[k][l] - c).abs() < 1e-9 * r.band[0][l],
+                        "{s:?} lag {k} pixel {l}: band {} dense {c}",
+                        r.band[k][l]
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
+    }
+}
+
+#[test]
+fn cache_reuses_work_without_changing_results() {
+    let setup = Noisy::new();
+    let mut rng = SynthRng::new(25);
+    let data = setup.data(&mut rng, None);
+    let s = ss(
+        Interpolator::CubicSpline,
+        Weighting::InverseVariance,
+        StandardMask::Drop,
+    );
+    let fresh = |st: &Settings| {
+        let prep = prepare(&data, st).unwrap();
+        combine_standard_with_cache(
+            &prep,
+            &s,
+            st.band_lags,
+            &Cancel::new(),
+            &StandardCache::new(),
+        )
+        .unwrap()
+    };
+    let cache = StandardCache::new();
+    let cached = |st: &Settings| {
+        let prep = prepare(&data, st).unwrap();
+        combine_standard_with_cache(&prep, &s, st.band_lags, &Cancel::new(), &cache).unwrap()
+    };
+    let same = |a: &MethodResult, b: &MethodResult| {
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.flux), bits(&b.flux));
+        for (x, y) in a.band.iter().zip(&b.band) {
+            assert_eq!(bits(x), bits(y));
+        }
+        assert_eq!(a.flags, b.flags);
+        assert_eq!(a.no_data, b.no_data);
+    };
+    let mut st = weighted_settings(s.clone(), 3, &[Some(1.0); 5]);
+    same(&cached(&st), &fresh(&st));
+    let (p0, s0) = (cache.piece_misses(), cache.stencil_misses());
+    assert_eq!((p0, s0), (5, 5));
+    // Weight and inclusion changes only re-average; an excluded visit stays cached for longer
+    // than unused entries live.
+    for round in 0..6 {
+        st.visits[0].weight = 1.0 + f64::from(round);
+        st.visits[2].include = round >= 5;
+        same(&cached(&st), &fresh(&st));
+        assert_eq!(
+            (cache.piece_misses(), cache.stencil_misses()),
+            (p0, s0),
+            "round {round}"
+        );
+    }
+    assert!(cache.piece_hits() >= 5 * 4 + 5);
+    // Another bad-pixel rule changes the masks: new stencils, results still right.
+    st.bad_bits = 0;
+    same(&cached(&st), &fresh(&st));
+    assert!(cache.stencil_misses() > s0);
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let setup = Noisy::new();
+    let mut rng = SynthRng::new(26);
+    let data = setup.data(&mut rng, None);
+    let st = weighted_settings(
+        ss(
+            Interpolator::DampedSinc,
+            Weighting::InverseVariance,
+            StandardMask::Drop,
+        ),
+        4,
+        &[Some(1.0), Some(0.3), Some(2.0), Some(1.0), Some(0.7)],
+    );
+    let run_on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let prep = prepare(&data, &st).unwrap();
+            let s = st.standard.clone().unwrap();
+            combine_standard_with_cache(&prep, &s, 4, &Cancel::new(), &StandardCache::new())
+                .unwrap()
+        })
+    };
+    let (one, three) = (run_on(1), run_on(3));
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&one.flux), bits(&three.flux));
+    for (a, b) in one.band.iter().zip(&three.band) {
+        assert_eq!(bits(a), bits(b));
+    }
 }
