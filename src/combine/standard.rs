@@ -707,10 +707,10 @@ impl Stencil {
         inp: &SegmentInput,
         knots: &Knots,
         grid_x: &[f64],
-        interpolator: Interpolator,
-        mask: StandardMask,
+        ss: &StandardSettings,
         (l0, l1): (usize, usize),
     ) -> Self {
+        let (interpolator, mask) = (ss.interpolator, ss.mask);
         let nres = if interpolator == Interpolator::DampedSinc {
             sinc_nres(v, seg_index, &knots.x)
         } else {
@@ -1120,8 +1120,7 @@ impl StandardCache {
                 &inp,
                 &knots,
                 grid_x,
-                ss.interpolator,
-                ss.mask,
+                ss,
                 (l0, l1),
             ));
             let bytes = st.bytes();
@@ -1448,6 +1447,53 @@ mod tests {
                 };
                 assert!((w - sp.eval(*q)).abs() < 1e-12, "knot {j} at {q}");
             }
+        }
+    }
+
+    /// The hinted search is an optimisation only: same interval and fraction as `locate`.
+    #[test]
+    fn hinted_locate_and_spline_model_match_the_binary_search() {
+        let x: Vec<f64> = (0..300)
+            .map(|k| f64::from(k) + 0.4 * (f64::from(k) * 0.9).sin())
+            .collect();
+        let mut rng = crate::synth::SynthRng::new(5);
+        let mut hint = usize::MAX;
+        for k in 0..5000u32 {
+            // Mostly sorted queries, with jumps, ends and exact knots.
+            let q = match k % 7 {
+                0 => -3.0 + 310.0 * (rng.normal() * 0.3 + 0.5),
+                1 => x[k as usize % x.len()],
+                2 => 400.0,
+                _ => f64::from(k) * 0.06 - 2.0,
+            };
+            assert_eq!(locate_hinted(&x, q, &mut hint), locate(&x, q), "{q}");
+        }
+        // A model with two runs (a gap of NaN pixels); queries in each visit's order.
+        let y: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(k, v)| {
+                if (140..150).contains(&k) {
+                    f64::NAN
+                } else {
+                    v.sin()
+                }
+            })
+            .collect();
+        let model = SplineModel::new(&x, &y);
+        let xq: Vec<f64> = (0..3000).map(|k| f64::from(k) * 0.1 - 1.0).collect();
+        let rev: Vec<f64> = xq.iter().rev().copied().collect();
+        for q in [xq, rev] {
+            let v = model.eval(&q);
+            let d = model.eval_deriv(&q);
+            for (k, &qk) in q.iter().enumerate() {
+                let mut h = (usize::MAX, usize::MAX);
+                let want = model.find(qk, &mut h).map_or(f64::NAN, |s| s.eval(qk));
+                let want_d = model.find(qk, &mut h).map_or(f64::NAN, |s| s.deriv(qk));
+                assert_eq!(v[k].to_bits(), want.to_bits(), "{qk}");
+                assert_eq!(d[k].to_bits(), want_d.to_bits(), "{qk}");
+            }
+            assert!(v.iter().filter(|f| f.is_finite()).count() > 2500);
         }
     }
 
