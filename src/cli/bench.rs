@@ -253,7 +253,7 @@ fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<se
         }
         "standard_apogee30" => {
             let n = if quick { 3 } else { 30 };
-            let (t, [prepare_s, standard_s, standard_cpu_s]) =
+            let (t, [prepare_s, standard_s, standard_cpu_s, cache_mb]) =
                 time_standard(n, if quick { 3 } else { 21 })?;
             (
                 t.live_s,
@@ -263,6 +263,7 @@ fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<se
                     "prepare_seconds": prepare_s,
                     "standard_seconds": standard_s,
                     "standard_cpu_seconds": standard_cpu_s,
+                    "standard_cache_mb": cache_mb,
                     "visits": n,
                 }),
             )
@@ -419,7 +420,7 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
 /// Standard practice alone (the window's combination with the forward model off) on the
 /// synthetic APOGEE star with `n_visits` visits: the first call, then recomputes that change
 /// only visit 0's weight (median), split into `prepare` and standard practice itself.
-fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<(Live, [f64; 3])> {
+fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<(Live, [f64; 4])> {
     let data = crate::synth::apogee::generate(&crate::synth::apogee::ApogeeParams {
         n_visits,
         ..crate::synth::apogee::ApogeeParams::default()
@@ -467,6 +468,7 @@ fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<(Live, [f64; 3]
             median(prep_s[1..].to_vec()),
             median(std_s[1..].to_vec()),
             median(std_cpu[1..].to_vec()),
+            crate::combine::standard::StandardCache::shared().bytes() as f64 / 1e6,
         ],
     ))
 }

@@ -30,12 +30,24 @@
 //!   divides the data by S (flux / S, ivar S^2; S < `MIN_SELECTION` is bad). That is what standard
 //!   practice does with telluric-corrected spectra.
 //! - Averaging: `Uniform` = the plain mean of the pieces covering a pixel (the paper's code);
-//!   `InverseVariance` weights each piece by 1 / its propagated variance. The per-visit weight
-//!   multipliers of the forward model are not used (a visit is in or out).
+//!   `InverseVariance` weights each piece by 1 / its propagated variance. Either weight is
+//!   multiplied by the visit's weight multiplier k, in the forward model's sense (its
+//!   w = ivar * k): an integer k averages as if the visit were in the data k times, and k -> 0
+//!   approaches leaving it out. The variance is that of the weighted mean,
+//!   `C[l, l+k] = sum u_l u_(l+k) C_piece[l, l+k] / (sum u_l sum u_(l+k))` with each piece's
+//!   actual noise (putting the visit in the data k times would instead count its noise as k
+//!   independent copies).
 //! - Flags: APOGEE's `maskcontrib` rule: each bit plane is interpolated linearly over all pixels
 //!   of the piece and the bit is set where the result exceeds 0.1; pieces are ORed.
 //! - Per-visit predictions interpolate the combined result back to each visit's rest positions
 //!   with a natural cubic spline, times S.
+//!
+//! Speed (the window recomputes on every slider step): the per-piece interpolation is memoised
+//! in a [`StandardCache`] (rows keyed by the visit, its shift, its good-pixel mask, the grid and
+//! the interpolator; interpolated values and (co)variances additionally by a hash of the data),
+//! so a change of visit weights, inclusion or the weighting only re-averages. Pieces are computed
+//! in parallel and the average runs in parallel over runs of output pixels, each pixel summing
+//! its pieces in dataset order: results do not depend on the thread count or on the cache.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -970,7 +982,7 @@ impl Default for StandardCache {
 }
 
 impl StandardCache {
-    /// An empty cache (256 MB for pieces, 256 MB for stencils).
+    /// An empty cache (256 MB for pieces, 128 MB for stencils).
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -980,7 +992,7 @@ impl StandardCache {
             piece_hits: AtomicUsize::new(0),
             piece_misses: AtomicUsize::new(0),
             piece_budget: 256 << 20,
-            stencil_budget: 256 << 20,
+            stencil_budget: 128 << 20,
         }
     }
 
@@ -1093,8 +1105,14 @@ impl StandardCache {
             && Arc::ptr_eq(&e.visit, &v.visit)
         {
             e.used = gen_;
+            let piece = Arc::clone(&e.value);
+            // Its stencil stays as fresh as the piece (another lag count or selection mode
+            // with the same mask needs it again).
+            if let Some(se) = m.stencils.get_mut(&skey) {
+                se.used = gen_;
+            }
             self.piece_hits.fetch_add(1, Ordering::Relaxed);
-            return Some(Arc::clone(&e.value));
+            return Some(piece);
         }
         let inp = SegmentInput::new(v, seg_index)?;
         let knots = Knots::new(&inp, ss);

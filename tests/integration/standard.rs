@@ -741,6 +741,11 @@ fn cache_reuses_work_without_changing_results() {
         );
     }
     assert!(cache.piece_hits() >= 5 * 4 + 5);
+    // More lags: new pieces from the same stencils.
+    st.band_lags = 5;
+    same(&cached(&st), &fresh(&st));
+    assert_eq!(cache.stencil_misses(), s0);
+    assert!(cache.piece_misses() >= p0 + 5);
     // Another bad-pixel rule changes the masks: new stencils, results still right.
     st.bad_bits = 0;
     same(&cached(&st), &fresh(&st));
