@@ -862,8 +862,9 @@ struct StencilKey {
     grid: (usize, u64),
     interpolator: u8,
     mask: u8,
-    /// Hash of the segment's good-pixel mask (the knots in `Drop` mode, the mask otherwise).
-    good: u64,
+    /// Hash of the segment's rest-frame positions and good-pixel mask (the knots in `Drop`
+    /// mode, the mask otherwise); `dx` alone would trust `prepare` to derive the positions.
+    geometry: u64,
 }
 
 /// Identity of a piece: its stencil, a hash of its values and variances, and the lags.
@@ -905,28 +906,26 @@ fn hash_words(words: impl Iterator<Item = u64>) -> u64 {
     h.finish()
 }
 
-/// Hashes of one segment's inputs: (its good-pixel mask as [`SegmentInput`] computes it, its
-/// values, inverse variances and selection factors as given). One pass with independent lanes,
-/// because each lane's chain is latency bound; this is all a cache hit costs per segment.
+/// Hashes of one segment's inputs: (its rest-frame positions and good-pixel mask as
+/// [`SegmentInput`] computes it, its values, inverse variances and selection factors as given).
+/// One pass with independent lanes, because each lane's chain is latency bound; this is all a
+/// cache hit costs per segment.
 fn segment_hashes(v: &PreparedVisit, seg: std::ops::Range<usize>) -> (u64, u64) {
-    let (mut hg, mut hy, mut hi, mut hs) = (
-        HashLane::new(),
-        HashLane::new(),
-        HashLane::new(),
-        HashLane::new(),
-    );
+    let mut h = [HashLane::new(); 5];
     for i in seg {
         let (y, ivar, s) = (v.y[i], v.ivar[i], v.s[i]);
         let ok_s = s == 1.0 || (s.is_finite() && s >= MIN_SELECTION);
         let g = !v.masked[i] && ivar > 0.0 && ok_s && y.is_finite();
-        hg.add(u64::from(g));
-        hy.add(y.to_bits());
-        hi.add(ivar.to_bits());
-        hs.add(s.to_bits());
+        h[0].add(v.x_rest[i].to_bits());
+        h[1].add(u64::from(g));
+        h[2].add(y.to_bits());
+        h[3].add(ivar.to_bits());
+        h[4].add(s.to_bits());
     }
+    let [x, g, y, iv, s] = h.map(HashLane::finish);
     (
-        hg.finish(),
-        hy.finish() ^ hi.finish().rotate_left(21) ^ hs.finish().rotate_left(42),
+        x ^ g.rotate_left(32),
+        y ^ iv.rotate_left(21) ^ s.rotate_left(42),
     )
 }
 
@@ -1085,7 +1084,7 @@ impl StandardCache {
         gen_: u64,
     ) -> Option<Arc<Piece>> {
         let (grid_x, grid_sig) = grid;
-        let (good, data) = segment_hashes(v, v.visit.segments().get(seg_index)?.clone());
+        let (geometry, data) = segment_hashes(v, v.visit.segments().get(seg_index)?.clone());
         let skey = StencilKey {
             visit_ptr: Arc::as_ptr(&v.visit) as usize,
             segment: seg_index,
@@ -1093,7 +1092,7 @@ impl StandardCache {
             grid: grid_sig,
             interpolator: ss.interpolator as u8,
             mask: ss.mask as u8,
-            good,
+            geometry,
         };
         let pkey = PieceKey {
             stencil: skey.clone(),
