@@ -785,3 +785,49 @@ fn results_do_not_depend_on_the_thread_count() {
         assert_eq!(bits(a), bits(b));
     }
 }
+
+/// Multi-chip visits with real masks, selection and LSF: a weight applies to every chip.
+#[test]
+fn apogee_visit_weight_equals_duplicating_the_visit() {
+    let data = frizzview::synth::apogee::generate(&frizzview::synth::apogee::ApogeeParams {
+        n_visits: 3,
+        ..frizzview::synth::apogee::ApogeeParams::default()
+    })
+    .unwrap();
+    let mut dup = data.clone();
+    dup.visits.push(Arc::new((*data.visits[2]).clone()));
+    for interp in [Interpolator::CubicSpline, Interpolator::DampedSinc] {
+        let s = ss(interp, Weighting::InverseVariance, StandardMask::Drop);
+        let with = |d: &Dataset, weights: &[f64]| {
+            let mut st = weighted_settings(s.clone(), 2, &[]);
+            st.grid = GridSpec::Apogee;
+            st.bad_bits = frizzview::model::mask::APOGEE_BAD_BITS;
+            st.shift = frizzview::settings::ShiftSource::Vrel;
+            st.visits = weights
+                .iter()
+                .map(|&w| VisitSetting {
+                    weight: w,
+                    ..VisitSetting::default()
+                })
+                .collect();
+            combine(d, &st, &Cancel::new()).unwrap().standard.unwrap()
+        };
+        let w = with(&data, &[1.0, 1.0, 2.0]);
+        let d = with(&dup, &[1.0; 4]);
+        let plain = with(&data, &[1.0; 3]);
+        assert_eq!(w.no_data, d.no_data);
+        let (mut n, mut moved) = (0, 0);
+        for l in 0..w.flux.len() {
+            if w.no_data[l] {
+                continue;
+            }
+            assert!(close(w.flux[l], d.flux[l], 1e-11), "{interp:?} pixel {l}");
+            n += 1;
+            moved += usize::from(!close(w.flux[l], plain.flux[l], 1e-9));
+        }
+        assert!(
+            n > 7000 && moved > n / 2,
+            "{interp:?}: {n} pixels, {moved} moved"
+        );
+    }
+}
