@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Kernel of the local basis (lanczos3, bspline3, bspline5 ... bspline15).
     #[arg(long, default_value = "default")]
     pub kernel: String,
+    /// Repetitions per case (default: 5, 11 for the live cases, 1 with --quick); the median is
+    /// reported. Many repetitions make a profile (`perf record`) of one case meaningful.
+    #[arg(long, value_name = "N")]
+    pub reps: Option<usize>,
     /// Run one case in this process and print its JSON line (used by the parent process).
     #[arg(long, hide = true)]
     pub case: Option<String>,
@@ -64,7 +68,7 @@ pub const CASES: [&str; 7] = [
 /// Run `frizzview bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(name) = &args.case {
-        let line = run_case(name, args.quick, kernel(&args.kernel)?)?;
+        let line = run_case(name, args.quick, args.reps, kernel(&args.kernel)?)?;
         println!("{line}");
         return Ok(());
     }
@@ -78,6 +82,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         cmd.args(["bench", "--case", name, "--kernel", &args.kernel]);
         if args.quick {
             cmd.arg("--quick");
+        }
+        if let Some(r) = args.reps {
+            cmd.args(["--reps", &r.to_string()]);
         }
         let out = cmd
             .output()
@@ -195,8 +202,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Run one case in this process and return its JSON line.
-fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<serde_json::Value> {
-    let reps = if quick { 1 } else { 5 };
+fn run_case(
+    name: &str,
+    quick: bool,
+    reps: Option<usize>,
+    kernel: local::Kernel,
+) -> anyhow::Result<serde_json::Value> {
+    let live_reps = reps.unwrap_or(if quick { 2 } else { 11 }).max(2);
+    let reps = reps.unwrap_or(if quick { 1 } else { 5 }).max(1);
     let (seconds, extra) = match name {
         "case_a_fourier" | "case_a_local" | "dense_case_a" => {
             let (v, px, m) = if quick {
@@ -239,12 +252,13 @@ fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<se
             };
             let chip = if quick { 512 } else { 4096 };
             let data = apogee_dataset(n, chip, 3);
-            let t = time_live(&data, if quick { 2 } else { 11 }, kernel)?;
+            let t = time_live(&data, live_reps, kernel)?;
             (
                 t.live_s,
                 serde_json::json!({
                     "first_seconds": t.first_s,
                     "cpu_seconds": t.live_cpu_s,
+                    "shift_seconds": t.shift_s,
                     "visits": n,
                     "pixels": n * 3 * chip,
                 }),
@@ -357,9 +371,13 @@ struct Live {
     first_s: f64,
     live_s: f64,
     live_cpu_s: f64,
+    /// Median recompute after one visit's shift changed (a dragged shift slider).
+    shift_s: f64,
 }
 
-/// A recompute = prepare (a visit weight changed) + local fit with the shared cache.
+/// A recompute = prepare (one visit's weight changed to a value not seen before, so its
+/// normal-equation sums are rebuilt; the other visits' are re-used) + local fit with the shared
+/// cache. Then the same with one visit's shift changed instead (its kernel rows are rebuilt too).
 fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Result<Live> {
     let mut settings = forward_settings(Basis::Local);
     settings.grid = GridSpec::Apogee;
@@ -372,12 +390,11 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
     };
     let mut times = Vec::new();
     let mut cpu = Vec::new();
-    for rep in 0..reps.max(2) {
-        // Alternate a weight: a real recompute that only changes weights (cache hits).
-        settings.visits[0].weight = if rep % 2 == 0 { 1.0 } else { 0.5 };
+    let reps = reps.max(2);
+    let recompute = |settings: &Settings| -> anyhow::Result<(f64, f64)> {
         let c = cpu_now();
         let t = Instant::now();
-        let prep = prepare(data, &settings)?;
+        let prep = prepare(data, settings)?;
         let mut warnings = Vec::new();
         let r = local::fit_with(
             &prep,
@@ -387,15 +404,29 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
             &cache,
             &opts,
         )?;
-        times.push(t.elapsed().as_secs_f64());
-        cpu.push(cpu_now() - c);
+        let wall = t.elapsed().as_secs_f64();
         std::hint::black_box(r);
+        Ok((wall, cpu_now() - c))
+    };
+    for rep in 0..reps {
+        // A new weight every time, as while a weight slider is dragged.
+        settings.visits[0].weight = 1.0 - 0.5 * rep as f64 / reps as f64;
+        let (wall, c) = recompute(&settings)?;
+        times.push(wall);
+        cpu.push(c);
+    }
+    let v0 = settings.shift.velocity(&data.visits[0].meta).unwrap_or(0.0);
+    let mut shift_times = Vec::new();
+    for rep in 0..reps {
+        settings.visits[0].shift_kms = Some(v0 + 0.05 * (rep + 1) as f64);
+        shift_times.push(recompute(&settings)?.0);
     }
     let first_s = times[0];
     Ok(Live {
         first_s,
         live_s: median(times[1..].to_vec()),
         live_cpu_s: median(cpu[1..].to_vec()),
+        shift_s: median(shift_times),
     })
 }
 
