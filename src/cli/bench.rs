@@ -42,7 +42,8 @@ pub struct BenchArgs {
     /// Skip the cases (run only the scaling series, e.g. to redraw the plot).
     #[arg(long)]
     pub no_cases: bool,
-    /// Kernel of the local basis (lanczos3, bspline3, bspline5 ... bspline15).
+    /// Kernel of the local basis (qbspline15 = default; lanczos3, bspline3, bspline5 ...
+    /// bspline15, qbspline7, qbspline11).
     #[arg(long, default_value = "default")]
     pub kernel: String,
     /// Repetitions per case (default: 5, 11 for the live cases, 1 with --quick); the median is
@@ -160,7 +161,7 @@ fn kernel(label: &str) -> anyhow::Result<local::Kernel> {
         return Ok(local::DEFAULT_KERNEL);
     }
     local::Kernel::from_label(label).with_context(|| {
-        format!("unknown kernel {label:?}; use lanczos3, bspline3, bspline5 ... bspline15 (odd)")
+        format!("unknown kernel {label:?}; use lanczos3, bspline3, bspline5 ... bspline15 (odd), qbspline7, qbspline11, qbspline15")
     })
 }
 
