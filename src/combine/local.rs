@@ -548,26 +548,8 @@ struct GroupSum {
 
 impl GroupSum {
     fn new(members: &[Arc<Partial>]) -> Self {
-        let lo = members.iter().map(|m| m.lo).min().unwrap_or(0);
-        let hi = members
-            .iter()
-            .map(|m| m.lo + m.rhs.len())
-            .max()
-            .unwrap_or(lo);
-        let b = members.iter().map(|m| m.a.b).max().unwrap_or(0);
-        let mut sum = Partial::with_range(lo, hi - lo, b);
-        {
-            let Partial {
-                a,
-                rhs,
-                covered,
-                flags,
-                ..
-            } = &mut sum;
-            for m in members {
-                m.add_rows(lo, &mut a.a, b, rhs, covered, flags);
-            }
-        }
+        let refs: Vec<&Partial> = members.iter().map(AsRef::as_ref).collect();
+        let sum = Partial::sum_of(&refs);
         Self {
             _members: members.to_vec(),
             sum,
@@ -1454,14 +1436,16 @@ impl Partial {
         {
             return only;
         }
-        let lo = chunks.iter().map(|m| m.lo).min().unwrap_or(0);
-        let hi = chunks
-            .iter()
-            .map(|m| m.lo + m.rhs.len())
-            .max()
-            .unwrap_or(lo);
-        let b = vb.width - 1;
-        let mut part = Self::with_range(lo, hi - lo, b);
+        let refs: Vec<&Self> = chunks.iter().collect();
+        Self::sum_of(&refs)
+    }
+
+    /// The sum of `parts`, in order, over the union of their index ranges.
+    fn sum_of(parts: &[&Self]) -> Self {
+        let lo = parts.iter().map(|m| m.lo).min().unwrap_or(0);
+        let hi = parts.iter().map(|m| m.lo + m.rhs.len()).max().unwrap_or(lo);
+        let b = parts.iter().map(|m| m.a.b).max().unwrap_or(0);
+        let mut sum = Self::with_range(lo, hi - lo, b);
         {
             let Self {
                 a,
@@ -1469,12 +1453,12 @@ impl Partial {
                 covered,
                 flags,
                 ..
-            } = &mut part;
-            for m in &chunks {
+            } = &mut sum;
+            for m in parts {
                 m.add_rows(lo, &mut a.a, b, rhs, covered, flags);
             }
         }
-        part
+        sum
     }
 
     /// The partial sums of the pixels `ks` of one visit over the index range they touch.
