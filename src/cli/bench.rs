@@ -212,14 +212,17 @@ fn run_case(
     let live_reps = reps.unwrap_or(if quick { 2 } else { 11 }).max(2);
     let reps = reps.unwrap_or(if quick { 1 } else { 5 }).max(1);
     let (seconds, extra) = match name {
-        "case_a_fourier" | "case_a_local" | "dense_case_a" => {
-            let (v, px, m) = if quick {
-                (4, 400, 400)
-            } else {
-                (10, 2000, 2000)
+        "case_a_fourier" | "case_a_local" | "dense_case_a" | "case_b_fourier" | "case_b_local" => {
+            // Sizes of method.md §8.1 (visits, pixels per visit, output pixels) and a seed.
+            let case_a = name.starts_with("case_a") || name == "dense_case_a";
+            let (v, px, m, seed) = match (case_a, quick) {
+                (true, false) => (10, 2000, 2000, 1),
+                (true, true) => (4, 400, 400, 1),
+                (false, false) => (30, 8000, 8500, 2),
+                (false, true) => (6, 800, 850, 2),
             };
-            let data = lines_dataset(v, px, m, 1);
-            let basis = if name == "case_a_local" {
+            let data = lines_dataset(v, px, m, seed);
+            let basis = if name.ends_with("_local") {
                 Basis::Local
             } else {
                 Basis::Fourier
@@ -229,20 +232,6 @@ fn run_case(
             } else {
                 time_forward(&data, basis, reps, kernel)?
             }
-        }
-        "case_b_fourier" | "case_b_local" => {
-            let (v, px, m) = if quick {
-                (6, 800, 850)
-            } else {
-                (30, 8000, 8500)
-            };
-            let data = lines_dataset(v, px, m, 2);
-            let basis = if name == "case_b_local" {
-                Basis::Local
-            } else {
-                Basis::Fourier
-            };
-            time_forward(&data, basis, reps, kernel)?
         }
         "apogee30_live" | "apogee1000_live" => {
             let n = match (name, quick) {
@@ -297,6 +286,27 @@ fn forward_settings(basis: Basis) -> Settings {
     }
 }
 
+/// Median wall and CPU time of `reps` runs of `run`, as (seconds, {reps, cpu_seconds}).
+fn time_reps<T>(
+    reps: usize,
+    mut run: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<(f64, serde_json::Value)> {
+    let mut times = Vec::new();
+    let mut cpu = Vec::new();
+    for _ in 0..reps {
+        let c = cpu_now();
+        let t = Instant::now();
+        let r = run()?;
+        times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_now() - c);
+        std::hint::black_box(r);
+    }
+    Ok((
+        median(times),
+        serde_json::json!({"reps": reps, "cpu_seconds": median(cpu)}),
+    ))
+}
+
 /// Median time of the forward model alone (prepare excluded) over `reps` runs.
 fn time_forward(
     data: &Dataset,
@@ -307,12 +317,8 @@ fn time_forward(
     let settings = forward_settings(basis);
     let prep = prepare(data, &settings)?;
     let fs = settings.forward.clone().unwrap_or_default();
-    let mut times = Vec::new();
-    let mut cpu = Vec::new();
-    for _ in 0..reps {
+    time_reps(reps, || {
         let mut warnings = Vec::new();
-        let c = cpu_now();
-        let t = Instant::now();
         let r = if basis == Basis::Local {
             let opts = LocalOptions {
                 kernel,
@@ -336,35 +342,16 @@ fn time_forward(
                 &mut warnings,
             )?
         };
-        times.push(t.elapsed().as_secs_f64());
-        cpu.push(cpu_now() - c);
-        std::hint::black_box(r);
-    }
-    Ok((
-        median(times),
-        serde_json::json!({"reps": reps, "cpu_seconds": median(cpu)}),
-    ))
+        Ok(r)
+    })
 }
 
-/// Time the in-crate dense implementation (the test oracle) once.
+/// Time the in-crate dense implementation (the test oracle).
 fn time_dense(data: &Dataset, reps: usize) -> anyhow::Result<(f64, serde_json::Value)> {
     let settings = forward_settings(Basis::Fourier);
     let prep = prepare(data, &settings)?;
     let fs = settings.forward.clone().unwrap_or_default();
-    let mut times = Vec::new();
-    let mut cpu = Vec::new();
-    for _ in 0..reps {
-        let c = cpu_now();
-        let t = Instant::now();
-        let r = crate::combine::dense::fit(&prep, &fs)?;
-        times.push(t.elapsed().as_secs_f64());
-        cpu.push(cpu_now() - c);
-        std::hint::black_box(r);
-    }
-    Ok((
-        median(times),
-        serde_json::json!({"reps": reps, "cpu_seconds": median(cpu)}),
-    ))
+    time_reps(reps, || Ok(crate::combine::dense::fit(&prep, &fs)?))
 }
 
 /// First and live (median of later recomputes) times of the local basis with a cache.
