@@ -464,25 +464,18 @@ fn scaling_series(quick: bool, kernel: local::Kernel) -> anyhow::Result<Vec<Scal
         (&[1, 3, 10, 30, 100, 300, 1000], &[512, 1024, 2048, 4096], 5)
     };
     let chip_full = if quick { 512 } else { 4096 };
+    let n_fixed = if quick { 3 } else { 30 };
+    // (series, visits, pixels per chip, seed): visits vary at full chips, then chip size varies.
+    let points = visits
+        .iter()
+        .map(|&n| ("visits", n, chip_full, 7))
+        .chain(chips.iter().map(|&chip| ("pixels", n_fixed, chip, 8)));
     let mut out = Vec::new();
-    for &n in visits {
-        let data = apogee_dataset(n, chip_full, 7);
+    for (series, n, chip, seed) in points {
+        let data = apogee_dataset(n, chip, seed);
         let t = time_live(&data, reps, kernel)?;
         out.push(ScalingPoint {
-            series: "visits",
-            visits: n,
-            pixels_per_visit: 3 * chip_full,
-            first_s: t.first_s,
-            live_s: t.live_s,
-            live_cpu_s: t.live_cpu_s,
-        });
-    }
-    let n = if quick { 3 } else { 30 };
-    for &chip in chips {
-        let data = apogee_dataset(n, chip, 8);
-        let t = time_live(&data, reps, kernel)?;
-        out.push(ScalingPoint {
-            series: "pixels",
+            series,
             visits: n,
             pixels_per_visit: 3 * chip,
             first_s: t.first_s,
