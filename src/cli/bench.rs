@@ -42,9 +42,14 @@ pub struct BenchArgs {
     /// Skip the cases (run only the scaling series, e.g. to redraw the plot).
     #[arg(long)]
     pub no_cases: bool,
-    /// Kernel of the local basis (lanczos3, bspline3, bspline5 ... bspline15).
+    /// Kernel of the local basis (qbspline15 = default; lanczos3, bspline3, bspline5 ...
+    /// bspline15, qbspline7, qbspline11).
     #[arg(long, default_value = "default")]
     pub kernel: String,
+    /// Repetitions per case (default: 5, 11 for the live cases, 1 with --quick); the median is
+    /// reported. Many repetitions make a profile (`perf record`) of one case meaningful.
+    #[arg(long, value_name = "N")]
+    pub reps: Option<usize>,
     /// Run one case in this process and print its JSON line (used by the parent process).
     #[arg(long, hide = true)]
     pub case: Option<String>,
@@ -65,7 +70,7 @@ pub const CASES: [&str; 8] = [
 /// Run `frizzview bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(name) = &args.case {
-        let line = run_case(name, args.quick, kernel(&args.kernel)?)?;
+        let line = run_case(name, args.quick, args.reps, kernel(&args.kernel)?)?;
         println!("{line}");
         return Ok(());
     }
@@ -79,6 +84,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         cmd.args(["bench", "--case", name, "--kernel", &args.kernel]);
         if args.quick {
             cmd.arg("--quick");
+        }
+        if let Some(r) = args.reps {
+            cmd.args(["--reps", &r.to_string()]);
         }
         let out = cmd
             .output()
@@ -154,7 +162,7 @@ fn kernel(label: &str) -> anyhow::Result<local::Kernel> {
         return Ok(local::DEFAULT_KERNEL);
     }
     local::Kernel::from_label(label).with_context(|| {
-        format!("unknown kernel {label:?}; use lanczos3, bspline3, bspline5 ... bspline15 (odd)")
+        format!("unknown kernel {label:?}; use lanczos3, bspline3, bspline5 ... bspline15 (odd), qbspline7, qbspline11, qbspline15")
     })
 }
 
@@ -196,17 +204,26 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Run one case in this process and return its JSON line.
-fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<serde_json::Value> {
-    let reps = if quick { 1 } else { 5 };
+fn run_case(
+    name: &str,
+    quick: bool,
+    reps: Option<usize>,
+    kernel: local::Kernel,
+) -> anyhow::Result<serde_json::Value> {
+    let live_reps = reps.unwrap_or(if quick { 2 } else { 11 }).max(2);
+    let reps = reps.unwrap_or(if quick { 1 } else { 5 }).max(1);
     let (seconds, extra) = match name {
-        "case_a_fourier" | "case_a_local" | "dense_case_a" => {
-            let (v, px, m) = if quick {
-                (4, 400, 400)
-            } else {
-                (10, 2000, 2000)
+        "case_a_fourier" | "case_a_local" | "dense_case_a" | "case_b_fourier" | "case_b_local" => {
+            // Sizes of method.md §8.1 (visits, pixels per visit, output pixels) and a seed.
+            let case_a = name.starts_with("case_a") || name == "dense_case_a";
+            let (v, px, m, seed) = match (case_a, quick) {
+                (true, false) => (10, 2000, 2000, 1),
+                (true, true) => (4, 400, 400, 1),
+                (false, false) => (30, 8000, 8500, 2),
+                (false, true) => (6, 800, 850, 2),
             };
-            let data = lines_dataset(v, px, m, 1);
-            let basis = if name == "case_a_local" {
+            let data = lines_dataset(v, px, m, seed);
+            let basis = if name.ends_with("_local") {
                 Basis::Local
             } else {
                 Basis::Fourier
@@ -217,20 +234,6 @@ fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<se
                 time_forward(&data, basis, reps, kernel)?
             }
         }
-        "case_b_fourier" | "case_b_local" => {
-            let (v, px, m) = if quick {
-                (6, 800, 850)
-            } else {
-                (30, 8000, 8500)
-            };
-            let data = lines_dataset(v, px, m, 2);
-            let basis = if name == "case_b_local" {
-                Basis::Local
-            } else {
-                Basis::Fourier
-            };
-            time_forward(&data, basis, reps, kernel)?
-        }
         "apogee30_live" | "apogee1000_live" => {
             let n = match (name, quick) {
                 ("apogee30_live", false) => 30,
@@ -240,12 +243,13 @@ fn run_case(name: &str, quick: bool, kernel: local::Kernel) -> anyhow::Result<se
             };
             let chip = if quick { 512 } else { 4096 };
             let data = apogee_dataset(n, chip, 3);
-            let t = time_live(&data, if quick { 2 } else { 11 }, kernel)?;
+            let t = time_live(&data, live_reps, kernel)?;
             (
                 t.live_s,
                 serde_json::json!({
                     "first_seconds": t.first_s,
                     "cpu_seconds": t.live_cpu_s,
+                    "shift_seconds": t.shift_s,
                     "visits": n,
                     "pixels": n * 3 * chip,
                 }),
@@ -300,6 +304,27 @@ fn forward_settings(basis: Basis) -> Settings {
     }
 }
 
+/// Median wall and CPU time of `reps` runs of `run`, as (seconds, {reps, cpu_seconds}).
+fn time_reps<T>(
+    reps: usize,
+    mut run: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<(f64, serde_json::Value)> {
+    let mut times = Vec::new();
+    let mut cpu = Vec::new();
+    for _ in 0..reps {
+        let c = cpu_now();
+        let t = Instant::now();
+        let r = run()?;
+        times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_now() - c);
+        std::hint::black_box(r);
+    }
+    Ok((
+        median(times),
+        serde_json::json!({"reps": reps, "cpu_seconds": median(cpu)}),
+    ))
+}
+
 /// Median time of the forward model alone (prepare excluded) over `reps` runs.
 fn time_forward(
     data: &Dataset,
@@ -310,12 +335,8 @@ fn time_forward(
     let settings = forward_settings(basis);
     let prep = prepare(data, &settings)?;
     let fs = settings.forward.clone().unwrap_or_default();
-    let mut times = Vec::new();
-    let mut cpu = Vec::new();
-    for _ in 0..reps {
+    time_reps(reps, || {
         let mut warnings = Vec::new();
-        let c = cpu_now();
-        let t = Instant::now();
         let r = if basis == Basis::Local {
             let opts = LocalOptions {
                 kernel,
@@ -339,35 +360,16 @@ fn time_forward(
                 &mut warnings,
             )?
         };
-        times.push(t.elapsed().as_secs_f64());
-        cpu.push(cpu_now() - c);
-        std::hint::black_box(r);
-    }
-    Ok((
-        median(times),
-        serde_json::json!({"reps": reps, "cpu_seconds": median(cpu)}),
-    ))
+        Ok(r)
+    })
 }
 
-/// Time the in-crate dense implementation (the test oracle) once.
+/// Time the in-crate dense implementation (the test oracle).
 fn time_dense(data: &Dataset, reps: usize) -> anyhow::Result<(f64, serde_json::Value)> {
     let settings = forward_settings(Basis::Fourier);
     let prep = prepare(data, &settings)?;
     let fs = settings.forward.clone().unwrap_or_default();
-    let mut times = Vec::new();
-    let mut cpu = Vec::new();
-    for _ in 0..reps {
-        let c = cpu_now();
-        let t = Instant::now();
-        let r = crate::combine::dense::fit(&prep, &fs)?;
-        times.push(t.elapsed().as_secs_f64());
-        cpu.push(cpu_now() - c);
-        std::hint::black_box(r);
-    }
-    Ok((
-        median(times),
-        serde_json::json!({"reps": reps, "cpu_seconds": median(cpu)}),
-    ))
+    time_reps(reps, || Ok(crate::combine::dense::fit(&prep, &fs)?))
 }
 
 /// First and live (median of later recomputes) times of the local basis with a cache.
@@ -375,9 +377,13 @@ struct Live {
     first_s: f64,
     live_s: f64,
     live_cpu_s: f64,
+    /// Median recompute after one visit's shift changed (a dragged shift slider).
+    shift_s: f64,
 }
 
-/// A recompute = prepare (a visit weight changed) + local fit with the shared cache.
+/// A recompute = prepare (one visit's weight changed to a value not seen before, so its
+/// normal-equation sums are rebuilt; the other visits' are re-used) + local fit with the shared
+/// cache. Then the same with one visit's shift changed instead (its kernel rows are rebuilt too).
 fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Result<Live> {
     let mut settings = forward_settings(Basis::Local);
     settings.grid = GridSpec::Apogee;
@@ -390,12 +396,11 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
     };
     let mut times = Vec::new();
     let mut cpu = Vec::new();
-    for rep in 0..reps.max(2) {
-        // Alternate a weight: a real recompute that only changes weights (cache hits).
-        settings.visits[0].weight = if rep % 2 == 0 { 1.0 } else { 0.5 };
+    let reps = reps.max(2);
+    let recompute = |settings: &Settings| -> anyhow::Result<(f64, f64)> {
         let c = cpu_now();
         let t = Instant::now();
-        let prep = prepare(data, &settings)?;
+        let prep = prepare(data, settings)?;
         let mut warnings = Vec::new();
         let r = local::fit_with(
             &prep,
@@ -405,15 +410,29 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
             &cache,
             &opts,
         )?;
-        times.push(t.elapsed().as_secs_f64());
-        cpu.push(cpu_now() - c);
+        let wall = t.elapsed().as_secs_f64();
         std::hint::black_box(r);
+        Ok((wall, cpu_now() - c))
+    };
+    for rep in 0..reps {
+        // A new weight every time, as while a weight slider is dragged.
+        settings.visits[0].weight = 1.0 - 0.5 * rep as f64 / reps as f64;
+        let (wall, c) = recompute(&settings)?;
+        times.push(wall);
+        cpu.push(c);
+    }
+    let v0 = settings.shift.velocity(&data.visits[0].meta).unwrap_or(0.0);
+    let mut shift_times = Vec::new();
+    for rep in 0..reps {
+        settings.visits[0].shift_kms = Some(v0 + 0.05 * (rep + 1) as f64);
+        shift_times.push(recompute(&settings)?.0);
     }
     let first_s = times[0];
     Ok(Live {
         first_s,
         live_s: median(times[1..].to_vec()),
         live_cpu_s: median(cpu[1..].to_vec()),
+        shift_s: median(shift_times),
     })
 }
 
@@ -529,25 +548,18 @@ fn scaling_series(quick: bool, kernel: local::Kernel) -> anyhow::Result<Vec<Scal
         (&[1, 3, 10, 30, 100, 300, 1000], &[512, 1024, 2048, 4096], 5)
     };
     let chip_full = if quick { 512 } else { 4096 };
+    let n_fixed = if quick { 3 } else { 30 };
+    // (series, visits, pixels per chip, seed): visits vary at full chips, then chip size varies.
+    let points = visits
+        .iter()
+        .map(|&n| ("visits", n, chip_full, 7))
+        .chain(chips.iter().map(|&chip| ("pixels", n_fixed, chip, 8)));
     let mut out = Vec::new();
-    for &n in visits {
-        let data = apogee_dataset(n, chip_full, 7);
+    for (series, n, chip, seed) in points {
+        let data = apogee_dataset(n, chip, seed);
         let t = time_live(&data, reps, kernel)?;
         out.push(ScalingPoint {
-            series: "visits",
-            visits: n,
-            pixels_per_visit: 3 * chip_full,
-            first_s: t.first_s,
-            live_s: t.live_s,
-            live_cpu_s: t.live_cpu_s,
-        });
-    }
-    let n = if quick { 3 } else { 30 };
-    for &chip in chips {
-        let data = apogee_dataset(n, chip, 8);
-        let t = time_live(&data, reps, kernel)?;
-        out.push(ScalingPoint {
-            series: "pixels",
+            series,
             visits: n,
             pixels_per_visit: 3 * chip,
             first_s: t.first_s,

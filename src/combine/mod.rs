@@ -23,6 +23,7 @@ pub mod fourier;
 pub mod local;
 pub mod standard;
 
+use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -168,13 +169,18 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
         return Err(CombineError::NoVisits);
     }
     let grid = settings.resolve_grid(data)?;
-    let mut warnings = Vec::new();
-    let visits = data
+    // Visits are independent: prepared in parallel, warnings kept in visit order.
+    let (visits, per_visit_warnings): (Vec<_>, Vec<_>) = data
         .visits
-        .iter()
+        .par_iter()
         .enumerate()
-        .map(|(index, visit)| prepare_visit(index, visit, settings, &mut warnings))
-        .collect::<Vec<_>>();
+        .map(|(index, visit)| {
+            let mut w = Vec::new();
+            let pv = prepare_visit(index, visit, settings, &mut w);
+            (pv, w)
+        })
+        .unzip();
+    let mut warnings: Vec<Warning> = per_visit_warnings.into_iter().flatten().collect();
     let n_included = visits.iter().filter(|v| v.included).count();
     if n_included == 1 && data.visits.len() > 1 {
         warnings.push(Warning::SingleVisit);

@@ -10,8 +10,10 @@
 //!   and error back so that model x S faces the data as observed; in "divide" mode the flux is used
 //!   as delivered.
 //! - Header: VRAD -> Vrel ("doppler shift", the star's velocity relative to the observer), BC ->
-//!   Bc, VHELIO (or VHELIOBAR) -> Vhelio, JD-MID -> jd, SNR, OBJID -> object. Missing ones are
-//!   listed in the header card `FV_MISSING`; nothing is guessed.
+//!   Bc, VHELIO (or VHELIOBAR) -> Vhelio, JD-MID -> jd, SNR, OBJID -> object. Without a BC card
+//!   (SDSS-V files) BC is computed from RA, DEC, JD-MID and the TELESCOP site
+//!   ([`crate::model::barycentric`]) and the card `FV_BC` says so. Missing ones are listed in the
+//!   header card `FV_MISSING`; nothing is guessed.
 //! - LSF (HDU10, Gauss-Hermite coefficients in pixels): not converted; `lsf_sigma_ln` stays `None`
 //!   because a single Gaussian sigma cannot be read off those parameters without the full
 //!   Gauss-Hermite evaluation.
@@ -23,7 +25,22 @@ use std::sync::Arc;
 
 use super::error::LoadError;
 use super::fits::{self, HduDesc};
+use crate::model::barycentric::{Observatory, barycentric_correction};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
+
+/// BC (km/s) from the header's RA, DEC and TELESCOP and the visit's JD, with the site's name;
+/// `None` when any of them is missing or unknown.
+fn computed_bc(
+    f: &mut fitsio::FitsFile,
+    prim: &fitsio::hdu::FitsHdu,
+    jd: Option<f64>,
+) -> Option<(f64, &'static str)> {
+    let ra = fits::key_f64(f, prim, "RA").filter(|v| v.is_finite())?;
+    let dec = fits::key_f64(f, prim, "DEC").filter(|v| v.is_finite() && v.abs() <= 90.0)?;
+    let jd = jd.filter(|v| v.is_finite() && *v > 2_400_000.0)?;
+    let site = Observatory::from_telescope(&fits::key_string(f, prim, "TELESCOP")?)?;
+    Some((barycentric_correction(ra, dec, jd, &site), site.name))
+}
 
 /// The pipeline's "bad" error value (apogee_drp `baderr()`).
 pub const BAD_ERROR: f64 = 1.0e10;
@@ -242,6 +259,18 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         });
         match v {
             Some(v) if v.is_finite() => meta.set_velocity(kind, v),
+            _ if kind == VelocityKind::Bc => match computed_bc(&mut f, &prim, meta.jd) {
+                // data-models.md: no BC card (SDSS-V keeps velocities in its database) ->
+                // compute it from RA/DEC and JD-MID at the telescope's site.
+                Some((bc, site)) => {
+                    meta.set_velocity(kind, bc);
+                    meta.header.push((
+                        "FV_BC".into(),
+                        format!("computed from RA, DEC, JD-MID at {site}: {bc:.4} km/s"),
+                    ));
+                }
+                None => missing.push(key),
+            },
             _ => missing.push(key),
         }
     }

@@ -3,6 +3,7 @@
 //! Plain owned data shared as `Arc`; no I/O and no egui here. Everything that reads files
 //! (`crate::io`) produces these types, and everything that combines (`crate::combine`) consumes them.
 
+pub mod barycentric;
 pub mod grid;
 pub mod mask;
 

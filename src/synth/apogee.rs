@@ -171,7 +171,7 @@ impl ApogeeParams {
         if let Some(r) = self.resolution_range {
             range("resolving power", r)?;
         }
-        for (name, v) in [
+        super::check_non_negative(&[
             ("bc amplitude", self.bc_amplitude_kms),
             ("velocity error", self.velocity_error_kms),
             ("tilt amplitude", self.tilt_amplitude),
@@ -182,20 +182,12 @@ impl ApogeeParams {
             ("sky line density", self.sky_line_density),
             ("sky noise", self.sky_noise),
             ("cosmic rays per chip", self.cosmic_rays_per_chip),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("{name} {v} must be finite and not negative"));
-            }
-        }
-        for (name, v) in [
+        ])?;
+        super::check_fractions(&[
             ("outlier fraction", self.outlier_fraction),
             ("telluric depth", self.telluric_depth),
             ("persistence fraction", self.persistence_fraction),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(format!("{name} {v} must be within [0, 1]"));
-            }
-        }
+        ])?;
         if !(self.v_sys_kms.is_finite() && self.v_sys_kms.abs() < 5000.0) {
             return Err(format!(
                 "systemic velocity {} km/s is out of range",

@@ -145,26 +145,17 @@ impl PaperParams {
         if self.n_visits == 0 {
             return Err("number of visits must be at least 1".into());
         }
-        let frac = |name: &str, v: f64| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!("{name} {v} must be within [0, 1]"))
-            }
-        };
-        frac("bad-pixel fraction", self.bad_fraction)?;
-        frac("telluric depth", self.telluric_depth)?;
-        for (name, v) in [
+        super::check_fractions(&[
+            ("bad-pixel fraction", self.bad_fraction),
+            ("telluric depth", self.telluric_depth),
+        ])?;
+        super::check_non_negative(&[
             ("line density", self.line_density),
             ("ew scale", self.ew_scale),
             ("line margin", self.line_margin_kms),
             ("telluric density", self.telluric_density),
             ("output offset", self.output_offset_r),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("{name} {v} must be finite and not negative"));
-            }
-        }
+        ])?;
         if !self.velocity_amplitude_kms.is_finite()
             || self.velocity_amplitude_kms.abs() >= 0.5 * C_KMS
         {

@@ -826,3 +826,58 @@ fn boss_exposures_combine_like_the_pipeline_coadd() {
         );
     }
 }
+
+/// data-models.md: without a BC card, BC comes from RA, DEC, JD-MID at the telescope's site. The
+/// pipeline's own BC of the two real visits is the reference.
+#[test]
+fn barycentric_correction_matches_the_pipeline_and_fills_a_missing_bc() {
+    use frizzview::model::barycentric::{Observatory, barycentric_correction};
+    let num = |v: &Visit, k: &str| -> f64 {
+        card(v, k)
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("card {k}"))
+    };
+    for name in [
+        "apVisit-r13-5095-55844-128.fits",
+        "apVisit-r13-9518-57729-104.fits",
+    ] {
+        let d = io::load_file(&fixture(name)).expect("reads");
+        let v = &d.visits[0];
+        let header_bc = v.meta.velocity(VelocityKind::Bc).expect("header BC");
+        let site = Observatory::from_telescope(card(v, "TELESCOP").expect("TELESCOP"))
+            .expect("known site");
+        let bc = barycentric_correction(
+            num(v, "RA"),
+            num(v, "DEC"),
+            v.meta.jd.expect("JD-MID"),
+            &site,
+        );
+        println!("{name}: computed BC {bc:.4} km/s, pipeline {header_bc:.4} km/s");
+        assert!(
+            (bc - header_bc).abs() < 0.01,
+            "{name}: computed BC {bc} vs the pipeline's {header_bc}"
+        );
+    }
+
+    // An apVisit without BC but with the position and time of the first real visit.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("apVisit-nobc.fits");
+    fake_apvisit(&p, 10, |_| {}, 5);
+    {
+        let mut f = FitsFile::edit(&p).expect("edit");
+        let prim = f.primary_hdu().expect("primary");
+        prim.write_key(&mut f, "RA", 19.658251).expect("key");
+        prim.write_key(&mut f, "DEC", 84.061646).expect("key");
+        prim.write_key(&mut f, "JD-MID", 2455844.76737)
+            .expect("key");
+    }
+    let d = io::load_file(&p).expect("reads");
+    let v = &d.visits[0];
+    let bc = v.meta.velocity(VelocityKind::Bc).expect("computed BC");
+    assert!((bc - 11.2977627448).abs() < 0.01, "computed BC {bc}");
+    assert!(card(v, "FV_BC").is_some_and(|s| s.contains("APO")));
+    assert!(
+        card(v, "FV_MISSING").is_none_or(|m| !m.contains("BC")),
+        "BC still listed as missing"
+    );
+}
