@@ -257,17 +257,17 @@ fn run_case(
         }
         "standard_apogee30" => {
             let n = if quick { 3 } else { 30 };
-            let (t, [prepare_s, standard_s, standard_cpu_s, cache_mb]) =
-                time_standard(n, if quick { 3 } else { 21 })?;
+            let t = time_standard(n, live_reps)?;
             (
                 t.live_s,
                 serde_json::json!({
                     "first_seconds": t.first_s,
                     "cpu_seconds": t.live_cpu_s,
-                    "prepare_seconds": prepare_s,
-                    "standard_seconds": standard_s,
-                    "standard_cpu_seconds": standard_cpu_s,
-                    "standard_cache_mb": cache_mb,
+                    "prepare_seconds": t.prepare_s,
+                    "standard_seconds": t.standard_s,
+                    "standard_cpu_seconds": t.standard_cpu_s,
+                    "shift_seconds": t.shift_s,
+                    "standard_cache_mb": t.cache_mb,
                     "visits": n,
                 }),
             )
@@ -436,10 +436,26 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
     })
 }
 
+/// Times of standard practice alone (see [`time_standard`]), seconds.
+struct StandardTimes {
+    /// The first call (every piece interpolated).
+    first_s: f64,
+    /// Median recompute after a weight change: wall, CPU, and its `prepare` and standard parts.
+    live_s: f64,
+    live_cpu_s: f64,
+    prepare_s: f64,
+    standard_s: f64,
+    standard_cpu_s: f64,
+    /// Median recompute after one visit's shift changed (its pieces are interpolated again).
+    shift_s: f64,
+    /// Size of the standard-practice cache afterwards (MB).
+    cache_mb: f64,
+}
+
 /// Standard practice alone (the window's combination with the forward model off) on the
 /// synthetic APOGEE star with `n_visits` visits: the first call, then recomputes that change
-/// only visit 0's weight (median), split into `prepare` and standard practice itself.
-fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<(Live, [f64; 4])> {
+/// only visit 0's weight, then only its shift (medians).
+fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<StandardTimes> {
     let data = crate::synth::apogee::generate(&crate::synth::apogee::ApogeeParams {
         n_visits,
         ..crate::synth::apogee::ApogeeParams::default()
@@ -452,50 +468,54 @@ fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<(Live, [f64; 4]
         ..Settings::default()
     };
     settings.visits = vec![VisitSetting::default(); data.visits.len()];
-    // On a thread of its own, as in the window (the engine's worker thread): the main
-    // thread's allocator arena returns memory to the system eagerly, which would add page
-    // faults the window does not see.
+    let ss = settings.standard.clone().unwrap_or_default();
+    let reps = reps.max(2);
+    let data = &data;
+    // (wall, cpu, prepare wall, prepare cpu) of one recompute.
+    let recompute = |settings: &Settings| -> anyhow::Result<[f64; 4]> {
+        let c = cpu_now();
+        let t = Instant::now();
+        let prep = prepare(data, settings)?;
+        let (t_prep, c_prep) = (t.elapsed().as_secs_f64(), cpu_now() - c);
+        let r = crate::combine::standard::combine_standard(
+            &prep,
+            &ss,
+            settings.band_lags,
+            &Cancel::new(),
+        )?;
+        let wall = t.elapsed().as_secs_f64();
+        let cpu = cpu_now() - c;
+        std::hint::black_box((r, prep));
+        Ok([wall, cpu, t_prep, c_prep])
+    };
+    // On a thread of its own, as in the window (the engine's worker thread).
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                let ss = settings.standard.clone().unwrap_or_default();
-                let (mut times, mut cpu) = (Vec::new(), Vec::new());
-                let (mut prep_s, mut std_s, mut std_cpu) = (Vec::new(), Vec::new(), Vec::new());
-                for rep in 0..reps.max(2) {
-                    settings.visits[0].weight = if rep % 2 == 0 { 1.0 } else { 0.5 };
-                    let c = cpu_now();
-                    let t = Instant::now();
-                    let prep = prepare(&data, &settings)?;
-                    let t_prep = t.elapsed().as_secs_f64();
-                    let c_prep = cpu_now() - c;
-                    let r = crate::combine::standard::combine_standard(
-                        &prep,
-                        &ss,
-                        settings.band_lags,
-                        &Cancel::new(),
-                    )?;
-                    let total = t.elapsed().as_secs_f64();
-                    let c_total = cpu_now() - c;
-                    cpu.push(c_total);
-                    times.push(total);
-                    prep_s.push(t_prep);
-                    std_s.push(total - t_prep);
-                    std_cpu.push(c_total - c_prep);
-                    std::hint::black_box((r, prep));
+                let mut runs = Vec::new();
+                for rep in 0..reps {
+                    // A new weight every time, as while a weight slider is dragged.
+                    settings.visits[0].weight = 1.0 - 0.5 * rep as f64 / reps as f64;
+                    runs.push(recompute(&settings)?);
                 }
-                Ok((
-                    Live {
-                        first_s: times[0],
-                        live_s: median(times[1..].to_vec()),
-                        live_cpu_s: median(cpu[1..].to_vec()),
-                    },
-                    [
-                        median(prep_s[1..].to_vec()),
-                        median(std_s[1..].to_vec()),
-                        median(std_cpu[1..].to_vec()),
-                        crate::combine::standard::StandardCache::shared().bytes() as f64 / 1e6,
-                    ],
-                ))
+                let v0 = settings.shift.velocity(&data.visits[0].meta).unwrap_or(0.0);
+                let mut shift = Vec::new();
+                for rep in 0..reps {
+                    settings.visits[0].shift_kms = Some(v0 + 0.05 * (rep + 1) as f64);
+                    shift.push(recompute(&settings)?[0]);
+                }
+                let med = |f: &dyn Fn(&[f64; 4]) -> f64| median(runs[1..].iter().map(f).collect());
+                Ok(StandardTimes {
+                    first_s: runs[0][0],
+                    live_s: med(&|r| r[0]),
+                    live_cpu_s: med(&|r| r[1]),
+                    prepare_s: med(&|r| r[2]),
+                    standard_s: med(&|r| r[0] - r[2]),
+                    standard_cpu_s: med(&|r| r[1] - r[3]),
+                    shift_s: median(shift),
+                    cache_mb: crate::combine::standard::StandardCache::shared().bytes() as f64
+                        / 1e6,
+                })
             })
             .join()
             .map_err(|_| anyhow::anyhow!("the standard-practice timing thread panicked"))?
