@@ -965,26 +965,35 @@ impl BandLdl {
         let zs = bw + 1;
         let mut z = vec![0.0; n * zs];
         let mut lcol = vec![0.0; b];
+        let mut acc = vec![0.0; bw];
         for i in (0..n).rev() {
             let kmax = (n - 1).min(i + b);
             let jmax = (n - 1).min(i + bw);
             for k in i + 1..=kmax {
                 lcol[k - i - 1] = self.l.a[k * s + (k - i)];
             }
-            for j in (i + 1..=jmax).rev() {
-                // Z[k][j] for k <= j lives in row k, for k > j in row j (upper storage).
-                let mut v = 0.0;
-                for k in i + 1..=kmax.min(j) {
-                    v -= lcol[k - i - 1] * z[k * zs + (j - k)];
+            // Z[i][j] = -sum_k L[k][i] Z[k][j]. Z[k][j] for k <= j lives in row k, for k > j in
+            // row j (upper storage). Both halves run over contiguous rows: the k <= j terms as
+            // one axpy per k over j, then the k > j terms as one dot product per j. Each
+            // Z[i][j] still sums its terms in increasing k.
+            let acc = &mut acc[..jmax - i];
+            acc.fill(0.0);
+            for k in i + 1..=kmax {
+                let lk = lcol[k - i - 1];
+                let zk = &z[k * zs..k * zs + (jmax - k) + 1];
+                for (a, &zkj) in acc[k - i - 1..].iter_mut().zip(zk) {
+                    *a -= lk * zkj;
                 }
-                if j < kmax {
-                    let zj = &z[j * zs..(j + 1) * zs];
-                    for k in j + 1..=kmax {
-                        v -= lcol[k - i - 1] * zj[k - j];
-                    }
-                }
-                z[i * zs + (j - i)] = v;
             }
+            for j in i + 1..kmax {
+                let zj = &z[j * zs + 1..j * zs + (kmax - j) + 1];
+                let mut v = acc[j - i - 1];
+                for (&l, &zjk) in lcol[j - i..kmax - i].iter().zip(zj) {
+                    v -= l * zjk;
+                }
+                acc[j - i - 1] = v;
+            }
+            z[i * zs + 1..i * zs + 1 + acc.len()].copy_from_slice(acc);
             let mut v = 1.0 / self.d[i];
             for k in i + 1..=kmax {
                 v -= lcol[k - i - 1] * z[i * zs + (k - i)];
