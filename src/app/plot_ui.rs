@@ -1,16 +1,25 @@
 //! Plots: the combined spectrum, every exposure, residuals, and the noise correlation.
 //!
-//! Long spectra are decimated for drawing: within the visible x range, each screen column keeps
-//! the minimum and maximum sample, so a plot never draws more than about two points per pixel
-//! whatever the number of input pixels. NaN breaks lines (runs are drawn separately).
+//! Long spectra are decimated for drawing: within the visible x range, each column of the plot
+//! keeps the minimum and maximum sample, so a plot never draws more than one band point per
+//! column whatever the number of input pixels ([`super::trace`]). NaN breaks lines.
+//!
+//! Decimated curves are cached between frames. When a new result arrives, the model and residual
+//! curves of every visit are due again; rebuilding all of them in one frame made that frame two
+//! or three times as long as the others. Instead a frame rebuilds what fits in a small time
+//! budget and keeps drawing the previous result's curves (same data, same view) for the rest,
+//! asking for another frame until every curve belongs to the newest result.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use eframe::egui;
 use egui_plot::{FilledArea, HLine, Line, MarkerShape, Plot, PlotUi, Points, Span};
+
+use super::trace::{Trace, TraceItem};
 
 use super::visits_ui::{sorted_indices, velocity_in_use, visit_color};
 use super::{Compare, DrawFrame, ExposureLayout, FrizzApp};
@@ -45,7 +54,11 @@ pub struct DatasetCurves {
     cache: RefCell<ExposureCache>,
 }
 
-/// Key of one visit's decimated exposure curves: everything the decimation depends on.
+/// Default time a frame may spend rebuilding model and residual curves for a new result.
+pub const REBUILD_BUDGET: Duration = Duration::from_millis(2);
+
+/// Key of one visit's decimated exposure curves: everything the decimation depends on (the
+/// result too, for model and residual curves: it is kept in the drawing and compared).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct ExposureKey {
     visit: usize,
@@ -59,45 +72,58 @@ struct ExposureKey {
     masked: bool,
 }
 
-/// One segment's decimated curves, x already in the plotted frame.
+/// One visit's decimated curves (every segment), x already in the plotted frame.
 #[derive(Debug, Default)]
-struct SegDrawing {
+struct VisitDrawing {
     bands: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)>,
-    runs: Vec<Vec<[f64; 2]>>,
+    trace: Arc<Trace>,
     masked: Vec<[f64; 2]>,
 }
 
-/// Cached decimated model curves of a visit; holds the result so its address (part of the key)
-/// cannot be reused by another result while the entry lives.
+/// A visit's decimated model (or residual) curve, and the result it was made from.
 #[derive(Debug)]
 struct ModelDrawing {
-    _result: Arc<Combined>,
-    segs: Vec<Vec<Vec<[f64; 2]>>>,
+    result: Arc<Combined>,
+    trace: Arc<Trace>,
     /// Pixels the robust fit down-weighted below 0.5 (plotted frame), when it ran.
     down_weighted: Vec<[f64; 2]>,
 }
 
-/// Recently drawn exposure curves.
+/// A cached drawing and the frame that last used it.
+type Slot<T> = (u64, Arc<T>);
+
+/// Recently drawn exposure curves, and this frame's bookkeeping of result-dependent ones.
 #[derive(Debug, Default)]
 struct ExposureCache {
-    data: HashMap<ExposureKey, Arc<Vec<SegDrawing>>>,
-    model: HashMap<(ExposureKey, usize), Arc<ModelDrawing>>,
-    residual: HashMap<(ExposureKey, usize), Arc<ModelDrawing>>,
+    data: HashMap<ExposureKey, Slot<VisitDrawing>>,
+    model: HashMap<ExposureKey, Slot<ModelDrawing>>,
+    residual: HashMap<ExposureKey, Slot<ModelDrawing>>,
+    /// Frames begun ([`DatasetCurves::begin_frame`]).
+    frame: u64,
+    /// After this instant, this frame rebuilds no more model/residual curves that it can draw
+    /// from an older result instead.
+    deadline: Option<Instant>,
+    /// Model/residual curves built this frame.
+    rebuilt: usize,
+    /// Model/residual curves drawn this frame: from the newest result, from older ones.
+    drawn_fresh: usize,
+    drawn_stale: usize,
 }
 
 impl ExposureCache {
-    /// Bound the memory: while a drag changes one visit's shift every frame, stale entries
-    /// pile up; dropping everything now and then costs one full redraw.
+    /// Bound the memory: while a drag changes one visit's shift every frame, entries for its
+    /// old shifts pile up. Past a limit, keep only what this frame or the last one drew.
     fn trim(&mut self, n_visits: usize) {
         let limit = 4 * n_visits + 16;
+        let keep = self.frame.saturating_sub(1);
         if self.data.len() > limit {
-            self.data.clear();
+            self.data.retain(|_, (used, _)| *used >= keep);
         }
         if self.model.len() > limit {
-            self.model.clear();
+            self.model.retain(|_, (used, _)| *used >= keep);
         }
         if self.residual.len() > limit {
-            self.residual.clear();
+            self.residual.retain(|_, (used, _)| *used >= keep);
         }
     }
 }
@@ -116,6 +142,96 @@ impl Clone for DatasetCurves {
 }
 
 impl DatasetCurves {
+    /// Start a frame: from now on, rebuilding model/residual curves stops after `budget` once
+    /// one was rebuilt (where an older result's curve can stand in).
+    pub fn begin_frame(&self, budget: Duration) {
+        let mut c = self.cache.borrow_mut();
+        c.frame += 1;
+        c.deadline = Some(Instant::now() + budget);
+        c.rebuilt = 0;
+        c.drawn_fresh = 0;
+        c.drawn_stale = 0;
+    }
+
+    /// Model and residual curves drawn in the last frame that drew the spectra: (from the
+    /// newest result, from an older result of the same data still being replaced).
+    #[must_use]
+    pub fn result_curves_drawn(&self) -> (usize, usize) {
+        let c = self.cache.borrow();
+        (c.drawn_fresh, c.drawn_stale)
+    }
+
+    /// The visit data curves of `key`, from the cache or built now.
+    fn data_drawing(
+        &self,
+        key: ExposureKey,
+        n_visits: usize,
+        build: impl FnOnce() -> VisitDrawing,
+    ) -> Arc<VisitDrawing> {
+        let mut guard = self.cache.borrow_mut();
+        let c = &mut *guard;
+        if let Some((used, d)) = c.data.get_mut(&key) {
+            *used = c.frame;
+            return Arc::clone(d);
+        }
+        drop(guard);
+        let d = Arc::new(build());
+        let mut c = self.cache.borrow_mut();
+        c.trim(n_visits);
+        let frame = c.frame;
+        c.data.insert(key, (frame, Arc::clone(&d)));
+        d
+    }
+
+    /// The model (or residual) curve of `key` for `result`: from the cache, or built now, or —
+    /// when this frame's rebuild budget is spent — the cached curve of an older result of the
+    /// same data (the cache belongs to one dataset), which a later frame replaces.
+    fn result_drawing(
+        &self,
+        residual: bool,
+        key: ExposureKey,
+        result: &Arc<Combined>,
+        n_visits: usize,
+        build: impl FnOnce() -> ModelDrawing,
+    ) -> Arc<ModelDrawing> {
+        let mut guard = self.cache.borrow_mut();
+        let c = &mut *guard;
+        let spent = c.rebuilt > 0 && c.deadline.is_some_and(|d| Instant::now() >= d);
+        let map = if residual {
+            &mut c.residual
+        } else {
+            &mut c.model
+        };
+        if let Some((used, d)) = map.get_mut(&key) {
+            let fresh = Arc::ptr_eq(&d.result, result);
+            if fresh || spent {
+                *used = c.frame;
+                let d = Arc::clone(d);
+                if fresh {
+                    c.drawn_fresh += 1;
+                } else {
+                    c.drawn_stale += 1;
+                }
+                return d;
+            }
+        }
+        drop(guard);
+        let d = Arc::new(build());
+        let mut guard = self.cache.borrow_mut();
+        let c = &mut *guard;
+        c.trim(n_visits);
+        c.rebuilt += 1;
+        c.drawn_fresh += 1;
+        let frame = c.frame;
+        let map = if residual {
+            &mut c.residual
+        } else {
+            &mut c.model
+        };
+        map.insert(key, (frame, Arc::clone(&d)));
+        d
+    }
+
     /// Build the curves of a dataset.
     #[must_use]
     pub fn new(data: &Dataset) -> Self {
@@ -215,79 +331,19 @@ pub fn decimate(
     range: RangeInclusive<f64>,
     bins: usize,
 ) -> Vec<Vec<[f64; 2]>> {
-    let (lo, hi) = (*range.start(), *range.end());
-    let start = x.partition_point(|&v| v < lo).saturating_sub(1);
-    let end = (x.partition_point(|&v| v <= hi) + 1).min(x.len());
-    let mut runs: Vec<Vec<[f64; 2]>> = Vec::new();
-    let mut run: Vec<[f64; 2]> = Vec::new();
-    if start >= end {
-        return runs;
-    }
-    let bins = bins.max(1);
-    let thin = end - start > 2 * bins && hi > lo;
-    if !thin {
-        for k in start..end {
-            let v = y(k);
-            if v.is_finite() {
-                run.push([x[k], v]);
-            } else if !run.is_empty() {
-                runs.push(std::mem::take(&mut run));
-            }
-        }
-    } else {
-        let width = (hi - lo) / bins as f64;
-        let mut current: Option<(i64, [f64; 2], [f64; 2])> = None;
-        let flush = |run: &mut Vec<[f64; 2]>, c: (i64, [f64; 2], [f64; 2])| {
-            let (_, a, b) = c;
-            // Keep the pair in x order so the line zigzags through the column.
-            if a[0] <= b[0] {
-                run.push(a);
-                if a != b {
-                    run.push(b);
-                }
-            } else {
-                run.push(b);
-                run.push(a);
-            }
-        };
-        for k in start..end {
-            let v = y(k);
-            if !v.is_finite() {
-                if let Some(c) = current.take() {
-                    flush(&mut run, c);
-                }
-                if !run.is_empty() {
-                    runs.push(std::mem::take(&mut run));
-                }
-                continue;
-            }
-            let bin = ((x[k] - lo) / width).floor() as i64;
-            let p = [x[k], v];
-            match &mut current {
-                Some((b, mn, mx)) if *b == bin => {
-                    if v < mn[1] {
-                        *mn = p;
-                    }
-                    if v > mx[1] {
-                        *mx = p;
-                    }
-                }
-                _ => {
-                    if let Some(c) = current.take() {
-                        flush(&mut run, c);
-                    }
-                    current = Some((bin, p, p));
-                }
-            }
-        }
-        if let Some(c) = current.take() {
-            flush(&mut run, c);
-        }
-    }
-    if !run.is_empty() {
-        runs.push(run);
-    }
-    runs
+    trace(x, y, range, bins).to_runs()
+}
+
+/// [`decimate`] as a [`Trace`] (what the plots draw).
+pub fn trace(
+    x: &[f64],
+    y: impl Fn(usize) -> f64,
+    range: RangeInclusive<f64>,
+    bins: usize,
+) -> Trace {
+    let mut t = Trace::default();
+    t.push(x, y, range, bins, 1.0);
+    t
 }
 
 /// Like [`decimate`] for a band between `low(k)` and `high(k)`: per bin the lowest low and the
@@ -398,20 +454,17 @@ fn data_range(app: &FrizzApp) -> (f64, f64) {
     }
 }
 
-fn add_runs(
-    plot_ui: &mut PlotUi<'_>,
-    name: &str,
-    runs: Vec<Vec<[f64; 2]>>,
-    color: egui::Color32,
-    width: f32,
-) {
-    for r in runs {
-        plot_ui.line(Line::new(name, r).color(color).width(width));
-    }
+fn add_trace(plot_ui: &mut PlotUi<'_>, name: &str, trace: Trace, color: egui::Color32, width: f32) {
+    plot_ui.add(
+        TraceItem::new(name, Arc::new(trace))
+            .color(color)
+            .width(width),
+    );
 }
 
 /// The Spectra tab: segment jumps, combined spectrum, difference, exposures and residuals.
 pub fn spectra_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    app.curves.begin_frame(app.curve_budget);
     ui.horizontal(|ui| {
         ui.label("Go to:");
         if ui.button("all").clicked() {
@@ -455,6 +508,10 @@ pub fn spectra_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
         residuals_plot(app, ui, h_small, full, width_px, jump);
     }
     app.reset_view = false;
+    if app.curves.result_curves_drawn().1 > 0 {
+        // Some curves are still the previous result's: the next frame replaces more of them.
+        ui.ctx().request_repaint();
+    }
 }
 
 fn hover_text(app: &FrizzApp, lam_aa: f64) -> String {
@@ -517,13 +574,13 @@ fn method_curves(
             );
         }
     }
-    let runs = decimate(
+    let t = trace(
         grid_aa,
         |k| m.flux.get(k).copied().unwrap_or(f64::NAN),
         range,
         bins,
     );
-    add_runs(plot_ui, name, runs, color, 1.5);
+    add_trace(plot_ui, name, t, color, 1.5);
 }
 
 fn no_data_spans(plot_ui: &mut PlotUi<'_>, m: &MethodResult, grid_aa: &[f64]) {
@@ -597,8 +654,8 @@ fn combined_plot(
                     .flatten()
                 {
                     let x: Vec<f64> = s.ln_wave.iter().map(|v| v.exp()).collect();
-                    let runs = decimate(&x, |k| s.flux[k], range.clone(), bins);
-                    add_runs(plot_ui, &s.label, runs, egui::Color32::from_gray(120), 1.0);
+                    let t = trace(&x, |k| s.flux[k], range.clone(), bins);
+                    add_trace(plot_ui, &s.label, t, egui::Color32::from_gray(120), 1.0);
                 }
             }
             let band = app_ref.view.show_uncertainty;
@@ -666,8 +723,8 @@ fn difference_plot(
                     );
                 }
             }
-            let runs = decimate(&grid_aa, |k| s.flux[k] - f.flux[k], range, bins);
-            add_runs(plot_ui, "standard - forward", runs, STANDARD_COLOR, 1.0);
+            let t = trace(&grid_aa, |k| s.flux[k] - f.flux[k], range, bins);
+            add_trace(plot_ui, "standard - forward", t, STANDARD_COLOR, 1.0);
         });
 }
 
@@ -750,16 +807,19 @@ fn drawn_visits(app: &FrizzApp) -> Vec<usize> {
     }
 }
 
-/// Decimation bins for `n_curves` visits drawn in one plot of `bins` columns. Many visits
-/// share the plot's height, so each shows little vertical detail: a min/max pair every two or
-/// three columns is enough, and divides the points to tessellate (most of a frame with 30
+/// Decimation columns for `n_curves` visits drawn in one plot `width_px` wide. Many visits
+/// share the plot's height, so each is a strip a few pixels tall that shows little vertical
+/// detail: a column every two to four pixels is enough (each column still keeps its lowest and
+/// highest sample, so spikes stay), and divides what is tessellated (most of a frame with 30
 /// visits) as much.
-fn bins_for(bins: usize, n_curves: usize) -> usize {
-    match n_curves {
-        0..=4 => bins,
-        5..=12 => (bins / 2).max(50),
-        _ => (bins / 3).max(50),
-    }
+fn bins_for(width_px: usize, n_curves: usize) -> usize {
+    let px_per_column = match n_curves {
+        0..=4 => 1,
+        5..=12 => 2,
+        13..=24 => 3,
+        _ => 4,
+    };
+    (width_px / px_per_column).max(50)
 }
 
 /// The factor that maps a visit's observed wavelength to the plotted one.
@@ -865,54 +925,46 @@ fn exposures_plot(
                     band: app.view.show_uncertainty && !stacked,
                     masked: app.view.show_masked,
                 };
-                let cached = app.curves.cache.borrow().data.get(&key).cloned();
-                let drawing = cached.unwrap_or_else(|| {
-                    let d = Arc::new(visit_drawing(app, i, segs, key, scale, offset));
-                    let mut cache = app.curves.cache.borrow_mut();
-                    cache.trim(app.data.visits.len());
-                    cache.data.insert(key, Arc::clone(&d));
-                    d
+                let n_visits = app.data.visits.len();
+                let drawing = app.curves.data_drawing(key, n_visits, || {
+                    visit_drawing(app, i, segs, key, scale, offset)
                 });
-                for seg in drawing.iter() {
-                    for (xs, lo, hi) in &seg.bands {
-                        plot_ui.add(
-                            FilledArea::new(format!("{name} 1-sigma"), xs, lo, hi)
-                                .fill_color(color.gamma_multiply(0.2)),
-                        );
-                    }
-                    for r in &seg.runs {
-                        plot_ui.line(Line::new(name, r.clone()).color(color).width(1.0));
-                    }
-                    if !seg.masked.is_empty() {
-                        plot_ui.points(
-                            Points::new("masked", seg.masked.clone())
-                                .color(MASK_COLOR)
-                                .shape(MarkerShape::Cross)
-                                .radius(2.5),
-                        );
-                    }
+                for (xs, lo, hi) in &drawing.bands {
+                    plot_ui.add(
+                        FilledArea::new(format!("{name} 1-sigma"), xs, lo, hi)
+                            .fill_color(color.gamma_multiply(0.2)),
+                    );
+                }
+                plot_ui.add(
+                    TraceItem::new(name.as_str(), Arc::clone(&drawing.trace))
+                        .color(color)
+                        .width(1.0),
+                );
+                if !drawing.masked.is_empty() {
+                    plot_ui.points(
+                        Points::new("masked", drawing.masked.clone())
+                            .color(MASK_COLOR)
+                            .shape(MarkerShape::Cross)
+                            .radius(2.5),
+                    );
                 }
                 if app.view.show_model
                     && let Some(result) = &app.result
                     && let Some(pred) = result.forward.as_ref().and_then(|f| f.visits.get(i))
                     && pred.prediction.len() == visit.len()
                 {
-                    let mkey = (key, Arc::as_ptr(result) as usize);
-                    let cached = app.curves.cache.borrow().model.get(&mkey).cloned();
-                    let model = cached.unwrap_or_else(|| {
+                    let model = app.curves.result_drawing(false, key, result, n_visits, || {
                         let (y_lo, y_hi) = y_limits(app, i);
-                        let segs = segs
-                            .iter()
-                            .map(|seg| {
-                                let runs = decimate(
-                                    &seg.lam_aa,
-                                    |j| pred.prediction[seg.idx[j]].clamp(y_lo, y_hi) + offset,
-                                    obs_range.clone(),
-                                    bins,
-                                );
-                                scale_runs(runs, scale)
-                            })
-                            .collect();
+                        let mut trace = Trace::default();
+                        for seg in segs {
+                            trace.push(
+                                &seg.lam_aa,
+                                |j| pred.prediction[seg.idx[j]].clamp(y_lo, y_hi) + offset,
+                                obs_range.clone(),
+                                bins,
+                                scale,
+                            );
+                        }
                         let flux = visit.flux();
                         let down_weighted = pred
                             .robust_weight
@@ -928,26 +980,17 @@ fn exposures_plot(
                                 ]
                             })
                             .collect();
-                        let d = Arc::new(ModelDrawing {
-                            _result: Arc::clone(result),
-                            segs,
+                        ModelDrawing {
+                            result: Arc::clone(result),
+                            trace: Arc::new(trace),
                             down_weighted,
-                        });
-                        let mut cache = app.curves.cache.borrow_mut();
-                        cache.trim(app.data.visits.len());
-                        // Curves of older results are never drawn again: free them now.
-                        cache.model.retain(|k, _| k.1 == mkey.1);
-                        cache.model.insert(mkey, Arc::clone(&d));
-                        d
+                        }
                     });
-                    let model_name = format!("{name} model");
-                    for r in model.segs.iter().flatten() {
-                        plot_ui.line(
-                            Line::new(&model_name, r.clone())
-                                .color(model_color)
-                                .width(1.0),
-                        );
-                    }
+                    plot_ui.add(
+                        TraceItem::new(format!("{name} model"), Arc::clone(&model.trace))
+                            .color(model_color)
+                            .width(1.0),
+                    );
                     if !model.down_weighted.is_empty() {
                         plot_ui.points(
                             Points::new("down-weighted (robust)", model.down_weighted.clone())
@@ -971,21 +1014,6 @@ fn y_limits(app: &FrizzApp, i: usize) -> (f64, f64) {
         .unwrap_or((f64::NEG_INFINITY, f64::INFINITY))
 }
 
-/// Map runs from the observed to the plotted frame.
-fn scale_runs(runs: Vec<Vec<[f64; 2]>>, scale: f64) -> Vec<Vec<[f64; 2]>> {
-    if scale == 1.0 {
-        return runs;
-    }
-    runs.into_iter()
-        .map(|mut r| {
-            for p in &mut r {
-                p[0] *= scale;
-            }
-            r
-        })
-        .collect()
-}
-
 /// Decimate one visit's flux, band and masked pixels as `key` describes.
 fn visit_drawing(
     app: &FrizzApp,
@@ -994,9 +1022,9 @@ fn visit_drawing(
     key: ExposureKey,
     scale: f64,
     offset: f64,
-) -> Vec<SegDrawing> {
+) -> VisitDrawing {
     let Some(visit) = app.data.visits.get(i) else {
-        return Vec::new();
+        return VisitDrawing::default();
     };
     let obs_range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
     let bins = key.bins;
@@ -1015,11 +1043,12 @@ fn visit_drawing(
         }
     };
     let sig = |p: usize| sigma.get(p).copied().unwrap_or(f64::NAN);
-    segs.iter()
-        .map(|seg| {
-            let mut out = SegDrawing::default();
-            if key.band {
-                out.bands = decimate_band(
+    let mut out = VisitDrawing::default();
+    let mut trace = Trace::default();
+    for seg in segs {
+        if key.band {
+            out.bands.extend(
+                decimate_band(
                     &seg.lam_aa,
                     |j| {
                         let p = seg.idx[j];
@@ -1036,65 +1065,64 @@ fn visit_drawing(
                     bins,
                 )
                 .into_iter()
-                .map(|(xs, lo, hi)| (xs.iter().map(|x| x * scale).collect(), lo, hi))
-                .collect();
-            }
-            let runs = decimate(
-                &seg.lam_aa,
-                |j| good_flux(seg.idx[j]) + offset,
-                obs_range.clone(),
-                bins,
+                .map(|(xs, lo, hi)| (xs.iter().map(|x| x * scale).collect(), lo, hi)),
             );
-            out.runs = scale_runs(runs, scale);
-            if key.masked {
-                let lo = seg.lam_aa.partition_point(|&x| x < *obs_range.start());
-                let hi = seg.lam_aa.partition_point(|&x| x <= *obs_range.end());
-                // Crosses in one screen column overlap: keep the lowest and highest of each
-                // (a masked glow of a thousand pixels otherwise costs more than every line).
-                let (x0, x1) = (*obs_range.start(), *obs_range.end());
-                let width = ((x1 - x0) / bins.max(1) as f64).max(f64::MIN_POSITIVE);
-                let mut column: Option<(i64, [f64; 2], [f64; 2])> = None;
-                let mut pts: Vec<[f64; 2]> = Vec::new();
-                let flush = |pts: &mut Vec<[f64; 2]>, (_, a, b): (i64, [f64; 2], [f64; 2])| {
-                    pts.push(a);
-                    if a != b {
-                        pts.push(b);
-                    }
+        }
+        trace.push(
+            &seg.lam_aa,
+            |j| good_flux(seg.idx[j]) + offset,
+            obs_range.clone(),
+            bins,
+            scale,
+        );
+        if key.masked {
+            let lo = seg.lam_aa.partition_point(|&x| x < *obs_range.start());
+            let hi = seg.lam_aa.partition_point(|&x| x <= *obs_range.end());
+            // Crosses in one screen column overlap: keep the lowest and highest of each
+            // (a masked glow of a thousand pixels otherwise costs more than every line).
+            let (x0, x1) = (*obs_range.start(), *obs_range.end());
+            let width = ((x1 - x0) / bins.max(1) as f64).max(f64::MIN_POSITIVE);
+            let mut column: Option<(i64, [f64; 2], [f64; 2])> = None;
+            let pts = &mut out.masked;
+            let flush = |pts: &mut Vec<[f64; 2]>, (_, a, b): (i64, [f64; 2], [f64; 2])| {
+                pts.push(a);
+                if a != b {
+                    pts.push(b);
+                }
+            };
+            for j in (lo..hi).filter(|&j| masked(seg.idx[j])) {
+                let p = seg.idx[j];
+                let y = if flux[p].is_finite() {
+                    flux[p].clamp(y_lo, y_hi)
+                } else {
+                    y_lo
                 };
-                for j in (lo..hi).filter(|&j| masked(seg.idx[j])) {
-                    let p = seg.idx[j];
-                    let y = if flux[p].is_finite() {
-                        flux[p].clamp(y_lo, y_hi)
-                    } else {
-                        y_lo
-                    };
-                    let pt = [seg.lam_aa[j] * scale, y + offset];
-                    let bin = ((seg.lam_aa[j] - x0) / width).floor() as i64;
-                    match &mut column {
-                        Some((b, mn, mx)) if *b == bin => {
-                            if pt[1] < mn[1] {
-                                *mn = pt;
-                            }
-                            if pt[1] > mx[1] {
-                                *mx = pt;
-                            }
+                let pt = [seg.lam_aa[j] * scale, y + offset];
+                let bin = ((seg.lam_aa[j] - x0) / width).floor() as i64;
+                match &mut column {
+                    Some((b, mn, mx)) if *b == bin => {
+                        if pt[1] < mn[1] {
+                            *mn = pt;
                         }
-                        _ => {
-                            if let Some(c) = column.take() {
-                                flush(&mut pts, c);
-                            }
-                            column = Some((bin, pt, pt));
+                        if pt[1] > mx[1] {
+                            *mx = pt;
                         }
                     }
+                    _ => {
+                        if let Some(c) = column.take() {
+                            flush(pts, c);
+                        }
+                        column = Some((bin, pt, pt));
+                    }
                 }
-                if let Some(c) = column.take() {
-                    flush(&mut pts, c);
-                }
-                out.masked = pts;
             }
-            out
-        })
-        .collect()
+            if let Some(c) = column.take() {
+                flush(pts, c);
+            }
+        }
+    }
+    out.trace = Arc::new(trace);
+    out
 }
 
 fn residuals_plot(
@@ -1145,51 +1173,47 @@ fn residuals_plot(
                     band: false,
                     masked: false,
                 };
-                let rkey = (key, Arc::as_ptr(result) as usize);
-                let cached = app.curves.cache.borrow().residual.get(&rkey).cloned();
-                let drawing = cached.unwrap_or_else(|| {
+                let n_visits = app.data.visits.len();
+                let drawing = app.curves.result_drawing(true, key, result, n_visits, || {
                     let flux = visit.flux();
                     let ivar = visit.ivar();
                     let bad_bits = key.bad_bits;
-                    let segs = segs
-                        .iter()
-                        .map(|seg| {
-                            let runs = decimate(
-                                &seg.lam_aa,
-                                |j| {
-                                    let p = seg.idx[j];
-                                    if ivar[p] > 0.0
-                                        && !visit.bad()[p]
-                                        && visit.flags()[p] & bad_bits == 0
-                                    {
-                                        // Clamped so one outlier does not flatten the rest.
-                                        ((flux[p] - fit.prediction[p]) * ivar[p].sqrt())
-                                            .clamp(-12.0, 12.0)
-                                    } else {
-                                        f64::NAN
-                                    }
-                                },
-                                obs_range.clone(),
-                                bins,
-                            );
-                            scale_runs(runs, scale)
-                        })
-                        .collect();
-                    let d = Arc::new(ModelDrawing {
-                        _result: Arc::clone(result),
-                        segs,
+                    let mut trace = Trace::default();
+                    for seg in segs {
+                        trace.push(
+                            &seg.lam_aa,
+                            |j| {
+                                let p = seg.idx[j];
+                                if ivar[p] > 0.0
+                                    && !visit.bad()[p]
+                                    && visit.flags()[p] & bad_bits == 0
+                                {
+                                    // Clamped so one outlier does not flatten the rest.
+                                    ((flux[p] - fit.prediction[p]) * ivar[p].sqrt())
+                                        .clamp(-12.0, 12.0)
+                                } else {
+                                    f64::NAN
+                                }
+                            },
+                            obs_range.clone(),
+                            bins,
+                            scale,
+                        );
+                    }
+                    ModelDrawing {
+                        result: Arc::clone(result),
+                        trace: Arc::new(trace),
                         down_weighted: Vec::new(),
-                    });
-                    let mut cache = app.curves.cache.borrow_mut();
-                    cache.trim(app.data.visits.len());
-                    cache.residual.retain(|k, _| k.1 == rkey.1);
-                    cache.residual.insert(rkey, Arc::clone(&d));
-                    d
+                    }
                 });
-                let name = format!("{} residual", visit.meta.name);
-                for r in drawing.segs.iter().flatten() {
-                    plot_ui.line(Line::new(&name, r.clone()).color(visit_color(i)).width(1.0));
-                }
+                plot_ui.add(
+                    TraceItem::new(
+                        format!("{} residual", visit.meta.name),
+                        Arc::clone(&drawing.trace),
+                    )
+                    .color(visit_color(i))
+                    .width(1.0),
+                );
             }
         });
 }

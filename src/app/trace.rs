@@ -1,0 +1,349 @@
+//! Decimated curves, and the plot item that draws them cheaply.
+//!
+//! A spectrum of thousands of samples drawn into a plot a thousand pixels wide keeps, per column
+//! of the plot, only its lowest and highest sample ([`Trace::push`]). Where a curve was thinned
+//! like that, it is drawn as one filled band through the columns' (min, max) extents: what a
+//! line zigzagging through every sample looks like (a spike stays a spike), for one band point
+//! per column. egui_plot's own `Line` turns such a zigzag into a band too, but with a point per
+//! screen pixel or two and after copying every point each frame; with 30 stacked visits that was
+//! most of a frame. Hovering still snaps to the real samples kept. Where a curve was not thinned
+//! (zoomed in), it is an ordinary line through its samples.
+
+use std::ops::{Range, RangeInclusive};
+use std::sync::Arc;
+
+use eframe::egui;
+use egui::epaint::{BandPoint, BandShape};
+use egui_plot::{
+    Line, PlotBounds, PlotGeometry, PlotItem, PlotItemBase, PlotPoint, PlotPoints, PlotTransform,
+};
+
+/// A stretch of a [`Trace`] without breaks.
+#[derive(Clone, Debug, PartialEq)]
+struct Run {
+    /// Its samples in [`Trace::points`].
+    points: Range<usize>,
+    /// Its columns in [`Trace::columns`], if it was thinned.
+    columns: Option<Range<usize>>,
+}
+
+/// A curve decimated for drawing: runs of samples (a non-finite value ends a run), x increasing.
+#[derive(Clone, Debug)]
+pub struct Trace {
+    /// The samples kept, every run concatenated (hover, bounds, unthinned lines).
+    points: Vec<PlotPoint>,
+    /// Thinned runs, per column: x of the column's centre, lowest and highest value.
+    columns: Vec<[f64; 3]>,
+    runs: Vec<Run>,
+    /// Start of the run being built: (points, columns).
+    mark: (usize, usize),
+    bounds: PlotBounds,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self {
+            points: Vec::new(),
+            columns: Vec::new(),
+            runs: Vec::new(),
+            mark: (0, 0),
+            bounds: PlotBounds::NOTHING,
+        }
+    }
+}
+
+impl Trace {
+    /// Append `y(k)` sampled at increasing `x[k]`: only samples inside `range` (plus one on each
+    /// side, so lines reach the border), and, when there are more than `2 * bins` of them, only
+    /// the lowest and highest sample of each of `bins` equal columns of `range`. Plotted x is
+    /// `x * scale` (observed to plotted frame); `range` is in terms of `x`.
+    pub fn push(
+        &mut self,
+        x: &[f64],
+        y: impl Fn(usize) -> f64,
+        range: RangeInclusive<f64>,
+        bins: usize,
+        scale: f64,
+    ) {
+        self.end_run(false);
+        let (lo, hi) = (*range.start(), *range.end());
+        let start = x.partition_point(|&v| v < lo).saturating_sub(1);
+        let end = (x.partition_point(|&v| v <= hi) + 1).min(x.len());
+        if start >= end {
+            return;
+        }
+        let bins = bins.max(1);
+        let thin = end - start > 2 * bins && hi > lo;
+        if !thin {
+            for k in start..end {
+                let v = y(k);
+                if v.is_finite() {
+                    self.add_point(PlotPoint::new(x[k] * scale, v));
+                } else {
+                    self.end_run(false);
+                }
+            }
+            self.end_run(false);
+            return;
+        }
+        let width = (hi - lo) / bins as f64;
+        let centre = |bin: i64| (lo + (bin as f64 + 0.5) * width) * scale;
+        // (column, lowest sample, highest sample) of the column being filled.
+        let mut current: Option<(i64, PlotPoint, PlotPoint)> = None;
+        for k in start..end {
+            let v = y(k);
+            if !v.is_finite() {
+                if let Some(c) = current.take() {
+                    self.add_column(centre(c.0), c.1, c.2);
+                }
+                self.end_run(true);
+                continue;
+            }
+            let bin = ((x[k] - lo) / width).floor() as i64;
+            let p = PlotPoint::new(x[k] * scale, v);
+            match &mut current {
+                Some((b, mn, mx)) if *b == bin => {
+                    if v < mn.y {
+                        *mn = p;
+                    }
+                    if v > mx.y {
+                        *mx = p;
+                    }
+                }
+                _ => {
+                    if let Some(c) = current.take() {
+                        self.add_column(centre(c.0), c.1, c.2);
+                    }
+                    current = Some((bin, p, p));
+                }
+            }
+        }
+        if let Some(c) = current.take() {
+            self.add_column(centre(c.0), c.1, c.2);
+        }
+        self.end_run(true);
+    }
+
+    fn add_point(&mut self, p: PlotPoint) {
+        self.bounds.extend_with(&p);
+        self.points.push(p);
+    }
+
+    /// One column: its two extreme samples (in x order, so the kept samples stay ordered).
+    fn add_column(&mut self, x: f64, mn: PlotPoint, mx: PlotPoint) {
+        let (a, b) = if mn.x <= mx.x { (mn, mx) } else { (mx, mn) };
+        self.add_point(a);
+        if a != b {
+            self.add_point(b);
+        }
+        self.columns.push([x, mn.y, mx.y]);
+    }
+
+    /// Close the run being built, if it has samples.
+    fn end_run(&mut self, thinned: bool) {
+        let (p0, c0) = self.mark;
+        let (p1, c1) = (self.points.len(), self.columns.len());
+        if p1 > p0 {
+            self.runs.push(Run {
+                points: p0..p1,
+                columns: thinned.then_some(c0..c1),
+            });
+        }
+        self.mark = (p1, c1);
+    }
+
+    /// Whether no sample was kept.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Number of samples kept.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Band points drawn for the thinned runs (one per column): what drawing costs.
+    #[must_use]
+    pub fn columns(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// The runs as plain point lists.
+    #[must_use]
+    pub fn to_runs(&self) -> Vec<Vec<[f64; 2]>> {
+        self.runs
+            .iter()
+            .map(|r| {
+                self.points[r.points.clone()]
+                    .iter()
+                    .map(|p| [p.x, p.y])
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// A [`Trace`] in a plot: thinned runs as one band, the others as lines.
+pub struct TraceItem {
+    base: PlotItemBase,
+    trace: Arc<Trace>,
+    color: egui::Color32,
+    width: f32,
+}
+
+impl TraceItem {
+    /// Draw `trace` under `name` (1 px wide, in the plot's automatic colour until set).
+    pub fn new(name: impl Into<String>, trace: Arc<Trace>) -> Self {
+        Self {
+            base: PlotItemBase::new(name.into()),
+            trace,
+            color: egui::Color32::TRANSPARENT,
+            width: 1.0,
+        }
+    }
+
+    /// Line colour.
+    #[must_use]
+    pub fn color(mut self, color: egui::Color32) -> Self {
+        self.color = color;
+        self
+    }
+
+    /// Line width in points.
+    #[must_use]
+    pub fn width(mut self, width: f32) -> Self {
+        self.width = width;
+        self
+    }
+}
+
+fn overlaps(a: &PlotBounds, b: &PlotBounds) -> bool {
+    a.min()[0] <= b.max()[0]
+        && b.min()[0] <= a.max()[0]
+        && a.min()[1] <= b.max()[1]
+        && b.min()[1] <= a.max()[1]
+}
+
+impl PlotItem for TraceItem {
+    fn shapes(&self, ui: &egui::Ui, transform: &PlotTransform, shapes: &mut Vec<egui::Shape>) {
+        let t = &*self.trace;
+        let view = transform.bounds();
+        // A visit stacked out of view costs nothing.
+        if t.points.is_empty() || !overlaps(&t.bounds, view) {
+            return;
+        }
+        let width = if self.highlighted() {
+            2.0 * self.width
+        } else {
+            self.width
+        };
+        let half = 0.5 * width;
+        let (x0, x1) = (view.min()[0], view.max()[0]);
+        let mut band: Vec<BandPoint> = Vec::new();
+        for run in &t.runs {
+            let Some(cols) = &run.columns else {
+                Line::new(
+                    String::new(),
+                    PlotPoints::Borrowed(&t.points[run.points.clone()]),
+                )
+                .color(self.color)
+                .width(width)
+                .shapes(ui, transform, shapes);
+                continue;
+            };
+            let cols = &t.columns[cols.clone()];
+            // The visible columns and one more on each side.
+            let a = cols.partition_point(|c| c[0] < x0).saturating_sub(1);
+            let b = (cols.partition_point(|c| c[0] <= x1) + 1).min(cols.len());
+            if a >= b {
+                continue;
+            }
+            let first = band.len();
+            band.extend(cols[a..b].iter().map(|c| {
+                let x = transform.position_from_point_x(c[0]);
+                let (ya, yb) = (
+                    transform.position_from_point_y(c[1]),
+                    transform.position_from_point_y(c[2]),
+                );
+                // Widened by the line width, as a line through the extremes would be.
+                BandPoint::new(x, (ya.min(yb) - half)..=(ya.max(yb) + half))
+            }));
+            if band.len() == first + 1 {
+                // A lone column (between masked pixels) is still a short vertical stroke.
+                let mut p = band[first];
+                p.x += width.max(1.0);
+                band.push(p);
+            }
+            // An invalid point separates runs.
+            band.push(BandPoint::new(f32::NAN, 0.0..=0.0));
+        }
+        if band.len() > 2 {
+            shapes.push(BandShape::filled(band, self.color).into());
+        }
+    }
+
+    fn initialize(&mut self, _x_range: RangeInclusive<f64>) {}
+
+    fn color(&self) -> egui::Color32 {
+        self.color
+    }
+
+    fn geometry(&self) -> PlotGeometry<'_> {
+        PlotGeometry::Points(&self.trace.points)
+    }
+
+    fn bounds(&self) -> PlotBounds {
+        self.trace.bounds
+    }
+
+    fn base(&self) -> &PlotItemBase {
+        &self.base
+    }
+
+    fn base_mut(&mut self) -> &mut PlotItemBase {
+        &mut self.base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thinned_trace_has_one_column_per_bin_and_keeps_the_extremes() {
+        let n = 10_000;
+        let x: Vec<f64> = (0..n).map(f64::from).collect();
+        let y = |k: usize| if k == 5_000 { 7.0 } else { (k % 3) as f64 };
+        let mut t = Trace::default();
+        t.push(&x, y, 0.0..=f64::from(n - 1), 100, 2.0);
+        assert!(t.columns() <= 101, "{} columns", t.columns());
+        assert_eq!(t.runs.len(), 1);
+        // The spike's column reaches it, at the plotted (scaled) x of its bin.
+        let spike = t
+            .columns
+            .iter()
+            .find(|c| c[2] == 7.0)
+            .expect("the spike's column");
+        assert!((spike[0] - 2.0 * 5_000.0).abs() <= 2.0 * 100.0, "{spike:?}");
+        // The kept samples are real samples, scaled, in x order.
+        assert!(t.points.iter().any(|p| p.x == 10_000.0 && p.y == 7.0));
+        assert!(t.points.windows(2).all(|w| w[0].x <= w[1].x));
+    }
+
+    #[test]
+    fn runs_break_at_non_finite_values_and_keep_their_kind() {
+        let x: Vec<f64> = (0..1000).map(f64::from).collect();
+        let y = |k: usize| if k == 500 { f64::NAN } else { 1.0 };
+        let mut t = Trace::default();
+        t.push(&x, y, 0.0..=999.0, 10, 1.0);
+        t.push(&x[..5], |_| 2.0, 0.0..=999.0, 10, 1.0);
+        assert_eq!(t.runs.len(), 3);
+        assert!(t.runs[0].columns.is_some() && t.runs[1].columns.is_some());
+        assert_eq!(t.runs[2].columns, None, "five samples are not thinned");
+        assert_eq!(t.to_runs()[2].len(), 5);
+        assert_eq!(t.bounds.min(), [0.0, 1.0]);
+        assert_eq!(t.bounds.max(), [999.0, 2.0]);
+    }
+}
