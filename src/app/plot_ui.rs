@@ -986,10 +986,13 @@ fn exposures_plot(
                             down_weighted,
                         }
                     });
+                    // A line, not a band: the model's band would cover its data's. Just under a
+                    // pixel wide, egui draws it as a ridge of 3 vertices a point instead of 4.
                     plot_ui.add(
                         TraceItem::new(format!("{name} model"), Arc::clone(&model.trace))
                             .color(model_color)
-                            .width(1.0),
+                            .width(0.9)
+                            .as_lines(),
                     );
                     if !model.down_weighted.is_empty() {
                         plot_ui.points(

@@ -191,6 +191,7 @@ pub struct TraceItem {
     trace: Arc<Trace>,
     color: egui::Color32,
     width: f32,
+    lines: bool,
 }
 
 impl TraceItem {
@@ -201,7 +202,17 @@ impl TraceItem {
             trace,
             color: egui::Color32::TRANSPARENT,
             width: 1.0,
+            lines: false,
         }
+    }
+
+    /// Draw thinned runs too as a line zigzagging through the samples kept: a curve drawn over
+    /// another (a model over its data) would vanish into the other's band. Costs about 1.5
+    /// times the band.
+    #[must_use]
+    pub fn as_lines(mut self) -> Self {
+        self.lines = true;
+        self
     }
 
     /// Line colour.
@@ -243,13 +254,14 @@ impl PlotItem for TraceItem {
         let (x0, x1) = (view.min()[0], view.max()[0]);
         let mut band: Vec<BandPoint> = Vec::new();
         for run in &t.runs {
-            let Some(cols) = &run.columns else {
+            let (Some(cols), false) = (&run.columns, self.lines) else {
                 Line::new(
                     String::new(),
                     PlotPoints::Borrowed(&t.points[run.points.clone()]),
                 )
                 .color(self.color)
                 .width(width)
+                .allow_band(!self.lines)
                 .shapes(ui, transform, shapes);
                 continue;
             };
