@@ -1,13 +1,14 @@
 //! Plots: the combined spectrum, every exposure, residuals, and the noise correlation.
 //!
 //! Long spectra are decimated for drawing: within the visible x range, each column of the plot
-//! keeps the minimum and maximum sample, so a plot never draws more than one band point per
-//! column whatever the number of input pixels ([`super::trace`]). NaN breaks lines.
+//! keeps the minimum and maximum sample, so a plot never draws more than one band point (or, for
+//! the visit models, two line points) per column whatever the number of input pixels
+//! ([`super::trace`]). NaN breaks lines.
 //!
 //! Decimated curves are cached between frames. When a new result arrives, the model and residual
-//! curves of every visit are due again; rebuilding all of them in one frame made that frame two
-//! or three times as long as the others. Instead a frame rebuilds what fits in a small time
-//! budget and keeps drawing the previous result's curves (same data, same view) for the rest,
+//! curves of every visit are due again; rebuilding all of them in one frame made that frame
+//! about twice as long as the others. Instead a frame rebuilds what fits in [`REBUILD_BUDGET`]
+//! and keeps drawing the previous result's curves (same data, same view) for the rest,
 //! asking for another frame until every curve belongs to the newest result.
 
 use std::cell::RefCell;
@@ -52,10 +53,12 @@ pub struct DatasetCurves {
     /// Decimated exposure curves of recent frames, reused while nothing they depend on changes
     /// (a drag moves one visit; redoing all of them every frame cost most of a frame).
     cache: RefCell<ExposureCache>,
+    /// The combined plot's last drawing.
+    combined: RefCell<Option<Arc<CombinedDrawing>>>,
 }
 
 /// Default time a frame may spend rebuilding model and residual curves for a new result.
-pub const REBUILD_BUDGET: Duration = Duration::from_millis(2);
+pub const REBUILD_BUDGET: Duration = Duration::from_millis(1);
 
 /// Key of one visit's decimated exposure curves: everything the decimation depends on (the
 /// result too, for model and residual curves: it is kept in the drawing and compared).
@@ -137,6 +140,7 @@ impl Clone for DatasetCurves {
             y_limits: self.y_limits.clone(),
             sigma: self.sigma.clone(),
             cache: RefCell::default(),
+            combined: RefCell::default(),
         }
     }
 }
@@ -318,6 +322,7 @@ impl DatasetCurves {
             y_limits,
             sigma,
             cache: RefCell::default(),
+            combined: RefCell::default(),
         }
     }
 }
@@ -549,41 +554,87 @@ fn hover_text(app: &FrizzApp, lam_aa: f64) -> String {
     text
 }
 
-#[allow(clippy::too_many_arguments)] // one call per method; a struct would only rename them
+/// One curve of the combined plot, decimated.
+#[derive(Debug)]
+enum CombinedCurve {
+    Band {
+        name: String,
+        xs: Vec<f64>,
+        lo: Vec<f64>,
+        hi: Vec<f64>,
+        color: egui::Color32,
+    },
+    Line {
+        name: String,
+        trace: Arc<Trace>,
+        color: egui::Color32,
+        width: f32,
+    },
+}
+
+/// What the combined plot's curves depend on besides the result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CombinedKey {
+    lo: u64,
+    hi: u64,
+    bins: usize,
+    band: bool,
+    reference: bool,
+    overlay: bool,
+}
+
+/// The combined plot's decimated curves and no-data spans, reused while the result and the
+/// view stay the same (every frame of a drag between two results).
+#[derive(Debug)]
+pub(crate) struct CombinedDrawing {
+    key: CombinedKey,
+    result: Arc<Combined>,
+    spans: Vec<(f64, f64)>,
+    curves: Vec<CombinedCurve>,
+}
+
 fn method_curves(
-    plot_ui: &mut PlotUi<'_>,
+    out: &mut Vec<CombinedCurve>,
     name: &str,
     m: &MethodResult,
     grid_aa: &[f64],
     color: egui::Color32,
-    band: bool,
-    range: RangeInclusive<f64>,
-    bins: usize,
+    key: CombinedKey,
 ) {
-    if band {
+    let range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
+    if key.band {
         for (xs, lo, hi) in decimate_band(
             grid_aa,
             |k| m.flux[k] - m.var[k].sqrt(),
             |k| m.flux[k] + m.var[k].sqrt(),
             range.clone(),
-            bins,
+            key.bins,
         ) {
-            plot_ui.add(
-                FilledArea::new(format!("{name} 1-sigma"), &xs, &lo, &hi)
-                    .fill_color(color.gamma_multiply(0.25)),
-            );
+            out.push(CombinedCurve::Band {
+                name: format!("{name} 1-sigma"),
+                xs,
+                lo,
+                hi,
+                color: color.gamma_multiply(0.25),
+            });
         }
     }
     let t = trace(
         grid_aa,
         |k| m.flux.get(k).copied().unwrap_or(f64::NAN),
         range,
-        bins,
+        key.bins,
     );
-    add_trace(plot_ui, name, t, color, 1.5);
+    out.push(CombinedCurve::Line {
+        name: name.to_owned(),
+        trace: Arc::new(t),
+        color,
+        width: 1.5,
+    });
 }
 
-fn no_data_spans(plot_ui: &mut PlotUi<'_>, m: &MethodResult, grid_aa: &[f64]) {
+/// Wavelength spans (Angstrom) of the output pixels without data, the widest 200.
+fn no_data_spans(m: &MethodResult, grid_aa: &[f64]) -> Vec<(f64, f64)> {
     let mut spans = Vec::new();
     let mut start: Option<usize> = None;
     for (i, &nd) in m.no_data.iter().enumerate() {
@@ -602,15 +653,58 @@ fn no_data_spans(plot_ui: &mut PlotUi<'_>, m: &MethodResult, grid_aa: &[f64]) {
     // Thousands of one-pixel holes would cost more than they show; keep the widest.
     spans.sort_by_key(|(a, b)| std::cmp::Reverse(b - a));
     spans.truncate(200);
-    for (a, b) in spans {
-        let (Some(&x0), Some(&x1)) = (grid_aa.get(a), grid_aa.get(b)) else {
-            continue;
-        };
-        plot_ui.span(
-            Span::new("no data", x0..=x1)
-                .fill(egui::Color32::from_gray(128).gamma_multiply(0.18))
-                .border_width(0.0),
+    spans
+        .into_iter()
+        .filter_map(|(a, b)| Some((*grid_aa.get(a)?, *grid_aa.get(b)?)))
+        .collect()
+}
+
+/// Decimate the combined plot's curves for `r` as `key` describes.
+fn combined_drawing(app: &FrizzApp, r: &Arc<Combined>, key: CombinedKey) -> CombinedDrawing {
+    let grid_aa = r.grid.wavelength_aa();
+    let range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
+    let spans = r
+        .forward
+        .as_ref()
+        .or(r.standard.as_ref())
+        .map(|m| no_data_spans(m, &grid_aa))
+        .unwrap_or_default();
+    let mut curves = Vec::new();
+    if key.reference {
+        for s in [&app.data.truth, &app.data.pipeline_coadd]
+            .into_iter()
+            .flatten()
+        {
+            let x: Vec<f64> = s.ln_wave.iter().map(|v| v.exp()).collect();
+            curves.push(CombinedCurve::Line {
+                name: s.label.clone(),
+                trace: Arc::new(trace(&x, |k| s.flux[k], range.clone(), key.bins)),
+                color: egui::Color32::from_gray(120),
+                width: 1.0,
+            });
+        }
+    }
+    if let Some(m) = &r.standard
+        && (key.overlay || r.forward.is_none())
+    {
+        let name = "standard practice";
+        method_curves(&mut curves, name, m, &grid_aa, STANDARD_COLOR, key);
+    }
+    if let Some(m) = &r.forward {
+        method_curves(
+            &mut curves,
+            "forward model",
+            m,
+            &grid_aa,
+            FORWARD_COLOR,
+            key,
         );
+    }
+    CombinedDrawing {
+        key,
+        result: Arc::clone(r),
+        spans,
+        curves,
     }
 }
 
@@ -622,11 +716,6 @@ fn combined_plot(
     bins: usize,
     jump: Option<(f64, f64)>,
 ) {
-    let result = app.result.clone();
-    let grid_aa: Vec<f64> = result
-        .as_ref()
-        .map(|r| r.grid.wavelength_aa())
-        .unwrap_or_default();
     let app_ref: &FrizzApp = app;
     Plot::new("combined")
         .height(height)
@@ -644,46 +733,56 @@ fn combined_plot(
         .show(ui, |plot_ui| {
             apply_view_requests(app_ref, plot_ui, jump);
             let range = visible_x(plot_ui, full);
-            let Some(r) = &result else { return };
-            if let Some(m) = r.forward.as_ref().or(r.standard.as_ref()) {
-                no_data_spans(plot_ui, m, &grid_aa);
+            let Some(r) = &app_ref.result else { return };
+            let key = CombinedKey {
+                lo: range.start().to_bits(),
+                hi: range.end().to_bits(),
+                bins,
+                band: app_ref.view.show_uncertainty,
+                reference: app_ref.view.show_reference,
+                overlay: app_ref.view.compare == Compare::Overlay,
+            };
+            let cached = app_ref
+                .curves
+                .combined
+                .borrow()
+                .as_ref()
+                .filter(|d| d.key == key && Arc::ptr_eq(&d.result, r))
+                .cloned();
+            let d = cached.unwrap_or_else(|| {
+                let d = Arc::new(combined_drawing(app_ref, r, key));
+                *app_ref.curves.combined.borrow_mut() = Some(Arc::clone(&d));
+                d
+            });
+            for &(x0, x1) in &d.spans {
+                plot_ui.span(
+                    Span::new("no data", x0..=x1)
+                        .fill(egui::Color32::from_gray(128).gamma_multiply(0.18))
+                        .border_width(0.0),
+                );
             }
-            if app_ref.view.show_reference {
-                for s in [&app_ref.data.truth, &app_ref.data.pipeline_coadd]
-                    .into_iter()
-                    .flatten()
-                {
-                    let x: Vec<f64> = s.ln_wave.iter().map(|v| v.exp()).collect();
-                    let t = trace(&x, |k| s.flux[k], range.clone(), bins);
-                    add_trace(plot_ui, &s.label, t, egui::Color32::from_gray(120), 1.0);
+            for c in &d.curves {
+                match c {
+                    CombinedCurve::Band {
+                        name,
+                        xs,
+                        lo,
+                        hi,
+                        color,
+                    } => {
+                        plot_ui.add(FilledArea::new(name, xs, lo, hi).fill_color(*color));
+                    }
+                    CombinedCurve::Line {
+                        name,
+                        trace,
+                        color,
+                        width,
+                    } => plot_ui.add(
+                        TraceItem::new(name.as_str(), Arc::clone(trace))
+                            .color(*color)
+                            .width(*width),
+                    ),
                 }
-            }
-            let band = app_ref.view.show_uncertainty;
-            if let Some(m) = &r.standard
-                && (app_ref.view.compare == Compare::Overlay || r.forward.is_none())
-            {
-                method_curves(
-                    plot_ui,
-                    "standard practice",
-                    m,
-                    &grid_aa,
-                    STANDARD_COLOR,
-                    band,
-                    range.clone(),
-                    bins,
-                );
-            }
-            if let Some(m) = &r.forward {
-                method_curves(
-                    plot_ui,
-                    "forward model",
-                    m,
-                    &grid_aa,
-                    FORWARD_COLOR,
-                    band,
-                    range,
-                    bins,
-                );
             }
         });
 }
