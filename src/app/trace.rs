@@ -34,6 +34,8 @@ pub struct Trace {
     points: Vec<PlotPoint>,
     /// Thinned runs, per column: x of the column's centre, lowest and highest value.
     columns: Vec<[f64; 3]>,
+    /// Per column, whether it kept two samples (its lowest and highest) or one.
+    pairs: Vec<bool>,
     runs: Vec<Run>,
     /// Start of the run being built: (points, columns).
     mark: (usize, usize),
@@ -45,6 +47,7 @@ impl Default for Trace {
         Self {
             points: Vec::new(),
             columns: Vec::new(),
+            pairs: Vec::new(),
             runs: Vec::new(),
             mark: (0, 0),
             bounds: PlotBounds::NOTHING,
@@ -137,6 +140,7 @@ impl Trace {
             self.add_point(b);
         }
         self.columns.push([x, mn.y, mx.y]);
+        self.pairs.push(a != b);
     }
 
     /// Close the run being built, if it has samples.
@@ -254,7 +258,7 @@ impl PlotItem for TraceItem {
         let (x0, x1) = (view.min()[0], view.max()[0]);
         let mut band: Vec<BandPoint> = Vec::new();
         for run in &t.runs {
-            let (Some(cols), false) = (&run.columns, self.lines) else {
+            let Some(col_range) = &run.columns else {
                 Line::new(
                     String::new(),
                     PlotPoints::Borrowed(&t.points[run.points.clone()]),
@@ -265,11 +269,39 @@ impl PlotItem for TraceItem {
                 .shapes(ui, transform, shapes);
                 continue;
             };
-            let cols = &t.columns[cols.clone()];
+            let cols = &t.columns[col_range.clone()];
             // The visible columns and one more on each side.
             let a = cols.partition_point(|c| c[0] < x0).saturating_sub(1);
             let b = (cols.partition_point(|c| c[0] <= x1) + 1).min(cols.len());
             if a >= b {
+                continue;
+            }
+            if self.lines {
+                let pairs = &t.pairs[col_range.clone()];
+                let pts = &t.points[run.points.clone()];
+                // The samples of column a start after those of the columns before it.
+                let mut k = a + pairs[..a].iter().filter(|&&p| p).count();
+                let mut path: Vec<egui::Pos2> = Vec::with_capacity(2 * (b - a));
+                for &pair in &pairs[a..b] {
+                    let Some(p) = pts.get(k) else { break };
+                    let p = transform.position_from_point(p);
+                    path.push(p);
+                    if pair && let Some(q) = pts.get(k + 1) {
+                        let q = transform.position_from_point(q);
+                        // A column whose extremes are within a pixel in height is one point
+                        // of a thin line: half the vertices where the curve is smooth.
+                        if (q.y - p.y).abs() >= 1.0 {
+                            path.push(q);
+                        }
+                    }
+                    k += 1 + usize::from(pair);
+                }
+                if path.len() >= 2 {
+                    shapes.push(egui::Shape::line(
+                        path,
+                        egui::Stroke::new(width, self.color),
+                    ));
+                }
                 continue;
             }
             let first = band.len();
@@ -357,5 +389,53 @@ mod tests {
         assert_eq!(t.to_runs()[2].len(), 5);
         assert_eq!(t.bounds.min(), [0.0, 1.0]);
         assert_eq!(t.bounds.max(), [999.0, 2.0]);
+    }
+
+    /// The shapes `item` makes in a 1000 x 100 px plot of x 0..1000, y 0..10.
+    fn shapes_of(item: &TraceItem) -> Vec<egui::Shape> {
+        let frame = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1000.0, 100.0));
+        let bounds = PlotBounds::from_min_max([0.0, 0.0], [1000.0, 10.0]);
+        let transform = PlotTransform::new(frame, bounds, [false, false]);
+        let mut shapes = Vec::new();
+        let mut out = egui::Context::default().run_ui(egui::RawInput::default(), |ui| {
+            item.shapes(ui, &transform, &mut shapes);
+        });
+        // The font atlas upload is no one's business here.
+        out.textures_delta.clear();
+        shapes
+    }
+
+    #[test]
+    fn thinned_runs_draw_one_band_point_or_one_or_two_line_points_per_column() {
+        // 10 samples per pixel: flat at 5 with a 1-sample spike to 9 at x = 500.
+        let x: Vec<f64> = (0..10_000).map(|k| f64::from(k) * 0.1).collect();
+        let y = |k: usize| {
+            if k == 5_000 {
+                9.0
+            } else {
+                5.0 + 0.01 * (k % 2) as f64
+            }
+        };
+        let mut t = Trace::default();
+        t.push(&x, y, 0.0..=1000.0, 250, 1.0);
+        let t = Arc::new(t);
+        let band = shapes_of(&TraceItem::new("data", Arc::clone(&t)).width(1.0));
+        let [egui::Shape::Band(b)] = band.as_slice() else {
+            panic!("one band expected: {band:?}")
+        };
+        let valid: Vec<_> = b.points.iter().filter(|p| p.x.is_finite()).collect();
+        assert_eq!(valid.len(), 250, "one point per column");
+        // Screen y grows downwards: y = 9 is 10 px from the top; the band reaches it.
+        let top = valid.iter().map(|p| p.y.min).fold(f32::INFINITY, f32::min);
+        assert!((top - (10.0 - 0.5)).abs() < 0.01, "spike top at {top}");
+        let lines = shapes_of(&TraceItem::new("model", t).width(0.9).as_lines());
+        let [egui::Shape::Path(p)] = lines.as_slice() else {
+            panic!("one path expected: {lines:?}")
+        };
+        // Flat columns (extremes 0.1 px apart) are one point, the spike's column two.
+        assert_eq!(p.points.len(), 251);
+        let top = p.points.iter().map(|q| q.y).fold(f32::INFINITY, f32::min);
+        assert!((top - 10.0).abs() < 0.01, "spike top at {top}");
+        assert!(p.points.windows(2).all(|w| w[0].x <= w[1].x));
     }
 }
