@@ -921,6 +921,24 @@ fn bins_for(width_px: usize, n_curves: usize) -> usize {
     (width_px / px_per_column).max(50)
 }
 
+/// The x range to decimate for a view of `range` drawn with `bins` columns, and its columns:
+/// three view-widths around the view, aligned to a grid of view-widths (rounded up to 1/8
+/// octave), a column as wide as before. While a pan stays within one width, this range (part of
+/// the cache keys) does not change, so panning draws cached curves instead of decimating every
+/// visit every frame. The plot items draw only the columns in view.
+fn tiled(range: &RangeInclusive<f64>, bins: usize) -> (RangeInclusive<f64>, usize) {
+    let (lo, hi) = (*range.start(), *range.end());
+    let w = hi - lo;
+    if !(w.is_finite() && w > 0.0) {
+        return (range.clone(), bins);
+    }
+    let wq = ((w.log2() * 8.0).ceil() / 8.0).exp2();
+    // The view lies in [origin, origin + 2 wq); one more width on each side would be spare.
+    let origin = (lo / wq).floor() * wq;
+    let start = origin - 0.5 * wq;
+    ((start..=start + 3.0 * wq), 3 * bins)
+}
+
 /// The factor that maps a visit's observed wavelength to the plotted one.
 fn frame_scale(app: &FrizzApp, i: usize) -> f64 {
     if app.view.frame == DrawFrame::Observed {
@@ -966,6 +984,8 @@ fn exposures_plot(
         .show(ui, |plot_ui| {
             apply_view_requests(app, plot_ui, jump);
             let range = visible_x(plot_ui, full);
+            // Decimated over a wider, aligned range: panning reuses the cached curves.
+            let (tile, bins) = tiled(&range, bins);
             for (k, &i) in visits.iter().enumerate() {
                 let Some(visit) = app.data.visits.get(i) else {
                     continue;
@@ -975,7 +995,7 @@ fn exposures_plot(
                 };
                 let offset = if stacked { -(k as f64) * step } else { 0.0 };
                 let scale = frame_scale(app, i);
-                let obs_range = (range.start() / scale)..=(range.end() / scale);
+                let obs_range = (tile.start() / scale)..=(tile.end() / scale);
                 let included = app.settings.visit(i).include;
                 // The model stands out against one visit; among many it should not hide them.
                 let model_color = if app.view.layout == ExposureLayout::Single {
@@ -1247,6 +1267,8 @@ fn residuals_plot(
         .show(ui, |plot_ui| {
             apply_view_requests(app, plot_ui, jump);
             let range = visible_x(plot_ui, full);
+            // Decimated over a wider, aligned range: panning reuses the cached curves.
+            let (tile, bins) = tiled(&range, bins);
             plot_ui.hline(HLine::new("+3 sigma", 3.0).color(egui::Color32::from_gray(150)));
             plot_ui.hline(HLine::new("-3 sigma", -3.0).color(egui::Color32::from_gray(150)));
             let Some(f) = &forward else { return };
@@ -1262,7 +1284,7 @@ fn residuals_plot(
                     continue;
                 }
                 let scale = frame_scale(app, i);
-                let obs_range = (range.start() / scale)..=(range.end() / scale);
+                let obs_range = (tile.start() / scale)..=(tile.end() / scale);
                 let Some(result) = &app.result else { continue };
                 let key = ExposureKey {
                     visit: i,

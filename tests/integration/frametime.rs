@@ -271,6 +271,20 @@ pub fn drag_main_shift_slider(n_visits: usize, frames: usize, amplitude_px: f32)
     main_window_frames(n_visits, frames, Some(amplitude_px))
 }
 
+/// Where a drag starts: the shift slider, or a point inside the exposures plot (which pans
+/// the linked plots, so that every visit's curves are due again each frame).
+static PAN_AT: std::sync::Mutex<Option<egui::Pos2>> = std::sync::Mutex::new(None);
+
+/// As [`drag_main_shift_slider`], dragging inside the exposures plot instead (a pan).
+pub fn pan_main_plots(n_visits: usize, frames: usize, amplitude_px: f32) -> DragReport {
+    // Inside the exposures plot of a 1600 x 1000 window (below the combined plot, above the
+    // residuals), away from its axes.
+    *PAN_AT.lock().expect("no panic while held") = Some(egui::pos2(950.0, 640.0));
+    let r = main_window_frames(n_visits, frames, Some(amplitude_px));
+    *PAN_AT.lock().expect("no panic while held") = None;
+    r
+}
+
 /// As [`drag_main_shift_slider`]; `None` = no input at all (the cost of drawing alone).
 pub fn main_window_frames(n_visits: usize, frames: usize, drag_px: Option<f32>) -> DragReport {
     let data = generate(&ApogeeParams {
@@ -300,7 +314,8 @@ pub fn main_window_frames(n_visits: usize, frames: usize, drag_px: Option<f32>) 
     }
     h.step();
     let slider = h.get_by_role_and_label(Role::Slider, "shift km/s").rect();
-    let start = slider.center();
+    let pan_at = *PAN_AT.lock().expect("no panic while held");
+    let start = pan_at.unwrap_or(slider.center());
     if drag_px.is_some() {
         h.hover_at(start);
         h.step();
@@ -478,6 +493,17 @@ fn frametime_main_window_idle_30_apogee_visits() {
     let r = main_window_frames(30, 200, None);
     println!(
         "main window, 30 APOGEE-like visits, no input: {}; last frame: {}",
+        r.frames, r.census
+    );
+}
+
+/// 30 visits while the plots are panned: every visit's curves are decimated again each frame.
+#[test]
+#[ignore = "measurement: run with --profile frametime --ignored --nocapture"]
+fn frametime_main_window_pan_30_apogee_visits() {
+    let r = pan_main_plots(30, 300, 120.0);
+    println!(
+        "main window, 30 APOGEE-like visits, plots panned: {}; last frame: {}",
         r.frames, r.census
     );
 }
