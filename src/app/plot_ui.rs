@@ -1048,20 +1048,34 @@ fn exposures_plot(
                 let drawing = app.curves.data_drawing(key, n_visits, || {
                     visit_drawing(app, i, segs, key, scale, offset)
                 });
+                // Only what is in view: the rest must not widen the plot's automatic y range.
                 for (xs, lo, hi) in &drawing.bands {
-                    plot_ui.add(
-                        FilledArea::new(format!("{name} 1-sigma"), xs, lo, hi)
+                    let a = xs
+                        .partition_point(|&x| x < *range.start())
+                        .saturating_sub(1);
+                    let b = (xs.partition_point(|&x| x <= *range.end()) + 1).min(xs.len());
+                    if b >= a + 2 {
+                        plot_ui.add(
+                            FilledArea::new(
+                                format!("{name} 1-sigma"),
+                                &xs[a..b],
+                                &lo[a..b],
+                                &hi[a..b],
+                            )
                             .fill_color(color.gamma_multiply(0.2)),
-                    );
+                        );
+                    }
                 }
                 plot_ui.add(
                     TraceItem::new(name.as_str(), Arc::clone(&drawing.trace))
                         .color(color)
-                        .width(1.0),
+                        .width(1.0)
+                        .view(&range),
                 );
-                if !drawing.masked.is_empty() {
+                let masked = in_view(&drawing.masked, &range);
+                if !masked.is_empty() {
                     plot_ui.points(
-                        Points::new("masked", drawing.masked.clone())
+                        Points::new("masked", masked)
                             .color(MASK_COLOR)
                             .shape(MarkerShape::Cross)
                             .radius(2.5),
@@ -1111,11 +1125,13 @@ fn exposures_plot(
                         TraceItem::new(format!("{name} model"), Arc::clone(&model.trace))
                             .color(model_color)
                             .width(0.9)
-                            .as_lines(),
+                            .as_lines()
+                            .view(&range),
                     );
-                    if !model.down_weighted.is_empty() {
+                    let down_weighted = in_view(&model.down_weighted, &range);
+                    if !down_weighted.is_empty() {
                         plot_ui.points(
-                            Points::new("down-weighted (robust)", model.down_weighted.clone())
+                            Points::new("down-weighted (robust)", down_weighted)
                                 .color(DOWN_WEIGHTED_COLOR)
                                 .shape(MarkerShape::Circle)
                                 .filled(false)
@@ -1125,6 +1141,15 @@ fn exposures_plot(
                 }
             }
         });
+}
+
+/// The points with x in `range`.
+fn in_view(points: &[[f64; 2]], range: &RangeInclusive<f64>) -> Vec<[f64; 2]> {
+    points
+        .iter()
+        .filter(|p| range.contains(&p[0]))
+        .copied()
+        .collect()
 }
 
 /// The drawn flux range of visit `i` (values beyond are clamped).
@@ -1336,7 +1361,8 @@ fn residuals_plot(
                         Arc::clone(&drawing.trace),
                     )
                     .color(visit_color(i))
-                    .width(1.0),
+                    .width(1.0)
+                    .view(&range),
                 );
             }
         });

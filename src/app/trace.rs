@@ -196,6 +196,8 @@ pub struct TraceItem {
     color: egui::Color32,
     width: f32,
     lines: bool,
+    /// The x range in view, if the trace extends beyond it.
+    view: Option<(f64, f64)>,
 }
 
 impl TraceItem {
@@ -207,7 +209,17 @@ impl TraceItem {
             color: egui::Color32::TRANSPARENT,
             width: 1.0,
             lines: false,
+            view: None,
         }
+    }
+
+    /// Report as bounds (what the plot fits its automatic range to) only the samples with x in
+    /// `x`: a trace decimated over a wider range than the view must not widen the y range
+    /// fitted to the view.
+    #[must_use]
+    pub fn view(mut self, x: &RangeInclusive<f64>) -> Self {
+        self.view = Some((*x.start(), *x.end()));
+        self
     }
 
     /// Draw thinned runs too as a line zigzagging through the samples kept: a curve drawn over
@@ -339,7 +351,21 @@ impl PlotItem for TraceItem {
     }
 
     fn bounds(&self) -> PlotBounds {
-        self.trace.bounds
+        let t = &*self.trace;
+        let Some((x0, x1)) = self.view else {
+            return t.bounds;
+        };
+        if x0 <= t.bounds.min()[0] && t.bounds.max()[0] <= x1 {
+            return t.bounds;
+        }
+        let mut b = PlotBounds::NOTHING;
+        for run in &t.runs {
+            let pts = &t.points[run.points.clone()];
+            let a = pts.partition_point(|p| p.x < x0);
+            let e = pts.partition_point(|p| p.x <= x1).max(a);
+            pts[a..e].iter().for_each(|p| b.extend_with(p));
+        }
+        b
     }
 
     fn base(&self) -> &PlotItemBase {
@@ -437,5 +463,17 @@ mod tests {
         let top = p.points.iter().map(|q| q.y).fold(f32::INFINITY, f32::min);
         assert!((top - 10.0).abs() < 0.01, "spike top at {top}");
         assert!(p.points.windows(2).all(|w| w[0].x <= w[1].x));
+    }
+
+    #[test]
+    fn bounds_in_view_cover_only_the_samples_in_view() {
+        let x: Vec<f64> = (0..1000).map(f64::from).collect();
+        let mut t = Trace::default();
+        t.push(&x, |k| k as f64, 0.0..=999.0, 2000, 1.0);
+        let t = Arc::new(t);
+        let all = TraceItem::new("a", Arc::clone(&t)).bounds();
+        assert_eq!((all.min()[1], all.max()[1]), (0.0, 999.0));
+        let view = TraceItem::new("a", t).view(&(100.0..=200.0)).bounds();
+        assert_eq!((view.min()[1], view.max()[1]), (100.0, 200.0));
     }
 }
