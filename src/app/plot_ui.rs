@@ -232,6 +232,9 @@ impl DatasetCurves {
         } else {
             &mut c.model
         };
+        // An older result's curve is worth keeping only while it stands in for a curve being
+        // drawn; each one holds that whole result in memory.
+        map.retain(|_, (used, old)| *used + 1 >= frame || Arc::ptr_eq(&old.result, result));
         map.insert(key, (frame, Arc::clone(&d)));
         d
     }
