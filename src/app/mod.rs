@@ -13,6 +13,7 @@ pub mod files;
 pub mod options_ui;
 pub mod plot_ui;
 pub mod teaching;
+pub mod trace;
 pub mod visits_ui;
 
 use std::path::{Path, PathBuf};
@@ -303,6 +304,8 @@ pub struct FrizzApp {
     screenshot: Option<ScreenshotJob>,
     /// Cached plotting data for the dataset.
     pub(crate) curves: plot_ui::DatasetCurves,
+    /// Time a frame may spend rebuilding model/residual curves for a new result.
+    pub(crate) curve_budget: Duration,
     /// The teaching panel, created when its tab is first opened.
     pub teaching: Option<teaching::TeachingPanel>,
 }
@@ -343,6 +346,7 @@ impl FrizzApp {
             png_request: None,
             screenshot: None,
             curves: plot_ui::DatasetCurves::default(),
+            curve_budget: plot_ui::REBUILD_BUDGET,
             teaching: None,
         }
     }
@@ -564,6 +568,19 @@ impl FrizzApp {
                 self.report_error(format!("FRIZZVIEW_VIEW: cannot apply '{item}'"));
             }
         }
+    }
+
+    /// Model and residual curves the last frame of the Spectra tab drew: (from the newest
+    /// result, from an older result of the same data that later frames replace).
+    #[must_use]
+    pub fn result_curves_drawn(&self) -> (usize, usize) {
+        self.curves.result_curves_drawn()
+    }
+
+    /// Time a frame may spend rebuilding model/residual curves when a new result arrives
+    /// (default [`plot_ui::REBUILD_BUDGET`]); at least one is rebuilt per frame.
+    pub fn set_curve_rebuild_budget(&mut self, budget: Duration) {
+        self.curve_budget = budget;
     }
 
     /// Whether the newest settings have been computed.

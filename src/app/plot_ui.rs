@@ -1,16 +1,26 @@
 //! Plots: the combined spectrum, every exposure, residuals, and the noise correlation.
 //!
-//! Long spectra are decimated for drawing: within the visible x range, each screen column keeps
-//! the minimum and maximum sample, so a plot never draws more than about two points per pixel
-//! whatever the number of input pixels. NaN breaks lines (runs are drawn separately).
+//! Long spectra are decimated for drawing: within the visible x range, each column of the plot
+//! keeps the minimum and maximum sample, so a plot never draws more than one band point (or, for
+//! the visit models, two line points) per column whatever the number of input pixels
+//! ([`super::trace`]). NaN breaks lines.
+//!
+//! Decimated curves are cached between frames. When a new result arrives, the model and residual
+//! curves of every visit are due again; rebuilding all of them in one frame made that frame
+//! about twice as long as the others. Instead a frame rebuilds what fits in [`REBUILD_BUDGET`]
+//! and keeps drawing the previous result's curves (same data, same view) for the rest,
+//! asking for another frame until every curve belongs to the newest result.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use eframe::egui;
 use egui_plot::{FilledArea, HLine, Line, MarkerShape, Plot, PlotUi, Points, Span};
+
+use super::trace::{Trace, TraceItem};
 
 use super::visits_ui::{sorted_indices, velocity_in_use, visit_color};
 use super::{Compare, DrawFrame, ExposureLayout, FrizzApp};
@@ -43,9 +53,15 @@ pub struct DatasetCurves {
     /// Decimated exposure curves of recent frames, reused while nothing they depend on changes
     /// (a drag moves one visit; redoing all of them every frame cost most of a frame).
     cache: RefCell<ExposureCache>,
+    /// The combined plot's last drawing.
+    combined: RefCell<Option<Arc<CombinedDrawing>>>,
 }
 
-/// Key of one visit's decimated exposure curves: everything the decimation depends on.
+/// Default time a frame may spend rebuilding model and residual curves for a new result.
+pub const REBUILD_BUDGET: Duration = Duration::from_millis(1);
+
+/// Key of one visit's decimated exposure curves: everything the decimation depends on (the
+/// result too, for model and residual curves: it is kept in the drawing and compared).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct ExposureKey {
     visit: usize,
@@ -59,45 +75,58 @@ struct ExposureKey {
     masked: bool,
 }
 
-/// One segment's decimated curves, x already in the plotted frame.
+/// One visit's decimated curves (every segment), x already in the plotted frame.
 #[derive(Debug, Default)]
-struct SegDrawing {
+struct VisitDrawing {
     bands: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)>,
-    runs: Vec<Vec<[f64; 2]>>,
+    trace: Arc<Trace>,
     masked: Vec<[f64; 2]>,
 }
 
-/// Cached decimated model curves of a visit; holds the result so its address (part of the key)
-/// cannot be reused by another result while the entry lives.
+/// A visit's decimated model (or residual) curve, and the result it was made from.
 #[derive(Debug)]
 struct ModelDrawing {
-    _result: Arc<Combined>,
-    segs: Vec<Vec<Vec<[f64; 2]>>>,
+    result: Arc<Combined>,
+    trace: Arc<Trace>,
     /// Pixels the robust fit down-weighted below 0.5 (plotted frame), when it ran.
     down_weighted: Vec<[f64; 2]>,
 }
 
-/// Recently drawn exposure curves.
+/// A cached drawing and the frame that last used it.
+type Slot<T> = (u64, Arc<T>);
+
+/// Recently drawn exposure curves, and this frame's bookkeeping of result-dependent ones.
 #[derive(Debug, Default)]
 struct ExposureCache {
-    data: HashMap<ExposureKey, Arc<Vec<SegDrawing>>>,
-    model: HashMap<(ExposureKey, usize), Arc<ModelDrawing>>,
-    residual: HashMap<(ExposureKey, usize), Arc<ModelDrawing>>,
+    data: HashMap<ExposureKey, Slot<VisitDrawing>>,
+    model: HashMap<ExposureKey, Slot<ModelDrawing>>,
+    residual: HashMap<ExposureKey, Slot<ModelDrawing>>,
+    /// Frames begun ([`DatasetCurves::begin_frame`]).
+    frame: u64,
+    /// After this instant, this frame rebuilds no more model/residual curves that it can draw
+    /// from an older result instead.
+    deadline: Option<Instant>,
+    /// Model/residual curves built this frame.
+    rebuilt: usize,
+    /// Model/residual curves drawn this frame: from the newest result, from older ones.
+    drawn_fresh: usize,
+    drawn_stale: usize,
 }
 
 impl ExposureCache {
-    /// Bound the memory: while a drag changes one visit's shift every frame, stale entries
-    /// pile up; dropping everything now and then costs one full redraw.
+    /// Bound the memory: while a drag changes one visit's shift every frame, entries for its
+    /// old shifts pile up. Past a limit, keep only what this frame or the last one drew.
     fn trim(&mut self, n_visits: usize) {
         let limit = 4 * n_visits + 16;
+        let keep = self.frame.saturating_sub(1);
         if self.data.len() > limit {
-            self.data.clear();
+            self.data.retain(|_, (used, _)| *used >= keep);
         }
         if self.model.len() > limit {
-            self.model.clear();
+            self.model.retain(|_, (used, _)| *used >= keep);
         }
         if self.residual.len() > limit {
-            self.residual.clear();
+            self.residual.retain(|_, (used, _)| *used >= keep);
         }
     }
 }
@@ -111,11 +140,105 @@ impl Clone for DatasetCurves {
             y_limits: self.y_limits.clone(),
             sigma: self.sigma.clone(),
             cache: RefCell::default(),
+            combined: RefCell::default(),
         }
     }
 }
 
 impl DatasetCurves {
+    /// Start a frame: from now on, rebuilding model/residual curves stops after `budget` once
+    /// one was rebuilt (where an older result's curve can stand in).
+    pub fn begin_frame(&self, budget: Duration) {
+        let mut c = self.cache.borrow_mut();
+        c.frame += 1;
+        c.deadline = Some(Instant::now() + budget);
+        c.rebuilt = 0;
+        c.drawn_fresh = 0;
+        c.drawn_stale = 0;
+    }
+
+    /// Model and residual curves drawn in the last frame that drew the spectra: (from the
+    /// newest result, from an older result of the same data still being replaced).
+    #[must_use]
+    pub fn result_curves_drawn(&self) -> (usize, usize) {
+        let c = self.cache.borrow();
+        (c.drawn_fresh, c.drawn_stale)
+    }
+
+    /// The visit data curves of `key`, from the cache or built now.
+    fn data_drawing(
+        &self,
+        key: ExposureKey,
+        n_visits: usize,
+        build: impl FnOnce() -> VisitDrawing,
+    ) -> Arc<VisitDrawing> {
+        let mut guard = self.cache.borrow_mut();
+        let c = &mut *guard;
+        if let Some((used, d)) = c.data.get_mut(&key) {
+            *used = c.frame;
+            return Arc::clone(d);
+        }
+        drop(guard);
+        let d = Arc::new(build());
+        let mut c = self.cache.borrow_mut();
+        c.trim(n_visits);
+        let frame = c.frame;
+        c.data.insert(key, (frame, Arc::clone(&d)));
+        d
+    }
+
+    /// The model (or residual) curve of `key` for `result`: from the cache, or built now, or —
+    /// when this frame's rebuild budget is spent — the cached curve of an older result of the
+    /// same data (the cache belongs to one dataset), which a later frame replaces.
+    fn result_drawing(
+        &self,
+        residual: bool,
+        key: ExposureKey,
+        result: &Arc<Combined>,
+        n_visits: usize,
+        build: impl FnOnce() -> ModelDrawing,
+    ) -> Arc<ModelDrawing> {
+        let mut guard = self.cache.borrow_mut();
+        let c = &mut *guard;
+        let spent = c.rebuilt > 0 && c.deadline.is_some_and(|d| Instant::now() >= d);
+        let map = if residual {
+            &mut c.residual
+        } else {
+            &mut c.model
+        };
+        if let Some((used, d)) = map.get_mut(&key) {
+            let fresh = Arc::ptr_eq(&d.result, result);
+            if fresh || spent {
+                *used = c.frame;
+                let d = Arc::clone(d);
+                if fresh {
+                    c.drawn_fresh += 1;
+                } else {
+                    c.drawn_stale += 1;
+                }
+                return d;
+            }
+        }
+        drop(guard);
+        let d = Arc::new(build());
+        let mut guard = self.cache.borrow_mut();
+        let c = &mut *guard;
+        c.trim(n_visits);
+        c.rebuilt += 1;
+        c.drawn_fresh += 1;
+        let frame = c.frame;
+        let map = if residual {
+            &mut c.residual
+        } else {
+            &mut c.model
+        };
+        // An older result's curve is worth keeping only while it stands in for a curve being
+        // drawn; each one holds that whole result in memory.
+        map.retain(|_, (used, old)| *used + 1 >= frame || Arc::ptr_eq(&old.result, result));
+        map.insert(key, (frame, Arc::clone(&d)));
+        d
+    }
+
     /// Build the curves of a dataset.
     #[must_use]
     pub fn new(data: &Dataset) -> Self {
@@ -202,6 +325,7 @@ impl DatasetCurves {
             y_limits,
             sigma,
             cache: RefCell::default(),
+            combined: RefCell::default(),
         }
     }
 }
@@ -215,79 +339,19 @@ pub fn decimate(
     range: RangeInclusive<f64>,
     bins: usize,
 ) -> Vec<Vec<[f64; 2]>> {
-    let (lo, hi) = (*range.start(), *range.end());
-    let start = x.partition_point(|&v| v < lo).saturating_sub(1);
-    let end = (x.partition_point(|&v| v <= hi) + 1).min(x.len());
-    let mut runs: Vec<Vec<[f64; 2]>> = Vec::new();
-    let mut run: Vec<[f64; 2]> = Vec::new();
-    if start >= end {
-        return runs;
-    }
-    let bins = bins.max(1);
-    let thin = end - start > 2 * bins && hi > lo;
-    if !thin {
-        for k in start..end {
-            let v = y(k);
-            if v.is_finite() {
-                run.push([x[k], v]);
-            } else if !run.is_empty() {
-                runs.push(std::mem::take(&mut run));
-            }
-        }
-    } else {
-        let width = (hi - lo) / bins as f64;
-        let mut current: Option<(i64, [f64; 2], [f64; 2])> = None;
-        let flush = |run: &mut Vec<[f64; 2]>, c: (i64, [f64; 2], [f64; 2])| {
-            let (_, a, b) = c;
-            // Keep the pair in x order so the line zigzags through the column.
-            if a[0] <= b[0] {
-                run.push(a);
-                if a != b {
-                    run.push(b);
-                }
-            } else {
-                run.push(b);
-                run.push(a);
-            }
-        };
-        for k in start..end {
-            let v = y(k);
-            if !v.is_finite() {
-                if let Some(c) = current.take() {
-                    flush(&mut run, c);
-                }
-                if !run.is_empty() {
-                    runs.push(std::mem::take(&mut run));
-                }
-                continue;
-            }
-            let bin = ((x[k] - lo) / width).floor() as i64;
-            let p = [x[k], v];
-            match &mut current {
-                Some((b, mn, mx)) if *b == bin => {
-                    if v < mn[1] {
-                        *mn = p;
-                    }
-                    if v > mx[1] {
-                        *mx = p;
-                    }
-                }
-                _ => {
-                    if let Some(c) = current.take() {
-                        flush(&mut run, c);
-                    }
-                    current = Some((bin, p, p));
-                }
-            }
-        }
-        if let Some(c) = current.take() {
-            flush(&mut run, c);
-        }
-    }
-    if !run.is_empty() {
-        runs.push(run);
-    }
-    runs
+    trace(x, y, range, bins).to_runs()
+}
+
+/// [`decimate`] as a [`Trace`] (what the plots draw).
+pub fn trace(
+    x: &[f64],
+    y: impl Fn(usize) -> f64,
+    range: RangeInclusive<f64>,
+    bins: usize,
+) -> Trace {
+    let mut t = Trace::default();
+    t.push(x, y, range, bins, 1.0);
+    t
 }
 
 /// Like [`decimate`] for a band between `low(k)` and `high(k)`: per bin the lowest low and the
@@ -398,20 +462,17 @@ fn data_range(app: &FrizzApp) -> (f64, f64) {
     }
 }
 
-fn add_runs(
-    plot_ui: &mut PlotUi<'_>,
-    name: &str,
-    runs: Vec<Vec<[f64; 2]>>,
-    color: egui::Color32,
-    width: f32,
-) {
-    for r in runs {
-        plot_ui.line(Line::new(name, r).color(color).width(width));
-    }
+fn add_trace(plot_ui: &mut PlotUi<'_>, name: &str, trace: Trace, color: egui::Color32, width: f32) {
+    plot_ui.add(
+        TraceItem::new(name, Arc::new(trace))
+            .color(color)
+            .width(width),
+    );
 }
 
 /// The Spectra tab: segment jumps, combined spectrum, difference, exposures and residuals.
 pub fn spectra_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    app.curves.begin_frame(app.curve_budget);
     ui.horizontal(|ui| {
         ui.label("Go to:");
         if ui.button("all").clicked() {
@@ -455,6 +516,10 @@ pub fn spectra_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
         residuals_plot(app, ui, h_small, full, width_px, jump);
     }
     app.reset_view = false;
+    if app.curves.result_curves_drawn().1 > 0 {
+        // Some curves are still the previous result's: the next frame replaces more of them.
+        ui.ctx().request_repaint();
+    }
 }
 
 fn hover_text(app: &FrizzApp, lam_aa: f64) -> String {
@@ -492,41 +557,87 @@ fn hover_text(app: &FrizzApp, lam_aa: f64) -> String {
     text
 }
 
-#[allow(clippy::too_many_arguments)] // one call per method; a struct would only rename them
+/// One curve of the combined plot, decimated.
+#[derive(Debug)]
+enum CombinedCurve {
+    Band {
+        name: String,
+        xs: Vec<f64>,
+        lo: Vec<f64>,
+        hi: Vec<f64>,
+        color: egui::Color32,
+    },
+    Line {
+        name: String,
+        trace: Arc<Trace>,
+        color: egui::Color32,
+        width: f32,
+    },
+}
+
+/// What the combined plot's curves depend on besides the result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CombinedKey {
+    lo: u64,
+    hi: u64,
+    bins: usize,
+    band: bool,
+    reference: bool,
+    overlay: bool,
+}
+
+/// The combined plot's decimated curves and no-data spans, reused while the result and the
+/// view stay the same (every frame of a drag between two results).
+#[derive(Debug)]
+pub(crate) struct CombinedDrawing {
+    key: CombinedKey,
+    result: Arc<Combined>,
+    spans: Vec<(f64, f64)>,
+    curves: Vec<CombinedCurve>,
+}
+
 fn method_curves(
-    plot_ui: &mut PlotUi<'_>,
+    out: &mut Vec<CombinedCurve>,
     name: &str,
     m: &MethodResult,
     grid_aa: &[f64],
     color: egui::Color32,
-    band: bool,
-    range: RangeInclusive<f64>,
-    bins: usize,
+    key: CombinedKey,
 ) {
-    if band {
+    let range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
+    if key.band {
         for (xs, lo, hi) in decimate_band(
             grid_aa,
             |k| m.flux[k] - m.var[k].sqrt(),
             |k| m.flux[k] + m.var[k].sqrt(),
             range.clone(),
-            bins,
+            key.bins,
         ) {
-            plot_ui.add(
-                FilledArea::new(format!("{name} 1-sigma"), &xs, &lo, &hi)
-                    .fill_color(color.gamma_multiply(0.25)),
-            );
+            out.push(CombinedCurve::Band {
+                name: format!("{name} 1-sigma"),
+                xs,
+                lo,
+                hi,
+                color: color.gamma_multiply(0.25),
+            });
         }
     }
-    let runs = decimate(
+    let t = trace(
         grid_aa,
         |k| m.flux.get(k).copied().unwrap_or(f64::NAN),
         range,
-        bins,
+        key.bins,
     );
-    add_runs(plot_ui, name, runs, color, 1.5);
+    out.push(CombinedCurve::Line {
+        name: name.to_owned(),
+        trace: Arc::new(t),
+        color,
+        width: 1.5,
+    });
 }
 
-fn no_data_spans(plot_ui: &mut PlotUi<'_>, m: &MethodResult, grid_aa: &[f64]) {
+/// Wavelength spans (Angstrom) of the output pixels without data, the widest 200.
+fn no_data_spans(m: &MethodResult, grid_aa: &[f64]) -> Vec<(f64, f64)> {
     let mut spans = Vec::new();
     let mut start: Option<usize> = None;
     for (i, &nd) in m.no_data.iter().enumerate() {
@@ -545,15 +656,58 @@ fn no_data_spans(plot_ui: &mut PlotUi<'_>, m: &MethodResult, grid_aa: &[f64]) {
     // Thousands of one-pixel holes would cost more than they show; keep the widest.
     spans.sort_by_key(|(a, b)| std::cmp::Reverse(b - a));
     spans.truncate(200);
-    for (a, b) in spans {
-        let (Some(&x0), Some(&x1)) = (grid_aa.get(a), grid_aa.get(b)) else {
-            continue;
-        };
-        plot_ui.span(
-            Span::new("no data", x0..=x1)
-                .fill(egui::Color32::from_gray(128).gamma_multiply(0.18))
-                .border_width(0.0),
+    spans
+        .into_iter()
+        .filter_map(|(a, b)| Some((*grid_aa.get(a)?, *grid_aa.get(b)?)))
+        .collect()
+}
+
+/// Decimate the combined plot's curves for `r` as `key` describes.
+fn combined_drawing(app: &FrizzApp, r: &Arc<Combined>, key: CombinedKey) -> CombinedDrawing {
+    let grid_aa = r.grid.wavelength_aa();
+    let range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
+    let spans = r
+        .forward
+        .as_ref()
+        .or(r.standard.as_ref())
+        .map(|m| no_data_spans(m, &grid_aa))
+        .unwrap_or_default();
+    let mut curves = Vec::new();
+    if key.reference {
+        for s in [&app.data.truth, &app.data.pipeline_coadd]
+            .into_iter()
+            .flatten()
+        {
+            let x: Vec<f64> = s.ln_wave.iter().map(|v| v.exp()).collect();
+            curves.push(CombinedCurve::Line {
+                name: s.label.clone(),
+                trace: Arc::new(trace(&x, |k| s.flux[k], range.clone(), key.bins)),
+                color: egui::Color32::from_gray(120),
+                width: 1.0,
+            });
+        }
+    }
+    if let Some(m) = &r.standard
+        && (key.overlay || r.forward.is_none())
+    {
+        let name = "standard practice";
+        method_curves(&mut curves, name, m, &grid_aa, STANDARD_COLOR, key);
+    }
+    if let Some(m) = &r.forward {
+        method_curves(
+            &mut curves,
+            "forward model",
+            m,
+            &grid_aa,
+            FORWARD_COLOR,
+            key,
         );
+    }
+    CombinedDrawing {
+        key,
+        result: Arc::clone(r),
+        spans,
+        curves,
     }
 }
 
@@ -565,11 +719,6 @@ fn combined_plot(
     bins: usize,
     jump: Option<(f64, f64)>,
 ) {
-    let result = app.result.clone();
-    let grid_aa: Vec<f64> = result
-        .as_ref()
-        .map(|r| r.grid.wavelength_aa())
-        .unwrap_or_default();
     let app_ref: &FrizzApp = app;
     Plot::new("combined")
         .height(height)
@@ -587,46 +736,56 @@ fn combined_plot(
         .show(ui, |plot_ui| {
             apply_view_requests(app_ref, plot_ui, jump);
             let range = visible_x(plot_ui, full);
-            let Some(r) = &result else { return };
-            if let Some(m) = r.forward.as_ref().or(r.standard.as_ref()) {
-                no_data_spans(plot_ui, m, &grid_aa);
+            let Some(r) = &app_ref.result else { return };
+            let key = CombinedKey {
+                lo: range.start().to_bits(),
+                hi: range.end().to_bits(),
+                bins,
+                band: app_ref.view.show_uncertainty,
+                reference: app_ref.view.show_reference,
+                overlay: app_ref.view.compare == Compare::Overlay,
+            };
+            let cached = app_ref
+                .curves
+                .combined
+                .borrow()
+                .as_ref()
+                .filter(|d| d.key == key && Arc::ptr_eq(&d.result, r))
+                .cloned();
+            let d = cached.unwrap_or_else(|| {
+                let d = Arc::new(combined_drawing(app_ref, r, key));
+                *app_ref.curves.combined.borrow_mut() = Some(Arc::clone(&d));
+                d
+            });
+            for &(x0, x1) in &d.spans {
+                plot_ui.span(
+                    Span::new("no data", x0..=x1)
+                        .fill(egui::Color32::from_gray(128).gamma_multiply(0.18))
+                        .border_width(0.0),
+                );
             }
-            if app_ref.view.show_reference {
-                for s in [&app_ref.data.truth, &app_ref.data.pipeline_coadd]
-                    .into_iter()
-                    .flatten()
-                {
-                    let x: Vec<f64> = s.ln_wave.iter().map(|v| v.exp()).collect();
-                    let runs = decimate(&x, |k| s.flux[k], range.clone(), bins);
-                    add_runs(plot_ui, &s.label, runs, egui::Color32::from_gray(120), 1.0);
+            for c in &d.curves {
+                match c {
+                    CombinedCurve::Band {
+                        name,
+                        xs,
+                        lo,
+                        hi,
+                        color,
+                    } => {
+                        plot_ui.add(FilledArea::new(name, xs, lo, hi).fill_color(*color));
+                    }
+                    CombinedCurve::Line {
+                        name,
+                        trace,
+                        color,
+                        width,
+                    } => plot_ui.add(
+                        TraceItem::new(name.as_str(), Arc::clone(trace))
+                            .color(*color)
+                            .width(*width),
+                    ),
                 }
-            }
-            let band = app_ref.view.show_uncertainty;
-            if let Some(m) = &r.standard
-                && (app_ref.view.compare == Compare::Overlay || r.forward.is_none())
-            {
-                method_curves(
-                    plot_ui,
-                    "standard practice",
-                    m,
-                    &grid_aa,
-                    STANDARD_COLOR,
-                    band,
-                    range.clone(),
-                    bins,
-                );
-            }
-            if let Some(m) = &r.forward {
-                method_curves(
-                    plot_ui,
-                    "forward model",
-                    m,
-                    &grid_aa,
-                    FORWARD_COLOR,
-                    band,
-                    range,
-                    bins,
-                );
             }
         });
 }
@@ -666,8 +825,8 @@ fn difference_plot(
                     );
                 }
             }
-            let runs = decimate(&grid_aa, |k| s.flux[k] - f.flux[k], range, bins);
-            add_runs(plot_ui, "standard - forward", runs, STANDARD_COLOR, 1.0);
+            let t = trace(&grid_aa, |k| s.flux[k] - f.flux[k], range, bins);
+            add_trace(plot_ui, "standard - forward", t, STANDARD_COLOR, 1.0);
         });
 }
 
@@ -750,16 +909,37 @@ fn drawn_visits(app: &FrizzApp) -> Vec<usize> {
     }
 }
 
-/// Decimation bins for `n_curves` visits drawn in one plot of `bins` columns. Many visits
-/// share the plot's height, so each shows little vertical detail: a min/max pair every two or
-/// three columns is enough, and divides the points to tessellate (most of a frame with 30
+/// Decimation columns for `n_curves` visits drawn in one plot `width_px` wide. Many visits
+/// share the plot's height, so each is a strip a few pixels tall that shows little vertical
+/// detail: a column every two to four pixels is enough (each column still keeps its lowest and
+/// highest sample, so spikes stay), and divides what is tessellated (most of a frame with 30
 /// visits) as much.
-fn bins_for(bins: usize, n_curves: usize) -> usize {
-    match n_curves {
-        0..=4 => bins,
-        5..=12 => (bins / 2).max(50),
-        _ => (bins / 3).max(50),
+fn bins_for(width_px: usize, n_curves: usize) -> usize {
+    let px_per_column = match n_curves {
+        0..=4 => 1,
+        5..=12 => 2,
+        13..=24 => 3,
+        _ => 4,
+    };
+    (width_px / px_per_column).max(50)
+}
+
+/// The x range to decimate for a view of `range` drawn with `bins` columns, and its columns:
+/// three view-widths around the view, aligned to a grid of view-widths (rounded up to 1/8
+/// octave), a column as wide as before. While a pan stays within one width, this range (part of
+/// the cache keys) does not change, so panning draws cached curves instead of decimating every
+/// visit every frame. The plot items draw only the columns in view.
+fn tiled(range: &RangeInclusive<f64>, bins: usize) -> (RangeInclusive<f64>, usize) {
+    let (lo, hi) = (*range.start(), *range.end());
+    let w = hi - lo;
+    if !(w.is_finite() && w > 0.0) {
+        return (range.clone(), bins);
     }
+    let wq = ((w.log2() * 8.0).ceil() / 8.0).exp2();
+    // The view lies in [origin, origin + 2 wq); one more width on each side would be spare.
+    let origin = (lo / wq).floor() * wq;
+    let start = origin - 0.5 * wq;
+    ((start..=start + 3.0 * wq), 3 * bins)
 }
 
 /// The factor that maps a visit's observed wavelength to the plotted one.
@@ -807,6 +987,8 @@ fn exposures_plot(
         .show(ui, |plot_ui| {
             apply_view_requests(app, plot_ui, jump);
             let range = visible_x(plot_ui, full);
+            // Decimated over a wider, aligned range: panning reuses the cached curves.
+            let (tile, bins) = tiled(&range, bins);
             for (k, &i) in visits.iter().enumerate() {
                 let Some(visit) = app.data.visits.get(i) else {
                     continue;
@@ -816,7 +998,7 @@ fn exposures_plot(
                 };
                 let offset = if stacked { -(k as f64) * step } else { 0.0 };
                 let scale = frame_scale(app, i);
-                let obs_range = (range.start() / scale)..=(range.end() / scale);
+                let obs_range = (tile.start() / scale)..=(tile.end() / scale);
                 let included = app.settings.visit(i).include;
                 // The model stands out against one visit; among many it should not hide them.
                 let model_color = if app.view.layout == ExposureLayout::Single {
@@ -865,54 +1047,60 @@ fn exposures_plot(
                     band: app.view.show_uncertainty && !stacked,
                     masked: app.view.show_masked,
                 };
-                let cached = app.curves.cache.borrow().data.get(&key).cloned();
-                let drawing = cached.unwrap_or_else(|| {
-                    let d = Arc::new(visit_drawing(app, i, segs, key, scale, offset));
-                    let mut cache = app.curves.cache.borrow_mut();
-                    cache.trim(app.data.visits.len());
-                    cache.data.insert(key, Arc::clone(&d));
-                    d
+                let n_visits = app.data.visits.len();
+                let drawing = app.curves.data_drawing(key, n_visits, || {
+                    visit_drawing(app, i, segs, key, scale, offset)
                 });
-                for seg in drawing.iter() {
-                    for (xs, lo, hi) in &seg.bands {
+                // Only what is in view: the rest must not widen the plot's automatic y range.
+                for (xs, lo, hi) in &drawing.bands {
+                    let a = xs
+                        .partition_point(|&x| x < *range.start())
+                        .saturating_sub(1);
+                    let b = (xs.partition_point(|&x| x <= *range.end()) + 1).min(xs.len());
+                    if b >= a + 2 {
                         plot_ui.add(
-                            FilledArea::new(format!("{name} 1-sigma"), xs, lo, hi)
-                                .fill_color(color.gamma_multiply(0.2)),
+                            FilledArea::new(
+                                format!("{name} 1-sigma"),
+                                &xs[a..b],
+                                &lo[a..b],
+                                &hi[a..b],
+                            )
+                            .fill_color(color.gamma_multiply(0.2)),
                         );
                     }
-                    for r in &seg.runs {
-                        plot_ui.line(Line::new(name, r.clone()).color(color).width(1.0));
-                    }
-                    if !seg.masked.is_empty() {
-                        plot_ui.points(
-                            Points::new("masked", seg.masked.clone())
-                                .color(MASK_COLOR)
-                                .shape(MarkerShape::Cross)
-                                .radius(2.5),
-                        );
-                    }
+                }
+                plot_ui.add(
+                    TraceItem::new(name.as_str(), Arc::clone(&drawing.trace))
+                        .color(color)
+                        .width(1.0)
+                        .view(&range),
+                );
+                let masked = in_view(&drawing.masked, &range);
+                if !masked.is_empty() {
+                    plot_ui.points(
+                        Points::new("masked", masked)
+                            .color(MASK_COLOR)
+                            .shape(MarkerShape::Cross)
+                            .radius(2.5),
+                    );
                 }
                 if app.view.show_model
                     && let Some(result) = &app.result
                     && let Some(pred) = result.forward.as_ref().and_then(|f| f.visits.get(i))
                     && pred.prediction.len() == visit.len()
                 {
-                    let mkey = (key, Arc::as_ptr(result) as usize);
-                    let cached = app.curves.cache.borrow().model.get(&mkey).cloned();
-                    let model = cached.unwrap_or_else(|| {
+                    let model = app.curves.result_drawing(false, key, result, n_visits, || {
                         let (y_lo, y_hi) = y_limits(app, i);
-                        let segs = segs
-                            .iter()
-                            .map(|seg| {
-                                let runs = decimate(
-                                    &seg.lam_aa,
-                                    |j| pred.prediction[seg.idx[j]].clamp(y_lo, y_hi) + offset,
-                                    obs_range.clone(),
-                                    bins,
-                                );
-                                scale_runs(runs, scale)
-                            })
-                            .collect();
+                        let mut trace = Trace::default();
+                        for seg in segs {
+                            trace.push(
+                                &seg.lam_aa,
+                                |j| pred.prediction[seg.idx[j]].clamp(y_lo, y_hi) + offset,
+                                obs_range.clone(),
+                                bins,
+                                scale,
+                            );
+                        }
                         let flux = visit.flux();
                         let down_weighted = pred
                             .robust_weight
@@ -928,29 +1116,25 @@ fn exposures_plot(
                                 ]
                             })
                             .collect();
-                        let d = Arc::new(ModelDrawing {
-                            _result: Arc::clone(result),
-                            segs,
+                        ModelDrawing {
+                            result: Arc::clone(result),
+                            trace: Arc::new(trace),
                             down_weighted,
-                        });
-                        let mut cache = app.curves.cache.borrow_mut();
-                        cache.trim(app.data.visits.len());
-                        // Curves of older results are never drawn again: free them now.
-                        cache.model.retain(|k, _| k.1 == mkey.1);
-                        cache.model.insert(mkey, Arc::clone(&d));
-                        d
+                        }
                     });
-                    let model_name = format!("{name} model");
-                    for r in model.segs.iter().flatten() {
-                        plot_ui.line(
-                            Line::new(&model_name, r.clone())
-                                .color(model_color)
-                                .width(1.0),
-                        );
-                    }
-                    if !model.down_weighted.is_empty() {
+                    // A line, not a band: the model's band would cover its data's. Just under a
+                    // pixel wide, egui draws it as a ridge of 3 vertices a point instead of 4.
+                    plot_ui.add(
+                        TraceItem::new(format!("{name} model"), Arc::clone(&model.trace))
+                            .color(model_color)
+                            .width(0.9)
+                            .as_lines()
+                            .view(&range),
+                    );
+                    let down_weighted = in_view(&model.down_weighted, &range);
+                    if !down_weighted.is_empty() {
                         plot_ui.points(
-                            Points::new("down-weighted (robust)", model.down_weighted.clone())
+                            Points::new("down-weighted (robust)", down_weighted)
                                 .color(DOWN_WEIGHTED_COLOR)
                                 .shape(MarkerShape::Circle)
                                 .filled(false)
@@ -962,6 +1146,15 @@ fn exposures_plot(
         });
 }
 
+/// The points with x in `range`.
+fn in_view(points: &[[f64; 2]], range: &RangeInclusive<f64>) -> Vec<[f64; 2]> {
+    points
+        .iter()
+        .filter(|p| range.contains(&p[0]))
+        .copied()
+        .collect()
+}
+
 /// The drawn flux range of visit `i` (values beyond are clamped).
 fn y_limits(app: &FrizzApp, i: usize) -> (f64, f64) {
     app.curves
@@ -969,21 +1162,6 @@ fn y_limits(app: &FrizzApp, i: usize) -> (f64, f64) {
         .get(i)
         .copied()
         .unwrap_or((f64::NEG_INFINITY, f64::INFINITY))
-}
-
-/// Map runs from the observed to the plotted frame.
-fn scale_runs(runs: Vec<Vec<[f64; 2]>>, scale: f64) -> Vec<Vec<[f64; 2]>> {
-    if scale == 1.0 {
-        return runs;
-    }
-    runs.into_iter()
-        .map(|mut r| {
-            for p in &mut r {
-                p[0] *= scale;
-            }
-            r
-        })
-        .collect()
 }
 
 /// Decimate one visit's flux, band and masked pixels as `key` describes.
@@ -994,9 +1172,9 @@ fn visit_drawing(
     key: ExposureKey,
     scale: f64,
     offset: f64,
-) -> Vec<SegDrawing> {
+) -> VisitDrawing {
     let Some(visit) = app.data.visits.get(i) else {
-        return Vec::new();
+        return VisitDrawing::default();
     };
     let obs_range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
     let bins = key.bins;
@@ -1015,11 +1193,12 @@ fn visit_drawing(
         }
     };
     let sig = |p: usize| sigma.get(p).copied().unwrap_or(f64::NAN);
-    segs.iter()
-        .map(|seg| {
-            let mut out = SegDrawing::default();
-            if key.band {
-                out.bands = decimate_band(
+    let mut out = VisitDrawing::default();
+    let mut trace = Trace::default();
+    for seg in segs {
+        if key.band {
+            out.bands.extend(
+                decimate_band(
                     &seg.lam_aa,
                     |j| {
                         let p = seg.idx[j];
@@ -1036,65 +1215,64 @@ fn visit_drawing(
                     bins,
                 )
                 .into_iter()
-                .map(|(xs, lo, hi)| (xs.iter().map(|x| x * scale).collect(), lo, hi))
-                .collect();
-            }
-            let runs = decimate(
-                &seg.lam_aa,
-                |j| good_flux(seg.idx[j]) + offset,
-                obs_range.clone(),
-                bins,
+                .map(|(xs, lo, hi)| (xs.iter().map(|x| x * scale).collect(), lo, hi)),
             );
-            out.runs = scale_runs(runs, scale);
-            if key.masked {
-                let lo = seg.lam_aa.partition_point(|&x| x < *obs_range.start());
-                let hi = seg.lam_aa.partition_point(|&x| x <= *obs_range.end());
-                // Crosses in one screen column overlap: keep the lowest and highest of each
-                // (a masked glow of a thousand pixels otherwise costs more than every line).
-                let (x0, x1) = (*obs_range.start(), *obs_range.end());
-                let width = ((x1 - x0) / bins.max(1) as f64).max(f64::MIN_POSITIVE);
-                let mut column: Option<(i64, [f64; 2], [f64; 2])> = None;
-                let mut pts: Vec<[f64; 2]> = Vec::new();
-                let flush = |pts: &mut Vec<[f64; 2]>, (_, a, b): (i64, [f64; 2], [f64; 2])| {
-                    pts.push(a);
-                    if a != b {
-                        pts.push(b);
-                    }
+        }
+        trace.push(
+            &seg.lam_aa,
+            |j| good_flux(seg.idx[j]) + offset,
+            obs_range.clone(),
+            bins,
+            scale,
+        );
+        if key.masked {
+            let lo = seg.lam_aa.partition_point(|&x| x < *obs_range.start());
+            let hi = seg.lam_aa.partition_point(|&x| x <= *obs_range.end());
+            // Crosses in one screen column overlap: keep the lowest and highest of each
+            // (a masked glow of a thousand pixels otherwise costs more than every line).
+            let (x0, x1) = (*obs_range.start(), *obs_range.end());
+            let width = ((x1 - x0) / bins.max(1) as f64).max(f64::MIN_POSITIVE);
+            let mut column: Option<(i64, [f64; 2], [f64; 2])> = None;
+            let pts = &mut out.masked;
+            let flush = |pts: &mut Vec<[f64; 2]>, (_, a, b): (i64, [f64; 2], [f64; 2])| {
+                pts.push(a);
+                if a != b {
+                    pts.push(b);
+                }
+            };
+            for j in (lo..hi).filter(|&j| masked(seg.idx[j])) {
+                let p = seg.idx[j];
+                let y = if flux[p].is_finite() {
+                    flux[p].clamp(y_lo, y_hi)
+                } else {
+                    y_lo
                 };
-                for j in (lo..hi).filter(|&j| masked(seg.idx[j])) {
-                    let p = seg.idx[j];
-                    let y = if flux[p].is_finite() {
-                        flux[p].clamp(y_lo, y_hi)
-                    } else {
-                        y_lo
-                    };
-                    let pt = [seg.lam_aa[j] * scale, y + offset];
-                    let bin = ((seg.lam_aa[j] - x0) / width).floor() as i64;
-                    match &mut column {
-                        Some((b, mn, mx)) if *b == bin => {
-                            if pt[1] < mn[1] {
-                                *mn = pt;
-                            }
-                            if pt[1] > mx[1] {
-                                *mx = pt;
-                            }
+                let pt = [seg.lam_aa[j] * scale, y + offset];
+                let bin = ((seg.lam_aa[j] - x0) / width).floor() as i64;
+                match &mut column {
+                    Some((b, mn, mx)) if *b == bin => {
+                        if pt[1] < mn[1] {
+                            *mn = pt;
                         }
-                        _ => {
-                            if let Some(c) = column.take() {
-                                flush(&mut pts, c);
-                            }
-                            column = Some((bin, pt, pt));
+                        if pt[1] > mx[1] {
+                            *mx = pt;
                         }
                     }
+                    _ => {
+                        if let Some(c) = column.take() {
+                            flush(pts, c);
+                        }
+                        column = Some((bin, pt, pt));
+                    }
                 }
-                if let Some(c) = column.take() {
-                    flush(&mut pts, c);
-                }
-                out.masked = pts;
             }
-            out
-        })
-        .collect()
+            if let Some(c) = column.take() {
+                flush(pts, c);
+            }
+        }
+    }
+    out.trace = Arc::new(trace);
+    out
 }
 
 fn residuals_plot(
@@ -1117,6 +1295,8 @@ fn residuals_plot(
         .show(ui, |plot_ui| {
             apply_view_requests(app, plot_ui, jump);
             let range = visible_x(plot_ui, full);
+            // Decimated over a wider, aligned range: panning reuses the cached curves.
+            let (tile, bins) = tiled(&range, bins);
             plot_ui.hline(HLine::new("+3 sigma", 3.0).color(egui::Color32::from_gray(150)));
             plot_ui.hline(HLine::new("-3 sigma", -3.0).color(egui::Color32::from_gray(150)));
             let Some(f) = &forward else { return };
@@ -1132,7 +1312,7 @@ fn residuals_plot(
                     continue;
                 }
                 let scale = frame_scale(app, i);
-                let obs_range = (range.start() / scale)..=(range.end() / scale);
+                let obs_range = (tile.start() / scale)..=(tile.end() / scale);
                 let Some(result) = &app.result else { continue };
                 let key = ExposureKey {
                     visit: i,
@@ -1145,51 +1325,48 @@ fn residuals_plot(
                     band: false,
                     masked: false,
                 };
-                let rkey = (key, Arc::as_ptr(result) as usize);
-                let cached = app.curves.cache.borrow().residual.get(&rkey).cloned();
-                let drawing = cached.unwrap_or_else(|| {
+                let n_visits = app.data.visits.len();
+                let drawing = app.curves.result_drawing(true, key, result, n_visits, || {
                     let flux = visit.flux();
                     let ivar = visit.ivar();
                     let bad_bits = key.bad_bits;
-                    let segs = segs
-                        .iter()
-                        .map(|seg| {
-                            let runs = decimate(
-                                &seg.lam_aa,
-                                |j| {
-                                    let p = seg.idx[j];
-                                    if ivar[p] > 0.0
-                                        && !visit.bad()[p]
-                                        && visit.flags()[p] & bad_bits == 0
-                                    {
-                                        // Clamped so one outlier does not flatten the rest.
-                                        ((flux[p] - fit.prediction[p]) * ivar[p].sqrt())
-                                            .clamp(-12.0, 12.0)
-                                    } else {
-                                        f64::NAN
-                                    }
-                                },
-                                obs_range.clone(),
-                                bins,
-                            );
-                            scale_runs(runs, scale)
-                        })
-                        .collect();
-                    let d = Arc::new(ModelDrawing {
-                        _result: Arc::clone(result),
-                        segs,
+                    let mut trace = Trace::default();
+                    for seg in segs {
+                        trace.push(
+                            &seg.lam_aa,
+                            |j| {
+                                let p = seg.idx[j];
+                                if ivar[p] > 0.0
+                                    && !visit.bad()[p]
+                                    && visit.flags()[p] & bad_bits == 0
+                                {
+                                    // Clamped so one outlier does not flatten the rest.
+                                    ((flux[p] - fit.prediction[p]) * ivar[p].sqrt())
+                                        .clamp(-12.0, 12.0)
+                                } else {
+                                    f64::NAN
+                                }
+                            },
+                            obs_range.clone(),
+                            bins,
+                            scale,
+                        );
+                    }
+                    ModelDrawing {
+                        result: Arc::clone(result),
+                        trace: Arc::new(trace),
                         down_weighted: Vec::new(),
-                    });
-                    let mut cache = app.curves.cache.borrow_mut();
-                    cache.trim(app.data.visits.len());
-                    cache.residual.retain(|k, _| k.1 == rkey.1);
-                    cache.residual.insert(rkey, Arc::clone(&d));
-                    d
+                    }
                 });
-                let name = format!("{} residual", visit.meta.name);
-                for r in drawing.segs.iter().flatten() {
-                    plot_ui.line(Line::new(&name, r.clone()).color(visit_color(i)).width(1.0));
-                }
+                plot_ui.add(
+                    TraceItem::new(
+                        format!("{} residual", visit.meta.name),
+                        Arc::clone(&drawing.trace),
+                    )
+                    .color(visit_color(i))
+                    .width(1.0)
+                    .view(&range),
+                );
             }
         });
 }
