@@ -304,11 +304,20 @@ fn forward_settings(basis: Basis) -> Settings {
     }
 }
 
-/// Median wall and CPU time of `reps` runs of `run`, as (seconds, {reps, cpu_seconds}).
+/// Median wall and CPU time of `reps` runs of `run`, as (seconds, {reps, cpu_seconds,
+/// first_seconds}). With `warm_up`, one untimed run goes first (FFT plans, first-touch pages) and
+/// `first_seconds` is that cold call's time.
 fn time_reps<T>(
     reps: usize,
+    warm_up: bool,
     mut run: impl FnMut() -> anyhow::Result<T>,
 ) -> anyhow::Result<(f64, serde_json::Value)> {
+    let mut first = f64::NAN;
+    if warm_up {
+        let t = Instant::now();
+        std::hint::black_box(run()?);
+        first = t.elapsed().as_secs_f64();
+    }
     let mut times = Vec::new();
     let mut cpu = Vec::new();
     for _ in 0..reps {
@@ -319,9 +328,15 @@ fn time_reps<T>(
         cpu.push(cpu_now() - c);
         std::hint::black_box(r);
     }
+    let seconds = median(times);
     Ok((
-        median(times),
-        serde_json::json!({"reps": reps, "cpu_seconds": median(cpu)}),
+        seconds,
+        serde_json::json!({
+            "reps": reps,
+            "cpu_seconds": median(cpu),
+            // Without a warm-up every timed run was cold.
+            "first_seconds": if warm_up { first } else { seconds },
+        }),
     ))
 }
 
@@ -335,7 +350,7 @@ fn time_forward(
     let settings = forward_settings(basis);
     let prep = prepare(data, &settings)?;
     let fs = settings.forward.clone().unwrap_or_default();
-    time_reps(reps, || {
+    time_reps(reps, true, || {
         let mut warnings = Vec::new();
         let r = if basis == Basis::Local {
             let opts = LocalOptions {
@@ -369,7 +384,8 @@ fn time_dense(data: &Dataset, reps: usize) -> anyhow::Result<(f64, serde_json::V
     let settings = forward_settings(Basis::Fourier);
     let prep = prepare(data, &settings)?;
     let fs = settings.forward.clone().unwrap_or_default();
-    time_reps(reps, || Ok(crate::combine::dense::fit(&prep, &fs)?))
+    // Minutes per run: no warm-up, and the cold run is what the ratio compares.
+    time_reps(reps, false, || Ok(crate::combine::dense::fit(&prep, &fs)?))
 }
 
 /// First and live (median of later recomputes) times of the local basis with a cache.
