@@ -4,11 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-/// mimalloc keeps freed pages for re-use: the live path's per-recompute buffers (megabytes)
-/// would otherwise be returned to the system and faulted in again on every slider step.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = frizzview::cli::Cli::parse();
