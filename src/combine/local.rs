@@ -219,19 +219,7 @@ impl Kernel {
             | Self::QuinticBSpline
             | Self::BSpline(_)
             | Self::QuarterBSpline(_) => {
-                // Cox-de Boor on integer knots: c_k[m] = N_{m-k,k}(f), O(n^2) per row.
-                let n = self.width() - 1;
-                let c = &mut out[..=n];
-                c.fill(0.0);
-                c[0] = 1.0;
-                for k in 1..=n {
-                    let kf = k as f64;
-                    for m in (0..=k).rev() {
-                        let left = if m >= 1 { c[m - 1] } else { 0.0 };
-                        let right = if m < k { c[m] } else { 0.0 };
-                        c[m] = ((f - m as f64 + kf) * left + (m as f64 + 1.0 - f) * right) / kf;
-                    }
-                }
+                cox_de_boor(f, &mut out[..self.width()]);
             }
         }
         j0
@@ -257,6 +245,23 @@ fn sinc_deriv(t: f64) -> f64 {
     }
 }
 
+/// The `c.len()` pieces of the cardinal B-spline of degree n = `c.len() - 1` at fractional
+/// offset `f` in [0, 1), by the Cox-de Boor recursion on integer knots: afterwards
+/// `c[m] = N_{m-n,n}(f)`, O(n^2).
+fn cox_de_boor(f: f64, c: &mut [f64]) {
+    let n = c.len() - 1;
+    c.fill(0.0);
+    c[0] = 1.0;
+    for k in 1..=n {
+        let kf = k as f64;
+        for m in (0..=k).rev() {
+            let left = if m >= 1 { c[m - 1] } else { 0.0 };
+            let right = if m < k { c[m] } else { 0.0 };
+            c[m] = ((f - m as f64 + kf) * left + (m as f64 + 1.0 - f) * right) / kf;
+        }
+    }
+}
+
 /// Centred cardinal B-spline of degree n (support |t| < (n+1)/2), by the Cox-de Boor recursion
 /// (the truncated-power sum cancels catastrophically in the tails at degree 15).
 fn bspline(n: u32, t: f64) -> f64 {
@@ -269,15 +274,7 @@ fn bspline(n: u32, t: f64) -> f64 {
     let f = sh - i;
     let n = n as usize;
     let mut c = [0.0_f64; 18];
-    c[0] = 1.0;
-    for k in 1..=n {
-        let kf = k as f64;
-        for m in (0..=k).rev() {
-            let left = if m >= 1 { c[m - 1] } else { 0.0 };
-            let right = if m < k { c[m] } else { 0.0 };
-            c[m] = ((f - m as f64 + kf) * left + (m as f64 + 1.0 - f) * right) / kf;
-        }
-    }
+    cox_de_boor(f, &mut c[..=n]);
     let i = i as usize;
     if i > n { 0.0 } else { c[n - i] }
 }
