@@ -529,12 +529,62 @@ impl VisitBasis {
     }
 }
 
-/// Per-visit normal-equation sums by (basis key, data hash), with their last-used generation.
-type PartialMap = HashMap<(CacheKey, u64), (u64, Arc<Partial>)>;
+/// Shared values by key, each with the generation (fit) that last used it.
+#[derive(Debug)]
+struct GenMap<K, V>(Mutex<HashMap<K, (u64, Arc<V>)>>);
 
-/// Sums of [`GROUP`] consecutive visits' partial sums keyed by their members' addresses (the
-/// entry holds its members alive, so an address cannot be reused while the entry exists).
-type GroupMap = HashMap<Vec<usize>, (u64, Arc<GroupSum>)>;
+impl<K: Eq + std::hash::Hash, V> GenMap<K, V> {
+    fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    /// The value under `key` if `valid` accepts it (now marked as used by `gen_`), else the one
+    /// `make` builds, stored; and whether it was found. The lock is not held while `make` runs.
+    fn get_or_make(
+        &self,
+        key: K,
+        gen_: u64,
+        valid: impl FnOnce(&V) -> bool,
+        make: impl FnOnce() -> V,
+    ) -> (Arc<V>, bool) {
+        if let Ok(mut e) = self.0.lock()
+            && let Some((g, v)) = e.get_mut(&key)
+            && valid(v)
+        {
+            *g = gen_;
+            return (Arc::clone(v), true);
+        }
+        let v = Arc::new(make());
+        if let Ok(mut e) = self.0.lock() {
+            e.insert(key, (gen_, Arc::clone(&v)));
+        }
+        (v, false)
+    }
+
+    /// Drop the values not used by the last `keep` generations up to `gen_`.
+    fn evict(&self, gen_: u64, keep: u64) {
+        if let Ok(mut e) = self.0.lock() {
+            e.retain(|_, (g, _)| *g + keep > gen_);
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut e) = self.0.lock() {
+            e.clear();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().map_or(0, |e| e.len())
+    }
+
+    /// The sum of `size` over the values held.
+    fn total(&self, size: impl Fn(&V) -> usize) -> usize {
+        self.0
+            .lock()
+            .map_or(0, |e| e.values().map(|(_, v)| size(v)).sum())
+    }
+}
 
 /// The sum of a group of per-visit partial sums, in member order.
 #[derive(Debug)]
@@ -591,11 +641,13 @@ impl CacheKey {
 /// dragged shift slider does not accumulate stale entries. Thread-safe; the engine owns one.
 #[derive(Debug)]
 pub struct BasisCache {
-    entries: Mutex<HashMap<CacheKey, (u64, Arc<VisitBasis>)>>,
+    entries: GenMap<CacheKey, VisitBasis>,
     /// Per-visit normal-equation sums keyed by the basis key and a hash of (w, s, y).
-    partials: Mutex<PartialMap>,
-    /// Sums of groups of per-visit sums: a change to one visit re-sums only its group.
-    groups: Mutex<GroupMap>,
+    partials: GenMap<(CacheKey, u64), Partial>,
+    /// Sums of [`GROUP`] consecutive visits' sums keyed by their members' addresses (the entry
+    /// holds its members alive, so an address cannot be reused while it exists): a change to
+    /// one visit re-sums only its group.
+    groups: GenMap<Vec<usize>, GroupSum>,
     partial_hits: AtomicUsize,
     /// Largest total size (bytes) of per-visit partial sums to keep; above it, visits are summed
     /// in groups without caching (1000 APOGEE visits would need ~0.5-1 GB).
@@ -617,9 +669,9 @@ impl BasisCache {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
-            partials: Mutex::new(HashMap::new()),
-            groups: Mutex::new(HashMap::new()),
+            entries: GenMap::new(),
+            partials: GenMap::new(),
+            groups: GenMap::new(),
             partial_hits: AtomicUsize::new(0),
             partial_budget: 256 << 20,
             generation: AtomicU64::new(0),
@@ -667,39 +719,26 @@ impl BasisCache {
             CacheKey::for_basis(pv, vb),
             hash_f64(&pv.w) ^ hash_f64(&pv.s).rotate_left(21) ^ hash_f64(&pv.y).rotate_left(42),
         );
-        if let Ok(mut e) = self.partials.lock()
-            && let Some((g, part)) = e.get_mut(&key)
-        {
-            *g = gen_;
+        let (part, hit) =
+            self.partials
+                .get_or_make(key, gen_, |_| true, || Partial::of_visit(pv, vb, p));
+        if hit {
             self.partial_hits.fetch_add(1, Ordering::Relaxed);
-            return Arc::clone(part);
-        }
-        let part = Arc::new(Partial::of_visit(pv, vb, p));
-        if let Ok(mut e) = self.partials.lock() {
-            e.insert(key, (gen_, Arc::clone(&part)));
         }
         part
     }
 
     fn get_group(&self, members: &[Arc<Partial>], gen_: u64) -> Arc<GroupSum> {
         let key: Vec<usize> = members.iter().map(|m| Arc::as_ptr(m) as usize).collect();
-        if let Ok(mut e) = self.groups.lock()
-            && let Some((g, sum)) = e.get_mut(&key)
-        {
-            *g = gen_;
-            return Arc::clone(sum);
-        }
-        let sum = Arc::new(GroupSum::new(members));
-        if let Ok(mut e) = self.groups.lock() {
-            e.insert(key, (gen_, Arc::clone(&sum)));
-        }
-        sum
+        self.groups
+            .get_or_make(key, gen_, |_| true, || GroupSum::new(members))
+            .0
     }
 
     /// Entries held.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |e| e.len())
+        self.entries.len()
     }
 
     /// True when nothing is cached.
@@ -711,48 +750,29 @@ impl BasisCache {
     /// Bytes held by the cached evaluations.
     #[must_use]
     pub fn bytes(&self) -> usize {
-        self.entries
-            .lock()
-            .map_or(0, |e| e.values().map(|(_, b)| b.bytes()).sum::<usize>())
-            + self
-                .partials
-                .lock()
-                .map_or(0, |e| e.values().map(|(_, p)| p.bytes()).sum::<usize>())
-            + self
-                .groups
-                .lock()
-                .map_or(0, |e| e.values().map(|(_, g)| g.sum.bytes()).sum::<usize>())
+        self.entries.total(VisitBasis::bytes)
+            + self.partials.total(Partial::bytes)
+            + self.groups.total(|g| g.sum.bytes())
     }
 
     /// Drop everything.
     pub fn clear(&self) {
-        if let Ok(mut e) = self.entries.lock() {
-            e.clear();
-        }
-        if let Ok(mut e) = self.partials.lock() {
-            e.clear();
-        }
-        if let Ok(mut e) = self.groups.lock() {
-            e.clear();
-        }
+        self.entries.clear();
+        self.partials.clear();
+        self.groups.clear();
     }
 
     fn get(&self, pv: &PreparedVisit, map: &GridMap, kernel: Kernel, gen_: u64) -> Arc<VisitBasis> {
         let key = CacheKey::new(pv, map, kernel);
         // The entry holds its visit alive, so the pointer cannot have been reused.
-        if let Ok(mut e) = self.entries.lock()
-            && let Some((g, b)) = e.get_mut(&key)
-            && Arc::ptr_eq(&b.visit, &pv.visit)
-        {
-            *g = gen_;
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Arc::clone(b);
-        }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        let b = Arc::new(VisitBasis::compute(pv, map, kernel));
-        if let Ok(mut e) = self.entries.lock() {
-            e.insert(key, (gen_, Arc::clone(&b)));
-        }
+        let (b, hit) = self.entries.get_or_make(
+            key,
+            gen_,
+            |b| Arc::ptr_eq(&b.visit, &pv.visit),
+            || VisitBasis::compute(pv, map, kernel),
+        );
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
         b
     }
 
@@ -761,18 +781,10 @@ impl BasisCache {
     }
 
     fn evict(&self, gen_: u64) {
-        if let Ok(mut e) = self.entries.lock() {
-            let keep = self.keep_generations;
-            e.retain(|_, (g, _)| *g + keep > gen_);
-        }
-        if let Ok(mut e) = self.partials.lock() {
-            let keep = self.keep_generations;
-            e.retain(|_, (g, _)| *g + keep > gen_);
-        }
-        if let Ok(mut e) = self.groups.lock() {
-            let keep = self.keep_generations;
-            e.retain(|_, (g, _)| *g + keep > gen_);
-        }
+        let keep = self.keep_generations;
+        self.entries.evict(gen_, keep);
+        self.partials.evict(gen_, keep);
+        self.groups.evict(gen_, keep);
     }
 }
 
