@@ -447,6 +447,17 @@ impl NaturalSpline {
         (self.x[0], self.x[self.x.len() - 1])
     }
 
+    /// The knot interval i holding `xq` (searched from `hint`, updated), its width h and the
+    /// weights a = 1 - t, b = t of its ends; `None` outside the knots' range.
+    fn interval(&self, xq: f64, hint: &mut usize) -> Option<(usize, f64, f64, f64)> {
+        let (lo, hi) = self.range();
+        if !(xq >= lo && xq <= hi) {
+            return None;
+        }
+        let (i, t) = locate_hinted(&self.x, xq, hint);
+        Some((i, self.x[i + 1] - self.x[i], 1.0 - t, t))
+    }
+
     /// Value at `xq` (NaN outside the knots' range).
     #[must_use]
     pub fn eval(&self, xq: f64) -> f64 {
@@ -457,13 +468,9 @@ impl NaturalSpline {
     /// [`NaturalSpline::eval`] starting the interval search at `hint` (updated): a short walk
     /// for sorted queries instead of a binary search each, with the same result.
     fn eval_hinted(&self, xq: f64, hint: &mut usize) -> f64 {
-        let (lo, hi) = self.range();
-        if !(xq >= lo && xq <= hi) {
+        let Some((i, h, a, b)) = self.interval(xq, hint) else {
             return f64::NAN;
-        }
-        let (i, t) = locate_hinted(&self.x, xq, hint);
-        let h = self.x[i + 1] - self.x[i];
-        let (a, b) = (1.0 - t, t);
+        };
         a * self.y[i]
             + b * self.y[i + 1]
             + ((a * a * a - a) * self.m[i] + (b * b * b - b) * self.m[i + 1]) * h * h / 6.0
@@ -478,13 +485,9 @@ impl NaturalSpline {
 
     /// [`NaturalSpline::deriv`] with an interval hint (see [`NaturalSpline::eval_hinted`]).
     fn deriv_hinted(&self, xq: f64, hint: &mut usize) -> f64 {
-        let (lo, hi) = self.range();
-        if !(xq >= lo && xq <= hi) {
+        let Some((i, h, a, b)) = self.interval(xq, hint) else {
             return f64::NAN;
-        }
-        let (i, t) = locate_hinted(&self.x, xq, hint);
-        let h = self.x[i + 1] - self.x[i];
-        let (a, b) = (1.0 - t, t);
+        };
         (self.y[i + 1] - self.y[i]) / h - (3.0 * a * a - 1.0) * h / 6.0 * self.m[i]
             + (3.0 * b * b - 1.0) * h / 6.0 * self.m[i + 1]
     }
