@@ -410,8 +410,6 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
         condition: false,
         ..LocalOptions::default()
     };
-    let mut times = Vec::new();
-    let mut cpu = Vec::new();
     let reps = reps.max(2);
     let recompute = |settings: &Settings| -> anyhow::Result<(f64, f64)> {
         let c = cpu_now();
@@ -430,19 +428,9 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
         std::hint::black_box(r);
         Ok((wall, cpu_now() - c))
     };
-    for rep in 0..reps {
-        // A new weight every time, as while a weight slider is dragged.
-        settings.visits[0].weight = 1.0 - 0.5 * rep as f64 / reps as f64;
-        let (wall, c) = recompute(&settings)?;
-        times.push(wall);
-        cpu.push(c);
-    }
-    let v0 = settings.shift.velocity(&data.visits[0].meta).unwrap_or(0.0);
-    let mut shift_times = Vec::new();
-    for rep in 0..reps {
-        settings.visits[0].shift_kms = Some(v0 + 0.05 * (rep + 1) as f64);
-        shift_times.push(recompute(&settings)?.0);
-    }
+    let (weight_runs, shift_runs) = drag_visit_0(data, &mut settings, reps, recompute)?;
+    let (times, cpu): (Vec<f64>, Vec<f64>) = weight_runs.into_iter().unzip();
+    let shift_times = shift_runs.iter().map(|r| r.0).collect();
     let first_s = times[0];
     Ok(Live {
         first_s,
@@ -450,6 +438,29 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
         live_cpu_s: median(cpu[1..].to_vec()),
         shift_s: median(shift_times),
     })
+}
+
+/// The live workload: `reps` recomputes, each after visit 0's weight changed to a value not
+/// seen before (as while a weight slider is dragged), then `reps` after its shift changed (a
+/// dragged shift slider). Returns what `recompute` measured for each, in that order.
+fn drag_visit_0<T>(
+    data: &Dataset,
+    settings: &mut Settings,
+    reps: usize,
+    mut recompute: impl FnMut(&Settings) -> anyhow::Result<T>,
+) -> anyhow::Result<(Vec<T>, Vec<T>)> {
+    let mut weight_runs = Vec::with_capacity(reps);
+    for rep in 0..reps {
+        settings.visits[0].weight = 1.0 - 0.5 * rep as f64 / reps as f64;
+        weight_runs.push(recompute(settings)?);
+    }
+    let v0 = settings.shift.velocity(&data.visits[0].meta).unwrap_or(0.0);
+    let mut shift_runs = Vec::with_capacity(reps);
+    for rep in 0..reps {
+        settings.visits[0].shift_kms = Some(v0 + 0.05 * (rep + 1) as f64);
+        shift_runs.push(recompute(settings)?);
+    }
+    Ok((weight_runs, shift_runs))
 }
 
 /// Times of standard practice alone (see [`time_standard`]), seconds.
@@ -508,18 +519,8 @@ fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<StandardTimes> 
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                let mut runs = Vec::new();
-                for rep in 0..reps {
-                    // A new weight every time, as while a weight slider is dragged.
-                    settings.visits[0].weight = 1.0 - 0.5 * rep as f64 / reps as f64;
-                    runs.push(recompute(&settings)?);
-                }
-                let v0 = settings.shift.velocity(&data.visits[0].meta).unwrap_or(0.0);
-                let mut shift = Vec::new();
-                for rep in 0..reps {
-                    settings.visits[0].shift_kms = Some(v0 + 0.05 * (rep + 1) as f64);
-                    shift.push(recompute(&settings)?[0]);
-                }
+                let (runs, shift_runs) = drag_visit_0(data, &mut settings, reps, recompute)?;
+                let shift = shift_runs.iter().map(|r| r[0]).collect();
                 let med = |f: &dyn Fn(&[f64; 4]) -> f64| median(runs[1..].iter().map(f).collect());
                 Ok(StandardTimes {
                     first_s: runs[0][0],
