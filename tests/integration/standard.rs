@@ -266,13 +266,66 @@ fn propagated_variance_and_lag1_covariance_match_monte_carlo() {
     }
 }
 
+/// Checks `r.band` (lags 0..=`lags`) against A V A^T, where column (j, k) of A is the output
+/// for an impulse at input pixel k of visit j (combined with `weights`; the weights depend on
+/// ivar and masks only, so the estimator is linear) and V the input variances. Entries touched
+/// by the bad pixels are skipped: in Drop mode they are dropped, in Conservative mode they
+/// count with the median variance. Returns the number of entries compared.
+fn check_band_against_dense(
+    setup: &Noisy,
+    rng: &mut SynthRng,
+    s: &StandardSettings,
+    r: &MethodResult,
+    lags: usize,
+    weights: &[Option<f64>],
+) -> usize {
+    let n_vis = setup.shifts.len();
+    let n_pix = setup.x.len();
+    let m = setup.grid.len();
+    let mut a = vec![vec![0.0; n_vis * n_pix]; m];
+    for j in 0..n_vis {
+        for k in 0..n_pix {
+            let col = run_weighted(&setup.data(rng, Some((j, k))), s.clone(), 0, weights);
+            for l in 0..m {
+                a[l][j * n_pix + k] = if col.flux[l].is_finite() {
+                    col.flux[l]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    let mut checked = 0;
+    for k in 0..=lags {
+        for l in 0..m - k {
+            let mut c = 0.0;
+            for j in 0..n_vis {
+                for p in 0..n_pix {
+                    let col = j * n_pix + p;
+                    c += a[l][col] * a[l + k][col] / setup.ivar[j][p];
+                }
+            }
+            let touches_bad = (0..n_vis).any(|j| {
+                let col = j * n_pix + 20 + j;
+                a[l][col] != 0.0 || a[l + k][col] != 0.0
+            });
+            if r.band[k][l].is_finite() && !touches_bad {
+                assert!(
+                    (r.band[k][l] - c).abs() < 1e-9 * r.band[0][l],
+                    "{s:?} lag {k} pixel {l}: band {} dense {c}",
+                    r.band[k][l]
+                );
+                checked += 1;
+            }
+        }
+    }
+    checked
+}
+
 #[test]
 fn band_matches_a_dense_interpolation_matrix() {
     let setup = Noisy::new();
     let mut rng = SynthRng::new(1);
-    let n_vis = setup.shifts.len();
-    let n_pix = setup.x.len();
-    let m = setup.grid.len();
     for s in [
         ss(
             Interpolator::CubicSpline,
@@ -292,48 +345,7 @@ fn band_matches_a_dense_interpolation_matrix() {
     ] {
         let lags = 4;
         let r = run(&setup.data(&mut rng, Some((0, 0))), s.clone(), lags);
-        // Column (j, k) of A = the output for an impulse at input pixel k of visit j; the
-        // weights do not depend on the data, only on ivar and masks.
-        let mut a = vec![vec![0.0; n_vis * n_pix]; m];
-        for j in 0..n_vis {
-            for k in 0..n_pix {
-                let col = run(&setup.data(&mut rng, Some((j, k))), s.clone(), 0);
-                for l in 0..m {
-                    a[l][j * n_pix + k] = if col.flux[l].is_finite() {
-                        col.flux[l]
-                    } else {
-                        0.0
-                    };
-                }
-            }
-        }
-        let mut checked = 0;
-        for k in 0..=lags {
-            for l in 0..m - k {
-                let mut c = 0.0;
-                for j in 0..n_vis {
-                    for p in 0..n_pix {
-                        // Bad pixels (bit 0) are dropped in Drop mode; in Conservative mode
-                        // they count with the median variance. Only compare where they do
-                        // not contribute.
-                        let col = j * n_pix + p;
-                        c += a[l][col] * a[l + k][col] / setup.ivar[j][p];
-                    }
-                }
-                let touches_bad = (0..n_vis).any(|j| {
-                    let col = j * n_pix + 20 + j;
-                    a[l][col] != 0.0 || a[l + k][col] != 0.0
-                });
-                if r.band[k][l].is_finite() && !touches_bad {
-                    assert!(
-                        (r.band[k][l] - c).abs() < 1e-9 * r.band[0][l],
-                        "{s:?} lag {k} pixel {l}: band {} dense {c}",
-                        r.band[k][l]
-                    );
-                    checked += 1;
-                }
-            }
-        }
+        let checked = check_band_against_dense(&setup, &mut rng, &s, &r, lags, &[]);
         assert!(checked > 100, "{checked}");
     }
 }
@@ -629,9 +641,6 @@ fn weighted_average_and_band_follow_the_weighted_mean_formula() {
 fn weighted_band_matches_a_dense_interpolation_matrix() {
     let setup = Noisy::new();
     let mut rng = SynthRng::new(24);
-    let n_vis = setup.shifts.len();
-    let n_pix = setup.x.len();
-    let m = setup.grid.len();
     let weights = [Some(0.5), Some(2.0), Some(1.0), Some(3.0), Some(0.25)];
     for s in [
         ss(
@@ -647,44 +656,7 @@ fn weighted_band_matches_a_dense_interpolation_matrix() {
     ] {
         let lags = 3;
         let r = run_weighted(&setup.data(&mut rng, None), s.clone(), lags, &weights);
-        let mut a = vec![vec![0.0; n_vis * n_pix]; m];
-        for j in 0..n_vis {
-            for k in 0..n_pix {
-                let col = run_weighted(&setup.data(&mut rng, Some((j, k))), s.clone(), 0, &weights);
-                for l in 0..m {
-                    a[l][j * n_pix + k] = if col.flux[l].is_finite() {
-                        col.flux[l]
-                    } else {
-                        0.0
-                    };
-                }
-            }
-        }
-        let mut checked = 0;
-        for k in 0..=lags {
-            for l in 0..m - k {
-                let mut c = 0.0;
-                for j in 0..n_vis {
-                    for p in 0..n_pix {
-                        let col = j * n_pix + p;
-                        c += a[l][col] * a[l + k][col] / setup.ivar[j][p];
-                    }
-                }
-                // Bad pixels count with the median variance in conservative mode: skip them.
-                let touches_bad = (0..n_vis).any(|j| {
-                    let col = j * n_pix + 20 + j;
-                    a[l][col] != 0.0 || a[l + k][col] != 0.0
-                });
-                if r.band[k][l].is_finite() && !touches_bad {
-                    assert!(
-                        (r.band[k][l] - c).abs() < 1e-9 * r.band[0][l],
-                        "{s:?} lag {k} pixel {l}: band {} dense {c}",
-                        r.band[k][l]
-                    );
-                    checked += 1;
-                }
-            }
-        }
+        let checked = check_band_against_dense(&setup, &mut rng, &s, &r, lags, &weights);
         assert!(checked > 100, "{checked}");
     }
 }
