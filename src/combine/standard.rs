@@ -942,6 +942,34 @@ struct Entry<T> {
     bytes: usize,
 }
 
+impl<T> Entry<T> {
+    fn new(used: u64, visit: &Arc<Visit>, value: &Arc<T>, bytes: usize) -> Self {
+        Self {
+            used,
+            visit: Arc::clone(visit),
+            value: Arc::clone(value),
+            bytes,
+        }
+    }
+}
+
+/// Keep `entry` under `key` if the map's `total` bytes stay within `budget` (replacing an older
+/// entry under the same key), and keep `total` the sum of the entries' sizes.
+fn store<K: Eq + std::hash::Hash, T>(
+    map: &mut HashMap<K, Entry<T>>,
+    total: &mut usize,
+    budget: usize,
+    key: K,
+    entry: Entry<T>,
+) {
+    if *total + entry.bytes > budget {
+        return;
+    }
+    *total += entry.bytes;
+    let old = map.insert(key, entry);
+    *total -= old.map_or(0, |e| e.bytes);
+}
+
 #[derive(Debug, Default)]
 struct CacheMaps {
     stencils: HashMap<StencilKey, Entry<Stencil>>,
@@ -1143,40 +1171,30 @@ impl StandardCache {
                 ss,
                 (l0, l1),
             ));
-            let bytes = st.bytes();
-            if let Ok(mut m) = self.maps.lock()
-                && m.stencil_bytes + bytes <= self.stencil_budget
-            {
-                m.stencil_bytes += bytes;
-                let old = m.stencils.insert(
+            if let Ok(mut m) = self.maps.lock() {
+                let m = &mut *m;
+                let entry = Entry::new(gen_, &v.visit, &st, st.bytes());
+                store(
+                    &mut m.stencils,
+                    &mut m.stencil_bytes,
+                    self.stencil_budget,
                     skey,
-                    Entry {
-                        used: gen_,
-                        visit: Arc::clone(&v.visit),
-                        value: Arc::clone(&st),
-                        bytes,
-                    },
+                    entry,
                 );
-                m.stencil_bytes -= old.map_or(0, |e| e.bytes);
             }
             st
         });
         let piece = Arc::new(Piece::new(&stencil, &knots, ss.mask, lags));
-        let bytes = piece.bytes();
-        if let Ok(mut m) = self.maps.lock()
-            && m.piece_bytes + bytes <= self.piece_budget
-        {
-            m.piece_bytes += bytes;
-            let old = m.pieces.insert(
+        if let Ok(mut m) = self.maps.lock() {
+            let m = &mut *m;
+            let entry = Entry::new(gen_, &v.visit, &piece, piece.bytes());
+            store(
+                &mut m.pieces,
+                &mut m.piece_bytes,
+                self.piece_budget,
                 pkey,
-                Entry {
-                    used: gen_,
-                    visit: Arc::clone(&v.visit),
-                    value: Arc::clone(&piece),
-                    bytes,
-                },
+                entry,
             );
-            m.piece_bytes -= old.map_or(0, |e| e.bytes);
         }
         Some(piece)
     }
