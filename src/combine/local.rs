@@ -181,10 +181,8 @@ impl Kernel {
         if let Self::QuarterBSpline(n) = self {
             return Self::BSpline(n).row(u - QUARTER, out);
         }
-        let fl = u.floor();
-        let f = u - fl;
-        let half = (self.width() / 2) as i64;
-        let j0 = fl as i64 - (half - 1);
+        let f = u - u.floor();
+        let j0 = self.first(u);
         match self {
             Self::Lanczos3 => {
                 // sin(pi t) = (-1)^m sin(pi f) and sin(pi t / 3) by rotation: one sin_cos pair each.
