@@ -9,8 +9,10 @@ use fitsio::tables::ColumnDataType;
 
 use super::error::LoadError;
 
-/// Open a FITS file for reading.
+/// Open a FITS file for reading, after checking that its HDUs are sized consistently and lie
+/// inside the file (a corrupt sizing card can make cfitsio loop forever; see `fits_layout`).
 pub(crate) fn open(path: &Path) -> Result<FitsFile, LoadError> {
+    super::fits_layout::check(path)?;
     FitsFile::open(path).map_err(|e| LoadError::invalid(path, "the FITS file", e))
 }
 

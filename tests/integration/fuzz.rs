@@ -18,8 +18,12 @@ fn cases() -> u32 {
     std::env::var("FRIZZVIEW_FUZZ_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(40)
+        .unwrap_or(300)
 }
+
+/// A reader that has not answered after this long is taken to hang. Not a speed goal: the
+/// slowest of 20 000 cases per reader takes about 20 ms in a debug build.
+const HANG: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A mutation of a file's bytes.
 #[derive(Clone, Debug)]
@@ -111,6 +115,8 @@ struct Stats {
     runs: AtomicUsize,
     loaded: AtomicUsize,
     refused: AtomicUsize,
+    /// The slowest case so far (seconds, mutation), reported to spot near-hangs.
+    slowest: std::sync::Mutex<(f64, String)>,
 }
 
 fn fuzz_file(name: &str) -> (usize, usize, usize) {
@@ -124,17 +130,40 @@ fn fuzz_file(name: &str) -> (usize, usize, usize) {
         runs: AtomicUsize::new(0),
         loaded: AtomicUsize::new(0),
         refused: AtomicUsize::new(0),
+        slowest: std::sync::Mutex::new((0.0, String::new())),
     };
     let mut runner = TestRunner::new(Config {
         cases: cases(),
         failure_persistence: None,
+        // A failing mutation is reported as it is: shrinking a hang would only add more hangs.
+        max_shrink_iters: 0,
         ..Config::default()
     });
     let result = runner.run(&mutation(), |m| {
         let bytes = apply(&original, &m);
         std::fs::write(&target, &bytes).expect("write mutant");
         stats.runs.fetch_add(1, Ordering::Relaxed);
-        let outcome = catch_unwind(AssertUnwindSafe(|| frizzview::io::load_file(&target)));
+        let start = std::time::Instant::now();
+        // The reader runs on its own thread so that a hang fails this case (naming the mutation)
+        // instead of stalling the whole test run; the stuck thread is abandoned.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = target.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| {
+                frizzview::io::load_file(&path)
+            })));
+        });
+        let Ok(outcome) = rx.recv_timeout(HANG) else {
+            return Err(TestCaseError::fail(format!(
+                "no answer within {HANG:?} (a hang) on {m:?}"
+            )));
+        };
+        let took = start.elapsed().as_secs_f64();
+        if let Ok(mut s) = stats.slowest.lock()
+            && took > s.0
+        {
+            *s = (took, format!("{m:?}").chars().take(120).collect());
+        }
         match outcome {
             Err(_) => Err(TestCaseError::fail(format!("panic on {m:?}"))),
             Ok(Ok(d)) => {
@@ -156,6 +185,9 @@ fn fuzz_file(name: &str) -> (usize, usize, usize) {
         stats.refused.load(Ordering::Relaxed),
     );
     println!("fuzz {name}: {r} executions, {l} loaded, {f} refused with an error, 0 panics");
+    if let Ok(s) = stats.slowest.lock() {
+        println!("  slowest case {:.3} s: {}", s.0, s.1);
+    }
     if let Err(e) = result {
         panic!("fuzz {name}: {e}");
     }
@@ -184,4 +216,118 @@ fn fuzz_npz_reader() {
 fn fuzz_text_reader() {
     let (runs, _, refused) = fuzz_file("small.csv");
     assert!(runs >= cases() as usize && refused > 0);
+}
+
+/// Set the value of the first `key` card at or after byte `from` (a FITS card edit, as a corrupt
+/// file would have it). Returns the card's offset.
+fn set_card(bytes: &mut [u8], from: usize, key: &[u8; 8], value: i64) -> usize {
+    let o = (from / 80..bytes.len() / 80)
+        .map(|c| c * 80)
+        .find(|&o| bytes[o..].starts_with(key))
+        .expect("card present");
+    let text = format!("{value:>20}");
+    bytes[o + 10..o + 30].copy_from_slice(text.as_bytes());
+    o
+}
+
+/// Regression (CI, stop 9): a negative PCOUNT made cfitsio walk the same HDUs forever while
+/// counting them. Every impossible sizing card, and every truncation, is now refused at once by a
+/// structural check, with the file, the HDU and the card named.
+#[test]
+fn corrupt_sizing_cards_and_truncations_are_refused_naming_the_card() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in [
+        "apVisit-r13-5095-55844-128.fits",
+        "spec-3586-55181-0500.fits",
+    ] {
+        let original = std::fs::read(fixture(name)).expect("fixture");
+        // Cards of the second HDU (the first extension), after the primary header.
+        let ext = original
+            .windows(9)
+            .position(|w| w == b"XTENSION=")
+            .expect("an extension");
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "pcount",
+                {
+                    let mut b = original.clone();
+                    set_card(&mut b, ext, b"PCOUNT  ", -58_482);
+                    b
+                },
+                "PCOUNT = -58482 is negative",
+            ),
+            (
+                "gcount",
+                {
+                    let mut b = original.clone();
+                    set_card(&mut b, ext, b"GCOUNT  ", -1);
+                    b
+                },
+                "GCOUNT = -1 is negative",
+            ),
+            (
+                "bitpix",
+                {
+                    let mut b = original.clone();
+                    set_card(&mut b, ext, b"BITPIX  ", 7);
+                    b
+                },
+                "BITPIX = 7 is not a FITS data type",
+            ),
+            (
+                "naxis",
+                {
+                    let mut b = original.clone();
+                    set_card(&mut b, ext, b"NAXIS   ", 1000);
+                    b
+                },
+                "NAXIS = 1000 is outside",
+            ),
+            (
+                "naxis1",
+                {
+                    let mut b = original.clone();
+                    set_card(&mut b, ext, b"NAXIS1  ", -3);
+                    b
+                },
+                "NAXIS1 = -3 is negative",
+            ),
+            (
+                "naxis2",
+                {
+                    let mut b = original.clone();
+                    set_card(&mut b, ext, b"NAXIS2  ", i64::MAX);
+                    b
+                },
+                "data",
+            ),
+            ("header cut", original[..ext + 1000].to_vec(), "no END card"),
+            (
+                "data cut",
+                original[..original.len() - 5000].to_vec(),
+                "truncated",
+            ),
+        ];
+        for (what, bytes, expect) in cases {
+            let p = dir.path().join(format!("corrupt-{what}.fits"));
+            std::fs::write(&p, &bytes).expect("write");
+            let start = std::time::Instant::now();
+            let err = frizzview::io::load_file(&p)
+                .err()
+                .unwrap_or_else(|| panic!("{name}, {what}: a corrupt file loaded"));
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("corrupt-{what}.fits"))
+                    && msg.contains("HDU")
+                    && msg.contains(expect),
+                "{name}, {what}: {msg}"
+            );
+            // Not a timing test: a generous bound that only a loop would break.
+            assert!(
+                start.elapsed().as_secs() < 30,
+                "{name}, {what}: took {:?}",
+                start.elapsed()
+            );
+        }
+    }
 }

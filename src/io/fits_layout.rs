@@ -1,0 +1,301 @@
+//! A structural check of a FITS file before cfitsio sees it.
+//!
+//! cfitsio trusts the header cards that size each HDU. A corrupt card can make it loop: a negative
+//! `PCOUNT` puts the next HDU *before* the current one, and `fits_get_num_hdus` then walks the same
+//! headers forever while its HDU table grows. This module walks the HDUs itself, from the cards
+//! that fix the data size (FITS standard 4.0, §4.4.1 and §7): `BITPIX`, `NAXIS`, `NAXISn`, `PCOUNT`
+//! and `GCOUNT`, with checked arithmetic, and refuses the file with a message naming the HDU and the
+//! card when any of them is impossible or the data run past the end of the file.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use super::error::LoadError;
+
+/// The FITS block size in bytes.
+const BLOCK: u64 = 2880;
+/// One header card in bytes.
+const CARD: usize = 80;
+
+/// Where one HDU lies in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HduLayout {
+    /// `EXTNAME`, if any.
+    pub name: String,
+    /// Byte offset of the first data byte.
+    pub data_start: u64,
+    /// Data bytes declared by the header (without padding).
+    pub data_bytes: u64,
+}
+
+/// A header card's integer value, if it has one.
+fn int_value(card: &[u8]) -> Option<i128> {
+    if card.get(8..10) != Some(b"= ") {
+        return None;
+    }
+    let text = std::str::from_utf8(&card[10..]).ok()?;
+    let value = text.split('/').next()?.trim();
+    value.parse().ok()
+}
+
+/// A header card's string value ('...'), if it has one.
+fn string_value(card: &[u8]) -> Option<String> {
+    if card.get(8..10) != Some(b"= ") {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&card[10..]);
+    let text = text.trim_start();
+    let rest = text.strip_prefix('\'')?;
+    let end = rest.find('\'')?;
+    Some(rest[..end].trim().to_owned())
+}
+
+/// The keyword of a card (trailing blanks removed).
+fn keyword(card: &[u8]) -> &[u8] {
+    let k = &card[..8.min(card.len())];
+    let end = k.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    &k[..end]
+}
+
+/// A label for HDU `i` in messages.
+fn label(i: usize, name: &str) -> String {
+    super::fits::label(i, name)
+}
+
+/// The cards of one header that size its data.
+#[derive(Default)]
+struct Sizing {
+    bitpix: Option<i128>,
+    naxis: Option<i128>,
+    axes: Vec<(usize, i128)>,
+    pcount: Option<i128>,
+    gcount: Option<i128>,
+    name: String,
+}
+
+impl Sizing {
+    fn take(&mut self, card: &[u8]) {
+        let key = keyword(card);
+        match key {
+            b"BITPIX" => self.bitpix = int_value(card),
+            b"NAXIS" => self.naxis = int_value(card),
+            b"PCOUNT" => self.pcount = int_value(card),
+            b"GCOUNT" => self.gcount = int_value(card),
+            b"EXTNAME" => self.name = string_value(card).unwrap_or_default(),
+            _ => {
+                if let Some(n) = key.strip_prefix(b"NAXIS")
+                    && let Some(n) = std::str::from_utf8(n).ok().and_then(|s| s.parse().ok())
+                    && let Some(v) = int_value(card)
+                {
+                    self.axes.push((n, v));
+                }
+            }
+        }
+    }
+
+    /// The declared data size in bytes, or why it is impossible.
+    fn data_bytes(&self, primary: bool) -> Result<u64, String> {
+        let bitpix = self.bitpix.ok_or("the BITPIX card is missing")?;
+        if ![8, 16, 32, 64, -32, -64].contains(&bitpix) {
+            return Err(format!("BITPIX = {bitpix} is not a FITS data type"));
+        }
+        let naxis = self.naxis.ok_or("the NAXIS card is missing")?;
+        if !(0..=999).contains(&naxis) {
+            return Err(format!("NAXIS = {naxis} is outside 0..999"));
+        }
+        let pcount = self.pcount.unwrap_or(0);
+        if pcount < 0 {
+            return Err(format!("PCOUNT = {pcount} is negative"));
+        }
+        let gcount = self.gcount.unwrap_or(1);
+        if gcount < 0 {
+            return Err(format!("GCOUNT = {gcount} is negative"));
+        }
+        if naxis == 0 {
+            return Ok(0);
+        }
+        let too_big = || "its declared data size overflows".to_owned();
+        let mut elements: u64 = 1;
+        for n in 1..=naxis as usize {
+            let v = self
+                .axes
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|&(_, v)| v)
+                .ok_or_else(|| format!("the NAXIS{n} card is missing"))?;
+            if v < 0 {
+                return Err(format!("NAXIS{n} = {v} is negative"));
+            }
+            // Random groups (primary HDU, NAXIS1 = 0): NAXIS1 does not count.
+            if primary && n == 1 && v == 0 {
+                continue;
+            }
+            elements = u64::try_from(v)
+                .ok()
+                .and_then(|v| elements.checked_mul(v))
+                .ok_or_else(too_big)?;
+        }
+        let bytes_per = bitpix.unsigned_abs() as u64 / 8;
+        u64::try_from(pcount)
+            .ok()
+            .and_then(|p| elements.checked_add(p))
+            .and_then(|e| e.checked_mul(u64::try_from(gcount).ok()?))
+            .and_then(|e| e.checked_mul(bytes_per))
+            .ok_or_else(too_big)
+    }
+}
+
+/// Walk the HDUs of `path` and check that every one of them is sized consistently and lies inside
+/// the file. Bytes after the last HDU that do not start an extension are ignored, as cfitsio does.
+pub(crate) fn check(path: &Path) -> Result<Vec<HduLayout>, LoadError> {
+    let mut file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
+    let len = file.metadata().map_err(|e| LoadError::io(path, e))?.len();
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    let mut block = vec![0u8; BLOCK as usize];
+    while pos < len {
+        let index = out.len();
+        let primary = index == 0;
+        file.seek(SeekFrom::Start(pos))
+            .map_err(|e| LoadError::io(path, e))?;
+        let mut sizing = Sizing::default();
+        let mut header_end = None;
+        let mut first = true;
+        let mut at = pos;
+        while header_end.is_none() {
+            let got = read_full(&mut file, &mut block).map_err(|e| LoadError::io(path, e))?;
+            if got < BLOCK as usize {
+                if first && !primary && !block[..got].starts_with(b"XTENSION=") {
+                    // A short tail after the last HDU that does not start an extension.
+                    return Ok(out);
+                }
+                return Err(LoadError::invalid(
+                    path,
+                    label(index, &sizing.name),
+                    "the header has no END card before the end of the file (truncated?)",
+                ));
+            }
+            if first {
+                let starts = if primary {
+                    &b"SIMPLE  ="[..]
+                } else {
+                    &b"XTENSION="[..]
+                };
+                if !block.starts_with(starts) {
+                    if primary {
+                        return Err(LoadError::invalid(
+                            path,
+                            "the FITS file",
+                            "does not start with a SIMPLE card",
+                        ));
+                    }
+                    // Not an extension: whatever follows the last HDU is ignored.
+                    return Ok(out);
+                }
+                first = false;
+            }
+            at += BLOCK;
+            for card in block.chunks_exact(CARD) {
+                if keyword(card) == b"END" {
+                    header_end = Some(at);
+                    break;
+                }
+                sizing.take(card);
+            }
+        }
+        let data_start = header_end.unwrap_or(at);
+        let data_bytes = sizing
+            .data_bytes(primary)
+            .map_err(|why| LoadError::invalid(path, label(index, &sizing.name), why))?;
+        let end = data_start.checked_add(data_bytes);
+        if end.is_none_or(|e| e > len) {
+            return Err(LoadError::invalid(
+                path,
+                label(index, &sizing.name),
+                format!(
+                    "its header declares {data_bytes} bytes of data but the file ends {} bytes \
+                     after the header (truncated, or a corrupt NAXIS/PCOUNT card)",
+                    len.saturating_sub(data_start)
+                ),
+            ));
+        }
+        let padded = data_bytes.div_ceil(BLOCK).saturating_mul(BLOCK);
+        pos = data_start.saturating_add(padded);
+        out.push(HduLayout {
+            name: sizing.name,
+            data_start,
+            data_bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// Read until `buf` is full or the file ends; the number of bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let k = file.read(&mut buf[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(text: &str) -> Vec<u8> {
+        let mut c = text.as_bytes().to_vec();
+        c.resize(CARD, b' ');
+        c
+    }
+
+    #[test]
+    fn values_are_parsed_from_cards() {
+        assert_eq!(
+            int_value(&card("NAXIS1  =                 4096 / x")),
+            Some(4096)
+        );
+        assert_eq!(
+            int_value(&card("PCOUNT  =               -58482")),
+            Some(-58482)
+        );
+        assert_eq!(int_value(&card("COMMENT   NAXIS1 = 3")), None);
+        assert_eq!(
+            string_value(&card("EXTNAME = 'FLUX    '           / x")),
+            Some("FLUX".into())
+        );
+        assert_eq!(keyword(&card("END")), b"END");
+    }
+
+    #[test]
+    fn sizes_follow_the_standard() {
+        let mut s = Sizing::default();
+        for c in [
+            "BITPIX  =                  -32",
+            "NAXIS   =                    2",
+            "NAXIS1  =                 4096",
+            "NAXIS2  =                    3",
+        ] {
+            s.take(&card(c));
+        }
+        assert_eq!(s.data_bytes(false), Ok(4096 * 3 * 4));
+        s.take(&card("PCOUNT  =                   -1"));
+        let e = s.data_bytes(false).err().unwrap_or_default();
+        assert!(e.contains("PCOUNT = -1"), "{e}");
+        let mut s = Sizing::default();
+        for c in [
+            "BITPIX  =                    8",
+            "NAXIS   =                    2",
+            "NAXIS1  =  9223372036854775807",
+            "NAXIS2  =  9223372036854775807",
+        ] {
+            s.take(&card(c));
+        }
+        let e = s.data_bytes(false).err().unwrap_or_default();
+        assert!(e.contains("overflows"), "{e}");
+    }
+}
