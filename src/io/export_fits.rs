@@ -199,7 +199,7 @@ fn write_to(tmp: &Path, data: &Dataset, c: &Combined) -> R<()> {
     let m = c.grid.len();
     let nv = data.visits.len();
     let rows = 2 + nv;
-    let mut f = FitsFile::create(tmp).open().map_err(fe)?;
+    let mut f = super::fits_disk::create(tmp).map_err(fe)?;
     let prim = f.primary_hdu().map_err(fe)?;
     key(&mut f, &prim, "TELESCOP", "frizzview".to_owned())?;
     key(

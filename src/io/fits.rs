@@ -13,7 +13,7 @@ use super::error::LoadError;
 /// inside the file (a corrupt sizing card can make cfitsio loop forever; see `fits_layout`).
 pub(crate) fn open(path: &Path) -> Result<FitsFile, LoadError> {
     super::fits_layout::check(path)?;
-    FitsFile::open(path).map_err(|e| LoadError::invalid(path, "the FITS file", e))
+    super::fits_disk::open_readonly(path).map_err(|e| LoadError::invalid(path, "the FITS file", e))
 }
 
 /// A label for HDU `i` with its EXTNAME, e.g. "HDU 4 (WAVELENGTH)".

@@ -17,6 +17,7 @@ pub mod error;
 pub mod export;
 pub mod export_fits;
 mod fits;
+mod fits_disk;
 mod fits_layout;
 pub mod npz;
 pub mod table;

@@ -106,6 +106,27 @@ fn combine_apvisit_to_fits_with_no_other_flag() {
     assert_eq!(std::fs::read(&input).expect("input"), before);
 }
 
+/// cfitsio's extended file-name syntax reads `(`, `[` and `+` as syntax; a browser download named
+/// `spec (1).fits` or an output folder `run[2]` must still just work.
+#[test]
+fn fits_names_with_brackets_and_parentheses_read_and_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("apVisit copy (1) [a]+b.fits");
+    std::fs::copy(fixture("apVisit-r13-5095-55844-128.fits"), &input).expect("copy");
+    let plain =
+        frizzview::io::load_file(&fixture("apVisit-r13-5095-55844-128.fits")).expect("plain");
+    let odd = frizzview::io::load_file(&input).expect("a name with brackets loads");
+    assert_eq!(odd.visits[0].flux(), plain.visits[0].flux());
+    let folder = dir.path().join("run[2] (x)");
+    std::fs::create_dir(&folder).expect("folder");
+    let out = folder.join("star (1).fits");
+    let (code, _, stderr) = run(&[os("combine"), input.as_os_str(), os("-o"), out.as_os_str()]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let settings = frizzview::io::export_fits::read_settings(&out).expect("settings read back");
+    assert_eq!(settings.grid, frizzview::settings::GridSpec::Apogee);
+    assert_eq!(settings.visits.len(), 1);
+}
+
 #[test]
 fn errors_exit_2_and_name_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
