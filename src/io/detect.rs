@@ -1,7 +1,6 @@
 //! Format detection from the file content (magic bytes, FITS HDU names and header keys), not from
 //! the file name alone.
 
-use std::io::Read;
 use std::path::Path;
 
 use super::error::{LoadError, LoadErrorKind};
@@ -25,14 +24,7 @@ pub enum Format {
 pub fn detect_format(path: &Path) -> Result<Format, LoadError> {
     let mut f = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let mut head = vec![0u8; 2880];
-    let mut n = 0;
-    while n < head.len() {
-        let k = f.read(&mut head[n..]).map_err(|e| LoadError::io(path, e))?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
+    let n = super::fits_layout::read_full(&mut f, &mut head).map_err(|e| LoadError::io(path, e))?;
     head.truncate(n);
     if head.is_empty() {
         return Err(LoadError::new(

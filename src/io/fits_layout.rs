@@ -231,7 +231,7 @@ pub(crate) fn check(path: &Path) -> Result<Vec<HduLayout>, LoadError> {
 }
 
 /// Read until `buf` is full or the file ends; the number of bytes read.
-fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) fn read_full(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         let k = file.read(&mut buf[n..])?;
