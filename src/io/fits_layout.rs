@@ -17,17 +17,6 @@ const BLOCK: u64 = 2880;
 /// One header card in bytes.
 const CARD: usize = 80;
 
-/// Where one HDU lies in the file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct HduLayout {
-    /// `EXTNAME`, if any.
-    pub name: String,
-    /// Byte offset of the first data byte.
-    pub data_start: u64,
-    /// Data bytes declared by the header (without padding).
-    pub data_bytes: u64,
-}
-
 /// A header card's integer value, if it has one.
 fn int_value(card: &[u8]) -> Option<i128> {
     if card.get(8..10) != Some(b"= ") {
@@ -55,11 +44,6 @@ fn keyword(card: &[u8]) -> &[u8] {
     let k = &card[..8.min(card.len())];
     let end = k.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
     &k[..end]
-}
-
-/// A label for HDU `i` in messages.
-fn label(i: usize, name: &str) -> String {
-    super::fits::label(i, name)
 }
 
 /// The cards of one header that size its data.
@@ -147,71 +131,24 @@ impl Sizing {
 
 /// Walk the HDUs of `path` and check that every one of them is sized consistently and lies inside
 /// the file. Bytes after the last HDU that do not start an extension are ignored, as cfitsio does.
-pub(crate) fn check(path: &Path) -> Result<Vec<HduLayout>, LoadError> {
+pub(crate) fn check(path: &Path) -> Result<(), LoadError> {
     let mut file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let len = file.metadata().map_err(|e| LoadError::io(path, e))?.len();
-    let mut out = Vec::new();
     let mut pos = 0u64;
-    let mut block = vec![0u8; BLOCK as usize];
+    let mut index = 0;
     while pos < len {
-        let index = out.len();
         let primary = index == 0;
-        file.seek(SeekFrom::Start(pos))
-            .map_err(|e| LoadError::io(path, e))?;
-        let mut sizing = Sizing::default();
-        let mut header_end = None;
-        let mut first = true;
-        let mut at = pos;
-        while header_end.is_none() {
-            let got = read_full(&mut file, &mut block).map_err(|e| LoadError::io(path, e))?;
-            if got < BLOCK as usize {
-                if first && !primary && !block[..got].starts_with(b"XTENSION=") {
-                    // A short tail after the last HDU that does not start an extension.
-                    return Ok(out);
-                }
-                return Err(LoadError::invalid(
-                    path,
-                    label(index, &sizing.name),
-                    "the header has no END card before the end of the file (truncated?)",
-                ));
-            }
-            if first {
-                let starts = if primary {
-                    &b"SIMPLE  ="[..]
-                } else {
-                    &b"XTENSION="[..]
-                };
-                if !block.starts_with(starts) {
-                    if primary {
-                        return Err(LoadError::invalid(
-                            path,
-                            "the FITS file",
-                            "does not start with a SIMPLE card",
-                        ));
-                    }
-                    // Not an extension: whatever follows the last HDU is ignored.
-                    return Ok(out);
-                }
-                first = false;
-            }
-            at += BLOCK;
-            for card in block.chunks_exact(CARD) {
-                if keyword(card) == b"END" {
-                    header_end = Some(at);
-                    break;
-                }
-                sizing.take(card);
-            }
-        }
-        let data_start = header_end.unwrap_or(at);
+        let Some((sizing, data_start)) = read_header(&mut file, path, pos, index)? else {
+            return Ok(());
+        };
+        let hdu = || super::fits::label(index, &sizing.name);
         let data_bytes = sizing
             .data_bytes(primary)
-            .map_err(|why| LoadError::invalid(path, label(index, &sizing.name), why))?;
-        let end = data_start.checked_add(data_bytes);
-        if end.is_none_or(|e| e > len) {
+            .map_err(|why| LoadError::invalid(path, hdu(), why))?;
+        if data_start.checked_add(data_bytes).is_none_or(|e| e > len) {
             return Err(LoadError::invalid(
                 path,
-                label(index, &sizing.name),
+                hdu(),
                 format!(
                     "its header declares {data_bytes} bytes of data but the file ends {} bytes \
                      after the header (truncated, or a corrupt NAXIS/PCOUNT card)",
@@ -221,13 +158,55 @@ pub(crate) fn check(path: &Path) -> Result<Vec<HduLayout>, LoadError> {
         }
         let padded = data_bytes.div_ceil(BLOCK).saturating_mul(BLOCK);
         pos = data_start.saturating_add(padded);
-        out.push(HduLayout {
-            name: sizing.name,
-            data_start,
-            data_bytes,
-        });
+        index += 1;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Read the header of HDU `index` starting at byte `pos`: its sizing cards and the offset of its
+/// first data byte. `None` when the bytes there do not start an extension (the end of the HDUs).
+fn read_header(
+    file: &mut std::fs::File,
+    path: &Path,
+    pos: u64,
+    index: usize,
+) -> Result<Option<(Sizing, u64)>, LoadError> {
+    let primary = index == 0;
+    let opening: &[u8] = if primary { b"SIMPLE  =" } else { b"XTENSION=" };
+    file.seek(SeekFrom::Start(pos))
+        .map_err(|e| LoadError::io(path, e))?;
+    let mut block = vec![0u8; BLOCK as usize];
+    let mut sizing = Sizing::default();
+    let mut at = pos;
+    loop {
+        let got = read_full(file, &mut block).map_err(|e| LoadError::io(path, e))?;
+        let first = at == pos;
+        if first && !block[..got].starts_with(opening) {
+            if primary {
+                return Err(LoadError::invalid(
+                    path,
+                    "the FITS file",
+                    "does not start with a SIMPLE card",
+                ));
+            }
+            // Not an extension: whatever follows the last HDU is ignored.
+            return Ok(None);
+        }
+        if got < BLOCK as usize {
+            return Err(LoadError::invalid(
+                path,
+                super::fits::label(index, &sizing.name),
+                "the header has no END card before the end of the file (truncated?)",
+            ));
+        }
+        at += BLOCK;
+        for card in block.chunks_exact(CARD) {
+            if keyword(card) == b"END" {
+                return Ok(Some((sizing, at)));
+            }
+            sizing.take(card);
+        }
+    }
 }
 
 /// Read until `buf` is full or the file ends; the number of bytes read.
