@@ -102,13 +102,17 @@ fn apply(bytes: &[u8], m: &Mutation) -> Vec<u8> {
                 .filter(|&o| CARDS.iter().any(|c| b[o..].starts_with(c)))
                 .collect();
             if !spots.is_empty() {
-                let o = spots[k % spots.len()];
-                let text = format!("{v:>20}");
-                b[o + 10..o + 30].copy_from_slice(&text.as_bytes()[text.len() - 20..]);
+                put_value(&mut b, spots[k % spots.len()], *v);
             }
         }
     }
     b
+}
+
+/// Write `v` as the value of the card at byte offset `o` (columns 11-30, right-aligned).
+fn put_value(bytes: &mut [u8], o: usize, v: i64) {
+    let text = format!("{v:>20}");
+    bytes[o + 10..o + 30].copy_from_slice(&text.as_bytes()[text.len() - 20..]);
 }
 
 struct Stats {
@@ -218,16 +222,16 @@ fn fuzz_text_reader() {
     assert!(runs >= cases() as usize && refused > 0);
 }
 
-/// Set the value of the first `key` card at or after byte `from` (a FITS card edit, as a corrupt
-/// file would have it). Returns the card's offset.
-fn set_card(bytes: &mut [u8], from: usize, key: &[u8; 8], value: i64) -> usize {
-    let o = (from / 80..bytes.len() / 80)
+/// A copy of `bytes` with the value of the first `key` card at or after byte `from` set to
+/// `value` (a FITS card edit, as a corrupt file would have it).
+fn with_card(bytes: &[u8], from: usize, key: &[u8; 8], value: i64) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    let o = (from / 80..b.len() / 80)
         .map(|c| c * 80)
-        .find(|&o| bytes[o..].starts_with(key))
+        .find(|&o| b[o..].starts_with(key))
         .expect("card present");
-    let text = format!("{value:>20}");
-    bytes[o + 10..o + 30].copy_from_slice(text.as_bytes());
-    o
+    put_value(&mut b, o, value);
+    b
 }
 
 /// Regression (CI, stop 9): a negative PCOUNT made cfitsio walk the same HDUs forever while
@@ -236,6 +240,25 @@ fn set_card(bytes: &mut [u8], from: usize, key: &[u8; 8], value: i64) -> usize {
 #[test]
 fn corrupt_sizing_cards_and_truncations_are_refused_naming_the_card() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // (case, card, value, expected in the message)
+    let edits: [(&str, &[u8; 8], i64, &str); 6] = [
+        (
+            "pcount",
+            b"PCOUNT  ",
+            -58_482,
+            "PCOUNT = -58482 is negative",
+        ),
+        ("gcount", b"GCOUNT  ", -1, "GCOUNT = -1 is negative"),
+        (
+            "bitpix",
+            b"BITPIX  ",
+            7,
+            "BITPIX = 7 is not a FITS data type",
+        ),
+        ("naxis", b"NAXIS   ", 1000, "NAXIS = 1000 is outside"),
+        ("naxis1", b"NAXIS1  ", -3, "NAXIS1 = -3 is negative"),
+        ("naxis2", b"NAXIS2  ", i64::MAX, "data"),
+    ];
     for name in [
         "apVisit-r13-5095-55844-128.fits",
         "spec-3586-55181-0500.fits",
@@ -246,68 +269,18 @@ fn corrupt_sizing_cards_and_truncations_are_refused_naming_the_card() {
             .windows(9)
             .position(|w| w == b"XTENSION=")
             .expect("an extension");
-        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-            (
-                "pcount",
-                {
-                    let mut b = original.clone();
-                    set_card(&mut b, ext, b"PCOUNT  ", -58_482);
-                    b
-                },
-                "PCOUNT = -58482 is negative",
-            ),
-            (
-                "gcount",
-                {
-                    let mut b = original.clone();
-                    set_card(&mut b, ext, b"GCOUNT  ", -1);
-                    b
-                },
-                "GCOUNT = -1 is negative",
-            ),
-            (
-                "bitpix",
-                {
-                    let mut b = original.clone();
-                    set_card(&mut b, ext, b"BITPIX  ", 7);
-                    b
-                },
-                "BITPIX = 7 is not a FITS data type",
-            ),
-            (
-                "naxis",
-                {
-                    let mut b = original.clone();
-                    set_card(&mut b, ext, b"NAXIS   ", 1000);
-                    b
-                },
-                "NAXIS = 1000 is outside",
-            ),
-            (
-                "naxis1",
-                {
-                    let mut b = original.clone();
-                    set_card(&mut b, ext, b"NAXIS1  ", -3);
-                    b
-                },
-                "NAXIS1 = -3 is negative",
-            ),
-            (
-                "naxis2",
-                {
-                    let mut b = original.clone();
-                    set_card(&mut b, ext, b"NAXIS2  ", i64::MAX);
-                    b
-                },
-                "data",
-            ),
-            ("header cut", original[..ext + 1000].to_vec(), "no END card"),
-            (
-                "data cut",
-                original[..original.len() - 5000].to_vec(),
-                "truncated",
-            ),
-        ];
+        let mut cases: Vec<(&str, Vec<u8>, &str)> = edits
+            .iter()
+            .map(|&(what, key, value, expect)| {
+                (what, with_card(&original, ext, key, value), expect)
+            })
+            .collect();
+        cases.push(("header cut", original[..ext + 1000].to_vec(), "no END card"));
+        cases.push((
+            "data cut",
+            original[..original.len() - 5000].to_vec(),
+            "truncated",
+        ));
         for (what, bytes, expect) in cases {
             let p = dir.path().join(format!("corrupt-{what}.fits"));
             std::fs::write(&p, &bytes).expect("write");

@@ -493,6 +493,34 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * a.abs().max(b.abs()).max(1e-300)
 }
 
+/// A run with integer visit weights (`w`) against the same visits loaded that many times (`d`):
+/// the same no-data pixels, and every flux within `tol`. Returns the pixels compared and how many
+/// of them moved (by more than 1e-9) from the unweighted run `plain`.
+fn weighted_equals_duplicated(
+    w: &MethodResult,
+    d: &MethodResult,
+    plain: &MethodResult,
+    tol: f64,
+    what: &str,
+) -> (usize, usize) {
+    assert_eq!(w.no_data, d.no_data, "{what}");
+    let (mut n, mut moved) = (0, 0);
+    for l in 0..w.flux.len() {
+        if w.no_data[l] {
+            continue;
+        }
+        assert!(
+            close(w.flux[l], d.flux[l], tol),
+            "{what} pixel {l}: weighted {} duplicated {}",
+            w.flux[l],
+            d.flux[l]
+        );
+        n += 1;
+        moved += usize::from(!close(w.flux[l], plain.flux[l], 1e-9));
+    }
+    (n, moved)
+}
+
 #[test]
 fn integer_visit_weight_equals_duplicating_the_visit() {
     let setup = Noisy::new();
@@ -511,23 +539,8 @@ fn integer_visit_weight_equals_duplicating_the_visit() {
         let w = run_weighted(&data, s.clone(), 2, &weights);
         let d = run(&dup, s.clone(), 2);
         let plain = run(&data, s.clone(), 2);
-        assert_eq!(w.no_data, d.no_data, "{s:?}");
         assert_eq!(w.flags, d.flags, "{s:?}");
-        let mut differs = 0;
-        for l in 0..w.flux.len() {
-            if w.no_data[l] {
-                continue;
-            }
-            assert!(
-                close(w.flux[l], d.flux[l], 1e-12),
-                "{s:?} pixel {l}: weighted {} duplicated {}",
-                w.flux[l],
-                d.flux[l]
-            );
-            if !close(w.flux[l], plain.flux[l], 1e-9) {
-                differs += 1;
-            }
-        }
+        let (_, differs) = weighted_equals_duplicated(&w, &d, &plain, 1e-12, &format!("{s:?}"));
         // The weights matter (the test can fail): most pixels move.
         assert!(differs > w.flux.len() / 2, "{s:?}: {differs}");
     }
@@ -787,16 +800,7 @@ fn apogee_visit_weight_equals_duplicating_the_visit() {
         let w = with(&data, &[1.0, 1.0, 2.0]);
         let d = with(&dup, &[1.0; 4]);
         let plain = with(&data, &[1.0; 3]);
-        assert_eq!(w.no_data, d.no_data);
-        let (mut n, mut moved) = (0, 0);
-        for l in 0..w.flux.len() {
-            if w.no_data[l] {
-                continue;
-            }
-            assert!(close(w.flux[l], d.flux[l], 1e-11), "{interp:?} pixel {l}");
-            n += 1;
-            moved += usize::from(!close(w.flux[l], plain.flux[l], 1e-9));
-        }
+        let (n, moved) = weighted_equals_duplicated(&w, &d, &plain, 1e-11, &format!("{interp:?}"));
         assert!(
             n > 7000 && moved > n / 2,
             "{interp:?}: {n} pixels, {moved} moved"
