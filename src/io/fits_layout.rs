@@ -134,11 +134,21 @@ impl Sizing {
 pub(crate) fn check(path: &Path) -> Result<(), LoadError> {
     let mut file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let len = file.metadata().map_err(|e| LoadError::io(path, e))?.len();
+    check_content(&mut file, len, path)
+}
+
+/// [`check`] on FITS content held in memory (a decompressed `.gz`); errors name `path`.
+pub(crate) fn check_bytes(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    check_content(&mut std::io::Cursor::new(bytes), bytes.len() as u64, path)
+}
+
+/// Walk the HDUs of `len` bytes of content read from `file`.
+fn check_content(file: &mut (impl Read + Seek), len: u64, path: &Path) -> Result<(), LoadError> {
     let mut pos = 0u64;
     let mut index = 0;
     while pos < len {
         let primary = index == 0;
-        let Some((sizing, data_start)) = read_header(&mut file, path, pos, index)? else {
+        let Some((sizing, data_start)) = read_header(file, path, pos, index)? else {
             return Ok(());
         };
         let hdu = || super::fits::label(index, &sizing.name);
@@ -166,7 +176,7 @@ pub(crate) fn check(path: &Path) -> Result<(), LoadError> {
 /// Read the header of HDU `index` starting at byte `pos`: its sizing cards and the offset of its
 /// first data byte. `None` when the bytes there do not start an extension (the end of the HDUs).
 fn read_header(
-    file: &mut std::fs::File,
+    file: &mut (impl Read + Seek),
     path: &Path,
     pos: u64,
     index: usize,

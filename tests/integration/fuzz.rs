@@ -123,7 +123,28 @@ struct Stats {
     slowest: std::sync::Mutex<(f64, String)>,
 }
 
+/// What one fuzz run saw.
+#[derive(Debug)]
+struct Counts {
+    runs: usize,
+    refused: usize,
+}
+
+/// A reader under test: `frizzview::io::load_file`, or a wrapper around it.
+type Reader = fn(&Path) -> Result<frizzview::model::Dataset, frizzview::io::LoadError>;
+
 fn fuzz_file(name: &str) -> (usize, usize, usize) {
+    match run_fuzz(name, frizzview::io::load_file, cases()) {
+        Ok(c) => (c.runs, 0, c.refused),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Fuzz `reader` with `n` mutations of the fixture `name`. A case fails on a panic, on a hang,
+/// on a panic caught by the readers' own guard (an error of kind `ReaderBug`: the guard keeps
+/// users' sessions alive, but for the fuzz test it is a bug like any other panic), and on an
+/// error that does not name the file. `Err` describes the first failing case.
+fn run_fuzz(name: &str, reader: Reader, n: u32) -> Result<Counts, String> {
     let original = std::fs::read(fixture(name)).expect("fixture");
     let dir = tempfile::tempdir().expect("tempdir");
     let ext = Path::new(name)
@@ -136,8 +157,9 @@ fn fuzz_file(name: &str) -> (usize, usize, usize) {
         refused: AtomicUsize::new(0),
         slowest: std::sync::Mutex::new((0.0, String::new())),
     };
+    let guard_panics = AtomicUsize::new(0);
     let mut runner = TestRunner::new(Config {
-        cases: cases(),
+        cases: n,
         failure_persistence: None,
         // A failing mutation is reported as it is: shrinking a hang would only add more hangs.
         max_shrink_iters: 0,
@@ -153,9 +175,7 @@ fn fuzz_file(name: &str) -> (usize, usize, usize) {
         let (tx, rx) = std::sync::mpsc::channel();
         let path = target.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| {
-                frizzview::io::load_file(&path)
-            })));
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| reader(&path))));
         });
         let Ok(outcome) = rx.recv_timeout(HANG) else {
             return Err(TestCaseError::fail(format!(
@@ -176,8 +196,14 @@ fn fuzz_file(name: &str) -> (usize, usize, usize) {
                 Ok(())
             }
             Ok(Err(e)) => {
-                stats.refused.fetch_add(1, Ordering::Relaxed);
                 let msg = e.to_string();
+                if matches!(e.kind, frizzview::io::LoadErrorKind::ReaderBug { .. }) {
+                    guard_panics.fetch_add(1, Ordering::Relaxed);
+                    return Err(TestCaseError::fail(format!(
+                        "panic caught by the reader's guard (a bug) on {m:?}: {msg}"
+                    )));
+                }
+                stats.refused.fetch_add(1, Ordering::Relaxed);
                 prop_assert!(msg.contains("mutant."), "message names the file: {msg}");
                 Ok(())
             }
@@ -188,14 +214,64 @@ fn fuzz_file(name: &str) -> (usize, usize, usize) {
         stats.loaded.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed),
     );
-    println!("fuzz {name}: {r} executions, {l} loaded, {f} refused with an error, 0 panics");
+    let p = guard_panics.load(Ordering::Relaxed);
+    println!(
+        "fuzz {name}: {r} executions, {l} loaded, {f} refused with an error, \
+         {p} panics behind the guard"
+    );
     if let Ok(s) = stats.slowest.lock() {
         println!("  slowest case {:.3} s: {}", s.0, s.1);
     }
-    if let Err(e) = result {
-        panic!("fuzz {name}: {e}");
-    }
-    (r, l, f)
+    result.map_err(|e| format!("fuzz {name}: {e}"))?;
+    Ok(Counts {
+        runs: r,
+        refused: f,
+    })
+}
+
+/// A reader with a bug behind the real guard: it panics (as a reader bug would) on every
+/// mutant shorter than the fixture, inside `frizzview::io::run_guarded`, the guard every FITS
+/// reader runs behind.
+fn reader_with_injected_panic(
+    path: &Path,
+) -> Result<frizzview::model::Dataset, frizzview::io::LoadError> {
+    frizzview::io::run_guarded(path, || {
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        let full =
+            std::fs::metadata(fixture("apVisit-r13-5095-55844-128.fits")).map_or(0, |m| m.len());
+        if len < full {
+            panic!("injected reader bug");
+        }
+        frizzview::io::load_file(path)
+    })
+}
+
+/// The harness can fail: a panic behind the guard (which users see as a "please report" error)
+/// fails the fuzz run, and the guard counts it.
+#[test]
+fn fuzz_harness_fails_on_a_panic_behind_the_guard() {
+    let before = frizzview::io::guarded_panics();
+    let err = run_fuzz(
+        "apVisit-r13-5095-55844-128.fits",
+        reader_with_injected_panic,
+        200,
+    )
+    .expect_err("the injected panic must fail the fuzz run");
+    assert!(
+        err.contains("panic caught by the reader's guard")
+            && err.contains("injected reader bug")
+            && err.contains("a bug in frizzview"),
+        "{err}"
+    );
+    assert!(frizzview::io::guarded_panics() > before);
+    // The same harness passes the real reader.
+    let ok = run_fuzz(
+        "apVisit-r13-5095-55844-128.fits",
+        frizzview::io::load_file,
+        20,
+    )
+    .expect("the real reader passes");
+    assert_eq!(ok.runs, 20);
 }
 
 #[test]
