@@ -77,8 +77,9 @@ pub(crate) fn content(path: &Path) -> Result<Option<Vec<u8>>, LoadError> {
     content_limited(path, GZIP_MAX_BYTES)
 }
 
-/// [`content`] with another limit.
-pub(crate) fn content_limited(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, LoadError> {
+/// [`content`] with another limit: the decompressed bytes of a gzip file, `None` for a file that
+/// is not gzip.
+pub fn content_limited(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, LoadError> {
     if !file_is_gzip(path)? {
         return Ok(None);
     }
