@@ -134,7 +134,7 @@ struct Counts {
 type Reader = fn(&Path) -> Result<frizzview::model::Dataset, frizzview::io::LoadError>;
 
 fn fuzz_file(name: &str) -> (usize, usize, usize) {
-    match run_fuzz(name, frizzview::io::load_file, cases()) {
+    match run_fuzz(name, frizzview::io::load_file, cases(), None) {
         Ok(c) => (c.runs, 0, c.refused),
         Err(e) => panic!("{e}"),
     }
@@ -144,13 +144,23 @@ fn fuzz_file(name: &str) -> (usize, usize, usize) {
 /// on a panic caught by the readers' own guard (an error of kind `ReaderBug`: the guard keeps
 /// users' sessions alive, but for the fuzz test it is a bug like any other panic), and on an
 /// error that does not name the file. `Err` describes the first failing case.
-fn run_fuzz(name: &str, reader: Reader, n: u32) -> Result<Counts, String> {
+///
+/// With `encode`, each mutant is written through it (e.g. gzipped) to `mutant.<ext>.<suffix>`.
+fn run_fuzz(
+    name: &str,
+    reader: Reader,
+    n: u32,
+    encode: Option<(&str, fn(&[u8]) -> Vec<u8>)>,
+) -> Result<Counts, String> {
     let original = std::fs::read(fixture(name)).expect("fixture");
     let dir = tempfile::tempdir().expect("tempdir");
     let ext = Path::new(name)
         .extension()
         .map_or_else(String::new, |e| e.to_string_lossy().into_owned());
-    let target = dir.path().join(format!("mutant.{ext}"));
+    let target = match encode {
+        Some((suffix, _)) => dir.path().join(format!("mutant.{ext}.{suffix}")),
+        None => dir.path().join(format!("mutant.{ext}")),
+    };
     let stats = Stats {
         runs: AtomicUsize::new(0),
         loaded: AtomicUsize::new(0),
@@ -167,6 +177,10 @@ fn run_fuzz(name: &str, reader: Reader, n: u32) -> Result<Counts, String> {
     });
     let result = runner.run(&mutation(), |m| {
         let bytes = apply(&original, &m);
+        let bytes = match encode {
+            Some((_, f)) => f(&bytes),
+            None => bytes,
+        };
         std::fs::write(&target, &bytes).expect("write mutant");
         stats.runs.fetch_add(1, Ordering::Relaxed);
         let start = std::time::Instant::now();
@@ -255,6 +269,7 @@ fn fuzz_harness_fails_on_a_panic_behind_the_guard() {
         "apVisit-r13-5095-55844-128.fits",
         reader_with_injected_panic,
         200,
+        None,
     )
     .expect_err("the injected panic must fail the fuzz run");
     assert!(
@@ -269,6 +284,7 @@ fn fuzz_harness_fails_on_a_panic_behind_the_guard() {
         "apVisit-r13-5095-55844-128.fits",
         frizzview::io::load_file,
         20,
+        None,
     )
     .expect("the real reader passes");
     assert_eq!(ok.runs, 20);
@@ -284,6 +300,32 @@ fn fuzz_apvisit_reader() {
 fn fuzz_boss_reader() {
     let (runs, _, refused) = fuzz_file("spec-3586-55181-0500.fits");
     assert!(runs >= cases() as usize && refused > 0);
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+/// Mutated FITS content, gzipped whole: the in-memory path (decompression, structural check,
+/// cfitsio's memory driver) under the same mutations.
+#[test]
+fn fuzz_gzipped_fits_readers() {
+    for name in [
+        "apVisit-r13-5095-55844-128.fits",
+        "spec-3586-55181-0500.fits",
+    ] {
+        let c = run_fuzz(
+            name,
+            frizzview::io::load_file,
+            cases() / 2,
+            Some(("gz", gzip)),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.runs >= (cases() / 2) as usize && c.refused > 0);
+    }
 }
 
 #[test]
