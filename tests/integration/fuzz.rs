@@ -130,6 +130,9 @@ struct Counts {
     refused: usize,
 }
 
+/// A transformation of each mutant's bytes before it is written (e.g. gzip).
+type Encoder = fn(&[u8]) -> Vec<u8>;
+
 /// A reader under test: `frizzview::io::load_file`, or a wrapper around it.
 type Reader = fn(&Path) -> Result<frizzview::model::Dataset, frizzview::io::LoadError>;
 
@@ -150,7 +153,7 @@ fn run_fuzz(
     name: &str,
     reader: Reader,
     n: u32,
-    encode: Option<(&str, fn(&[u8]) -> Vec<u8>)>,
+    encode: Option<(&str, Encoder)>,
 ) -> Result<Counts, String> {
     let original = std::fs::read(fixture(name)).expect("fixture");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -418,6 +421,41 @@ fn corrupt_sizing_cards_and_truncations_are_refused_naming_the_card() {
                 start.elapsed().as_secs() < 30,
                 "{name}, {what}: took {:?}",
                 start.elapsed()
+            );
+        }
+    }
+}
+
+/// Found by the fuzz test once the guard's panics became visible: a binary-table column of type
+/// M (double complex), C, P or Q made `fitsio`'s HDU description panic. Now refused, naming the
+/// HDU and the card.
+#[test]
+fn complex_or_variable_length_columns_are_refused_naming_the_card() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in [
+        "spec-3586-55181-0500.fits",
+        "apVisit-r13-5095-55844-128.fits",
+    ] {
+        let original = std::fs::read(fixture(name)).expect("fixture");
+        let o = (0..original.len() / 80)
+            .map(|c| c * 80)
+            .find(|&o| original[o..].starts_with(b"TFORM1  = '"))
+            .expect("a table column");
+        for code in ["1M", "1C", "1PE(10)"] {
+            let mut b = original.clone();
+            let v = format!("{:<20}", format!("'{code:<8}'"));
+            b[o + 10..o + 30].copy_from_slice(v.as_bytes());
+            let p = dir.path().join(format!("col-{}.fits", code.len()));
+            std::fs::write(&p, &b).expect("write");
+            let e = frizzview::io::load_file(&p).expect_err("refused");
+            assert!(
+                !matches!(e.kind, frizzview::io::LoadErrorKind::ReaderBug { .. }),
+                "{name} {code}: {e}"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.contains("TFORM1") && msg.contains("HDU") && msg.contains("cannot read"),
+                "{name} {code}: {msg}"
             );
         }
     }

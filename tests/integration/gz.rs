@@ -183,9 +183,11 @@ fn settings_read_from_a_gzipped_fits_export() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = fixture("apVisit-r13-5095-55844-128.fits");
     let data = frizzview::io::load_file(&input).expect("load");
-    let mut s = frizzview::settings::Settings::default();
-    s.band_lags = 7;
-    s.standard = None;
+    let s = frizzview::settings::Settings {
+        band_lags: 7,
+        standard: None,
+        ..Default::default()
+    };
     let c = frizzview::combine::combine(&data, &s, &frizzview::combine::Cancel::new())
         .expect("combine");
     let out = dir.path().join("star.fits");
