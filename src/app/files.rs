@@ -53,12 +53,29 @@ pub fn save_session(path: &Path, session: &Session) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write the session file {}", path.display()))
 }
 
-/// Read a session written by [`save_session`].
+/// Read a session written by [`save_session`]. Its settings are validated (limits included)
+/// before the session is returned, so a bad session never replaces the open one.
 pub fn load_session(path: &Path) -> anyhow::Result<Session> {
-    let text = std::fs::read_to_string(path)
+    let limit = crate::export::fits::SETTINGS_MAX_BYTES;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            std::io::Read::read_to_string(&mut std::io::Read::take(f, limit + 1), &mut text)
+        })
         .with_context(|| format!("cannot read the session file {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a frizzview session file", path.display()))
+    if text.len() as u64 > limit {
+        anyhow::bail!(
+            "the session file {} is larger than {limit} bytes, the limit for a session",
+            path.display()
+        );
+    }
+    let session: Session = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a frizzview session file", path.display()))?;
+    session
+        .settings
+        .validate()
+        .with_context(|| format!("the session file {} has invalid settings", path.display()))?;
+    Ok(session)
 }
 
 /// Export a result: apStar-like FITS, CSV/TSV or `.npz`, chosen by the extension. Refuses to

@@ -123,21 +123,56 @@ struct Stats {
     slowest: std::sync::Mutex<(f64, String)>,
 }
 
+/// What one fuzz run saw.
+#[derive(Debug)]
+struct Counts {
+    runs: usize,
+    refused: usize,
+}
+
+/// A transformation of each mutant's bytes before it is written (e.g. gzip).
+type Encoder = fn(&[u8]) -> Vec<u8>;
+
+/// A reader under test: `frizzview::io::load_file`, or a wrapper around it.
+type Reader = fn(&Path) -> Result<frizzview::model::Dataset, frizzview::io::LoadError>;
+
 fn fuzz_file(name: &str) -> (usize, usize, usize) {
+    match run_fuzz(name, frizzview::io::load_file, cases(), None) {
+        Ok(c) => (c.runs, 0, c.refused),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Fuzz `reader` with `n` mutations of the fixture `name`. A case fails on a panic, on a hang,
+/// on a panic caught by the readers' own guard (an error of kind `ReaderBug`: the guard keeps
+/// users' sessions alive, but for the fuzz test it is a bug like any other panic), and on an
+/// error that does not name the file. `Err` describes the first failing case.
+///
+/// With `encode`, each mutant is written through it (e.g. gzipped) to `mutant.<ext>.<suffix>`.
+fn run_fuzz(
+    name: &str,
+    reader: Reader,
+    n: u32,
+    encode: Option<(&str, Encoder)>,
+) -> Result<Counts, String> {
     let original = std::fs::read(fixture(name)).expect("fixture");
     let dir = tempfile::tempdir().expect("tempdir");
     let ext = Path::new(name)
         .extension()
         .map_or_else(String::new, |e| e.to_string_lossy().into_owned());
-    let target = dir.path().join(format!("mutant.{ext}"));
+    let target = match encode {
+        Some((suffix, _)) => dir.path().join(format!("mutant.{ext}.{suffix}")),
+        None => dir.path().join(format!("mutant.{ext}")),
+    };
     let stats = Stats {
         runs: AtomicUsize::new(0),
         loaded: AtomicUsize::new(0),
         refused: AtomicUsize::new(0),
         slowest: std::sync::Mutex::new((0.0, String::new())),
     };
+    let guard_panics = AtomicUsize::new(0);
     let mut runner = TestRunner::new(Config {
-        cases: cases(),
+        cases: n,
         failure_persistence: None,
         // A failing mutation is reported as it is: shrinking a hang would only add more hangs.
         max_shrink_iters: 0,
@@ -145,6 +180,10 @@ fn fuzz_file(name: &str) -> (usize, usize, usize) {
     });
     let result = runner.run(&mutation(), |m| {
         let bytes = apply(&original, &m);
+        let bytes = match encode {
+            Some((_, f)) => f(&bytes),
+            None => bytes,
+        };
         std::fs::write(&target, &bytes).expect("write mutant");
         stats.runs.fetch_add(1, Ordering::Relaxed);
         let start = std::time::Instant::now();
@@ -153,9 +192,7 @@ fn fuzz_file(name: &str) -> (usize, usize, usize) {
         let (tx, rx) = std::sync::mpsc::channel();
         let path = target.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| {
-                frizzview::io::load_file(&path)
-            })));
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| reader(&path))));
         });
         let Ok(outcome) = rx.recv_timeout(HANG) else {
             return Err(TestCaseError::fail(format!(
@@ -176,8 +213,14 @@ fn fuzz_file(name: &str) -> (usize, usize, usize) {
                 Ok(())
             }
             Ok(Err(e)) => {
-                stats.refused.fetch_add(1, Ordering::Relaxed);
                 let msg = e.to_string();
+                if matches!(e.kind, frizzview::io::LoadErrorKind::ReaderBug { .. }) {
+                    guard_panics.fetch_add(1, Ordering::Relaxed);
+                    return Err(TestCaseError::fail(format!(
+                        "panic caught by the reader's guard (a bug) on {m:?}: {msg}"
+                    )));
+                }
+                stats.refused.fetch_add(1, Ordering::Relaxed);
                 prop_assert!(msg.contains("mutant."), "message names the file: {msg}");
                 Ok(())
             }
@@ -188,14 +231,66 @@ fn fuzz_file(name: &str) -> (usize, usize, usize) {
         stats.loaded.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed),
     );
-    println!("fuzz {name}: {r} executions, {l} loaded, {f} refused with an error, 0 panics");
+    let p = guard_panics.load(Ordering::Relaxed);
+    println!(
+        "fuzz {name}: {r} executions, {l} loaded, {f} refused with an error, \
+         {p} panics behind the guard"
+    );
     if let Ok(s) = stats.slowest.lock() {
         println!("  slowest case {:.3} s: {}", s.0, s.1);
     }
-    if let Err(e) = result {
-        panic!("fuzz {name}: {e}");
-    }
-    (r, l, f)
+    result.map_err(|e| format!("fuzz {name}: {e}"))?;
+    Ok(Counts {
+        runs: r,
+        refused: f,
+    })
+}
+
+/// A reader with a bug behind the real guard: it panics (as a reader bug would) on every
+/// mutant shorter than the fixture, inside `frizzview::io::run_guarded`, the guard every FITS
+/// reader runs behind.
+fn reader_with_injected_panic(
+    path: &Path,
+) -> Result<frizzview::model::Dataset, frizzview::io::LoadError> {
+    frizzview::io::run_guarded(path, || {
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        let full =
+            std::fs::metadata(fixture("apVisit-r13-5095-55844-128.fits")).map_or(0, |m| m.len());
+        if len < full {
+            panic!("injected reader bug");
+        }
+        frizzview::io::load_file(path)
+    })
+}
+
+/// The harness can fail: a panic behind the guard (which users see as a "please report" error)
+/// fails the fuzz run, and the guard counts it.
+#[test]
+fn fuzz_harness_fails_on_a_panic_behind_the_guard() {
+    let before = frizzview::io::guarded_panics();
+    let err = run_fuzz(
+        "apVisit-r13-5095-55844-128.fits",
+        reader_with_injected_panic,
+        200,
+        None,
+    )
+    .expect_err("the injected panic must fail the fuzz run");
+    assert!(
+        err.contains("panic caught by the reader's guard")
+            && err.contains("injected reader bug")
+            && err.contains("a bug in frizzview"),
+        "{err}"
+    );
+    assert!(frizzview::io::guarded_panics() > before);
+    // The same harness passes the real reader.
+    let ok = run_fuzz(
+        "apVisit-r13-5095-55844-128.fits",
+        frizzview::io::load_file,
+        20,
+        None,
+    )
+    .expect("the real reader passes");
+    assert_eq!(ok.runs, 20);
 }
 
 #[test]
@@ -208,6 +303,32 @@ fn fuzz_apvisit_reader() {
 fn fuzz_boss_reader() {
     let (runs, _, refused) = fuzz_file("spec-3586-55181-0500.fits");
     assert!(runs >= cases() as usize && refused > 0);
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+/// Mutated FITS content, gzipped whole: the in-memory path (decompression, structural check,
+/// cfitsio's memory driver) under the same mutations.
+#[test]
+fn fuzz_gzipped_fits_readers() {
+    for name in [
+        "apVisit-r13-5095-55844-128.fits",
+        "spec-3586-55181-0500.fits",
+    ] {
+        let c = run_fuzz(
+            name,
+            frizzview::io::load_file,
+            cases() / 2,
+            Some(("gz", gzip)),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.runs >= (cases() / 2) as usize && c.refused > 0);
+    }
 }
 
 #[test]
@@ -300,6 +421,41 @@ fn corrupt_sizing_cards_and_truncations_are_refused_naming_the_card() {
                 start.elapsed().as_secs() < 30,
                 "{name}, {what}: took {:?}",
                 start.elapsed()
+            );
+        }
+    }
+}
+
+/// Found by the fuzz test once the guard's panics became visible: a binary-table column of type
+/// M (double complex), C, P or Q made `fitsio`'s HDU description panic. Now refused, naming the
+/// HDU and the card.
+#[test]
+fn complex_or_variable_length_columns_are_refused_naming_the_card() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in [
+        "spec-3586-55181-0500.fits",
+        "apVisit-r13-5095-55844-128.fits",
+    ] {
+        let original = std::fs::read(fixture(name)).expect("fixture");
+        let o = (0..original.len() / 80)
+            .map(|c| c * 80)
+            .find(|&o| original[o..].starts_with(b"TFORM1  = '"))
+            .expect("a table column");
+        for code in ["1M", "1C", "1PE(10)"] {
+            let mut b = original.clone();
+            let v = format!("{:<20}", format!("'{code:<8}'"));
+            b[o + 10..o + 30].copy_from_slice(v.as_bytes());
+            let p = dir.path().join(format!("col-{}.fits", code.len()));
+            std::fs::write(&p, &b).expect("write");
+            let e = frizzview::io::load_file(&p).expect_err("refused");
+            assert!(
+                !matches!(e.kind, frizzview::io::LoadErrorKind::ReaderBug { .. }),
+                "{name} {code}: {e}"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.contains("TFORM1") && msg.contains("HDU") && msg.contains("cannot read"),
+                "{name} {code}: {msg}"
             );
         }
     }

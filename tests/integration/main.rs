@@ -3,6 +3,7 @@
 // Tests may unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used)]
 
+mod bounds;
 mod cli;
 mod engine;
 mod experiment;
@@ -10,6 +11,7 @@ mod extensions;
 #[cfg(feature = "gui")]
 mod frametime;
 mod fuzz;
+mod gz;
 mod io;
 mod local;
 mod properties;

@@ -89,6 +89,24 @@ pub enum SelectionMode {
 /// Selection factors below this are treated as zero (no information) when dividing.
 pub const MIN_SELECTION: f64 = 1e-3;
 
+/// The most output pixels any grid may have (explicit, automatic or from an input file): 116
+/// times the APOGEE apStar grid (8575 px) and 215 times the BOSS grid (4648 px); an R = 100 000
+/// echelle spectrum from 3800 to 9000 Angstrom at 2.5 pixels per resolution element needs 216 000.
+pub const MAX_GRID_PIXELS: usize = 1_000_000;
+
+/// The most covariance lags beyond 0 (`band_lags`): the window offers up to 40.
+pub const MAX_BAND_LAGS: usize = 1000;
+
+/// The most entries of one covariance band, (lags + 1) x output pixels (268 MB of f64 per
+/// method): 1000 lags on the apStar grid need 8.6 million.
+pub const MAX_BAND_CELLS: usize = 1 << 25;
+
+/// The most Fourier modes (`n_modes`): twice the largest grid.
+pub const MAX_MODES: usize = 2 * MAX_GRID_PIXELS;
+
+/// The highest per-visit continuum degree (`normalization_degree`).
+pub const MAX_NORMALIZATION_DEGREE: usize = 50;
+
 /// Per-visit settings, aligned with the dataset's visits.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VisitSetting {
@@ -278,6 +296,14 @@ pub enum SettingsError {
     BadVelocity { visit: usize, v: f64 },
     #[error("output grid: {0}")]
     BadGrid(String),
+    /// A setting asks for more than frizzview computes.
+    #[error("{setting} = {value} is above the limit of {limit}{hint}")]
+    TooLarge {
+        setting: &'static str,
+        value: usize,
+        limit: usize,
+        hint: &'static str,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -315,12 +341,44 @@ impl Settings {
                 "log-linear grid start {log10_start} step {log10_step} n {n} is not valid"
             )));
         }
-        if let Some(f) = &self.forward
-            && f.n_modes == Some(0)
+        if let GridSpec::LogLinear { n, .. } = self.grid {
+            check_grid_pixels(n)?;
+            self.check_band(n)?;
+        }
+        if self.band_lags > MAX_BAND_LAGS {
+            return Err(SettingsError::TooLarge {
+                setting: "band_lags (covariance lags)",
+                value: self.band_lags,
+                limit: MAX_BAND_LAGS,
+                hint: "",
+            });
+        }
+        if let Some(f) = &self.forward {
+            if f.n_modes == Some(0) {
+                return Err(SettingsError::Other(
+                    "the number of modes must be positive".into(),
+                ));
+            }
+            if let Some(p) = f.n_modes
+                && p > MAX_MODES
+            {
+                return Err(SettingsError::TooLarge {
+                    setting: "n_modes (Fourier modes)",
+                    value: p,
+                    limit: MAX_MODES,
+                    hint: "",
+                });
+            }
+        }
+        if let Some(d) = self.extensions.normalization_degree
+            && d > MAX_NORMALIZATION_DEGREE
         {
-            return Err(SettingsError::Other(
-                "the number of modes must be positive".into(),
-            ));
+            return Err(SettingsError::TooLarge {
+                setting: "normalization_degree",
+                value: d,
+                limit: MAX_NORMALIZATION_DEGREE,
+                hint: "",
+            });
         }
         if let Some(Robust::Huber(t) | Robust::Cauchy(t) | Robust::SigmaClip(t)) =
             self.extensions.robust
@@ -333,8 +391,38 @@ impl Settings {
         Ok(())
     }
 
-    /// Resolve the grid specification against a dataset's visits.
+    /// Refuse a covariance band of more than [`MAX_BAND_CELLS`] entries on a grid of `pixels`.
+    fn check_band(&self, pixels: usize) -> Result<(), SettingsError> {
+        let cells = self.band_lags.saturating_add(1).saturating_mul(pixels);
+        if cells > MAX_BAND_CELLS {
+            return Err(SettingsError::TooLarge {
+                setting: "covariance band (band_lags + 1) x output pixels",
+                value: cells,
+                limit: MAX_BAND_CELLS,
+                hint: "; ask for fewer lags or a coarser grid",
+            });
+        }
+        Ok(())
+    }
+
+    /// Resolve the grid specification against a dataset's visits. Every grid is checked against
+    /// [`MAX_GRID_PIXELS`] and the band against [`MAX_BAND_CELLS`] before anything is allocated.
     pub fn resolve_grid(&self, data: &model::Dataset) -> Result<OutputGrid, SettingsError> {
+        let pixels = match &self.grid {
+            GridSpec::LogLinear { n, .. } => Some(*n),
+            GridSpec::FromInput => data.input_grid.as_ref().map(|g| g.ln_wave.len()),
+            _ => None,
+        };
+        if let Some(n) = pixels {
+            check_grid_pixels(n)?;
+            self.check_band(n)?;
+        }
+        let grid = self.resolve_grid_unchecked(data)?;
+        self.check_band(grid.ln_wave.len())?;
+        Ok(grid)
+    }
+
+    fn resolve_grid_unchecked(&self, data: &model::Dataset) -> Result<OutputGrid, SettingsError> {
         match &self.grid {
             GridSpec::Apogee => Ok(OutputGrid::apogee()),
             GridSpec::Boss => Ok(OutputGrid::boss()),
@@ -352,7 +440,21 @@ impl Settings {
     }
 }
 
+/// Refuse a grid of more than [`MAX_GRID_PIXELS`] pixels.
+fn check_grid_pixels(n: usize) -> Result<(), SettingsError> {
+    if n > MAX_GRID_PIXELS {
+        return Err(SettingsError::TooLarge {
+            setting: "output grid pixels",
+            value: n,
+            limit: MAX_GRID_PIXELS,
+            hint: "",
+        });
+    }
+    Ok(())
+}
+
 /// A log-linear grid spanning the data's observed range with its median ln-lambda spacing.
+/// Refused, before any allocation, when it would have more than [`MAX_GRID_PIXELS`] pixels.
 fn auto_grid(data: &model::Dataset) -> Result<OutputGrid, SettingsError> {
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
@@ -379,6 +481,16 @@ fn auto_grid(data: &model::Dataset) -> Result<OutputGrid, SettingsError> {
     let ln10 = std::f64::consts::LN_10;
     let step = step_ln / ln10;
     let start = lo / ln10;
-    let n = (((hi - lo) / step_ln).floor() as usize + 1).max(2);
+    let n_f = ((hi - lo) / step_ln).floor() + 1.0;
+    if !(step_ln > 0.0 && n_f.is_finite() && n_f <= MAX_GRID_PIXELS as f64) {
+        return Err(SettingsError::BadGrid(format!(
+            "the automatic grid would need {n_f:.3e} pixels (the data span {:.2}-{:.2} Angstrom \
+             with a median pixel step of {step_ln:.3e} in ln lambda), above the limit of \
+             {MAX_GRID_PIXELS}; choose the APOGEE or BOSS grid or an explicit log-linear grid",
+            lo.exp(),
+            hi.exp()
+        )));
+    }
+    let n = (n_f as usize).max(2);
     Ok(OutputGrid::log_linear(start, step, n))
 }

@@ -26,6 +26,9 @@ use crate::combine::{Combined, MethodResult};
 use crate::io::error::SaveError;
 use crate::model::{Dataset, VelocityKind, shift_from_velocity};
 
+/// The largest plain JSON settings file read.
+pub const SETTINGS_MAX_BYTES: u64 = 16 << 20;
+
 /// Characters of settings JSON per FVSETnnn card.
 const JSON_CHUNK: usize = 60;
 
@@ -74,7 +77,9 @@ pub fn read_settings(
     path: &Path,
 ) -> Result<crate::settings::Settings, crate::io::error::LoadError> {
     use crate::io::error::LoadError;
-    let head = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
+    // The first block tells the kind; only a plain JSON file is read whole, and only up to
+    // SETTINGS_MAX_BYTES.
+    let head = crate::io::gz::head(path, 2880)?;
     let json: String = if head.starts_with(b"SIMPLE  =") {
         crate::io::fits::guard(path, || {
             let mut f = crate::io::fits::open(path)?;
@@ -110,8 +115,33 @@ pub fn read_settings(
             .collect();
         String::from_utf8(bytes)
             .map_err(|_| LoadError::invalid(path, "key 'settings_json'", "is not UTF-8"))?
+    } else if crate::io::gz::is_gzip(&head) || crate::io::gz::file_is_gzip(path)? {
+        return Err(LoadError::invalid(
+            path,
+            "the settings",
+            "are gzip-compressed but not a FITS export (decompress the file first)",
+        ));
     } else {
-        String::from_utf8(head)
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| {
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(f, SETTINGS_MAX_BYTES + 1),
+                    &mut bytes,
+                )
+            })
+            .map_err(|e| LoadError::io(path, e))?;
+        if bytes.len() as u64 > SETTINGS_MAX_BYTES {
+            return Err(LoadError::invalid(
+                path,
+                "the settings",
+                format!(
+                    "the file is larger than {SETTINGS_MAX_BYTES} bytes, the limit for a settings \
+                     JSON file (a frizzview settings file of 10 000 visits is about 1 MB)"
+                ),
+            ));
+        }
+        String::from_utf8(bytes)
             .map_err(|_| LoadError::invalid(path, "the settings", "is not UTF-8 JSON"))?
     };
     serde_json::from_str(&json).map_err(|e| LoadError::invalid(path, "the settings JSON", e))

@@ -237,9 +237,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         .primary_hdu()
         .map_err(|e| LoadError::invalid(path, "HDU 0", e))?;
     let mut meta = VisitMeta {
-        name: path
-            .file_stem()
-            .map_or_else(|| "apVisit".into(), |s| s.to_string_lossy().into_owned()),
+        name: super::gz::stem(path).unwrap_or_else(|| "apVisit".into()),
         source: Some(path.to_path_buf()),
         ..VisitMeta::default()
     };

@@ -141,9 +141,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
     let mut f = fits::open(path)?;
     let hdus = fits::hdus(&mut f, path)?;
     // Object id: plate-mjd-fiber from SPALL when present, else the file stem.
-    let stem = path
-        .file_stem()
-        .map_or_else(|| "boss".into(), |s| s.to_string_lossy().into_owned());
+    let stem = super::gz::stem(path).unwrap_or_else(|| "boss".into());
     let mut object = stem.trim_start_matches("spec-").to_owned();
     let mut z_cards = Vec::new();
     if let Some(d) = hdus.iter().find(|h| h.name.eq_ignore_ascii_case("SPALL"))

@@ -20,12 +20,23 @@ pub enum Format {
     Text,
 }
 
-/// Detect the format of `path` from its content.
+/// Detect the format of `path` from its content. A gzip-compressed FITS file (`.fits.gz`) is
+/// detected from its decompressed content; other compressed formats are refused.
 pub fn detect_format(path: &Path) -> Result<Format, LoadError> {
-    let mut f = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
-    let mut head = vec![0u8; 2880];
-    let n = super::fits_layout::read_full(&mut f, &mut head).map_err(|e| LoadError::io(path, e))?;
-    head.truncate(n);
+    let head = super::gz::head(path, 2880)?;
+    if super::gz::file_is_gzip(path)? {
+        if head.starts_with(b"SIMPLE  =") {
+            return super::table::classify_fits(path);
+        }
+        return Err(LoadError::new(
+            path,
+            LoadErrorKind::Unrecognised(
+                "gzip-compressed content that is not FITS (only FITS files are read compressed; \
+                 decompress it with gunzip first)"
+                    .into(),
+            ),
+        ));
+    }
     if head.is_empty() {
         return Err(LoadError::new(
             path,

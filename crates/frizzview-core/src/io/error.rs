@@ -36,6 +36,18 @@ pub enum LoadErrorKind {
         /// Why it cannot be used.
         reason: String,
     },
+    /// A reader panicked and the guard around it caught the panic: a bug in frizzview or in the
+    /// FITS library, never a property of the file alone. Tests treat it as a failure.
+    #[error(
+        "{what}: a bug in frizzview or the FITS library stopped the reader on this content \
+         ({panic}); the session is unharmed; please report the bug with the file"
+    )]
+    ReaderBug {
+        /// The part being read, e.g. "the FITS file".
+        what: String,
+        /// The panic message.
+        panic: String,
+    },
     /// Visits of different objects were given together without `force`.
     #[error("visits of different objects: {0} (use --allow-mixed to combine them anyway)")]
     MixedObjects(String),

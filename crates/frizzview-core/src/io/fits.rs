@@ -9,11 +9,26 @@ use fitsio::tables::ColumnDataType;
 
 use super::error::LoadError;
 
-/// Open a FITS file for reading, after checking that its HDUs are sized consistently and lie
-/// inside the file (a corrupt sizing card can make cfitsio loop forever; see `fits_layout`).
-pub(crate) fn open(path: &Path) -> Result<FitsFile, LoadError> {
-    super::fits_layout::check(path)?;
-    super::fits_disk::open_readonly(path).map_err(|e| LoadError::invalid(path, "the FITS file", e))
+pub(crate) use super::fits_disk::OpenFits;
+
+/// Open a FITS file for reading: the one entry point of every FITS reader.
+///
+/// A gzip-compressed file (by its magic bytes, whatever its name) is decompressed into memory,
+/// at most [`super::gz::GZIP_MAX_BYTES`], and opened from there. Either way the HDUs are first
+/// checked to be sized consistently and to lie inside the content (a corrupt sizing card can
+/// make cfitsio loop forever; see `fits_layout`). Errors name `path`.
+pub(crate) fn open(path: &Path) -> Result<OpenFits, LoadError> {
+    let fe = |e| LoadError::invalid(path, "the FITS file", e);
+    match super::gz::content(path)? {
+        Some(bytes) => {
+            super::fits_layout::check_bytes(path, &bytes)?;
+            super::fits_disk::open_memory(bytes).map_err(fe)
+        }
+        None => {
+            super::fits_layout::check(path)?;
+            super::fits_disk::open_disk(path).map_err(fe)
+        }
+    }
 }
 
 /// A label for HDU `i` with its EXTNAME, e.g. "HDU 4 (WAVELENGTH)".
@@ -129,7 +144,7 @@ pub(crate) fn image_f64(
         .iter()
         .try_fold(1usize, |a, &b| a.checked_mul(b))
         .unwrap_or(usize::MAX);
-    if n_claimed > file_len(path) {
+    if n_claimed > file_len(f, path) {
         return Err(LoadError::invalid(
             path,
             d.label(),
@@ -151,15 +166,18 @@ pub(crate) fn image_f64(
     Ok((shape, v))
 }
 
-/// The file size in bytes (0 if unknown).
-fn file_len(path: &Path) -> usize {
-    std::fs::metadata(path).map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX))
+/// Bytes of FITS content: the decompressed size of an in-memory file, else the file size (0 if
+/// unknown).
+fn file_len(f: &mut FitsFile, path: &Path) -> usize {
+    let len = super::fits_disk::memory_len(f)
+        .unwrap_or_else(|| std::fs::metadata(path).map_or(0, |m| m.len()));
+    usize::try_from(len).unwrap_or(usize::MAX)
 }
 
 /// Refuse tables that claim more rows than the file could hold (a corrupt NAXIS2).
-fn check_rows(path: &Path, d: &HduDesc) -> Result<(), LoadError> {
+fn check_rows(f: &mut FitsFile, path: &Path, d: &HduDesc) -> Result<(), LoadError> {
     if let Some((_, rows)) = d.table()
-        && rows > file_len(path)
+        && rows > file_len(f, path)
     {
         return Err(LoadError::invalid(
             path,
@@ -178,7 +196,7 @@ pub(crate) fn column_f64(
     col: &str,
 ) -> Result<Vec<f64>, LoadError> {
     let what = || format!("column '{col}' of {}", d.label());
-    check_rows(path, d)?;
+    check_rows(f, path, d)?;
     if let Some((cols, _)) = d.table()
         && let Some((_, typ, repeat)) = cols.iter().find(|c| c.0 == col)
     {
@@ -210,7 +228,7 @@ pub(crate) fn column_bits(
     col: &str,
 ) -> Result<Vec<u64>, LoadError> {
     let what = || format!("column '{col}' of {}", d.label());
-    check_rows(path, d)?;
+    check_rows(f, path, d)?;
     let typ = d
         .table()
         .and_then(|(cols, _)| cols.into_iter().find(|c| c.0 == col).map(|c| c.1));
@@ -237,18 +255,35 @@ pub(crate) fn column_bits(
     }
 }
 
-/// Run a reader, turning an unexpected panic inside the FITS library into an error that names the
-/// file (a safety net; readers return errors for every case they know).
+/// Run a reader, turning an unexpected panic inside it (or inside the FITS library) into a
+/// [`LoadErrorKind::ReaderBug`](super::LoadErrorKind::ReaderBug) error that names the file: a
+/// safety net for users. Readers return errors for every case they know, so a panic reaching
+/// this guard is a bug, and the fuzz tests count it as a failure. The panic is also counted
+/// process-wide ([`super::guarded_panics`]).
 pub(crate) fn guard<T>(
     path: &Path,
     read: impl FnOnce() -> Result<T, LoadError>,
 ) -> Result<T, LoadError> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)) {
         Ok(r) => r,
-        Err(_) => Err(LoadError::invalid(
-            path,
-            "the FITS file",
-            "the FITS library failed on this content (please report the file)",
-        )),
+        Err(payload) => {
+            GUARDED_PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let panic = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err(LoadError::new(
+                path,
+                super::LoadErrorKind::ReaderBug {
+                    what: "the FITS file".into(),
+                    panic,
+                },
+            ))
+        }
     }
 }
+
+/// Panics caught by [`guard`] since the process started.
+pub(crate) static GUARDED_PANICS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);

@@ -78,3 +78,106 @@ pub(crate) fn create(path: &Path) -> Result<FitsFile, Error> {
     check_status(status)?;
     Ok(f)
 }
+
+/// The memory behind a FITS file opened with [`open_memory`]. cfitsio keeps the *addresses* of
+/// `ptr` and `size` (its memory driver may reallocate through them), so they live in a box that
+/// does not move, and the bytes are never touched while the file is open.
+struct MemoryBuffer {
+    ptr: *mut std::ffi::c_void,
+    size: usize,
+    _bytes: Vec<u8>,
+}
+
+/// A FITS file open for reading: from disk, or from bytes in memory (a decompressed `.gz`).
+/// Dereferences to `fitsio`'s `FitsFile`; the file is closed before its memory is freed.
+pub(crate) struct OpenFits {
+    // Field order matters: `file` is dropped (closed) before `memory`.
+    file: FitsFile,
+    memory: Option<Box<MemoryBuffer>>,
+}
+
+thread_local! {
+    /// (cfitsio file pointer, content length) of the in-memory files open on this thread, so that
+    /// helpers holding only a `&mut FitsFile` can bound what the content may hold (`FitsFile` is
+    /// not `Send`: a file never leaves its thread).
+    static MEMORY_FILES: std::cell::RefCell<Vec<(usize, u64)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The content length of `f` if it is an in-memory file opened by [`open_memory`] on this thread.
+pub(crate) fn memory_len(f: &mut FitsFile) -> Option<u64> {
+    // SAFETY: `as_raw` only returns the pointer `f` owns; it is compared, never dereferenced.
+    let key = unsafe { f.as_raw() } as usize;
+    MEMORY_FILES.with(|m| m.borrow().iter().find(|e| e.0 == key).map(|e| e.1))
+}
+
+impl Drop for OpenFits {
+    fn drop(&mut self) {
+        if self.memory.is_some() {
+            // SAFETY: as in `memory_len`.
+            let key = unsafe { self.file.as_raw() } as usize;
+            MEMORY_FILES.with(|m| m.borrow_mut().retain(|e| e.0 != key));
+        }
+    }
+}
+
+impl std::ops::Deref for OpenFits {
+    type Target = FitsFile;
+    fn deref(&self) -> &FitsFile {
+        &self.file
+    }
+}
+
+impl std::ops::DerefMut for OpenFits {
+    fn deref_mut(&mut self) -> &mut FitsFile {
+        &mut self.file
+    }
+}
+
+/// Open an existing FITS file read-only by its literal path (see [`open_readonly`]).
+pub(crate) fn open_disk(path: &Path) -> Result<OpenFits, Error> {
+    Ok(OpenFits {
+        file: open_readonly(path)?,
+        memory: None,
+    })
+}
+
+/// Open FITS content held in memory read-only (cfitsio's `fits_open_memfile`).
+pub(crate) fn open_memory(bytes: Vec<u8>) -> Result<OpenFits, Error> {
+    let len = bytes.len() as u64;
+    let mut memory = Box::new(MemoryBuffer {
+        ptr: std::ptr::null_mut(),
+        size: bytes.len(),
+        _bytes: bytes,
+    });
+    memory.ptr = memory._bytes.as_mut_ptr().cast();
+    let name = CString::new("memory.fits")?;
+    let mut fptr = std::ptr::null_mut();
+    let mut status = 0;
+    // SAFETY: `name` is NUL-terminated and outlives the call. `memory.ptr` and `memory.size`
+    // point into a heap box that outlives the returned file (`OpenFits` drops the file first)
+    // and describe `memory._bytes`, which is not touched while the file is open. With no
+    // realloc function and READONLY mode cfitsio never writes or resizes the buffer; its
+    // `memkeep` driver does not free it on close.
+    unsafe {
+        fitsio::sys::ffomem(
+            &mut fptr,
+            name.as_ptr(),
+            0,
+            &mut memory.ptr,
+            &mut memory.size,
+            0,
+            None,
+            &mut status,
+        );
+    }
+    check_status(status)?;
+    let mut file = adopt(fptr, FileOpenMode::READONLY)?;
+    // SAFETY: as in `memory_len`.
+    let key = unsafe { file.as_raw() } as usize;
+    MEMORY_FILES.with(|m| m.borrow_mut().push((key, len)));
+    Ok(OpenFits {
+        file,
+        memory: Some(memory),
+    })
+}

@@ -55,6 +55,10 @@ struct Sizing {
     pcount: Option<i128>,
     gcount: Option<i128>,
     name: String,
+    /// XTENSION value ("BINTABLE", "IMAGE", ...).
+    xtension: String,
+    /// (n, value) of each TFORMn card.
+    tforms: Vec<(usize, String)>,
 }
 
 impl Sizing {
@@ -66,7 +70,14 @@ impl Sizing {
             b"PCOUNT" => self.pcount = int_value(card),
             b"GCOUNT" => self.gcount = int_value(card),
             b"EXTNAME" => self.name = string_value(card).unwrap_or_default(),
+            b"XTENSION" => self.xtension = string_value(card).unwrap_or_default(),
             _ => {
+                if let Some(n) = key.strip_prefix(b"TFORM")
+                    && let Some(n) = std::str::from_utf8(n).ok().and_then(|s| s.parse().ok())
+                    && let Some(v) = string_value(card)
+                {
+                    self.tforms.push((n, v));
+                }
                 if let Some(n) = key.strip_prefix(b"NAXIS")
                     && let Some(n) = std::str::from_utf8(n).ok().and_then(|s| s.parse().ok())
                     && let Some(v) = int_value(card)
@@ -75,6 +86,25 @@ impl Sizing {
                 }
             }
         }
+    }
+
+    /// Refuse binary-table columns that `fitsio` cannot describe: complex (`C`, `M`) and
+    /// variable-length (`P`, `Q`) columns make its HDU description panic. cfitsio itself refuses
+    /// unknown codes with an error.
+    fn unreadable_column(&self) -> Option<String> {
+        if !self.xtension.trim().eq_ignore_ascii_case("BINTABLE") {
+            return None;
+        }
+        self.tforms.iter().find_map(|(n, v)| {
+            let code = v.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
+            let letter = code.chars().next()?.to_ascii_uppercase();
+            matches!(letter, 'C' | 'M' | 'P' | 'Q').then(|| {
+                format!(
+                    "TFORM{n} = '{v}' is a complex or variable-length column, which frizzview \
+                     cannot read"
+                )
+            })
+        })
     }
 
     /// The declared data size in bytes, or why it is impossible.
@@ -134,17 +164,30 @@ impl Sizing {
 pub(crate) fn check(path: &Path) -> Result<(), LoadError> {
     let mut file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let len = file.metadata().map_err(|e| LoadError::io(path, e))?.len();
+    check_content(&mut file, len, path)
+}
+
+/// [`check`] on FITS content held in memory (a decompressed `.gz`); errors name `path`.
+pub(crate) fn check_bytes(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    check_content(&mut std::io::Cursor::new(bytes), bytes.len() as u64, path)
+}
+
+/// Walk the HDUs of `len` bytes of content read from `file`.
+fn check_content(file: &mut (impl Read + Seek), len: u64, path: &Path) -> Result<(), LoadError> {
     let mut pos = 0u64;
     let mut index = 0;
     while pos < len {
         let primary = index == 0;
-        let Some((sizing, data_start)) = read_header(&mut file, path, pos, index)? else {
+        let Some((sizing, data_start)) = read_header(file, path, pos, index)? else {
             return Ok(());
         };
         let hdu = || super::fits::label(index, &sizing.name);
         let data_bytes = sizing
             .data_bytes(primary)
             .map_err(|why| LoadError::invalid(path, hdu(), why))?;
+        if let Some(why) = sizing.unreadable_column() {
+            return Err(LoadError::invalid(path, hdu(), why));
+        }
         if data_start.checked_add(data_bytes).is_none_or(|e| e > len) {
             return Err(LoadError::invalid(
                 path,
@@ -166,7 +209,7 @@ pub(crate) fn check(path: &Path) -> Result<(), LoadError> {
 /// Read the header of HDU `index` starting at byte `pos`: its sizing cards and the offset of its
 /// first data byte. `None` when the bytes there do not start an extension (the end of the HDUs).
 fn read_header(
-    file: &mut std::fs::File,
+    file: &mut (impl Read + Seek),
     path: &Path,
     pos: u64,
     index: usize,
@@ -248,6 +291,29 @@ mod tests {
             Some("FLUX".into())
         );
         assert_eq!(keyword(&card("END")), b"END");
+    }
+
+    #[test]
+    fn complex_and_variable_length_columns_are_refused() {
+        let mut s = Sizing::default();
+        for c in [
+            "XTENSION= 'BINTABLE'",
+            "TFORM1  = '1E      '",
+            "TFORM2  = '4096I   '",
+        ] {
+            s.take(&card(c));
+        }
+        assert_eq!(s.unreadable_column(), None);
+        for bad in ["1M", "2C", "1PE(100)", "QD", "m"] {
+            let mut t = Sizing::default();
+            t.take(&card("XTENSION= 'BINTABLE'"));
+            t.take(&card(&format!("TFORM3  = '{bad}'")));
+            let why = t.unreadable_column().unwrap_or_default();
+            assert!(
+                why.contains("TFORM3") && why.contains("cannot read"),
+                "{bad}: {why}"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod error;
 pub(crate) mod fits;
 pub(crate) mod fits_disk;
 mod fits_layout;
+pub mod gz;
 pub mod npz;
 pub mod table;
 
@@ -27,6 +28,23 @@ pub use detect::{Format, detect_format};
 pub use error::{LoadError, LoadErrorKind, SaveError};
 
 use crate::model::{Dataset, Survey};
+
+/// How many reader panics the FITS guard has caught in this process: each one is a bug (see
+/// [`LoadErrorKind::ReaderBug`]). The fuzz tests check it stays 0.
+#[must_use]
+pub fn guarded_panics() -> usize {
+    fits::GUARDED_PANICS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Run `read` behind the readers' panic guard, as every FITS reader runs: a panic inside becomes
+/// a [`LoadErrorKind::ReaderBug`] error naming `path` (and is counted by [`guarded_panics`]).
+/// Public so that tests can show a panic behind the guard is seen.
+pub fn run_guarded<T>(
+    path: &Path,
+    read: impl FnOnce() -> Result<T, LoadError>,
+) -> Result<T, LoadError> {
+    fits::guard(path, read)
+}
 
 /// Options of [`load_paths`].
 #[derive(Clone, Debug, Default)]
@@ -52,11 +70,16 @@ fn folder_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
     for entry in rd {
         let p = entry.map_err(|e| LoadError::io(dir, e))?.path();
-        let ext = p
-            .extension()
+        let name = p
+            .file_name()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
-        if p.is_file() && matches!(ext.as_str(), "fits" | "fit" | "fts" | "npz" | "csv" | "tsv") {
+        let ext = name.rsplit('.').next().unwrap_or_default();
+        let fits_gz = [".fits.gz", ".fit.gz", ".fts.gz"]
+            .iter()
+            .any(|s| name.ends_with(s));
+        if p.is_file() && (fits_gz || matches!(ext, "fits" | "fit" | "fts" | "npz" | "csv" | "tsv"))
+        {
             out.push(p);
         }
     }
@@ -73,7 +96,7 @@ fn folder_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// Read many files and folders into one dataset (visits concatenated in the given order).
 ///
 /// Visits that name different objects are refused unless `opts.force`. A folder contributes its
-/// `.fits`/`.npz`/`.csv`/`.tsv` files in name order.
+/// `.fits`/`.fits.gz`/`.npz`/`.csv`/`.tsv` files in name order.
 pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, LoadError> {
     let mut files = Vec::new();
     for p in paths {

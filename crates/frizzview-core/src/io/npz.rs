@@ -243,6 +243,14 @@ impl NpyArray {
     }
 }
 
+/// The largest uncompressed member of an `.npz` archive read: one (visits x pixels) f64 array
+/// of 8000 APOGEE visits (3 x 4096 pixels each) is 786 MB.
+pub const NPZ_MAX_MEMBER_BYTES: u64 = 1 << 30;
+
+/// The most uncompressed bytes of all members of an `.npz` archive together: a frizzview
+/// dataset bundle of 1000 APOGEE visits holds about 500 MB.
+pub const NPZ_MAX_TOTAL_BYTES: u64 = 2 << 30;
+
 /// An opened `.npz` archive with every member parsed on demand.
 pub(crate) struct Npz {
     path: PathBuf,
@@ -251,24 +259,88 @@ pub(crate) struct Npz {
 
 impl Npz {
     /// Open and read every member (bundles are small enough to hold in memory).
+    ///
+    /// Before anything is decompressed, the archive's own table must declare at most
+    /// [`NPZ_MAX_MEMBER_BYTES`] per member and [`NPZ_MAX_TOTAL_BYTES`] in all, and no two
+    /// members may share compressed bytes (a zip bomb repeats one deflated block under many
+    /// names). A member that inflates past its declared size is refused as it is read, so memory
+    /// never exceeds the declared total.
     pub(crate) fn open(path: &Path) -> Result<Self, LoadError> {
         let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
         let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
             .map_err(|e| LoadError::invalid(path, "the .npz archive", e))?;
-        let mut members = HashMap::new();
+        let member = |i: usize| format!("member {i} of the .npz archive");
+        let mut declared = Vec::with_capacity(zip.len());
+        let mut spans = Vec::with_capacity(zip.len());
+        let mut total: u64 = 0;
         for i in 0..zip.len() {
-            let mut entry = zip.by_index(i).map_err(|e| {
-                LoadError::invalid(path, format!("member {i} of the .npz archive"), e)
-            })?;
+            let entry = zip
+                .by_index_raw(i)
+                .map_err(|e| LoadError::invalid(path, member(i), e))?;
+            let (name, size) = (entry.name().to_owned(), entry.size());
+            if size > NPZ_MAX_MEMBER_BYTES {
+                return Err(LoadError::invalid(
+                    path,
+                    format!("member '{name}' of the .npz archive"),
+                    format!(
+                        "declares {size} bytes uncompressed, above the limit of \
+                         {NPZ_MAX_MEMBER_BYTES} bytes per member"
+                    ),
+                ));
+            }
+            total = total.saturating_add(size);
+            if total > NPZ_MAX_TOTAL_BYTES {
+                return Err(LoadError::invalid(
+                    path,
+                    "the .npz archive",
+                    format!(
+                        "its members declare more than {NPZ_MAX_TOTAL_BYTES} bytes uncompressed \
+                         in all (the limit; {} members so far, a zip bomb or not a bundle)",
+                        i + 1
+                    ),
+                ));
+            }
+            let start = entry.data_start();
+            spans.push((start, start.saturating_add(entry.compressed_size()), i));
+            declared.push(size);
+        }
+        spans.sort_unstable();
+        for w in spans.windows(2) {
+            if w[1].0 < w[0].1 {
+                return Err(LoadError::invalid(
+                    path,
+                    "the .npz archive",
+                    format!(
+                        "members {} and {} share compressed bytes (overlapping members: a zip \
+                         bomb, not a NumPy bundle)",
+                        w[0].2, w[1].2
+                    ),
+                ));
+            }
+        }
+        let mut members = HashMap::new();
+        for (i, &size) in declared.iter().enumerate() {
+            let entry = zip
+                .by_index(i)
+                .map_err(|e| LoadError::invalid(path, member(i), e))?;
             let name = entry.name().to_owned();
             let key = name.strip_suffix(".npy").unwrap_or(&name).to_owned();
-            // Never trust the declared size for the allocation; read what is there.
-            let mut bytes = Vec::new();
+            let cap = usize::try_from(size).unwrap_or(usize::MAX);
+            let mut bytes = Vec::with_capacity(cap);
             entry
-                .by_ref()
-                .take(1 << 31)
+                .take(size.saturating_add(1))
                 .read_to_end(&mut bytes)
                 .map_err(|e| LoadError::invalid(path, format!("key '{key}'"), e))?;
+            if bytes.len() as u64 > size {
+                return Err(LoadError::invalid(
+                    path,
+                    format!("key '{key}'"),
+                    format!(
+                        "inflates to more than the {size} bytes the archive declares for it \
+                         (a zip bomb or a corrupt archive)"
+                    ),
+                ));
+            }
             members.insert(key, bytes);
         }
         Ok(Self {

@@ -220,8 +220,7 @@ fn fits_cards(f: &mut FitsFile, hdu: &fitsio::hdu::FitsHdu) -> Vec<(String, Stri
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map_or_else(|| "spectrum".into(), |s| s.to_string_lossy().into_owned())
+    super::gz::stem(path).unwrap_or_else(|| "spectrum".into())
 }
 
 /// Read a generic FITS file (tables or an image set).

@@ -101,6 +101,11 @@ pub enum VisitError {
     BadWavelength { pixel: usize, value: f64 },
     #[error("wavelengths are not monotonic within segment {segment} (at pixel {pixel})")]
     NotMonotonic { segment: usize, pixel: usize },
+    #[error(
+        "line-spread-function sigma of {sigma_px:.3e} pixels (ln lambda {sigma_ln:.3e}) is wider \
+         than the limit of {MAX_LSF_SIGMA_PIXELS} of the visit's own pixels"
+    )]
+    BadLsf { sigma_ln: f64, sigma_px: f64 },
     #[error("segment {index} ({start}..{end}) is empty or outside the {len} pixels")]
     BadSegment {
         index: usize,
@@ -109,6 +114,13 @@ pub enum VisitError {
         len: usize,
     },
 }
+
+/// The widest line-spread function a visit may declare, as a Gaussian sigma in its own median
+/// pixel steps. Survey spectrographs sample their LSF with 2-3 pixels per FWHM (BOSS `wdisp` is
+/// about 1 pixel, APOGEE's sigma 1-2 pixels); a sigma of 25 pixels (FWHM 59) is far beyond any.
+/// The LSF extension's design rows widen with the sigma, so an absurd value would ask for
+/// absurd memory.
+pub const MAX_LSF_SIGMA_PIXELS: f64 = 25.0;
 
 /// One exposure ("visit") of the star on its own native pixels.
 ///
@@ -235,7 +247,22 @@ impl Visit {
                 ivar[i] = 0.0;
             }
         }
-        let ln_wave = a.wavelength_aa.iter().map(|w| w.ln()).collect();
+        let ln_wave: Vec<f64> = a.wavelength_aa.iter().map(|w| w.ln()).collect();
+        if let Some(sigma_ln) = meta.lsf_sigma_ln {
+            let mut steps: Vec<f64> = segments
+                .iter()
+                .flat_map(|r| ln_wave[r.clone()].windows(2).map(|p| (p[1] - p[0]).abs()))
+                .collect();
+            steps.sort_by(f64::total_cmp);
+            let step = steps.get(steps.len() / 2).copied().unwrap_or(f64::NAN);
+            let sigma_px = sigma_ln / step;
+            // Non-positive or NaN widths mean "unknown" to the LSF extension (it warns).
+            let too_wide = sigma_ln == f64::INFINITY
+                || (sigma_ln > 0.0 && step > 0.0 && !(sigma_px <= MAX_LSF_SIGMA_PIXELS));
+            if too_wide {
+                return Err(VisitError::BadLsf { sigma_ln, sigma_px });
+            }
+        }
         Ok(Self {
             meta,
             wavelength_aa: a.wavelength_aa,

@@ -44,6 +44,37 @@ pub(crate) fn difference_sigmas(visits: &[PreparedVisit], warnings: &mut Vec<War
         .collect()
 }
 
+/// The widest difference kernel, in output pixels, the local basis builds design rows for: its
+/// rows are about 13 sigma wider than the kernel, and every input pixel stores one row.
+pub const MAX_KERNEL_SIGMA_OUTPUT_PIXELS: f64 = 200.0;
+
+/// Refuse visits whose difference kernel is wider than [`MAX_KERNEL_SIGMA_OUTPUT_PIXELS`] output
+/// pixels (a fine explicit grid under a coarse spectrograph), before any row is allocated.
+pub(crate) fn check_widths(
+    prep: &super::super::Prepared,
+) -> Result<(), super::super::CombineError> {
+    let g = &prep.grid.ln_wave;
+    let mut steps: Vec<f64> = g.windows(2).map(|p| p[1] - p[0]).collect();
+    steps.sort_by(f64::total_cmp);
+    let Some(&step) = steps.get(steps.len() / 2) else {
+        return Ok(());
+    };
+    let mut ignored = Vec::new();
+    let sigmas = difference_sigmas(&prep.visits, &mut ignored);
+    for (v, s) in prep.visits.iter().zip(sigmas) {
+        let px = s / step;
+        if !(px <= MAX_KERNEL_SIGMA_OUTPUT_PIXELS) {
+            return Err(super::super::CombineError::Other(format!(
+                "visit {}: its line-spread-function difference kernel is {px:.3e} output pixels \
+                 wide (sigma), above the limit of {MAX_KERNEL_SIGMA_OUTPUT_PIXELS}; use a coarser \
+                 output grid or switch the LSF off",
+                v.visit.meta.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Nodes (in units of the kernel sigma) and normalised weights of a trapezoid quadrature of a
 /// unit Gaussian with node spacing at most `max_step_sigmas`.
 fn gauss_nodes(max_step_sigmas: f64) -> Vec<(f64, f64)> {

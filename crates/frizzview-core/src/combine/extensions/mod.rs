@@ -122,6 +122,9 @@ pub fn fit_forward(
             "LSF convolution needs the local basis".into(),
         ));
     }
+    if settings.extensions.lsf == LsfMode::FromVisits {
+        lsf::check_widths(prep)?;
+    }
     if fs.basis == Basis::Local {
         // Rounds that change only weights or normalizations re-use the kernel evaluations.
         let cache = super::local::BasisCache::shared();
