@@ -304,3 +304,50 @@ fn corrupt_sizing_cards_and_truncations_are_refused_naming_the_card() {
         }
     }
 }
+
+/// SDSS-V layouts, written at test time from the committed Doppler fixture (apVisit DR19 with a
+/// FLUX CONVERSION image) and from synthetic rows (allVisit DR19); `fuzz_file` takes the absolute
+/// path (`Path::join` of an absolute path is that path).
+fn sdss5_fixtures(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use frizzview::io::write_layouts as wl;
+    let visit = wl::rewrite_apvisit(
+        &fixture("apVisit-r13-5095-55844-128.fits"),
+        dir,
+        wl::VisitLayout::Dr19 {
+            flux_conversion: true,
+        },
+        "apo25m",
+    )
+    .expect("rewrite");
+    let rows: Vec<wl::AllVisitRow> = (0..5)
+        .map(|i| wl::AllVisitRow {
+            apogee_id: format!("2M0000000{i}+0000000"),
+            file: format!("apVisit-1.3-apo25m-1-5900{i}-00{i}.fits"),
+            telescope: "apo25m".into(),
+            mjd: 59000 + i,
+            fiber: i,
+            jd: 2_459_000.5 + f64::from(i),
+            bc: f64::from(i),
+            vrel: -f64::from(i),
+            snr: 50.0,
+        })
+        .collect();
+    let table = wl::write_allvisit(dir, wl::AllVisitLayout::Dr19, &rows).expect("allVisit");
+    (visit, table)
+}
+
+#[test]
+fn fuzz_apvisit_dr19_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (visit, _) = sdss5_fixtures(dir.path());
+    let (runs, _, refused) = fuzz_file(&visit.to_string_lossy());
+    assert!(runs >= cases() as usize && refused > 0);
+}
+
+#[test]
+fn fuzz_allvisit_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, table) = sdss5_fixtures(dir.path());
+    let (runs, _, refused) = fuzz_file(&table.to_string_lossy());
+    assert!(runs >= cases() as usize && refused > 0);
+}
