@@ -552,6 +552,116 @@ pub fn rewrite_apstar(
     Ok(out)
 }
 
+/// One visit listed in a written apStar header.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StarVisit {
+    /// The visit file name (`SFILEn`).
+    pub file: String,
+    /// Topocentric velocity (km/s).
+    pub vrel: f64,
+    /// Barycentric correction (km/s).
+    pub bc: f64,
+    /// JD.
+    pub jd: f64,
+    /// S/N.
+    pub snr: f64,
+}
+
+/// Write an apStar file in `layout` from spectra on the apStar grid (`log10 lambda = 4.179 +
+/// 6e-6 i`): `rows` are (flux, error) for row 0, row 1 and one row per visit (a single row when
+/// there is one visit), `visits` the per-visit header entries. Returns the path.
+pub fn write_apstar(
+    dir: &Path,
+    layout: StarLayout,
+    telescope: &str,
+    apogee_id: &str,
+    rows: &[(Vec<f64>, Vec<f64>)],
+    visits: &[StarVisit],
+) -> R<PathBuf> {
+    let npix = rows.first().map_or(0, |r| r.0.len());
+    let want = if visits.len() <= 1 {
+        1
+    } else {
+        visits.len() + 2
+    };
+    if rows.len() != want || rows.iter().any(|r| r.0.len() != npix || r.1.len() != npix) {
+        return Err(format!(
+            "{} rows of unequal length; NVISITS = {} needs {want}",
+            rows.len(),
+            visits.len()
+        ));
+    }
+    let out = dir.join(match layout {
+        StarLayout::Dr13 => format!("apStar-r6-{apogee_id}.fits"),
+        StarLayout::Dr17 => format!("apStar-dr17-{apogee_id}.fits"),
+        StarLayout::Dr19 => format!("apStar-1.3-{telescope}-{apogee_id}.fits"),
+    });
+    let dr19 = layout == StarLayout::Dr19;
+    let mut cards = vec![
+        ("OBJID".to_owned(), Card::Text(apogee_id.to_owned())),
+        (
+            "TELESCOP".into(),
+            Card::Text(if dr19 {
+                "apo25m".into()
+            } else {
+                telescope.to_owned()
+            }),
+        ),
+        ("NVISITS".into(), Card::Int(visits.len() as i64)),
+    ];
+    match layout {
+        StarLayout::Dr13 => {}
+        StarLayout::Dr17 => cards.push(("APRED".into(), Card::Text("dr17".into()))),
+        StarLayout::Dr19 => cards.push(("APRED".into(), Card::Text("1.3".into()))),
+    }
+    for (k, v) in visits.iter().enumerate() {
+        let i = k + 1;
+        cards.push((format!("SFILE{i}"), Card::Text(v.file.clone())));
+        cards.push((format!("JD{i}"), Card::Real(v.jd)));
+        cards.push((format!("BC{i}"), Card::Real(v.bc)));
+        cards.push((format!("SNRVIS{i}"), Card::Real(v.snr)));
+        if dr19 {
+            cards.push((format!("VREL{i}"), Card::Real(v.vrel)));
+            cards.push((format!("VRAD{i}"), Card::Real(v.vrel + v.bc)));
+        } else {
+            cards.push((format!("VRAD{i}"), Card::Real(v.vrel)));
+            cards.push((format!("VHELIO{i}"), Card::Real(v.vrel + v.bc)));
+        }
+    }
+    let shape = vec![rows.len(), npix];
+    let flux: Vec<f64> = rows.iter().flat_map(|r| r.0.iter().copied()).collect();
+    let err: Vec<f64> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
+    let zeros = vec![0.0; flux.len()];
+    let ones = vec![1.0; flux.len()];
+    let wcs = [
+        ("CRVAL1", Card::Real(4.179)),
+        ("CDELT1", Card::Real(6e-6)),
+        ("CRPIX1", Card::Int(1)),
+        ("CTYPE1", Card::Text("LOG-LINEAR".into())),
+        ("DC-FLAG", Card::Int(1)),
+    ];
+    let mut f = create_new(&out)?;
+    let p = f.primary_hdu().map_err(fe)?;
+    for (k, c) in &cards {
+        write_card(&mut f, &p, k, c)?;
+    }
+    for (name, data) in [
+        ("FLUX", &flux),
+        ("ERROR", &err),
+        ("MASK", &zeros),
+        ("SKY", &zeros),
+        ("SKY ERROR", &zeros),
+        ("TELLURIC", &ones),
+        ("TELLURIC ERROR", &zeros),
+    ] {
+        let h = write_image(&mut f, name, &shape, data, dr19)?;
+        for (k, c) in &wcs {
+            write_card(&mut f, &h, k, c)?;
+        }
+    }
+    Ok(out)
+}
+
 /// The convention an allVisit file is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AllVisitLayout {

@@ -336,6 +336,45 @@ fn sdss5_fixtures(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (visit, table)
 }
 
+/// A DR19-layout apStar of two synthetic visits (smooth spectra with a few lines).
+fn sdss5_apstar(dir: &Path) -> std::path::PathBuf {
+    use frizzview::io::write_layouts as wl;
+    let n = 8575;
+    let row = |depth: f64| -> (Vec<f64>, Vec<f64>) {
+        let f = (0..n)
+            .map(|i| 100.0 * (1.0 - depth * (-(((i % 400) as f64 - 200.0) / 3.0).powi(2)).exp()))
+            .collect();
+        (f, vec![1.0; n])
+    };
+    let rows = vec![row(0.5), row(0.5), row(0.45), row(0.55)];
+    let visits: Vec<wl::StarVisit> = (0..2)
+        .map(|i| wl::StarVisit {
+            file: format!("apVisit-1.3-apo25m-1-5900{i}-001.fits"),
+            vrel: -40.0 - f64::from(i),
+            bc: 5.0 * f64::from(i),
+            jd: 2_459_000.5 + f64::from(i),
+            snr: 60.0,
+        })
+        .collect();
+    wl::write_apstar(
+        dir,
+        wl::StarLayout::Dr19,
+        "apo25m",
+        "2M00000000+0000000",
+        &rows,
+        &visits,
+    )
+    .expect("apStar")
+}
+
+#[test]
+fn fuzz_apstar_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let star = sdss5_apstar(dir.path());
+    let (runs, loaded, refused) = fuzz_file(&star.to_string_lossy());
+    assert!(runs >= cases() as usize && refused > 0 && loaded > 0);
+}
+
 #[test]
 fn fuzz_apvisit_dr19_reader() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -344,6 +383,8 @@ fn fuzz_apvisit_dr19_reader() {
     assert!(runs >= cases() as usize && refused > 0);
 }
 
+/// Through `load_file` an allVisit alone is always refused (it holds no spectra), so this covers
+/// its detection and the refusal on mutated tables, not `read_allvisit`'s column reading.
 #[test]
 fn fuzz_allvisit_reader() {
     let dir = tempfile::tempdir().expect("tempdir");
