@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn parses_every_name_form_without_splitting_star_names() {
-        let v = parse("apVisit-1.3-apo25m-6340-59804-145.fits").unwrap();
+        let v = parse("apVisit-1.3-apo25m-6340-59804-145.fits").expect("parses");
         assert_eq!(
             (v.apred.as_str(), v.telescope.as_deref(), v.plate.as_deref()),
             ("1.3", Some("apo25m"), Some("6340"))
@@ -192,26 +192,26 @@ mod tests {
             (v.mjd, v.fiber, v.release()),
             (Some(59804), Some(145), Some(Release::SdssV))
         );
-        let v = parse("asVisit-dr17-12345-59000-007.fits.gz").unwrap();
+        let v = parse("asVisit-dr17-12345-59000-007.fits.gz").expect("parses");
         assert_eq!(
             (v.telescope.as_deref(), v.fiber, v.release()),
             (Some("lco25m"), Some(7), Some(Release::SdssIv))
         );
-        let v = parse("/x/apVisit-r6-5094-55874-088.fits").unwrap();
+        let v = parse("/x/apVisit-r6-5094-55874-088.fits").expect("parses");
         assert_eq!((v.telescope, v.mjd, v.fiber), (None, Some(55874), Some(88)));
-        let v = parse("apVisit-dr17-58100-2M00005143+5615568.fits").unwrap();
+        let v = parse("apVisit-dr17-58100-2M00005143+5615568.fits").expect("parses");
         assert_eq!(
             (v.telescope.as_deref(), v.mjd, v.star.as_deref()),
             (Some("apo1m"), Some(58100), Some("2M00005143+5615568"))
         );
-        let v = parse("apVisit-r13-57000-HD-12-3.fits").unwrap();
+        let v = parse("apVisit-r13-57000-HD-12-3.fits").expect("parses");
         assert_eq!(v.star.as_deref(), Some("HD-12-3"));
-        let s = parse("apStar-1.3-lco25m-2M00005143-5615568.fits").unwrap();
+        let s = parse("apStar-1.3-lco25m-2M00005143-5615568.fits").expect("parses");
         assert_eq!(
             (s.telescope.as_deref(), s.star.as_deref()),
             (Some("lco25m"), Some("2M00005143-5615568"))
         );
-        let s = parse("asStar-dr17-2M1+2.fits").unwrap();
+        let s = parse("asStar-dr17-2M1+2.fits").expect("parses");
         assert_eq!(s.telescope.as_deref(), Some("lco25m"));
         assert!(parse("spec-3586-55181-0500.fits").is_none());
         assert!(parse("apVisit.fits").is_none());

@@ -115,12 +115,11 @@ fn images(f: &mut fitsio::FitsFile, path: &Path, hdus: &[HduDesc]) -> Result<Ima
     })
 }
 
-/// Row `r` as (flux, ivar, flags, bad); error >= 1e10, <= 0 or non-finite is bad.
-fn row(
-    im: &Images,
-    path: &Path,
-    r: usize,
-) -> Result<(Vec<f64>, Vec<f64>, Vec<u64>, Vec<bool>), LoadError> {
+/// One row's flux, ivar, flags and bad-pixel flags.
+type Row = (Vec<f64>, Vec<f64>, Vec<u64>, Vec<bool>);
+
+/// Row `r`; error >= 1e10, <= 0 or non-finite is bad.
+fn row(im: &Images, path: &Path, r: usize) -> Result<Row, LoadError> {
     let s = r * im.npix..(r + 1) * im.npix;
     let flux = im.flux[s.clone()].to_vec();
     let mut ivar = Vec::with_capacity(im.npix);
