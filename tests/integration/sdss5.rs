@@ -107,6 +107,17 @@ fn dr19_rewrite_combines_in_the_barycentric_frame_with_a_warning() {
     assert!(paths[0].ends_with("apVisit-1.3-apo25m-5094-55874-088.fits"));
     let data = load(&paths);
     assert_eq!(data.visits.len(), 3);
+    let worst = (0..3)
+        .map(|i| {
+            (data.visits[i]
+                .meta
+                .velocity(VelocityKind::Bc)
+                .unwrap_or(f64::NAN)
+                - VISIT_BC[i])
+                .abs()
+        })
+        .fold(0.0f64, f64::max);
+    println!("DR19 rewrite: BC computed at APO within {worst:.4} km/s of the DR13 BC cards");
     for (i, v) in data.visits.iter().enumerate() {
         // No velocity in the file; BC computed from RA/DEC/JD-MID at APO agrees with the
         // pipeline's own BC card of the DR13 original (rounded to 1e-3 km/s there).
@@ -627,4 +638,26 @@ fn synthetic_visits_written_in_the_dr19_layout_read_back() {
             );
         }
     }
+}
+
+/// Not a check: writes the DR19 rewrite of the real star (and its DR19 apStar) into the folder
+/// `FRIZZVIEW_SDSS5_OUT` (outside the repository) to look at it in the window, e.g.
+/// `FRIZZVIEW_SDSS5_OUT=/tmp/dr19 cargo test --test integration sdss5::write_dr19 -- --ignored`.
+#[test]
+#[ignore = "writes files for a look in the window"]
+fn write_dr19_rewrite_for_the_window() {
+    let (Some(star), Ok(out)) = (real_star_dir(), std::env::var("FRIZZVIEW_SDSS5_OUT")) else {
+        return;
+    };
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(out.join("visits")).expect("mkdir");
+    dr19_visits(&star, &out.join("visits"), "apo25m");
+    wl::rewrite_apstar(
+        &star.join(APSTAR),
+        &out,
+        wl::StarLayout::Dr19,
+        "apo25m",
+        &dr19_name,
+    )
+    .expect("apStar");
 }
