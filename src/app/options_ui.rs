@@ -293,9 +293,9 @@ fn weighting_label(w: Weighting) -> &'static str {
 
 fn shift_label(s: ShiftSource) -> &'static str {
     match s {
-        ShiftSource::Vrel => "visit header velocity (star rest frame)",
-        ShiftSource::ApStar => "apStar per-visit velocities",
-        ShiftSource::AllVisit => "allVisit table velocities",
+        ShiftSource::Vrel => "VRAD (star rest frame)",
+        ShiftSource::ApStar => "apStar velocities",
+        ShiftSource::AllVisit => "allVisit velocities",
         ShiftSource::MwmVisit => "mwmVisit velocities",
         ShiftSource::MinusBc => "-BC (barycentric only)",
         ShiftSource::True => "true velocity (synthetic)",

@@ -64,7 +64,8 @@ pub struct CombineArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub shift: Option<String>,
     /// An allVisit summary (DR17 `allVisit-dr17-*.fits` or DR19 `allVisit-1.3-*.fits`) whose
-    /// rows give the visits' velocities, matched by file name (shift source `allvisit`).
+    /// rows give the visits' velocities, matched by file name (shift source `allvisit`), or an
+    /// astra mwmVisit file whose APOGEE rows do, matched by plate, MJD and fibre (`mwmvisit`).
     #[arg(long, value_name = "allVisit.fits")]
     pub visits_table: Option<PathBuf>,
     /// Per-visit velocity override in km/s, NAME=KMS (NAME: visit name, file name, or 0-based index).
@@ -420,7 +421,7 @@ pub fn combine_one(a: &CombineArgs, inputs: &[PathBuf], output: &Path) -> anyhow
         },
     )?;
     if let Some(t) = &a.visits_table {
-        let table = io::survey_rv::read_allvisit(t)?;
+        let table = io::survey_rv::read_visits_table(t)?;
         if table.apply(&mut data) == 0 {
             bail!(
                 "{}: none of its {} rows names a visit file given ({})",

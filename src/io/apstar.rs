@@ -229,7 +229,7 @@ pub fn read_alone(path: &Path) -> Result<Dataset, LoadError> {
                 RESAMPLED_CARD.into(),
                 format!(
                     "row {r} of {fname}: visit {} resampled by the pipeline to the rest frame \
-                     (shifted by {} = {:.3} km/s), not native pixels",
+                     (shifted by {} = {:.3} km/s)",
                     vv.file, vv.from, vv.vrel_kms
                 ),
             ));

@@ -34,6 +34,23 @@ pub struct VisitVelocity {
     pub bc_kms: Option<f64>,
     /// Which card or column the velocity came from (e.g. "VRAD2", "vrel").
     pub from: String,
+    /// For sources that list no file name (mwmVisit): the visit's (plate, MJD, fibre), matched
+    /// against the visit file's name.
+    pub visit_key: Option<(String, u32, u32)>,
+}
+
+/// Whether a row designates the visit file called `file`.
+fn row_matches(r: &VisitVelocity, file: &str) -> bool {
+    if !r.file.is_empty() {
+        return apogee_names::same_file(&r.file, file);
+    }
+    let (Some((plate, mjd, fiber)), Some(n)) = (&r.visit_key, apogee_names::parse(file)) else {
+        return false;
+    };
+    n.mjd == Some(*mjd)
+        && n.fiber == Some(*fiber)
+        && n.plate.as_deref().map(|p| p.trim_start_matches('0'))
+            == Some(plate.trim_start_matches('0'))
 }
 
 /// Per-visit velocities from one file.
@@ -77,11 +94,7 @@ impl VelocityTable {
             else {
                 continue;
             };
-            let Some(row) = self
-                .rows
-                .iter()
-                .find(|r| apogee_names::same_file(&r.file, &file))
-            else {
+            let Some(row) = self.rows.iter().find(|r| row_matches(r, &file)) else {
                 continue;
             };
             let mut meta = v.meta.clone();
@@ -204,6 +217,7 @@ pub(crate) fn apstar_velocities(
             vrel_kms: vrel,
             bc_kms: bc,
             from,
+            visit_key: None,
         });
     }
     Ok(VelocityTable {
@@ -317,6 +331,7 @@ pub fn read_allvisit(path: &Path) -> Result<VelocityTable, LoadError> {
                 vrel_kms,
                 bc_kms: b,
                 from: format!("{from} (row {i})"),
+                visit_key: None,
             });
         }
         Ok(VelocityTable {
@@ -327,4 +342,138 @@ pub fn read_allvisit(path: &Path) -> Result<VelocityTable, LoadError> {
             rows,
         })
     })
+}
+
+/// The HDU names of an astra mwmVisit file's APOGEE tables (`sdss/astra`
+/// `python/astra/products/mwm.py`: HDU3 APOGEE/APO, HDU4 APOGEE/LCO).
+const MWM_APOGEE_HDUS: [&str; 2] = ["APOGEE/APO", "APOGEE/LCO"];
+
+/// Whether a FITS file is an mwmVisit/mwmStar (an HDU named APOGEE/APO or APOGEE/LCO).
+pub(crate) fn looks_like_mwm(hdus: &[HduDesc]) -> bool {
+    hdus.iter().any(|d| {
+        MWM_APOGEE_HDUS
+            .iter()
+            .any(|n| d.name.eq_ignore_ascii_case(n))
+    })
+}
+
+/// The per-visit velocities of an astra mwmVisit file's APOGEE rows (only the velocities: the
+/// resampled spectra are not read here), under [`VelocityKind::MwmVisit`], matched to apVisit files
+/// by (plate, MJD, fibre). astra's `v_rel` is topocentric and `v_rad = v_rel + bc` barycentric in
+/// every release it covers.
+pub fn read_mwmvisit_velocities(path: &Path) -> Result<VelocityTable, LoadError> {
+    fits::guard(path, || {
+        let mut f = fits::open(path)?;
+        let hdus = fits::hdus(&mut f, path)?;
+        let mut rows = Vec::new();
+        let mut seen = false;
+        for d in hdus.iter().filter(|d| {
+            MWM_APOGEE_HDUS
+                .iter()
+                .any(|n| d.name.eq_ignore_ascii_case(n))
+        }) {
+            seen = true;
+            let Some((cols, nrows)) = d.table() else {
+                continue;
+            };
+            if nrows == 0 {
+                continue;
+            }
+            fits::check_rows(path, d)?;
+            let col = |n: &str| -> Result<String, LoadError> {
+                cols.iter()
+                    .find(|c| c.0.eq_ignore_ascii_case(n))
+                    .map(|c| c.0.clone())
+                    .ok_or_else(|| LoadError::missing(path, format!("column {n} of {}", d.label())))
+            };
+            let num = |f: &mut fitsio::FitsFile, n: &str| -> Result<Vec<f64>, LoadError> {
+                fits::column_f64(f, path, d, &col(n)?)
+            };
+            let mjd = num(&mut f, "mjd")?;
+            let fiber = num(&mut f, "fiber")?;
+            let bc = num(&mut f, "bc").ok();
+            let v_rel = num(&mut f, "v_rel").ok();
+            let v_rad = num(&mut f, "v_rad").ok();
+            if v_rel.is_none() && (v_rad.is_none() || bc.is_none()) {
+                return Err(LoadError::missing(
+                    path,
+                    format!("column v_rel of {}", d.label()),
+                ));
+            }
+            let pc = col("plate")?;
+            let plate: Vec<String> = match d.hdu.read_col::<String>(&mut f, &pc) {
+                Ok(v)
+                    if cols.iter().any(|c| {
+                        c.0 == pc
+                            && matches!(
+                                c.1,
+                                fitsio::tables::ColumnDataType::Text
+                                    | fitsio::tables::ColumnDataType::String
+                            )
+                    }) =>
+                {
+                    v.into_iter().map(|s| s.trim().to_owned()).collect()
+                }
+                _ => num(&mut f, "plate")?
+                    .iter()
+                    .map(|p| format!("{}", *p as i64))
+                    .collect(),
+            };
+            let at = |c: &Option<Vec<f64>>, i: usize| {
+                c.as_ref()
+                    .and_then(|c| c.get(i))
+                    .copied()
+                    .filter(|v| v.is_finite())
+            };
+            for i in 0..mjd.len() {
+                let b = at(&bc, i);
+                let (vrel_kms, from) = match (at(&v_rel, i), at(&v_rad, i), b) {
+                    (Some(v), _, _) => (v, "v_rel"),
+                    (None, Some(r), Some(b)) => (r - b, "v_rad - bc"),
+                    _ => continue,
+                };
+                let (m, fb) = (mjd[i], fiber.get(i).copied().unwrap_or(f64::NAN));
+                if !(m.is_finite() && m >= 0.0 && fb.is_finite() && fb >= 0.0) {
+                    continue;
+                }
+                rows.push(VisitVelocity {
+                    file: String::new(),
+                    vrel_kms,
+                    bc_kms: b,
+                    from: format!("{from} ({} row {i})", d.name),
+                    visit_key: Some((
+                        plate.get(i).cloned().unwrap_or_default(),
+                        m as u32,
+                        fb as u32,
+                    )),
+                });
+            }
+        }
+        if !seen {
+            return Err(LoadError::missing(
+                path,
+                "HDU APOGEE/APO or APOGEE/LCO (mwmVisit layout)",
+            ));
+        }
+        Ok(VelocityTable {
+            kind: VelocityKind::MwmVisit,
+            source: path.to_path_buf(),
+            release: Release::SdssV,
+            release_from: "astra v_rel".into(),
+            rows,
+        })
+    })
+}
+
+/// Read a `--visits-table` file: an allVisit summary, or an mwmVisit file's APOGEE rows.
+pub fn read_visits_table(path: &Path) -> Result<VelocityTable, LoadError> {
+    let mwm = fits::guard(path, || {
+        let mut f = fits::open(path)?;
+        Ok(looks_like_mwm(&fits::hdus(&mut f, path)?))
+    })?;
+    if mwm {
+        read_mwmvisit_velocities(path)
+    } else {
+        read_allvisit(path)
+    }
 }

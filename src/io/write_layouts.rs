@@ -840,3 +840,61 @@ pub fn visit_vrel(visit: &Visit) -> Option<f64> {
         .or_else(|| visit.meta.velocity(VelocityKind::True))
         .filter(|v| v.is_finite() && v.abs() < C_KMS)
 }
+
+/// Write the bookkeeping part of an astra mwmVisit file (`mwmVisit-0.6.0-{sdss_id}.fits`): HDU1
+/// BOSS/APO and HDU2 BOSS/LCO empty, HDU3 APOGEE/APO with one row per visit holding `plate`,
+/// `mjd`, `fiber`, `telescope`, `in_stack`, `v_rel`, `bc`, `v_rad` (= v_rel + bc), HDU4 APOGEE/LCO
+/// empty. The spectra columns (`flux`, `ivar`, ...) are not written: this serves the velocity
+/// source, not an mwmVisit spectrum reader. Returns the path.
+pub fn write_mwmvisit_rows(
+    dir: &Path,
+    sdss_id: u64,
+    rows: &[AllVisitRow],
+    plate: &str,
+) -> R<PathBuf> {
+    let out = dir.join(format!("mwmVisit-0.6.0-{sdss_id}.fits"));
+    let mut f = create_new(&out)?;
+    drop(f.primary_hdu().map_err(fe)?);
+    let cols = |rows: &[AllVisitRow]| -> Vec<(String, Column)> {
+        vec![
+            (
+                "plate".into(),
+                Column::Text(rows.iter().map(|_| plate.to_owned()).collect()),
+            ),
+            (
+                "mjd".into(),
+                Column::Int(rows.iter().map(|r| r.mjd).collect()),
+            ),
+            (
+                "fiber".into(),
+                Column::Int(rows.iter().map(|r| r.fiber).collect()),
+            ),
+            (
+                "telescope".into(),
+                Column::Text(rows.iter().map(|r| r.telescope.clone()).collect()),
+            ),
+            (
+                "in_stack".into(),
+                Column::Int(rows.iter().map(|_| 1).collect()),
+            ),
+            (
+                "v_rel".into(),
+                Column::Real(rows.iter().map(|r| r.vrel).collect()),
+            ),
+            (
+                "bc".into(),
+                Column::Real(rows.iter().map(|r| r.bc).collect()),
+            ),
+            (
+                "v_rad".into(),
+                Column::Real(rows.iter().map(|r| r.vrel + r.bc).collect()),
+            ),
+        ]
+    };
+    for name in ["BOSS/APO", "BOSS/LCO"] {
+        write_table(&mut f, name, &cols(&[]))?;
+    }
+    write_table(&mut f, "APOGEE/APO", &cols(rows))?;
+    write_table(&mut f, "APOGEE/LCO", &cols(&[]))?;
+    Ok(out)
+}

@@ -451,6 +451,65 @@ fn allvisit_tables_of_dr17_and_dr19_supply_velocities_by_file_name() {
 }
 
 #[test]
+fn mwmvisit_apogee_rows_supply_velocities_by_plate_mjd_and_fibre() {
+    let Some(star) = real_star_dir() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = dr19_visits(&star, dir.path(), "apo25m");
+    let rows: Vec<wl::AllVisitRow> = [(55874, 88), (56643, 88), (56651, 82)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(mjd, fiber))| wl::AllVisitRow {
+            apogee_id: String::new(),
+            file: String::new(),
+            telescope: "apo25m".into(),
+            mjd,
+            fiber,
+            jd: 0.0,
+            bc: APSTAR_BC[i],
+            vrel: APSTAR_VRAD[i],
+            snr: 0.0,
+        })
+        .collect();
+    // Rows in another order than the visits, to test the matching.
+    let mut shuffled = rows.clone();
+    shuffled.reverse();
+    let m = wl::write_mwmvisit_rows(dir.path(), 12345, &shuffled, "5094").expect("write");
+    let t = io::survey_rv::read_visits_table(&m).expect("read");
+    assert_eq!(t.rows.len(), 3);
+    let out = dir.path().join("out.fits");
+    let mut args: Vec<&std::ffi::OsStr> = vec!["combine".as_ref()];
+    args.extend(paths.iter().map(|p| p.as_os_str()));
+    args.extend([
+        "--visits-table".as_ref(),
+        m.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--method".as_ref(),
+        "standard".as_ref(),
+    ]);
+    let o = Command::new(env!("CARGO_BIN_EXE_frizzview"))
+        .args(&args)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout.contains("shifts from mwmvisit (mwmVisit-0.6.0-12345.fits)"),
+        "{stdout}"
+    );
+    let mut f = fitsio::FitsFile::open(&out).expect("open result");
+    let h = f.hdu("VISITS").expect("VISITS");
+    let used: Vec<f64> = h.read_col(&mut f, "V_USED_KMS").expect("col");
+    for i in 0..3 {
+        assert!(
+            (used[i] - APSTAR_VRAD[i]).abs() < 1e-9,
+            "visit {i}: {}",
+            used[i]
+        );
+    }
+}
+
+#[test]
 fn lco_dr17_asvisit_and_apo1m_names_pick_the_site() {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = fixture("apVisit-r13-5095-55844-128.fits");
@@ -568,6 +627,38 @@ fn missing_hdus_cards_and_columns_are_named() {
         .to_string();
     assert!(
         msg.contains("allVisit-1.3-apo25m.fits") && msg.contains("none of which was given"),
+        "{msg}"
+    );
+
+    // An mwmVisit whose APOGEE table has neither v_rel nor v_rad.
+    let m = wl::write_mwmvisit_rows(dir.path(), 7, &rows, "1").expect("write");
+    let half = dir.path().join("half.fits");
+    let bad = dir.path().join("mwmVisit-0.6.0-8.fits");
+    // The first occurrences are in HDU 1 (BOSS/APO); the APOGEE/APO table is the third.
+    let mut b = std::fs::read(&m).expect("read");
+    for (from, to) in [
+        (b"= 'v_rel".as_slice(), b"= 'x_rel".as_slice()),
+        (b"= 'v_rad", b"= 'x_rad"),
+    ] {
+        let mut k = 0;
+        let mut at = 0;
+        while let Some(p) = b[at..].windows(from.len()).position(|w| w == from) {
+            k += 1;
+            if k == 3 {
+                b[at + p..at + p + from.len()].copy_from_slice(to);
+                break;
+            }
+            at += p + 1;
+        }
+    }
+    std::fs::write(&half, &b).expect("write");
+    std::fs::rename(&half, &bad).expect("rename");
+    let msg = io::survey_rv::read_visits_table(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("mwmVisit-0.6.0-8.fits")
+            && msg.contains("column v_rel of HDU 3 (APOGEE/APO) is missing"),
         "{msg}"
     );
 
