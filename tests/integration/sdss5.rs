@@ -124,7 +124,7 @@ fn dr19_rewrite_combines_in_the_barycentric_frame_with_a_warning() {
         assert_eq!(v.meta.velocity(VelocityKind::Vrel), None);
         let bc = v.meta.velocity(VelocityKind::Bc).expect("computed BC");
         assert!(
-            (bc - VISIT_BC[i]).abs() < 0.02,
+            (bc - VISIT_BC[i]).abs() < 0.002,
             "visit {i}: BC {bc} vs {}",
             VISIT_BC[i]
         );
