@@ -755,6 +755,18 @@ impl FrizzApp {
                             .collect::<Vec<_>>()
                             .join("\n"),
                     );
+                    // The frame of the combination is not a detail: say it in full.
+                    for w in c.warnings.iter().filter(|w| {
+                        matches!(
+                            w,
+                            crate::combine::Warning::StarVelocityUnknown { .. }
+                                | crate::combine::Warning::Resampled { .. }
+                        )
+                    }) {
+                        ui.label(
+                            egui::RichText::new(w.to_string()).color(ui.visuals().warn_fg_color),
+                        );
+                    }
                 }
             }
             if let Some(e) = &self.error {

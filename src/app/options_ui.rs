@@ -126,12 +126,7 @@ fn data_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     egui::ComboBox::from_label("Shift by")
         .selected_text(shift_label(s.shift))
         .show_ui(ui, |ui| {
-            for v in [
-                ShiftSource::Vrel,
-                ShiftSource::MinusBc,
-                ShiftSource::True,
-                ShiftSource::None,
-            ] {
+            for v in ShiftSource::ALL {
                 ui.selectable_value(&mut s.shift, v, shift_label(v));
             }
         });
@@ -299,6 +294,9 @@ fn weighting_label(w: Weighting) -> &'static str {
 fn shift_label(s: ShiftSource) -> &'static str {
     match s {
         ShiftSource::Vrel => "VRAD (star rest frame)",
+        ShiftSource::ApStar => "apStar velocities",
+        ShiftSource::AllVisit => "allVisit velocities",
+        ShiftSource::MwmVisit => "mwmVisit velocities",
         ShiftSource::MinusBc => "-BC (barycentric only)",
         ShiftSource::True => "true velocity (synthetic)",
         ShiftSource::None => "none",

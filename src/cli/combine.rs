@@ -57,9 +57,17 @@ pub struct CombineArgs {
     /// Output grid: apogee, boss, auto, input, or LOG10START:LOG10STEP:N.
     #[arg(long)]
     pub grid: Option<String>,
-    /// Velocity that sets each visit's shift: none, vrad, -bc, true.
+    /// Velocity that sets each visit's shift: none, vrad (the visit file's own), -bc (barycentric
+    /// frame only), true (synthetic), apstar (an apStar given with the visits), allvisit
+    /// (--visits-table), mwmvisit. Default: the first of apstar, allvisit, mwmvisit, vrad, true
+    /// that every visit has, else -bc for APOGEE (with a warning), else none.
     #[arg(long, allow_hyphen_values = true)]
     pub shift: Option<String>,
+    /// An allVisit summary (DR17 `allVisit-dr17-*.fits` or DR19 `allVisit-1.3-*.fits`) whose
+    /// rows give the visits' velocities, matched by file name (shift source `allvisit`), or an
+    /// astra mwmVisit file whose APOGEE rows do, matched by plate, MJD and fibre (`mwmvisit`).
+    #[arg(long, value_name = "allVisit.fits")]
+    pub visits_table: Option<PathBuf>,
     /// Per-visit velocity override in km/s, NAME=KMS (NAME: visit name, file name, or 0-based index).
     #[arg(long, value_name = "NAME=KMS", allow_hyphen_values = true)]
     pub velocity: Vec<String>,
@@ -129,10 +137,21 @@ pub fn survey_defaults(data: &Dataset) -> Settings {
     let all_have = |k: VelocityKind| {
         !data.visits.is_empty() && data.visits.iter().all(|v| v.meta.velocity(k).is_some())
     };
-    let shift = if all_have(VelocityKind::Vrel) {
+    // A survey file given with the visits wins (it is why the user gave it); then the visits' own
+    // velocities; APOGEE visits without one are combined in the barycentric frame (-BC), which
+    // `combine::prepare` flags with a warning, never silently in the observed frame.
+    let shift = if all_have(VelocityKind::ApStar) {
+        ShiftSource::ApStar
+    } else if all_have(VelocityKind::AllVisit) {
+        ShiftSource::AllVisit
+    } else if all_have(VelocityKind::MwmVisit) {
+        ShiftSource::MwmVisit
+    } else if all_have(VelocityKind::Vrel) {
         ShiftSource::Vrel
     } else if all_have(VelocityKind::True) {
         ShiftSource::True
+    } else if data.survey == Survey::Apogee && all_have(VelocityKind::Bc) {
+        ShiftSource::MinusBc
     } else {
         ShiftSource::None
     };
@@ -190,7 +209,10 @@ fn parse_shift(s: &str) -> anyhow::Result<ShiftSource> {
         "vrad" | "vrel" => ShiftSource::Vrel,
         "-bc" | "bc" | "minus-bc" => ShiftSource::MinusBc,
         "true" => ShiftSource::True,
-        _ => bail!("--shift {s}: expected none, vrad, -bc or true"),
+        "apstar" => ShiftSource::ApStar,
+        "allvisit" | "visits-table" => ShiftSource::AllVisit,
+        "mwmvisit" => ShiftSource::MwmVisit,
+        _ => bail!("--shift {s}: expected none, vrad, -bc, true, apstar, allvisit or mwmvisit"),
     })
 }
 
@@ -392,12 +414,27 @@ fn out_format(path: &Path) -> anyhow::Result<OutFormat> {
 /// Load, combine and write one star; returns the summary paragraph.
 pub fn combine_one(a: &CombineArgs, inputs: &[PathBuf], output: &Path) -> anyhow::Result<String> {
     let fmt = out_format(output)?;
-    let data = io::load_paths(
+    let mut data = io::load_paths(
         inputs,
         &LoadOptions {
             force: a.allow_mixed,
         },
     )?;
+    if let Some(t) = &a.visits_table {
+        let table = io::survey_rv::read_visits_table(t)?;
+        if table.apply(&mut data) == 0 {
+            bail!(
+                "{}: none of its {} rows names a visit file given ({})",
+                t.display(),
+                table.rows.len(),
+                data.visits
+                    .iter()
+                    .map(|v| v.meta.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
     let settings = match &a.settings {
         Some(p) => {
             let s = crate::export::fits::read_settings(p)?;
@@ -425,6 +462,23 @@ pub fn combine_one(a: &CombineArgs, inputs: &[PathBuf], output: &Path) -> anyhow
     Ok(summary(&data, &result, output))
 }
 
+/// The shift source's label, with the file it came from when it is a survey file.
+fn shift_source(data: &Dataset, c: &Combined) -> String {
+    let label = c.settings.shift.label();
+    let kind = match c.settings.shift {
+        ShiftSource::ApStar => VelocityKind::ApStar,
+        ShiftSource::AllVisit => VelocityKind::AllVisit,
+        ShiftSource::MwmVisit => VelocityKind::MwmVisit,
+        _ => return label.to_owned(),
+    };
+    let card = io::survey_rv::provenance_card(kind);
+    data.visits
+        .iter()
+        .find_map(|v| v.meta.header.iter().find(|(k, _)| *k == card))
+        .and_then(|(_, x)| x.split_whitespace().next())
+        .map_or_else(|| label.to_owned(), |f| format!("{label} ({f})"))
+}
+
 /// The one-paragraph summary printed after a combination.
 #[must_use]
 pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
@@ -446,7 +500,7 @@ pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
         c.grid.len(),
         c.grid.ln_wave.first().map_or(f64::NAN, |x| x.exp()),
         c.grid.ln_wave.last().map_or(f64::NAN, |x| x.exp()),
-        c.settings.shift.label(),
+        shift_source(data, c),
     );
     let mut part = |label: &str, r: &crate::combine::MethodResult| {
         let chi2: f64 = r

@@ -460,3 +460,91 @@ fn complex_or_variable_length_columns_are_refused_naming_the_card() {
         }
     }
 }
+
+/// SDSS-V layouts, written at test time from the committed Doppler fixture (apVisit DR19 with a
+/// FLUX CONVERSION image) and from synthetic rows (allVisit DR19); `fuzz_file` takes the absolute
+/// path (`Path::join` of an absolute path is that path).
+fn sdss5_fixtures(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use frizzview::io::write_layouts as wl;
+    let visit = wl::rewrite_apvisit(
+        &fixture("apVisit-r13-5095-55844-128.fits"),
+        dir,
+        wl::VisitLayout::Dr19 {
+            flux_conversion: true,
+        },
+        "apo25m",
+    )
+    .expect("rewrite");
+    let rows: Vec<wl::AllVisitRow> = (0..5)
+        .map(|i| wl::AllVisitRow {
+            apogee_id: format!("2M0000000{i}+0000000"),
+            file: format!("apVisit-1.3-apo25m-1-5900{i}-00{i}.fits"),
+            telescope: "apo25m".into(),
+            mjd: 59000 + i,
+            fiber: i,
+            jd: 2_459_000.5 + f64::from(i),
+            bc: f64::from(i),
+            vrel: -f64::from(i),
+            snr: 50.0,
+        })
+        .collect();
+    let table = wl::write_allvisit(dir, wl::AllVisitLayout::Dr19, &rows).expect("allVisit");
+    (visit, table)
+}
+
+/// A DR19-layout apStar of two synthetic visits (smooth spectra with a few lines).
+fn sdss5_apstar(dir: &Path) -> std::path::PathBuf {
+    use frizzview::io::write_layouts as wl;
+    let n = 8575;
+    let row = |depth: f64| -> (Vec<f64>, Vec<f64>) {
+        let f = (0..n)
+            .map(|i| 100.0 * (1.0 - depth * (-(((i % 400) as f64 - 200.0) / 3.0).powi(2)).exp()))
+            .collect();
+        (f, vec![1.0; n])
+    };
+    let rows = vec![row(0.5), row(0.5), row(0.45), row(0.55)];
+    let visits: Vec<wl::StarVisit> = (0..2)
+        .map(|i| wl::StarVisit {
+            file: format!("apVisit-1.3-apo25m-1-5900{i}-001.fits"),
+            vrel: -40.0 - f64::from(i),
+            bc: 5.0 * f64::from(i),
+            jd: 2_459_000.5 + f64::from(i),
+            snr: 60.0,
+        })
+        .collect();
+    wl::write_apstar(
+        dir,
+        wl::StarLayout::Dr19,
+        "apo25m",
+        "2M00000000+0000000",
+        &rows,
+        &visits,
+    )
+    .expect("apStar")
+}
+
+#[test]
+fn fuzz_apstar_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let star = sdss5_apstar(dir.path());
+    let (runs, loaded, refused) = fuzz_file(&star.to_string_lossy());
+    assert!(runs >= cases() as usize && refused > 0 && loaded > 0);
+}
+
+#[test]
+fn fuzz_apvisit_dr19_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (visit, _) = sdss5_fixtures(dir.path());
+    let (runs, _, refused) = fuzz_file(&visit.to_string_lossy());
+    assert!(runs >= cases() as usize && refused > 0);
+}
+
+/// Through `load_file` an allVisit alone is always refused (it holds no spectra), so this covers
+/// its detection and the refusal on mutated tables, not `read_allvisit`'s column reading.
+#[test]
+fn fuzz_allvisit_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, table) = sdss5_fixtures(dir.path());
+    let (runs, _, refused) = fuzz_file(&table.to_string_lossy());
+    assert!(runs >= cases() as usize && refused > 0);
+}

@@ -16,6 +16,7 @@ mod io;
 mod local;
 mod properties;
 mod reference;
+mod sdss5;
 #[cfg(feature = "gui")]
 mod smoke;
 mod standard;

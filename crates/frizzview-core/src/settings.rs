@@ -39,9 +39,26 @@ pub enum ShiftSource {
     MinusBc,
     /// The true velocity of a synthetic visit.
     True,
+    /// The per-visit velocities of an apStar file given with the visits.
+    ApStar,
+    /// The per-visit velocities of an allVisit summary (`--visits-table`).
+    AllVisit,
+    /// The per-visit velocities of an mwmVisit file.
+    MwmVisit,
 }
 
 impl ShiftSource {
+    /// Every source, in the order the window lists them.
+    pub const ALL: [Self; 7] = [
+        Self::Vrel,
+        Self::ApStar,
+        Self::AllVisit,
+        Self::MwmVisit,
+        Self::MinusBc,
+        Self::True,
+        Self::None,
+    ];
+
     /// The velocity this source gives for a visit, if the visit has it.
     #[must_use]
     pub fn velocity(self, meta: &model::VisitMeta) -> Option<f64> {
@@ -50,6 +67,9 @@ impl ShiftSource {
             Self::Vrel => meta.velocity(VelocityKind::Vrel),
             Self::MinusBc => meta.velocity(VelocityKind::Bc).map(|v| -v),
             Self::True => meta.velocity(VelocityKind::True),
+            Self::ApStar => meta.velocity(VelocityKind::ApStar),
+            Self::AllVisit => meta.velocity(VelocityKind::AllVisit),
+            Self::MwmVisit => meta.velocity(VelocityKind::MwmVisit),
         }
     }
 
@@ -61,6 +81,9 @@ impl ShiftSource {
             Self::Vrel => "vrad",
             Self::MinusBc => "-bc",
             Self::True => "true",
+            Self::ApStar => "apstar",
+            Self::AllVisit => "allvisit",
+            Self::MwmVisit => "mwmvisit",
         }
     }
 }

@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::model::{Dataset, OutputGrid, Visit, shift_from_velocity};
-use crate::settings::{MIN_SELECTION, SelectionMode, Settings, SettingsError, Weighting};
+use crate::settings::{
+    MIN_SELECTION, SelectionMode, Settings, SettingsError, ShiftSource, Weighting,
+};
 
 /// A cancellation flag shared between a requester and a running combination.
 #[derive(Clone, Debug, Default)]
@@ -96,6 +98,18 @@ pub enum Warning {
     IllConditioned { what: String, cond: f64 },
     #[error("only one visit is included: the result is a change of basis, noise stays correlated")]
     SingleVisit,
+    #[error(
+        "{n} visits shifted by -BC only (barycentric frame): the star's own velocity is unknown, so \
+         lines of visits whose velocities differ are averaged apart. Supply it with an apStar file \
+         given with the visits, --visits-table allVisit.fits, or --velocity NAME=KMS (the window: \
+         open them together, or set each visit's velocity), or fit it with --fit-shifts"
+    )]
+    StarVelocityUnknown { n: usize },
+    #[error(
+        "{n} visits are resampled spectra, not native pixels ({example}): shown for inspection; \
+         forward-modelling them again is not Frizzle (open the apVisit files for native pixels)"
+    )]
+    Resampled { n: usize, example: String },
     #[error("{0}")]
     Other(String),
 }
@@ -185,6 +199,31 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
     if n_included == 1 && data.visits.len() > 1 {
         warnings.push(Warning::SingleVisit);
     }
+    let n_bc = visits
+        .iter()
+        .filter(|v| v.included && v.v_source == ShiftSource::MinusBc.label())
+        .count();
+    if n_bc > 1 && !settings.extensions.fit_shifts {
+        warnings.push(Warning::StarVelocityUnknown { n: n_bc });
+    }
+    let resampled: Vec<&str> = visits
+        .iter()
+        .filter(|v| v.included)
+        .filter_map(|v| {
+            v.visit
+                .meta
+                .header
+                .iter()
+                .find(|(k, _)| k == crate::model::RESAMPLED_CARD)
+                .map(|(_, x)| x.as_str())
+        })
+        .collect();
+    if let Some(first) = resampled.first() {
+        warnings.push(Warning::Resampled {
+            n: resampled.len(),
+            example: (*first).to_owned(),
+        });
+    }
     Ok(Prepared {
         grid,
         visits,
@@ -203,7 +242,23 @@ fn prepare_visit(
     let (v_kms, v_source) = match vs.shift_kms {
         Some(v) => (v, "manual".to_owned()),
         None => match settings.shift.velocity(&visit.meta) {
-            Some(v) => (v, settings.shift.label().to_owned()),
+            Some(v) => {
+                // Survey files say which card or column gave the velocity.
+                let kind = match settings.shift {
+                    ShiftSource::ApStar => Some(crate::model::VelocityKind::ApStar),
+                    ShiftSource::AllVisit => Some(crate::model::VelocityKind::AllVisit),
+                    ShiftSource::MwmVisit => Some(crate::model::VelocityKind::MwmVisit),
+                    _ => None,
+                };
+                let from = kind.and_then(|k| {
+                    let card = format!("FV_V_{k:?}").to_ascii_uppercase();
+                    visit.meta.header.iter().find(|(c, _)| *c == card)
+                });
+                match from {
+                    Some((_, x)) => (v, format!("{}: {x}", settings.shift.label())),
+                    None => (v, settings.shift.label().to_owned()),
+                }
+            }
             None => {
                 warnings.push(Warning::MissingVelocity {
                     visit: name.clone(),

@@ -1,45 +1,80 @@
-//! APOGEE apVisit reader (data-models.md §4.1).
+//! APOGEE apVisit reader (DR13-DR17 and SDSS-V DR19/DR20 layouts; `apVisit`, DR17 `asVisit`,
+//! APO-1m names, see [`super::apogee_names`]).
 //!
-//! - The chips (rows of HDU1-4, red to blue) become segments, wavelengths kept as stored
-//!   (decreasing within each chip; vacuum, observed frame).
-//! - ERROR (HDU2) becomes ivar = 1/error²; error >= 1e10 (the pipeline's bad value), <= 0 or
+//! - HDUs are found by EXTNAME (SDSS-V: FLUX, ERROR, MASK, WAVELENGTH, ..., TELLURIC) with the
+//!   index fallback 1-4 and 7 for older files that name none. The visit table is found by type: the
+//!   first binary table after the images (HDU 11, or 12 after an SDSS-V FLUX CONVERSION image).
+//! - The chips (rows of FLUX, ERROR, MASK, WAVELENGTH, red to blue) become segments, wavelengths
+//!   kept as stored (decreasing within each chip; vacuum, observed frame).
+//! - ERROR becomes ivar = 1/error²; error >= 1e10 (the pipeline's bad value), <= 0 or
 //!   non-finite marks the pixel bad.
-//! - MASK (HDU3) is APOGEE_PIXMASK; which bits are bad is a setting (16639 by default).
-//! - TELLURIC (HDU7) is the selection factor S. The delivered FLUX is already divided by it
+//! - MASK is APOGEE_PIXMASK; which bits are bad is a setting (16639 by default).
+//! - TELLURIC is the selection factor S. The delivered FLUX is already divided by it
 //!   (`flux_divided_by_selection = true`): in "multiply" mode `combine::prepare` multiplies flux
 //!   and error back so that model x S faces the data as observed; in "divide" mode the flux is used
 //!   as delivered.
-//! - Header: VRAD -> Vrel ("doppler shift", the star's velocity relative to the observer), BC ->
-//!   Bc, VHELIO (or VHELIOBAR) -> Vhelio, JD-MID -> jd, SNR, OBJID -> object. Without a BC card
-//!   (SDSS-V files) BC is computed from RA, DEC, JD-MID and the TELESCOP site
-//!   ([`crate::model::barycentric`]) and the card `FV_BC` says so. Missing ones are listed in the
-//!   header card `FV_MISSING`; nothing is guessed.
+//! - Release (APRED card, else the file name's apred token; card `FV_RELEASE`) decides what the
+//!   velocity cards mean: DR13-DR17 VRAD is the topocentric shift (-> Vrel) and VHELIO(BAR) the
+//!   barycentric velocity; SDSS-V VREL is topocentric and VRAD barycentric. SDSS-V apVisit files
+//!   carry neither (their velocities are in allVisit, apStar and mwmVisit:
+//!   [`super::survey_rv`]).
+//! - BC card -> Bc; without one, BC is computed from RA, DEC, JD-MID and the site
+//!   ([`crate::model::barycentric`]) and the card `FV_BC` says so. The site comes from the file name
+//!   (`apo25m`/`lco25m`/`apo1m` token, `as` prefix = LCO), else the table's TELESCOPE column, else
+//!   (SDSS-IV only) TELESCOP: SDSS-V writes `TELESCOP = 'apo25m'` at every site. Card
+//!   `FV_TELESCOPE` says which. Missing cards are listed in `FV_MISSING`; nothing is guessed.
 //! - LSF (HDU10, Gauss-Hermite coefficients in pixels): not converted; `lsf_sigma_ln` stays `None`
 //!   because a single Gaussian sigma cannot be read off those parameters without the full
 //!   Gauss-Hermite evaluation.
-//! - HDU11 (visit table, when present): a few columns of its first row are kept as header cards
-//!   `VISIT.<COLUMN>`.
+//! - Visit table: a few columns of its first row are kept as header cards `VISIT.<COLUMN>`.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use super::apogee_names::{self, ApogeeName, Release};
+use super::apstar::named_hdu;
 use super::error::LoadError;
 use super::fits::{self, HduDesc};
 use crate::model::barycentric::{Observatory, barycentric_correction};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
 
-/// BC (km/s) from the header's RA, DEC and TELESCOP and the visit's JD, with the site's name;
-/// `None` when any of them is missing or unknown.
+/// BC (km/s) from the header's RA, DEC, the visit's JD and the telescope's site, with the site's
+/// name; `None` when any of them is missing or unknown.
 fn computed_bc(
     f: &mut fitsio::FitsFile,
     prim: &fitsio::hdu::FitsHdu,
     jd: Option<f64>,
+    telescope: Option<&str>,
 ) -> Option<(f64, &'static str)> {
     let ra = fits::key_f64(f, prim, "RA").filter(|v| v.is_finite())?;
     let dec = fits::key_f64(f, prim, "DEC").filter(|v| v.is_finite() && v.abs() <= 90.0)?;
     let jd = jd.filter(|v| v.is_finite() && *v > 2_400_000.0)?;
-    let site = Observatory::from_telescope(&fits::key_string(f, prim, "TELESCOP")?)?;
+    let site = Observatory::from_telescope(telescope?)?;
     Some((barycentric_correction(ra, dec, jd, &site), site.name))
+}
+
+/// The telescope of a visit and where it was read: the file name (`apo25m`/`lco25m`/`apo1m`
+/// token, or the DR17 `as` prefix for LCO), else the visit table's TELESCOPE column, else (only
+/// before SDSS-V, whose writer puts `apo25m` in TELESCOP at every site: `sdss/apogee_drp`
+/// `pro/apogeereduce/apvisit_output.pro`) the TELESCOP card.
+fn telescope(
+    name: Option<&ApogeeName>,
+    table_telescope: Option<String>,
+    card: Option<String>,
+    release: Release,
+) -> Option<(String, &'static str)> {
+    if let Some(t) = name.and_then(|n| n.telescope.clone()) {
+        return Some((t, "the file name"));
+    }
+    if let Some(t) = table_telescope.filter(|t| !t.is_empty()) {
+        return Some((t, "the visit table's TELESCOPE column"));
+    }
+    match release {
+        Release::SdssIv => card
+            .filter(|t| !t.is_empty())
+            .map(|t| (t, "the TELESCOP card")),
+        Release::SdssV => None,
+    }
 }
 
 /// The pipeline's "bad" error value (apogee_drp `baderr()`).
@@ -65,10 +100,12 @@ const KEEP_CARDS: &[&str] = &[
     "VRADERR",
     "VHELIO",
     "VHELIOBAR",
+    "VREL",
     "HJD",
     "SURVEY",
     "FIELD",
     "APRED",
+    "JMAG",
 ];
 
 /// Visit-table columns kept as `VISIT.<NAME>` cards.
@@ -148,6 +185,29 @@ pub(crate) fn classify(f: &mut fitsio::FitsFile, path: &Path, hdus: &[HduDesc]) 
     }
 }
 
+/// The first row of a table column (any case) as text, if present and readable.
+fn table_text(f: &mut fitsio::FitsFile, d: &HduDesc, want: &str) -> Option<String> {
+    let (cols, rows) = d.table()?;
+    let (name, typ, _) = cols.iter().find(|c| c.0.eq_ignore_ascii_case(want))?;
+    if rows == 0 {
+        return None;
+    }
+    if matches!(
+        typ,
+        fitsio::tables::ColumnDataType::Text | fitsio::tables::ColumnDataType::String
+    ) {
+        d.hdu
+            .read_cell_value::<String>(f, name, 0)
+            .ok()
+            .map(|s| s.trim().to_owned())
+    } else {
+        d.hdu
+            .read_cell_value::<f64>(f, name, 0)
+            .ok()
+            .map(|v| v.to_string())
+    }
+}
+
 /// Read an apVisit file.
 pub fn read(path: &Path) -> Result<Dataset, LoadError> {
     fits::guard(path, || read_inner(path))
@@ -156,44 +216,47 @@ pub fn read(path: &Path) -> Result<Dataset, LoadError> {
 fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
     let mut f = fits::open(path)?;
     let hdus = fits::hdus(&mut f, path)?;
+    // SDSS-V files name their HDUs; older ones are read by index.
+    let mut found = Vec::with_capacity(4);
     for (i, what) in [(1, "FLUX"), (2, "ERROR"), (3, "MASK"), (4, "WAVELENGTH")] {
-        if hdus.len() <= i {
-            return Err(LoadError::missing(path, fits::label(i, what)));
+        match named_hdu(&hdus, what, i) {
+            Some(d) => found.push(d),
+            None => return Err(LoadError::missing(path, fits::label(i, what))),
         }
     }
-    let (shape, flux) = fits::image_f64(&mut f, path, &hdus[1])?;
+    let (shape, flux) = fits::image_f64(&mut f, path, found[0])?;
     let [nchip, npix] = shape[..] else {
         return Err(LoadError::invalid(
             path,
-            fits::label(1, "FLUX"),
+            found[0].label(),
             format!("has shape {shape:?}, expected (chips, pixels)"),
         ));
     };
-    let same = |i: usize, what: &str, s: &[usize]| {
+    let same = |d: &HduDesc, s: &[usize]| {
         if s == shape.as_slice() {
             Ok(())
         } else {
             Err(LoadError::invalid(
                 path,
-                fits::label(i, what),
+                d.label(),
                 format!("has shape {s:?}, FLUX has {shape:?}"),
             ))
         }
     };
-    let (s2, err) = fits::image_f64(&mut f, path, &hdus[2])?;
-    same(2, "ERROR", &s2)?;
-    let (s3, maskf) = fits::image_f64(&mut f, path, &hdus[3])?;
-    same(3, "MASK", &s3)?;
-    let (s4, wave) = fits::image_f64(&mut f, path, &hdus[4])?;
-    same(4, "WAVELENGTH", &s4)?;
-    let telluric = match hdus.get(7) {
+    let (s2, err) = fits::image_f64(&mut f, path, found[1])?;
+    same(found[1], &s2)?;
+    let (s3, maskf) = fits::image_f64(&mut f, path, found[2])?;
+    same(found[2], &s3)?;
+    let (s4, wave) = fits::image_f64(&mut f, path, found[3])?;
+    same(found[3], &s4)?;
+    let telluric = match named_hdu(&hdus, "TELLURIC", 7) {
         Some(d) if d.image_shape() == Some(shape.as_slice()) => {
             Some(fits::image_f64(&mut f, path, d)?.1)
         }
         Some(d) if d.image_shape().is_some() => {
             return Err(LoadError::invalid(
                 path,
-                fits::label(7, "TELLURIC"),
+                d.label(),
                 format!("has shape {:?}, FLUX has {shape:?}", d.image_shape()),
             ));
         }
@@ -212,7 +275,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         if !(m.is_finite() && m >= 0.0 && m.fract() == 0.0) {
             return Err(LoadError::invalid(
                 path,
-                fits::label(3, "MASK"),
+                found[2].label(),
                 format!("pixel {i} holds {m}, expected a non-negative integer bitmask"),
             ));
         }
@@ -222,7 +285,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         if !(w.is_finite() && w > 0.0) {
             return Err(LoadError::invalid(
                 path,
-                fits::label(4, "WAVELENGTH"),
+                found[3].label(),
                 format!(
                     "chip {} pixel {} holds {w}, expected a positive wavelength",
                     i / npix,
@@ -244,33 +307,87 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
     meta.object = fits::key_string(&mut f, &prim, "OBJID").filter(|s| !s.is_empty());
     meta.jd = fits::key_f64(&mut f, &prim, "JD-MID");
     meta.snr = fits::key_f64(&mut f, &prim, "SNR");
+    // The visit table: the first binary table after the images (HDU 11, or 12 after a FLUX
+    // CONVERSION image in SDSS-V files).
+    let table = hdus
+        .iter()
+        .skip(5)
+        .find(|d| d.table().is_some_and(|(_, r)| r > 0));
+    let table_telescope = table.and_then(|d| table_text(&mut f, d, "TELESCOPE"));
+    let fname = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parsed = apogee_names::parse(&fname);
+    let apred_card = fits::key_string(&mut f, &prim, "APRED").filter(|s| !s.is_empty());
+    let (release, release_from) = match (
+        apred_card.as_deref().and_then(Release::from_apred),
+        parsed.as_ref().and_then(ApogeeName::release),
+    ) {
+        (Some(r), _) => (
+            r,
+            format!("APRED card '{}'", apred_card.unwrap_or_default()),
+        ),
+        (None, Some(r)) => (
+            r,
+            format!(
+                "file name token '{}'",
+                parsed
+                    .as_ref()
+                    .map(|n| n.apred.as_str())
+                    .unwrap_or_default()
+            ),
+        ),
+        (None, None) => (
+            Release::SdssIv,
+            "assumed: no APRED card, no release in the name".into(),
+        ),
+    };
+    meta.header.push((
+        "FV_RELEASE".into(),
+        format!("{} ({release_from})", release.label()),
+    ));
+    let tel = telescope(
+        parsed.as_ref(),
+        table_telescope,
+        fits::key_string(&mut f, &prim, "TELESCOP"),
+        release,
+    );
+    if let Some((t, from)) = &tel {
+        meta.header
+            .push(("FV_TELESCOPE".into(), format!("{t} (from {from})")));
+    }
+    // Topocentric and barycentric card names by release: DR13-DR17 VRAD / VHELIO(BAR); SDSS-V
+    // VREL / VRAD (`sdss/apogee_drp` `python/apogee_drp/apred/rv.py`: vrad = vrel + bc).
+    let (topo, bary): (&str, &[&str]) = match release {
+        Release::SdssIv => ("VRAD", &["VHELIO", "VHELIOBAR"]),
+        Release::SdssV => ("VREL", &["VRAD", "VHELIO"]),
+    };
     let mut missing = Vec::new();
-    for (key, kind) in [
-        ("VRAD", VelocityKind::Vrel),
-        ("BC", VelocityKind::Bc),
-        ("VHELIO", VelocityKind::Vhelio),
-    ] {
-        let v = fits::key_f64(&mut f, &prim, key).or_else(|| {
-            (key == "VHELIO")
-                .then(|| fits::key_f64(&mut f, &prim, "VHELIOBAR"))
-                .flatten()
-        });
-        match v {
-            Some(v) if v.is_finite() => meta.set_velocity(kind, v),
-            _ if kind == VelocityKind::Bc => match computed_bc(&mut f, &prim, meta.jd) {
-                // data-models.md: no BC card (SDSS-V keeps velocities in its database) ->
-                // compute it from RA/DEC and JD-MID at the telescope's site.
-                Some((bc, site)) => {
-                    meta.set_velocity(kind, bc);
-                    meta.header.push((
-                        "FV_BC".into(),
-                        format!("computed from RA, DEC, JD-MID at {site}: {bc:.4} km/s"),
-                    ));
-                }
-                None => missing.push(key),
-            },
-            _ => missing.push(key),
-        }
+    let card =
+        |f: &mut fitsio::FitsFile, k: &str| fits::key_f64(f, &prim, k).filter(|v| v.is_finite());
+    match card(&mut f, topo) {
+        Some(v) => meta.set_velocity(VelocityKind::Vrel, v),
+        None => missing.push(topo),
+    }
+    match bary.iter().find_map(|k| card(&mut f, k)) {
+        Some(v) => meta.set_velocity(VelocityKind::Vhelio, v),
+        None => missing.push(bary[0]),
+    }
+    match card(&mut f, "BC") {
+        Some(v) => meta.set_velocity(VelocityKind::Bc, v),
+        None => match computed_bc(&mut f, &prim, meta.jd, tel.as_ref().map(|t| t.0.as_str())) {
+            // No BC card (SDSS-V keeps velocities in its database): compute it from RA/DEC and
+            // JD-MID at the telescope's site.
+            Some((bc, site)) => {
+                meta.set_velocity(VelocityKind::Bc, bc);
+                meta.header.push((
+                    "FV_BC".into(),
+                    format!("computed from RA, DEC, JD-MID at {site}: {bc:.4} km/s"),
+                ));
+            }
+            None => missing.push("BC"),
+        },
     }
     for (key, present) in [
         ("OBJID", meta.object.is_some()),
@@ -289,29 +406,14 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
     if !missing.is_empty() {
         meta.header.push(("FV_MISSING".into(), missing.join(", ")));
     }
-    if let Some(d) = hdus.get(11)
-        && let Some((cols, rows)) = d.table()
-        && rows > 0
-    {
+    if let Some(d) = table {
         for want in KEEP_COLUMNS {
-            if let Some((name, typ, _)) = cols.iter().find(|c| c.0.eq_ignore_ascii_case(want)) {
-                let val = if matches!(
-                    typ,
-                    fitsio::tables::ColumnDataType::Text | fitsio::tables::ColumnDataType::String
-                ) {
-                    d.hdu
-                        .read_cell_value::<String>(&mut f, name, 0)
-                        .ok()
-                        .map(|s| s.trim().to_owned())
-                } else {
-                    d.hdu
-                        .read_cell_value::<f64>(&mut f, name, 0)
-                        .ok()
-                        .map(|v| v.to_string())
-                };
-                if let Some(v) = val {
-                    meta.header.push((format!("VISIT.{name}"), v));
-                }
+            if let Some(v) = table_text(&mut f, d, want) {
+                let name = d
+                    .table()
+                    .and_then(|(cols, _)| cols.into_iter().find(|c| c.0.eq_ignore_ascii_case(want)))
+                    .map_or_else(|| (*want).to_owned(), |c| c.0);
+                meta.header.push((format!("VISIT.{name}"), v));
             }
         }
     }
@@ -329,7 +431,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
             segments,
         },
     )
-    .map_err(|e| LoadError::invalid(path, fits::label(4, "WAVELENGTH"), e))?;
+    .map_err(|e| LoadError::invalid(path, found[3].label(), e))?;
     let name = visit
         .meta
         .object

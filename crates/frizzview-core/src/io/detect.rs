@@ -12,6 +12,10 @@ pub enum Format {
     Npz,
     /// An APOGEE apVisit file.
     ApVisit,
+    /// An APOGEE apStar/asStar file (combined; rows 2.. resampled visits).
+    ApStar,
+    /// An APOGEE allVisit summary table (per-visit velocities, no spectra).
+    AllVisit,
     /// A BOSS spec file (COADD table plus, in full files, per-exposure camera HDUs).
     BossSpec,
     /// Any other FITS file: a binary table or images with wavelength/flux columns.

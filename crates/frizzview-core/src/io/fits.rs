@@ -175,7 +175,7 @@ fn file_len(f: &mut FitsFile, path: &Path) -> usize {
 }
 
 /// Refuse tables that claim more rows than the file could hold (a corrupt NAXIS2).
-fn check_rows(f: &mut FitsFile, path: &Path, d: &HduDesc) -> Result<(), LoadError> {
+pub(crate) fn check_rows(f: &mut FitsFile, path: &Path, d: &HduDesc) -> Result<(), LoadError> {
     if let Some((_, rows)) = d.table()
         && rows > file_len(f, path)
     {

@@ -2,6 +2,8 @@
 //!
 //! - [`load_file`] / [`load_paths`]: read any supported input into a [`Dataset`], detecting the
 //!   format from the content ([`detect`]): `.npz` bundles ([`npz`]), APOGEE apVisit ([`apvisit`]),
+//!   APOGEE apStar ([`apstar`]: alone, its resampled visits; beside apVisit files, their
+//!   velocities and reference curve), allVisit summaries beside apVisit files ([`survey_rv`]),
 //!   BOSS spec files ([`boss`]), generic FITS tables/images and CSV/TSV ([`table`]).
 //! - Writers: the frizzview dataset bundle ([`npz::write_dataset`]), results as `.npz` / `.csv`
 //!   (`crate::export`) and as an apStar-like FITS file (`crate::export::fits`). Every write is atomic and
@@ -9,6 +11,8 @@
 //!
 //! `fitsio::FitsFile` is not `Send`: it never leaves the function that opened it.
 
+pub mod apogee_names;
+pub mod apstar;
 pub mod apvisit;
 pub mod atomic;
 pub mod boss;
@@ -19,7 +23,9 @@ pub(crate) mod fits_disk;
 mod fits_layout;
 pub mod gz;
 pub mod npz;
+pub mod survey_rv;
 pub mod table;
+pub mod write_layouts;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,6 +64,15 @@ pub fn load_file(path: &Path) -> Result<Dataset, LoadError> {
     match detect_format(path)? {
         Format::Npz => npz::read_bundle(path),
         Format::ApVisit => apvisit::read(path),
+        Format::ApStar => apstar::read_alone(path),
+        Format::AllVisit => Err(LoadError::new(
+            path,
+            LoadErrorKind::Unrecognised(
+                "an allVisit summary (per-visit velocities, no spectra): give it with the apVisit \
+                 files, or as --visits-table"
+                    .into(),
+            ),
+        )),
         Format::BossSpec => boss::read(path),
         Format::FitsTable => table::read_fits(path),
         Format::Text => table::read_text(path),
@@ -112,11 +127,35 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, Load
             LoadErrorKind::Unrecognised("no input file given".into()),
         ));
     };
-    if files.len() == 1 {
-        return load_file(first);
+    // Survey files that describe the visits (an apStar, an allVisit table) are companions when
+    // visit files come with them: they add velocities and the reference curve, not visits.
+    let formats = files
+        .iter()
+        .map(|f| detect_format(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let is_companion = |f: Format| matches!(f, Format::ApStar | Format::AllVisit);
+    if files.len() == 1 || formats.iter().all(|f| is_companion(*f)) {
+        return match files
+            .iter()
+            .zip(&formats)
+            .find(|(_, f)| **f == Format::ApStar)
+        {
+            Some((p, _)) if files.len() > 1 => Err(LoadError::new(
+                p,
+                LoadErrorKind::Unrecognised(
+                    "an apStar file with no apVisit file beside it: open it alone to inspect its \
+                     resampled visits, or give it with its apVisit files"
+                        .into(),
+                ),
+            )),
+            _ => load_file(first),
+        };
     }
     let mut out: Option<Dataset> = None;
-    for f in &files {
+    for (f, fmt) in files.iter().zip(&formats) {
+        if is_companion(*fmt) {
+            continue;
+        }
         let d = load_file(f)?;
         out = Some(match out {
             None => d,
@@ -137,6 +176,33 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, Load
                 acc
             }
         });
+    }
+    if let Some(data) = &mut out {
+        for (f, fmt) in files.iter().zip(&formats) {
+            let (table, coadd) = match fmt {
+                Format::ApStar => {
+                    let c = apstar::read_companion(f)?;
+                    (c.velocities, Some(c.coadd))
+                }
+                Format::AllVisit => (survey_rv::read_allvisit(f)?, None),
+                _ => continue,
+            };
+            if table.apply(data) == 0 {
+                let listed: Vec<&str> =
+                    table.rows.iter().take(8).map(|r| r.file.as_str()).collect();
+                return Err(LoadError::new(
+                    f,
+                    LoadErrorKind::Unrecognised(format!(
+                        "lists visit files ({}{}) none of which was given",
+                        listed.join(", "),
+                        if table.rows.len() > 8 { ", ..." } else { "" }
+                    )),
+                ));
+            }
+            if let Some(c) = coadd {
+                data.pipeline_coadd = Some(c);
+            }
+        }
     }
     let data = out.ok_or_else(|| LoadError::missing(first, "data"))?;
     check_objects(&data, first, opts)?;

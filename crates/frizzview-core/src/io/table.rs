@@ -45,12 +45,10 @@ pub fn classify_fits(path: &Path) -> Result<Format, LoadError> {
         }
         match super::apvisit::classify(&mut f, path, &hdus) {
             super::apvisit::ApogeeKind::Visit => Ok(Format::ApVisit),
-            super::apvisit::ApogeeKind::Star => Err(LoadError::new(
-                path,
-                LoadErrorKind::Unrecognised(
-                    "an APOGEE apStar file (visits already combined and resampled); combine the apVisit files instead".into(),
-                ),
-            )),
+            super::apvisit::ApogeeKind::Star => Ok(Format::ApStar),
+            super::apvisit::ApogeeKind::No if super::survey_rv::looks_like_allvisit(&hdus) => {
+                Ok(Format::AllVisit)
+            }
             super::apvisit::ApogeeKind::No => Ok(Format::FitsTable),
         }
     })

@@ -28,6 +28,11 @@ pub fn velocity_from_shift(dx: f64) -> f64 {
     dx.exp_m1() * C_KMS
 }
 
+/// Header card set on visits that are resampled spectra (an apStar's rows, astra mwmVisit rows,
+/// SDSS-V BOSS exposures) rather than native pixels; its value says where they came from. The
+/// combination warns when such visits are combined.
+pub const RESAMPLED_CARD: &str = "FV_RESAMPLED";
+
 /// The velocities a visit may carry, by meaning. All in km/s.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -43,6 +48,13 @@ pub enum VelocityKind {
     Vhelio,
     /// The true velocity of a synthetic visit (relative to the observer), written by `synth`.
     True,
+    /// The star's velocity relative to the observer from an apStar file given with the visits
+    /// (its per-visit cards, read with the release's convention; `io::survey_rv`).
+    ApStar,
+    /// The same from an allVisit summary table (`io::survey_rv`).
+    AllVisit,
+    /// The same from an mwmVisit file's APOGEE rows.
+    MwmVisit,
 }
 
 /// Where a visit came from and what is known about it.
