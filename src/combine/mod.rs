@@ -18,6 +18,7 @@
 
 pub mod censor;
 pub mod dense;
+pub mod dither;
 pub mod extensions;
 pub mod fourier;
 pub mod local;

@@ -9,6 +9,7 @@
 //!
 //! `fitsio::FitsFile` is not `Send`: it never leaves the function that opened it.
 
+pub mod apcframe;
 pub mod apvisit;
 pub mod atomic;
 pub mod boss;
@@ -19,7 +20,9 @@ pub mod export_fits;
 mod fits;
 mod fits_disk;
 mod fits_layout;
+pub mod mwm;
 pub mod npz;
+pub mod sdss_layouts;
 pub mod table;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +38,11 @@ use crate::model::{Dataset, Survey};
 pub struct LoadOptions {
     /// Combine visits of different objects (OBJID) anyway.
     pub force: bool,
+    /// apCframe inputs: the star to read (APOGEE id, CATALOGID, or fibre).
+    pub star: Option<apcframe::StarSelector>,
+    /// Read the raw exposures (apCframe files in this folder) behind each apVisit given, instead
+    /// of the apVisit itself.
+    pub exposures: Option<PathBuf>,
 }
 
 /// Read one file (any supported format).
@@ -43,6 +51,8 @@ pub fn load_file(path: &Path) -> Result<Dataset, LoadError> {
         Format::Npz => npz::read_bundle(path),
         Format::ApVisit => apvisit::read(path),
         Format::BossSpec => boss::read(path),
+        Format::ApCframe => apcframe::read_exposures(&[path.to_path_buf()], None),
+        Format::MwmVisit => mwm::read(path),
         Format::FitsTable => table::read_fits(path),
         Format::Text => table::read_text(path),
     }
@@ -85,18 +95,38 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, Load
             files.push(p.clone());
         }
     }
-    let Some(first) = files.first() else {
+    let Some(first) = files.first().cloned() else {
         return Err(LoadError::new(
             Path::new(""),
             LoadErrorKind::Unrecognised("no input file given".into()),
         ));
     };
-    if files.len() == 1 {
+    let first = first.as_path();
+    // apCframe files are chips of exposures: read together, for one star.
+    let (cframes, files): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .into_iter()
+        .partition(|p| apcframe::parse_name(p).is_some());
+    let mut parts: Vec<Result<Dataset, LoadError>> = Vec::new();
+    if !cframes.is_empty() {
+        parts.push(apcframe::read_exposures(&cframes, opts.star.as_ref()));
+    }
+    if files.len() == 1 && parts.is_empty() && opts.exposures.is_none() {
         return load_file(first);
     }
-    let mut out: Option<Dataset> = None;
     for f in &files {
-        let d = load_file(f)?;
+        parts.push(match &opts.exposures {
+            Some(dir) => apcframe::read_behind_visit(f, dir, opts.star.as_ref()),
+            None => load_file(f),
+        });
+    }
+    let n_parts = parts.len();
+    let mut out: Option<Dataset> = None;
+    for d in parts {
+        let d = d?;
+        if n_parts == 1 {
+            out = Some(d);
+            continue;
+        }
         out = Some(match out {
             None => d,
             Some(mut acc) => {

@@ -12,6 +12,7 @@
 //! many noise realisations (`seed`) can share one truth. No egui here.
 
 pub mod apogee;
+pub mod dither;
 pub mod paper;
 
 /// A small, fast, fully specified pseudo-random generator (xoshiro256++ seeded by SplitMix64).

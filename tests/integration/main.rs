@@ -3,6 +3,7 @@
 // Tests may unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used)]
 
+mod cframe;
 mod cli;
 mod engine;
 mod experiment;
