@@ -71,18 +71,21 @@ pub fn parse_name(path: &Path) -> Option<(char, u64)> {
     Some((chip, num.parse().ok()?))
 }
 
-/// True if the primary header or HDU structure says apCframe: the file name, or a FLUX image
-/// with more than 3 rows next to a table with a FIBERID column.
+/// True if the file name or the HDU structure says apCframe: a FLUX image next to a table with a
+/// FIBERID column and one row per image row.
 pub(crate) fn looks_like(f: &mut fitsio::FitsFile, path: &Path, hdus: &[HduDesc]) -> bool {
     if parse_name(path).is_some() {
         return true;
     }
+    // apVisit files have a visit table too (one row) next to a (3, 4096) FLUX: an apCframe's
+    // fibre table has one row per image row.
+    let _ = f;
     let rows = find_image(hdus, 1, "FLUX")
         .and_then(HduDesc::image_shape)
         .filter(|s| s.len() == 2)
         .map(|s| s[0]);
-    let _ = f;
-    rows.is_some_and(|r| r > 3) && fibre_table(hdus).is_some()
+    let table_rows = fibre_table(hdus).and_then(HduDesc::table).map(|t| t.1);
+    matches!((rows, table_rows), (Some(r), Some(t)) if r == t && r >= 1)
 }
 
 fn find_image<'a>(hdus: &'a [HduDesc], index: usize, name: &str) -> Option<&'a HduDesc> {

@@ -340,3 +340,25 @@ pub fn generate(p: &DitherParams) -> Result<DitherSet, String> {
         truth,
     })
 }
+
+/// One chip file with the star alone (FIBERID 300) and a sky fibre (299): the smallest
+/// layout-faithful apCframe, used as a committed test and fuzz fixture
+/// (`tests/fixtures/apCframe-b-42380011.fits`).
+pub fn single_target_chip() -> Result<CframeChip, String> {
+    let set = generate(&DitherParams {
+        n_exposures: 1,
+        ..DitherParams::default()
+    })?;
+    let mut chip = set
+        .chips
+        .into_iter()
+        .next()
+        .and_then(|c| c.into_iter().nth(1))
+        .ok_or("no chip b")?;
+    let mut star = chip.fibres[1].clone();
+    star.fiberid = 300;
+    let mut sky = chip.fibres[2].clone();
+    sky.fiberid = 299;
+    chip.fibres = vec![star, sky];
+    Ok(chip)
+}

@@ -14,6 +14,7 @@
 pub mod apogee;
 pub mod dither;
 pub mod paper;
+pub mod sdss5;
 
 /// A small, fast, fully specified pseudo-random generator (xoshiro256++ seeded by SplitMix64).
 #[derive(Clone, Debug)]

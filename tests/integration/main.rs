@@ -15,6 +15,7 @@ mod io;
 mod local;
 mod properties;
 mod reference;
+mod sdss5;
 #[cfg(feature = "gui")]
 mod smoke;
 mod standard;
