@@ -153,6 +153,9 @@ pub fn survey_defaults(data: &Dataset) -> Settings {
         ShiftSource::Vrel
     } else if all_have(VelocityKind::True) {
         ShiftSource::True
+    } else if all_have(VelocityKind::Bc) {
+        // No stellar velocity (raw apCframe exposures, SDSS-V files): the barycentric frame.
+        ShiftSource::MinusBc
     } else {
         ShiftSource::None
     };

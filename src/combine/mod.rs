@@ -97,6 +97,10 @@ pub enum Warning {
     IllConditioned { what: String, cond: f64 },
     #[error("only one visit is included: the result is a change of basis, noise stays correlated")]
     SingleVisit,
+    #[error(
+        "{n} visit(s) already resampled by the pipeline, not native pixels: forward-modelling them does not undo that interpolation and their noise is correlated"
+    )]
+    Resampled { n: usize },
     #[error("{0}")]
     Other(String),
 }
@@ -185,6 +189,13 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
     let n_included = visits.iter().filter(|v| v.included).count();
     if n_included == 1 && data.visits.len() > 1 {
         warnings.push(Warning::SingleVisit);
+    }
+    let n_resampled = visits
+        .iter()
+        .filter(|v| v.included && v.visit.meta.resampled)
+        .count();
+    if n_resampled > 0 {
+        warnings.push(Warning::Resampled { n: n_resampled });
     }
     Ok(Prepared {
         grid,

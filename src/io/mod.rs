@@ -88,13 +88,20 @@ fn folder_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// `.fits`/`.npz`/`.csv`/`.tsv` files in name order.
 pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, LoadError> {
     let mut files = Vec::new();
+    let mut from_folders = Vec::new();
     for p in paths {
         if p.is_dir() {
-            files.extend(folder_files(p)?);
+            from_folders.extend(folder_files(p)?);
         } else {
             files.push(p.clone());
         }
     }
+    // A folder opened for one star of its apCframes (`--star`/`--fiber`) contributes only those:
+    // the visit folder also holds apVisit and other files of many stars.
+    if opts.star.is_some() && from_folders.iter().any(|p| apcframe::parse_name(p).is_some()) {
+        from_folders.retain(|p| apcframe::parse_name(p).is_some());
+    }
+    files.extend(from_folders);
     let Some(first) = files.first().cloned() else {
         return Err(LoadError::new(
             Path::new(""),
