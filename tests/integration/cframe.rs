@@ -384,3 +384,44 @@ fn forward_model_beats_the_pipeline_dither_combination() {
     assert!(fm.depth_error.abs() < 2e-3, "forward depth {}", fm.depth_error);
     assert!(pipe.depth_error.abs() < 5e-3, "pipeline depth {}", pipe.depth_error);
 }
+
+#[test]
+fn cli_combines_the_exposures_behind_an_apvisit_in_the_barycentric_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let (set, _) = write_set(
+        &DitherParams {
+            n_exposures: 4,
+            ..DitherParams::default()
+        },
+        dir.path(),
+    );
+    let v = dir.path().join("apVisit-1.3-apo25m-15000-59800-299.fits");
+    frizzview::io::sdss_layouts::write_apvisit_with_frames(
+        &v,
+        sd::STAR_ID,
+        299,
+        "apo25m",
+        (188.7, 12.6),
+        2_459_800.7,
+        &set.frame_numbers(),
+        (&[16000.0, 15999.0], &[1.0, 1.0], 2),
+    )
+    .unwrap();
+    let out = dir.path().join("out.fits");
+    let args = frizzview::cli::combine::CombineArgs {
+        exposures: Some(dir.path().to_path_buf()),
+        method: "forward".into(),
+        basis: "fourier".into(),
+        interp: "cubic".into(),
+        std_mask: "drop".into(),
+        lags: 5,
+        ..Default::default()
+    };
+    let s = frizzview::cli::combine::combine_one(&args, std::slice::from_ref(&v), &out).unwrap();
+    assert!(
+        s.starts_with(&format!("{}: 4 visits (4 included)", sd::STAR_ID)) && s.contains("shifts from -bc"),
+        "{s}"
+    );
+    assert!(!s.contains("resampled"), "raw exposures are native pixels: {s}");
+    assert!(out.exists());
+}

@@ -186,3 +186,23 @@ fn committed_fixtures_are_what_the_layout_writers_make() {
         }
     }
 }
+
+#[test]
+fn cli_summary_says_the_v6_exposures_are_resampled() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.fits");
+    let args = frizzview::cli::combine::CombineArgs {
+        method: "standard".into(),
+        basis: "fourier".into(),
+        interp: "cubic".into(),
+        std_mask: "drop".into(),
+        lags: 5,
+        ..Default::default()
+    };
+    let input = fixture("spec-003586-55181-27021600000000500.fits");
+    let s = frizzview::cli::combine::combine_one(&args, &[input], &out).unwrap();
+    assert!(
+        s.contains("7 visit(s) already resampled by the pipeline, not native pixels"),
+        "{s}"
+    );
+}
