@@ -164,6 +164,9 @@ pub fn apogee_params(a: &SynthArgs) -> anyhow::Result<ApogeeParams> {
     Ok(p)
 }
 
+/// Wavelength, flux, ivar and bad flags of one chip row.
+type ChipArrays = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>);
+
 /// Write raw exposures and the apVisit behind them into the folder `args.output`.
 fn run_apcframe(args: &SynthArgs) -> anyhow::Result<()> {
     use crate::synth::dither::{self, DitherParams};
@@ -176,12 +179,14 @@ fn run_apcframe(args: &SynthArgs) -> anyhow::Result<()> {
     let set = dither::generate(&p).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
-    let files = set.write(&args.output).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let files = set
+        .write(&args.output)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     // The apVisit: the pipeline-style dither combination of the star's fibre (row 1).
     let (mut wave, mut flux) = (Vec::new(), Vec::new());
     let mut npix = 0;
     for c in 0..3 {
-        let rows: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>)> = set
+        let rows: Vec<ChipArrays> = set
             .chips
             .iter()
             .map(|chips| {
@@ -190,7 +195,9 @@ fn run_apcframe(args: &SynthArgs) -> anyhow::Result<()> {
                 (
                     fib.wavelength.clone(),
                     fib.flux.iter().map(|v| f64::from(*v)).collect(),
-                    err.iter().map(|e| if *e < 1e9 { 1.0 / (e * e) } else { 0.0 }).collect(),
+                    err.iter()
+                        .map(|e| if *e < 1e9 { 1.0 / (e * e) } else { 0.0 })
+                        .collect(),
                     err.iter().map(|e| *e >= 1e9).collect(),
                 )
             })
@@ -207,7 +214,11 @@ fn run_apcframe(args: &SynthArgs) -> anyhow::Result<()> {
         let comb = crate::combine::dither::combine_chip(&frames).map_err(anyhow::Error::msg)?;
         npix = comb.wave.len();
         wave.extend(comb.wave);
-        flux.extend(comb.flux.iter().map(|v| if v.is_finite() { *v } else { 0.0 }));
+        flux.extend(
+            comb.flux
+                .iter()
+                .map(|v| if v.is_finite() { *v } else { 0.0 }),
+        );
     }
     let mjd = set.frame_numbers()[0] / 10_000 + 55_562;
     let visit = args
@@ -229,7 +240,9 @@ fn run_apcframe(args: &SynthArgs) -> anyhow::Result<()> {
         files.len(),
         set.exposures.len(),
         dither::STAR_ID,
-        visit.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        visit
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         args.output.display()
     );
     Ok(())

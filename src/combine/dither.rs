@@ -118,7 +118,10 @@ fn cleaned(f: &Frame) -> (Vec<f64>, Vec<f64>) {
         }
         let (lo, hi) = (k.saturating_sub(250), (k + 251).min(n));
         let fl: Vec<f64> = (lo..hi).filter(|&j| good(j)).map(|j| f.flux[j]).collect();
-        let vv: Vec<f64> = (lo..hi).filter(|&j| good(j)).map(|j| 1.0 / f.ivar[j]).collect();
+        let vv: Vec<f64> = (lo..hi)
+            .filter(|&j| good(j))
+            .map(|j| 1.0 / f.ivar[j])
+            .collect();
         flux[k] = median(fl);
         var[k] = 100.0 * median(vv);
     }
@@ -169,7 +172,9 @@ pub fn combine_chip(frames: &[Frame]) -> Result<CombinedChip, String> {
     }
     for (e, f) in frames.iter().enumerate() {
         if f.wave.len() != n || f.flux.len() != n || f.ivar.len() != n || f.bad.len() != n {
-            return Err(format!("exposure {e}: chip lengths differ from the reference's {n}"));
+            return Err(format!(
+                "exposure {e}: chip lengths differ from the reference's {n}"
+            ));
         }
     }
     // 1. Offsets against the reference (pixels), from the wavelength arrays.
@@ -202,7 +207,11 @@ pub fn combine_chip(frames: &[Frame]) -> Result<CombinedChip, String> {
         for (&ea, &eb) in a_list.iter().zip(&b_list) {
             // The left frame is the one whose pixels sit at lower reference positions (the
             // kernel depends on the shift modulo one pixel only).
-            let (l, r) = if offsets[eb] >= offsets[ea] { (ea, eb) } else { (eb, ea) };
+            let (l, r) = if offsets[eb] >= offsets[ea] {
+                (ea, eb)
+            } else {
+                (eb, ea)
+            };
             parts.push(interlace(
                 (&clean[l].0, &clean[l].1, offsets[l]),
                 (&clean[r].0, &clean[r].1, offsets[r]),

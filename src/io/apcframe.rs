@@ -60,9 +60,7 @@ pub fn parse_name(path: &Path) -> Option<(char, u64)> {
     let rest = name
         .strip_prefix("apcframe-")
         .or_else(|| name.strip_prefix("ascframe-"))?;
-    let mut it = rest.splitn(2, '-');
-    let chip = it.next()?;
-    let num = it.next()?;
+    let (chip, num) = rest.split_once('-')?;
     let num = num.split('.').next()?;
     let chip = match chip {
         "a" | "b" | "c" => chip.chars().next()?,
@@ -165,15 +163,16 @@ fn read_fibres(
     let object = text_col(f, path, d, "OBJECT", n)?;
     let catalogid = text_col(f, path, d, "CATALOGID", n)?;
     let objtype = text_col(f, path, d, "OBJTYPE", n)?;
-    let num = |f: &mut fitsio::FitsFile, c: Option<String>| -> Result<Vec<Option<f64>>, LoadError> {
-        match c {
-            Some(c) => Ok(fits::column_f64(f, path, d, &c)?
-                .into_iter()
-                .map(|v| v.is_finite().then_some(v))
-                .collect()),
-            None => Ok(vec![None; n]),
-        }
-    };
+    let num =
+        |f: &mut fitsio::FitsFile, c: Option<String>| -> Result<Vec<Option<f64>>, LoadError> {
+            match c {
+                Some(c) => Ok(fits::column_f64(f, path, d, &c)?
+                    .into_iter()
+                    .map(|v| v.is_finite().then_some(v))
+                    .collect()),
+                None => Ok(vec![None; n]),
+            }
+        };
     let ra = num(f, col("RA"))?;
     let dec = num(f, col("DEC"))?;
     Ok((0..n)
@@ -240,7 +239,8 @@ pub fn jd_from_iso(s: &str) -> Option<f64> {
     let (y2, m2) = if m <= 2 { (y - 1, m + 12) } else { (y, m) };
     let a = y2.div_euclid(100);
     let b = 2 - a + a.div_euclid(4);
-    let jd0 = (365.25 * (y2 + 4716) as f64).floor() + (30.6001 * (m2 + 1) as f64).floor()
+    let jd0 = (365.25 * (y2 + 4716) as f64).floor()
+        + (30.6001 * (m2 + 1) as f64).floor()
         + day as f64
         + b as f64
         - 1524.5;
@@ -256,11 +256,13 @@ fn select_row(
 ) -> Result<(usize, FibreRow), LoadError> {
     let row_of = |fid: i32| -> Result<usize, LoadError> {
         let r = FIBRES - fid;
-        if fid < 1 || fid > FIBRES || (r as usize) >= nrows {
+        if !(1..=FIBRES).contains(&fid) || (r as usize) >= nrows {
             return Err(LoadError::invalid(
                 path,
                 "HDU 1 (FLUX)",
-                format!("FIBERID {fid} maps to image row {r} (300 - FIBERID), but the image has {nrows} rows"),
+                format!(
+                    "FIBERID {fid} maps to image row {r} (300 - FIBERID), but the image has {nrows} rows"
+                ),
             ));
         }
         Ok(r as usize)
@@ -294,21 +296,27 @@ fn select_row(
             let Some(fb) = fibres else {
                 return Err(LoadError::missing(
                     path,
-                    format!("the fibre table (a binary table with a FIBERID column, HDU 11) needed to find {id}; select by --fiber instead"),
+                    format!(
+                        "the fibre table (a binary table with a FIBERID column, HDU 11) needed to find {id}; select by --fiber instead"
+                    ),
                 ));
             };
             let want = id.trim();
             let hit = fb.iter().find(|x| {
                 x.fiberid > 0
                     && (x.object.eq_ignore_ascii_case(want)
-                        || x.object.trim_start_matches("2M").eq_ignore_ascii_case(want.trim_start_matches("2M"))
+                        || x.object
+                            .trim_start_matches("2M")
+                            .eq_ignore_ascii_case(want.trim_start_matches("2M"))
                         || (!x.catalogid.is_empty() && x.catalogid == want))
             });
             let Some(hit) = hit else {
                 return Err(LoadError::invalid(
                     path,
                     "the fibre table",
-                    format!("has no fibre of {want} (matched against TMASS_STYLE, OBJECT and CATALOGID)"),
+                    format!(
+                        "has no fibre of {want} (matched against TMASS_STYLE, OBJECT and CATALOGID)"
+                    ),
                 ));
             };
             Ok((row_of(hit.fiberid)?, hit.clone()))
@@ -492,7 +500,8 @@ fn read_chip(path: &Path, sel: Option<&StarSelector>) -> Result<ChipRow, LoadErr
     let mut jd = fits::key_f64(&mut f, prim, "JD-MID").filter(|v| v.is_finite() && *v > 2.0e6);
     let mut jd_from_date = false;
     if jd.is_none()
-        && let Some(start) = fits::key_string(&mut f, prim, "DATE-OBS").and_then(|s| jd_from_iso(&s))
+        && let Some(start) =
+            fits::key_string(&mut f, prim, "DATE-OBS").and_then(|s| jd_from_iso(&s))
     {
         jd = Some(start + exptime.unwrap_or(0.0) / 2.0 / 86_400.0);
         jd_from_date = true;
@@ -584,15 +593,21 @@ fn exposure_visit(num: u64, mut chips: Vec<ChipRow>) -> Result<Visit, LoadError>
     meta.header.push(("EXPOSURE".into(), format!("{num}")));
     meta.header.push((
         "CHIPS".into(),
-        chips.iter().map(|c| c.chip.to_string()).collect::<Vec<_>>().join(","),
+        chips
+            .iter()
+            .map(|c| c.chip.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
     ));
-    meta.header.push(("FIBERID".into(), first.fibre.fiberid.to_string()));
+    meta.header
+        .push(("FIBERID".into(), first.fibre.fiberid.to_string()));
     meta.header.push((
         "FV_ROW".into(),
         format!("image row {} (300 - FIBERID)", first.image_row),
     ));
     if !first.fibre.catalogid.is_empty() {
-        meta.header.push(("CATALOGID".into(), first.fibre.catalogid.clone()));
+        meta.header
+            .push(("CATALOGID".into(), first.fibre.catalogid.clone()));
     }
     for (k, v) in &first.cards {
         meta.header.push((k.clone(), v.clone()));
@@ -669,10 +684,7 @@ fn exposure_visit(num: u64, mut chips: Vec<ChipRow>) -> Result<Visit, LoadError>
 
 /// Read the selected star from apCframe files (any order; grouped by exposure number, chips a, b,
 /// c). Without a selector the file must hold exactly one target fibre.
-pub fn read_exposures(
-    files: &[PathBuf],
-    sel: Option<&StarSelector>,
-) -> Result<Dataset, LoadError> {
+pub fn read_exposures(files: &[PathBuf], sel: Option<&StarSelector>) -> Result<Dataset, LoadError> {
     let Some(first) = files.first() else {
         return Err(LoadError::new(
             Path::new(""),
@@ -734,8 +746,19 @@ pub fn read_exposures(
     })
 }
 
+/// What an apVisit says about the exposures behind it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VisitFrames {
+    /// Exposure numbers (`FRAME1..n`).
+    pub frames: Vec<u64>,
+    /// OBJID (the APOGEE id).
+    pub object: Option<String>,
+    /// FIBERID.
+    pub fiberid: Option<i32>,
+}
+
 /// The exposures an apVisit was made from (its `FRAME1..n` cards), its OBJID and FIBERID.
-pub fn apvisit_frames(path: &Path) -> Result<(Vec<u64>, Option<String>, Option<i32>), LoadError> {
+pub fn apvisit_frames(path: &Path) -> Result<VisitFrames, LoadError> {
     fits::guard(path, || {
         let mut f = fits::open(path)?;
         let prim = f
@@ -765,12 +788,20 @@ pub fn apvisit_frames(path: &Path) -> Result<(Vec<u64>, Option<String>, Option<i
         let fib = fits::key_f64(&mut f, &prim, "FIBERID")
             .filter(|v| v.is_finite() && (1.0..=300.0).contains(v))
             .map(|v| v as i32);
-        Ok((frames, obj, fib))
+        Ok(VisitFrames {
+            frames,
+            object: obj,
+            fiberid: fib,
+        })
     })
 }
 
 /// The apCframe files in `dir` of the given exposures: every chip (a, b, c) found, by exposure.
-pub fn files_for_frames(dir: &Path, frames: &[u64], context: &Path) -> Result<Vec<PathBuf>, LoadError> {
+pub fn files_for_frames(
+    dir: &Path,
+    frames: &[u64],
+    context: &Path,
+) -> Result<Vec<PathBuf>, LoadError> {
     let rd = std::fs::read_dir(dir).map_err(|e| LoadError::io(dir, e))?;
     let mut out = Vec::new();
     for entry in rd {
@@ -784,7 +815,10 @@ pub fn files_for_frames(dir: &Path, frames: &[u64], context: &Path) -> Result<Ve
     out.sort();
     let missing: Vec<String> = frames
         .iter()
-        .filter(|n| !out.iter().any(|p| parse_name(p).is_some_and(|(_, m)| m == **n)))
+        .filter(|n| {
+            !out.iter()
+                .any(|p| parse_name(p).is_some_and(|(_, m)| m == **n))
+        })
         .map(|n| format!("{n:08}"))
         .collect();
     if !missing.is_empty() {
@@ -807,7 +841,11 @@ pub fn read_behind_visit(
     dir: &Path,
     sel: Option<&StarSelector>,
 ) -> Result<Dataset, LoadError> {
-    let (frames, obj, fib) = apvisit_frames(apvisit)?;
+    let VisitFrames {
+        frames,
+        object: obj,
+        fiberid: fib,
+    } = apvisit_frames(apvisit)?;
     let files = files_for_frames(dir, &frames, apvisit)?;
     let own = match (obj, fib) {
         (Some(o), _) => Some(StarSelector::Id(o)),

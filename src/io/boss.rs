@@ -204,7 +204,9 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
     let mut visits = Vec::new();
     // SDSS-V spec-full: one HDU per exposure, already merged, resampled and barycentric.
     for d in hdus.iter().filter(|h| is_exposure_v6(&h.name)) {
-        visits.push(Arc::new(read_exposure_v6(&mut f, path, d, &object, &z_cards)?));
+        visits.push(Arc::new(read_exposure_v6(
+            &mut f, path, d, &object, &z_cards,
+        )?));
     }
     if groups.is_empty() && visits.is_empty() {
         return Err(LoadError::missing(
@@ -339,7 +341,6 @@ fn read_exposure_v6(
             .into(),
     ));
     meta.set_velocity(VelocityKind::Vrel, 0.0);
-    let n = cam.wave.len();
     Visit::new(
         meta,
         VisitArrays {
@@ -347,7 +348,7 @@ fn read_exposure_v6(
             flux: cam.flux,
             ivar: cam.ivar,
             flags: cam.flags,
-            segments: vec![0..n],
+            segments: Vec::new(),
             ..VisitArrays::default()
         },
     )

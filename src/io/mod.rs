@@ -98,7 +98,11 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, Load
     }
     // A folder opened for one star of its apCframes (`--star`/`--fiber`) contributes only those:
     // the visit folder also holds apVisit and other files of many stars.
-    if opts.star.is_some() && from_folders.iter().any(|p| apcframe::parse_name(p).is_some()) {
+    if opts.star.is_some()
+        && from_folders
+            .iter()
+            .any(|p| apcframe::parse_name(p).is_some())
+    {
         from_folders.retain(|p| apcframe::parse_name(p).is_some());
     }
     files.extend(from_folders);

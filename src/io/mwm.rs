@@ -236,14 +236,23 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         let (Some(crval), Some(cdelt)) = (card("CRVAL"), card("CDELT")) else {
             return Err(LoadError::missing(
                 path,
-                format!("cards CRVAL and CDELT (the wavelength grid) of {}", d.label()),
+                format!(
+                    "cards CRVAL and CDELT (the wavelength grid) of {}",
+                    d.label()
+                ),
             ));
         };
         let Some(flux_col) = col_name(d, "flux") else {
-            return Err(LoadError::missing(path, format!("column 'flux' of {}", d.label())));
+            return Err(LoadError::missing(
+                path,
+                format!("column 'flux' of {}", d.label()),
+            ));
         };
         let Some(ivar_col) = col_name(d, "ivar") else {
-            return Err(LoadError::missing(path, format!("column 'ivar' of {}", d.label())));
+            return Err(LoadError::missing(
+                path,
+                format!("column 'ivar' of {}", d.label()),
+            ));
         };
         let repeat = d
             .table()
@@ -252,8 +261,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         let npix = card("NPIXELS")
             .filter(|v| v.is_finite() && *v >= 1.0)
             .map_or(repeat, |v| v as usize);
-        if !(crval.is_finite() && cdelt.is_finite() && cdelt > 0.0) || npix < 2 || npix > file_len
-        {
+        if !(crval.is_finite() && cdelt.is_finite() && cdelt > 0.0) || npix < 2 || npix > file_len {
             return Err(LoadError::invalid(
                 path,
                 format!("the grid cards of {}", d.label()),
@@ -271,7 +279,13 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
             let flags = match &flags_col {
                 Some(c) => vector_row(&mut f, path, d, c, v.row, npix)?
                     .into_iter()
-                    .map(|x| if x.is_finite() && x > 0.0 { x as u64 } else { 0 })
+                    .map(|x| {
+                        if x.is_finite() && x > 0.0 {
+                            x as u64
+                        } else {
+                            0
+                        }
+                    })
                     .collect(),
                 None => Vec::new(),
             };
@@ -293,7 +307,8 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
             if !v.release.is_empty() {
                 meta.header.push(("RELEASE".into(), v.release.clone()));
             }
-            meta.header.push(("IN_STACK".into(), v.in_stack.to_string()));
+            meta.header
+                .push(("IN_STACK".into(), v.in_stack.to_string()));
             if v.in_stack {
                 meta.set_velocity(VelocityKind::Vrel, 0.0);
                 meta.header.push((
@@ -324,7 +339,6 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
                 "FV_RESAMPLED".into(),
                 "already resampled by the pipeline: not native pixels".into(),
             ));
-            let n = flux.len();
             let visit = Visit::new(
                 meta,
                 VisitArrays {
@@ -332,7 +346,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
                     flux,
                     ivar,
                     flags,
-                    segments: vec![0..n],
+                    segments: Vec::new(),
                     ..VisitArrays::default()
                 },
             )

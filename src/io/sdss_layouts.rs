@@ -69,7 +69,10 @@ fn image<T: fitsio::images::WriteImage>(
 }
 
 fn num_col(name: &str, t: ColumnDataType) -> R<ConcreteColumnDescription> {
-    ColumnDescription::new(name).with_type(t).create().map_err(fe)
+    ColumnDescription::new(name)
+        .with_type(t)
+        .create()
+        .map_err(fe)
 }
 
 fn vec_col(name: &str, t: ColumnDataType, n: usize) -> R<ConcreteColumnDescription> {
@@ -197,7 +200,9 @@ fn write_apcframe_to(f: &mut FitsFile, c: &CframeChip) -> R<()> {
             fib.telluric.len(),
         ];
         if n.iter().any(|&k| k != npix) {
-            return Err(format!("fibre row {i}: arrays of lengths {n:?}, expected {npix}"));
+            return Err(format!(
+                "fibre row {i}: arrays of lengths {n:?}, expected {npix}"
+            ));
         }
     }
     let prim = f.primary_hdu().map_err(fe)?;
@@ -229,7 +234,11 @@ fn write_apcframe_to(f: &mut FitsFile, c: &CframeChip) -> R<()> {
     image(f, name("FLUX"), ImageType::Float, &dims, &flux)?;
     let err = cat_f32(&|x| &x.error);
     image(f, name("ERROR"), ImageType::Float, &dims, &err)?;
-    let mask: Vec<i16> = c.fibres.iter().flat_map(|x| x.mask.iter().copied()).collect();
+    let mask: Vec<i16> = c
+        .fibres
+        .iter()
+        .flat_map(|x| x.mask.iter().copied())
+        .collect();
     image(f, name("MASK"), ImageType::Short, &dims, &mask)?;
     let wave: Vec<f64> = c
         .fibres
@@ -244,7 +253,13 @@ fn write_apcframe_to(f: &mut FitsFile, c: &CframeChip) -> R<()> {
     let tell = cat_f32(&|x| &x.telluric);
     image(f, name("TELLURIC"), ImageType::Float, &dims, &tell)?;
     let tell_err = vec![0.001f32; nf * npix];
-    image(f, name("TELLURIC ERROR"), ImageType::Float, &dims, &tell_err)?;
+    image(
+        f,
+        name("TELLURIC ERROR"),
+        ImageType::Float,
+        &dims,
+        &tell_err,
+    )?;
     // Wavelength coefficients (14 per fibre) and LSF coefficients (26 per fibre): zeros here,
     // with the shape of the real files; readers use HDU 4 directly.
     image(
@@ -356,8 +371,17 @@ pub fn write_apvisit_with_frames(
         }
         put(f, &prim, &cards)?;
         let dims = [nchip, npix];
-        image(f, "FLUX", ImageType::Float, &dims, &flux.iter().map(|v| *v as f32).collect::<Vec<_>>())?;
-        let err: Vec<f32> = flux.iter().map(|v| (v.abs().sqrt() * 0.1).max(0.01) as f32).collect();
+        image(
+            f,
+            "FLUX",
+            ImageType::Float,
+            &dims,
+            &flux.iter().map(|v| *v as f32).collect::<Vec<_>>(),
+        )?;
+        let err: Vec<f32> = flux
+            .iter()
+            .map(|v| (v.abs().sqrt() * 0.1).max(0.01) as f32)
+            .collect();
         image(f, "ERROR", ImageType::Float, &dims, &err)?;
         image(f, "MASK", ImageType::Short, &dims, &vec![0i16; wave.len()])?;
         image(f, "WAVELENGTH", ImageType::Double, &dims, wave)?;
@@ -415,7 +439,10 @@ impl BossSpecV6 {
     /// `spec-{field:06d}-{mjd}-{catalogid}.fits`.
     #[must_use]
     pub fn file_name(&self) -> String {
-        format!("spec-{:06}-{}-{}.fits", self.field, self.mjd, self.catalogid)
+        format!(
+            "spec-{:06}-{}-{}.fits",
+            self.field, self.mjd, self.catalogid
+        )
     }
 }
 
@@ -458,12 +485,19 @@ fn boss_table(f: &mut FitsFile, name: &str, t: &BossTable) -> R<()> {
     h.write_col(f, "SKY", &f32v(&t.sky)).map_err(fe)?;
     if let Some(m) = &t.model {
         if m.len() != n {
-            return Err(format!("{name}: column MODEL has {} rows, LOGLAM {n}", m.len()));
+            return Err(format!(
+                "{name}: column MODEL has {} rows, LOGLAM {n}",
+                m.len()
+            ));
         }
         h.write_col(f, "MODEL", &f32v(m)).map_err(fe)?;
     }
     h.write_col(f, "WRESL", &f32v(&t.wresl)).map_err(fe)?;
-    let cards: Vec<(&str, Card)> = t.cards.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let cards: Vec<(&str, Card)> = t
+        .cards
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     put(f, &h, &cards)
 }
 
@@ -574,11 +608,7 @@ pub struct MwmHdu {
 /// Write an mwmVisit file: HDU0 source information (SDSS_ID, CATALOGID), HDU1 BOSS/APO,
 /// 2 BOSS/LCO, 3 APOGEE/APO, 4 APOGEE/LCO binary tables with the grid as CRVAL/CDELT/CTYPE/
 /// CRPIX/DC-FLAG/NPIXELS cards and one row per visit. Empty HDUs are written with no rows.
-pub fn write_mwm_visit(
-    path: &Path,
-    sdss_id: i64,
-    hdus: &[MwmHdu; 4],
-) -> Result<(), SaveError> {
+pub fn write_mwm_visit(path: &Path, sdss_id: i64, hdus: &[MwmHdu; 4]) -> Result<(), SaveError> {
     write_file(path, |f| {
         let prim = f.primary_hdu().map_err(fe)?;
         put(
@@ -642,7 +672,8 @@ pub fn write_mwm_visit(
             t.write_col(f, "in_stack", &st).map_err(fe)?;
             t.write_col(f, "v_rad", &col(&|r| r.v_rad)).map_err(fe)?;
             t.write_col(f, "v_rel", &col(&|r| r.v_rel)).map_err(fe)?;
-            t.write_col(f, "e_v_rel", &col(&|r| r.e_v_rel)).map_err(fe)?;
+            t.write_col(f, "e_v_rel", &col(&|r| r.e_v_rel))
+                .map_err(fe)?;
             t.write_col(f, "bc", &col(&|r| r.bc)).map_err(fe)?;
             t.write_col(f, "snr", &col(&|r| r.snr)).map_err(fe)?;
             let flux: Vec<f32> = h.rows.iter().flat_map(|r| r.flux.iter().copied()).collect();
@@ -695,7 +726,12 @@ pub fn spec_v6_from_spec(
     } else {
         vec![1.0; n]
     };
-    let coadd_t = table(coadd.flux.clone(), ivar_c, Some(coadd.flux.clone()), Vec::new());
+    let coadd_t = table(
+        coadd.flux.clone(),
+        ivar_c,
+        Some(coadd.flux.clone()),
+        Vec::new(),
+    );
     let mut exposures = Vec::new();
     for v in &d.visits {
         let (mut sw, mut swf) = (vec![0.0; n], vec![0.0; n]);

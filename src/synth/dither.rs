@@ -286,7 +286,11 @@ pub fn generate(p: &DitherParams) -> Result<DitherSet, String> {
                 err[k] = 1.0e10;
                 flux[k] = (p.continuum_adu * nrng.uniform_in(-3.0, 3.0)) as f32;
             }
-            let (flux2, err2) = make(p.v_sys_kms + 40.0 - ex.bc_kms, 0.6 * p.continuum_adu, &mut nrng);
+            let (flux2, err2) = make(
+                p.v_sys_kms + 40.0 - ex.bc_kms,
+                0.6 * p.continuum_adu,
+                &mut nrng,
+            );
             let sky_err = vec![(p.continuum_adu.sqrt() / 10.0) as f32; RAW_PIXELS];
             let sky_flux: Vec<f32> = (0..RAW_PIXELS)
                 .map(|_| {
@@ -297,7 +301,14 @@ pub fn generate(p: &DitherParams) -> Result<DitherSet, String> {
                     }
                 })
                 .collect();
-            let fibre = |fiberid: i32, objtype: &str, object: &str, flux: Vec<f32>, error: Vec<f32>, mask: Vec<i16>, cat: i64, dra: f64| CframeFibre {
+            let fibre = |fiberid: i32,
+                         objtype: &str,
+                         object: &str,
+                         flux: Vec<f32>,
+                         error: Vec<f32>,
+                         mask: Vec<i16>,
+                         cat: i64,
+                         dra: f64| CframeFibre {
                 fiberid,
                 objtype: objtype.into(),
                 object: object.into(),
@@ -313,9 +324,36 @@ pub fn generate(p: &DitherParams) -> Result<DitherSet, String> {
                 telluric: vec![1.0; RAW_PIXELS],
             };
             let fibres = vec![
-                fibre(300, "STAR", "2M12350000+1230000", flux2, err2, vec![0; RAW_PIXELS], 27_021_597_000_000_002, 0.05),
-                fibre(299, "STAR", STAR_ID, flux, err, mask, 27_021_597_000_000_001, 0.0),
-                fibre(298, "SKY", "", sky_flux, sky_err, vec![0; RAW_PIXELS], -1, 0.1),
+                fibre(
+                    300,
+                    "STAR",
+                    "2M12350000+1230000",
+                    flux2,
+                    err2,
+                    vec![0; RAW_PIXELS],
+                    27_021_597_000_000_002,
+                    0.05,
+                ),
+                fibre(
+                    299,
+                    "STAR",
+                    STAR_ID,
+                    flux,
+                    err,
+                    mask,
+                    27_021_597_000_000_001,
+                    0.0,
+                ),
+                fibre(
+                    298,
+                    "SKY",
+                    "",
+                    sky_flux,
+                    sky_err,
+                    vec![0; RAW_PIXELS],
+                    -1,
+                    0.1,
+                ),
             ];
             per.push(CframeChip {
                 chip,

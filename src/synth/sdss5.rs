@@ -33,7 +33,11 @@ pub fn mwm_visit_example(n_visits: usize) -> Result<(i64, [MwmHdu; 4]), String> 
         let in_stack = j % 2 == 0;
         let vrel = v.meta.velocity(VelocityKind::Vrel).unwrap_or(0.0);
         let bc = v.meta.velocity(VelocityKind::Bc).unwrap_or(0.0);
-        let dx = if in_stack { shift_from_velocity(vrel) } else { 0.0 };
+        let dx = if in_stack {
+            shift_from_velocity(vrel)
+        } else {
+            0.0
+        };
         let mut flux = Vec::with_capacity(grid.len());
         let mut ivar = Vec::with_capacity(grid.len());
         let mut flags = Vec::with_capacity(grid.len());

@@ -276,8 +276,12 @@ fn quality(clean: &[f64], noisy: &[f64], truth: &[f64], range: std::ops::Range<u
         .filter(|&i| clean[i].is_finite() && noisy[i].is_finite())
         .collect();
     let n = idx.len();
-    let rms_bias =
-        (idx.iter().map(|&i| (clean[i] - truth[i]).powi(2)).sum::<f64>() / n as f64).sqrt();
+    let rms_bias = (idx
+        .iter()
+        .map(|&i| (clean[i] - truth[i]).powi(2))
+        .sum::<f64>()
+        / n as f64)
+        .sqrt();
     // Line cores: local minima of the truth deeper than 0.3.
     let mut errs = Vec::new();
     for w in idx.windows(3) {
@@ -291,7 +295,10 @@ fn quality(clean: &[f64], noisy: &[f64], truth: &[f64], range: std::ops::Range<u
     let r: Vec<f64> = idx.iter().map(|&i| noisy[i] - clean[i]).collect();
     let mean = r.iter().sum::<f64>() / n as f64;
     let var = r.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
-    let cov = r.windows(2).map(|w| (w[0] - mean) * (w[1] - mean)).sum::<f64>();
+    let cov = r
+        .windows(2)
+        .map(|w| (w[0] - mean) * (w[1] - mean))
+        .sum::<f64>();
     Quality {
         rms_bias,
         depth_error,
@@ -348,7 +355,9 @@ fn measure(p: &DitherParams) -> (Quality, Quality) {
     let q_fm = quality(&scale(&f_clean), &scale(&f_noisy), &f_truth, 40..m - 40);
     let pipe = |d: &Dataset| {
         let vs: Vec<&frizzview::model::Visit> = d.visits.iter().map(|v| v.as_ref()).collect();
-        dither::combine_exposures(&vs).expect("dither combination").remove(chip)
+        dither::combine_exposures(&vs)
+            .expect("dither combination")
+            .remove(chip)
     };
     let pc = pipe(&clean);
     let pn = pipe(&noisy);
@@ -379,10 +388,22 @@ fn forward_model_beats_the_pipeline_dither_combination() {
         pipe.rms_bias
     );
     assert!(fm.rms_bias < 5e-4, "forward bias {}", fm.rms_bias);
-    assert!(fm.lag1.abs() < 0.035, "forward lag-1 correlation {}", fm.lag1);
+    assert!(
+        fm.lag1.abs() < 0.035,
+        "forward lag-1 correlation {}",
+        fm.lag1
+    );
     assert!(pipe.lag1 > 0.04, "pipeline lag-1 correlation {}", pipe.lag1);
-    assert!(fm.depth_error.abs() < 2e-3, "forward depth {}", fm.depth_error);
-    assert!(pipe.depth_error.abs() < 5e-3, "pipeline depth {}", pipe.depth_error);
+    assert!(
+        fm.depth_error.abs() < 2e-3,
+        "forward depth {}",
+        fm.depth_error
+    );
+    assert!(
+        pipe.depth_error.abs() < 5e-3,
+        "pipeline depth {}",
+        pipe.depth_error
+    );
 }
 
 #[test]
@@ -419,9 +440,13 @@ fn cli_combines_the_exposures_behind_an_apvisit_in_the_barycentric_frame() {
     };
     let s = frizzview::cli::combine::combine_one(&args, std::slice::from_ref(&v), &out).unwrap();
     assert!(
-        s.starts_with(&format!("{}: 4 visits (4 included)", sd::STAR_ID)) && s.contains("shifts from -bc"),
+        s.starts_with(&format!("{}: 4 visits (4 included)", sd::STAR_ID))
+            && s.contains("shifts from -bc"),
         "{s}"
     );
-    assert!(!s.contains("resampled"), "raw exposures are native pixels: {s}");
+    assert!(
+        !s.contains("resampled"),
+        "raw exposures are native pixels: {s}"
+    );
     assert!(out.exists());
 }

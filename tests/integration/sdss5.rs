@@ -32,7 +32,10 @@ fn boss_spec_full_v6_reads_each_exposure_as_a_resampled_barycentric_visit() {
     let d = io::load_file(&path).unwrap();
     assert_eq!(d.visits.len(), old.visits.len(), "one visit per exposure");
     assert_eq!(d.name, "003586-55181-27021600000000500");
-    let coadd = d.pipeline_coadd.as_ref().expect("the COADD is the reference");
+    let coadd = d
+        .pipeline_coadd
+        .as_ref()
+        .expect("the COADD is the reference");
     assert_eq!(coadd.ln_wave.len(), s.coadd.loglam.len());
     for (i, v) in d.visits.iter().enumerate() {
         let (_, t) = &s.exposures[i];
@@ -41,7 +44,11 @@ fn boss_spec_full_v6_reads_each_exposure_as_a_resampled_barycentric_visit() {
         assert_eq!(v.len(), coadd.ln_wave.len(), "on the coadd grid");
         // Values as written (f32 columns).
         for k in (0..v.len()).step_by(97) {
-            assert_eq!(v.flux()[k], f64::from(t.flux[k] as f32), "exposure {i} pixel {k}");
+            assert_eq!(
+                v.flux()[k],
+                f64::from(t.flux[k] as f32),
+                "exposure {i} pixel {k}"
+            );
             let lw = 10f64.powf(f64::from(t.loglam[k] as f32));
             assert!((v.wavelength_aa()[k] - lw).abs() < 1e-9 * lw);
         }
