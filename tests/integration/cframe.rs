@@ -450,3 +450,35 @@ fn cli_combines_the_exposures_behind_an_apvisit_in_the_barycentric_frame() {
     );
     assert!(out.exists());
 }
+
+#[test]
+fn undithered_exposures_are_averaged_on_the_native_grid() {
+    let n = 100;
+    let w: Vec<f64> = (0..n).map(|k| 16000.0 - k as f64 * 0.2).collect();
+    let f1: Vec<f64> = (0..n).map(|k| 1.0 + 0.01 * k as f64).collect();
+    let f2: Vec<f64> = f1.iter().map(|v| v + 0.3).collect();
+    let (iv1, iv2) = (vec![1.0; n], vec![3.0; n]);
+    let bad = vec![false; n];
+    let out = dither::combine_chip(&[
+        dither::Frame {
+            wave: &w,
+            flux: &f1,
+            ivar: &iv1,
+            bad: &bad,
+        },
+        dither::Frame {
+            wave: &w,
+            flux: &f2,
+            ivar: &iv2,
+            bad: &bad,
+        },
+    ])
+    .unwrap();
+    assert_eq!(out.n_pairs, 0);
+    assert_eq!(out.wave, w);
+    for k in 0..n {
+        let want = (f1[k] + 3.0 * f2[k]) / 4.0;
+        assert!((out.flux[k] - want).abs() < 1e-12, "pixel {k}");
+        assert!((out.err[k] - 0.5).abs() < 1e-12);
+    }
+}
