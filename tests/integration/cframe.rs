@@ -482,3 +482,34 @@ fn undithered_exposures_are_averaged_on_the_native_grid() {
         assert!((out.err[k] - 0.5).abs() < 1e-12);
     }
 }
+
+#[test]
+fn dr17_files_without_extnames_are_read_by_index_and_lco_by_name() {
+    use frizzview::model::barycentric::{LCO, barycentric_correction};
+    let dir = tempfile::tempdir().unwrap();
+    let mut chip = sd::single_target_chip().unwrap();
+    chip.extnames = false;
+    chip.telescope = "lco25m".into();
+    let jd = chip.jd_mid.unwrap();
+    // No JD-MID card: the reader falls back to DATE-OBS + EXPTIME/2.
+    chip.jd_mid = None;
+    let name = chip.file_name();
+    assert!(name.starts_with("asCframe-b-"), "{name}");
+    let p = dir.path().join(&name);
+    frizzview::io::sdss_layouts::write_apcframe(&p, &chip).unwrap();
+    let d = io::load_file(&p).unwrap();
+    assert_eq!(d.visits.len(), 1);
+    let v = &d.visits[0];
+    assert_eq!(
+        v.meta.object.as_deref(),
+        Some(sd::STAR_ID),
+        "the only target"
+    );
+    let written = &chip.fibres[0];
+    assert_eq!(v.flux()[100], f64::from(written.flux[100]));
+    assert_eq!(v.wavelength_aa()[100], written.wavelength[100]);
+    assert!((v.meta.jd.unwrap() - jd).abs() < 2e-8, "JD from DATE-OBS");
+    assert!(v.meta.header.iter().any(|(k, _)| k == "FV_JD"));
+    let bc = barycentric_correction(written.ra, written.dec, v.meta.jd.unwrap(), &LCO);
+    assert_eq!(v.meta.velocity(VelocityKind::Bc), Some(bc));
+}
