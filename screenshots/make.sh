@@ -32,3 +32,8 @@ shot boss "" --demo boss
 shot zoom "layout=single,visit=4,x=15300:15340,compare=difference" --demo apogee
 shot noise "tab=noise" --demo apogee
 shot teaching "tab=teaching" --demo apogee
+# Raw exposures behind one visit (synthetic apCframe files), each at its own dither position.
+apcf="$(mktemp -d)"
+"$bin" synth apcframe -o "$apcf" >/dev/null
+shot apcframe "layout=overlaid,frame=observed,x=16200.4:16202.0" "$apcf"/apVisit-*.fits --exposures "$apcf"
+rm -rf "$apcf"

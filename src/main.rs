@@ -15,6 +15,13 @@ fn main() -> ExitCode {
 
 #[cfg(feature = "gui")]
 fn run_window(cli: frizzview::cli::Cli) -> ExitCode {
+    match cli.load_options() {
+        Ok(opts) => frizzview::app::files::set_load_options(opts),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    }
     match frizzview::app::run(cli.files, cli.demo, cli.screenshot) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -122,6 +122,26 @@ pub struct CombineArgs {
     /// No summary on stdout.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Read the raw exposures behind each apVisit given: its FRAMEn apCframe files in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub exposures: Option<PathBuf>,
+    /// apCframe inputs: the star to read, by APOGEE id (2M...) or CATALOGID.
+    #[arg(long, value_name = "ID", conflicts_with = "fiber")]
+    pub star: Option<String>,
+    /// apCframe inputs: the fibre to read (FIBERID 1-300; image row 300 - FIBERID).
+    #[arg(long, value_name = "N")]
+    pub fiber: Option<i32>,
+}
+
+/// The apCframe star selection of `--star` / `--fiber`.
+pub fn star_selector(a: &CombineArgs) -> anyhow::Result<Option<io::apcframe::StarSelector>> {
+    use io::apcframe::StarSelector;
+    Ok(match (&a.star, a.fiber) {
+        (Some(s), _) => Some(StarSelector::Id(s.clone())),
+        (None, Some(n)) if (1..=300).contains(&n) => Some(StarSelector::Fiber(n)),
+        (None, Some(n)) => bail!("--fiber {n}: expected a fibre number 1-300"),
+        (None, None) => None,
+    })
 }
 
 /// Settings a dataset gets when no flag says otherwise.
@@ -150,7 +170,8 @@ pub fn survey_defaults(data: &Dataset) -> Settings {
         ShiftSource::Vrel
     } else if all_have(VelocityKind::True) {
         ShiftSource::True
-    } else if data.survey == Survey::Apogee && all_have(VelocityKind::Bc) {
+    } else if all_have(VelocityKind::Bc) {
+        // No stellar velocity (raw apCframe exposures, SDSS-V apVisit files): the barycentric frame.
         ShiftSource::MinusBc
     } else {
         ShiftSource::None
@@ -418,6 +439,8 @@ pub fn combine_one(a: &CombineArgs, inputs: &[PathBuf], output: &Path) -> anyhow
         inputs,
         &LoadOptions {
             force: a.allow_mixed,
+            star: star_selector(a)?,
+            exposures: a.exposures.clone(),
         },
     )?;
     if let Some(t) = &a.visits_table {

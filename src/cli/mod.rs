@@ -24,6 +24,15 @@ pub struct Cli {
     /// Save a PNG of the window after it has drawn, then exit (for screenshots and smoke tests).
     #[arg(long, value_name = "PNG")]
     pub screenshot: Option<PathBuf>,
+    /// Open the raw exposures behind each apVisit given: its FRAMEn apCframe files in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub exposures: Option<PathBuf>,
+    /// apCframe inputs: the star to read, by APOGEE id (2M...) or CATALOGID.
+    #[arg(long, value_name = "ID", conflicts_with = "fiber")]
+    pub star: Option<String>,
+    /// apCframe inputs: the fibre to read (FIBERID 1-300).
+    #[arg(long, value_name = "N")]
+    pub fiber: Option<i32>,
     /// Subcommand.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -57,5 +66,23 @@ pub fn run_command(cmd: Command) -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+impl Cli {
+    /// The load options of the window's `--exposures`, `--star` and `--fiber`.
+    pub fn load_options(&self) -> anyhow::Result<crate::io::LoadOptions> {
+        use crate::io::apcframe::StarSelector;
+        let star = match (&self.star, self.fiber) {
+            (Some(s), _) => Some(StarSelector::Id(s.clone())),
+            (None, Some(n)) if (1..=300).contains(&n) => Some(StarSelector::Fiber(n)),
+            (None, Some(n)) => anyhow::bail!("--fiber {n}: expected a fibre number 1-300"),
+            (None, None) => None,
+        };
+        Ok(crate::io::LoadOptions {
+            star,
+            exposures: self.exposures.clone(),
+            ..crate::io::LoadOptions::default()
+        })
     }
 }

@@ -15,6 +15,10 @@ pub enum SynthKind {
     Paper,
     /// An APOGEE-like star: 3 chips x 4096 pixels per visit, tellurics, sky lines, defects.
     Apogee,
+    /// Raw APOGEE exposures: undersampled 2048-pixel chips at half-pixel dithers, written as
+    /// apCframe files into the folder `-o DIR`, with an apVisit whose FRAMEn cards list them (its
+    /// flux is the pipeline-style dither combination).
+    Apcframe,
 }
 
 /// Arguments of `frizzview synth`.
@@ -160,9 +164,94 @@ pub fn apogee_params(a: &SynthArgs) -> anyhow::Result<ApogeeParams> {
     Ok(p)
 }
 
+/// Wavelength, flux, ivar and bad flags of one chip row.
+type ChipArrays = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>);
+
+/// Write raw exposures and the apVisit behind them into the folder `args.output`.
+fn run_apcframe(args: &SynthArgs) -> anyhow::Result<()> {
+    use crate::synth::dither::{self, DitherParams};
+    let mut p = DitherParams::default();
+    set(&mut p.n_exposures, args.visits);
+    set(&mut p.seed, args.seed);
+    set(&mut p.truth_seed, args.truth_seed);
+    set(&mut p.snr, args.snr);
+    set(&mut p.v_sys_kms, args.v_sys);
+    let set = dither::generate(&p).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    let files = set
+        .write(&args.output)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The apVisit: the pipeline-style dither combination of the star's fibre (row 1).
+    let (mut wave, mut flux) = (Vec::new(), Vec::new());
+    let mut npix = 0;
+    for c in 0..3 {
+        let rows: Vec<ChipArrays> = set
+            .chips
+            .iter()
+            .map(|chips| {
+                let fib = &chips[c].fibres[1];
+                let err: Vec<f64> = fib.error.iter().map(|e| f64::from(*e)).collect();
+                (
+                    fib.wavelength.clone(),
+                    fib.flux.iter().map(|v| f64::from(*v)).collect(),
+                    err.iter()
+                        .map(|e| if *e < 1e9 { 1.0 / (e * e) } else { 0.0 })
+                        .collect(),
+                    err.iter().map(|e| *e >= 1e9).collect(),
+                )
+            })
+            .collect();
+        let frames: Vec<crate::combine::dither::Frame> = rows
+            .iter()
+            .map(|(w, f, iv, b)| crate::combine::dither::Frame {
+                wave: w,
+                flux: f,
+                ivar: iv,
+                bad: b,
+            })
+            .collect();
+        let comb = crate::combine::dither::combine_chip(&frames).map_err(anyhow::Error::msg)?;
+        npix = comb.wave.len();
+        wave.extend(comb.wave);
+        flux.extend(
+            comb.flux
+                .iter()
+                .map(|v| if v.is_finite() { *v } else { 0.0 }),
+        );
+    }
+    let mjd = set.frame_numbers()[0] / 10_000 + 55_562;
+    let visit = args
+        .output
+        .join(format!("apVisit-1.3-apo25m-15000-{mjd}-299.fits"));
+    crate::io::sdss_layouts::write_apvisit_with_frames(
+        &visit,
+        dither::STAR_ID,
+        299,
+        "apo25m",
+        (p.ra_deg, p.dec_deg),
+        set.exposures[set.exposures.len() / 2].jd_mid,
+        &set.frame_numbers(),
+        (&wave, &flux, npix),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "wrote {} apCframe files ({} exposures of {}) and {} to {}",
+        files.len(),
+        set.exposures.len(),
+        dither::STAR_ID,
+        visit
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        args.output.display()
+    );
+    Ok(())
+}
+
 /// Run `frizzview synth`.
 pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
     let data = match args.kind {
+        SynthKind::Apcframe => return run_apcframe(args),
         SynthKind::Paper => {
             let p = paper_params(args)?;
             crate::synth::paper::generate(&p).map_err(anyhow::Error::msg)?

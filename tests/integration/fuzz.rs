@@ -332,6 +332,24 @@ fn fuzz_gzipped_fits_readers() {
 }
 
 #[test]
+fn fuzz_apcframe_reader() {
+    let (runs, _, refused) = fuzz_file("apCframe-b-42380011.fits");
+    assert!(runs >= cases() as usize && refused > 0);
+}
+
+#[test]
+fn fuzz_boss_v6_reader() {
+    let (runs, _, refused) = fuzz_file("spec-003586-55181-27021600000000500.fits");
+    assert!(runs >= cases() as usize && refused > 0);
+}
+
+#[test]
+fn fuzz_mwm_visit_reader() {
+    let (runs, _, refused) = fuzz_file("mwmVisit-0.6.0-63050396587.fits");
+    assert!(runs >= cases() as usize && refused > 0);
+}
+
+#[test]
 fn fuzz_npz_reader() {
     let (runs, _, refused) = fuzz_file("reference/case_a_f64_input.npz");
     assert!(runs >= cases() as usize && refused > 0);

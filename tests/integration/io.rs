@@ -295,7 +295,14 @@ fn load_paths_refuses_mixed_objects_unless_forced() {
         msg.contains("another star") && msg.contains("star ("),
         "{msg}"
     );
-    let d = io::load_paths(&paths, &LoadOptions { force: true }).expect("forced");
+    let d = io::load_paths(
+        &paths,
+        &LoadOptions {
+            force: true,
+            ..LoadOptions::default()
+        },
+    )
+    .expect("forced");
     assert_eq!(d.visits.len(), 3);
     // A folder contributes its files in name order (the same star twice here).
     std::fs::remove_file(&b).expect("remove");
@@ -379,7 +386,14 @@ fn two_apvisits_of_different_stars_are_refused_by_name() {
         msg.contains("2M01183798+8403419") && msg.contains("2M00242666+5341178"),
         "{msg}"
     );
-    let d = io::load_paths(&paths, &LoadOptions { force: true }).expect("forced");
+    let d = io::load_paths(
+        &paths,
+        &LoadOptions {
+            force: true,
+            ..LoadOptions::default()
+        },
+    )
+    .expect("forced");
     assert_eq!(d.visits.len(), 2);
 }
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bounds;
+mod cframe;
 mod cli;
 mod engine;
 mod experiment;
@@ -17,6 +18,7 @@ mod local;
 mod properties;
 mod reference;
 mod sdss5;
+mod sdss5_boss_mwm;
 #[cfg(feature = "gui")]
 mod smoke;
 mod standard;

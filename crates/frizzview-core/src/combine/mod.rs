@@ -18,6 +18,7 @@
 
 pub mod censor;
 pub mod dense;
+pub mod dither;
 pub mod extensions;
 pub mod fourier;
 pub mod local;
@@ -106,8 +107,10 @@ pub enum Warning {
     )]
     StarVelocityUnknown { n: usize },
     #[error(
-        "{n} visits are resampled spectra, not native pixels ({example}): shown for inspection; \
-         forward-modelling them again is not Frizzle (open the apVisit files for native pixels)"
+        "{n} visit(s) already resampled by the pipeline, not native pixels ({example}): shown for \
+         inspection; forward-modelling them again is not Frizzle (it does not undo that \
+         interpolation, and their noise is correlated): open the native-pixel files (apVisit, \
+         apCframe) instead"
     )]
     Resampled { n: usize, example: String },
     #[error("{0}")]
@@ -206,22 +209,30 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
     if n_bc > 1 && !settings.extensions.fit_shifts {
         warnings.push(Warning::StarVelocityUnknown { n: n_bc });
     }
-    let resampled: Vec<&str> = visits
+    // Resampled visits: flagged by their reader (`VisitMeta::resampled`; apStar rows also carry
+    // the card naming where they came from).
+    let resampled: Vec<String> = visits
         .iter()
         .filter(|v| v.included)
         .filter_map(|v| {
-            v.visit
+            let card = v
+                .visit
                 .meta
                 .header
                 .iter()
                 .find(|(k, _)| k == crate::model::RESAMPLED_CARD)
-                .map(|(_, x)| x.as_str())
+                .map(|(_, x)| x.clone());
+            match card {
+                Some(c) => Some(c),
+                None if v.visit.meta.resampled => Some(v.visit.meta.name.clone()),
+                None => None,
+            }
         })
         .collect();
     if let Some(first) = resampled.first() {
         warnings.push(Warning::Resampled {
             n: resampled.len(),
-            example: (*first).to_owned(),
+            example: first.clone(),
         });
     }
     Ok(Prepared {

@@ -32,8 +32,9 @@ pub(crate) fn is_camera(name: &str) -> bool {
 
 /// True if the HDUs look like a BOSS spec file.
 pub(crate) fn looks_like(hdus: &[HduDesc]) -> bool {
-    hdus.iter()
-        .any(|h| h.name.eq_ignore_ascii_case("COADD") || is_camera(&h.name))
+    hdus.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("COADD") || is_camera(&h.name) || is_exposure_v6(&h.name)
+    })
 }
 
 /// Read a BOSS spec file.
@@ -62,7 +63,19 @@ struct Camera {
 
 fn has_col(d: &HduDesc, col: &str) -> bool {
     d.table()
-        .is_some_and(|(cols, _)| cols.iter().any(|c| c.0 == col))
+        .is_some_and(|(cols, _)| cols.iter().any(|c| c.0.eq_ignore_ascii_case(col)))
+}
+
+/// The table's own spelling of a column (SDSS-V writes upper case, SDSS-III/IV lower case).
+fn cn(d: &HduDesc, col: &str) -> String {
+    d.table()
+        .and_then(|(cols, _)| cols.into_iter().find(|c| c.0.eq_ignore_ascii_case(col)))
+        .map_or_else(|| col.to_owned(), |c| c.0)
+}
+
+/// True if an EXTNAME names an SDSS-V spec-full exposure HDU (`MJD_EXP_{mjd}-{nn}`).
+pub(crate) fn is_exposure_v6(name: &str) -> bool {
+    name.len() > 8 && name[..8].eq_ignore_ascii_case("MJD_EXP_")
 }
 
 fn read_camera(f: &mut fitsio::FitsFile, path: &Path, d: &HduDesc) -> Result<Camera, LoadError> {
@@ -74,9 +87,9 @@ fn read_camera(f: &mut fitsio::FitsFile, path: &Path, d: &HduDesc) -> Result<Cam
             ));
         }
     }
-    let loglam = fits::column_f64(f, path, d, "loglam")?;
-    let flux = fits::column_f64(f, path, d, "flux")?;
-    let ivar = fits::column_f64(f, path, d, "ivar")?;
+    let loglam = fits::column_f64(f, path, d, &cn(d, "loglam"))?;
+    let flux = fits::column_f64(f, path, d, &cn(d, "flux"))?;
+    let ivar = fits::column_f64(f, path, d, &cn(d, "ivar"))?;
     if loglam.is_empty() {
         return Err(LoadError::invalid(path, d.label(), "the table has no rows"));
     }
@@ -84,7 +97,7 @@ fn read_camera(f: &mut fitsio::FitsFile, path: &Path, d: &HduDesc) -> Result<Cam
         .into_iter()
         .find(|c| has_col(d, c));
     let flags = match mask_col {
-        Some(c) => fits::column_bits(f, path, d, c)?,
+        Some(c) => fits::column_bits(f, path, d, &cn(d, c))?,
         None => vec![0; loglam.len()],
     };
     let mut wave = Vec::with_capacity(loglam.len());
@@ -100,7 +113,7 @@ fn read_camera(f: &mut fitsio::FitsFile, path: &Path, d: &HduDesc) -> Result<Cam
         wave.push(w);
     }
     let sigma_ln = if has_col(d, "wdisp") {
-        let wd = fits::column_f64(f, path, d, "wdisp")?;
+        let wd = fits::column_f64(f, path, d, &cn(d, "wdisp"))?;
         // wdisp is in native pixels; one pixel is the local loglam step.
         let s: Vec<f64> = loglam
             .windows(2)
@@ -120,7 +133,7 @@ fn read_camera(f: &mut fitsio::FitsFile, path: &Path, d: &HduDesc) -> Result<Cam
     };
     let mut cards = Vec::new();
     for key in [
-        "EXPOSURE", "MJD", "DATE-OBS", "EXPTIME", "AIRMASS", "HELIO_RV", "CAMERAS",
+        "EXPOSURE", "MJD", "DATE-OBS", "EXPTIME", "AIRMASS", "HELIO_RV", "V_RAD", "CAMERAS",
     ] {
         if let Some(v) = fits::key_string(f, &d.hdu, key) {
             cards.push((key.to_owned(), v));
@@ -154,6 +167,11 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
             cell(&mut f, "FIBERID"),
         ) {
             object = format!("{p:.0}-{m:.0}-{fib:04.0}");
+        } else if let (Some(field), Some(m)) = (cell(&mut f, "FIELD"), cell(&mut f, "MJD"))
+            && let Ok(cat) = d.hdu.read_cell_value::<i64>(&mut f, "CATALOGID", 0)
+        {
+            // SDSS-V: field-mjd-catalogid, as in the file name.
+            object = format!("{field:06.0}-{m:.0}-{cat}");
         }
         if let Some(z) = cell(&mut f, "Z") {
             z_cards.push(("Z_PIPELINE".to_owned(), z.to_string()));
@@ -181,13 +199,19 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
             None => groups.push((expid, vec![d])),
         }
     }
-    if groups.is_empty() {
+    let mut visits = Vec::new();
+    // SDSS-V spec-full: one HDU per exposure, already merged, resampled and barycentric.
+    for d in hdus.iter().filter(|h| is_exposure_v6(&h.name)) {
+        visits.push(Arc::new(read_exposure_v6(
+            &mut f, path, d, &object, &z_cards,
+        )?));
+    }
+    if groups.is_empty() && visits.is_empty() {
         return Err(LoadError::missing(
             path,
-            "the per-exposure camera HDUs (B1-*, R1-*; this looks like a 'lite' spec file, which holds only the coadd)",
+            "the per-exposure HDUs (B1-*/R1-* in SDSS-III/IV, MJD_EXP_* in SDSS-V): this is a spec-lite file, which holds only the pipeline's coadd; open the spec-full file of this target to combine its exposures",
         ));
     }
-    let mut visits = Vec::new();
     for (expid, mut cams) in groups {
         // Blue before red, then by camera number.
         cams.sort_by_key(|d| {
@@ -261,4 +285,70 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         pipeline_coadd,
         survey: Survey::Boss,
     })
+}
+
+/// One exposure HDU of an SDSS-V spec-full file (`MJD_EXP_{mjd}-{nn}`): blue and red already merged
+/// and resampled onto the coadd grid, wavelengths barycentric (idlspec2d v6 `combine1fiber`).
+fn read_exposure_v6(
+    f: &mut fitsio::FitsFile,
+    path: &Path,
+    d: &HduDesc,
+    object: &str,
+    z_cards: &[(String, String)],
+) -> Result<Visit, LoadError> {
+    let cam = read_camera(f, path, d)?;
+    let expo = cam
+        .cards
+        .iter()
+        .find(|(k, _)| k == "EXPOSURE")
+        .map(|(_, v)| v.clone());
+    let mut meta = VisitMeta {
+        name: match &expo {
+            Some(e) => format!("exp {e}"),
+            None => d.name.clone(),
+        },
+        source: Some(path.to_path_buf()),
+        object: Some(object.to_owned()),
+        jd: cam.jd,
+        lsf_sigma_ln: cam.sigma_ln,
+        resampled: true,
+        ..VisitMeta::default()
+    };
+    meta.header.extend(cam.cards);
+    meta.header.push(("EXPOSURE_HDU".into(), d.name.clone()));
+    let snr: Vec<f64> = cam
+        .flux
+        .iter()
+        .zip(&cam.ivar)
+        .filter(|(fl, iv)| fl.is_finite() && iv.is_finite() && **iv > 0.0)
+        .map(|(fl, iv)| fl * iv.sqrt())
+        .collect();
+    meta.snr = median(snr);
+    meta.header.push((
+        "SNR_SOURCE".into(),
+        "median flux*sqrt(ivar) over good pixels (computed by frizzview)".into(),
+    ));
+    meta.header.extend(z_cards.iter().cloned());
+    meta.header.push((
+        "FV_VELOCITY".into(),
+        "wavelengths are barycentric already: Vrel = 0, no BC applied again".into(),
+    ));
+    meta.header.push((
+        "FV_RESAMPLED".into(),
+        "blue and red merged and resampled onto the coadd grid by the pipeline: not native pixels"
+            .into(),
+    ));
+    meta.set_velocity(VelocityKind::Vrel, 0.0);
+    Visit::new(
+        meta,
+        VisitArrays {
+            wavelength_aa: cam.wave,
+            flux: cam.flux,
+            ivar: cam.ivar,
+            flags: cam.flags,
+            segments: Vec::new(),
+            ..VisitArrays::default()
+        },
+    )
+    .map_err(|e| LoadError::invalid(path, d.label(), e))
 }

@@ -18,6 +18,10 @@ pub enum Format {
     AllVisit,
     /// A BOSS spec file (COADD table plus, in full files, per-exposure camera HDUs).
     BossSpec,
+    /// An APOGEE apCframe (one chip of one raw exposure, all fibres).
+    ApCframe,
+    /// An astra mwmVisit file (resampled visits of one source, APOGEE and BOSS).
+    MwmVisit,
     /// Any other FITS file: a binary table or images with wavelength/flux columns.
     FitsTable,
     /// CSV or TSV text with a header line.

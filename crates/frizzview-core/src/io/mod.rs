@@ -11,6 +11,7 @@
 //!
 //! `fitsio::FitsFile` is not `Send`: it never leaves the function that opened it.
 
+pub mod apcframe;
 pub mod apogee_names;
 pub mod apstar;
 pub mod apvisit;
@@ -22,7 +23,9 @@ pub(crate) mod fits;
 pub(crate) mod fits_disk;
 mod fits_layout;
 pub mod gz;
+pub mod mwm;
 pub mod npz;
+pub mod sdss_layouts;
 pub mod survey_rv;
 pub mod table;
 pub mod write_layouts;
@@ -57,6 +60,11 @@ pub fn run_guarded<T>(
 pub struct LoadOptions {
     /// Combine visits of different objects (OBJID) anyway.
     pub force: bool,
+    /// apCframe inputs: the star to read (APOGEE id, CATALOGID, or fibre).
+    pub star: Option<apcframe::StarSelector>,
+    /// Read the raw exposures (apCframe files in this folder) behind each apVisit given, instead
+    /// of the apVisit itself.
+    pub exposures: Option<PathBuf>,
 }
 
 /// Read one file (any supported format).
@@ -74,6 +82,8 @@ pub fn load_file(path: &Path) -> Result<Dataset, LoadError> {
             ),
         )),
         Format::BossSpec => boss::read(path),
+        Format::ApCframe => apcframe::read_exposures(&[path.to_path_buf()], None),
+        Format::MwmVisit => mwm::read(path),
         Format::FitsTable => table::read_fits(path),
         Format::Text => table::read_text(path),
     }
@@ -114,14 +124,25 @@ fn folder_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// `.fits`/`.fits.gz`/`.npz`/`.csv`/`.tsv` files in name order.
 pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, LoadError> {
     let mut files = Vec::new();
+    let mut from_folders = Vec::new();
     for p in paths {
         if p.is_dir() {
-            files.extend(folder_files(p)?);
+            from_folders.extend(folder_files(p)?);
         } else {
             files.push(p.clone());
         }
     }
-    let Some(first) = files.first() else {
+    // A folder opened for one star of its apCframes (`--star`/`--fiber`) contributes only those:
+    // the visit folder also holds apVisit and other files of many stars.
+    if opts.star.is_some()
+        && from_folders
+            .iter()
+            .any(|p| apcframe::parse_name(p).is_some())
+    {
+        from_folders.retain(|p| apcframe::parse_name(p).is_some());
+    }
+    files.extend(from_folders);
+    let Some(first) = files.first().cloned() else {
         return Err(LoadError::new(
             Path::new(""),
             LoadErrorKind::Unrecognised("no input file given".into()),
@@ -134,7 +155,8 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, Load
         .map(|f| detect_format(f))
         .collect::<Result<Vec<_>, _>>()?;
     let is_companion = |f: Format| matches!(f, Format::ApStar | Format::AllVisit);
-    if files.len() == 1 || formats.iter().all(|f| is_companion(*f)) {
+    let plain_single = files.len() == 1 && opts.exposures.is_none() && opts.star.is_none();
+    if plain_single || formats.iter().all(|f| is_companion(*f)) {
         return match files
             .iter()
             .zip(&formats)
@@ -148,15 +170,34 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, Load
                         .into(),
                 ),
             )),
-            _ => load_file(first),
+            _ => load_file(&first),
         };
     }
-    let mut out: Option<Dataset> = None;
+    // apCframe files are chips of exposures: read together, for one star. With `--exposures`,
+    // each visit file is replaced by the raw exposures behind it.
+    let is_cframe = |p: &PathBuf, f: Format| !is_companion(f) && apcframe::parse_name(p).is_some();
+    let cframes: Vec<PathBuf> = files
+        .iter()
+        .zip(&formats)
+        .filter(|(p, f)| is_cframe(p, **f))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let mut parts: Vec<Result<Dataset, LoadError>> = Vec::new();
+    if !cframes.is_empty() {
+        parts.push(apcframe::read_exposures(&cframes, opts.star.as_ref()));
+    }
     for (f, fmt) in files.iter().zip(&formats) {
-        if is_companion(*fmt) {
+        if is_companion(*fmt) || is_cframe(f, *fmt) {
             continue;
         }
-        let d = load_file(f)?;
+        parts.push(match &opts.exposures {
+            Some(dir) => apcframe::read_behind_visit(f, dir, opts.star.as_ref()),
+            None => load_file(f),
+        });
+    }
+    let mut out: Option<Dataset> = None;
+    for d in parts {
+        let d = d?;
         out = Some(match out {
             None => d,
             Some(mut acc) => {
@@ -204,8 +245,8 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, Load
             }
         }
     }
-    let data = out.ok_or_else(|| LoadError::missing(first, "data"))?;
-    check_objects(&data, first, opts)?;
+    let data = out.ok_or_else(|| LoadError::missing(&first, "data"))?;
+    check_objects(&data, &first, opts)?;
     Ok(data)
 }
 

@@ -40,6 +40,12 @@ pub fn classify_fits(path: &Path) -> Result<Format, LoadError> {
                 ),
             ));
         }
+        if super::mwm::looks_like(&hdus) {
+            return Ok(Format::MwmVisit);
+        }
+        if super::apcframe::looks_like(&mut f, path, &hdus) {
+            return Ok(Format::ApCframe);
+        }
         if super::boss::looks_like(&hdus) {
             return Ok(Format::BossSpec);
         }

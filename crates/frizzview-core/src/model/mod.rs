@@ -76,6 +76,12 @@ pub struct VisitMeta {
     pub header: Vec<(String, String)>,
     /// Gaussian line-spread-function sigma in ln(lambda) units, when known (per visit, mean).
     pub lsf_sigma_ln: Option<f64>,
+    /// True when the pixels are not the detector's own: the pipeline already interpolated this
+    /// visit onto another grid (BOSS spec-full exposures, mwmVisit rows, apStar visit rows).
+    /// Forward-modelling such pixels again does not undo that interpolation, and their noise is
+    /// correlated between neighbouring pixels.
+    #[serde(default)]
+    pub resampled: bool,
 }
 
 impl VisitMeta {

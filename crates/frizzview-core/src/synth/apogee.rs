@@ -505,6 +505,7 @@ fn make_visit(
             ("R".into(), format!("{:.0}", d.resolving_power)),
         ],
         lsf_sigma_ln: Some(lsf),
+        resampled: false,
     };
     let arrays = VisitArrays {
         wavelength_aa: wavelength_aa.to_vec(),

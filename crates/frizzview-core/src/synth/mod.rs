@@ -12,7 +12,9 @@
 //! many noise realisations (`seed`) can share one truth. No egui here.
 
 pub mod apogee;
+pub mod dither;
 pub mod paper;
+pub mod sdss5;
 
 /// A small, fast, fully specified pseudo-random generator (xoshiro256++ seeded by SplitMix64).
 #[derive(Clone, Debug)]
