@@ -12,7 +12,9 @@ mod frametime;
 mod fuzz;
 mod io;
 mod local;
+mod loo;
 mod properties;
+mod real_star;
 mod reference;
 #[cfg(feature = "gui")]
 mod smoke;
