@@ -24,3 +24,5 @@ mod synth;
 mod teaching;
 #[cfg(feature = "gui")]
 mod ui;
+#[cfg(feature = "gui")]
+mod ui_yrange;
