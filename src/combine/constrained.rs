@@ -41,7 +41,7 @@ pub fn poorly_constrained(var: &[f64], no_data: &[bool]) -> Vec<bool> {
     let n = var.len();
     let out_of_play = |l: usize| no_data.get(l).copied().unwrap_or(false);
     let mut flagged: Vec<bool> = (0..n)
-        .map(|l| !out_of_play(l) && !(var[l].is_finite() && var[l] >= 0.0))
+        .map(|l| !(out_of_play(l) || var[l].is_finite() && var[l] >= 0.0))
         .collect();
     let mut window = Vec::with_capacity(2 * HALF_WINDOW + 1);
     for _ in 0..MAX_PASSES {

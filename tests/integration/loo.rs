@@ -117,7 +117,7 @@ fn real_star_flags_the_chip_gap_edges_and_nothing_inside() {
             // values, ~4x, are sky-line residuals in the interior, sigma ~15: real data that the
             // default bad bits keep) and no sigma beyond 20x the interior's (~5).
             assert!(
-                lo > -1.0 * continuum && hi < 5.0 * continuum,
+                lo > -continuum && hi < 5.0 * continuum,
                 "{name}: constrained flux [{lo}, {hi}] on a continuum of {continuum}"
             );
             assert!(

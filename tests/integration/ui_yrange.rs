@@ -35,7 +35,7 @@ fn assert_within_a_few_continua(label: &str, (lo, hi): (f64, f64), continuum: f6
         hi / continuum
     );
     assert!(continuum > 0.0);
-    assert!(lo > -1.0 * continuum, "{label}: y from {lo}");
+    assert!(lo > -continuum, "{label}: y from {lo}");
     assert!(hi < 3.0 * continuum, "{label}: y to {hi}");
     // And the spectrum is not a flat line: the range is not absurdly wider than the data.
     assert!(hi - lo > 0.1 * continuum, "{label}: [{lo}, {hi}]");
