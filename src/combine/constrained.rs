@@ -44,11 +44,13 @@ pub fn poorly_constrained(var: &[f64], no_data: &[bool]) -> Vec<bool> {
         .map(|l| !(out_of_play(l) || var[l].is_finite() && var[l] >= 0.0))
         .collect();
     let mut window = Vec::with_capacity(2 * HALF_WINDOW + 1);
+    // Pass 1 looks at every pixel; later passes only at those whose neighbourhood lost a pixel
+    // to the previous pass (the others' medians did not change).
+    let mut dirty: Vec<bool> = vec![true; n];
     for _ in 0..MAX_PASSES {
-        let mut changed = false;
-        let mut next = flagged.clone();
+        let mut newly = Vec::new();
         for l in 0..n {
-            if out_of_play(l) || flagged[l] {
+            if !dirty[l] || out_of_play(l) || flagged[l] {
                 continue;
             }
             window.clear();
@@ -65,13 +67,18 @@ pub fn poorly_constrained(var: &[f64], no_data: &[bool]) -> Vec<bool> {
             let mid = window.len() / 2;
             let (_, median, _) = window.select_nth_unstable_by(mid, f64::total_cmp);
             if var[l] > VAR_RATIO * *median {
-                next[l] = true;
-                changed = true;
+                newly.push(l);
             }
         }
-        flagged = next;
-        if !changed {
+        if newly.is_empty() {
             break;
+        }
+        dirty.fill(false);
+        for &l in &newly {
+            flagged[l] = true;
+            let lo = l.saturating_sub(HALF_WINDOW);
+            let hi = (l + HALF_WINDOW + 1).min(n);
+            dirty[lo..hi].fill(true);
         }
     }
     flagged
