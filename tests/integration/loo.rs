@@ -300,3 +300,59 @@ fn real_star_loo_chi2_is_reported_and_bounded() {
         assert!(v.loo_chi2_nu >= v.chi2_nu, "visit {i}");
     }
 }
+
+#[test]
+fn exports_carry_the_leave_one_out_scores_and_the_poorly_constrained_mask() {
+    // The real star where present (it has poorly constrained pixels), else a synthetic one.
+    let data = real_star::dataset().unwrap_or_else(|| clean_star(4, 42));
+    let c = run(&data, &survey_defaults(&data));
+    let f = c.forward.as_ref().expect("forward");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let npz = dir.path().join("s.npz");
+    frizzview::io::export::write_npz(&npz, &c, &[]).expect("npz");
+    let mut z = ndarray_npy::NpzReader::new(std::fs::File::open(&npz).expect("open")).expect("npz");
+    let loo: ndarray::Array1<f64> = z.by_name("visit_loo_chi2_nu").expect("visit_loo_chi2_nu");
+    let want: Vec<f64> = f.visits.iter().map(|v| v.loo_chi2_nu).collect();
+    assert_eq!(loo.to_vec(), want);
+    assert!(want.iter().all(|x| x.is_finite()));
+    for (key, r) in [
+        ("", f),
+        ("standard_", c.standard.as_ref().expect("standard")),
+    ] {
+        let pc: ndarray::Array1<bool> = z
+            .by_name(&format!("{key}poorly_constrained_mask"))
+            .expect("poorly_constrained_mask");
+        assert_eq!(pc.to_vec(), r.poorly_constrained);
+        let y: ndarray::Array1<f64> = z.by_name(&format!("{key}y_star")).expect("y_star");
+        for l in 0..y.len() {
+            if pc[l] {
+                assert!(
+                    y[l].is_nan(),
+                    "{key}: a poorly constrained pixel must be NaN"
+                );
+            }
+        }
+    }
+    let fits = dir.path().join("s.fits");
+    frizzview::io::export_fits::write_fits(&fits, &data, &c, &[]).expect("fits");
+    let mut ff = fitsio::FitsFile::open(&fits).expect("open fits");
+    let t = ff.hdu("VISITS").expect("VISITS");
+    let col: Vec<f64> = t.read_col(&mut ff, "CHI2_NU_LOO").expect("CHI2_NU_LOO");
+    assert_eq!(col, want);
+    let m = ff.hdu("MASK").expect("MASK");
+    let mask: Vec<i64> = m.read_image(&mut ff).expect("mask");
+    let bit = frizzview::io::export_fits::POORLY_CONSTRAINED_BIT;
+    let n = f.flux.len();
+    for l in 0..n {
+        assert_eq!(
+            (mask[l] >> bit) & 1 == 1,
+            f.poorly_constrained[l],
+            "pixel {l}"
+        );
+    }
+    eprintln!(
+        "exports: {} visits' LOO chi2/nu and {} poorly constrained px round-trip",
+        want.len(),
+        constrained::count(f)
+    );
+}
