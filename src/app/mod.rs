@@ -15,6 +15,7 @@ pub mod plot_ui;
 pub mod teaching;
 pub mod trace;
 pub mod visits_ui;
+pub mod yrange;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -146,6 +147,8 @@ pub enum SortKey {
     Bad,
     /// Outlier score of the robust fit.
     Outliers,
+    /// Leave-one-visit-out chi^2/nu.
+    Loo,
 }
 
 /// View options, remembered between runs.
@@ -168,6 +171,9 @@ pub struct ViewOptions {
     pub show_masked: bool,
     /// Show the residual plot.
     pub show_residuals: bool,
+    /// Residuals and model of each visit from the other visits' fit (leave-one-out) instead of
+    /// the fit to all visits.
+    pub leave_one_out: bool,
     /// Draw the truth / pipeline coadd when the dataset has one.
     pub show_reference: bool,
     /// Visit table sort column.
@@ -187,6 +193,7 @@ impl Default for ViewOptions {
             show_model: true,
             show_masked: true,
             show_residuals: true,
+            leave_one_out: false,
             show_reference: true,
             sort: SortKey::Index,
             sort_descending: false,
@@ -740,6 +747,16 @@ impl FrizzApp {
                 }
                 if let Some(cond) = c.forward.as_ref().and_then(|f| f.condition) {
                     text += &format!(", condition {cond:.1e}");
+                }
+                let weak: Vec<String> = [("forward", &c.forward), ("standard", &c.standard)]
+                    .into_iter()
+                    .filter_map(|(n, m)| {
+                        let k = crate::combine::constrained::count(m.as_ref()?);
+                        (k > 0).then(|| format!("{k} ({n})"))
+                    })
+                    .collect();
+                if !weak.is_empty() {
+                    text += &format!(", poorly constrained px: {}", weak.join(", "));
                 }
                 ui.label(text);
                 if !c.warnings.is_empty() {

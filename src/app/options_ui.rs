@@ -273,6 +273,12 @@ fn view_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     ui.checkbox(&mut v.show_model, "model prediction per visit");
     ui.checkbox(&mut v.show_masked, "mark masked pixels");
     ui.checkbox(&mut v.show_residuals, "residuals (sigma)");
+    ui.checkbox(&mut v.leave_one_out, "leave-one-out model")
+        .on_hover_text(
+            "draw each visit's model and residuals from the fit to the OTHER visits: the \
+             in-sample model bends towards the visit it is compared with, so its residuals \
+             understate a bad visit's misfit",
+        );
     ui.checkbox(&mut v.show_reference, "truth / pipeline coadd");
 }
 

@@ -73,6 +73,8 @@ struct ExposureKey {
     bad_bits: u64,
     band: bool,
     masked: bool,
+    /// Model and residuals from the leave-one-out fits.
+    loo: bool,
 }
 
 /// One visit's decimated curves (every segment), x already in the plotted frame.
@@ -296,21 +298,14 @@ impl DatasetCurves {
             .visits
             .iter()
             .map(|v| {
-                let mut f: Vec<f64> = v
+                let f: Vec<f64> = v
                     .flux()
                     .iter()
                     .zip(v.bad())
                     .filter(|(f, b)| f.is_finite() && !**b)
                     .map(|(f, _)| *f)
                     .collect();
-                f.sort_by(f64::total_cmp);
-                if f.is_empty() {
-                    return (f64::NEG_INFINITY, f64::INFINITY);
-                }
-                let q = |p: f64| f[((f.len() - 1) as f64 * p) as usize];
-                let (lo, hi) = (q(0.005), q(0.995));
-                let pad = 0.5 * (hi - lo).max(1e-12);
-                (lo - pad, hi + pad)
+                super::yrange::robust_limits(f).unwrap_or((f64::NEG_INFINITY, f64::INFINITY))
             })
             .collect();
         let sigma = data
@@ -603,13 +598,15 @@ fn method_curves(
     grid_aa: &[f64],
     color: egui::Color32,
     key: CombinedKey,
+    limits: (f64, f64),
 ) {
+    let c = |x: f64| super::yrange::clamp_to(x, limits);
     let range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
     if key.band {
         for (xs, lo, hi) in decimate_band(
             grid_aa,
-            |k| m.flux[k] - m.var[k].sqrt(),
-            |k| m.flux[k] + m.var[k].sqrt(),
+            |k| c(m.flux[k] - m.var[k].sqrt()),
+            |k| c(m.flux[k] + m.var[k].sqrt()),
             range.clone(),
             key.bins,
         ) {
@@ -624,7 +621,7 @@ fn method_curves(
     }
     let t = trace(
         grid_aa,
-        |k| m.flux.get(k).copied().unwrap_or(f64::NAN),
+        |k| c(m.flux.get(k).copied().unwrap_or(f64::NAN)),
         range,
         key.bins,
     );
@@ -636,11 +633,17 @@ fn method_curves(
     });
 }
 
-/// Wavelength spans (Angstrom) of the output pixels without data, the widest 200.
+/// Wavelength spans (Angstrom) of the output pixels without data or poorly constrained (both
+/// NaN), the widest 200.
 fn no_data_spans(m: &MethodResult, grid_aa: &[f64]) -> Vec<(f64, f64)> {
     let mut spans = Vec::new();
     let mut start: Option<usize> = None;
-    for (i, &nd) in m.no_data.iter().enumerate() {
+    let out = m
+        .no_data
+        .iter()
+        .enumerate()
+        .map(|(i, &nd)| nd || m.poorly_constrained.get(i).copied().unwrap_or(false));
+    for (i, nd) in out.enumerate() {
         match (nd, start) {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
@@ -672,6 +675,30 @@ fn combined_drawing(app: &FrizzApp, r: &Arc<Combined>, key: CombinedKey) -> Comb
         .or(r.standard.as_ref())
         .map(|m| no_data_spans(m, &grid_aa))
         .unwrap_or_default();
+    // The y range: the padded percentile range of the constrained values in view (no-data and
+    // poorly constrained pixels are NaN already) of every curve drawn.
+    let in_view = |x: &[f64], y: &[f64]| -> Vec<f64> {
+        x.iter()
+            .zip(y)
+            .filter(|(x, _)| range.contains(x))
+            .map(|(_, y)| *y)
+            .collect()
+    };
+    let mut values = Vec::new();
+    for m in [&r.forward, &r.standard].into_iter().flatten() {
+        values.extend(in_view(&grid_aa, &m.flux));
+    }
+    if key.reference {
+        for s in [&app.data.truth, &app.data.pipeline_coadd]
+            .into_iter()
+            .flatten()
+        {
+            let x: Vec<f64> = s.ln_wave.iter().map(|v| v.exp()).collect();
+            values.extend(in_view(&x, &s.flux));
+        }
+    }
+    let limits = super::yrange::robust_limits(values).unwrap_or((f64::MIN, f64::MAX));
+    let c = |x: f64| super::yrange::clamp_to(x, limits);
     let mut curves = Vec::new();
     if key.reference {
         for s in [&app.data.truth, &app.data.pipeline_coadd]
@@ -681,7 +708,7 @@ fn combined_drawing(app: &FrizzApp, r: &Arc<Combined>, key: CombinedKey) -> Comb
             let x: Vec<f64> = s.ln_wave.iter().map(|v| v.exp()).collect();
             curves.push(CombinedCurve::Line {
                 name: s.label.clone(),
-                trace: Arc::new(trace(&x, |k| s.flux[k], range.clone(), key.bins)),
+                trace: Arc::new(trace(&x, |k| c(s.flux[k]), range.clone(), key.bins)),
                 color: egui::Color32::from_gray(120),
                 width: 1.0,
             });
@@ -691,7 +718,7 @@ fn combined_drawing(app: &FrizzApp, r: &Arc<Combined>, key: CombinedKey) -> Comb
         && (key.overlay || r.forward.is_none())
     {
         let name = "standard practice";
-        method_curves(&mut curves, name, m, &grid_aa, STANDARD_COLOR, key);
+        method_curves(&mut curves, name, m, &grid_aa, STANDARD_COLOR, key, limits);
     }
     if let Some(m) = &r.forward {
         method_curves(
@@ -701,6 +728,7 @@ fn combined_drawing(app: &FrizzApp, r: &Arc<Combined>, key: CombinedKey) -> Comb
             &grid_aa,
             FORWARD_COLOR,
             key,
+            limits,
         );
     }
     CombinedDrawing {
@@ -709,6 +737,12 @@ fn combined_drawing(app: &FrizzApp, r: &Arc<Combined>, key: CombinedKey) -> Comb
         spans,
         curves,
     }
+}
+
+/// The combined plot's id (its `egui_plot::PlotMemory` holds the bounds drawn).
+#[must_use]
+pub fn combined_plot_id() -> egui::Id {
+    egui::Id::unique("frizzview-combined-plot")
 }
 
 fn combined_plot(
@@ -721,6 +755,7 @@ fn combined_plot(
 ) {
     let app_ref: &FrizzApp = app;
     Plot::new("combined")
+        .id(combined_plot_id())
         .height(height)
         .link_axis(link_group(), [true, false])
         .link_cursor(link_group(), [true, false])
@@ -759,7 +794,7 @@ fn combined_plot(
             });
             for &(x0, x1) in &d.spans {
                 plot_ui.span(
-                    Span::new("no data", x0..=x1)
+                    Span::new("no data / poorly constrained", x0..=x1)
                         .fill(egui::Color32::from_gray(128).gamma_multiply(0.18))
                         .border_width(0.0),
                 );
@@ -811,11 +846,19 @@ fn difference_plot(
         .show(ui, |plot_ui| {
             apply_view_requests(app, plot_ui, jump);
             let range = visible_x(plot_ui, full);
+            let d = |k: usize| s.flux[k] - f.flux[k];
+            let limits = super::yrange::robust_limits(
+                (0..grid_aa.len())
+                    .filter(|&k| range.contains(&grid_aa[k]))
+                    .map(d),
+            )
+            .unwrap_or((f64::MIN, f64::MAX));
+            let c = |x: f64| super::yrange::clamp_to(x, limits);
             if app.view.show_uncertainty {
                 for (xs, lo, hi) in decimate_band(
                     &grid_aa,
-                    |k| -f.var[k].sqrt(),
-                    |k| f.var[k].sqrt(),
+                    |k| c(-f.var[k].sqrt()),
+                    |k| c(f.var[k].sqrt()),
                     range.clone(),
                     bins,
                 ) {
@@ -825,7 +868,7 @@ fn difference_plot(
                     );
                 }
             }
-            let t = trace(&grid_aa, |k| s.flux[k] - f.flux[k], range, bins);
+            let t = trace(&grid_aa, |k| c(d(k)), range, bins);
             add_trace(plot_ui, "standard - forward", t, STANDARD_COLOR, 1.0);
         });
 }
@@ -1046,6 +1089,7 @@ fn exposures_plot(
                     // Bands of a dozen stacked visits only blur them; shown one or overlaid.
                     band: app.view.show_uncertainty && !stacked,
                     masked: app.view.show_masked,
+                    loo: app.view.leave_one_out,
                 };
                 let n_visits = app.data.visits.len();
                 let drawing = app.curves.data_drawing(key, n_visits, || {
@@ -1087,7 +1131,8 @@ fn exposures_plot(
                 if app.view.show_model
                     && let Some(result) = &app.result
                     && let Some(pred) = result.forward.as_ref().and_then(|f| f.visits.get(i))
-                    && pred.prediction.len() == visit.len()
+                    && let predicted = model_of(pred, key.loo)
+                    && predicted.len() == visit.len()
                 {
                     let model = app.curves.result_drawing(false, key, result, n_visits, || {
                         let (y_lo, y_hi) = y_limits(app, i);
@@ -1095,7 +1140,7 @@ fn exposures_plot(
                         for seg in segs {
                             trace.push(
                                 &seg.lam_aa,
-                                |j| pred.prediction[seg.idx[j]].clamp(y_lo, y_hi) + offset,
+                                |j| predicted[seg.idx[j]].clamp(y_lo, y_hi) + offset,
                                 obs_range.clone(),
                                 bins,
                                 scale,
@@ -1144,6 +1189,16 @@ fn exposures_plot(
                 }
             }
         });
+}
+
+/// A visit's model prediction at its pixels: from the fit to all visits, or (`loo`) from the fit
+/// to the other visits when it was computed.
+fn model_of(fit: &crate::combine::VisitFit, loo: bool) -> &[f64] {
+    if loo && !fit.loo_prediction.is_empty() {
+        &fit.loo_prediction
+    } else {
+        &fit.prediction
+    }
 }
 
 /// The points with x in `range`.
@@ -1308,7 +1363,8 @@ fn residuals_plot(
                 ) else {
                     continue;
                 };
-                if fit.prediction.len() != visit.len() {
+                let predicted = model_of(fit, app.view.leave_one_out);
+                if predicted.len() != visit.len() {
                     continue;
                 }
                 let scale = frame_scale(app, i);
@@ -1324,6 +1380,7 @@ fn residuals_plot(
                     bad_bits: app.settings.bad_bits,
                     band: false,
                     masked: false,
+                    loo: app.view.leave_one_out,
                 };
                 let n_visits = app.data.visits.len();
                 let drawing = app.curves.result_drawing(true, key, result, n_visits, || {
@@ -1341,8 +1398,7 @@ fn residuals_plot(
                                     && visit.flags()[p] & bad_bits == 0
                                 {
                                     // Clamped so one outlier does not flatten the rest.
-                                    ((flux[p] - fit.prediction[p]) * ivar[p].sqrt())
-                                        .clamp(-12.0, 12.0)
+                                    ((flux[p] - predicted[p]) * ivar[p].sqrt()).clamp(-12.0, 12.0)
                                 } else {
                                     f64::NAN
                                 }

@@ -36,6 +36,8 @@ struct Row {
     source: &'static str,
     snr: Option<f64>,
     chi2_nu: Option<f64>,
+    /// Leave-one-out chi^2/nu (forward model) and the pixels left unconstrained without it.
+    loo: Option<(f64, usize)>,
     n_bad: Option<usize>,
     /// Fitted velocity and its error (km/s) when shift fitting ran.
     v_fit: Option<(f64, f64)>,
@@ -71,6 +73,10 @@ fn rows(app: &FrizzApp) -> Vec<Row> {
                 source,
                 snr: v.meta.snr,
                 chi2_nu: fit.map(|f| f.chi2_nu).filter(|c| c.is_finite()),
+                loo: forward
+                    .and_then(|m| m.visits.get(i))
+                    .filter(|f| f.loo_chi2_nu.is_finite())
+                    .map(|f| (f.loo_chi2_nu, f.loo_n_unconstrained)),
                 n_bad: result.and_then(|r| r.visits.get(i)).map(|u| u.n_bad),
                 v_fit,
                 outlier_score,
@@ -94,6 +100,7 @@ fn rows(app: &FrizzApp) -> Vec<Row> {
             SortKey::Shift => cmp_opt(a.v_kms, b.v_kms),
             SortKey::Snr => cmp_opt(a.snr, b.snr),
             SortKey::Chi2 => cmp_opt(a.chi2_nu, b.chi2_nu),
+            SortKey::Loo => cmp_opt(a.loo.map(|l| l.0), b.loo.map(|l| l.0)),
             SortKey::Bad => a.n_bad.cmp(&b.n_bad),
             SortKey::Outliers => cmp_opt(a.outlier_score, b.outlier_score),
         };
@@ -112,7 +119,14 @@ pub fn sorted_indices(app: &FrizzApp) -> Vec<usize> {
     rows(app).iter().map(|r| r.index).collect()
 }
 
-fn header(app: &mut FrizzApp, ui: &mut egui::Ui, key: SortKey, text: &str) {
+/// What the leave-one-out column means (its header's and cells' tooltip).
+pub const LOO_HELP: &str = "leave-one-out chi2/nu: the visit's pixels against the model fitted to \
+the OTHER visits. The in-sample chi2/nu understates a bad visit's misfit, because the model \
+bends towards the visit it is compared with; this score does not. For a consistent visit among \
+N of similar S/N it is about (1 + 1/(N-1)) times the misfit level (1.5 for 3 visits). Computed \
+with the local basis (also when the Fourier basis is selected).";
+
+fn header(app: &mut FrizzApp, ui: &mut egui::Ui, key: SortKey, text: &str) -> egui::Response {
     let active = app.view.sort == key;
     let label = if active {
         format!(
@@ -122,20 +136,22 @@ fn header(app: &mut FrizzApp, ui: &mut egui::Ui, key: SortKey, text: &str) {
     } else {
         text.to_owned()
     };
-    if ui
+    let r = ui
         .selectable_label(active, label)
-        .on_hover_text("sort by this column")
-        .clicked()
-    {
+        .on_hover_text("sort by this column");
+    if r.clicked() {
         if active {
             app.view.sort_descending = !app.view.sort_descending;
         } else {
             app.view.sort = key;
             // The worst visit first: chi^2 and bad pixels sort descending by default.
-            app.view.sort_descending =
-                matches!(key, SortKey::Chi2 | SortKey::Bad | SortKey::Outliers);
+            app.view.sort_descending = matches!(
+                key,
+                SortKey::Chi2 | SortKey::Loo | SortKey::Bad | SortKey::Outliers
+            );
         }
     }
+    r
 }
 
 /// Draw the visit table and the selected visit's shift slider.
@@ -154,7 +170,7 @@ pub fn visits_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
         .show(ui, |ui| {
             egui::Grid::new("visit-table")
                 .striped(true)
-                .num_columns(10)
+                .num_columns(11)
                 .spacing([10.0, 2.0])
                 .show(ui, |ui| {
                     header(app, ui, SortKey::Index, "#");
@@ -164,6 +180,7 @@ pub fn visits_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
                     ui.label("source");
                     header(app, ui, SortKey::Snr, "S/N");
                     header(app, ui, SortKey::Chi2, "chi2/nu");
+                    header(app, ui, SortKey::Loo, "LOO chi2/nu").on_hover_text(LOO_HELP);
                     header(app, ui, SortKey::Bad, "bad px");
                     ui.label("fitted km/s");
                     header(app, ui, SortKey::Outliers, "outliers");
@@ -219,6 +236,14 @@ fn row_ui(app: &mut FrizzApp, ui: &mut egui::Ui, row: &Row) {
     ui.label(row.source);
     ui.label(row.snr.map_or("-".into(), |s| format!("{s:.0}")));
     ui.label(row.chi2_nu.map_or("-".into(), |c| format!("{c:.2}")));
+    match row.loo {
+        Some((c, 0)) => ui.label(format!("{c:.2}")).on_hover_text(LOO_HELP),
+        Some((c, n)) => ui.label(format!("{c:.2}*")).on_hover_text(format!(
+            "{LOO_HELP}\n\n* without this visit the others leave {n} of its pixels \
+             unconstrained: only the pixels they still constrain are scored"
+        )),
+        None => ui.label("-"),
+    };
     ui.label(row.n_bad.map_or("-".into(), |b| b.to_string()));
     ui.horizontal(|ui| match row.v_fit {
         Some((v, err)) => {

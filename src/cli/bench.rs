@@ -250,6 +250,7 @@ fn run_case(
                     "first_seconds": t.first_s,
                     "cpu_seconds": t.live_cpu_s,
                     "shift_seconds": t.shift_s,
+                    "loo_seconds": t.loo_s,
                     "visits": n,
                     "pixels": n * 3 * chip,
                 }),
@@ -395,6 +396,9 @@ struct Live {
     live_cpu_s: f64,
     /// Median recompute after one visit's shift changed (a dragged shift slider).
     shift_s: f64,
+    /// Median time of the leave-one-visit-out scores after a weight change (the window
+    /// computes them after every fit: `combine::local::leave_one_out`).
+    loo_s: f64,
 }
 
 /// A recompute = prepare (one visit's weight changed to a value not seen before, so its
@@ -411,7 +415,7 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
         ..LocalOptions::default()
     };
     let reps = reps.max(2);
-    let recompute = |settings: &Settings| -> anyhow::Result<(f64, f64)> {
+    let recompute = |settings: &Settings| -> anyhow::Result<(f64, f64, f64)> {
         let c = cpu_now();
         let t = Instant::now();
         let prep = prepare(data, settings)?;
@@ -425,11 +429,17 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
             &opts,
         )?;
         let wall = t.elapsed().as_secs_f64();
+        let cpu = cpu_now() - c;
         std::hint::black_box(r);
-        Ok((wall, cpu_now() - c))
+        let t = Instant::now();
+        let loo = local::leave_one_out(&prep, &cache, &opts, &Cancel::new())?;
+        let loo_s = t.elapsed().as_secs_f64();
+        std::hint::black_box(loo);
+        Ok((wall, cpu, loo_s))
     };
     let (weight_runs, shift_runs) = drag_visit_0(data, &mut settings, reps, recompute)?;
-    let (times, cpu): (Vec<f64>, Vec<f64>) = weight_runs.into_iter().unzip();
+    let loo_times: Vec<f64> = weight_runs.iter().skip(1).map(|r| r.2).collect();
+    let (times, cpu): (Vec<f64>, Vec<f64>) = weight_runs.into_iter().map(|r| (r.0, r.1)).unzip();
     let shift_times = shift_runs.iter().map(|r| r.0).collect();
     let first_s = times[0];
     Ok(Live {
@@ -437,6 +447,7 @@ fn time_live(data: &Dataset, reps: usize, kernel: local::Kernel) -> anyhow::Resu
         live_s: median(times[1..].to_vec()),
         live_cpu_s: median(cpu[1..].to_vec()),
         shift_s: median(shift_times),
+        loo_s: median(loo_times),
     })
 }
 

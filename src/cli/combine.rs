@@ -553,7 +553,28 @@ pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
                 fv.len()
             );
         }
-        let _ = write!(s, ", {no_data} px without data");
+        let _ = write!(
+            s,
+            ", {no_data} px without data, {} px poorly constrained",
+            crate::combine::constrained::count(r)
+        );
+        let loo: Vec<String> = r
+            .visits
+            .iter()
+            .filter(|v| v.loo_chi2_nu.is_finite())
+            .map(|v| format!("{:.3}", v.loo_chi2_nu))
+            .collect();
+        if !loo.is_empty() {
+            let basis = r
+                .loo_basis
+                .as_ref()
+                .map_or(String::new(), |b| format!(" ({b})"));
+            let _ = write!(
+                s,
+                ", leave-one-out chi2/nu per visit{basis} [{}]",
+                loo.join(", ")
+            );
+        }
     };
     if let Some(f) = &c.forward {
         part("forward model", f);

@@ -15,7 +15,9 @@ mod fuzz;
 mod gz;
 mod io;
 mod local;
+mod loo;
 mod properties;
+mod real_star;
 mod reference;
 mod sdss5;
 mod sdss5_boss_mwm;
@@ -27,3 +29,5 @@ mod synth;
 mod teaching;
 #[cfg(feature = "gui")]
 mod ui;
+#[cfg(feature = "gui")]
+mod ui_yrange;

@@ -60,14 +60,19 @@ def check(binary, src, tmp, extra):
         assert rel < 1e-12, f"WCS wavelengths differ from lam_out by {rel}"
         same(flux[0], npz["y_star"], "forward flux")
         same(err[0], np.sqrt(npz["var"]), "forward error")
-        same(mask[0], npz["flags"].astype(np.int64), "forward mask")
+        pcbit = h["MASK"].header["PCBIT"]
+        weak = ((mask[0] >> pcbit) & 1).astype(bool)
+        assert np.all(weak == npz["poorly_constrained_mask"]), "MASK bit PCBIT marks the poorly constrained pixels"
+        same(mask[0] & ~(1 << pcbit), npz["flags"].astype(np.int64), "forward mask")
         same(h["COVAR_FORWARD"].data, npz["C_band"], "forward covariance band")
         same(flux[1], npz["standard_y_star"], "standard flux")
         same(h["COVAR_STANDARD"].data, npz["standard_C_band"], "standard covariance band")
-        assert np.all(np.isnan(flux[0]) == npz["no_data_mask"]), "NaN flux marks the no-data pixels"
+        blank = npz["no_data_mask"] | npz["poorly_constrained_mask"]
+        assert np.all(np.isnan(flux[0]) == blank), "NaN flux marks the no-data and poorly constrained pixels"
         vt = h["VISITS"].data
         assert len(vt) == nv, f"VISITS has {len(vt)} rows for NVISITS {nv}"
         same(vt["CHI2_NU_FORWARD"], npz["visit_chi2_nu"], "per-visit chi2/nu")
+        same(vt["CHI2_NU_LOO"], npz["visit_loo_chi2_nu"], "per-visit leave-one-out chi2/nu")
         settings = json.loads("".join(p[f"FVSET{k:03d}"] for k in range(p["FVSETN"])))
         assert settings == json.loads(bytes(npz["settings_json"]).decode()), "settings JSON"
         for i in range(1, min(nv, 99) + 1):

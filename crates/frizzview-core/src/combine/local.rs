@@ -1136,40 +1136,7 @@ pub fn fit_with(
     } = total;
 
     // Censoring and dropped functions.
-    let s = b + 1;
-    let max_diag = (0..p).map(|j| a.a[j * s]).fold(0.0_f64, f64::max);
-    let mut no_data = vec![false; p];
-    for j in 0..p {
-        no_data[j] = !covered[j] || !(a.a[j * s] > 1e-14 * max_diag);
-    }
-    if no_data.iter().all(|&x| x) {
-        return Err(CombineError::NoUsablePixels);
-    }
-    let mut sum_diag = 0.0;
-    let mut n_kept = 0usize;
-    for j in 0..p {
-        if !no_data[j] {
-            sum_diag += a.a[j * s];
-            n_kept += 1;
-        }
-    }
-    let ridge = opts.ridge * sum_diag / n_kept as f64;
-    for j in 0..p {
-        if no_data[j] {
-            for d in 1..=b.min(j) {
-                a.a[j * s + d] = 0.0;
-            }
-            for d in 1..=b {
-                if j + d < p {
-                    a.a[(j + d) * s + d] = 0.0;
-                }
-            }
-            a.a[j * s] = 1.0;
-            rhs[j] = 0.0;
-        } else {
-            a.a[j * s] += ridge;
-        }
-    }
+    let no_data = censor_functions(&mut a, &mut rhs, &covered, opts.ridge)?;
     mark("assemble", &mut phases);
     let ldl = BandLdl::new(&a)?;
     cancel.check()?;
@@ -1219,7 +1186,56 @@ pub fn fit_with(
         visits,
         model: Some(model),
         fitted_velocity: None,
+        ..MethodResult::default()
     })
+}
+
+/// Censor the functions of an assembled system (in place): an output pixel without covered data,
+/// or whose diagonal is below 1e-14 of the largest, is no-data and its function is dropped (its
+/// row and column zeroed, diagonal 1, right-hand side 0); the kept diagonals get a ridge of
+/// `ridge` times their mean. Returns the no-data mask.
+fn censor_functions(
+    a: &mut Band,
+    rhs: &mut [f64],
+    covered: &[bool],
+    ridge: f64,
+) -> Result<Vec<bool>, CombineError> {
+    let (p, b) = (a.n, a.b);
+    let s = b + 1;
+    let max_diag = (0..p).map(|j| a.a[j * s]).fold(0.0_f64, f64::max);
+    let mut no_data = vec![false; p];
+    for j in 0..p {
+        no_data[j] = !covered[j] || !(a.a[j * s] > 1e-14 * max_diag);
+    }
+    if no_data.iter().all(|&x| x) {
+        return Err(CombineError::NoUsablePixels);
+    }
+    let mut sum_diag = 0.0;
+    let mut n_kept = 0usize;
+    for j in 0..p {
+        if !no_data[j] {
+            sum_diag += a.a[j * s];
+            n_kept += 1;
+        }
+    }
+    let ridge = ridge * sum_diag / n_kept as f64;
+    for j in 0..p {
+        if no_data[j] {
+            for d in 1..=b.min(j) {
+                a.a[j * s + d] = 0.0;
+            }
+            for d in 1..=b {
+                if j + d < p {
+                    a.a[(j + d) * s + d] = 0.0;
+                }
+            }
+            a.a[j * s] = 1.0;
+            rhs[j] = 0.0;
+        } else {
+            a.a[j * s] += ridge;
+        }
+    }
+    Ok(no_data)
 }
 
 /// y* = X* theta and the band `C*[l][l + k]`, k = 0..=lags, from the factor of A: the band of
@@ -1322,36 +1338,40 @@ fn visit_fits_cached(
     model: &LocalModel,
     bases: &[Arc<VisitBasis>],
 ) -> Vec<super::VisitFit> {
-    let p = model.theta.len();
     prep.visits
         .par_iter()
         .zip(bases.par_iter())
-        .map(|(v, vb)| {
-            let n = v.x_rest.len();
-            let mut prediction = vec![f64::NAN; n];
-            for k in 0..n {
-                let j0 = vb.j0[k];
-                if j0 == NO_ROW || !model.inside(vb.u[k]) {
-                    continue;
-                }
-                let row = &vb.vals[k * vb.width..(k + 1) * vb.width];
-                let f = if j0 >= 0 && j0 as usize + vb.width <= p {
-                    dot_f32_f64(row, &model.theta[j0 as usize..j0 as usize + vb.width])
-                } else {
-                    let mut f = 0.0;
-                    for (m, &g) in row.iter().enumerate() {
-                        let j = j0 + m as i64;
-                        if j >= 0 && (j as usize) < p {
-                            f += f64::from(g) * model.theta[j as usize];
-                        }
-                    }
-                    f
-                };
-                prediction[k] = f * v.s[k];
-            }
-            super::VisitFit::from_prediction(v, prediction)
-        })
+        .map(|(v, vb)| super::VisitFit::from_prediction(v, predict_cached(v, model, vb)))
         .collect()
+}
+
+/// S f(x - dx) of `model` at the pixels of one visit from its cached design rows (NaN outside the
+/// model's data).
+fn predict_cached(v: &PreparedVisit, model: &LocalModel, vb: &VisitBasis) -> Vec<f64> {
+    let p = model.theta.len();
+    let n = v.x_rest.len();
+    let mut prediction = vec![f64::NAN; n];
+    for k in 0..n {
+        let j0 = vb.j0[k];
+        if j0 == NO_ROW || !model.inside(vb.u[k]) {
+            continue;
+        }
+        let row = &vb.vals[k * vb.width..(k + 1) * vb.width];
+        let f = if j0 >= 0 && j0 as usize + vb.width <= p {
+            dot_f32_f64(row, &model.theta[j0 as usize..j0 as usize + vb.width])
+        } else {
+            let mut f = 0.0;
+            for (m, &g) in row.iter().enumerate() {
+                let j = j0 + m as i64;
+                if j >= 0 && (j as usize) < p {
+                    f += f64::from(g) * model.theta[j as usize];
+                }
+            }
+            f
+        };
+        prediction[k] = f * v.s[k];
+    }
+    prediction
 }
 
 /// sum_m a_m b_m with four independent accumulators (lets the compiler vectorise; the order of
@@ -1698,6 +1718,174 @@ impl SpectrumModel for LocalModel {
             })
             .collect()
     }
+}
+
+/// A visit's leave-one-out fit: its pixels predicted by the model fitted to the other visits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LooFit {
+    /// S f_{-i}(x - dx) at the visit's pixels (NaN where the other visits leave the model
+    /// unconstrained or without data).
+    pub prediction: Vec<f64>,
+    /// chi^2 against `prediction` (the definitions of [`super::VisitFit::from_prediction`]).
+    pub chi2: f64,
+    /// Pixels in `chi2`.
+    pub n_used: usize,
+    /// `chi2 / n_used`.
+    pub chi2_nu: f64,
+    /// Used pixels of the visit (positive weight, on the grid) that were not scored because
+    /// the other visits do not constrain the model there.
+    pub n_unconstrained: usize,
+}
+
+/// Leave-one-visit-out fits of the local basis, one per dataset visit (`None` for excluded
+/// visits: the full fit already predicts them out of sample).
+///
+/// For visit i the normal equations of the other visits are the total minus visit i's own sums,
+/// A_{-i} = A - A_i and b_{-i} = b - b_i (the per-visit sums are the ones [`fit`] caches), then
+/// censored, ridged, factored and solved exactly as [`fit_with`] would with visit i excluded:
+/// O(P b^2) per visit, no kernel evaluation. The variance of the leave-one-out model on the
+/// output grid (selected inverse) feeds the same poorly-constrained rule as the full fit
+/// ([`super::constrained`]); the visit's pixels whose nearest output pixel is no-data or poorly
+/// constrained without it are not scored, and are counted in `n_unconstrained`.
+pub fn leave_one_out(
+    prep: &Prepared,
+    cache: &BasisCache,
+    opts: &LocalOptions,
+    cancel: &Cancel,
+) -> Result<Vec<Option<LooFit>>, CombineError> {
+    let grid = &prep.grid;
+    let p = grid.len();
+    if p < 2 {
+        return Err(CombineError::Other(format!(
+            "local basis: the output grid has {p} pixels, need at least 2"
+        )));
+    }
+    let map = GridMap::new(grid);
+    let kernel = opts.kernel;
+    let gen_ = cache.begin();
+    let bases: Vec<Arc<VisitBasis>> = prep
+        .visits
+        .par_iter()
+        .map(|pv| cache.get(pv, &map, kernel, gen_))
+        .collect();
+    let used: Vec<usize> = (0..prep.visits.len())
+        .filter(|&i| prep.visits[i].included)
+        .collect();
+    let width = used
+        .iter()
+        .map(|&i| bases[i].width)
+        .max()
+        .unwrap_or(kernel.width());
+    let b = width - 1;
+    let per_visit_bytes = (b + 1) * p * 8 + p * 17;
+    let cached = used.len() * per_visit_bytes <= cache.partial_budget;
+    let partial = |i: usize| -> Arc<Partial> {
+        let (pv, vb) = (&prep.visits[i], &bases[i]);
+        if cached {
+            cache.get_partial(pv, vb, p, gen_)
+        } else {
+            Arc::new(Partial::of_visit(pv, vb, p))
+        }
+    };
+    // The total and, per output pixel, how many visits cover it (coverage is a union, so it
+    // cannot be subtracted; a count can).
+    let mut total = Partial::new(p, b);
+    let mut n_cover = vec![0u32; p];
+    for chunk in used.chunks(GROUP) {
+        cancel.check()?;
+        let parts: Vec<Arc<Partial>> = chunk.par_iter().map(|&i| partial(i)).collect();
+        for part in &parts {
+            let Partial {
+                a,
+                rhs,
+                covered,
+                flags,
+                ..
+            } = &mut total;
+            part.add_rows(0, &mut a.a, b, rhs, covered, flags);
+            for (j, &c) in part.covered.iter().enumerate() {
+                n_cover[part.lo + j] += u32::from(c);
+            }
+        }
+    }
+    let fits: Vec<(usize, LooFit)> = used
+        .par_iter()
+        .map(|&i| -> Result<(usize, LooFit), CombineError> {
+            cancel.check()?;
+            let part = partial(i);
+            let (pv, vb) = (&prep.visits[i], &bases[i]);
+            let mut a = total.a.clone();
+            let mut rhs = total.rhs.clone();
+            let sb = part.a.b + 1;
+            for jl in 0..part.rhs.len() {
+                let j = part.lo + jl;
+                let src = &part.a.a[jl * sb..(jl + 1) * sb];
+                for (x, y) in a.a[j * (b + 1)..j * (b + 1) + sb].iter_mut().zip(src) {
+                    *x -= y;
+                }
+                rhs[j] -= part.rhs[jl];
+            }
+            let covered: Vec<bool> = (0..p)
+                .map(|j| {
+                    let own = j >= part.lo
+                        && j < part.lo + part.covered.len()
+                        && part.covered[j - part.lo];
+                    n_cover[j] > u32::from(own)
+                })
+                .collect();
+            let unscored = || LooFit {
+                prediction: vec![f64::NAN; pv.x_rest.len()],
+                chi2: f64::NAN,
+                n_used: 0,
+                chi2_nu: f64::NAN,
+                n_unconstrained: used_pixels(pv, vb),
+            };
+            let Ok(no_data) = censor_functions(&mut a, &mut rhs, &covered, opts.ridge) else {
+                return Ok((i, unscored()));
+            };
+            let Ok(ldl) = BandLdl::new(&a) else {
+                return Ok((i, unscored()));
+            };
+            let theta = ldl.solve(&rhs);
+            let mut model = LocalModel {
+                map: map.clone(),
+                kernel,
+                theta,
+                no_data,
+            };
+            let (_, band) = output_and_covariance(&ldl, &model, kernel, b, 0);
+            let weak = super::constrained::poorly_constrained(&band[0], &model.no_data);
+            for (nd, w) in model.no_data.iter_mut().zip(weak) {
+                *nd |= w;
+            }
+            let prediction = predict_cached(pv, &model, vb);
+            let fit = super::VisitFit::from_prediction(pv, prediction);
+            let n_unconstrained = used_pixels(pv, vb) - fit.n_used.min(used_pixels(pv, vb));
+            Ok((
+                i,
+                LooFit {
+                    prediction: fit.prediction,
+                    chi2: fit.chi2,
+                    n_used: fit.n_used,
+                    chi2_nu: fit.chi2_nu,
+                    n_unconstrained,
+                },
+            ))
+        })
+        .collect::<Result<_, _>>()?;
+    cache.evict(gen_);
+    let mut out = vec![None; prep.visits.len()];
+    for (i, f) in fits {
+        out[i] = Some(f);
+    }
+    Ok(out)
+}
+
+/// Pixels of an included visit that enter the fit: positive weight and ivar, on the grid.
+fn used_pixels(pv: &PreparedVisit, vb: &VisitBasis) -> usize {
+    (0..pv.x_rest.len())
+        .filter(|&k| pv.w[k] > 0.0 && pv.ivar[k] > 0.0 && vb.j0[k] != NO_ROW)
+        .count()
 }
 
 #[cfg(test)]

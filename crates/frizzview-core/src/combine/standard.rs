@@ -1457,6 +1457,7 @@ pub fn combine_standard_with_cache(
         visits,
         model: Some(model),
         fitted_velocity: None,
+        ..MethodResult::default()
     })
 }
 

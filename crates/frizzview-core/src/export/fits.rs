@@ -5,10 +5,10 @@
 //! | 0 | — | header: NVISITS, OBJID, per visit (n = 1..99) SFILEn, JDn, BCn, VRADn, VHELIOn, SNRVISn, VUSEDn, VSRCn; the settings as JSON in FVSET000.. cards (concatenate the string values), FVVERS (tool version) |
 //! | 1 | FLUX | f64 [rows, M*]: row 0 forward model y*, row 1 standard practice, rows 2.. one per visit: the forward model as that visit would see it, S_i(x* + dx_i) f(x*), on the rest-frame output grid (NaN outside the visit's pixels; all NaN without a forward model) |
 //! | 2 | ERROR | same shape: sqrt(diag C*) for rows 0-1, NaN for the visit rows |
-//! | 3 | MASK | int64 [rows, M*]: propagated flags for rows 0-1, 0 for the visit rows |
+//! | 3 | MASK | int64 [rows, M*]: propagated flags for rows 0-1, 0 for the visit rows; bit [`POORLY_CONSTRAINED_BIT`] (header PCBIT) set where the data do not constrain the pixel (flux and error NaN like no-data pixels) |
 //! | 4 | COVAR_FORWARD | f64 [K+1, M*]: row k = C*[l, l+k] of the forward model (NaN past the end or when not computed) |
 //! | 5 | COVAR_STANDARD | the same for standard practice |
-//! | 6 | VISITS | table: FILE, NAME, JD, V_USED_KMS, V_SOURCE, WEIGHT, INCLUDED, N_USED, CHI2_NU_FORWARD, CHI2_NU_STANDARD, SNR, BC_KMS, VREL_KMS (+ V_FIT_KMS, V_FIT_ERR_KMS when shift fitting ran) |
+//! | 6 | VISITS | table: FILE, NAME, JD, V_USED_KMS, V_SOURCE, WEIGHT, INCLUDED, N_USED, CHI2_NU_FORWARD, CHI2_NU_LOO (chi^2/nu against the forward model fitted to the other visits), CHI2_NU_STANDARD, SNR, BC_KMS, VREL_KMS (+ V_FIT_KMS, V_FIT_ERR_KMS when shift fitting ran) |
 //! | 7 | WAVELENGTH | only for grids that are not log-linear: f64 [M*] Angstrom |
 //!
 //! HDU 0-3 carry the apStar wavelength keys CRVAL1 = log10 of the first pixel, CDELT1, CRPIX1 = 1,
@@ -28,6 +28,10 @@ use crate::model::{Dataset, VelocityKind, shift_from_velocity};
 
 /// The largest plain JSON settings file read.
 pub const SETTINGS_MAX_BYTES: u64 = 16 << 20;
+
+/// The MASK bit (above every APOGEE_PIXMASK and SPPIXMASK bit) marking output pixels that the
+/// data do not constrain (`MethodResult::poorly_constrained`).
+pub const POORLY_CONSTRAINED_BIT: u32 = 40;
 
 /// Characters of settings JSON per FVSETnnn card.
 const JSON_CHUNK: usize = 60;
@@ -332,6 +336,9 @@ fn write_to(tmp: &Path, data: &Dataset, c: &Combined) -> R<()> {
                 flux[r * m + l] = res.flux.get(l).copied().unwrap_or(f64::NAN);
                 err[r * m + l] = res.var.get(l).map_or(f64::NAN, |v| v.sqrt());
                 mask[r * m + l] = res.flags.get(l).copied().unwrap_or(0) as i64;
+                if res.poorly_constrained.get(l).copied().unwrap_or(false) {
+                    mask[r * m + l] |= 1i64 << POORLY_CONSTRAINED_BIT;
+                }
             }
         }
     }
@@ -370,6 +377,15 @@ fn write_to(tmp: &Path, data: &Dataset, c: &Combined) -> R<()> {
         &h,
         "BADBITS",
         (c.settings.bad_bits as i64, "mask bits treated as bad"),
+    )?;
+    key(
+        &mut f,
+        &h,
+        "PCBIT",
+        (
+            i64::from(POORLY_CONSTRAINED_BIT),
+            "bit: pixel not constrained by the data (NaN)",
+        ),
     )?;
 
     let k = c.settings.band_lags + 1;
@@ -453,6 +469,7 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
         num_col("INCLUDED", ColumnDataType::Int),
         num_col("N_USED", ColumnDataType::Int),
         num_col("CHI2_NU_FORWARD", ColumnDataType::Double),
+        num_col("CHI2_NU_LOO", ColumnDataType::Double),
         num_col("CHI2_NU_STANDARD", ColumnDataType::Double),
         num_col("SNR", ColumnDataType::Double),
         num_col("BC_KMS", ColumnDataType::Double),
@@ -509,6 +526,15 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
     h.write_col(f, "N_USED", &n_used).map_err(fe)?;
     h.write_col(f, "CHI2_NU_FORWARD", &chi(c.forward.as_ref()))
         .map_err(fe)?;
+    let loo: Vec<f64> = (0..nv)
+        .map(|i| {
+            c.forward
+                .as_ref()
+                .and_then(|r| r.visits.get(i))
+                .map_or(f64::NAN, |v| v.loo_chi2_nu)
+        })
+        .collect();
+    h.write_col(f, "CHI2_NU_LOO", &loo).map_err(fe)?;
     h.write_col(f, "CHI2_NU_STANDARD", &chi(c.standard.as_ref()))
         .map_err(fe)?;
     h.write_col(f, "SNR", &meta_f(&|m| m.snr)).map_err(fe)?;

@@ -4,10 +4,13 @@
 //! `.npz` keys (forward model unprefixed, standard practice with the prefix `standard_`):
 //! `lam_out` (ln lambda of the output grid), `wavelength_aa`, `y_star`, `var` (diag C*), `C_band`
 //! ((K+1) x M*, row k = C*[l, l+k], NaN past the end), `flags` (uint64), `no_data_mask` (bool),
-//! `visit_chi2_nu` (per visit), and when shift fitting ran `v_fit_kms`, `v_fit_err_kms`; plus
+//! `poorly_constrained_mask` (bool: output pixels with data that the data do not constrain, NaN
+//! like no-data pixels), `visit_chi2_nu` (per visit), `visit_loo_chi2_nu` (per visit: chi^2/nu
+//! against the model fitted to the other visits; forward model only), and when shift fitting ran `v_fit_kms`, `v_fit_err_kms`; plus
 //! `settings_json` (UTF-8 bytes of the [`Settings`](crate::settings::Settings) used).
 //!
-//! `.csv` columns: `wavelength_aa`, then `flux`, `sigma`, `flags`, `no_data` for the forward model
+//! `.csv` columns: `wavelength_aa`, then `flux`, `sigma`, `flags`, `no_data`, `poorly_constrained`
+//! for the forward model
 //! and `standard_flux`, ... for standard practice (methods that did not run are left out).
 
 pub mod fits;
@@ -66,9 +69,19 @@ fn write_npz_to(tmp: &Path, shown: &Path, c: &Combined) -> Result<(), SaveError>
             &Array1::from_vec(r.no_data.clone()),
         )
         .map_err(e)?;
+        let pc: Vec<bool> = (0..m)
+            .map(|l| r.poorly_constrained.get(l).copied().unwrap_or(false))
+            .collect();
+        w.add_array(format!("{p}poorly_constrained_mask"), &Array1::from_vec(pc))
+            .map_err(e)?;
         let chi: Vec<f64> = r.visits.iter().map(|v| v.chi2_nu).collect();
         w.add_array(format!("{p}visit_chi2_nu"), &Array1::from_vec(chi))
             .map_err(e)?;
+        if p.is_empty() {
+            let loo: Vec<f64> = r.visits.iter().map(|v| v.loo_chi2_nu).collect();
+            w.add_array("visit_loo_chi2_nu", &Array1::from_vec(loo))
+                .map_err(e)?;
+        }
         if let Some(fv) = &r.fitted_velocity {
             let v: Vec<f64> = fv.iter().map(|x| x.0).collect();
             let s: Vec<f64> = fv.iter().map(|x| x.1).collect();
@@ -100,7 +113,7 @@ fn write_csv_to(tmp: &Path, c: &Combined, sep: char) -> std::io::Result<()> {
     let ms = methods(c);
     let mut header = vec!["wavelength_aa".to_owned()];
     for (p, _) in &ms {
-        for col in ["flux", "sigma", "flags", "no_data"] {
+        for col in ["flux", "sigma", "flags", "no_data", "poorly_constrained"] {
             header.push(format!("{p}{col}"));
         }
     }
@@ -115,6 +128,7 @@ fn write_csv_to(tmp: &Path, c: &Combined, sep: char) -> std::io::Result<()> {
             row.push(format!("{:e}", v.sqrt()));
             row.push(r.flags.get(l).copied().unwrap_or(0).to_string());
             row.push(u8::from(r.no_data.get(l).copied().unwrap_or(true)).to_string());
+            row.push(u8::from(r.poorly_constrained.get(l).copied().unwrap_or(false)).to_string());
         }
         writeln!(w, "{}", row.join(&sep.to_string()))?;
     }

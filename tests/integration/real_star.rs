@@ -1,0 +1,59 @@
+//! The real 3-visit APOGEE star (2M00005143+5615568, three DR13 apVisit files and the pipeline's
+//! apStar) for the tests that must hold on real data. It is read from
+//! `../shared/data/apogee_2M00005143+5615568/` beside the repository and never copied into it.
+//! Where the folder is absent the tests say so and skip, except under `CI=true`, where its
+//! absence is a failure (so CI can never pass without running them).
+
+use std::path::PathBuf;
+
+/// The star's folder name under `../shared/data/`.
+pub const STAR: &str = "apogee_2M00005143+5615568";
+
+/// The star's folder, or `None` (with a message) when it is absent outside CI.
+///
+/// # Panics
+/// Under `CI=true` when the folder is absent.
+pub fn dir() -> Option<PathBuf> {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(STAR);
+    if d.is_dir() {
+        return Some(d);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "the real APOGEE star is missing under CI: {} (CI must have ../shared beside its clone)",
+        d.display()
+    );
+    eprintln!(
+        "skipped: the real APOGEE star is not at {} (these tests need ../shared/data)",
+        d.display()
+    );
+    None
+}
+
+/// The star's three apVisit files, in name order (the apStar beside them is not an input).
+pub fn visit_files() -> Option<Vec<PathBuf>> {
+    let d = dir()?;
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&d)
+        .expect("read the star's folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("apVisit-") && n.ends_with(".fits"))
+        })
+        .collect();
+    v.sort();
+    assert_eq!(v.len(), 3, "expected 3 apVisit files in {}", d.display());
+    Some(v)
+}
+
+/// The star's visits as one dataset, as `frizzview combine apVisit-*.fits` reads them.
+pub fn dataset() -> Option<frizzview::model::Dataset> {
+    let files = visit_files()?;
+    Some(
+        frizzview::io::load_paths(&files, &frizzview::io::LoadOptions::default())
+            .expect("load the real star"),
+    )
+}
