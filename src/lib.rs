@@ -14,6 +14,7 @@
 //!   standard practice; a dense reference for tests; the extensions of issue 6.
 //! - [`synth`]: seeded synthetic data (the paper's generator, an APOGEE-like one).
 //! - [`experiment`]: the paper's noise test (both methods, residual covariance against lag).
+//! - [`fetch`]: a star's SDSS files from a local mirror, the cache, or the archive over HTTPS.
 //! - [`engine`]: a worker thread that runs the newest request, drops stale ones, and caches.
 //! - [`cli`]: the command line (`combine`, `synth`, `bench`, `experiment`).
 //! - `app` (feature `gui`): the eframe window. The only module that imports egui.
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod combine;
 pub mod engine;
 pub mod experiment;
+pub mod fetch;
 pub mod io;
 pub mod model;
 pub mod settings;

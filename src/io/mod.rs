@@ -9,6 +9,7 @@
 //!
 //! `fitsio::FitsFile` is not `Send`: it never leaves the function that opened it.
 
+pub mod allvisit;
 pub mod apvisit;
 pub mod atomic;
 pub mod boss;
@@ -29,6 +30,12 @@ pub use detect::{Format, detect_format};
 pub use error::{LoadError, LoadErrorKind, SaveError};
 
 use crate::model::{Dataset, Survey};
+
+/// Check that `path` is structurally a FITS file: every HDU's header ends and its declared data lie
+/// inside the file (used to verify downloads before they are cached).
+pub fn check_fits_structure(path: &Path) -> Result<(), LoadError> {
+    fits_layout::check(path)
+}
 
 /// Options of [`load_paths`].
 #[derive(Clone, Debug, Default)]
