@@ -9,6 +9,7 @@
 //! (spectra, exposures, noise correlation, decimation), `demo.rs`, `files.rs` (loading, session).
 
 pub mod demo;
+pub mod fetch_ui;
 pub mod files;
 pub mod options_ui;
 pub mod plot_ui;
@@ -308,6 +309,12 @@ pub struct FrizzApp {
     pub(crate) curve_budget: Duration,
     /// The teaching panel, created when its tab is first opened.
     pub teaching: Option<teaching::TeachingPanel>,
+    /// Where star files are looked for and downloaded (mirror, cache, base URL).
+    pub fetch_config: crate::fetch::FetchConfig,
+    /// A running fetch (the dialog's or the real demo's).
+    pub fetch_job: Option<fetch_ui::FetchJob>,
+    /// The fields of the fetch dialog.
+    pub fetch_dialog: fetch_ui::FetchDialog,
 }
 
 impl std::fmt::Debug for FrizzApp {
@@ -348,6 +355,9 @@ impl FrizzApp {
             curves: plot_ui::DatasetCurves::default(),
             curve_budget: plot_ui::REBUILD_BUDGET,
             teaching: None,
+            fetch_config: crate::fetch::FetchConfig::from_env(),
+            fetch_job: None,
+            fetch_dialog: fetch_ui::FetchDialog::default(),
         }
     }
 
@@ -421,6 +431,10 @@ impl FrizzApp {
 
     /// Open a demo; a failure becomes a message.
     pub fn open_demo(&mut self, demo: Demo) {
+        if demo == Demo::ApogeeReal {
+            // Found or downloaded in the background; see `fetch_ui`.
+            return self.start_real_demo();
+        }
         match demo.load() {
             Ok(data) => self.set_dataset(data, Vec::new(), Some(demo)),
             Err(e) => self.report_error(format!("cannot open the {} demo: {e:#}", demo.name())),
@@ -632,6 +646,8 @@ impl FrizzApp {
         self.logic(&ctx);
         self.handle_dropped_files(&ctx);
         self.poll_dialog();
+        self.poll_fetch();
+        self.fetch_ui(&ctx);
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
@@ -685,6 +701,9 @@ impl FrizzApp {
                 if ui.button("Save session…").clicked() {
                     self.start_dialog(DialogKind::SaveSession);
                 }
+                if ui.button("Fetch a star's files…").clicked() {
+                    self.fetch_dialog.open = true;
+                }
                 ui.separator();
                 if ui.button("Export result…").clicked() {
                     self.start_dialog(DialogKind::Export);
@@ -699,6 +718,12 @@ impl FrizzApp {
                 }
                 if ui.button("Real BOSS star").clicked() {
                     self.open_demo(Demo::Boss);
+                }
+                if ui
+                    .button("Real APOGEE star (SDSS DR13, 3 visits, fetched)")
+                    .clicked()
+                {
+                    self.open_demo(Demo::ApogeeReal);
                 }
             });
             ui.separator();
@@ -715,6 +740,10 @@ impl FrizzApp {
             if self.engine.is_busy() {
                 ui.spinner();
                 ui.label("computing…");
+            }
+            if let Some(job) = &self.fetch_job {
+                ui.spinner();
+                ui.label(job.status());
             }
             if let Some(c) = &self.result {
                 let mut what = Vec::new();

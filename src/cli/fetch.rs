@@ -206,8 +206,8 @@ pub fn run(a: &FetchArgs) -> anyhow::Result<()> {
             eprintln!("{} ({origin})", path.display());
         }
     };
-    let got = fetch::star::fetch_star(&query, &templates, &cfg, &mut progress)
-        .context("fetch failed")?;
+    let got =
+        fetch::star::fetch_star(&query, &templates, &cfg, &mut progress).context("fetch failed")?;
     if let Some(b) = bar.take() {
         b.finish_and_clear();
     }

@@ -141,7 +141,9 @@ fn transfer(
             if range_start(&range) == Some(have) {
                 true
             } else {
-                log::warn!("{url}: unexpected Content-Range '{range}' for a resume at {have}; starting over");
+                log::warn!(
+                    "{url}: unexpected Content-Range '{range}' for a resume at {have}; starting over"
+                );
                 // Re-ask without a range next time.
                 std::fs::remove_file(part).map_err(|e| fatal(FetchError::io(part, e)))?;
                 return Err(TransferError::Stopped {
@@ -201,7 +203,8 @@ fn transfer(
             total,
         });
     }
-    file.sync_all().map_err(|e| fatal(FetchError::io(part, e)))?;
+    file.sync_all()
+        .map_err(|e| fatal(FetchError::io(part, e)))?;
     if let Some(t) = total
         && have + got < t
     {

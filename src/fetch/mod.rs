@@ -86,7 +86,9 @@ pub enum FetchError {
         part: String,
     },
     /// The downloaded (or mirrored) bytes are not a valid FITS file; nothing was cached.
-    #[error("{url}: the server sent something that is not a FITS file ({reason}); nothing was cached")]
+    #[error(
+        "{url}: the server sent something that is not a FITS file ({reason}); nothing was cached"
+    )]
     NotFits {
         /// The URL (or file) concerned.
         url: String,
@@ -94,7 +96,9 @@ pub enum FetchError {
         reason: String,
     },
     /// The file is neither in the mirror nor in the cache, and downloads are off.
-    #[error("{rel}: not in the mirror ({mirror}) nor in the cache ({cache}), and downloads are off")]
+    #[error(
+        "{rel}: not in the mirror ({mirror}) nor in the cache ({cache}), and downloads are off"
+    )]
     NotLocal {
         /// The SAS-relative path.
         rel: String,
@@ -181,7 +185,11 @@ impl FetchConfig {
     /// The URL of a SAS-relative path.
     #[must_use]
     pub fn url(&self, rel: &str) -> String {
-        format!("{}/{}", self.base_url.trim_end_matches('/'), rel.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            self.base_url.trim_end_matches('/'),
+            rel.trim_start_matches('/')
+        )
     }
 }
 
@@ -196,7 +204,10 @@ pub fn default_cache_dir() -> PathBuf {
         return PathBuf::from(x).join("frizzview").join("sas");
     }
     if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(h).join(".cache").join("frizzview").join("sas");
+        return PathBuf::from(h)
+            .join(".cache")
+            .join("frizzview")
+            .join("sas");
     }
     std::env::temp_dir().join("frizzview-cache").join("sas")
 }
@@ -222,7 +233,10 @@ impl fmt::Display for Origin {
         match self {
             Self::Mirror => f.write_str("local mirror"),
             Self::Cache => f.write_str("cache"),
-            Self::Downloaded { bytes, resumed_from: 0 } => write!(f, "downloaded {bytes} B"),
+            Self::Downloaded {
+                bytes,
+                resumed_from: 0,
+            } => write!(f, "downloaded {bytes} B"),
             Self::Downloaded {
                 bytes,
                 resumed_from,

@@ -263,11 +263,15 @@ pub fn fetch_star(
                         .to_owned(),
                 ));
             };
-            let listed = crate::io::allvisit::apstar_visits(apstar).map_err(|e| FetchError::Io {
-                path: apstar.display().to_string(),
-                reason: e.kind.to_string(),
-            })?;
-            for (k, v) in [("field", &listed.field), ("location_id", &listed.location_id)] {
+            let listed =
+                crate::io::allvisit::apstar_visits(apstar).map_err(|e| FetchError::Io {
+                    path: apstar.display().to_string(),
+                    reason: e.kind.to_string(),
+                })?;
+            for (k, v) in [
+                ("field", &listed.field),
+                ("location_id", &listed.location_id),
+            ] {
                 if let Some(v) = v
                     && query.values.get(k).is_none()
                 {
@@ -301,6 +305,38 @@ pub fn fetch_star(
     Ok(out)
 }
 
+/// Read a star's files as one data set: its apVisit files, with its apStar beside them when the
+/// loader accepts that (the apStar is the pipeline's combination: a reference, not an input).
+/// When the loader refuses the apStar, the visits are read alone and a note says so. Returns the
+/// data set, the files it was read from, and notes.
+pub fn load_star(
+    files: &StarFiles,
+) -> Result<(crate::model::Dataset, Vec<PathBuf>, Vec<String>), crate::io::LoadError> {
+    let visits = files.paths(Product::ApVisit);
+    let apstar = files.paths(Product::ApStar);
+    let opts = crate::io::LoadOptions::default();
+    let mut notes = Vec::new();
+    if !visits.is_empty() && !apstar.is_empty() {
+        let mut all = visits.clone();
+        all.extend(apstar.iter().cloned());
+        match crate::io::load_paths(&all, &opts) {
+            Ok(d) => return Ok((d, all, notes)),
+            Err(e) => {
+                log::info!(
+                    "the apStar is not read with the visits ({e}); reading the visits alone"
+                );
+                notes.push(format!(
+                    "the apStar file was not read with the visits ({}); the visits alone are open",
+                    e.kind
+                ));
+            }
+        }
+    }
+    let chosen = if visits.is_empty() { apstar } else { visits };
+    let d = crate::io::load_paths(&chosen, &opts)?;
+    Ok((d, chosen, notes))
+}
+
 /// The real APOGEE star of the `apogee-real` demo: 2M00005143+5615568 in the open cluster
 /// NGC 7789, SDSS DR13 (reduction r6), three visits on plate 5094 at APO and the pipeline's
 /// apStar of them (values from the files' headers: LOCID 4264, FIELD N7789, FIBERID, MJD5).
@@ -329,7 +365,8 @@ mod tests {
     fn visit_names_are_parsed_from_the_end() {
         let v = VisitRef::from_file_name("apVisit-r6-5094-55874-088.fits");
         assert_eq!(
-            v.as_ref().map(|v| (v.plate.as_str(), v.mjd.as_str(), v.fiber.as_str())),
+            v.as_ref()
+                .map(|v| (v.plate.as_str(), v.mjd.as_str(), v.fiber.as_str())),
             Some(("5094", "55874", "088"))
         );
         let v = VisitRef::from_file_name("apVisit-1.3-lco25m-6340-59804-145.fits");
@@ -358,7 +395,9 @@ mod tests {
         let star = q.requests(Product::ApStar, &t)?;
         assert_eq!(
             star.first().map(|r| r.rel.as_str()),
-            Some("dr13/apogee/spectro/redux/r6/stars/apo25m/4264/apStar-r6-2M00005143+5615568.fits")
+            Some(
+                "dr13/apogee/spectro/redux/r6/stars/apo25m/4264/apStar-r6-2M00005143+5615568.fits"
+            )
         );
         Ok(())
     }
@@ -370,9 +409,16 @@ mod tests {
         q.values.set("frame", "1234,1235");
         let r = q.requests(Product::ApCframe, &Templates::builtin())?;
         assert_eq!(r.len(), 6);
-        assert!(r[0].rel.ends_with("/5094/55874/apCframe-a-00001234.fits"), "{}", r[0].rel);
+        assert!(
+            r[0].rel.ends_with("/5094/55874/apCframe-a-00001234.fits"),
+            "{}",
+            r[0].rel
+        );
         q.values = Values::new();
-        assert!(q.requests(Product::ApCframe, &Templates::builtin()).is_err());
+        assert!(
+            q.requests(Product::ApCframe, &Templates::builtin())
+                .is_err()
+        );
         Ok(())
     }
 }

@@ -230,13 +230,19 @@ const DEFAULTS: &[(Release, Product, &str)] = &[
 
 /// What each placeholder means (for `--help` and error messages).
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
-    ("apogee_id", "2MASS-style APOGEE id, e.g. 2M00005143+5615568"),
+    (
+        "apogee_id",
+        "2MASS-style APOGEE id, e.g. 2M00005143+5615568",
+    ),
     (
         "telescope",
         "apo25m, lco25m or apo1m (default apo25m; from allVisit TELESCOPE)",
     ),
     ("field", "field name, e.g. N7789 (allVisit FIELD)"),
-    ("location_id", "DR13 numeric field id, e.g. 4264 (LOCID card)"),
+    (
+        "location_id",
+        "DR13 numeric field id, e.g. 4264 (LOCID card)",
+    ),
     ("plate", "plate (DR19: configuration id)"),
     ("mjd", "MJD of the visit"),
     ("fiber", "fibre number 1-300 (BOSS: 1-1000)"),
@@ -254,7 +260,10 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("frame", "apCframe exposure number (apVisit FRAMEn)"),
     ("run2d", "BOSS reduction: v5_13_2 (DR17), v6_1_3 (DR19)"),
     ("catalogid", "SDSS-V catalog id (BOSS DR19 file names)"),
-    ("aspcap", "DR17 ASPCAP run of the allVisit file: synspec_rev1"),
+    (
+        "aspcap",
+        "DR17 ASPCAP run of the allVisit file: synspec_rev1",
+    ),
     ("v_astra", "astra version: 0.6.0 (DR19)"),
     ("sdss_id", "SDSS-V source id (mwmVisit)"),
     (
@@ -277,7 +286,8 @@ impl Values {
 
     /// Set `name` to `value` (trimmed).
     pub fn set(&mut self, name: &str, value: impl fmt::Display) -> &mut Self {
-        self.0.insert(name.to_owned(), value.to_string().trim().to_owned());
+        self.0
+            .insert(name.to_owned(), value.to_string().trim().to_owned());
         self
     }
 
@@ -296,9 +306,9 @@ impl Values {
 
     /// Parse `name=value`.
     pub fn set_pair(&mut self, pair: &str) -> Result<(), FetchError> {
-        let (k, v) = pair.split_once('=').ok_or_else(|| {
-            FetchError::Usage(format!("'{pair}' is not NAME=VALUE"))
-        })?;
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| FetchError::Usage(format!("'{pair}' is not NAME=VALUE")))?;
         self.set(k.trim(), v);
         Ok(())
     }
@@ -308,11 +318,16 @@ impl Values {
     pub fn completed(&self, release: Release) -> Self {
         let mut v = self.clone();
         for (k, d) in release.default_values() {
-            v.0.entry((*k).to_owned()).or_insert_with(|| (*d).to_owned());
+            v.0.entry((*k).to_owned())
+                .or_insert_with(|| (*d).to_owned());
         }
         if !v.0.contains_key("prefix") {
             let lco = v.get("telescope").is_some_and(|t| t.starts_with("lco"));
-            let prefix = if lco && release == Release::Dr17 { "as" } else { "ap" };
+            let prefix = if lco && release == Release::Dr17 {
+                "as"
+            } else {
+                "ap"
+            };
             v.set("prefix", prefix);
         }
         if !v.0.contains_key("healpix")
@@ -450,7 +465,9 @@ impl Templates {
         let key = key.trim();
         let template = template.trim();
         if template.is_empty() {
-            return Err(FetchError::Usage(format!("the template of '{key}' is empty")));
+            return Err(FetchError::Usage(format!(
+                "the template of '{key}' is empty"
+            )));
         }
         let (releases, product) = match key.split_once(['.', ':']) {
             Some((r, p)) => (vec![Release::parse(r)?], Product::parse(p)?),
@@ -465,7 +482,10 @@ impl Templates {
     /// Read a templates file: one `[release.]product = template` per line; `#` starts a comment.
     pub fn read_file(&mut self, path: &Path) -> Result<(), FetchError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            FetchError::Usage(format!("cannot read the templates file {}: {e}", path.display()))
+            FetchError::Usage(format!(
+                "cannot read the templates file {}: {e}",
+                path.display()
+            ))
         })?;
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -543,9 +563,15 @@ mod tests {
         let t = Templates::builtin();
         let v = star().with("telescope", "lco25m");
         let p = t.path(Release::Dr17, Product::ApVisit, &v)?;
-        assert!(p.ends_with("/lco25m/N7789/5094/55874/asVisit-dr17-5094-55874-088.fits"), "{p}");
+        assert!(
+            p.ends_with("/lco25m/N7789/5094/55874/asVisit-dr17-5094-55874-088.fits"),
+            "{p}"
+        );
         let p = t.path(Release::Dr19, Product::ApVisit, &v)?;
-        assert!(p.ends_with("/apVisit-1.3-lco25m-5094-55874-088.fits"), "{p}");
+        assert!(
+            p.ends_with("/apVisit-1.3-lco25m-5094-55874-088.fits"),
+            "{p}"
+        );
         Ok(())
     }
 
@@ -565,7 +591,10 @@ mod tests {
         let t = Templates::builtin();
         let v = Values::new().with("apogee_id", "2M00005143+5615568");
         let e = t.path(Release::Dr17, Product::ApStar, &v).err();
-        assert!(matches!(&e, Some(FetchError::Missing { name, .. }) if name == "field"), "{e:?}");
+        assert!(
+            matches!(&e, Some(FetchError::Missing { name, .. }) if name == "field"),
+            "{e:?}"
+        );
         let e = render("a/{plate:x3}", &star(), "t").err();
         assert!(matches!(e, Some(FetchError::Template(_))), "{e:?}");
         let e = render("a/{plate", &star(), "t").err();
@@ -577,11 +606,20 @@ mod tests {
     fn overrides_replace_one_release_or_all() -> Result<(), FetchError> {
         let mut t = Templates::builtin();
         t.set("dr17.apStar = x/{apogee_id}.fits")?;
-        assert_eq!(t.path(Release::Dr17, Product::ApStar, &star())?, "x/2M00005143+5615568.fits");
-        assert!(t.path(Release::Dr19, Product::ApStar, &star())?.starts_with("dr19/"));
+        assert_eq!(
+            t.path(Release::Dr17, Product::ApStar, &star())?,
+            "x/2M00005143+5615568.fits"
+        );
+        assert!(
+            t.path(Release::Dr19, Product::ApStar, &star())?
+                .starts_with("dr19/")
+        );
         t.set("apvisit=v/{plate}-{mjd}-{fiber:0>4}.fits")?;
         for r in Release::ALL {
-            assert_eq!(t.path(r, Product::ApVisit, &star())?, "v/5094-55874-0088.fits");
+            assert_eq!(
+                t.path(r, Product::ApVisit, &star())?,
+                "v/5094-55874-0088.fits"
+            );
         }
         assert!(t.set("nonsense=x").is_err());
         assert!(t.set("dr99.apStar=x").is_err());

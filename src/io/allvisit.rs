@@ -40,11 +40,13 @@ pub fn read_rows(path: &Path, apogee_id: &str) -> Result<Vec<AllVisitRow>, LoadE
             .iter()
             .find(|d| d.table().is_some_and(|(_, rows)| rows > 0))
             .ok_or_else(|| LoadError::missing(path, "a binary table with rows"))?;
-        let ids = text_column(&mut f, path, table, "APOGEE_ID")?
-            .ok_or_else(|| LoadError::missing(path, format!("column APOGEE_ID of {}", table.label())))?;
+        let ids = text_column(&mut f, path, table, "APOGEE_ID")?.ok_or_else(|| {
+            LoadError::missing(path, format!("column APOGEE_ID of {}", table.label()))
+        })?;
         let need = |f: &mut FitsFile, name: &str| {
-            text_column(f, path, table, name)?
-                .ok_or_else(|| LoadError::missing(path, format!("column {name} of {}", table.label())))
+            text_column(f, path, table, name)?.ok_or_else(|| {
+                LoadError::missing(path, format!("column {name} of {}", table.label()))
+            })
         };
         let plate = need(&mut f, "PLATE")?;
         let mjd = need(&mut f, "MJD")?;
@@ -133,7 +135,11 @@ pub fn apstar_visits(path: &Path) -> Result<ApStarVisits, LoadError> {
         let n = fits::key_f64(&mut f, &hdu, "NVISITS")
             .ok_or_else(|| LoadError::missing(path, "card NVISITS of HDU 0"))?;
         if !(0.0..=100_000.0).contains(&n) {
-            return Err(LoadError::invalid(path, "card NVISITS of HDU 0", format!("{n} visits")));
+            return Err(LoadError::invalid(
+                path,
+                "card NVISITS of HDU 0",
+                format!("{n} visits"),
+            ));
         }
         let mut out = ApStarVisits {
             field: fits::key_string(&mut f, &hdu, "FIELD").filter(|s| !s.is_empty()),

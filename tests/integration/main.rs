@@ -7,13 +7,18 @@ mod cli;
 mod engine;
 mod experiment;
 mod extensions;
+mod fetch;
+#[cfg(feature = "gui")]
+mod fetch_window;
 #[cfg(feature = "gui")]
 mod frametime;
 mod fuzz;
 mod io;
 mod local;
 mod properties;
+mod real_star;
 mod reference;
+mod sas_server;
 #[cfg(feature = "gui")]
 mod smoke;
 mod standard;
