@@ -233,8 +233,8 @@ impl FrizzApp {
     fn real_demo_failed(&mut self, why: &str) {
         self.open_demo(Demo::Apogee);
         self.report_error(format!(
-            "the real APOGEE demo star could not be had ({why}); showing the SYNTHETIC APOGEE-like \
-             star instead. Set SAS_BASE_DIR to a local SDSS mirror, or check the network"
+            "showing the SYNTHETIC APOGEE-like star: the real APOGEE demo star could not be \
+             fetched ({why}). Set SAS_BASE_DIR to a local SDSS mirror, or check the network"
         ));
     }
 

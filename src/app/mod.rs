@@ -545,7 +545,7 @@ impl FrizzApp {
     /// Apply a view description (used to script screenshots through `FRIZZVIEW_VIEW`):
     /// comma-separated `x=LO:HI` (Angstrom), `layout=stacked|overlaid|single`, `visit=N`
     /// (1-based), `frame=rest|observed`, `tab=spectra|noise|teaching`, `compare=overlay|difference`,
-    /// `standard=on|off`. Unknown items become a message.
+    /// `standard=on|off`, `dialog=fetch` (open the fetch dialog). Unknown items become a message.
     pub fn apply_view_spec(&mut self, spec: &str) {
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (key, value) = item.split_once('=').unwrap_or((item, ""));
@@ -570,6 +570,7 @@ impl FrizzApp {
                     &mut self.settings.standard,
                     Some(crate::settings::StandardSettings::default()),
                 ),
+                ("dialog", "fetch") => set(&mut self.fetch_dialog.open, true),
                 ("visit", v) => v
                     .parse::<usize>()
                     .ok()

@@ -48,11 +48,14 @@ fn serve(rel: &str, reply: Reply) -> SasServer {
     SasServer::start(HashMap::from([(rel.to_owned(), reply)]))
 }
 
-/// Every progress event's byte count, in order.
+/// The bytes done and total of each progress event, in order.
+type ByteEvents = Vec<(u64, Option<u64>)>;
+
+/// Get one file, recording its progress events.
 fn get_with_bytes(
     req: &FileRequest,
     cfg: &FetchConfig,
-) -> (Result<fetch::Fetched, FetchError>, Vec<(u64, Option<u64>)>) {
+) -> (Result<fetch::Fetched, FetchError>, ByteEvents) {
     let mut seen = Vec::new();
     let r = fetch::get_file(req, cfg, &mut |e| {
         if let Event::Bytes { done, total } = e {
