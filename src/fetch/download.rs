@@ -30,7 +30,6 @@ pub fn download(
     std::fs::create_dir_all(dir).map_err(|e| FetchError::io(dir, e))?;
     let part = part_path(target);
     let agent = agent(cfg);
-    let start = file_len(&part);
     let mut transferred = 0u64;
     let mut attempt = 0u32;
     loop {
@@ -63,8 +62,11 @@ pub fn download(
             reason: why,
         });
     }
+    let len = file_len(&part);
     std::fs::rename(&part, target).map_err(|e| FetchError::io(target, e))?;
-    Ok((transferred, start))
+    // Bytes of the file that an earlier call had already fetched (0 when the server ignored the
+    // Range request and the transfer started over).
+    Ok((transferred, len.saturating_sub(transferred)))
 }
 
 /// `<target>.part`.
