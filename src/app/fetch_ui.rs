@@ -23,7 +23,16 @@ enum JobMsg {
         count: usize,
     },
     Bytes(u64, Option<u64>),
-    Done(Result<StarFiles, String>),
+    Done(Result<Loaded, String>),
+}
+
+/// A fetched star, read on the job's thread: the data set, the files it was read from, notes,
+/// and where the files came from.
+struct Loaded {
+    data: crate::model::Dataset,
+    paths: Vec<std::path::PathBuf>,
+    notes: Vec<String>,
+    origins: String,
 }
 
 /// A running fetch.
@@ -65,7 +74,18 @@ impl FetchJob {
                     let _ = tx.send(msg);
                 };
                 let r = star::fetch_star(&query, &templates, &cfg, &mut progress)
-                    .map_err(|e| e.to_string());
+                    .map_err(|e| e.to_string())
+                    .and_then(|files| {
+                        let origins = summary(&files);
+                        star::load_star(&files)
+                            .map(|(data, paths, notes)| Loaded {
+                                data,
+                                paths,
+                                notes,
+                                origins,
+                            })
+                            .map_err(|e| format!("{e:#}"))
+                    });
                 let _ = tx.send(JobMsg::Done(r));
             })?;
         Ok(Self {
@@ -78,7 +98,7 @@ impl FetchJob {
     }
 
     /// Take the job's messages; its result once it has ended.
-    fn poll(&mut self) -> Option<Result<StarFiles, String>> {
+    fn poll(&mut self) -> Option<Result<Loaded, String>> {
         loop {
             match self.rx.try_recv() {
                 Ok(JobMsg::Start { name, index, count }) => {
@@ -254,14 +274,13 @@ impl FrizzApp {
         };
         let demo = job.demo;
         self.fetch_job = None;
-        let files = match result {
-            Ok(f) => f,
-            Err(e) if demo => return self.real_demo_failed(&e),
-            Err(e) => return self.report_error(format!("fetch failed: {e}")),
-        };
-        let origins = summary(&files);
-        match star::load_star(&files) {
-            Ok((mut data, paths, notes)) => {
+        match result {
+            Ok(Loaded {
+                mut data,
+                paths,
+                notes,
+                origins,
+            }) => {
                 let n = data.visits.len();
                 if demo {
                     data.name = format!("{} (real SDSS DR13, {n} visits)", star::REAL_DEMO_ID);
@@ -274,8 +293,8 @@ impl FrizzApp {
                 }
                 self.report_info(format!("opened {n} visit(s) ({origins})"));
             }
-            Err(e) if demo => self.real_demo_failed(&format!("{e:#}")),
-            Err(e) => self.report_error(format!("{e:#}")),
+            Err(e) if demo => self.real_demo_failed(&e),
+            Err(e) => self.report_error(format!("fetch failed: {e}")),
         }
     }
 

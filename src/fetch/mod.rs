@@ -37,7 +37,7 @@ pub enum FetchError {
     #[error("{0}")]
     Template(String),
     /// A template needs a value nobody gave.
-    #[error("the {what} path needs {{{name}}}{}", if *known { format!(" ({})", placeholder_help(name)) } else { " (not a standard placeholder: set it with --param NAME=VALUE)".to_owned() })]
+    #[error("the {what} path needs {{{name}}}{}: set it with --param {name}=VALUE", if *known { format!(" ({})", placeholder_help(name)) } else { " (not a standard placeholder)".to_owned() })]
     Missing {
         /// Which template.
         what: String,
