@@ -23,7 +23,7 @@ enum JobMsg {
         count: usize,
     },
     Bytes(u64, Option<u64>),
-    Done(Result<Loaded, String>),
+    Done(Box<Result<Loaded, String>>),
 }
 
 /// A fetched star, read on the job's thread: the data set, the files it was read from, notes,
@@ -86,7 +86,7 @@ impl FetchJob {
                             })
                             .map_err(|e| format!("{e:#}"))
                     });
-                let _ = tx.send(JobMsg::Done(r));
+                let _ = tx.send(JobMsg::Done(Box::new(r)));
             })?;
         Ok(Self {
             rx,
@@ -106,7 +106,7 @@ impl FetchJob {
                     self.bytes = None;
                 }
                 Ok(JobMsg::Bytes(d, t)) => self.bytes = Some((d, t)),
-                Ok(JobMsg::Done(r)) => return Some(r),
+                Ok(JobMsg::Done(r)) => return Some(*r),
                 Err(mpsc::TryRecvError::Empty) => return None,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     return Some(Err("the fetch thread ended without a result".into()));
