@@ -1,4 +1,5 @@
-//! Built-in demos: an APOGEE-like synthetic star (default) and the real BOSS star.
+//! Built-in demos: an APOGEE-like synthetic star (default), the real BOSS star, and a real
+//! APOGEE star whose files are fetched (never shipped: see `fetch_ui`).
 
 use crate::model::Dataset;
 use crate::synth::apogee::{ApogeeParams, generate};
@@ -11,6 +12,9 @@ pub enum Demo {
     Apogee,
     /// The real SDSS BOSS star with 7 exposures (assets/demo).
     Boss,
+    /// The real APOGEE star 2M00005143+5615568 (SDSS DR13, 3 visits and the pipeline's apStar),
+    /// from a local SDSS mirror, the fetch cache, or the SDSS archive.
+    ApogeeReal,
 }
 
 impl Demo {
@@ -19,7 +23,10 @@ impl Demo {
         match name.to_ascii_lowercase().as_str() {
             "apogee" | "synthetic" => Ok(Self::Apogee),
             "boss" => Ok(Self::Boss),
-            other => anyhow::bail!("unknown demo '{other}': use 'apogee' or 'boss'"),
+            "apogee-real" | "real-apogee" | "apogee_real" => Ok(Self::ApogeeReal),
+            other => {
+                anyhow::bail!("unknown demo '{other}': use 'apogee', 'boss' or 'apogee-real'")
+            }
         }
     }
 
@@ -29,14 +36,29 @@ impl Demo {
         match self {
             Self::Apogee => "apogee",
             Self::Boss => "boss",
+            Self::ApogeeReal => "apogee-real",
         }
     }
 
-    /// Build the demo dataset.
+    /// Build the demo dataset (the real APOGEE star: found or downloaded now, blocking; the
+    /// window does that in the background instead).
     pub fn load(self) -> anyhow::Result<Dataset> {
         match self {
             Self::Apogee => apogee_demo(12),
             Self::Boss => super::files::load_paths(&[boss_demo_path()?]),
+            Self::ApogeeReal => {
+                let cfg = super::fetch_ui::demo_config(&crate::fetch::FetchConfig::from_env());
+                let q = crate::fetch::star::real_demo_query();
+                let t = crate::fetch::Templates::from_env()?;
+                let files = crate::fetch::star::fetch_star(&q, &t, &cfg, &mut |_| {})?;
+                let (mut data, _, _) = crate::fetch::star::load_star(&files)?;
+                data.name = format!(
+                    "{} (real SDSS DR13, {} visits)",
+                    crate::fetch::star::REAL_DEMO_ID,
+                    data.visits.len()
+                );
+                Ok(data)
+            }
         }
     }
 }

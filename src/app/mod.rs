@@ -9,6 +9,7 @@
 //! (spectra, exposures, noise correlation, decimation), `demo.rs`, `files.rs` (loading, session).
 
 pub mod demo;
+pub mod fetch_ui;
 pub mod files;
 pub mod options_ui;
 pub mod plot_ui;
@@ -315,6 +316,12 @@ pub struct FrizzApp {
     pub(crate) curve_budget: Duration,
     /// The teaching panel, created when its tab is first opened.
     pub teaching: Option<teaching::TeachingPanel>,
+    /// Where star files are looked for and downloaded (mirror, cache, base URL).
+    pub fetch_config: crate::fetch::FetchConfig,
+    /// A running fetch (the dialog's or the real demo's).
+    pub fetch_job: Option<fetch_ui::FetchJob>,
+    /// The fields of the fetch dialog.
+    pub fetch_dialog: fetch_ui::FetchDialog,
 }
 
 impl std::fmt::Debug for FrizzApp {
@@ -355,6 +362,9 @@ impl FrizzApp {
             curves: plot_ui::DatasetCurves::default(),
             curve_budget: plot_ui::REBUILD_BUDGET,
             teaching: None,
+            fetch_config: crate::fetch::FetchConfig::from_env(),
+            fetch_job: None,
+            fetch_dialog: fetch_ui::FetchDialog::default(),
         }
     }
 
@@ -428,6 +438,10 @@ impl FrizzApp {
 
     /// Open a demo; a failure becomes a message.
     pub fn open_demo(&mut self, demo: Demo) {
+        if demo == Demo::ApogeeReal {
+            // Found or downloaded in the background; see `fetch_ui`.
+            return self.start_real_demo();
+        }
         match demo.load() {
             Ok(data) => self.set_dataset(data, Vec::new(), Some(demo)),
             Err(e) => self.report_error(format!("cannot open the {} demo: {e:#}", demo.name())),
@@ -538,7 +552,7 @@ impl FrizzApp {
     /// Apply a view description (used to script screenshots through `FRIZZVIEW_VIEW`):
     /// comma-separated `x=LO:HI` (Angstrom), `layout=stacked|overlaid|single`, `visit=N`
     /// (1-based), `frame=rest|observed`, `tab=spectra|noise|teaching`, `compare=overlay|difference`,
-    /// `standard=on|off`. Unknown items become a message.
+    /// `standard=on|off`, `dialog=fetch` (open the fetch dialog). Unknown items become a message.
     pub fn apply_view_spec(&mut self, spec: &str) {
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (key, value) = item.split_once('=').unwrap_or((item, ""));
@@ -563,6 +577,7 @@ impl FrizzApp {
                     &mut self.settings.standard,
                     Some(crate::settings::StandardSettings::default()),
                 ),
+                ("dialog", "fetch") => set(&mut self.fetch_dialog.open, true),
                 ("visit", v) => v
                     .parse::<usize>()
                     .ok()
@@ -639,6 +654,8 @@ impl FrizzApp {
         self.logic(&ctx);
         self.handle_dropped_files(&ctx);
         self.poll_dialog();
+        self.poll_fetch();
+        self.fetch_ui(&ctx);
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
@@ -692,6 +709,9 @@ impl FrizzApp {
                 if ui.button("Save session…").clicked() {
                     self.start_dialog(DialogKind::SaveSession);
                 }
+                if ui.button("Fetch a star's files…").clicked() {
+                    self.fetch_dialog.open = true;
+                }
                 ui.separator();
                 if ui.button("Export result…").clicked() {
                     self.start_dialog(DialogKind::Export);
@@ -706,6 +726,12 @@ impl FrizzApp {
                 }
                 if ui.button("Real BOSS star").clicked() {
                     self.open_demo(Demo::Boss);
+                }
+                if ui
+                    .button("Real APOGEE star (SDSS DR13, 3 visits, fetched)")
+                    .clicked()
+                {
+                    self.open_demo(Demo::ApogeeReal);
                 }
             });
             ui.separator();
@@ -722,6 +748,10 @@ impl FrizzApp {
             if self.engine.is_busy() {
                 ui.spinner();
                 ui.label("computing…");
+            }
+            if let Some(job) = &self.fetch_job {
+                ui.spinner();
+                ui.label(job.status());
             }
             if let Some(c) = &self.result {
                 let mut what = Vec::new();

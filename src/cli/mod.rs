@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod combine;
 pub mod experiment;
+pub mod fetch;
 pub mod synth;
 
 use std::path::PathBuf;
@@ -18,8 +19,11 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     /// Files or folders to open in the window (no subcommand). No files: the built-in demo.
     pub files: Vec<PathBuf>,
-    /// Open the window on a built-in demo: "apogee" (synthetic) or "boss" (real SDSS star).
-    #[arg(long)]
+    /// Open the window on a built-in demo: "apogee" (synthetic APOGEE-like star, 12 visits),
+    /// "boss" (real SDSS BOSS star, 7 exposures) or "apogee-real" (2M00005143+5615568, real SDSS
+    /// DR13, 3 visits and the pipeline's apStar: from $SAS_BASE_DIR, the fetch cache, or
+    /// downloaded; the synthetic star with a message when none is reachable).
+    #[arg(long, value_name = "apogee|boss|apogee-real")]
     pub demo: Option<String>,
     /// Save a PNG of the window after it has drawn, then exit (for screenshots and smoke tests).
     #[arg(long, value_name = "PNG")]
@@ -49,6 +53,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Run the paper's experiments (the noise test) and print the result.
     Experiment(experiment::ExperimentArgs),
+    /// Find a star's SDSS files (apVisit, apStar, allVisit, apCframe, spec, mwmVisit) in a local
+    /// mirror or the cache, or download them; prints their local paths.
+    Fetch(Box<fetch::FetchArgs>),
 }
 
 /// Run a headless subcommand, printing errors the CLI way. Returns the process exit code.
@@ -59,6 +66,7 @@ pub fn run_command(cmd: Command) -> ExitCode {
         Command::Synth(a) => synth::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Experiment(a) => experiment::run(&a),
+        Command::Fetch(a) => fetch::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

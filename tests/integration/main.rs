@@ -9,6 +9,9 @@ mod cli;
 mod engine;
 mod experiment;
 mod extensions;
+mod fetch;
+#[cfg(feature = "gui")]
+mod fetch_window;
 #[cfg(feature = "gui")]
 mod frametime;
 mod fuzz;
@@ -21,6 +24,7 @@ mod real_star;
 mod reference;
 mod sdss5;
 mod sdss5_boss_mwm;
+mod sas_server;
 #[cfg(feature = "gui")]
 mod smoke;
 mod standard;

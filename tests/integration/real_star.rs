@@ -57,3 +57,20 @@ pub fn dataset() -> Option<frizzview::model::Dataset> {
             .expect("load the real star"),
     )
 }
+
+/// The star's three visit files' names and the pipeline's apStar of them.
+pub const VISITS: [&str; 3] = [
+    "apVisit-r6-5094-55874-088.fits",
+    "apVisit-r6-5094-56643-088.fits",
+    "apVisit-r6-5094-56651-082.fits",
+];
+/// The pipeline's combination of the three visits.
+pub const APSTAR: &str = "apStar-r6-2M00005143+5615568.fits";
+
+/// [`dir`], naming the test in the skip message, and checking that every file is there.
+pub fn real_star_dir(test: &str) -> Option<PathBuf> {
+    let d = dir()?;
+    let complete = d.join(APSTAR).is_file() && VISITS.iter().all(|v| d.join(v).is_file());
+    assert!(complete, "{test}: {} lacks some of its files", d.display());
+    Some(d)
+}

@@ -18,12 +18,14 @@
 //! - [`export`]: results written as an apStar-like FITS file, `.npz` and CSV, atomically.
 //! - [`synth`]: seeded synthetic data (the paper's generator, an APOGEE-like one).
 //! - [`experiment`]: the paper's noise test (both methods, residual covariance against lag).
+//! - [`fetch`]: a star's SDSS files from a local mirror, the cache, or the archive over HTTPS.
 //! - [`engine`]: a worker thread that runs the newest request, drops stale ones, and caches.
 
 pub mod combine;
 pub mod engine;
 pub mod experiment;
 pub mod export;
+pub mod fetch;
 pub mod io;
 pub mod model;
 pub mod settings;

@@ -11,6 +11,7 @@
 //!
 //! `fitsio::FitsFile` is not `Send`: it never leaves the function that opened it.
 
+pub mod allvisit;
 pub mod apcframe;
 pub mod apogee_names;
 pub mod apstar;
@@ -53,6 +54,12 @@ pub fn run_guarded<T>(
     read: impl FnOnce() -> Result<T, LoadError>,
 ) -> Result<T, LoadError> {
     fits::guard(path, read)
+}
+
+/// Check that `path` is structurally a FITS file: every HDU's header ends and its declared data lie
+/// inside the file (used to verify downloads before they are cached).
+pub fn check_fits_structure(path: &Path) -> Result<(), LoadError> {
+    fits_layout::check(path)
 }
 
 /// Options of [`load_paths`].
