@@ -127,6 +127,7 @@ struct Stats {
 #[derive(Debug)]
 struct Counts {
     runs: usize,
+    loaded: usize,
     refused: usize,
 }
 
@@ -138,7 +139,7 @@ type Reader = fn(&Path) -> Result<frizzview::model::Dataset, frizzview::io::Load
 
 fn fuzz_file(name: &str) -> (usize, usize, usize) {
     match run_fuzz(name, frizzview::io::load_file, cases(), None) {
-        Ok(c) => (c.runs, 0, c.refused),
+        Ok(c) => (c.runs, c.loaded, c.refused),
         Err(e) => panic!("{e}"),
     }
 }
@@ -242,6 +243,7 @@ fn run_fuzz(
     result.map_err(|e| format!("fuzz {name}: {e}"))?;
     Ok(Counts {
         runs: r,
+        loaded: l,
         refused: f,
     })
 }
