@@ -1219,6 +1219,7 @@ pub fn fit_with(
         visits,
         model: Some(model),
         fitted_velocity: None,
+        velocity_zero_point: None,
     })
 }
 

@@ -12,7 +12,9 @@ mod frametime;
 mod fuzz;
 mod io;
 mod local;
+mod policy;
 mod properties;
+mod real_data;
 mod reference;
 #[cfg(feature = "gui")]
 mod smoke;

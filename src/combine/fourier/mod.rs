@@ -588,6 +588,7 @@ pub fn fit(
         visits,
         model: Some(Arc::new(model)),
         fitted_velocity: None,
+        velocity_zero_point: None,
     })
 }
 
