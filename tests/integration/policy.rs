@@ -332,67 +332,79 @@ fn real_star_cli_defaults() {
     );
 }
 
-#[test]
-#[ignore = "scratch"]
-fn scratch_std_variants() {
-    let Some(star) = real_apogee_star() else {
-        return;
+// ---------------------------------------------------------------------------------------------
+// Synthetic: the stated errors and zero point of fitted velocities.
+
+/// One realization of `frizzview synth apogee --visits 16 --seed SEED --velocity-error 1.0`,
+/// combined with `--fit-shifts` and defaults: the pulls (v_fit - v_true - offset) / v_fit_err,
+/// with the offset = stated zero point - mean true velocity, and that offset in units of the
+/// stated zero-point error.
+fn synthetic_pulls(seed: u64) -> (Vec<f64>, f64) {
+    use frizzview::model::VelocityKind;
+    let p = frizzview::synth::apogee::ApogeeParams {
+        n_visits: 16,
+        seed,
+        velocity_error_kms: 1.0,
+        ..frizzview::synth::apogee::ApogeeParams::default()
     };
-    let data = load(&star);
-    let ap = read_apstar(&star.apstar);
-    for (label, preset) in [
-        ("pipeline", pixel_policy::Preset::ApogeePipeline),
-        ("badbits", pixel_policy::Preset::ApogeeBadBits),
-    ] {
-        for w in [
-            frizzview::settings::Weighting::InverseVariance,
-            frizzview::settings::Weighting::Uniform,
-        ] {
-            let mut s = defaults(&data);
-            s.apply_policy_preset(preset);
-            s.forward = None;
-            if let Some(st) = s.standard.as_mut() {
-                st.weighting = w;
-            }
-            let c = run(&data, &s);
-            let r = std_vs_apstar(&c.standard.as_ref().expect("standard").flux, &ap);
-            eprintln!("{label} {w:?}: {r:.3?}");
-        }
-    }
+    let data = frizzview::synth::apogee::generate(&p).expect("synthetic visits");
+    let mut s = defaults(&data);
+    s.extensions.fit_shifts = true;
+    s.standard = None;
+    let c = run(&data, &s);
+    let f = c.forward.as_ref().expect("forward");
+    let fv = f.fitted_velocity.clone().expect("fitted");
+    let zp = f.velocity_zero_point.clone().expect("zero point");
+    let truth: Vec<f64> = data
+        .visits
+        .iter()
+        .map(|v| v.meta.velocity(VelocityKind::True).expect("true velocity"))
+        .collect();
+    let n = truth.len() as f64;
+    let r: Vec<f64> = fv.iter().zip(&truth).map(|((v, _), t)| v - t).collect();
+    let offset = zp.v_kms - truth.iter().sum::<f64>() / n;
+    // The stated zero point is the one the fitted velocities carry (the gauge fixes the mean
+    // shift ln(1 + v/c), so the mean velocity agrees to second order in v/c).
+    let mean_r = r.iter().sum::<f64>() / n;
+    assert!((mean_r - offset).abs() < 1e-4, "{mean_r} vs {offset}");
+    let pulls = r
+        .iter()
+        .zip(&fv)
+        .map(|(ri, (_, e))| (ri - offset) / e)
+        .collect();
+    (pulls, offset / zp.err_kms)
 }
 
+fn rms(x: &[f64]) -> f64 {
+    (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64).sqrt()
+}
+
+/// Seeds 1-8 of the 16-visit synthetic star with 1 km/s header errors: the pulls of the fitted
+/// velocities after removing the stated zero point's offset have RMS within [0.8, 1.2] (pooled
+/// over the 128 visits), and every seed's offset is within 3 of its stated uncertainty.
+///
+/// Pooled, because one 16-visit realization cannot be held to +-0.2: the visits' errors share the
+/// template's noise, so the pulls of one realization are correlated and their RMS scatters from
+/// seed to seed by more than 1/sqrt(32) (measured: 0.71-1.34 over these seeds; seed 7, the
+/// issue's example, gives 1.34 on the clean generator too, i.e. from photon noise alone).
 #[test]
-#[ignore = "scratch"]
-fn scratch_err_ratio() {
-    let Some(star) = real_apogee_star() else {
-        return;
-    };
-    let data = load(&star);
-    let ap = read_apstar(&star.apstar);
-    let mut s = defaults(&data);
-    s.apply_policy_preset(pixel_policy::Preset::ApogeeBadBits);
-    s.forward = None;
-    let c = run(&data, &s);
-    let st = c.standard.as_ref().expect("standard");
-    for bit in [9u32, 10, 11, 12, 13] {
-        let mut with = Vec::new();
-        let mut without = Vec::new();
-        for l in 0..8575 {
-            let r = ap.err[l] / st.var[l].sqrt();
-            if !(r.is_finite() && ap.err[l] < 1e9) || ap.mask[l] & 16639 != 0 {
-                continue;
-            }
-            if st.flags[l] & (1 << bit) != 0 {
-                with.push(r);
-            } else if st.flags[l] & 0x3e00 == 0 {
-                without.push(r);
-            }
-        }
-        let n = with.len();
-        eprintln!(
-            "bit {bit}: err_ap/sigma_ours median {:.3} ({n} px) vs clean {:.3}",
-            median(with),
-            median(without)
-        );
+fn synthetic_fitted_velocity_pulls_and_zero_point() {
+    let mut all = Vec::new();
+    let mut lines = Vec::new();
+    for seed in 1..=8u64 {
+        let (pulls, zp_pull) = synthetic_pulls(seed);
+        lines.push(format!(
+            "seed {seed}: pull RMS {:.3}, zero-point offset / stated error {zp_pull:.2}",
+            rms(&pulls)
+        ));
+        assert!(zp_pull.abs() <= 3.0, "seed {seed}: offset {zp_pull} sigma");
+        all.extend(pulls);
     }
+    let pooled = rms(&all);
+    eprintln!(
+        "{}\npooled pull RMS over {} visits: {pooled:.3}",
+        lines.join("\n"),
+        all.len()
+    );
+    assert!((0.8..=1.2).contains(&pooled), "pooled pull RMS {pooled}");
 }
