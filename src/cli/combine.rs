@@ -496,9 +496,11 @@ pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
         .filter(|v| v.included)
         .map(|v| v.n_used)
         .sum();
+    let policy = pixel_policy::matching_preset(c.settings.bad_bits, &c.settings.inflate_bits)
+        .map_or("custom", pixel_policy::Preset::label);
     let _ = write!(
         s,
-        "{}: {} visits ({} included), {} pixels used, output grid {} px ({:.2}-{:.2} A), shifts from {}",
+        "{}: {} visits ({} included), {} pixels used, output grid {} px ({:.2}-{:.2} A), pixel policy {policy}, shifts from {}",
         data.name,
         c.visits.len(),
         n_inc,
@@ -535,6 +537,13 @@ pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
                 ", shifts fitted for {} visits (median error {med:.3} km/s)",
                 fv.len()
             );
+            if let Some(z) = &r.velocity_zero_point {
+                let _ = write!(
+                    s,
+                    ", velocities relative to {:.3} +- {:.3} km/s ({})",
+                    z.v_kms, z.err_kms, z.name
+                );
+            }
         }
         let _ = write!(s, ", {no_data} px without data");
     };

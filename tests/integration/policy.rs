@@ -5,7 +5,7 @@
 //! Real-star figures are read from `../shared/data/apogee_2M00005143+5615568/` (see
 //! `real_data`); the apStar is copied into a tempdir before fitsio opens it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use frizzview::combine::{self, Cancel, Combined};
@@ -290,7 +290,7 @@ fn cli_combine(star: &RealStar, extra: &[&str], out: &Path) {
     );
 }
 
-fn npz_vec(path: &PathBuf, key: &str) -> Vec<f64> {
+fn npz_vec(path: &Path, key: &str) -> Vec<f64> {
     let mut z = ndarray_npy::NpzReader::new(std::fs::File::open(path).expect("open")).expect("npz");
     let a: ndarray::Array1<f64> = z.by_name(key).unwrap_or_else(|e| panic!("{key}: {e}"));
     a.to_vec()
@@ -407,4 +407,99 @@ fn synthetic_fitted_velocity_pulls_and_zero_point() {
         all.len()
     );
     assert!((0.8..=1.2).contains(&pooled), "pooled pull RMS {pooled}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The policy as a setting and a flag.
+
+fn small_apogee() -> Dataset {
+    frizzview::synth::apogee::generate(&frizzview::synth::apogee::ApogeeParams {
+        n_visits: 2,
+        ..frizzview::synth::apogee::ApogeeParams::default()
+    })
+    .expect("synthetic visits")
+}
+
+/// The arguments of `frizzview combine` with clap's defaults (`Default` leaves them empty).
+fn cli_args() -> frizzview::cli::combine::CombineArgs {
+    frizzview::cli::combine::CombineArgs {
+        method: "both".into(),
+        basis: "fourier".into(),
+        std_mask: "drop".into(),
+        lags: 5,
+        format: "fits".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn policy_flags_presets_and_overrides() {
+    use frizzview::cli::combine::{CombineArgs, settings_from_args};
+    use pixel_policy::BitAction;
+    let data = small_apogee();
+    let s = settings_from_args(&cli_args(), &data).expect("defaults");
+    assert_eq!(s.bit_action(12), BitAction::Inflate(10.0));
+    assert_eq!(s.bit_action(9), BitAction::Inflate(5f64.sqrt()));
+    assert_eq!(s.bit_action(13), BitAction::Ignore);
+    assert_eq!(s.bit_action(0), BitAction::Bad);
+    let a = CombineArgs {
+        pixel_policy: Some("bad-bits".into()),
+        bits: vec![
+            "12=inflate:3".into(),
+            "SIG_TELLURIC=bad".into(),
+            "9=ignore".into(),
+        ],
+        ..cli_args()
+    };
+    let s = settings_from_args(&a, &data).expect("flags");
+    assert_eq!(s.bad_bits, mask::APOGEE_BAD_BITS | (1 << 13));
+    assert_eq!(s.bit_action(12), BitAction::Inflate(3.0));
+    assert_eq!(s.bit_action(9), BitAction::Ignore);
+    assert_eq!(s.bit_action(10), BitAction::Ignore);
+    for bad in ["12=inflate:-2", "NOPE=bad", "12=sometimes", "70=bad"] {
+        let a = CombineArgs {
+            bits: vec![bad.into()],
+            ..cli_args()
+        };
+        let e = settings_from_args(&a, &data).expect_err(bad);
+        assert!(format!("{e:#}").contains("--bit"), "{bad}: {e:#}");
+    }
+}
+
+#[test]
+fn policy_inflates_sigma_and_old_settings_keep_the_old_behaviour() {
+    let data = small_apogee();
+    let s = defaults(&data);
+    let prep = combine::prepare(&data, &s).expect("prepare");
+    let mut old = s.clone();
+    old.apply_policy_preset(pixel_policy::Preset::ApogeeBadBits);
+    let prep_old = combine::prepare(&data, &old).expect("prepare");
+    // Every sky-line pixel (and no other good pixel) has its ivar divided by 100.
+    let mut n_sky = 0;
+    for (v, vo) in prep.visits.iter().zip(&prep_old.visits) {
+        for k in 0..v.ivar.len() {
+            let f = v.visit.flags()[k];
+            if vo.ivar[k] > 0.0 {
+                let want = pixel_policy::sigma_factor(f, &s.inflate_bits);
+                let got = (vo.ivar[k] / v.ivar[k]).sqrt();
+                assert!((got - want).abs() < 1e-9 * want, "{k}: {got} vs {want}");
+                if f & (1 << 12) != 0 && f & 0xe00 == 0 {
+                    assert!((got - 10.0).abs() < 1e-9);
+                    n_sky += 1;
+                }
+            }
+        }
+    }
+    assert!(n_sky > 100, "{n_sky} sky-line pixels");
+    // A settings JSON written before the policy existed (no `inflate_bits`) reads back with
+    // nothing inflated: the old result.
+    let mut json: serde_json::Value = serde_json::to_value(&s).expect("json");
+    json.as_object_mut().expect("object").remove("inflate_bits");
+    let back: Settings = serde_json::from_value(json).expect("old settings read");
+    assert!(back.inflate_bits.is_empty());
+    assert_eq!(back.bad_bits, s.bad_bits);
+    // And the policy round-trips through JSON.
+    let again: Settings =
+        serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("read");
+    assert_eq!(again, s);
 }
