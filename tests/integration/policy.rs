@@ -503,3 +503,88 @@ fn policy_inflates_sigma_and_old_settings_keep_the_old_behaviour() {
         serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("read");
     assert_eq!(again, s);
 }
+
+/// The window's mask-bit inspector shows and edits the policy: APOGEE data open with the
+/// pipeline preset, the "bad bits (16639)" preset removes the inflation, and the result follows.
+#[cfg(feature = "gui")]
+#[test]
+fn window_mask_inspector_edits_the_policy() {
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable as _;
+    use frizzview::app::{FrizzApp, demo};
+    let app = FrizzApp::inline(demo::apogee_demo(3).expect("demo data"));
+    assert_eq!(
+        pixel_policy::matching_preset(app.settings.bad_bits, &app.settings.inflate_bits),
+        Some(pixel_policy::Preset::ApogeePipeline)
+    );
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, app: &mut FrizzApp| app.show(ui), app);
+    h.run_steps(3);
+    h.get_by_label("Mask bits").click();
+    h.run_steps(2);
+    h.get_by_label("current: APOGEE pipeline (bad bits value 16639)");
+    h.get_by_label("SIG_SKYLINE (12)");
+    let chi_pipeline = h
+        .state()
+        .result
+        .clone()
+        .expect("result")
+        .forward
+        .clone()
+        .expect("forward");
+    h.get_by_label("bad bits (16639)").click();
+    h.run_steps(3);
+    let app = h.state();
+    assert!(app.settings.inflate_bits.is_empty());
+    assert_eq!(app.settings.bad_bits, mask::APOGEE_BAD_BITS);
+    let r = app.result.clone().expect("result");
+    assert_eq!(r.settings, app.settings, "recomputed for the new policy");
+    let f = r.forward.clone().expect("forward");
+    // Without inflation the sky-line residuals count fully: chi^2/nu rises for every visit.
+    for (a, b) in chi_pipeline.visits.iter().zip(&f.visits) {
+        assert!(b.chi2_nu > a.chi2_nu, "{} vs {}", b.chi2_nu, a.chi2_nu);
+    }
+    h.get_by_label("current: bad bits (16639) (bad bits value 16639)");
+}
+
+/// Standard practice inflates after resampling: output pixels that inherit no inflating flag keep
+/// exactly the variance they have without the policy; the others get a larger one.
+#[test]
+fn standard_practice_inflates_only_pixels_that_inherit_the_flags() {
+    let data = small_apogee();
+    let mut s = defaults(&data);
+    s.forward = None;
+    let mut old = s.clone();
+    old.apply_policy_preset(pixel_policy::Preset::ApogeeBadBits);
+    let a = run(&data, &s).standard.expect("standard");
+    let b = run(&data, &old).standard.expect("standard");
+    let inflating: u64 = s.inflate_bits.iter().map(|x| 1u64 << x.bit).sum();
+    let (mut same, mut larger) = (0, 0);
+    for l in 0..a.var.len() {
+        if !(a.var[l].is_finite() && b.var[l].is_finite()) {
+            continue;
+        }
+        if a.flags[l] & inflating == 0 {
+            // (Equal to rounding: the raw variance is recovered from the inflated ivar.)
+            assert!((a.var[l] / b.var[l] - 1.0).abs() < 1e-12, "pixel {l}");
+            assert!(
+                (a.flux[l] - b.flux[l]).abs() <= 1e-12 * b.flux[l].abs(),
+                "pixel {l}"
+            );
+            same += 1;
+        } else {
+            assert!(
+                a.var[l] > b.var[l],
+                "pixel {l}: {} vs {}",
+                a.var[l],
+                b.var[l]
+            );
+            larger += 1;
+        }
+    }
+    assert!(
+        same > 1000 && larger > 100,
+        "{same} unchanged, {larger} inflated"
+    );
+}
