@@ -5,6 +5,7 @@ use eframe::egui;
 use super::{Compare, DrawFrame, ExposureLayout, FrizzApp};
 use crate::model::Survey;
 use crate::model::mask::{self, BitLevel};
+use crate::model::pixel_policy::{self, BitAction, Preset};
 use crate::settings::{
     Basis, ForwardSettings, GridSpec, Interpolator, LsfMode, Robust, SelectionMode, ShiftSource,
     StandardMask, StandardSettings, Weighting,
@@ -151,21 +152,48 @@ fn data_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
 }
 
 fn mask_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
-    let (defs, preset) = match app.data.survey {
-        Survey::Boss => (mask::BOSS_SPPIXMASK, mask::BOSS_BAD_BITS),
-        Survey::Apogee => (mask::APOGEE_PIXMASK, mask::APOGEE_BAD_BITS),
-        Survey::Generic => (mask::APOGEE_PIXMASK, mask::GENERIC_BAD_BITS),
+    let (defs, survey_preset) = match app.data.survey {
+        Survey::Boss => (mask::BOSS_SPPIXMASK, Some(Preset::BossPipeline)),
+        Survey::Apogee => (mask::APOGEE_PIXMASK, Some(Preset::ApogeePipeline)),
+        Survey::Generic => (mask::APOGEE_PIXMASK, None),
     };
-    let bits = &mut app.settings.bad_bits;
-    ui.horizontal(|ui| {
-        if ui.button("survey default").clicked() {
-            *bits = preset;
+    let s = &mut app.settings;
+    ui.horizontal_wrapped(|ui| {
+        ui.label("pixel policy:");
+        let presets: &[Preset] = match app.data.survey {
+            Survey::Boss => &[Preset::BossPipeline],
+            _ => &[Preset::ApogeePipeline, Preset::ApogeeBadBits],
+        };
+        for &p in presets {
+            if ui
+                .button(p.label())
+                .on_hover_text(match p {
+                    Preset::ApogeePipeline => {
+                        "the APOGEE DRP's visit combination: bits 0-7, 14 bad; PERSIST_HIGH/MED/LOW sigma x sqrt5/sqrt4/sqrt3; SIG_SKYLINE x10; SIG_TELLURIC ignored"
+                    }
+                    Preset::ApogeeBadBits => "bits 0-7, 14 bad (16639), nothing inflated",
+                    Preset::BossPipeline => "the SPPIXMASK bad set, nothing inflated",
+                })
+                .clicked()
+            {
+                s.apply_policy_preset(p);
+            }
+        }
+        if survey_preset.is_none() && ui.button("bit 0 bad").clicked() {
+            s.bad_bits = mask::GENERIC_BAD_BITS;
+            s.inflate_bits.clear();
         }
         if ui.button("none").clicked() {
-            *bits = 0;
+            s.bad_bits = 0;
+            s.inflate_bits.clear();
         }
-        ui.label(format!("value {bits}"));
     });
+    let current =
+        pixel_policy::matching_preset(s.bad_bits, &s.inflate_bits).map_or("custom", Preset::label);
+    ui.label(format!(
+        "current: {current} (bad bits value {})",
+        s.bad_bits
+    ));
     for (level, title) in [
         (BitLevel::Bad, "bad"),
         (BitLevel::Warning, "warning"),
@@ -177,24 +205,61 @@ fn mask_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
         }
         egui::CollapsingHeader::new(format!("{title} bits"))
             .id_salt(title)
-            .default_open(level == BitLevel::Bad)
+            .default_open(level != BitLevel::Info)
             .show(ui, |ui| {
-                for d in group {
-                    let m = 1u64 << d.bit;
-                    let mut on = *bits & m != 0;
-                    if ui
-                        .checkbox(&mut on, format!("{} ({})", d.name, d.bit))
-                        .on_hover_text(d.meaning)
-                        .changed()
-                    {
-                        if on {
-                            *bits |= m;
-                        } else {
-                            *bits &= !m;
+                egui::Grid::new(("mask-policy", title))
+                    .num_columns(3)
+                    .show(ui, |ui| {
+                        for d in group {
+                            bit_policy_row(s, ui, d);
+                            ui.end_row();
                         }
-                    }
-                }
+                    });
             });
+    }
+}
+
+/// One mask bit: its name, bad / inflate / ignore, and the inflation factor.
+fn bit_policy_row(s: &mut crate::settings::Settings, ui: &mut egui::Ui, d: &mask::BitDef) {
+    ui.label(format!("{} ({})", d.name, d.bit))
+        .on_hover_text(d.meaning);
+    let current = s.bit_action(d.bit);
+    let mut choice = match current {
+        BitAction::Bad => 0,
+        BitAction::Inflate(_) => 1,
+        BitAction::Ignore => 2,
+    };
+    let before = choice;
+    egui::ComboBox::from_id_salt(("bit-action", d.bit))
+        .width(80.0)
+        .selected_text(["bad", "inflate", "ignore"][choice])
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut choice, 0, "bad");
+            ui.selectable_value(&mut choice, 1, "inflate");
+            ui.selectable_value(&mut choice, 2, "ignore");
+        });
+    if choice != before {
+        let what = match choice {
+            0 => BitAction::Bad,
+            1 => BitAction::Inflate(if d.bit == 12 { 10.0 } else { 2.0 }),
+            _ => BitAction::Ignore,
+        };
+        s.set_bit_action(d.bit, what);
+    }
+    if let BitAction::Inflate(mut f) = s.bit_action(d.bit) {
+        let r = ui
+            .add(
+                egui::DragValue::new(&mut f)
+                    .range(1.0..=1000.0)
+                    .speed(0.05)
+                    .prefix("sigma x "),
+            )
+            .on_hover_text("the sigma of pixels with this bit is multiplied by this factor");
+        if r.changed() {
+            s.set_bit_action(d.bit, BitAction::Inflate(f));
+        }
+    } else {
+        ui.label("");
     }
 }
 

@@ -165,6 +165,17 @@ pub fn visits_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     app.selected_visit = app.selected_visit.min(n - 1);
     selected_ui(app, ui);
     let rows = rows(app);
+    if let Some(z) = app
+        .result
+        .as_deref()
+        .and_then(|r| r.forward.as_ref())
+        .and_then(|m| m.velocity_zero_point.as_ref())
+    {
+        ui.label(format!(
+            "fitted velocities are relative: zero point {:.3} ± {:.3} km/s ({}); the ± column excludes the zero point's error",
+            z.v_kms, z.err_kms, z.name
+        ));
+    }
     egui::ScrollArea::both()
         .auto_shrink([false, true])
         .show(ui, |ui| {
@@ -182,7 +193,7 @@ pub fn visits_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
                     header(app, ui, SortKey::Chi2, "chi2/nu");
                     header(app, ui, SortKey::Loo, "LOO chi2/nu").on_hover_text(LOO_HELP);
                     header(app, ui, SortKey::Bad, "bad px");
-                    ui.label("fitted km/s");
+                    ui.label("fitted km/s (relative)");
                     header(app, ui, SortKey::Outliers, "outliers");
                     ui.end_row();
                     for row in &rows {

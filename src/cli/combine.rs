@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 
 use crate::combine::{self, Cancel, Combined};
 use crate::io::{self, LoadOptions};
-use crate::model::{Dataset, Survey, VelocityKind, mask};
+use crate::model::{Dataset, Survey, VelocityKind, mask, pixel_policy};
 use crate::settings::{
     Basis, Extensions, ForwardSettings, GridSpec, Interpolator, LsfMode, Robust, SelectionMode,
     Settings, ShiftSource, StandardMask, StandardSettings, VisitSetting, Weighting,
@@ -83,6 +83,15 @@ pub struct CombineArgs {
     /// Mask bits that make a pixel bad: a number, apogee (16639), boss, or none.
     #[arg(long)]
     pub bad_bits: Option<String>,
+    /// Pixel policy preset: apogee-pipeline (APOGEE default: 16639 bad, persistence and sky-line
+    /// sigma inflated as the APOGEE DRP does), bad-bits (16639 bad, nothing inflated),
+    /// boss-pipeline. Applied before `--bad-bits` and `--bit`.
+    #[arg(long, value_name = "PRESET")]
+    pub pixel_policy: Option<String>,
+    /// Per-bit override of the pixel policy, BIT=bad, BIT=ignore or BIT=inflate:FACTOR (BIT a
+    /// number or a mask-bit name such as SIG_TELLURIC); repeatable.
+    #[arg(long = "bit", value_name = "BIT=ACTION")]
+    pub bits: Vec<String>,
     /// Selection factor (telluric...): ignore, multiply (the model), divide (the data).
     #[arg(long)]
     pub selection: Option<String>,
@@ -98,9 +107,10 @@ pub struct CombineArgs {
     /// Number of Fourier modes P (default: frizzle's rule).
     #[arg(long)]
     pub modes: Option<usize>,
-    /// Standard-practice interpolator: cubic, linear, sinc.
-    #[arg(long, default_value = "cubic")]
-    pub interp: String,
+    /// Standard-practice interpolator: cubic, linear, sinc (default: sinc for APOGEE data, as the
+    /// APOGEE pipeline resamples; cubic otherwise, as the paper).
+    #[arg(long)]
+    pub interp: Option<String>,
     /// Standard-practice mask handling: drop or conservative.
     #[arg(long, default_value = "drop")]
     pub std_mask: String,
@@ -146,7 +156,9 @@ pub fn star_selector(a: &CombineArgs) -> anyhow::Result<Option<io::apcframe::Sta
 
 /// Settings a dataset gets when no flag says otherwise.
 ///
-/// APOGEE: apStar grid, VRAD shifts, bad bits 16639, selection "multiply". BOSS: BOSS grid, no
+/// APOGEE: apStar grid, VRAD shifts, the APOGEE-pipeline pixel policy (16639 bad, persistence
+/// and sky-line sigma inflated), selection "multiply", the pipeline's damped sinc for standard
+/// practice. BOSS: BOSS grid, no
 /// shift beyond the heliocentric wavelengths (Vrel = 0 is stored by the reader), SPPIXMASK bad
 /// bits, no selection factor. Reference bundles (rest-frame data with a grid): the grid from the
 /// input, no shift, bad bit 0. Anything else: an automatic grid, VRAD shifts if every visit has
@@ -186,11 +198,14 @@ pub fn survey_defaults(data: &Dataset) -> Settings {
     match data.survey {
         Survey::Apogee => {
             s.grid = GridSpec::Apogee;
-            s.bad_bits = mask::APOGEE_BAD_BITS;
+            s.apply_policy_preset(pixel_policy::Preset::ApogeePipeline);
+            if let Some(st) = s.standard.as_mut() {
+                st.interpolator = Interpolator::DampedSinc;
+            }
         }
         Survey::Boss => {
             s.grid = GridSpec::Boss;
-            s.bad_bits = mask::BOSS_BAD_BITS;
+            s.apply_policy_preset(pixel_policy::Preset::BossPipeline);
         }
         Survey::Generic => {
             s.grid = if data.input_grid.is_some() {
@@ -252,6 +267,39 @@ fn parse_bad_bits(s: &str) -> anyhow::Result<u64> {
             }
         }
     })
+}
+
+fn parse_policy(p: &str) -> anyhow::Result<pixel_policy::Preset> {
+    Ok(match p.to_ascii_lowercase().as_str() {
+        "apogee-pipeline" | "apogee" | "pipeline" => pixel_policy::Preset::ApogeePipeline,
+        "bad-bits" | "badbits" => pixel_policy::Preset::ApogeeBadBits,
+        "boss-pipeline" | "boss" => pixel_policy::Preset::BossPipeline,
+        _ => bail!("--pixel-policy {p}: expected apogee-pipeline, bad-bits or boss-pipeline"),
+    })
+}
+
+/// `BIT=ACTION` with BIT a number or a bit name of the survey's mask.
+fn parse_bit_override(x: &str, survey: Survey) -> anyhow::Result<(u32, pixel_policy::BitAction)> {
+    let (b, act) = x
+        .split_once('=')
+        .with_context(|| format!("--bit {x}: expected BIT=bad, BIT=ignore or BIT=inflate:F"))?;
+    let defs = match survey {
+        Survey::Boss => mask::BOSS_SPPIXMASK,
+        _ => mask::APOGEE_PIXMASK,
+    };
+    let bit = match b.trim().parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => defs
+            .iter()
+            .find(|d| d.name.eq_ignore_ascii_case(b.trim()))
+            .map(|d| d.bit)
+            .with_context(|| format!("--bit {x}: '{b}' is neither a bit number nor a bit name"))?,
+    };
+    if bit >= 64 {
+        bail!("--bit {x}: bits are 0-63");
+    }
+    let what = pixel_policy::BitAction::parse(act).map_err(|e| anyhow::anyhow!("--bit {e}"))?;
+    Ok((bit, what))
 }
 
 fn parse_robust(s: &str) -> anyhow::Result<Robust> {
@@ -324,8 +372,15 @@ pub fn settings_from_args(a: &CombineArgs, data: &Dataset) -> anyhow::Result<Set
             _ => bail!("--weighting {w}: expected ivar or uniform"),
         };
     }
+    if let Some(p) = &a.pixel_policy {
+        s.apply_policy_preset(parse_policy(p)?);
+    }
     if let Some(b) = &a.bad_bits {
         s.bad_bits = parse_bad_bits(b)?;
+    }
+    for b in &a.bits {
+        let (bit, what) = parse_bit_override(b, data.survey)?;
+        s.set_bit_action(bit, what);
     }
     if let Some(x) = &a.selection {
         s.selection = match x.to_ascii_lowercase().as_str() {
@@ -356,11 +411,16 @@ pub fn settings_from_args(a: &CombineArgs, data: &Dataset) -> anyhow::Result<Set
         compat,
         n_modes: a.modes,
     });
-    let interpolator = match a.interp.to_ascii_lowercase().as_str() {
-        "cubic" | "spline" => Interpolator::CubicSpline,
-        "linear" => Interpolator::Linear,
-        "sinc" => Interpolator::DampedSinc,
-        i => bail!("--interp {i}: expected cubic, linear or sinc"),
+    let default_interp = s
+        .standard
+        .as_ref()
+        .map_or(Interpolator::CubicSpline, |st| st.interpolator);
+    let interpolator = match a.interp.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => default_interp,
+        Some("cubic" | "spline") => Interpolator::CubicSpline,
+        Some("linear") => Interpolator::Linear,
+        Some("sinc") => Interpolator::DampedSinc,
+        Some(i) => bail!("--interp {i}: expected cubic, linear or sinc"),
     };
     let std_mask = match a.std_mask.to_ascii_lowercase().as_str() {
         "drop" => StandardMask::Drop,
@@ -513,9 +573,11 @@ pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
         .filter(|v| v.included)
         .map(|v| v.n_used)
         .sum();
+    let policy = pixel_policy::matching_preset(c.settings.bad_bits, &c.settings.inflate_bits)
+        .map_or("custom", pixel_policy::Preset::label);
     let _ = write!(
         s,
-        "{}: {} visits ({} included), {} pixels used, output grid {} px ({:.2}-{:.2} A), shifts from {}",
+        "{}: {} visits ({} included), {} pixels used, output grid {} px ({:.2}-{:.2} A), pixel policy {policy}, shifts from {}",
         data.name,
         c.visits.len(),
         n_inc,
@@ -552,6 +614,13 @@ pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
                 ", shifts fitted for {} visits (median error {med:.3} km/s)",
                 fv.len()
             );
+            if let Some(z) = &r.velocity_zero_point {
+                let _ = write!(
+                    s,
+                    ", velocities relative to {:.3} +- {:.3} km/s ({})",
+                    z.v_kms, z.err_kms, z.name
+                );
+            }
         }
         let _ = write!(
             s,

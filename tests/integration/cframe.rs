@@ -433,7 +433,7 @@ fn cli_combines_the_exposures_behind_an_apvisit_in_the_barycentric_frame() {
         exposures: Some(dir.path().to_path_buf()),
         method: "forward".into(),
         basis: "fourier".into(),
-        interp: "cubic".into(),
+        interp: Some("cubic".into()),
         std_mask: "drop".into(),
         lags: 5,
         ..Default::default()

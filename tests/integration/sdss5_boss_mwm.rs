@@ -201,7 +201,7 @@ fn cli_summary_says_the_v6_exposures_are_resampled() {
     let args = frizzview::cli::combine::CombineArgs {
         method: "standard".into(),
         basis: "fourier".into(),
-        interp: "cubic".into(),
+        interp: Some("cubic".into()),
         std_mask: "drop".into(),
         lags: 5,
         ..Default::default()

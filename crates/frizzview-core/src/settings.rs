@@ -279,8 +279,12 @@ pub struct Settings {
     pub weighting: Weighting,
     /// Per-visit settings (missing entries = defaults).
     pub visits: Vec<VisitSetting>,
-    /// Mask bits that make a pixel bad.
+    /// Mask bits that make a pixel bad (zero weight).
     pub bad_bits: u64,
+    /// Mask bits whose pixels get their sigma multiplied by a factor (see
+    /// [`model::pixel_policy`]); a bit in neither list is ignored. Empty by default, so settings
+    /// saved before the pixel policy existed give the same result.
+    pub inflate_bits: Vec<model::pixel_policy::InflateBit>,
     /// Selection-function handling.
     pub selection: SelectionMode,
     /// Forward model; `None` = not computed.
@@ -301,6 +305,7 @@ impl Default for Settings {
             weighting: Weighting::InverseVariance,
             visits: Vec::new(),
             bad_bits: model::mask::APOGEE_BAD_BITS,
+            inflate_bits: Vec::new(),
             selection: SelectionMode::Multiply,
             forward: Some(ForwardSettings::default()),
             standard: Some(StandardSettings::default()),
@@ -364,6 +369,14 @@ impl Settings {
                 "log-linear grid start {log10_start} step {log10_step} n {n} is not valid"
             )));
         }
+        for b in &self.inflate_bits {
+            if !(b.bit < 64 && b.factor.is_finite() && b.factor > 0.0) {
+                return Err(SettingsError::Other(format!(
+                    "pixel policy: bit {} factor {} (bits 0-63, factors positive and finite)",
+                    b.bit, b.factor
+                )));
+            }
+        }
         if let GridSpec::LogLinear { n, .. } = self.grid {
             check_grid_pixels(n)?;
             self.check_band(n)?;
@@ -426,6 +439,22 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    /// What mask bit `bit` does to a pixel under these settings.
+    #[must_use]
+    pub fn bit_action(&self, bit: u32) -> model::pixel_policy::BitAction {
+        model::pixel_policy::action(self.bad_bits, &self.inflate_bits, bit)
+    }
+
+    /// Make mask bit `bit` bad, inflating or ignored.
+    pub fn set_bit_action(&mut self, bit: u32, what: model::pixel_policy::BitAction) {
+        model::pixel_policy::set_action(&mut self.bad_bits, &mut self.inflate_bits, bit, what);
+    }
+
+    /// Replace the pixel policy by a preset.
+    pub fn apply_policy_preset(&mut self, preset: model::pixel_policy::Preset) {
+        (self.bad_bits, self.inflate_bits) = preset.policy();
     }
 
     /// Resolve the grid specification against a dataset's visits. Every grid is checked against

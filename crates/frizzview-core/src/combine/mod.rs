@@ -171,6 +171,10 @@ pub struct Prepared {
     pub visits: Vec<PreparedVisit>,
     /// Warnings raised while preparing.
     pub warnings: Vec<Warning>,
+    /// The pixel policy's inflating bits (already applied to every `PreparedVisit::ivar`);
+    /// standard practice undoes them before it interpolates and applies them to its output
+    /// pixels, as the APOGEE pipeline does.
+    pub inflate_bits: Vec<crate::model::pixel_policy::InflateBit>,
 }
 
 impl Prepared {
@@ -240,6 +244,7 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
         grid,
         visits,
         warnings,
+        inflate_bits: settings.inflate_bits.clone(),
     })
 }
 
@@ -290,6 +295,21 @@ fn prepare_visit(
     let bad_bits = settings.bad_bits;
     for i in 0..n {
         masked[i] = visit.bad()[i] || (visit.flags()[i] & bad_bits) != 0 || ivar[i] <= 0.0;
+    }
+    // Pixel policy: inflating bits multiply sigma (divide ivar by the factor squared), for every
+    // method alike (standard practice and the shift fit read this ivar too).
+    if !settings.inflate_bits.is_empty() {
+        for i in 0..n {
+            if !masked[i] {
+                let f = crate::model::pixel_policy::sigma_factor(
+                    visit.flags()[i],
+                    &settings.inflate_bits,
+                );
+                if f != 1.0 {
+                    ivar[i] /= f * f;
+                }
+            }
+        }
     }
     if visit.n_invalid() > 0 {
         warnings.push(Warning::InvalidPixels {
@@ -502,7 +522,8 @@ pub struct MethodResult {
     pub visits: Vec<VisitFit>,
     /// The continuous model (forward model only).
     pub model: Option<Arc<dyn SpectrumModel>>,
-    /// Fitted velocities and their errors (km/s) when shift fitting ran, per visit.
+    /// Fitted velocities and their errors (km/s) when shift fitting ran, per visit. The errors
+    /// are relative to the zero point ([`Self::velocity_zero_point`]) and exclude its own error.
     pub fitted_velocity: Option<Vec<(f64, f64)>>,
     /// Output pixels with data that the data do not constrain (see [`constrained`]); drawn and
     /// exported like no-data pixels (NaN flux and variance). Empty when not evaluated.
@@ -510,6 +531,21 @@ pub struct MethodResult {
     /// How the leave-one-visit-out scores in `visits` were computed, when not by this method's
     /// own basis (e.g. "local basis" for a Fourier-basis fit).
     pub loo_basis: Option<String>,
+    /// What the fitted velocities are anchored to, with its own uncertainty (shift fitting only).
+    pub velocity_zero_point: Option<VelocityZeroPoint>,
+}
+
+/// The zero point of fitted velocities: shifts fitted against a model made from the same visits
+/// are only defined up to a common offset, so their mean is set to a reference.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VelocityZeroPoint {
+    /// What the velocities are anchored to, in words.
+    pub name: String,
+    /// Its value (km/s).
+    pub v_kms: f64,
+    /// Its 1-sigma uncertainty (km/s); NaN when it cannot be estimated (one visit). It is not part
+    /// of the per-visit errors: add it in quadrature for an absolute velocity.
+    pub err_kms: f64,
 }
 
 /// The outcome of [`combine`].

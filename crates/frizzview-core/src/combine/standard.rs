@@ -57,6 +57,7 @@ use rayon::prelude::*;
 
 use super::{Cancel, CombineError, MethodResult, Prepared, PreparedVisit, SpectrumModel};
 use crate::model::Visit;
+use crate::model::pixel_policy::{InflateBit, sigma_factor};
 use crate::settings::{Interpolator, MIN_SELECTION, StandardMask, StandardSettings, Weighting};
 
 /// Relative truncation of the spline weights.
@@ -570,7 +571,7 @@ struct SegmentInput {
 
 impl SegmentInput {
     /// `None` when the segment has fewer than two pixels or fewer than two good ones.
-    fn new(v: &PreparedVisit, seg_index: usize) -> Option<Self> {
+    fn new(v: &PreparedVisit, seg_index: usize, inflate: &[InflateBit]) -> Option<Self> {
         let seg = v.visit.segments().get(seg_index)?.clone();
         // All pixels of the segment in increasing rest-frame x.
         let mut idx: Vec<usize> = seg.collect();
@@ -587,7 +588,9 @@ impl SegmentInput {
             let ok_s = s == 1.0 || (s.is_finite() && s >= MIN_SELECTION);
             let g = !v.masked[i] && v.ivar[i] > 0.0 && ok_s && v.y[i].is_finite();
             let (yi, vi) = if g {
-                (v.y[i] / s, 1.0 / (v.ivar[i] * s * s))
+                // The variance before the pixel policy's inflation (see `inflate_pieces`).
+                let f = sigma_factor(v.visit.flags()[i], inflate);
+                (v.y[i] / s, 1.0 / (v.ivar[i] * s * s * f * f))
             } else {
                 (
                     if v.y[i].is_finite() && ok_s {
@@ -854,6 +857,51 @@ impl Piece {
     }
 }
 
+/// The pixel policy applied after resampling, as the APOGEE pipeline's visit combination does
+/// (sdss/apogee_drp `apred/rv.py` `visitcomb`: the errors of resampled pixels whose propagated
+/// PERSIST_* or SIG_SKYLINE bit is set are multiplied by the bit's factor): each output pixel's
+/// sigma is multiplied by the factors of the flags the piece propagated to it (the `maskcontrib`
+/// rule), so the variance by F_l^2 and the covariance of pixels l, l + k by F_l F_(l+k).
+/// Inflating the input pixels before the sinc instead would spread every factor over the
+/// kernel's 21 nres / 2 taps and down-weight far more of the spectrum than the pipeline does.
+fn inflate_piece(p: Arc<Piece>, inflate: &[InflateBit]) -> Arc<Piece> {
+    if inflate.is_empty() {
+        return p;
+    }
+    let factor = |i: usize| -> f64 {
+        (p.l0 + i)
+            .checked_sub(p.flag_l0)
+            .and_then(|j| p.flags.get(j))
+            .map_or(1.0, |&f| sigma_factor(f, inflate))
+    };
+    let f: Vec<f64> = (0..p.value.len()).map(factor).collect();
+    if f.iter().all(|&x| x == 1.0) {
+        return p;
+    }
+    let var = p.var.iter().zip(&f).map(|(v, a)| v * a * a).collect();
+    let cov = p
+        .cov
+        .iter()
+        .enumerate()
+        .map(|(km1, row)| {
+            let k = km1 + 1;
+            row.iter()
+                .enumerate()
+                .map(|(i, c)| c * f[i] * f.get(i + k).copied().unwrap_or(1.0))
+                .collect()
+        })
+        .collect();
+    Arc::new(Piece {
+        l0: p.l0,
+        value: p.value.clone(),
+        var,
+        valid: p.valid.clone(),
+        cov,
+        flag_l0: p.flag_l0,
+        flags: p.flags.clone(),
+    })
+}
+
 /// Identity of a piece's stencil. The visit is identified by its address, which cannot be reused
 /// while a cache entry holds the visit alive; its wavelengths and flags are immutable.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -1111,11 +1159,19 @@ impl StandardCache {
         seg_index: usize,
         grid: (&[f64], (usize, u64)),
         ss: &StandardSettings,
-        lags: usize,
+        (lags, inflate): (usize, &[InflateBit]),
         gen_: u64,
     ) -> Option<Arc<Piece>> {
         let (grid_x, grid_sig) = grid;
         let (geometry, data) = segment_hashes(v, v.visit.segments().get(seg_index)?.clone());
+        // The knots' variances are the pixel policy's raw ones, a function of the policy too.
+        let data = hash_words(
+            std::iter::once(data).chain(
+                inflate
+                    .iter()
+                    .flat_map(|b| [u64::from(b.bit), b.factor.to_bits()]),
+            ),
+        );
         let skey = StencilKey {
             visit_ptr: Arc::as_ptr(&v.visit) as usize,
             segment: seg_index,
@@ -1144,7 +1200,7 @@ impl StandardCache {
             self.piece_hits.fetch_add(1, Ordering::Relaxed);
             return Some(piece);
         }
-        let inp = SegmentInput::new(v, seg_index)?;
+        let inp = SegmentInput::new(v, seg_index, inflate)?;
         let knots = Knots::new(&inp, ss);
         let l0 = grid_x.partition_point(|&g| g < knots.lo);
         let l1 = grid_x.partition_point(|&g| g <= knots.hi);
@@ -1312,7 +1368,15 @@ pub fn combine_standard_with_cache(
         .par_iter()
         .map(|&(vi, s)| {
             cancel.check()?;
-            Ok(cache.piece(&prep.visits[vi], s, (grid_x, grid_sig), ss, lags, gen_))
+            let piece = cache.piece(
+                &prep.visits[vi],
+                s,
+                (grid_x, grid_sig),
+                ss,
+                (lags, &prep.inflate_bits),
+                gen_,
+            );
+            Ok(piece.map(|p| inflate_piece(p, &prep.inflate_bits)))
         })
         .collect();
     cache.end(gen_, prep);

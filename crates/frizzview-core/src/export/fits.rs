@@ -8,7 +8,7 @@
 //! | 3 | MASK | int64 [rows, M*]: propagated flags for rows 0-1, 0 for the visit rows; bit [`POORLY_CONSTRAINED_BIT`] (header PCBIT) set where the data do not constrain the pixel (flux and error NaN like no-data pixels) |
 //! | 4 | COVAR_FORWARD | f64 [K+1, M*]: row k = C*[l, l+k] of the forward model (NaN past the end or when not computed) |
 //! | 5 | COVAR_STANDARD | the same for standard practice |
-//! | 6 | VISITS | table: FILE, NAME, JD, V_USED_KMS, V_SOURCE, WEIGHT, INCLUDED, N_USED, CHI2_NU_FORWARD, CHI2_NU_LOO (chi^2/nu against the forward model fitted to the other visits), CHI2_NU_STANDARD, SNR, BC_KMS, VREL_KMS (+ V_FIT_KMS, V_FIT_ERR_KMS when shift fitting ran) |
+//! | 6 | VISITS | table: FILE, NAME, JD, V_USED_KMS, V_SOURCE, WEIGHT, INCLUDED, N_USED, CHI2_NU_FORWARD, CHI2_NU_LOO (chi^2/nu against the forward model fitted to the other visits), CHI2_NU_STANDARD, SNR, BC_KMS, VREL_KMS (+ V_FIT_KMS, V_FIT_ERR_KMS when shift fitting ran, relative to the header cards VZERO +- VZEROERR, named by VZEROREF) |
 //! | 7 | WAVELENGTH | only for grids that are not log-linear: f64 [M*] Angstrom |
 //!
 //! HDU 0-3 carry the apStar wavelength keys CRVAL1 = log10 of the first pixel, CDELT1, CRPIX1 = 1,
@@ -551,6 +551,28 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
             .collect();
         h.write_col(f, "V_FIT_KMS", &v).map_err(fe)?;
         h.write_col(f, "V_FIT_ERR_KMS", &s).map_err(fe)?;
+    }
+    if let Some(z) = c
+        .forward
+        .as_ref()
+        .and_then(|r| r.velocity_zero_point.as_ref())
+    {
+        // The fitted velocities are relative: their errors exclude the zero point's.
+        h.write_key(
+            f,
+            "VFITREL",
+            (
+                1i64,
+                "1: V_FIT_KMS relative to VZERO, errors exclude VZEROERR",
+            ),
+        )
+        .map_err(fe)?;
+        h.write_key(f, "VZERO", (z.v_kms, "zero point of V_FIT_KMS (km/s)"))
+            .map_err(fe)?;
+        h.write_key(f, "VZEROERR", (z.err_kms, "1-sigma error of VZERO (km/s)"))
+            .map_err(fe)?;
+        let name: String = z.name.chars().filter(char::is_ascii).take(68).collect();
+        h.write_key(f, "VZEROREF", name.as_str()).map_err(fe)?;
     }
     Ok(())
 }

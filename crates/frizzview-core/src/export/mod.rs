@@ -6,7 +6,10 @@
 //! ((K+1) x M*, row k = C*[l, l+k], NaN past the end), `flags` (uint64), `no_data_mask` (bool),
 //! `poorly_constrained_mask` (bool: output pixels with data that the data do not constrain, NaN
 //! like no-data pixels), `visit_chi2_nu` (per visit), `visit_loo_chi2_nu` (per visit: chi^2/nu
-//! against the model fitted to the other visits; forward model only), and when shift fitting ran `v_fit_kms`, `v_fit_err_kms`; plus
+//! against the model fitted to the other visits; forward model only), and when shift fitting ran
+//! `v_fit_kms`, `v_fit_err_kms` (relative to the zero point, whose error they exclude),
+//! `v_zero_kms`, `v_zero_err_kms` (one element each: the zero point and its own error) and
+//! `v_zero_ref` (UTF-8: what the zero point is); plus
 //! `settings_json` (UTF-8 bytes of the [`Settings`](crate::settings::Settings) used).
 //!
 //! `.csv` columns: `wavelength_aa`, then `flux`, `sigma`, `flags`, `no_data`, `poorly_constrained`
@@ -89,6 +92,20 @@ fn write_npz_to(tmp: &Path, shown: &Path, c: &Combined) -> Result<(), SaveError>
                 .map_err(e)?;
             w.add_array(format!("{p}v_fit_err_kms"), &Array1::from_vec(s))
                 .map_err(e)?;
+        }
+        if let Some(z) = &r.velocity_zero_point {
+            w.add_array(format!("{p}v_zero_kms"), &Array1::from_vec(vec![z.v_kms]))
+                .map_err(e)?;
+            w.add_array(
+                format!("{p}v_zero_err_kms"),
+                &Array1::from_vec(vec![z.err_kms]),
+            )
+            .map_err(e)?;
+            w.add_array(
+                format!("{p}v_zero_ref"),
+                &Array1::from_vec(z.name.as_bytes().to_vec()),
+            )
+            .map_err(e)?;
         }
     }
     let json = serde_json::to_vec(&c.settings).map_err(|x| SaveError::new(shown, x))?;

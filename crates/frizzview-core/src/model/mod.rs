@@ -6,6 +6,7 @@
 pub mod barycentric;
 pub mod grid;
 pub mod mask;
+pub mod pixel_policy;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -13,11 +13,14 @@
 //! Flux as observed = S(x) * star(x - dx) * tilt_i(x) (+ persistence glow), where S is a
 //! telluric transmission fixed in the observed frame (stored as the selection factor,
 //! `flux_divided_by_selection = false`) and tilt_i an optional per-visit smooth Legendre
-//! throughput. Noise: variance = level^2 max(f/level, 0.01) / snr_i^2, plus sky-line noise.
-//! Defects use real APOGEE_PIXMASK bits: BADPIX (0, bad and ivar 0, fixed detector pixels), CRPIX
-//! (1, cosmic-ray spikes), PERSIST_HIGH/MED/LOW (9-11, a glow at the blue end of chip c in some
-//! visits), SIG_SKYLINE (12, near sky lines, extra noise included in ivar). Optional unflagged
-//! outliers (5-20 sigma) test robust methods.
+//! throughput. Noise: variance = level^2 max(f/level, 0.01) / snr_i^2 (the error array).
+//! As in real apVisit files, the systematic residuals are not in the error array: they are only
+//! flagged, with the real APOGEE_PIXMASK bits: PERSIST_HIGH/MED/LOW (9-11, a glow at the blue end
+//! of chip c in some visits), SIG_SKYLINE (12, a per-visit sky-subtraction residual along the sky
+//! lines, fixed in the observed frame), SIG_TELLURIC (13, where S < 0.9; the data see the
+//! atmosphere as S^(1 + e) with a per-visit telluric-model error e). Other defects: BADPIX (0, bad
+//! and ivar 0, fixed detector pixels), CRPIX (1, cosmic-ray spikes). Optional unflagged outliers
+//! (5-20 sigma) test robust methods.
 
 use std::sync::Arc;
 
@@ -46,6 +49,10 @@ const PERSIST_HIGH: u64 = 1 << 9;
 const PERSIST_MED: u64 = 1 << 10;
 const PERSIST_LOW: u64 = 1 << 11;
 const SIG_SKYLINE: u64 = 1 << 12;
+const SIG_TELLURIC: u64 = 1 << 13;
+
+/// The pipeline flags SIG_TELLURIC where the telluric transmission is below this.
+const TELLURIC_FLAG_BELOW: f64 = 0.9;
 
 /// Parameters of the APOGEE-like generator.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -89,8 +96,16 @@ pub struct ApogeeParams {
     pub telluric_depth: f64,
     /// Sky lines per unit x (0 = none).
     pub sky_line_density: f64,
-    /// Sky-line noise at a line centre, in units of the continuum noise.
+    /// Sky-subtraction residual at a line centre, in units of the continuum noise: a per-visit
+    /// N(0, 1) amplitude times the sky-line profile, fixed in the observed frame and NOT in the
+    /// error array (as in real apVisit files: the pipeline flags these pixels SIG_SKYLINE and
+    /// inflates their errors when it combines visits).
     pub sky_noise: f64,
+    /// Relative error of the telluric model: the flux is multiplied by S^(1 + e) with a per-visit
+    /// e ~ N(0, telluric_error) while the stored selection factor stays S, so deep telluric lines
+    /// leave systematic residuals that the error array does not cover; flagged SIG_TELLURIC
+    /// where S < 0.9 (the pipeline's rule on its 5-px-smoothed telluric).
+    pub telluric_error: f64,
     /// Mean number of cosmic rays per chip per visit.
     pub cosmic_rays_per_chip: f64,
     /// Fraction of visits with persistence in chip c.
@@ -122,6 +137,7 @@ impl Default for ApogeeParams {
             telluric_depth: 0.98,
             sky_line_density: 500.0,
             sky_noise: 5.0,
+            telluric_error: 0.05,
             cosmic_rays_per_chip: 3.0,
             persistence_fraction: 0.3,
             bad_pixels_per_chip: 8,
@@ -135,6 +151,7 @@ impl ApogeeParams {
     pub fn clean() -> Self {
         Self {
             telluric_density: 0.0,
+            telluric_error: 0.0,
             sky_line_density: 0.0,
             cosmic_rays_per_chip: 0.0,
             persistence_fraction: 0.0,
@@ -181,6 +198,7 @@ impl ApogeeParams {
             ("telluric density", self.telluric_density),
             ("sky line density", self.sky_line_density),
             ("sky noise", self.sky_noise),
+            ("telluric error", self.telluric_error),
             ("cosmic rays per chip", self.cosmic_rays_per_chip),
         ])?;
         super::check_fractions(&[
@@ -423,7 +441,8 @@ fn make_visit(
     let level = p.continuum_level;
     // Per-visit Legendre tilt over the whole detector range (u in [-1, 1]).
     let (c1, c2) = (rng.uniform_in(-1.0, 1.0), rng.uniform_in(-1.0, 1.0));
-    let sky_amp = rng.uniform_in(0.5, 1.5);
+    let sky_amp = rng.normal();
+    let tell_err = p.telluric_error * rng.normal();
     let persistent = rng.uniform() < p.persistence_fraction;
     let mut flux = vec![0.0; n];
     let mut ivar = vec![0.0; n];
@@ -433,15 +452,24 @@ fn make_visit(
     for k in 0..n {
         let u = 2.0 * (x[k] - x_lo) / (x_hi - x_lo) - 1.0;
         let tilt = 1.0 + p.tilt_amplitude * (c1 * u + c2 * 0.5 * (3.0 * u * u - 1.0));
-        let f = level * tell[k] * star[k] * tilt;
-        let var_phot = level * level * (f / level).max(0.01) / (d.snr * d.snr);
-        let sky_sigma = p.sky_noise * sky_amp * sky[k] * level / d.snr;
-        let var = var_phot + sky_sigma * sky_sigma;
+        // The atmosphere as it was, not as the telluric model (the selection factor) says.
+        let tell_true = if tell[k] > 0.0 {
+            tell[k].powf(1.0 + tell_err)
+        } else {
+            0.0
+        };
+        let f = level * tell_true * star[k] * tilt;
+        let var = level * level * (f / level).max(0.01) / (d.snr * d.snr);
+        // Sky-subtraction residual: systematic, fixed in the observed frame, not in ivar.
+        let sky_residual = p.sky_noise * sky_amp * sky[k] * level / d.snr;
         sigma[k] = var.sqrt();
-        flux[k] = f + sigma[k] * rng.normal();
+        flux[k] = f + sky_residual + sigma[k] * rng.normal();
         ivar[k] = 1.0 / var;
         if sky[k] > 0.05 && p.sky_noise > 0.0 {
             flags[k] |= SIG_SKYLINE;
+        }
+        if tell[k] < TELLURIC_FLAG_BELOW && !truth.tellurics.is_empty() {
+            flags[k] |= SIG_TELLURIC;
         }
     }
     // Persistence: a glow over the blue end of chip c, in three strengths.

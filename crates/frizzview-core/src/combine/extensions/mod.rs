@@ -26,7 +26,9 @@
 //!   `template_errors`; from the solver's band of C*). Without it the pulls came out 1.2 for
 //!   N = 3 visits and 1.04-1.13 for N = 8 with a cubic-spline basis; counting the template noise
 //!   per visit but not its cancellation in the anchor gave 0.94 with the smooth local kernel. The reported error is relative to the anchor (see
-//!   [`anchored_errors`]) and excludes the zero point's own error (the mean header error / sqrt N).
+//!   [`anchored_errors`]) and excludes the zero point's own error, which the result states
+//!   separately (`MethodResult::velocity_zero_point`: the anchor's value, and the scatter of
+//!   header minus fitted velocities / sqrt N).
 //!   The refits leave out the grid's last [`EDGE_GUARD_PIXELS`] at each end, where every basis is
 //!   truncated, with a smooth taper.
 //! - Robust weights multiply the weights; the noise scale is the data's own ivar.
@@ -654,6 +656,52 @@ impl State {
             .collect()
     }
 
+    /// The zero point of the fitted velocities: the gauge sets the mean fitted velocity of the
+    /// anchored visits to the mean of their starting velocities (header or manual), so the
+    /// velocities are relative to that mean, and its error is the error of a mean of N header
+    /// velocities. The header errors are measured, not assumed: the fitted velocities are far more
+    /// precise than the headers, so the scatter of header minus fitted velocity over the anchored
+    /// visits (N - 1 degrees of freedom) estimates the header error, and the zero point's error
+    /// is that scatter / sqrt(N). NaN with fewer than two anchored visits.
+    fn zero_point(&self, work: &Prepared, in_anchor: &[bool]) -> super::VelocityZeroPoint {
+        let idx: Vec<usize> = (0..in_anchor.len()).filter(|&i| in_anchor[i]).collect();
+        let n = idx.len() as f64;
+        let v_hdr: Vec<f64> = idx
+            .iter()
+            .map(|&i| velocity_from_shift(self.dx_header[i]))
+            .collect();
+        let d: Vec<f64> = idx
+            .iter()
+            .zip(&v_hdr)
+            .map(|(&i, vh)| vh - velocity_from_shift(self.dx[i]))
+            .collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (v_kms, err_kms) = if idx.len() >= 2 {
+            let md = mean(&d);
+            let var = d.iter().map(|x| (x - md).powi(2)).sum::<f64>() / (n - 1.0);
+            (mean(&v_hdr), (var / n).sqrt())
+        } else if idx.len() == 1 {
+            (v_hdr[0], f64::NAN)
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        let sources: Vec<&str> = idx
+            .iter()
+            .map(|&i| work.visits[i].v_source.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        super::VelocityZeroPoint {
+            name: format!(
+                "relative: mean of the {} included visits' starting velocities ({})",
+                idx.len(),
+                sources.join(", ")
+            ),
+            v_kms,
+            err_kms,
+        }
+    }
+
     /// Fill the result's per-visit extension outputs.
     fn finish(&self, work: &Prepared, res: &mut MethodResult) {
         if let Some(model) = res.model.clone() {
@@ -700,6 +748,7 @@ impl State {
                     .map(|(&dx, &e)| (velocity_from_shift(dx), C_KMS * dx.exp() * e))
                     .collect(),
             );
+            res.velocity_zero_point = Some(self.zero_point(work, &in_anchor));
         }
     }
 }

@@ -1,0 +1,590 @@
+//! The pixel policy, the robust shift fit and APOGEE standard practice on the real 3-visit
+//! APOGEE star (against the pipeline's own apStar of the same visits), and the shift fit's stated
+//! errors and zero point on synthetic data.
+//!
+//! Real-star figures are read from `../shared/data/apogee_2M00005143+5615568/` (see
+//! `real_data`); the apStar is copied into a tempdir before fitsio opens it.
+
+use std::path::Path;
+use std::process::Command;
+
+use frizzview::combine::{self, Cancel, Combined};
+use frizzview::model::{Dataset, mask, pixel_policy};
+use frizzview::settings::{Interpolator, Settings};
+
+use super::real_data::{RealStar, real_apogee_star};
+
+/// apStar VRADn of the three visits (header cards VRAD1-3): the pipeline's own refits.
+const APSTAR_VRAD: [f64; 3] = [-55.161, -44.637, -43.029];
+
+/// Per-visit chi^2/nu the forward model must reach with default settings.
+const MAX_CHI2_NU: f64 = 1.5;
+
+/// Velocities relative to visit 1 must match the apStar's within this (km/s).
+const MAX_DV_KMS: f64 = 0.3;
+
+/// Standard practice must match apStar row 0 within this median |d| / sigma, per chip.
+const MAX_STD_MEDIAN_SIGMA: f64 = 0.15;
+
+/// Half-width of the running median that normalises both spectra (101 pixels).
+const RUNNING_MEDIAN_HALF: usize = 50;
+
+/// The apStar pixel ranges of the three chips (ASPCAP windows, sdss/apogee_drp `utils/norm.py`
+/// `gridPix`: log10 lambda starts 4.180476, 4.200510, 4.217064 with 3028, 2495, 1991 px on the
+/// grid 4.179 + 6e-6 i), labelled by chip.
+const CHIPS: [(&str, usize, usize); 3] = [("c", 246, 3274), ("b", 3585, 6080), ("a", 6344, 8335)];
+
+fn load(star: &RealStar) -> Dataset {
+    frizzview::io::load_paths(&star.visits, &frizzview::io::LoadOptions::default())
+        .expect("the real apVisit files load")
+}
+
+fn run(data: &Dataset, s: &Settings) -> Combined {
+    combine::combine(data, s, &Cancel::new()).expect("combination")
+}
+
+fn defaults(data: &Dataset) -> Settings {
+    frizzview::cli::combine::survey_defaults(data)
+}
+
+/// Row 0 of the apStar (FLUX, ERROR, MASK) and its VRADn.
+struct ApStar {
+    flux: Vec<f64>,
+    err: Vec<f64>,
+    mask: Vec<i64>,
+}
+
+fn read_apstar(path: &Path) -> ApStar {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("apstar.fits");
+    std::fs::copy(path, &copy).expect("copy the apStar into a tempdir");
+    let mut f = fitsio::FitsFile::open(&copy).expect("open apStar");
+    let row0 = |f: &mut fitsio::FitsFile, hdu: usize| -> Vec<f64> {
+        let h = f.hdu(hdu).expect("apStar HDU");
+        let all: Vec<f64> = h.read_image(f).expect("apStar image");
+        all[..8575].to_vec()
+    };
+    let flux = row0(&mut f, 1);
+    let err = row0(&mut f, 2);
+    let mask = row0(&mut f, 3).iter().map(|&m| m as i64).collect();
+    let h0 = f.hdu(0).expect("primary");
+    for (i, want) in APSTAR_VRAD.iter().enumerate() {
+        let v: f64 = h0
+            .read_key(&mut f, &format!("VRAD{}", i + 1))
+            .expect("VRADn card");
+        assert!((v - want).abs() < 1e-3, "apStar VRAD{} = {v}", i + 1);
+    }
+    ApStar { flux, err, mask }
+}
+
+/// Running median over +-`RUNNING_MEDIAN_HALF` pixels of the finite values (NaN if none).
+fn running_median(y: &[f64]) -> Vec<f64> {
+    (0..y.len())
+        .map(|l| {
+            let lo = l.saturating_sub(RUNNING_MEDIAN_HALF);
+            let hi = (l + RUNNING_MEDIAN_HALF + 1).min(y.len());
+            let mut w: Vec<f64> = y[lo..hi]
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .collect();
+            if w.is_empty() {
+                return f64::NAN;
+            }
+            w.sort_by(f64::total_cmp);
+            w[w.len() / 2]
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+/// Per chip, the median |ours/rm(ours) - apStar/rm(apStar)| / (apStar err / rm(apStar)) over the
+/// pixels the pipeline calls good (mask row 0 without the 16639 bits, finite positive error) where
+/// both are finite.
+fn std_vs_apstar(flux: &[f64], ap: &ApStar) -> Vec<(String, f64, usize)> {
+    let good_ap: Vec<bool> = (0..8575)
+        .map(|l| {
+            ap.mask[l] & mask::APOGEE_BAD_BITS as i64 == 0
+                && ap.err[l].is_finite()
+                && ap.err[l] > 0.0
+                && ap.err[l] < 1e9
+                && ap.flux[l] > 0.0
+        })
+        .collect();
+    let theirs: Vec<f64> = (0..8575)
+        .map(|l| if good_ap[l] { ap.flux[l] } else { f64::NAN })
+        .collect();
+    let ours: Vec<f64> = flux.to_vec();
+    let rm_t = running_median(&theirs);
+    let rm_o = running_median(&ours);
+    CHIPS
+        .iter()
+        .map(|&(name, lo, hi)| {
+            let z: Vec<f64> = (lo..hi)
+                .filter(|&l| good_ap[l] && ours[l].is_finite() && rm_o[l] > 0.0 && rm_t[l] > 0.0)
+                .map(|l| {
+                    let d = ours[l] / rm_o[l] - theirs[l] / rm_t[l];
+                    (d / (ap.err[l] / rm_t[l])).abs()
+                })
+                .collect();
+            let n = z.len();
+            (name.to_owned(), median(z), n)
+        })
+        .collect()
+}
+
+fn fitted_relative(c: &Combined) -> (f64, f64) {
+    let fv = c
+        .forward
+        .as_ref()
+        .and_then(|f| f.fitted_velocity.clone())
+        .expect("fitted velocities");
+    (fv[1].0 - fv[0].0, fv[2].0 - fv[0].0)
+}
+
+#[test]
+fn real_star_default_chi2_per_visit() {
+    let Some(star) = real_apogee_star() else {
+        return;
+    };
+    let data = load(&star);
+    let s = defaults(&data);
+    assert_eq!(
+        pixel_policy::matching_preset(s.bad_bits, &s.inflate_bits),
+        Some(pixel_policy::Preset::ApogeePipeline),
+        "APOGEE data default to the pipeline's policy"
+    );
+    let c = run(&data, &s);
+    let chi: Vec<f64> = c
+        .forward
+        .as_ref()
+        .expect("forward")
+        .visits
+        .iter()
+        .map(|v| v.chi2_nu)
+        .collect();
+    // The old behaviour (16639 bad, nothing inflated) is far from it: the comparison shows that
+    // the test can fail.
+    let mut old = s.clone();
+    old.apply_policy_preset(pixel_policy::Preset::ApogeeBadBits);
+    let c_old = run(&data, &old);
+    let chi_old: Vec<f64> = c_old
+        .forward
+        .as_ref()
+        .expect("forward")
+        .visits
+        .iter()
+        .map(|v| v.chi2_nu)
+        .collect();
+    eprintln!("per-visit chi2/nu, APOGEE pipeline policy: {chi:.3?}; bad bits only: {chi_old:.3?}");
+    for (i, x) in chi.iter().enumerate() {
+        assert!(
+            *x <= MAX_CHI2_NU,
+            "visit {}: chi2/nu {x:.3} > {MAX_CHI2_NU}",
+            i + 1
+        );
+    }
+    assert!(
+        chi_old.iter().all(|x| *x > 3.0),
+        "bad bits only: {chi_old:?}"
+    );
+}
+
+#[test]
+fn real_star_fitted_velocities_match_the_apstar() {
+    let Some(star) = real_apogee_star() else {
+        return;
+    };
+    let data = load(&star);
+    let mut s = defaults(&data);
+    s.extensions.fit_shifts = true;
+    let c = run(&data, &s);
+    let (d2, d3) = fitted_relative(&c);
+    let want = (
+        APSTAR_VRAD[1] - APSTAR_VRAD[0],
+        APSTAR_VRAD[2] - APSTAR_VRAD[0],
+    );
+    let f = c.forward.as_ref().expect("forward");
+    let fv = f.fitted_velocity.clone().expect("fitted");
+    let zp = f.velocity_zero_point.clone().expect("zero point stated");
+    eprintln!(
+        "fit shifts: v2-v1 {d2:.3} (apStar {:.3}), v3-v1 {d3:.3} (apStar {:.3}); v_fit {:?}; zero point {} = {:.3} +- {:.3} km/s",
+        want.0, want.1, fv, zp.name, zp.v_kms, zp.err_kms
+    );
+    assert!(
+        (d2 - want.0).abs() < MAX_DV_KMS,
+        "v2 - v1 = {d2:.3}, apStar {:.3}",
+        want.0
+    );
+    assert!(
+        (d3 - want.1).abs() < MAX_DV_KMS,
+        "v3 - v1 = {d3:.3}, apStar {:.3}",
+        want.1
+    );
+    for (v, e) in &fv {
+        assert!(v.is_finite() && e.is_finite() && *e > 0.0, "{v} +- {e}");
+    }
+    assert!(zp.err_kms.is_finite() && zp.err_kms > 0.0);
+}
+
+#[test]
+fn real_star_standard_practice_matches_the_apstar() {
+    let Some(star) = real_apogee_star() else {
+        return;
+    };
+    let data = load(&star);
+    let ap = read_apstar(&star.apstar);
+    let s = defaults(&data);
+    assert_eq!(
+        s.standard.as_ref().map(|st| st.interpolator),
+        Some(Interpolator::DampedSinc),
+        "APOGEE standard practice defaults to the pipeline's damped sinc"
+    );
+    let c = run(&data, &s);
+    let per_chip = std_vs_apstar(&c.standard.as_ref().expect("standard").flux, &ap);
+    let mut cubic = s.clone();
+    if let Some(st) = cubic.standard.as_mut() {
+        st.interpolator = Interpolator::CubicSpline;
+    }
+    let c_cubic = run(&data, &cubic);
+    let per_chip_cubic = std_vs_apstar(&c_cubic.standard.as_ref().expect("standard").flux, &ap);
+    eprintln!(
+        "standard practice vs apStar row 0, median |d|/sigma per chip: sinc {per_chip:.3?}; cubic {per_chip_cubic:.3?}"
+    );
+    for (chip, m, n) in &per_chip {
+        assert!(*n > 1000, "chip {chip}: only {n} pixels compared");
+        assert!(
+            *m <= MAX_STD_MEDIAN_SIGMA,
+            "chip {chip}: median {m:.3} sigma"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI with defaults on the real files.
+
+fn frizzview_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_frizzview"))
+}
+
+fn cli_combine(star: &RealStar, extra: &[&str], out: &Path) {
+    let mut cmd = frizzview_bin();
+    cmd.arg("combine");
+    for v in &star.visits {
+        cmd.arg(v);
+    }
+    cmd.arg("-o").arg(out).args(extra);
+    let o = cmd.output().expect("spawn frizzview");
+    assert!(
+        o.status.success(),
+        "frizzview combine failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn npz_vec(path: &Path, key: &str) -> Vec<f64> {
+    let mut z = ndarray_npy::NpzReader::new(std::fs::File::open(path).expect("open")).expect("npz");
+    let a: ndarray::Array1<f64> = z.by_name(key).unwrap_or_else(|e| panic!("{key}: {e}"));
+    a.to_vec()
+}
+
+#[test]
+fn real_star_cli_defaults() {
+    let Some(star) = real_apogee_star() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = dir.path().join("s.npz");
+    cli_combine(&star, &[], &plain);
+    let chi = npz_vec(&plain, "visit_chi2_nu");
+    let ap = read_apstar(&star.apstar);
+    let per_chip = std_vs_apstar(&npz_vec(&plain, "standard_y_star"), &ap);
+    let fitted = dir.path().join("f.npz");
+    cli_combine(&star, &["--fit-shifts"], &fitted);
+    let v = npz_vec(&fitted, "v_fit_kms");
+    let zerr = npz_vec(&fitted, "v_zero_err_kms");
+    eprintln!(
+        "CLI defaults: chi2/nu {chi:.3?}; standard vs apStar {per_chip:.3?}; --fit-shifts v2-v1 {:.3}, v3-v1 {:.3}, v_zero_err {zerr:.3?}",
+        v[1] - v[0],
+        v[2] - v[0]
+    );
+    assert!(chi.iter().all(|x| *x <= MAX_CHI2_NU), "{chi:?}");
+    for (chip, m, _) in &per_chip {
+        assert!(*m <= MAX_STD_MEDIAN_SIGMA, "chip {chip}: {m}");
+    }
+    let want = (
+        APSTAR_VRAD[1] - APSTAR_VRAD[0],
+        APSTAR_VRAD[2] - APSTAR_VRAD[0],
+    );
+    assert!((v[1] - v[0] - want.0).abs() < MAX_DV_KMS, "{v:?}");
+    assert!((v[2] - v[0] - want.1).abs() < MAX_DV_KMS, "{v:?}");
+    assert!(
+        zerr.len() == 1 && zerr[0].is_finite() && zerr[0] > 0.0,
+        "{zerr:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthetic: the stated errors and zero point of fitted velocities.
+
+/// One realization of `frizzview synth apogee --visits 16 --seed SEED --velocity-error 1.0`,
+/// combined with `--fit-shifts` and defaults: the pulls (v_fit - v_true - offset) / v_fit_err,
+/// with the offset = stated zero point - mean true velocity, and that offset in units of the
+/// stated zero-point error.
+fn synthetic_pulls(seed: u64) -> (Vec<f64>, f64) {
+    use frizzview::model::VelocityKind;
+    let p = frizzview::synth::apogee::ApogeeParams {
+        n_visits: 16,
+        seed,
+        velocity_error_kms: 1.0,
+        ..frizzview::synth::apogee::ApogeeParams::default()
+    };
+    let data = frizzview::synth::apogee::generate(&p).expect("synthetic visits");
+    let mut s = defaults(&data);
+    s.extensions.fit_shifts = true;
+    s.standard = None;
+    let c = run(&data, &s);
+    let f = c.forward.as_ref().expect("forward");
+    let fv = f.fitted_velocity.clone().expect("fitted");
+    let zp = f.velocity_zero_point.clone().expect("zero point");
+    let truth: Vec<f64> = data
+        .visits
+        .iter()
+        .map(|v| v.meta.velocity(VelocityKind::True).expect("true velocity"))
+        .collect();
+    let n = truth.len() as f64;
+    let r: Vec<f64> = fv.iter().zip(&truth).map(|((v, _), t)| v - t).collect();
+    let offset = zp.v_kms - truth.iter().sum::<f64>() / n;
+    // The stated zero point is the one the fitted velocities carry (the gauge fixes the mean
+    // shift ln(1 + v/c), so the mean velocity agrees to second order in v/c).
+    let mean_r = r.iter().sum::<f64>() / n;
+    assert!((mean_r - offset).abs() < 1e-4, "{mean_r} vs {offset}");
+    let pulls = r
+        .iter()
+        .zip(&fv)
+        .map(|(ri, (_, e))| (ri - offset) / e)
+        .collect();
+    (pulls, offset / zp.err_kms)
+}
+
+fn rms(x: &[f64]) -> f64 {
+    (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64).sqrt()
+}
+
+/// Seeds 1-8 of the 16-visit synthetic star with 1 km/s header errors: the pulls of the fitted
+/// velocities after removing the stated zero point's offset have RMS within [0.8, 1.2] (pooled
+/// over the 128 visits), and every seed's offset is within 3 of its stated uncertainty.
+///
+/// Pooled, because one 16-visit realization cannot be held to +-0.2: the visits' errors share the
+/// template's noise, so the pulls of one realization are correlated and their RMS scatters from
+/// seed to seed by more than 1/sqrt(32) (measured: 0.71-1.34 over these seeds; seed 7, the
+/// issue's example, gives 1.34 on the clean generator too, i.e. from photon noise alone).
+#[test]
+fn synthetic_fitted_velocity_pulls_and_zero_point() {
+    let mut all = Vec::new();
+    let mut lines = Vec::new();
+    for seed in 1..=8u64 {
+        let (pulls, zp_pull) = synthetic_pulls(seed);
+        lines.push(format!(
+            "seed {seed}: pull RMS {:.3}, zero-point offset / stated error {zp_pull:.2}",
+            rms(&pulls)
+        ));
+        assert!(zp_pull.abs() <= 3.0, "seed {seed}: offset {zp_pull} sigma");
+        all.extend(pulls);
+    }
+    let pooled = rms(&all);
+    eprintln!(
+        "{}\npooled pull RMS over {} visits: {pooled:.3}",
+        lines.join("\n"),
+        all.len()
+    );
+    assert!((0.8..=1.2).contains(&pooled), "pooled pull RMS {pooled}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The policy as a setting and a flag.
+
+fn small_apogee() -> Dataset {
+    frizzview::synth::apogee::generate(&frizzview::synth::apogee::ApogeeParams {
+        n_visits: 2,
+        ..frizzview::synth::apogee::ApogeeParams::default()
+    })
+    .expect("synthetic visits")
+}
+
+/// The arguments of `frizzview combine` with clap's defaults (`Default` leaves them empty).
+fn cli_args() -> frizzview::cli::combine::CombineArgs {
+    frizzview::cli::combine::CombineArgs {
+        method: "both".into(),
+        basis: "fourier".into(),
+        std_mask: "drop".into(),
+        lags: 5,
+        format: "fits".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn policy_flags_presets_and_overrides() {
+    use frizzview::cli::combine::{CombineArgs, settings_from_args};
+    use pixel_policy::BitAction;
+    let data = small_apogee();
+    let s = settings_from_args(&cli_args(), &data).expect("defaults");
+    assert_eq!(s.bit_action(12), BitAction::Inflate(10.0));
+    assert_eq!(s.bit_action(9), BitAction::Inflate(5f64.sqrt()));
+    assert_eq!(s.bit_action(13), BitAction::Ignore);
+    assert_eq!(s.bit_action(0), BitAction::Bad);
+    let a = CombineArgs {
+        pixel_policy: Some("bad-bits".into()),
+        bits: vec![
+            "12=inflate:3".into(),
+            "SIG_TELLURIC=bad".into(),
+            "9=ignore".into(),
+        ],
+        ..cli_args()
+    };
+    let s = settings_from_args(&a, &data).expect("flags");
+    assert_eq!(s.bad_bits, mask::APOGEE_BAD_BITS | (1 << 13));
+    assert_eq!(s.bit_action(12), BitAction::Inflate(3.0));
+    assert_eq!(s.bit_action(9), BitAction::Ignore);
+    assert_eq!(s.bit_action(10), BitAction::Ignore);
+    for bad in ["12=inflate:-2", "NOPE=bad", "12=sometimes", "70=bad"] {
+        let a = CombineArgs {
+            bits: vec![bad.into()],
+            ..cli_args()
+        };
+        let e = settings_from_args(&a, &data).expect_err(bad);
+        assert!(format!("{e:#}").contains("--bit"), "{bad}: {e:#}");
+    }
+}
+
+#[test]
+fn policy_inflates_sigma_and_old_settings_keep_the_old_behaviour() {
+    let data = small_apogee();
+    let s = defaults(&data);
+    let prep = combine::prepare(&data, &s).expect("prepare");
+    let mut old = s.clone();
+    old.apply_policy_preset(pixel_policy::Preset::ApogeeBadBits);
+    let prep_old = combine::prepare(&data, &old).expect("prepare");
+    // Every sky-line pixel (and no other good pixel) has its ivar divided by 100.
+    let mut n_sky = 0;
+    for (v, vo) in prep.visits.iter().zip(&prep_old.visits) {
+        for k in 0..v.ivar.len() {
+            let f = v.visit.flags()[k];
+            if vo.ivar[k] > 0.0 {
+                let want = pixel_policy::sigma_factor(f, &s.inflate_bits);
+                let got = (vo.ivar[k] / v.ivar[k]).sqrt();
+                assert!((got - want).abs() < 1e-9 * want, "{k}: {got} vs {want}");
+                if f & (1 << 12) != 0 && f & 0xe00 == 0 {
+                    assert!((got - 10.0).abs() < 1e-9);
+                    n_sky += 1;
+                }
+            }
+        }
+    }
+    assert!(n_sky > 100, "{n_sky} sky-line pixels");
+    // A settings JSON written before the policy existed (no `inflate_bits`) reads back with
+    // nothing inflated: the old result.
+    let mut json: serde_json::Value = serde_json::to_value(&s).expect("json");
+    json.as_object_mut().expect("object").remove("inflate_bits");
+    let back: Settings = serde_json::from_value(json).expect("old settings read");
+    assert!(back.inflate_bits.is_empty());
+    assert_eq!(back.bad_bits, s.bad_bits);
+    // And the policy round-trips through JSON.
+    let again: Settings =
+        serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("read");
+    assert_eq!(again, s);
+}
+
+/// The window's mask-bit inspector shows and edits the policy: APOGEE data open with the
+/// pipeline preset, the "bad bits (16639)" preset removes the inflation, and the result follows.
+#[cfg(feature = "gui")]
+#[test]
+fn window_mask_inspector_edits_the_policy() {
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable as _;
+    use frizzview::app::{FrizzApp, demo};
+    let app = FrizzApp::inline(demo::apogee_demo(3).expect("demo data"));
+    assert_eq!(
+        pixel_policy::matching_preset(app.settings.bad_bits, &app.settings.inflate_bits),
+        Some(pixel_policy::Preset::ApogeePipeline)
+    );
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, app: &mut FrizzApp| app.show(ui), app);
+    h.run_steps(3);
+    h.get_by_label("Mask bits").click();
+    h.run_steps(2);
+    h.get_by_label("current: APOGEE pipeline (bad bits value 16639)");
+    h.get_by_label("SIG_SKYLINE (12)");
+    let chi_pipeline = h
+        .state()
+        .result
+        .clone()
+        .expect("result")
+        .forward
+        .clone()
+        .expect("forward");
+    h.get_by_label("bad bits (16639)").click();
+    h.run_steps(3);
+    let app = h.state();
+    assert!(app.settings.inflate_bits.is_empty());
+    assert_eq!(app.settings.bad_bits, mask::APOGEE_BAD_BITS);
+    let r = app.result.clone().expect("result");
+    assert_eq!(r.settings, app.settings, "recomputed for the new policy");
+    let f = r.forward.clone().expect("forward");
+    // Without inflation the sky-line residuals count fully: chi^2/nu rises for every visit.
+    for (a, b) in chi_pipeline.visits.iter().zip(&f.visits) {
+        assert!(b.chi2_nu > a.chi2_nu, "{} vs {}", b.chi2_nu, a.chi2_nu);
+    }
+    h.get_by_label("current: bad bits (16639) (bad bits value 16639)");
+}
+
+/// Standard practice inflates after resampling: output pixels that inherit no inflating flag keep
+/// exactly the variance they have without the policy; the others get a larger one.
+#[test]
+fn standard_practice_inflates_only_pixels_that_inherit_the_flags() {
+    let data = small_apogee();
+    let mut s = defaults(&data);
+    s.forward = None;
+    let mut old = s.clone();
+    old.apply_policy_preset(pixel_policy::Preset::ApogeeBadBits);
+    let a = run(&data, &s).standard.expect("standard");
+    let b = run(&data, &old).standard.expect("standard");
+    let inflating: u64 = s.inflate_bits.iter().map(|x| 1u64 << x.bit).sum();
+    let (mut same, mut larger) = (0, 0);
+    for l in 0..a.var.len() {
+        if !(a.var[l].is_finite() && b.var[l].is_finite()) {
+            continue;
+        }
+        if a.flags[l] & inflating == 0 {
+            // (Equal to rounding: the raw variance is recovered from the inflated ivar.)
+            assert!((a.var[l] / b.var[l] - 1.0).abs() < 1e-12, "pixel {l}");
+            assert!(
+                (a.flux[l] - b.flux[l]).abs() <= 1e-12 * b.flux[l].abs(),
+                "pixel {l}"
+            );
+            same += 1;
+        } else {
+            assert!(
+                a.var[l] > b.var[l],
+                "pixel {l}: {} vs {}",
+                a.var[l],
+                b.var[l]
+            );
+            larger += 1;
+        }
+    }
+    assert!(
+        same > 1000 && larger > 100,
+        "{same} unchanged, {larger} inflated"
+    );
+}
