@@ -324,25 +324,7 @@ pub fn save_region_png(
     }
     let region = img.region_by_pixels([x0, y0], [x1 - x0, y1 - y0]);
     let bytes: Vec<u8> = region.pixels.iter().flat_map(|c| c.to_array()).collect();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .suffix(".png")
-        .tempfile_in(dir)
-        .map_err(|e| format!("{}: cannot create a file there: {e}", path.display()))?;
-    image::save_buffer_with_format(
-        tmp.path(),
-        &bytes,
-        (x1 - x0) as u32,
-        (y1 - y0) as u32,
-        image::ColorType::Rgba8,
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| format!("{}: cannot write the PNG: {e}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| format!("{}: cannot write the PNG: {e}", path.display()))?;
+    crate::cli::png::write_png(path, x1 - x0, y1 - y0, &bytes, &[]).map_err(|e| e.to_string())?;
     Ok([x1 - x0, y1 - y0])
 }
 

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod combine;
 pub mod experiment;
+pub mod png;
 pub mod synth;
 
 use std::path::PathBuf;

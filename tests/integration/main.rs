@@ -8,9 +8,13 @@ mod engine;
 mod experiment;
 mod extensions;
 #[cfg(feature = "gui")]
+mod faults;
+#[cfg(feature = "gui")]
 mod frametime;
 mod fuzz;
 mod io;
+#[cfg(feature = "gui")]
+mod monkey;
 mod local;
 mod properties;
 mod reference;
