@@ -58,10 +58,13 @@ fn csv_visit() -> String {
     s
 }
 
-/// A named pipe that serves `content` to every reader, but only once `release` is set: until
-/// then, opening it for reading blocks, as a file on a hung network drive does.
+/// A named pipe that blocks whoever opens it for reading until `release` is set, as a file on a
+/// hung network drive does; then it serves `content`, and the path becomes a plain file with the
+/// same content (the readers open a file more than once: format detection, then the reader).
 fn slow_file(dir: &Path, content: String, release: Arc<AtomicBool>) -> PathBuf {
     let path = dir.join("slow.csv");
+    let plain = dir.join("slow.plain");
+    std::fs::write(&plain, &content).expect("write");
     let status = std::process::Command::new("mkfifo")
         .arg(&path)
         .status()
@@ -72,15 +75,12 @@ fn slow_file(dir: &Path, content: String, release: Arc<AtomicBool>) -> PathBuf {
         while !release.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(5));
         }
-        // Each open for writing waits for a reader; the readers open the file a few times
-        // (format detection, then the reader itself). A last open may wait for ever: the thread
-        // is left behind, harmless.
-        for _ in 0..16 {
-            let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&p) else {
-                return;
-            };
-            let _ = f.write_all(content.as_bytes());
-        }
+        // Waits for the first reader, swaps the plain file in, then feeds that reader.
+        let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&p) else {
+            return;
+        };
+        std::fs::rename(&plain, &p).expect("swap in the plain file");
+        let _ = f.write_all(content.as_bytes());
     });
     path
 }

@@ -183,6 +183,8 @@ fn monkey_random_actions_on_the_real_window() {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut failures: Vec<String> = Vec::new();
     let mut counts = [0usize; 12];
+    let mut hit = [0usize; 12];
+    let mut combo_entries = 0;
     let t0 = Instant::now();
     let teaching_shot = f.outputs[0].with_file_name("teaching.png");
     for step in 0..n_actions {
@@ -195,12 +197,14 @@ fn monkey_random_actions_on_the_real_window() {
         match kind {
             0 => {
                 if let Some((_, pos)) = pick(&mut rng, &nodes(&h, Role::CheckBox)) {
+                    hit[0] += 1;
                     click_at(&h, *pos);
                 }
             }
             1 => {
                 // A pointer drag along a slider.
                 if let Some((_, pos)) = pick(&mut rng, &nodes(&h, Role::Slider)) {
+                    hit[1] += 1;
                     let dx = rng.random_range(-150.0..150.0);
                     h.hover_at(*pos);
                     h.drag_at(*pos);
@@ -219,6 +223,7 @@ fn monkey_random_actions_on_the_real_window() {
                     all.extend(h.query_all_by_role(role).map(|n| n.rect().center()));
                 }
                 if let Some(pos) = pick(&mut rng, &all).copied() {
+                    hit[2] += 1;
                     let up = rng.random_bool(0.5);
                     let times = rng.random_range(1..6);
                     for _ in 0..times {
@@ -238,12 +243,14 @@ fn monkey_random_actions_on_the_real_window() {
             }
             3 => {
                 if let Some((_, pos)) = pick(&mut rng, &nodes(&h, Role::RadioButton)) {
+                    hit[3] += 1;
                     click_at(&h, *pos);
                 }
             }
             4 => {
                 // Open a combo box, then click one of the entries that appeared.
                 if let Some((_, pos)) = pick(&mut rng, &nodes(&h, Role::ComboBox)) {
+                    hit[4] += 1;
                     let before: Vec<String> =
                         nodes(&h, Role::Button).into_iter().map(|n| n.0).collect();
                     click_at(&h, *pos);
@@ -254,6 +261,7 @@ fn monkey_random_actions_on_the_real_window() {
                         .map(|(_, p)| p)
                         .collect();
                     if let Some(p) = pick(&mut rng, &entries) {
+                        combo_entries += 1;
                         click_at(&h, *p);
                     }
                 }
@@ -313,6 +321,7 @@ fn monkey_random_actions_on_the_real_window() {
                 // Any button, except the ones that open menus of the window system.
                 let buttons = nodes(&h, Role::Button);
                 if let Some((_, pos)) = pick(&mut rng, &buttons) {
+                    hit[10] += 1;
                     click_at(&h, *pos);
                 }
             }
@@ -341,7 +350,8 @@ fn monkey_random_actions_on_the_real_window() {
     let (cache_results, cache_methods) = h.state().cache_bytes();
     let (hwm, rss) = memory_mb();
     println!(
-        "monkey: {n_actions} actions (seed {seed}) in {:.1} s, by kind {counts:?}; \
+        "monkey: {n_actions} actions (seed {seed}) in {:.1} s, by kind {counts:?} \
+         (with a widget found {hit:?}, combo entries picked {combo_entries}); \
          {} failures; drained: {drained} {drained_teaching}; caches {:.1} MB results + {:.1} MB \
          methods; peak memory (VmHWM) {hwm:.0} MB, now (VmRSS) {rss:.0} MB",
         t0.elapsed().as_secs_f64(),
