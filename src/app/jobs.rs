@@ -25,7 +25,7 @@ pub enum JobResult {
         /// The files asked for.
         request: LoadRequest,
         /// What was read and what failed.
-        outcome: LoadOutcome,
+        outcome: Box<LoadOutcome>,
     },
     /// A session file was read.
     Session(Result<Session, String>),
@@ -57,6 +57,9 @@ pub struct Progress {
     pub started: Instant,
 }
 
+/// The running jobs by id, shared with their threads.
+type Running = Arc<Mutex<Vec<(u64, Arc<Progress>)>>>;
+
 struct Finished {
     id: u64,
     result: JobResult,
@@ -67,7 +70,7 @@ pub struct Jobs {
     threaded: bool,
     tx: mpsc::Sender<Finished>,
     rx: mpsc::Receiver<Finished>,
-    running: Arc<Mutex<Vec<(u64, Arc<Progress>)>>>,
+    running: Running,
     /// Jobs spawned whose result has not been taken by [`Jobs::poll`] yet.
     outstanding: usize,
     next_id: u64,
@@ -128,15 +131,16 @@ impl Jobs {
             total,
             started: Instant::now(),
         });
-        let run = move |p: &Progress| match std::panic::catch_unwind(
-            std::panic::AssertUnwindSafe(|| work(p)),
-        ) {
-            Ok(r) => r,
-            Err(payload) => JobResult::Wrote(Err(format!(
-                "{label}: internal error (a bug; please report it): {}",
-                crate::engine::worker::panic_message(payload.as_ref())
-            ))),
-        };
+        let run =
+            move |p: &Progress| match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                work(p)
+            })) {
+                Ok(r) => r,
+                Err(payload) => JobResult::Wrote(Err(format!(
+                    "{label}: internal error (a bug; please report it): {}",
+                    crate::engine::worker::panic_message(payload.as_ref())
+                ))),
+            };
         if !self.threaded {
             let result = run(&progress);
             let _ = self.tx.send(Finished { id, result });

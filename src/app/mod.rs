@@ -462,7 +462,7 @@ impl FrizzApp {
             _ => format!("loading {n} files"),
         };
         self.jobs.spawn(label, n, move |progress| {
-            let outcome = files::load_each(&request.paths, &progress.done);
+            let outcome = Box::new(files::load_each(&request.paths, &progress.done));
             jobs::JobResult::Loaded { request, outcome }
         });
         self.poll_jobs(); // inline: done now
@@ -492,7 +492,7 @@ impl FrizzApp {
         }
         for result in self.jobs.poll() {
             match result {
-                jobs::JobResult::Loaded { request, outcome } => self.loaded(request, outcome),
+                jobs::JobResult::Loaded { request, outcome } => self.loaded(request, *outcome),
                 jobs::JobResult::Session(Ok(s)) => self.apply_session(s),
                 jobs::JobResult::Session(Err(e)) | jobs::JobResult::Wrote(Err(e)) => {
                     self.report_error(e);

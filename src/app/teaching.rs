@@ -1102,7 +1102,15 @@ mod tests {
         });
         assert_eq!(panel.noise_progress(), Some((3, 64)));
         panel.poll();
-        assert_eq!(panel.noise_progress(), None, "the run must not stay 'running'");
-        assert!(panel.status().contains("noise test failed"), "{}", panel.status());
+        assert_eq!(
+            panel.noise_progress(),
+            None,
+            "the run must not stay 'running'"
+        );
+        assert!(
+            panel.status().contains("noise test failed"),
+            "{}",
+            panel.status()
+        );
     }
 }

@@ -334,6 +334,9 @@ mod tests {
         }
         assert_ne!(hash_f64(&base[..1000]), h0);
         assert_ne!(hash_f64(&[]), hash_f64(&[0.0]));
-        assert_ne!(hash_words([1, 2].into_iter()), hash_words([2, 1].into_iter()));
+        assert_ne!(
+            hash_words([1, 2].into_iter()),
+            hash_words([2, 1].into_iter())
+        );
     }
 }

@@ -1009,9 +1009,8 @@ impl StandardCache {
             .filter(|v| !v.included)
             .map(|v| Arc::as_ptr(&v.visit) as usize)
             .collect();
-        self.stencils.evict_unused(gen_, KEEP_GENERATIONS, |k| {
-            excluded.contains(&k.visit_ptr)
-        });
+        self.stencils
+            .evict_unused(gen_, KEEP_GENERATIONS, |k| excluded.contains(&k.visit_ptr));
         self.pieces.evict_unused(gen_, KEEP_GENERATIONS, |k| {
             excluded.contains(&k.stencil.visit_ptr)
         });

@@ -14,7 +14,7 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::combine::{self, Cancel, Caches, CombineError, Combined};
+use crate::combine::{self, Caches, Cancel, CombineError, Combined};
 use crate::model::Dataset;
 use crate::settings::Settings;
 
@@ -315,7 +315,10 @@ mod tests {
                 ..bookkeeping_only()
             };
             engine.submit(Arc::clone(&data), 1, bad);
-            let err = wait(&mut engine).value.result.expect_err("the panic is an error");
+            let err = wait(&mut engine)
+                .value
+                .result
+                .expect_err("the panic is an error");
             let text = err.to_string();
             assert!(text.contains("boom at 7 lags"), "{text}");
             assert!(text.contains("7 lags"), "names the settings: {text}");

@@ -4,8 +4,8 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use eframe::egui;
@@ -248,8 +248,8 @@ fn faults_sessions_are_written_atomically_and_never_over_an_input() {
     );
     // Saving over one of the session's own input files is refused and leaves it alone.
     std::fs::write(&session.files[0], b"SIMPLE  = T").expect("write");
-    let err = frizzview::app::files::save_session(&session.files[0], &session)
-        .expect_err("refused");
+    let err =
+        frizzview::app::files::save_session(&session.files[0], &session).expect_err("refused");
     assert!(format!("{err:#}").contains("input"), "{err:#}");
     assert_eq!(
         std::fs::read(&session.files[0]).expect("read"),

@@ -13,9 +13,9 @@ mod faults;
 mod frametime;
 mod fuzz;
 mod io;
+mod local;
 #[cfg(feature = "gui")]
 mod monkey;
-mod local;
 mod properties;
 mod reference;
 #[cfg(feature = "gui")]

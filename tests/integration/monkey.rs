@@ -81,11 +81,17 @@ fn files() -> Files {
     std::fs::create_dir(&folder).expect("mkdir");
     std::fs::copy(&bundle, folder.join("a.npz")).expect("copy");
     loadable.push(folder);
-    let outputs = ["out.fits", "out.csv", "out.npz", "out.xyz", "no/such/out.fits"]
-        .iter()
-        .map(|n| d.join(n))
-        .chain([bundle])
-        .collect();
+    let outputs = [
+        "out.fits",
+        "out.csv",
+        "out.npz",
+        "out.xyz",
+        "no/such/out.fits",
+    ]
+    .iter()
+    .map(|n| d.join(n))
+    .chain([bundle])
+    .collect();
     let sessions = vec![
         d.join("session.json"),
         write("bad-session.json", b"{ not json"),
@@ -146,8 +152,8 @@ fn drain(h: &mut Harness<'_, FrizzApp>, limit: Duration) -> bool {
     loop {
         h.step();
         let app = h.state();
-        let teaching_busy = app.view.tab == Tab::Teaching
-            && app.teaching.as_ref().is_some_and(|t| t.is_busy());
+        let teaching_busy =
+            app.view.tab == Tab::Teaching && app.teaching.as_ref().is_some_and(|t| t.is_busy());
         if !app.is_computing() && !app.is_busy_with_files() && !teaching_busy {
             return true;
         }
@@ -267,8 +273,8 @@ fn monkey_random_actions_on_the_real_window() {
                 }
             }
             5 => {
-                let tab = *pick(&mut rng, &["Spectra", "Noise correlation", "Teaching"])
-                    .expect("tabs");
+                let tab =
+                    *pick(&mut rng, &["Spectra", "Noise correlation", "Teaching"]).expect("tabs");
                 if let Some(n) = h.query_all_by_label(tab).next() {
                     n.click();
                 }
@@ -363,10 +369,19 @@ fn monkey_random_actions_on_the_real_window() {
         println!("  failure: {f}");
     }
     assert!(failures.is_empty(), "{} failures", failures.len());
-    assert!(drained && drained_teaching, "stuck computing after the queue drained");
+    assert!(
+        drained && drained_teaching,
+        "stuck computing after the queue drained"
+    );
     // The result cache's budget (256 MB) plus the newest result; the method caches' budgets
     // (512 + 256 + 64 MB local basis, 256 + 128 MB standard practice) plus one working set.
-    assert!(cache_results < 300 << 20, "{cache_results} bytes of results");
-    assert!(cache_methods < 1400 << 20, "{cache_methods} bytes of method caches");
+    assert!(
+        cache_results < 300 << 20,
+        "{cache_results} bytes of results"
+    );
+    assert!(
+        cache_methods < 1400 << 20,
+        "{cache_methods} bytes of method caches"
+    );
     assert!(hwm < max_mb, "peak memory {hwm:.0} MB above {max_mb} MB");
 }
