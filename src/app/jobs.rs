@@ -27,6 +27,15 @@ pub enum JobResult {
         /// What was read and what failed.
         outcome: Box<LoadOutcome>,
     },
+    /// A demo was built (the BOSS one is read from a file).
+    Demo {
+        /// Which.
+        demo: super::demo::Demo,
+        /// Its data, or why not.
+        data: Result<Box<crate::model::Dataset>, String>,
+        /// Settings to apply once loaded (reopening a session).
+        then_settings: Option<Settings>,
+    },
     /// A session file was read.
     Session(Result<Session, String>),
     /// A file was written: the message to show, or the error.

@@ -430,12 +430,22 @@ impl FrizzApp {
         true
     }
 
-    /// Open a demo; a failure becomes a message.
+    /// Open a demo (built in a background job); a failure becomes a message.
     pub fn open_demo(&mut self, demo: Demo) {
-        match demo.load() {
-            Ok(data) => self.set_dataset(data, Vec::new(), Some(demo)),
-            Err(e) => self.report_error(format!("cannot open the {} demo: {e:#}", demo.name())),
-        }
+        self.start_demo(demo, None);
+    }
+
+    fn start_demo(&mut self, demo: Demo, then_settings: Option<Settings>) {
+        let label = format!("opening the {} demo", demo.name());
+        self.jobs.spawn(label, 0, move |_| jobs::JobResult::Demo {
+            demo,
+            data: demo
+                .load()
+                .map(Box::new)
+                .map_err(|e| format!("cannot open the {} demo: {e:#}", demo.name())),
+            then_settings,
+        });
+        self.poll_jobs(); // inline: done now
     }
 
     /// Open files as a new dataset; each file that fails becomes a message naming it.
@@ -493,6 +503,19 @@ impl FrizzApp {
         for result in self.jobs.poll() {
             match result {
                 jobs::JobResult::Loaded { request, outcome } => self.loaded(request, *outcome),
+                jobs::JobResult::Demo {
+                    demo,
+                    data,
+                    then_settings,
+                } => match data {
+                    Ok(d) => {
+                        self.set_dataset(*d, Vec::new(), Some(demo));
+                        if let Some(s) = then_settings {
+                            self.apply_session_settings(s);
+                        }
+                    }
+                    Err(e) => self.report_error(e),
+                },
                 jobs::JobResult::Session(Ok(s)) => self.apply_session(s),
                 jobs::JobResult::Session(Err(e)) | jobs::JobResult::Wrote(Err(e)) => {
                     self.report_error(e);
@@ -547,10 +570,7 @@ impl FrizzApp {
     /// Reopen a session: its data (files are read in a background job), then its settings.
     pub fn apply_session(&mut self, session: files::Session) {
         match session.demo {
-            Some(d) => {
-                self.open_demo(d);
-                self.apply_session_settings(session.settings);
-            }
+            Some(d) => self.start_demo(d, Some(session.settings)),
             None => self.start_load(jobs::LoadRequest {
                 paths: session.files,
                 replace: true,
