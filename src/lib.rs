@@ -14,7 +14,8 @@
 //!   standard practice; a dense reference for tests; the extensions of issue 6.
 //! - [`synth`]: seeded synthetic data (the paper's generator, an APOGEE-like one).
 //! - [`experiment`]: the paper's noise test (both methods, residual covariance against lag).
-//! - [`engine`]: a worker thread that runs the newest request, drops stale ones, and caches.
+//! - [`engine`]: a worker thread that runs the newest request, drops stale ones, survives a
+//!   panicking job, and owns byte-bounded caches ([`combine::memo`]).
 //! - [`cli`]: the command line (`combine`, `synth`, `bench`, `experiment`).
 //! - `app` (feature `gui`): the eframe window. The only module that imports egui.
 

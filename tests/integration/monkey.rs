@@ -347,6 +347,15 @@ fn monkey_random_actions_on_the_real_window() {
         if failures.len() > 20 {
             break;
         }
+        if (step + 1) % 1000 == 0 {
+            let (hwm, rss) = memory_mb();
+            eprintln!(
+                "monkey: {} actions, {:.0} s, {} failures, VmHWM {hwm:.0} MB, VmRSS {rss:.0} MB",
+                step + 1,
+                t0.elapsed().as_secs_f64(),
+                failures.len()
+            );
+        }
     }
     // Escape any menu left open, back to the spectra, and let everything finish.
     h.key_press(egui::Key::Escape);
