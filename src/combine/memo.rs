@@ -14,8 +14,8 @@
 //! length that differ only in the words one lane sees never collide. Inputs that differ more
 //! widely collide with probability about 2^-64 per pair compared. Why that is safe for the
 //! caches: a hashed key is only ever compared with entries that agree with it exactly in
-//! everything else (the same visit object, held alive by the entry, the same shift bits, grid and
-//! kernel), and a cache holds at most a few generations of such entries (tens per visit). Even
+//! everything else (the same visit address, the same shift bits, grid, kernel and sizes), and a
+//! cache holds at most a few generations of such entries (tens per visit). Even
 //! 10^9 lookups against 100 candidate entries each give a chance of a wrong hit of about
 //! 10^11 / 1.8e19 = 5e-9 over the whole session. The input data are the user's own files, not
 //! an adversary choosing colliding inputs.
