@@ -257,6 +257,9 @@ impl ScreenshotJob {
     }
 }
 
+/// Messages kept for the status bar.
+pub const MAX_MESSAGES: usize = 200;
+
 /// One message in the status bar.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
@@ -549,11 +552,20 @@ impl FrizzApp {
     /// Show an error in the status bar (and log it once).
     pub fn report_error(&mut self, text: String) {
         log::error!("{text}");
-        self.messages.push(Message { text, error: true });
+        self.push_message(Message { text, error: true });
     }
 
     fn report_info(&mut self, text: String) {
-        self.messages.push(Message { text, error: false });
+        self.push_message(Message { text, error: false });
+    }
+
+    /// Keep the newest [`MAX_MESSAGES`] messages (a long session must not grow without end).
+    fn push_message(&mut self, m: Message) {
+        if self.messages.len() >= MAX_MESSAGES {
+            self.messages
+                .drain(..self.messages.len() + 1 - MAX_MESSAGES);
+        }
+        self.messages.push(m);
     }
 
     /// The session as saved to a file.
