@@ -1,10 +1,11 @@
 //! Reading files into the window and the session file (settings + file list as JSON).
 //!
-//! The window never reads files on the UI thread for long: loading is quick for a few visits, and
-//! a bad file only produces a message naming it.
+//! The window calls these from background jobs (`jobs.rs`), never on the UI thread; a bad file
+//! only produces a message naming it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
 
@@ -32,6 +33,71 @@ pub fn load_paths(paths: &[PathBuf]) -> anyhow::Result<Dataset> {
     )?)
 }
 
+/// What [`load_each`] read.
+#[derive(Debug, Default)]
+pub struct LoadOutcome {
+    /// The visits of every file that could be read (`None` if none could).
+    pub data: Option<Dataset>,
+    /// The paths that contributed.
+    pub files: Vec<PathBuf>,
+    /// One message per path that could not be read or belongs to another star.
+    pub errors: Vec<String>,
+}
+
+/// Read each path once (a folder as a whole) and merge what could be read, so that one bad file
+/// does not block the others; visits of another object than the first readable path's are
+/// refused with a message. `done` counts the paths handled (progress).
+pub fn load_each(paths: &[PathBuf], done: &AtomicUsize) -> LoadOutcome {
+    let mut out = LoadOutcome::default();
+    if paths.is_empty() {
+        out.errors.push("no file given".into());
+        return out;
+    }
+    let object = |d: &Dataset| d.visits.iter().find_map(|v| v.meta.object.clone());
+    for p in paths {
+        let read = load_paths(std::slice::from_ref(p));
+        done.fetch_add(1, Ordering::Relaxed);
+        let d = match read {
+            Ok(d) => d,
+            Err(e) => {
+                out.errors.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        let clash = out
+            .data
+            .as_ref()
+            .and_then(|prev| match (object(prev), object(&d)) {
+                (Some(a), Some(b)) if a.trim() != b.trim() => Some((a, b)),
+                _ => None,
+            });
+        if let Some((a, b)) = clash {
+            out.errors.push(format!(
+                "not added: {} is object {b}, the other files are {a}",
+                p.display()
+            ));
+            continue;
+        }
+        out.data = Some(match out.data.take() {
+            Some(mut prev) => {
+                if prev.survey != d.survey {
+                    prev.survey = crate::model::Survey::Generic;
+                }
+                if prev.truth.is_none() {
+                    prev.truth = d.truth.clone();
+                }
+                if prev.pipeline_coadd.is_none() {
+                    prev.pipeline_coadd = d.pipeline_coadd.clone();
+                }
+                merged(&prev, d)
+            }
+            None => d,
+        });
+        out.files.push(p.clone());
+    }
+    out
+}
+
 /// Append the visits of `more` to `data` (a new value; the old one is shared and immutable).
 #[must_use]
 pub fn merged(data: &Dataset, more: Dataset) -> Dataset {
@@ -56,11 +122,14 @@ pub struct Session {
     pub settings: Settings,
 }
 
-/// Write a session as JSON.
+/// Write a session as JSON, atomically (a failed save leaves the old session file whole). The
+/// session's own files are inputs: never replaced.
 pub fn save_session(path: &Path, session: &Session) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(session).context("cannot serialise the session")?;
-    std::fs::write(path, text)
-        .with_context(|| format!("cannot write the session file {}", path.display()))
+    crate::io::atomic::write_atomic(path, &session.files, |tmp| {
+        std::fs::write(tmp, &text).map_err(|e| crate::io::error::SaveError::new(path, e))
+    })
+    .with_context(|| format!("cannot write the session file {}", path.display()))
 }
 
 /// Read a session written by [`save_session`]. Its settings are validated (limits included)

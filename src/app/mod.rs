@@ -11,6 +11,7 @@
 pub mod demo;
 pub mod fetch_ui;
 pub mod files;
+pub mod jobs;
 pub mod options_ui;
 pub mod plot_ui;
 pub mod teaching;
@@ -264,6 +265,9 @@ impl ScreenshotJob {
     }
 }
 
+/// Messages kept for the status bar.
+pub const MAX_MESSAGES: usize = 200;
+
 /// One message in the status bar.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
@@ -309,6 +313,11 @@ pub struct FrizzApp {
     /// Reset the plots' bounds on the next frame.
     pub(crate) reset_view: bool,
     png_request: Option<PathBuf>,
+    /// Frames captured for "Save PNG", waiting to be written by a background job.
+    png_tx: mpsc::Sender<(PathBuf, Arc<egui::ColorImage>)>,
+    png_rx: mpsc::Receiver<(PathBuf, Arc<egui::ColorImage>)>,
+    /// File reading and writing off the UI thread.
+    pub jobs: jobs::Jobs,
     screenshot: Option<ScreenshotJob>,
     /// Cached plotting data for the dataset.
     pub(crate) curves: plot_ui::DatasetCurves,
@@ -338,6 +347,8 @@ impl FrizzApp {
     #[must_use]
     pub fn new(engine: CombineEngine, prefs: Option<Prefs>) -> Self {
         let prefs = prefs.unwrap_or_default();
+        let (png_tx, png_rx) = mpsc::channel();
+        let jobs = jobs::Jobs::new(engine.is_threaded());
         Self {
             data: Arc::new(Dataset::default()),
             data_key: 0,
@@ -358,6 +369,9 @@ impl FrizzApp {
             jump_to: None,
             reset_view: false,
             png_request: None,
+            png_tx,
+            png_rx,
+            jobs,
             screenshot: None,
             curves: plot_ui::DatasetCurves::default(),
             curve_budget: plot_ui::REBUILD_BUDGET,
@@ -436,16 +450,26 @@ impl FrizzApp {
         true
     }
 
-    /// Open a demo; a failure becomes a message.
+    /// Open a demo (built in a background job); a failure becomes a message.
     pub fn open_demo(&mut self, demo: Demo) {
         if demo == Demo::ApogeeReal {
             // Found or downloaded in the background; see `fetch_ui`.
             return self.start_real_demo();
         }
-        match demo.load() {
-            Ok(data) => self.set_dataset(data, Vec::new(), Some(demo)),
-            Err(e) => self.report_error(format!("cannot open the {} demo: {e:#}", demo.name())),
-        }
+        self.start_demo(demo, None);
+    }
+
+    fn start_demo(&mut self, demo: Demo, then_settings: Option<Settings>) {
+        let label = format!("opening the {} demo", demo.name());
+        self.jobs.spawn(label, 0, move |_| jobs::JobResult::Demo {
+            demo,
+            data: demo
+                .load()
+                .map(Box::new)
+                .map_err(|e| format!("cannot open the {} demo: {e:#}", demo.name())),
+            then_settings,
+        });
+        self.poll_jobs(); // inline: done now
     }
 
     /// Open files as a new dataset; each file that fails becomes a message naming it.
@@ -457,65 +481,112 @@ impl FrizzApp {
         if paths.is_empty() {
             return;
         }
-        // Load all together first (one star, consistent metadata); if that fails, file by file so
-        // one bad file does not block the others.
-        let (data, ok_files) = match files::load_paths(&paths) {
-            Ok(d) => (Some(d), paths),
-            Err(_) => {
-                let mut data: Option<Dataset> = None;
-                let mut ok = Vec::new();
-                for p in &paths {
-                    match files::load_paths(std::slice::from_ref(p)) {
-                        Ok(d) => {
-                            let object =
-                                |d: &Dataset| d.visits.iter().find_map(|v| v.meta.object.clone());
-                            let clash =
-                                data.as_ref()
-                                    .and_then(|prev| match (object(prev), object(&d)) {
-                                        (Some(a), Some(b)) if a != b => Some((a, b)),
-                                        _ => None,
-                                    });
-                            if let Some((a, b)) = clash {
-                                self.report_error(format!(
-                                    "not added: {} is object {b}, the other files are {a}",
-                                    p.display()
-                                ));
-                                continue;
-                            }
-                            data = Some(match data.take() {
-                                Some(prev) => files::merged(&prev, d),
-                                None => d,
-                            });
-                            ok.push(p.clone());
-                        }
-                        Err(e) => self.report_error(format!("{e:#}")),
-                    }
-                }
-                (data, ok)
-            }
+        self.start_load(jobs::LoadRequest {
+            paths,
+            replace,
+            then_settings: None,
+        });
+    }
+
+    /// Read files in a background job; the dataset changes when it finishes.
+    fn start_load(&mut self, request: jobs::LoadRequest) {
+        let n = request.paths.len();
+        let label = match request.paths.as_slice() {
+            [one] => format!("loading {}", one.display()),
+            _ => format!("loading {n} files"),
         };
-        if let Some(d) = data {
+        self.jobs.spawn(label, n, move |progress| {
+            let outcome = Box::new(files::load_each(&request.paths, &progress.done));
+            jobs::JobResult::Loaded { request, outcome }
+        });
+        self.poll_jobs(); // inline: done now
+    }
+
+    /// Write a captured frame as a PNG in a background job (what "Save PNG" does once the frame
+    /// arrives); the outcome, an error too, shows in the status bar.
+    pub fn save_image(&mut self, path: PathBuf, img: Arc<egui::ColorImage>) {
+        let _ = self.png_tx.send((path, img));
+        self.poll_jobs();
+    }
+
+    /// Take the outcomes of finished background jobs.
+    fn poll_jobs(&mut self) {
+        while let Ok((path, img)) = self.png_rx.try_recv() {
+            let inputs = self.files.clone();
+            let label = format!("saving the window to {}", path.display());
+            self.jobs.spawn(label, 0, move |_| {
+                let [w, h] = img.size;
+                let bytes: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
+                jobs::JobResult::Wrote(
+                    crate::cli::png::write_png(&path, w, h, &bytes, &inputs)
+                        .map(|()| format!("saved the window to {} ({w} x {h} px)", path.display()))
+                        .map_err(|e| e.to_string()),
+                )
+            });
+        }
+        for result in self.jobs.poll() {
+            match result {
+                jobs::JobResult::Loaded { request, outcome } => self.loaded(request, *outcome),
+                jobs::JobResult::Demo {
+                    demo,
+                    data,
+                    then_settings,
+                } => match data {
+                    Ok(d) => {
+                        self.set_dataset(*d, Vec::new(), Some(demo));
+                        if let Some(s) = then_settings {
+                            self.apply_session_settings(s);
+                        }
+                    }
+                    Err(e) => self.report_error(e),
+                },
+                jobs::JobResult::Session(Ok(s)) => self.apply_session(s),
+                jobs::JobResult::Session(Err(e)) | jobs::JobResult::Wrote(Err(e)) => {
+                    self.report_error(e);
+                }
+                jobs::JobResult::Wrote(Ok(m)) => self.report_info(m),
+            }
+        }
+    }
+
+    fn loaded(&mut self, request: jobs::LoadRequest, outcome: files::LoadOutcome) {
+        for e in outcome.errors {
+            self.report_error(e);
+        }
+        if let Some(d) = outcome.data {
             let n = d.visits.len();
-            let added = if replace {
-                self.set_dataset(d, ok_files, None);
+            let added = if request.replace {
+                self.set_dataset(d, outcome.files, None);
                 true
             } else {
-                self.add_dataset(d, ok_files)
+                self.add_dataset(d, outcome.files)
             };
             if added {
                 self.report_info(format!("loaded {n} visit(s)"));
             }
+        }
+        if let Some(settings) = request.then_settings {
+            self.apply_session_settings(settings);
         }
     }
 
     /// Show an error in the status bar (and log it once).
     pub fn report_error(&mut self, text: String) {
         log::error!("{text}");
-        self.messages.push(Message { text, error: true });
+        self.push_message(Message { text, error: true });
     }
 
     fn report_info(&mut self, text: String) {
-        self.messages.push(Message { text, error: false });
+        self.push_message(Message { text, error: false });
+    }
+
+    /// Keep the newest [`MAX_MESSAGES`] messages (a long session must not grow without end).
+    fn push_message(&mut self, m: Message) {
+        if self.messages.len() >= MAX_MESSAGES {
+            self.messages
+                .drain(..self.messages.len() + 1 - MAX_MESSAGES);
+        }
+        self.messages.push(m);
     }
 
     /// The session as saved to a file.
@@ -529,21 +600,28 @@ impl FrizzApp {
         }
     }
 
-    /// Reopen a session: its data, then its settings.
+    /// Reopen a session: its data (files are read in a background job), then its settings.
     pub fn apply_session(&mut self, session: files::Session) {
         match session.demo {
-            Some(d) => self.open_demo(d),
-            None => self.open_files(session.files.clone()),
+            Some(d) => self.start_demo(d, Some(session.settings)),
+            None => self.start_load(jobs::LoadRequest {
+                paths: session.files,
+                replace: true,
+                then_settings: Some(session.settings),
+            }),
         }
-        if session.settings.visits.len() == self.data.visits.len() {
-            self.settings = session.settings;
+    }
+
+    fn apply_session_settings(&mut self, settings: Settings) {
+        if settings.visits.len() == self.data.visits.len() {
+            self.settings = settings;
         } else {
             self.report_error(format!(
                 "the session has settings for {} visits but {} were loaded; per-visit settings reset",
-                session.settings.visits.len(),
+                settings.visits.len(),
                 self.data.visits.len()
             ));
-            let mut s = session.settings;
+            let mut s = settings;
             s.visits = vec![VisitSetting::default(); self.data.visits.len()];
             self.settings = s;
         }
@@ -611,8 +689,22 @@ impl FrizzApp {
         self.engine.is_busy()
     }
 
+    /// Whether a file is being read or written in the background.
+    #[must_use]
+    pub fn is_busy_with_files(&self) -> bool {
+        self.jobs.is_busy()
+    }
+
+    /// Bytes held by the engine's caches: (results, method caches).
+    #[must_use]
+    pub fn cache_bytes(&self) -> (usize, usize) {
+        self.engine.cache_bytes()
+    }
+
     /// Engine bookkeeping: take results, submit changed settings. Called at the start of a frame.
     pub fn logic(&mut self, ctx: &egui::Context) {
+        self.jobs.set_wake(ctx);
+        self.poll_jobs();
         while let Some(done) = self.engine.poll() {
             if done.value.data_key != self.data_key {
                 continue;
@@ -753,6 +845,10 @@ impl FrizzApp {
                 ui.spinner();
                 ui.label(job.status());
             }
+            for job in self.jobs.running() {
+                ui.spinner();
+                ui.label(job.text());
+            }
             if let Some(c) = &self.result {
                 let mut what = Vec::new();
                 if c.forward.is_some() {
@@ -789,6 +885,17 @@ impl FrizzApp {
                     text += &format!(", poorly constrained px: {}", weak.join(", "));
                 }
                 ui.label(text);
+                for (what, e) in [
+                    ("forward model", &c.forward_error),
+                    ("standard practice", &c.standard_error),
+                ] {
+                    if let Some(e) = e {
+                        ui.label(
+                            egui::RichText::new(format!("{what} failed: {e}"))
+                                .color(ui.visuals().error_fg_color),
+                        );
+                    }
+                }
                 if !c.warnings.is_empty() {
                     let n = c.warnings.len();
                     ui.label(
@@ -898,14 +1005,27 @@ impl FrizzApp {
         };
         match kind {
             DialogKind::OpenFiles => self.load_and_add(paths, false),
-            DialogKind::OpenSession => match files::load_session(&first) {
-                Ok(s) => self.apply_session(s),
-                Err(e) => self.report_error(format!("{e:#}")),
-            },
-            DialogKind::SaveSession => match files::save_session(&first, &self.session()) {
-                Ok(()) => self.report_info(format!("session saved to {}", first.display())),
-                Err(e) => self.report_error(format!("{e:#}")),
-            },
+            DialogKind::OpenSession => {
+                let label = format!("reading the session {}", first.display());
+                self.jobs.spawn(label, 0, move |_| {
+                    jobs::JobResult::Session(
+                        files::load_session(&first).map_err(|e| format!("{e:#}")),
+                    )
+                });
+                self.poll_jobs();
+            }
+            DialogKind::SaveSession => {
+                let session = self.session();
+                let label = format!("saving the session to {}", first.display());
+                self.jobs.spawn(label, 0, move |_| {
+                    jobs::JobResult::Wrote(
+                        files::save_session(&first, &session)
+                            .map(|()| format!("session saved to {}", first.display()))
+                            .map_err(|e| format!("{e:#}")),
+                    )
+                });
+                self.poll_jobs();
+            }
             DialogKind::Export => self.export(&first),
             DialogKind::SavePng => self.png_request = Some(first),
         }
@@ -916,17 +1036,29 @@ impl FrizzApp {
             self.report_error("nothing to export yet: no result".into());
             return;
         };
-        match files::export(path, &result, &self.data, &self.files) {
-            Ok(()) => self.report_info(format!("exported to {}", path.display())),
-            Err(e) => self.report_error(format!("{e:#}")),
-        }
+        let (data, inputs, path) = (Arc::clone(&self.data), self.files.clone(), path.to_owned());
+        let label = format!("exporting to {}", path.display());
+        self.jobs.spawn(label, 0, move |_| {
+            jobs::JobResult::Wrote(
+                files::export(&path, &result, &data, &inputs)
+                    .map(|()| format!("exported to {}", path.display()))
+                    .map_err(|e| format!("{e:#}")),
+            )
+        });
+        self.poll_jobs();
     }
 
     fn screenshots(&mut self, ctx: &egui::Context) {
         if let Some(path) = self.png_request.take() {
-            let done = Arc::new(Mutex::new(None));
-            request_png(ctx, path.clone(), Arc::clone(&done));
-            self.report_info(format!("saving the window to {}", path.display()));
+            // The frame arrives in a later frame's callback; a background job writes it and its
+            // outcome (an error too) shows in the status bar.
+            let tx = self.png_tx.clone();
+            let ctx2 = ctx.clone();
+            ctx.request_screenshot(move |img: Arc<egui::ColorImage>| {
+                let _ = tx.send((path, img));
+                ctx2.request_repaint();
+            });
+            ctx.request_repaint();
         }
         let Some(job) = &mut self.screenshot else {
             return;
@@ -972,18 +1104,11 @@ fn request_png(ctx: &egui::Context, path: PathBuf, done: Arc<Mutex<Option<Result
     ctx.request_repaint();
 }
 
-/// Write an egui image as an RGBA PNG.
+/// Write an egui image as an RGBA PNG, atomically (see [`crate::cli::png::write_png`]).
 pub fn save_png(path: &Path, img: &egui::ColorImage) -> Result<(), String> {
     let [w, h] = img.size;
     let bytes: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
-    let (Ok(w), Ok(h)) = (u32::try_from(w), u32::try_from(h)) else {
-        return Err(format!(
-            "image of {w}x{h} px is too large for {}",
-            path.display()
-        ));
-    };
-    image::save_buffer(path, &bytes, w, h, image::ColorType::Rgba8)
-        .map_err(|e| format!("cannot write the PNG {}: {e}", path.display()))
+    crate::cli::png::write_png(path, w, h, &bytes, &[]).map_err(|e| e.to_string())
 }
 
 /// Blocking rfd dialog (runs on the "file-dialog" thread).

@@ -18,7 +18,7 @@ use std::time::Instant;
 use eframe::egui;
 use egui_plot::{HLine, Legend, Line, LineStyle, Plot, PlotPoints, Points};
 
-use crate::combine::{Cancel, combine};
+use crate::combine::{Cancel, CombineError, combine};
 use crate::engine::Worker;
 use crate::experiment;
 use crate::model::VelocityKind;
@@ -233,34 +233,27 @@ pub fn compute_live(
         }
     }
     let settings = teaching_settings(params, forward);
-    // Each method on its own, so that one failing (e.g. a singular system with one visit) still
-    // shows the other.
-    let forward_only = Settings {
-        standard: None,
-        ..settings.clone()
-    };
-    match combine(&data, &forward_only, cancel) {
+    // Both methods in one call: each gives its own outcome, so one failing (e.g. a singular
+    // system with one visit) still shows the other.
+    match combine(&data, &settings, cancel) {
         Ok(c) => {
             view.messages
                 .extend(c.warnings.iter().map(ToString::to_string));
-            if let Some(f) = c.forward {
+            if let Some(f) = &c.forward {
                 view.forward = Some(method_curve(&f.flux, &f.var, &view.truth));
             }
-        }
-        Err(e) => view.messages.push(format!("forward model: {e}")),
-    }
-    cancel.check().map_err(|e| e.to_string())?;
-    let standard_only = Settings {
-        forward: None,
-        ..settings
-    };
-    match combine(&data, &standard_only, cancel) {
-        Ok(c) => {
-            if let Some(s) = c.standard {
+            if let Some(e) = &c.forward_error {
+                view.messages.push(format!("forward model: {e}"));
+            }
+            if let Some(s) = &c.standard {
                 view.standard = Some(method_curve(&s.flux, &s.var, &view.truth));
             }
+            if let Some(e) = &c.standard_error {
+                view.messages.push(format!("standard practice: {e}"));
+            }
         }
-        Err(e) => view.messages.push(format!("standard practice: {e}")),
+        Err(CombineError::Cancelled) => return Err(CombineError::Cancelled.to_string()),
+        Err(e) => view.messages.push(format!("{e}")),
     }
     cancel.check().map_err(|e| e.to_string())?;
     view.elapsed_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -331,25 +324,7 @@ pub fn save_region_png(
     }
     let region = img.region_by_pixels([x0, y0], [x1 - x0, y1 - y0]);
     let bytes: Vec<u8> = region.pixels.iter().flat_map(|c| c.to_array()).collect();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .suffix(".png")
-        .tempfile_in(dir)
-        .map_err(|e| format!("{}: cannot create a file there: {e}", path.display()))?;
-    image::save_buffer_with_format(
-        tmp.path(),
-        &bytes,
-        (x1 - x0) as u32,
-        (y1 - y0) as u32,
-        image::ColorType::Rgba8,
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| format!("{}: cannot write the PNG: {e}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| format!("{}: cannot write the PNG: {e}", path.display()))?;
+    crate::cli::png::write_png(path, x1 - x0, y1 - y0, &bytes, &[]).map_err(|e| e.to_string())?;
     Ok([x1 - x0, y1 - y0])
 }
 
@@ -591,7 +566,13 @@ impl TeachingPanel {
         let Some(worker) = self.worker.as_mut() else {
             return;
         };
-        let Some(done) = worker.poll() else {
+        let done = worker.poll();
+        if let Some((generation, message)) = worker.take_panic()
+            && generation == worker.latest_generation()
+        {
+            self.live_error = Some(format!("internal error (a bug): {message}"));
+        }
+        let Some(done) = done else {
             return;
         };
         let current = done.generation == worker.latest_generation();
@@ -608,17 +589,26 @@ impl TeachingPanel {
 
     fn poll(&mut self) {
         self.poll_live();
-        if let Some(run) = &self.noise_run
-            && let Ok(r) = run.rx.try_recv()
-        {
-            match r {
-                Ok(n) => {
+        if let Some(run) = &self.noise_run {
+            match run.rx.try_recv() {
+                Ok(Ok(n)) => {
                     self.status = format!("noise test: {} trials done", n.trials);
                     self.noise = Some(n);
+                    self.noise_run = None;
                 }
-                Err(e) => self.status = format!("noise test failed: {e}"),
+                Ok(Err(e)) => {
+                    self.status = format!("noise test failed: {e}");
+                    self.noise_run = None;
+                }
+                // The thread ended without a result: it panicked (the message went to the log).
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.status = "noise test failed: internal error (a bug; the log has the \
+                                   details)"
+                        .into();
+                    self.noise_run = None;
+                }
+                Err(mpsc::TryRecvError::Empty) => {}
             }
-            self.noise_run = None;
         }
         if let Some((fig, rx)) = &self.choosing {
             match rx.try_recv() {
@@ -1088,5 +1078,39 @@ impl TeachingPanel {
                 });
         });
         self.noise_rect = Some(resp.response.rect);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_noise_thread_that_dies_ends_the_run_with_an_error() {
+        let mut panel = TeachingPanel::inline();
+        let (tx, rx) = mpsc::channel();
+        // The thread's end of the channel goes away without a result, as when it panics.
+        let dead = std::thread::spawn(move || {
+            let _tx = tx;
+        });
+        dead.join().expect("joined");
+        panel.noise_run = Some(NoiseRun {
+            cancel: Cancel::new(),
+            done: Arc::new(AtomicUsize::new(3)),
+            trials: 64,
+            rx,
+        });
+        assert_eq!(panel.noise_progress(), Some((3, 64)));
+        panel.poll();
+        assert_eq!(
+            panel.noise_progress(),
+            None,
+            "the run must not stay 'running'"
+        );
+        assert!(
+            panel.status().contains("noise test failed"),
+            "{}",
+            panel.status()
+        );
     }
 }

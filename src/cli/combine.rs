@@ -651,6 +651,12 @@ pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
     if let Some(f) = &c.standard {
         part("standard practice", f);
     }
+    if let Some(e) = &c.forward_error {
+        let _ = write!(s, "; forward model FAILED: {e}");
+    }
+    if let Some(e) = &c.standard_error {
+        let _ = write!(s, "; standard practice FAILED: {e}");
+    }
     if c.warnings.is_empty() {
         let _ = write!(s, "; no warnings");
     } else {

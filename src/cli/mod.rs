@@ -6,6 +6,7 @@ pub mod bench;
 pub mod combine;
 pub mod experiment;
 pub mod fetch;
+pub mod png;
 pub mod synth;
 
 use std::path::PathBuf;

@@ -326,3 +326,30 @@ fn a_fits_result_reproduces_itself_with_settings_from_the_file() {
         "{json}"
     );
 }
+
+#[test]
+fn a_failing_method_still_writes_the_other() {
+    // The LSF extension needs the local basis: with the Fourier basis the forward model fails,
+    // and standard practice is still written, with the failure in the summary.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("s.npz");
+    let input = fixture("reference/case_a_f64_input.npz");
+    let (code, stdout, stderr) = run(&[
+        os("combine"),
+        input.as_os_str(),
+        os("--lsf"),
+        os("--basis"),
+        os("fourier"),
+        os("-o"),
+        out.as_os_str(),
+    ]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(
+        stdout.contains("forward model FAILED") && stdout.contains("local basis"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("standard practice: chi2/nu"), "{stdout}");
+    let mut z = ndarray_npy::NpzReader::new(std::fs::File::open(&out).expect("open")).expect("npz");
+    let y: ndarray::Array1<f64> = z.by_name("standard_y_star").expect("standard_y_star");
+    assert!(y.iter().filter(|v| v.is_finite()).count() > 1000);
+}

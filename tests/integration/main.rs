@@ -13,6 +13,8 @@ mod fetch;
 #[cfg(feature = "gui")]
 mod fetch_window;
 #[cfg(feature = "gui")]
+mod faults;
+#[cfg(feature = "gui")]
 mod frametime;
 mod fuzz;
 mod gz;
@@ -20,6 +22,8 @@ mod io;
 mod local;
 mod loo;
 mod policy;
+#[cfg(feature = "gui")]
+mod monkey;
 mod properties;
 mod real_data;
 mod real_star;

@@ -192,7 +192,8 @@ pub fn write_png(path: &Path, points: &[ScalingPoint]) -> anyhow::Result<()> {
     {
         std::fs::create_dir_all(dir)?;
     }
-    cv.img.save(path)?;
+    let (w, h) = (cv.img.width() as usize, cv.img.height() as usize);
+    crate::cli::png::write_png(path, w, h, cv.img.as_raw(), &[])?;
     Ok(())
 }
 

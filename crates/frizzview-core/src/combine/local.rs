@@ -16,12 +16,12 @@
 //! their basis functions are dropped from the system so it stays non-singular; a tiny ridge relative
 //! to the mean diagonal guards the rest.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use super::memo::{GenLru, hash_f64, hash_words};
 use super::{Cancel, CombineError, MethodResult, Prepared, PreparedVisit, SpectrumModel, Warning};
 use crate::model::{OutputGrid, Visit};
 use crate::settings::ForwardSettings;
@@ -343,33 +343,6 @@ impl GridMap {
     }
 }
 
-fn hash_f64(v: &[f64]) -> u64 {
-    // Four independent multiply-rotate lanes over the bit patterns (a single FNV chain is bound
-    // by the multiply's latency: it cost ~1 ms per recompute for 30 APOGEE visits), then a
-    // final mix with the length. Deterministic; it only has to tell data sets apart.
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h: [u64; 4] = [
-        0xcbf2_9ce4_8422_2325,
-        0x8422_2325_cbf2_9ce4,
-        0x0000_0100_0000_01b3,
-        0x2545_f491_4f6c_dd1d,
-    ];
-    let mut chunks = v.chunks_exact(4);
-    for c in &mut chunks {
-        for q in 0..4 {
-            h[q] = (h[q] ^ c[q].to_bits()).wrapping_mul(K).rotate_left(29);
-        }
-    }
-    for (q, x) in chunks.remainder().iter().enumerate() {
-        h[q] = (h[q] ^ x.to_bits()).wrapping_mul(K).rotate_left(29);
-    }
-    let mut out = v.len() as u64;
-    for lane in h {
-        out = (out ^ lane).wrapping_mul(K).rotate_left(31);
-    }
-    out
-}
-
 /// Gauss-Hermite points for the LSF convolution: the integrand (model times Gaussian) carries
 /// pixel-scale structure across a few sigma, which 5 points integrate only to a few percent.
 const GH_N: usize = 16;
@@ -527,63 +500,6 @@ impl VisitBasis {
     }
 }
 
-/// Shared values by key, each with the generation (fit) that last used it.
-#[derive(Debug)]
-struct GenMap<K, V>(Mutex<HashMap<K, (u64, Arc<V>)>>);
-
-impl<K: Eq + std::hash::Hash, V> GenMap<K, V> {
-    fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
-    }
-
-    /// The value under `key` if `valid` accepts it (now marked as used by `gen_`), else the one
-    /// `make` builds, stored; and whether it was found. The lock is not held while `make` runs.
-    fn get_or_make(
-        &self,
-        key: K,
-        gen_: u64,
-        valid: impl FnOnce(&V) -> bool,
-        make: impl FnOnce() -> V,
-    ) -> (Arc<V>, bool) {
-        if let Ok(mut e) = self.0.lock()
-            && let Some((g, v)) = e.get_mut(&key)
-            && valid(v)
-        {
-            *g = gen_;
-            return (Arc::clone(v), true);
-        }
-        let v = Arc::new(make());
-        if let Ok(mut e) = self.0.lock() {
-            e.insert(key, (gen_, Arc::clone(&v)));
-        }
-        (v, false)
-    }
-
-    /// Drop the values not used by the last `keep` generations up to `gen_`.
-    fn evict(&self, gen_: u64, keep: u64) {
-        if let Ok(mut e) = self.0.lock() {
-            e.retain(|_, (g, _)| *g + keep > gen_);
-        }
-    }
-
-    fn clear(&self) {
-        if let Ok(mut e) = self.0.lock() {
-            e.clear();
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.0.lock().map_or(0, |e| e.len())
-    }
-
-    /// The sum of `size` over the values held.
-    fn total(&self, size: impl Fn(&V) -> usize) -> usize {
-        self.0
-            .lock()
-            .map_or(0, |e| e.values().map(|(_, v)| size(v)).sum())
-    }
-}
-
 /// The sum of a group of per-visit partial sums, in member order.
 #[derive(Debug)]
 struct GroupSum {
@@ -633,19 +549,23 @@ impl CacheKey {
     }
 }
 
+/// Default byte budget of a [`BasisCache`]'s kernel evaluations beyond the current fit's (an
+/// APOGEE visit's take ~1 MB: 12 288 pixels x 16 f32 values and their indices).
+pub const DEFAULT_BASIS_BUDGET: usize = 512 << 20;
+
 /// Memo of per-visit kernel evaluations keyed by (visit identity, shift, grid, kernel, LSF).
 ///
 /// Entries not used by the last `keep_generations` fits are evicted at the end of each fit, so a
 /// dragged shift slider does not accumulate stale entries. Thread-safe; the engine owns one.
 #[derive(Debug)]
 pub struct BasisCache {
-    entries: GenMap<CacheKey, VisitBasis>,
+    entries: GenLru<CacheKey, VisitBasis>,
     /// Per-visit normal-equation sums keyed by the basis key and a hash of (w, s, y).
-    partials: GenMap<(CacheKey, u64), Partial>,
+    partials: GenLru<(CacheKey, u64), Partial>,
     /// Sums of [`GROUP`] consecutive visits' sums keyed by their members' addresses (the entry
     /// holds its members alive, so an address cannot be reused while it exists): a change to
     /// one visit re-sums only its group.
-    groups: GenMap<Vec<usize>, GroupSum>,
+    groups: GenLru<Vec<usize>, GroupSum>,
     partial_hits: AtomicUsize,
     /// Largest total size (bytes) of per-visit partial sums to keep; above it, visits are summed
     /// in groups without caching (1000 APOGEE visits would need ~0.5-1 GB).
@@ -663,29 +583,29 @@ impl Default for BasisCache {
 }
 
 impl BasisCache {
-    /// An empty cache keeping entries used in the last two fits.
+    /// An empty cache keeping entries used in the last two fits, with the default budgets
+    /// ([`DEFAULT_BASIS_BUDGET`] of kernel evaluations beyond the current fit's, 256 MB of sums).
     #[must_use]
     pub fn new() -> Self {
+        Self::with_budget(DEFAULT_BASIS_BUDGET)
+    }
+
+    /// An empty cache holding at most `bytes` of kernel evaluations beyond those of the current
+    /// fit (the normal-equation sums have their own budget, [`BasisCache::partial_budget`]).
+    #[must_use]
+    pub fn with_budget(bytes: usize) -> Self {
+        let partial_budget = 256 << 20;
         Self {
-            entries: GenMap::new(),
-            partials: GenMap::new(),
-            groups: GenMap::new(),
+            entries: GenLru::new(bytes),
+            partials: GenLru::new(partial_budget),
+            groups: GenLru::new(partial_budget / 4),
             partial_hits: AtomicUsize::new(0),
-            partial_budget: 256 << 20,
+            partial_budget,
             generation: AtomicU64::new(0),
             hits: AtomicUsize::new(0),
             misses: AtomicUsize::new(0),
             keep_generations: 2,
         }
-    }
-
-    /// The process-wide cache that [`fit`] uses, so that repeated combinations of the same visits
-    /// (the window's live recomputations, extension rounds) re-use kernel evaluations without
-    /// plumbing a cache through every caller. Entries unused for two fits are evicted.
-    #[must_use]
-    pub fn shared() -> &'static Self {
-        static SHARED: std::sync::OnceLock<BasisCache> = std::sync::OnceLock::new();
-        SHARED.get_or_init(Self::new)
     }
 
     /// Lookups answered from the cache so far.
@@ -715,11 +635,15 @@ impl BasisCache {
     ) -> Arc<Partial> {
         let key = (
             CacheKey::for_basis(pv, vb),
-            hash_f64(&pv.w) ^ hash_f64(&pv.s).rotate_left(21) ^ hash_f64(&pv.y).rotate_left(42),
+            hash_words([hash_f64(&pv.w), hash_f64(&pv.s), hash_f64(&pv.y)].into_iter()),
         );
-        let (part, hit) =
-            self.partials
-                .get_or_make(key, gen_, |_| true, || Partial::of_visit(pv, vb, p));
+        let (part, hit) = self.partials.get_or_make(
+            key,
+            gen_,
+            |_| true,
+            || Partial::of_visit(pv, vb, p),
+            Partial::bytes,
+        );
         if hit {
             self.partial_hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -729,7 +653,13 @@ impl BasisCache {
     fn get_group(&self, members: &[Arc<Partial>], gen_: u64) -> Arc<GroupSum> {
         let key: Vec<usize> = members.iter().map(|m| Arc::as_ptr(m) as usize).collect();
         self.groups
-            .get_or_make(key, gen_, |_| true, || GroupSum::new(members))
+            .get_or_make(
+                key,
+                gen_,
+                |_| true,
+                || GroupSum::new(members),
+                |g| g.sum.bytes(),
+            )
             .0
     }
 
@@ -748,9 +678,7 @@ impl BasisCache {
     /// Bytes held by the cached evaluations.
     #[must_use]
     pub fn bytes(&self) -> usize {
-        self.entries.total(VisitBasis::bytes)
-            + self.partials.total(Partial::bytes)
-            + self.groups.total(|g| g.sum.bytes())
+        self.entries.bytes() + self.partials.bytes() + self.groups.bytes()
     }
 
     /// Drop everything.
@@ -768,6 +696,7 @@ impl BasisCache {
             gen_,
             |b| Arc::ptr_eq(&b.visit, &pv.visit),
             || VisitBasis::compute(pv, map, kernel),
+            VisitBasis::bytes,
         );
         let counter = if hit { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -780,9 +709,9 @@ impl BasisCache {
 
     fn evict(&self, gen_: u64) {
         let keep = self.keep_generations;
-        self.entries.evict(gen_, keep);
-        self.partials.evict(gen_, keep);
-        self.groups.evict(gen_, keep);
+        self.entries.evict_unused(gen_, keep, |_| false);
+        self.partials.evict_unused(gen_, keep, |_| false);
+        self.groups.evict_unused(gen_, keep, |_| false);
     }
 }
 
@@ -807,7 +736,8 @@ impl Default for LocalOptions {
     }
 }
 
-/// Fit the local-basis forward model (default kernel, the process-wide [`BasisCache::shared`]).
+/// Fit the local-basis forward model (default kernel) with a fresh [`BasisCache`]: one-shot use;
+/// the engine passes its own cache to [`fit_with_cache`].
 pub fn fit(
     prep: &Prepared,
     fs: &ForwardSettings,
@@ -815,7 +745,7 @@ pub fn fit(
     cancel: &Cancel,
     warnings: &mut Vec<Warning>,
 ) -> Result<MethodResult, CombineError> {
-    fit_with_cache(prep, fs, lags, cancel, warnings, BasisCache::shared())
+    fit_with_cache(prep, fs, lags, cancel, warnings, &BasisCache::new())
 }
 
 /// Fit the local-basis forward model re-using per-visit kernel evaluations from `cache`.

@@ -13,7 +13,8 @@
 //!
 //! Data flow: [`prepare`] turns a [`Dataset`] and [`Settings`] into per-visit rest-frame pixels
 //! with weights ([`Prepared`]); a method (`fourier`, `local`, `standard`) turns that into a
-//! [`MethodResult`]; [`combine`] runs the requested methods and collects warnings. Nothing here
+//! [`MethodResult`]; [`combine`] runs the requested methods (each
+//! with its own outcome: one failing keeps the other) and collects warnings. Nothing here
 //! imports egui.
 
 pub mod censor;
@@ -23,6 +24,7 @@ pub mod dither;
 pub mod extensions;
 pub mod fourier;
 pub mod local;
+pub mod memo;
 pub mod standard;
 
 use rayon::prelude::*;
@@ -79,6 +81,8 @@ pub enum CombineError {
     Singular(String),
     #[error("cancelled")]
     Cancelled,
+    #[error("the combination failed with an internal error (a bug; please report it): {0}")]
+    Panicked(String),
     #[error("{0}")]
     Other(String),
 }
@@ -553,10 +557,14 @@ pub struct VelocityZeroPoint {
 pub struct Combined {
     /// The output grid.
     pub grid: OutputGrid,
-    /// Forward model result.
+    /// Forward model result (`None` when not asked for or failed).
     pub forward: Option<MethodResult>,
-    /// Standard practice result.
+    /// Why the forward model failed, when it was asked for and did.
+    pub forward_error: Option<CombineError>,
+    /// Standard practice result (`None` when not asked for or failed).
     pub standard: Option<MethodResult>,
+    /// Why standard practice failed, when it was asked for and did.
+    pub standard_error: Option<CombineError>,
     /// Per-visit bookkeeping (velocity used, its source, inclusion, weight).
     pub visits: Vec<VisitUsed>,
     /// Everything worth telling the user.
@@ -584,44 +592,115 @@ pub struct VisitUsed {
     pub n_bad: usize,
 }
 
-/// Run the methods the settings ask for.
+/// The memos the methods re-use between combinations: the local basis' kernel evaluations and
+/// normal-equation sums, and standard practice's stencils and pieces. The engine owns one (so
+/// the window's live recomputations re-use earlier work, and the teaching panel's engine does not
+/// evict the main window's entries); [`combine`] makes a fresh one for one-shot use.
+#[derive(Debug, Default)]
+pub struct Caches {
+    /// Local-basis kernel evaluations and sums.
+    pub basis: local::BasisCache,
+    /// Standard-practice stencils and pieces.
+    pub standard: standard::StandardCache,
+}
+
+impl Caches {
+    /// Empty caches with the default budgets.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes held by all of them.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.basis.bytes() + self.standard.bytes()
+    }
+
+    /// Drop everything.
+    pub fn clear(&self) {
+        self.basis.clear();
+        self.standard.clear();
+    }
+}
+
+/// Run the methods the settings ask for, with fresh [`Caches`] (one-shot use: the command line,
+/// tests); see [`combine_with`].
 pub fn combine(
     data: &Dataset,
     settings: &Settings,
     cancel: &Cancel,
+) -> Result<Combined, CombineError> {
+    combine_with(data, settings, cancel, &Caches::new())
+}
+
+/// Run the methods the settings ask for, re-using `caches`.
+///
+/// Each method gives its own outcome: a method that fails leaves its result `None` and its error
+/// in [`Combined::forward_error`] / [`Combined::standard_error`], and the other method's result
+/// is kept. `Err` only when there is nothing to show: preparation failed, the request was
+/// cancelled, or every method asked for failed (the single method's error; both errors in one
+/// message when both failed).
+pub fn combine_with(
+    data: &Dataset,
+    settings: &Settings,
+    cancel: &Cancel,
+    caches: &Caches,
 ) -> Result<Combined, CombineError> {
     let prep = prepare(data, settings)?;
     if prep.included().all(|v| v.n_used() == 0) {
         return Err(CombineError::NoUsablePixels);
     }
     let mut warnings = prep.warnings.clone();
-    let forward = match &settings.forward {
-        Some(fs) => Some(extensions::fit_forward(
-            &prep,
-            fs,
-            settings,
-            cancel,
-            &mut warnings,
-        )?),
-        None => None,
-    };
-    let forward = match forward {
-        Some(mut f) => {
-            constrained::apply(&mut f);
-            add_leave_one_out(&prep, settings, &mut f, cancel)?;
-            Some(f)
+    let (mut forward, mut forward_error) = (None, None);
+    if let Some(fs) = &settings.forward {
+        match extensions::fit_forward(&prep, fs, settings, cancel, &mut warnings, &caches.basis) {
+            Ok(mut r) => {
+                constrained::apply(&mut r);
+                // The leave-one-out scores are a diagnosis of the fit: their failure is a
+                // warning, never the loss of the fit itself.
+                match add_leave_one_out(&prep, settings, &mut r, cancel, &caches.basis) {
+                    Ok(()) => {}
+                    Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
+                    Err(e) => warnings.push(Warning::Other(format!("leave-one-out scores: {e}"))),
+                }
+                forward = Some(r);
+            }
+            Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
+            Err(e) => forward_error = Some(e),
         }
-        None => None,
-    };
+    }
     cancel.check()?;
-    let standard = match &settings.standard {
-        Some(ss) => {
-            let mut s = standard::combine_standard(&prep, ss, settings.band_lags, cancel)?;
-            constrained::apply(&mut s);
-            Some(s)
+    let (mut standard, mut standard_error) = (None, None);
+    if let Some(ss) = &settings.standard {
+        match standard::combine_standard_with_cache(
+            &prep,
+            ss,
+            settings.band_lags,
+            cancel,
+            &caches.standard,
+        ) {
+            Ok(mut r) => {
+                constrained::apply(&mut r);
+                standard = Some(r);
+            }
+            Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
+            Err(e) => standard_error = Some(e),
         }
-        None => None,
-    };
+    }
+    cancel.check()?;
+    let failed_all = (settings.forward.is_some() || settings.standard.is_some())
+        && forward.is_none()
+        && standard.is_none();
+    if failed_all {
+        return Err(match (forward_error, standard_error) {
+            (Some(f), Some(s)) => {
+                CombineError::Other(format!("forward model: {f}; standard practice: {s}"))
+            }
+            (Some(e), None) | (None, Some(e)) => e,
+            (None, None) => CombineError::Other("no method produced a result".into()),
+        });
+    }
     let visits = prep
         .visits
         .iter()
@@ -638,7 +717,9 @@ pub fn combine(
     Ok(Combined {
         grid: prep.grid,
         forward,
+        forward_error,
         standard,
+        standard_error,
         visits,
         warnings,
         settings: settings.clone(),
@@ -661,6 +742,7 @@ fn add_leave_one_out(
     settings: &Settings,
     r: &mut MethodResult,
     cancel: &Cancel,
+    cache: &local::BasisCache,
 ) -> Result<(), CombineError> {
     let fourier = settings
         .forward
@@ -668,7 +750,7 @@ fn add_leave_one_out(
         .is_some_and(|fs| fs.basis == crate::settings::Basis::Fourier);
     let loo = local::leave_one_out(
         prep,
-        local::BasisCache::shared(),
+        cache,
         &local::LocalOptions::default(),
         cancel,
     )?;

@@ -49,12 +49,12 @@
 //! in parallel and the average runs in parallel over runs of output pixels, each pixel summing
 //! its pieces in dataset order: results do not depend on the thread count or on the cache.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use super::memo::{GenLru, Lane, hash_words};
 use super::{Cancel, CombineError, MethodResult, Prepared, PreparedVisit, SpectrumModel};
 use crate::model::Visit;
 use crate::model::pixel_policy::{InflateBit, sigma_factor};
@@ -926,43 +926,12 @@ struct PieceKey {
     lags: usize,
 }
 
-/// One lane of a hash of 64-bit words (FxHash-style rotate, xor, multiply, so that a change in
-/// any bit of any word reaches every later bit of the state), finished with a murmur-style mix.
-#[derive(Clone, Copy)]
-struct HashLane(u64, u64);
-
-impl HashLane {
-    fn new() -> Self {
-        Self(0x243f_6a88_85a3_08d3, 0)
-    }
-
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
-        self.1 += 1;
-    }
-
-    fn finish(self) -> u64 {
-        let mut h = self.0 ^ self.1;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^ (h >> 33)
-    }
-}
-
-fn hash_words(words: impl Iterator<Item = u64>) -> u64 {
-    let mut h = HashLane::new();
-    for w in words {
-        h.add(w);
-    }
-    h.finish()
-}
-
 /// Hashes of one segment's inputs: (its rest-frame positions and good-pixel mask as
 /// [`SegmentInput`] computes it, its values, inverse variances and selection factors as given).
 /// One pass with independent lanes, because each lane's chain is latency bound; this is all a
 /// cache hit costs per segment.
 fn segment_hashes(v: &PreparedVisit, seg: std::ops::Range<usize>) -> (u64, u64) {
-    let mut h = [HashLane::new(); 5];
+    let mut h = [1, 2, 3, 4, 5].map(Lane::seeded);
     for i in seg {
         let (y, ivar, s) = (v.y[i], v.ivar[i], v.s[i]);
         let ok_s = s == 1.0 || (s.is_finite() && s >= MIN_SELECTION);
@@ -973,58 +942,16 @@ fn segment_hashes(v: &PreparedVisit, seg: std::ops::Range<usize>) -> (u64, u64) 
         h[3].add(ivar.to_bits());
         h[4].add(s.to_bits());
     }
-    let [x, g, y, iv, s] = h.map(HashLane::finish);
+    let [x, g, y, iv, s] = h.map(Lane::finish);
     (
-        x ^ g.rotate_left(32),
-        y ^ iv.rotate_left(21) ^ s.rotate_left(42),
+        hash_words([x, g].into_iter()),
+        hash_words([y, iv, s].into_iter()),
     )
 }
 
-/// A cached stencil or piece, with the last generation that used it.
-#[derive(Debug)]
-struct Entry<T> {
-    used: u64,
-    /// Holds the visit alive, so that its address in the key cannot be reused.
-    visit: Arc<Visit>,
-    value: Arc<T>,
-    bytes: usize,
-}
-
-impl<T> Entry<T> {
-    fn new(used: u64, visit: &Arc<Visit>, value: &Arc<T>, bytes: usize) -> Self {
-        Self {
-            used,
-            visit: Arc::clone(visit),
-            value: Arc::clone(value),
-            bytes,
-        }
-    }
-}
-
-/// Keep `entry` under `key` if the map's `total` bytes stay within `budget` (replacing an older
-/// entry under the same key), and keep `total` the sum of the entries' sizes.
-fn store<K: Eq + std::hash::Hash, T>(
-    map: &mut HashMap<K, Entry<T>>,
-    total: &mut usize,
-    budget: usize,
-    key: K,
-    entry: Entry<T>,
-) {
-    if *total + entry.bytes > budget {
-        return;
-    }
-    *total += entry.bytes;
-    let old = map.insert(key, entry);
-    *total -= old.map_or(0, |e| e.bytes);
-}
-
-#[derive(Debug, Default)]
-struct CacheMaps {
-    stencils: HashMap<StencilKey, Entry<Stencil>>,
-    stencil_bytes: usize,
-    pieces: HashMap<PieceKey, Entry<Piece>>,
-    piece_bytes: usize,
-}
+/// A cached stencil or piece with its visit, held alive so that its address in the key cannot
+/// be reused.
+type Held<T> = (Arc<Visit>, Arc<T>);
 
 /// A memo of standard practice's per-piece work (one piece = one segment of one visit).
 ///
@@ -1038,16 +965,12 @@ struct CacheMaps {
 /// re-including one is instant). Thread-safe; results never depend on what is cached.
 #[derive(Debug)]
 pub struct StandardCache {
-    maps: Mutex<CacheMaps>,
+    stencils: GenLru<StencilKey, Held<Stencil>>,
+    pieces: GenLru<PieceKey, Held<Piece>>,
     generation: AtomicU64,
     stencil_misses: AtomicUsize,
     piece_hits: AtomicUsize,
     piece_misses: AtomicUsize,
-    /// Largest total size (bytes) of cached pieces; beyond it new pieces are not kept.
-    pub piece_budget: usize,
-    /// Largest total size (bytes) of cached stencils (a cubic-spline stencil holds ~40 weights
-    /// per output pixel: ~3 MB per APOGEE visit); beyond it new stencils are not kept.
-    pub stencil_budget: usize,
 }
 
 /// How many combinations an unused entry survives.
@@ -1060,26 +983,25 @@ impl Default for StandardCache {
 }
 
 impl StandardCache {
-    /// An empty cache (256 MB for pieces, 128 MB for stencils).
+    /// An empty cache holding, beyond the current combination's, 256 MB of pieces and 128 MB of
+    /// stencils (a cubic-spline stencil holds ~40 weights per output pixel: ~3 MB per APOGEE
+    /// visit).
     #[must_use]
     pub fn new() -> Self {
+        Self::with_budget(256 << 20, 128 << 20)
+    }
+
+    /// An empty cache with the given byte budgets for pieces and stencils.
+    #[must_use]
+    pub fn with_budget(piece_bytes: usize, stencil_bytes: usize) -> Self {
         Self {
-            maps: Mutex::new(CacheMaps::default()),
+            stencils: GenLru::new(stencil_bytes),
+            pieces: GenLru::new(piece_bytes),
             generation: AtomicU64::new(0),
             stencil_misses: AtomicUsize::new(0),
             piece_hits: AtomicUsize::new(0),
             piece_misses: AtomicUsize::new(0),
-            piece_budget: 256 << 20,
-            stencil_budget: 128 << 20,
         }
-    }
-
-    /// The process-wide cache that [`combine_standard`] uses, so that the window's live
-    /// recomputations re-use earlier work without plumbing a cache through every caller.
-    #[must_use]
-    pub fn shared() -> &'static Self {
-        static SHARED: std::sync::OnceLock<StandardCache> = std::sync::OnceLock::new();
-        SHARED.get_or_init(Self::new)
     }
 
     /// Pieces answered from the cache so far.
@@ -1103,17 +1025,13 @@ impl StandardCache {
     /// Bytes held by cached stencils and pieces.
     #[must_use]
     pub fn bytes(&self) -> usize {
-        self.maps
-            .lock()
-            .map_or(0, |m| m.stencil_bytes + m.piece_bytes)
+        self.stencils.bytes() + self.pieces.bytes()
     }
 
     /// Number of cached (stencils, pieces).
     #[must_use]
     pub fn len(&self) -> (usize, usize) {
-        self.maps
-            .lock()
-            .map_or((0, 0), |m| (m.stencils.len(), m.pieces.len()))
+        (self.stencils.len(), self.pieces.len())
     }
 
     /// True when nothing is cached.
@@ -1124,9 +1042,8 @@ impl StandardCache {
 
     /// Drop everything.
     pub fn clear(&self) {
-        if let Ok(mut m) = self.maps.lock() {
-            *m = CacheMaps::default();
-        }
+        self.stencils.clear();
+        self.pieces.clear();
     }
 
     fn begin(&self) -> u64 {
@@ -1140,19 +1057,15 @@ impl StandardCache {
             .filter(|v| !v.included)
             .map(|v| Arc::as_ptr(&v.visit) as usize)
             .collect();
-        let keep =
-            |used: u64, ptr: usize| used + KEEP_GENERATIONS > gen_ || excluded.contains(&ptr);
-        if let Ok(mut m) = self.maps.lock() {
-            let m = &mut *m;
-            m.stencils.retain(|k, e| keep(e.used, k.visit_ptr));
-            m.stencil_bytes = m.stencils.values().map(|e| e.bytes).sum();
-            m.pieces.retain(|k, e| keep(e.used, k.stencil.visit_ptr));
-            m.piece_bytes = m.pieces.values().map(|e| e.bytes).sum();
-        }
+        self.stencils
+            .evict_unused(gen_, KEEP_GENERATIONS, |k| excluded.contains(&k.visit_ptr));
+        self.pieces.evict_unused(gen_, KEEP_GENERATIONS, |k| {
+            excluded.contains(&k.stencil.visit_ptr)
+        });
     }
 
-    /// The piece for one segment of one visit, from the cache or computed (and kept if the
-    /// budget allows). `None` when the segment gives no output pixel.
+    /// The piece for one segment of one visit, from the cache or computed (and kept within the
+    /// budget). `None` when the segment gives no output pixel.
     fn piece(
         &self,
         v: &PreparedVisit,
@@ -1186,19 +1099,13 @@ impl StandardCache {
             data,
             lags,
         };
-        if let Ok(mut m) = self.maps.lock()
-            && let Some(e) = m.pieces.get_mut(&pkey)
-            && Arc::ptr_eq(&e.visit, &v.visit)
-        {
-            e.used = gen_;
-            let piece = Arc::clone(&e.value);
+        let same_visit = |e: &Held<Piece>| Arc::ptr_eq(&e.0, &v.visit);
+        if let Some(e) = self.pieces.get(&pkey, gen_, same_visit) {
             // Its stencil stays as fresh as the piece (another lag count or selection mode
             // with the same mask needs it again).
-            if let Some(se) = m.stencils.get_mut(&skey) {
-                se.used = gen_;
-            }
+            let _ = self.stencils.get(&skey, gen_, |_| true);
             self.piece_hits.fetch_add(1, Ordering::Relaxed);
-            return Some(piece);
+            return Some(Arc::clone(&e.1));
         }
         let inp = SegmentInput::new(v, seg_index, inflate)?;
         let knots = Knots::new(&inp, ss);
@@ -1208,14 +1115,10 @@ impl StandardCache {
             return None;
         }
         self.piece_misses.fetch_add(1, Ordering::Relaxed);
-        let cached = self.maps.lock().ok().and_then(|mut m| {
-            let e = m.stencils.get_mut(&skey)?;
-            if !Arc::ptr_eq(&e.visit, &v.visit) {
-                return None;
-            }
-            e.used = gen_;
-            Some(Arc::clone(&e.value))
-        });
+        let cached = self
+            .stencils
+            .get(&skey, gen_, |e| Arc::ptr_eq(&e.0, &v.visit))
+            .map(|e| Arc::clone(&e.1));
         let stencil = cached.unwrap_or_else(|| {
             self.stencil_misses.fetch_add(1, Ordering::Relaxed);
             let st = Arc::new(Stencil::new(
@@ -1227,31 +1130,23 @@ impl StandardCache {
                 ss,
                 (l0, l1),
             ));
-            if let Ok(mut m) = self.maps.lock() {
-                let m = &mut *m;
-                let entry = Entry::new(gen_, &v.visit, &st, st.bytes());
-                store(
-                    &mut m.stencils,
-                    &mut m.stencil_bytes,
-                    self.stencil_budget,
-                    skey,
-                    entry,
-                );
-            }
+            let bytes = st.bytes();
+            self.stencils.insert(
+                skey,
+                Arc::new((Arc::clone(&v.visit), Arc::clone(&st))),
+                bytes,
+                gen_,
+            );
             st
         });
         let piece = Arc::new(Piece::new(&stencil, &knots, ss.mask, lags));
-        if let Ok(mut m) = self.maps.lock() {
-            let m = &mut *m;
-            let entry = Entry::new(gen_, &v.visit, &piece, piece.bytes());
-            store(
-                &mut m.pieces,
-                &mut m.piece_bytes,
-                self.piece_budget,
-                pkey,
-                entry,
-            );
-        }
+        let bytes = piece.bytes();
+        self.pieces.insert(
+            pkey,
+            Arc::new((Arc::clone(&v.visit), Arc::clone(&piece))),
+            bytes,
+            gen_,
+        );
         Some(piece)
     }
 }
@@ -1319,15 +1214,15 @@ fn redistribute_bad(rows: &RowSet, x: &[f64], good: &[bool]) -> RowSet {
     out
 }
 
-/// Shift, interpolate and average (see the module documentation), re-using work from the
-/// process-wide [`StandardCache::shared`].
+/// Shift, interpolate and average (see the module documentation) with a fresh [`StandardCache`]:
+/// one-shot use; the engine passes its own cache to [`combine_standard_with_cache`].
 pub fn combine_standard(
     prep: &Prepared,
     ss: &StandardSettings,
     lags: usize,
     cancel: &Cancel,
 ) -> Result<MethodResult, CombineError> {
-    combine_standard_with_cache(prep, ss, lags, cancel, StandardCache::shared())
+    combine_standard_with_cache(prep, ss, lags, cancel, &StandardCache::new())
 }
 
 /// Output pixels per parallel task of the average.

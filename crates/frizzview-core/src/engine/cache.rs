@@ -1,46 +1,74 @@
-//! A small memo of recent combinations, keyed by (dataset key, settings).
+//! A memo of recent combinations, keyed by (dataset key, settings), bounded by bytes.
 //!
 //! Toggling a setting back and forth (method A/B, a visit on/off) is the common interactive
-//! pattern; the second time the result is already known and shows instantly.
+//! pattern; the second time the result is already known and shows instantly. Results of 1000
+//! APOGEE visits are ~200 MB each, so the memo is bounded by their size, not their number.
+//!
+//! The key holds the settings themselves (as their JSON text, compared in full), not a hash of
+//! them, and the dataset key is a counter the window bumps on every load: a hit is always the
+//! result of exactly these inputs.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::combine::Combined;
+use crate::combine::memo::GenLru;
+use crate::combine::{Combined, MethodResult};
 use crate::settings::Settings;
 
-/// Most-recently-used results, compared by value (settings hold floats, so no hashing).
+/// Approximate bytes held by a result (its arrays; the continuous model's coefficients are small
+/// next to the per-visit predictions).
+#[must_use]
+pub fn result_bytes(c: &Combined) -> usize {
+    let method = |m: &MethodResult| {
+        let band: usize = m.band.iter().map(Vec::len).sum();
+        let visits: usize = m
+            .visits
+            .iter()
+            .map(|v| v.prediction.len() + v.robust_weight.len())
+            .sum();
+        8 * (m.flux.len() + m.var.len() + band + m.flags.len() + visits) + m.no_data.len()
+    };
+    std::mem::size_of::<Combined>()
+        + 8 * c.grid.len()
+        + c.forward.as_ref().map_or(0, method)
+        + c.standard.as_ref().map_or(0, method)
+        + c.visits.len() * 64
+}
+
+type Key = (u64, String);
+
+/// Most-recently-used results within a byte budget.
 #[derive(Debug)]
 pub struct ResultCache {
-    capacity: usize,
-    entries: VecDeque<(u64, Settings, Arc<Combined>, Duration)>,
+    entries: GenLru<Key, (Arc<Combined>, Duration)>,
+    /// Use counter (each lookup or insertion is a generation of the memo).
+    clock: u64,
+}
+
+fn key(data_key: u64, settings: &Settings) -> Option<Key> {
+    serde_json::to_string(settings).ok().map(|s| (data_key, s))
 }
 
 impl ResultCache {
-    /// A cache holding at most `capacity` results (0 disables it).
+    /// A cache holding at most `budget` bytes of results besides the newest (0 disables it).
     #[must_use]
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(budget: usize) -> Self {
         Self {
-            capacity,
-            entries: VecDeque::new(),
+            entries: GenLru::new(budget),
+            clock: 0,
         }
     }
 
     /// The result for exactly these inputs and the time it took to compute, marked as most
     /// recently used.
     pub fn get(&mut self, data_key: u64, settings: &Settings) -> Option<(Arc<Combined>, Duration)> {
-        let pos = self
-            .entries
-            .iter()
-            .position(|(k, s, _, _)| *k == data_key && s == settings)?;
-        let entry = self.entries.remove(pos)?;
-        let result = (Arc::clone(&entry.2), entry.3);
-        self.entries.push_front(entry);
-        Some(result)
+        let key = key(data_key, settings)?;
+        self.clock += 1;
+        let hit = self.entries.get(&key, self.clock, |_| true)?;
+        Some((Arc::clone(&hit.0), hit.1))
     }
 
-    /// Remember a result, evicting the least recently used beyond capacity.
+    /// Remember a result, evicting the least recently used beyond the budget.
     pub fn insert(
         &mut self,
         data_key: u64,
@@ -48,19 +76,21 @@ impl ResultCache {
         result: Arc<Combined>,
         elapsed: Duration,
     ) {
-        if self.capacity == 0 {
+        if self.entries.budget() == 0 {
             return;
         }
+        let Some(key) = key(data_key, &settings) else {
+            return;
+        };
+        self.clock += 1;
+        let bytes = result_bytes(&result);
         self.entries
-            .retain(|(k, s, _, _)| !(*k == data_key && *s == settings));
-        self.entries
-            .push_front((data_key, settings, result, elapsed));
-        self.entries.truncate(self.capacity);
+            .insert(key, Arc::new((result, elapsed)), bytes, self.clock);
     }
 
     /// Forget everything about datasets other than `data_key` (a new dataset was loaded).
     pub fn retain_dataset(&mut self, data_key: u64) {
-        self.entries.retain(|(k, _, _, _)| *k == data_key);
+        self.entries.retain(|k| k.0 == data_key);
     }
 
     /// Number of cached results.
@@ -74,46 +104,82 @@ impl ResultCache {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Bytes held by the cached results.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.entries.bytes()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::combine::VisitFit;
     use crate::model::OutputGrid;
 
-    fn combined(settings: &Settings) -> Arc<Combined> {
+    fn combined(settings: &Settings, n_pred: usize) -> Arc<Combined> {
         Arc::new(Combined {
             grid: OutputGrid::boss(),
-            forward: None,
+            forward: Some(MethodResult {
+                visits: vec![VisitFit {
+                    prediction: vec![0.0; n_pred],
+                    ..VisitFit::default()
+                }],
+                ..MethodResult::default()
+            }),
+            forward_error: None,
             standard: None,
+            standard_error: None,
             visits: Vec::new(),
             warnings: Vec::new(),
             settings: settings.clone(),
         })
     }
 
+    fn lags(n: usize) -> Settings {
+        Settings {
+            band_lags: n,
+            ..Settings::default()
+        }
+    }
+
     #[test]
     fn hit_miss_and_lru_eviction() {
-        let mut c = ResultCache::new(2);
-        let a = Settings::default();
-        let b = Settings {
-            band_lags: 7,
-            ..Settings::default()
-        };
-        let d = Settings {
-            band_lags: 9,
-            ..Settings::default()
-        };
-        c.insert(1, a.clone(), combined(&a), Duration::ZERO);
-        c.insert(1, b.clone(), combined(&b), Duration::ZERO);
+        let mut c = ResultCache::new(1 << 30);
+        let (a, b) = (Settings::default(), lags(7));
+        c.insert(1, a.clone(), combined(&a, 0), Duration::ZERO);
+        c.insert(1, b.clone(), combined(&b, 0), Duration::ZERO);
         assert!(c.get(2, &a).is_none(), "other dataset key must miss");
         assert_eq!(c.get(1, &a).map(|r| r.0.settings.band_lags), Some(5));
-        // a was used last, so inserting d evicts b.
-        c.insert(1, d.clone(), combined(&d), Duration::ZERO);
         assert_eq!(c.len(), 2);
-        assert!(c.get(1, &b).is_none());
-        assert!(c.get(1, &a).is_some() && c.get(1, &d).is_some());
         c.retain_dataset(3);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn bounded_by_bytes_not_by_count() {
+        // Results of ~8 MB each (1M predicted pixels) in a 20 MB budget: the newest plus at most
+        // two older ones stay, however many are inserted, and the most recently used survive.
+        let mut c = ResultCache::new(20 << 20);
+        let one = result_bytes(&combined(&lags(0), 1 << 20));
+        assert!(one > 8 << 20 && one < 9 << 20, "{one}");
+        for n in 0..10 {
+            let s = lags(n);
+            c.insert(1, s.clone(), combined(&s, 1 << 20), Duration::ZERO);
+            // Keep lags = 0 in use.
+            assert!(c.get(1, &lags(0)).is_some(), "the most recently used stays");
+        }
+        assert!(c.bytes() <= (20 << 20) + one, "{} bytes", c.bytes());
+        assert!(c.len() <= 3, "{} results", c.len());
+        assert!(c.get(1, &lags(9)).is_some(), "the newest stays");
+        assert!(c.get(1, &lags(3)).is_none(), "old ones are evicted");
+        // Tiny results: many fit (the old count limit of 16 is gone).
+        let mut c = ResultCache::new(20 << 20);
+        for n in 0..100 {
+            let s = lags(n);
+            c.insert(1, s.clone(), combined(&s, 0), Duration::ZERO);
+        }
+        assert_eq!(c.len(), 100);
     }
 }

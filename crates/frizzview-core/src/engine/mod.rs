@@ -1,10 +1,12 @@
 //! The live engine: runs combinations off the UI thread, newest request first, with a cache.
 //!
 //! [`worker::Worker`] is the generic part (thread, generation counter, cancellation, stale results
-//! dropped, wake-up callback); [`CombineEngine`] runs [`crate::combine::combine`] on it and
-//! memoises recent results in a [`cache::ResultCache`]. No egui here: the window passes a wake-up
-//! callback that requests a repaint. [`CombineEngine::inline`] computes inside `submit`, for
-//! deterministic tests.
+//! dropped, wake-up callback, panics caught); [`CombineEngine`] runs
+//! [`crate::combine::combine_with`] on it with the [`Caches`] it owns and memoises recent results
+//! in a byte-bounded [`cache::ResultCache`]. A combination that panics is delivered as an error
+//! naming its settings, the engine's caches are replaced by fresh ones, and the next request runs
+//! as usual. No egui here: the window passes a wake-up callback that requests a repaint.
+//! [`CombineEngine::inline`] computes inside `submit`, for deterministic tests.
 
 pub mod cache;
 pub mod worker;
@@ -12,7 +14,7 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::combine::{self, CombineError, Combined};
+use crate::combine::{self, Caches, Cancel, CombineError, Combined};
 use crate::model::Dataset;
 use crate::settings::Settings;
 
@@ -34,15 +36,59 @@ pub struct CombineOutput {
 /// A finished combination as delivered by [`CombineEngine::poll`].
 pub type CombineDone = Done<CombineOutput>;
 
-/// Runs [`combine::combine`] in the background; see the module docs.
-#[derive(Debug)]
+/// What the engine runs for a request: [`combine::combine_with`] unless a test replaces it.
+pub type Combiner = Arc<
+    dyn Fn(&Dataset, &Settings, &Cancel, &Caches) -> Result<Combined, CombineError> + Send + Sync,
+>;
+
+/// Runs [`combine::combine_with`] in the background; see the module docs.
 pub struct CombineEngine {
     worker: Worker<CombineOutput>,
     cache: cache::ResultCache,
+    caches: Arc<Caches>,
+    combiner: Combiner,
 }
 
-/// How many recent results the engine keeps.
-const CACHE_CAPACITY: usize = 16;
+impl std::fmt::Debug for CombineEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CombineEngine")
+            .field("worker", &self.worker)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes of recent results the engine keeps beyond the newest one (one result of 1000 APOGEE
+/// visits with both methods is ~200 MB, of 30 visits ~6 MB).
+pub const RESULT_CACHE_BYTES: usize = 256 << 20;
+
+/// A short description of the settings for error messages (the per-visit entries summarised).
+#[must_use]
+pub fn describe_settings(s: &Settings) -> String {
+    let forward = s.forward.as_ref().map_or_else(
+        || "off".to_owned(),
+        |f| format!("{:?} basis", f.basis).to_lowercase(),
+    );
+    let standard = s.standard.as_ref().map_or_else(
+        || "off".to_owned(),
+        |st| format!("{:?}", st.interpolator).to_lowercase(),
+    );
+    let excluded = s.visits.iter().filter(|v| !v.include).count();
+    let manual = s.visits.iter().filter(|v| v.shift_kms.is_some()).count();
+    format!(
+        "forward model {forward}, standard practice {standard}, grid {:?}, shifts {}, \
+         selection {:?}, weighting {:?}, bad bits {:#x}, {} lags, extensions {:?}, \
+         {} visits ({excluded} excluded, {manual} with manual shifts)",
+        s.grid,
+        s.shift.label(),
+        s.selection,
+        s.weighting,
+        s.bad_bits,
+        s.band_lags,
+        s.extensions,
+        s.visits.len(),
+    )
+}
 
 impl CombineEngine {
     /// An engine with a background thread; `wake` is called after each result.
@@ -59,8 +105,23 @@ impl CombineEngine {
     fn with_worker(worker: Worker<CombineOutput>) -> Self {
         Self {
             worker,
-            cache: cache::ResultCache::new(CACHE_CAPACITY),
+            cache: cache::ResultCache::new(RESULT_CACHE_BYTES),
+            caches: Arc::new(Caches::new()),
+            combiner: Arc::new(combine::combine_with),
         }
+    }
+
+    /// Replace what runs for each request (tests: a combination that panics on some settings).
+    #[must_use]
+    pub fn with_combiner(mut self, combiner: Combiner) -> Self {
+        self.combiner = combiner;
+        self
+    }
+
+    /// Bytes held by the engine's caches: (results, method caches).
+    #[must_use]
+    pub fn cache_bytes(&self) -> (usize, usize) {
+        (self.cache.bytes(), self.caches.bytes())
     }
 
     /// Request a combination of `data` (identified by `data_key`, which must change whenever
@@ -77,8 +138,18 @@ impl CombineEngine {
                 cached: Some(elapsed),
             });
         }
+        let caches = Arc::clone(&self.caches);
+        let combiner = Arc::clone(&self.combiner);
         self.worker.submit(move |cancel| {
-            let result = combine::combine(&data, &settings, cancel).map(Arc::new);
+            let run = std::panic::AssertUnwindSafe(|| combiner(&data, &settings, cancel, &caches));
+            let result = match std::panic::catch_unwind(run) {
+                Ok(r) => r.map(Arc::new),
+                Err(payload) => Err(CombineError::Panicked(format!(
+                    "{} (settings: {})",
+                    worker::panic_message(payload.as_ref()),
+                    describe_settings(&settings)
+                ))),
+            };
             CombineOutput {
                 data_key,
                 settings,
@@ -91,7 +162,16 @@ impl CombineEngine {
     /// The newest finished combination not older than the last one delivered; see
     /// [`Worker::poll`]. Successful results are cached.
     pub fn poll(&mut self) -> Option<CombineDone> {
+        if let Some((generation, message)) = self.worker.take_panic() {
+            // Only reachable if the catch inside the job failed; the caches may be half-built.
+            log::error!("combination {generation} panicked outside its guard: {message}");
+            self.caches = Arc::new(Caches::new());
+        }
         let done = self.worker.poll()?;
+        if matches!(done.value.result, Err(CombineError::Panicked(_))) {
+            // Whatever the panicking combination left in the caches is not trusted.
+            self.caches = Arc::new(Caches::new());
+        }
         if let (Ok(result), None) = (&done.value.result, done.value.cached) {
             self.cache.insert(
                 done.value.data_key,
@@ -204,6 +284,49 @@ mod tests {
         assert_eq!(done.value.result.err(), Some(CombineError::NoVisits));
         engine.submit(Arc::new(Dataset::default()), 1, bookkeeping_only());
         assert!(engine.poll().expect("result").value.cached.is_none());
+    }
+
+    #[test]
+    fn a_panicking_combination_is_an_error_and_the_next_one_runs() {
+        let data = tiny_dataset();
+        let combiner: Combiner = Arc::new(|d, s, c, caches| {
+            assert!(s.band_lags != 7, "boom at 7 lags");
+            combine::combine_with(d, s, c, caches)
+        });
+        for engine in [
+            CombineEngine::threaded(None).expect("spawn"),
+            CombineEngine::inline(),
+        ] {
+            let mut engine = engine.with_combiner(Arc::clone(&combiner));
+            let wait = |engine: &mut CombineEngine| {
+                let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                let mut got = None;
+                while engine.is_busy() {
+                    assert!(std::time::Instant::now() < deadline, "stuck computing");
+                    if let Some(d) = engine.poll() {
+                        got = Some(d);
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                got.expect("a result")
+            };
+            let bad = Settings {
+                band_lags: 7,
+                ..bookkeeping_only()
+            };
+            engine.submit(Arc::clone(&data), 1, bad);
+            let err = wait(&mut engine)
+                .value
+                .result
+                .expect_err("the panic is an error");
+            let text = err.to_string();
+            assert!(text.contains("boom at 7 lags"), "{text}");
+            assert!(text.contains("7 lags"), "names the settings: {text}");
+            engine.submit(Arc::clone(&data), 1, bookkeeping_only());
+            let ok = wait(&mut engine);
+            assert!(ok.value.result.is_ok(), "the next request computes");
+            assert!(!engine.is_busy());
+        }
     }
 
     #[test]

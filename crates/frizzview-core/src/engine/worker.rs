@@ -4,6 +4,12 @@
 //! Generic over what a job returns, so the window's combination, the teaching panel and tests
 //! share one implementation. No egui here: the owner registers a wake-up callback (the window
 //! passes `move || ctx.request_repaint()`), which the worker calls after sending each result.
+//!
+//! A job that panics does not take the worker down: the panic is caught on the worker thread,
+//! the thread goes on with the next job, and [`Worker::poll`] counts the job as delivered (so
+//! [`Worker::is_busy`] turns false) and keeps its message for [`Worker::take_panic`]. Owners that
+//! can describe the failure better (the combination engine names the settings) catch inside
+//! their job and return an error value instead.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,6 +37,46 @@ pub struct Done<T> {
     pub elapsed: Duration,
 }
 
+/// What the worker thread sends back: a result, or the message of a job that panicked.
+enum Outcome<T> {
+    Done(Done<T>),
+    Panicked { generation: u64, message: String },
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+#[must_use]
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// Run a job, catching a panic. The job's captured state is dropped if it panics and nothing
+/// observes it afterwards, so asserting unwind safety is sound.
+fn run_caught<T>(job: Job<T>) -> Outcome<T> {
+    let Job {
+        generation,
+        cancel,
+        run,
+    } = job;
+    let start = Instant::now();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&cancel))) {
+        Ok(value) => Outcome::Done(Done {
+            generation,
+            value,
+            elapsed: start.elapsed(),
+        }),
+        Err(payload) => Outcome::Panicked {
+            generation,
+            message: panic_message(payload.as_ref()),
+        },
+    }
+}
+
 struct Job<T> {
     generation: u64,
     cancel: Cancel,
@@ -41,11 +87,11 @@ enum Mode<T> {
     /// Jobs run on the "combine-worker" thread.
     Threaded {
         jobs: mpsc::Sender<Job<T>>,
-        results: mpsc::Receiver<Done<T>>,
+        results: mpsc::Receiver<Outcome<T>>,
         running: Arc<AtomicBool>,
     },
     /// Jobs run synchronously inside `submit` (deterministic tests).
-    Inline { ready: VecDeque<Done<T>> },
+    Inline { ready: VecDeque<Outcome<T>> },
 }
 
 /// Runs the newest submitted job; see the module docs.
@@ -57,6 +103,8 @@ pub struct Worker<T: Send + 'static> {
     delivered: u64,
     /// Cancellation flag of the newest job (set when a newer one is submitted).
     cancel: Cancel,
+    /// The newest job that panicked and has not been taken: (generation, message).
+    panicked: Option<(u64, String)>,
 }
 
 impl<T: Send + 'static> std::fmt::Debug for Worker<T> {
@@ -75,7 +123,7 @@ impl<T: Send + 'static> Worker<T> {
     /// The thread ends when the worker is dropped (its job channel closes).
     pub fn threaded(wake: Option<WakeFn>) -> std::io::Result<Self> {
         let (job_tx, job_rx) = mpsc::channel::<Job<T>>();
-        let (done_tx, done_rx) = mpsc::channel::<Done<T>>();
+        let (done_tx, done_rx) = mpsc::channel::<Outcome<T>>();
         let latest = Arc::new(AtomicU64::new(0));
         let running = Arc::new(AtomicBool::new(false));
         let thread_latest = Arc::clone(&latest);
@@ -94,16 +142,9 @@ impl<T: Send + 'static> Worker<T> {
                         continue;
                     }
                     thread_running.store(true, Ordering::Release);
-                    let start = Instant::now();
-                    let value = (job.run)(&job.cancel);
-                    let elapsed = start.elapsed();
+                    let outcome = run_caught(job);
                     thread_running.store(false, Ordering::Release);
-                    let done = Done {
-                        generation: job.generation,
-                        value,
-                        elapsed,
-                    };
-                    if done_tx.send(done).is_err() {
+                    if done_tx.send(outcome).is_err() {
                         break;
                     }
                     // After sending and holding no lock, so the owner sees the result when woken.
@@ -121,6 +162,7 @@ impl<T: Send + 'static> Worker<T> {
             latest,
             delivered: 0,
             cancel: Cancel::new(),
+            panicked: None,
         })
     }
 
@@ -134,6 +176,7 @@ impl<T: Send + 'static> Worker<T> {
             latest: Arc::new(AtomicU64::new(0)),
             delivered: 0,
             cancel: Cancel::new(),
+            panicked: None,
         }
     }
 
@@ -156,21 +199,15 @@ impl<T: Send + 'static> Worker<T> {
         };
         match &mut self.mode {
             Mode::Threaded { jobs, .. } => {
-                // A send error means the thread died (a job panicked); the job is lost and
-                // `is_busy` stays true, which the owner shows as "still computing".
+                // Panics are caught on the thread, so it only stops when this worker is dropped;
+                // should it be gone anyway, the job is reported as failed rather than pending.
                 if jobs.send(job).is_err() {
                     log::error!("the combine worker thread has stopped; job {generation} dropped");
+                    self.delivered = generation;
+                    self.panicked = Some((generation, "the worker thread has stopped".into()));
                 }
             }
-            Mode::Inline { ready } => {
-                let start = Instant::now();
-                let value = (job.run)(&job.cancel);
-                ready.push_back(Done {
-                    generation,
-                    value,
-                    elapsed: start.elapsed(),
-                });
-            }
+            Mode::Inline { ready } => ready.push_back(run_caught(job)),
         }
         generation
     }
@@ -183,12 +220,27 @@ impl<T: Send + 'static> Worker<T> {
     /// [`Worker::latest_generation`] to know whether the shown result is current.
     pub fn poll(&mut self) -> Option<Done<T>> {
         let mut newest: Option<Done<T>> = None;
+        let mut panicked_up_to = 0;
         loop {
             let next = match &mut self.mode {
                 Mode::Threaded { results, .. } => results.try_recv().ok(),
                 Mode::Inline { ready } => ready.pop_front(),
             };
-            let Some(done) = next else { break };
+            let Some(outcome) = next else { break };
+            let done = match outcome {
+                Outcome::Done(done) => done,
+                Outcome::Panicked {
+                    generation,
+                    message,
+                } => {
+                    log::error!("job {generation} panicked: {message}");
+                    if generation > self.delivered && generation > panicked_up_to {
+                        panicked_up_to = generation;
+                        self.panicked = Some((generation, message));
+                    }
+                    continue;
+                }
+            };
             if done.generation > self.delivered
                 && newest
                     .as_ref()
@@ -200,7 +252,14 @@ impl<T: Send + 'static> Worker<T> {
         if let Some(n) = &newest {
             self.delivered = n.generation;
         }
+        // A panicked job counts as delivered: nothing more will come for it.
+        self.delivered = self.delivered.max(panicked_up_to);
         newest
+    }
+
+    /// The newest job that panicked since the last call, as (generation, panic message).
+    pub fn take_panic(&mut self) -> Option<(u64, String)> {
+        self.panicked.take()
     }
 
     /// Generation of the newest submitted job (0 before the first).
@@ -357,6 +416,28 @@ mod tests {
         assert!(w.poll().is_none());
         // A result older than the delivered one never comes back.
         assert!(got.windows(2).all(|p| p[1].generation > p[0].generation));
+    }
+
+    #[test]
+    fn a_panicking_job_does_not_stop_the_worker() {
+        for mut w in [Worker::threaded(None).expect("spawn"), Worker::inline()] {
+            let g1 = w.submit(|_| -> u32 { panic!("job one exploded") });
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while w.is_busy() {
+                assert!(Instant::now() < deadline, "busy for ever after a panic");
+                assert!(w.poll().is_none(), "a panicked job delivers no value");
+                thread::sleep(Duration::from_millis(1));
+            }
+            let (g, message) = w.take_panic().expect("the panic is reported");
+            assert_eq!(g, g1);
+            assert!(message.contains("job one exploded"), "{message}");
+            // The next job runs and is delivered.
+            let g2 = w.submit(|_| 2);
+            let got = wait_for(&mut w, g2);
+            assert_eq!(got.last().map(|d| d.value), Some(2));
+            assert!(!w.is_busy());
+            assert!(w.take_panic().is_none());
+        }
     }
 
     #[test]

@@ -111,13 +111,15 @@ fn max_change_in_sigma(old: &[f64], new: &[f64], var: &[f64]) -> f64 {
 pub type Solver<'a> =
     dyn Fn(&Prepared, &Cancel, &mut Vec<Warning>) -> Result<MethodResult, CombineError> + 'a;
 
-/// The forward model with whatever extensions the settings switch on.
+/// The forward model with whatever extensions the settings switch on; the local basis re-uses
+/// (and fills) `basis_cache`.
 pub fn fit_forward(
     prep: &Prepared,
     fs: &ForwardSettings,
     settings: &Settings,
     cancel: &Cancel,
     warnings: &mut Vec<Warning>,
+    basis_cache: &super::local::BasisCache,
 ) -> Result<MethodResult, CombineError> {
     if settings.extensions.lsf != LsfMode::Off && fs.basis != Basis::Local {
         return Err(CombineError::Other(
@@ -129,7 +131,7 @@ pub fn fit_forward(
     }
     if fs.basis == Basis::Local {
         // Rounds that change only weights or normalizations re-use the kernel evaluations.
-        let cache = super::local::BasisCache::shared();
+        let cache = basis_cache;
         let solve = |p: &Prepared, c: &Cancel, w: &mut Vec<Warning>| {
             super::local::fit_with_cache(p, fs, settings.band_lags, c, w, cache)
         };
