@@ -278,14 +278,12 @@ fn real_star_loo_chi2_is_reported_and_bounded() {
     let Some(data) = real_star::dataset() else {
         return;
     };
-    // lead: switch to default settings once the pixel policy lands
-    let mut s = survey_defaults(&data);
-    s.bad_bits |= (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13);
+    let s = survey_defaults(&data);
     let c = run(&data, &s);
     let f = c.forward.as_ref().expect("forward");
     for (i, v) in f.visits.iter().enumerate() {
         eprintln!(
-            "real star, bits 9-13 bad, visit {i} ({}): chi2/nu in-sample {:.3}, leave-one-out {:.3} \
+            "real star, default settings, visit {i} ({}): chi2/nu in-sample {:.3}, leave-one-out {:.3} \
              over {} px ({} px unconstrained without it)",
             c.visits[i].name, v.chi2_nu, v.loo_chi2_nu, v.loo_n_used, v.loo_n_unconstrained
         );

@@ -253,7 +253,6 @@ fn dr19_rewrite_with_its_apstar_uses_the_apstar_velocities_and_matches_dr13() {
 /// originals starting at their VRAD cards (-48.97, -47.28, -47.09 km/s fitted): the shift fit
 /// itself, not the reader, needs the APOGEE pixel policy (persistence-flagged chip c, sky lines).
 #[test]
-#[ignore = "needs the APOGEE pixel policy"]
 fn dr19_rewrite_fitted_shifts_match_the_apstar_velocity_differences() {
     let Some(star) = real_star_dir() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
