@@ -217,3 +217,19 @@ def test_threads_do_not_change_the_answer(case_a):
     y2, B2, _, _ = _run(inp, C_band=5, threads=2)
     np.testing.assert_allclose(y1, y2, rtol=0, atol=1e-12)
     np.testing.assert_allclose(B1, B2, rtol=1e-10, atol=1e-15)
+
+
+def test_unaligned_and_strided_arrays_are_accepted():
+    # Buffers deserialised by Dask (and np.frombuffer at an offset) can be unaligned.
+    lam_out = np.linspace(0.0, 1.0, 21)
+    lam = np.linspace(0.0, 1.0, 64)
+    flux = 1 + 0.1 * np.sin(5 * lam)
+    raw = bytearray(8 * lam.size + 1)
+    odd = np.frombuffer(raw, dtype=np.float64, count=lam.size, offset=1)
+    odd[:] = flux
+    assert not odd.flags.aligned
+    strided = np.repeat(lam, 2)[::2]
+    y1, C1, _, _ = frizzview.frizzle(lam_out, lam, flux)
+    y2, C2, _, _ = frizzview.frizzle(lam_out, strided, odd)
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(C1, C2)

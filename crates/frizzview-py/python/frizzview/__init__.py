@@ -67,7 +67,7 @@ class Visit:
         n = np.asarray(self.wavelength_aa).size
 
         def f64(x):
-            return np.ascontiguousarray(np.asarray(x, dtype=np.float64).ravel())
+            return _arr(x, np.float64)
 
         meta = dict(self.meta)
         meta.setdefault("name", "")
@@ -75,15 +75,28 @@ class Visit:
             wavelength_aa=f64(self.wavelength_aa),
             flux=f64(self.flux),
             ivar=f64(self.ivar),
-            flags=None
-            if self.flags is None
-            else np.ascontiguousarray(np.asarray(self.flags).astype(np.uint64).ravel()),
-            bad=None if self.bad is None else np.ascontiguousarray(np.asarray(self.bad, dtype=bool).ravel()),
+            flags=None if self.flags is None else _arr(np.asarray(self.flags).astype(np.uint64), np.uint64),
+            bad=None if self.bad is None else _arr(self.bad, bool),
             selection=None if self.selection is None else f64(self.selection),
             flux_divided_by_selection=bool(self.flux_divided_by_selection),
             segments=[(int(a), int(b)) for a, b in self.segments] or [(0, n)],
             meta_json=json.dumps(_meta_defaults(meta)),
         )
+
+
+def _arr(x, dtype) -> np.ndarray:
+    """A 1-D, C-contiguous, aligned copy or view (arrays unpickled by Dask may be unaligned)."""
+    return np.require(np.asarray(x, dtype=dtype).ravel(), dtype=dtype, requirements=["C", "A"])
+
+
+def _spectrum(s: Optional[dict]) -> Optional[dict]:
+    if s is None:
+        return None
+    out = dict(s)
+    for k in ("ln_wave", "flux", "ivar"):
+        if k in out and out[k] is not None:
+            out[k] = _arr(out[k], np.float64)
+    return out
 
 
 def _meta_defaults(meta: dict) -> dict:
@@ -150,9 +163,9 @@ class Dataset:
             name=self.name,
             survey=self.survey,
             visits=[v._to_core() for v in self.visits],
-            input_grid=self.input_grid,
-            truth=self.truth,
-            pipeline_coadd=self.pipeline_coadd,
+            input_grid=_spectrum(self.input_grid),
+            truth=_spectrum(self.truth),
+            pipeline_coadd=_spectrum(self.pipeline_coadd),
         )
 
 

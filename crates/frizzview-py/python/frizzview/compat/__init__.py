@@ -49,12 +49,17 @@ class FrizzleModel:
 
     def __call__(self, λ):
         a = np.asarray(λ, dtype=np.float64)
-        y = self._series.eval(np.ascontiguousarray(a.ravel()))
+        y = self._series.eval(_arr(a, np.float64))
         return y.reshape(a.shape)
 
 
+def _arr(x, dtype):
+    """1-D, C-contiguous and aligned (as the compiled core reads it)."""
+    return np.require(np.asarray(x, dtype=dtype).ravel(), dtype=dtype, requirements=["C", "A"])
+
+
 def _float(name, x, n):
-    a = np.ascontiguousarray(np.asarray(x, dtype=np.float64).ravel())
+    a = _arr(x, np.float64)
     if a.size != n:
         raise ValueError(f"{name} has {a.size} values but λ has {n}")
     return a
@@ -68,7 +73,7 @@ def _flags(flags, n):
         raise ValueError(f"flags has {f.size} values but λ has {n}")
     if np.issubdtype(f.dtype, np.signedinteger) and f.size and f.min() < 0:
         raise ValueError("flags must be non-negative bit masks")
-    return f.dtype, np.ascontiguousarray(f.astype(np.uint64).ravel())
+    return f.dtype, _arr(f.astype(np.uint64), np.uint64)
 
 
 def _band_lags(C_band, n_out):
@@ -136,7 +141,7 @@ def frizzle(
         _float("λ", λ_a, n),
         _float("flux", flux_a, n),
         _float("ivar", ivar_a, n),
-        np.ascontiguousarray(np.asarray(mask_a, dtype=bool).ravel()),
+        _arr(mask_a, bool),
         f64,
         int(p),
         lags,
