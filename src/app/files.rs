@@ -74,9 +74,9 @@ pub fn export(
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     match ext.as_str() {
-        "fits" | "fit" => crate::io::export_fits::write_fits(path, data, result, inputs)?,
-        "csv" | "tsv" => crate::io::export::write_csv(path, result, inputs)?,
-        "npz" => crate::io::export::write_npz(path, result, inputs)?,
+        "fits" | "fit" => crate::export::fits::write_fits(path, data, result, inputs)?,
+        "csv" | "tsv" => crate::export::write_csv(path, result, inputs)?,
+        "npz" => crate::export::write_npz(path, result, inputs)?,
         _ => anyhow::bail!(
             "cannot export to {}: use a .fits, .csv, .tsv or .npz file name",
             path.display()

@@ -400,7 +400,7 @@ pub fn combine_one(a: &CombineArgs, inputs: &[PathBuf], output: &Path) -> anyhow
     )?;
     let settings = match &a.settings {
         Some(p) => {
-            let s = io::export_fits::read_settings(p)?;
+            let s = crate::export::fits::read_settings(p)?;
             s.validate()
                 .with_context(|| format!("settings from {}", p.display()))?;
             if !a.quiet {
@@ -418,9 +418,9 @@ pub fn combine_one(a: &CombineArgs, inputs: &[PathBuf], output: &Path) -> anyhow
     let mut all_inputs: Vec<PathBuf> = inputs.to_vec();
     all_inputs.extend(data.visits.iter().filter_map(|v| v.meta.source.clone()));
     match fmt {
-        OutFormat::Fits => io::export_fits::write_fits(output, &data, &result, &all_inputs)?,
-        OutFormat::Npz => io::export::write_npz(output, &result, &all_inputs)?,
-        OutFormat::Csv => io::export::write_csv(output, &result, &all_inputs)?,
+        OutFormat::Fits => crate::export::fits::write_fits(output, &data, &result, &all_inputs)?,
+        OutFormat::Npz => crate::export::write_npz(output, &result, &all_inputs)?,
+        OutFormat::Csv => crate::export::write_csv(output, &result, &all_inputs)?,
     }
     Ok(summary(&data, &result, output))
 }

@@ -122,7 +122,7 @@ fn fits_names_with_brackets_and_parentheses_read_and_write() {
     let out = folder.join("star (1).fits");
     let (code, _, stderr) = run(&[os("combine"), input.as_os_str(), os("-o"), out.as_os_str()]);
     assert_eq!(code, 0, "stderr: {stderr}");
-    let settings = frizzview::io::export_fits::read_settings(&out).expect("settings read back");
+    let settings = frizzview::export::fits::read_settings(&out).expect("settings read back");
     assert_eq!(settings.grid, frizzview::settings::GridSpec::Apogee);
     assert_eq!(settings.visits.len(), 1);
 }

@@ -22,8 +22,8 @@ use fitsio::hdu::FitsHdu;
 use fitsio::images::{ImageDescription, ImageType};
 use fitsio::tables::{ColumnDataType, ColumnDescription};
 
-use super::error::SaveError;
 use crate::combine::{Combined, MethodResult};
+use crate::io::error::SaveError;
 use crate::model::{Dataset, VelocityKind, shift_from_velocity};
 
 /// Characters of settings JSON per FVSETnnn card.
@@ -36,7 +36,7 @@ pub fn write_fits(
     c: &Combined,
     inputs: &[PathBuf],
 ) -> Result<(), SaveError> {
-    super::atomic::write_atomic(path, inputs, |tmp| {
+    crate::io::atomic::write_atomic(path, inputs, |tmp| {
         write_to(tmp, data, c).map_err(|e| SaveError::new(path, e))
     })
 }
@@ -70,12 +70,14 @@ fn wcs(f: &mut FitsFile, h: &FitsHdu, c: &Combined) -> R<()> {
 
 /// Read the settings a result file was made with: the FVSET cards of a FITS export, the
 /// `settings_json` key of an `.npz` export, or a plain JSON file.
-pub fn read_settings(path: &Path) -> Result<crate::settings::Settings, super::error::LoadError> {
-    use super::error::LoadError;
+pub fn read_settings(
+    path: &Path,
+) -> Result<crate::settings::Settings, crate::io::error::LoadError> {
+    use crate::io::error::LoadError;
     let head = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
     let json: String = if head.starts_with(b"SIMPLE  =") {
-        super::fits::guard(path, || {
-            let mut f = super::fits::open(path)?;
+        crate::io::fits::guard(path, || {
+            let mut f = crate::io::fits::open(path)?;
             let prim = f
                 .primary_hdu()
                 .map_err(|e| LoadError::invalid(path, "HDU 0", e))?;
@@ -92,10 +94,10 @@ pub fn read_settings(path: &Path) -> Result<crate::settings::Settings, super::er
             }
             Ok(json)
         })?
-    } else if super::npz::looks_like_npz(&head) {
-        let npz = super::npz::Npz::open(path)?;
+    } else if crate::io::npz::looks_like_npz(&head) {
+        let npz = crate::io::npz::Npz::open(path)?;
         let a = npz.require("settings_json")?;
-        let super::npz::NpyData::UInt(bytes) = a.data else {
+        let crate::io::npz::NpyData::UInt(bytes) = a.data else {
             return Err(LoadError::invalid(
                 path,
                 "key 'settings_json'",
@@ -199,7 +201,7 @@ fn write_to(tmp: &Path, data: &Dataset, c: &Combined) -> R<()> {
     let m = c.grid.len();
     let nv = data.visits.len();
     let rows = 2 + nv;
-    let mut f = super::fits_disk::create(tmp).map_err(fe)?;
+    let mut f = crate::io::fits_disk::create(tmp).map_err(fe)?;
     let prim = f.primary_hdu().map_err(fe)?;
     key(&mut f, &prim, "TELESCOP", "frizzview".to_owned())?;
     key(

@@ -4,7 +4,7 @@
 //!   format from the content ([`detect`]): `.npz` bundles ([`npz`]), APOGEE apVisit ([`apvisit`]),
 //!   BOSS spec files ([`boss`]), generic FITS tables/images and CSV/TSV ([`table`]).
 //! - Writers: the frizzview dataset bundle ([`npz::write_dataset`]), results as `.npz` / `.csv`
-//!   ([`export`]) and as an apStar-like FITS file ([`export_fits`]). Every write is atomic and
+//!   (`crate::export`) and as an apStar-like FITS file (`crate::export::fits`). Every write is atomic and
 //!   refuses to overwrite an input file ([`atomic`]).
 //!
 //! `fitsio::FitsFile` is not `Send`: it never leaves the function that opened it.
@@ -14,10 +14,8 @@ pub mod atomic;
 pub mod boss;
 pub mod detect;
 pub mod error;
-pub mod export;
-pub mod export_fits;
-mod fits;
-mod fits_disk;
+pub(crate) mod fits;
+pub(crate) mod fits_disk;
 mod fits_layout;
 pub mod npz;
 pub mod table;

@@ -1,4 +1,5 @@
-//! Result writers: `.npz` (NumPy) and `.csv`.
+//! Result writers: an apStar-like FITS file ([`fits`]), `.npz` (NumPy) and `.csv`. They sit above
+//! [`crate::combine`] (they write its results) and use [`crate::io`]'s atomic writes.
 //!
 //! `.npz` keys (forward model unprefixed, standard practice with the prefix `standard_`):
 //! `lam_out` (ln lambda of the output grid), `wavelength_aa`, `y_star`, `var` (diag C*), `C_band`
@@ -9,13 +10,15 @@
 //! `.csv` columns: `wavelength_aa`, then `flux`, `sigma`, `flags`, `no_data` for the forward model
 //! and `standard_flux`, ... for standard practice (methods that did not run are left out).
 
+pub mod fits;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2};
 
-use super::error::SaveError;
 use crate::combine::{Combined, MethodResult};
+use crate::io::error::SaveError;
 
 /// The methods of a result with their key prefixes.
 fn methods(c: &Combined) -> Vec<(&'static str, &MethodResult)> {
@@ -31,7 +34,7 @@ fn methods(c: &Combined) -> Vec<(&'static str, &MethodResult)> {
 
 /// Write a result as `.npz` (atomically; `inputs` are never overwritten).
 pub fn write_npz(path: &Path, c: &Combined, inputs: &[PathBuf]) -> Result<(), SaveError> {
-    super::atomic::write_atomic(path, inputs, |tmp| write_npz_to(tmp, path, c))
+    crate::io::atomic::write_atomic(path, inputs, |tmp| write_npz_to(tmp, path, c))
 }
 
 fn write_npz_to(tmp: &Path, shown: &Path, c: &Combined) -> Result<(), SaveError> {
@@ -87,7 +90,7 @@ pub fn write_csv(path: &Path, c: &Combined, inputs: &[PathBuf]) -> Result<(), Sa
     let tab = path
         .extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("tsv"));
-    super::atomic::write_atomic(path, inputs, |tmp| {
+    crate::io::atomic::write_atomic(path, inputs, |tmp| {
         write_csv_to(tmp, c, if tab { '\t' } else { ',' }).map_err(|e| SaveError::new(path, e))
     })
 }
