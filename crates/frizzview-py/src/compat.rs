@@ -11,11 +11,11 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use frizzview::combine::censor::{self, Rule};
-use frizzview::combine::fourier::{self, nufft};
-use frizzview::combine::{Cancel, prepare};
-use frizzview::model::{Dataset, OutputGrid, Visit, VisitArrays, VisitMeta};
-use frizzview::settings::{
+use frizzview_core::combine::censor::{self, Rule};
+use frizzview_core::combine::fourier::{self, nufft};
+use frizzview_core::combine::{Cancel, prepare};
+use frizzview_core::model::{Dataset, OutputGrid, Visit, VisitArrays, VisitMeta};
+use frizzview_core::settings::{
     Basis, ForwardSettings, GridSpec, SelectionMode, Settings, ShiftSource, Weighting,
 };
 use ndarray::{Array2, Axis};
@@ -107,9 +107,7 @@ pub fn run(inp: &Input<'_>) -> Result<Output, String> {
     let n_out = inp.lam_out.len();
     let n = inp.lam.len();
     if n_out < 2 {
-        return Err(format!(
-            "λ_out has {n_out} value(s); at least 2 are needed"
-        ));
+        return Err(format!("λ_out has {n_out} value(s); at least 2 are needed"));
     }
     for (name, len) in [
         ("flux", inp.flux.len()),
@@ -264,7 +262,11 @@ pub fn run(inp: &Input<'_>) -> Result<Output, String> {
 
 /// C* = X* A^-1 X*^H on any output grid: row j is X* (A^-1 conj(g(u_j))) with
 /// g(u)_k = e^{iku}; symmetrised (the exact C* is symmetric).
-fn dense_covariance(seg: &fourier::Segment, sys: &fourier::SegmentSystem, grid: &[f64]) -> Array2<f64> {
+fn dense_covariance(
+    seg: &fourier::Segment,
+    sys: &fourier::SegmentSystem,
+    grid: &[f64],
+) -> Array2<f64> {
     let n = grid.len();
     let m = seg.m as i64;
     let u: Vec<f64> = grid.iter().map(|&x| seg.phase(x)).collect();

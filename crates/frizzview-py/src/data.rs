@@ -5,8 +5,8 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use frizzview::combine::{Combined, MethodResult};
-use frizzview::model::{Dataset, OutputGrid, Spectrum, Survey, Visit, VisitArrays, VisitMeta};
+use frizzview_core::combine::{Combined, MethodResult};
+use frizzview_core::model::{Dataset, OutputGrid, Spectrum, Survey, Visit, VisitArrays, VisitMeta};
 use ndarray::Array2;
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
@@ -70,7 +70,10 @@ pub fn dataset_to_py<'py>(py: Python<'py>, data: &Dataset) -> PyResult<Bound<'py
         }
         None => d.set_item("input_grid", py.None())?,
     }
-    for (key, s) in [("truth", &data.truth), ("pipeline_coadd", &data.pipeline_coadd)] {
+    for (key, s) in [
+        ("truth", &data.truth),
+        ("pipeline_coadd", &data.pipeline_coadd),
+    ] {
         match s {
             Some(s) => d.set_item(key, spectrum_to_py(py, s)?)?,
             None => d.set_item(key, py.None())?,
@@ -172,7 +175,11 @@ pub fn dataset_from_py(d: &Bound<'_, PyDict>) -> PyResult<Dataset> {
         let segments: Vec<Range<usize>> = match x.get_item("segments")? {
             Some(s) if !s.is_none() => s
                 .extract::<Vec<(usize, usize)>>()
-                .map_err(|_| PyValueError::new_err(format!("visit {i}: 'segments' must be (start, end) pairs")))?
+                .map_err(|_| {
+                    PyValueError::new_err(format!(
+                        "visit {i}: 'segments' must be (start, end) pairs"
+                    ))
+                })?
                 .into_iter()
                 .map(|(a, b)| a..b)
                 .collect(),

@@ -13,10 +13,11 @@ mod opts;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use frizzview::combine::{self, Cancel, Combined};
-use frizzview::io::{self, LoadOptions};
-use frizzview::model::Dataset;
-use frizzview::settings::Settings;
+use frizzview_core::combine::{self, Cancel, Combined};
+use frizzview_core::export;
+use frizzview_core::io::{self, LoadOptions};
+use frizzview_core::model::Dataset;
+use frizzview_core::settings::Settings;
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -25,9 +26,42 @@ use rayon::prelude::*;
 
 use crate::opts::Opts;
 
-/// The settings a dataset gets when no keyword says otherwise (the CLI's survey defaults).
+/// The settings a dataset gets when no keyword says otherwise: the command line's survey
+/// defaults (`frizzview combine`), repeated here because the CLI is not part of the core.
+/// APOGEE: apStar grid, VRAD shifts, bad bits 16639, selection "multiply"; BOSS: BOSS grid, no
+/// shift beyond the heliocentric wavelengths, SPPIXMASK bad bits; reference bundles: the grid
+/// from the input; otherwise an automatic grid. Shifts: VRAD if every visit has one, else the
+/// true velocity of synthetic data, else none.
 pub(crate) fn survey_defaults(data: &Dataset) -> Settings {
-    frizzview::cli::combine::survey_defaults(data)
+    use frizzview_core::model::{Survey, VelocityKind, mask};
+    use frizzview_core::settings::{GridSpec, SelectionMode, ShiftSource};
+    let mut s = Settings::default();
+    let all_have = |k: VelocityKind| {
+        !data.visits.is_empty() && data.visits.iter().all(|v| v.meta.velocity(k).is_some())
+    };
+    s.shift = if all_have(VelocityKind::Vrel) {
+        ShiftSource::Vrel
+    } else if all_have(VelocityKind::True) {
+        ShiftSource::True
+    } else {
+        ShiftSource::None
+    };
+    s.selection = if data.visits.iter().any(|v| v.selection().is_some()) {
+        SelectionMode::Multiply
+    } else {
+        SelectionMode::Ignore
+    };
+    let (grid, bits) = match data.survey {
+        Survey::Apogee => (GridSpec::Apogee, mask::APOGEE_BAD_BITS),
+        Survey::Boss => (GridSpec::Boss, mask::BOSS_BAD_BITS),
+        Survey::Generic if data.input_grid.is_some() => {
+            (GridSpec::FromInput, mask::GENERIC_BAD_BITS)
+        }
+        Survey::Generic => (GridSpec::Auto, mask::GENERIC_BAD_BITS),
+    };
+    s.grid = grid;
+    s.bad_bits = bits;
+    s
 }
 
 /// A rayon pool for one call: `threads` workers (`None` = the CPUs this process may use).
@@ -159,9 +193,7 @@ impl Star {
             return Ok(Star::Data(data::dataset_from_py(d)?));
         }
         let paths: Vec<PathBuf> = obj.extract().map_err(|_| {
-            PyValueError::new_err(
-                "a star must be a frizzview.Dataset, a path or a list of paths",
-            )
+            PyValueError::new_err("a star must be a frizzview.Dataset, a path or a list of paths")
         })?;
         if paths.is_empty() {
             return Err(PyValueError::new_err("no input file given"));
@@ -172,8 +204,9 @@ impl Star {
     fn load(&self, allow_mixed: bool) -> Result<Dataset, String> {
         match self {
             Star::Data(d) => Ok(d.clone()),
-            Star::Paths(p) => io::load_paths(p, &LoadOptions { force: allow_mixed })
-                .map_err(|e| e.to_string()),
+            Star::Paths(p) => {
+                io::load_paths(p, &LoadOptions { force: allow_mixed }).map_err(|e| e.to_string())
+            }
         }
     }
 }
@@ -201,9 +234,9 @@ fn write_result(data: &Dataset, c: &Combined, path: &Path) -> Result<(), String>
         .unwrap_or_default();
     let inputs = data::input_files(data);
     match ext.as_str() {
-        "fits" | "fit" | "fts" => io::export_fits::write_fits(path, data, c, &inputs),
-        "npz" => io::export::write_npz(path, c, &inputs),
-        "csv" | "tsv" => io::export::write_csv(path, c, &inputs),
+        "fits" | "fit" | "fts" => export::fits::write_fits(path, data, c, &inputs),
+        "npz" => export::write_npz(path, c, &inputs),
+        "csv" | "tsv" => export::write_csv(path, c, &inputs),
         _ => {
             return Err(format!(
                 "{}: unknown output format '.{ext}' (use .fits, .npz, .csv or .tsv)",
@@ -297,9 +330,8 @@ fn combine_many<'py>(
         })
         .collect::<PyResult<_>>()?;
     if let Some(dir) = &out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            PyValueError::new_err(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| PyValueError::new_err(format!("cannot create {}: {e}", dir.display())))?;
     }
     let pool = pool(threads)?;
     let done: Vec<Result<(Dataset, Combined), String>> = py.detach(|| {
@@ -345,7 +377,7 @@ fn synth_apogee(
     truth_seed: u64,
     clean: bool,
 ) -> PyResult<Bound<'_, PyDict>> {
-    use frizzview::synth::apogee::{ApogeeParams, generate};
+    use frizzview_core::synth::apogee::{ApogeeParams, generate};
     let base = if clean {
         ApogeeParams::clean()
     } else {

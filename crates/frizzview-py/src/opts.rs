@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use frizzview::model::{Dataset, mask};
-use frizzview::settings::{
+use frizzview_core::model::{Dataset, mask};
+use frizzview_core::settings::{
     Basis, Extensions, ForwardSettings, GridSpec, Interpolator, LsfMode, Robust, SelectionMode,
     Settings, ShiftSource, StandardMask, StandardSettings, VisitSetting, Weighting,
 };
@@ -112,7 +112,8 @@ fn count(key: &str, v: &Bound<'_, PyAny>, min: usize) -> PyResult<usize> {
 }
 
 fn flag(key: &str, v: &Bound<'_, PyAny>) -> PyResult<bool> {
-    v.extract::<bool>().map_err(|_| bad(key, v, "True or False"))
+    v.extract::<bool>()
+        .map_err(|_| bad(key, v, "True or False"))
 }
 
 fn number(key: &str, v: &Bound<'_, PyAny>) -> PyResult<f64> {
@@ -175,7 +176,9 @@ fn parse_grid(v: &Bound<'_, PyAny>) -> PyResult<GridSpec> {
 fn parse_robust(v: &Bound<'_, PyAny>) -> PyResult<Robust> {
     const EXPECTED: &str = "'huber:T', 'cauchy:T', 'clip:T' or a tuple ('huber', T)";
     let (kind, t): (String, f64) = if let Ok(s) = v.extract::<String>() {
-        let (k, t) = s.split_once(':').ok_or_else(|| bad("robust", v, EXPECTED))?;
+        let (k, t) = s
+            .split_once(':')
+            .ok_or_else(|| bad("robust", v, EXPECTED))?;
         (
             k.to_owned(),
             t.trim().parse().map_err(|_| bad("robust", v, EXPECTED))?,
@@ -372,7 +375,11 @@ impl Opts {
                 "lsf" => o.lsf = flag("lsf", &v)?,
                 "settings" => {
                     o.settings_file = Some(v.extract::<PathBuf>().map_err(|_| {
-                        bad("settings", &v, "the path of a previous result or a JSON file")
+                        bad(
+                            "settings",
+                            &v,
+                            "the path of a previous result or a JSON file",
+                        )
                     })?);
                 }
                 "allow_mixed" => o.allow_mixed = flag("allow_mixed", &v)?,
@@ -390,7 +397,7 @@ impl Opts {
     /// The settings for `data`: survey defaults, then these options (as the CLI does).
     pub fn settings(&self, data: &Dataset) -> Result<Settings, String> {
         if let Some(p) = &self.settings_file {
-            let s = frizzview::io::export_fits::read_settings(p).map_err(|e| e.to_string())?;
+            let s = frizzview_core::export::fits::read_settings(p).map_err(|e| e.to_string())?;
             s.validate()
                 .map_err(|e| format!("settings from {}: {e}", p.display()))?;
             return Ok(s);

@@ -3,6 +3,10 @@ from pathlib import Path
 
 import pytest
 
+# upstream/conftest.py is the import shim for frizzle's own suite (test_upstream.py copies it
+# beside those tests); it is not a conftest of this folder.
+collect_ignore = ["upstream"]
+
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "fixtures"
 REFERENCE = FIXTURES / "reference"
