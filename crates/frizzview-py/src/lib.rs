@@ -184,13 +184,13 @@ fn frizzle_compat<'py>(
 /// One star's input: files, or a dataset built in Python.
 enum Star {
     Paths(Vec<PathBuf>),
-    Data(Dataset),
+    Data(Box<Dataset>),
 }
 
 impl Star {
     fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         if let Ok(d) = obj.cast::<PyDict>() {
-            return Ok(Star::Data(data::dataset_from_py(d)?));
+            return Ok(Star::Data(Box::new(data::dataset_from_py(d)?)));
         }
         let paths: Vec<PathBuf> = obj.extract().map_err(|_| {
             PyValueError::new_err("a star must be a frizzview.Dataset, a path or a list of paths")
@@ -203,7 +203,7 @@ impl Star {
 
     fn load(&self, allow_mixed: bool) -> Result<Dataset, String> {
         match self {
-            Star::Data(d) => Ok(d.clone()),
+            Star::Data(d) => Ok((**d).clone()),
             Star::Paths(p) => {
                 io::load_paths(p, &LoadOptions { force: allow_mixed }).map_err(|e| e.to_string())
             }
