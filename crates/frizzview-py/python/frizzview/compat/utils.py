@@ -23,7 +23,11 @@ def _hstack(x) -> np.ndarray:
     """frizzle's ``jnp.hstack`` of one array or a sequence of per-visit arrays, as numpy."""
     if isinstance(x, (list, tuple)):
         return np.hstack([np.asarray(v) for v in x])
-    return np.hstack(np.asarray(x))
+    a = np.asarray(x)
+    if a.ndim <= 2:
+        # hstack of a 1-D array is itself; of a 2-D array, its rows end to end (C order).
+        return a.ravel()
+    return np.hstack(list(a))
 
 
 def get_modes(n_modes: Optional[int], λ_out: npt.ArrayLike, mask: npt.ArrayLike) -> int:
