@@ -154,70 +154,8 @@ pub fn star_selector(a: &CombineArgs) -> anyhow::Result<Option<io::apcframe::Sta
     })
 }
 
-/// Settings a dataset gets when no flag says otherwise.
-///
-/// APOGEE: apStar grid, VRAD shifts, the APOGEE-pipeline pixel policy (16639 bad, persistence
-/// and sky-line sigma inflated), selection "multiply", the pipeline's damped sinc for standard
-/// practice. BOSS: BOSS grid, no
-/// shift beyond the heliocentric wavelengths (Vrel = 0 is stored by the reader), SPPIXMASK bad
-/// bits, no selection factor. Reference bundles (rest-frame data with a grid): the grid from the
-/// input, no shift, bad bit 0. Anything else: an automatic grid, VRAD shifts if every visit has
-/// one (else the true velocity of synthetic data, else none).
-#[must_use]
-pub fn survey_defaults(data: &Dataset) -> Settings {
-    let mut s = Settings::default();
-    let all_have = |k: VelocityKind| {
-        !data.visits.is_empty() && data.visits.iter().all(|v| v.meta.velocity(k).is_some())
-    };
-    // A survey file given with the visits wins (it is why the user gave it); then the visits' own
-    // velocities; APOGEE visits without one are combined in the barycentric frame (-BC), which
-    // `combine::prepare` flags with a warning, never silently in the observed frame.
-    let shift = if all_have(VelocityKind::ApStar) {
-        ShiftSource::ApStar
-    } else if all_have(VelocityKind::AllVisit) {
-        ShiftSource::AllVisit
-    } else if all_have(VelocityKind::MwmVisit) {
-        ShiftSource::MwmVisit
-    } else if all_have(VelocityKind::Vrel) {
-        ShiftSource::Vrel
-    } else if all_have(VelocityKind::True) {
-        ShiftSource::True
-    } else if all_have(VelocityKind::Bc) {
-        // No stellar velocity (raw apCframe exposures, SDSS-V apVisit files): the barycentric frame.
-        ShiftSource::MinusBc
-    } else {
-        ShiftSource::None
-    };
-    let any_selection = data.visits.iter().any(|v| v.selection().is_some());
-    s.shift = shift;
-    s.selection = if any_selection {
-        SelectionMode::Multiply
-    } else {
-        SelectionMode::Ignore
-    };
-    match data.survey {
-        Survey::Apogee => {
-            s.grid = GridSpec::Apogee;
-            s.apply_policy_preset(pixel_policy::Preset::ApogeePipeline);
-            if let Some(st) = s.standard.as_mut() {
-                st.interpolator = Interpolator::DampedSinc;
-            }
-        }
-        Survey::Boss => {
-            s.grid = GridSpec::Boss;
-            s.apply_policy_preset(pixel_policy::Preset::BossPipeline);
-        }
-        Survey::Generic => {
-            s.grid = if data.input_grid.is_some() {
-                GridSpec::FromInput
-            } else {
-                GridSpec::Auto
-            };
-            s.bad_bits = mask::GENERIC_BAD_BITS;
-        }
-    }
-    s
-}
+/// The survey defaults live with the settings (the window and the Python package use them too).
+pub use crate::settings::survey_defaults;
 
 fn parse_grid(g: &str) -> anyhow::Result<GridSpec> {
     Ok(match g.to_ascii_lowercase().as_str() {

@@ -546,3 +546,70 @@ fn auto_grid(data: &model::Dataset) -> Result<OutputGrid, SettingsError> {
     let n = (n_f as usize).max(2);
     Ok(OutputGrid::log_linear(start, step, n))
 }
+
+/// Settings a dataset gets when no flag says otherwise (the command line's, the window's and the
+/// Python package's defaults).
+///
+/// APOGEE: apStar grid, VRAD shifts, the APOGEE-pipeline pixel policy (16639 bad, persistence
+/// and sky-line sigma inflated), selection "multiply", the pipeline's damped sinc for standard
+/// practice. BOSS: BOSS grid, no
+/// shift beyond the heliocentric wavelengths (Vrel = 0 is stored by the reader), SPPIXMASK bad
+/// bits, no selection factor. Reference bundles (rest-frame data with a grid): the grid from the
+/// input, no shift, bad bit 0. Anything else: an automatic grid, VRAD shifts if every visit has
+/// one (else the true velocity of synthetic data, else none).
+#[must_use]
+pub fn survey_defaults(data: &model::Dataset) -> Settings {
+    let mut s = Settings::default();
+    let all_have = |k: VelocityKind| {
+        !data.visits.is_empty() && data.visits.iter().all(|v| v.meta.velocity(k).is_some())
+    };
+    // A survey file given with the visits wins (it is why the user gave it); then the visits' own
+    // velocities; APOGEE visits without one are combined in the barycentric frame (-BC), which
+    // `combine::prepare` flags with a warning, never silently in the observed frame.
+    let shift = if all_have(model::VelocityKind::ApStar) {
+        ShiftSource::ApStar
+    } else if all_have(model::VelocityKind::AllVisit) {
+        ShiftSource::AllVisit
+    } else if all_have(model::VelocityKind::MwmVisit) {
+        ShiftSource::MwmVisit
+    } else if all_have(model::VelocityKind::Vrel) {
+        ShiftSource::Vrel
+    } else if all_have(model::VelocityKind::True) {
+        ShiftSource::True
+    } else if all_have(model::VelocityKind::Bc) {
+        // No stellar velocity (raw apCframe exposures, SDSS-V apVisit files): the barycentric frame.
+        ShiftSource::MinusBc
+    } else {
+        ShiftSource::None
+    };
+    let any_selection = data.visits.iter().any(|v| v.selection().is_some());
+    s.shift = shift;
+    s.selection = if any_selection {
+        SelectionMode::Multiply
+    } else {
+        SelectionMode::Ignore
+    };
+    match data.survey {
+        model::Survey::Apogee => {
+            s.grid = GridSpec::Apogee;
+            s.apply_policy_preset(model::pixel_policy::Preset::ApogeePipeline);
+            if let Some(st) = s.standard.as_mut() {
+                st.interpolator = Interpolator::DampedSinc;
+            }
+        }
+        model::Survey::Boss => {
+            s.grid = GridSpec::Boss;
+            s.apply_policy_preset(model::pixel_policy::Preset::BossPipeline);
+        }
+        model::Survey::Generic => {
+            s.grid = if data.input_grid.is_some() {
+                GridSpec::FromInput
+            } else {
+                GridSpec::Auto
+            };
+            s.bad_bits = model::mask::GENERIC_BAD_BITS;
+        }
+    }
+    s
+}
+

@@ -335,13 +335,22 @@ pub struct SegmentSolution {
     pub extra_ridge: f64,
 }
 
-/// Solve one segment: normal equations by NUFFT + Levinson, variance and band by diagonal sums.
-pub fn solve_segment(
-    seg: &Segment,
-    grid: &[f64],
-    lags: usize,
-    cancel: &Cancel,
-) -> Result<SegmentSolution, CombineError> {
+/// One segment's normal equations, factored: the Toeplitz matrix A (complex basis e^{iku},
+/// k = -m..=m), the Gohberg-Semencul form of A^-1, the right side b and the ridge that had to be
+/// added because A was numerically singular (0 = none).
+pub struct SegmentSystem {
+    /// A (with the segment's ridge and any extra ridge on the diagonal).
+    pub a: toeplitz::Toeplitz,
+    /// A^-1.
+    pub inv: toeplitz::InverseGs,
+    /// b_j = sum w s y e^{-iju}, j = -m..=m (index j + m).
+    pub b: Vec<Complex64>,
+    /// Extra ridge added to the diagonal (absolute; 0 = none).
+    pub extra_ridge: f64,
+}
+
+/// Fill and factor one segment's normal equations (NUFFT + Levinson).
+pub fn factor_segment(seg: &Segment, cancel: &Cancel) -> Result<SegmentSystem, CombineError> {
     let m = seg.m;
     let p = 2 * m + 1;
     let u: Vec<f64> = seg.x.iter().map(|&x| seg.phase(x)).collect();
@@ -375,14 +384,47 @@ pub fn solve_segment(
             }
         }
     };
-    let a = toeplitz::Toeplitz::new(t);
-    let inv = toeplitz::InverseGs::new(first);
-    let mut coef = inv.apply(&b);
+    Ok(SegmentSystem {
+        a: toeplitz::Toeplitz::new(t),
+        inv: toeplitz::InverseGs::new(first),
+        b,
+        extra_ridge,
+    })
+}
+
+/// Solve one segment: normal equations by NUFFT + Levinson, variance and band by diagonal sums.
+pub fn solve_segment(
+    seg: &Segment,
+    grid: &[f64],
+    lags: usize,
+    cancel: &Cancel,
+) -> Result<SegmentSolution, CombineError> {
+    let sys = factor_segment(seg, cancel)?;
+    solve_system(seg, &sys, grid, lags, cancel)
+}
+
+/// [`solve_segment`] with the normal equations already factored by [`factor_segment`].
+pub fn solve_system(
+    seg: &Segment,
+    sys: &SegmentSystem,
+    grid: &[f64],
+    lags: usize,
+    cancel: &Cancel,
+) -> Result<SegmentSolution, CombineError> {
+    let m = seg.m;
+    let SegmentSystem {
+        a,
+        inv,
+        b,
+        extra_ridge,
+    } = sys;
+    let extra_ridge = *extra_ridge;
+    let mut coef = inv.apply(b);
     for _ in 0..2 {
         let r: Vec<Complex64> = a
             .matvec(&coef)
             .iter()
-            .zip(&b)
+            .zip(b)
             .map(|(ac, bb)| bb - ac)
             .collect();
         let dc = inv.apply(&r);
@@ -424,7 +466,7 @@ pub fn solve_segment(
         }
         band.push(row);
     }
-    let cond = toeplitz::condition_estimate(&a, &inv, 16);
+    let cond = toeplitz::condition_estimate(a, inv, 16);
     Ok(SegmentSolution {
         coef,
         flux,

@@ -1,0 +1,358 @@
+"""frizzview: combine many visits of one star with the Frizzle forward model (Hogg & Casey 2024).
+
+- :func:`frizzle`: a drop-in for ``frizzle.frizzle`` 0.2.8 (same inputs and outputs).
+- :func:`read`: SDSS apVisit, BOSS spec, FITS/CSV tables and ``.npz`` bundles -> :class:`Dataset`.
+- :func:`combine`: one star, every setting of ``frizzview combine`` as a keyword -> :class:`Result`
+  (numpy arrays; ``Result.write`` writes apStar-like FITS, ``.npz`` or CSV).
+- :func:`combine_many`: many stars in one call (stars in parallel).
+
+Every call releases the GIL while it computes, on ``threads`` worker threads (default: the CPUs
+this process may use) started for that call; the package keeps no global state, so it runs in
+threads, process pools, Dask workers and Slurm array jobs alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+from .compat import frizzle
+
+__all__ = [
+    "frizzle",
+    "read",
+    "combine",
+    "combine_many",
+    "synth_apogee",
+    "Visit",
+    "Dataset",
+    "Result",
+    "MethodResult",
+    "OPTIONS",
+]
+
+#: Keyword arguments of :func:`combine` (the CLI's setting flags, ``-`` written ``_``).
+OPTIONS = tuple(_core.OPTION_KEYS)
+
+
+@dataclass
+class Visit:
+    """One exposure of the star on its own pixels (observed frame)."""
+
+    wavelength_aa: np.ndarray
+    flux: np.ndarray
+    ivar: np.ndarray
+    flags: Optional[np.ndarray] = None
+    bad: Optional[np.ndarray] = None
+    selection: Optional[np.ndarray] = None
+    flux_divided_by_selection: bool = False
+    segments: List[tuple] = field(default_factory=list)
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name", "")
+
+    @property
+    def velocities(self) -> Dict[str, float]:
+        """Known velocities (km/s) by meaning: ``Vrel`` (APOGEE VRAD), ``Bc``, ``Vhelio``, ``True``."""
+        return {k: v for k, v in self.meta.get("velocities", [])}
+
+    def _to_core(self) -> dict:
+        n = np.asarray(self.wavelength_aa).size
+
+        def f64(x):
+            return _arr(x, np.float64)
+
+        meta = dict(self.meta)
+        meta.setdefault("name", "")
+        return dict(
+            wavelength_aa=f64(self.wavelength_aa),
+            flux=f64(self.flux),
+            ivar=f64(self.ivar),
+            flags=None if self.flags is None else _arr(np.asarray(self.flags).astype(np.uint64), np.uint64),
+            bad=None if self.bad is None else _arr(self.bad, bool),
+            selection=None if self.selection is None else f64(self.selection),
+            flux_divided_by_selection=bool(self.flux_divided_by_selection),
+            segments=[(int(a), int(b)) for a, b in self.segments] or [(0, n)],
+            meta_json=json.dumps(_meta_defaults(meta)),
+        )
+
+
+def _arr(x, dtype) -> np.ndarray:
+    """A 1-D, C-contiguous, aligned copy or view (arrays unpickled by Dask may be unaligned)."""
+    return np.require(np.asarray(x, dtype=dtype).ravel(), dtype=dtype, requirements=["C", "A"])
+
+
+def _spectrum(s: Optional[dict]) -> Optional[dict]:
+    if s is None:
+        return None
+    out = dict(s)
+    for k in ("ln_wave", "flux", "ivar"):
+        if k in out and out[k] is not None:
+            out[k] = _arr(out[k], np.float64)
+    return out
+
+
+def _meta_defaults(meta: dict) -> dict:
+    out = dict(
+        name="",
+        source=None,
+        object=None,
+        jd=None,
+        snr=None,
+        velocities=[],
+        header=[],
+        lsf_sigma_ln=None,
+    )
+    out.update(meta)
+    if isinstance(out["velocities"], dict):
+        out["velocities"] = [[k, float(v)] for k, v in out["velocities"].items()]
+    return out
+
+
+@dataclass
+class Dataset:
+    """Everything loaded for one star: visits, and optionally the grid that came with the input,
+    a truth spectrum (synthetic data) and the pipeline's own coadd (BOSS)."""
+
+    visits: List[Visit]
+    name: str = ""
+    survey: str = "generic"
+    input_grid: Optional[dict] = None
+    truth: Optional[dict] = None
+    pipeline_coadd: Optional[dict] = None
+
+    def __len__(self) -> int:
+        return len(self.visits)
+
+    @classmethod
+    def _from_core(cls, d: dict) -> "Dataset":
+        visits = [
+            Visit(
+                wavelength_aa=v["wavelength_aa"],
+                flux=v["flux"],
+                ivar=v["ivar"],
+                flags=v["flags"],
+                bad=v["bad"],
+                selection=v["selection"],
+                flux_divided_by_selection=v["flux_divided_by_selection"],
+                segments=[tuple(s) for s in v["segments"]],
+                meta=json.loads(v["meta_json"]),
+            )
+            for v in d["visits"]
+        ]
+        return cls(
+            visits=visits,
+            name=d["name"],
+            survey=d["survey"],
+            input_grid=d["input_grid"],
+            truth=d["truth"],
+            pipeline_coadd=d["pipeline_coadd"],
+        )
+
+    def _to_core(self) -> dict:
+        if self.survey not in ("apogee", "boss", "generic"):
+            raise ValueError(f"survey={self.survey!r}: expected 'apogee', 'boss' or 'generic'")
+        return dict(
+            name=self.name,
+            survey=self.survey,
+            visits=[v._to_core() for v in self.visits],
+            input_grid=_spectrum(self.input_grid),
+            truth=_spectrum(self.truth),
+            pipeline_coadd=_spectrum(self.pipeline_coadd),
+        )
+
+
+@dataclass
+class MethodResult:
+    """One method's combined spectrum on the output grid."""
+
+    flux: np.ndarray
+    var: np.ndarray
+    #: (K+1, M) with ``band[k, l] = C[l, l+k]``, NaN past the end.
+    band: np.ndarray
+    flags: np.ndarray
+    no_data: np.ndarray
+    condition: Optional[float]
+    visit_chi2_nu: np.ndarray
+    visit_outlier_score: np.ndarray
+    visit_prediction: List[np.ndarray]
+    v_fit_kms: Optional[np.ndarray] = None
+    v_fit_err_kms: Optional[np.ndarray] = None
+
+    @property
+    def sigma(self) -> np.ndarray:
+        return np.sqrt(self.var)
+
+
+class Result:
+    """A combination: numpy arrays (``wavelength_aa``, ``ln_wave``, ``forward``, ``standard``,
+    ``visits``, ``warnings``, ``settings``) and :meth:`write`.
+
+    Picklable (for process pools and Dask): the arrays travel; :meth:`write` after unpickling
+    recomputes the combination from ``source`` with the recorded settings before writing.
+    """
+
+    def __init__(self, d: dict, handle=None, source=None):
+        self.ln_wave: np.ndarray = d["ln_wave"]
+        self.wavelength_aa: np.ndarray = d["wavelength_aa"]
+        self.log10_linear = d["log10_linear"]
+        self.forward: Optional[MethodResult] = MethodResult(**d["forward"]) if d["forward"] else None
+        self.standard: Optional[MethodResult] = MethodResult(**d["standard"]) if d["standard"] else None
+        self.visits: List[dict] = d["visits"]
+        self.warnings: List[str] = d["warnings"]
+        self.settings_json: str = d["settings_json"]
+        self._handle = handle
+        self._source = source
+
+    @property
+    def settings(self) -> dict:
+        return json.loads(self.settings_json)
+
+    def __getstate__(self):
+        s = dict(self.__dict__)
+        s["_handle"] = None
+        return s
+
+    def __repr__(self) -> str:
+        methods = [m for m in ("forward", "standard") if getattr(self, m) is not None]
+        return (
+            f"<frizzview.Result {len(self.visits)} visits -> {self.wavelength_aa.size} px, "
+            f"{' + '.join(methods)}, {len(self.warnings)} warnings>"
+        )
+
+    def write(self, path: Union[str, os.PathLike]) -> None:
+        """Write apStar-like FITS (``.fits``), ``.npz`` or CSV (``.csv``/``.tsv``), atomically;
+        an input file is never replaced."""
+        if self._handle is None:
+            if self._source is None:
+                raise ValueError("this result has no source to recompute from")
+            settings_file = None
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                settings_file = os.path.join(tmp, "settings.json")
+                with open(settings_file, "w") as f:
+                    f.write(self.settings_json)
+                _, self._handle = _core.combine_one(self._source, {"settings": settings_file}, 1)
+        self._handle.write(os.fspath(path))
+
+
+def _paths(paths) -> List[str]:
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out = [os.fspath(p) for p in paths]
+    for p in out:
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return out
+
+
+def read(paths, *, allow_mixed: bool = False) -> Dataset:
+    """Read one file, several files or folders of one star into a :class:`Dataset` (formats are
+    detected from the content). Visits naming different objects are refused unless
+    ``allow_mixed``."""
+    return Dataset._from_core(_core.read(_paths(paths), allow_mixed))
+
+
+def _star(data):
+    if isinstance(data, Dataset):
+        return data._to_core()
+    return _paths(data)
+
+
+def _check_threads(threads):
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
+    ):
+        raise ValueError(f"threads={threads!r}: expected a positive integer or None")
+    return None if threads is None else int(threads)
+
+
+def combine(data, *, threads: Optional[int] = None, **settings) -> Result:
+    """Combine one star: ``data`` is a :class:`Dataset`, a path or a list of paths.
+
+    Keywords are the settings of ``frizzview combine`` (defaults follow the survey the data look
+    like): ``grid`` ('apogee', 'boss', 'auto', 'input' or (log10_start, log10_step, n)),
+    ``shift`` ('none', 'vrad', '-bc', 'true'), ``velocity`` ({visit: km/s}), ``weighting``
+    ('ivar', 'uniform'), ``exclude`` ([visit, ...]), ``weight`` ({visit: w}), ``bad_bits``
+    (int, 'apogee', 'boss', 'none'), ``selection`` ('ignore', 'multiply', 'divide'), ``method``
+    ('forward', 'standard', 'both'), ``basis`` ('fourier', 'local'), ``compat`` ('frizzle'),
+    ``modes`` (int), ``interp`` ('cubic', 'linear', 'sinc'), ``std_mask`` ('drop',
+    'conservative'), ``lags`` (>= 5), ``fit_shifts``, ``robust`` ('huber:T', 'cauchy:T',
+    'clip:T'), ``normalize`` (degree), ``lsf``, ``settings`` (a previous result file: take every
+    setting from it), ``allow_mixed``. A visit is named by its name, file name or 0-based index.
+    Bad values raise ``ValueError``; unknown keywords ``TypeError``.
+    """
+    threads = _check_threads(threads)
+    src = _star(data)
+    d, h = _core.combine_one(src, settings, threads)
+    return Result(d, h, src)
+
+
+def combine_many(
+    stars,
+    *,
+    threads: Optional[int] = None,
+    out_dir: Optional[Union[str, os.PathLike]] = None,
+    format: str = "fits",
+    errors: str = "raise",
+    **settings,
+):
+    """Combine many stars in one call, stars in parallel on ``threads`` threads.
+
+    ``stars`` is a dict {name: data} or a sequence of data (each a :class:`Dataset`, a path or a
+    list of paths). Returns results in the same shape (dict or list). With ``out_dir`` each
+    result is also written to ``out_dir/NAME.FORMAT`` (format 'fits', 'npz', 'csv' or 'tsv').
+    ``errors='raise'`` raises ``ValueError`` naming the first failed star; ``errors='keep'``
+    puts a ``ValueError`` in its place. Settings keywords as in :func:`combine`.
+    """
+    threads = _check_threads(threads)
+    if errors not in ("raise", "keep"):
+        raise ValueError(f"errors={errors!r}: expected 'raise' or 'keep'")
+    if format not in ("fits", "npz", "csv", "tsv"):
+        raise ValueError(f"format={format!r}: expected 'fits', 'npz', 'csv' or 'tsv'")
+    if isinstance(stars, dict):
+        names = [str(k) for k in stars]
+        items = list(stars.values())
+    else:
+        items = list(stars)
+        names = [_default_name(i, s) for i, s in enumerate(items)]
+    for n in names:
+        if "/" in n or os.sep in n:
+            raise ValueError(f"star name {n!r} must not contain a path separator")
+    srcs = [_star(s) for s in items]
+    raw = _core.combine_many(
+        srcs, names, settings, threads, None if out_dir is None else os.fspath(out_dir), format
+    )
+    out = []
+    for r, src in zip(raw, srcs):
+        if isinstance(r, str):
+            if errors == "raise":
+                raise ValueError(r)
+            out.append(ValueError(r))
+        else:
+            out.append(Result(r[0], r[1], src))
+    if isinstance(stars, dict):
+        return dict(zip(stars.keys(), out))
+    return out
+
+
+def _default_name(i, s) -> str:
+    if isinstance(s, Dataset) and s.name:
+        return s.name.replace("/", "_")
+    if isinstance(s, (str, os.PathLike)):
+        return os.path.splitext(os.path.basename(os.fspath(s)))[0]
+    return f"star{i}"
+
+
+def synth_apogee(visits: int = 12, seed: int = 1, truth_seed: int = 42, clean: bool = False) -> Dataset:
+    """A seeded synthetic APOGEE-like star (the generator of ``frizzview synth apogee``): 3 chips
+    x 4096 px per visit, tellurics, sky lines and detector defects (none with ``clean``)."""
+    return Dataset._from_core(_core.synth_apogee(visits, seed, truth_seed, clean))

@@ -1,0 +1,309 @@
+//! The frizzle 0.2.8 drop-in: frizzle's inputs (one flat array of pixels at arbitrary
+//! wavelengths in any unit) through the core's frizzle-compatible Fourier mode.
+//!
+//! frizzle fits a Fourier series in its own wavelength variable λ with phase
+//! u = (λ - λ*_0) (1 - small) 2π / span, small = span / (1 + M*). The pixels enter the core at
+//! t = (λ - λ*_0) / span, where the core's ln-wavelength variable carries them without overflow
+//! (wavelength e^t), and the phase scale is then set from the caller's span, because `small` is
+//! dimensionful (its value depends on the caller's unit). Censoring and
+//! flag propagation compare distances with output spacings, so they run on the caller's own λ.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use frizzview_core::combine::censor::{self, Rule};
+use frizzview_core::combine::fourier::{self, nufft};
+use frizzview_core::combine::{Cancel, prepare};
+use frizzview_core::model::{Dataset, OutputGrid, Visit, VisitArrays, VisitMeta};
+use frizzview_core::settings::{
+    Basis, ForwardSettings, GridSpec, SelectionMode, Settings, ShiftSource, Weighting,
+};
+use ndarray::{Array2, Axis};
+use rayon::prelude::*;
+use rustfft::num_complex::Complex64;
+
+/// The inputs, already flattened, sorted (`lam_out`) and converted by the Python layer.
+pub struct Input<'a> {
+    pub lam_out: &'a [f64],
+    pub lam: &'a [f64],
+    pub flux: &'a [f64],
+    pub ivar: &'a [f64],
+    pub mask: &'a [bool],
+    pub flags: Option<&'a [u64]>,
+    /// frizzle's `get_modes` result (odd).
+    pub n_modes: usize,
+    /// Covariance lags beyond 0 to return as a band; `None` = the dense matrix.
+    pub band_lags: Option<usize>,
+}
+
+/// A fitted Fourier series, evaluated at the caller's λ.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub coef: Vec<Complex64>,
+    /// λ*_0 and the span λ*_last - λ*_0 of the map t = (λ - λ*_0) / span.
+    pub offset: f64,
+    pub span: f64,
+    /// Phase u = (t - x0) scale.
+    pub x0: f64,
+    pub scale: f64,
+}
+
+impl Series {
+    /// f(λ) for every λ (periodic, like frizzle's model: defined everywhere).
+    pub fn eval(&self, lam: &[f64]) -> Vec<f64> {
+        let u: Vec<f64> = lam
+            .iter()
+            .map(|&l| ((l - self.offset) / self.span - self.x0) * self.scale)
+            .collect();
+        nufft::type2(&self.coef, &u).iter().map(|z| z.re).collect()
+    }
+}
+
+/// What the drop-in returns before the Python layer applies frizzle's censoring.
+pub struct Output {
+    /// y* at every output pixel (no censoring applied).
+    pub y: Vec<f64>,
+    /// Dense C* (when asked for), no censoring applied.
+    pub dense: Option<Array2<f64>>,
+    /// `band[k][l] = C*[l, l + k]` (NaN past the end), when a band was asked for.
+    pub band: Vec<Vec<f64>>,
+    /// frizzle's flag rule on the caller's λ.
+    pub flags: Vec<u64>,
+    /// frizzle's no-data rule on the caller's λ.
+    pub no_data: Vec<bool>,
+    pub model: Series,
+    pub condition: f64,
+    pub warnings: Vec<String>,
+}
+
+/// Maximal strictly monotonic runs of `w` (the core's visits are monotonic per segment; frizzle's
+/// pixels may come in any order and repeat wavelengths).
+fn monotonic_runs(w: &[f64]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let n = w.len();
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        if end < n && w[end] != w[start] {
+            let up = w[end] > w[start];
+            while end < n && w[end] != w[end - 1] && (w[end] > w[end - 1]) == up {
+                end += 1;
+            }
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// The map into the core's ln-wavelength variable: t = (λ - offset) / span, carried as the
+/// wavelength e^t (clamped far outside the output range, where only "far away" matters).
+fn to_wavelength(l: f64, offset: f64, span: f64) -> f64 {
+    ((l - offset) / span).clamp(-700.0, 700.0).exp()
+}
+
+/// Run the frizzle-compatible fit.
+pub fn run(inp: &Input<'_>) -> Result<Output, String> {
+    let n_out = inp.lam_out.len();
+    let n = inp.lam.len();
+    if n_out < 2 {
+        return Err(format!("λ_out has {n_out} value(s); at least 2 are needed"));
+    }
+    for (name, len) in [
+        ("flux", inp.flux.len()),
+        ("ivar", inp.ivar.len()),
+        ("mask", inp.mask.len()),
+    ] {
+        if len != n {
+            return Err(format!("{name} has {len} values but λ has {n}"));
+        }
+    }
+    if let Some(f) = inp.flags
+        && f.len() != n
+    {
+        return Err(format!("flags has {} values but λ has {n}", f.len()));
+    }
+    if n == 0 {
+        return Err("no input pixels".into());
+    }
+    if let Some(i) = inp.lam_out.iter().position(|x| !x.is_finite()) {
+        return Err(format!("λ_out[{i}] = {} is not finite", inp.lam_out[i]));
+    }
+    if let Some(i) = inp.lam_out.windows(2).position(|p| !(p[1] > p[0])) {
+        return Err(format!(
+            "λ_out has a repeated value {} (at sorted positions {i} and {})",
+            inp.lam_out[i],
+            i + 1
+        ));
+    }
+    if let Some(i) = inp.lam.iter().position(|x| !x.is_finite()) {
+        return Err(format!("λ[{i}] = {} is not finite", inp.lam[i]));
+    }
+    let offset = inp.lam_out[0];
+    let span = inp.lam_out[n_out - 1] - offset;
+    let wave: Vec<f64> = inp
+        .lam
+        .iter()
+        .map(|&l| to_wavelength(l, offset, span))
+        .collect();
+    // The grid goes through the same map (e^t, then the core's ln), so that a pixel at exactly
+    // λ*_0 or λ*_last stays inside the range as in frizzle.
+    let grid_ln: Vec<f64> = inp
+        .lam_out
+        .iter()
+        .map(|&l| to_wavelength(l, offset, span).ln())
+        .collect();
+    let grid = OutputGrid::from_ln(grid_ln)
+        .ok_or_else(|| "λ_out is too finely spaced for double precision".to_owned())?;
+    let segments = monotonic_runs(&wave);
+    let visit = Visit::new(
+        VisitMeta {
+            name: "frizzle input".into(),
+            ..VisitMeta::default()
+        },
+        VisitArrays {
+            wavelength_aa: wave,
+            flux: inp.flux.to_vec(),
+            ivar: inp.ivar.to_vec(),
+            bad: inp.mask.to_vec(),
+            segments,
+            ..VisitArrays::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let data = Dataset {
+        name: "frizzle input".into(),
+        visits: vec![Arc::new(visit)],
+        input_grid: Some(grid),
+        ..Dataset::default()
+    };
+    let fs = ForwardSettings {
+        basis: Basis::Fourier,
+        compat: true,
+        n_modes: Some(inp.n_modes),
+    };
+    let lags = inp.band_lags.unwrap_or(0).min(n_out - 1);
+    let settings = Settings {
+        grid: GridSpec::FromInput,
+        shift: ShiftSource::None,
+        weighting: Weighting::InverseVariance,
+        bad_bits: 0,
+        selection: SelectionMode::Ignore,
+        forward: Some(fs.clone()),
+        standard: None,
+        band_lags: lags,
+        ..Settings::default()
+    };
+    let cancel = Cancel::new();
+    let prep = prepare(&data, &settings).map_err(|e| e.to_string())?;
+    let plan = fourier::plan(&prep, &fs).map_err(|e| e.to_string())?;
+    let mut seg = plan
+        .segments
+        .into_iter()
+        .next()
+        .ok_or_else(|| "no usable pixel inside λ_out".to_owned())?;
+    // frizzle's `small = span / (1 + M*)` is dimensionful: it is computed in the caller's unit,
+    // so the period is set from the caller's span, not from the core's t = (λ - λ*_0) / span.
+    let small = span / (1.0 + n_out as f64);
+    let grid_span = prep.grid.ln_wave[n_out - 1] - prep.grid.ln_wave[0];
+    seg.scale = (1.0 - small) * std::f64::consts::TAU / grid_span;
+    let seg = &seg;
+    let sys = fourier::factor_segment(seg, &cancel).map_err(|e| e.to_string())?;
+    let sol = fourier::solve_system(seg, &sys, &prep.grid.ln_wave, lags, &cancel)
+        .map_err(|e| e.to_string())?;
+    let mut warnings = Vec::new();
+    if sol.cond > fourier::COND_WARN || !sol.cond.is_finite() {
+        warnings.push(format!(
+            "the normal matrix (P = {}) has condition number {:.3e}: the result may be unreliable",
+            2 * seg.m + 1,
+            sol.cond
+        ));
+    }
+    if sol.extra_ridge > 0.0 {
+        warnings.push(format!(
+            "the normal matrix (P = {}) is numerically singular; a ridge of {:.1e} x its diagonal was added",
+            2 * seg.m + 1,
+            sol.extra_ridge / seg.ws2.iter().sum::<f64>().max(f64::MIN_POSITIVE)
+        ));
+    }
+    if inp.band_lags.is_some() && !sol.uniform && lags > 0 {
+        warnings.push(
+            "λ_out is not uniformly spaced: the band's lags >= 1 are NaN (use the dense C_star)"
+                .into(),
+        );
+    }
+    let dense = if inp.band_lags.is_none() {
+        Some(dense_covariance(seg, &sys, &prep.grid.ln_wave))
+    } else {
+        None
+    };
+    let no_data = censor::no_data(inp.lam_out, inp.lam, Rule::Compat);
+    let flags = match inp.flags {
+        Some(f) => censor::propagate_flags(inp.lam_out, inp.lam, f, Rule::Compat),
+        None => vec![0; n_out],
+    };
+    Ok(Output {
+        y: sol.flux,
+        dense,
+        band: sol.band,
+        flags,
+        no_data,
+        model: Series {
+            coef: sol.coef,
+            offset,
+            span,
+            x0: seg.x0,
+            scale: seg.scale,
+        },
+        condition: sol.cond,
+        warnings,
+    })
+}
+
+/// C* = X* A^-1 X*^H on any output grid: row j is X* (A^-1 conj(g(u_j))) with
+/// g(u)_k = e^{iku}; symmetrised (the exact C* is symmetric).
+fn dense_covariance(
+    seg: &fourier::Segment,
+    sys: &fourier::SegmentSystem,
+    grid: &[f64],
+) -> Array2<f64> {
+    let n = grid.len();
+    let m = seg.m as i64;
+    let u: Vec<f64> = grid.iter().map(|&x| seg.phase(x)).collect();
+    let mut c = Array2::<f64>::zeros((n, n));
+    c.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(j, mut row)| {
+            let g: Vec<Complex64> = (-m..=m)
+                .map(|k| Complex64::from_polar(1.0, -(k as f64) * u[j]))
+                .collect();
+            let col = sys.inv.apply(&g);
+            for (r, z) in row.iter_mut().zip(nufft::type2(&col, &u)) {
+                *r = z.re;
+            }
+        });
+    for j in 0..n {
+        for l in j + 1..n {
+            let s = 0.5 * (c[[j, l]] + c[[l, j]]);
+            c[[j, l]] = s;
+            c[[l, j]] = s;
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_split_at_turns_and_repeats() {
+        assert_eq!(monotonic_runs(&[1.0, 2.0, 3.0]), vec![0..3]);
+        assert_eq!(
+            monotonic_runs(&[1.0, 2.0, 2.0, 1.0, 0.5, 3.0]),
+            vec![0..2, 2..5, 5..6]
+        );
+        assert_eq!(monotonic_runs(&[5.0]), vec![0..1]);
+    }
+}
