@@ -11,12 +11,19 @@
 //!
 //! The rule: a pixel is poorly constrained when its variance exceeds [`VAR_RATIO`] times the
 //! median variance of the constrained pixels within [`HALF_WINDOW`] pixels of it (the median of
-//! a 51-pixel neighbourhood). Why these numbers:
+//! a 51-pixel neighbourhood), or [`EDGE_RATIO`] times that median when it touches a no-data
+//! run, a grid end or an already flagged pixel (unconstrained functions come in runs at the ends
+//! of a segment, so the run is followed inwards with the lower threshold). Why these numbers:
 //! - the variance of a well-posed combination changes smoothly along the spectrum; in flux-
 //!   dependent noise a deep line changes it by a factor of a few, and where only 1 of N visits
-//!   covers a pixel (dithered ends of the coverage) by N. A factor of 100 (sigma 10 times the
-//!   neighbourhood's) sits above both for up to 100 visits, and far below the 1e6-1e9 of an
-//!   unconstrained function;
+//!   covers a pixel (dithered ends of the coverage) by N; the APOGEE pipeline's pixel policy
+//!   inflates sigma by up to 10 (SIG_SKYLINE), i.e. the variance by 100 where every visit has a
+//!   sky line at the same rest wavelength. Inside a segment a factor of 1e4 (sigma 100 times the
+//!   neighbourhood's) sits above all of these, for up to 10^4 visits, and far below the 1e6-1e9
+//!   of an unconstrained function (on the real star a factor of 100 flagged inflated sky-line
+//!   pixels deep inside the chips); at the edge of a segment, where only the ill-posed end
+//!   functions are, 100 (sigma 10 times) follows the run of them down to where the variance
+//!   is back to a few times the interior's;
 //! - 51 pixels (about two resolution elements of APOGEE's 2-3 pixel LSF, ten times over) is wide
 //!   enough that a run of edge pixels never makes up the median, narrow enough that the slow
 //!   change of the noise along a chip does not matter;
@@ -29,10 +36,14 @@ use super::MethodResult;
 pub const HALF_WINDOW: usize = 25;
 
 /// Variance ratio to the neighbourhood's median above which a pixel is poorly constrained.
-pub const VAR_RATIO: f64 = 100.0;
+pub const VAR_RATIO: f64 = 1e4;
 
-/// Passes of the peel-and-recompute loop at most (each pass only adds flags).
-const MAX_PASSES: usize = 20;
+/// The same ratio for a pixel next to a no-data run, a grid end or a flagged pixel.
+pub const EDGE_RATIO: f64 = 100.0;
+
+/// Passes of the peel-and-recompute loop at most (each pass only adds flags; an edge run grows
+/// by at least one pixel per pass).
+const MAX_PASSES: usize = 64;
 
 /// The poorly constrained pixels of a variance vector (`no_data` pixels are never flagged: they
 /// are already out; non-finite variances outside `no_data` are flagged).
@@ -66,7 +77,14 @@ pub fn poorly_constrained(var: &[f64], no_data: &[bool]) -> Vec<bool> {
             }
             let mid = window.len() / 2;
             let (_, median, _) = window.select_nth_unstable_by(mid, f64::total_cmp);
-            if var[l] > VAR_RATIO * *median {
+            let at_edge = l == 0
+                || l + 1 == n
+                || out_of_play(l - 1)
+                || out_of_play(l + 1)
+                || flagged[l - 1]
+                || flagged[l + 1];
+            let ratio = if at_edge { EDGE_RATIO } else { VAR_RATIO };
+            if var[l] > ratio * *median {
                 newly.push(l);
             }
         }
@@ -142,9 +160,9 @@ mod tests {
         }
         var[n - 1] = 1e9;
         let f = poorly_constrained(&var, &no_data);
-        // The neighbourhood's median variance is ~5-15 here, so 10 * 10^m passes 100 x that
-        // from m = 2 or 3 on: pixels 180/181..190 and the end, nothing else.
-        assert!((182..190).chain([n - 1]).all(|l| f[l]));
+        // The neighbourhood's median variance is ~5-15 here, so 10 * 10^m passes 1e4 x that
+        // from m = 4 or 5 on: pixels 182/183..190 and the end, nothing else.
+        assert!((184..190).chain([n - 1]).all(|l| f[l]));
         assert!(
             (0..n)
                 .filter(|&l| f[l])
