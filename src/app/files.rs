@@ -53,6 +53,20 @@ pub fn load_each(paths: &[PathBuf], done: &AtomicUsize) -> LoadOutcome {
         out.errors.push("no file given".into());
         return out;
     }
+    // Files that describe each other are read together, as the command line reads them.
+    if read_together(paths) {
+        match load_paths(paths) {
+            Ok(d) => {
+                done.store(paths.len(), Ordering::Relaxed);
+                out.data = Some(d);
+                out.files = paths.to_vec();
+                return out;
+            }
+            Err(e) => out
+                .errors
+                .push(format!("{e:#} (the files are read one by one instead)")),
+        }
+    }
     let object = |d: &Dataset| d.visits.iter().find_map(|v| v.meta.object.clone());
     for p in paths {
         let read = load_paths(std::slice::from_ref(p));
@@ -96,6 +110,22 @@ pub fn load_each(paths: &[PathBuf], done: &AtomicUsize) -> LoadOutcome {
         out.files.push(p.clone());
     }
     out
+}
+
+/// Whether `paths` must be read together by `io::load_paths`: an apStar or allVisit file beside
+/// the visit files it describes (their velocities and the pipeline's coadd, not more visits), or
+/// apCframe chips (grouped into exposures).
+#[must_use]
+pub fn read_together(paths: &[PathBuf]) -> bool {
+    use crate::io::Format;
+    paths.len() > 1
+        && paths.iter().any(|p| {
+            crate::io::apcframe::parse_name(p).is_some()
+                || matches!(
+                    crate::io::detect_format(p),
+                    Ok(Format::ApStar | Format::AllVisit)
+                )
+        })
 }
 
 /// Append the visits of `more` to `data` (a new value; the old one is shared and immutable).

@@ -477,10 +477,27 @@ impl FrizzApp {
         self.load_and_add(paths, true);
     }
 
+    /// Add files to the open ones (what the open dialog and a drop do).
+    pub fn add_files(&mut self, paths: Vec<PathBuf>) {
+        self.load_and_add(paths, false);
+    }
+
     fn load_and_add(&mut self, paths: Vec<PathBuf>, replace: bool) {
         if paths.is_empty() {
             return;
         }
+        // An apStar or allVisit added to open visit files describes them: read all together.
+        let (paths, replace) = if replace || self.files.is_empty() {
+            (paths, replace)
+        } else {
+            let mut all = self.files.clone();
+            all.extend(paths.iter().cloned());
+            if files::read_together(&all) {
+                (all, true)
+            } else {
+                (paths, replace)
+            }
+        };
         self.start_load(jobs::LoadRequest {
             paths,
             replace,
