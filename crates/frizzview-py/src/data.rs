@@ -249,11 +249,20 @@ fn method_to_py<'py>(py: Python<'py>, r: &MethodResult, m: usize) -> PyResult<Bo
     d.set_item("band", PyArray2::from_owned_array(py, band))?;
     d.set_item("flags", arr(py, &r.flags))?;
     d.set_item("no_data", arr(py, &r.no_data))?;
+    // Output pixels with data that the data do not constrain (NaN like no-data pixels).
+    let weak = if r.poorly_constrained.len() == m {
+        r.poorly_constrained.clone()
+    } else {
+        vec![false; m]
+    };
+    d.set_item("poorly_constrained", arr(py, &weak))?;
     d.set_item("condition", r.condition)?;
     let chi: Vec<f64> = r.visits.iter().map(|v| v.chi2_nu).collect();
     d.set_item("visit_chi2_nu", arr(py, &chi))?;
     let outlier: Vec<f64> = r.visits.iter().map(|v| v.outlier_score).collect();
     d.set_item("visit_outlier_score", arr(py, &outlier))?;
+    let loo: Vec<f64> = r.visits.iter().map(|v| v.loo_chi2_nu).collect();
+    d.set_item("visit_loo_chi2_nu", arr(py, &loo))?;
     let pred = PyList::empty(py);
     for v in &r.visits {
         pred.append(arr(py, &v.prediction))?;
@@ -269,6 +278,19 @@ fn method_to_py<'py>(py: Python<'py>, r: &MethodResult, m: usize) -> PyResult<Bo
         None => {
             d.set_item("v_fit_kms", py.None())?;
             d.set_item("v_fit_err_kms", py.None())?;
+        }
+    }
+    // Fitted velocities are relative to this zero point, whose error they exclude.
+    match &r.velocity_zero_point {
+        Some(z) => {
+            d.set_item("v_zero_kms", z.v_kms)?;
+            d.set_item("v_zero_err_kms", z.err_kms)?;
+            d.set_item("v_zero_ref", z.name.as_str())?;
+        }
+        None => {
+            d.set_item("v_zero_kms", py.None())?;
+            d.set_item("v_zero_err_kms", py.None())?;
+            d.set_item("v_zero_ref", py.None())?;
         }
     }
     Ok(d)

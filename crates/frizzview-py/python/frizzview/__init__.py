@@ -179,12 +179,21 @@ class MethodResult:
     band: np.ndarray
     flags: np.ndarray
     no_data: np.ndarray
+    #: Output pixels with data that the data do not constrain (NaN flux and variance, as no-data).
+    poorly_constrained: np.ndarray
     condition: Optional[float]
     visit_chi2_nu: np.ndarray
     visit_outlier_score: np.ndarray
     visit_prediction: List[np.ndarray]
+    #: Each visit's chi^2/nu against the model fitted to the other visits (forward model).
+    visit_loo_chi2_nu: np.ndarray
     v_fit_kms: Optional[np.ndarray] = None
+    #: Per-visit errors of the fitted velocities, relative to the zero point (its error excluded).
     v_fit_err_kms: Optional[np.ndarray] = None
+    #: The zero point the fitted velocities are relative to, its own error, and what it is.
+    v_zero_kms: Optional[float] = None
+    v_zero_err_kms: Optional[float] = None
+    v_zero_ref: Optional[str] = None
 
     @property
     def sigma(self) -> np.ndarray:
