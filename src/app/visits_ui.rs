@@ -122,9 +122,10 @@ pub fn sorted_indices(app: &FrizzApp) -> Vec<usize> {
 /// What the leave-one-out column means (its header's and cells' tooltip).
 pub const LOO_HELP: &str = "leave-one-out chi2/nu: the visit's pixels against the model fitted to \
 the OTHER visits. The in-sample chi2/nu understates a bad visit's misfit, because the model \
-bends towards the visit it is compared with; this score does not. For a consistent visit among \
-N of similar S/N it is about (1 + 1/(N-1)) times the misfit level (1.5 for 3 visits). Computed \
-with the local basis (also when the Fourier basis is selected).";
+bends towards the visit it is compared with; this score does not. Each residual is divided by \
+its pixel's variance plus the variance of the prediction from the other visits (their noise), so \
+a visit consistent with the others scores about its misfit level (~1), whatever the number of \
+visits. Computed with the local basis (also when the Fourier basis is selected).";
 
 fn header(app: &mut FrizzApp, ui: &mut egui::Ui, key: SortKey, text: &str) -> egui::Response {
     let active = app.view.sort == key;

@@ -209,8 +209,9 @@ fn a_wrong_header_velocity_ranks_first_by_loo() {
         eprintln!("wrong velocity (+5 km/s on visit {bad}), {basis:?}: (in-sample, LOO) {sc:.3?}");
         assert_eq!(first, bad, "{basis:?}: {sc:?}");
         assert!(margin > 2.0, "{basis:?}: margin {margin}");
-        // In-sample chi^2 understates the misfit: the model bends towards the visit.
-        assert!(sc[bad].1 > 1.2 * sc[bad].0, "{sc:?}");
+        // In-sample chi^2 understates the misfit: the model bends towards the visit (measured
+        // with the predictive score: 131.2 against 110.7 in-sample, local basis).
+        assert!(sc[bad].1 > 1.1 * sc[bad].0, "{sc:?}");
     }
 }
 
@@ -274,12 +275,11 @@ fn fast_loo_equals_an_explicit_refit_without_the_visit() {
     assert!(worst < 1e-8, "{worst}");
 }
 
-/// Bound on the real star's leave-one-out chi^2/nu per visit. Measured with bits 9-13 bad:
-/// 2.705, 2.318, 2.034 (in-sample 1.222, 1.138, 0.960). The leave-one-out residual carries the
-/// noise of the prediction too: for a consistent visit among N of similar S/N its chi^2/nu is
-/// about (1 + 1/(N - 1)) times the misfit level, 1.5x for these 3 visits, so ~2 is what a misfit
-/// of 1.2-1.4 (the in-sample figures, which the model's bending towards each visit lowers) gives.
-const LOO_BOUND: f64 = 3.0;
+/// Bound on the real star's leave-one-out chi^2/nu per visit (default settings). The score is a
+/// predictive chi^2 (the residual divided by sigma^2 plus the prediction's own variance), so a
+/// consistent visit scores about its misfit level, whatever the number of visits. Measured before
+/// the predictive variance: 2.235, 1.689, 1.550 (in-sample 1.052, 0.933, 0.830).
+const LOO_BOUND: f64 = 2.0;
 
 #[test]
 fn real_star_loo_chi2_is_reported_and_bounded() {

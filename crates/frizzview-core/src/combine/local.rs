@@ -1656,7 +1656,11 @@ pub struct LooFit {
     /// S f_{-i}(x - dx) at the visit's pixels (NaN where the other visits leave the model
     /// unconstrained or without data).
     pub prediction: Vec<f64>,
-    /// chi^2 against `prediction` (the definitions of [`super::VisitFit::from_prediction`]).
+    /// Variance of `prediction` from the leave-one-out fit's covariance,
+    /// S^2 g(x)^T A_{-i}^-1 g(x) with the pixel's design row g(x) (NaN where not predicted).
+    pub prediction_var: Vec<f64>,
+    /// Predictive chi^2: sum of (y - prediction)^2 / (sigma^2 + `prediction_var`) over the
+    /// visit's pixels with positive weight and ivar that are predicted.
     pub chi2: f64,
     /// Pixels in `chi2`.
     pub n_used: usize,
@@ -1765,6 +1769,7 @@ pub fn leave_one_out(
                 .collect();
             let unscored = || LooFit {
                 prediction: vec![f64::NAN; pv.x_rest.len()],
+                prediction_var: vec![f64::NAN; pv.x_rest.len()],
                 chi2: f64::NAN,
                 n_used: 0,
                 chi2_nu: f64::NAN,
@@ -1784,20 +1789,49 @@ pub fn leave_one_out(
                 no_data,
             };
             let (_, band) = output_and_covariance(&ldl, &model, kernel, b, 0);
+            // The band of A_{-i}^-1 that the visit's design rows (width <= b + 1) need, without
+            // the dropped functions (not in the model).
+            let zs = b + 1;
+            let mut z = ldl.selected_inverse(b);
+            for j in 0..p {
+                if model.no_data[j] {
+                    for d in 0..=b {
+                        z[j * zs + d] = 0.0;
+                        if j >= d {
+                            z[(j - d) * zs + d] = 0.0;
+                        }
+                    }
+                }
+            }
             let weak = super::constrained::poorly_constrained(&band[0], &model.no_data);
             for (nd, w) in model.no_data.iter_mut().zip(weak) {
                 *nd |= w;
             }
             let prediction = predict_cached(pv, &model, vb);
+            let prediction_var = prediction_variance(pv, vb, &prediction, &z, zs, p);
             let fit = super::VisitFit::from_prediction(pv, prediction);
+            // Predictive chi^2: the residual against the prediction from the other visits has
+            // variance sigma^2 + var(prediction), not sigma^2 alone.
+            let mut chi2 = 0.0;
+            for k in 0..fit.prediction.len() {
+                if pv.w[k] > 0.0 && pv.ivar[k] > 0.0 && fit.prediction[k].is_finite() {
+                    let r = pv.y[k] - fit.prediction[k];
+                    chi2 += r * r / (1.0 / pv.ivar[k] + prediction_var[k]);
+                }
+            }
             let n_unconstrained = used_pixels(pv, vb) - fit.n_used.min(used_pixels(pv, vb));
             Ok((
                 i,
                 LooFit {
                     prediction: fit.prediction,
-                    chi2: fit.chi2,
+                    prediction_var,
+                    chi2,
                     n_used: fit.n_used,
-                    chi2_nu: fit.chi2_nu,
+                    chi2_nu: if fit.n_used > 0 {
+                        chi2 / fit.n_used as f64
+                    } else {
+                        f64::NAN
+                    },
                     n_unconstrained,
                 },
             ))
@@ -1809,6 +1843,44 @@ pub fn leave_one_out(
         out[i] = Some(f);
     }
     Ok(out)
+}
+
+/// var(S f_{-i}(x - dx)) = S^2 g(x)^T A_{-i}^-1 g(x) at the visit's pixels from its cached
+/// design rows and the band `z[j * zs + d] = (A_{-i}^-1)[j][j + d]` (NaN where not predicted).
+fn prediction_variance(
+    pv: &PreparedVisit,
+    vb: &VisitBasis,
+    prediction: &[f64],
+    z: &[f64],
+    zs: usize,
+    p: usize,
+) -> Vec<f64> {
+    let w = vb.width;
+    (0..prediction.len())
+        .map(|k| {
+            if !prediction[k].is_finite() {
+                return f64::NAN;
+            }
+            let j0 = vb.j0[k];
+            let row = &vb.vals[k * w..(k + 1) * w];
+            let mut q = 0.0;
+            for m in 0..w {
+                let j = j0 + m as i64;
+                if j < 0 || j >= p as i64 {
+                    continue;
+                }
+                let j = j as usize;
+                let gm = f64::from(row[m]);
+                let zr = &z[j * zs..(j + 1) * zs];
+                let mut cross = 0.0;
+                for (&g2, &zd) in row[m + 1..].iter().zip(&zr[1..]) {
+                    cross += f64::from(g2) * zd;
+                }
+                q += gm * (gm * zr[0] + 2.0 * cross);
+            }
+            q * pv.s[k] * pv.s[k]
+        })
+        .collect()
 }
 
 /// Pixels of an included visit that enter the fit: positive weight and ivar, on the grid.
