@@ -8,9 +8,7 @@
 //! [`frizzview_core`], whose modules are re-exported here under their own names; see
 //! ARCHITECTURE.md for the layers.
 
-pub use frizzview_core::{
-    combine, engine, experiment, export, fetch, io, model, settings, synth,
-};
+pub use frizzview_core::{combine, engine, experiment, export, fetch, io, model, settings, synth};
 
 pub mod cli;
 

@@ -90,7 +90,10 @@ fn a_folder_of_fits_gz_files_combines_like_the_plain_files() {
     for n in names {
         gzip(&fixture(n), dir.path(), &format!("{n}.gz"));
     }
-    let opts = frizzview::io::LoadOptions { force: true, ..Default::default() };
+    let opts = frizzview::io::LoadOptions {
+        force: true,
+        ..Default::default()
+    };
     let zipped = frizzview::io::load_paths(&[dir.path().to_path_buf()], &opts).expect("folder");
     let plain =
         frizzview::io::load_paths(&names.iter().map(|n| fixture(n)).collect::<Vec<_>>(), &opts)

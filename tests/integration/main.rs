@@ -9,11 +9,11 @@ mod cli;
 mod engine;
 mod experiment;
 mod extensions;
+#[cfg(feature = "gui")]
+mod faults;
 mod fetch;
 #[cfg(feature = "gui")]
 mod fetch_window;
-#[cfg(feature = "gui")]
-mod faults;
 #[cfg(feature = "gui")]
 mod frametime;
 mod fuzz;
@@ -21,16 +21,15 @@ mod gz;
 mod io;
 mod local;
 mod loo;
-mod policy;
 #[cfg(feature = "gui")]
 mod monkey;
+mod policy;
 mod properties;
-mod real_data;
 mod real_star;
 mod reference;
+mod sas_server;
 mod sdss5;
 mod sdss5_boss_mwm;
-mod sas_server;
 #[cfg(feature = "gui")]
 mod smoke;
 mod standard;

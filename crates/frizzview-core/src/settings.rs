@@ -612,4 +612,3 @@ pub fn survey_defaults(data: &model::Dataset) -> Settings {
     }
     s
 }
-

@@ -172,9 +172,14 @@ impl Star {
     fn load(&self, allow_mixed: bool) -> Result<Dataset, String> {
         match self {
             Star::Data(d) => Ok((**d).clone()),
-            Star::Paths(p) => {
-                io::load_paths(p, &LoadOptions { force: allow_mixed, ..Default::default() }).map_err(|e| e.to_string())
-            }
+            Star::Paths(p) => io::load_paths(
+                p,
+                &LoadOptions {
+                    force: allow_mixed,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.to_string()),
         }
     }
 }
@@ -235,7 +240,15 @@ fn read<'py>(
     allow_mixed: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = py
-        .detach(|| io::load_paths(&paths, &LoadOptions { force: allow_mixed, ..Default::default() }))
+        .detach(|| {
+            io::load_paths(
+                &paths,
+                &LoadOptions {
+                    force: allow_mixed,
+                    ..Default::default()
+                },
+            )
+        })
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     data::dataset_to_py(py, &d)
 }

@@ -748,12 +748,7 @@ fn add_leave_one_out(
         .forward
         .as_ref()
         .is_some_and(|fs| fs.basis == crate::settings::Basis::Fourier);
-    let loo = local::leave_one_out(
-        prep,
-        cache,
-        &local::LocalOptions::default(),
-        cancel,
-    )?;
+    let loo = local::leave_one_out(prep, cache, &local::LocalOptions::default(), cancel)?;
     for (fit, l) in r.visits.iter_mut().zip(loo) {
         match l {
             Some(l) => {
