@@ -1,4 +1,5 @@
-//! The paper's noise test against the paper's numbers (method.md §4.3), and the CLI bundle
+//! The paper's noise test against the paper's numbers (Hogg & Casey 2024, arXiv:2403.11011
+//! §4, the "noise" figure), and the CLI bundle
 //! round trip of `frizzview synth`.
 
 // Test code: a failed unwrap is a failed test, with its location.
@@ -43,7 +44,8 @@ fn check(preset: PaperParams, min_standard_lag1: f64) {
     );
     // 4. ... and has the smaller lag-0 variance.
     assert!(f[0] > s[0], "forward {} standard {}", f[0], s[0]);
-    // The paper's scale (method.md §4.3: ~1e-3 poor, ~0.86e-3 well).
+    // The paper's scale (arXiv:2403.11011 §4, noise figure: forward-model lag 0 ~1e-3 poor,
+    // ~0.86e-3 well).
     assert!((5e-4..2e-3).contains(&f[0]), "forward lag 0 {}", f[0]);
 }
 
@@ -58,7 +60,7 @@ fn noise_test_well_sampled_matches_the_paper() {
 }
 
 /// Standard practice alone (no forward model needed) against the reproduction of the revised
-/// figure (method.md §4.3, "Standard Practice 2025": poor 9.07e-4 / +4.44e-4, well 7.87e-4 /
+/// figure (arXiv:2403.11011 §4, the revised figure's standard practice, reproduced: poor 9.07e-4 / +4.44e-4, well 7.87e-4 /
 /// +1.91e-4). Another line list and RNG: the poorly sampled numbers depend on the line list
 /// (interpolation errors of undersampled lines; over truth seeds 1-6 we measured lag 0
 /// 7.5e-4..1.2e-3 and lag1/lag0 0.40..0.55), the well sampled ones hardly (7.8e-4, 0.24).

@@ -1,4 +1,4 @@
-//! Extensions beyond the paper (issue 6): shift fitting, robust combination, per-visit
+//! Extensions beyond the paper (arXiv:2403.11011 §5 names them future work): shift fitting, robust combination, per-visit
 //! normalization, per-visit LSF.
 //!
 //! The extensions wrap any plain solver: the robust and normalization tests drive them with a

@@ -841,7 +841,7 @@ fn boss_exposures_combine_like_the_pipeline_coadd() {
     }
 }
 
-/// data-models.md: without a BC card, BC comes from RA, DEC, JD-MID at the telescope's site. The
+/// Without a BC card (SDSS-V apVisit headers have none; the velocities live in allVisit), BC comes from RA, DEC, JD-MID at the telescope's site. The
 /// pipeline's own BC of the two real visits is the reference.
 #[test]
 fn barycentric_correction_matches_the_pipeline_and_fills_a_missing_bc() {

@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal, Poisson};
 
-/// The paper's generator (method.md §4): lines, 8 epochs, one detector grid, ivar = SNR^2 / f.
+/// The paper's generator (Hogg & Casey 2024, arXiv:2403.11011 §4): lines, 8 epochs, one detector grid, ivar = SNR^2 / f.
 struct Paper {
     x_lines: Vec<f64>,
     ew: Vec<f64>,
@@ -192,7 +192,8 @@ fn noise_test(kernel: Kernel, poorly: bool, trials: u64) -> (Vec<f64>, f64) {
 
 #[test]
 fn noise_test_default_kernel_passes() {
-    // Poorly sampled (the paper's headline case): the acceptance test of method.md §4.3.
+    // Poorly sampled (the paper's headline case): the paper's claim (arXiv:2403.11011 §4)
+    // that the forward model's residuals are uncorrelated: |cov(lag >= 1)| < 3% of cov(lag 0).
     let (cov, mean_var) = noise_test(local::DEFAULT_KERNEL, true, 64);
     for lag in 1..4 {
         assert!(
@@ -220,7 +221,7 @@ fn noise_test_default_kernel_passes() {
         "centred degree-15 B-spline: lag-1 {:.3} of lag 0, expected below -5%",
         cov_c[1] / cov_c[0]
     );
-    // Predicted variance (diag C*) matches the empirical one within 5% (method.md §4.3 test 2).
+    // Predicted variance (diag C*) matches the empirical one within 5%.
     for (c0, mv, what) in [(cov[0], mean_var, "poorly"), (cov_w[0], mean_var_w, "well")] {
         assert!(
             (c0 / mv - 1.0).abs() < 0.05,

@@ -25,7 +25,6 @@ mod loo;
 mod monkey;
 mod policy;
 mod properties;
-mod real_data;
 mod real_star;
 mod reference;
 mod sas_server;

@@ -3,7 +3,7 @@
 //! errors and zero point on synthetic data.
 //!
 //! Real-star figures are read from `../shared/data/apogee_2M00005143+5615568/` (see
-//! `real_data`); the apStar is copied into a tempdir before fitsio opens it.
+//! `real_star`); the apStar is copied into a tempdir before fitsio opens it.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,7 +12,7 @@ use frizzview::combine::{self, Cancel, Combined};
 use frizzview::model::{Dataset, mask, pixel_policy};
 use frizzview::settings::{Interpolator, Settings};
 
-use super::real_data::{RealStar, real_apogee_star};
+use super::real_star::{self, RealStar};
 
 /// apStar VRADn of the three visits (header cards VRAD1-3): the pipeline's own refits.
 const APSTAR_VRAD: [f64; 3] = [-55.161, -44.637, -43.029];
@@ -152,7 +152,7 @@ fn fitted_relative(c: &Combined) -> (f64, f64) {
 
 #[test]
 fn real_star_default_chi2_per_visit() {
-    let Some(star) = real_apogee_star() else {
+    let Some(star) = real_star::star("policy::real_star_default_chi2_per_visit") else {
         return;
     };
     let data = load(&star);
@@ -200,7 +200,7 @@ fn real_star_default_chi2_per_visit() {
 
 #[test]
 fn real_star_fitted_velocities_match_the_apstar() {
-    let Some(star) = real_apogee_star() else {
+    let Some(star) = real_star::star("policy::real_star_fitted_velocities_match_the_apstar") else {
         return;
     };
     let data = load(&star);
@@ -237,7 +237,8 @@ fn real_star_fitted_velocities_match_the_apstar() {
 
 #[test]
 fn real_star_standard_practice_matches_the_apstar() {
-    let Some(star) = real_apogee_star() else {
+    let Some(star) = real_star::star("policy::real_star_standard_practice_matches_the_apstar")
+    else {
         return;
     };
     let data = load(&star);
@@ -298,7 +299,7 @@ fn npz_vec(path: &Path, key: &str) -> Vec<f64> {
 
 #[test]
 fn real_star_cli_defaults() {
-    let Some(star) = real_apogee_star() else {
+    let Some(star) = real_star::star("policy::real_star_cli_defaults") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

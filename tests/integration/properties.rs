@@ -1,5 +1,6 @@
 //! Properties of the exact Fourier forward model: fast path == dense oracle, invariances,
-//! mask hygiene, selection modes, and the fixed mode's edge behaviour (method.md §8.3 #1).
+//! mask hygiene, selection modes, and the fixed mode's edge behaviour (frizzle 0.2.8's period is
+//! barely longer than the span, so the first and last output pixels are one point on the circle).
 
 use std::sync::Arc;
 
@@ -435,7 +436,7 @@ fn fixed_mode_keeps_edges_as_good_as_the_interior_on_a_sloped_continuum() {
         (edge, interior)
     };
     // frizzle's period exceeds the span by ~0.003 output pixels: y*[0] ~ y*[last] is forced
-    // although the truth differs by ~50% there (method.md §8.3 #1).
+    // although the truth differs by ~50% there.
     let rc = run(&data, &settings(true)).expect("compat");
     let n = rc.flux.len();
     let truth_jump = (truth_out[n - 1] - truth_out[0]).abs();

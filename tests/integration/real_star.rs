@@ -74,3 +74,23 @@ pub fn real_star_dir(test: &str) -> Option<PathBuf> {
     assert!(complete, "{test}: {} lacks some of its files", d.display());
     Some(d)
 }
+
+/// The files of the real star.
+pub struct RealStar {
+    /// The three apVisit files, in MJD order.
+    pub visits: Vec<PathBuf>,
+    /// The pipeline's apStar of them.
+    pub apstar: PathBuf,
+}
+
+/// The star's files (every one checked), or `None` (with a message) when absent outside CI.
+///
+/// # Panics
+/// Under `CI=true` when the folder is absent, and anywhere when it lacks some of its files.
+pub fn star(test: &str) -> Option<RealStar> {
+    let d = real_star_dir(test)?;
+    Some(RealStar {
+        visits: VISITS.iter().map(|v| d.join(v)).collect(),
+        apstar: d.join(APSTAR),
+    })
+}

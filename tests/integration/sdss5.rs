@@ -15,29 +15,8 @@ use frizzview::model::{Dataset, VelocityKind};
 use frizzview::settings::{Basis, ShiftSource};
 
 use super::io::fixture;
+use super::real_star::{APSTAR, VISITS, real_star_dir};
 
-/// The real APOGEE star's folder, or `None` (with a message) when `../shared` is absent; under
-/// `CI=true` absence is a failure.
-pub fn real_star_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/apogee_2M00005143+5615568");
-    if d.join("apStar-r6-2M00005143+5615568.fits").is_file() {
-        return Some(d);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI: the real APOGEE star is missing at {}",
-        d.display()
-    );
-    println!("skipped: the real APOGEE star is not at {}", d.display());
-    None
-}
-
-const VISITS: [&str; 3] = [
-    "apVisit-r6-5094-55874-088.fits",
-    "apVisit-r6-5094-56643-088.fits",
-    "apVisit-r6-5094-56651-082.fits",
-];
-const APSTAR: &str = "apStar-r6-2M00005143+5615568.fits";
 /// The apStar's per-visit VRADn (DR13: topocentric) and BCn cards.
 const APSTAR_VRAD: [f64; 3] = [-55.1610, -44.6370, -43.0285];
 const APSTAR_BC: [f64; 3] = [-5.42132, -15.9129, -17.4067];
@@ -101,7 +80,11 @@ fn header<'a>(data: &'a Dataset, i: usize, key: &str) -> Option<&'a str> {
 
 #[test]
 fn dr19_rewrite_combines_in_the_barycentric_frame_with_a_warning() {
-    let Some(star) = real_star_dir() else { return };
+    let Some(star) =
+        real_star_dir("sdss5::dr19_rewrite_combines_in_the_barycentric_frame_with_a_warning")
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let paths = dr19_visits(&star, dir.path(), "apo25m");
     assert!(paths[0].ends_with("apVisit-1.3-apo25m-5094-55874-088.fits"));
@@ -180,7 +163,11 @@ fn dr19_rewrite_combines_in_the_barycentric_frame_with_a_warning() {
 
 #[test]
 fn dr19_rewrite_with_its_apstar_uses_the_apstar_velocities_and_matches_dr13() {
-    let Some(star) = real_star_dir() else { return };
+    let Some(star) = real_star_dir(
+        "sdss5::dr19_rewrite_with_its_apstar_uses_the_apstar_velocities_and_matches_dr13",
+    ) else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let mut paths = dr19_visits(&star, dir.path(), "apo25m");
     let apstar = wl::rewrite_apstar(
@@ -255,7 +242,11 @@ fn dr19_rewrite_with_its_apstar_uses_the_apstar_velocities_and_matches_dr13() {
 /// (before those, the fit gave 1.70 and 1.90 km/s: observed-frame alignment).
 #[test]
 fn dr19_rewrite_fitted_shifts_match_the_apstar_velocity_differences() {
-    let Some(star) = real_star_dir() else { return };
+    let Some(star) =
+        real_star_dir("sdss5::dr19_rewrite_fitted_shifts_match_the_apstar_velocity_differences")
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let data = load(&dr19_visits(&star, dir.path(), "apo25m"));
     let c = combine_defaults(&data, true);
@@ -287,7 +278,10 @@ fn dr19_rewrite_fitted_shifts_match_the_apstar_velocity_differences() {
 
 #[test]
 fn apstar_velocity_conventions_of_dr13_dr17_and_dr19() {
-    let Some(star) = real_star_dir() else { return };
+    let Some(star) = real_star_dir("sdss5::apstar_velocity_conventions_of_dr13_dr17_and_dr19")
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let keep = |s: &str| s.to_owned();
     for layout in [wl::StarLayout::Dr17, wl::StarLayout::Dr19] {
@@ -329,7 +323,11 @@ fn apstar_velocity_conventions_of_dr13_dr17_and_dr19() {
 
 #[test]
 fn apstar_alone_shows_its_resampled_visits_with_row_0_as_reference_and_a_warning() {
-    let Some(star) = real_star_dir() else { return };
+    let Some(star) = real_star_dir(
+        "sdss5::apstar_alone_shows_its_resampled_visits_with_row_0_as_reference_and_a_warning",
+    ) else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let keep = |s: &str| s.to_owned();
     let mut files = vec![star.join(APSTAR)];
@@ -371,7 +369,11 @@ fn apstar_alone_shows_its_resampled_visits_with_row_0_as_reference_and_a_warning
 
 #[test]
 fn allvisit_tables_of_dr17_and_dr19_supply_velocities_by_file_name() {
-    let Some(star) = real_star_dir() else { return };
+    let Some(star) =
+        real_star_dir("sdss5::allvisit_tables_of_dr17_and_dr19_supply_velocities_by_file_name")
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let paths = dr19_visits(&star, dir.path(), "apo25m");
     let rows: Vec<wl::AllVisitRow> = paths
@@ -459,7 +461,11 @@ fn allvisit_tables_of_dr17_and_dr19_supply_velocities_by_file_name() {
 
 #[test]
 fn mwmvisit_apogee_rows_supply_velocities_by_plate_mjd_and_fibre() {
-    let Some(star) = real_star_dir() else { return };
+    let Some(star) =
+        real_star_dir("sdss5::mwmvisit_apogee_rows_supply_velocities_by_plate_mjd_and_fibre")
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let paths = dr19_visits(&star, dir.path(), "apo25m");
     let rows: Vec<wl::AllVisitRow> = [(55874, 88), (56643, 88), (56651, 82)]
@@ -669,7 +675,9 @@ fn missing_hdus_cards_and_columns_are_named() {
         "{msg}"
     );
 
-    let Some(star) = real_star_dir() else { return };
+    let Some(star) = real_star_dir("sdss5::missing_hdus_cards_and_columns_are_named") else {
+        return;
+    };
     let keep = |s: &str| s.to_owned();
     let a = wl::rewrite_apstar(
         &star.join(APSTAR),
@@ -744,7 +752,10 @@ fn synthetic_visits_written_in_the_dr19_layout_read_back() {
 #[test]
 #[ignore = "writes files for a look in the window"]
 fn write_dr19_rewrite_for_the_window() {
-    let (Some(star), Ok(out)) = (real_star_dir(), std::env::var("FRIZZVIEW_SDSS5_OUT")) else {
+    let (Some(star), Ok(out)) = (
+        real_star_dir("sdss5::write_dr19_rewrite_for_the_window"),
+        std::env::var("FRIZZVIEW_SDSS5_OUT"),
+    ) else {
         return;
     };
     let out = PathBuf::from(out);

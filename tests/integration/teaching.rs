@@ -1,4 +1,4 @@
-//! Teaching panel (issue 7): headless egui_kittest tests of the sliders, the presets, the live
+//! Teaching panel: headless egui_kittest tests of the sliders, the presets, the live
 //! combination and the noise test, and of the PNG export's cropping.
 
 use std::sync::Arc;
@@ -42,7 +42,7 @@ fn teaching_panel_builds_with_the_paper_sampling() {
         .state()
         .live()
         .expect("the inline panel computes on its first frame");
-    // method.md §4: poorly sampled, 8 epochs of M_i = 171 pixels; output grid spacing 1/R with
+    // The paper's setup (arXiv:2403.11011 §4): poorly sampled, 8 epochs of M_i = 171 pixels; output grid spacing 1/R with
     // M* = 338 (v1 text) or 337 (frizzle-era notebooks).
     assert!(
         [337, 338].contains(&live.truth.len()),
@@ -138,7 +138,7 @@ fn teaching_noise_button_runs_and_shows_correlated_standard_practice() {
     assert_eq!(n.trials, 6);
     assert_eq!(n.forward_cov.len(), 12);
     assert_eq!(n.standard_cov.len(), 12);
-    // method.md §4.3: forward lag-0 ~ 1.0e-3 (poorly sampled), within 5% of diag C*; |lag>=1|
+    // arXiv:2403.11011 §4, noise figure: forward lag-0 ~ 1.0e-3 (poorly sampled), within 5% of diag C*; |lag>=1|
     // small; standard practice lag1/lag0 ~ 0.5 (> 0.25). With 6 trials (~16000 products per lag)
     // the statistical error of a lag >= 1 covariance is ~1% of lag 0.
     let f0 = n.forward_cov[0];

@@ -1,4 +1,5 @@
-//! The paper's noise experiment (Hogg & Casey 2024 §4, the "noise" figure; method.md §4.3).
+//! The paper's noise experiment (Hogg & Casey 2024, arXiv:2403.11011 §4, the "noise" figure:
+//! 64 trials, covariance against lag 0-11).
 //!
 //! Same truth (one line list), new noise in every trial; both methods combine each trial's
 //! visits: the forward model in the paper's Fourier basis with inverse-variance weights, exactly
@@ -29,7 +30,8 @@ use crate::synth::paper::{self, PaperParams, PaperTruth};
 pub const NOISE_LAGS: usize = 12;
 
 /// Output pixels skipped at each end of the grid in the statistics. Frizzle's period makes the
-/// first and last output pixels one point on the circle (method.md §8.3, quirk 1): their bias
+/// first and last output pixels one point on the circle (frizzle 0.2.8 sets the period to
+/// span / (1 - span / (1 + M*)), barely longer than the span): their bias
 /// (y*[0] ~ y*[-1] is forced) and its ringing over a few pixels depend on where the line list
 /// puts lines near the ends. Measured on 32 trials of truth seed 5: bias z-scores of 18 and -36 at
 /// the two end pixels, decaying to below 3 within 5 pixels, and they raised the pooled lag-0
@@ -38,8 +40,10 @@ pub const NOISE_LAGS: usize = 12;
 pub const EDGE_TRIM_PX: usize = 5;
 
 /// The truth seed the command line uses by default. Its line list gives standard-practice noise
-/// figures close to the reference reproduction (method.md §4.3: poorly sampled lag 0 8.8e-4 and
-/// lag1/lag0 0.48 against 9.07e-4 and 0.49). The poorly sampled numbers depend on the line list
+/// figures close to a reproduction of the paper's revised noise figure (Hogg & Casey 2024,
+/// arXiv:2403.11011 §4; standard practice with bad pixels dropped, cubic interpolation and a
+/// nan-mean, 64 trials): poorly sampled lag 0 8.8e-4 and lag1/lag0 0.48 against the
+/// reproduction's 9.07e-4 and 0.49. The poorly sampled numbers depend on the line list
 /// (lag-0 covariance 7.1e-4 to 1.05e-3 over truth seeds 2, 5 and 17, measured); the paper's
 /// seed 17 means nothing with this generator's RNG.
 pub const DEFAULT_TRUTH_SEED: u64 = 2;

@@ -243,7 +243,7 @@ pub enum LsfMode {
     FromVisits,
 }
 
-/// Extensions beyond the paper (issue 6).
+/// Extensions beyond the paper (Hogg & Casey 2024, arXiv:2403.11011 §5 names them future work).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Extensions {
     /// Fit each visit's shift against the combined model, alternating to convergence.

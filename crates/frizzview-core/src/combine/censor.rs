@@ -2,7 +2,8 @@
 //!
 //! Two rule sets:
 //!
-//! - [`Rule::Compat`] reproduces frizzle 0.2.8 (method.md §7.3 items 5-6): every input pixel of
+//! - [`Rule::Compat`] reproduces frizzle 0.2.8 (`frizzle/__init__.py:frizzle` censoring and
+//!   `frizzle/utils.py:combine_flags`, PyPI 0.2.8): every input pixel of
 //!   the included visits counts as "data", masked ones included; output pixel j has no data when
 //!   the nearest input position is farther than the *next* output spacing `x*[j+1] - x*[j]`; the
 //!   last output pixel is never censored. A flag bit reaches output pixel j when the nearest input

@@ -1,4 +1,6 @@
-//! apStar-like FITS export (data-models.md §4.3), readable by astropy without help.
+//! apStar-like FITS export (layout after the SDSS apStar data model,
+//! https://data.sdss.org/datamodel/files/APOGEE_REDUX/APRED_VERS/stars/TELESCOPE/FIELD/apStar.html,
+//! and sdss/apogee_drp `python/apogee_drp/utils/apspec.py`), readable by astropy without help.
 //!
 //! | HDU | EXTNAME | content |
 //! |---|---|---|

@@ -1,4 +1,6 @@
-//! BOSS spec file reader (data-models.md §4.4).
+//! BOSS spec file reader (SDSS data model
+//! https://data.sdss.org/datamodel/files/BOSS_SPECTRO_REDUX/RUN2D/spectra/PLATE4/spec.html;
+//! astropy/specutils `specutils/io/default_loaders/sdss_v.py`).
 //!
 //! A "full" spec file holds, after the COADD table (HDU1) and the SPALL/ZLINE tables, one binary
 //! table per exposure and camera (EXTNAME `B1-<expid>-...`, `R1-<expid>-...`) with columns

@@ -1,7 +1,8 @@
 //! Barycentric velocity correction from the sky position, the time and the observatory.
 //!
-//! data-models.md's rule for APOGEE visits: use the header's BC when present, else compute it from
-//! RA/DEC and JD-MID at APO or LCO. SDSS-V apVisit files keep their velocities in the pipeline's
+//! The rule for APOGEE visits: use the header's BC when present (the SDSS-IV IDL RV step,
+//! sdss/apogee_drp `pro/apogeereduce/rv/aprv.pro`, wrote BC into the apVisit header), else compute
+//! it from RA/DEC and JD-MID at APO or LCO. SDSS-V apVisit files keep their velocities in the pipeline's
 //! database, not in the header, so without this a barycentric shift would be impossible.
 //!
 //! The observer's velocity relative to the solar-system barycentre is the sum of

@@ -1,6 +1,7 @@
 //! Per-visit line-spread function: difference-kernel widths and convolved model evaluation.
 //!
-//! Following the paper's discussion (method.md §5 item 1), the model is the spectrum at the
+//! Following the paper's discussion (Hogg & Casey 2024, arXiv:2403.11011 §5, LSF variation: model
+//! only differences from a fiducial state with difference kernels), the model is the spectrum at the
 //! resolution of the sharpest visit, and each broader visit sees it convolved with the Gaussian
 //! *difference* kernel of width sqrt(sigma_i^2 - sigma_min^2), never an infinite-resolution
 //! spectrum.

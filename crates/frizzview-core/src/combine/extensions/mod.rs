@@ -1,4 +1,5 @@
-//! Extensions beyond the paper (issue 6): shift fitting, robust reweighting, per-visit
+//! Extensions beyond the paper (Hogg & Casey 2024, arXiv:2403.11011 §5 lists them as future
+//! work): shift fitting, robust reweighting, per-visit
 //! normalization and per-visit LSF.
 //!
 //! Every extension changes only what a plain solver already takes: the rest-frame positions

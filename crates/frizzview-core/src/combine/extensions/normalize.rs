@@ -1,6 +1,7 @@
 //! Per-visit multiplicative normalization: a Legendre polynomial in observed ln(lambda).
 //!
-//! The model is bilinear (method.md §11.2): y_ik = n_i(x_ik) S_ik f(x_ik - dx_i) + noise with
+//! The model is bilinear (the paper's normalization extension, Hogg & Casey 2024,
+//! arXiv:2403.11011 §5: multiply the model by a per-spectrum normalization): y_ik = n_i(x_ik) S_ik f(x_ik - dx_i) + noise with
 //! n_i(x) = sum_d c_id L_d(t_i(x)), t_i mapping the visit's observed ln(lambda) span onto [-1, 1].
 //! The polynomial lives in the observed frame because throughput, blaze and flux-calibration
 //! errors are instrumental. One polynomial spans all of a visit's segments (chips): the tilts we
