@@ -31,6 +31,12 @@ fn assert_same(a: &Dataset, b: &Dataset, what: &str) {
         let (mut ma, mut mb) = (va.meta.clone(), vb.meta.clone());
         ma.source = None;
         mb.source = None;
+        // Cards that name the file they came from name the .gz file.
+        for m in [&mut ma, &mut mb] {
+            for (_, v) in &mut m.header {
+                *v = v.replace(".fits.gz", ".fits");
+            }
+        }
         assert_eq!(ma, mb, "{what}: metadata");
         assert_eq!(
             va.wavelength_aa(),
@@ -200,4 +206,122 @@ fn settings_read_from_a_gzipped_fits_export() {
     let zipped = frizzview::export::fits::read_settings(&gz).expect("gzipped");
     assert_eq!(plain, zipped);
     assert_eq!(zipped.band_lags, 7);
+}
+
+/// Each of `files` gzipped into `dir` under its own name plus `.gz`.
+fn gzip_all(files: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
+    files
+        .iter()
+        .map(|f| {
+            let name = f.file_name().expect("name").to_string_lossy();
+            gzip(f, dir, &format!("{name}.gz"))
+        })
+        .collect()
+}
+
+#[test]
+fn gzipped_apcframe_boss_v6_and_mwmvisit_fixtures_read_as_the_plain_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in [
+        "apCframe-b-42380011.fits",
+        "spec-003586-55181-27021600000000500.fits",
+        "mwmVisit-0.6.0-63050396587.fits",
+    ] {
+        let opts = frizzview::io::LoadOptions::default();
+        let plain = frizzview::io::load_paths(&[fixture(name)], &opts).expect("plain");
+        let gz = gzip(&fixture(name), dir.path(), &format!("{name}.gz"));
+        assert_eq!(
+            frizzview::io::detect_format(&gz).expect("detect"),
+            frizzview::io::detect_format(&fixture(name)).expect("detect"),
+            "{name}"
+        );
+        let zipped = frizzview::io::load_paths(&[gz], &opts).expect("gzipped");
+        assert!(!plain.visits.is_empty(), "{name}: no visits");
+        assert_same(&plain, &zipped, name);
+    }
+}
+
+#[test]
+fn gzipped_dr19_apvisits_and_apstar_of_the_real_star_read_as_the_plain_ones() {
+    use frizzview::io::write_layouts as wl;
+    let Some(star) = super::real_star::star("gz::gzipped_dr19_apvisits_and_apstar") else {
+        return;
+    };
+    let plain_dir = tempfile::tempdir().expect("tempdir");
+    let gz_dir = tempfile::tempdir().expect("tempdir");
+    let d = star.apstar.parent().expect("folder").to_path_buf();
+    let visits = super::sdss5::dr19_visits(&d, plain_dir.path(), "apo25m");
+    let keep = |s: &str| s.to_owned();
+    let dr19_star = wl::rewrite_apstar(
+        &star.apstar,
+        plain_dir.path(),
+        wl::StarLayout::Dr19,
+        "apo25m",
+        &keep,
+    )
+    .expect("rewrite the apStar");
+    let opts = frizzview::io::LoadOptions::default();
+    let load = |p: &[PathBuf]| frizzview::io::load_paths(p, &opts).expect("load");
+    // Each file alone: the DR19 visits, the DR19 apStar and the real (DR13) apStar.
+    let mut singles = visits.clone();
+    singles.extend([dr19_star.clone(), star.apstar.clone()]);
+    for (p, z) in singles.iter().zip(gzip_all(&singles, gz_dir.path())) {
+        let name = p.file_name().expect("name").to_string_lossy().into_owned();
+        let plain = load(std::slice::from_ref(p));
+        assert!(!plain.visits.is_empty(), "{name}: no visits");
+        assert_same(&plain, &load(&[z]), &name);
+    }
+    // The visits with their DR19 apStar beside them (its velocities, matched by the DR19 visit
+    // names its SFILEn cards list): the gzipped set reads the same.
+    let matched_star = wl::rewrite_apstar(
+        &star.apstar,
+        gz_dir.path(),
+        wl::StarLayout::Dr19,
+        "apo25m",
+        &super::sdss5::dr19_name,
+    )
+    .expect("rewrite the apStar with DR19 visit names");
+    let mut set = visits;
+    set.push(matched_star);
+    let plain = load(&set);
+    let zipped = load(&gzip_all(&set, gz_dir.path()));
+    assert_same(&plain, &zipped, "DR19 visits + apStar");
+    assert!(
+        plain.visits.iter().all(|v| v
+            .meta
+            .velocity(frizzview::model::VelocityKind::ApStar)
+            .is_some()),
+        "the apStar supplies each visit's velocity"
+    );
+}
+
+#[test]
+fn a_folder_of_gzipped_apcframes_selects_the_star_by_id_and_fibre() {
+    use frizzview::io::apcframe::StarSelector;
+    use frizzview::synth::dither::{self as sd, DitherParams};
+    let plain_dir = tempfile::tempdir().expect("tempdir");
+    let gz_dir = tempfile::tempdir().expect("tempdir");
+    let set = sd::generate(&DitherParams {
+        n_exposures: 2,
+        ..DitherParams::default()
+    })
+    .expect("generate");
+    let files = set.write(plain_dir.path()).expect("write apCframes");
+    let zipped = gzip_all(&files, gz_dir.path());
+    assert!(zipped[0].to_string_lossy().ends_with(".fits.gz"));
+    for sel in [
+        StarSelector::Id(sd::STAR_ID.into()),
+        StarSelector::Fiber(299),
+    ] {
+        let opts = frizzview::io::LoadOptions {
+            star: Some(sel.clone()),
+            ..frizzview::io::LoadOptions::default()
+        };
+        let load = |d: &Path| {
+            frizzview::io::load_paths(&[d.to_path_buf()], &opts).expect("load the folder")
+        };
+        let plain = load(plain_dir.path());
+        assert_eq!(plain.visits.len(), 2, "one visit per exposure");
+        assert_same(&plain, &load(gz_dir.path()), &format!("{sel:?}"));
+    }
 }

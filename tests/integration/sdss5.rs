@@ -25,7 +25,7 @@ const VISIT_BC: [f64; 3] = [-5.421, -15.913, -17.407];
 
 /// The three visits rewritten in the DR19 layout (the second with a FLUX CONVERSION image, so its
 /// table is HDU 12) into `dir`.
-fn dr19_visits(star: &Path, dir: &Path, telescope: &str) -> Vec<PathBuf> {
+pub fn dr19_visits(star: &Path, dir: &Path, telescope: &str) -> Vec<PathBuf> {
     VISITS
         .iter()
         .enumerate()
@@ -43,7 +43,7 @@ fn dr19_visits(star: &Path, dir: &Path, telescope: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-fn dr19_name(old: &str) -> String {
+pub fn dr19_name(old: &str) -> String {
     let n = io::apogee_names::parse(old).expect("an apVisit name");
     wl::visit_name(
         &n,
@@ -236,10 +236,9 @@ fn dr19_rewrite_with_its_apstar_uses_the_apstar_velocities_and_matches_dr13() {
     }
 }
 
-/// Starting from the barycentric frame (no velocity in the DR19 files), the fit must still find the
-/// visits' relative velocities: sky-line and persistence pixels, which stand still in the observed
-/// frame, are inflated by the pipeline's pixel policy and down-weighted by the fit's robust weights
-/// (before those, the fit gave 1.70 and 1.90 km/s: observed-frame alignment).
+/// Measured on this branch: 1.70 and 1.90 km/s instead of 10.52 and 12.13, the same from the DR13
+/// originals starting at their VRAD cards (-48.97, -47.28, -47.09 km/s fitted): the shift fit
+/// itself, not the reader, needs the APOGEE pixel policy (persistence-flagged chip c, sky lines).
 #[test]
 fn dr19_rewrite_fitted_shifts_match_the_apstar_velocity_differences() {
     let Some(star) =
@@ -256,13 +255,6 @@ fn dr19_rewrite_fitted_shifts_match_the_apstar_velocity_differences() {
         .and_then(|f| f.fitted_velocity.clone())
         .expect("fitted velocities");
     let rel = |i: usize| fv[i].0 - fv[0].0;
-    eprintln!(
-        "DR19 rewrite, --fit-shifts from -BC: v2-v1 {:.3}, v3-v1 {:.3} km/s (apStar {:.3}, {:.3})",
-        rel(1),
-        rel(2),
-        APSTAR_VRAD[1] - APSTAR_VRAD[0],
-        APSTAR_VRAD[2] - APSTAR_VRAD[0]
-    );
     for (i, want) in [
         (1, APSTAR_VRAD[1] - APSTAR_VRAD[0]),
         (2, APSTAR_VRAD[2] - APSTAR_VRAD[0]),
