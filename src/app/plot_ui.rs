@@ -1427,28 +1427,7 @@ fn residuals_plot(
         });
 }
 
-/// Median over pixels of `band[k] / band[0]` for each lag k (NaN where undefined).
-#[must_use]
-pub fn correlation_by_lag(band: &[Vec<f64>]) -> Vec<f64> {
-    let Some(b0) = band.first() else {
-        return Vec::new();
-    };
-    band.iter()
-        .map(|bk| {
-            let mut r: Vec<f64> = bk
-                .iter()
-                .zip(b0)
-                .filter(|(c, v)| c.is_finite() && v.is_finite() && **v > 0.0)
-                .map(|(c, v)| c / v)
-                .collect();
-            if r.is_empty() {
-                return f64::NAN;
-            }
-            r.sort_by(f64::total_cmp);
-            r[r.len() / 2]
-        })
-        .collect()
-}
+pub use crate::experiment::correlation_by_lag;
 
 /// The Noise tab: correlation of neighbouring output pixels against lag, for both methods.
 pub fn noise_ui(app: &FrizzApp, ui: &mut egui::Ui) {
@@ -1579,19 +1558,5 @@ mod tests {
         let text = exposure_hover_text(&app, &hp);
         assert!(text.contains(&format!("pixel {px}")), "{text}");
         assert!(text.contains("CRPIX"), "{text}");
-    }
-
-    #[test]
-    fn correlation_by_lag_is_the_median_ratio() {
-        let band = vec![
-            vec![2.0, 4.0, 1.0],
-            vec![1.0, 1.0, f64::NAN],
-            vec![0.0, -2.0, 0.5],
-        ];
-        let c = correlation_by_lag(&band);
-        assert_eq!(c[0], 1.0);
-        // Lag 1: ratios 0.5, 0.25 (NaN skipped) -> median of two = upper one.
-        assert_eq!(c[1], 0.5);
-        assert_eq!(c[2], 0.0);
     }
 }

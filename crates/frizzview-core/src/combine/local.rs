@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use super::memo::{GenLru, hash_f64, hash_words};
+use super::quadrature::{GH_N, gauss_hermite};
 use super::{Cancel, CombineError, MethodResult, Prepared, PreparedVisit, SpectrumModel, Warning};
 use crate::model::{OutputGrid, Visit};
 use crate::settings::ForwardSettings;
@@ -341,63 +342,6 @@ impl GridMap {
         let h = self.nodes.as_ref().map_or(0, |v| hash_f64(v));
         (self.x0.to_bits(), self.step.to_bits(), h, self.n)
     }
-}
-
-/// Gauss-Hermite points for the LSF convolution: the integrand (model times Gaussian) carries
-/// pixel-scale structure across a few sigma, which 5 points integrate only to a few percent.
-const GH_N: usize = 16;
-
-/// Gauss-Hermite nodes (ascending) and weights for integrals against exp(-t^2), by Newton
-/// iteration on the orthonormal Hermite recurrence (Numerical Recipes' `gauher`).
-fn gauss_hermite() -> &'static ([f64; GH_N], [f64; GH_N]) {
-    static GH: std::sync::OnceLock<([f64; GH_N], [f64; GH_N])> = std::sync::OnceLock::new();
-    GH.get_or_init(|| {
-        let n = GH_N;
-        let pim4 = std::f64::consts::PI.powf(-0.25);
-        let mut x = [0.0; GH_N];
-        let mut w = [0.0; GH_N];
-        let m = n.div_ceil(2);
-        let nf = n as f64;
-        let mut z = 0.0_f64;
-        for i in 0..m {
-            z = match i {
-                0 => (2.0 * nf + 1.0).sqrt() - 1.85575 * (2.0 * nf + 1.0).powf(-1.0 / 6.0),
-                1 => z - 1.14 * nf.powf(0.426) / z,
-                2 => 1.86 * z - 0.86 * x[0],
-                3 => 1.91 * z - 0.91 * x[1],
-                _ => 2.0 * z - x[i - 2],
-            };
-            let mut pp = 0.0;
-            for _ in 0..100 {
-                let mut p1 = pim4;
-                let mut p2 = 0.0;
-                for j in 0..n {
-                    let p3 = p2;
-                    p2 = p1;
-                    let jf = j as f64;
-                    p1 = z * (2.0 / (jf + 1.0)).sqrt() * p2 - (jf / (jf + 1.0)).sqrt() * p3;
-                }
-                pp = (2.0 * nf).sqrt() * p2;
-                let z1 = z;
-                z = z1 - p1 / pp;
-                if (z - z1).abs() <= 1e-15 {
-                    break;
-                }
-            }
-            x[i] = z;
-            w[i] = 2.0 / (pp * pp);
-        }
-        // gauher returns descending positive-first nodes in x[0..m]; mirror into ascending order.
-        let mut nodes = [0.0; GH_N];
-        let mut weights = [0.0; GH_N];
-        for i in 0..m {
-            nodes[n - 1 - i] = x[i];
-            weights[n - 1 - i] = w[i];
-            nodes[i] = -x[i];
-            weights[i] = w[i];
-        }
-        (nodes, weights)
-    })
 }
 
 /// Pixels whose index is outside the output grid by more than half a pixel are not fitted.
@@ -1893,19 +1837,6 @@ fn used_pixels(pv: &PreparedVisit, vb: &VisitBasis) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gauss_hermite_integrates_moments() {
-        let (x, w) = gauss_hermite();
-        let sp = std::f64::consts::PI.sqrt();
-        let m0: f64 = w.iter().sum();
-        let m2: f64 = x.iter().zip(w).map(|(x, w)| w * x * x).sum();
-        let m4: f64 = x.iter().zip(w).map(|(x, w)| w * x.powi(4)).sum();
-        assert!((m0 - sp).abs() < 1e-13, "{m0}");
-        assert!((m2 - sp / 2.0).abs() < 1e-13, "{m2}");
-        assert!((m4 - 3.0 * sp / 4.0).abs() < 1e-12, "{m4}");
-        assert!(x.windows(2).all(|p| p[1] > p[0]));
-    }
 
     #[test]
     fn cubic_bspline_matches_its_textbook_formula() {

@@ -25,6 +25,7 @@ pub mod extensions;
 pub mod fourier;
 pub mod local;
 pub mod memo;
+pub mod quadrature;
 pub mod standard;
 
 use rayon::prelude::*;

@@ -6,10 +6,8 @@
 //! *difference* kernel of width sqrt(sigma_i^2 - sigma_min^2), never an infinite-resolution
 //! spectrum.
 
+use super::super::quadrature::gauss_nodes;
 use super::super::{PreparedVisit, SpectrumModel, Warning};
-
-/// Half-width of the convolution quadrature in kernel sigmas (the Gaussian is < 2e-9 beyond 6).
-const HALF_WIDTH_SIGMAS: f64 = 6.0;
 
 /// The difference-kernel sigma (ln lambda) of every visit from `VisitMeta::lsf_sigma_ln`.
 ///
@@ -74,24 +72,6 @@ pub(crate) fn check_widths(
         }
     }
     Ok(())
-}
-
-/// Nodes (in units of the kernel sigma) and normalised weights of a trapezoid quadrature of a
-/// unit Gaussian with node spacing at most `max_step_sigmas`.
-fn gauss_nodes(max_step_sigmas: f64) -> Vec<(f64, f64)> {
-    let step = max_step_sigmas.clamp(1e-3, 0.5);
-    let half = (HALF_WIDTH_SIGMAS / step).ceil() as i64;
-    let mut nodes: Vec<(f64, f64)> = (-half..=half)
-        .map(|j| {
-            let t = j as f64 * step;
-            (t, (-0.5 * t * t).exp())
-        })
-        .collect();
-    let sum: f64 = nodes.iter().map(|n| n.1).sum();
-    for n in &mut nodes {
-        n.1 /= sum;
-    }
-    nodes
 }
 
 /// The model (or its derivative) convolved with a Gaussian of `sigma` (ln lambda) at `x`.

@@ -26,6 +26,8 @@ use crate::settings::{
 };
 use crate::synth::paper::{self, PaperParams, PaperTruth};
 
+pub mod live;
+
 /// Number of lags reported (0..=11, as the paper's figure).
 pub const NOISE_LAGS: usize = 12;
 
@@ -132,9 +134,12 @@ pub fn experiment_settings(params: &PaperParams) -> ExperimentSettings {
     }
 }
 
-/// Sums of r_i r_(i+lag) and their counts, lags 0..NOISE_LAGS.
-fn lag_sums(r: &[f64]) -> [(f64, usize); NOISE_LAGS] {
-    let mut out = [(0.0, 0usize); NOISE_LAGS];
+/// Sums of r_i r_(i+lag) over the pairs where the product is finite, and the number of such
+/// pairs, for lags 0..n_lags: the one lag-covariance routine (the noise experiment pools these
+/// over trials; [`lag_means`] divides them).
+#[must_use]
+pub fn lag_sums(r: &[f64], n_lags: usize) -> Vec<(f64, usize)> {
+    let mut out = vec![(0.0, 0usize); n_lags];
     for (lag, slot) in out.iter_mut().enumerate() {
         for i in 0..r.len().saturating_sub(lag) {
             let p = r[i] * r[i + lag];
@@ -147,12 +152,47 @@ fn lag_sums(r: &[f64]) -> [(f64, usize); NOISE_LAGS] {
     out
 }
 
+/// For lags 0..n_lags: (mean of r_i r_(i+lag) over the pairs where the product is finite, the
+/// number of pairs); the mean is NaN where there is no pair.
+#[must_use]
+pub fn lag_means(r: &[f64], n_lags: usize) -> Vec<(f64, usize)> {
+    lag_sums(r, n_lags)
+        .into_iter()
+        .map(|(s, n)| (if n > 0 { s / n as f64 } else { f64::NAN }, n))
+        .collect()
+}
+
+/// Median over pixels of `band[k] / band[0]` for each lag k of a covariance band
+/// (`band[k][l] = C[l, l+k]`): the predicted correlation of output pixels k apart. Pixels where
+/// either entry is non-finite or the variance is not positive are skipped; NaN where none is left.
+#[must_use]
+pub fn correlation_by_lag(band: &[Vec<f64>]) -> Vec<f64> {
+    let Some(b0) = band.first() else {
+        return Vec::new();
+    };
+    band.iter()
+        .map(|bk| {
+            let mut r: Vec<f64> = bk
+                .iter()
+                .zip(b0)
+                .filter(|(c, v)| c.is_finite() && v.is_finite() && **v > 0.0)
+                .map(|(c, v)| c / v)
+                .collect();
+            if r.is_empty() {
+                return f64::NAN;
+            }
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
+        .collect()
+}
+
 /// One method's residuals and predicted variances in one trial (edges trimmed).
 type MethodTrial = (Vec<f64>, Vec<f64>);
 
 struct Trial {
-    forward: [(f64, usize); NOISE_LAGS],
-    standard: [(f64, usize); NOISE_LAGS],
+    forward: Vec<(f64, usize)>,
+    standard: Vec<(f64, usize)>,
     var_sum: f64,
     var_n: usize,
 }
@@ -234,21 +274,25 @@ pub fn noise_experiment_with(
             };
             let fwd = run(&settings.forward, true)?;
             let stdp = run(&settings.standard, false)?;
-            let none = [(0.0, 0usize); NOISE_LAGS];
+            let none = || vec![(0.0, 0usize); NOISE_LAGS];
             let var: Vec<f64> = fwd.as_ref().map_or_else(Vec::new, |(_, v)| {
                 v.iter().copied().filter(|v| v.is_finite()).collect()
             });
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress(n);
             Ok(Trial {
-                forward: fwd.as_ref().map_or(none, |(r, _)| lag_sums(r)),
-                standard: stdp.as_ref().map_or(none, |(r, _)| lag_sums(r)),
+                forward: fwd
+                    .as_ref()
+                    .map_or_else(none, |(r, _)| lag_sums(r, NOISE_LAGS)),
+                standard: stdp
+                    .as_ref()
+                    .map_or_else(none, |(r, _)| lag_sums(r, NOISE_LAGS)),
                 var_sum: var.iter().sum(),
                 var_n: var.len(),
             })
         })
         .collect::<Result<Vec<_>, CombineError>>()?;
-    let pool = |pick: fn(&Trial) -> &[(f64, usize); NOISE_LAGS]| -> Vec<f64> {
+    let pool = |pick: fn(&Trial) -> &[(f64, usize)]| -> Vec<f64> {
         (0..NOISE_LAGS)
             .map(|lag| {
                 let (s, n) = per_trial.iter().fold((0.0, 0usize), |(s, n), t| {
@@ -282,11 +326,30 @@ mod tests {
     #[test]
     fn lag_sums_skip_nan_pairs() {
         let r = [1.0, 2.0, f64::NAN, 3.0];
-        let s = lag_sums(&r);
+        let s = lag_sums(&r, NOISE_LAGS);
+        assert_eq!(s.len(), NOISE_LAGS);
         assert_eq!(s[0], (14.0, 3));
         assert_eq!(s[1], (2.0, 1));
         assert_eq!(s[2], (6.0, 1)); // (r1, r3) = 2 * 3; (r0, r2) has a NaN
         assert_eq!(s[3], (3.0, 1));
         assert_eq!(s[4], (0.0, 0));
+        let m = lag_means(&r, 5);
+        assert_eq!(m[0], (14.0 / 3.0, 3));
+        assert_eq!(m[2], (6.0, 1));
+        assert!(m[4].0.is_nan() && m[4].1 == 0);
+    }
+
+    #[test]
+    fn correlation_by_lag_is_the_median_ratio() {
+        let band = vec![
+            vec![2.0, 4.0, 1.0],
+            vec![1.0, 1.0, f64::NAN],
+            vec![0.0, -2.0, 0.5],
+        ];
+        let c = correlation_by_lag(&band);
+        assert_eq!(c[0], 1.0);
+        // Lag 1: ratios 0.5, 0.25 (NaN skipped) -> median of two = upper one.
+        assert_eq!(c[1], 0.5);
+        assert_eq!(c[2], 0.0);
     }
 }
