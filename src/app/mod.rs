@@ -57,7 +57,7 @@ pub fn run(
             .with_title("frizzview")
             .with_icon(Arc::new(icon()))
             .with_drag_and_drop(true),
-        // Explicit: test builds also compile wgpu, which would otherwise win (stack.md P2).
+        // Explicit: test builds also compile wgpu (egui_kittest), which eframe would prefer.
         renderer: eframe::Renderer::Glow,
         // Screenshots must not depend on the previous run's layout.
         persist_window: screenshot.is_none(),
