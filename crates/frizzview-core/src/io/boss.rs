@@ -254,18 +254,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         } else {
             Some(sig.iter().sum::<f64>() / sig.len() as f64)
         };
-        let snr: Vec<f64> = arrays
-            .flux
-            .iter()
-            .zip(&arrays.ivar)
-            .filter(|(fl, iv)| fl.is_finite() && iv.is_finite() && **iv > 0.0)
-            .map(|(fl, iv)| fl * iv.sqrt())
-            .collect();
-        meta.snr = median(snr);
-        meta.header.push((
-            "SNR_SOURCE".into(),
-            "median flux*sqrt(ivar) over good pixels (computed by frizzview)".into(),
-        ));
+        set_snr(&mut meta, &arrays.flux, &arrays.ivar);
         meta.header.extend(z_cards.iter().cloned());
         meta.header.push((
             "FV_VELOCITY".into(),
@@ -287,6 +276,22 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         pipeline_coadd,
         survey: Survey::Boss,
     })
+}
+
+/// A BOSS visit's S/N, which the files do not give per exposure: the median of flux * sqrt(ivar)
+/// over good pixels, with a card saying so.
+fn set_snr(meta: &mut VisitMeta, flux: &[f64], ivar: &[f64]) {
+    let snr: Vec<f64> = flux
+        .iter()
+        .zip(ivar)
+        .filter(|(fl, iv)| fl.is_finite() && iv.is_finite() && **iv > 0.0)
+        .map(|(fl, iv)| fl * iv.sqrt())
+        .collect();
+    meta.snr = median(snr);
+    meta.header.push((
+        "SNR_SOURCE".into(),
+        "median flux*sqrt(ivar) over good pixels (computed by frizzview)".into(),
+    ));
 }
 
 /// One exposure HDU of an SDSS-V spec-full file (`MJD_EXP_{mjd}-{nn}`): blue and red already merged
@@ -318,18 +323,7 @@ fn read_exposure_v6(
     };
     meta.header.extend(cam.cards);
     meta.header.push(("EXPOSURE_HDU".into(), d.name.clone()));
-    let snr: Vec<f64> = cam
-        .flux
-        .iter()
-        .zip(&cam.ivar)
-        .filter(|(fl, iv)| fl.is_finite() && iv.is_finite() && **iv > 0.0)
-        .map(|(fl, iv)| fl * iv.sqrt())
-        .collect();
-    meta.snr = median(snr);
-    meta.header.push((
-        "SNR_SOURCE".into(),
-        "median flux*sqrt(ivar) over good pixels (computed by frizzview)".into(),
-    ));
+    set_snr(&mut meta, &cam.flux, &cam.ivar);
     meta.header.extend(z_cards.iter().cloned());
     meta.header.push((
         "FV_VELOCITY".into(),
