@@ -724,7 +724,7 @@ fn boss_lite_file_is_refused_with_the_reason() {
 }
 
 /// Running median over `half` pixels each side (finite values only).
-fn running_median(y: &[f64], half: usize) -> Vec<f64> {
+pub fn running_median(y: &[f64], half: usize) -> Vec<f64> {
     (0..y.len())
         .map(|i| {
             let lo = i.saturating_sub(half);

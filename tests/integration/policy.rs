@@ -79,22 +79,7 @@ fn read_apstar(path: &Path) -> ApStar {
 
 /// Running median over +-`RUNNING_MEDIAN_HALF` pixels of the finite values (NaN if none).
 fn running_median(y: &[f64]) -> Vec<f64> {
-    (0..y.len())
-        .map(|l| {
-            let lo = l.saturating_sub(RUNNING_MEDIAN_HALF);
-            let hi = (l + RUNNING_MEDIAN_HALF + 1).min(y.len());
-            let mut w: Vec<f64> = y[lo..hi]
-                .iter()
-                .copied()
-                .filter(|v| v.is_finite())
-                .collect();
-            if w.is_empty() {
-                return f64::NAN;
-            }
-            w.sort_by(f64::total_cmp);
-            w[w.len() / 2]
-        })
-        .collect()
+    super::io::running_median(y, RUNNING_MEDIAN_HALF)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
