@@ -2,17 +2,32 @@
 //! windows, and FITS header cards (NAXISn, BITPIX, TFORMn...) replaced by random numbers.
 //!
 //! Every mutated file must either load or be refused with an error naming the file: never a
-//! panic. The normal test run uses a small fixed budget; run longer by hand with e.g.
-//! `FRIZZVIEW_FUZZ_CASES=5000 cargo test --test integration fuzz -- --nocapture`.
+//! panic. The normal test run uses a small fixed budget and a fixed seed, so that a run on CI is
+//! repeatable; run longer and with fresh randomness by hand with e.g.
+//! `FRIZZVIEW_FUZZ_CASES=5000 FRIZZVIEW_FUZZ_SEED=random cargo test --test integration fuzz -- --nocapture`
+//! (the seed used is printed, and `FRIZZVIEW_FUZZ_SEED=<number>` repeats it).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::io::fixture;
+
+/// The seed of the mutations: `FRIZZVIEW_FUZZ_SEED` (a number, or `random`), else a fixed one.
+fn seed() -> u64 {
+    match std::env::var("FRIZZVIEW_FUZZ_SEED").ok().as_deref() {
+        Some("random") => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+        Some(s) => s
+            .parse()
+            .expect("FRIZZVIEW_FUZZ_SEED is a number or `random`"),
+        None => 20_261_202,
+    }
+}
 
 fn cases() -> u32 {
     std::env::var("FRIZZVIEW_FUZZ_CASES")
@@ -172,13 +187,19 @@ fn run_fuzz(
         slowest: std::sync::Mutex::new((0.0, String::new())),
     };
     let guard_panics = AtomicUsize::new(0);
-    let mut runner = TestRunner::new(Config {
-        cases: n,
-        failure_persistence: None,
-        // A failing mutation is reported as it is: shrinking a hang would only add more hangs.
-        max_shrink_iters: 0,
-        ..Config::default()
-    });
+    let seed = seed();
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases: n,
+            failure_persistence: None,
+            // A failing mutation is reported as it is: shrinking a hang would only add more hangs.
+            max_shrink_iters: 0,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &key),
+    );
     let result = runner.run(&mutation(), |m| {
         let bytes = apply(&original, &m);
         let bytes = match encode {
@@ -234,13 +255,13 @@ fn run_fuzz(
     );
     let p = guard_panics.load(Ordering::Relaxed);
     println!(
-        "fuzz {name}: {r} executions, {l} loaded, {f} refused with an error, \
-         {p} panics behind the guard"
+        "fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed}): {r} executions, {l} loaded, \
+         {f} refused with an error, {p} panics behind the guard"
     );
     if let Ok(s) = stats.slowest.lock() {
         println!("  slowest case {:.3} s: {}", s.0, s.1);
     }
-    result.map_err(|e| format!("fuzz {name}: {e}"))?;
+    result.map_err(|e| format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed}): {e}"))?;
     Ok(Counts {
         runs: r,
         loaded: l,
@@ -461,11 +482,23 @@ fn complex_or_variable_length_columns_are_refused_naming_the_card() {
             .map(|c| c * 80)
             .find(|&o| original[o..].starts_with(b"TFORM1  = '"))
             .expect("a table column");
-        for code in ["1M", "1C", "1PE(10)"] {
+        // The values as they stand in the card, from column 11 on. The last two are what fuzzing
+        // found: a value that lost its closing quote (cfitsio reads it to the end of the card
+        // and `fitsio` then panicked on the `P`), and a TFORM with no type code.
+        for code in [
+            &b"'1M      '"[..],
+            &b"'1C      '"[..],
+            &b"'1PE(10) '"[..],
+            &b"'1PV\x1e\xae 2 with no closing quote"[..],
+            &b"'20      '"[..],
+            &b"'1Z      '"[..],
+        ] {
             let mut b = original.clone();
-            let v = format!("{:<20}", format!("'{code:<8}'"));
-            b[o + 10..o + 30].copy_from_slice(v.as_bytes());
+            let mut v = code.to_vec();
+            v.resize(70, b' ');
+            b[o + 10..o + 80].copy_from_slice(&v);
             let p = dir.path().join(format!("col-{}.fits", code.len()));
+            let code = code.escape_ascii();
             std::fs::write(&p, &b).expect("write");
             let e = frizzview::io::load_file(&p).expect_err("refused");
             assert!(

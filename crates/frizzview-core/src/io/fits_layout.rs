@@ -39,6 +39,33 @@ fn string_value(card: &[u8]) -> Option<String> {
     Some(rest[..end].trim().to_owned())
 }
 
+/// A string value read as leniently as cfitsio reads a corrupt one: a value that lacks its
+/// closing quote runs to the end of the card. Used where refusing more is the safe side.
+fn lenient_string_value(card: &[u8]) -> Option<String> {
+    string_value(card).or_else(|| {
+        if card.get(8..10) != Some(b"= ") {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&card[10..]);
+        let rest = text.trim_start().strip_prefix('\'')?;
+        Some(rest.trim().to_owned())
+    })
+}
+
+/// A card value fit for a message: at most 20 characters, anything but printable ASCII as `?`.
+fn printable(v: &str) -> String {
+    v.chars()
+        .take(20)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
 /// The keyword of a card (trailing blanks removed).
 fn keyword(card: &[u8]) -> &[u8] {
     let k = &card[..8.min(card.len())];
@@ -74,7 +101,7 @@ impl Sizing {
             _ => {
                 if let Some(n) = key.strip_prefix(b"TFORM")
                     && let Some(n) = std::str::from_utf8(n).ok().and_then(|s| s.parse().ok())
-                    && let Some(v) = string_value(card)
+                    && let Some(v) = lenient_string_value(card)
                 {
                     self.tforms.push((n, v));
                 }
@@ -88,22 +115,28 @@ impl Sizing {
         }
     }
 
-    /// Refuse binary-table columns that `fitsio` cannot describe: complex (`C`, `M`) and
-    /// variable-length (`P`, `Q`) columns make its HDU description panic. cfitsio itself refuses
-    /// unknown codes with an error.
+    /// Refuse binary-table columns that `fitsio` cannot describe. Its column description panics
+    /// on any type code it does not know, complex (`C`, `M`) and variable-length (`P`, `Q`)
+    /// columns among them, and on a TFORM with no code at all; so only the other codes of the
+    /// FITS standard (§7.3.1, table 18) pass.
     fn unreadable_column(&self) -> Option<String> {
         if !self.xtension.trim().eq_ignore_ascii_case("BINTABLE") {
             return None;
         }
         self.tforms.iter().find_map(|(n, v)| {
             let code = v.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
-            let letter = code.chars().next()?.to_ascii_uppercase();
-            matches!(letter, 'C' | 'M' | 'P' | 'Q').then(|| {
-                format!(
-                    "TFORM{n} = '{v}' is a complex or variable-length column, which frizzview \
-                     cannot read"
-                )
-            })
+            match code.chars().next().map(|c| c.to_ascii_uppercase()) {
+                Some('L' | 'X' | 'B' | 'I' | 'J' | 'K' | 'A' | 'E' | 'D') => None,
+                Some('C' | 'M' | 'P' | 'Q') => Some(format!(
+                    "TFORM{n} = '{}' is a complex or variable-length column, which frizzview \
+                     cannot read",
+                    printable(v)
+                )),
+                _ => Some(format!(
+                    "TFORM{n} = '{}' has no FITS column type code, so frizzview cannot read it",
+                    printable(v)
+                )),
+            }
         })
     }
 
@@ -304,7 +337,21 @@ mod tests {
             s.take(&card(c));
         }
         assert_eq!(s.unreadable_column(), None);
-        for bad in ["1M", "2C", "1PE(100)", "QD", "m"] {
+        // A value that lost its closing quote is read to the end of the card, as cfitsio does.
+        let mut t = Sizing::default();
+        t.take(&card("XTENSION= 'BINTABLE'"));
+        t.take(&card("TFORM9  = '1PV garbage with no closing quote"));
+        assert!(t.unreadable_column().is_some_and(|w| w.contains("TFORM9")));
+        for bad in [
+            "1M",
+            "2C",
+            "1PE(100)",
+            "QD",
+            "m",
+            "20",
+            "1Z",
+            "1PV\u{1e}\u{ae}",
+        ] {
             let mut t = Sizing::default();
             t.take(&card("XTENSION= 'BINTABLE'"));
             t.take(&card(&format!("TFORM3  = '{bad}'")));
