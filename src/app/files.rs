@@ -188,13 +188,30 @@ pub fn load_session(path: &Path) -> anyhow::Result<Session> {
 }
 
 /// Export a result: apStar-like FITS, CSV/TSV or `.npz`, chosen by the extension. Refuses to
-/// overwrite an input file.
+/// overwrite an input file. A result whose leave-one-out scores are still pending (exported
+/// before the engine's second stage arrived) gets them computed here first, so an export always
+/// carries them.
 pub fn export(
     path: &Path,
     result: &crate::combine::Combined,
     data: &Dataset,
     inputs: &[PathBuf],
 ) -> anyhow::Result<()> {
+    let completed;
+    let result = if result.loo_pending {
+        let mut c = result.clone();
+        crate::combine::complete_leave_one_out(
+            data,
+            &mut c,
+            &crate::combine::Cancel::new(),
+            &crate::combine::Caches::new(),
+        )
+        .with_context(|| format!("cannot export to {}", path.display()))?;
+        completed = c;
+        &completed
+    } else {
+        result
+    };
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())

@@ -748,8 +748,9 @@ impl FrizzApp {
         if self.submitted.as_ref() != Some(&self.settings) {
             // While a slider is dragged, let the running job finish instead of cancelling it on
             // every frame: results then arrive at the compute rate and the drag feels continuous.
+            // Only the fit is waited for: once it is in, the next request cancels the scoring.
             let dragging = ctx.dragged_id().is_some();
-            if !(dragging && self.engine.is_busy()) {
+            if !(dragging && self.engine.is_fitting()) {
                 self.engine
                     .submit(Arc::clone(&self.data), self.data_key, self.settings.clone());
                 self.submitted = Some(self.settings.clone());
@@ -854,9 +855,12 @@ impl FrizzApp {
 
     fn status_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal_wrapped(|ui| {
-            if self.engine.is_busy() {
+            if self.engine.is_fitting() {
                 ui.spinner();
                 ui.label("computing…");
+            } else if self.engine.is_busy() {
+                ui.spinner();
+                ui.label("scoring visits (leave-one-out)…");
             }
             if let Some(job) = &self.fetch_job {
                 ui.spinner();

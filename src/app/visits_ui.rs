@@ -38,6 +38,8 @@ struct Row {
     chi2_nu: Option<f64>,
     /// Leave-one-out chi^2/nu (forward model) and the pixels left unconstrained without it.
     loo: Option<(f64, usize)>,
+    /// The leave-one-out scores are still being computed (the engine's second stage).
+    loo_pending: bool,
     n_bad: Option<usize>,
     /// Fitted velocity and its error (km/s) when shift fitting ran.
     v_fit: Option<(f64, f64)>,
@@ -77,6 +79,7 @@ fn rows(app: &FrizzApp) -> Vec<Row> {
                     .and_then(|m| m.visits.get(i))
                     .filter(|f| f.loo_chi2_nu.is_finite())
                     .map(|f| (f.loo_chi2_nu, f.loo_n_unconstrained)),
+                loo_pending: result.is_some_and(|r| r.loo_pending),
                 n_bad: result.and_then(|r| r.visits.get(i)).map(|u| u.n_bad),
                 v_fit,
                 outlier_score,
@@ -254,6 +257,9 @@ fn row_ui(app: &mut FrizzApp, ui: &mut egui::Ui, row: &Row) {
             "{LOO_HELP}\n\n* without this visit the others leave {n} of its pixels \
              unconstrained: only the pixels they still constrain are scored"
         )),
+        None if row.loo_pending => ui
+            .label("…")
+            .on_hover_text("the leave-one-out scores are being computed"),
         None => ui.label("-"),
     };
     ui.label(row.n_bad.map_or("-".into(), |b| b.to_string()));

@@ -12,7 +12,7 @@ use eframe::egui;
 use egui_kittest::Harness;
 use frizzview::app::{DialogKind, Dialogs, FrizzApp, demo};
 use frizzview::combine::Combined;
-use frizzview::engine::{CombineEngine, Combiner};
+use frizzview::engine::{CombineEngine, Combiner, StagedCombiner};
 
 fn threaded_harness(engine: CombineEngine, n_visits: usize) -> Harness<'static, FrizzApp> {
     let mut app = FrizzApp::new(engine, None);
@@ -263,4 +263,88 @@ fn faults_sessions_are_written_atomically_and_never_over_an_input() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn faults_a_slider_drag_does_not_wait_for_the_leave_one_out_scores() {
+    use egui_kittest::kittest::Queryable as _;
+    // The second stage (the scores) holds until it is cancelled or released: the window must
+    // show each fit and, while a slider is dragged, submit the next position without waiting.
+    let release = Arc::new(AtomicBool::new(false));
+    let held = Arc::clone(&release);
+    let combiner: StagedCombiner = Arc::new(move |d, s, c, caches, first| {
+        frizzview::combine::combine_staged(d, s, c, caches, &mut |x| {
+            first(x);
+            while !held.load(Ordering::Acquire) && !c.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    });
+    let engine = CombineEngine::threaded(None)
+        .expect("worker")
+        .with_staged_combiner(combiner);
+    let mut h = threaded_harness(engine, 3);
+    step_until(&mut h, Duration::from_secs(120), |a| {
+        a.result.as_ref().is_some_and(|r| r.loo_pending)
+    });
+    h.step();
+    assert!(h.state().is_computing(), "the scores are still to come");
+    assert!(status_text(&h, "scoring visits"), "the status bar says so");
+    assert!(
+        h.query_all_by_label("…").count() >= 3,
+        "the leave-one-out column shows the scores as pending"
+    );
+    let first_shift = |a: &FrizzApp| {
+        a.result
+            .as_ref()
+            .and_then(|r| r.settings.visits.first().and_then(|v| v.shift_kms))
+    };
+    let slider = h
+        .get_by_role_and_label(eframe::egui::accesskit::Role::Slider, "shift km/s")
+        .rect();
+    let start = slider.center();
+    h.hover_at(start);
+    h.step();
+    h.drag_at(start);
+    h.step();
+    let mut seen = Vec::new();
+    let t0 = Instant::now();
+    for i in 0..400 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "drag too slow");
+        h.hover_at(start + egui::vec2(((i / 10) % 20) as f32 * 2.0, 0.0));
+        h.step();
+        std::thread::sleep(Duration::from_millis(2));
+        if let Some(v) = first_shift(h.state())
+            && !seen.contains(&v.to_bits())
+        {
+            seen.push(v.to_bits());
+        }
+        if seen.len() >= 3 {
+            break;
+        }
+    }
+    assert!(
+        seen.len() >= 3,
+        "fits of new slider positions arrive while the scores of the old ones are pending \
+         ({} positions seen)",
+        seen.len()
+    );
+    assert!(
+        h.state().result.as_ref().is_some_and(|r| r.loo_pending),
+        "no scores were computed during the drag"
+    );
+    h.drop_at(start);
+    h.step();
+    release.store(true, Ordering::Release);
+    step_until(&mut h, Duration::from_secs(120), |a| {
+        !a.is_computing() && a.result.as_ref().is_some_and(|r| !r.loo_pending)
+    });
+    let app = h.state();
+    let r = app.result.as_ref().expect("result");
+    assert_eq!(
+        r.settings, app.settings,
+        "the scores belong to the last position"
+    );
+    let f = r.forward.as_ref().expect("forward");
+    assert!(f.visits.iter().all(|v| v.loo_chi2_nu.is_finite()));
 }

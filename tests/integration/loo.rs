@@ -362,3 +362,39 @@ fn exports_carry_the_leave_one_out_scores_and_the_poorly_constrained_mask() {
         constrained::count(f)
     );
 }
+
+/// The window shows a result before its leave-one-out scores (the engine's first stage); an
+/// export made in between still carries the scores, the same ones the complete result has.
+#[test]
+fn a_result_exported_before_its_scores_arrive_carries_them() {
+    let data = clean_star(4, 42);
+    let s = survey_defaults(&data);
+    let mut early = None;
+    let complete = frizzview::combine::combine_staged(
+        &data,
+        &s,
+        &frizzview::combine::Cancel::new(),
+        &frizzview::combine::Caches::new(),
+        &mut |c| early = Some(c.clone()),
+    )
+    .expect("combines");
+    let early = early.expect("the first stage is delivered");
+    assert!(early.loo_pending && !complete.loo_pending);
+    let pending = early.forward.as_ref().expect("forward");
+    assert!(pending.visits.iter().all(|v| v.loo_chi2_nu.is_nan()));
+    let want: Vec<f64> = complete
+        .forward
+        .as_ref()
+        .expect("forward")
+        .visits
+        .iter()
+        .map(|v| v.loo_chi2_nu)
+        .collect();
+    assert!(want.iter().all(|x| x.is_finite()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let npz = dir.path().join("early.npz");
+    frizzview::app::files::export(&npz, &early, &data, &[]).expect("export");
+    let mut z = ndarray_npy::NpzReader::new(std::fs::File::open(&npz).expect("open")).expect("npz");
+    let loo: ndarray::Array1<f64> = z.by_name("visit_loo_chi2_nu").expect("visit_loo_chi2_nu");
+    assert_eq!(loo.to_vec(), want);
+}

@@ -572,6 +572,9 @@ pub struct Combined {
     pub warnings: Vec<Warning>,
     /// The settings that produced this.
     pub settings: Settings,
+    /// True in the first of the two results [`combine_staged`] delivers: the forward model's
+    /// leave-one-visit-out scores (`VisitFit::loo_*`) are not filled in yet (NaN, empty).
+    pub loo_pending: bool,
 }
 
 /// What was used for each visit.
@@ -648,6 +651,22 @@ pub fn combine_with(
     cancel: &Cancel,
     caches: &Caches,
 ) -> Result<Combined, CombineError> {
+    combine_staged(data, settings, cancel, caches, &mut |_| {})
+}
+
+/// [`combine_with`] in two stages, for live use: `first` receives the combination as soon as
+/// both methods are done, with the leave-one-visit-out scores still to come
+/// ([`Combined::loo_pending`]); the complete result (scores filled in) is then returned. The
+/// scores cost one banded factorisation per visit, many times the fit itself with tens of visits,
+/// so a window shows the fit at once and a newer request can cancel the scoring. `first` is not
+/// called when there is nothing to score (no forward-model result).
+pub fn combine_staged(
+    data: &Dataset,
+    settings: &Settings,
+    cancel: &Cancel,
+    caches: &Caches,
+    first: &mut dyn FnMut(&Combined),
+) -> Result<Combined, CombineError> {
     let prep = prepare(data, settings)?;
     if prep.included().all(|v| v.n_used() == 0) {
         return Err(CombineError::NoUsablePixels);
@@ -658,13 +677,6 @@ pub fn combine_with(
         match extensions::fit_forward(&prep, fs, settings, cancel, &mut warnings, &caches.basis) {
             Ok(mut r) => {
                 constrained::apply(&mut r);
-                // The leave-one-out scores are a diagnosis of the fit: their failure is a
-                // warning, never the loss of the fit itself.
-                match add_leave_one_out(&prep, settings, &mut r, cancel, &caches.basis) {
-                    Ok(()) => {}
-                    Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
-                    Err(e) => warnings.push(Warning::Other(format!("leave-one-out scores: {e}"))),
-                }
                 forward = Some(r);
             }
             Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
@@ -715,8 +727,8 @@ pub fn combine_with(
             n_bad: v.masked.iter().filter(|&&m| m).count(),
         })
         .collect();
-    Ok(Combined {
-        grid: prep.grid,
+    let mut combined = Combined {
+        grid: prep.grid.clone(),
         forward,
         forward_error,
         standard,
@@ -724,7 +736,58 @@ pub fn combine_with(
         visits,
         warnings,
         settings: settings.clone(),
-    })
+        loo_pending: false,
+    };
+    if combined.forward.is_some() {
+        combined.loo_pending = true;
+        first(&combined);
+        fill_leave_one_out(&prep, &mut combined, cancel, &caches.basis)?;
+    }
+    Ok(combined)
+}
+
+/// Fill in the leave-one-visit-out scores of a result delivered with
+/// [`Combined::loo_pending`] (e.g. exported before the second stage arrived): the same scores
+/// [`combine_with`] computes, from its own dataset and settings. Does nothing when none are
+/// pending.
+pub fn complete_leave_one_out(
+    data: &Dataset,
+    combined: &mut Combined,
+    cancel: &Cancel,
+    caches: &Caches,
+) -> Result<(), CombineError> {
+    if !combined.loo_pending {
+        return Ok(());
+    }
+    let prep = prepare(data, &combined.settings)?;
+    fill_leave_one_out(&prep, combined, cancel, &caches.basis)
+}
+
+/// The second stage: the scores into the forward result. Their failure is a warning, never the
+/// loss of the fit itself; only cancellation is an error.
+fn fill_leave_one_out(
+    prep: &Prepared,
+    combined: &mut Combined,
+    cancel: &Cancel,
+    cache: &local::BasisCache,
+) -> Result<(), CombineError> {
+    let Combined {
+        forward: Some(r),
+        settings,
+        warnings,
+        ..
+    } = combined
+    else {
+        combined.loo_pending = false;
+        return Ok(());
+    };
+    match add_leave_one_out(prep, settings, r, cancel, cache) {
+        Ok(()) => {}
+        Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
+        Err(e) => warnings.push(Warning::Other(format!("leave-one-out scores: {e}"))),
+    }
+    combined.loo_pending = false;
+    Ok(())
 }
 
 /// Fill the leave-one-visit-out scores of a forward-model result.

@@ -134,6 +134,7 @@ mod tests {
             visits: Vec::new(),
             warnings: Vec::new(),
             settings: settings.clone(),
+            loo_pending: false,
         })
     }
 

@@ -5,6 +5,10 @@
 //! share one implementation. No egui here: the owner registers a wake-up callback (the window
 //! passes `move || ctx.request_repaint()`), which the worker calls after sending each result.
 //!
+//! A job may deliver an early value before its final one ([`Worker::submit_staged`]): the
+//! window's combination shows the fit while the slower leave-one-out scores are computed, and
+//! the next request cancels the scoring.
+//!
 //! A job that panics does not take the worker down: the panic is caught on the worker thread,
 //! the thread goes on with the next job, and [`Worker::poll`] counts the job as delivered (so
 //! [`Worker::is_busy`] turns false) and keeps its message for [`Worker::take_panic`]. Owners that
@@ -23,6 +27,10 @@ use crate::combine::Cancel;
 /// A unit of work: gets the job's cancellation flag, returns a value.
 pub type JobFn<T> = Box<dyn FnOnce(&Cancel) -> T + Send + 'static>;
 
+/// A staged unit of work: gets the job's cancellation flag and a function that delivers an
+/// early value (each call sends one, in order), returns the final value.
+pub type StagedJobFn<T> = Box<dyn FnOnce(&Cancel, &dyn Fn(T)) -> T + Send + 'static>;
+
 /// Called by the worker after each result was sent (e.g. to request a repaint).
 pub type WakeFn = Arc<dyn Fn() + Send + Sync + 'static>;
 
@@ -33,8 +41,10 @@ pub struct Done<T> {
     pub generation: u64,
     /// What the job returned.
     pub value: T,
-    /// Wall-clock time the job ran (not counting time waiting in the queue).
+    /// Wall-clock time the job ran until this value (not counting time waiting in the queue).
     pub elapsed: Duration,
+    /// Whether this is the job's final value; false for an early one of a staged job.
+    pub last: bool,
 }
 
 /// What the worker thread sends back: a result, or the message of a job that panicked.
@@ -55,20 +65,29 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Run a job, catching a panic. The job's captured state is dropped if it panics and nothing
-/// observes it afterwards, so asserting unwind safety is sound.
-fn run_caught<T>(job: Job<T>) -> Outcome<T> {
+/// Run a job, catching a panic; `early` receives its early values. The job's captured state is
+/// dropped if it panics and nothing observes it afterwards, so asserting unwind safety is sound.
+fn run_caught<T>(job: Job<T>, early: &dyn Fn(Outcome<T>)) -> Outcome<T> {
     let Job {
         generation,
         cancel,
         run,
     } = job;
     let start = Instant::now();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&cancel))) {
+    let send_early = |value: T| {
+        early(Outcome::Done(Done {
+            generation,
+            value,
+            elapsed: start.elapsed(),
+            last: false,
+        }));
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&cancel, &send_early))) {
         Ok(value) => Outcome::Done(Done {
             generation,
             value,
             elapsed: start.elapsed(),
+            last: true,
         }),
         Err(payload) => Outcome::Panicked {
             generation,
@@ -80,7 +99,7 @@ fn run_caught<T>(job: Job<T>) -> Outcome<T> {
 struct Job<T> {
     generation: u64,
     cancel: Cancel,
-    run: JobFn<T>,
+    run: StagedJobFn<T>,
 }
 
 enum Mode<T> {
@@ -101,6 +120,8 @@ pub struct Worker<T: Send + 'static> {
     latest: Arc<AtomicU64>,
     /// Generation of the newest result handed out by [`Worker::poll`].
     delivered: u64,
+    /// Whether that result was its job's final value.
+    delivered_last: bool,
     /// Cancellation flag of the newest job (set when a newer one is submitted).
     cancel: Cancel,
     /// The newest job that panicked and has not been taken: (generation, message).
@@ -113,6 +134,7 @@ impl<T: Send + 'static> std::fmt::Debug for Worker<T> {
             .field("threaded", &matches!(self.mode, Mode::Threaded { .. }))
             .field("latest", &self.latest.load(Ordering::Relaxed))
             .field("delivered", &self.delivered)
+            .field("delivered_last", &self.delivered_last)
             .finish_non_exhaustive()
     }
 }
@@ -142,7 +164,14 @@ impl<T: Send + 'static> Worker<T> {
                         continue;
                     }
                     thread_running.store(true, Ordering::Release);
-                    let outcome = run_caught(job);
+                    let early = |o: Outcome<T>| {
+                        if done_tx.send(o).is_ok()
+                            && let Some(wake) = &wake
+                        {
+                            wake();
+                        }
+                    };
+                    let outcome = run_caught(job, &early);
                     thread_running.store(false, Ordering::Release);
                     if done_tx.send(outcome).is_err() {
                         break;
@@ -161,6 +190,7 @@ impl<T: Send + 'static> Worker<T> {
             },
             latest,
             delivered: 0,
+            delivered_last: true,
             cancel: Cancel::new(),
             panicked: None,
         })
@@ -175,6 +205,7 @@ impl<T: Send + 'static> Worker<T> {
             },
             latest: Arc::new(AtomicU64::new(0)),
             delivered: 0,
+            delivered_last: true,
             cancel: Cancel::new(),
             panicked: None,
         }
@@ -188,6 +219,16 @@ impl<T: Send + 'static> Worker<T> {
 
     /// Submit a job; cancels the previous one. Returns the new job's generation (1, 2, ...).
     pub fn submit(&mut self, run: impl FnOnce(&Cancel) -> T + Send + 'static) -> u64 {
+        self.submit_staged(move |cancel, _| run(cancel))
+    }
+
+    /// Submit a job that may deliver early values before its final one (each call of the
+    /// function it gets sends one); cancels the previous job. [`Worker::poll`] hands out a job's
+    /// values in order, each only while no newer job has delivered anything.
+    pub fn submit_staged(
+        &mut self,
+        run: impl FnOnce(&Cancel, &dyn Fn(T)) -> T + Send + 'static,
+    ) -> u64 {
         self.cancel.cancel();
         self.cancel = Cancel::new();
         let generation = self.latest.load(Ordering::Acquire) + 1;
@@ -204,17 +245,24 @@ impl<T: Send + 'static> Worker<T> {
                 if jobs.send(job).is_err() {
                     log::error!("the combine worker thread has stopped; job {generation} dropped");
                     self.delivered = generation;
+                    self.delivered_last = true;
                     self.panicked = Some((generation, "the worker thread has stopped".into()));
                 }
             }
-            Mode::Inline { ready } => ready.push_back(run_caught(job)),
+            Mode::Inline { ready } => {
+                let early = std::cell::RefCell::new(Vec::new());
+                let last = run_caught(job, &|o| early.borrow_mut().push(o));
+                ready.extend(early.into_inner());
+                ready.push_back(last);
+            }
         }
         generation
     }
 
     /// The newest finished result not older than what was already delivered, if any.
     ///
-    /// Results older than the newest one available (or already delivered) are dropped. A result
+    /// Results older than the newest one available (or already delivered) are dropped; a job's
+    /// final value is newer than its early ones. A result
     /// of a superseded job may be returned while a newer job still runs, so a continuous slider
     /// drag updates the plots at the rate results arrive; compare `generation` with
     /// [`Worker::latest_generation`] to know whether the shown result is current.
@@ -234,26 +282,34 @@ impl<T: Send + 'static> Worker<T> {
                     message,
                 } => {
                     log::error!("job {generation} panicked: {message}");
-                    if generation > self.delivered && generation > panicked_up_to {
+                    // A job that panicked after an early value still ends there.
+                    if (generation, true) > (self.delivered, self.delivered_last)
+                        && generation > panicked_up_to
+                    {
                         panicked_up_to = generation;
                         self.panicked = Some((generation, message));
                     }
                     continue;
                 }
             };
-            if done.generation > self.delivered
+            let order = (done.generation, done.last);
+            if order > (self.delivered, self.delivered_last)
                 && newest
                     .as_ref()
-                    .is_none_or(|n| done.generation > n.generation)
+                    .is_none_or(|n| order > (n.generation, n.last))
             {
                 newest = Some(done);
             }
         }
         if let Some(n) = &newest {
             self.delivered = n.generation;
+            self.delivered_last = n.last;
         }
         // A panicked job counts as delivered: nothing more will come for it.
-        self.delivered = self.delivered.max(panicked_up_to);
+        if panicked_up_to >= self.delivered {
+            self.delivered = panicked_up_to;
+            self.delivered_last = true;
+        }
         newest
     }
 
@@ -274,9 +330,15 @@ impl<T: Send + 'static> Worker<T> {
         self.delivered
     }
 
-    /// True while the newest submitted job has not been delivered yet.
+    /// True while the newest submitted job has not delivered its final value yet.
     #[must_use]
     pub fn is_busy(&self) -> bool {
+        self.latest_generation() > self.delivered || !self.delivered_last
+    }
+
+    /// True while the newest submitted job has delivered nothing yet, not even an early value.
+    #[must_use]
+    pub fn is_awaiting_first(&self) -> bool {
         self.latest_generation() > self.delivered
     }
 
@@ -294,6 +356,7 @@ impl<T: Send + 'static> Worker<T> {
     pub fn cancel(&mut self) {
         self.cancel.cancel();
         self.delivered = self.latest_generation();
+        self.delivered_last = true;
     }
 }
 
@@ -452,5 +515,70 @@ mod tests {
         rx.recv_timeout(Duration::from_secs(20)).expect("woken");
         // The result was sent before the wake-up, so it is there now.
         assert_eq!(w.poll().map(|d| d.value), Some(7));
+    }
+
+    #[test]
+    fn staged_jobs_deliver_early_values_then_the_final_one() {
+        // Inline: both values are ready at once, and poll hands out the final one.
+        let mut w = Worker::inline();
+        w.submit_staged(|_, early| {
+            early(1);
+            2
+        });
+        let d = w.poll().expect("a result");
+        assert_eq!((d.value, d.last), (2, true));
+        assert!(w.poll().is_none() && !w.is_busy());
+
+        // Threaded: the early value arrives while the job still runs.
+        let (gate_tx, gate_rx) = channel::<()>();
+        let mut w = Worker::threaded(None).expect("spawn");
+        let g = w.submit_staged(move |_, early| {
+            early(10);
+            let _ = gate_rx.recv();
+            20
+        });
+        assert!(w.is_awaiting_first());
+        let first = loop {
+            if let Some(d) = w.poll() {
+                break d;
+            }
+            thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!((first.generation, first.value, first.last), (g, 10, false));
+        assert!(w.is_busy() && !w.is_awaiting_first());
+        gate_tx.send(()).expect("release");
+        let got = wait_for(&mut w, g);
+        assert!(
+            got.is_empty(),
+            "delivered counts the generation, not the stage"
+        );
+        let last = loop {
+            if let Some(d) = w.poll() {
+                break d;
+            }
+            assert!(w.is_busy(), "busy until the final value is taken");
+            thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!((last.value, last.last), (20, true));
+        assert!(!w.is_busy());
+    }
+
+    #[test]
+    fn a_staged_job_that_panics_after_its_early_value_ends() {
+        for mut w in [Worker::threaded(None).expect("spawn"), Worker::inline()] {
+            let g = w.submit_staged(|_, early| -> u32 {
+                early(1);
+                panic!("stage two exploded")
+            });
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while w.is_busy() {
+                assert!(Instant::now() < deadline, "busy for ever after a panic");
+                let _ = w.poll();
+                thread::sleep(Duration::from_millis(1));
+            }
+            let (pg, message) = w.take_panic().expect("the panic is reported");
+            assert_eq!(pg, g);
+            assert!(message.contains("stage two exploded"), "{message}");
+        }
     }
 }
