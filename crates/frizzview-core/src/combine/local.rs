@@ -1121,24 +1121,47 @@ fn output_and_covariance(
     b: usize,
     lags: usize,
 ) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let bw = covariance_bandwidth(kernel, b, lags);
+    let z = model_inverse_band(ldl, &model.no_data, bw);
+    output_and_covariance_from(&z, bw, model, kernel, lags)
+}
+
+/// The half-bandwidth of A^-1 that `lags` lags of C* need (and at least the factor's, `b`).
+fn covariance_bandwidth(kernel: Kernel, b: usize, lags: usize) -> usize {
+    b.max(lags + 2 * kernel.output_half_width())
+}
+
+/// The band of A^-1 within `bw` ([`BandLdl::selected_inverse`]) with the rows and columns of
+/// dropped functions zeroed: they are not in the model, and their (identity) rows of A^-1 must
+/// not leak into any variance.
+fn model_inverse_band(ldl: &BandLdl, no_data: &[bool], bw: usize) -> Vec<f64> {
+    let mut z = ldl.selected_inverse(bw);
+    let zs = bw + 1;
+    for j in (0..no_data.len()).filter(|&j| no_data[j]) {
+        for d in 0..=bw {
+            z[j * zs + d] = 0.0;
+            if j >= d {
+                z[(j - d) * zs + d] = 0.0;
+            }
+        }
+    }
+    z
+}
+
+/// [`output_and_covariance`] from the band `z` of A^-1 ([`model_inverse_band`], half-bandwidth
+/// `bw` >= [`covariance_bandwidth`]).
+fn output_and_covariance_from(
+    z: &[f64],
+    bw: usize,
+    model: &LocalModel,
+    kernel: Kernel,
+    lags: usize,
+) -> (Vec<f64>, Vec<Vec<f64>>) {
     let theta = &model.theta;
     let no_data = &model.no_data;
     let p = theta.len();
     let h = kernel.output_half_width();
-    let bw = b.max(lags + 2 * h);
-    let mut z = ldl.selected_inverse(bw);
     let zs = bw + 1;
-    // Dropped functions are not in the model: their (identity) rows of A^-1 must not leak.
-    for j in 0..p {
-        if no_data[j] {
-            for d in 0..=bw {
-                z[j * zs + d] = 0.0;
-                if j >= d {
-                    z[(j - d) * zs + d] = 0.0;
-                }
-            }
-        }
-    }
 
     // X* rows: X*[l][j] = K(l - j) for |l - j| <= h, stored as xs[m] = K(h - m) (the kernel
     // need not be even: see Kernel::QuarterBSpline).
@@ -1732,21 +1755,13 @@ pub fn leave_one_out(
                 theta,
                 no_data,
             };
-            let (_, band) = output_and_covariance(&ldl, &model, kernel, b, 0);
-            // The band of A_{-i}^-1 that the visit's design rows (width <= b + 1) need, without
-            // the dropped functions (not in the model).
-            let zs = b + 1;
-            let mut z = ldl.selected_inverse(b);
-            for j in 0..p {
-                if model.no_data[j] {
-                    for d in 0..=b {
-                        z[j * zs + d] = 0.0;
-                        if j >= d {
-                            z[(j - d) * zs + d] = 0.0;
-                        }
-                    }
-                }
-            }
+            // One band of A_{-i}^-1 serves both the output variance (for the poorly-constrained
+            // rule) and the variance of the prediction at the visit's pixels (its design rows
+            // span at most b + 1 functions, within the band).
+            let bw = covariance_bandwidth(kernel, b, 0);
+            let z = model_inverse_band(&ldl, &model.no_data, bw);
+            let (_, band) = output_and_covariance_from(&z, bw, &model, kernel, 0);
+            let zs = bw + 1;
             let weak = super::constrained::poorly_constrained(&band[0], &model.no_data);
             for (nd, w) in model.no_data.iter_mut().zip(weak) {
                 *nd |= w;
@@ -1875,5 +1890,138 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The inverse of a dense symmetric positive definite matrix by Gauss-Jordan elimination
+    /// with partial pivoting (row-major, n x n).
+    fn gauss_jordan_inverse(a: &[f64], n: usize) -> Vec<f64> {
+        let mut m = a.to_vec();
+        let mut inv = vec![0.0; n * n];
+        for i in 0..n {
+            inv[i * n + i] = 1.0;
+        }
+        for c in 0..n {
+            let piv = (c..n)
+                .max_by(|&x, &y| m[x * n + c].abs().total_cmp(&m[y * n + c].abs()))
+                .expect("a row");
+            for k in 0..n {
+                m.swap(c * n + k, piv * n + k);
+                inv.swap(c * n + k, piv * n + k);
+            }
+            let d = m[c * n + c];
+            for k in 0..n {
+                m[c * n + k] /= d;
+                inv[c * n + k] /= d;
+            }
+            for r in 0..n {
+                let f = m[r * n + c];
+                if r == c || f == 0.0 {
+                    continue;
+                }
+                for k in 0..n {
+                    m[r * n + k] -= f * m[c * n + k];
+                    inv[r * n + k] -= f * inv[c * n + k];
+                }
+            }
+        }
+        inv
+    }
+
+    /// The leave-one-out prediction variance S^2 g^T A_{-i}^-1 g against A_{-i} assembled densely
+    /// from the other visits' design rows (not by subtraction), ridged as the fit ridges it, and
+    /// inverted by Gauss-Jordan (not by the banded factor and the selected inverse).
+    #[test]
+    fn loo_prediction_variance_matches_a_dense_inverse() {
+        use crate::synth::paper::{PaperParams, generate};
+        let pp = PaperParams {
+            n_visits: 4,
+            velocity_amplitude_kms: 1.0,
+            ..PaperParams::default()
+        };
+        let data = generate(&pp).expect("synthetic data");
+        // An output grid well inside every visit's pixels, so that no function is censored.
+        let step = 1.0 / pp.resolving_power;
+        let ln10 = std::f64::consts::LN_10;
+        let n_out = ((pp.x_max - pp.x_min) / step) as usize - 20;
+        let settings = crate::settings::Settings {
+            grid: crate::settings::GridSpec::LogLinear {
+                log10_start: (pp.x_min + 10.0 * step) / ln10,
+                log10_step: step / ln10,
+                n: n_out,
+            },
+            ..crate::settings::Settings::default()
+        };
+        let prep = crate::combine::prepare(&data, &settings).expect("prepared");
+        let opts = LocalOptions::default();
+        let loo = leave_one_out(&prep, &BasisCache::new(), &opts, &Cancel::new()).expect("loo");
+        let map = GridMap::new(&prep.grid);
+        let p = prep.grid.len();
+        let bases: Vec<VisitBasis> = prep
+            .visits
+            .iter()
+            .map(|pv| VisitBasis::compute(pv, &map, opts.kernel))
+            .collect();
+        let row = |vb: &VisitBasis, k: usize| -> Vec<(usize, f64)> {
+            let w = vb.width;
+            (0..w)
+                .filter_map(|m| {
+                    let j = vb.j0[k] + m as i64;
+                    (j >= 0 && j < p as i64).then(|| (j as usize, f64::from(vb.vals[k * w + m])))
+                })
+                .collect()
+        };
+        let mut compared = 0;
+        for (i, fit) in loo.iter().enumerate() {
+            let fit = fit.as_ref().expect("every visit is included");
+            let mut a = vec![0.0; p * p];
+            for (m, (pv, vb)) in prep.visits.iter().zip(&bases).enumerate() {
+                if m == i {
+                    continue;
+                }
+                for k in 0..pv.y.len() {
+                    if vb.j0[k] == NO_ROW || pv.w[k] <= 0.0 {
+                        continue;
+                    }
+                    let t = pv.w[k] * pv.s[k] * pv.s[k];
+                    let g = row(vb, k);
+                    for &(j1, g1) in &g {
+                        for &(j2, g2) in &g {
+                            a[j1 * p + j2] += t * g1 * g2;
+                        }
+                    }
+                }
+            }
+            let mean_diag = (0..p).map(|j| a[j * p + j]).sum::<f64>() / p as f64;
+            for j in 0..p {
+                a[j * p + j] += opts.ridge * mean_diag;
+            }
+            let inv = gauss_jordan_inverse(&a, p);
+            let (pv, vb) = (&prep.visits[i], &bases[i]);
+            for k in 0..pv.y.len() {
+                if !fit.prediction[k].is_finite() {
+                    assert!(fit.prediction_var[k].is_nan());
+                    continue;
+                }
+                let g = row(vb, k);
+                let mut q = 0.0;
+                for &(j1, g1) in &g {
+                    for &(j2, g2) in &g {
+                        q += g1 * g2 * inv[j1 * p + j2];
+                    }
+                }
+                let want = q * pv.s[k] * pv.s[k];
+                let got = fit.prediction_var[k];
+                assert!(
+                    (got - want).abs() <= 1e-7 * want.abs(),
+                    "visit {i} pixel {k}: {got:e} against the dense {want:e}"
+                );
+                compared += 1;
+            }
+        }
+        let pixels: usize = prep.visits.iter().map(|v| v.y.len()).sum();
+        assert!(
+            compared * 10 >= pixels * 8,
+            "compared {compared} of {pixels} pixels"
+        );
     }
 }
