@@ -14,6 +14,17 @@ pub(super) struct GridMap {
 }
 
 impl GridMap {
+    /// The map of a grid the local basis can fit on (at least 2 pixels).
+    pub(super) fn checked(grid: &OutputGrid) -> Result<Self, CombineError> {
+        let p = grid.len();
+        if p < 2 {
+            return Err(CombineError::Other(format!(
+                "local basis: the output grid has {p} pixels, need at least 2"
+            )));
+        }
+        Ok(Self::new(grid))
+    }
+
     pub(super) fn new(grid: &OutputGrid) -> Self {
         let n = grid.len();
         let x = &grid.ln_wave;

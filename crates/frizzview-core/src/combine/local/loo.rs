@@ -42,12 +42,7 @@ pub fn leave_one_out(
 ) -> Result<Vec<Option<LooFit>>, CombineError> {
     let grid = &prep.grid;
     let p = grid.len();
-    if p < 2 {
-        return Err(CombineError::Other(format!(
-            "local basis: the output grid has {p} pixels, need at least 2"
-        )));
-    }
-    let map = GridMap::new(grid);
+    let map = GridMap::checked(grid)?;
     let kernel = opts.kernel;
     let gen_ = cache.begin();
     let bases: Vec<Arc<VisitBasis>> = prep

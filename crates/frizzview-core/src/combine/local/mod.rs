@@ -129,12 +129,7 @@ pub fn fit_with(
 ) -> Result<MethodResult, CombineError> {
     let grid = &prep.grid;
     let p = grid.len();
-    if p < 2 {
-        return Err(CombineError::Other(format!(
-            "local basis: the output grid has {p} pixels, need at least 2"
-        )));
-    }
-    let map = GridMap::new(grid);
+    let map = GridMap::checked(grid)?;
     let kernel = opts.kernel;
     let t0 = std::time::Instant::now();
     let mut phases: Vec<(&str, f64)> = Vec::new();
