@@ -3,7 +3,6 @@
 //! and residual curves with its per-frame rebuild budget.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::combined::CombinedDrawing;
 use crate::app::trace::Trace;
 use crate::combine::Combined;
+use crate::combine::memo::GenLru;
 use crate::model::Dataset;
 
 /// One segment of a visit, ordered by increasing observed wavelength.
@@ -80,15 +80,16 @@ pub(super) struct ModelDrawing {
     pub(super) down_weighted: Vec<[f64; 2]>,
 }
 
-/// A cached drawing and the frame that last used it.
-type Slot<T> = (u64, Arc<T>);
-
 /// Recently drawn exposure curves, and this frame's bookkeeping of result-dependent ones.
-#[derive(Debug, Default)]
+///
+/// The maps are generation-stamped memos whose generation is the frame: each entry remembers
+/// the last frame that drew it. Their byte budgets are unbounded and sizes are not tracked: the
+/// bound is the entry count ([`ExposureCache::trim`]).
+#[derive(Debug)]
 struct ExposureCache {
-    data: HashMap<ExposureKey, Slot<VisitDrawing>>,
-    model: HashMap<ExposureKey, Slot<ModelDrawing>>,
-    residual: HashMap<ExposureKey, Slot<ModelDrawing>>,
+    data: GenLru<ExposureKey, VisitDrawing>,
+    model: GenLru<ExposureKey, ModelDrawing>,
+    residual: GenLru<ExposureKey, ModelDrawing>,
     /// Frames begun ([`DatasetCurves::begin_frame`]).
     frame: u64,
     /// After this instant, this frame rebuilds no more model/residual curves that it can draw
@@ -101,20 +102,35 @@ struct ExposureCache {
     drawn_stale: usize,
 }
 
+impl Default for ExposureCache {
+    fn default() -> Self {
+        Self {
+            data: GenLru::new(usize::MAX),
+            model: GenLru::new(usize::MAX),
+            residual: GenLru::new(usize::MAX),
+            frame: 0,
+            deadline: None,
+            rebuilt: 0,
+            drawn_fresh: 0,
+            drawn_stale: 0,
+        }
+    }
+}
+
 impl ExposureCache {
     /// Bound the memory: while a drag changes one visit's shift every frame, entries for its
-    /// old shifts pile up. Past a limit, keep only what this frame or the last one drew.
+    /// old shifts pile up. Past a limit, keep only what this frame or the last one drew (last
+    /// used 2 or more frames ago is unused).
     fn trim(&mut self, n_visits: usize) {
         let limit = 4 * n_visits + 16;
-        let keep = self.frame.saturating_sub(1);
         if self.data.len() > limit {
-            self.data.retain(|_, (used, _)| *used >= keep);
+            self.data.evict_unused(self.frame, 2, |_| false);
         }
         if self.model.len() > limit {
-            self.model.retain(|_, (used, _)| *used >= keep);
+            self.model.evict_unused(self.frame, 2, |_| false);
         }
         if self.residual.len() > limit {
-            self.residual.retain(|_, (used, _)| *used >= keep);
+            self.residual.evict_unused(self.frame, 2, |_| false);
         }
     }
 }
@@ -160,18 +176,15 @@ impl DatasetCurves {
         n_visits: usize,
         build: impl FnOnce() -> VisitDrawing,
     ) -> Arc<VisitDrawing> {
-        let mut guard = self.cache.borrow_mut();
-        let c = &mut *guard;
-        if let Some((used, d)) = c.data.get_mut(&key) {
-            *used = c.frame;
-            return Arc::clone(d);
+        let guard = self.cache.borrow();
+        if let Some(d) = guard.data.get(&key, guard.frame, |_| true) {
+            return d;
         }
         drop(guard);
         let d = Arc::new(build());
         let mut c = self.cache.borrow_mut();
         c.trim(n_visits);
-        let frame = c.frame;
-        c.data.insert(key, (frame, Arc::clone(&d)));
+        c.data.insert(key, Arc::clone(&d), 0, c.frame);
         d
     }
 
@@ -189,23 +202,15 @@ impl DatasetCurves {
         let mut guard = self.cache.borrow_mut();
         let c = &mut *guard;
         let spent = c.rebuilt > 0 && c.deadline.is_some_and(|d| Instant::now() >= d);
-        let map = if residual {
-            &mut c.residual
-        } else {
-            &mut c.model
-        };
-        if let Some((used, d)) = map.get_mut(&key) {
-            let fresh = Arc::ptr_eq(&d.result, result);
-            if fresh || spent {
-                *used = c.frame;
-                let d = Arc::clone(d);
-                if fresh {
-                    c.drawn_fresh += 1;
-                } else {
-                    c.drawn_stale += 1;
-                }
-                return d;
+        let map = if residual { &c.residual } else { &c.model };
+        let fresh = |d: &ModelDrawing| Arc::ptr_eq(&d.result, result);
+        if let Some(d) = map.get(&key, c.frame, |d| fresh(d) || spent) {
+            if fresh(&d) {
+                c.drawn_fresh += 1;
+            } else {
+                c.drawn_stale += 1;
             }
+            return d;
         }
         drop(guard);
         let d = Arc::new(build());
@@ -215,15 +220,11 @@ impl DatasetCurves {
         c.rebuilt += 1;
         c.drawn_fresh += 1;
         let frame = c.frame;
-        let map = if residual {
-            &mut c.residual
-        } else {
-            &mut c.model
-        };
+        let map = if residual { &c.residual } else { &c.model };
         // An older result's curve is worth keeping only while it stands in for a curve being
         // drawn; each one holds that whole result in memory.
-        map.retain(|_, (used, old)| *used + 1 >= frame || Arc::ptr_eq(&old.result, result));
-        map.insert(key, (frame, Arc::clone(&d)));
+        map.evict_unused_by(frame, 2, |_, old| Arc::ptr_eq(&old.result, result));
+        map.insert(key, Arc::clone(&d), 0, frame);
         d
     }
 
@@ -396,6 +397,78 @@ pub fn decimate_band(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cache's policy: reuse while the key matches, keep only the last two frames' entries
+    /// past the count limit, and stand in an older result's curve once the frame's rebuild
+    /// budget is spent.
+    #[test]
+    fn the_curve_cache_reuses_trims_and_stands_in_older_results() {
+        let data = crate::app::demo::apogee_demo(2).expect("demo");
+        let settings = crate::settings::survey_defaults(&data);
+        let cancel = crate::combine::Cancel::new();
+        let r1 = Arc::new(crate::combine::combine(&data, &settings, &cancel).expect("a result"));
+        let r2 = Arc::new((*r1).clone());
+        let curves = DatasetCurves::default();
+        let key = |visit| ExposureKey {
+            visit,
+            scale: 0,
+            lo: 0,
+            hi: 0,
+            bins: 1,
+            offset: 0,
+            bad_bits: 0,
+            band: false,
+            masked: false,
+            loo: false,
+        };
+        let builds = std::cell::Cell::new(0);
+        let data = |v: usize| {
+            curves.data_drawing(key(v), 0, || {
+                builds.set(builds.get() + 1);
+                VisitDrawing::default()
+            })
+        };
+        curves.begin_frame(Duration::ZERO);
+        data(0);
+        data(0);
+        assert_eq!(builds.get(), 1, "the second call reuses the first drawing");
+        // No visits: the limit is 16 entries. Keys 1..=17 in frames 2..=18: inserting key 17
+        // finds 17 entries and keeps only those drawn in frames 17 and 18 (key 16).
+        for v in 1..=17 {
+            curves.begin_frame(Duration::ZERO);
+            data(v);
+        }
+        assert_eq!(builds.get(), 18);
+        assert_eq!(curves.cache.borrow().data.len(), 2);
+        data(16);
+        assert_eq!(builds.get(), 18, "key 16 was drawn in the last frame: kept");
+        data(15);
+        assert_eq!(builds.get(), 19, "key 15 was evicted");
+
+        let model = |v: usize, r: &Arc<Combined>| {
+            curves.result_drawing(false, key(v), r, 0, || ModelDrawing {
+                result: Arc::clone(r),
+                trace: Arc::default(),
+                down_weighted: Vec::new(),
+            })
+        };
+        curves.begin_frame(Duration::ZERO);
+        model(0, &r1);
+        model(1, &r1);
+        assert_eq!(curves.result_curves_drawn(), (2, 0));
+        // A new result with no time to spare: one curve is rebuilt, the other is the older
+        // result's, until the next frame rebuilds it.
+        curves.begin_frame(Duration::ZERO);
+        assert!(Arc::ptr_eq(&model(0, &r2).result, &r2));
+        assert!(Arc::ptr_eq(&model(1, &r2).result, &r1));
+        assert_eq!(curves.result_curves_drawn(), (1, 1));
+        curves.begin_frame(Duration::ZERO);
+        assert!(Arc::ptr_eq(&model(0, &r2).result, &r2));
+        assert!(Arc::ptr_eq(&model(1, &r2).result, &r2));
+        assert_eq!(curves.result_curves_drawn(), (2, 0));
+        // Curves of the older result not drawn in the last frame are gone.
+        assert_eq!(curves.cache.borrow().model.len(), 2);
+    }
 
     #[test]
     fn decimation_keeps_extremes_and_bounds_the_point_count() {
