@@ -5,8 +5,9 @@
 //! from the last submitted one it goes to the [`CombineEngine`] (a worker thread). Results come
 //! back as owned values; the plots keep the last result until a newer one arrives.
 //!
-//! Files: `options_ui.rs` (the settings panel), `visits_ui.rs` (the visit table), `plot_ui.rs`
-//! (spectra, exposures, noise correlation, decimation), `demo.rs`, `files.rs` (loading, session).
+//! Files: `options_ui.rs` (the settings panel), `visits_ui.rs` (the visit table), `plot_ui/`
+//! (spectra, exposures, noise correlation, decimation), `demo.rs`, `files.rs` (loading, session),
+//! `dialogs.rs` (file dialogs), `icon.rs`, `view_spec.rs` (`FRIZZVIEW_VIEW`), `screenshot.rs`.
 
 pub mod demo;
 pub mod fetch_ui;
@@ -19,9 +20,14 @@ pub mod trace;
 pub mod visits_ui;
 pub mod yrange;
 
+mod dialogs;
+mod icon;
+mod screenshot;
+mod view_spec;
+
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eframe::egui;
@@ -32,6 +38,9 @@ use crate::model::{Dataset, Survey};
 use crate::settings::{Settings, VisitSetting};
 
 use demo::Demo;
+pub use dialogs::{Chooser, DialogKind, Dialogs};
+pub use icon::icon;
+pub use screenshot::{ScreenshotJob, save_png};
 
 /// Persistence key of the window's preferences.
 const PREFS_KEY: &str = "frizzview-prefs";
@@ -211,58 +220,6 @@ pub struct Prefs {
     pub view: ViewOptions,
     /// The last settings used per survey (per-visit entries dropped).
     pub settings: Vec<(Survey, Settings)>,
-}
-
-/// What a file dialog is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DialogKind {
-    /// Add visit files.
-    OpenFiles,
-    /// Open a session file.
-    OpenSession,
-    /// Save the session.
-    SaveSession,
-    /// Export the result (FITS / CSV / npz by extension).
-    Export,
-    /// Save a PNG of the window.
-    SavePng,
-}
-
-/// A file chooser that tests can replace: returns the chosen paths (empty = cancelled).
-pub type Chooser = Box<dyn FnMut(DialogKind) -> Vec<PathBuf> + Send>;
-
-/// How file dialogs are shown.
-pub enum Dialogs {
-    /// rfd dialogs on a helper thread (the UI keeps running).
-    Native,
-    /// An injected chooser, called synchronously (tests; never reaches rfd).
-    Injected(Chooser),
-    /// No dialogs: the buttons report that none is available.
-    Disabled,
-}
-
-/// A screenshot requested from the command line.
-#[derive(Debug)]
-pub struct ScreenshotJob {
-    path: PathBuf,
-    /// Frames drawn since the first result arrived.
-    frames_after_result: u32,
-    /// Frames drawn in total (fallback if no result ever arrives).
-    frames: u32,
-    requested: bool,
-    done: Arc<Mutex<Option<Result<(), String>>>>,
-}
-
-impl ScreenshotJob {
-    fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            frames_after_result: 0,
-            frames: 0,
-            requested: false,
-            done: Arc::new(Mutex::new(None)),
-        }
-    }
 }
 
 /// Messages kept for the status bar.
@@ -644,49 +601,6 @@ impl FrizzApp {
         }
     }
 
-    /// Apply a view description (used to script screenshots through `FRIZZVIEW_VIEW`):
-    /// comma-separated `x=LO:HI` (Angstrom), `layout=stacked|overlaid|single`, `visit=N`
-    /// (1-based), `frame=rest|observed`, `tab=spectra|noise|teaching`, `compare=overlay|difference`,
-    /// `standard=on|off`, `dialog=fetch` (open the fetch dialog). Unknown items become a message.
-    pub fn apply_view_spec(&mut self, spec: &str) {
-        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (key, value) = item.split_once('=').unwrap_or((item, ""));
-            let ok = match (key, value) {
-                ("x", v) => v
-                    .split_once(':')
-                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-                    .map(|r| self.jump_to = Some(r))
-                    .is_some(),
-                ("layout", "stacked") => set(&mut self.view.layout, ExposureLayout::Stacked),
-                ("layout", "overlaid") => set(&mut self.view.layout, ExposureLayout::Overlaid),
-                ("layout", "single") => set(&mut self.view.layout, ExposureLayout::Single),
-                ("frame", "rest") => set(&mut self.view.frame, DrawFrame::Rest),
-                ("frame", "observed") => set(&mut self.view.frame, DrawFrame::Observed),
-                ("tab", "spectra") => set(&mut self.view.tab, Tab::Spectra),
-                ("tab", "noise") => set(&mut self.view.tab, Tab::Noise),
-                ("tab", "teaching") => set(&mut self.view.tab, Tab::Teaching),
-                ("compare", "overlay") => set(&mut self.view.compare, Compare::Overlay),
-                ("compare", "difference") => set(&mut self.view.compare, Compare::Difference),
-                ("standard", "off") => set(&mut self.settings.standard, None),
-                ("standard", "on") => set(
-                    &mut self.settings.standard,
-                    Some(crate::settings::StandardSettings::default()),
-                ),
-                ("dialog", "fetch") => set(&mut self.fetch_dialog.open, true),
-                ("visit", v) => v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .map(|n| self.selected_visit = n - 1)
-                    .is_some(),
-                _ => false,
-            };
-            if !ok {
-                self.report_error(format!("FRIZZVIEW_VIEW: cannot apply '{item}'"));
-            }
-        }
-    }
-
     /// Model and residual curves the last frame of the Spectra tab drew: (from the newest
     /// result, from an older result of the same data that later frames replace).
     #[must_use]
@@ -978,80 +892,6 @@ impl FrizzApp {
         }
     }
 
-    /// Open a file dialog of `kind` (off the UI thread for native dialogs).
-    pub fn start_dialog(&mut self, kind: DialogKind) {
-        match &mut self.dialogs {
-            Dialogs::Injected(chooser) => {
-                let paths = chooser(kind);
-                self.dialog_done(kind, paths);
-            }
-            Dialogs::Native => {
-                if self.dialog_rx.is_some() {
-                    return;
-                }
-                let (tx, rx) = mpsc::channel();
-                let spawned = std::thread::Builder::new()
-                    .name("file-dialog".into())
-                    .spawn(move || {
-                        let _ = tx.send(native_dialog(kind));
-                    });
-                match spawned {
-                    Ok(_) => self.dialog_rx = Some((kind, rx)),
-                    Err(e) => self.report_error(format!("cannot open a file dialog: {e}")),
-                }
-            }
-            Dialogs::Disabled => self.report_error("file dialogs are not available".into()),
-        }
-    }
-
-    fn poll_dialog(&mut self) {
-        let Some((kind, rx)) = &self.dialog_rx else {
-            return;
-        };
-        let kind = *kind;
-        match rx.try_recv() {
-            Ok(paths) => {
-                self.dialog_rx = None;
-                self.dialog_done(kind, paths);
-            }
-            Err(mpsc::TryRecvError::Empty) => {}
-            Err(mpsc::TryRecvError::Disconnected) => self.dialog_rx = None,
-        }
-    }
-
-    fn dialog_done(&mut self, kind: DialogKind, paths: Vec<PathBuf>) {
-        let Some(first) = paths.first().cloned() else {
-            self.report_info("no file chosen".into());
-            return;
-        };
-        match kind {
-            DialogKind::OpenFiles => self.load_and_add(paths, false),
-            DialogKind::OpenSession => {
-                let label = format!("reading the session {}", first.display());
-                self.jobs.spawn(label, 0, move |_| {
-                    jobs::JobResult::Session(
-                        files::load_session(&first).map_err(|e| format!("{e:#}")),
-                    )
-                });
-                self.poll_jobs();
-            }
-            DialogKind::SaveSession => {
-                let session = self.session();
-                let label = format!("saving the session to {}", first.display());
-                self.jobs.spawn(label, 0, move |_| {
-                    jobs::JobResult::Wrote(
-                        files::save_session(&first, &session)
-                            .map(|()| format!("session saved to {}", first.display()))
-                            .map_err(|e| format!("{e:#}")),
-                    )
-                });
-                self.poll_jobs();
-            }
-            DialogKind::Export => self.export(&first),
-            DialogKind::SavePng => self.png_request = Some(first),
-        }
-    }
-
     fn export(&mut self, path: &Path) {
         let Some(result) = self.result.clone() else {
             self.report_error("nothing to export yet: no result".into());
@@ -1067,152 +907,6 @@ impl FrizzApp {
             )
         });
         self.poll_jobs();
-    }
-
-    fn screenshots(&mut self, ctx: &egui::Context) {
-        if let Some(path) = self.png_request.take() {
-            // The frame arrives in a later frame's callback; a background job writes it and its
-            // outcome (an error too) shows in the status bar.
-            let tx = self.png_tx.clone();
-            let ctx2 = ctx.clone();
-            ctx.request_screenshot(move |img: Arc<egui::ColorImage>| {
-                let _ = tx.send((path, img));
-                ctx2.request_repaint();
-            });
-            ctx.request_repaint();
-        }
-        let Some(job) = &mut self.screenshot else {
-            return;
-        };
-        job.frames += 1;
-        if self.result.is_some() || self.error.is_some() {
-            job.frames_after_result += 1;
-        }
-        let ready = job.frames_after_result >= 4 || job.frames >= 3000;
-        if ready && !job.requested && !self.engine.is_busy() {
-            job.requested = true;
-            request_png(ctx, job.path.clone(), Arc::clone(&job.done));
-        }
-        let finished = job.done.lock().map(|d| d.clone()).unwrap_or(None);
-        if let Some(outcome) = finished {
-            if let Err(e) = outcome {
-                eprintln!("error: {e}");
-            }
-            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-        }
-        ctx.request_repaint();
-    }
-}
-
-fn set<T>(slot: &mut T, value: T) -> bool {
-    *slot = value;
-    true
-}
-
-/// Ask the integration for the current frame and save it as PNG; `done` gets the outcome.
-fn request_png(ctx: &egui::Context, path: PathBuf, done: Arc<Mutex<Option<Result<(), String>>>>) {
-    let ctx2 = ctx.clone();
-    ctx.request_screenshot(move |img: Arc<egui::ColorImage>| {
-        let outcome = save_png(&path, &img);
-        if let Err(e) = &outcome {
-            log::error!("{e}");
-        }
-        if let Ok(mut d) = done.lock() {
-            *d = Some(outcome);
-        }
-        ctx2.request_repaint();
-    });
-    ctx.request_repaint();
-}
-
-/// Write an egui image as an RGBA PNG, atomically (see [`crate::cli::png::write_png`]).
-pub fn save_png(path: &Path, img: &egui::ColorImage) -> Result<(), String> {
-    let [w, h] = img.size;
-    let bytes: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
-    crate::cli::png::write_png(path, w, h, &bytes, &[]).map_err(|e| e.to_string())
-}
-
-/// Blocking rfd dialog (runs on the "file-dialog" thread).
-fn native_dialog(kind: DialogKind) -> Vec<PathBuf> {
-    let d = rfd::FileDialog::new();
-    match kind {
-        DialogKind::OpenFiles => d
-            .add_filter("spectra", &["fits", "fit", "fits.gz", "npz", "csv", "tsv"])
-            .pick_files()
-            .unwrap_or_default(),
-        DialogKind::OpenSession => d
-            .add_filter("session", &["json"])
-            .pick_file()
-            .into_iter()
-            .collect(),
-        DialogKind::SaveSession => d
-            .add_filter("session", &["json"])
-            .set_file_name("session.json")
-            .save_file()
-            .into_iter()
-            .collect(),
-        DialogKind::Export => d
-            .add_filter("FITS", &["fits"])
-            .add_filter("CSV", &["csv"])
-            .add_filter("npz", &["npz"])
-            .set_file_name("combined.fits")
-            .save_file()
-            .into_iter()
-            .collect(),
-        DialogKind::SavePng => d
-            .add_filter("PNG", &["png"])
-            .set_file_name("frizzview.png")
-            .save_file()
-            .into_iter()
-            .collect(),
-    }
-}
-
-/// The window icon, drawn here so the binary needs no image file: three noisy exposures (thin,
-/// coloured) and their sharp combination (white) across one absorption line.
-#[must_use]
-pub fn icon() -> egui::IconData {
-    const N: usize = 64;
-    let mut rgba = vec![0u8; N * N * 4];
-    let mut put = |x: usize, y: usize, c: [u8; 4]| {
-        if x < N && y < N {
-            rgba[(y * N + x) * 4..(y * N + x) * 4 + 4].copy_from_slice(&c);
-        }
-    };
-    for y in 0..N {
-        for x in 0..N {
-            // Rounded dark-blue tile.
-            let (dx, dy) = (x.abs_diff(N / 2) as f64, y.abs_diff(N / 2) as f64);
-            if dx.max(dy) < 30.0 || dx.hypot(dy) < 38.0 {
-                put(x, y, [22, 34, 60, 255]);
-            }
-        }
-    }
-    let line = |x: f64, depth: f64, shift: f64| {
-        let t = (x - 32.0 - shift) / 5.0;
-        20.0 + depth * (-0.5 * t * t).exp() * 26.0
-    };
-    let colours = [
-        [230, 120, 30, 255],
-        [90, 200, 120, 255],
-        [200, 90, 200, 255],
-    ];
-    for (k, c) in colours.iter().enumerate() {
-        let shift = (k as f64 - 1.0) * 4.0;
-        for x in 6..58 {
-            let wiggle = ((x * (7 + 3 * k)) % 5) as f64 * 0.6 - 1.2;
-            put(x, (line(x as f64, 0.9, shift) + wiggle) as usize, *c);
-        }
-    }
-    for x in 6..58 {
-        let y = line(x as f64, 1.0, 0.0);
-        put(x, y as usize, [255, 255, 255, 255]);
-        put(x, y as usize + 1, [255, 255, 255, 255]);
-    }
-    egui::IconData {
-        rgba,
-        width: N as u32,
-        height: N as u32,
     }
 }
 

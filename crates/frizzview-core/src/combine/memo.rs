@@ -5,8 +5,8 @@
 //! of values beyond those used by the current generation (a computation's working set is alive
 //! anyway while it runs): inserting evicts the least recently used older values first, and
 //! [`GenLru::evict_unused`] drops values unused for a few generations. The engine's results, the
-//! local basis' kernel evaluations and normal-equation sums and standard practice's stencils and
-//! pieces all use it.
+//! local basis' kernel evaluations and normal-equation sums, standard practice's stencils and
+//! pieces and the window's decimated exposure curves all use it.
 //!
 //! [`Lane`] and [`hash_f64`] fingerprint input arrays for cache keys. A lane's step
 //! `h -> rotl((h ^ w) * K, 29)` is a bijection of the state for a fixed word and of the word for
@@ -242,8 +242,15 @@ impl<K: Eq + Hash + Clone, V> GenLru<K, V> {
     /// Drop the values whose last use is `keep` or more generations before `gen_`, except those
     /// `spare` accepts.
     pub fn evict_unused(&self, gen_: u64, keep: u64, spare: impl Fn(&K) -> bool) {
+        self.evict_unused_by(gen_, keep, |k, _| spare(k));
+    }
+
+    /// [`GenLru::evict_unused`] with a `spare` that also sees the value.
+    pub fn evict_unused_by(&self, gen_: u64, keep: u64, spare: impl Fn(&K, &V) -> bool) {
         let mut inner = self.lock();
-        inner.map.retain(|k, s| s.used + keep > gen_ || spare(k));
+        inner
+            .map
+            .retain(|k, s| s.used + keep > gen_ || spare(k, &s.value));
         inner.bytes = inner.map.values().map(|s| s.bytes).sum();
     }
 
@@ -305,6 +312,21 @@ mod tests {
         assert!(m.bytes() - 1000 <= 250, "{}", m.bytes());
         m.evict_unused(9, 2, |_| false);
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn evict_unused_by_spares_what_the_value_test_accepts() {
+        let m: GenLru<u32, u32> = GenLru::new(1 << 20);
+        m.insert(1, Arc::new(10), 4, 1);
+        m.insert(2, Arc::new(20), 4, 1);
+        m.insert(3, Arc::new(30), 4, 3);
+        // In generation 3 with keep 2, the values last used in generation 1 are unused; the
+        // one holding 20 is spared.
+        m.evict_unused_by(3, 2, |_, v| *v == 20);
+        assert!(m.get(&1, 3, |_| true).is_none());
+        assert!(m.get(&2, 3, |_| true).is_some());
+        assert!(m.get(&3, 3, |_| true).is_some());
+        assert_eq!(m.bytes(), 8);
     }
 
     #[test]

@@ -1,0 +1,373 @@
+//! The combined-spectrum plot (both methods, their 1-sigma bands, the reference spectra and the
+//! no-data spans, decimated once per result and view) with its hover readout, and the plot of
+//! the difference between the methods.
+
+use std::sync::Arc;
+
+use eframe::egui;
+use egui_plot::{FilledArea, Plot, Span};
+
+use super::{
+    FORWARD_COLOR, STANDARD_COLOR, add_trace, apply_view_requests, decimate_band, link_group,
+    trace, visible_x,
+};
+use crate::app::trace::{Trace, TraceItem};
+use crate::app::{Compare, FrizzApp};
+use crate::combine::{Combined, MethodResult};
+use crate::model::{Survey, mask};
+
+fn hover_text(app: &FrizzApp, lam_aa: f64) -> String {
+    let Some(r) = &app.result else {
+        return format!("{lam_aa:.2} A");
+    };
+    let grid = &r.grid.ln_wave;
+    let x = lam_aa.ln();
+    let i = grid.partition_point(|&g| g < x);
+    let i = if i > 0 && (i == grid.len() || (x - grid[i - 1]) < (grid[i] - x)) {
+        i - 1
+    } else {
+        i
+    };
+    let mut text = format!("{lam_aa:.2} A (pixel {i})");
+    let defs = match app.data.survey {
+        Survey::Boss => mask::BOSS_SPPIXMASK,
+        _ => mask::APOGEE_PIXMASK,
+    };
+    for (name, m) in [("forward", &r.forward), ("standard", &r.standard)] {
+        let Some(m) = m else { continue };
+        let (Some(f), Some(v)) = (m.flux.get(i), m.var.get(i)) else {
+            continue;
+        };
+        text += &format!("\n{name}: {f:.4} +- {:.4}", v.sqrt());
+        if m.no_data.get(i).copied().unwrap_or(false) {
+            text += " (no data)";
+        }
+        if let Some(&fl) = m.flags.get(i)
+            && fl != 0
+        {
+            text += &format!(" flags {}", mask::bit_names(fl, defs).join(" "));
+        }
+    }
+    text
+}
+
+/// One curve of the combined plot, decimated.
+#[derive(Debug)]
+enum CombinedCurve {
+    Band {
+        name: String,
+        xs: Vec<f64>,
+        lo: Vec<f64>,
+        hi: Vec<f64>,
+        color: egui::Color32,
+    },
+    Line {
+        name: String,
+        trace: Arc<Trace>,
+        color: egui::Color32,
+        width: f32,
+    },
+}
+
+/// What the combined plot's curves depend on besides the result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CombinedKey {
+    lo: u64,
+    hi: u64,
+    bins: usize,
+    band: bool,
+    reference: bool,
+    overlay: bool,
+}
+
+/// The combined plot's decimated curves and no-data spans, reused while the result and the
+/// view stay the same (every frame of a drag between two results).
+#[derive(Debug)]
+pub(crate) struct CombinedDrawing {
+    key: CombinedKey,
+    result: Arc<Combined>,
+    spans: Vec<(f64, f64)>,
+    curves: Vec<CombinedCurve>,
+}
+
+fn method_curves(
+    out: &mut Vec<CombinedCurve>,
+    name: &str,
+    m: &MethodResult,
+    grid_aa: &[f64],
+    color: egui::Color32,
+    key: CombinedKey,
+    limits: (f64, f64),
+) {
+    let c = |x: f64| crate::app::yrange::clamp_to(x, limits);
+    let range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
+    if key.band {
+        for (xs, lo, hi) in decimate_band(
+            grid_aa,
+            |k| c(m.flux[k] - m.var[k].sqrt()),
+            |k| c(m.flux[k] + m.var[k].sqrt()),
+            range.clone(),
+            key.bins,
+        ) {
+            out.push(CombinedCurve::Band {
+                name: format!("{name} 1-sigma"),
+                xs,
+                lo,
+                hi,
+                color: color.gamma_multiply(0.25),
+            });
+        }
+    }
+    let t = trace(
+        grid_aa,
+        |k| c(m.flux.get(k).copied().unwrap_or(f64::NAN)),
+        range,
+        key.bins,
+    );
+    out.push(CombinedCurve::Line {
+        name: name.to_owned(),
+        trace: Arc::new(t),
+        color,
+        width: 1.5,
+    });
+}
+
+/// Wavelength spans (Angstrom) of the output pixels without data or poorly constrained (both
+/// NaN), the widest 200.
+fn no_data_spans(m: &MethodResult, grid_aa: &[f64]) -> Vec<(f64, f64)> {
+    let mut spans = Vec::new();
+    let mut start: Option<usize> = None;
+    let out = m
+        .no_data
+        .iter()
+        .enumerate()
+        .map(|(i, &nd)| nd || m.poorly_constrained.get(i).copied().unwrap_or(false));
+    for (i, nd) in out.enumerate() {
+        match (nd, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                spans.push((s, i - 1));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, m.no_data.len() - 1));
+    }
+    // Thousands of one-pixel holes would cost more than they show; keep the widest.
+    spans.sort_by_key(|(a, b)| std::cmp::Reverse(b - a));
+    spans.truncate(200);
+    spans
+        .into_iter()
+        .filter_map(|(a, b)| Some((*grid_aa.get(a)?, *grid_aa.get(b)?)))
+        .collect()
+}
+
+/// Decimate the combined plot's curves for `r` as `key` describes.
+fn combined_drawing(app: &FrizzApp, r: &Arc<Combined>, key: CombinedKey) -> CombinedDrawing {
+    let grid_aa = r.grid.wavelength_aa();
+    let range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
+    let spans = r
+        .forward
+        .as_ref()
+        .or(r.standard.as_ref())
+        .map(|m| no_data_spans(m, &grid_aa))
+        .unwrap_or_default();
+    // The y range: the padded percentile range of the constrained values in view (no-data and
+    // poorly constrained pixels are NaN already) of every curve drawn.
+    let in_view = |x: &[f64], y: &[f64]| -> Vec<f64> {
+        x.iter()
+            .zip(y)
+            .filter(|(x, _)| range.contains(x))
+            .map(|(_, y)| *y)
+            .collect()
+    };
+    let mut values = Vec::new();
+    for m in [&r.forward, &r.standard].into_iter().flatten() {
+        values.extend(in_view(&grid_aa, &m.flux));
+    }
+    if key.reference {
+        for s in [&app.data.truth, &app.data.pipeline_coadd]
+            .into_iter()
+            .flatten()
+        {
+            let x: Vec<f64> = s.ln_wave.iter().map(|v| v.exp()).collect();
+            values.extend(in_view(&x, &s.flux));
+        }
+    }
+    let limits = crate::app::yrange::robust_limits(values).unwrap_or((f64::MIN, f64::MAX));
+    let c = |x: f64| crate::app::yrange::clamp_to(x, limits);
+    let mut curves = Vec::new();
+    if key.reference {
+        for s in [&app.data.truth, &app.data.pipeline_coadd]
+            .into_iter()
+            .flatten()
+        {
+            let x: Vec<f64> = s.ln_wave.iter().map(|v| v.exp()).collect();
+            curves.push(CombinedCurve::Line {
+                name: s.label.clone(),
+                trace: Arc::new(trace(&x, |k| c(s.flux[k]), range.clone(), key.bins)),
+                color: egui::Color32::from_gray(120),
+                width: 1.0,
+            });
+        }
+    }
+    if let Some(m) = &r.standard
+        && (key.overlay || r.forward.is_none())
+    {
+        let name = "standard practice";
+        method_curves(&mut curves, name, m, &grid_aa, STANDARD_COLOR, key, limits);
+    }
+    if let Some(m) = &r.forward {
+        method_curves(
+            &mut curves,
+            "forward model",
+            m,
+            &grid_aa,
+            FORWARD_COLOR,
+            key,
+            limits,
+        );
+    }
+    CombinedDrawing {
+        key,
+        result: Arc::clone(r),
+        spans,
+        curves,
+    }
+}
+
+/// The combined plot's id (its `egui_plot::PlotMemory` holds the bounds drawn).
+#[must_use]
+pub fn combined_plot_id() -> egui::Id {
+    egui::Id::unique("frizzview-combined-plot")
+}
+
+pub(super) fn combined_plot(
+    app: &mut FrizzApp,
+    ui: &mut egui::Ui,
+    height: f32,
+    full: (f64, f64),
+    bins: usize,
+    jump: Option<(f64, f64)>,
+) {
+    let app_ref: &FrizzApp = app;
+    Plot::new("combined")
+        .id(combined_plot_id())
+        .height(height)
+        .link_axis(link_group(), [true, false])
+        .link_cursor(link_group(), [true, false])
+        .y_axis_label("combined flux")
+        .legend(egui_plot::Legend::default().position(egui_plot::Corner::RightBottom))
+        .label_formatter(|hp| {
+            let p = match hp {
+                egui_plot::HoverPosition::NearDataPoint { position, .. }
+                | egui_plot::HoverPosition::Elsewhere { position } => *position,
+            };
+            Some(hover_text(app_ref, p.x))
+        })
+        .show(ui, |plot_ui| {
+            apply_view_requests(app_ref, plot_ui, jump);
+            let range = visible_x(plot_ui, full);
+            let Some(r) = &app_ref.result else { return };
+            let key = CombinedKey {
+                lo: range.start().to_bits(),
+                hi: range.end().to_bits(),
+                bins,
+                band: app_ref.view.show_uncertainty,
+                reference: app_ref.view.show_reference,
+                overlay: app_ref.view.compare == Compare::Overlay,
+            };
+            let cached = app_ref
+                .curves
+                .combined
+                .borrow()
+                .as_ref()
+                .filter(|d| d.key == key && Arc::ptr_eq(&d.result, r))
+                .cloned();
+            let d = cached.unwrap_or_else(|| {
+                let d = Arc::new(combined_drawing(app_ref, r, key));
+                *app_ref.curves.combined.borrow_mut() = Some(Arc::clone(&d));
+                d
+            });
+            for &(x0, x1) in &d.spans {
+                plot_ui.span(
+                    Span::new("no data / poorly constrained", x0..=x1)
+                        .fill(egui::Color32::from_gray(128).gamma_multiply(0.18))
+                        .border_width(0.0),
+                );
+            }
+            for c in &d.curves {
+                match c {
+                    CombinedCurve::Band {
+                        name,
+                        xs,
+                        lo,
+                        hi,
+                        color,
+                    } => {
+                        plot_ui.add(FilledArea::new(name, xs, lo, hi).fill_color(*color));
+                    }
+                    CombinedCurve::Line {
+                        name,
+                        trace,
+                        color,
+                        width,
+                    } => plot_ui.add(
+                        TraceItem::new(name.as_str(), Arc::clone(trace))
+                            .color(*color)
+                            .width(*width),
+                    ),
+                }
+            }
+        });
+}
+
+pub(super) fn difference_plot(
+    app: &FrizzApp,
+    ui: &mut egui::Ui,
+    height: f32,
+    full: (f64, f64),
+    bins: usize,
+    jump: Option<(f64, f64)>,
+) {
+    let Some(r) = app.result.clone() else { return };
+    let (Some(f), Some(s)) = (&r.forward, &r.standard) else {
+        return;
+    };
+    let grid_aa = r.grid.wavelength_aa();
+    Plot::new("difference")
+        .height(height)
+        .link_axis(link_group(), [true, false])
+        .link_cursor(link_group(), [true, false])
+        .y_axis_label("std - fwd")
+        .show(ui, |plot_ui| {
+            apply_view_requests(app, plot_ui, jump);
+            let range = visible_x(plot_ui, full);
+            let d = |k: usize| s.flux[k] - f.flux[k];
+            let limits = crate::app::yrange::robust_limits(
+                (0..grid_aa.len())
+                    .filter(|&k| range.contains(&grid_aa[k]))
+                    .map(d),
+            )
+            .unwrap_or((f64::MIN, f64::MAX));
+            let c = |x: f64| crate::app::yrange::clamp_to(x, limits);
+            if app.view.show_uncertainty {
+                for (xs, lo, hi) in decimate_band(
+                    &grid_aa,
+                    |k| c(-f.var[k].sqrt()),
+                    |k| c(f.var[k].sqrt()),
+                    range.clone(),
+                    bins,
+                ) {
+                    plot_ui.add(
+                        FilledArea::new("forward 1-sigma", &xs, &lo, &hi)
+                            .fill_color(FORWARD_COLOR.gamma_multiply(0.2)),
+                    );
+                }
+            }
+            let t = trace(&grid_aa, |k| c(d(k)), range, bins);
+            add_trace(plot_ui, "standard - forward", t, STANDARD_COLOR, 1.0);
+        });
+}

@@ -1,0 +1,598 @@
+//! The exposures plot (every visit's flux, band, masked pixels and model, stacked, overlaid or
+//! one at a time, in the rest or observed frame) with its hover readout, and the residuals
+//! plot; both draw through the curve cache.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use eframe::egui;
+use egui_plot::{FilledArea, HLine, MarkerShape, Plot, Points};
+
+use super::curves::{ExposureKey, ModelDrawing, SegCurve, VisitDrawing};
+use super::{
+    DOWN_WEIGHTED_COLOR, MASK_COLOR, apply_view_requests, decimate_band, link_group, visible_x,
+};
+use crate::app::trace::{Trace, TraceItem};
+use crate::app::visits_ui::{sorted_indices, velocity_in_use, visit_color};
+use crate::app::{DrawFrame, ExposureLayout, FrizzApp};
+use crate::model::{Survey, mask};
+
+/// Hover readout of the exposures plot: the nearest visit's pixel, its value, sigma and flags.
+fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> String {
+    let (name, p) = match hp {
+        egui_plot::HoverPosition::NearDataPoint {
+            plot_name,
+            position,
+            ..
+        } => (Some(*plot_name), *position),
+        egui_plot::HoverPosition::Elsewhere { position } => (None, *position),
+    };
+    let mut text = format!("{:.2} A", p.x);
+    let Some(name) = name else {
+        return text;
+    };
+    let base = name.trim_end_matches(" model").trim_end_matches(" 1-sigma");
+    let Some(i) = app.data.visits.iter().position(|v| v.meta.name == base) else {
+        return format!("{name}\n{text}");
+    };
+    let visit = &app.data.visits[i];
+    let obs_aa = p.x / frame_scale(app, i);
+    // Nearest pixel over all segments.
+    let mut best: Option<(f64, usize)> = None;
+    for seg in app.curves.visits.get(i).into_iter().flatten() {
+        let j = seg.lam_aa.partition_point(|&l| l < obs_aa);
+        for k in [j.saturating_sub(1), j] {
+            if let Some(&l) = seg.lam_aa.get(k) {
+                let d = (l - obs_aa).abs();
+                if best.is_none_or(|b| d < b.0) {
+                    best = Some((d, seg.idx[k]));
+                }
+            }
+        }
+    }
+    let Some((_, px)) = best else {
+        return format!("{name}\n{text}");
+    };
+    let defs = match app.data.survey {
+        Survey::Boss => mask::BOSS_SPPIXMASK,
+        _ => mask::APOGEE_PIXMASK,
+    };
+    let sigma = visit.ivar()[px].powf(-0.5);
+    text = format!(
+        "{base} pixel {px}\n{:.2} A observed\nflux {:.4} +- {sigma:.4}",
+        visit.wavelength_aa()[px],
+        visit.flux()[px]
+    );
+    if let Some(pred) = app
+        .result
+        .as_ref()
+        .and_then(|r| r.forward.as_ref())
+        .and_then(|f| f.visits.get(i))
+        .and_then(|f| f.prediction.get(px))
+    {
+        text += &format!("\nmodel {pred:.4}");
+    }
+    if let Some(s) = visit.selection().and_then(|s| s.get(px)) {
+        text += &format!("\nS {s:.3}");
+    }
+    let flags = visit.flags()[px];
+    if flags != 0 {
+        text += &format!("\nflags {}", mask::bit_names(flags, defs).join(" "));
+    }
+    if visit.bad()[px] {
+        text += "\nbad pixel";
+    }
+    text
+}
+
+/// The visits drawn, in table order (single: only the selected one).
+fn drawn_visits(app: &FrizzApp) -> Vec<usize> {
+    match app.view.layout {
+        ExposureLayout::Single => vec![
+            app.selected_visit
+                .min(app.data.visits.len().saturating_sub(1)),
+        ],
+        _ => sorted_indices(app),
+    }
+}
+
+/// Decimation columns for `n_curves` visits drawn in one plot `width_px` wide. Many visits
+/// share the plot's height, so each is a strip a few pixels tall that shows little vertical
+/// detail: a column every two to four pixels is enough (each column still keeps its lowest and
+/// highest sample, so spikes stay), and divides what is tessellated (most of a frame with 30
+/// visits) as much.
+fn bins_for(width_px: usize, n_curves: usize) -> usize {
+    let px_per_column = match n_curves {
+        0..=4 => 1,
+        5..=12 => 2,
+        13..=24 => 3,
+        _ => 4,
+    };
+    (width_px / px_per_column).max(50)
+}
+
+/// The x range to decimate for a view of `range` drawn with `bins` columns, and its columns:
+/// three view-widths around the view, aligned to a grid of view-widths (rounded up to 1/8
+/// octave), a column as wide as before. While a pan stays within one width, this range (part of
+/// the cache keys) does not change, so panning draws cached curves instead of decimating every
+/// visit every frame. The plot items draw only the columns in view.
+fn tiled(range: &RangeInclusive<f64>, bins: usize) -> (RangeInclusive<f64>, usize) {
+    let (lo, hi) = (*range.start(), *range.end());
+    let w = hi - lo;
+    if !(w.is_finite() && w > 0.0) {
+        return (range.clone(), bins);
+    }
+    let wq = ((w.log2() * 8.0).ceil() / 8.0).exp2();
+    // The view lies in [origin, origin + 2 wq); one more width on each side would be spare.
+    let origin = (lo / wq).floor() * wq;
+    let start = origin - 0.5 * wq;
+    ((start..=start + 3.0 * wq), 3 * bins)
+}
+
+/// The factor that maps a visit's observed wavelength to the plotted one.
+fn frame_scale(app: &FrizzApp, i: usize) -> f64 {
+    if app.view.frame == DrawFrame::Observed {
+        return 1.0;
+    }
+    let v = app
+        .result
+        .as_ref()
+        .and_then(|r| r.visits.get(i))
+        .map(|u| u.v_kms)
+        .filter(|_| {
+            app.result
+                .as_ref()
+                .is_some_and(|r| r.settings == app.settings)
+        })
+        .or_else(|| velocity_in_use(app, i).0)
+        .unwrap_or(0.0);
+    (-crate::model::shift_from_velocity(v)).exp()
+}
+
+pub(super) fn exposures_plot(
+    app: &FrizzApp,
+    ui: &mut egui::Ui,
+    height: f32,
+    full: (f64, f64),
+    bins: usize,
+    jump: Option<(f64, f64)>,
+) {
+    let visits = drawn_visits(app);
+    let bins = bins_for(bins, visits.len());
+    let step = app.curves.typical_flux * 0.6;
+    let stacked = app.view.layout == ExposureLayout::Stacked;
+    Plot::new("exposures")
+        .height(height)
+        .link_axis(link_group(), [true, false])
+        .link_cursor(link_group(), [true, false])
+        .y_axis_label(if stacked { "flux + offset" } else { "flux" })
+        .x_axis_label(match app.view.frame {
+            DrawFrame::Rest => "rest-frame wavelength (A)",
+            DrawFrame::Observed => "observed wavelength (A)",
+        })
+        .label_formatter(|hp| Some(exposure_hover_text(app, hp)))
+        .show(ui, |plot_ui| {
+            apply_view_requests(app, plot_ui, jump);
+            let range = visible_x(plot_ui, full);
+            // Decimated over a wider, aligned range: panning reuses the cached curves.
+            let (tile, bins) = tiled(&range, bins);
+            for (k, &i) in visits.iter().enumerate() {
+                let Some(visit) = app.data.visits.get(i) else {
+                    continue;
+                };
+                let Some(segs) = app.curves.visits.get(i) else {
+                    continue;
+                };
+                let offset = if stacked { -(k as f64) * step } else { 0.0 };
+                let scale = frame_scale(app, i);
+                let obs_range = (tile.start() / scale)..=(tile.end() / scale);
+                let included = app.settings.visit(i).include;
+                // The model stands out against one visit; among many it should not hide them.
+                let model_color = if app.view.layout == ExposureLayout::Single {
+                    egui::Color32::from_gray(235)
+                } else {
+                    egui::Color32::from_gray(200).gamma_multiply(0.45)
+                };
+                // At the visit's first visible sample, so the label never widens the x bounds
+                // (which would break the alignment of the linked plots).
+                let first_aa = segs
+                    .iter()
+                    .filter_map(|s| s.lam_aa.first())
+                    .fold(f64::INFINITY, |a, &b| a.min(b))
+                    * scale;
+                let label_x = first_aa.max(*range.start());
+                if stacked && label_x.is_finite() {
+                    let label = if included {
+                        visit.meta.name.clone()
+                    } else {
+                        format!("{} (excluded)", visit.meta.name)
+                    };
+                    plot_ui.text(
+                        egui_plot::Text::new(
+                            "visit label",
+                            egui_plot::PlotPoint::new(label_x, offset + step * 0.5),
+                            egui::RichText::new(label).small().color(visit_color(i)),
+                        )
+                        .anchor(egui::Align2::RIGHT_CENTER),
+                    );
+                }
+                let color = if included {
+                    visit_color(i)
+                } else {
+                    visit_color(i).gamma_multiply(0.3)
+                };
+                let name = &visit.meta.name;
+                let key = ExposureKey {
+                    visit: i,
+                    scale: scale.to_bits(),
+                    lo: obs_range.start().to_bits(),
+                    hi: obs_range.end().to_bits(),
+                    bins,
+                    offset: offset.to_bits(),
+                    bad_bits: app.settings.bad_bits,
+                    // Bands of a dozen stacked visits only blur them; shown one or overlaid.
+                    band: app.view.show_uncertainty && !stacked,
+                    masked: app.view.show_masked,
+                    loo: app.view.leave_one_out,
+                };
+                let n_visits = app.data.visits.len();
+                let drawing = app.curves.data_drawing(key, n_visits, || {
+                    visit_drawing(app, i, segs, key, scale, offset)
+                });
+                // Only what is in view: the rest must not widen the plot's automatic y range.
+                for (xs, lo, hi) in &drawing.bands {
+                    let a = xs
+                        .partition_point(|&x| x < *range.start())
+                        .saturating_sub(1);
+                    let b = (xs.partition_point(|&x| x <= *range.end()) + 1).min(xs.len());
+                    if b >= a + 2 {
+                        plot_ui.add(
+                            FilledArea::new(
+                                format!("{name} 1-sigma"),
+                                &xs[a..b],
+                                &lo[a..b],
+                                &hi[a..b],
+                            )
+                            .fill_color(color.gamma_multiply(0.2)),
+                        );
+                    }
+                }
+                plot_ui.add(
+                    TraceItem::new(name.as_str(), Arc::clone(&drawing.trace))
+                        .color(color)
+                        .width(1.0)
+                        .view(&range),
+                );
+                let masked = in_view(&drawing.masked, &range);
+                if !masked.is_empty() {
+                    plot_ui.points(
+                        Points::new("masked", masked)
+                            .color(MASK_COLOR)
+                            .shape(MarkerShape::Cross)
+                            .radius(2.5),
+                    );
+                }
+                if app.view.show_model
+                    && let Some(result) = &app.result
+                    && let Some(pred) = result.forward.as_ref().and_then(|f| f.visits.get(i))
+                    && let predicted = model_of(pred, key.loo)
+                    && predicted.len() == visit.len()
+                {
+                    let model = app.curves.result_drawing(false, key, result, n_visits, || {
+                        let (y_lo, y_hi) = y_limits(app, i);
+                        let mut trace = Trace::default();
+                        for seg in segs {
+                            trace.push(
+                                &seg.lam_aa,
+                                |j| predicted[seg.idx[j]].clamp(y_lo, y_hi) + offset,
+                                obs_range.clone(),
+                                bins,
+                                scale,
+                            );
+                        }
+                        let flux = visit.flux();
+                        let down_weighted = pred
+                            .robust_weight
+                            .iter()
+                            .enumerate()
+                            .filter(|&(p, &w)| {
+                                w < 0.5 && obs_range.contains(&visit.wavelength_aa()[p])
+                            })
+                            .map(|(p, _)| {
+                                [
+                                    visit.wavelength_aa()[p] * scale,
+                                    flux[p].clamp(y_lo, y_hi) + offset,
+                                ]
+                            })
+                            .collect();
+                        ModelDrawing {
+                            result: Arc::clone(result),
+                            trace: Arc::new(trace),
+                            down_weighted,
+                        }
+                    });
+                    // A line, not a band: the model's band would cover its data's. Just under a
+                    // pixel wide, egui draws it as a ridge of 3 vertices a point instead of 4.
+                    plot_ui.add(
+                        TraceItem::new(format!("{name} model"), Arc::clone(&model.trace))
+                            .color(model_color)
+                            .width(0.9)
+                            .as_lines()
+                            .view(&range),
+                    );
+                    let down_weighted = in_view(&model.down_weighted, &range);
+                    if !down_weighted.is_empty() {
+                        plot_ui.points(
+                            Points::new("down-weighted (robust)", down_weighted)
+                                .color(DOWN_WEIGHTED_COLOR)
+                                .shape(MarkerShape::Circle)
+                                .filled(false)
+                                .radius(3.5),
+                        );
+                    }
+                }
+            }
+        });
+}
+
+/// A visit's model prediction at its pixels: from the fit to all visits, or (`loo`) from the fit
+/// to the other visits when it was computed.
+fn model_of(fit: &crate::combine::VisitFit, loo: bool) -> &[f64] {
+    if loo && !fit.loo_prediction.is_empty() {
+        &fit.loo_prediction
+    } else {
+        &fit.prediction
+    }
+}
+
+/// The points with x in `range`.
+fn in_view(points: &[[f64; 2]], range: &RangeInclusive<f64>) -> Vec<[f64; 2]> {
+    points
+        .iter()
+        .filter(|p| range.contains(&p[0]))
+        .copied()
+        .collect()
+}
+
+/// The drawn flux range of visit `i` (values beyond are clamped).
+fn y_limits(app: &FrizzApp, i: usize) -> (f64, f64) {
+    app.curves
+        .y_limits
+        .get(i)
+        .copied()
+        .unwrap_or((f64::NEG_INFINITY, f64::INFINITY))
+}
+
+/// Decimate one visit's flux, band and masked pixels as `key` describes.
+fn visit_drawing(
+    app: &FrizzApp,
+    i: usize,
+    segs: &[SegCurve],
+    key: ExposureKey,
+    scale: f64,
+    offset: f64,
+) -> VisitDrawing {
+    let Some(visit) = app.data.visits.get(i) else {
+        return VisitDrawing::default();
+    };
+    let obs_range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
+    let bins = key.bins;
+    let flux = visit.flux();
+    let ivar = visit.ivar();
+    let sigma = app.curves.sigma.get(i).map(Vec::as_slice).unwrap_or(&[]);
+    let bad_bits = key.bad_bits;
+    let (y_lo, y_hi) = y_limits(app, i);
+    let masked = |p: usize| visit.bad()[p] || visit.flags()[p] & bad_bits != 0 || ivar[p] <= 0.0;
+    // Masked pixels break the line (they are marked separately); the rest is clamped.
+    let good_flux = |p: usize| {
+        if masked(p) {
+            f64::NAN
+        } else {
+            flux[p].clamp(y_lo, y_hi)
+        }
+    };
+    let sig = |p: usize| sigma.get(p).copied().unwrap_or(f64::NAN);
+    let mut out = VisitDrawing::default();
+    let mut trace = Trace::default();
+    for seg in segs {
+        if key.band {
+            out.bands.extend(
+                decimate_band(
+                    &seg.lam_aa,
+                    |j| {
+                        let p = seg.idx[j];
+                        // NaN (masked) must stay NaN: f64::max would replace it.
+                        let v = good_flux(p) - sig(p);
+                        if v.is_nan() { v } else { v.max(y_lo) + offset }
+                    },
+                    |j| {
+                        let p = seg.idx[j];
+                        let v = good_flux(p) + sig(p);
+                        if v.is_nan() { v } else { v.min(y_hi) + offset }
+                    },
+                    obs_range.clone(),
+                    bins,
+                )
+                .into_iter()
+                .map(|(xs, lo, hi)| (xs.iter().map(|x| x * scale).collect(), lo, hi)),
+            );
+        }
+        trace.push(
+            &seg.lam_aa,
+            |j| good_flux(seg.idx[j]) + offset,
+            obs_range.clone(),
+            bins,
+            scale,
+        );
+        if key.masked {
+            let lo = seg.lam_aa.partition_point(|&x| x < *obs_range.start());
+            let hi = seg.lam_aa.partition_point(|&x| x <= *obs_range.end());
+            // Crosses in one screen column overlap: keep the lowest and highest of each
+            // (a masked glow of a thousand pixels otherwise costs more than every line).
+            let (x0, x1) = (*obs_range.start(), *obs_range.end());
+            let width = ((x1 - x0) / bins.max(1) as f64).max(f64::MIN_POSITIVE);
+            let mut column: Option<(i64, [f64; 2], [f64; 2])> = None;
+            let pts = &mut out.masked;
+            let flush = |pts: &mut Vec<[f64; 2]>, (_, a, b): (i64, [f64; 2], [f64; 2])| {
+                pts.push(a);
+                if a != b {
+                    pts.push(b);
+                }
+            };
+            for j in (lo..hi).filter(|&j| masked(seg.idx[j])) {
+                let p = seg.idx[j];
+                let y = if flux[p].is_finite() {
+                    flux[p].clamp(y_lo, y_hi)
+                } else {
+                    y_lo
+                };
+                let pt = [seg.lam_aa[j] * scale, y + offset];
+                let bin = ((seg.lam_aa[j] - x0) / width).floor() as i64;
+                match &mut column {
+                    Some((b, mn, mx)) if *b == bin => {
+                        if pt[1] < mn[1] {
+                            *mn = pt;
+                        }
+                        if pt[1] > mx[1] {
+                            *mx = pt;
+                        }
+                    }
+                    _ => {
+                        if let Some(c) = column.take() {
+                            flush(pts, c);
+                        }
+                        column = Some((bin, pt, pt));
+                    }
+                }
+            }
+            if let Some(c) = column.take() {
+                flush(pts, c);
+            }
+        }
+    }
+    out.trace = Arc::new(trace);
+    out
+}
+
+pub(super) fn residuals_plot(
+    app: &FrizzApp,
+    ui: &mut egui::Ui,
+    height: f32,
+    full: (f64, f64),
+    bins: usize,
+    jump: Option<(f64, f64)>,
+) {
+    // Borrowed: cloning the result every frame copied every visit's prediction.
+    let forward = app.result.as_ref().and_then(|r| r.forward.as_ref());
+    let visits = drawn_visits(app);
+    let bins = bins_for(bins, visits.len());
+    Plot::new("residuals")
+        .height(height)
+        .link_axis(link_group(), [true, false])
+        .link_cursor(link_group(), [true, false])
+        .y_axis_label("resid. (sigma)")
+        .show(ui, |plot_ui| {
+            apply_view_requests(app, plot_ui, jump);
+            let range = visible_x(plot_ui, full);
+            // Decimated over a wider, aligned range: panning reuses the cached curves.
+            let (tile, bins) = tiled(&range, bins);
+            plot_ui.hline(HLine::new("+3 sigma", 3.0).color(egui::Color32::from_gray(150)));
+            plot_ui.hline(HLine::new("-3 sigma", -3.0).color(egui::Color32::from_gray(150)));
+            let Some(f) = &forward else { return };
+            for &i in &visits {
+                let (Some(visit), Some(segs), Some(fit)) = (
+                    app.data.visits.get(i),
+                    app.curves.visits.get(i),
+                    f.visits.get(i),
+                ) else {
+                    continue;
+                };
+                let predicted = model_of(fit, app.view.leave_one_out);
+                if predicted.len() != visit.len() {
+                    continue;
+                }
+                let scale = frame_scale(app, i);
+                let obs_range = (tile.start() / scale)..=(tile.end() / scale);
+                let Some(result) = &app.result else { continue };
+                let key = ExposureKey {
+                    visit: i,
+                    scale: scale.to_bits(),
+                    lo: obs_range.start().to_bits(),
+                    hi: obs_range.end().to_bits(),
+                    bins,
+                    offset: 0,
+                    bad_bits: app.settings.bad_bits,
+                    band: false,
+                    masked: false,
+                    loo: app.view.leave_one_out,
+                };
+                let n_visits = app.data.visits.len();
+                let drawing = app.curves.result_drawing(true, key, result, n_visits, || {
+                    let flux = visit.flux();
+                    let ivar = visit.ivar();
+                    let bad_bits = key.bad_bits;
+                    let mut trace = Trace::default();
+                    for seg in segs {
+                        trace.push(
+                            &seg.lam_aa,
+                            |j| {
+                                let p = seg.idx[j];
+                                if ivar[p] > 0.0
+                                    && !visit.bad()[p]
+                                    && visit.flags()[p] & bad_bits == 0
+                                {
+                                    // Clamped so one outlier does not flatten the rest.
+                                    ((flux[p] - predicted[p]) * ivar[p].sqrt()).clamp(-12.0, 12.0)
+                                } else {
+                                    f64::NAN
+                                }
+                            },
+                            obs_range.clone(),
+                            bins,
+                            scale,
+                        );
+                    }
+                    ModelDrawing {
+                        result: Arc::clone(result),
+                        trace: Arc::new(trace),
+                        down_weighted: Vec::new(),
+                    }
+                });
+                plot_ui.add(
+                    TraceItem::new(
+                        format!("{} residual", visit.meta.name),
+                        Arc::clone(&drawing.trace),
+                    )
+                    .color(visit_color(i))
+                    .width(1.0)
+                    .view(&range),
+                );
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposure_hover_names_the_flags_of_the_nearest_pixel() {
+        let data = crate::app::demo::apogee_demo(2).expect("demo");
+        let app = FrizzApp::inline(data);
+        let visit = &app.data.visits[0];
+        let px = visit
+            .flags()
+            .iter()
+            .position(|&f| f & 2 != 0)
+            .expect("the demo has a cosmic ray (CRPIX) in visit 1");
+        let x = visit.wavelength_aa()[px] * frame_scale(&app, 0);
+        let hp = egui_plot::HoverPosition::NearDataPoint {
+            plot_name: &visit.meta.name,
+            position: egui_plot::PlotPoint::new(x, 1.0),
+            index: 0,
+        };
+        let text = exposure_hover_text(&app, &hp);
+        assert!(text.contains(&format!("pixel {px}")), "{text}");
+        assert!(text.contains("CRPIX"), "{text}");
+    }
+}

@@ -1,0 +1,62 @@
+//! The Noise tab: the correlation of neighbouring output pixels against lag, for both methods.
+
+use eframe::egui;
+use egui_plot::{Line, Plot, Points};
+
+use super::{FORWARD_COLOR, STANDARD_COLOR};
+use crate::app::FrizzApp;
+
+pub use crate::experiment::correlation_by_lag;
+
+/// The Noise tab: correlation of neighbouring output pixels against lag, for both methods.
+pub fn noise_ui(app: &FrizzApp, ui: &mut egui::Ui) {
+    ui.label(
+        "Correlation between output pixels l and l+k (median over pixels of C[l,l+k] / C[l,l]). \
+         Interpolation correlates neighbouring pixels; the forward model keeps them nearly \
+         independent when the visits sample the spectrum well.",
+    );
+    let Some(r) = app.result.clone() else {
+        ui.label("no result yet");
+        return;
+    };
+    let curves: Vec<(&str, Vec<f64>, egui::Color32)> = [
+        ("forward model", &r.forward, FORWARD_COLOR),
+        ("standard practice", &r.standard, STANDARD_COLOR),
+    ]
+    .into_iter()
+    .filter_map(|(n, m, c)| m.as_ref().map(|m| (n, correlation_by_lag(&m.band), c)))
+    .collect();
+    egui::Grid::new("noise-table").striped(true).show(ui, |ui| {
+        ui.label("lag");
+        for (n, _, _) in &curves {
+            ui.label(*n);
+        }
+        ui.end_row();
+        let n_lags = curves.iter().map(|c| c.1.len()).max().unwrap_or(0);
+        for k in 0..n_lags.min(8) {
+            ui.label(k.to_string());
+            for (_, c, _) in &curves {
+                ui.label(c.get(k).map_or("-".into(), |v| format!("{v:+.3}")));
+            }
+            ui.end_row();
+        }
+    });
+    Plot::new("noise")
+        .x_axis_label("lag k (output pixels)")
+        .y_axis_label("correlation")
+        .legend(egui_plot::Legend::default())
+        .include_y(0.0)
+        .include_y(1.0)
+        .show(ui, |plot_ui| {
+            for (n, c, color) in curves {
+                let pts: Vec<[f64; 2]> = c
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(k, v)| [k as f64, *v])
+                    .collect();
+                plot_ui.line(Line::new(n, pts.clone()).color(color).width(2.0));
+                plot_ui.points(Points::new(n, pts).color(color).radius(4.0).filled(true));
+            }
+        });
+}
