@@ -574,3 +574,145 @@ fn standard_practice_inflates_only_pixels_that_inherit_the_flags() {
         "{same} unchanged, {larger} inflated"
     );
 }
+
+/// The exposure view's residuals are in the sigma the fit used: squared and summed over a visit
+/// they give its reported chi^2, on the real star with the pipeline policy (sky-line and
+/// persistence pixels inflated). With the file's sigma alone the sum is far larger.
+#[test]
+fn real_star_exposure_residuals_are_in_the_fits_sigma() {
+    let Some(star) = real_star::star("policy::real_star_exposure_residuals_are_in_the_fits_sigma")
+    else {
+        return;
+    };
+    let data = load(&star);
+    let s = defaults(&data);
+    let c = run(&data, &s);
+    let f = c.forward.as_ref().expect("forward");
+    for (i, (visit, fit)) in data.visits.iter().zip(&f.visits).enumerate() {
+        let frame = frizzview::combine::file_frame_factor(visit, &s);
+        assert!(
+            frame.iter().any(|&c| c.is_finite() && c != 1.0),
+            "visit {i}: APOGEE flux is telluric-corrected, so the model is drawn divided by S"
+        );
+        let (mut sum, mut raw, mut n) = (0.0, 0.0, 0usize);
+        for p in 0..visit.len() {
+            let r = frizzview::app::plot_ui::residual_in_sigma(
+                visit,
+                &fit.prediction,
+                &frame,
+                p,
+                s.bad_bits,
+                &s.inflate_bits,
+            );
+            if r.is_finite() {
+                sum += r * r;
+                n += 1;
+                let r0 = frizzview::app::plot_ui::residual_in_sigma(
+                    visit,
+                    &fit.prediction,
+                    &frame,
+                    p,
+                    s.bad_bits,
+                    &[],
+                );
+                raw += r0 * r0;
+            }
+        }
+        assert_eq!(
+            n, fit.n_used,
+            "visit {i}: the plotted pixels are the fitted ones"
+        );
+        assert!(
+            (sum - fit.chi2).abs() <= 1e-9 * fit.chi2,
+            "visit {i}: plotted residuals give chi^2 {sum}, the fit reports {}",
+            fit.chi2
+        );
+        assert!(
+            raw > 1.5 * sum,
+            "visit {i}: inflation matters here ({raw} vs {sum})"
+        );
+        println!("visit {i}: chi2 {sum:.1} (file sigma alone {raw:.1}) over {n} px");
+    }
+}
+
+/// `combine::file_frame_factor` is the conversion `prepare` applies for the selection function,
+/// in every mode and for fluxes delivered divided by S or not: flux = c y, sigma = c sigma_y
+/// (with the policy's inflation on top), and NaN exactly where `prepare` masks a tiny S.
+#[test]
+fn file_frame_factor_is_the_conversion_prepare_applies() {
+    use frizzview::model::{Dataset, Visit, VisitArrays, VisitMeta};
+    use frizzview::settings::SelectionMode;
+    use std::sync::Arc;
+    let n = 200;
+    let wavelength_aa: Vec<f64> = (0..n).map(|i| 15_200.0 + 0.2 * f64::from(i)).collect();
+    let flux: Vec<f64> = (0..n).map(|i| 1.0 + 0.01 * f64::from(i % 17)).collect();
+    let ivar: Vec<f64> = (0..n).map(|i| 100.0 + f64::from(i % 5)).collect();
+    // A transmission with deep lines, some below the usable minimum, and one NaN.
+    let sel: Vec<f64> = (0..n)
+        .map(|i| match i % 40 {
+            7 => 1e-4,
+            8 => f64::NAN,
+            9 => 0.3,
+            _ => 0.9 + 0.001 * f64::from(i % 10),
+        })
+        .collect();
+    for divided in [true, false] {
+        let visit = Visit::new(
+            VisitMeta {
+                name: format!("divided-{divided}"),
+                ..VisitMeta::default()
+            },
+            VisitArrays {
+                wavelength_aa: wavelength_aa.clone(),
+                flux: flux.clone(),
+                ivar: ivar.clone(),
+                selection: Some(sel.clone()),
+                flux_divided_by_selection: divided,
+                ..VisitArrays::default()
+            },
+        )
+        .expect("visit");
+        let data = Dataset {
+            visits: vec![Arc::new(visit)],
+            ..Dataset::default()
+        };
+        for mode in [
+            SelectionMode::Multiply,
+            SelectionMode::Divide,
+            SelectionMode::Ignore,
+        ] {
+            let s = frizzview::settings::Settings {
+                selection: mode,
+                grid: frizzview::settings::GridSpec::Auto,
+                ..frizzview::settings::Settings::default()
+            };
+            let prep = frizzview::combine::prepare(&data, &s).expect("prepared");
+            let pv = &prep.visits[0];
+            let c = frizzview::combine::file_frame_factor(&data.visits[0], &s);
+            let mut changed = 0;
+            for k in 0..n as usize {
+                let what = format!("divided {divided}, {mode:?}, pixel {k}");
+                if c[k].is_nan() {
+                    assert!(
+                        pv.masked[k] && pv.ivar[k] == 0.0,
+                        "{what}: NaN only where masked"
+                    );
+                    continue;
+                }
+                assert!(!pv.masked[k], "{what}: masked with a usable factor");
+                assert!(
+                    (c[k] * pv.y[k] - flux[k]).abs() <= 1e-12 * flux[k],
+                    "{what}: flux"
+                );
+                let iv = pv.ivar[k] / (c[k] * c[k]);
+                assert!((iv - ivar[k]).abs() <= 1e-12 * ivar[k], "{what}: ivar");
+                changed += usize::from(c[k] != 1.0);
+            }
+            let converts = matches!(
+                (mode, divided),
+                (SelectionMode::Multiply, true) | (SelectionMode::Divide, false)
+            );
+            assert_eq!(changed > 0, converts, "divided {divided}, {mode:?}");
+        }
+    }
+}

@@ -15,7 +15,30 @@ use super::{
 use crate::app::trace::{Trace, TraceItem};
 use crate::app::visits_ui::{sorted_indices, velocity_in_use, visit_color};
 use crate::app::{DrawFrame, ExposureLayout, FrizzApp};
+use crate::model::pixel_policy::sigma_factor;
 use crate::model::{Survey, mask};
+
+/// The residual of a visit's pixel `p` against `predicted` (S f, the fit's frame), in units of
+/// the sigma the fit used: the prediction is taken to the file's frame by `frame`
+/// ([`crate::combine::file_frame_factor`]: over APOGEE's telluric-corrected flux, S f / S), and
+/// the pixel policy's inflating bits (sky lines, persistence) multiply the file's sigma, so the
+/// squares add up to the visit's chi^2. NaN for a masked pixel (`bad_bits`, bad, ivar <= 0, an
+/// unusable S) or one not predicted.
+pub fn residual_in_sigma(
+    visit: &crate::model::Visit,
+    predicted: &[f64],
+    frame: &[f64],
+    p: usize,
+    bad_bits: u64,
+    inflate: &[crate::model::pixel_policy::InflateBit],
+) -> f64 {
+    let (ivar, flags) = (visit.ivar()[p], visit.flags()[p]);
+    if ivar > 0.0 && !visit.bad()[p] && flags & bad_bits == 0 {
+        (visit.flux()[p] - frame[p] * predicted[p]) * ivar.sqrt() / sigma_factor(flags, inflate)
+    } else {
+        f64::NAN
+    }
+}
 
 /// Hover readout of the exposures plot: the nearest visit's pixel, its value, sigma and flags.
 fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> String {
@@ -63,14 +86,23 @@ fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> Str
         visit.wavelength_aa()[px],
         visit.flux()[px]
     );
-    if let Some(pred) = app
-        .result
-        .as_ref()
-        .and_then(|r| r.forward.as_ref())
-        .and_then(|f| f.visits.get(i))
-        .and_then(|f| f.prediction.get(px))
+    let factor = sigma_factor(visit.flags()[px], &app.settings.inflate_bits);
+    if factor != 1.0 {
+        text += &format!(
+            " (the fit uses {:.4}: sigma x {factor:.2} by the pixel policy)",
+            sigma * factor
+        );
+    }
+    if let Some(r) = &app.result
+        && let Some(pred) = r
+            .forward
+            .as_ref()
+            .and_then(|f| f.visits.get(i))
+            .and_then(|f| f.prediction.get(px))
     {
-        text += &format!("\nmodel {pred:.4}");
+        // In the file's frame, as drawn.
+        let c = crate::combine::file_frame_factor(visit, &r.settings)[px];
+        text += &format!("\nmodel {:.4}", c * pred);
     }
     if let Some(s) = visit.selection().and_then(|s| s.get(px)) {
         text += &format!("\nS {s:.3}");
@@ -280,11 +312,16 @@ pub(super) fn exposures_plot(
                 {
                     let model = app.curves.result_drawing(false, key, result, n_visits, || {
                         let (y_lo, y_hi) = y_limits(app, i);
+                        // Drawn over the file's flux, so in its frame (see file_frame_factor).
+                        let frame = crate::combine::file_frame_factor(visit, &result.settings);
                         let mut trace = Trace::default();
                         for seg in segs {
                             trace.push(
                                 &seg.lam_aa,
-                                |j| predicted[seg.idx[j]].clamp(y_lo, y_hi) + offset,
+                                |j| {
+                                    let p = seg.idx[j];
+                                    (frame[p] * predicted[p]).clamp(y_lo, y_hi) + offset
+                                },
                                 obs_range.clone(),
                                 bins,
                                 scale,
@@ -528,24 +565,18 @@ pub(super) fn residuals_plot(
                 };
                 let n_visits = app.data.visits.len();
                 let drawing = app.curves.result_drawing(true, key, result, n_visits, || {
-                    let flux = visit.flux();
-                    let ivar = visit.ivar();
                     let bad_bits = key.bad_bits;
+                    let inflate = &result.settings.inflate_bits;
+                    let frame = crate::combine::file_frame_factor(visit, &result.settings);
                     let mut trace = Trace::default();
                     for seg in segs {
                         trace.push(
                             &seg.lam_aa,
                             |j| {
+                                // Clamped so one outlier does not flatten the rest.
                                 let p = seg.idx[j];
-                                if ivar[p] > 0.0
-                                    && !visit.bad()[p]
-                                    && visit.flags()[p] & bad_bits == 0
-                                {
-                                    // Clamped so one outlier does not flatten the rest.
-                                    ((flux[p] - predicted[p]) * ivar[p].sqrt()).clamp(-12.0, 12.0)
-                                } else {
-                                    f64::NAN
-                                }
+                                residual_in_sigma(visit, predicted, &frame, p, bad_bits, inflate)
+                                    .clamp(-12.0, 12.0)
                             },
                             obs_range.clone(),
                             bins,

@@ -24,6 +24,7 @@ use egui_plot::PlotUi;
 
 pub use combined::combined_plot_id;
 pub use curves::{DatasetCurves, REBUILD_BUDGET, SegCurve, decimate, decimate_band, trace};
+pub use exposures::residual_in_sigma;
 pub use noise::{correlation_by_lag, noise_ui};
 
 use super::trace::{Trace, TraceItem};

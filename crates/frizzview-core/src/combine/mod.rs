@@ -189,6 +189,43 @@ impl Prepared {
     }
 }
 
+/// Per pixel of `visit`, the factor `c` that takes the frame the fit compares in
+/// ([`PreparedVisit::y`], and the predictions S f of [`VisitFit::prediction`]) to the frame of
+/// the visit's own flux array: flux = c y and sigma = c sigma_y, as [`prepare`] converts them.
+/// It is 1 unless `prepare` changed the flux for the selection function: 1/S in multiply mode on
+/// a flux the pipeline divided by S (APOGEE's telluric-corrected FLUX), S in divide mode on a
+/// flux it did not; NaN where the selection is too small to use (`prepare` masks the pixel).
+/// A display of a visit beside its model draws the prediction times `c` over the file's flux.
+#[must_use]
+pub fn file_frame_factor(visit: &Visit, settings: &Settings) -> Vec<f64> {
+    let n = visit.len();
+    let divided = visit.flux_divided_by_selection();
+    match (settings.selection, visit.selection()) {
+        (SelectionMode::Multiply, Some(sel)) if divided => sel
+            .iter()
+            .map(|&si| {
+                let si = if si.is_finite() { si.max(0.0) } else { 0.0 };
+                if si < MIN_SELECTION {
+                    f64::NAN
+                } else {
+                    1.0 / si
+                }
+            })
+            .collect(),
+        (SelectionMode::Divide, Some(sel)) if !divided => sel
+            .iter()
+            .map(|&si| {
+                if si.is_finite() && si >= MIN_SELECTION {
+                    si
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect(),
+        _ => vec![1.0; n],
+    }
+}
+
 /// Build the rest-frame, weighted pixels for a dataset and settings.
 pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineError> {
     settings.validate()?;
