@@ -114,7 +114,13 @@ pub fn spectra_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
             }
         }
     });
-    let jump = app.jump_to.take();
+    // A requested range (a button, or `x=` of a scripted view) waits for data to show: files
+    // given on the command line arrive from a background read some frames later.
+    let jump = if app.data.visits.is_empty() {
+        None
+    } else {
+        app.jump_to.take()
+    };
     let result = app.result.clone();
     let avail = ui.available_height();
     let both = result
