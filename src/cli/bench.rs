@@ -57,7 +57,7 @@ pub struct BenchArgs {
 }
 
 /// The cases, in the order they run.
-pub const CASES: [&str; 8] = [
+pub const CASES: [&str; 9] = [
     "case_a_fourier",
     "case_b_fourier",
     "case_a_local",
@@ -66,6 +66,7 @@ pub const CASES: [&str; 8] = [
     "apogee1000_live",
     "dense_case_a",
     "standard_apogee30",
+    "engine_apogee30",
 ];
 
 /// Run `frizzview bench`.
@@ -271,6 +272,17 @@ fn run_case(
                     "standard_cpu_seconds": t.standard_cpu_s,
                     "shift_seconds": t.shift_s,
                     "standard_cache_mb": t.cache_mb,
+                    "visits": n,
+                }),
+            )
+        }
+        "engine_apogee30" => {
+            let n = if quick { 3 } else { 30 };
+            let t = time_engine(n, live_reps)?;
+            (
+                t.fit_s,
+                serde_json::json!({
+                    "complete_seconds": t.complete_s,
                     "visits": n,
                 }),
             )
@@ -787,4 +799,59 @@ pub fn apogee_dataset(n_visits: usize, chip: usize, seed: u64) -> Dataset {
         survey: crate::model::Survey::Apogee,
         ..Dataset::default()
     }
+}
+
+/// Latencies of the window's engine (medians, seconds).
+struct EngineTimes {
+    /// From a request to its first delivery: the fit of both methods (what the window draws).
+    fit_s: f64,
+    /// From a request to its complete result (with the leave-one-out scores).
+    complete_s: f64,
+}
+
+/// The window's engine (a threaded [`crate::engine::CombineEngine`], the window's defaults for
+/// APOGEE data, both methods) on the synthetic APOGEE star: after a first request, `reps`
+/// requests that each change visit 0's weight, each waited for to the end.
+fn time_engine(n_visits: usize, reps: usize) -> anyhow::Result<EngineTimes> {
+    let data = std::sync::Arc::new(
+        crate::synth::apogee::generate(&crate::synth::apogee::ApogeeParams {
+            n_visits,
+            ..crate::synth::apogee::ApogeeParams::default()
+        })
+        .map_err(|e| anyhow::anyhow!("cannot generate the synthetic APOGEE star: {e}"))?,
+    );
+    let mut settings = crate::settings::survey_defaults(&data);
+    settings.visits = vec![VisitSetting::default(); data.visits.len()];
+    let mut engine = crate::engine::CombineEngine::threaded(None)?;
+    let reps = reps.max(2);
+    let (mut fit, mut complete) = (Vec::new(), Vec::new());
+    for rep in 0..=reps {
+        settings.visits[0].weight = 1.0 - 0.5 * rep as f64 / reps as f64;
+        let t = Instant::now();
+        let generation = engine.submit(std::sync::Arc::clone(&data), 1, settings.clone());
+        let mut first = None;
+        loop {
+            if let Some(done) = engine.poll()
+                && done.generation == generation
+            {
+                if let Err(e) = &done.value.result {
+                    anyhow::bail!("the engine failed: {e}");
+                }
+                first.get_or_insert(t.elapsed().as_secs_f64());
+                if done.last {
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        // The first request fills the caches; it is not a live recompute.
+        if rep > 0 {
+            fit.push(first.unwrap_or(f64::NAN));
+            complete.push(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(EngineTimes {
+        fit_s: median(fit),
+        complete_s: median(complete),
+    })
 }
