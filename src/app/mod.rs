@@ -910,18 +910,11 @@ impl FrizzApp {
     }
 }
 
-/// Settings that suit a dataset in the window: the command line's defaults
-/// ([`crate::cli::combine::survey_defaults`]), with the banded local basis for APOGEE data because it
-/// is the live path (recomputes in tens of milliseconds at 8575 output pixels).
+/// Settings that suit a dataset in the window: [`crate::settings::live_defaults`] (the command
+/// line's defaults, with the banded local basis for APOGEE data).
 #[must_use]
 pub fn survey_defaults(data: &Dataset) -> Settings {
-    let mut s = crate::cli::combine::survey_defaults(data);
-    if data.survey == Survey::Apogee
-        && let Some(f) = &mut s.forward
-    {
-        f.basis = crate::settings::Basis::Local;
-    }
-    s
+    crate::settings::live_defaults(data)
 }
 
 impl eframe::App for FrizzApp {

@@ -810,7 +810,7 @@ struct EngineTimes {
 }
 
 /// The window's engine (a threaded [`crate::engine::CombineEngine`], the window's defaults for
-/// APOGEE data, both methods) on the synthetic APOGEE star: after a first request, `reps`
+/// APOGEE data: both methods, the local basis) on the synthetic APOGEE star: after a first request, `reps`
 /// requests that each change visit 0's weight, each waited for to the end.
 fn time_engine(n_visits: usize, reps: usize) -> anyhow::Result<EngineTimes> {
     let data = std::sync::Arc::new(
@@ -820,7 +820,8 @@ fn time_engine(n_visits: usize, reps: usize) -> anyhow::Result<EngineTimes> {
         })
         .map_err(|e| anyhow::anyhow!("cannot generate the synthetic APOGEE star: {e}"))?,
     );
-    let mut settings = crate::settings::survey_defaults(&data);
+    // The window's settings for this star (the local basis: the live path).
+    let mut settings = crate::settings::live_defaults(&data);
     settings.visits = vec![VisitSetting::default(); data.visits.len()];
     let mut engine = crate::engine::CombineEngine::threaded(None)?;
     let reps = reps.max(2);
