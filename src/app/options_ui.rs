@@ -317,6 +317,7 @@ fn extensions_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
 }
 
 fn view_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    let scores_pending = app.result.as_ref().is_some_and(|r| r.loo_pending);
     let v = &mut app.view;
     ui.horizontal(|ui| {
         ui.label("Exposures");
@@ -338,12 +339,17 @@ fn view_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     ui.checkbox(&mut v.show_model, "model prediction per visit");
     ui.checkbox(&mut v.show_masked, "mark masked pixels");
     ui.checkbox(&mut v.show_residuals, "residuals (sigma)");
-    ui.checkbox(&mut v.leave_one_out, "leave-one-out model")
-        .on_hover_text(
-            "draw each visit's model and residuals from the fit to the OTHER visits: the \
-             in-sample model bends towards the visit it is compared with, so its residuals \
-             understate a bad visit's misfit",
-        );
+    let label = if v.leave_one_out && scores_pending {
+        // Until the engine's second stage arrives the in-sample model is drawn instead.
+        "leave-one-out model (computing…)"
+    } else {
+        "leave-one-out model"
+    };
+    ui.checkbox(&mut v.leave_one_out, label).on_hover_text(
+        "draw each visit's model and residuals from the fit to the OTHER visits: the \
+         in-sample model bends towards the visit it is compared with, so its residuals \
+         understate a bad visit's misfit",
+    );
     ui.checkbox(&mut v.show_reference, "truth / pipeline coadd");
 }
 

@@ -294,6 +294,15 @@ fn faults_a_slider_drag_does_not_wait_for_the_leave_one_out_scores() {
         h.query_all_by_label("…").count() >= 3,
         "the leave-one-out column shows the scores as pending"
     );
+    // The leave-one-out view says that its model is not there yet.
+    h.state_mut().view.leave_one_out = true;
+    h.step();
+    assert!(
+        h.query_by_label("leave-one-out model (computing…)").is_some(),
+        "the leave-one-out toggle says the scores are pending"
+    );
+    h.state_mut().view.leave_one_out = false;
+    h.step();
     let first_shift = |a: &FrizzApp| {
         a.result
             .as_ref()
@@ -339,6 +348,9 @@ fn faults_a_slider_drag_does_not_wait_for_the_leave_one_out_scores() {
     step_until(&mut h, Duration::from_secs(120), |a| {
         !a.is_computing() && a.result.as_ref().is_some_and(|r| !r.loo_pending)
     });
+    h.state_mut().view.leave_one_out = true;
+    h.step();
+    assert!(h.query_by_label("leave-one-out model").is_some());
     let app = h.state();
     let r = app.result.as_ref().expect("result");
     assert_eq!(
