@@ -298,7 +298,8 @@ fn faults_a_slider_drag_does_not_wait_for_the_leave_one_out_scores() {
     h.state_mut().view.leave_one_out = true;
     h.step();
     assert!(
-        h.query_by_label("leave-one-out model (computing…)").is_some(),
+        h.query_by_label("leave-one-out model (computing…)")
+            .is_some(),
         "the leave-one-out toggle says the scores are pending"
     );
     h.state_mut().view.leave_one_out = false;
