@@ -709,20 +709,26 @@ pub fn combine_staged(
         return Err(CombineError::NoUsablePixels);
     }
     let mut warnings = prep.warnings.clone();
-    let (mut forward, mut forward_error) = (None, None);
-    if let Some(fs) = &settings.forward {
-        match extensions::fit_forward(&prep, fs, settings, cancel, &mut warnings, &caches.basis) {
+    // The two methods run side by side: each is parallel inside, but both have serial parts
+    // (the banded factorisation, the spline solves) that the other can overlap.
+    let run_forward = || -> Result<(MethodOutcome, Vec<Warning>), CombineError> {
+        let Some(fs) = &settings.forward else {
+            return Ok(((None, None), Vec::new()));
+        };
+        let mut w = Vec::new();
+        match extensions::fit_forward(&prep, fs, settings, cancel, &mut w, &caches.basis) {
             Ok(mut r) => {
                 constrained::apply(&mut r);
-                forward = Some(r);
+                Ok(((Some(r), None), w))
             }
-            Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
-            Err(e) => forward_error = Some(e),
+            Err(CombineError::Cancelled) => Err(CombineError::Cancelled),
+            Err(e) => Ok(((None, Some(e)), w)),
         }
-    }
-    cancel.check()?;
-    let (mut standard, mut standard_error) = (None, None);
-    if let Some(ss) = &settings.standard {
+    };
+    let run_standard = || -> Result<MethodOutcome, CombineError> {
+        let Some(ss) = &settings.standard else {
+            return Ok((None, None));
+        };
         match standard::combine_standard_with_cache(
             &prep,
             ss,
@@ -732,12 +738,16 @@ pub fn combine_staged(
         ) {
             Ok(mut r) => {
                 constrained::apply(&mut r);
-                standard = Some(r);
+                Ok((Some(r), None))
             }
-            Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
-            Err(e) => standard_error = Some(e),
+            Err(CombineError::Cancelled) => Err(CombineError::Cancelled),
+            Err(e) => Ok((None, Some(e))),
         }
-    }
+    };
+    let (f, st) = rayon::join(run_forward, run_standard);
+    let ((forward, forward_error), forward_warnings) = f?;
+    let (standard, standard_error) = st?;
+    warnings.extend(forward_warnings);
     cancel.check()?;
     let failed_all = (settings.forward.is_some() || settings.standard.is_some())
         && forward.is_none()
@@ -782,6 +792,9 @@ pub fn combine_staged(
     }
     Ok(combined)
 }
+
+/// A method's result, or why it failed (the other method's result is kept either way).
+type MethodOutcome = (Option<MethodResult>, Option<CombineError>);
 
 /// Fill in the leave-one-visit-out scores of a result delivered with
 /// [`Combined::loo_pending`] (e.g. exported before the second stage arrived): the same scores
