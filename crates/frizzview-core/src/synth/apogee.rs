@@ -165,15 +165,10 @@ impl ApogeeParams {
         if self.n_visits == 0 {
             return Err("number of visits must be at least 1".into());
         }
-        let pos = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(format!("{name} {v} must be positive and finite"))
-            }
-        };
-        pos("resolving power", self.resolving_power)?;
-        pos("continuum level", self.continuum_level)?;
+        super::check_positive(&[
+            ("resolving power", self.resolving_power),
+            ("continuum level", self.continuum_level),
+        ])?;
         let range = |name: &str, (lo, hi): (f64, f64)| {
             if lo.is_finite() && hi.is_finite() && lo > 0.0 && hi >= lo {
                 Ok(())

@@ -189,6 +189,14 @@ pub fn arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
     (0..n as usize).map(|k| start + k as f64 * step).collect()
 }
 
+/// Checks of generator parameters: each `(name, value)` must be positive and finite.
+pub(crate) fn check_positive(items: &[(&str, f64)]) -> Result<(), String> {
+    match items.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+        Some((name, v)) => Err(format!("{name} {v} must be positive and finite")),
+        None => Ok(()),
+    }
+}
+
 /// Checks of generator parameters: each `(name, value)` must be finite and not negative.
 pub(crate) fn check_non_negative(items: &[(&str, f64)]) -> Result<(), String> {
     match items.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {

@@ -126,16 +126,11 @@ impl PaperParams {
 
     /// Check the parameters; the message names the offending value.
     pub fn validate(&self) -> Result<(), String> {
-        let pos = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(format!("{name} {v} must be positive and finite"))
-            }
-        };
-        pos("resolving power", self.resolving_power)?;
-        pos("pixel spacing", self.pixel_spacing_r)?;
-        pos("s/n", self.snr)?;
+        super::check_positive(&[
+            ("resolving power", self.resolving_power),
+            ("pixel spacing", self.pixel_spacing_r),
+            ("s/n", self.snr),
+        ])?;
         if !(self.x_min.is_finite() && self.x_max.is_finite() && self.x_max > self.x_min) {
             return Err(format!(
                 "x range [{}, {}] is empty or not finite",
