@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use eframe::egui;
-use egui_plot::{FilledArea, Plot, Span};
+use egui_plot::{FilledArea, Span};
 
 use super::{
-    FORWARD_COLOR, STANDARD_COLOR, add_trace, apply_view_requests, decimate_band, link_group,
+    FORWARD_COLOR, STANDARD_COLOR, add_trace, apply_view_requests, decimate_band, linked_plot,
     trace, visible_x,
 };
 use crate::app::trace::{Trace, TraceItem};
@@ -253,12 +253,8 @@ pub(super) fn combined_plot(
     jump: Option<(f64, f64)>,
 ) {
     let app_ref: &FrizzApp = app;
-    Plot::new("combined")
+    linked_plot("combined", height, "combined flux")
         .id(combined_plot_id())
-        .height(height)
-        .link_axis(link_group(), [true, false])
-        .link_cursor(link_group(), [true, false])
-        .y_axis_label("combined flux")
         .legend(egui_plot::Legend::default().position(egui_plot::Corner::RightBottom))
         .label_formatter(|hp| {
             let p = match hp {
@@ -337,37 +333,32 @@ pub(super) fn difference_plot(
         return;
     };
     let grid_aa = r.grid.wavelength_aa();
-    Plot::new("difference")
-        .height(height)
-        .link_axis(link_group(), [true, false])
-        .link_cursor(link_group(), [true, false])
-        .y_axis_label("std - fwd")
-        .show(ui, |plot_ui| {
-            apply_view_requests(app, plot_ui, jump);
-            let range = visible_x(plot_ui, full);
-            let d = |k: usize| s.flux[k] - f.flux[k];
-            let limits = crate::app::yrange::robust_limits(
-                (0..grid_aa.len())
-                    .filter(|&k| range.contains(&grid_aa[k]))
-                    .map(d),
-            )
-            .unwrap_or((f64::MIN, f64::MAX));
-            let c = |x: f64| crate::app::yrange::clamp_to(x, limits);
-            if app.view.show_uncertainty {
-                for (xs, lo, hi) in decimate_band(
-                    &grid_aa,
-                    |k| c(-f.var[k].sqrt()),
-                    |k| c(f.var[k].sqrt()),
-                    range.clone(),
-                    bins,
-                ) {
-                    plot_ui.add(
-                        FilledArea::new("forward 1-sigma", &xs, &lo, &hi)
-                            .fill_color(FORWARD_COLOR.gamma_multiply(0.2)),
-                    );
-                }
+    linked_plot("difference", height, "std - fwd").show(ui, |plot_ui| {
+        apply_view_requests(app, plot_ui, jump);
+        let range = visible_x(plot_ui, full);
+        let d = |k: usize| s.flux[k] - f.flux[k];
+        let limits = crate::app::yrange::robust_limits(
+            (0..grid_aa.len())
+                .filter(|&k| range.contains(&grid_aa[k]))
+                .map(d),
+        )
+        .unwrap_or((f64::MIN, f64::MAX));
+        let c = |x: f64| crate::app::yrange::clamp_to(x, limits);
+        if app.view.show_uncertainty {
+            for (xs, lo, hi) in decimate_band(
+                &grid_aa,
+                |k| c(-f.var[k].sqrt()),
+                |k| c(f.var[k].sqrt()),
+                range.clone(),
+                bins,
+            ) {
+                plot_ui.add(
+                    FilledArea::new("forward 1-sigma", &xs, &lo, &hi)
+                        .fill_color(FORWARD_COLOR.gamma_multiply(0.2)),
+                );
             }
-            let t = trace(&grid_aa, |k| c(d(k)), range, bins);
-            add_trace(plot_ui, "standard - forward", t, STANDARD_COLOR, 1.0);
-        });
+        }
+        let t = trace(&grid_aa, |k| c(d(k)), range, bins);
+        add_trace(plot_ui, "standard - forward", t, STANDARD_COLOR, 1.0);
+    });
 }

@@ -6,11 +6,11 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use eframe::egui;
-use egui_plot::{FilledArea, HLine, MarkerShape, Plot, Points};
+use egui_plot::{FilledArea, HLine, MarkerShape, Points};
 
 use super::curves::{ExposureKey, ModelDrawing, SegCurve, VisitDrawing};
 use super::{
-    DOWN_WEIGHTED_COLOR, MASK_COLOR, apply_view_requests, decimate_band, link_group, visible_x,
+    DOWN_WEIGHTED_COLOR, MASK_COLOR, apply_view_requests, decimate_band, linked_plot, visible_x,
 };
 use crate::app::trace::{Trace, TraceItem};
 use crate::app::visits_ui::{sorted_indices, velocity_in_use, visit_color};
@@ -193,183 +193,176 @@ pub(super) fn exposures_plot(
     let bins = bins_for(bins, visits.len());
     let step = app.curves.typical_flux * 0.6;
     let stacked = app.view.layout == ExposureLayout::Stacked;
-    Plot::new("exposures")
-        .height(height)
-        .link_axis(link_group(), [true, false])
-        .link_cursor(link_group(), [true, false])
-        .y_axis_label(if stacked { "flux + offset" } else { "flux" })
-        .x_axis_label(match app.view.frame {
-            DrawFrame::Rest => "rest-frame wavelength (A)",
-            DrawFrame::Observed => "observed wavelength (A)",
-        })
-        .label_formatter(|hp| Some(exposure_hover_text(app, hp)))
-        .show(ui, |plot_ui| {
-            apply_view_requests(app, plot_ui, jump);
-            let range = visible_x(plot_ui, full);
-            // Decimated over a wider, aligned range: panning reuses the cached curves.
-            let (tile, bins) = tiled(&range, bins);
-            for (k, &i) in visits.iter().enumerate() {
-                let Some(visit) = app.data.visits.get(i) else {
-                    continue;
-                };
-                let Some(segs) = app.curves.visits.get(i) else {
-                    continue;
-                };
-                let offset = if stacked { -(k as f64) * step } else { 0.0 };
-                let scale = frame_scale(app, i);
-                let obs_range = (tile.start() / scale)..=(tile.end() / scale);
-                let included = app.settings.visit(i).include;
-                // The model stands out against one visit; among many it should not hide them.
-                let model_color = if app.view.layout == ExposureLayout::Single {
-                    egui::Color32::from_gray(235)
+    linked_plot(
+        "exposures",
+        height,
+        if stacked { "flux + offset" } else { "flux" },
+    )
+    .x_axis_label(match app.view.frame {
+        DrawFrame::Rest => "rest-frame wavelength (A)",
+        DrawFrame::Observed => "observed wavelength (A)",
+    })
+    .label_formatter(|hp| Some(exposure_hover_text(app, hp)))
+    .show(ui, |plot_ui| {
+        apply_view_requests(app, plot_ui, jump);
+        let range = visible_x(plot_ui, full);
+        // Decimated over a wider, aligned range: panning reuses the cached curves.
+        let (tile, bins) = tiled(&range, bins);
+        for (k, &i) in visits.iter().enumerate() {
+            let Some(visit) = app.data.visits.get(i) else {
+                continue;
+            };
+            let Some(segs) = app.curves.visits.get(i) else {
+                continue;
+            };
+            let offset = if stacked { -(k as f64) * step } else { 0.0 };
+            let scale = frame_scale(app, i);
+            let obs_range = (tile.start() / scale)..=(tile.end() / scale);
+            let included = app.settings.visit(i).include;
+            // The model stands out against one visit; among many it should not hide them.
+            let model_color = if app.view.layout == ExposureLayout::Single {
+                egui::Color32::from_gray(235)
+            } else {
+                egui::Color32::from_gray(200).gamma_multiply(0.45)
+            };
+            // At the visit's first visible sample, so the label never widens the x bounds
+            // (which would break the alignment of the linked plots).
+            let first_aa = segs
+                .iter()
+                .filter_map(|s| s.lam_aa.first())
+                .fold(f64::INFINITY, |a, &b| a.min(b))
+                * scale;
+            let label_x = first_aa.max(*range.start());
+            if stacked && label_x.is_finite() {
+                let label = if included {
+                    visit.meta.name.clone()
                 } else {
-                    egui::Color32::from_gray(200).gamma_multiply(0.45)
+                    format!("{} (excluded)", visit.meta.name)
                 };
-                // At the visit's first visible sample, so the label never widens the x bounds
-                // (which would break the alignment of the linked plots).
-                let first_aa = segs
-                    .iter()
-                    .filter_map(|s| s.lam_aa.first())
-                    .fold(f64::INFINITY, |a, &b| a.min(b))
-                    * scale;
-                let label_x = first_aa.max(*range.start());
-                if stacked && label_x.is_finite() {
-                    let label = if included {
-                        visit.meta.name.clone()
-                    } else {
-                        format!("{} (excluded)", visit.meta.name)
-                    };
-                    plot_ui.text(
-                        egui_plot::Text::new(
-                            "visit label",
-                            egui_plot::PlotPoint::new(label_x, offset + step * 0.5),
-                            egui::RichText::new(label).small().color(visit_color(i)),
-                        )
-                        .anchor(egui::Align2::RIGHT_CENTER),
-                    );
-                }
-                let color = if included {
-                    visit_color(i)
-                } else {
-                    visit_color(i).gamma_multiply(0.3)
-                };
-                let name = &visit.meta.name;
-                let key = ExposureKey {
-                    visit: i,
-                    scale: scale.to_bits(),
-                    lo: obs_range.start().to_bits(),
-                    hi: obs_range.end().to_bits(),
-                    bins,
-                    offset: offset.to_bits(),
-                    bad_bits: app.settings.bad_bits,
-                    // Bands of a dozen stacked visits only blur them; shown one or overlaid.
-                    band: app.view.show_uncertainty && !stacked,
-                    masked: app.view.show_masked,
-                    loo: app.view.leave_one_out,
-                };
-                let n_visits = app.data.visits.len();
-                let drawing = app.curves.data_drawing(key, n_visits, || {
-                    visit_drawing(app, i, segs, key, scale, offset)
-                });
-                // Only what is in view: the rest must not widen the plot's automatic y range.
-                for (xs, lo, hi) in &drawing.bands {
-                    let a = xs
-                        .partition_point(|&x| x < *range.start())
-                        .saturating_sub(1);
-                    let b = (xs.partition_point(|&x| x <= *range.end()) + 1).min(xs.len());
-                    if b >= a + 2 {
-                        plot_ui.add(
-                            FilledArea::new(
-                                format!("{name} 1-sigma"),
-                                &xs[a..b],
-                                &lo[a..b],
-                                &hi[a..b],
-                            )
-                            .fill_color(color.gamma_multiply(0.2)),
-                        );
-                    }
-                }
-                plot_ui.add(
-                    TraceItem::new(name.as_str(), Arc::clone(&drawing.trace))
-                        .color(color)
-                        .width(1.0)
-                        .view(&range),
+                plot_ui.text(
+                    egui_plot::Text::new(
+                        "visit label",
+                        egui_plot::PlotPoint::new(label_x, offset + step * 0.5),
+                        egui::RichText::new(label).small().color(visit_color(i)),
+                    )
+                    .anchor(egui::Align2::RIGHT_CENTER),
                 );
-                let masked = in_view(&drawing.masked, &range);
-                if !masked.is_empty() {
-                    plot_ui.points(
-                        Points::new("masked", masked)
-                            .color(MASK_COLOR)
-                            .shape(MarkerShape::Cross)
-                            .radius(2.5),
-                    );
-                }
-                if app.view.show_model
-                    && let Some(result) = &app.result
-                    && let Some(pred) = result.forward.as_ref().and_then(|f| f.visits.get(i))
-                    && let predicted = model_of(pred, key.loo)
-                    && predicted.len() == visit.len()
-                {
-                    let model = app.curves.result_drawing(false, key, result, n_visits, || {
-                        let (y_lo, y_hi) = y_limits(app, i);
-                        // Drawn over the file's flux, so in its frame (see file_frame_factor).
-                        let frame = crate::combine::file_frame_factor(visit, &result.settings);
-                        let mut trace = Trace::default();
-                        for seg in segs {
-                            trace.push(
-                                &seg.lam_aa,
-                                |j| {
-                                    let p = seg.idx[j];
-                                    (frame[p] * predicted[p]).clamp(y_lo, y_hi) + offset
-                                },
-                                obs_range.clone(),
-                                bins,
-                                scale,
-                            );
-                        }
-                        let flux = visit.flux();
-                        let down_weighted = pred
-                            .robust_weight
-                            .iter()
-                            .enumerate()
-                            .filter(|&(p, &w)| {
-                                w < 0.5 && obs_range.contains(&visit.wavelength_aa()[p])
-                            })
-                            .map(|(p, _)| {
-                                [
-                                    visit.wavelength_aa()[p] * scale,
-                                    flux[p].clamp(y_lo, y_hi) + offset,
-                                ]
-                            })
-                            .collect();
-                        ModelDrawing {
-                            result: Arc::clone(result),
-                            trace: Arc::new(trace),
-                            down_weighted,
-                        }
-                    });
-                    // A line, not a band: the model's band would cover its data's. Just under a
-                    // pixel wide, egui draws it as a ridge of 3 vertices a point instead of 4.
+            }
+            let color = if included {
+                visit_color(i)
+            } else {
+                visit_color(i).gamma_multiply(0.3)
+            };
+            let name = &visit.meta.name;
+            let key = ExposureKey {
+                visit: i,
+                scale: scale.to_bits(),
+                lo: obs_range.start().to_bits(),
+                hi: obs_range.end().to_bits(),
+                bins,
+                offset: offset.to_bits(),
+                bad_bits: app.settings.bad_bits,
+                // Bands of a dozen stacked visits only blur them; shown one or overlaid.
+                band: app.view.show_uncertainty && !stacked,
+                masked: app.view.show_masked,
+                loo: app.view.leave_one_out,
+            };
+            let n_visits = app.data.visits.len();
+            let drawing = app.curves.data_drawing(key, n_visits, || {
+                visit_drawing(app, i, segs, key, scale, offset)
+            });
+            // Only what is in view: the rest must not widen the plot's automatic y range.
+            for (xs, lo, hi) in &drawing.bands {
+                let a = xs
+                    .partition_point(|&x| x < *range.start())
+                    .saturating_sub(1);
+                let b = (xs.partition_point(|&x| x <= *range.end()) + 1).min(xs.len());
+                if b >= a + 2 {
                     plot_ui.add(
-                        TraceItem::new(format!("{name} model"), Arc::clone(&model.trace))
-                            .color(model_color)
-                            .width(0.9)
-                            .as_lines()
-                            .view(&range),
+                        FilledArea::new(format!("{name} 1-sigma"), &xs[a..b], &lo[a..b], &hi[a..b])
+                            .fill_color(color.gamma_multiply(0.2)),
                     );
-                    let down_weighted = in_view(&model.down_weighted, &range);
-                    if !down_weighted.is_empty() {
-                        plot_ui.points(
-                            Points::new("down-weighted (robust)", down_weighted)
-                                .color(DOWN_WEIGHTED_COLOR)
-                                .shape(MarkerShape::Circle)
-                                .filled(false)
-                                .radius(3.5),
-                        );
-                    }
                 }
             }
-        });
+            plot_ui.add(
+                TraceItem::new(name.as_str(), Arc::clone(&drawing.trace))
+                    .color(color)
+                    .width(1.0)
+                    .view(&range),
+            );
+            let masked = in_view(&drawing.masked, &range);
+            if !masked.is_empty() {
+                plot_ui.points(
+                    Points::new("masked", masked)
+                        .color(MASK_COLOR)
+                        .shape(MarkerShape::Cross)
+                        .radius(2.5),
+                );
+            }
+            if app.view.show_model
+                && let Some(result) = &app.result
+                && let Some(pred) = result.forward.as_ref().and_then(|f| f.visits.get(i))
+                && let predicted = model_of(pred, key.loo)
+                && predicted.len() == visit.len()
+            {
+                let model = app.curves.result_drawing(false, key, result, n_visits, || {
+                    let (y_lo, y_hi) = y_limits(app, i);
+                    // Drawn over the file's flux, so in its frame (see file_frame_factor).
+                    let frame = crate::combine::file_frame_factor(visit, &result.settings);
+                    let mut trace = Trace::default();
+                    for seg in segs {
+                        trace.push(
+                            &seg.lam_aa,
+                            |j| {
+                                let p = seg.idx[j];
+                                (frame[p] * predicted[p]).clamp(y_lo, y_hi) + offset
+                            },
+                            obs_range.clone(),
+                            bins,
+                            scale,
+                        );
+                    }
+                    let flux = visit.flux();
+                    let down_weighted = pred
+                        .robust_weight
+                        .iter()
+                        .enumerate()
+                        .filter(|&(p, &w)| w < 0.5 && obs_range.contains(&visit.wavelength_aa()[p]))
+                        .map(|(p, _)| {
+                            [
+                                visit.wavelength_aa()[p] * scale,
+                                flux[p].clamp(y_lo, y_hi) + offset,
+                            ]
+                        })
+                        .collect();
+                    ModelDrawing {
+                        result: Arc::clone(result),
+                        trace: Arc::new(trace),
+                        down_weighted,
+                    }
+                });
+                // A line, not a band: the model's band would cover its data's. Just under a
+                // pixel wide, egui draws it as a ridge of 3 vertices a point instead of 4.
+                plot_ui.add(
+                    TraceItem::new(format!("{name} model"), Arc::clone(&model.trace))
+                        .color(model_color)
+                        .width(0.9)
+                        .as_lines()
+                        .view(&range),
+                );
+                let down_weighted = in_view(&model.down_weighted, &range);
+                if !down_weighted.is_empty() {
+                    plot_ui.points(
+                        Points::new("down-weighted (robust)", down_weighted)
+                            .color(DOWN_WEIGHTED_COLOR)
+                            .shape(MarkerShape::Circle)
+                            .filled(false)
+                            .radius(3.5),
+                    );
+                }
+            }
+        }
+    });
 }
 
 /// A visit's model prediction at its pixels: from the fit to all visits, or (`loo`) from the fit
@@ -523,83 +516,78 @@ pub(super) fn residuals_plot(
     let forward = app.result.as_ref().and_then(|r| r.forward.as_ref());
     let visits = drawn_visits(app);
     let bins = bins_for(bins, visits.len());
-    Plot::new("residuals")
-        .height(height)
-        .link_axis(link_group(), [true, false])
-        .link_cursor(link_group(), [true, false])
-        .y_axis_label("resid. (sigma)")
-        .show(ui, |plot_ui| {
-            apply_view_requests(app, plot_ui, jump);
-            let range = visible_x(plot_ui, full);
-            // Decimated over a wider, aligned range: panning reuses the cached curves.
-            let (tile, bins) = tiled(&range, bins);
-            plot_ui.hline(HLine::new("+3 sigma", 3.0).color(egui::Color32::from_gray(150)));
-            plot_ui.hline(HLine::new("-3 sigma", -3.0).color(egui::Color32::from_gray(150)));
-            let Some(f) = &forward else { return };
-            for &i in &visits {
-                let (Some(visit), Some(segs), Some(fit)) = (
-                    app.data.visits.get(i),
-                    app.curves.visits.get(i),
-                    f.visits.get(i),
-                ) else {
-                    continue;
-                };
-                let predicted = model_of(fit, app.view.leave_one_out);
-                if predicted.len() != visit.len() {
-                    continue;
-                }
-                let scale = frame_scale(app, i);
-                let obs_range = (tile.start() / scale)..=(tile.end() / scale);
-                let Some(result) = &app.result else { continue };
-                let key = ExposureKey {
-                    visit: i,
-                    scale: scale.to_bits(),
-                    lo: obs_range.start().to_bits(),
-                    hi: obs_range.end().to_bits(),
-                    bins,
-                    offset: 0,
-                    bad_bits: app.settings.bad_bits,
-                    band: false,
-                    masked: false,
-                    loo: app.view.leave_one_out,
-                };
-                let n_visits = app.data.visits.len();
-                let drawing = app.curves.result_drawing(true, key, result, n_visits, || {
-                    let bad_bits = key.bad_bits;
-                    let inflate = &result.settings.inflate_bits;
-                    let frame = crate::combine::file_frame_factor(visit, &result.settings);
-                    let mut trace = Trace::default();
-                    for seg in segs {
-                        trace.push(
-                            &seg.lam_aa,
-                            |j| {
-                                // Clamped so one outlier does not flatten the rest.
-                                let p = seg.idx[j];
-                                residual_in_sigma(visit, predicted, &frame, p, bad_bits, inflate)
-                                    .clamp(-12.0, 12.0)
-                            },
-                            obs_range.clone(),
-                            bins,
-                            scale,
-                        );
-                    }
-                    ModelDrawing {
-                        result: Arc::clone(result),
-                        trace: Arc::new(trace),
-                        down_weighted: Vec::new(),
-                    }
-                });
-                plot_ui.add(
-                    TraceItem::new(
-                        format!("{} residual", visit.meta.name),
-                        Arc::clone(&drawing.trace),
-                    )
-                    .color(visit_color(i))
-                    .width(1.0)
-                    .view(&range),
-                );
+    linked_plot("residuals", height, "resid. (sigma)").show(ui, |plot_ui| {
+        apply_view_requests(app, plot_ui, jump);
+        let range = visible_x(plot_ui, full);
+        // Decimated over a wider, aligned range: panning reuses the cached curves.
+        let (tile, bins) = tiled(&range, bins);
+        plot_ui.hline(HLine::new("+3 sigma", 3.0).color(egui::Color32::from_gray(150)));
+        plot_ui.hline(HLine::new("-3 sigma", -3.0).color(egui::Color32::from_gray(150)));
+        let Some(f) = &forward else { return };
+        for &i in &visits {
+            let (Some(visit), Some(segs), Some(fit)) = (
+                app.data.visits.get(i),
+                app.curves.visits.get(i),
+                f.visits.get(i),
+            ) else {
+                continue;
+            };
+            let predicted = model_of(fit, app.view.leave_one_out);
+            if predicted.len() != visit.len() {
+                continue;
             }
-        });
+            let scale = frame_scale(app, i);
+            let obs_range = (tile.start() / scale)..=(tile.end() / scale);
+            let Some(result) = &app.result else { continue };
+            let key = ExposureKey {
+                visit: i,
+                scale: scale.to_bits(),
+                lo: obs_range.start().to_bits(),
+                hi: obs_range.end().to_bits(),
+                bins,
+                offset: 0,
+                bad_bits: app.settings.bad_bits,
+                band: false,
+                masked: false,
+                loo: app.view.leave_one_out,
+            };
+            let n_visits = app.data.visits.len();
+            let drawing = app.curves.result_drawing(true, key, result, n_visits, || {
+                let bad_bits = key.bad_bits;
+                let inflate = &result.settings.inflate_bits;
+                let frame = crate::combine::file_frame_factor(visit, &result.settings);
+                let mut trace = Trace::default();
+                for seg in segs {
+                    trace.push(
+                        &seg.lam_aa,
+                        |j| {
+                            // Clamped so one outlier does not flatten the rest.
+                            let p = seg.idx[j];
+                            residual_in_sigma(visit, predicted, &frame, p, bad_bits, inflate)
+                                .clamp(-12.0, 12.0)
+                        },
+                        obs_range.clone(),
+                        bins,
+                        scale,
+                    );
+                }
+                ModelDrawing {
+                    result: Arc::clone(result),
+                    trace: Arc::new(trace),
+                    down_weighted: Vec::new(),
+                }
+            });
+            plot_ui.add(
+                TraceItem::new(
+                    format!("{} residual", visit.meta.name),
+                    Arc::clone(&drawing.trace),
+                )
+                .color(visit_color(i))
+                .width(1.0)
+                .view(&range),
+            );
+        }
+    });
 }
 
 #[cfg(test)]

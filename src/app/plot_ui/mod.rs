@@ -20,7 +20,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use eframe::egui;
-use egui_plot::PlotUi;
+use egui_plot::{Plot, PlotUi};
 
 pub use combined::combined_plot_id;
 pub use curves::{DatasetCurves, REBUILD_BUDGET, SegCurve, decimate, decimate_band, trace};
@@ -41,6 +41,15 @@ const DOWN_WEIGHTED_COLOR: egui::Color32 = egui::Color32::from_rgb(255, 170, 0);
 
 fn link_group() -> egui::Id {
     egui::Id::unique("frizzview-linked-x")
+}
+
+/// A plot of the Spectra tab: `height` tall, its x axis and cursor linked with the others'.
+fn linked_plot<'a>(name: &'static str, height: f32, y_label: &'a str) -> Plot<'a> {
+    Plot::new(name)
+        .height(height)
+        .link_axis(link_group(), [true, false])
+        .link_cursor(link_group(), [true, false])
+        .y_axis_label(y_label)
 }
 
 /// The visible x range of a plot, or `full` while it still sizes itself to the data.
