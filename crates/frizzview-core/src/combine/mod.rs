@@ -189,6 +189,48 @@ impl Prepared {
     }
 }
 
+/// What [`prepare`] does to one pixel's flux for the selection function S.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum SelectionStep {
+    /// Nothing: ignore mode, or a flux already in the frame the mode compares in.
+    Keep,
+    /// Multiply mode on a flux the pipeline divided by S: undo the division so that the model
+    /// times S faces the data as observed, y = flux S, sigma_y = sigma S.
+    Times(f64),
+    /// Divide mode on a flux not divided by S: y = flux / S, sigma_y = sigma / S.
+    Over(f64),
+    /// S too small (or not finite) to use: the pixel is masked.
+    Unusable,
+}
+
+/// S as multiply mode uses it (the model's factor `PreparedVisit::s`): negative and non-finite
+/// values become 0.
+fn clamped_selection(si: f64) -> f64 {
+    if si.is_finite() { si.max(0.0) } else { 0.0 }
+}
+
+/// The one rule for [`SelectionStep`], shared by [`prepare`] and [`file_frame_factor`].
+fn selection_step(mode: SelectionMode, divided: bool, si: f64) -> SelectionStep {
+    match mode {
+        SelectionMode::Multiply if divided => {
+            let si = clamped_selection(si);
+            if si < MIN_SELECTION {
+                SelectionStep::Unusable
+            } else {
+                SelectionStep::Times(si)
+            }
+        }
+        SelectionMode::Divide if !divided => {
+            if si.is_finite() && si >= MIN_SELECTION {
+                SelectionStep::Over(si)
+            } else {
+                SelectionStep::Unusable
+            }
+        }
+        _ => SelectionStep::Keep,
+    }
+}
+
 /// Per pixel of `visit`, the factor `c` that takes the frame the fit compares in
 /// ([`PreparedVisit::y`], and the predictions S f of [`VisitFit::prediction`]) to the frame of
 /// the visit's own flux array: flux = c y and sigma = c sigma_y, as [`prepare`] converts them.
@@ -198,31 +240,20 @@ impl Prepared {
 /// A display of a visit beside its model draws the prediction times `c` over the file's flux.
 #[must_use]
 pub fn file_frame_factor(visit: &Visit, settings: &Settings) -> Vec<f64> {
-    let n = visit.len();
     let divided = visit.flux_divided_by_selection();
-    match (settings.selection, visit.selection()) {
-        (SelectionMode::Multiply, Some(sel)) if divided => sel
+    match visit.selection() {
+        Some(sel) => sel
             .iter()
-            .map(|&si| {
-                let si = if si.is_finite() { si.max(0.0) } else { 0.0 };
-                if si < MIN_SELECTION {
-                    f64::NAN
-                } else {
-                    1.0 / si
-                }
-            })
+            .map(
+                |&si| match selection_step(settings.selection, divided, si) {
+                    SelectionStep::Keep => 1.0,
+                    SelectionStep::Times(si) => 1.0 / si,
+                    SelectionStep::Over(si) => si,
+                    SelectionStep::Unusable => f64::NAN,
+                },
+            )
             .collect(),
-        (SelectionMode::Divide, Some(sel)) if !divided => sel
-            .iter()
-            .map(|&si| {
-                if si.is_finite() && si >= MIN_SELECTION {
-                    si
-                } else {
-                    f64::NAN
-                }
-            })
-            .collect(),
-        _ => vec![1.0; n],
+        None => vec![1.0; visit.len()],
     }
 }
 
@@ -359,66 +390,39 @@ fn prepare_visit(
             n: visit.n_invalid(),
         });
     }
-    match (settings.selection, visit.selection()) {
-        (SelectionMode::Ignore, _) => {}
-        (_, None) => {
-            if settings.selection == SelectionMode::Multiply && visit.flux_divided_by_selection() {
-                // Cannot happen for well-formed readers; keep the data as delivered.
-            }
-        }
-        (SelectionMode::Multiply, Some(sel)) => {
-            let mut n_tiny = 0;
-            for i in 0..n {
-                let si = if sel[i].is_finite() {
-                    sel[i].max(0.0)
-                } else {
-                    0.0
-                };
-                if visit.flux_divided_by_selection() {
-                    // Undo the pipeline's division so that the model times S faces the data as
-                    // observed: flux * S, sigma * S (ivar / S^2).
-                    if si < MIN_SELECTION {
-                        masked[i] = true;
-                        n_tiny += 1;
-                        ivar[i] = 0.0;
-                    } else {
-                        y[i] *= si;
-                        ivar[i] /= si * si;
-                    }
+    if let Some(sel) = visit.selection() {
+        let divided = visit.flux_divided_by_selection();
+        let mut n_tiny = 0;
+        for i in 0..n {
+            match selection_step(settings.selection, divided, sel[i]) {
+                SelectionStep::Keep => {}
+                SelectionStep::Times(si) => {
+                    y[i] *= si;
+                    ivar[i] /= si * si;
                 }
-                s[i] = si;
-            }
-            if n_tiny > 0 {
-                warnings.push(Warning::TinySelection {
-                    visit: name.clone(),
-                    n: n_tiny,
-                    min: MIN_SELECTION,
-                });
-            }
-        }
-        (SelectionMode::Divide, Some(sel)) => {
-            if !visit.flux_divided_by_selection() {
-                let mut n_tiny = 0;
-                for i in 0..n {
-                    let si = sel[i];
-                    if si.is_finite() && si >= MIN_SELECTION {
-                        y[i] /= si;
-                        ivar[i] *= si * si;
-                    } else {
-                        masked[i] = true;
-                        ivar[i] = 0.0;
+                SelectionStep::Over(si) => {
+                    y[i] /= si;
+                    ivar[i] *= si * si;
+                }
+                SelectionStep::Unusable => {
+                    masked[i] = true;
+                    ivar[i] = 0.0;
+                    if settings.selection == SelectionMode::Divide {
                         y[i] = 0.0;
-                        n_tiny += 1;
                     }
-                }
-                if n_tiny > 0 {
-                    warnings.push(Warning::TinySelection {
-                        visit: name.clone(),
-                        n: n_tiny,
-                        min: MIN_SELECTION,
-                    });
+                    n_tiny += 1;
                 }
             }
+            if settings.selection == SelectionMode::Multiply {
+                s[i] = clamped_selection(sel[i]);
+            }
+        }
+        if n_tiny > 0 {
+            warnings.push(Warning::TinySelection {
+                visit: name.clone(),
+                n: n_tiny,
+                min: MIN_SELECTION,
+            });
         }
     }
     if settings.selection != SelectionMode::Ignore && visit.selection().is_none() {
