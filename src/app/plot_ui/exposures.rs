@@ -86,7 +86,9 @@ fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> Str
         visit.wavelength_aa()[px],
         visit.flux()[px]
     );
-    let factor = sigma_factor(visit.flags()[px], &app.settings.inflate_bits);
+    // The settings of the result shown (the fit's), else the current ones.
+    let settings = app.result.as_ref().map_or(&app.settings, |r| &r.settings);
+    let factor = sigma_factor(visit.flags()[px], &settings.inflate_bits);
     if factor != 1.0 {
         text += &format!(
             " (the fit uses {:.4}: sigma x {factor:.2} by the pixel policy)",
@@ -101,7 +103,7 @@ fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> Str
             .and_then(|f| f.prediction.get(px))
     {
         // In the file's frame, as drawn.
-        let c = crate::combine::file_frame_factor(visit, &r.settings)[px];
+        let c = crate::combine::file_frame_factor_at(visit, &r.settings, px);
         text += &format!("\nmodel {:.4}", c * pred);
     }
     if let Some(s) = visit.selection().and_then(|s| s.get(px)) {

@@ -240,20 +240,22 @@ fn selection_step(mode: SelectionMode, divided: bool, si: f64) -> SelectionStep 
 /// A display of a visit beside its model draws the prediction times `c` over the file's flux.
 #[must_use]
 pub fn file_frame_factor(visit: &Visit, settings: &Settings) -> Vec<f64> {
-    let divided = visit.flux_divided_by_selection();
-    match visit.selection() {
-        Some(sel) => sel
-            .iter()
-            .map(
-                |&si| match selection_step(settings.selection, divided, si) {
-                    SelectionStep::Keep => 1.0,
-                    SelectionStep::Times(si) => 1.0 / si,
-                    SelectionStep::Over(si) => si,
-                    SelectionStep::Unusable => f64::NAN,
-                },
-            )
-            .collect(),
-        None => vec![1.0; visit.len()],
+    (0..visit.len())
+        .map(|p| file_frame_factor_at(visit, settings, p))
+        .collect()
+}
+
+/// [`file_frame_factor`] of pixel `p` alone (e.g. for a hover readout).
+#[must_use]
+pub fn file_frame_factor_at(visit: &Visit, settings: &Settings, p: usize) -> f64 {
+    let Some(&si) = visit.selection().and_then(|sel| sel.get(p)) else {
+        return 1.0;
+    };
+    match selection_step(settings.selection, visit.flux_divided_by_selection(), si) {
+        SelectionStep::Keep => 1.0,
+        SelectionStep::Times(si) => 1.0 / si,
+        SelectionStep::Over(si) => si,
+        SelectionStep::Unusable => f64::NAN,
     }
 }
 
