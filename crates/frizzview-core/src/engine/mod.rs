@@ -9,7 +9,7 @@
 //! [`CombineEngine::inline`] computes inside `submit`, for deterministic tests.
 //!
 //! Each request delivers twice ([`combine::combine_staged`]): first the combination with the
-//! leave-one-visit-out scores pending ([`CombineOutput::partial`]), then the complete one. The
+//! leave-one-visit-out scores pending (`Done::last` false, `Combined::loo_pending`), then the complete one. The
 //! fit of 30 APOGEE visits takes about 10 ms and its scores about ten times that, so the window
 //! draws the fit at once, a slider drag submits the next request as soon as the fit is in (which
 //! cancels the scoring), and the scores arrive when the drag stops. Only complete results are
@@ -38,9 +38,6 @@ pub struct CombineOutput {
     pub result: Result<Arc<Combined>, CombineError>,
     /// `Some(original compute time)` when the result came from the cache.
     pub cached: Option<Duration>,
-    /// True for the first delivery of a request: the result's leave-one-out scores are still
-    /// being computed (`Combined::loo_pending`), and the complete result follows.
-    pub partial: bool,
 }
 
 /// A finished combination as delivered by [`CombineEngine::poll`].
@@ -169,7 +166,6 @@ impl CombineEngine {
                 settings,
                 result: Ok(hit),
                 cached: Some(elapsed),
-                partial: false,
             });
         }
         let caches = Arc::clone(&self.caches);
@@ -181,7 +177,6 @@ impl CombineEngine {
                     settings: settings.clone(),
                     result: Ok(Arc::new(c.clone())),
                     cached: None,
-                    partial: true,
                 });
             };
             let run = std::panic::AssertUnwindSafe(|| {
@@ -200,7 +195,6 @@ impl CombineEngine {
                 settings,
                 result,
                 cached: None,
-                partial: false,
             }
         })
     }
@@ -218,9 +212,8 @@ impl CombineEngine {
             // Whatever the panicking combination left in the caches is not trusted.
             self.caches = Arc::new(Caches::new());
         }
-        if let (Ok(result), None, false) =
-            (&done.value.result, done.value.cached, done.value.partial)
-        {
+        // A request's first delivery (`!done.last`) lacks its leave-one-out scores.
+        if let (Ok(result), None, true) = (&done.value.result, done.value.cached, done.last) {
             self.cache.insert(
                 done.value.data_key,
                 done.value.settings.clone(),
@@ -470,7 +463,7 @@ mod tests {
         let got = poll_until(&mut engine, |_| true);
         let first = &got[0];
         assert_eq!(first.generation, g);
-        assert!(first.value.partial && !first.last);
+        assert!(!first.last);
         let early = first.value.result.as_ref().expect("the fit");
         assert!(early.loo_pending);
         let fit = early.forward.as_ref().expect("forward");
@@ -484,7 +477,7 @@ mod tests {
         let got = poll_until(&mut engine, |d| d.last);
         let last = got.last().expect("the complete result");
         assert_eq!(last.generation, g);
-        assert!(!last.value.partial);
+        assert!(last.last);
         let done = last.value.result.as_ref().expect("complete");
         assert!(!done.loo_pending);
         let loo: Vec<f64> = done
@@ -503,7 +496,7 @@ mod tests {
         engine.submit(Arc::clone(&data), 1, s);
         let got = poll_until(&mut engine, |d| d.last);
         let cached = got.last().expect("result");
-        assert!(cached.value.cached.is_some() && !cached.value.partial);
+        assert!(cached.value.cached.is_some() && cached.last);
         assert!(!cached.value.result.as_ref().expect("cached").loo_pending);
     }
 
@@ -514,7 +507,7 @@ mod tests {
         let mut engine = gated_engine(gate);
         let g1 = engine.submit(Arc::clone(&data), 1, s.clone());
         let got = poll_until(&mut engine, |_| true);
-        assert!(got[0].value.partial && got[0].generation == g1);
+        assert!(!got[0].last && got[0].generation == g1);
         // The next request while request 1 scores: it cancels the scoring.
         let mut s2 = s;
         s2.band_lags += 1;
