@@ -24,12 +24,9 @@ use std::time::{Duration, Instant};
 
 use crate::combine::Cancel;
 
-/// A unit of work: gets the job's cancellation flag, returns a value.
-pub type JobFn<T> = Box<dyn FnOnce(&Cancel) -> T + Send + 'static>;
-
-/// A staged unit of work: gets the job's cancellation flag and a function that delivers an
-/// early value (each call sends one, in order), returns the final value.
-pub type StagedJobFn<T> = Box<dyn FnOnce(&Cancel, &dyn Fn(T)) -> T + Send + 'static>;
+/// A unit of work: gets the job's cancellation flag and a function that delivers an early value
+/// (each call sends one, in order; plain jobs never call it), returns the final value.
+pub type JobFn<T> = Box<dyn FnOnce(&Cancel, &dyn Fn(T)) -> T + Send + 'static>;
 
 /// Called by the worker after each result was sent (e.g. to request a repaint).
 pub type WakeFn = Arc<dyn Fn() + Send + Sync + 'static>;
@@ -99,7 +96,7 @@ fn run_caught<T>(job: Job<T>, early: &dyn Fn(Outcome<T>)) -> Outcome<T> {
 struct Job<T> {
     generation: u64,
     cancel: Cancel,
-    run: StagedJobFn<T>,
+    run: JobFn<T>,
 }
 
 enum Mode<T> {
@@ -118,10 +115,9 @@ pub struct Worker<T: Send + 'static> {
     mode: Mode<T>,
     /// Generation of the newest submitted job; shared with the thread so it can skip stale jobs.
     latest: Arc<AtomicU64>,
-    /// Generation of the newest result handed out by [`Worker::poll`].
-    delivered: u64,
-    /// Whether that result was its job's final value.
-    delivered_last: bool,
+    /// The newest result handed out by [`Worker::poll`]: (generation, whether it was its job's
+    /// final value). Results are ordered by this pair.
+    delivered: (u64, bool),
     /// Cancellation flag of the newest job (set when a newer one is submitted).
     cancel: Cancel,
     /// The newest job that panicked and has not been taken: (generation, message).
@@ -134,7 +130,6 @@ impl<T: Send + 'static> std::fmt::Debug for Worker<T> {
             .field("threaded", &matches!(self.mode, Mode::Threaded { .. }))
             .field("latest", &self.latest.load(Ordering::Relaxed))
             .field("delivered", &self.delivered)
-            .field("delivered_last", &self.delivered_last)
             .finish_non_exhaustive()
     }
 }
@@ -189,8 +184,7 @@ impl<T: Send + 'static> Worker<T> {
                 running,
             },
             latest,
-            delivered: 0,
-            delivered_last: true,
+            delivered: (0, true),
             cancel: Cancel::new(),
             panicked: None,
         })
@@ -204,8 +198,7 @@ impl<T: Send + 'static> Worker<T> {
                 ready: VecDeque::new(),
             },
             latest: Arc::new(AtomicU64::new(0)),
-            delivered: 0,
-            delivered_last: true,
+            delivered: (0, true),
             cancel: Cancel::new(),
             panicked: None,
         }
@@ -244,8 +237,7 @@ impl<T: Send + 'static> Worker<T> {
                 // should it be gone anyway, the job is reported as failed rather than pending.
                 if jobs.send(job).is_err() {
                     log::error!("the combine worker thread has stopped; job {generation} dropped");
-                    self.delivered = generation;
-                    self.delivered_last = true;
+                    self.delivered = (generation, true);
                     self.panicked = Some((generation, "the worker thread has stopped".into()));
                 }
             }
@@ -283,9 +275,7 @@ impl<T: Send + 'static> Worker<T> {
                 } => {
                     log::error!("job {generation} panicked: {message}");
                     // A job that panicked after an early value still ends there.
-                    if (generation, true) > (self.delivered, self.delivered_last)
-                        && generation > panicked_up_to
-                    {
+                    if (generation, true) > self.delivered && generation > panicked_up_to {
                         panicked_up_to = generation;
                         self.panicked = Some((generation, message));
                     }
@@ -293,7 +283,7 @@ impl<T: Send + 'static> Worker<T> {
                 }
             };
             let order = (done.generation, done.last);
-            if order > (self.delivered, self.delivered_last)
+            if order > self.delivered
                 && newest
                     .as_ref()
                     .is_none_or(|n| order > (n.generation, n.last))
@@ -302,13 +292,11 @@ impl<T: Send + 'static> Worker<T> {
             }
         }
         if let Some(n) = &newest {
-            self.delivered = n.generation;
-            self.delivered_last = n.last;
+            self.delivered = (n.generation, n.last);
         }
         // A panicked job counts as delivered: nothing more will come for it.
-        if panicked_up_to >= self.delivered {
-            self.delivered = panicked_up_to;
-            self.delivered_last = true;
+        if panicked_up_to >= self.delivered.0 {
+            self.delivered = (panicked_up_to, true);
         }
         newest
     }
@@ -327,19 +315,19 @@ impl<T: Send + 'static> Worker<T> {
     /// Generation of the newest result delivered by [`Worker::poll`] (0 before the first).
     #[must_use]
     pub fn delivered_generation(&self) -> u64 {
-        self.delivered
+        self.delivered.0
     }
 
     /// True while the newest submitted job has not delivered its final value yet.
     #[must_use]
     pub fn is_busy(&self) -> bool {
-        self.latest_generation() > self.delivered || !self.delivered_last
+        (self.latest_generation(), true) > self.delivered
     }
 
     /// True while the newest submitted job has delivered nothing yet, not even an early value.
     #[must_use]
     pub fn is_awaiting_first(&self) -> bool {
-        self.latest_generation() > self.delivered
+        self.latest_generation() > self.delivered.0
     }
 
     /// True while the thread is executing a job (always false inline).
@@ -355,8 +343,7 @@ impl<T: Send + 'static> Worker<T> {
     /// its result, if it still arrives, is dropped.
     pub fn cancel(&mut self) {
         self.cancel.cancel();
-        self.delivered = self.latest_generation();
-        self.delivered_last = true;
+        self.delivered = (self.latest_generation(), true);
     }
 }
 
