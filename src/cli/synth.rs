@@ -280,8 +280,11 @@ mod tests {
 
     #[test]
     fn ranges_parse_and_reject_nonsense() {
-        assert_eq!(parse_range("18000,27000").unwrap(), (18000.0, 27000.0));
-        assert_eq!(parse_range("1:2").unwrap(), (1.0, 2.0));
+        assert_eq!(
+            parse_range("18000,27000").expect("a range"),
+            (18000.0, 27000.0)
+        );
+        assert_eq!(parse_range("1:2").expect("a range"), (1.0, 2.0));
         assert!(parse_range("3,1").is_err());
         assert!(parse_range("3").is_err());
         assert!(parse_range("a,1").is_err());

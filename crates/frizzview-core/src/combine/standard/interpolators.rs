@@ -578,7 +578,7 @@ mod tests {
         for j in 0..x.len() {
             let mut y = vec![0.0; x.len()];
             y[j] = 1.0;
-            let sp = NaturalSpline::new(x.clone(), y).unwrap();
+            let sp = NaturalSpline::new(x.clone(), y).expect("a spline");
             for (q, row) in xq.iter().zip(&rows) {
                 let w = if j >= row.start && j < row.start + row.weights.len() {
                     row.weights[j - row.start]
