@@ -694,9 +694,18 @@ impl FrizzApp {
         }
         egui::CentralPanel::default().show(ui, |ui| match self.view.tab {
             Tab::Spectra => {
-                egui::Panel::top("visits")
+                // Typical sets (up to VISIT_ROWS_SHOWN visits) show whole without scrolling; a
+                // larger one scrolls, and the panel's lower edge drags down to most of the height.
+                // The panel's id carries the (capped) visit count, so a new set gets its own size.
+                let n = self.data.visits.len();
+                let row_h = ui.spacing().interact_size.y + 2.0;
+                let rows = n.clamp(2, visits_ui::VISIT_ROWS_SHOWN) as f32;
+                let height = (3.0 + rows) * row_h + 30.0;
+                let max = (0.8 * ui.available_height()).max(height);
+                egui::Panel::top(("visits", n.min(visits_ui::VISIT_ROWS_SHOWN + 1)))
                     .resizable(true)
-                    .default_size(190.0)
+                    .default_size(height)
+                    .max_size(max)
                     .show(ui, |ui| visits_ui::visits_ui(self, ui));
                 plot_ui::spectra_ui(self, ui);
             }

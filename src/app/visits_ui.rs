@@ -5,6 +5,10 @@ use eframe::egui;
 
 use super::{FrizzApp, SortKey};
 
+/// How many visit rows the table shows without scrolling by default (more scroll; the panel's
+/// edge drags to show up to most of the window).
+pub const VISIT_ROWS_SHOWN: usize = 10;
+
 /// A distinct colour per visit (golden-ratio hues), shared by the table and the plots.
 #[must_use]
 pub fn visit_color(i: usize) -> egui::Color32 {
