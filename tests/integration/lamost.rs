@@ -68,7 +68,8 @@ fn real_file_is_nine_two_arm_exposures_with_the_coadds_as_reference() {
         io::detect_format(&path).expect("detect"),
         io::Format::LamostMrs
     );
-    let data = io::load_paths(&[path.clone()], &io::LoadOptions::default()).expect("load");
+    let data =
+        io::load_paths(std::slice::from_ref(&path), &io::LoadOptions::default()).expect("load");
     assert_eq!(data.visits.len(), 9, "9 exposures");
     for (v, lmjm) in data.visits.iter().zip(LMJMS) {
         assert_eq!(v.meta.name, format!("LMJM {lmjm}"));
@@ -298,6 +299,56 @@ fn hostile_variants_give_clear_errors_or_warnings() {
     assert!(v.meta.velocity(VelocityKind::Vrel).is_none());
     let bc = v.meta.velocity(VelocityKind::Bc).expect("bc");
     assert!(bc.abs() < 31.0, "{bc}");
+}
+
+/// The real file, decompressed, with one exposure's red HDU renamed (so that LMJM has the blue
+/// arm only) or one column renamed: a warning naming the HDUs, or an error naming the column
+/// and the HDU.
+#[test]
+fn real_file_hostile_variants() {
+    let Some(path) = real_file("lamost::real_file_hostile_variants") else {
+        return;
+    };
+    use std::io::Read as _;
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&path).expect("open"))
+        .read_to_end(&mut raw)
+        .expect("gunzip");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut one_arm = raw.clone();
+    replace_card(
+        &mut one_arm,
+        b"EXTNAME = 'R-83906128'",
+        b"EXTNAME = 'X-83906128'",
+        0,
+    );
+    let p = dir.path().join("med-one-arm.fits");
+    std::fs::write(&p, &one_arm).expect("write");
+    let d = io::load_file(&p).expect("one arm missing is not fatal");
+    assert_eq!(d.visits.len(), 9);
+    let last = &d.visits[8];
+    assert_eq!(last.segments().len(), 1);
+    let w = card(&last.meta, lamost::READER_WARNING_CARD).expect("warning");
+    assert!(
+        w.contains("HDU 11 (B-83906128)") && w.contains("R-83906128"),
+        "{w}"
+    );
+    let mut no_flux = raw;
+    // TTYPE1 = 'FLUX' of HDU 5 (B-83906043): the 5th FLUX card (COADD_B, COADD_R, B-...016, B-...030).
+    replace_card(
+        &mut no_flux,
+        b"TTYPE1  = 'FLUX    '",
+        b"TTYPE1  = 'FLUQ    '",
+        4,
+    );
+    let p = dir.path().join("med-no-flux.fits");
+    std::fs::write(&p, &no_flux).expect("write");
+    let msg = io::load_file(&p).expect_err("missing column").to_string();
+    assert!(
+        msg.contains("column 'FLUX' of HDU 5 (B-83906043) is missing")
+            && msg.contains("med-no-flux"),
+        "{msg}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
