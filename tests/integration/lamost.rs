@@ -290,6 +290,18 @@ fn hostile_variants_give_clear_errors_or_warnings() {
         Err(e) => e.to_string(),
     };
     assert!(msg.contains("repeats the B arm"), "{msg}");
+    // VACUUM = F (air wavelengths): refused naming the card.
+    let mut air = std::fs::read(&clean).expect("read");
+    replace_card(
+        &mut air,
+        b"VACUUM  =                    T",
+        b"VACUUM  =                    F",
+        0,
+    );
+    let air_path = dir.path().join("med-58270-air_sp12-076.fits");
+    std::fs::write(&air_path, &air).expect("write");
+    let msg = io::load_file(&air_path).expect_err("air").to_string();
+    assert!(msg.contains("VACUUM") && msg.contains("air"), "{msg}");
     // HELIO = F: the barycentric correction computed, no Vrel.
     let mut m = wl::lamost_mrs_example(58_272, 1, 60);
     m.helio_rv = None;
