@@ -16,6 +16,9 @@
 //!   vrad) columns.
 //! - [`write_apvisit`]: a [`Visit`] (e.g. from [`crate::synth::apogee`]) written out as an apVisit
 //!   file in the DR19 layout.
+//! - [`write_lamost_mrs`]: a LAMOST medium-resolution `med-*.fits` file (coadds and per-exposure
+//!   blue/red tables, float32 columns, logical HELIO/VACUUM cards), e.g. of
+//!   [`lamost_mrs_example`].
 //!
 //! Layouts of DR13-DR17 name no HDU; `fitsio` always writes an EXTNAME card, so those are written
 //! with an empty EXTNAME, which the readers treat as no name. Every output is written to a new file
