@@ -369,6 +369,16 @@ fn real_file_hostile_variants() {
 /// Median |ours - coadd| / sigma_coadd per arm over the coadd's pixels with ivar > 0 where ours
 /// is finite: both on the coadds' lattice (the default output grid), compared pixel by pixel.
 fn vs_coadd(data: &Dataset, c: &Combined, flux: &[f64]) -> [(f64, usize); 2] {
+    vs_coadd_with(data, c, flux, None)
+}
+
+/// [`vs_coadd`] with sigma = sqrt(var_ours + var_coadd) when `var` is given.
+fn vs_coadd_with(
+    data: &Dataset,
+    c: &Combined,
+    flux: &[f64],
+    var: Option<&[f64]>,
+) -> [(f64, usize); 2] {
     let coadd = data.pipeline_coadd.as_ref().expect("coadd");
     let grid = &c.grid.ln_wave;
     let step = grid[1] - grid[0];
@@ -386,7 +396,11 @@ fn vs_coadd(data: &Dataset, c: &Combined, flux: &[f64]) -> [(f64, usize); 2] {
                     .then_some((i, k))
             })
             .filter(|(i, _)| flux[*i].is_finite())
-            .map(|(i, k)| ((flux[i] - coadd.flux[k]) * coadd.ivar[k].sqrt()).abs())
+            .map(|(i, k)| {
+                let v = 1.0 / coadd.ivar[k] + var.map_or(0.0, |v| v[i]);
+                ((flux[i] - coadd.flux[k]) / v.sqrt()).abs()
+            })
+            .filter(|z| z.is_finite())
             .collect();
         z.sort_by(f64::total_cmp);
         out[arm] = (z.get(z.len() / 2).copied().unwrap_or(f64::NAN), z.len());
@@ -418,9 +432,12 @@ fn real_file_combination_reports_chi2_and_matches_the_coadd() {
     let st = c.standard.as_ref().expect("standard practice");
     let std_arm = vs_coadd(&data, &c, &st.flux);
     let fwd_arm = vs_coadd(&data, &c, &f.flux);
+    let fwd_both = vs_coadd_with(&data, &c, &f.flux, Some(&f.var));
+    let std_both = vs_coadd_with(&data, &c, &st.flux, Some(&st.var));
     eprintln!(
         "LAMOST real file: per-visit chi2/nu {chi:.3?}; median |d|/sigma_coadd (blue, red): \
-         standard {std_arm:.3?}, forward {fwd_arm:.3?}; warnings {:?}",
+         standard {std_arm:.3?}, forward {fwd_arm:.3?}; median |d|/sqrt(var + var_coadd): \
+         standard {std_both:.3?}, forward {fwd_both:.3?}; warnings {:?}",
         c.warnings
             .iter()
             .map(ToString::to_string)
