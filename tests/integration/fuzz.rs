@@ -611,4 +611,13 @@ fn fuzz_lamost_mrs_reader() {
         .expect("LAMOST fixture");
     let (runs, loaded, refused) = fuzz_file(&file.to_string_lossy());
     assert!(runs >= cases() as usize && refused > 0 && loaded > 0);
+    // The real files come gzipped: the same mutations through the in-memory path.
+    let c = run_fuzz(
+        &file.to_string_lossy(),
+        frizzview::io::load_file,
+        cases() / 2,
+        Some(("gz", gzip)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.runs >= (cases() / 2) as usize && c.refused > 0);
 }
