@@ -601,3 +601,23 @@ fn fuzz_allvisit_reader() {
     let (runs, _, refused) = fuzz_file(&table.to_string_lossy());
     assert!(runs >= cases() as usize && refused > 0);
 }
+
+/// A LAMOST MRS file (two exposures, both arms, the coadds) written by the layout's fixture writer.
+#[test]
+fn fuzz_lamost_mrs_reader() {
+    use frizzview::io::write_layouts as wl;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = wl::write_lamost_mrs(dir.path(), &wl::lamost_mrs_example(58_268, 2, 48))
+        .expect("LAMOST fixture");
+    let (runs, loaded, refused) = fuzz_file(&file.to_string_lossy());
+    assert!(runs >= cases() as usize && refused > 0 && loaded > 0);
+    // The real files come gzipped: the same mutations through the in-memory path.
+    let c = run_fuzz(
+        &file.to_string_lossy(),
+        frizzview::io::load_file,
+        cases() / 2,
+        Some(("gz", gzip)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.runs >= (cases() / 2) as usize && c.refused > 0);
+}

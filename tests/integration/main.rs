@@ -19,6 +19,7 @@ mod frametime;
 mod fuzz;
 mod gz;
 mod io;
+mod lamost;
 mod local;
 mod loo;
 #[cfg(feature = "gui")]

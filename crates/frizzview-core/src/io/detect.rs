@@ -22,6 +22,9 @@ pub enum Format {
     ApCframe,
     /// An astra mwmVisit file (resampled visits of one source, APOGEE and BOSS).
     MwmVisit,
+    /// A LAMOST medium-resolution (MRS) file: per-exposure blue/red tables and the pipeline's
+    /// coadds (`io::lamost`).
+    LamostMrs,
     /// Any other FITS file: a binary table or images with wavelength/flux columns.
     FitsTable,
     /// CSV or TSV text with a header line.

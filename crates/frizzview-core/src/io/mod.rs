@@ -24,6 +24,7 @@ pub(crate) mod fits;
 pub(crate) mod fits_disk;
 mod fits_layout;
 pub mod gz;
+pub mod lamost;
 pub mod mwm;
 pub mod npz;
 pub mod sdss_layouts;
@@ -91,6 +92,7 @@ pub fn load_file(path: &Path) -> Result<Dataset, LoadError> {
         Format::BossSpec => boss::read(path),
         Format::ApCframe => apcframe::read_exposures(&[path.to_path_buf()], None),
         Format::MwmVisit => mwm::read(path),
+        Format::LamostMrs => lamost::read(path),
         Format::FitsTable => table::read_fits(path),
         Format::Text => table::read_text(path),
     }

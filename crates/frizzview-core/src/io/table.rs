@@ -43,6 +43,9 @@ pub fn classify_fits(path: &Path) -> Result<Format, LoadError> {
         if super::mwm::looks_like(&hdus) {
             return Ok(Format::MwmVisit);
         }
+        if super::lamost::looks_like(&hdus) {
+            return Ok(Format::LamostMrs);
+        }
         if super::apcframe::looks_like(&mut f, path, &hdus) {
             return Ok(Format::ApCframe);
         }
@@ -58,6 +61,13 @@ pub fn classify_fits(path: &Path) -> Result<Format, LoadError> {
             super::apvisit::ApogeeKind::No => Ok(Format::FitsTable),
         }
     })
+}
+
+/// True if an HDU name says it holds a pipeline's combination (`COADD`, `COADD_B`, `coadd_r`,
+/// ...): such an HDU is never read as a visit.
+#[must_use]
+pub fn is_coadd_name(name: &str) -> bool {
+    name.len() >= 5 && name.as_bytes()[..5].eq_ignore_ascii_case(b"COADD")
 }
 
 /// How a wavelength column is encoded.
@@ -239,11 +249,21 @@ fn read_fits_inner(path: &Path) -> Result<Dataset, LoadError> {
         Some(d) => fits_cards(&mut f, &d.hdu),
         None => Vec::new(),
     };
+    // A pipeline's combination (BOSS COADD, LAMOST COADD_B/COADD_R, ...) is never a visit: it is
+    // skipped, and every visit read says so.
+    let skipped: Vec<String> = hdus
+        .iter()
+        .filter(|d| d.table().is_some() && is_coadd_name(&d.name))
+        .map(HduDesc::label)
+        .collect();
     let mut visits = Vec::new();
     for d in &hdus {
         let Some((cols, _rows)) = d.table() else {
             continue;
         };
+        if is_coadd_name(&d.name) {
+            continue;
+        }
         let Some((wname, unit)) = cols
             .iter()
             .find_map(|c| wave_kind(&c.0).map(|u| (c.0.clone(), u)))
@@ -291,10 +311,29 @@ fn read_fits_inner(path: &Path) -> Result<Dataset, LoadError> {
             ..VisitMeta::default()
         };
         meta_from_cards(&mut meta, &cards);
+        if !skipped.is_empty() {
+            meta.header.push((
+                super::lamost::READER_WARNING_CARD.into(),
+                format!(
+                    "{} skipped: named like a pipeline coadd, not a visit",
+                    skipped.join(", ")
+                ),
+            ));
+        }
         visits.push(Arc::new(build_visit(path, &d.label(), c, meta)?));
     }
     if visits.is_empty() {
         visits = read_image_set(&mut f, path, &hdus, &prim_cards)?;
+    }
+    if visits.is_empty() && !skipped.is_empty() {
+        return Err(LoadError::new(
+            path,
+            LoadErrorKind::Unrecognised(format!(
+                "its only spectrum tables ({}) are named like a pipeline's coadd, which is never \
+                 read as a visit: give the exposures the coadd was made from",
+                skipped.join(", ")
+            )),
+        ));
     }
     if visits.is_empty() {
         return Err(LoadError::new(

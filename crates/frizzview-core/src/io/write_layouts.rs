@@ -16,6 +16,9 @@
 //!   vrad) columns.
 //! - [`write_apvisit`]: a [`Visit`] (e.g. from [`crate::synth::apogee`]) written out as an apVisit
 //!   file in the DR19 layout.
+//! - [`write_lamost_mrs`]: a LAMOST medium-resolution `med-*.fits` file (coadds and per-exposure
+//!   blue/red tables, float32 columns, logical HELIO/VACUUM cards), e.g. of
+//!   [`lamost_mrs_example`].
 //!
 //! Layouts of DR13-DR17 name no HDU; `fitsio` always writes an EXTNAME card, so those are written
 //! with an empty EXTNAME, which the readers treat as no name. Every output is written to a new file
@@ -897,4 +900,275 @@ pub fn write_mwmvisit_rows(
     write_table(&mut f, "APOGEE/APO", &cols(rows))?;
     write_table(&mut f, "APOGEE/LCO", &cols(&[]))?;
     Ok(out)
+}
+
+/// One arm of a LAMOST MRS table for [`write_lamost_mrs`]: LOGLAM (log10 vacuum Angstrom, in the
+/// order written), FLUX, IVAR and the mask (PIXMASK of an exposure; ANDMASK and ORMASK of a
+/// coadd), written as the survey does (float32 `E` columns, 16-bit `I` masks).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LamostArm {
+    /// log10 of the vacuum wavelength (Angstrom), per row.
+    pub loglam: Vec<f64>,
+    /// Flux per row.
+    pub flux: Vec<f64>,
+    /// Inverse variance per row.
+    pub ivar: Vec<f64>,
+    /// Mask per row (empty = all 0).
+    pub mask: Vec<i16>,
+    /// The HDU's SNR card.
+    pub snr: f64,
+}
+
+/// One exposure of a LAMOST MRS file: its LMJM (local modified Julian minute) and arms.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LamostExposure {
+    /// Local (UTC+8) modified Julian minute of the exposure's start.
+    pub lmjm: i64,
+    /// Exposure time (s).
+    pub exptime: f64,
+    /// The `B-{LMJM}` table, if any.
+    pub blue: Option<LamostArm>,
+    /// The `R-{LMJM}` table, if any.
+    pub red: Option<LamostArm>,
+}
+
+/// A LAMOST MRS file's content for [`write_lamost_mrs`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LamostMrs {
+    /// Local modified Julian day of the night (LMJD; the file name's first number).
+    pub lmjd: i64,
+    /// Plan id (PLANID).
+    pub planid: String,
+    /// Spectrograph (SPID).
+    pub spid: i64,
+    /// Fibre (FIBERID).
+    pub fiberid: i64,
+    /// OBJNAME.
+    pub objname: String,
+    /// DESIG (`LAMOST Jhhmmss.ss+ddmmss.s`).
+    pub desig: String,
+    /// RA, Dec (degrees).
+    pub ra_dec: (f64, f64),
+    /// HELIO_RV (km/s): the heliocentric correction applied; `None` writes HELIO = F and no HELIO_RV.
+    pub helio_rv: Option<f64>,
+    /// COADD_B, COADD_R (the mask is written as ANDMASK and ORMASK).
+    pub coadd_b: Option<LamostArm>,
+    /// See `coadd_b`.
+    pub coadd_r: Option<LamostArm>,
+    /// The exposures, written as all `B-` tables then all `R-` tables, as the survey does.
+    pub exposures: Vec<LamostExposure>,
+}
+
+fn write_lamost_table(f: &mut FitsFile, extname: &str, arm: &LamostArm, coadd: bool) -> R<FitsHdu> {
+    let n = arm.loglam.len();
+    if arm.flux.len() != n || arm.ivar.len() != n || !(arm.mask.is_empty() || arm.mask.len() == n) {
+        return Err(format!("{extname}: columns of different lengths"));
+    }
+    let mask: Vec<i16> = if arm.mask.is_empty() {
+        vec![0; n]
+    } else {
+        arm.mask.clone()
+    };
+    let mut names = vec!["FLUX", "IVAR", "LOGLAM"];
+    names.extend(if coadd {
+        vec!["ANDMASK", "ORMASK"]
+    } else {
+        vec!["PIXMASK"]
+    });
+    let descs = names
+        .iter()
+        .map(|name| {
+            let t = if name.ends_with("MASK") {
+                ColumnDataType::Short
+            } else {
+                ColumnDataType::Float
+            };
+            ColumnDescription::new(*name).with_type(t).create()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fe)?;
+    let h = f.create_table(extname, &descs).map_err(fe)?;
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let col = |e| format!("{extname}: {e}");
+    h.write_col(f, "FLUX", &f32s(&arm.flux)).map_err(col)?;
+    h.write_col(f, "IVAR", &f32s(&arm.ivar)).map_err(col)?;
+    h.write_col(f, "LOGLAM", &f32s(&arm.loglam)).map_err(col)?;
+    for name in &names[3..] {
+        h.write_col(f, *name, &mask).map_err(col)?;
+    }
+    h.write_key(f, "SNR", arm.snr).map_err(col)?;
+    h.write_key(f, "LAMPLIST", "lampsc_med.dat".to_owned())
+        .map_err(col)?;
+    Ok(h)
+}
+
+/// Write a LAMOST MRS file in the survey's layout (`med-{LMJD}-{PLANID}_sp{SPID:02}-{FIBER:03}.fits`
+/// in `dir`; see `io::lamost`): a header-only primary HDU with the cards the reader uses, COADD_B,
+/// COADD_R, then the `B-{LMJM}` and `R-{LMJM}` tables. Returns the path.
+pub fn write_lamost_mrs(dir: &Path, m: &LamostMrs) -> R<PathBuf> {
+    let out = dir.join(format!(
+        "med-{}-{}_sp{:02}-{:03}.fits",
+        m.lmjd, m.planid, m.spid, m.fiberid
+    ));
+    let mut f = create_new(&out)?;
+    let prim = f.primary_hdu().map_err(fe)?;
+    let mut cards = vec![
+        ("OBSID", Card::Int(m.lmjd * 1000 + m.fiberid)),
+        ("DATA_V", Card::Text("LAMOST DR7".into())),
+        ("TELESCOP", Card::Text("LAMOST".into())),
+        ("LONGITUD", Card::Real(117.58)),
+        ("LATITUDE", Card::Real(40.39)),
+        ("LMJD", Card::Int(m.lmjd)),
+        ("MJD", Card::Int(m.lmjd - 1)),
+        ("PLANID", Card::Text(m.planid.clone())),
+        ("RA", Card::Real(m.ra_dec.0)),
+        ("DEC", Card::Real(m.ra_dec.1)),
+        ("DESIG", Card::Text(m.desig.clone())),
+        ("FIBERID", Card::Int(m.fiberid)),
+        ("OBJNAME", Card::Text(m.objname.clone())),
+        ("SPID", Card::Int(m.spid)),
+    ];
+    if let Some(v) = m.helio_rv {
+        cards.push(("HELIO_RV", Card::Real(v)));
+    }
+    for (k, c) in &cards {
+        write_card(&mut f, &prim, k, c)?;
+    }
+    // fitsio writes no logical cards: integers now, made T/F once the file is closed.
+    prim.write_key(&mut f, "HELIO", i64::from(m.helio_rv.is_some()))
+        .map_err(|e| format!("card HELIO: {e}"))?;
+    prim.write_key(&mut f, "VACUUM", 1i64)
+        .map_err(|e| format!("card VACUUM: {e}"))?;
+    let lmjms: Vec<String> = m.exposures.iter().map(|e| e.lmjm.to_string()).collect();
+    for (name, arm) in [("COADD_B", &m.coadd_b), ("COADD_R", &m.coadd_r)] {
+        if let Some(a) = arm {
+            let h = write_lamost_table(&mut f, name, a, true)?;
+            h.write_key(&mut f, "LMJMLIS0", lmjms.join("-"))
+                .map_err(|e| format!("{name}: {e}"))?;
+        }
+    }
+    for letter in ['B', 'R'] {
+        for e in &m.exposures {
+            let arm = if letter == 'B' { &e.blue } else { &e.red };
+            if let Some(a) = arm {
+                let name = format!("{letter}-{}", e.lmjm);
+                let h = write_lamost_table(&mut f, &name, a, false)?;
+                h.write_key(&mut f, "LMJM", e.lmjm.to_string())
+                    .map_err(|x| format!("{name}: {x}"))?;
+                h.write_key(&mut f, "EXPTIME", e.exptime)
+                    .map_err(|x| format!("{name}: {x}"))?;
+            }
+        }
+    }
+    drop(f);
+    logical_cards(&out, &["HELIO", "VACUUM"])?;
+    Ok(out)
+}
+
+/// Turn the integer primary-header cards `keys` of the file at `path` into logical ones (1 = T,
+/// else F), in place: the value is column 30 of the 80-byte card.
+fn logical_cards(path: &Path, keys: &[&str]) -> R<()> {
+    let mut bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let header_end = (0..bytes.len() / 80)
+        .map(|c| c * 80)
+        .find(|&o| bytes[o..].starts_with(b"END     "))
+        .ok_or_else(|| format!("{}: no END card", path.display()))?;
+    for key in keys {
+        let name = format!("{key:<8}= ");
+        let Some(o) = (0..header_end / 80)
+            .map(|c| c * 80)
+            .find(|&o| bytes[o..].starts_with(name.as_bytes()))
+        else {
+            return Err(format!("{}: no card {key}", path.display()));
+        };
+        let value = String::from_utf8_lossy(&bytes[o + 10..o + 30])
+            .trim()
+            .to_owned();
+        let text = format!("{:>20}", if value == "1" { "T" } else { "F" });
+        bytes[o + 10..o + 30].copy_from_slice(text.as_bytes());
+    }
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A small synthetic LAMOST MRS star for fixtures: `n_exp` exposures of 600 s, 14 minutes apart,
+/// starting at local minute `lmjd * 1440 + 96`, each arm `n_pix` pixels on the real files' kind
+/// of grid (blue 4950-5350 Angstrom increasing, red 6300-6800 decreasing, non-uniform steps), a
+/// continuum of 1000 with absorption lines at fixed rest wavelengths, noise-free flux of ivar 1e-2,
+/// a few masked pixels, and coadds of `n_pix` pixels per arm on one log10-linear lattice from
+/// 3.69018 (step 1e-5 dex when `n_pix >= 3817`, as in the real files; coarser below). The star is
+/// at rest (heliocentric velocity 0).
+#[must_use]
+pub fn lamost_mrs_example(lmjd: i64, n_exp: usize, n_pix: usize) -> LamostMrs {
+    let n_pix = n_pix.max(8);
+    let lines = [
+        5000.0, 5080.5, 5172.7, 5183.6, 5270.0, 6400.0, 6494.0, 6564.6, 6678.0, 6750.0,
+    ];
+    let spectrum = |w: f64| {
+        let mut y = 1000.0;
+        for l in lines {
+            y *= 1.0 - 0.5 * (-((w - l) / 0.4).powi(2) / 2.0).exp();
+        }
+        y
+    };
+    // Native-like grids: a gently non-uniform step across each arm.
+    let arm_grid = |lo: f64, hi: f64, decreasing: bool| -> Vec<f64> {
+        let (a, b) = (lo.log10(), hi.log10());
+        let mut v: Vec<f64> = (0..n_pix)
+            .map(|i| {
+                let t = i as f64 / (n_pix - 1) as f64;
+                a + (b - a) * (t + 0.1 * t * (1.0 - t))
+            })
+            .collect();
+        if decreasing {
+            v.reverse();
+        }
+        v
+    };
+    let arm = |loglam: Vec<f64>, k: usize| -> LamostArm {
+        let flux = loglam.iter().map(|&l| spectrum(10f64.powf(l))).collect();
+        let mut mask = vec![0i16; loglam.len()];
+        mask[(3 + 5 * k) % loglam.len()] = 1;
+        LamostArm {
+            ivar: vec![1e-2; loglam.len()],
+            flux,
+            loglam,
+            mask,
+            snr: 10.0,
+        }
+    };
+    let blue = arm_grid(4950.0, 5350.0, false);
+    let red = arm_grid(6300.0, 6800.0, true);
+    let exposures = (0..n_exp)
+        .map(|k| LamostExposure {
+            lmjm: lmjd * 1440 + 96 + 14 * k as i64,
+            exptime: 600.0,
+            blue: Some(arm(blue.clone(), k)),
+            red: Some(arm(red.clone(), k)),
+        })
+        .collect();
+    // The coadds: one lattice for both arms, as in the real files, with a step that lets `n_pix`
+    // pixels cover each arm (1e-5 dex, the real step, for n_pix >= 3817).
+    let step = 1e-5 * (3817.0 / n_pix as f64).ceil().max(1.0);
+    let red_start = 3.690_18 + step * (0.109_74 / step - 1e-9).ceil();
+    let lattice =
+        |start: f64| -> Vec<f64> { (0..n_pix).map(|i| start + step * i as f64).collect() };
+    let coadd = |start: f64| {
+        let mut a = arm(lattice(start), 0);
+        a.mask = Vec::new();
+        a.ivar = vec![1e-2 * n_exp as f64; n_pix];
+        a
+    };
+    LamostMrs {
+        lmjd,
+        planid: "TESTPLAN01".into(),
+        spid: 12,
+        fiberid: 76,
+        objname: "1275-00000001".into(),
+        desig: "LAMOST J192814.09+435531.0".into(),
+        ra_dec: (292.058_716, 43.925_304),
+        helio_rv: Some(-11.2204),
+        coadd_b: Some(coadd(3.690_18)),
+        coadd_r: Some(coadd(red_start)),
+        exposures,
+    }
 }
