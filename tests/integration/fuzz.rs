@@ -591,8 +591,9 @@ fn run_cases(
     );
     let p = guard_panics.load(Ordering::Relaxed);
     println!(
-        "fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed}): {r} executions, {l} loaded, \
-         {f} refused with an error, {p} panics behind the guard, 0 signals"
+        "fuzz {name} with {} (FRIZZVIEW_FUZZ_SEED={seed}): {r} executions, {l} loaded, \
+         {f} refused with an error, {p} panics behind the guard, 0 signals",
+        reader.name()
     );
     let slowest = stats.slowest.lock().map_or(0.0, |s| {
         println!("  slowest case {:.3} s: {}", s.0, s.1);

@@ -190,7 +190,7 @@ fn binary_tform(n: usize, v: &str) -> Result<(u64, char, u64), String> {
     if repeat == 0 {
         return Err(format!(
             "TFORM{n} = '{}' declares a column of no elements (repeat 0), which frizzview \
-             cannot read (the FITS library divides by the repeat count)",
+             cannot read",
             printable(v)
         ));
     }
@@ -353,8 +353,7 @@ impl Sizing {
         for n in 1..=naxis {
             if self.int(&format!("NAXIS{n}"))? == Some(0) {
                 return Err(format!(
-                    "NAXIS{n} = 0 in an image of NAXIS = {naxis}: an empty axis, which the FITS \
-                     library divides by"
+                    "NAXIS{n} = 0 in an image of NAXIS = {naxis}: an image without pixels"
                 ));
             }
         }
