@@ -1032,6 +1032,37 @@ fn cards_cfitsio_divides_by_are_refused_naming_the_card() {
     }
 }
 
+/// Issue 21, seed 14 (`fuzz_allvisit_reader`, case 618): this window of bytes over the allVisit
+/// table's header made `fitsio` index past the end of a column type cfitsio had left empty
+/// (tables.rs:716, a panic behind the guard). With the card checks switched off
+/// (`FRIZZVIEW_TEST_UNCHECKED_COLUMNS=1`) this test fails with that panic; now the file is refused
+/// naming the HDU and the card.
+#[test]
+fn seed_14_allvisit_window_is_refused_naming_the_card() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, table) = sdss5_fixtures(dir.path());
+    let original = std::fs::read(&table).expect("allVisit");
+    let m = Mutation::Window(
+        0.473_296_987_517_661_14,
+        vec![
+            86, 66, 36, 33, 149, 151, 171, 148, 240, 90, 252, 133, 205, 118, 7, 15, 45, 90, 33,
+            166, 211, 49, 23, 195, 62, 73, 1, 217, 65, 165, 151, 58, 209, 88, 203, 127, 180, 120,
+            32,
+        ],
+    );
+    let p = dir.path().join("seed14.fits");
+    std::fs::write(&p, apply(&original, &m)).expect("write");
+    let err = frizzview::io::load_file(&p).expect_err("refused");
+    let msg = err.to_string();
+    println!("{msg}");
+    assert!(
+        !matches!(err.kind, frizzview::io::LoadErrorKind::ReaderBug { .. })
+            && msg.contains("seed14.fits")
+            && msg.contains("HDU 1"),
+        "{msg}"
+    );
+}
+
 /// The mwmVisit fixture with its TTYPE2 card (HDU 1) replaced by a second TFORM1.
 fn dup_tform1(mwm: &[u8]) -> Vec<u8> {
     let mut b = mwm.to_vec();
