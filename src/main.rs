@@ -7,6 +7,10 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = frizzview::cli::Cli::parse();
+    // Every FITS file is read by a child process first (the `read-check` child itself excepted).
+    if !matches!(cli.command, Some(frizzview::cli::Command::ReadCheck(_))) {
+        frizzview::cli::preflight::install_current_exe();
+    }
     if let Some(cmd) = cli.command {
         return frizzview::cli::run_command(cmd);
     }

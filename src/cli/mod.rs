@@ -7,6 +7,7 @@ pub mod combine;
 pub mod experiment;
 pub mod fetch;
 pub mod png;
+pub mod preflight;
 pub mod synth;
 
 use std::path::PathBuf;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Find a star's SDSS files (apVisit, apStar, allVisit, apCframe, spec, mwmVisit) in a local
     /// mirror or the cache, or download them; prints their local paths.
     Fetch(Box<fetch::FetchArgs>),
+    /// Read a FITS file the way the read sandbox's child does (internal: exit 0 read, 2 refused).
+    #[command(name = "read-check", hide = true)]
+    ReadCheck(preflight::ReadCheckArgs),
 }
 
 /// Run a headless subcommand, printing errors the CLI way. Returns the process exit code.
@@ -68,6 +72,7 @@ pub fn run_command(cmd: Command) -> ExitCode {
         Command::Bench(a) => bench::run(&a),
         Command::Experiment(a) => experiment::run(&a),
         Command::Fetch(a) => fetch::run(&a),
+        Command::ReadCheck(a) => preflight::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

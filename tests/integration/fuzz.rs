@@ -2,13 +2,21 @@
 //! windows, and FITS header cards (NAXISn, BITPIX, TFORMn...) replaced by random numbers.
 //!
 //! Every mutated file must either load or be refused with an error naming the file: never a
-//! panic. The normal test run uses a small fixed budget and a fixed seed, so that a run on CI is
-//! repeatable; run longer and with fresh randomness by hand with e.g.
+//! panic, never a signal. The normal test run uses a small fixed budget and a fixed seed, so that
+//! a run on CI is repeatable; run longer and with fresh randomness by hand with e.g.
 //! `FRIZZVIEW_FUZZ_CASES=5000 FRIZZVIEW_FUZZ_SEED=random cargo test --test integration fuzz -- --nocapture`
-//! (the seed used is printed, and `FRIZZVIEW_FUZZ_SEED=<number>` repeats it).
+//! (the seed is printed to stderr before any case runs, and `FRIZZVIEW_FUZZ_SEED=<number>`
+//! repeats it).
+//!
+//! Each fuzz run reads its mutants in a child process (this test binary again, running the
+//! ignored test `fuzz::fuzz_child_process`): a reader that ends the process with a signal (a
+//! division by zero in cfitsio is SIGFPE) fails the run with the seed, the case, the minimal
+//! mutation found and the mutant saved under `target/tmp/fuzz-failures/`, instead of ending the
+//! whole test process. Adding a target is one `#[test]` calling [`fuzz_file`].
 
+use std::io::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
@@ -17,16 +25,22 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use super::io::fixture;
 
 /// The seed of the mutations: `FRIZZVIEW_FUZZ_SEED` (a number, or `random`), else a fixed one.
+/// One seed per process: `random` is drawn once, so every fuzz test of a run uses (and prints)
+/// the same seed.
 fn seed() -> u64 {
-    match std::env::var("FRIZZVIEW_FUZZ_SEED").ok().as_deref() {
-        Some("random") => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64),
-        Some(s) => s
-            .parse()
-            .expect("FRIZZVIEW_FUZZ_SEED is a number or `random`"),
-        None => 20_261_202,
-    }
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(
+        || match std::env::var("FRIZZVIEW_FUZZ_SEED").ok().as_deref() {
+            Some("random") => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
+            Some(s) => s
+                .trim()
+                .parse()
+                .expect("FRIZZVIEW_FUZZ_SEED is a number or `random`"),
+            None => 20_261_202,
+        },
+    )
 }
 
 fn cases() -> u32 {
@@ -34,6 +48,14 @@ fn cases() -> u32 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300)
+}
+
+/// Write a line to the process's stderr directly, past the test harness's output capture, so
+/// that it is seen even if the process dies next.
+fn announce(line: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{line}");
+    let _ = e.flush();
 }
 
 /// A reader that has not answered after this long is taken to hang. Not a speed goal: the
@@ -144,42 +166,359 @@ struct Counts {
     runs: usize,
     loaded: usize,
     refused: usize,
+    /// The slowest case, in seconds.
+    slowest: f64,
 }
 
-/// A transformation of each mutant's bytes before it is written (e.g. gzip).
-type Encoder = fn(&[u8]) -> Vec<u8>;
+/// The readers under test, by name (the child process is told which to run).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Reader {
+    /// `frizzview::io::load_file`.
+    LoadFile,
+    /// [`reader_with_injected_panic`].
+    InjectedPanic,
+    /// [`reader_with_injected_abort`].
+    InjectedAbort,
+}
 
-/// A reader under test: `frizzview::io::load_file`, or a wrapper around it.
-type Reader = fn(&Path) -> Result<frizzview::model::Dataset, frizzview::io::LoadError>;
+impl Reader {
+    const ALL: [Self; 3] = [Self::LoadFile, Self::InjectedPanic, Self::InjectedAbort];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::LoadFile => "load_file",
+            Self::InjectedPanic => "injected_panic",
+            Self::InjectedAbort => "injected_abort",
+        }
+    }
+
+    fn by_name(name: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name() == name)
+            .expect("a known reader")
+    }
+
+    fn read(self, p: &Path) -> Result<frizzview::model::Dataset, frizzview::io::LoadError> {
+        match self {
+            Self::LoadFile => frizzview::io::load_file(p),
+            Self::InjectedPanic => reader_with_injected_panic(p),
+            Self::InjectedAbort => reader_with_injected_abort(p),
+        }
+    }
+}
+
+/// How each mutant's bytes are written.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Encoding {
+    Plain,
+    /// Gzipped whole, to `mutant.<ext>.gz`.
+    Gzip,
+}
+
+impl Encoding {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Gzip => "gz",
+        }
+    }
+
+    fn encode(self, bytes: Vec<u8>) -> Vec<u8> {
+        match self {
+            Self::Plain => bytes,
+            Self::Gzip => gzip(&bytes),
+        }
+    }
+}
 
 fn fuzz_file(name: &str) -> (usize, usize, usize) {
-    match run_fuzz(name, frizzview::io::load_file, cases(), None) {
+    match run_fuzz(name, Reader::LoadFile, cases(), Encoding::Plain) {
         Ok(c) => (c.runs, c.loaded, c.refused),
         Err(e) => panic!("{e}"),
     }
 }
 
-/// Fuzz `reader` with `n` mutations of the fixture `name`. A case fails on a panic, on a hang,
-/// on a panic caught by the readers' own guard (an error of kind `ReaderBug`: the guard keeps
-/// users' sessions alive, but for the fuzz test it is a bug like any other panic), and on an
-/// error that does not name the file. `Err` describes the first failing case.
-///
-/// With `encode`, each mutant is written through it (e.g. gzipped) to `mutant.<ext>.<suffix>`.
-fn run_fuzz(
-    name: &str,
-    reader: Reader,
-    n: u32,
-    encode: Option<(&str, Encoder)>,
-) -> Result<Counts, String> {
-    let original = std::fs::read(fixture(name)).expect("fixture");
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Where the mutant of fixture `name` is written in `dir`.
+fn mutant_path(dir: &Path, name: &str, encoding: Encoding) -> PathBuf {
     let ext = Path::new(name)
         .extension()
         .map_or_else(String::new, |e| e.to_string_lossy().into_owned());
-    let target = match encode {
-        Some((suffix, _)) => dir.path().join(format!("mutant.{ext}.{suffix}")),
-        None => dir.path().join(format!("mutant.{ext}")),
+    match encoding {
+        Encoding::Gzip => dir.join(format!("mutant.{ext}.gz")),
+        Encoding::Plain => dir.join(format!("mutant.{ext}")),
+    }
+}
+
+/// The arguments that make this test binary run only the child entry point.
+const CHILD_ARGS: [&str; 6] = [
+    "fuzz::fuzz_child_process",
+    "--exact",
+    "--ignored",
+    "--nocapture",
+    "--test-threads=1",
+    "--quiet",
+];
+
+/// The signal that ended a child, if one did.
+fn signal_of(status: &std::process::ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(status)
+}
+
+fn signal_name(s: i32) -> &'static str {
+    match s {
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        _ => "a fatal signal",
+    }
+}
+
+/// Fuzz `reader` with `n` mutations of the fixture `name`, in a child process. A case fails on a
+/// panic, on a hang, on a panic caught by the readers' own guard (an error of kind `ReaderBug`:
+/// the guard keeps users' sessions alive, but for the fuzz test it is a bug like any other
+/// panic), on an error that does not name the file, and on a signal that ends the reader's
+/// process. `Err` describes the first failing case, with the seed.
+fn run_fuzz(name: &str, reader: Reader, n: u32, encoding: Encoding) -> Result<Counts, String> {
+    let seed = seed();
+    let tag = format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed})");
+    announce(&format!(
+        "{tag}: {n} cases of {}, {} ...",
+        reader.name(),
+        encoding.name()
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = format!(
+        "{name}\n{}\n{}\n{n}\n{}",
+        reader.name(),
+        encoding.name(),
+        dir.path().display()
+    );
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(CHILD_ARGS)
+        .env("FRIZZVIEW_FUZZ_CHILD", spec)
+        .env("FRIZZVIEW_FUZZ_SEED", seed.to_string())
+        .output()
+        .map_err(|e| format!("{tag}: cannot start the child process: {e}"))?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if let Some(s) = signal_of(&out.status) {
+        let case = std::fs::read_to_string(dir.path().join("case")).unwrap_or_default();
+        let report = report_signal(name, reader, encoding, seed, s, &case, dir.path());
+        announce(&format!("{tag}: FAILED: {report}"));
+        return Err(format!("{tag}: {report}"));
+    }
+    let result = std::fs::read_to_string(dir.path().join("result")).unwrap_or_default();
+    match result.split_once('\n') {
+        Some(("ok", counts)) => {
+            let v: Vec<f64> = counts
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let [r, l, f, slowest] = v[..] else {
+                return Err(format!("{tag}: unreadable child result {counts:?}"));
+            };
+            Ok(Counts {
+                runs: r as usize,
+                loaded: l as usize,
+                refused: f as usize,
+                slowest,
+            })
+        }
+        Some(("fail", why)) => Err(why.to_owned()),
+        _ => Err(format!(
+            "{tag}: the child process ended with {} and no result: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+/// Describe a child ended by signal `s` on the case recorded in `case` (see [`run_cases`]):
+/// shrink the mutation while the signal persists, save the smallest mutant, and say so.
+fn report_signal(
+    name: &str,
+    reader: Reader,
+    encoding: Encoding,
+    seed: u64,
+    s: i32,
+    case: &str,
+    dir: &Path,
+) -> String {
+    let mut lines = case.lines();
+    let index = lines.next().unwrap_or("?").to_owned();
+    let debug = lines.next().unwrap_or_default().to_owned();
+    let original = std::fs::read(fixture(name)).expect("fixture");
+    let (minimal, bytes) = match lines.next().and_then(parse_mutation) {
+        Some(m) => {
+            let m = shrink(&original, m, reader, encoding, dir);
+            let b = encoding.encode(apply(&original, &m));
+            (format!("{m:?}"), b)
+        }
+        None => (
+            debug.clone(),
+            std::fs::read(mutant_path(dir, name, encoding)).unwrap_or_default(),
+        ),
     };
+    let keep = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures");
+    let _ = std::fs::create_dir_all(&keep);
+    let stem = Path::new(name)
+        .file_name()
+        .map_or_else(|| "mutant".into(), |f| f.to_string_lossy().into_owned());
+    let saved = keep.join(format!("seed{seed}-case{index}-{}-{stem}", reader.name()));
+    let saved = if std::fs::write(&saved, &bytes).is_ok() {
+        saved.display().to_string()
+    } else {
+        "(could not be saved)".into()
+    };
+    format!(
+        "the reader's process ended with signal {s} ({}) on case {index}: {debug}; minimal \
+         mutation {minimal}; the minimal mutant is saved at {saved}",
+        signal_name(s)
+    )
+}
+
+/// A case as the child records it: its Debug form, then its fields exactly (for [`shrink`]).
+fn case_fields(m: &Mutation) -> String {
+    let fields = match m {
+        Mutation::Truncate(f) => format!("T {f:?}"),
+        Mutation::Flip(v) => {
+            let s: Vec<String> = v.iter().map(|(f, b)| format!("{f:?} {b}")).collect();
+            format!("F {}", s.join(" "))
+        }
+        Mutation::Window(f, w) => {
+            let s: Vec<String> = w.iter().map(u8::to_string).collect();
+            format!("W {f:?} {}", s.join(" "))
+        }
+        Mutation::Card(k, v) => format!("C {k} {v}"),
+    };
+    let debug: String = format!("{m:?}").chars().take(300).collect();
+    format!("{debug}\n{fields}")
+}
+
+/// The mutation [`case_fields`] wrote.
+fn parse_mutation(fields: &str) -> Option<Mutation> {
+    let mut it = fields.split(' ');
+    let kind = it.next()?;
+    let rest: Vec<&str> = it.filter(|x| !x.is_empty()).collect();
+    let f = |i: usize| rest.get(i).and_then(|x| x.parse::<f64>().ok());
+    match kind {
+        "T" => Some(Mutation::Truncate(f(0)?)),
+        "F" => Some(Mutation::Flip(
+            rest.chunks_exact(2)
+                .map(|c| Some((c[0].parse().ok()?, c[1].parse().ok()?)))
+                .collect::<Option<_>>()?,
+        )),
+        "W" => Some(Mutation::Window(
+            f(0)?,
+            rest[1..]
+                .iter()
+                .map(|b| b.parse().ok())
+                .collect::<Option<_>>()?,
+        )),
+        "C" => Some(Mutation::Card(
+            rest.first()?.parse().ok()?,
+            rest.get(1)?.parse().ok()?,
+        )),
+        _ => None,
+    }
+}
+
+/// Whether `reader` on the mutant of `m` ends its process with a signal (run in a child).
+fn crashes(original: &[u8], m: &Mutation, reader: Reader, encoding: Encoding, dir: &Path) -> bool {
+    let p = mutant_path(&dir.join("shrink"), "x.fits", encoding);
+    let _ = std::fs::create_dir_all(dir.join("shrink"));
+    if std::fs::write(&p, encoding.encode(apply(original, m))).is_err() {
+        return false;
+    }
+    std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(CHILD_ARGS)
+        .env(
+            "FRIZZVIEW_FUZZ_ONE",
+            format!("{}\n{}", reader.name(), p.display()),
+        )
+        .output()
+        .is_ok_and(|o| signal_of(&o.status).is_some())
+}
+
+/// A smaller mutation that still crashes: flipped bytes dropped one at a time, windows shortened.
+fn shrink(
+    original: &[u8],
+    mut m: Mutation,
+    reader: Reader,
+    encoding: Encoding,
+    dir: &Path,
+) -> Mutation {
+    for _ in 0..60 {
+        let candidates: Vec<Mutation> = match &m {
+            Mutation::Flip(v) if v.len() > 1 => (0..v.len())
+                .map(|i| {
+                    let mut w = v.clone();
+                    w.remove(i);
+                    Mutation::Flip(w)
+                })
+                .collect(),
+            Mutation::Window(f, w) if w.len() > 1 => vec![
+                Mutation::Window(*f, w[..w.len() / 2].to_vec()),
+                Mutation::Window(*f, w[..w.len() - 1].to_vec()),
+            ],
+            _ => Vec::new(),
+        };
+        match candidates
+            .into_iter()
+            .find(|c| crashes(original, c, reader, encoding, dir))
+        {
+            Some(c) => m = c,
+            None => break,
+        }
+    }
+    m
+}
+
+/// The child process's entry point: runs the fuzz cases `FRIZZVIEW_FUZZ_CHILD` describes (from
+/// [`run_fuzz`]), or reads the one file `FRIZZVIEW_FUZZ_ONE` names (from [`shrink`]). Ignored
+/// in normal runs; without those variables it does nothing.
+#[test]
+#[ignore = "the fuzz harness's child process, run by run_fuzz"]
+fn fuzz_child_process() {
+    if let Ok(one) = std::env::var("FRIZZVIEW_FUZZ_ONE") {
+        let (reader, path) = one.split_once('\n').expect("reader and path");
+        let _ = Reader::by_name(reader).read(Path::new(path));
+        return;
+    }
+    let Ok(spec) = std::env::var("FRIZZVIEW_FUZZ_CHILD") else {
+        return;
+    };
+    let v: Vec<&str> = spec.split('\n').collect();
+    let [name, reader, encoding, n, dir] = v[..] else {
+        panic!("bad FRIZZVIEW_FUZZ_CHILD {spec:?}");
+    };
+    let encoding = [Encoding::Plain, Encoding::Gzip]
+        .into_iter()
+        .find(|e| e.name() == encoding)
+        .expect("a known encoding");
+    let dir = Path::new(dir);
+    let n = n.parse().expect("a number of cases");
+    let result = match run_cases(name, Reader::by_name(reader), n, encoding, dir) {
+        Ok(c) => format!("ok\n{} {} {} {}", c.runs, c.loaded, c.refused, c.slowest),
+        Err(e) => format!("fail\n{e}"),
+    };
+    std::fs::write(dir.join("result"), result).expect("write the result");
+}
+
+/// The fuzz cases themselves (in the child process): each mutant is written to `dir`, and the
+/// case about to run to `dir/case` first, so that the parent can name it if this process dies.
+fn run_cases(
+    name: &str,
+    reader: Reader,
+    n: u32,
+    encoding: Encoding,
+    dir: &Path,
+) -> Result<Counts, String> {
+    let original = std::fs::read(fixture(name)).expect("fixture");
+    let target = mutant_path(dir, name, encoding);
+    let case_file = dir.join("case");
     let stats = Stats {
         runs: AtomicUsize::new(0),
         loaded: AtomicUsize::new(0),
@@ -201,20 +540,17 @@ fn run_fuzz(
         TestRng::from_seed(RngAlgorithm::ChaCha, &key),
     );
     let result = runner.run(&mutation(), |m| {
-        let bytes = apply(&original, &m);
-        let bytes = match encode {
-            Some((_, f)) => f(&bytes),
-            None => bytes,
-        };
+        let bytes = encoding.encode(apply(&original, &m));
         std::fs::write(&target, &bytes).expect("write mutant");
-        stats.runs.fetch_add(1, Ordering::Relaxed);
+        let index = stats.runs.fetch_add(1, Ordering::Relaxed);
+        std::fs::write(&case_file, format!("{index}\n{}", case_fields(&m))).expect("write case");
         let start = std::time::Instant::now();
         // The reader runs on its own thread so that a hang fails this case (naming the mutation)
         // instead of stalling the whole test run; the stuck thread is abandoned.
         let (tx, rx) = std::sync::mpsc::channel();
         let path = target.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| reader(&path))));
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| reader.read(&path))));
         });
         let Ok(outcome) = rx.recv_timeout(HANG) else {
             return Err(TestCaseError::fail(format!(
@@ -255,18 +591,26 @@ fn run_fuzz(
     );
     let p = guard_panics.load(Ordering::Relaxed);
     println!(
-        "fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed}): {r} executions, {l} loaded, \
-         {f} refused with an error, {p} panics behind the guard"
+        "fuzz {name} with {} (FRIZZVIEW_FUZZ_SEED={seed}): {r} executions, {l} loaded, \
+         {f} refused with an error, {p} panics behind the guard, 0 signals",
+        reader.name()
     );
-    if let Ok(s) = stats.slowest.lock() {
+    let slowest = stats.slowest.lock().map_or(0.0, |s| {
         println!("  slowest case {:.3} s: {}", s.0, s.1);
-    }
+        s.0
+    });
     result.map_err(|e| format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed}): {e}"))?;
     Ok(Counts {
         runs: r,
         loaded: l,
         refused: f,
+        slowest,
     })
+}
+
+/// The size of the apVisit fixture: the injected faults below fire on shorter mutants.
+fn apvisit_len() -> u64 {
+    std::fs::metadata(fixture("apVisit-r13-5095-55844-128.fits")).map_or(0, |m| m.len())
 }
 
 /// A reader with a bug behind the real guard: it panics (as a reader bug would) on every
@@ -277,10 +621,22 @@ fn reader_with_injected_panic(
 ) -> Result<frizzview::model::Dataset, frizzview::io::LoadError> {
     frizzview::io::run_guarded(path, || {
         let len = std::fs::metadata(path).map_or(0, |m| m.len());
-        let full =
-            std::fs::metadata(fixture("apVisit-r13-5095-55844-128.fits")).map_or(0, |m| m.len());
-        if len < full {
+        if len < apvisit_len() {
             panic!("injected reader bug");
+        }
+        frizzview::io::load_file(path)
+    })
+}
+
+/// A reader that ends its process as a fault in C code does (here an abort, SIGABRT), behind the
+/// real guard (which cannot catch it), on every mutant shorter than the fixture.
+fn reader_with_injected_abort(
+    path: &Path,
+) -> Result<frizzview::model::Dataset, frizzview::io::LoadError> {
+    frizzview::io::run_guarded(path, || {
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        if len < apvisit_len() {
+            std::process::abort();
         }
         frizzview::io::load_file(path)
     })
@@ -290,12 +646,11 @@ fn reader_with_injected_panic(
 /// fails the fuzz run, and the guard counts it.
 #[test]
 fn fuzz_harness_fails_on_a_panic_behind_the_guard() {
-    let before = frizzview::io::guarded_panics();
     let err = run_fuzz(
         "apVisit-r13-5095-55844-128.fits",
-        reader_with_injected_panic,
+        Reader::InjectedPanic,
         200,
-        None,
+        Encoding::Plain,
     )
     .expect_err("the injected panic must fail the fuzz run");
     assert!(
@@ -304,16 +659,48 @@ fn fuzz_harness_fails_on_a_panic_behind_the_guard() {
             && err.contains("a bug in frizzview"),
         "{err}"
     );
+    // The guard counts it (here, in this process; the fuzz run's child counts its own).
+    let before = frizzview::io::guarded_panics();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let short = dir.path().join("short.fits");
+    std::fs::write(&short, b"SIMPLE  =").expect("write");
+    assert!(reader_with_injected_panic(&short).is_err());
     assert!(frizzview::io::guarded_panics() > before);
     // The same harness passes the real reader.
     let ok = run_fuzz(
         "apVisit-r13-5095-55844-128.fits",
-        frizzview::io::load_file,
+        Reader::LoadFile,
         20,
-        None,
+        Encoding::Plain,
     )
     .expect("the real reader passes");
     assert_eq!(ok.runs, 20);
+}
+
+/// The harness survives a reader that ends its process (as cfitsio's SIGFPE did) and reports it
+/// as a failure with the seed, the signal, the case and the saved minimal mutant.
+#[test]
+fn fuzz_harness_survives_and_reports_a_signal() {
+    let err = run_fuzz(
+        "apVisit-r13-5095-55844-128.fits",
+        Reader::InjectedAbort,
+        200,
+        Encoding::Plain,
+    )
+    .expect_err("the injected abort must fail the fuzz run");
+    assert!(
+        err.contains(&format!("FRIZZVIEW_FUZZ_SEED={}", seed()))
+            && err.contains("signal 6 (SIGABRT)")
+            && err.contains("minimal mutation Truncate(")
+            && err.contains("saved at"),
+        "{err}"
+    );
+    let saved = err.rsplit("saved at ").next().unwrap_or_default().trim();
+    let len = std::fs::metadata(saved).map_or(u64::MAX, |m| m.len());
+    assert!(
+        len < apvisit_len(),
+        "the saved mutant is the truncated one: {saved}"
+    );
 }
 
 #[test]
@@ -343,13 +730,8 @@ fn fuzz_gzipped_fits_readers() {
         "apVisit-r13-5095-55844-128.fits",
         "spec-3586-55181-0500.fits",
     ] {
-        let c = run_fuzz(
-            name,
-            frizzview::io::load_file,
-            cases() / 2,
-            Some(("gz", gzip)),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let c = run_fuzz(name, Reader::LoadFile, cases() / 2, Encoding::Gzip)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(c.runs >= (cases() / 2) as usize && c.refused > 0);
     }
 }
@@ -512,6 +894,224 @@ fn complex_or_variable_length_columns_are_refused_naming_the_card() {
             );
         }
     }
+}
+
+/// A copy of `bytes` with the value of the card `key` of the header starting at `from` replaced
+/// by `value` (columns 11-80, as written), or with the card inserted before END when absent.
+fn with_card_text(bytes: &[u8], from: usize, key: &str, value: &str) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    let mut k = key.as_bytes().to_vec();
+    k.resize(8, b' ');
+    let cards = (from / 80..b.len() / 80).map(|c| c * 80);
+    let end = cards
+        .clone()
+        .find(|&o| b[o..].starts_with(b"END     "))
+        .expect("an END card");
+    let at = cards
+        .take_while(|&o| o < end)
+        .find(|&o| b[o..].starts_with(&k))
+        .unwrap_or_else(|| {
+            // Insert: END moves one card on (the header block has room in these fixtures).
+            assert!((end + 80) % 2880 != 0, "no room for a card before END");
+            b.copy_within(end..end + 80, end + 80);
+            end
+        });
+    let mut card = format!("{key:<8}= {value}").into_bytes();
+    card.resize(80, b' ');
+    b[at..at + 80].copy_from_slice(&card);
+    b
+}
+
+/// The mwmVisit fixture's first table (HDU 1, BOSS/APO) starts here.
+const MWM_HDU1: usize = 2880;
+
+/// Every card cfitsio divides by or sizes an allocation with, set to a value it cannot take:
+/// refused before cfitsio sees the file, naming the file, the HDU and the card. Each was shown
+/// to end the process (SIGFPE) or panic in `fitsio` with the checks switched off
+/// (`FRIZZVIEW_TEST_UNCHECKED_COLUMNS=1`).
+#[test]
+fn cards_cfitsio_divides_by_are_refused_naming_the_card() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mwm = std::fs::read(fixture("mwmVisit-0.6.0-63050396587.fits")).expect("fixture");
+    let apvisit = std::fs::read(fixture("apVisit-r13-5095-55844-128.fits")).expect("fixture");
+    let ext = apvisit
+        .windows(9)
+        .position(|w| w == b"XTENSION=")
+        .expect("an extension");
+    // (case, bytes, what the message must say)
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        // 'rAw' with w = 0: cfitsio divides the repeat by the string width (SIGFPE).
+        (
+            "string-width-0",
+            with_card_text(&mwm, MWM_HDU1, "TFORM2", "'6A0     '"),
+            "TFORM2 = '6A0' declares strings of no characters",
+        ),
+        // A TDIMn of 0 on a text column sets the same width to 0 (SIGFPE).
+        (
+            "tdim-0",
+            with_card_text(&mwm, MWM_HDU1, "TDIM2", "'(0)'"),
+            "TDIM2 = '(0)' has a dimension below 1",
+        ),
+        // A column of no elements: cfitsio divides by the repeat count (SIGFPE); NAXIS1 shrinks
+        // with it so that cfitsio's own row-width check passes.
+        (
+            "repeat-0",
+            with_card_text(
+                &with_card_text(&mwm, MWM_HDU1, "TFORM3", "'0J      '"),
+                MWM_HDU1,
+                "NAXIS1",
+                "               74428",
+            ),
+            "TFORM3 = '0J' declares a column of no elements",
+        ),
+        // A TFORM of digits only: `fitsio` indexed past its end (panic, tables.rs:716).
+        (
+            "no-code",
+            with_card_text(&mwm, MWM_HDU1, "TFORM3", "'1       '"),
+            "TFORM3 = '1' has no FITS column type code",
+        ),
+        // Unsigned 64-bit pixels: `fitsio` has no image type for them (panic).
+        (
+            "bzero-2-63",
+            with_card_text(
+                &with_card_text(&apvisit, ext, "BITPIX", "                  64"),
+                ext,
+                "BZERO",
+                " 9223372036854775808",
+            ),
+            "BZERO = 2^63",
+        ),
+        (
+            "blank-float",
+            with_card_text(&apvisit, ext, "BLANK", "                   0"),
+            "BLANK = 0 on a floating-point image",
+        ),
+        (
+            "naxis1-0",
+            with_card_text(&apvisit, ext, "NAXIS1", "                   0"),
+            "NAXIS1 = 0 in an image",
+        ),
+        (
+            "theap",
+            with_card_text(&mwm, MWM_HDU1, "THEAP", "                  -5"),
+            "THEAP = -5 is outside the heap",
+        ),
+        (
+            "tdisp-wide",
+            with_card_text(&mwm, MWM_HDU1, "TDISP2", "'A2000000000'"),
+            "TDISP2 = 'A2000000000' declares a display width",
+        ),
+        (
+            "duplicate",
+            dup_tform1(&mwm),
+            "the TFORM1 card appears twice",
+        ),
+        (
+            "xtension",
+            with_card_text(&mwm, MWM_HDU1, "XTENSION", "'A3DTABLE'"),
+            "XTENSION = 'A3DTABLE' is not an extension frizzview reads",
+        ),
+    ];
+    for (what, bytes, expect) in cases {
+        let p = dir.path().join(format!("hostile-{what}.fits"));
+        std::fs::write(&p, &bytes).expect("write");
+        let err = frizzview::io::load_file(&p)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: a hostile file loaded"));
+        assert!(
+            !matches!(err.kind, frizzview::io::LoadErrorKind::ReaderBug { .. }),
+            "{what}: {err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("hostile-{what}.fits"))
+                && msg.contains("HDU")
+                && msg.contains(expect),
+            "{what}: {msg}"
+        );
+    }
+}
+
+/// Issue 21, seed 14 (`fuzz_allvisit_reader`, case 618): this window of bytes over the allVisit
+/// table's header made `fitsio` index past the end of a column type cfitsio had left empty
+/// (tables.rs:716, a panic behind the guard). With the card checks switched off
+/// (`FRIZZVIEW_TEST_UNCHECKED_COLUMNS=1`) this test fails with that panic; now the file is refused
+/// naming the HDU and the card.
+#[test]
+fn seed_14_allvisit_window_is_refused_naming_the_card() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, table) = sdss5_fixtures(dir.path());
+    let original = std::fs::read(&table).expect("allVisit");
+    let m = Mutation::Window(
+        0.473_296_987_517_661_14,
+        vec![
+            86, 66, 36, 33, 149, 151, 171, 148, 240, 90, 252, 133, 205, 118, 7, 15, 45, 90, 33,
+            166, 211, 49, 23, 195, 62, 73, 1, 217, 65, 165, 151, 58, 209, 88, 203, 127, 180, 120,
+            32,
+        ],
+    );
+    let p = dir.path().join("seed14.fits");
+    std::fs::write(&p, apply(&original, &m)).expect("write");
+    let err = frizzview::io::load_file(&p).expect_err("refused");
+    let msg = err.to_string();
+    println!("{msg}");
+    assert!(
+        !matches!(err.kind, frizzview::io::LoadErrorKind::ReaderBug { .. })
+            && msg.contains("seed14.fits")
+            && msg.contains("HDU 1"),
+        "{msg}"
+    );
+}
+
+/// The mwmVisit fixture with its TTYPE2 card (HDU 1) replaced by a second TFORM1.
+fn dup_tform1(mwm: &[u8]) -> Vec<u8> {
+    let mut b = mwm.to_vec();
+    let mut card = b"TFORM1  = '4A      '".to_vec();
+    card.resize(80, b' ');
+    b[3680..3760].copy_from_slice(&card);
+    b
+}
+
+/// The crafted file of the CLI and window tests: the mwmVisit fixture with TFORM2 = '6A0' (text
+/// of zero-character strings), on which cfitsio divides by zero when the column is read.
+pub(crate) fn division_by_zero_file(dir: &Path) -> PathBuf {
+    let mwm = std::fs::read(fixture("mwmVisit-0.6.0-63050396587.fits")).expect("fixture");
+    let p = dir.join("crafted-sigfpe.fits");
+    std::fs::write(&p, with_card_text(&mwm, MWM_HDU1, "TFORM2", "'6A0     '")).expect("write");
+    p
+}
+
+/// The command line refuses the crafted file with exit 2 and a message naming the file, the HDU
+/// and the card; with the card checks switched off, the read sandbox's child process meets the
+/// division by zero (SIGFPE) and the command line still exits 2, naming the file and the signal.
+#[test]
+fn cli_refuses_a_file_cfitsio_divides_by_zero_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let crafted = division_by_zero_file(dir.path());
+    let out = dir.path().join("out.fits");
+    let run = |unchecked: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_frizzview"));
+        c.arg("combine").arg(&crafted).arg("-o").arg(&out);
+        if unchecked {
+            c.env("FRIZZVIEW_TEST_UNCHECKED_COLUMNS", "1");
+        }
+        c.output().expect("frizzview runs")
+    };
+    let checked = run(false);
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("crafted-sigfpe.fits") && err.contains("HDU 1") && err.contains("TFORM2"),
+        "{err}"
+    );
+    let contained = run(true);
+    let err = String::from_utf8_lossy(&contained.stderr);
+    assert_eq!(contained.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("crafted-sigfpe.fits") && err.contains("signal 8 (SIGFPE"),
+        "{err}"
+    );
+    assert!(!out.exists());
 }
 
 /// SDSS-V layouts, written at test time from the committed Doppler fixture (apVisit DR19 with a

@@ -41,4 +41,6 @@ mod teaching;
 mod ui;
 #[cfg(feature = "gui")]
 mod ui_companions;
+#[cfg(feature = "gui")]
+mod ui_hostile;
 mod ui_yrange;

@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 pub use detect::{Format, detect_format};
 pub use error::{LoadError, LoadErrorKind, SaveError};
+pub use fits::{ReadSandbox, preflight, set_read_sandbox};
 
 use crate::model::{Dataset, Survey};
 
