@@ -277,7 +277,14 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
             (pv, w)
         })
         .unzip();
-    let mut warnings: Vec<Warning> = per_visit_warnings.into_iter().flatten().collect();
+    // What reading found (visits a companion file does not list, visits of another object...)
+    // comes first: it is known before any fit.
+    let mut warnings: Vec<Warning> = data
+        .load_warnings
+        .iter()
+        .map(|w| Warning::Other(w.clone()))
+        .collect();
+    warnings.extend(per_visit_warnings.into_iter().flatten());
     let n_included = visits.iter().filter(|v| v.included).count();
     if n_included == 1 && data.visits.len() > 1 {
         warnings.push(Warning::SingleVisit);

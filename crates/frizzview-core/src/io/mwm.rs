@@ -380,5 +380,6 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         truth: None,
         pipeline_coadd: None,
         survey,
+        load_warnings: Vec::new(),
     })
 }

@@ -83,6 +83,113 @@ pub struct VisitMeta {
     /// correlated between neighbouring pixels.
     #[serde(default)]
     pub resampled: bool,
+    /// What identifies the visit whatever its file is called (APOGEE: telescope, plate or field,
+    /// MJD, fibre, read from the file's header), used to match companion files (an apStar's
+    /// `SFILEn`, allVisit and mwmVisit rows) to the visit. `None` when the source says nothing.
+    #[serde(default)]
+    pub identity: Option<VisitIdentity>,
+}
+
+/// What identifies one survey visit, whatever its file is called: the telescope, the plate (SDSS-V:
+/// the FPS configuration id) or field, the MJD and the fibre. Read from a visit's header (APOGEE
+/// `TELESCOP`, `PLATE`, `FIELD`, `MJD5`, `FIBERID`), from a companion's rows (allVisit and mwmVisit
+/// columns) or parsed from the file names a companion lists (an apStar's `SFILEn`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct VisitIdentity {
+    /// `apo25m`, `lco25m`, `apo1m` (lower case), when known.
+    #[serde(default)]
+    pub telescope: Option<String>,
+    /// The field name, when known.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// The plate (SDSS-V: configuration id), without leading zeros.
+    #[serde(default)]
+    pub plate: Option<String>,
+    /// MJD of the visit.
+    #[serde(default)]
+    pub mjd: Option<u32>,
+    /// Fibre number.
+    #[serde(default)]
+    pub fiber: Option<u32>,
+}
+
+impl VisitIdentity {
+    /// An identity from raw values: the plate and field trimmed (the plate without leading zeros),
+    /// the telescope in lower case; empty strings, MJD 0 and fibre 0 become `None`.
+    #[must_use]
+    pub fn new(
+        telescope: Option<&str>,
+        field: Option<&str>,
+        plate: Option<&str>,
+        mjd: Option<u32>,
+        fiber: Option<u32>,
+    ) -> Self {
+        let clean = |s: Option<&str>| {
+            s.map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let plate = clean(plate).map(|p| {
+            let t = p.trim_start_matches('0');
+            if t.is_empty() {
+                "0".to_owned()
+            } else {
+                t.to_owned()
+            }
+        });
+        // MJD 0 and fibre 0 are placeholders, not values (fibres are numbered 1-300).
+        Self {
+            telescope: clean(telescope).map(|t| t.to_ascii_lowercase()),
+            field: clean(field),
+            plate,
+            mjd: mjd.filter(|&m| m > 0),
+            fiber: fiber.filter(|&f| f > 0),
+        }
+    }
+
+    /// Whether `self` and `other` designate the same visit: `Some(true)` when the MJD and the fibre
+    /// agree and so do the plate (else the field) and the telescope wherever both sides know them;
+    /// `Some(false)` when anything both sides know differs; `None` when either side lacks the MJD
+    /// or the fibre, or neither plate nor field can be compared (not enough to tell).
+    #[must_use]
+    pub fn same_visit(&self, other: &Self) -> Option<bool> {
+        let differ = |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b));
+        if differ(&self.telescope, &other.telescope) {
+            return Some(false);
+        }
+        let (Some(m1), Some(f1), Some(m2), Some(f2)) =
+            (self.mjd, self.fiber, other.mjd, other.fiber)
+        else {
+            return None;
+        };
+        if m1 != m2 || f1 != f2 {
+            return Some(false);
+        }
+        match (&self.plate, &other.plate) {
+            (Some(a), Some(b)) => Some(a == b),
+            _ => match (&self.field, &other.field) {
+                (Some(a), Some(b)) => Some(a.eq_ignore_ascii_case(b)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Short text: `telescope plate-mjd-fiber` (field when no plate), `?` for what is unknown.
+    #[must_use]
+    pub fn label(&self) -> String {
+        let q = |o: Option<String>| o.unwrap_or_else(|| "?".into());
+        let plate = self.plate.clone().or_else(|| self.field.clone());
+        let s = format!(
+            "{}-{}-{}",
+            q(plate),
+            q(self.mjd.map(|m| m.to_string())),
+            q(self.fiber.map(|f| f.to_string()))
+        );
+        match &self.telescope {
+            Some(t) => format!("{t} {s}"),
+            None => s,
+        }
+    }
 }
 
 impl VisitMeta {
@@ -407,6 +514,10 @@ pub struct Dataset {
     pub pipeline_coadd: Option<Spectrum>,
     /// Suggested settings preset (which survey the data came from).
     pub survey: Survey,
+    /// What reading found worth telling the user without refusing the files (visits an apStar
+    /// leaves out, companion rows whose visit was not given, visits of another object combined
+    /// with `force`...). `combine::prepare` passes them on as the combination's warnings.
+    pub load_warnings: Vec<String>,
 }
 
 /// Which survey a dataset looks like; selects default grid and mask presets.
