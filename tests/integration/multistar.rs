@@ -466,3 +466,259 @@ fn a_visit_of_another_star_with_force_is_named_in_a_warning() {
         prep.warnings
     );
 }
+
+/// Settings for a real star given with its apStar: the survey defaults with the apStar's
+/// velocities, and the header's for the visits the apStar leaves out.
+fn apstar_settings(data: &Dataset) -> frizzview::settings::Settings {
+    let mut s = frizzview::cli::combine::survey_defaults(data);
+    s.shift = frizzview::settings::ShiftSource::ApStar;
+    s.visits = data
+        .visits
+        .iter()
+        .map(|v| frizzview::settings::VisitSetting {
+            shift_kms: match v.meta.velocity(VelocityKind::ApStar) {
+                Some(_) => None,
+                None => v.meta.velocity(VelocityKind::Vrel),
+            },
+            ..frizzview::settings::VisitSetting::default()
+        })
+        .collect();
+    s
+}
+
+/// (chi^2/nu over the included visits, per-visit chi^2/nu, per-visit leave-one-out chi^2/nu).
+fn fit_figures(c: &frizzview::combine::Combined) -> (f64, Vec<f64>, Vec<f64>) {
+    let f = c.forward.as_ref().expect("forward model");
+    let (mut chi2, mut n) = (0.0, 0usize);
+    for (fit, u) in f.visits.iter().zip(&c.visits) {
+        if u.included {
+            chi2 += fit.chi2;
+            n += fit.n_used;
+        }
+    }
+    (
+        chi2 / n as f64,
+        f.visits.iter().map(|v| v.chi2_nu).collect(),
+        f.visits.iter().map(|v| v.loo_chi2_nu).collect(),
+    )
+}
+
+#[test]
+#[ignore = "measurement: prints chi^2/nu and leave-one-out scores of the real stars"]
+fn measure_fit_quality_of_the_real_stars() {
+    if dir().is_none() {
+        return;
+    }
+    for name in STARS {
+        let s = star(name).expect("files");
+        let mut inputs = s.visits.clone();
+        inputs.push(s.apstar.clone());
+        let data = io::load_paths(&inputs, &LoadOptions::default()).expect("load");
+        let settings = apstar_settings(&data);
+        let t = std::time::Instant::now();
+        let c = frizzview::combine::combine(&data, &settings, &frizzview::combine::Cancel::new())
+            .expect("combine");
+        let (chi, per, loo) = fit_figures(&c);
+        println!(
+            "{name}: chi2/nu {chi:.3}, per visit {per:.2?}, LOO {loo:.2?} ({:.1} s)",
+            t.elapsed().as_secs_f64()
+        );
+        for w in &c.warnings {
+            println!("   warning: {w}");
+        }
+    }
+}
+
+/// The [`frizzview::combine::Warning::PoorFit`] of a combination, if any.
+fn poor_fit(c: &frizzview::combine::Combined) -> Option<&frizzview::combine::Warning> {
+    c.warnings
+        .iter()
+        .find(|w| matches!(w, frizzview::combine::Warning::PoorFit { .. }))
+}
+
+#[test]
+fn good_real_stars_get_no_fit_warning() {
+    if dir().is_none() {
+        return;
+    }
+    for name in [
+        "2M00452143+1634446",
+        "2M05392474+4038437",
+        "2M12294016+2619567",
+    ] {
+        let s = star(name).expect("files");
+        let mut inputs = s.visits.clone();
+        inputs.push(s.apstar.clone());
+        let data = io::load_paths(&inputs, &LoadOptions::default()).expect("load");
+        let c = frizzview::combine::combine(
+            &data,
+            &apstar_settings(&data),
+            &frizzview::combine::Cancel::new(),
+        )
+        .expect("combine");
+        let (chi, _, loo) = fit_figures(&c);
+        assert!(chi < 1.5, "{name}: chi2/nu {chi}");
+        assert!(loo.iter().all(|x| *x < 2.5), "{name}: {loo:?}");
+        assert!(poor_fit(&c).is_none(), "{name}: {:?}", c.warnings);
+    }
+}
+
+#[test]
+fn the_left_out_visit_is_named_ranks_first_and_excluding_it_gives_the_15_visit_fit() {
+    let Some(s) = star("2M03442721+3220288") else {
+        return;
+    };
+    let mut inputs = s.visits.clone();
+    inputs.push(s.apstar.clone());
+    let data = io::load_paths(&inputs, &LoadOptions::default()).expect("load");
+    let bad = data
+        .visits
+        .iter()
+        .position(|v| v.meta.name == "apVisit-2M03442721+3220288-9")
+        .expect("visit -9");
+    let cancel = frizzview::combine::Cancel::new();
+    let settings = apstar_settings(&data);
+    let c = frizzview::combine::combine(&data, &settings, &cancel).expect("combine");
+    let (chi, _, loo) = fit_figures(&c);
+    // The figures: chi^2/nu ~41, leave-one-out 681 for visit -9.
+    assert!(chi > 20.0, "chi2/nu {chi}");
+    let first = (0..loo.len())
+        .max_by(|&a, &b| loo[a].total_cmp(&loo[b]))
+        .expect("scores");
+    assert_eq!(first, bad, "{loo:?}");
+    let w = poor_fit(&c).expect("a fit warning").to_string();
+    assert!(
+        w.contains("apVisit-2M03442721+3220288-9 ")
+            && w.contains("stand out")
+            && w.contains("wrong errors or units")
+            && w.contains("velocities"),
+        "{w}"
+    );
+    let summary = frizzview::cli::combine::summary(&data, &c, Path::new("out.fits"));
+    assert!(
+        !summary.contains("no warnings") && summary.contains("poor fit"),
+        "{summary}"
+    );
+    // Only -9 stands out: the outlier list names no other visit.
+    if let Some(frizzview::combine::Warning::PoorFit { outliers, .. }) = poor_fit(&c) {
+        assert_eq!(outliers.len(), 1, "{outliers:?}");
+    }
+
+    // Excluded: the other visits' chi^2/nu are those of the 15-visit set.
+    let mut ex = settings.clone();
+    ex.visits[bad].include = false;
+    let c_ex = frizzview::combine::combine(&data, &ex, &cancel).expect("combine without -9");
+    let (chi_ex, per_ex, _) = fit_figures(&c_ex);
+    let mut fifteen: Vec<PathBuf> = inputs.clone();
+    fifteen.retain(|p| !p.ends_with("apVisit-2M03442721+3220288-9.fits"));
+    let d15 = io::load_paths(&fifteen, &LoadOptions::default()).expect("15 visits");
+    assert_eq!(d15.visits.len(), 15);
+    assert!(d15.load_warnings.is_empty(), "{:?}", d15.load_warnings);
+    let c15 = frizzview::combine::combine(&d15, &apstar_settings(&d15), &cancel).expect("15");
+    let (chi15, per15, _) = fit_figures(&c15);
+    let per_ex_kept: Vec<f64> = per_ex
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| *k != bad)
+        .map(|(_, x)| *x)
+        .collect();
+    assert_eq!(per_ex_kept.len(), per15.len());
+    for (a, b) in per_ex_kept.iter().zip(&per15) {
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+            "{per_ex_kept:?} vs {per15:?}"
+        );
+    }
+    assert!(
+        (chi_ex - chi15).abs() <= 1e-6 * chi15,
+        "{chi_ex} vs {chi15}"
+    );
+    println!("2M03442721+3220288: 16 visits chi2/nu {chi:.3}; without -9 {chi15:.3}");
+    assert!(chi15 < POOR, "without -9: chi2/nu {chi15}");
+    assert!(poor_fit(&c15).is_none(), "{:?}", c15.warnings);
+}
+
+/// [`frizzview::combine::POOR_FIT_CHI2_NU`].
+const POOR: f64 = frizzview::combine::POOR_FIT_CHI2_NU;
+
+#[test]
+fn twelve_visits_with_errors_25_times_too_small_warn() {
+    let p = frizzview::synth::apogee::ApogeeParams {
+        n_visits: 12,
+        ..frizzview::synth::apogee::ApogeeParams::default()
+    };
+    let good = frizzview::synth::apogee::generate(&p).expect("synthetic");
+    let scaled: Vec<Arc<frizzview::model::Visit>> = good
+        .visits
+        .iter()
+        .map(|v| {
+            Arc::new(
+                frizzview::model::Visit::new(
+                    v.meta.clone(),
+                    frizzview::model::VisitArrays {
+                        wavelength_aa: v.wavelength_aa().to_vec(),
+                        flux: v.flux().to_vec(),
+                        ivar: v.ivar().iter().map(|x| x * 25.0).collect(),
+                        flags: v.flags().to_vec(),
+                        bad: v.bad().to_vec(),
+                        selection: v.selection().map(<[f64]>::to_vec),
+                        flux_divided_by_selection: v.flux_divided_by_selection(),
+                        segments: v.segments().to_vec(),
+                    },
+                )
+                .expect("visit"),
+            )
+        })
+        .collect();
+    let bad = Dataset {
+        visits: scaled,
+        ..good.clone()
+    };
+    let cancel = frizzview::combine::Cancel::new();
+    let settings = frizzview::cli::combine::survey_defaults(&good);
+    let c_good = frizzview::combine::combine(&good, &settings, &cancel).expect("combine");
+    let (chi_good, _, _) = fit_figures(&c_good);
+    assert!(chi_good < POOR, "{chi_good}");
+    assert!(poor_fit(&c_good).is_none(), "{:?}", c_good.warnings);
+    let c = frizzview::combine::combine(&bad, &settings, &cancel).expect("combine");
+    let (chi, _, _) = fit_figures(&c);
+    assert!((chi / chi_good - 25.0).abs() < 2.5, "{chi} vs {chi_good}");
+    let w = poor_fit(&c).expect("warned").to_string();
+    assert!(
+        w.contains(&format!("chi2/nu {chi:.3}")) && w.contains("wrong errors or units"),
+        "{w}"
+    );
+    // The first stage (scores to come) already carries it.
+    let mut first = None;
+    let _ = frizzview::combine::combine_staged(
+        &bad,
+        &settings,
+        &cancel,
+        &frizzview::combine::Caches::new(),
+        &mut |c| first = poor_fit(c).map(ToString::to_string),
+    )
+    .expect("staged");
+    assert!(first.is_some_and(|w| w.contains("scores to come")));
+}
+
+#[test]
+fn the_command_line_prints_the_load_and_fit_warnings() {
+    let Some(s) = star("2M03442721+3220288") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("out.fits");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_frizzview"));
+    cmd.arg("combine").args(&s.visits).arg(&s.apstar);
+    cmd.args(["--shift", "apstar", "-o"]).arg(&out);
+    let o = cmd.output().expect("run frizzview");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout.contains("does not list 1 of the 16 visits given: apVisit-2M03442721+3220288-9 ")
+            && stdout.contains("poor fit: chi2/nu")
+            && stdout.contains("stand out by leave-one-out chi2/nu: apVisit-2M03442721+3220288-9 ")
+            && !stdout.contains("no warnings"),
+        "{stdout}"
+    );
+}

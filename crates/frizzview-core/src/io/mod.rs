@@ -388,13 +388,13 @@ fn attach_companion(
         .collect();
     if !unmatched.is_empty() {
         let why = if is_apstar {
-            "the pipeline left them out of its combination (or they are not this star's): \
-             no apStar velocity for them"
+            "the pipeline left them out of its combination (or they are another star's), so \
+             they have no apStar velocity"
         } else {
-            "no velocity from it for them"
+            "they have no velocity from it"
         };
         data.load_warnings.push(format!(
-            "{fname} does not list {} of the {} visits given: {} ({why})",
+            "{fname} does not list {} of the {} visits given: {}; {why}",
             unmatched.len(),
             data.visits.len(),
             short_list(&unmatched, 20)
