@@ -378,6 +378,40 @@ fn renamed_fixture_visits_match_their_apstar_and_another_stars_apstar_is_refused
     }
     assert!(data.pipeline_coadd.is_some());
 
+    // An allVisit table of the star (DR17 columns), its FILE column naming the pipeline names:
+    // matched to the renamed visits by TELESCOPE, PLATE, MJD, FIBERID.
+    let rows: Vec<wl::AllVisitRow> = ids
+        .iter()
+        .zip(&listed)
+        .map(|(&(_, mjd, fiber), (file, v))| wl::AllVisitRow {
+            apogee_id: id.into(),
+            file: file.clone(),
+            telescope: "apo25m".into(),
+            mjd: mjd as i32,
+            fiber: fiber as i32,
+            jd: 0.0,
+            bc: 1.0,
+            vrel: v + 100.0,
+            snr: 50.0,
+        })
+        .collect();
+    let av_dir = tmp.path().join("allvisit");
+    std::fs::create_dir(&av_dir).expect("mkdir");
+    let t = wl::write_allvisit(&av_dir, wl::AllVisitLayout::Dr17, &rows).expect("allVisit");
+    let mut with_table: Vec<PathBuf> = renamed.iter().map(|r| r.0.clone()).collect();
+    with_table.push(t);
+    let data = io::load_paths(&with_table, &LoadOptions::default()).expect("allVisit matches");
+    assert!(data.load_warnings.is_empty(), "{:?}", data.load_warnings);
+    for (path, want) in &renamed {
+        let v = visit_of(&data, &path.file_name().expect("n").to_string_lossy());
+        assert_eq!(
+            v.meta.velocity(VelocityKind::AllVisit),
+            Some(want + 100.0),
+            "{}",
+            path.display()
+        );
+    }
+
     // An apStar of another star (other visits) given with these visits: refused, naming both.
     let other_dir = tmp.path().join("other");
     std::fs::create_dir(&other_dir).expect("mkdir");

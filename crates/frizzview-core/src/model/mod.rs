@@ -531,3 +531,38 @@ pub enum Survey {
     #[default]
     Generic,
 }
+
+#[cfg(test)]
+mod identity_tests {
+    use super::VisitIdentity;
+
+    #[test]
+    fn identities_match_on_what_both_sides_know() {
+        let header = VisitIdentity::new(
+            Some("APO25M"),
+            Some("IC348"),
+            Some("7073    "),
+            Some(56669),
+            Some(240),
+        );
+        assert_eq!(header.label(), "apo25m 7073-56669-240");
+        // Parsed from a DR13 SFILE name: no telescope, no field, plate with leading zeros.
+        let named = VisitIdentity::new(None, None, Some("07073"), Some(56669), Some(240));
+        assert_eq!(header.same_visit(&named), Some(true));
+        let other_fibre = VisitIdentity::new(None, None, Some("7073"), Some(56669), Some(241));
+        assert_eq!(header.same_visit(&other_fibre), Some(false));
+        let other_plate = VisitIdentity::new(None, None, Some("7074"), Some(56669), Some(240));
+        assert_eq!(header.same_visit(&other_plate), Some(false));
+        let lco = VisitIdentity::new(Some("lco25m"), None, Some("7073"), Some(56669), Some(240));
+        assert_eq!(header.same_visit(&lco), Some(false));
+        // Field stands in for an unknown plate; without either nothing can be said.
+        let by_field = VisitIdentity::new(None, Some("ic348"), None, Some(56669), Some(240));
+        assert_eq!(header.same_visit(&by_field), Some(true));
+        let bare = VisitIdentity::new(None, None, None, Some(56669), Some(240));
+        assert_eq!(header.same_visit(&bare), None);
+        // MJD 0 and fibre 0 are placeholders.
+        let zero = VisitIdentity::new(None, None, Some("7073"), Some(0), Some(0));
+        assert_eq!((zero.mjd, zero.fiber), (None, None));
+        assert_eq!(header.same_visit(&zero), None);
+    }
+}
