@@ -136,6 +136,7 @@ pub fn merged(data: &Dataset, more: Dataset) -> Dataset {
         return more;
     }
     out.visits.extend(more.visits.iter().map(Arc::clone));
+    out.load_warnings.extend(more.load_warnings);
     out
 }
 

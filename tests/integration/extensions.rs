@@ -387,6 +387,7 @@ fn dataset(rng: &mut StdRng, truth: &Truth, g: &OutputGrid, specs: &[VisitSpec])
         truth: None,
         pipeline_coadd: None,
         survey: Default::default(),
+        load_warnings: Vec::new(),
     }
 }
 

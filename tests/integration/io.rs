@@ -108,6 +108,7 @@ fn sample_dataset(src: &Path) -> Dataset {
         }),
         pipeline_coadd: None,
         survey: Survey::Apogee,
+        load_warnings: Vec::new(),
     }
 }
 

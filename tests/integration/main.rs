@@ -24,6 +24,7 @@ mod local;
 mod loo;
 #[cfg(feature = "gui")]
 mod monkey;
+mod multistar;
 mod policy;
 mod properties;
 mod real_star;

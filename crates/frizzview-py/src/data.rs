@@ -233,6 +233,7 @@ pub fn dataset_from_py(d: &Bound<'_, PyDict>) -> PyResult<Dataset> {
         truth: spectrum_from_py(d.get_item("truth")?)?,
         pipeline_coadd: spectrum_from_py(d.get_item("pipeline_coadd")?)?,
         survey,
+        load_warnings: Vec::new(),
     })
 }
 

@@ -119,8 +119,151 @@ pub enum Warning {
          apCframe) instead"
     )]
     Resampled { n: usize, example: String },
+    #[error("{}", poor_fit_text(*.chi2_nu, .outliers, .ranked, *.loo))]
+    PoorFit {
+        /// chi^2/nu over the included visits' used pixels.
+        chi2_nu: f64,
+        /// Visits whose score is far above the others' ([`OUTLIER_LOO_CHI2_NU`],
+        /// [`OUTLIER_LOO_FACTOR`]), worst first, with their scores.
+        outliers: Vec<(String, f64)>,
+        /// The included visits with the highest scores (up to 3), worst first.
+        ranked: Vec<(String, f64)>,
+        /// True when the scores are leave-one-out chi^2/nu; false while they are still to come
+        /// (the first stage of [`combine_staged`]) and the in-sample chi^2/nu is used.
+        loo: bool,
+    },
     #[error("{0}")]
     Other(String),
+}
+
+/// The chi^2/nu of a combination above which [`Warning::PoorFit`] is raised.
+///
+/// Chosen from the real stars (`tests/integration/multistar.rs`, forward model, default
+/// settings, the pipeline's velocities): the four multi-visit DR13 stars of
+/// `../shared/data/apogee_multistar` combined with their apStar's velocities give chi^2/nu 0.78,
+/// 1.13, 1.04 and (`2M03442721+3220288` without its S/N 3.3 visit) 1.27; with it 41.4. A
+/// combination with wrong errors or velocities lands far higher (issue 17: 25 for a 12-visit star with
+/// header velocities off by hundreds of km/s). With ~10^4 pixels the statistical spread of
+/// chi^2/nu is ~0.01, so what separates good from bad is the systematics floor of real data
+/// (sky and telluric residuals, LSF mismatch), which stays below 1.3 on every good star seen:
+/// 3 leaves more than twice that and still flags every bad case.
+pub const POOR_FIT_CHI2_NU: f64 = 3.0;
+
+/// A visit is named as an outlier when its leave-one-out chi^2/nu is above this ...
+///
+/// The good real stars' leave-one-out scores are 0.8-2.0 (every visit), so 5 is never reached
+/// by a good visit; the S/N 3.3 visit of `2M03442721+3220288` scores 682.
+pub const OUTLIER_LOO_CHI2_NU: f64 = 5.0;
+
+/// ... and above this many times the median score of the included visits: one bad visit inflates
+/// every other visit's score too (the good visits of `2M03442721+3220288` score 2-20, median 8.7,
+/// beside it), and the factor keeps the ranking about the one that stands out.
+pub const OUTLIER_LOO_FACTOR: f64 = 5.0;
+
+fn poor_fit_text(
+    chi2_nu: f64,
+    outliers: &[(String, f64)],
+    ranked: &[(String, f64)],
+    loo: bool,
+) -> String {
+    let score = if loo {
+        "leave-one-out chi2/nu"
+    } else {
+        "chi2/nu (leave-one-out scores to come)"
+    };
+    let list = |v: &[(String, f64)]| {
+        v.iter()
+            .map(|(n, x)| format!("{n} {x:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut s = format!("poor fit: chi2/nu {chi2_nu:.3}");
+    if chi2_nu > POOR_FIT_CHI2_NU {
+        s.push_str(&format!(
+            " is far above what the data allow (about 1; warned above {POOR_FIT_CHI2_NU})"
+        ));
+    }
+    if outliers.is_empty() {
+        s.push_str(&format!(
+            "; likely causes: wrong velocities (check the shift source), wrong errors or units, or \
+             bad visits; highest {score}: {}",
+            list(ranked)
+        ));
+    } else {
+        s.push_str(&format!(
+            "; {} visit(s) stand out by {score}: {} (likely a bad visit: low S/N, another star, a \
+             wrong velocity; exclude it to see the others' fit); other likely causes: wrong \
+             velocities, wrong errors or units; highest: {}",
+            outliers.len(),
+            list(outliers),
+            list(ranked)
+        ));
+    }
+    s
+}
+
+/// The [`Warning::PoorFit`] of a combination, if it deserves one: its chi^2/nu above
+/// [`POOR_FIT_CHI2_NU`], or a visit's score above both [`OUTLIER_LOO_CHI2_NU`] and
+/// [`OUTLIER_LOO_FACTOR`] times the median. The scores are the forward model's leave-one-out
+/// chi^2/nu when they are known, else each visit's chi^2/nu (first stage); the standard-practice
+/// result stands in when there is no forward model.
+#[must_use]
+pub fn fit_quality(c: &Combined) -> Option<Warning> {
+    let r = c.forward.as_ref().or(c.standard.as_ref())?;
+    let loo =
+        c.forward.is_some() && !c.loo_pending && r.visits.iter().any(|v| v.loo_chi2_nu.is_finite());
+    let (mut chi2, mut n) = (0.0, 0usize);
+    let mut scores: Vec<(String, f64)> = Vec::new();
+    for (k, (fit, used)) in r.visits.iter().zip(&c.visits).enumerate() {
+        if !used.included || fit.n_used == 0 {
+            continue;
+        }
+        chi2 += fit.chi2;
+        n += fit.n_used;
+        let score = if loo { fit.loo_chi2_nu } else { fit.chi2_nu };
+        if score.is_finite() {
+            let name = if used.name.is_empty() {
+                format!("visit {}", k + 1)
+            } else {
+                used.name.clone()
+            };
+            scores.push((name, score));
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    let chi2_nu = chi2 / n as f64;
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut sorted: Vec<f64> = scores.iter().map(|s| s.1).collect();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    let outliers: Vec<(String, f64)> = if scores.len() >= 3 {
+        scores
+            .iter()
+            .filter(|s| s.1 > OUTLIER_LOO_CHI2_NU && s.1 > OUTLIER_LOO_FACTOR * median)
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !(chi2_nu > POOR_FIT_CHI2_NU) && outliers.is_empty() {
+        return None;
+    }
+    Some(Warning::PoorFit {
+        chi2_nu,
+        outliers,
+        ranked: scores.into_iter().take(3).collect(),
+        loo,
+    })
+}
+
+/// Replace the [`Warning::PoorFit`] of `c` by the one its current figures give.
+fn refresh_fit_quality(c: &mut Combined) {
+    c.warnings.retain(|w| !matches!(w, Warning::PoorFit { .. }));
+    if let Some(w) = fit_quality(c) {
+        c.warnings.push(w);
+    }
 }
 
 /// One visit made ready for a method: rest-frame positions, fit values and weights.
@@ -277,7 +420,14 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
             (pv, w)
         })
         .unzip();
-    let mut warnings: Vec<Warning> = per_visit_warnings.into_iter().flatten().collect();
+    // What reading found (visits a companion file does not list, visits of another object...)
+    // comes first: it is known before any fit.
+    let mut warnings: Vec<Warning> = data
+        .load_warnings
+        .iter()
+        .map(|w| Warning::Other(w.clone()))
+        .collect();
+    warnings.extend(per_visit_warnings.into_iter().flatten());
     let n_included = visits.iter().filter(|v| v.included).count();
     if n_included == 1 && data.visits.len() > 1 {
         warnings.push(Warning::SingleVisit);
@@ -793,9 +943,11 @@ pub fn combine_staged(
     };
     if combined.forward.is_some() {
         combined.loo_pending = true;
+        refresh_fit_quality(&mut combined);
         first(&combined);
         fill_leave_one_out(&prep, &mut combined, cancel, &caches.basis)?;
     }
+    refresh_fit_quality(&mut combined);
     Ok(combined)
 }
 
@@ -816,7 +968,9 @@ pub fn complete_leave_one_out(
         return Ok(());
     }
     let prep = prepare(data, &combined.settings)?;
-    fill_leave_one_out(&prep, combined, cancel, &caches.basis)
+    fill_leave_one_out(&prep, combined, cancel, &caches.basis)?;
+    refresh_fit_quality(combined);
+    Ok(())
 }
 
 /// The second stage: the scores into the forward result. Their failure is a warning, never the

@@ -78,7 +78,7 @@ pub fn read_rows(path: &Path, apogee_id: &str) -> Result<Vec<AllVisitRow>, LoadE
 
 /// A column as text (numbers written as integers when whole), found by name in any case;
 /// `None` when the table has no such column.
-fn text_column(
+pub(crate) fn text_column(
     f: &mut FitsFile,
     path: &Path,
     d: &HduDesc,

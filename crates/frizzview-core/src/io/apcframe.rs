@@ -743,6 +743,7 @@ pub fn read_exposures(files: &[PathBuf], sel: Option<&StarSelector>) -> Result<D
         truth: None,
         pipeline_coadd: None,
         survey: Survey::Apogee,
+        load_warnings: Vec::new(),
     })
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Layout (`sdss/apogee_drp` `python/apogee_drp/utils/apspec.py` `ApSpec.write`,
 //! `pro/apogeereduce/apstar_output.pro`): HDU1 FLUX, 2 ERROR, 3 MASK, 4/5 SKY and error, 6/7
-//! TELLURIC and error, each `(NVISITS + 2, 8575)` (one row when NVISITS = 1) on the log-linear grid
+//! TELLURIC and error, each `(NVISITS + 2, 8575)` (one or two rows when NVISITS = 1: the data
+//! model documents one, real DR17 files have two, both coadds) on the log-linear grid
 //! `log10 lambda = CRVAL1 + CDELT1 (i + 1 - CRPIX1)` of HDU1. Row 0 is the pipeline's
 //! pixel-weighted coadd, row 1 the "global"-weighted one, and rows 2.. the visits **resampled** to
 //! the rest frame with a damped sinc (`apred/rv.py` `visitcomb`), so they are not native pixels.
@@ -182,7 +183,8 @@ pub fn read_companion(path: &Path) -> Result<Companion, LoadError> {
     })
 }
 
-/// Read an apStar on its own: its resampled visits (rows 2..; the single row when NVISITS = 1)
+/// Read an apStar on its own: its resampled visits (rows 2..; row 0 when NVISITS = 1, whether the
+/// file has one row or, as real DR17 files do, two)
 /// for inspection, flagged as resampled, with row 0 as the reference curve.
 pub fn read_alone(path: &Path) -> Result<Dataset, LoadError> {
     fits::guard(path, || {
@@ -198,8 +200,19 @@ pub fn read_alone(path: &Path) -> Result<Dataset, LoadError> {
                 "is 0: the file holds no visit",
             ));
         }
-        let expect = if n <= 1 { 1 } else { n + 2 };
-        if im.rows != expect {
+        // NVISITS = 1: one row in the documented layout, two (the two coadds, no separate visit
+        // row) in real DR17 files such as apStar-dr17-2M19485057+5005279.fits.
+        let ok = if n == 1 {
+            matches!(im.rows, 1 | 2)
+        } else {
+            im.rows == n + 2
+        };
+        if !ok {
+            let expect = if n == 1 {
+                "1 or 2".to_owned()
+            } else {
+                (n + 2).to_string()
+            };
             return Err(LoadError::invalid(
                 path,
                 "HDU 1 (FLUX)",
@@ -223,6 +236,7 @@ pub fn read_alone(path: &Path) -> Result<Dataset, LoadError> {
                 object: object.clone(),
                 jd: fits::key_f64(&mut f, prim, &format!("JD{i}")),
                 snr: fits::key_f64(&mut f, prim, &format!("SNRVIS{i}")),
+                identity: vv.identity.clone(),
                 ..VisitMeta::default()
             };
             meta.header.push((
@@ -256,6 +270,7 @@ pub fn read_alone(path: &Path) -> Result<Dataset, LoadError> {
             truth: None,
             pipeline_coadd: Some(coadd(&im, path, &fname)?),
             survey: Survey::Apogee,
+            load_warnings: Vec::new(),
         })
     })
 }

@@ -208,6 +208,45 @@ fn table_text(f: &mut fitsio::FitsFile, d: &HduDesc, want: &str) -> Option<Strin
     }
 }
 
+/// A whole number in 0..=u32::MAX from a card or cell text.
+fn whole(s: Option<String>) -> Option<u32> {
+    let v: f64 = s?.trim().parse().ok()?;
+    (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX)).then_some(v as u32)
+}
+
+/// The visit's identity from its content: the header's `PLATE`, `FIELD`, `MJD5`, `FIBERID`, else
+/// the visit table's `PLATE`, `FIELD`, `MJD`, `FIBERID`; the telescope as [`telescope`] found it.
+/// The file name fills only what the content leaves unknown (it may have been renamed).
+fn identity(
+    f: &mut fitsio::FitsFile,
+    prim: &fitsio::hdu::FitsHdu,
+    table: Option<&HduDesc>,
+    telescope: Option<&str>,
+    name: Option<&ApogeeName>,
+) -> Option<crate::model::VisitIdentity> {
+    let mut cell = |card: &str, column: &str| {
+        fits::key_string(f, prim, card)
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| table.and_then(|d| table_text(f, d, column)))
+            .filter(|s| !s.trim().is_empty())
+    };
+    let plate = cell("PLATE", "PLATE");
+    let field = cell("FIELD", "FIELD");
+    let mjd = whole(cell("MJD5", "MJD"));
+    let fiber = whole(cell("FIBERID", "FIBERID"));
+    let from_name = name.filter(|n| n.product.eq_ignore_ascii_case("visit"));
+    let id = crate::model::VisitIdentity::new(
+        telescope,
+        field.as_deref(),
+        plate
+            .as_deref()
+            .or_else(|| from_name.and_then(|n| n.plate.as_deref())),
+        mjd.or_else(|| from_name.and_then(|n| n.mjd)),
+        fiber.or_else(|| from_name.and_then(|n| n.fiber)),
+    );
+    (id != crate::model::VisitIdentity::default()).then_some(id)
+}
+
 /// Read an apVisit file.
 pub fn read(path: &Path) -> Result<Dataset, LoadError> {
     fits::guard(path, || read_inner(path))
@@ -398,6 +437,28 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
             missing.push(key);
         }
     }
+    // The identity's telescope from the content first (the visit table's TELESCOPE column, the
+    // TELESCOP card before SDSS-V), the file name only when they say nothing.
+    let content_tel = telescope(
+        None,
+        table.and_then(|d| table_text(&mut f, d, "TELESCOPE")),
+        fits::key_string(&mut f, &prim, "TELESCOP"),
+        release,
+    )
+    .or_else(|| tel.clone());
+    meta.identity = identity(
+        &mut f,
+        &prim,
+        table,
+        content_tel.as_ref().map(|t| t.0.as_str()),
+        parsed.as_ref(),
+    );
+    if let Some(id) = &meta.identity {
+        meta.header.push((
+            "FV_IDENTITY".into(),
+            format!("{} (from the header)", id.label()),
+        ));
+    }
     for key in KEEP_CARDS {
         if let Some(v) = fits::key_string(&mut f, &prim, key) {
             meta.header.push(((*key).to_owned(), v));
@@ -444,5 +505,6 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         truth: None,
         pipeline_coadd: None,
         survey: Survey::Apogee,
+        load_warnings: Vec::new(),
     })
 }

@@ -275,6 +275,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         truth: None,
         pipeline_coadd,
         survey: Survey::Boss,
+        load_warnings: Vec::new(),
     })
 }
 

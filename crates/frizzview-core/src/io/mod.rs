@@ -224,6 +224,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, Load
                 if acc.pipeline_coadd.is_none() {
                     acc.pipeline_coadd = d.pipeline_coadd;
                 }
+                acc.load_warnings.extend(d.load_warnings);
                 acc
             }
         });
@@ -238,33 +239,200 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, Load
                 Format::AllVisit => (survey_rv::read_allvisit(f)?, None),
                 _ => continue,
             };
-            if table.apply(data) == 0 {
-                let listed: Vec<&str> =
-                    table.rows.iter().take(8).map(|r| r.file.as_str()).collect();
-                return Err(LoadError::new(
-                    f,
-                    LoadErrorKind::Unrecognised(format!(
-                        "lists visit files ({}{}) none of which was given",
-                        listed.join(", "),
-                        if table.rows.len() > 8 { ", ..." } else { "" }
-                    )),
-                ));
-            }
-            if let Some(c) = coadd {
+            if attach_companion(data, f, &table)?
+                && let Some(c) = coadd
+            {
                 data.pipeline_coadd = Some(c);
             }
         }
     }
-    let data = out.ok_or_else(|| LoadError::missing(&first, "data"))?;
-    check_objects(&data, &first, opts)?;
+    let mut data = out.ok_or_else(|| LoadError::missing(&first, "data"))?;
+    check_objects(&mut data, &first, opts)?;
     Ok(data)
 }
 
-/// Refuse visits of different objects unless forced.
-fn check_objects(data: &Dataset, first: &Path, opts: &LoadOptions) -> Result<(), LoadError> {
-    if opts.force {
-        return Ok(());
+/// The file name of `p`, for messages.
+fn file_label(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// A list for a message: the first `max` items, then how many more.
+fn short_list(items: &[String], max: usize) -> String {
+    let mut s = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > max {
+        s.push_str(&format!(", and {} more", items.len() - max));
     }
+    s
+}
+
+/// How a visit is named in a message: its name and, when known, its identity.
+fn visit_label(v: &crate::model::Visit) -> String {
+    match &v.meta.identity {
+        Some(id) => format!("{} ({})", v.meta.name, id.label()),
+        None => v.meta.name.clone(),
+    }
+}
+
+/// The objects the visits are of, most frequent first (ties in order of appearance), with counts.
+fn objects_by_count(visits: &[Arc<crate::model::Visit>]) -> Vec<(String, usize)> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for v in visits {
+        if let Some(o) = v
+            .meta
+            .object
+            .as_deref()
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+        {
+            match seen.iter_mut().find(|(s, _)| s == o) {
+                Some(slot) => slot.1 += 1,
+                None => seen.push((o.to_owned(), 1)),
+            }
+        }
+    }
+    // A stable sort keeps the first-seen order among equal counts.
+    seen.sort_by_key(|s| std::cmp::Reverse(s.1));
+    seen
+}
+
+/// Match a companion file's rows (an apStar's visit list, an allVisit table) to the visits of
+/// `data` by what identifies each visit (telescope, plate or field, MJD, fibre), then by file name,
+/// and store the velocities on the matched visits. Visits the companion does not describe, and
+/// its rows (of this star) whose visit was not given, become load warnings. Returns whether the
+/// companion describes this star (so its coadd may be used).
+///
+/// Refused only when nothing matches and the companion is not positively of the same star (an
+/// apStar of another star, an allVisit without this star's visits): the message names both sides.
+fn attach_companion(
+    data: &mut Dataset,
+    path: &Path,
+    table: &survey_rv::VelocityTable,
+) -> Result<bool, LoadError> {
+    let is_apstar = table.kind == crate::model::VelocityKind::ApStar;
+    let fname = file_label(path);
+    let matches = table.match_visits(&data.visits);
+    let n_matched = matches.iter().filter(|m| m.is_some()).count();
+    let objects = objects_by_count(&data.visits);
+    let same_object = |o: &str| {
+        objects
+            .iter()
+            .any(|(s, _)| s.eq_ignore_ascii_case(o.trim()))
+    };
+    // Rows of the visits' star (all rows when the companion does not say whose they are).
+    let of_star = |r: &survey_rv::VisitVelocity| {
+        r.object
+            .as_deref()
+            .or(table.star.as_deref())
+            .is_none_or(same_object)
+    };
+    let same_star = table.star.as_deref().is_some_and(same_object)
+        || table
+            .rows
+            .iter()
+            .any(|r| r.object.as_deref().is_some_and(same_object));
+    if n_matched == 0 && !same_star {
+        let listed: Vec<String> = table.rows.iter().map(|r| r.label()).collect();
+        let companion = match (&table.star, is_apstar) {
+            (Some(s), _) => format!("it is the apStar of {s}"),
+            (None, true) => "it names no star (no OBJID card)".to_owned(),
+            (None, false) => {
+                let mut ids: Vec<&str> = table
+                    .rows
+                    .iter()
+                    .filter_map(|r| r.object.as_deref())
+                    .collect();
+                ids.dedup();
+                if ids.is_empty() {
+                    "its rows name no star".to_owned()
+                } else {
+                    format!(
+                        "its rows are of {}",
+                        ids.iter().take(4).copied().collect::<Vec<_>>().join(", ")
+                    )
+                }
+            }
+        };
+        let given: Vec<String> = data.visits.iter().map(|v| visit_label(v)).collect();
+        let of = if objects.is_empty() {
+            "no object given".to_owned()
+        } else {
+            objects
+                .iter()
+                .map(|(o, _)| o.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(LoadError::new(
+            path,
+            LoadErrorKind::Unrecognised(format!(
+                "lists visit files ({}) none of which was given: {companion}; the visits given are \
+                 of {of}: {}",
+                short_list(&listed, 8),
+                short_list(&given, 8)
+            )),
+        ));
+    }
+    table.store(data, &matches);
+    let what = if is_apstar { "the apStar" } else { "the table" };
+    let unmatched: Vec<String> = data
+        .visits
+        .iter()
+        .zip(&matches)
+        .filter(|(_, m)| m.is_none())
+        .map(|(v, _)| visit_label(v))
+        .collect();
+    if !unmatched.is_empty() {
+        let why = if is_apstar {
+            "the pipeline left them out of its combination (or they are another star's), so \
+             they have no apStar velocity"
+        } else {
+            "they have no velocity from it"
+        };
+        data.load_warnings.push(format!(
+            "{fname} does not list {} of the {} visits given: {}; {why}",
+            unmatched.len(),
+            data.visits.len(),
+            short_list(&unmatched, 20)
+        ));
+    }
+    let mut used = vec![false; table.rows.len()];
+    for (i, _) in matches.iter().flatten() {
+        if let Some(u) = used.get_mut(*i) {
+            *u = true;
+        }
+    }
+    let missing: Vec<String> = table
+        .rows
+        .iter()
+        .zip(&used)
+        .filter(|(r, u)| !**u && of_star(r))
+        .map(|(r, _)| match &r.identity {
+            Some(id) if !r.file.is_empty() => format!("{} ({})", r.file, id.label()),
+            _ => r.label(),
+        })
+        .collect();
+    if !missing.is_empty() {
+        data.load_warnings.push(format!(
+            "{fname} lists {} visit(s) of this star that were not given (matched by telescope, \
+             plate, MJD and fibre, then by file name): {}; {what}'s figures include them",
+            missing.len(),
+            short_list(&missing, 20)
+        ));
+    }
+    Ok(same_star || n_matched > 0)
+}
+
+/// Refuse visits of different objects unless forced; when forced, name in a load warning each
+/// visit whose object differs from the majority's (the first-seen object among equals).
+fn check_objects(data: &mut Dataset, first: &Path, opts: &LoadOptions) -> Result<(), LoadError> {
     let mut seen: Vec<(String, String)> = Vec::new();
     for v in &data.visits {
         if let Some(o) = &v.meta.object {
@@ -279,13 +447,32 @@ fn check_objects(data: &Dataset, first: &Path, opts: &LoadOptions) -> Result<(),
             }
         }
     }
-    if seen.len() > 1 {
+    if seen.len() <= 1 {
+        return Ok(());
+    }
+    if !opts.force {
         let list = seen
             .iter()
             .map(|(o, s)| format!("{o} ({s})"))
             .collect::<Vec<_>>()
             .join(", ");
         return Err(LoadError::new(first, LoadErrorKind::MixedObjects(list)));
+    }
+    let objects = objects_by_count(&data.visits);
+    let Some((major, n_major)) = objects.first().cloned() else {
+        return Ok(());
+    };
+    let n_with = objects.iter().map(|(_, n)| n).sum::<usize>();
+    for v in &data.visits {
+        if let Some(o) = v.meta.object.as_deref().map(str::trim)
+            && o != major
+        {
+            data.load_warnings.push(format!(
+                "visit {} is of object {o}, not {major} like {n_major} of the {n_with} visits: \
+                 combined anyway (objects may be mixed); its lines are another star's",
+                visit_label(v)
+            ));
+        }
     }
     Ok(())
 }

@@ -273,6 +273,15 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
             .collect();
         let flags_col = col_name(d, "pixel_flags");
         let snr = scalar(&mut f, path, d, "snr", vel.len())?;
+        // What identifies each APOGEE visit (to match it with other files of the same visits).
+        let (plates, fibers) = if is_apogee {
+            (
+                super::allvisit::text_column(&mut f, path, d, "plate")?,
+                super::allvisit::text_column(&mut f, path, d, "fiber")?,
+            )
+        } else {
+            (None, None)
+        };
         for v in &vel {
             let flux = vector_row(&mut f, path, d, &flux_col, v.row, npix)?;
             let ivar = vector_row(&mut f, path, d, &ivar_col, v.row, npix)?;
@@ -298,6 +307,29 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
                 resampled: true,
                 ..VisitMeta::default()
             };
+            if is_apogee {
+                let at = |c: &Option<Vec<String>>| c.as_ref().and_then(|c| c.get(v.row)).cloned();
+                let whole = |x: f64| {
+                    (x.is_finite() && x > 0.0 && x.fract() == 0.0 && x <= f64::from(u32::MAX))
+                        .then_some(x as u32)
+                };
+                let site = if d.name.to_ascii_uppercase().ends_with("/LCO") {
+                    "lco25m"
+                } else {
+                    "apo25m"
+                };
+                let tel = Some(v.telescope.as_str()).filter(|t| !t.is_empty());
+                let id = crate::model::VisitIdentity::new(
+                    tel.or(Some(site)),
+                    None,
+                    at(&plates).as_deref(),
+                    whole(v.mjd),
+                    at(&fibers)
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .and_then(whole),
+                );
+                meta.identity = Some(id);
+            }
             for (k, x) in [("V_REL", v.v_rel), ("V_RAD", v.v_rad), ("BC", v.bc)] {
                 if x.is_finite() {
                     meta.header.push((k.into(), format!("{x}")));
@@ -380,5 +412,6 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         truth: None,
         pipeline_coadd: None,
         survey,
+        load_warnings: Vec::new(),
     })
 }

@@ -520,6 +520,7 @@ fn read_reference_layout(npz: &Npz) -> Result<Dataset, LoadError> {
         truth: None,
         pipeline_coadd: None,
         survey: Survey::Generic,
+        load_warnings: Vec::new(),
     })
 }
 
@@ -748,6 +749,7 @@ fn read_dataset_layout(npz: &Npz) -> Result<Dataset, LoadError> {
         truth,
         pipeline_coadd,
         survey: meta.survey,
+        load_warnings: Vec::new(),
     })
 }
 

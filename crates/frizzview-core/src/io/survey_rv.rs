@@ -21,7 +21,7 @@ use std::sync::Arc;
 use super::apogee_names::{self, Release};
 use super::error::LoadError;
 use super::fits::{self, HduDesc};
-use crate::model::{Dataset, VelocityKind};
+use crate::model::{Dataset, VelocityKind, Visit, VisitIdentity};
 
 /// One visit's velocity from a survey file.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +37,52 @@ pub struct VisitVelocity {
     /// For sources that list no file name (mwmVisit): the visit's (plate, MJD, fibre), matched
     /// against the visit file's name.
     pub visit_key: Option<(String, u32, u32)>,
+    /// What identifies the visit the row describes (telescope, plate or field, MJD, fibre: from the
+    /// table's columns, or parsed from the file name an apStar lists), matched against each
+    /// visit's [`crate::model::VisitMeta::identity`] before any file name.
+    pub identity: Option<VisitIdentity>,
+    /// The object the row belongs to (allVisit `APOGEE_ID`, the apStar's `OBJID`), when known.
+    pub object: Option<String>,
+}
+
+impl VisitVelocity {
+    /// How the row is named in messages: its file name, else its identity.
+    #[must_use]
+    pub fn label(&self) -> String {
+        if !self.file.is_empty() {
+            return self.file.clone();
+        }
+        self.identity
+            .as_ref()
+            .map_or_else(|| self.from.clone(), VisitIdentity::label)
+    }
+}
+
+/// How a companion row was matched to a visit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchedBy {
+    /// By what identifies the visit (telescope, plate or field, MJD, fibre).
+    Identity,
+    /// By the visit file's name (the identity being unknown on one side, not different).
+    FileName,
+}
+
+/// The identity an APOGEE visit file name states (plate, MJD, fibre; the telescope from the name,
+/// else `telescope`), `None` for names that state no MJD.
+#[must_use]
+pub fn identity_from_name(file: &str, telescope: Option<&str>) -> Option<VisitIdentity> {
+    let n = apogee_names::parse(file)?;
+    if !n.product.eq_ignore_ascii_case("visit") {
+        return None;
+    }
+    n.mjd?;
+    Some(VisitIdentity::new(
+        n.telescope.as_deref().or(telescope),
+        None,
+        n.plate.as_deref(),
+        n.mjd,
+        n.fiber,
+    ))
 }
 
 /// Whether a row designates the visit file called `file`.
@@ -66,6 +112,8 @@ pub struct VelocityTable {
     pub release_from: String,
     /// The rows.
     pub rows: Vec<VisitVelocity>,
+    /// The star the file is of (an apStar's `OBJID`), when it says.
+    pub star: Option<String>,
 }
 
 /// The header card that records, on each matched visit, where its velocity of `kind` came from.
@@ -74,27 +122,77 @@ pub fn provenance_card(kind: VelocityKind) -> String {
     format!("FV_V_{kind:?}").to_ascii_uppercase()
 }
 
+/// The file name a visit was read from.
+fn visit_file(v: &Visit) -> Option<String> {
+    v.meta
+        .source
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|f| f.to_string_lossy().into_owned())
+}
+
 impl VelocityTable {
-    /// Store the velocities on the matching visits of `data` (by file name); returns how many
-    /// visits matched. Visits are immutable, so matched ones are replaced by copies with the new
-    /// metadata.
+    /// Which row describes each visit (aligned with `visits`), and how it was matched: by identity
+    /// ([`crate::model::VisitMeta::identity`] against the row's) first, then by file name where
+    /// the identity is unknown on either side (never where both sides know it and it differs:
+    /// a renamed file is matched by what it holds, not by the name it was given). Each row
+    /// describes at most one visit.
+    #[must_use]
+    pub fn match_visits(&self, visits: &[Arc<Visit>]) -> Vec<Option<(usize, MatchedBy)>> {
+        let mut out: Vec<Option<(usize, MatchedBy)>> = vec![None; visits.len()];
+        let mut used = vec![false; self.rows.len()];
+        let same = |v: &Visit, r: &VisitVelocity| match (&v.meta.identity, &r.identity) {
+            (Some(a), Some(b)) => a.same_visit(b),
+            _ => None,
+        };
+        for (k, v) in visits.iter().enumerate() {
+            if let Some(i) =
+                (0..self.rows.len()).find(|&i| !used[i] && same(v, &self.rows[i]) == Some(true))
+            {
+                used[i] = true;
+                out[k] = Some((i, MatchedBy::Identity));
+            }
+        }
+        for (k, v) in visits.iter().enumerate() {
+            if out[k].is_some() {
+                continue;
+            }
+            let Some(file) = visit_file(v) else {
+                continue;
+            };
+            if let Some(i) = (0..self.rows.len()).find(|&i| {
+                !used[i]
+                    && same(v, &self.rows[i]) != Some(false)
+                    && row_matches(&self.rows[i], &file)
+            }) {
+                used[i] = true;
+                out[k] = Some((i, MatchedBy::FileName));
+            }
+        }
+        out
+    }
+
+    /// Store the velocities on the matching visits of `data` ([`Self::match_visits`]: by
+    /// identity, then by file name); returns how many visits matched. Visits are immutable, so
+    /// matched ones are replaced by copies with the new metadata.
     pub fn apply(&self, data: &mut Dataset) -> usize {
+        let matches = self.match_visits(&data.visits);
+        self.store(data, &matches)
+    }
+
+    /// Store the velocities of the rows `matches` assigns ([`Self::match_visits`] of the same
+    /// visits); returns how many visits got one.
+    pub fn store(&self, data: &mut Dataset, matches: &[Option<(usize, MatchedBy)>]) -> usize {
         let mut n = 0;
         let src = self
             .source
             .file_name()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        for v in &mut data.visits {
-            let Some(file) = v
-                .meta
-                .source
-                .as_ref()
-                .and_then(|p| p.file_name())
-                .map(|f| f.to_string_lossy().into_owned())
-            else {
+        for (v, m) in data.visits.iter_mut().zip(matches) {
+            let Some((i, by)) = *m else {
                 continue;
             };
-            let Some(row) = self.rows.iter().find(|r| row_matches(r, &file)) else {
+            let Some(row) = self.rows.get(i) else {
                 continue;
             };
             let mut meta = v.meta.clone();
@@ -104,11 +202,15 @@ impl VelocityTable {
             meta.header.push((
                 provenance_card(self.kind),
                 format!(
-                    "{src} {}: {:.4} km/s topocentric ({} convention, {})",
+                    "{src} {}: {:.4} km/s topocentric ({} convention, {}; matched by {})",
                     row.from,
                     row.vrel_kms,
                     self.release.label(),
-                    self.release_from
+                    self.release_from,
+                    match by {
+                        MatchedBy::Identity => "telescope, plate, MJD and fibre",
+                        MatchedBy::FileName => "file name",
+                    }
                 ),
             ));
             *v = Arc::new(v.with_meta(meta));
@@ -181,11 +283,30 @@ pub(crate) fn apstar_velocities(
              cannot tell whether VRADn is topocentric (DR13-DR17) or barycentric (DR19+)",
         )
     })?;
+    // The telescope of the visits the SFILEn name without one: the apStar's own name, else (only
+    // before SDSS-V, whose writer puts apo25m in TELESCOP at every site) its TELESCOP card.
+    let star_telescope = path
+        .file_name()
+        .and_then(|n| apogee_names::parse(&n.to_string_lossy()))
+        .and_then(|n| n.telescope)
+        .or_else(|| match release {
+            Release::SdssIv => fits::key_string(f, prim, "TELESCOP").filter(|t| !t.is_empty()),
+            Release::SdssV => None,
+        });
+    let star = fits::key_string(f, prim, "OBJID").filter(|s| !s.is_empty());
     let mut rows = Vec::with_capacity(n);
     for i in 1..=n {
         let card = |k: &str| format!("{k}{i}");
         let file = fits::key_string(f, prim, &card("SFILE"))
             .ok_or_else(|| LoadError::missing(path, format!("card {} of HDU 0", card("SFILE"))))?;
+        let mut identity = identity_from_name(&file, star_telescope.as_deref());
+        if let Some(id) = &mut identity
+            && id.fiber.is_none()
+            && let Some(fb) = fits::key_f64(f, prim, &card("FIBER"))
+                .filter(|v| v.is_finite() && *v >= 0.0 && v.fract() == 0.0 && *v < 1e6)
+        {
+            id.fiber = Some(fb as u32);
+        }
         let get = |f: &mut fitsio::FitsFile, k: &str| {
             fits::key_f64(f, prim, &card(k)).filter(|v| v.is_finite())
         };
@@ -218,6 +339,8 @@ pub(crate) fn apstar_velocities(
             bc_kms: bc,
             from,
             visit_key: None,
+            identity,
+            object: star.clone(),
         });
     }
     Ok(VelocityTable {
@@ -226,6 +349,7 @@ pub(crate) fn apstar_velocities(
         release,
         release_from,
         rows,
+        star,
     })
 }
 
@@ -301,6 +425,31 @@ pub fn read_allvisit(path: &Path) -> Result<VelocityTable, LoadError> {
         };
         let bary = read(&mut f, bary_name.clone())?;
         let vrel_name = col("VREL").unwrap_or_default();
+        // What identifies each row's visit (allVisit TELESCOPE, FIELD, PLATE, MJD, FIBERID) and
+        // whose it is (APOGEE_ID); columns a table lacks stay unknown.
+        let text = |f: &mut fitsio::FitsFile, n: &str| super::allvisit::text_column(f, path, d, n);
+        let (tel_c, field_c, plate_c) = (
+            text(&mut f, "TELESCOPE")?,
+            text(&mut f, "FIELD")?,
+            text(&mut f, "PLATE")?,
+        );
+        let (mjd_c, fiber_c, id_c) = (
+            text(&mut f, "MJD")?,
+            text(&mut f, "FIBERID")?,
+            text(&mut f, "APOGEE_ID")?,
+        );
+        let at = |c: &Option<Vec<String>>, i: usize| {
+            c.as_ref()
+                .and_then(|c| c.get(i))
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
+        let whole = |s: Option<String>| -> Option<u32> {
+            let v: f64 = s?.parse().ok()?;
+            // 0 is a placeholder (MJD, fibre), not a value: the file name may say more.
+            (v.is_finite() && v > 0.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX))
+                .then_some(v as u32)
+        };
         let mut rows = Vec::with_capacity(files.len());
         for (i, file) in files.iter().enumerate() {
             let b = bc
@@ -326,12 +475,27 @@ pub fn read_allvisit(path: &Path) -> Result<VelocityTable, LoadError> {
                 ),
                 _ => continue,
             };
+            let file = file.trim().to_owned();
+            let named = identity_from_name(&file, None);
+            let identity = VisitIdentity::new(
+                at(&tel_c, i)
+                    .as_deref()
+                    .or(named.as_ref().and_then(|n| n.telescope.as_deref())),
+                at(&field_c, i).as_deref(),
+                at(&plate_c, i)
+                    .as_deref()
+                    .or(named.as_ref().and_then(|n| n.plate.as_deref())),
+                whole(at(&mjd_c, i)).or(named.as_ref().and_then(|n| n.mjd)),
+                whole(at(&fiber_c, i)).or(named.as_ref().and_then(|n| n.fiber)),
+            );
             rows.push(VisitVelocity {
-                file: file.trim().to_owned(),
+                file,
                 vrel_kms,
                 bc_kms: b,
                 from: format!("{from} (row {i})"),
                 visit_key: None,
+                identity: (identity != VisitIdentity::default()).then_some(identity),
+                object: at(&id_c, i),
             });
         }
         Ok(VelocityTable {
@@ -340,6 +504,7 @@ pub fn read_allvisit(path: &Path) -> Result<VelocityTable, LoadError> {
             release,
             release_from,
             rows,
+            star: None,
         })
     })
 }
@@ -425,6 +590,8 @@ pub fn read_mwmvisit_velocities(path: &Path) -> Result<VelocityTable, LoadError>
                     .copied()
                     .filter(|v| v.is_finite())
             };
+            let telescope = super::allvisit::text_column(&mut f, path, d, "telescope")?;
+            let hdu_site = d.name.to_ascii_uppercase().ends_with("/LCO");
             for i in 0..mjd.len() {
                 let b = at(&bc, i);
                 let (vrel_kms, from) = match (at(&v_rel, i), at(&v_rad, i), b) {
@@ -436,16 +603,27 @@ pub fn read_mwmvisit_velocities(path: &Path) -> Result<VelocityTable, LoadError>
                 if !(m.is_finite() && m >= 0.0 && fb.is_finite() && fb >= 0.0) {
                     continue;
                 }
+                let tel = telescope
+                    .as_ref()
+                    .and_then(|t| t.get(i))
+                    .filter(|t| !t.is_empty())
+                    .cloned()
+                    .or_else(|| Some(if hdu_site { "lco25m" } else { "apo25m" }.to_owned()));
+                let p = plate.get(i).cloned().unwrap_or_default();
                 rows.push(VisitVelocity {
                     file: String::new(),
                     vrel_kms,
                     bc_kms: b,
                     from: format!("{from} ({} row {i})", d.name),
-                    visit_key: Some((
-                        plate.get(i).cloned().unwrap_or_default(),
-                        m as u32,
-                        fb as u32,
+                    identity: Some(VisitIdentity::new(
+                        tel.as_deref(),
+                        None,
+                        Some(p.as_str()),
+                        Some(m as u32),
+                        Some(fb as u32),
                     )),
+                    visit_key: Some((p, m as u32, fb as u32)),
+                    object: None,
                 });
             }
         }
@@ -461,6 +639,7 @@ pub fn read_mwmvisit_velocities(path: &Path) -> Result<VelocityTable, LoadError>
             release: Release::SdssV,
             release_from: "astra v_rel".into(),
             rows,
+            star: None,
         })
     })
 }

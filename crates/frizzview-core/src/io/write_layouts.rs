@@ -571,8 +571,9 @@ pub struct StarVisit {
 }
 
 /// Write an apStar file in `layout` from spectra on the apStar grid (`log10 lambda = 4.179 +
-/// 6e-6 i`): `rows` are (flux, error) for row 0, row 1 and one row per visit (a single row when
-/// there is one visit), `visits` the per-visit header entries. Returns the path.
+/// 6e-6 i`): `rows` are (flux, error) for row 0, row 1 and one row per visit (one or two rows
+/// when there is one visit, as real DR17 files have two), `visits` the per-visit header entries.
+/// Returns the path.
 pub fn write_apstar(
     dir: &Path,
     layout: StarLayout,
@@ -582,8 +583,9 @@ pub fn write_apstar(
     visits: &[StarVisit],
 ) -> R<PathBuf> {
     let npix = rows.first().map_or(0, |r| r.0.len());
+    // One visit: one row (the data model) or two (real DR17 files: both coadds).
     let want = if visits.len() <= 1 {
-        1
+        if rows.len() == 2 { 2 } else { 1 }
     } else {
         visits.len() + 2
     };
@@ -715,6 +717,14 @@ pub fn write_allvisit(dir: &Path, layout: AllVisitLayout, rows: &[AllVisitRow]) 
         ("APOGEE_ID", txt(&|r| r.apogee_id.clone())),
         ("FILE", txt(&|r| r.file.clone())),
         ("TELESCOPE", txt(&|r| r.telescope.clone())),
+        (
+            "PLATE",
+            txt(&|r| {
+                apogee_names::parse(&r.file)
+                    .and_then(|n| n.plate)
+                    .unwrap_or_default()
+            }),
+        ),
         ("MJD", int(&|r| r.mjd)),
         ("FIBERID", int(&|r| r.fiber)),
         ("JD", real(&|r| r.jd)),

@@ -83,6 +83,113 @@ pub struct VisitMeta {
     /// correlated between neighbouring pixels.
     #[serde(default)]
     pub resampled: bool,
+    /// What identifies the visit whatever its file is called (APOGEE: telescope, plate or field,
+    /// MJD, fibre, read from the file's header), used to match companion files (an apStar's
+    /// `SFILEn`, allVisit and mwmVisit rows) to the visit. `None` when the source says nothing.
+    #[serde(default)]
+    pub identity: Option<VisitIdentity>,
+}
+
+/// What identifies one survey visit, whatever its file is called: the telescope, the plate (SDSS-V:
+/// the FPS configuration id) or field, the MJD and the fibre. Read from a visit's header (APOGEE
+/// `TELESCOP`, `PLATE`, `FIELD`, `MJD5`, `FIBERID`), from a companion's rows (allVisit and mwmVisit
+/// columns) or parsed from the file names a companion lists (an apStar's `SFILEn`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct VisitIdentity {
+    /// `apo25m`, `lco25m`, `apo1m` (lower case), when known.
+    #[serde(default)]
+    pub telescope: Option<String>,
+    /// The field name, when known.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// The plate (SDSS-V: configuration id), without leading zeros.
+    #[serde(default)]
+    pub plate: Option<String>,
+    /// MJD of the visit.
+    #[serde(default)]
+    pub mjd: Option<u32>,
+    /// Fibre number.
+    #[serde(default)]
+    pub fiber: Option<u32>,
+}
+
+impl VisitIdentity {
+    /// An identity from raw values: the plate and field trimmed (the plate without leading zeros),
+    /// the telescope in lower case; empty strings, MJD 0 and fibre 0 become `None`.
+    #[must_use]
+    pub fn new(
+        telescope: Option<&str>,
+        field: Option<&str>,
+        plate: Option<&str>,
+        mjd: Option<u32>,
+        fiber: Option<u32>,
+    ) -> Self {
+        let clean = |s: Option<&str>| {
+            s.map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let plate = clean(plate).map(|p| {
+            let t = p.trim_start_matches('0');
+            if t.is_empty() {
+                "0".to_owned()
+            } else {
+                t.to_owned()
+            }
+        });
+        // MJD 0 and fibre 0 are placeholders, not values (fibres are numbered 1-300).
+        Self {
+            telescope: clean(telescope).map(|t| t.to_ascii_lowercase()),
+            field: clean(field),
+            plate,
+            mjd: mjd.filter(|&m| m > 0),
+            fiber: fiber.filter(|&f| f > 0),
+        }
+    }
+
+    /// Whether `self` and `other` designate the same visit: `Some(true)` when the MJD and the fibre
+    /// agree and so do the plate (else the field) and the telescope wherever both sides know them;
+    /// `Some(false)` when anything both sides know differs; `None` when either side lacks the MJD
+    /// or the fibre, or neither plate nor field can be compared (not enough to tell).
+    #[must_use]
+    pub fn same_visit(&self, other: &Self) -> Option<bool> {
+        let differ = |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if !a.eq_ignore_ascii_case(b));
+        if differ(&self.telescope, &other.telescope) {
+            return Some(false);
+        }
+        let (Some(m1), Some(f1), Some(m2), Some(f2)) =
+            (self.mjd, self.fiber, other.mjd, other.fiber)
+        else {
+            return None;
+        };
+        if m1 != m2 || f1 != f2 {
+            return Some(false);
+        }
+        match (&self.plate, &other.plate) {
+            (Some(a), Some(b)) => Some(a == b),
+            _ => match (&self.field, &other.field) {
+                (Some(a), Some(b)) => Some(a.eq_ignore_ascii_case(b)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Short text: `telescope plate-mjd-fiber` (field when no plate), `?` for what is unknown.
+    #[must_use]
+    pub fn label(&self) -> String {
+        let q = |o: Option<String>| o.unwrap_or_else(|| "?".into());
+        let plate = self.plate.clone().or_else(|| self.field.clone());
+        let s = format!(
+            "{}-{}-{}",
+            q(plate),
+            q(self.mjd.map(|m| m.to_string())),
+            q(self.fiber.map(|f| f.to_string()))
+        );
+        match &self.telescope {
+            Some(t) => format!("{t} {s}"),
+            None => s,
+        }
+    }
 }
 
 impl VisitMeta {
@@ -407,6 +514,10 @@ pub struct Dataset {
     pub pipeline_coadd: Option<Spectrum>,
     /// Suggested settings preset (which survey the data came from).
     pub survey: Survey,
+    /// What reading found worth telling the user without refusing the files (visits an apStar
+    /// leaves out, companion rows whose visit was not given, visits of another object combined
+    /// with `force`...). `combine::prepare` passes them on as the combination's warnings.
+    pub load_warnings: Vec<String>,
 }
 
 /// Which survey a dataset looks like; selects default grid and mask presets.
@@ -419,4 +530,39 @@ pub enum Survey {
     /// Anything else.
     #[default]
     Generic,
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::VisitIdentity;
+
+    #[test]
+    fn identities_match_on_what_both_sides_know() {
+        let header = VisitIdentity::new(
+            Some("APO25M"),
+            Some("IC348"),
+            Some("7073    "),
+            Some(56669),
+            Some(240),
+        );
+        assert_eq!(header.label(), "apo25m 7073-56669-240");
+        // Parsed from a DR13 SFILE name: no telescope, no field, plate with leading zeros.
+        let named = VisitIdentity::new(None, None, Some("07073"), Some(56669), Some(240));
+        assert_eq!(header.same_visit(&named), Some(true));
+        let other_fibre = VisitIdentity::new(None, None, Some("7073"), Some(56669), Some(241));
+        assert_eq!(header.same_visit(&other_fibre), Some(false));
+        let other_plate = VisitIdentity::new(None, None, Some("7074"), Some(56669), Some(240));
+        assert_eq!(header.same_visit(&other_plate), Some(false));
+        let lco = VisitIdentity::new(Some("lco25m"), None, Some("7073"), Some(56669), Some(240));
+        assert_eq!(header.same_visit(&lco), Some(false));
+        // Field stands in for an unknown plate; without either nothing can be said.
+        let by_field = VisitIdentity::new(None, Some("ic348"), None, Some(56669), Some(240));
+        assert_eq!(header.same_visit(&by_field), Some(true));
+        let bare = VisitIdentity::new(None, None, None, Some(56669), Some(240));
+        assert_eq!(header.same_visit(&bare), None);
+        // MJD 0 and fibre 0 are placeholders.
+        let zero = VisitIdentity::new(None, None, Some("7073"), Some(0), Some(0));
+        assert_eq!((zero.mjd, zero.fiber), (None, None));
+        assert_eq!(header.same_visit(&zero), None);
+    }
 }

@@ -390,6 +390,7 @@ pub fn generate(p: &ApogeeParams) -> Result<Dataset, String> {
         input_grid: Some(grid),
         pipeline_coadd: None,
         survey: Survey::Apogee,
+        load_warnings: Vec::new(),
     })
 }
 
@@ -529,6 +530,7 @@ fn make_visit(
         ],
         lsf_sigma_ln: Some(lsf),
         resampled: false,
+        identity: None,
     };
     let arrays = VisitArrays {
         wavelength_aa: wavelength_aa.to_vec(),

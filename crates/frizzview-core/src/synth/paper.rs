@@ -350,5 +350,6 @@ pub fn generate_with_truth(p: &PaperParams, truth: &PaperTruth) -> Result<Datase
         input_grid: Some(grid),
         pipeline_coadd: None,
         survey: Survey::Generic,
+        load_warnings: Vec::new(),
     })
 }
