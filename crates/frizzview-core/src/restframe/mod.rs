@@ -501,36 +501,48 @@ pub fn rest_frame_velocity_with(
     let fine: Vec<f64> = (0..n_fine)
         .map(|i| s_c - half_span + i as f64 * fstep)
         .collect();
-    let c1 = ccf(&p, &fine_lines, sigma, &fine, 1);
-    let (_, s_peak, _) = peak(&fine, &c1)?;
-
-    // Per-line velocities and the chi^2-curvature error.
-    let mut per_line = Vec::new();
-    let mut curvature = 0.0;
-    for &(xl, a) in &fine_lines {
-        if a <= 0.0 {
-            continue;
-        }
-        let ci: Vec<Option<f64>> = fine.iter().map(|&s| line_depth(&p, xl + s, sigma)).collect();
-        if ci.iter().any(Option::is_none) {
-            continue;
-        }
-        if let Some((k, s_i, depth)) = peak(&fine, &ci)
-            && k > 0
-            && k + 1 < fine.len()
-            && depth > 0.0
-        {
-            per_line.push(velocity_from_shift(s_i));
-            // A Gaussian line of sigma `sigma` seen through a Gaussian of the same width has
-            // sqrt(2) times the mean depth measured.
-            let amp = depth * std::f64::consts::SQRT_2;
-            let lo = p.x.partition_point(|&v| v < xl + s_i - 4.0 * sigma);
-            let hi = p.x.partition_point(|&v| v <= xl + s_i + 4.0 * sigma);
-            for j in lo..hi {
-                let u = (p.x[j] - xl - s_i) / sigma;
-                let dt = amp * (-0.5 * u * u).exp() * u / sigma;
-                curvature += p.ivn[j] * dt * dt;
+    // First pass: every line with a depth; then the lines whose own velocity is more than
+    // 3 robust sigma (1.4826 MAD, at least 1 sigma of the line width / 10) from the median are
+    // dropped (blends, lines this star does not have) and the CCF is measured again.
+    let first = per_line_velocities(&p, &fine_lines, sigma, &fine);
+    let mut kept_lines = fine_lines.clone();
+    if first.len() >= 5 {
+        let vs: Vec<f64> = first.iter().map(|m| m.v_kms).collect();
+        let med = median_of(vs.clone())?;
+        let mad = median_of(vs.iter().map(|u| (u - med).abs()).collect())?;
+        let floor = 0.1 * velocity_from_shift(sigma);
+        let cut = (3.0 * 1.4826 * mad).max(floor);
+        let measured: Vec<usize> = first.iter().map(|m| m.index).collect();
+        for (i, line) in kept_lines.iter_mut().enumerate() {
+            let keep = first
+                .iter()
+                .find(|m| m.index == i)
+                .is_some_and(|m| (m.v_kms - med).abs() <= cut);
+            if !keep && measured.contains(&i) {
+                line.1 = 0.0;
             }
+        }
+        if !kept_lines.iter().any(|&(_, a)| a > 0.0) {
+            kept_lines = fine_lines;
+        }
+    }
+    let c1 = ccf(&p, &kept_lines, sigma, &fine, 1);
+    let (_, s_peak, _) = peak(&fine, &c1)?;
+    let per_line = per_line_velocities(&p, &kept_lines, sigma, &fine);
+
+    // The chi^2-curvature (photon-noise) error of a template of Gaussian lines with the measured
+    // depths. A Gaussian line of sigma `sigma` seen through a Gaussian of the same width has
+    // sqrt(2) times the mean depth measured.
+    let mut curvature = 0.0;
+    for m in &per_line {
+        let xl = kept_lines[m.index].0 + m.shift;
+        let amp = m.depth * std::f64::consts::SQRT_2;
+        let lo = p.x.partition_point(|&v| v < xl - 4.0 * sigma);
+        let hi = p.x.partition_point(|&v| v <= xl + 4.0 * sigma);
+        for j in lo..hi {
+            let u = (p.x[j] - xl) / sigma;
+            let dt = amp * (-0.5 * u * u).exp() * u / sigma;
+            curvature += p.ivn[j] * dt * dt;
         }
     }
     let v = velocity_from_shift(s_peak);
@@ -541,9 +553,10 @@ pub fn rest_frame_velocity_with(
         f64::INFINITY
     };
     let err_spread = if per_line.len() >= 3 {
-        let m = median_of(per_line.clone())?;
-        let mad = median_of(per_line.iter().map(|u| (u - m).abs()).collect())?;
-        1.4826 * mad / (per_line.len() as f64).sqrt()
+        let vs: Vec<f64> = per_line.iter().map(|m| m.v_kms).collect();
+        let m = median_of(vs.clone())?;
+        let mad = median_of(vs.iter().map(|u| (u - m).abs()).collect())?;
+        1.4826 * mad / (vs.len() as f64).sqrt()
     } else {
         f64::INFINITY
     };
@@ -559,6 +572,50 @@ pub fn rest_frame_velocity_with(
         quality,
         reference,
     })
+}
+
+/// One line's own velocity.
+struct LineVelocity {
+    /// Index into the line list given.
+    index: usize,
+    /// The shift of its own CCF peak (ln lambda) and the velocity.
+    shift: f64,
+    v_kms: f64,
+    /// Its mean depth at the peak.
+    depth: f64,
+}
+
+/// Each weighted line's own CCF peak on the fine grid, for the lines covered over the whole grid
+/// whose peak is inside it and deeper than the continuum.
+fn per_line_velocities(
+    p: &Prepared,
+    lines: &[(f64, f64)],
+    sigma: f64,
+    fine: &[f64],
+) -> Vec<LineVelocity> {
+    let mut out = Vec::new();
+    for (index, &(xl, a)) in lines.iter().enumerate() {
+        if a <= 0.0 {
+            continue;
+        }
+        let ci: Vec<Option<f64>> = fine.iter().map(|&s| line_depth(p, xl + s, sigma)).collect();
+        if ci.iter().any(Option::is_none) {
+            continue;
+        }
+        if let Some((k, shift, depth)) = peak(fine, &ci)
+            && k > 0
+            && k + 1 < fine.len()
+            && depth > 0.0
+        {
+            out.push(LineVelocity {
+                index,
+                shift,
+                v_kms: velocity_from_shift(shift),
+                depth,
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
