@@ -22,7 +22,7 @@
 //!    local maximum more than 3 sigma away, both above the CCF's median (`quality`). The peak's
 //!    half-maximum width gives the lines' own width (the CCF width squared minus the template's).
 //! 4. **Fine search** with `sigma` = that width, each line weighted by its own depth at the candidate
-//!    (lines absent from this star drop out), steps of `sigma/25`, peak by a parabola through the three
+//!    (lines absent from this star drop out), steps of `sigma/10`, peak by a parabola through the three
 //!    highest points.
 //! 5. **Error**, the larger of (a) the photon-noise limit from the curvature of chi^2(v) of the
 //!    template of Gaussian lines with the fitted depths (Bouchy, Pepe & Queloz 2001, A&A 374, 733:
@@ -495,7 +495,7 @@ pub fn rest_frame_velocity_with(
     } else {
         lines.clone()
     };
-    let fstep = sigma / 25.0;
+    let fstep = sigma / 10.0;
     let half_span = 2.0 * sigma.max(dstep);
     let n_fine = (2.0 * half_span / fstep).ceil() as usize + 1;
     let fine: Vec<f64> = (0..n_fine)
