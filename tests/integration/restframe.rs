@@ -246,7 +246,11 @@ fn apvisits_match_the_apstar_velocities() {
                         v.vrad,
                         v.verr
                     );
-                    assert!((v.bc - bc).abs() < 0.01, "{name}: BC {bc} vs apStar {}", v.bc);
+                    assert!(
+                        (v.bc - bc).abs() < 0.01,
+                        "{name}: BC {bc} vs apStar {}",
+                        v.bc
+                    );
                     assert!((v.snr - snr).abs() < 0.5 || v.snr > 0.0);
                     let fit = fit.as_ref().expect("the H band is covered");
                     if FGK.contains(&star) {
@@ -263,7 +267,10 @@ fn apvisits_match_the_apstar_velocities() {
                         bary.push((fit.v_kms + bc, fit.err_kms));
                     }
                 }
-                None => eprintln!("{name} (S/N {snr:.1}): {}; not used by the apStar", show(&fit)),
+                None => eprintln!(
+                    "{name} (S/N {snr:.1}): {}; not used by the apStar",
+                    show(&fit)
+                ),
             }
         }
         if bary.is_empty() {
@@ -289,7 +296,10 @@ fn apvisits_match_the_apstar_velocities() {
 /// wavelengths are heliocentric, so v = c z.
 #[test]
 fn boss_star_matches_its_redshift() {
-    let Some(d) = data("boss_spec-3586-55181-0500", "boss_star_matches_its_redshift") else {
+    let Some(d) = data(
+        "boss_spec-3586-55181-0500",
+        "boss_star_matches_its_redshift",
+    ) else {
         return;
     };
     let path = d.join("spec-3586-55181-0500.fits");
@@ -308,11 +318,17 @@ fn boss_star_matches_its_redshift() {
     };
     let (x, fl, iv) = table(&mut f, 1);
     let fit = restframe::rest_frame_velocity(&x, &fl, &iv, 1000.0).expect("optical covered");
-    eprintln!("BOSS coadd: {}; pipeline cz {cz:+.2} +- {cze:.2}", show(&Some(fit.clone())));
+    eprintln!(
+        "BOSS coadd: {}; pipeline cz {cz:+.2} +- {cze:.2}",
+        show(&Some(fit.clone()))
+    );
     assert_eq!(fit.reference, OPTICAL_REFERENCE);
     assert!(fit.is_reliable(), "{fit:?}");
     let tol = 3.0_f64.max(fit.err_kms.hypot(cze));
-    assert!((fit.v_kms - cz).abs() < tol, "coadd {fit:?} vs cz {cz} (tolerance {tol})");
+    assert!(
+        (fit.v_kms - cz).abs() < tol,
+        "coadd {fit:?} vs cz {cz} (tolerance {tol})"
+    );
     // The exposures: blue and red camera of each of the seven.
     let mut per = Vec::new();
     for hdu in 4..=10 {
@@ -337,7 +353,10 @@ fn boss_star_matches_its_redshift() {
 /// match HELIO_RV within 3 km/s or 3 sigma.
 #[test]
 fn lamost_mrs_matches_its_helio_rv_or_says_unverified() {
-    let Some(d) = data("lamost_mrs", "lamost_mrs_matches_its_helio_rv_or_says_unverified") else {
+    let Some(d) = data(
+        "lamost_mrs",
+        "lamost_mrs_matches_its_helio_rv_or_says_unverified",
+    ) else {
         return;
     };
     let path = d.join("med-58268-HIP95119KP01_sp12-076.fits.gz");
@@ -362,7 +381,10 @@ fn lamost_mrs_matches_its_helio_rv_or_says_unverified() {
         x.extend(x2);
         fl.extend(f2);
         iv.extend(iv2);
-        (restframe::rest_frame_velocity(&x, &fl, &iv, 1000.0), sb.max(sr))
+        (
+            restframe::rest_frame_velocity(&x, &fl, &iv, 1000.0),
+            sb.max(sr),
+        )
     };
     let mut names = vec![("COADD_B".to_string(), "COADD_R".to_string())];
     for i in 3..=11 {
@@ -373,13 +395,19 @@ fn lamost_mrs_matches_its_helio_rv_or_says_unverified() {
     }
     for (b, r) in names {
         let (fit, snr) = both(&mut f, &b, &r);
-        eprintln!("LAMOST {b}/{r} (SNR {snr:.2}): {}; HELIO_RV {rv:+.2}", show(&fit));
+        eprintln!(
+            "LAMOST {b}/{r} (SNR {snr:.2}): {}; HELIO_RV {rv:+.2}",
+            show(&fit)
+        );
         let fit = fit.expect("the optical list covers LAMOST MRS");
         assert_eq!(fit.reference, OPTICAL_REFERENCE);
         if snr >= 10.0 {
             assert!(fit.is_reliable(), "{b}: {fit:?}");
             let tol = 3.0_f64.max(3.0 * fit.err_kms);
-            assert!((fit.v_kms - rv).abs() < tol, "{b}: {fit:?} vs HELIO_RV {rv}");
+            assert!(
+                (fit.v_kms - rv).abs() < tol,
+                "{b}: {fit:?} vs HELIO_RV {rv}"
+            );
         } else if snr < 2.0 {
             assert!(!fit.is_reliable(), "{b} (SNR {snr}) claims {fit:?}");
         }
@@ -412,7 +440,11 @@ fn fgk_visits_degraded_in_snr() {
         let mut line = String::new();
         for path in files(&d, "apVisit-") {
             let (id, _, snr) = visit_header(&path);
-            let v = a.visits.iter().find(|v| v.id == id).expect("visit in the apStar");
+            let v = a
+                .visits
+                .iter()
+                .find(|v| v.id == id)
+                .expect("visit in the apStar");
             let ds = frizzview::io::load_file(&path).expect("read the apVisit");
             let vis = &ds.visits[0];
             // Extra noise sigma per pixel: the file's sigma times sqrt((snr/target)^2 - 1).

@@ -252,10 +252,8 @@ fn prepare(ln_wave: &[f64], flux: &[f64], ivar: &[f64], mask_telluric: bool) -> 
             let c = interp_knots(&knots, x[j]);
             let norm = f[j] / c;
             let lam = x[j].exp();
-            let telluric = mask_telluric
-                && TELLURIC_BANDS_AA
-                    .iter()
-                    .any(|&(a, b)| lam > a && lam < b);
+            let telluric =
+                mask_telluric && TELLURIC_BANDS_AA.iter().any(|&(a, b)| lam > a && lam < b);
             if c > 0.0 && (-0.2..=1.3).contains(&norm) && !telluric {
                 d[j] = 1.0 - norm;
                 ivn[j] = iv[j] * c * c;

@@ -74,7 +74,11 @@ fn every_row_parses() {
         .lines()
         .filter(|r| !r.trim().is_empty() && !r.starts_with('#'))
         .count();
-    assert_eq!(rows, reference_lines().len(), "a row of lines.tsv does not parse");
+    assert_eq!(
+        rows,
+        reference_lines().len(),
+        "a row of lines.tsv does not parse"
+    );
     for l in reference_lines() {
         let (lo, hi) = match l.list {
             ListId::HBand => (15100.0, 17000.0),
@@ -94,8 +98,20 @@ fn every_row_parses() {
             l.source
         );
     }
-    assert!(reference_lines().iter().filter(|l| l.list == ListId::HBand).count() >= 40);
-    assert!(reference_lines().iter().filter(|l| l.list == ListId::Optical).count() >= 40);
+    assert!(
+        reference_lines()
+            .iter()
+            .filter(|l| l.list == ListId::HBand)
+            .count()
+            >= 40
+    );
+    assert!(
+        reference_lines()
+            .iter()
+            .filter(|l| l.list == ListId::Optical)
+            .count()
+            >= 40
+    );
 }
 
 #[test]
@@ -121,7 +137,11 @@ fn brackett_lines_follow_the_rydberg_formula() {
         if let Some(n) = l.species.strip_prefix("H I Br") {
             let n: f64 = n.parse().unwrap();
             let lam = 1e8 / (R_H * (1.0 / 16.0 - 1.0 / (n * n)));
-            assert!((l.vacuum_aa - lam).abs() < 0.002, "Br{n}: {} vs {lam}", l.vacuum_aa);
+            assert!(
+                (l.vacuum_aa - lam).abs() < 0.002,
+                "Br{n}: {} vs {lam}",
+                l.vacuum_aa
+            );
         }
     }
 }
@@ -143,7 +163,11 @@ fn recovers_a_known_velocity_in_the_h_band() {
         fit.v_kms,
         fit.err_kms
     );
-    assert!(fit.err_kms > 0.0 && fit.err_kms < 0.5, "err {}", fit.err_kms);
+    assert!(
+        fit.err_kms > 0.0 && fit.err_kms < 0.5,
+        "err {}",
+        fit.err_kms
+    );
     assert!(fit.is_reliable(), "quality {}", fit.quality);
     assert_eq!(fit.reference, HBAND_REFERENCE);
     assert!(fit.n_lines >= 30, "{} lines", fit.n_lines);
@@ -214,7 +238,10 @@ fn uncovered_or_unusable_spectra_give_none() {
 fn a_featureless_spectrum_is_not_reliable() {
     let (x, _, iv) = synthetic(15100.0, 17000.0, 4.14, 6.0, 0.0, 100.0, 9);
     let mut rng = Rng(11);
-    let f: Vec<f64> = x.iter().map(|_| 1000.0 * (1.0 + 0.01 * rng.normal())).collect();
+    let f: Vec<f64> = x
+        .iter()
+        .map(|_| 1000.0 * (1.0 + 0.01 * rng.normal()))
+        .collect();
     if let Some(fit) = rest_frame_velocity(&x, &f, &iv, 1000.0) {
         assert!(!fit.is_reliable(), "noise gave {fit:?}");
     }
