@@ -416,7 +416,7 @@ pub fn rest_frame_velocity_with(
     let sigma_given = opts
         .sigma_kms
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| shift_from_velocity(s));
+        .map(shift_from_velocity);
     let sigma0 = sigma_given.unwrap_or(1.5 * p.step).max(0.5 * p.step);
     let dstep = 0.5 * sigma0;
     let n_coarse = ((s_hi - s_lo) / dstep).ceil() as usize + 1;
