@@ -420,11 +420,9 @@ pub fn rest_frame_velocity_with(
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(shift_from_velocity);
     let sigma0 = sigma_given.unwrap_or(1.5 * p.step).max(0.5 * p.step);
-    let dstep = 0.5 * sigma0;
+    // At most 20 000 coarse steps whatever the resolution (the fine search refines).
+    let dstep = (0.5 * sigma0).max((s_hi - s_lo) / 20_000.0);
     let n_coarse = ((s_hi - s_lo) / dstep).ceil() as usize + 1;
-    if n_coarse > 200_000 {
-        return None;
-    }
     let coarse: Vec<f64> = (0..n_coarse)
         .map(|i| (s_lo + i as f64 * dstep).min(s_hi))
         .collect();
@@ -474,7 +472,7 @@ pub fn rest_frame_velocity_with(
                     (s_ccf * s_ccf - sigma0 * sigma0)
                         .max(0.0)
                         .sqrt()
-                        .clamp(p.step, shift_from_velocity(300.0))
+                        .clamp(p.step, shift_from_velocity(300.0).max(p.step))
                 }
                 _ => sigma0,
             }

@@ -258,3 +258,90 @@ fn fast_enough_for_an_apogee_visit() {
     // Debug builds are slower than the 50 ms budget of a release build; a generous bound here.
     assert!(dt.as_secs_f64() < 2.0, "{dt:?}");
 }
+
+#[test]
+fn visit_helper_leaves_out_flagged_pixels() {
+    use crate::model::{Visit, VisitArrays, VisitMeta};
+    let (x, mut f, iv) = synthetic(15100.0, 17000.0, 4.14, 6.0, 37.5, 200.0, 21);
+    // Garbage on flagged pixels: absorption-like dips at the wrong velocity.
+    let mut flags = vec![0u64; x.len()];
+    let wrong = shift_from_velocity(-400.0);
+    for l in reference_lines() {
+        let xl = l.vacuum_aa.ln() + wrong;
+        for (i, &xi) in x.iter().enumerate() {
+            if (xi - xl).abs() < 3e-5 {
+                f[i] *= 0.2;
+                flags[i] = 1 << 3;
+            }
+        }
+    }
+    let visit = Visit::new(
+        VisitMeta::default(),
+        VisitArrays {
+            wavelength_aa: x.iter().map(|v| v.exp()).collect(),
+            flux: f,
+            ivar: iv,
+            flags,
+            ..VisitArrays::default()
+        },
+    )
+    .unwrap();
+    let fit = visit_rest_frame_velocity(
+        &visit,
+        crate::model::mask::APOGEE_BAD_BITS,
+        &RestFrameOptions::default(),
+    )
+    .unwrap();
+    assert!((fit.v_kms - 37.5).abs() < 0.1, "{fit:?}");
+    assert!(fit.is_reliable());
+}
+
+#[test]
+fn the_caller_may_give_the_line_width() {
+    let (x, f, iv) = synthetic(15100.0, 17000.0, 4.14, 6.0, -75.0, 100.0, 5);
+    let opts = RestFrameOptions {
+        sigma_kms: Some(6.0),
+        ..RestFrameOptions::default()
+    };
+    let fit = rest_frame_velocity_with(&x, &f, &iv, &opts).unwrap();
+    assert!((fit.v_kms + 75.0).abs() < 0.1, "{fit:?}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Arbitrary values (NaN, infinities, negative, repeated wavelengths) never panic.
+    #[test]
+    fn garbage_never_panics(
+        raw in proptest::collection::vec(
+            (9.60f64..9.75, proptest::num::f64::ANY, proptest::num::f64::ANY), 0..400),
+        window in proptest::num::f64::ANY,
+    ) {
+        let x: Vec<f64> = raw.iter().map(|r| r.0).collect();
+        let f: Vec<f64> = raw.iter().map(|r| r.1).collect();
+        let iv: Vec<f64> = raw.iter().map(|r| r.2).collect();
+        let _ = rest_frame_velocity(&x, &f, &iv, window);
+        let _ = rest_frame_velocity(&x, &f, &iv, 1000.0);
+    }
+
+    /// The same with arbitrary wavelengths (any sign, size or ordering).
+    #[test]
+    fn garbage_wavelengths_never_panic(
+        raw in proptest::collection::vec(
+            (proptest::num::f64::ANY, -1e3f64..1e3, 0.0f64..10.0), 0..300),
+        lo in 7.0f64..10.0,
+    ) {
+        let mut x: Vec<f64> = raw.iter().map(|r| r.0).collect();
+        // Half of the cases: a real range with a few wild values.
+        if raw.len() % 2 == 0 {
+            for (i, v) in x.iter_mut().enumerate() {
+                if i % 17 != 0 {
+                    *v = lo + 0.001 * i as f64;
+                }
+            }
+        }
+        let f: Vec<f64> = raw.iter().map(|r| r.1).collect();
+        let iv: Vec<f64> = raw.iter().map(|r| r.2).collect();
+        let _ = rest_frame_velocity(&x, &f, &iv, 1000.0);
+        let _ = rest_frame_velocity(&x, &f, &iv, 1e5);
+    }
+}
