@@ -29,6 +29,7 @@ mod policy;
 mod properties;
 mod real_star;
 mod reference;
+mod restframe;
 mod sas_server;
 mod sdss5;
 mod sdss5_boss_mwm;

@@ -28,5 +28,6 @@ pub mod export;
 pub mod fetch;
 pub mod io;
 pub mod model;
+pub mod restframe;
 pub mod settings;
 pub mod synth;

@@ -1,0 +1,620 @@
+//! The rest frame: a spectrum's absolute velocity against a shipped list of laboratory
+//! (vacuum) line wavelengths.
+//!
+//! Relative alignment of visits (cross-correlating them with each other) leaves a common offset
+//! free: a star whose header velocities share one error (the DR13 `2M05392474+4038437`, all three
+//! about 580 km/s off) is aligned but in the wrong frame. [`rest_frame_velocity`] measures that
+//! frame from the spectrum itself:
+//!
+//! 1. **Normalisation.** Valid pixels (finite, ivar > 0) are sorted by ln lambda and split at gaps
+//!    (chip gaps, masked runs: a step over 20 median pixel steps). Each segment is divided by a
+//!    running upper percentile (the 90th, over +-0.004 in ln lambda, +-1200 km/s, evaluated on knots
+//!    every 0.002 and interpolated linearly). Pixels whose normalised flux is outside [-0.2, 1.3]
+//!    (sky-line residuals, cosmic rays, dead pixels) and pixels inside Earth's strong O2 and H2O
+//!    bands (optical only; [`TELLURIC_BANDS_AA`]) are left out.
+//! 2. **Template.** Each reference line is a Gaussian of width `sigma` at its vacuum wavelength;
+//!    the mean line depth under it (`D_i(s)`, Gaussian-weighted mean of 1 - f/c) is the line's
+//!    cross-correlation at shift `s` in ln lambda. A line counts at `s` only if at least 60% of its
+//!    Gaussian falls on usable pixels (chip gaps, masked pixels). The cross-correlation function is
+//!    the weighted mean of the counted lines' `D_i(s)`.
+//! 3. **Coarse search** over `+-window_kms` with steps of `sigma/2` (sigma = 1.5 pixels or the
+//!    caller's); the highest point is the candidate. The quality is its height over the next highest
+//!    local maximum more than 3 sigma away, both above the CCF's median (`quality`). The peak's
+//!    half-maximum width gives the lines' own width (the CCF width squared minus the template's).
+//! 4. **Fine search** with `sigma` = that width, each line weighted by its own depth at the candidate
+//!    (lines absent from this star drop out), steps of `sigma/10`, peak by a parabola through the three
+//!    highest points.
+//! 5. **Error**, the larger of (a) the photon-noise limit from the curvature of chi^2(v) of the
+//!    template of Gaussian lines with the fitted depths (Bouchy, Pepe & Queloz 2001, A&A 374, 733:
+//!    sigma_s^-2 = sum_p ivar_p (dT_p/ds)^2, with the ivar of the normalised flux), and (b) the spread of
+//!    the per-line velocities (each line's own `D_i(s)` peak): 1.4826 MAD / sqrt(n_lines). On real
+//!    spectra (b) is the larger one: blends and the line list's own accuracy dominate.
+//!
+//! Velocities follow the core's convention ([`crate::model::shift_from_velocity`]): lines observed
+//! at `lambda_lab (1 + v/c)` give `v > 0`, and the shift in ln lambda is `ln(1 + v/c)` exactly.
+//!
+//! **Where it works.** The list holds atomic and hydrogen lines (see `lines.tsv` for every source).
+//! FGK stars (and hot stars through H I) have them as their strongest features. M dwarfs and the
+//! coolest giants have H-band spectra dominated by molecules (H2O, FeH, OH, CO) that the list does
+//! not hold: there the atomic lines are weak and blended and the search can lock onto a chance
+//! alignment; the quality then stays low ([`MIN_QUALITY`]) and the caller must treat the rest frame
+//! as unverified ([`RestFrameFit::is_reliable`]).
+
+mod lines;
+
+pub use lines::{
+    HBAND_REFERENCE, LINES_TSV, ListId, OPTICAL_REFERENCE, ReferenceLine, air_to_vacuum,
+    reference_lines,
+};
+
+use crate::model::{C_KMS, Visit, shift_from_velocity, velocity_from_shift};
+
+/// The result of a rest-frame search.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestFrameFit {
+    /// The velocity of the spectrum's lines relative to their laboratory wavelengths (km/s):
+    /// lines at `lambda_lab (1 + v/c)` give `v > 0`.
+    pub v_kms: f64,
+    /// Its error (km/s): the larger of the chi^2-curvature (photon-noise) error and the spread of
+    /// the per-line velocities (module docs); infinite when no line gave a velocity of its own.
+    pub err_kms: f64,
+    /// Number of lines that gave a velocity of their own.
+    pub n_lines: usize,
+    /// Height of the CCF peak over the next highest peak (both above the CCF's median).
+    pub quality: f64,
+    /// Which line list, cited.
+    pub reference: &'static str,
+}
+
+impl RestFrameFit {
+    /// Whether the peak stands out enough to be the star's frame ([`MIN_QUALITY`]) and enough
+    /// lines gave a velocity.
+    #[must_use]
+    pub fn is_reliable(&self) -> bool {
+        self.quality >= MIN_QUALITY && self.n_lines >= MIN_LINES_RELIABLE
+    }
+}
+
+/// The lowest peak-over-next-peak ratio [`RestFrameFit::is_reliable`] accepts. Measured on the
+/// real spectra (`tests/integration/restframe.rs`): the FGK giant's apStar and visits (S/N 76-104)
+/// 3.7-6.5, and still 2.3-2.8 with noise added down to S/N 5; the BOSS G star 19-112; the M dwarfs'
+/// apStars and visits (molecular spectra the list does not describe) 1.0-1.8; the LAMOST file
+/// without star signal (S/N ~1) 1.0-1.4.
+pub const MIN_QUALITY: f64 = 2.0;
+
+/// The fewest per-line velocities [`RestFrameFit::is_reliable`] accepts.
+pub const MIN_LINES_RELIABLE: usize = 5;
+
+/// Earth's strong absorption bands (vacuum A, generous edges): O2 B (6868), H2O (7200), O2 A (7605),
+/// H2O (8200), H2O (9300-9800). Pixels inside them are left out of the optical search.
+pub const TELLURIC_BANDS_AA: [(f64, f64); 5] = [
+    (6860.0, 6940.0),
+    (7160.0, 7340.0),
+    (7585.0, 7705.0),
+    (8120.0, 8350.0),
+    (8940.0, 9850.0),
+];
+
+/// Options of [`rest_frame_velocity_with`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestFrameOptions {
+    /// Search range, +- km/s (default 1000).
+    pub window_kms: f64,
+    /// The lines' Gaussian sigma (km/s), when known; `None` measures it from the CCF.
+    pub sigma_kms: Option<f64>,
+    /// Leave out pixels in [`TELLURIC_BANDS_AA`] (default true).
+    pub mask_telluric: bool,
+}
+
+impl Default for RestFrameOptions {
+    fn default() -> Self {
+        Self {
+            window_kms: 1000.0,
+            sigma_kms: None,
+            mask_telluric: true,
+        }
+    }
+}
+
+/// The velocity of the spectrum's lines relative to their laboratory (vacuum) wavelengths: lines
+/// observed at `lambda_lab (1 + v/c)` give `v > 0` (the core's exact Doppler convention,
+/// [`crate::model::shift_from_velocity`]). Searches `+-window_kms`.
+///
+/// `ln_wave` is ln(vacuum wavelength / A), in any order; pixels with `ivar <= 0` or non-finite
+/// values are ignored. `None` when no reference line list covers the spectrum's range (fewer than
+/// three reference lines inside it: the caller then says "rest frame unverified"), and when the
+/// arrays are unusable (lengths differ, fewer than 50 valid pixels, a non-finite or non-positive
+/// window).
+#[must_use]
+pub fn rest_frame_velocity(
+    ln_wave: &[f64],
+    flux: &[f64],
+    ivar: &[f64],
+    window_kms: f64,
+) -> Option<RestFrameFit> {
+    rest_frame_velocity_with(
+        ln_wave,
+        flux,
+        ivar,
+        &RestFrameOptions {
+            window_kms,
+            ..RestFrameOptions::default()
+        },
+    )
+}
+
+/// [`rest_frame_velocity`] of a visit in its observed frame: pixels the visit marks bad, or whose
+/// flags intersect `bad_bits` (e.g. [`crate::model::mask::APOGEE_BAD_BITS`]), are left out.
+#[must_use]
+pub fn visit_rest_frame_velocity(
+    visit: &Visit,
+    bad_bits: u64,
+    opts: &RestFrameOptions,
+) -> Option<RestFrameFit> {
+    let ivar: Vec<f64> = visit
+        .ivar()
+        .iter()
+        .zip(visit.bad())
+        .zip(visit.flags())
+        .map(|((&iv, &bad), &fl)| if bad || fl & bad_bits != 0 { 0.0 } else { iv })
+        .collect();
+    rest_frame_velocity_with(visit.ln_wave(), visit.flux(), &ivar, opts)
+}
+
+/// The normalised spectrum the search works on.
+struct Prepared {
+    /// ln lambda, increasing.
+    x: Vec<f64>,
+    /// Line depth 1 - f/c.
+    d: Vec<f64>,
+    /// Inverse variance of f/c; 0 = not usable.
+    ivn: Vec<f64>,
+    /// Median pixel step in ln lambda.
+    step: f64,
+}
+
+fn median_of(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let k = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(k, f64::total_cmp);
+    Some(*m)
+}
+
+fn percentile_of(v: &mut [f64], q: f64) -> f64 {
+    let k = ((v.len() - 1) as f64 * q).round() as usize;
+    let (_, m, _) = v.select_nth_unstable_by(k.min(v.len() - 1), f64::total_cmp);
+    *m
+}
+
+const CONT_HALF: f64 = 0.004;
+const CONT_PERCENTILE: f64 = 0.9;
+const MIN_PIXELS: usize = 50;
+
+fn prepare(ln_wave: &[f64], flux: &[f64], ivar: &[f64], mask_telluric: bool) -> Option<Prepared> {
+    if ln_wave.len() != flux.len() || ln_wave.len() != ivar.len() {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..ln_wave.len())
+        .filter(|&i| {
+            ln_wave[i].is_finite() && flux[i].is_finite() && ivar[i].is_finite() && ivar[i] > 0.0
+        })
+        .collect();
+    if idx.len() < MIN_PIXELS {
+        return None;
+    }
+    idx.sort_by(|&a, &b| ln_wave[a].total_cmp(&ln_wave[b]));
+    let x: Vec<f64> = idx.iter().map(|&i| ln_wave[i]).collect();
+    let f: Vec<f64> = idx.iter().map(|&i| flux[i]).collect();
+    let iv: Vec<f64> = idx.iter().map(|&i| ivar[i]).collect();
+    let step = median_of(x.windows(2).map(|p| p[1] - p[0]).collect())?;
+    if !(step > 0.0) {
+        return None;
+    }
+    let n = x.len();
+    let mut d = vec![0.0; n];
+    let mut ivn = vec![0.0; n];
+    // Segments: split at gaps of more than 20 median steps.
+    let mut start = 0;
+    for i in 1..=n {
+        if i < n && x[i] - x[i - 1] <= 20.0 * step {
+            continue;
+        }
+        let seg = start..i;
+        start = i;
+        if seg.len() < 30 {
+            continue;
+        }
+        let xs = &x[seg.clone()];
+        let fs = &f[seg.clone()];
+        // Knots of the running upper percentile.
+        let (x0, x1) = (xs[0], xs[xs.len() - 1]);
+        let mut knots: Vec<(f64, f64)> = Vec::new();
+        let nk = (((x1 - x0) / (0.5 * CONT_HALF)).ceil() as usize).max(1);
+        let mut buf = Vec::new();
+        for k in 0..=nk {
+            let xk = x0 + (x1 - x0) * k as f64 / nk as f64;
+            let lo = xs.partition_point(|&v| v < xk - CONT_HALF);
+            let hi = xs.partition_point(|&v| v <= xk + CONT_HALF);
+            if hi - lo < 10 {
+                continue;
+            }
+            buf.clear();
+            buf.extend_from_slice(&fs[lo..hi]);
+            let c = percentile_of(&mut buf, CONT_PERCENTILE);
+            if c > 0.0 && c.is_finite() {
+                knots.push((xk, c));
+            }
+        }
+        if knots.is_empty() {
+            continue;
+        }
+        for j in seg {
+            let c = interp_knots(&knots, x[j]);
+            let norm = f[j] / c;
+            let lam = x[j].exp();
+            let telluric =
+                mask_telluric && TELLURIC_BANDS_AA.iter().any(|&(a, b)| lam > a && lam < b);
+            if c > 0.0 && (-0.2..=1.3).contains(&norm) && !telluric {
+                d[j] = 1.0 - norm;
+                ivn[j] = iv[j] * c * c;
+            }
+        }
+    }
+    Some(Prepared { x, d, ivn, step })
+}
+
+fn interp_knots(knots: &[(f64, f64)], x: f64) -> f64 {
+    let k = knots.partition_point(|&(xk, _)| xk < x);
+    if k == 0 {
+        return knots[0].1;
+    }
+    if k >= knots.len() {
+        return knots[knots.len() - 1].1;
+    }
+    let (xa, ya) = knots[k - 1];
+    let (xb, yb) = knots[k];
+    if xb > xa {
+        ya + (yb - ya) * (x - xa) / (xb - xa)
+    } else {
+        ya
+    }
+}
+
+/// The Gaussian-weighted mean depth under a line at `xl` (ln lambda), or `None` when less than
+/// 60% of the Gaussian falls on usable pixels.
+fn line_depth(p: &Prepared, xl: f64, sigma: f64) -> Option<f64> {
+    let lo = p.x.partition_point(|&v| v < xl - 4.0 * sigma);
+    let hi = p.x.partition_point(|&v| v <= xl + 4.0 * sigma);
+    let (mut sg, mut sgd) = (0.0, 0.0);
+    for j in lo..hi {
+        if p.ivn[j] > 0.0 {
+            let u = (p.x[j] - xl) / sigma;
+            let g = (-0.5 * u * u).exp();
+            sg += g;
+            sgd += g * p.d[j];
+        }
+    }
+    let expected = (2.0 * std::f64::consts::PI).sqrt() * sigma / p.step;
+    (sg >= 0.6 * expected && sg > 0.0).then(|| sgd / sg)
+}
+
+/// The CCF at each shift: the weighted mean of the counted lines' depths; `None` where fewer
+/// than `min_lines` lines count.
+fn ccf(
+    p: &Prepared,
+    lines: &[(f64, f64)],
+    sigma: f64,
+    shifts: &[f64],
+    min_lines: usize,
+) -> Vec<Option<f64>> {
+    shifts
+        .iter()
+        .map(|&s| {
+            let (mut num, mut den, mut count) = (0.0, 0.0, 0usize);
+            for &(xl, a) in lines {
+                if a <= 0.0 {
+                    continue;
+                }
+                if let Some(dep) = line_depth(p, xl + s, sigma) {
+                    num += a * dep;
+                    den += a;
+                    count += 1;
+                }
+            }
+            (count >= min_lines && den > 0.0).then(|| num / den)
+        })
+        .collect()
+}
+
+/// The vertex of the parabola through (k-1, k, k+1) on a uniform grid, as an offset in steps.
+fn parabola_offset(y0: f64, y1: f64, y2: f64) -> f64 {
+    let den = y0 - 2.0 * y1 + y2;
+    if den < 0.0 {
+        (0.5 * (y0 - y2) / den).clamp(-1.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// The peak of a sampled curve by a parabola through the highest point and its neighbours.
+fn peak(shifts: &[f64], c: &[Option<f64>]) -> Option<(usize, f64, f64)> {
+    let (k, ck) = c
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (i, v)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let step = if shifts.len() > 1 {
+        shifts[1] - shifts[0]
+    } else {
+        0.0
+    };
+    let off = if k > 0 && k + 1 < c.len() {
+        match (c[k - 1], c[k + 1]) {
+            (Some(a), Some(b)) => parabola_offset(a, ck, b),
+            _ => 0.0,
+        }
+    } else {
+        0.0
+    };
+    Some((k, shifts[k] + off * step, ck))
+}
+
+/// [`rest_frame_velocity`] with all options.
+#[must_use]
+pub fn rest_frame_velocity_with(
+    ln_wave: &[f64],
+    flux: &[f64],
+    ivar: &[f64],
+    opts: &RestFrameOptions,
+) -> Option<RestFrameFit> {
+    let window = opts.window_kms;
+    if !(window.is_finite() && window > 0.0 && window < 0.5 * C_KMS) {
+        return None;
+    }
+    let p = prepare(ln_wave, flux, ivar, opts.mask_telluric)?;
+    let usable: Vec<f64> =
+        p.x.iter()
+            .zip(&p.ivn)
+            .filter(|&(_, &w)| w > 0.0)
+            .map(|(&x, _)| x)
+            .collect();
+    let (xmin, xmax) = (*usable.first()?, *usable.last()?);
+    let s_lo = shift_from_velocity(-window);
+    let s_hi = shift_from_velocity(window);
+    // The reference lines that can fall on the spectrum somewhere in the window; the spectrum is
+    // "covered" when at least three lie inside it at zero velocity.
+    let all = reference_lines();
+    let inside = all
+        .iter()
+        .filter(|l| {
+            let xl = l.vacuum_aa.ln();
+            xl > xmin && xl < xmax
+        })
+        .count();
+    if inside < 3 {
+        return None;
+    }
+    let chosen: Vec<&ReferenceLine> = all
+        .iter()
+        .filter(|l| {
+            let xl = l.vacuum_aa.ln();
+            xl + s_hi > xmin && xl + s_lo < xmax
+        })
+        .collect();
+    let n_h = chosen.iter().filter(|l| l.list == ListId::HBand).count();
+    let reference = if 2 * n_h >= chosen.len() {
+        ListId::HBand.citation()
+    } else {
+        ListId::Optical.citation()
+    };
+    let lines: Vec<(f64, f64)> = chosen
+        .iter()
+        .map(|l| (l.vacuum_aa.ln(), l.weight))
+        .collect();
+
+    // Coarse search.
+    let sigma_given = opts
+        .sigma_kms
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(shift_from_velocity);
+    let sigma0 = sigma_given.unwrap_or(1.5 * p.step).max(0.5 * p.step);
+    // At most 20 000 coarse steps whatever the resolution (the fine search refines).
+    let dstep = (0.5 * sigma0).max((s_hi - s_lo) / 20_000.0);
+    let n_coarse = ((s_hi - s_lo) / dstep).ceil() as usize + 1;
+    let coarse: Vec<f64> = (0..n_coarse)
+        .map(|i| (s_lo + i as f64 * dstep).min(s_hi))
+        .collect();
+    let c0 = ccf(&p, &lines, sigma0, &coarse, 3);
+    let (k0, _, peak0) = peak(&coarse, &c0)?;
+    let med = median_of(c0.iter().flatten().copied().collect())?;
+    // Quality: the highest local maximum more than 3 sigma from the peak.
+    let mut next = f64::NEG_INFINITY;
+    for i in 0..c0.len() {
+        let Some(v) = c0[i] else { continue };
+        let left = i == 0 || c0[i - 1].is_none_or(|u| u <= v);
+        let right = i + 1 == c0.len() || c0[i + 1].is_none_or(|u| u <= v);
+        if left && right && (coarse[i] - coarse[k0]).abs() > 3.0 * sigma0 {
+            next = next.max(v);
+        }
+    }
+    let quality = if next > med {
+        ((peak0 - med) / (next - med)).min(1000.0)
+    } else {
+        1000.0
+    };
+    // The lines' own width from the peak's half-maximum width.
+    let sigma = match sigma_given {
+        Some(s) => s.max(0.5 * p.step),
+        None => {
+            let half = med + 0.5 * (peak0 - med);
+            let crossing = |dir: isize| -> Option<f64> {
+                let mut i = k0 as isize;
+                let mut prev = peak0;
+                loop {
+                    let j = i + dir;
+                    if j < 0 || j as usize >= c0.len() {
+                        return None;
+                    }
+                    let v = c0[j as usize]?;
+                    if v < half {
+                        let frac = (prev - half) / (prev - v);
+                        return Some((i as f64 + dir as f64 * frac - k0 as f64).abs() * dstep);
+                    }
+                    prev = v;
+                    i = j;
+                }
+            };
+            match (crossing(-1), crossing(1)) {
+                (Some(a), Some(b)) => {
+                    let s_ccf = (a + b) / (8.0 * 2.0_f64.ln()).sqrt();
+                    (s_ccf * s_ccf - sigma0 * sigma0)
+                        .max(0.0)
+                        .sqrt()
+                        .clamp(p.step, shift_from_velocity(300.0).max(p.step))
+                }
+                _ => sigma0,
+            }
+        }
+    };
+
+    // Fine search: lines weighted by their depth at the candidate.
+    let s_c = coarse[k0];
+    let weighted: Vec<(f64, f64)> = lines
+        .iter()
+        .map(|&(xl, w)| {
+            let a = line_depth(&p, xl + s_c, sigma).map_or(0.0, |d| d.clamp(0.0, 1.0));
+            (xl, w * a)
+        })
+        .collect();
+    let fine_lines = if weighted.iter().any(|&(_, a)| a > 0.0) {
+        weighted
+    } else {
+        lines.clone()
+    };
+    let fstep = sigma / 10.0;
+    let half_span = 2.0 * sigma.max(dstep);
+    let n_fine = (2.0 * half_span / fstep).ceil() as usize + 1;
+    let fine: Vec<f64> = (0..n_fine)
+        .map(|i| s_c - half_span + i as f64 * fstep)
+        .collect();
+    // First pass: every line with a depth; then the lines whose own velocity is more than
+    // 3 robust sigma (1.4826 MAD, at least 1 sigma of the line width / 10) from the median are
+    // dropped (blends, lines this star does not have) and the CCF is measured again.
+    let first = per_line_velocities(&p, &fine_lines, sigma, &fine);
+    let mut kept_lines = fine_lines.clone();
+    if first.len() >= 5 {
+        let vs: Vec<f64> = first.iter().map(|m| m.v_kms).collect();
+        let med = median_of(vs.clone())?;
+        let mad = median_of(vs.iter().map(|u| (u - med).abs()).collect())?;
+        let floor = 0.1 * velocity_from_shift(sigma);
+        let cut = (3.0 * 1.4826 * mad).max(floor);
+        let measured: Vec<usize> = first.iter().map(|m| m.index).collect();
+        for (i, line) in kept_lines.iter_mut().enumerate() {
+            let keep = first
+                .iter()
+                .find(|m| m.index == i)
+                .is_some_and(|m| (m.v_kms - med).abs() <= cut);
+            if !keep && measured.contains(&i) {
+                line.1 = 0.0;
+            }
+        }
+        if !kept_lines.iter().any(|&(_, a)| a > 0.0) {
+            kept_lines = fine_lines;
+        }
+    }
+    let c1 = ccf(&p, &kept_lines, sigma, &fine, 1);
+    let (_, s_peak, _) = peak(&fine, &c1)?;
+    let per_line = per_line_velocities(&p, &kept_lines, sigma, &fine);
+
+    // The chi^2-curvature (photon-noise) error of a template of Gaussian lines with the measured
+    // depths. A Gaussian line of sigma `sigma` seen through a Gaussian of the same width has
+    // sqrt(2) times the mean depth measured.
+    let mut curvature = 0.0;
+    for m in &per_line {
+        let xl = kept_lines[m.index].0 + m.shift;
+        let amp = m.depth * std::f64::consts::SQRT_2;
+        let lo = p.x.partition_point(|&v| v < xl - 4.0 * sigma);
+        let hi = p.x.partition_point(|&v| v <= xl + 4.0 * sigma);
+        for j in lo..hi {
+            let u = (p.x[j] - xl) / sigma;
+            let dt = amp * (-0.5 * u * u).exp() * u / sigma;
+            curvature += p.ivn[j] * dt * dt;
+        }
+    }
+    let v = velocity_from_shift(s_peak);
+    let dv_ds = C_KMS * s_peak.exp();
+    let err_photon = if curvature > 0.0 {
+        dv_ds / curvature.sqrt()
+    } else {
+        f64::INFINITY
+    };
+    let err_spread = if per_line.len() >= 3 {
+        let vs: Vec<f64> = per_line.iter().map(|m| m.v_kms).collect();
+        let m = median_of(vs.clone())?;
+        let mad = median_of(vs.iter().map(|u| (u - m).abs()).collect())?;
+        1.4826 * mad / (vs.len() as f64).sqrt()
+    } else {
+        f64::INFINITY
+    };
+    let err = if err_spread.is_finite() {
+        err_photon.max(err_spread)
+    } else {
+        err_photon
+    };
+    Some(RestFrameFit {
+        v_kms: v,
+        err_kms: err,
+        n_lines: per_line.len(),
+        quality,
+        reference,
+    })
+}
+
+/// One line's own velocity.
+struct LineVelocity {
+    /// Index into the line list given.
+    index: usize,
+    /// The shift of its own CCF peak (ln lambda) and the velocity.
+    shift: f64,
+    v_kms: f64,
+    /// Its mean depth at the peak.
+    depth: f64,
+}
+
+/// Each weighted line's own CCF peak on the fine grid, for the lines covered over the whole grid
+/// whose peak is inside it and deeper than the continuum.
+fn per_line_velocities(
+    p: &Prepared,
+    lines: &[(f64, f64)],
+    sigma: f64,
+    fine: &[f64],
+) -> Vec<LineVelocity> {
+    let mut out = Vec::new();
+    for (index, &(xl, a)) in lines.iter().enumerate() {
+        if a <= 0.0 {
+            continue;
+        }
+        let ci: Vec<Option<f64>> = fine.iter().map(|&s| line_depth(p, xl + s, sigma)).collect();
+        if ci.iter().any(Option::is_none) {
+            continue;
+        }
+        if let Some((k, shift, depth)) = peak(fine, &ci)
+            && k > 0
+            && k + 1 < fine.len()
+            && depth > 0.0
+        {
+            out.push(LineVelocity {
+                index,
+                shift,
+                v_kms: velocity_from_shift(shift),
+                depth,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,347 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+/// A small deterministic generator (xorshift64*), so the noise does not depend on a crate's API.
+struct Rng(u64);
+impl Rng {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// A spectrum made of the list's own lines (Gaussians of `sigma_kms`, depth 0.4 times the
+/// line's weight) at velocity `v_kms`, on a log-linear grid of `step_kms` from `lo` to `hi` A,
+/// with a sloped continuum and Gaussian noise of 1/snr.
+fn synthetic(
+    lo: f64,
+    hi: f64,
+    step_kms: f64,
+    sigma_kms: f64,
+    v_kms: f64,
+    snr: f64,
+    seed: u64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let dx = step_kms / C_KMS;
+    let n = ((hi / lo).ln() / dx) as usize;
+    let s = shift_from_velocity(v_kms);
+    let sig = sigma_kms / C_KMS;
+    let lines: Vec<(f64, f64)> = reference_lines()
+        .iter()
+        .map(|l| (l.vacuum_aa.ln() + s, 0.4 * l.weight))
+        .collect();
+    let mut rng = Rng(seed);
+    let mut x = Vec::with_capacity(n);
+    let mut f = Vec::with_capacity(n);
+    let mut iv = Vec::with_capacity(n);
+    for i in 0..n {
+        let xi = lo.ln() + i as f64 * dx;
+        let mut model = 1.0;
+        for &(xl, a) in &lines {
+            let u = (xi - xl) / sig;
+            if u.abs() < 8.0 {
+                model *= 1.0 - a * (-0.5 * u * u).exp();
+            }
+        }
+        let cont = 1000.0 * (1.0 + 0.3 * (xi - lo.ln()));
+        let noise = if snr.is_finite() {
+            rng.normal() / snr
+        } else {
+            0.0
+        };
+        x.push(xi);
+        f.push(cont * (model + noise));
+        iv.push(if snr.is_finite() {
+            (snr / cont).powi(2)
+        } else {
+            1.0
+        });
+    }
+    (x, f, iv)
+}
+
+#[test]
+fn every_row_parses() {
+    let rows = LINES_TSV
+        .lines()
+        .filter(|r| !r.trim().is_empty() && !r.starts_with('#'))
+        .count();
+    assert_eq!(
+        rows,
+        reference_lines().len(),
+        "a row of lines.tsv does not parse"
+    );
+    for l in reference_lines() {
+        let (lo, hi) = match l.list {
+            ListId::HBand => (15100.0, 17000.0),
+            ListId::Optical => (3600.0, 10000.0),
+        };
+        assert!(
+            l.vacuum_aa > lo && l.vacuum_aa < hi,
+            "{} {} outside its list's range",
+            l.species,
+            l.vacuum_aa
+        );
+        assert!(
+            ["S13", "NIST", "HI"].contains(&l.source),
+            "{} {}: source {} is not explained in the file",
+            l.species,
+            l.published_aa,
+            l.source
+        );
+    }
+    assert!(
+        reference_lines()
+            .iter()
+            .filter(|l| l.list == ListId::HBand)
+            .count()
+            >= 40
+    );
+    assert!(
+        reference_lines()
+            .iter()
+            .filter(|l| l.list == ListId::Optical)
+            .count()
+            >= 40
+    );
+}
+
+#[test]
+fn air_to_vacuum_matches_published_vacuum_wavelengths() {
+    // Published pairs (air -> vacuum): SDSS's table of vacuum wavelengths
+    // (classic.sdss.org/dr7/products/spectra/vacwavelength.html) and NIST ASD.
+    for (air, vac) in [
+        (6562.797, 6564.61), // H alpha (NIST: 6562.797 air, 6564.61 vacuum)
+        (5889.951, 5891.583),
+        (5183.604, 5185.048),
+        (3933.663, 3934.777),
+        (8542.09, 8544.44),
+    ] {
+        let got = air_to_vacuum(air);
+        assert!((got - vac).abs() < 0.006, "{air} -> {got}, published {vac}");
+    }
+}
+
+#[test]
+fn brackett_lines_follow_the_rydberg_formula() {
+    const R_H: f64 = 109_677.583_4; // cm^-1
+    for l in reference_lines() {
+        if let Some(n) = l.species.strip_prefix("H I Br") {
+            let n: f64 = n.parse().unwrap();
+            let lam = 1e8 / (R_H * (1.0 / 16.0 - 1.0 / (n * n)));
+            assert!(
+                (l.vacuum_aa - lam).abs() < 0.002,
+                "Br{n}: {} vs {lam}",
+                l.vacuum_aa
+            );
+        }
+    }
+}
+
+#[test]
+fn recovers_a_known_velocity_in_the_h_band() {
+    // APOGEE-like: 4.14 km/s pixels, line sigma 6 km/s, S/N 100, three chips with gaps.
+    let (x, f, mut iv) = synthetic(15100.0, 17000.0, 4.14, 6.0, 537.3, 100.0, 7);
+    for (i, &xi) in x.iter().enumerate() {
+        let lam = xi.exp();
+        if (15800.0..15860.0).contains(&lam) || (16430.0..16480.0).contains(&lam) {
+            iv[i] = 0.0;
+        }
+    }
+    let fit = rest_frame_velocity(&x, &f, &iv, 1000.0).unwrap();
+    assert!(
+        (fit.v_kms - 537.3).abs() < 0.1,
+        "v = {} +- {}",
+        fit.v_kms,
+        fit.err_kms
+    );
+    assert!(
+        fit.err_kms > 0.0 && fit.err_kms < 0.5,
+        "err {}",
+        fit.err_kms
+    );
+    assert!(fit.is_reliable(), "quality {}", fit.quality);
+    assert_eq!(fit.reference, HBAND_REFERENCE);
+    assert!(fit.n_lines >= 30, "{} lines", fit.n_lines);
+}
+
+#[test]
+fn recovers_negative_velocities_and_any_pixel_order() {
+    let (mut x, mut f, mut iv) = synthetic(15100.0, 17000.0, 4.14, 6.0, -212.4, f64::INFINITY, 1);
+    // Decreasing wavelengths (as apVisit stores them), missing pixels, a sky-line spike.
+    x.reverse();
+    f.reverse();
+    iv.reverse();
+    for i in (0..x.len()).step_by(37) {
+        iv[i] = 0.0;
+    }
+    for v in &mut f[5000..5004] {
+        *v *= 20.0;
+    }
+    f[6000] = f64::NAN;
+    let fit = rest_frame_velocity(&x, &f, &iv, 1000.0).unwrap();
+    assert!((fit.v_kms + 212.4).abs() < 0.1, "v = {}", fit.v_kms);
+}
+
+#[test]
+fn recovers_a_known_velocity_in_the_optical() {
+    // BOSS-like: 69 km/s pixels, lines of sigma 70 km/s.
+    let (x, f, iv) = synthetic(3600.0, 10300.0, 69.0, 70.0, -30.2, 200.0, 3);
+    let fit = rest_frame_velocity(&x, &f, &iv, 1000.0).unwrap();
+    assert!(
+        (fit.v_kms + 30.2).abs() < 1.0,
+        "v = {} +- {}",
+        fit.v_kms,
+        fit.err_kms
+    );
+    assert_eq!(fit.reference, OPTICAL_REFERENCE);
+    // LAMOST MRS-like: two arms, 7 km/s pixels, sigma 17 km/s.
+    let (mut x, mut f, mut iv) = synthetic(4950.0, 5350.0, 7.0, 17.0, 88.8, 100.0, 4);
+    let (x2, f2, iv2) = synthetic(6300.0, 6800.0, 7.0, 17.0, 88.8, 100.0, 5);
+    x.extend(x2);
+    f.extend(f2);
+    iv.extend(iv2);
+    let fit = rest_frame_velocity(&x, &f, &iv, 1000.0).unwrap();
+    assert!(
+        (fit.v_kms - 88.8).abs() < 0.3,
+        "v = {} +- {}",
+        fit.v_kms,
+        fit.err_kms
+    );
+}
+
+#[test]
+fn uncovered_or_unusable_spectra_give_none() {
+    // J band and K band: no list covers them.
+    let (x, f, iv) = synthetic(11000.0, 12500.0, 4.0, 6.0, 0.0, 100.0, 1);
+    assert!(rest_frame_velocity(&x, &f, &iv, 1000.0).is_none());
+    let (x, f, iv) = synthetic(20000.0, 23000.0, 4.0, 6.0, 0.0, 100.0, 1);
+    assert!(rest_frame_velocity(&x, &f, &iv, 1000.0).is_none());
+    // Lengths differ, no valid pixel, a bad window.
+    let (x, f, iv) = synthetic(15100.0, 17000.0, 4.14, 6.0, 0.0, 100.0, 2);
+    assert!(rest_frame_velocity(&x[1..], &f, &iv, 1000.0).is_none());
+    assert!(rest_frame_velocity(&x, &f, &vec![0.0; iv.len()], 1000.0).is_none());
+    assert!(rest_frame_velocity(&x, &f, &iv, f64::NAN).is_none());
+    assert!(rest_frame_velocity(&x, &f, &iv, -5.0).is_none());
+    assert!(rest_frame_velocity(&[], &[], &[], 1000.0).is_none());
+}
+
+#[test]
+fn a_featureless_spectrum_is_not_reliable() {
+    let (x, _, iv) = synthetic(15100.0, 17000.0, 4.14, 6.0, 0.0, 100.0, 9);
+    let mut rng = Rng(11);
+    let f: Vec<f64> = x
+        .iter()
+        .map(|_| 1000.0 * (1.0 + 0.01 * rng.normal()))
+        .collect();
+    if let Some(fit) = rest_frame_velocity(&x, &f, &iv, 1000.0) {
+        assert!(!fit.is_reliable(), "noise gave {fit:?}");
+    }
+}
+
+#[test]
+fn fast_enough_for_an_apogee_visit() {
+    let (x, f, iv) = synthetic(15100.0, 17000.0, 4.14, 6.0, 537.3, 100.0, 7);
+    let t = std::time::Instant::now();
+    let fit = rest_frame_velocity(&x, &f, &iv, 1000.0);
+    let dt = t.elapsed();
+    assert!(fit.is_some());
+    eprintln!("rest frame of a 3 x 4096-like APOGEE spectrum: {dt:?}");
+    // Debug builds are slower than the 50 ms budget of a release build; a generous bound here.
+    assert!(dt.as_secs_f64() < 2.0, "{dt:?}");
+}
+
+#[test]
+fn visit_helper_leaves_out_flagged_pixels() {
+    use crate::model::{Visit, VisitArrays, VisitMeta};
+    let (x, mut f, iv) = synthetic(15100.0, 17000.0, 4.14, 6.0, 37.5, 200.0, 21);
+    // Garbage on flagged pixels: absorption-like dips at the wrong velocity.
+    let mut flags = vec![0u64; x.len()];
+    let wrong = shift_from_velocity(-400.0);
+    for l in reference_lines() {
+        let xl = l.vacuum_aa.ln() + wrong;
+        for (i, &xi) in x.iter().enumerate() {
+            if (xi - xl).abs() < 3e-5 {
+                f[i] *= 0.2;
+                flags[i] = 1 << 3;
+            }
+        }
+    }
+    let visit = Visit::new(
+        VisitMeta::default(),
+        VisitArrays {
+            wavelength_aa: x.iter().map(|v| v.exp()).collect(),
+            flux: f,
+            ivar: iv,
+            flags,
+            ..VisitArrays::default()
+        },
+    )
+    .unwrap();
+    let fit = visit_rest_frame_velocity(
+        &visit,
+        crate::model::mask::APOGEE_BAD_BITS,
+        &RestFrameOptions::default(),
+    )
+    .unwrap();
+    assert!((fit.v_kms - 37.5).abs() < 0.1, "{fit:?}");
+    assert!(fit.is_reliable());
+}
+
+#[test]
+fn the_caller_may_give_the_line_width() {
+    let (x, f, iv) = synthetic(15100.0, 17000.0, 4.14, 6.0, -75.0, 100.0, 5);
+    let opts = RestFrameOptions {
+        sigma_kms: Some(6.0),
+        ..RestFrameOptions::default()
+    };
+    let fit = rest_frame_velocity_with(&x, &f, &iv, &opts).unwrap();
+    assert!((fit.v_kms + 75.0).abs() < 0.1, "{fit:?}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Arbitrary values (NaN, infinities, negative, repeated wavelengths) never panic.
+    #[test]
+    fn garbage_never_panics(
+        raw in proptest::collection::vec(
+            (9.60f64..9.75, proptest::num::f64::ANY, proptest::num::f64::ANY), 0..400),
+        window in proptest::num::f64::ANY,
+    ) {
+        let x: Vec<f64> = raw.iter().map(|r| r.0).collect();
+        let f: Vec<f64> = raw.iter().map(|r| r.1).collect();
+        let iv: Vec<f64> = raw.iter().map(|r| r.2).collect();
+        let _ = rest_frame_velocity(&x, &f, &iv, window);
+        let _ = rest_frame_velocity(&x, &f, &iv, 1000.0);
+    }
+
+    /// The same with arbitrary wavelengths (any sign, size or ordering).
+    #[test]
+    fn garbage_wavelengths_never_panic(
+        raw in proptest::collection::vec(
+            (proptest::num::f64::ANY, -1e3f64..1e3, 0.0f64..10.0), 0..300),
+        lo in 7.0f64..10.0,
+    ) {
+        let mut x: Vec<f64> = raw.iter().map(|r| r.0).collect();
+        // Half of the cases: a real range with a few wild values.
+        if raw.len() % 2 == 0 {
+            for (i, v) in x.iter_mut().enumerate() {
+                if i % 17 != 0 {
+                    *v = lo + 0.001 * i as f64;
+                }
+            }
+        }
+        let f: Vec<f64> = raw.iter().map(|r| r.1).collect();
+        let iv: Vec<f64> = raw.iter().map(|r| r.2).collect();
+        let _ = rest_frame_velocity(&x, &f, &iv, 1000.0);
+        let _ = rest_frame_velocity(&x, &f, &iv, 1e5);
+    }
+}
