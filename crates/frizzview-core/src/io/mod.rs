@@ -130,8 +130,15 @@ fn folder_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 
 /// Read many files and folders into one dataset (visits concatenated in the given order).
 ///
-/// Visits that name different objects are refused unless `opts.force`. A folder contributes its
-/// `.fits`/`.fits.gz`/`.npz`/`.csv`/`.tsv` files in name order.
+/// Visits that name different objects are refused unless `opts.force`; with it, each visit of an
+/// object other than the majority's is named in [`Dataset::load_warnings`]. A folder contributes
+/// its `.fits`/`.fits.gz`/`.npz`/`.csv`/`.tsv` files in name order.
+///
+/// Companion files (an apStar, an allVisit table) are matched to the visits by what identifies a
+/// visit ([`crate::model::VisitMeta::identity`]: telescope, plate or field, MJD, fibre, from each
+/// visit's header), then by file name, so renamed files work. Visits a companion does not describe
+/// and its rows of this star whose visit was not given are load warnings; a companion that matches
+/// nothing and is not of the visits' star is refused, naming both sides.
 pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dataset, LoadError> {
     let mut files = Vec::new();
     let mut from_folders = Vec::new();
