@@ -41,7 +41,9 @@ fn images_dir(test: &str) -> Option<PathBuf> {
 
 /// A Python with astropy, from `$FRIZZVIEW_PYTHON`, or `None` with a message outside CI.
 fn astropy_python(test: &str) -> Option<String> {
-    let py = std::env::var("FRIZZVIEW_PYTHON").ok().filter(|p| !p.is_empty());
+    let py = std::env::var("FRIZZVIEW_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty());
     let ok = py.as_ref().is_some_and(|p| {
         Command::new(p)
             .args(["-c", "import astropy, numpy"])
@@ -212,7 +214,11 @@ fn decam_tpv_matches_astropy_over_every_pixel() {
         .iter()
         .map(|e| {
             let w = e.wcs.clone().expect("a WCS");
-            assert!(matches!(w.distortion, Distortion::Tpv(_)), "{}: TPV", e.name);
+            assert!(
+                matches!(w.distortion, Distortion::Tpv(_)),
+                "{}: TPV",
+                e.name
+            );
             let (nx, ny) = e.size();
             Case {
                 label: e.name.clone(),
@@ -227,8 +233,7 @@ fn decam_tpv_matches_astropy_over_every_pixel() {
     let worst = compare_with_astropy(&py, &cases);
     for (name, fwd, inv) in &worst {
         println!(
-            "{name}: worst pixel->sky {fwd:.2e} px, sky->pixel {inv:.2e} px (against astropy {})",
-            "over every pixel"
+            "{name}: worst pixel->sky {fwd:.2e} px, sky->pixel {inv:.2e} px (against astropy, over every pixel)"
         );
     }
     for (name, fwd, inv) in &worst {
@@ -284,7 +289,10 @@ fn tan_and_sip_match_astropy_on_synthetic_headers() {
     let plain = sip.without_distortion();
     let s = sip.pixel_to_sky(199.0, 149.0);
     let p = plain.sky_to_pixel(s[0], s[1]).expect("inverse");
-    assert!((p[0] - 199.0).abs().max((p[1] - 149.0).abs()) > 1.0, "{p:?}");
+    assert!(
+        (p[0] - 199.0).abs().max((p[1] - 149.0).abs()) > 1.0,
+        "{p:?}"
+    );
 }
 
 /// The pixel (0-based) where `from`'s pixel lands in `to`'s frame.
@@ -316,7 +324,10 @@ fn dropping_the_tpv_terms_moves_testcase3_by_more_than_10_px() {
         println!("{}: the PV terms move pixels by up to {m:.2} px", e.name);
         worst = worst.max(m);
     }
-    assert!(worst > 10.0, "the TPV terms move pixels by at most {worst} px");
+    assert!(
+        worst > 10.0,
+        "the TPV terms move pixels by at most {worst} px"
+    );
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -367,7 +378,13 @@ fn std(v: &[f64]) -> f64 {
 /// scatter (x, y) in px, with the full WCS or with the PV terms dropped.
 fn registration_scatter(exps: &[ImageExposure], drop_pv: bool) -> (f64, f64) {
     let w1 = exps[0].wcs.clone().expect("wcs");
-    let sel = |w: &Wcs| if drop_pv { w.without_distortion() } else { w.clone() };
+    let sel = |w: &Wcs| {
+        if drop_pv {
+            w.without_distortion()
+        } else {
+            w.clone()
+        }
+    };
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for e in exps {
         let w = e.wcs.clone().expect("wcs");
@@ -395,7 +412,10 @@ fn testcase3_galaxy_registers_within_0_2_px() {
         "testcase3 galaxy centroid scatter in exposure #1's frame: TPV {sx:.3} / {sy:.3} px, PV dropped {tx:.3} / {ty:.3} px (README: 0.098 / 0.094 and 1.2 / 7.6)"
     );
     assert!(sx <= 0.2 && sy <= 0.2, "scatter {sx} / {sy} px");
-    assert!(tx.max(ty) > 1.0, "without PV the scatter should exceed 1 px");
+    assert!(
+        tx.max(ty) > 1.0,
+        "without PV the scatter should exceed 1 px"
+    );
 }
 
 #[test]
@@ -408,8 +428,16 @@ fn decam_triplets_load_from_the_ooi_files_alone() {
     let mut masked = 0usize;
     for e in &exps {
         assert_eq!(e.companions.len(), 2, "{}: oow and ood found", e.name);
-        assert!(e.companions.iter().any(|c| c.to_string_lossy().contains("_oow_")));
-        assert!(e.companions.iter().any(|c| c.to_string_lossy().contains("_ood_")));
+        assert!(
+            e.companions
+                .iter()
+                .any(|c| c.to_string_lossy().contains("_oow_"))
+        );
+        assert!(
+            e.companions
+                .iter()
+                .any(|c| c.to_string_lossy().contains("_ood_"))
+        );
         assert_eq!(e.dq_encoding, DqEncoding::Codes);
         assert!(e.notes.iter().any(|n| n.contains("BUNIT")), "{:?}", e.notes);
         let dq = e.dq.as_ref().expect("dq");
@@ -464,7 +492,13 @@ fn decam_triplets_load_from_the_ooi_files_alone() {
     );
 }
 
-fn write_image(f: &mut FitsFile, name: &str, ny: usize, nx: usize, v: &[f64]) -> fitsio::hdu::FitsHdu {
+fn write_image(
+    f: &mut FitsFile,
+    name: &str,
+    ny: usize,
+    nx: usize,
+    v: &[f64],
+) -> fitsio::hdu::FitsHdu {
     let h = f
         .create_image(
             name,
@@ -492,16 +526,15 @@ fn hst_and_jwst_style_extensions_load() {
     {
         let mut f = FitsFile::create(&p).open().expect("create");
         let prim = f.primary_hdu().expect("primary");
-        prim.write_key(&mut f, "TELESCOP", "HST".to_owned()).expect("key");
+        prim.write_key(&mut f, "TELESCOP", "HST".to_owned())
+            .expect("key");
         for ver in [1i64, 2] {
             let s: Vec<f64> = sci.iter().map(|v| v * ver as f64).collect();
             let h = write_image(&mut f, "SCI", ny, nx, &s);
             h.write_key(&mut f, "EXTVER", ver).expect("key");
-            h.write_key(&mut f, "BUNIT", "ELECTRONS/S".to_owned()).expect("key");
-            for (k, v) in [
-                ("CTYPE1", "RA---TAN"),
-                ("CTYPE2", "DEC--TAN"),
-            ] {
+            h.write_key(&mut f, "BUNIT", "ELECTRONS/S".to_owned())
+                .expect("key");
+            for (k, v) in [("CTYPE1", "RA---TAN"), ("CTYPE2", "DEC--TAN")] {
                 h.write_key(&mut f, k, v.to_owned()).expect("key");
             }
             for (k, v) in [
@@ -531,7 +564,11 @@ fn hst_and_jwst_style_extensions_load() {
         assert!((e.ivar[[1, 2]] - 1.0 / (err[7] * err[7])).abs() < 1e-12);
         assert_eq!(e.dq.as_ref().expect("dq")[[1, 3]], 2048);
         assert_eq!(e.dq_encoding, DqEncoding::Bits);
-        assert!(e.notes.iter().all(|n| !n.contains("BUNIT")), "{:?}", e.notes);
+        assert!(
+            e.notes.iter().all(|n| !n.contains("BUNIT")),
+            "{:?}",
+            e.notes
+        );
         // CRPIX (3, 4) is FITS 1-based: array pixel (2, 3) is at CRVAL.
         let w = e.wcs.as_ref().expect("wcs");
         let s = w.pixel_to_sky(2.0, 3.0);
@@ -576,14 +613,76 @@ fn hst_and_jwst_style_extensions_load() {
     {
         let mut f = FitsFile::create(&p).open().expect("create");
         let h = write_image(&mut f, "SCI", ny, nx, &sci);
-        h.write_key(&mut f, "CTYPE1", "RA---TPV".to_owned()).expect("key");
-        h.write_key(&mut f, "CTYPE2", "DEC--TPV".to_owned()).expect("key");
+        h.write_key(&mut f, "CTYPE1", "RA---TPV".to_owned())
+            .expect("key");
+        h.write_key(&mut f, "CTYPE2", "DEC--TPV".to_owned())
+            .expect("key");
         h.write_key(&mut f, "CRPIX1", 1.0).expect("key");
         h.write_key(&mut f, "CRPIX2", 1.0).expect("key");
         h.write_key(&mut f, "CRVAL1", 1.0).expect("key");
     }
     let msg = read::load_image(&p).expect_err("bad wcs").to_string();
-    assert!(msg.contains("badwcs.fits") && msg.contains("CRVAL2"), "{msg}");
+    assert!(
+        msg.contains("badwcs.fits") && msg.contains("CRVAL2"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn plain_fits_finds_its_weight_file_beside_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (ny, nx) = (3usize, 4usize);
+    let sci: Vec<f64> = (0..12).map(f64::from).collect();
+    let mut wht = vec![4.0; 12];
+    wht[5] = 0.0;
+    for (img, w) in [("a.fits", "a.wht.fits"), ("b.fits", "b_wht.fits")] {
+        let (pi, pw) = (tmp.path().join(img), tmp.path().join(w));
+        {
+            let mut f = FitsFile::create(&pi).open().expect("create");
+            let h = f
+                .create_image(
+                    "",
+                    &ImageDescription {
+                        data_type: ImageType::Double,
+                        dimensions: &[ny, nx],
+                    },
+                )
+                .expect("image");
+            h.write_image(&mut f, &sci).expect("write");
+            h.write_key(&mut f, "BUNIT", "COUNTS".to_owned())
+                .expect("key");
+        }
+        {
+            let mut f = FitsFile::create(&pw).open().expect("create");
+            write_image(&mut f, "WHT", ny, nx, &wht);
+        }
+        // Given with and without its weight file: one exposure, weighted.
+        for files in [vec![pi.clone()], vec![pi.clone(), pw.clone()]] {
+            let exps = read::load_images(&files).expect("load");
+            assert_eq!(exps.len(), 1);
+            let e = &exps[0];
+            assert_eq!(e.companions, vec![pw.clone()]);
+            assert_eq!((e.ivar[[0, 0]], e.ivar[[1, 1]]), (4.0, 0.0));
+            assert_eq!(e.sci[[2, 3]], 11.0);
+            assert!(
+                e.notes.iter().any(|n| n.contains("count per exposure")),
+                "{:?}",
+                e.notes
+            );
+        }
+    }
+    // Without a weight file: unit weights, said so.
+    std::fs::remove_file(tmp.path().join("a.wht.fits")).expect("rm");
+    let e = read::load_image(&tmp.path().join("a.fits"))
+        .expect("load")
+        .remove(0);
+    assert!(e.ivar.iter().all(|&w| w == 1.0));
+    assert!(e.notes.iter().any(|n| n.contains("unit weights")));
+    // A CP image without its oow file: the error names the missing file.
+    let p = tmp.path().join("c4d_1_ooi_z_ls9.N4.fits");
+    std::fs::copy(tmp.path().join("b.fits"), &p).expect("copy");
+    let msg = read::load_image(&p).expect_err("no oow").to_string();
+    assert!(msg.contains("c4d_1_oow_z_ls9.N4.fits"), "{msg}");
 }
 
 #[test]
@@ -643,7 +742,10 @@ fn npy_sets_and_pixmaps_load() {
         h.write_image(&mut f, pm.as_slice().expect("contiguous"))
             .expect("write");
     }
-    assert_eq!(read::read_pixmap(&ff, Some((ny, nx))).expect("fits pixmap"), pm);
+    assert_eq!(
+        read::read_pixmap(&ff, Some((ny, nx))).expect("fits pixmap"),
+        pm
+    );
     let x = e
         .to_exposure2d(back, &DqPolicy::default(), 0.5)
         .expect("exposure");
@@ -669,9 +771,18 @@ fn bridge_tiff_stack_loads_with_10_frames() {
         assert!(t.notes.iter().any(|n| n.contains("unit weights")));
     }
     // README: range 28.93-255.22.
-    let lo = tif.iter().flat_map(|t| t.sci.iter().copied()).fold(f64::INFINITY, f64::min);
-    let hi = tif.iter().flat_map(|t| t.sci.iter().copied()).fold(f64::NEG_INFINITY, f64::max);
-    assert!((28.9..29.0).contains(&lo) && (255.2..255.3).contains(&hi), "{lo} {hi}");
+    let lo = tif
+        .iter()
+        .flat_map(|t| t.sci.iter().copied())
+        .fold(f64::INFINITY, f64::min);
+    let hi = tif
+        .iter()
+        .flat_map(|t| t.sci.iter().copied())
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert!(
+        (28.9..29.0).contains(&lo) && (255.2..255.3).contains(&hi),
+        "{lo} {hi}"
+    );
     // The bridge geometry: frame k at x3 with the shifts of shifts_fig1.txt.
     let shifts = std::fs::read_to_string(d.join("bridge/shifts_fig1.txt")).expect("shifts");
     let first: Vec<f64> = shifts
@@ -707,7 +818,12 @@ fn decam_output_grid_and_pixmaps_cover_every_pixel() {
     assert!((0.262..0.265).contains(&scale), "{scale}");
     // The CCDs' columns run north-south (CD1_1 ~ 0): north up, the 41 x 51 cutouts lie on
     // their side, so the grid is about 51 wide and 41 high.
-    assert!((51..=56).contains(&g.nx) && (41..=46).contains(&g.ny), "{} x {}", g.nx, g.ny);
+    assert!(
+        (51..=56).contains(&g.nx) && (41..=46).contains(&g.ny),
+        "{} x {}",
+        g.nx,
+        g.ny
+    );
     for e in &exps {
         let (nx, ny) = e.size();
         let pm = wcs::pixmap_wcs(e.wcs.as_ref().expect("wcs"), nx, ny, &g.wcs);

@@ -7,5 +7,11 @@ pub mod wcs;
 
 /// One exposure ready for the image engine: science values, inverse variance and where each
 /// input pixel lands on the output grid.
-pub struct Exposure2d { pub name: String, pub sci: ndarray::Array2<f64>, pub ivar: ndarray::Array2<f64>,
-                        pub pixmap: ndarray::Array3<f64>, pub weight: f64, pub include: bool }
+pub struct Exposure2d {
+    pub name: String,
+    pub sci: ndarray::Array2<f64>,
+    pub ivar: ndarray::Array2<f64>,
+    pub pixmap: ndarray::Array3<f64>,
+    pub weight: f64,
+    pub include: bool,
+}

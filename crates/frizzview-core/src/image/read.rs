@@ -265,7 +265,7 @@ fn companion_names(path: &Path) -> Vec<PathBuf> {
     }
     let b = base_name(path);
     let ext = extension(path);
-    if ext.to_ascii_lowercase() == ".npy" {
+    if ext.eq_ignore_ascii_case(".npy") {
         for s in [
             "_ivar", ".ivar", "_wht", ".wht", "_err", ".err", "_var", ".var", "_dq", ".dq",
         ] {
@@ -399,7 +399,10 @@ fn one_image(f: &mut FitsFile, path: &Path, d: &HduDesc) -> Result<Array2<f64>, 
 fn to_dq(path: &Path, what: &str, a: &Array2<f64>) -> Result<Array2<u32>, LoadError> {
     let mut out = Array2::zeros(a.dim());
     for ((iy, ix), &v) in a.indexed_iter() {
-        if !(v.is_finite() && v.fract() == 0.0 && v >= f64::from(i32::MIN) && v <= f64::from(u32::MAX))
+        if !(v.is_finite()
+            && v.fract() == 0.0
+            && v >= f64::from(i32::MIN)
+            && v <= f64::from(u32::MAX))
         {
             return Err(LoadError::invalid(
                 path,
@@ -444,7 +447,13 @@ fn ivar_from_err(err: &Array2<f64>) -> Array2<f64> {
 }
 
 fn ivar_from_var(var: &Array2<f64>) -> Array2<f64> {
-    var.mapv(|v| if v.is_finite() && v > 0.0 { 1.0 / v } else { 0.0 })
+    var.mapv(|v| {
+        if v.is_finite() && v > 0.0 {
+            1.0 / v
+        } else {
+            0.0
+        }
+    })
 }
 
 /// Zero weight where the value or the weight is not usable; notes how many.
@@ -505,7 +514,10 @@ fn read_fits(path: &Path) -> Result<Vec<ImageExposure>, LoadError> {
     let primary_bunit = hdus
         .first()
         .and_then(|p| fits::key_string(&mut f, &p.hdu, "BUNIT"));
-    if hdus.iter().any(|d| role(&d.name) == Some(Role::Sci) && is_image(d)) {
+    if hdus
+        .iter()
+        .any(|d| role(&d.name) == Some(Role::Sci) && is_image(d))
+    {
         return read_extensions(&mut f, path, &hdus, primary_bunit);
     }
     let Some(d) = hdus.iter().find(|d| is_image(d)) else {
@@ -723,7 +735,11 @@ fn read_extensions(
 // ---------------------------------------------------------------------------------------------
 // .npy
 
-fn read_npy_array(path: &Path) -> Result<(Vec<usize>, Vec<f64>, Option<Vec<u64>>), LoadError> {
+/// A `.npy` array: its shape, its values as f64, and its values as integers when it holds
+/// integers or booleans.
+type NpyRead = (Vec<usize>, Vec<f64>, Option<Vec<u64>>);
+
+fn read_npy_array(path: &Path) -> Result<NpyRead, LoadError> {
     let len = std::fs::metadata(path)
         .map_err(|e| LoadError::io(path, e))?
         .len();
@@ -821,7 +837,7 @@ fn read_npy_set(path: &Path) -> Result<Vec<ImageExposure>, LoadError> {
     };
     let dq_planes = match find(&["_dq", ".dq"]) {
         Some(p) => {
-            let (s, v, ints) = read_npy_array(&p)?;
+            let (s, _, ints) = read_npy_array(&p)?;
             if s != shape {
                 return Err(LoadError::invalid(
                     &p,
@@ -836,11 +852,14 @@ fn read_npy_set(path: &Path) -> Result<Vec<ImageExposure>, LoadError> {
                     "is floating point, expected integers",
                 ));
             };
-            let _ = v;
             let as_f: Vec<f64> = ints.iter().map(|&x| (x as u32) as f64).collect();
             let pl = planes_of(&p, &s, as_f)?;
             companions.push(p);
-            Some(pl.into_iter().map(|a| a.mapv(|x| x as u32)).collect::<Vec<_>>())
+            Some(
+                pl.into_iter()
+                    .map(|a| a.mapv(|x| x as u32))
+                    .collect::<Vec<_>>(),
+            )
         }
         None => None,
     };
@@ -895,9 +914,8 @@ fn read_tiff(path: &Path) -> Result<Vec<ImageExposure>, LoadError> {
         ));
     }
     let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
-    let te = |page: usize, e: tiff::TiffError| {
-        LoadError::invalid(path, format!("TIFF page {page}"), e)
-    };
+    let te =
+        |page: usize, e: tiff::TiffError| LoadError::invalid(path, format!("TIFF page {page}"), e);
     let mut dec = Decoder::new(std::io::BufReader::new(file)).map_err(|e| te(0, e))?;
     let stem = base_name(path);
     let mut frames = Vec::new();
@@ -934,7 +952,11 @@ fn read_tiff(path: &Path) -> Result<Vec<ImageExposure>, LoadError> {
         };
         let (nx, ny) = (w as usize, h as usize);
         let sci = Array2::from_shape_vec((ny, nx), v).map_err(|e| {
-            LoadError::invalid(path, format!("TIFF page {page}"), format!("{e} ({w} x {h})"))
+            LoadError::invalid(
+                path,
+                format!("TIFF page {page}"),
+                format!("{e} ({w} x {h})"),
+            )
         })?;
         frames.push((page, sci));
         if !dec.more_images() {
@@ -1038,7 +1060,9 @@ mod tests {
 
     #[test]
     fn dq_policy_codes_and_bits() {
-        let p = DqPolicy::default().with(5, BitAction::Ignore).with(3, BitAction::Inflate(2.0));
+        let p = DqPolicy::default()
+            .with(5, BitAction::Ignore)
+            .with(3, BitAction::Inflate(2.0));
         assert_eq!(p.ivar_factor(0, DqEncoding::Codes), 1.0);
         assert_eq!(p.ivar_factor(1, DqEncoding::Codes), 0.0);
         assert_eq!(p.ivar_factor(5, DqEncoding::Codes), 1.0);

@@ -645,7 +645,7 @@ fn read_sip_poly(num: &NumFn<'_>, name: &str) -> Result<Option<SipPoly>, WcsErro
     let Some(order) = num(&okey)? else {
         return Ok(None);
     };
-    if !(order >= 0.0 && order <= 9.0 && order.fract() == 0.0) {
+    if !((0.0..=9.0).contains(&order) && order.fract() == 0.0) {
         return Err(WcsError::new(
             okey,
             format!("{order} is not an order in 0..=9"),
@@ -749,10 +749,7 @@ pub fn output_grid(
         None => {
             let mut v = [0.0; 3];
             for (w, (nx, ny)) in inputs {
-                let [ra, dec] = w.pixel_to_sky(
-                    (*nx as f64 - 1.0) / 2.0,
-                    (*ny as f64 - 1.0) / 2.0,
-                );
+                let [ra, dec] = w.pixel_to_sky((*nx as f64 - 1.0) / 2.0, (*ny as f64 - 1.0) / 2.0);
                 let (a, d) = (ra * D2R, dec * D2R);
                 v[0] += d.cos() * a.cos();
                 v[1] += d.cos() * a.sin();
@@ -791,11 +788,7 @@ pub fn output_grid(
                     "--size {nx}x{ny} must be 1..={MAX_OUTPUT_SIDE} on each side"
                 ));
             }
-            (
-                nx,
-                ny,
-                [(nx as f64 + 1.0) / 2.0, (ny as f64 + 1.0) / 2.0],
-            )
+            (nx, ny, [(nx as f64 + 1.0) / 2.0, (ny as f64 + 1.0) / 2.0])
         }
         None => {
             // Bounding box of every input pixel centre in the tangent plane, in output pixels.
@@ -865,16 +858,20 @@ pub fn output_grid(
 /// inverted there).
 #[must_use]
 pub fn pixmap_wcs(input: &Wcs, nx: usize, ny: usize, output: &Wcs) -> Array3<f64> {
+    use ndarray::parallel::prelude::*;
     let mut pm = Array3::from_elem((ny, nx, 2), f64::NAN);
-    for iy in 0..ny {
-        for ix in 0..nx {
-            let [ra, dec] = input.pixel_to_sky(ix as f64, iy as f64);
-            if let Some(p) = output.sky_to_pixel(ra, dec) {
-                pm[[iy, ix, 0]] = p[0];
-                pm[[iy, ix, 1]] = p[1];
+    pm.axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(iy, mut row)| {
+            for ix in 0..nx {
+                let [ra, dec] = input.pixel_to_sky(ix as f64, iy as f64);
+                if let Some(p) = output.sky_to_pixel(ra, dec) {
+                    row[[ix, 0]] = p[0];
+                    row[[ix, 1]] = p[1];
+                }
             }
-        }
-    }
+        });
     pm
 }
 
@@ -946,7 +943,9 @@ mod tests {
     use std::collections::HashMap;
 
     fn cards(v: &[(&str, CardValue)]) -> HashMap<String, CardValue> {
-        v.iter().map(|(k, c)| ((*k).to_owned(), c.clone())).collect()
+        v.iter()
+            .map(|(k, c)| ((*k).to_owned(), c.clone()))
+            .collect()
     }
 
     fn lookup(m: &HashMap<String, CardValue>) -> impl Fn(&str) -> Option<CardValue> + '_ {
@@ -1096,7 +1095,10 @@ mod tests {
         let w = Wcs::from_cards(&lookup(&m)).expect("wcs");
         let g = output_grid(&[(&w, (41, 51))], &OutputOptions::default()).expect("grid");
         // Same scale, a slight rotation: about the same size, every input pixel inside.
-        assert!((41..=43).contains(&g.nx) && (51..=53).contains(&g.ny), "{g:?}");
+        assert!(
+            (41..=43).contains(&g.nx) && (51..=53).contains(&g.ny),
+            "{g:?}"
+        );
         let pm = pixmap_wcs(&w, 41, 51, &g.wcs);
         for v in pm.iter() {
             assert!(v.is_finite());
