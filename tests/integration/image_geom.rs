@@ -112,6 +112,18 @@ if mode == 'make':
     b[0, 2] = 1.7e-4; b[1, 1] = 9e-5; b[2, 0] = -5e-5; b[0, 3] = 2e-7; b[2, 1] = 3e-7
     w.sip = Sip(a, b, None, None, w.wcs.crpix)
     fits.PrimaryHDU(data, header=w.to_header(relax=True)).writeto(out + '/sip.fits', overwrite=True)
+    # TPV with the terms the DECam headers leave at 0 (r, r^3, r^5, r^7; degrees 4 to 7) and
+    # coefficients missing on purpose (they are 0).
+    h = tan((150.1, 2.2)).to_header()
+    h['CTYPE1'] = 'RA---TPV'; h['CTYPE2'] = 'DEC--TPV'
+    # Each term moves the far corner (r = 0.0156 deg) by about one pixel.
+    pv1 = {0: 2e-4, 1: 1.002, 2: -3e-3, 3: 4e-3, 4: 0.5, 5: -0.3, 7: 30.0, 10: -20.0, 11: 25.0,
+           13: 2000.0, 16: -1500.0, 17: 1.2e5, 23: 1e5, 26: -8e6, 31: 5e8, 39: 4e8}
+    pv2 = {0: -1e-4, 1: 0.997, 2: 2e-3, 3: -5e-3, 5: 0.4, 6: -0.2, 8: 30.0, 11: -25.0, 12: 2000.0,
+           19: -1.2e5, 23: 1e5, 24: 8e6, 38: -5e8, 39: 4e8}
+    for k, v in pv1.items(): h['PV1_%d' % k] = v
+    for k, v in pv2.items(): h['PV2_%d' % k] = v
+    fits.PrimaryHDU(data, header=h).writeto(out + '/tpv.fits', overwrite=True)
 else:
     args = sys.argv[2:]
     for i in range(0, len(args), 4):
@@ -261,11 +273,16 @@ fn tan_and_sip_match_astropy_on_synthetic_headers() {
         .expect("python");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut cases = Vec::new();
-    for (name, sip) in [("tan", false), ("tan_pole", false), ("sip", true)] {
+    for (name, kind) in [("tan", 0), ("tan_pole", 0), ("sip", 1), ("tpv", 2)] {
         let f = tmp.path().join(format!("{name}.fits"));
         let e = read::load_image(&f).expect("read").remove(0);
         let w = e.wcs.clone().expect("wcs");
-        assert_eq!(matches!(w.distortion, Distortion::Sip(_)), sip, "{name}");
+        let got = match w.distortion {
+            Distortion::None => 0,
+            Distortion::Sip(_) => 1,
+            Distortion::Tpv(_) => 2,
+        };
+        assert_eq!(got, kind, "{name}");
         let (nx, ny) = e.size();
         assert_eq!((nx, ny), (200, 150));
         cases.push(Case {
@@ -283,16 +300,19 @@ fn tan_and_sip_match_astropy_on_synthetic_headers() {
         assert!(*fwd < 1e-3, "{name}: pixel->sky off by {fwd} px");
         assert!(*inv < 1e-3, "{name}: sky->pixel off by {inv} px");
     }
-    // The SIP terms matter on this header (so the check above checks them): dropping them moves
-    // a corner by more than a pixel.
-    let sip = &cases[2].wcs;
-    let plain = sip.without_distortion();
-    let s = sip.pixel_to_sky(199.0, 149.0);
-    let p = plain.sky_to_pixel(s[0], s[1]).expect("inverse");
-    assert!(
-        (p[0] - 199.0).abs().max((p[1] - 149.0).abs()) > 1.0,
-        "{p:?}"
-    );
+    // The SIP and TPV terms matter on these headers (so the check above checks them): dropping
+    // them moves the far corner by more than a pixel.
+    for c in &cases[2..] {
+        let plain = c.wcs.without_distortion();
+        let s = c.wcs.pixel_to_sky(199.0, 149.0);
+        let p = plain.sky_to_pixel(s[0], s[1]).expect("inverse");
+        let moved = (p[0] - 199.0).abs().max((p[1] - 149.0).abs());
+        println!(
+            "{}: the distortion moves the far corner by {moved:.2} px",
+            c.label
+        );
+        assert!(moved > 1.0, "{}: {p:?}", c.label);
+    }
 }
 
 /// The pixel (0-based) where `from`'s pixel lands in `to`'s frame.

@@ -22,8 +22,10 @@
 //!    `eta = sum PV2_k y^a x^b r^c` (the roles of x and y swap for the second axis), with
 //!    `r = sqrt(x^2 + y^2)` and the term order `k = 0: 1; 1: x; 2: y; 3: r; 4..6: x^2, xy, y^2;
 //!    7..10: x^3 .. y^3; 11: r^3; 12..16: x^4 .. y^4; 17..22: x^5 .. y^5; 23: r^5; 24..30: degree 6;
-//!    31..38: degree 7; 39: r^7`. Missing coefficients are 0, except `PVi_1`, which is 1 when an
-//!    axis has no `PVi_k` card at all (the identity), as WCSLIB reads it.
+//!    31..38: degree 7; 39: r^7`. Missing coefficients are 0, with no default of 1 for `PVi_1`:
+//!    so astropy 8.0.2 (WCSLIB 8.6) reads them (measured: a header with `PV1_0` alone maps every
+//!    pixel to one xi; with no `PV1_k` at all, too). An axis without any `PVi_k` card is refused
+//!    here (its polynomial is a constant; no pipeline writes that).
 //! 5. The gnomonic (TAN) deprojection (Paper II §5.1.3): `phi = atan2(x, -y)`,
 //!    `theta = atan2(180/pi, R)`, `R = sqrt(x^2 + y^2)` (degrees).
 //! 6. The spherical rotation to celestial coordinates with the reference point `(CRVAL1,
@@ -686,7 +688,10 @@ fn read_tpv(num: &NumFn<'_>) -> Result<Tpv, WcsError> {
             }
         }
         if !any {
-            axis[1] = 1.0;
+            return Err(WcsError::new(
+                format!("PV{}_0..PV{}_39", i + 1, i + 1),
+                "CTYPE says TPV but no coefficient of this axis is given (WCSLIB reads the axis as a constant 0)",
+            ));
         }
     }
     Ok(Tpv {
@@ -1066,6 +1071,17 @@ mod tests {
             assert!((dx - j[k][0]).abs() < 1e-10 * (1.0 + dx.abs()) + 1e-14);
             assert!((dy - j[k][1]).abs() < 1e-10 * (1.0 + dy.abs()) + 1e-14);
         }
+    }
+
+    #[test]
+    fn tpv_without_pv_cards_is_refused() {
+        let mut v = base();
+        v[0].1 = CardValue::Text("RA---TPV".into());
+        v[1].1 = CardValue::Text("DEC--TPV".into());
+        v.push(("PV2_1", CardValue::Num(1.0)));
+        let m = cards(&v);
+        let e = Wcs::from_cards(&lookup(&m)).expect_err("no PV1");
+        assert!(e.card.starts_with("PV1_"), "{e}");
     }
 
     #[test]
