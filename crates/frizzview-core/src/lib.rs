@@ -20,12 +20,14 @@
 //! - [`experiment`]: the paper's noise test (both methods, residual covariance against lag).
 //! - [`fetch`]: a star's SDSS files from a local mirror, the cache, or the archive over HTTPS.
 //! - [`engine`]: a worker thread that runs the newest request, drops stale ones, and caches.
+//! - [`image`]: the image mode: WCS (TAN, TAN-SIP, TPV), pixmaps and the readers of exposures.
 
 pub mod combine;
 pub mod engine;
 pub mod experiment;
 pub mod export;
 pub mod fetch;
+pub mod image;
 pub mod io;
 pub mod model;
 pub mod restframe;
