@@ -26,6 +26,7 @@ pub mod engine;
 pub mod experiment;
 pub mod export;
 pub mod fetch;
+pub mod image;
 pub mod io;
 pub mod model;
 pub mod settings;
