@@ -18,6 +18,7 @@ mod fetch_window;
 mod frametime;
 mod fuzz;
 mod gz;
+mod image_engine;
 mod io;
 mod local;
 mod loo;

@@ -85,7 +85,7 @@ impl Default for FrizzleSettings {
             tol: 1e-10,
             max_iter: 3000,
             robust_clip: Some(5.0),
-            robust_passes: 3,
+            robust_passes: 8,
             variance: VarianceMode::Auto { probes: 32 },
             exact_max_modes: 1200,
             loo: true,
@@ -700,16 +700,26 @@ impl Frizzle2d {
         (imgs, chi)
     }
 
-    /// Robust reweighting: clips samples beyond `clip` sigma, recomputes those exposures' kernels.
-    /// Returns the number of newly clipped samples.
+    /// Robust reweighting: clips samples beyond max(`clip`, 0.3 x the largest |z|) sigma (so the
+    /// worst outliers, whose ringing inflates every residual, go first), recomputes those
+    /// exposures' kernels. Returns the number of newly clipped samples.
     fn clip(&mut self, c: &Coeffs, clip: f64) -> usize {
+        let models: Vec<Vec<f64>> = (0..self.exps.len()).map(|e| self.model_at(c, e)).collect();
+        let mut zmax: f64 = 0.0;
+        for (p, m) in self.exps.iter().zip(&models) {
+            for ((y, mv), w) in p.y.iter().zip(m).zip(&p.w) {
+                if *w > 0.0 {
+                    zmax = zmax.max(((y - mv) * w.sqrt()).abs());
+                }
+            }
+        }
+        let thr = clip.max(0.3 * zmax);
         let mut total = 0;
-        for e in 0..self.exps.len() {
-            let m = self.model_at(c, e);
+        for (e, m) in models.iter().enumerate() {
             let p = &mut self.exps[e];
             let mut k = 0;
-            for ((y, mv), w) in p.y.iter().zip(&m).zip(p.w.iter_mut()) {
-                if *w > 0.0 && ((y - mv) * w.sqrt()).abs() > clip {
+            for ((y, mv), w) in p.y.iter().zip(m).zip(p.w.iter_mut()) {
+                if *w > 0.0 && ((y - mv) * w.sqrt()).abs() > thr {
                     *w = 0.0;
                     k += 1;
                 }

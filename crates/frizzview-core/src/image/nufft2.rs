@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 use rustfft::FftPlanner;
-use rustfft::num_complex::Complex64;
+pub use rustfft::num_complex::Complex64;
 
 /// Half-width of the spreading stencil in fine-grid points.
 const SPREAD: i64 = 12;
