@@ -13,7 +13,11 @@ use frizzview_core::image::synth::{self, SynthSpec};
 fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
@@ -21,15 +25,21 @@ fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            t.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("CPU: {} ({} threads)", cpu_name(), rayon::current_num_threads());
+    println!(
+        "CPU: {} ({} threads)",
+        cpu_name(),
+        rayon::current_num_threads()
+    );
     let st = FrizzleSettings {
         robust_clip: None,
         variance: VarianceMode::None,
@@ -38,8 +48,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tol: 1e-8,
         ..FrizzleSettings::default()
     };
-    for (n, k, label) in [(69usize, 9usize, "128 x 128 from 9"), (261, 16, "512 x 512 from 16")] {
-        let d = synth::generate(&SynthSpec { n, n_exposures: k, n_stars: 40, seed: 2, ..SynthSpec::default() });
+    for (n, k, label) in [
+        (69usize, 9usize, "128 x 128 from 9"),
+        (261, 16, "512 x 512 from 16"),
+    ] {
+        let d = synth::generate(&SynthSpec {
+            n,
+            n_exposures: k,
+            n_stars: 40,
+            seed: 2,
+            ..SynthSpec::default()
+        });
         let t = Instant::now();
         let mut m = Frizzle2d::new(&d.exposures, d.out_shape, &st)?;
         let tp = t.elapsed().as_secs_f64();
@@ -87,7 +106,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for pf in [1.0, 0.6] {
             let t = Instant::now();
             let _ = drizzle::drizzle(&d.exposures, d.out_shape, pf)?;
-            println!("  drizzle (square, pixfrac {pf}) on the same inputs: {:.3} s", t.elapsed().as_secs_f64());
+            println!(
+                "  drizzle (square, pixfrac {pf}) on the same inputs: {:.3} s",
+                t.elapsed().as_secs_f64()
+            );
         }
         println!("  peak RSS so far: {:.0} MB", peak_rss_mb());
     }

@@ -76,7 +76,11 @@ fn overlap(quad: &[(f64, f64); 4], x0: f64, x1: f64, y0: f64, y1: f64) -> f64 {
             let prev = poly[(i + poly.len() - 1) % poly.len()];
             let (ci, pi) = (inside(&cur), inside(&prev));
             if ci != pi {
-                let (pv, cv) = if ax == 0 { (prev.0, cur.0) } else { (prev.1, cur.1) };
+                let (pv, cv) = if ax == 0 {
+                    (prev.0, cur.0)
+                } else {
+                    (prev.1, cur.1)
+                };
                 let t = (b - pv) / (cv - pv);
                 out.push((prev.0 + t * (cur.0 - prev.0), prev.1 + t * (cur.1 - prev.1)));
             }
@@ -98,7 +102,9 @@ fn visit(
     mut f: impl FnMut(usize, usize, usize, usize, usize, f64),
 ) -> Result<(), ImageError> {
     if !(pixfrac > 0.0 && pixfrac <= 1.0) {
-        return Err(ImageError::Settings(format!("pixfrac {pixfrac} is not in (0, 1]")));
+        return Err(ImageError::Settings(format!(
+            "pixfrac {pixfrac} is not in (0, 1]"
+        )));
     }
     let (ony, onx) = out_shape;
     let dh = 0.5 * pixfrac;
@@ -121,8 +127,19 @@ fn visit(
                 if !(w > 0.0) || !d.is_finite() || !w.is_finite() {
                     continue;
                 }
+                // drizzle 3.0.0's image scanner only visits input pixels whose centre maps
+                // inside the output image's edges.
+                let (cx, cy) = (x.pixmap[[j, i, 0]], x.pixmap[[j, i, 1]]);
+                if !(cx >= -0.5 && cx <= onx as f64 - 0.5 && cy >= -0.5 && cy <= ony as f64 - 0.5) {
+                    continue;
+                }
                 let (fi, fj) = (i as f64, j as f64);
-                let corners = [(fi - dh, fj + dh), (fi + dh, fj + dh), (fi + dh, fj - dh), (fi - dh, fj - dh)];
+                let corners = [
+                    (fi - dh, fj + dh),
+                    (fi + dh, fj + dh),
+                    (fi + dh, fj - dh),
+                    (fi - dh, fj - dh),
+                ];
                 let mut q = [(0.0, 0.0); 4];
                 let mut ok = true;
                 for (k, c) in corners.iter().enumerate() {
@@ -140,7 +157,8 @@ fn visit(
                 if !(jaco > 0.0) {
                     continue;
                 }
-                let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+                let (mut xmin, mut xmax, mut ymin, mut ymax) =
+                    (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
                 for p in &q {
                     xmin = xmin.min(p.0);
                     xmax = xmax.max(p.0);
@@ -170,7 +188,11 @@ fn visit(
 ///
 /// # Errors
 /// Bad pixfrac, or an exposure whose arrays disagree in shape (named).
-pub fn drizzle(exps: &[Exposure2d], out_shape: (usize, usize), pixfrac: f64) -> Result<DrizzleResult, ImageError> {
+pub fn drizzle(
+    exps: &[Exposure2d],
+    out_shape: (usize, usize),
+    pixfrac: f64,
+) -> Result<DrizzleResult, ImageError> {
     let mut num = Array2::<f64>::zeros(out_shape);
     let mut wht = Array2::<f64>::zeros(out_shape);
     let mut v2 = Array2::<f64>::zeros(out_shape);
@@ -182,9 +204,19 @@ pub fn drizzle(exps: &[Exposure2d], out_shape: (usize, usize), pixfrac: f64) -> 
         v2[[oy, ox]] += dow * dow / x.ivar[[j, i]];
         count[[oy, ox]] += 1;
     })?;
-    let sci = ndarray::Zip::from(&num).and(&wht).map_collect(|&n, &w| if w > 0.0 { n / w } else { f64::NAN });
-    let var = ndarray::Zip::from(&v2).and(&wht).map_collect(|&n, &w| if w > 0.0 { n / (w * w) } else { f64::NAN });
-    Ok(DrizzleResult { sci, wht, var, count, pixfrac })
+    let sci = ndarray::Zip::from(&num)
+        .and(&wht)
+        .map_collect(|&n, &w| if w > 0.0 { n / w } else { f64::NAN });
+    let var = ndarray::Zip::from(&v2)
+        .and(&wht)
+        .map_collect(|&n, &w| if w > 0.0 { n / (w * w) } else { f64::NAN });
+    Ok(DrizzleResult {
+        sci,
+        wht,
+        var,
+        count,
+        pixfrac,
+    })
 }
 
 /// Aperture photometry on drizzle's SCI with its exact variance: the aperture sum
@@ -201,7 +233,11 @@ pub fn aperture(
     a: &Array2<f64>,
 ) -> Result<(f64, f64, f64), ImageError> {
     if a.dim() != d.sci.dim() {
-        return Err(ImageError::Settings(format!("aperture shape {:?} is not the output's {:?}", a.dim(), d.sci.dim())));
+        return Err(ImageError::Settings(format!(
+            "aperture shape {:?} is not the output's {:?}",
+            a.dim(),
+            d.sci.dim()
+        )));
     }
     let mut beta: Vec<Array2<f64>> = exps.iter().map(|x| Array2::zeros(x.sci.dim())).collect();
     visit(exps, d.sci.dim(), d.pixfrac, |e, j, i, oy, ox, dow| {
@@ -234,7 +270,13 @@ mod tests {
     use super::*;
     use ndarray::Array3;
 
-    fn shifted(n: usize, dx: f64, dy: f64, s: f64, val: impl Fn(usize, usize) -> f64) -> Exposure2d {
+    fn shifted(
+        n: usize,
+        dx: f64,
+        dy: f64,
+        s: f64,
+        val: impl Fn(usize, usize) -> f64,
+    ) -> Exposure2d {
         let mut pm = Array3::zeros((n, n, 2));
         for j in 0..n {
             for i in 0..n {

@@ -156,7 +156,11 @@ impl Frizzle2d {
     ///
     /// # Errors
     /// Empty output, bad exposures (named), no usable pixel.
-    pub fn new(exps: &[Exposure2d], out_shape: (usize, usize), settings: &FrizzleSettings) -> Result<Self, ImageError> {
+    pub fn new(
+        exps: &[Exposure2d],
+        out_shape: (usize, usize),
+        settings: &FrizzleSettings,
+    ) -> Result<Self, ImageError> {
         let (ny, nx) = out_shape;
         if nx == 0 || ny == 0 {
             return Err(ImageError::Settings("empty output grid".into()));
@@ -165,7 +169,10 @@ impl Frizzle2d {
             return Err(ImageError::Settings("no exposures".into()));
         }
         if !(settings.ridge >= 0.0) || !settings.ridge.is_finite() {
-            return Err(ImageError::Settings(format!("ridge {} must be finite and >= 0", settings.ridge)));
+            return Err(ImageError::Settings(format!(
+                "ridge {} must be finite and >= 0",
+                settings.ridge
+            )));
         }
         let odd = |n: usize| if n % 2 == 0 { n + 1 } else { n };
         let lx = odd(nx + settings.pad);
@@ -237,7 +244,9 @@ impl Frizzle2d {
         }
         me.sum_kernels();
         if me.exps.iter().zip(&me.alpha).all(|(p, a)| p.d * a <= 0.0) {
-            return Err(ImageError::Settings("no exposure has a usable pixel on the output grid".into()));
+            return Err(ImageError::Settings(
+                "no exposure has a usable pixel on the output grid".into(),
+            ));
         }
         Ok(me)
     }
@@ -250,7 +259,11 @@ impl Frizzle2d {
         let ty = -std::f64::consts::TAU / ly as f64;
         let ux: Vec<f64> = p.u.iter().map(|u| u * tx).collect();
         let uy: Vec<f64> = p.v.iter().map(|v| v * ty).collect();
-        let st: Vec<C> = p.w.iter().zip(&p.y).map(|(w, y)| C::new(*w, w * y)).collect();
+        let st: Vec<C> =
+            p.w.iter()
+                .zip(&p.y)
+                .map(|(w, y)| C::new(*w, w * y))
+                .collect();
         let (kx2, ky2) = (2 * hx, 2 * hy);
         let f = nufft2::type1(&ux, &uy, &st, kx2, ky2);
         let at = |kx: i64, ky: i64| f[kidx(kx, ky, kx2, ky2)];
@@ -263,7 +276,8 @@ impl Frizzle2d {
                 let a = at(kx, ky);
                 let b = at(-kx, -ky).conj();
                 let g = (a + b) * 0.5;
-                emb[ky.rem_euclid(nfy as i64) as usize * nfx + kx.rem_euclid(nfx as i64) as usize] = g * norm;
+                emb[ky.rem_euclid(nfy as i64) as usize * nfx
+                    + kx.rem_euclid(nfx as i64) as usize] = g * norm;
                 if kx.unsigned_abs() as usize <= hx && ky.unsigned_abs() as usize <= hy {
                     let i = kidx(kx, ky, hx, hy);
                     p.bsky[i] = g;
@@ -298,7 +312,9 @@ impl Frizzle2d {
             return Err(ImageError::Settings(format!("exposure {e} out of range")));
         }
         if !(weight >= 0.0) || !weight.is_finite() {
-            return Err(ImageError::Settings(format!("weight {weight} is not finite and >= 0")));
+            return Err(ImageError::Settings(format!(
+                "weight {weight} is not finite and >= 0"
+            )));
         }
         self.alpha[e] = if include { weight } else { 0.0 };
         self.sum_kernels();
@@ -404,15 +420,32 @@ impl Frizzle2d {
             }
         }
         // Jacobi: the mode diagonal is g(0) + ridge (constant), the sky diagonal a_e d_e.
-        let g0: f64 = self.exps.iter().zip(&self.alpha).map(|(p, a)| p.d * a).sum::<f64>() + self.ridge_diag();
-        let ds: Vec<f64> =
-            self.exps.iter().zip(&self.alpha).zip(free).map(|((p, a), f)| if *f { p.d * a } else { 1.0 }).collect();
+        let g0: f64 = self
+            .exps
+            .iter()
+            .zip(&self.alpha)
+            .map(|(p, a)| p.d * a)
+            .sum::<f64>()
+            + self.ridge_diag();
+        let ds: Vec<f64> = self
+            .exps
+            .iter()
+            .zip(&self.alpha)
+            .zip(free)
+            .map(|((p, a), f)| if *f { p.d * a } else { 1.0 })
+            .collect();
         let dot = |a: &[C], b: &[C], as_: &[f64], bs_: &[f64]| -> f64 {
-            a.iter().zip(b).map(|(x, y)| (x.conj() * y).re).sum::<f64>() + as_.iter().zip(bs_).map(|(x, y)| x * y).sum::<f64>()
+            a.iter().zip(b).map(|(x, y)| (x.conj() * y).re).sum::<f64>()
+                + as_.iter().zip(bs_).map(|(x, y)| x * y).sum::<f64>()
         };
         let (ax, axs) = self.apply(&x, &xs, free);
         let mut r: Vec<C> = b.iter().zip(&ax).map(|(b, a)| b - a).collect();
-        let mut rs: Vec<f64> = bs.iter().zip(&axs).zip(free).map(|((b, a), f)| if *f { b - a } else { 0.0 }).collect();
+        let mut rs: Vec<f64> = bs
+            .iter()
+            .zip(&axs)
+            .zip(free)
+            .map(|((b, a), f)| if *f { b - a } else { 0.0 })
+            .collect();
         let bnorm = dot(b, b, bs, bs).sqrt().max(f64::MIN_POSITIVE);
         let mut z: Vec<C> = r.iter().map(|v| v / g0).collect();
         let mut zs: Vec<f64> = rs.iter().zip(&ds).map(|(v, d)| v / d).collect();
@@ -454,7 +487,12 @@ impl Frizzle2d {
                 ps[e] = zs[e] + ps[e] * be;
             }
         }
-        Coeffs { modes: x, sky: xs, iterations: it, rel_residual: rel }
+        Coeffs {
+            modes: x,
+            sky: xs,
+            iterations: it,
+            rel_residual: rel,
+        }
     }
 
     /// Solves by CG, warm-started from the previous solution.
@@ -463,7 +501,12 @@ impl Frizzle2d {
     /// When nothing is included.
     pub fn solve(&mut self) -> Result<Coeffs, ImageError> {
         let free = self.sky_free();
-        if self.alpha.iter().zip(&self.exps).all(|(a, p)| a * p.d <= 0.0) {
+        if self
+            .alpha
+            .iter()
+            .zip(&self.exps)
+            .all(|(a, p)| a * p.d <= 0.0)
+        {
             return Err(ImageError::Solve("no exposure is included".into()));
         }
         let (b, bs) = self.rhs(&free);
@@ -512,7 +555,9 @@ impl Frizzle2d {
     pub fn solve_dense(&self) -> Result<Coeffs, ImageError> {
         let (mut a, n, sky_idx) = self.dense();
         if n > 6000 {
-            return Err(ImageError::Solve(format!("{n} unknowns is too many for the dense solve")));
+            return Err(ImageError::Solve(format!(
+                "{n} unknowns is too many for the dense solve"
+            )));
         }
         cholesky(&mut a, n)?;
         let free = self.sky_free();
@@ -528,7 +573,12 @@ impl Frizzle2d {
             sky[e] = rhs[nm + q].re;
         }
         rhs.truncate(nm);
-        Ok(Coeffs { modes: rhs, sky, iterations: 0, rel_residual: 0.0 })
+        Ok(Coeffs {
+            modes: rhs,
+            sky,
+            iterations: 0,
+            rel_residual: 0.0,
+        })
     }
 
     /// The model on the output grid (row-major `ny x nx`).
@@ -544,7 +594,9 @@ impl Frizzle2d {
             }
         }
         fft2(&mut buf, lx, ly, true);
-        Array2::from_shape_fn((self.ny, self.nx), |(y, x)| buf[(y + self.offy) * lx + x + self.offx].re)
+        Array2::from_shape_fn((self.ny, self.nx), |(y, x)| {
+            buf[(y + self.offy) * lx + x + self.offx].re
+        })
     }
 
     /// X*^H z: an output-grid image to the modes.
@@ -583,7 +635,12 @@ impl Frizzle2d {
     /// When the aperture's shape is not the output grid's.
     pub fn aperture(&self, c: &Coeffs, a: &Array2<f64>) -> Result<(f64, f64), ImageError> {
         if a.dim() != (self.ny, self.nx) {
-            return Err(ImageError::Settings(format!("aperture shape {:?} is not ({}, {})", a.dim(), self.ny, self.nx)));
+            return Err(ImageError::Settings(format!(
+                "aperture shape {:?} is not ({}, {})",
+                a.dim(),
+                self.ny,
+                self.nx
+            )));
         }
         let f = self.image(c);
         let flux: f64 = f.iter().zip(a).map(|(x, y)| x * y).sum();
@@ -620,7 +677,9 @@ impl Frizzle2d {
     pub fn variance_exact(&self) -> Result<Array2<f64>, ImageError> {
         let (mut a, n, _) = self.dense();
         if n > 6000 {
-            return Err(ImageError::Solve(format!("{n} unknowns is too many for the exact variance")));
+            return Err(ImageError::Solve(format!(
+                "{n} unknowns is too many for the exact variance"
+            )));
         }
         cholesky(&mut a, n)?;
         let nm = self.n_modes();
@@ -629,14 +688,17 @@ impl Frizzle2d {
         let (hx, hy) = (self.hx as i64, self.hy as i64);
         let rows: Vec<((usize, usize), f64)> = {
             use rayon::prelude::*;
-            let pix: Vec<(usize, usize)> = (0..self.ny).flat_map(|y| (0..self.nx).map(move |x| (y, x))).collect();
+            let pix: Vec<(usize, usize)> = (0..self.ny)
+                .flat_map(|y| (0..self.nx).map(move |x| (y, x)))
+                .collect();
             pix.par_iter()
                 .map(|&(y, x)| {
                     let mut v = vec![ZERO; n];
                     let (u, w) = ((x + self.offx) as f64, (y + self.offy) as f64);
                     for ky in -hy..=hy {
                         for kx in -hx..=hx {
-                            let ph = -std::f64::consts::TAU * (kx as f64 * u / lx + ky as f64 * w / ly);
+                            let ph =
+                                -std::f64::consts::TAU * (kx as f64 * u / lx + ky as f64 * w / ly);
                             v[kidx(kx, ky, self.hx, self.hy)] = C::from_polar(1.0, ph);
                         }
                     }
@@ -659,7 +721,9 @@ impl Frizzle2d {
         let mut acc = Array2::zeros((self.ny, self.nx));
         let n = probes.max(1);
         for _ in 0..n {
-            let z = Array2::from_shape_fn((self.ny, self.nx), |_| if rng.next_u64() >> 63 == 1 { 1.0 } else { -1.0 });
+            let z = Array2::from_shape_fn((self.ny, self.nx), |_| {
+                if rng.next_u64() >> 63 == 1 { 1.0 } else { -1.0 }
+            });
             let (cz, _) = self.cov_apply(&z);
             acc.zip_mut_with(&(&cz * &z), |a, b| *a += b);
         }
@@ -673,7 +737,10 @@ impl Frizzle2d {
         let ty = std::f64::consts::TAU / self.ly as f64;
         let ux: Vec<f64> = p.u.iter().map(|u| u * tx).collect();
         let uy: Vec<f64> = p.v.iter().map(|v| v * ty).collect();
-        nufft2::type2(&c.modes, self.hx, self.hy, &ux, &uy).iter().map(|z| z.re + c.sky[e]).collect()
+        nufft2::type2(&c.modes, self.hx, self.hy, &ux, &uy)
+            .iter()
+            .map(|z| z.re + c.sky[e])
+            .collect()
     }
 
     /// Per-exposure residual images (data - model - sky; NaN where unused) and chi^2/nu of the
@@ -744,7 +811,14 @@ impl Frizzle2d {
         let mut out = vec![f64::NAN; self.exps.len()];
         let saved = self.alpha.clone();
         for e in 0..self.exps.len() {
-            if saved[e] <= 0.0 || saved.iter().enumerate().filter(|(i, a)| *i != e && **a > 0.0).count() == 0 {
+            if saved[e] <= 0.0
+                || saved
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, a)| *i != e && **a > 0.0)
+                    .count()
+                    == 0
+            {
                 continue;
             }
             self.alpha = saved.clone();
@@ -765,7 +839,11 @@ impl Frizzle2d {
                     n += 1;
                 }
             }
-            let s = if self.settings.sky && sw > 0.0 { swr / sw } else { 0.0 };
+            let s = if self.settings.sky && sw > 0.0 {
+                swr / sw
+            } else {
+                0.0
+            };
             let mut chi = 0.0;
             for ((y, mv), w) in p.y.iter().zip(&m).zip(&p.w) {
                 if *w > 0.0 {
@@ -862,7 +940,11 @@ pub struct FrizzleResult {
 ///
 /// # Errors
 /// Bad inputs or settings (named), or a failed dense solve.
-pub fn combine(exps: &[Exposure2d], out_shape: (usize, usize), s: &FrizzleSettings) -> Result<FrizzleResult, ImageError> {
+pub fn combine(
+    exps: &[Exposure2d],
+    out_shape: (usize, usize),
+    s: &FrizzleSettings,
+) -> Result<FrizzleResult, ImageError> {
     let mut m = Frizzle2d::new(exps, out_shape, s)?;
     let mut c = m.solve()?;
     let mut clipped = 0;
@@ -898,7 +980,11 @@ pub fn combine(exps: &[Exposure2d], out_shape: (usize, usize), s: &FrizzleSettin
         (Array2::zeros(out_shape), Array2::zeros(out_shape))
     };
     let (residuals, chi2nu) = m.residuals(&c);
-    let loo_chi2nu = if s.loo { m.loo(&c)? } else { vec![f64::NAN; exps.len()] };
+    let loo_chi2nu = if s.loo {
+        m.loo(&c)?
+    } else {
+        vec![f64::NAN; exps.len()]
+    };
     let noise_corr = m.noise_correlation((out_shape.0 / 2, out_shape.1 / 2));
     Ok(FrizzleResult {
         sci,
@@ -921,7 +1007,15 @@ pub fn combine(exps: &[Exposure2d], out_shape: (usize, usize), s: &FrizzleSettin
 
 /// A pure-translation pixmap: input pixel (iy, ix) lands at output (s (ix + dx) + x0, s (iy + dy) + y0).
 #[must_use]
-pub fn shift_pixmap(ny: usize, nx: usize, dx: f64, dy: f64, s: f64, x0: f64, y0: f64) -> Array3<f64> {
+pub fn shift_pixmap(
+    ny: usize,
+    nx: usize,
+    dx: f64,
+    dy: f64,
+    s: f64,
+    x0: f64,
+    y0: f64,
+) -> Array3<f64> {
     let mut pm = Array3::zeros((ny, nx, 2));
     for j in 0..ny {
         for i in 0..nx {
@@ -941,10 +1035,20 @@ mod tests {
         let mut rng = SplitMix(seed);
         let exps = (0..k)
             .map(|e| {
-                let (dx, dy) = if e == 0 { (0.0, 0.0) } else { (rng.uniform(), rng.uniform()) };
+                let (dx, dy) = if e == 0 {
+                    (0.0, 0.0)
+                } else {
+                    (rng.uniform(), rng.uniform())
+                };
                 let sci = Array2::from_shape_fn((n, n), |_| rng.normal());
                 let ivar = Array2::from_shape_fn((n, n), |_| 0.5 + rng.uniform());
-                Exposure2d::new(format!("e{e}"), sci, ivar, shift_pixmap(n, n, dx, dy, s, 0.0, 0.0)).expect("shapes")
+                Exposure2d::new(
+                    format!("e{e}"),
+                    sci,
+                    ivar,
+                    shift_pixmap(n, n, dx, dy, s, 0.0, 0.0),
+                )
+                .expect("shapes")
             })
             .collect();
         let m = ((n as f64 - 1.0) * s).floor() as usize;
@@ -955,19 +1059,33 @@ mod tests {
     fn cg_matches_the_dense_solve() {
         let (exps, shape) = random_set(9, 6, 1.5, 7);
         for sky in [false, true] {
-            let st = FrizzleSettings { sky, ridge: 1e-3, tol: 1e-13, ..FrizzleSettings::default() };
+            let st = FrizzleSettings {
+                sky,
+                ridge: 1e-3,
+                tol: 1e-13,
+                ..FrizzleSettings::default()
+            };
             let mut m = Frizzle2d::new(&exps, shape, &st).expect("prepare");
             let c = m.solve().expect("cg");
             let d = m.solve_dense().expect("dense");
             let (a, b) = (m.image(&c), m.image(&d));
             let scale = b.iter().fold(0.0f64, |s, v| s.max(v.abs()));
-            let err = a.iter().zip(&b).fold(0.0f64, |s, (x, y)| s.max((x - y).abs()));
-            println!("sky {sky}: CG {} iterations, max |CG - dense| = {err:.2e} (scale {scale:.2})", c.iterations);
+            let err = a
+                .iter()
+                .zip(&b)
+                .fold(0.0f64, |s, (x, y)| s.max((x - y).abs()));
+            println!(
+                "sky {sky}: CG {} iterations, max |CG - dense| = {err:.2e} (scale {scale:.2})",
+                c.iterations
+            );
             assert!(err < 1e-8 * scale.max(1.0), "CG vs dense {err:e}");
             for (x, y) in c.sky.iter().zip(&d.sky) {
                 assert!((x - y).abs() < 1e-8, "sky {x} vs {y}");
             }
-            assert_eq!(c.sky.iter().filter(|v| **v != 0.0).count(), if sky { 5 } else { 0 });
+            assert_eq!(
+                c.sky.iter().filter(|v| **v != 0.0).count(),
+                if sky { 5 } else { 0 }
+            );
         }
     }
 
@@ -987,22 +1105,39 @@ mod tests {
                     }
                 }
                 let pm = shift_pixmap(n, n, a as f64 / 3.0, b as f64 / 3.0, 3.0, 0.0, 0.0);
-                exps.push(Exposure2d::new(format!("{a}{b}"), sci, Array2::ones((n, n)), pm).expect("shapes"));
+                exps.push(
+                    Exposure2d::new(format!("{a}{b}"), sci, Array2::ones((n, n)), pm)
+                        .expect("shapes"),
+                );
             }
         }
-        let st = FrizzleSettings { sky: false, tol: 1e-14, ..FrizzleSettings::default() };
+        let st = FrizzleSettings {
+            sky: false,
+            tol: 1e-14,
+            ..FrizzleSettings::default()
+        };
         let mut m = Frizzle2d::new(&exps, (3 * n, 3 * n), &st).expect("prepare");
         let c = m.solve().expect("cg");
         let d = m.solve_dense().expect("dense");
         for (what, co) in [("CG", &c), ("dense", &d)] {
             let img = m.image(co);
-            let err = img.iter().zip(&inter).fold(0.0f64, |s, (x, y)| s.max((x - y).abs()));
-            println!("interlacing, {what}: max |output - interlaced| = {err:.2e} ({} CG iterations)", c.iterations);
+            let err = img
+                .iter()
+                .zip(&inter)
+                .fold(0.0f64, |s, (x, y)| s.max((x - y).abs()));
+            println!(
+                "interlacing, {what}: max |output - interlaced| = {err:.2e} ({} CG iterations)",
+                c.iterations
+            );
             assert!(err < 1e-10, "{what}: {err:e}");
         }
         // Variance 1 everywhere (unit ivar, exact interlacing), no correlation.
         let v = m.variance_exact().expect("variance");
-        assert!(v.iter().all(|x| (x - 1.0).abs() < 1e-9), "variance {:?}", v.iter().take(3).collect::<Vec<_>>());
+        assert!(
+            v.iter().all(|x| (x - 1.0).abs() < 1e-9),
+            "variance {:?}",
+            v.iter().take(3).collect::<Vec<_>>()
+        );
         let rho = m.noise_correlation((10, 10));
         assert!(rho.iter().flatten().all(|r| r.abs() < 1e-9), "{rho:?}");
     }
@@ -1010,19 +1145,30 @@ mod tests {
     #[test]
     fn probe_variance_and_aperture_agree_with_the_dense_inverse() {
         let (exps, shape) = random_set(8, 5, 1.5, 11);
-        let st = FrizzleSettings { sky: true, tol: 1e-12, ..FrizzleSettings::default() };
+        let st = FrizzleSettings {
+            sky: true,
+            tol: 1e-12,
+            ..FrizzleSettings::default()
+        };
         let mut m = Frizzle2d::new(&exps, shape, &st).expect("prepare");
         let c = m.solve().expect("cg");
         let exact = m.variance_exact().expect("exact");
         let probe = m.variance_probe(400);
         let (me, mp) = (exact.mean().unwrap_or(0.0), probe.mean().unwrap_or(0.0));
         println!("mean variance: exact {me:.4}, 400 probes {mp:.4}");
-        assert!((mp / me - 1.0).abs() < 0.03, "probe mean {mp} vs exact {me}");
+        assert!(
+            (mp / me - 1.0).abs() < 0.03,
+            "probe mean {mp} vs exact {me}"
+        );
         // Aperture variance a^T C a with a = one pixel equals that pixel's exact variance.
         let mut a = Array2::zeros(shape);
         a[[4, 5]] = 1.0;
         let (_, va) = m.aperture(&c, &a).expect("aperture");
-        assert!((va / exact[[4, 5]] - 1.0).abs() < 1e-7, "{va} vs {}", exact[[4, 5]]);
+        assert!(
+            (va / exact[[4, 5]] - 1.0).abs() < 1e-7,
+            "{va} vs {}",
+            exact[[4, 5]]
+        );
         // A 3 x 3 aperture against a Monte Carlo of the estimator (noise redrawn, same geometry).
         a.fill(0.0);
         a.slice_mut(ndarray::s![3..6, 3..6]).fill(1.0);

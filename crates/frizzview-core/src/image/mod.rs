@@ -48,7 +48,14 @@ impl Exposure2d {
         ivar: ndarray::Array2<f64>,
         pixmap: ndarray::Array3<f64>,
     ) -> Result<Self, ImageError> {
-        let e = Self { name: name.into(), sci, ivar, pixmap, weight: 1.0, include: true };
+        let e = Self {
+            name: name.into(),
+            sci,
+            ivar,
+            pixmap,
+            weight: 1.0,
+            include: true,
+        };
         e.check()?;
         Ok(e)
     }
@@ -58,13 +65,20 @@ impl Exposure2d {
     /// # Errors
     /// [`ImageError::Exposure`] naming the exposure and the problem.
     pub fn check(&self) -> Result<(), ImageError> {
-        let bad = |what: String| ImageError::Exposure { name: self.name.clone(), what };
+        let bad = |what: String| ImageError::Exposure {
+            name: self.name.clone(),
+            what,
+        };
         let (ny, nx) = self.sci.dim();
         if ny == 0 || nx == 0 {
             return Err(bad("empty image".into()));
         }
         if self.ivar.dim() != (ny, nx) {
-            return Err(bad(format!("ivar shape {:?} differs from sci {:?}", self.ivar.dim(), (ny, nx))));
+            return Err(bad(format!(
+                "ivar shape {:?} differs from sci {:?}",
+                self.ivar.dim(),
+                (ny, nx)
+            )));
         }
         if self.pixmap.dim() != (ny, nx, 2) {
             return Err(bad(format!(
@@ -74,7 +88,10 @@ impl Exposure2d {
             )));
         }
         if !(self.weight >= 0.0) || !self.weight.is_finite() {
-            return Err(bad(format!("weight {} is not a finite number >= 0", self.weight)));
+            return Err(bad(format!(
+                "weight {} is not a finite number >= 0",
+                self.weight
+            )));
         }
         Ok(())
     }

@@ -98,7 +98,8 @@ pub fn fft2(buf: &mut [Complex64], nx: usize, ny: usize, inverse: bool) {
     } else {
         (planner.plan_fft_forward(nx), planner.plan_fft_forward(ny))
     };
-    buf.par_chunks_mut(nx * 8.max(1)).for_each(|rows| px.process(rows));
+    buf.par_chunks_mut(nx * 8.max(1))
+        .for_each(|rows| px.process(rows));
     let mut t = vec![Complex64::new(0.0, 0.0); nx * ny];
     transpose(buf, &mut t, nx, ny);
     t.par_chunks_mut(ny * 8).for_each(|cols| py.process(cols));
@@ -122,7 +123,13 @@ fn transpose(src: &[Complex64], dst: &mut [Complex64], nx: usize, ny: usize) {
 /// Type 1: `F(kx, ky) = sum_j c_j exp(i (kx ux_j + ky uy_j))` for |kx| <= `kmax_x`,
 /// |ky| <= `kmax_y` (row-major, ky slowest).
 #[must_use]
-pub fn type1(ux: &[f64], uy: &[f64], c: &[Complex64], kmax_x: usize, kmax_y: usize) -> Vec<Complex64> {
+pub fn type1(
+    ux: &[f64],
+    uy: &[f64],
+    c: &[Complex64],
+    kmax_x: usize,
+    kmax_y: usize,
+) -> Vec<Complex64> {
     let ax = Axis::new(kmax_x);
     let ay = Axis::new(kmax_y);
     let (nx, ny) = (ax.n, ay.n);
@@ -188,7 +195,13 @@ pub fn type1(ux: &[f64], uy: &[f64], c: &[Complex64], kmax_x: usize, kmax_y: usi
 /// Type 2: `f_j = sum_k c_k exp(i (kx ux_j + ky uy_j))`, with `c` laid out as [`type1`]'s output
 /// for `kmax_x`, `kmax_y`.
 #[must_use]
-pub fn type2(c: &[Complex64], kmax_x: usize, kmax_y: usize, ux: &[f64], uy: &[f64]) -> Vec<Complex64> {
+pub fn type2(
+    c: &[Complex64],
+    kmax_x: usize,
+    kmax_y: usize,
+    ux: &[f64],
+    uy: &[f64],
+) -> Vec<Complex64> {
     let ax = Axis::new(kmax_x);
     let ay = Axis::new(kmax_y);
     let (nx, ny) = (ax.n, ay.n);
@@ -258,7 +271,9 @@ mod tests {
         for k2 in -(ky as i64)..=ky as i64 {
             for k1 in -(kx as i64)..=kx as i64 {
                 let d: Complex64 = (0..m)
-                    .map(|j| c[j] * Complex64::from_polar(1.0, k1 as f64 * ux[j] + k2 as f64 * uy[j]))
+                    .map(|j| {
+                        c[j] * Complex64::from_polar(1.0, k1 as f64 * ux[j] + k2 as f64 * uy[j])
+                    })
                     .sum();
                 let got = f[(k2 + ky as i64) as usize * (2 * kx + 1) + (k1 + kx as i64) as usize];
                 worst = worst.max((got - d).norm() / scale);
@@ -272,11 +287,16 @@ mod tests {
             let mut d = Complex64::new(0.0, 0.0);
             for k2 in -(ky as i64)..=ky as i64 {
                 for k1 in -(kx as i64)..=kx as i64 {
-                    let ci = f[(k2 + ky as i64) as usize * (2 * kx + 1) + (k1 + kx as i64) as usize];
+                    let ci =
+                        f[(k2 + ky as i64) as usize * (2 * kx + 1) + (k1 + kx as i64) as usize];
                     d += ci * Complex64::from_polar(1.0, k1 as f64 * ux[j] + k2 as f64 * uy[j]);
                 }
             }
-            assert!((g[j] - d).norm() < 1e-10 * sc, "type 2 at {j}: {} vs {d}", g[j]);
+            assert!(
+                (g[j] - d).norm() < 1e-10 * sc,
+                "type 2 at {j}: {} vs {d}",
+                g[j]
+            );
         }
     }
 }

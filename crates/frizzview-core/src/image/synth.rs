@@ -51,7 +51,9 @@ pub fn erf(x: f64) -> f64 {
                     + t * (0.096_784_18
                         + t * (-0.186_288_06
                             + t * (0.278_868_07
-                                + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
             .exp();
     if x >= 0.0 { 1.0 - ans } else { ans - 1.0 }
 }
@@ -152,7 +154,11 @@ pub fn generate(spec: &SynthSpec) -> Synth {
         let (dx, dy, roll) = if e == 0 {
             (0.0, 0.0, 0.0)
         } else {
-            (rng.uniform() - 0.5, rng.uniform() - 0.5, spec.max_roll_deg * (2.0 * rng.uniform() - 1.0))
+            (
+                rng.uniform() - 0.5,
+                rng.uniform() - 0.5,
+                spec.max_roll_deg * (2.0 * rng.uniform() - 1.0),
+            )
         };
         let th = roll.to_radians();
         let (ct, st) = (th.cos(), th.sin());
@@ -180,7 +186,11 @@ pub fn generate(spec: &SynthSpec) -> Synth {
                 }
             }
         }
-        let sky = if e == 0 { 0.0 } else { spec.sky * (2.0 * rng.uniform() - 1.0) };
+        let sky = if e == 0 {
+            0.0
+        } else {
+            spec.sky * (2.0 * rng.uniform() - 1.0)
+        };
         let mut ivar = Array2::from_elem((n, n), 1.0 / (spec.noise * spec.noise));
         for _ in 0..spec.masked_columns {
             let col = (rng.uniform() * n as f64) as usize % n;
@@ -190,7 +200,10 @@ pub fn generate(spec: &SynthSpec) -> Synth {
         noisy.mapv_inplace(|v| v + spec.noise * rng.normal());
         let mut hits = Vec::new();
         for _ in 0..spec.cosmic_rays_per_exposure {
-            let (j, i) = ((rng.uniform() * n as f64) as usize % n, (rng.uniform() * n as f64) as usize % n);
+            let (j, i) = (
+                (rng.uniform() * n as f64) as usize % n,
+                (rng.uniform() * n as f64) as usize % n,
+            );
             noisy[[j, i]] += spec.cosmic_ray_amplitude * (0.5 + rng.uniform());
             hits.push((j, i));
         }
@@ -208,14 +221,32 @@ pub fn generate(spec: &SynthSpec) -> Synth {
             weight: 1.0,
             include: true,
         });
-        exposures.push(Exposure2d { name, sci: noisy, ivar, pixmap: pm, weight: 1.0, include: true });
+        exposures.push(Exposure2d {
+            name,
+            sci: noisy,
+            ivar,
+            pixmap: pm,
+            weight: 1.0,
+            include: true,
+        });
         skies.push(sky);
         dithers.push((dx, dy, roll));
         crs.push(hits);
     }
     let truth = Array2::from_shape_fn((nout, nout), |(y, x)| {
         let (px, py) = (lo + x as f64 / spec.s, lo + y as f64 / spec.s);
-        stars.iter().map(|&(qx, qy, f)| f * box1(px, qx, spec.psf_sigma) * box1(py, qy, spec.psf_sigma)).sum()
+        stars
+            .iter()
+            .map(|&(qx, qy, f)| f * box1(px, qx, spec.psf_sigma) * box1(py, qy, spec.psf_sigma))
+            .sum()
     });
-    Synth { exposures, clean, truth, out_shape: (nout, nout), sky: skies, dithers, cosmic_rays: crs }
+    Synth {
+        exposures,
+        clean,
+        truth,
+        out_shape: (nout, nout),
+        sky: skies,
+        dithers,
+        cosmic_rays: crs,
+    }
 }
