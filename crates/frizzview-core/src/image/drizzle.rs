@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn identity_pixmap_copies_the_image_and_overlap_areas_are_exact() {
         let e = shifted(6, 0.0, 0.0, 1.0, |j, i| (j * 10 + i) as f64);
-        let d = drizzle(&[e.clone()], (6, 6), 1.0).expect("drizzle");
+        let d = drizzle(std::slice::from_ref(&e), (6, 6), 1.0).expect("drizzle");
         for j in 0..6 {
             for i in 0..6 {
                 assert!((d.sci[[j, i]] - e.sci[[j, i]]).abs() < 1e-12);

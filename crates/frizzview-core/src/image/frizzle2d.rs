@@ -174,7 +174,7 @@ impl Frizzle2d {
                 settings.ridge
             )));
         }
-        let odd = |n: usize| if n % 2 == 0 { n + 1 } else { n };
+        let odd = |n: usize| if n.is_multiple_of(2) { n + 1 } else { n };
         let lx = odd(nx + settings.pad);
         let ly = odd(ny + settings.pad);
         let (offx, offy) = ((lx - nx) / 2, (ly - ny) / 2);

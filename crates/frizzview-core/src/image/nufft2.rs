@@ -98,8 +98,7 @@ pub fn fft2(buf: &mut [Complex64], nx: usize, ny: usize, inverse: bool) {
     } else {
         (planner.plan_fft_forward(nx), planner.plan_fft_forward(ny))
     };
-    buf.par_chunks_mut(nx * 8.max(1))
-        .for_each(|rows| px.process(rows));
+    buf.par_chunks_mut(nx * 8).for_each(|rows| px.process(rows));
     let mut t = vec![Complex64::new(0.0, 0.0); nx * ny];
     transpose(buf, &mut t, nx, ny);
     t.par_chunks_mut(ny * 8).for_each(|cols| py.process(cols));
