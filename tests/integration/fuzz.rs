@@ -1214,9 +1214,9 @@ fn fuzz_lamost_mrs_reader() {
     // The real files come gzipped: the same mutations through the in-memory path.
     let c = run_fuzz(
         &file.to_string_lossy(),
-        frizzview::io::load_file,
+        Reader::LoadFile,
         cases() / 2,
-        Some(("gz", gzip)),
+        Encoding::Gzip,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(c.runs >= (cases() / 2) as usize && c.refused > 0);

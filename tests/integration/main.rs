@@ -18,6 +18,7 @@ mod fetch_window;
 mod frametime;
 mod fuzz;
 mod gz;
+mod image_engine;
 mod image_geom;
 mod io;
 mod lamost;

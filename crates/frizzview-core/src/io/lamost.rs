@@ -519,6 +519,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         truth: None,
         pipeline_coadd,
         survey: Survey::Generic,
+        load_warnings: Vec::new(),
     })
 }
 

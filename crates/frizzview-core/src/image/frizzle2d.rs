@@ -1,0 +1,1197 @@
+//! The 2-D Frizzle forward model on a regular output grid.
+//!
+//! Model: `f(u, v) = sum_{|kx|<=hx, |ky|<=hy} c_k exp(2 pi i (kx u / Lx + ky v / Ly))` with
+//! Hermitian coefficients (`c_{-k} = conj c_k`, so f is real) and odd mode counts `Kx = 2 hx + 1
+//! = Lx` (one mode per model pixel: the model is the trigonometric interpolant of its values on
+//! the `Lx x Ly` model grid, which is the output grid plus `pad` pixels). (u, v) are output-grid
+//! coordinates shifted by the low pad. Every input pixel is one sample `y_m = f(u_m, v_m) + s_e +
+//! noise` with weight `w_m = ivar_m x weight_e`, and optionally one additive sky offset `s_e` per
+//! exposure (the first included exposure's is fixed to 0: only differences are identifiable).
+//!
+//! The normal matrix `G = A^H W A` is block-Toeplitz with Toeplitz blocks, `G[k, k'] = g(k - k')`
+//! with `g(p) = sum_m w_m exp(-2 pi i p . u_m / L)` on the (2K-1)^2 lags: one type-1 NUFFT of the
+//! weights per exposure (kept, so a weight change is a sum plus a solve), then each product
+//! `G c` is two 2-D FFTs of the zero-padded coefficients (images.md §4.1). The solver is
+//! conjugate gradients with a Jacobi (diagonal) scaling; images.md §4.3 measured that Chan's
+//! circulant preconditioner gains little (12 -> 11 iterations) and Strang's is unsafe, so neither
+//! is used. A dense Cholesky solve of the same system is the oracle for small outputs.
+
+use ndarray::{Array2, Array3};
+use rustfft::num_complex::Complex64;
+
+use super::nufft2::{self, fast_len, fft2};
+use super::{Exposure2d, ImageError};
+
+type C = Complex64;
+const ZERO: C = C::new(0.0, 0.0);
+
+/// How the per-pixel variance is computed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum VarianceMode {
+    /// No variance map.
+    None,
+    /// Exact (dense Cholesky) when the model has at most `exact_max_modes` modes, else a probe
+    /// estimate with this many probes.
+    Auto { probes: usize },
+    /// Exact, whatever the size (slow beyond ~40 x 40).
+    Exact,
+    /// Hutchinson-type unbiased estimate with this many Rademacher probes (one CG solve each).
+    Probe(usize),
+}
+
+/// Which variance the result holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum VarianceKind {
+    None,
+    Exact,
+    /// Unbiased estimate from this many probes (relative error per pixel ~ sqrt(2 / n)).
+    Probe(usize),
+}
+
+/// Settings of the 2-D forward model.
+#[derive(Clone, Debug)]
+pub struct FrizzleSettings {
+    /// Model pixels added beyond the output grid (split low / high; the period is made odd).
+    pub pad: usize,
+    /// Ridge: weight (an inverse variance) pulling each model pixel's value to 0.
+    pub ridge: f64,
+    /// Fit one additive sky offset per exposure.
+    pub sky: bool,
+    /// CG stopping rule: |residual| <= tol |rhs|.
+    pub tol: f64,
+    /// CG iteration cap.
+    pub max_iter: usize,
+    /// Robust reweighting: pixels whose residual exceeds this many sigma get weight 0
+    /// (repeated up to `robust_passes` times); `None` switches it off.
+    pub robust_clip: Option<f64>,
+    pub robust_passes: usize,
+    pub variance: VarianceMode,
+    /// Largest model (modes + sky offsets) solved densely for the exact variance.
+    pub exact_max_modes: usize,
+    /// Per-exposure leave-one-out chi^2/nu (one extra solve per exposure).
+    pub loo: bool,
+    /// Coverage and DQ maps (a pixfrac-1 drizzle overlap count).
+    pub coverage: bool,
+    /// Seed of the variance probes.
+    pub seed: u64,
+}
+
+impl Default for FrizzleSettings {
+    fn default() -> Self {
+        Self {
+            pad: 0,
+            ridge: 0.0,
+            sky: true,
+            tol: 1e-10,
+            max_iter: 3000,
+            robust_clip: Some(5.0),
+            robust_passes: 8,
+            variance: VarianceMode::Auto { probes: 32 },
+            exact_max_modes: 1200,
+            loo: true,
+            coverage: true,
+            seed: 1,
+        }
+    }
+}
+
+/// One exposure's precomputed pieces.
+struct ExpPrep {
+    /// FFT of the embedded Toeplitz kernel of this exposure's weights (already / nf).
+    ghat: Vec<C>,
+    /// g_e(k) on the K x K modes: the coupling of this exposure's sky offset to the modes.
+    bsky: Vec<C>,
+    /// A^H W y on the modes.
+    rhs: Vec<C>,
+    /// sum w, sum w y.
+    d: f64,
+    ysum: f64,
+    /// Flat input-pixel indices of the samples, their model coordinates and weights (ivar, 0 =
+    /// clipped or masked), and values.
+    idx: Vec<usize>,
+    u: Vec<f64>,
+    v: Vec<f64>,
+    w: Vec<f64>,
+    y: Vec<f64>,
+    shape: (usize, usize),
+    /// Samples dropped for landing outside the model period.
+    dropped: usize,
+}
+
+/// A CG or dense solution: modes and sky offsets.
+#[derive(Clone, Debug)]
+pub struct Coeffs {
+    pub modes: Vec<C>,
+    pub sky: Vec<f64>,
+    pub iterations: usize,
+    pub rel_residual: f64,
+}
+
+/// The prepared problem. Changing an exposure's weight or inclusion is cheap ([`Frizzle2d::set_weight`]).
+pub struct Frizzle2d {
+    pub nx: usize,
+    pub ny: usize,
+    lx: usize,
+    ly: usize,
+    hx: usize,
+    hy: usize,
+    offx: usize,
+    offy: usize,
+    nfx: usize,
+    nfy: usize,
+    exps: Vec<ExpPrep>,
+    alpha: Vec<f64>,
+    names: Vec<String>,
+    pub settings: FrizzleSettings,
+    ghat: Vec<C>,
+    last: Option<Coeffs>,
+}
+
+fn kidx(kx: i64, ky: i64, hx: usize, hy: usize) -> usize {
+    (ky + hy as i64) as usize * (2 * hx + 1) + (kx + hx as i64) as usize
+}
+
+impl Frizzle2d {
+    /// Prepares the problem: positions, one type-1 NUFFT per exposure.
+    ///
+    /// # Errors
+    /// Empty output, bad exposures (named), no usable pixel.
+    pub fn new(
+        exps: &[Exposure2d],
+        out_shape: (usize, usize),
+        settings: &FrizzleSettings,
+    ) -> Result<Self, ImageError> {
+        let (ny, nx) = out_shape;
+        if nx == 0 || ny == 0 {
+            return Err(ImageError::Settings("empty output grid".into()));
+        }
+        if exps.is_empty() {
+            return Err(ImageError::Settings("no exposures".into()));
+        }
+        if !(settings.ridge >= 0.0) || !settings.ridge.is_finite() {
+            return Err(ImageError::Settings(format!(
+                "ridge {} must be finite and >= 0",
+                settings.ridge
+            )));
+        }
+        let odd = |n: usize| if n.is_multiple_of(2) { n + 1 } else { n };
+        let lx = odd(nx + settings.pad);
+        let ly = odd(ny + settings.pad);
+        let (offx, offy) = ((lx - nx) / 2, (ly - ny) / 2);
+        let (hx, hy) = ((lx - 1) / 2, (ly - 1) / 2);
+        let nfx = fast_len(2 * lx - 1);
+        let nfy = fast_len(2 * ly - 1);
+        let mut me = Self {
+            nx,
+            ny,
+            lx,
+            ly,
+            hx,
+            hy,
+            offx,
+            offy,
+            nfx,
+            nfy,
+            exps: Vec::new(),
+            alpha: Vec::new(),
+            names: Vec::new(),
+            settings: settings.clone(),
+            ghat: Vec::new(),
+            last: None,
+        };
+        for x in exps {
+            x.check()?;
+            let (eny, enx) = x.sci.dim();
+            let mut p = ExpPrep {
+                ghat: Vec::new(),
+                bsky: Vec::new(),
+                rhs: Vec::new(),
+                d: 0.0,
+                ysum: 0.0,
+                idx: Vec::new(),
+                u: Vec::new(),
+                v: Vec::new(),
+                w: Vec::new(),
+                y: Vec::new(),
+                shape: (eny, enx),
+                dropped: 0,
+            };
+            for j in 0..eny {
+                for i in 0..enx {
+                    let (yv, iv) = (x.sci[[j, i]], x.ivar[[j, i]]);
+                    if !(iv > 0.0) || !iv.is_finite() || !yv.is_finite() {
+                        continue;
+                    }
+                    let u = x.pixmap[[j, i, 0]] + offx as f64;
+                    let v = x.pixmap[[j, i, 1]] + offy as f64;
+                    if !(u >= -0.5 && u < lx as f64 - 0.5 && v >= -0.5 && v < ly as f64 - 0.5) {
+                        p.dropped += 1;
+                        continue;
+                    }
+                    p.idx.push(j * enx + i);
+                    p.u.push(u);
+                    p.v.push(v);
+                    p.w.push(iv);
+                    p.y.push(yv);
+                }
+            }
+            me.exps.push(p);
+            me.alpha.push(if x.include { x.weight } else { 0.0 });
+            me.names.push(x.name.clone());
+        }
+        for e in 0..me.exps.len() {
+            me.kernel(e);
+        }
+        me.sum_kernels();
+        if me.exps.iter().zip(&me.alpha).all(|(p, a)| p.d * a <= 0.0) {
+            return Err(ImageError::Settings(
+                "no exposure has a usable pixel on the output grid".into(),
+            ));
+        }
+        Ok(me)
+    }
+
+    /// Recomputes exposure e's kernel, coupling and right-hand side from its sample weights.
+    fn kernel(&mut self, e: usize) {
+        let (lx, ly, hx, hy, nfx, nfy) = (self.lx, self.ly, self.hx, self.hy, self.nfx, self.nfy);
+        let p = &mut self.exps[e];
+        let tx = -std::f64::consts::TAU / lx as f64;
+        let ty = -std::f64::consts::TAU / ly as f64;
+        let ux: Vec<f64> = p.u.iter().map(|u| u * tx).collect();
+        let uy: Vec<f64> = p.v.iter().map(|v| v * ty).collect();
+        let st: Vec<C> =
+            p.w.iter()
+                .zip(&p.y)
+                .map(|(w, y)| C::new(*w, w * y))
+                .collect();
+        let (kx2, ky2) = (2 * hx, 2 * hy);
+        let f = nufft2::type1(&ux, &uy, &st, kx2, ky2);
+        let at = |kx: i64, ky: i64| f[kidx(kx, ky, kx2, ky2)];
+        let mut emb = vec![ZERO; nfx * nfy];
+        p.bsky = vec![ZERO; (2 * hx + 1) * (2 * hy + 1)];
+        p.rhs = vec![ZERO; (2 * hx + 1) * (2 * hy + 1)];
+        let norm = 1.0 / (nfx * nfy) as f64;
+        for ky in -(ky2 as i64)..=ky2 as i64 {
+            for kx in -(kx2 as i64)..=kx2 as i64 {
+                let a = at(kx, ky);
+                let b = at(-kx, -ky).conj();
+                let g = (a + b) * 0.5;
+                emb[ky.rem_euclid(nfy as i64) as usize * nfx
+                    + kx.rem_euclid(nfx as i64) as usize] = g * norm;
+                if kx.unsigned_abs() as usize <= hx && ky.unsigned_abs() as usize <= hy {
+                    let i = kidx(kx, ky, hx, hy);
+                    p.bsky[i] = g;
+                    p.rhs[i] = (a - b) * C::new(0.0, -0.5);
+                }
+            }
+        }
+        fft2(&mut emb, nfx, nfy, false);
+        p.ghat = emb;
+        p.d = p.w.iter().sum();
+        p.ysum = p.w.iter().zip(&p.y).map(|(w, y)| w * y).sum();
+    }
+
+    fn sum_kernels(&mut self) {
+        let mut g = vec![ZERO; self.nfx * self.nfy];
+        for (p, a) in self.exps.iter().zip(&self.alpha) {
+            if *a > 0.0 {
+                for (o, v) in g.iter_mut().zip(&p.ghat) {
+                    *o += v * *a;
+                }
+            }
+        }
+        self.ghat = g;
+    }
+
+    /// Changes one exposure's scalar weight and inclusion (no NUFFT: a sum of stored kernels).
+    ///
+    /// # Errors
+    /// Index out of range or a weight that is not finite and >= 0.
+    pub fn set_weight(&mut self, e: usize, weight: f64, include: bool) -> Result<(), ImageError> {
+        if e >= self.exps.len() {
+            return Err(ImageError::Settings(format!("exposure {e} out of range")));
+        }
+        if !(weight >= 0.0) || !weight.is_finite() {
+            return Err(ImageError::Settings(format!(
+                "weight {weight} is not finite and >= 0"
+            )));
+        }
+        self.alpha[e] = if include { weight } else { 0.0 };
+        self.sum_kernels();
+        Ok(())
+    }
+
+    /// Number of modes (the model's pixels).
+    #[must_use]
+    pub fn n_modes(&self) -> usize {
+        (2 * self.hx + 1) * (2 * self.hy + 1)
+    }
+
+    /// The exposures with a free sky offset: included ones after the first included one.
+    fn sky_free(&self) -> Vec<bool> {
+        let mut first = true;
+        self.alpha
+            .iter()
+            .zip(&self.exps)
+            .map(|(a, p)| {
+                if !self.settings.sky || *a <= 0.0 || p.d <= 0.0 {
+                    return false;
+                }
+                if first {
+                    first = false;
+                    return false;
+                }
+                true
+            })
+            .collect()
+    }
+
+    fn ridge_diag(&self) -> f64 {
+        self.settings.ridge * (self.lx * self.ly) as f64
+    }
+
+    /// G c (modes only, ridge included).
+    fn apply_g(&self, c: &[C]) -> Vec<C> {
+        let (nfx, nfy, kw, kh) = (self.nfx, self.nfy, 2 * self.hx + 1, 2 * self.hy + 1);
+        let mut buf = vec![ZERO; nfx * nfy];
+        for j in 0..kh {
+            buf[j * nfx..j * nfx + kw].copy_from_slice(&c[j * kw..(j + 1) * kw]);
+        }
+        fft2(&mut buf, nfx, nfy, false);
+        for (b, g) in buf.iter_mut().zip(&self.ghat) {
+            *b *= g;
+        }
+        fft2(&mut buf, nfx, nfy, true);
+        let r = self.ridge_diag();
+        let mut out = vec![ZERO; kw * kh];
+        for j in 0..kh {
+            for i in 0..kw {
+                out[j * kw + i] = buf[j * nfx + i] + c[j * kw + i] * r;
+            }
+        }
+        out
+    }
+
+    /// The full normal operator on (modes, sky).
+    fn apply(&self, c: &[C], s: &[f64], free: &[bool]) -> (Vec<C>, Vec<f64>) {
+        let mut gc = self.apply_g(c);
+        let mut os = vec![0.0; s.len()];
+        for (e, p) in self.exps.iter().enumerate() {
+            if !free[e] {
+                continue;
+            }
+            let a = self.alpha[e];
+            let mut dot = 0.0;
+            for ((o, b), ci) in gc.iter_mut().zip(&p.bsky).zip(c) {
+                *o += b * (a * s[e]);
+                dot += (b.conj() * ci).re;
+            }
+            os[e] = a * dot + a * p.d * s[e];
+        }
+        (gc, os)
+    }
+
+    fn rhs(&self, free: &[bool]) -> (Vec<C>, Vec<f64>) {
+        let mut b = vec![ZERO; self.n_modes()];
+        let mut s = vec![0.0; self.exps.len()];
+        for (e, p) in self.exps.iter().enumerate() {
+            let a = self.alpha[e];
+            if a <= 0.0 {
+                continue;
+            }
+            for (o, r) in b.iter_mut().zip(&p.rhs) {
+                *o += r * a;
+            }
+            if free[e] {
+                s[e] = a * p.ysum;
+            }
+        }
+        (b, s)
+    }
+
+    /// Conjugate gradients on (modes, sky) for the right-hand side (b, bs), from x0.
+    fn cg(&self, b: &[C], bs: &[f64], x0: Option<&Coeffs>, free: &[bool]) -> Coeffs {
+        let n = b.len();
+        let mut x = x0.map_or_else(|| vec![ZERO; n], |c| c.modes.clone());
+        let mut xs = x0.map_or_else(|| vec![0.0; bs.len()], |c| c.sky.clone());
+        for (e, f) in free.iter().enumerate() {
+            if !f {
+                xs[e] = 0.0;
+            }
+        }
+        // Jacobi: the mode diagonal is g(0) + ridge (constant), the sky diagonal a_e d_e.
+        let g0: f64 = self
+            .exps
+            .iter()
+            .zip(&self.alpha)
+            .map(|(p, a)| p.d * a)
+            .sum::<f64>()
+            + self.ridge_diag();
+        let ds: Vec<f64> = self
+            .exps
+            .iter()
+            .zip(&self.alpha)
+            .zip(free)
+            .map(|((p, a), f)| if *f { p.d * a } else { 1.0 })
+            .collect();
+        let dot = |a: &[C], b: &[C], as_: &[f64], bs_: &[f64]| -> f64 {
+            a.iter().zip(b).map(|(x, y)| (x.conj() * y).re).sum::<f64>()
+                + as_.iter().zip(bs_).map(|(x, y)| x * y).sum::<f64>()
+        };
+        let (ax, axs) = self.apply(&x, &xs, free);
+        let mut r: Vec<C> = b.iter().zip(&ax).map(|(b, a)| b - a).collect();
+        let mut rs: Vec<f64> = bs
+            .iter()
+            .zip(&axs)
+            .zip(free)
+            .map(|((b, a), f)| if *f { b - a } else { 0.0 })
+            .collect();
+        let bnorm = dot(b, b, bs, bs).sqrt().max(f64::MIN_POSITIVE);
+        let mut z: Vec<C> = r.iter().map(|v| v / g0).collect();
+        let mut zs: Vec<f64> = rs.iter().zip(&ds).map(|(v, d)| v / d).collect();
+        let mut p = z.clone();
+        let mut ps = zs.clone();
+        let mut rz = dot(&r, &z, &rs, &zs);
+        let mut it = 0;
+        let mut rel = dot(&r, &r, &rs, &rs).sqrt() / bnorm;
+        while it < self.settings.max_iter && rel > self.settings.tol {
+            let (q, qs) = self.apply(&p, &ps, free);
+            let pq = dot(&p, &q, &ps, &qs);
+            if !(pq > 0.0) {
+                break;
+            }
+            let al = rz / pq;
+            for i in 0..n {
+                x[i] += p[i] * al;
+                r[i] -= q[i] * al;
+            }
+            for e in 0..xs.len() {
+                xs[e] += ps[e] * al;
+                rs[e] -= qs[e] * al;
+            }
+            it += 1;
+            rel = dot(&r, &r, &rs, &rs).sqrt() / bnorm;
+            for i in 0..n {
+                z[i] = r[i] / g0;
+            }
+            for e in 0..zs.len() {
+                zs[e] = rs[e] / ds[e];
+            }
+            let rz2 = dot(&r, &z, &rs, &zs);
+            let be = rz2 / rz;
+            rz = rz2;
+            for i in 0..n {
+                p[i] = z[i] + p[i] * be;
+            }
+            for e in 0..ps.len() {
+                ps[e] = zs[e] + ps[e] * be;
+            }
+        }
+        Coeffs {
+            modes: x,
+            sky: xs,
+            iterations: it,
+            rel_residual: rel,
+        }
+    }
+
+    /// Solves by CG, warm-started from the previous solution.
+    ///
+    /// # Errors
+    /// When nothing is included.
+    pub fn solve(&mut self) -> Result<Coeffs, ImageError> {
+        let free = self.sky_free();
+        if self
+            .alpha
+            .iter()
+            .zip(&self.exps)
+            .all(|(a, p)| a * p.d <= 0.0)
+        {
+            return Err(ImageError::Solve("no exposure is included".into()));
+        }
+        let (b, bs) = self.rhs(&free);
+        let c = self.cg(&b, &bs, self.last.as_ref(), &free);
+        self.last = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The dense normal matrix (modes then free sky offsets), ridge included, and the index map.
+    fn dense(&self) -> (Vec<C>, usize, Vec<usize>) {
+        let free = self.sky_free();
+        let sky_idx: Vec<usize> = (0..self.exps.len()).filter(|e| free[*e]).collect();
+        let nm = self.n_modes();
+        let n = nm + sky_idx.len();
+        // Kernel lags from the summed kernel's FFT.
+        let mut g = self.ghat.clone();
+        fft2(&mut g, self.nfx, self.nfy, true);
+        let (kw, nfx, nfy) = (2 * self.hx + 1, self.nfx as i64, self.nfy as i64);
+        let mut a = vec![ZERO; n * n];
+        let r = self.ridge_diag();
+        for i in 0..nm {
+            let (iy, ix) = ((i / kw) as i64, (i % kw) as i64);
+            for j in 0..nm {
+                let (jy, jx) = ((j / kw) as i64, (j % kw) as i64);
+                let (py, px) = ((iy - jy).rem_euclid(nfy), (ix - jx).rem_euclid(nfx));
+                a[i * n + j] = g[(py * nfx + px) as usize];
+            }
+            a[i * n + i] += r;
+        }
+        for (q, &e) in sky_idx.iter().enumerate() {
+            let al = self.alpha[e];
+            let p = &self.exps[e];
+            for i in 0..nm {
+                a[i * n + nm + q] = p.bsky[i] * al;
+                a[(nm + q) * n + i] = p.bsky[i].conj() * al;
+            }
+            a[(nm + q) * n + nm + q] = C::new(al * p.d, 0.0);
+        }
+        (a, n, sky_idx)
+    }
+
+    /// The exact solution by dense Cholesky (the oracle; for small outputs only).
+    ///
+    /// # Errors
+    /// When the system is too large (> 6000 unknowns) or not positive definite.
+    pub fn solve_dense(&self) -> Result<Coeffs, ImageError> {
+        let (mut a, n, sky_idx) = self.dense();
+        if n > 6000 {
+            return Err(ImageError::Solve(format!(
+                "{n} unknowns is too many for the dense solve"
+            )));
+        }
+        cholesky(&mut a, n)?;
+        let free = self.sky_free();
+        let (b, bs) = self.rhs(&free);
+        let mut rhs = b;
+        for &e in &sky_idx {
+            rhs.push(C::new(bs[e], 0.0));
+        }
+        chol_solve(&a, n, &mut rhs);
+        let nm = self.n_modes();
+        let mut sky = vec![0.0; self.exps.len()];
+        for (q, &e) in sky_idx.iter().enumerate() {
+            sky[e] = rhs[nm + q].re;
+        }
+        rhs.truncate(nm);
+        Ok(Coeffs {
+            modes: rhs,
+            sky,
+            iterations: 0,
+            rel_residual: 0.0,
+        })
+    }
+
+    /// The model on the output grid (row-major `ny x nx`).
+    #[must_use]
+    pub fn image(&self, c: &Coeffs) -> Array2<f64> {
+        let (lx, ly) = (self.lx, self.ly);
+        let mut buf = vec![ZERO; lx * ly];
+        let (hx, hy) = (self.hx as i64, self.hy as i64);
+        for ky in -hy..=hy {
+            for kx in -hx..=hx {
+                buf[ky.rem_euclid(ly as i64) as usize * lx + kx.rem_euclid(lx as i64) as usize] =
+                    c.modes[kidx(kx, ky, self.hx, self.hy)];
+            }
+        }
+        fft2(&mut buf, lx, ly, true);
+        Array2::from_shape_fn((self.ny, self.nx), |(y, x)| {
+            buf[(y + self.offy) * lx + x + self.offx].re
+        })
+    }
+
+    /// X*^H z: an output-grid image to the modes.
+    fn adjoint(&self, z: &Array2<f64>) -> Vec<C> {
+        let (lx, ly) = (self.lx, self.ly);
+        let mut buf = vec![ZERO; lx * ly];
+        for ((y, x), v) in z.indexed_iter() {
+            buf[(y + self.offy) * lx + x + self.offx] = C::new(*v, 0.0);
+        }
+        fft2(&mut buf, lx, ly, false);
+        let (hx, hy) = (self.hx as i64, self.hy as i64);
+        let mut out = vec![ZERO; self.n_modes()];
+        for ky in -hy..=hy {
+            for kx in -hx..=hx {
+                out[kidx(kx, ky, self.hx, self.hy)] =
+                    buf[ky.rem_euclid(ly as i64) as usize * lx + kx.rem_euclid(lx as i64) as usize];
+            }
+        }
+        out
+    }
+
+    /// `C* z` for an output-grid image z: the output covariance applied (one CG solve).
+    fn cov_apply(&self, z: &Array2<f64>) -> (Array2<f64>, Vec<C>) {
+        let free = self.sky_free();
+        let b = self.adjoint(z);
+        let bs = vec![0.0; self.exps.len()];
+        let c = self.cg(&b, &bs, None, &free);
+        let img = self.image(&c);
+        (img, b)
+    }
+
+    /// Aperture photometry: the sum `a . f` over the output grid and its exact variance
+    /// `a^T C* a` (one CG solve), the covariance of the output pixels included.
+    ///
+    /// # Errors
+    /// When the aperture's shape is not the output grid's.
+    pub fn aperture(&self, c: &Coeffs, a: &Array2<f64>) -> Result<(f64, f64), ImageError> {
+        if a.dim() != (self.ny, self.nx) {
+            return Err(ImageError::Settings(format!(
+                "aperture shape {:?} is not ({}, {})",
+                a.dim(),
+                self.ny,
+                self.nx
+            )));
+        }
+        let f = self.image(c);
+        let flux: f64 = f.iter().zip(a).map(|(x, y)| x * y).sum();
+        let (ca, _) = self.cov_apply(a);
+        let var: f64 = ca.iter().zip(a).map(|(x, y)| x * y).sum();
+        Ok((flux, var))
+    }
+
+    /// Output noise correlation at lags 1..3 along x (row 0) and y (row 1) around pixel (y, x):
+    /// one column of C* (one CG solve) divided by its diagonal entry.
+    #[must_use]
+    pub fn noise_correlation(&self, at: (usize, usize)) -> [[f64; 3]; 2] {
+        let (y0, x0) = (at.0.min(self.ny - 1), at.1.min(self.nx - 1));
+        let mut z = Array2::zeros((self.ny, self.nx));
+        z[[y0, x0]] = 1.0;
+        let (col, _) = self.cov_apply(&z);
+        let v0 = col[[y0, x0]];
+        let mut out = [[f64::NAN; 3]; 2];
+        for l in 1..=3 {
+            if x0 + l < self.nx {
+                out[0][l - 1] = col[[y0, x0 + l]] / v0;
+            }
+            if y0 + l < self.ny {
+                out[1][l - 1] = col[[y0 + l, x0]] / v0;
+            }
+        }
+        out
+    }
+
+    /// Exact per-pixel variance by dense Cholesky: var(X) = |L^-1 x_X|^2.
+    ///
+    /// # Errors
+    /// As [`Frizzle2d::solve_dense`].
+    pub fn variance_exact(&self) -> Result<Array2<f64>, ImageError> {
+        let (mut a, n, _) = self.dense();
+        if n > 6000 {
+            return Err(ImageError::Solve(format!(
+                "{n} unknowns is too many for the exact variance"
+            )));
+        }
+        cholesky(&mut a, n)?;
+        let nm = self.n_modes();
+        let mut var = Array2::zeros((self.ny, self.nx));
+        let (lx, ly) = (self.lx as f64, self.ly as f64);
+        let (hx, hy) = (self.hx as i64, self.hy as i64);
+        let rows: Vec<((usize, usize), f64)> = {
+            use rayon::prelude::*;
+            let pix: Vec<(usize, usize)> = (0..self.ny)
+                .flat_map(|y| (0..self.nx).map(move |x| (y, x)))
+                .collect();
+            pix.par_iter()
+                .map(|&(y, x)| {
+                    let mut v = vec![ZERO; n];
+                    let (u, w) = ((x + self.offx) as f64, (y + self.offy) as f64);
+                    for ky in -hy..=hy {
+                        for kx in -hx..=hx {
+                            let ph =
+                                -std::f64::consts::TAU * (kx as f64 * u / lx + ky as f64 * w / ly);
+                            v[kidx(kx, ky, self.hx, self.hy)] = C::from_polar(1.0, ph);
+                        }
+                    }
+                    let _ = nm;
+                    forward_sub(&a, n, &mut v);
+                    ((y, x), v.iter().map(|c| c.norm_sqr()).sum::<f64>())
+                })
+                .collect()
+        };
+        for ((y, x), s) in rows {
+            var[[y, x]] = s;
+        }
+        Ok(var)
+    }
+
+    /// Unbiased probe estimate of the per-pixel variance: mean over Rademacher z of z . (C* z).
+    #[must_use]
+    pub fn variance_probe(&self, probes: usize) -> Array2<f64> {
+        let mut rng = super::synth::SplitMix(self.settings.seed ^ 0x5DEE_CE66_D1CE_4E5B);
+        let mut acc = Array2::zeros((self.ny, self.nx));
+        let n = probes.max(1);
+        for _ in 0..n {
+            let z = Array2::from_shape_fn((self.ny, self.nx), |_| {
+                if rng.next_u64() >> 63 == 1 { 1.0 } else { -1.0 }
+            });
+            let (cz, _) = self.cov_apply(&z);
+            acc.zip_mut_with(&(&cz * &z), |a, b| *a += b);
+        }
+        acc / n as f64
+    }
+
+    /// The model (plus the exposure's sky) at every used sample of exposure e.
+    fn model_at(&self, c: &Coeffs, e: usize) -> Vec<f64> {
+        let p = &self.exps[e];
+        let tx = std::f64::consts::TAU / self.lx as f64;
+        let ty = std::f64::consts::TAU / self.ly as f64;
+        let ux: Vec<f64> = p.u.iter().map(|u| u * tx).collect();
+        let uy: Vec<f64> = p.v.iter().map(|v| v * ty).collect();
+        nufft2::type2(&c.modes, self.hx, self.hy, &ux, &uy)
+            .iter()
+            .map(|z| z.re + c.sky[e])
+            .collect()
+    }
+
+    /// Per-exposure residual images (data - model - sky; NaN where unused) and chi^2/nu of the
+    /// used, unclipped pixels (nu = their number: the fit's dof are shared by all exposures).
+    #[must_use]
+    pub fn residuals(&self, c: &Coeffs) -> (Vec<Array2<f64>>, Vec<f64>) {
+        let mut imgs = Vec::new();
+        let mut chi = Vec::new();
+        for (e, p) in self.exps.iter().enumerate() {
+            let m = self.model_at(c, e);
+            let mut img = Array2::from_elem(p.shape, f64::NAN);
+            let (mut s, mut k) = (0.0, 0usize);
+            for (((&ix, y), mv), w) in p.idx.iter().zip(&p.y).zip(&m).zip(&p.w) {
+                let r = y - mv;
+                img[[ix / p.shape.1, ix % p.shape.1]] = r;
+                if *w > 0.0 {
+                    s += r * r * w;
+                    k += 1;
+                }
+            }
+            imgs.push(img);
+            chi.push(if k > 0 { s / k as f64 } else { f64::NAN });
+        }
+        (imgs, chi)
+    }
+
+    /// Robust reweighting: clips samples beyond max(`clip`, 0.3 x the largest |z|) sigma (so the
+    /// worst outliers, whose ringing inflates every residual, go first), recomputes those
+    /// exposures' kernels. Returns the number of newly clipped samples.
+    fn clip(&mut self, c: &Coeffs, clip: f64) -> usize {
+        let models: Vec<Vec<f64>> = (0..self.exps.len()).map(|e| self.model_at(c, e)).collect();
+        let mut zmax: f64 = 0.0;
+        for (p, m) in self.exps.iter().zip(&models) {
+            for ((y, mv), w) in p.y.iter().zip(m).zip(&p.w) {
+                if *w > 0.0 {
+                    zmax = zmax.max(((y - mv) * w.sqrt()).abs());
+                }
+            }
+        }
+        let thr = clip.max(0.3 * zmax);
+        let mut total = 0;
+        for (e, m) in models.iter().enumerate() {
+            let p = &mut self.exps[e];
+            let mut k = 0;
+            for ((y, mv), w) in p.y.iter().zip(m).zip(p.w.iter_mut()) {
+                if *w > 0.0 && ((y - mv) * w.sqrt()).abs() > thr {
+                    *w = 0.0;
+                    k += 1;
+                }
+            }
+            if k > 0 {
+                self.kernel(e);
+                total += k;
+            }
+        }
+        if total > 0 {
+            self.sum_kernels();
+        }
+        total
+    }
+
+    /// Leave-one-out chi^2/nu per exposure: refit without it, then its pixels' weighted squared
+    /// residuals against that fit (after its own best sky offset when skies are fitted) per dof.
+    ///
+    /// # Errors
+    /// As [`Frizzle2d::solve`].
+    pub fn loo(&mut self, full: &Coeffs) -> Result<Vec<f64>, ImageError> {
+        let mut out = vec![f64::NAN; self.exps.len()];
+        let saved = self.alpha.clone();
+        for e in 0..self.exps.len() {
+            if saved[e] <= 0.0
+                || saved
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, a)| *i != e && **a > 0.0)
+                    .count()
+                    == 0
+            {
+                continue;
+            }
+            self.alpha = saved.clone();
+            self.alpha[e] = 0.0;
+            self.sum_kernels();
+            let free = self.sky_free();
+            let (b, bs) = self.rhs(&free);
+            let c = self.cg(&b, &bs, Some(full), &free);
+            let mut cz = c.clone();
+            cz.sky[e] = 0.0;
+            let m = self.model_at(&cz, e);
+            let p = &self.exps[e];
+            let (mut sw, mut swr, mut n) = (0.0, 0.0, 0usize);
+            for ((y, mv), w) in p.y.iter().zip(&m).zip(&p.w) {
+                if *w > 0.0 {
+                    sw += w;
+                    swr += w * (y - mv);
+                    n += 1;
+                }
+            }
+            let s = if self.settings.sky && sw > 0.0 {
+                swr / sw
+            } else {
+                0.0
+            };
+            let mut chi = 0.0;
+            for ((y, mv), w) in p.y.iter().zip(&m).zip(&p.w) {
+                if *w > 0.0 {
+                    chi += w * (y - mv - s).powi(2);
+                }
+            }
+            let nu = n.saturating_sub(usize::from(self.settings.sky));
+            out[e] = if nu > 0 { chi / nu as f64 } else { f64::NAN };
+        }
+        self.alpha = saved;
+        self.sum_kernels();
+        Ok(out)
+    }
+
+    /// Samples per exposure dropped for landing outside the model period.
+    #[must_use]
+    pub fn dropped(&self) -> Vec<usize> {
+        self.exps.iter().map(|p| p.dropped).collect()
+    }
+}
+
+/// In-place Cholesky of a Hermitian positive-definite row-major n x n matrix (lower triangle).
+fn cholesky(a: &mut [C], n: usize) -> Result<(), ImageError> {
+    for j in 0..n {
+        let mut d = a[j * n + j].re;
+        for k in 0..j {
+            d -= a[j * n + k].norm_sqr();
+        }
+        if !(d > 0.0) {
+            return Err(ImageError::Solve(format!(
+                "normal matrix not positive definite at row {j} (add a ridge, or more dithers)"
+            )));
+        }
+        let d = d.sqrt();
+        a[j * n + j] = C::new(d, 0.0);
+        let (head, tail) = a.split_at_mut((j + 1) * n);
+        let rowj = &head[j * n..j * n + j];
+        tail.chunks_mut(n).for_each(|rowi| {
+            let mut s = rowi[j];
+            for k in 0..j {
+                s -= rowi[k] * rowj[k].conj();
+            }
+            rowi[j] = s / d;
+        });
+    }
+    Ok(())
+}
+
+fn forward_sub(l: &[C], n: usize, b: &mut [C]) {
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= l[i * n + k] * b[k];
+        }
+        b[i] = s / l[i * n + i].re;
+    }
+}
+
+fn chol_solve(l: &[C], n: usize, b: &mut [C]) {
+    forward_sub(l, n, b);
+    for i in (0..n).rev() {
+        let mut s = b[i];
+        for k in i + 1..n {
+            s -= l[k * n + i].conj() * b[k];
+        }
+        b[i] = s / l[i * n + i].re;
+    }
+}
+
+/// Everything the forward model outputs.
+pub struct FrizzleResult {
+    pub sci: Array2<f64>,
+    pub var: Array2<f64>,
+    pub var_kind: VarianceKind,
+    /// Input pixels (all included exposures) overlapping each output pixel (pixfrac 1).
+    pub coverage: Array2<u32>,
+    /// Bit 1: no input pixel overlaps this output pixel.
+    pub dq: Array2<u8>,
+    pub residuals: Vec<Array2<f64>>,
+    pub chi2nu: Vec<f64>,
+    pub loo_chi2nu: Vec<f64>,
+    pub sky: Vec<f64>,
+    /// Lags 1..3 along x (row 0) and y (row 1) at the output centre.
+    pub noise_corr: [[f64; 3]; 2],
+    pub iterations: usize,
+    pub rel_residual: f64,
+    pub clipped: usize,
+    pub coeffs: Coeffs,
+    pub model: Frizzle2d,
+}
+
+/// The whole forward-model combination: prepare, solve (robustly), variance, coverage,
+/// residuals, leave-one-out scores, noise correlation.
+///
+/// # Errors
+/// Bad inputs or settings (named), or a failed dense solve.
+pub fn combine(
+    exps: &[Exposure2d],
+    out_shape: (usize, usize),
+    s: &FrizzleSettings,
+) -> Result<FrizzleResult, ImageError> {
+    let mut m = Frizzle2d::new(exps, out_shape, s)?;
+    let mut c = m.solve()?;
+    let mut clipped = 0;
+    if let Some(k) = s.robust_clip {
+        for _ in 0..s.robust_passes {
+            let n = m.clip(&c, k);
+            clipped += n;
+            if n == 0 {
+                break;
+            }
+            c = m.solve()?;
+        }
+    }
+    let sci = m.image(&c);
+    let nmodes = m.n_modes() + exps.len();
+    let (var, var_kind) = match s.variance {
+        VarianceMode::None => (Array2::from_elem(out_shape, f64::NAN), VarianceKind::None),
+        VarianceMode::Exact => (m.variance_exact()?, VarianceKind::Exact),
+        VarianceMode::Probe(n) => (m.variance_probe(n), VarianceKind::Probe(n)),
+        VarianceMode::Auto { probes } => {
+            if nmodes <= s.exact_max_modes {
+                (m.variance_exact()?, VarianceKind::Exact)
+            } else {
+                (m.variance_probe(probes), VarianceKind::Probe(probes))
+            }
+        }
+    };
+    let (coverage, dq) = if s.coverage {
+        let d = super::drizzle::drizzle(exps, out_shape, 1.0)?;
+        let dq = d.count.mapv(|c| u8::from(c == 0));
+        (d.count, dq)
+    } else {
+        (Array2::zeros(out_shape), Array2::zeros(out_shape))
+    };
+    let (residuals, chi2nu) = m.residuals(&c);
+    let loo_chi2nu = if s.loo {
+        m.loo(&c)?
+    } else {
+        vec![f64::NAN; exps.len()]
+    };
+    let noise_corr = m.noise_correlation((out_shape.0 / 2, out_shape.1 / 2));
+    Ok(FrizzleResult {
+        sci,
+        var,
+        var_kind,
+        coverage,
+        dq,
+        residuals,
+        chi2nu,
+        loo_chi2nu,
+        sky: c.sky.clone(),
+        noise_corr,
+        iterations: c.iterations,
+        rel_residual: c.rel_residual,
+        clipped,
+        coeffs: c,
+        model: m,
+    })
+}
+
+/// A pure-translation pixmap: input pixel (iy, ix) lands at output (s (ix + dx) + x0, s (iy + dy) + y0).
+#[must_use]
+pub fn shift_pixmap(
+    ny: usize,
+    nx: usize,
+    dx: f64,
+    dy: f64,
+    s: f64,
+    x0: f64,
+    y0: f64,
+) -> Array3<f64> {
+    let mut pm = Array3::zeros((ny, nx, 2));
+    for j in 0..ny {
+        for i in 0..nx {
+            pm[[j, i, 0]] = s * (i as f64 + dx) + x0;
+            pm[[j, i, 1]] = s * (j as f64 + dy) + y0;
+        }
+    }
+    pm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::synth::SplitMix;
+
+    fn random_set(n: usize, k: usize, s: f64, seed: u64) -> (Vec<Exposure2d>, (usize, usize)) {
+        let mut rng = SplitMix(seed);
+        let exps = (0..k)
+            .map(|e| {
+                let (dx, dy) = if e == 0 {
+                    (0.0, 0.0)
+                } else {
+                    (rng.uniform(), rng.uniform())
+                };
+                let sci = Array2::from_shape_fn((n, n), |_| rng.normal());
+                let ivar = Array2::from_shape_fn((n, n), |_| 0.5 + rng.uniform());
+                Exposure2d::new(
+                    format!("e{e}"),
+                    sci,
+                    ivar,
+                    shift_pixmap(n, n, dx, dy, s, 0.0, 0.0),
+                )
+                .expect("shapes")
+            })
+            .collect();
+        let m = ((n as f64 - 1.0) * s).floor() as usize;
+        (exps, (m, m))
+    }
+
+    #[test]
+    fn cg_matches_the_dense_solve() {
+        let (exps, shape) = random_set(9, 6, 1.5, 7);
+        for sky in [false, true] {
+            let st = FrizzleSettings {
+                sky,
+                ridge: 1e-3,
+                tol: 1e-13,
+                ..FrizzleSettings::default()
+            };
+            let mut m = Frizzle2d::new(&exps, shape, &st).expect("prepare");
+            let c = m.solve().expect("cg");
+            let d = m.solve_dense().expect("dense");
+            let (a, b) = (m.image(&c), m.image(&d));
+            let scale = b.iter().fold(0.0f64, |s, v| s.max(v.abs()));
+            let err = a
+                .iter()
+                .zip(&b)
+                .fold(0.0f64, |s, (x, y)| s.max((x - y).abs()));
+            println!(
+                "sky {sky}: CG {} iterations, max |CG - dense| = {err:.2e} (scale {scale:.2})",
+                c.iterations
+            );
+            assert!(err < 1e-8 * scale.max(1.0), "CG vs dense {err:e}");
+            for (x, y) in c.sky.iter().zip(&d.sky) {
+                assert!((x - y).abs() < 1e-8, "sky {x} vs {y}");
+            }
+            assert_eq!(
+                c.sky.iter().filter(|v| **v != 0.0).count(),
+                if sky { 5 } else { 0 }
+            );
+        }
+    }
+
+    #[test]
+    fn perfect_dithers_reproduce_the_interlaced_image() {
+        // 3 x 3 third-pixel dithers of 7 x 7 frames onto a 21 x 21 grid: M = P, exact.
+        let n = 7;
+        let mut rng = SplitMix(3);
+        let mut exps = Vec::new();
+        let mut inter = Array2::zeros((3 * n, 3 * n));
+        for b in 0..3 {
+            for a in 0..3 {
+                let sci = Array2::from_shape_fn((n, n), |_| rng.normal());
+                for j in 0..n {
+                    for i in 0..n {
+                        inter[[3 * j + b, 3 * i + a]] = sci[[j, i]];
+                    }
+                }
+                let pm = shift_pixmap(n, n, a as f64 / 3.0, b as f64 / 3.0, 3.0, 0.0, 0.0);
+                exps.push(
+                    Exposure2d::new(format!("{a}{b}"), sci, Array2::ones((n, n)), pm)
+                        .expect("shapes"),
+                );
+            }
+        }
+        let st = FrizzleSettings {
+            sky: false,
+            tol: 1e-14,
+            ..FrizzleSettings::default()
+        };
+        let mut m = Frizzle2d::new(&exps, (3 * n, 3 * n), &st).expect("prepare");
+        let c = m.solve().expect("cg");
+        let d = m.solve_dense().expect("dense");
+        for (what, co) in [("CG", &c), ("dense", &d)] {
+            let img = m.image(co);
+            let err = img
+                .iter()
+                .zip(&inter)
+                .fold(0.0f64, |s, (x, y)| s.max((x - y).abs()));
+            println!(
+                "interlacing, {what}: max |output - interlaced| = {err:.2e} ({} CG iterations)",
+                c.iterations
+            );
+            assert!(err < 1e-10, "{what}: {err:e}");
+        }
+        // Variance 1 everywhere (unit ivar, exact interlacing), no correlation.
+        let v = m.variance_exact().expect("variance");
+        assert!(
+            v.iter().all(|x| (x - 1.0).abs() < 1e-9),
+            "variance {:?}",
+            v.iter().take(3).collect::<Vec<_>>()
+        );
+        let rho = m.noise_correlation((10, 10));
+        assert!(rho.iter().flatten().all(|r| r.abs() < 1e-9), "{rho:?}");
+    }
+
+    #[test]
+    fn probe_variance_and_aperture_agree_with_the_dense_inverse() {
+        let (exps, shape) = random_set(8, 5, 1.5, 11);
+        let st = FrizzleSettings {
+            sky: true,
+            tol: 1e-12,
+            ..FrizzleSettings::default()
+        };
+        let mut m = Frizzle2d::new(&exps, shape, &st).expect("prepare");
+        let c = m.solve().expect("cg");
+        let exact = m.variance_exact().expect("exact");
+        let probe = m.variance_probe(400);
+        let (me, mp) = (exact.mean().unwrap_or(0.0), probe.mean().unwrap_or(0.0));
+        println!("mean variance: exact {me:.4}, 400 probes {mp:.4}");
+        assert!(
+            (mp / me - 1.0).abs() < 0.03,
+            "probe mean {mp} vs exact {me}"
+        );
+        // Aperture variance a^T C a with a = one pixel equals that pixel's exact variance.
+        let mut a = Array2::zeros(shape);
+        a[[4, 5]] = 1.0;
+        let (_, va) = m.aperture(&c, &a).expect("aperture");
+        assert!(
+            (va / exact[[4, 5]] - 1.0).abs() < 1e-7,
+            "{va} vs {}",
+            exact[[4, 5]]
+        );
+        // A 3 x 3 aperture against a Monte Carlo of the estimator (noise redrawn, same geometry).
+        a.fill(0.0);
+        a.slice_mut(ndarray::s![3..6, 3..6]).fill(1.0);
+        let (_, va) = m.aperture(&c, &a).expect("aperture");
+        let mut rng = SplitMix(99);
+        let (mut s1, mut s2, nrep) = (0.0, 0.0, 400);
+        for _ in 0..nrep {
+            let ex: Vec<Exposure2d> = exps
+                .iter()
+                .map(|x| {
+                    let mut y = x.clone();
+                    y.sci = x.ivar.mapv(|iv| rng.normal() / iv.sqrt());
+                    y
+                })
+                .collect();
+            let mut mm = Frizzle2d::new(&ex, shape, &st).expect("prepare");
+            let cc = mm.solve().expect("cg");
+            let f: f64 = mm.image(&cc).iter().zip(&a).map(|(x, y)| x * y).sum();
+            s1 += f;
+            s2 += f * f;
+        }
+        let emp = s2 / nrep as f64 - (s1 / nrep as f64).powi(2);
+        println!("3x3 aperture variance: stated {va:.4}, Monte Carlo {emp:.4}");
+        assert!((emp / va - 1.0).abs() < 0.2, "{emp} vs {va}");
+    }
+}
