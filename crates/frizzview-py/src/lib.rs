@@ -18,7 +18,7 @@ use frizzview_core::export;
 use frizzview_core::io::{self, LoadOptions};
 use frizzview_core::model::Dataset;
 use frizzview_core::settings::Settings;
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -111,14 +111,14 @@ fn frizzle_compat<'py>(
     let mask = mask.as_array().to_vec();
     let flags = flags.map(|f| f.as_array().to_vec());
     let pool = pool(threads)?;
-    // The dense C* goes straight into a numpy array (numpy asks the kernel for huge pages for
-    // large arrays: ~1000x fewer page faults than a fresh Rust allocation of 32-578 MB).
+    // The dense C* is written into a Rust array handed to numpy without a copy. (Not a numpy
+    // allocation: numpy asks for transparent huge pages above 4 MB, and on this project's VMs
+    // the compaction that triggers made case b's 578 MB C* 2-4x slower.)
     let n_out = lam_out.len();
-    let dense = band_lags
+    let mut dense = band_lags
         .is_none()
-        .then(|| PyArray2::<f64>::zeros(py, (n_out, n_out), false));
-    let mut dense_rw = dense.as_ref().map(|a| a.readwrite());
-    let dense_view = dense_rw.as_mut().map(|rw| rw.as_array_mut());
+        .then(|| ndarray::Array2::<f64>::zeros((n_out, n_out)));
+    let dense_view = dense.as_mut().map(|a| a.view_mut());
     let out = py
         .detach(|| {
             pool.install(|| {
@@ -140,9 +140,8 @@ fn frizzle_compat<'py>(
         })
         .map_err(PyValueError::new_err)?;
     let n = out.y.len();
-    drop(dense_rw);
     let c = match dense {
-        Some(d) => d,
+        Some(d) => PyArray2::from_owned_array(py, d),
         None => {
             let mut b = ndarray::Array2::<f64>::from_elem((out.band.len(), n), f64::NAN);
             for (k, row) in out.band.iter().enumerate() {
