@@ -175,3 +175,29 @@ def test_uncertainty_kinds_masks_units_and_chips():
     with pytest.raises(ValueError, match="flux unit"):
         frizzview.read([_spec(wave, flux), Spectrum(flux=flux * u.mJy, spectral_axis=wave * u.nm)])
     assert astro.chips(np.array([3.0, 2.0, 1.0, 5.0, 6.0])) == [(0, 3), (3, 5)]
+
+
+def test_notebook_reprs_and_plot():
+    mpl = pytest.importorskip("matplotlib", reason="matplotlib is not installed (optional)")
+    mpl.use("Agg")
+    ds = frizzview.synth_apogee(visits=3, seed=5)
+    assert repr(ds).startswith("<frizzview.Dataset") and "3 visits" in repr(ds)
+    h = ds._repr_html_()
+    assert h.count("<tr>") == 4 and "S/N" in h
+    r = frizzview.combine(ds, threads=1)
+    text = repr(r)
+    assert text.startswith("<frizzview.Result 3 visits") and "chi2/nu" in text
+    h = r._repr_html_()
+    assert "leave-one-out" in h and h.count("<tr>") == 4
+    for v in r.visits:
+        assert html_escape_ok(v["name"], h)
+    fig = r.plot()
+    top, bottom = fig.axes[:2]
+    assert len(top.lines) == 1 and len(bottom.lines) == 3
+    np.testing.assert_array_equal(top.lines[0].get_ydata(), r.forward.flux)
+
+
+def html_escape_ok(name, h):
+    import html as _h
+
+    return _h.escape(name) in h

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import _core
 from . import astro as _astro
+from . import notebook as _nb
 from .compat import frizzle
 
 __all__ = [
@@ -134,6 +135,12 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.visits)
+
+    def __repr__(self) -> str:
+        return _nb.dataset_text(self)
+
+    def _repr_html_(self) -> str:
+        return _nb.dataset_html(self)
 
     @classmethod
     def _from_core(cls, d: dict) -> "Dataset":
@@ -262,11 +269,18 @@ class Result:
         return s
 
     def __repr__(self) -> str:
-        methods = [m for m in ("forward", "standard") if getattr(self, m) is not None]
-        return (
-            f"<frizzview.Result {len(self.visits)} visits -> {self.wavelength_aa.size} px, "
-            f"{' + '.join(methods)}, {len(self.warnings)} warnings>"
-        )
+        return _nb.result_text(self)
+
+    def _repr_html_(self) -> str:
+        """Visits (included, velocity, pixels used, chi^2/nu, leave-one-out chi^2/nu), median
+        S/N and warnings: what Jupyter shows for a result."""
+        return _nb.result_html(self)
+
+    def plot(self, method: str = "forward", ax=None):
+        """The combined spectrum (with its 1-sigma band) over each visit's residuals in sigma;
+        returns the matplotlib Figure (matplotlib is optional: ImportError without it). ``ax``:
+        a pair of Axes to draw into."""
+        return _nb.plot(self, method, ax)
 
     def write(self, path: Union[str, os.PathLike]) -> None:
         """Write apStar-like FITS (``.fits``), ``.npz`` or CSV (``.csv``/``.tsv``), atomically;
