@@ -47,6 +47,13 @@ def cpu():
     return platform.processor()
 
 
+def loadavg():
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
@@ -54,7 +61,8 @@ def main():
     ap.add_argument("--no-frizzle", action="store_true", help="time frizzview alone")
     a = ap.parse_args()
     print(f"cpu: {cpu()} ({os.cpu_count()} logical CPUs); python {sys.version.split()[0]}; "
-          f"threads {a.threads or 'all'}; JAX_ENABLE_X64={os.environ['JAX_ENABLE_X64']}")
+          f"threads {a.threads or 'all'}; JAX_ENABLE_X64={os.environ['JAX_ENABLE_X64']}; "
+          f"load average {loadavg()}")
     args, flags = load("case_a_f64_input.npz")
 
     def fv():
@@ -112,8 +120,16 @@ def main():
         same = np.array_equal(upstream_flags(lo, lx, fl), compat.utils.combine_flags(lo, lx, fl))
         print(f"  frizzview.compat operators vs frizzle's (finufft eps 1e-6): max diff {worst:.1e}; "
               f"combine_flags identical {same}")
+        # Every entry of the dense C*, relative to sqrt(C_jj C_ll) (frizzle's censored columns
+        # are inf in both).
+        fin = np.isfinite(C0) & np.isfinite(C1)
+        sd = np.sqrt(np.abs(np.diag(C0)))
+        rel = np.abs(C1 - C0)[fin] / np.outer(sd, sd)[fin]
+        print(f"  dense C*: {fin.sum()} finite entries, max |dC*| / sqrt(C_jj C_ll) {rel.max():.2e}; "
+              f"inf pattern identical {np.array_equal(np.isinf(C0), np.isinf(C1))}")
         for name in ("frizzview (dense C*)", "frizzview (band, 5 lags)"):
-            print(f"  ratio frizzle / {name}: {med['frizzle 0.2.8'] / med[name]:.0f}x")
+            print(f"  ratio frizzle / {name}: {med['frizzle 0.2.8'] / med[name]:.0f}x on {cpu()} "
+                  f"({os.cpu_count()} CPUs, load average {loadavg()})")
     args, flags = load("case_b_f32_input.npz")
     print("\ncase b (30 x 8000 -> 8500 px), frizzview alone (frizzle 0.2.8 needs one 41 GB buffer):")
     for label, kw in (("band, 5 lags", dict(C_band=5)), ("dense C*", {})):

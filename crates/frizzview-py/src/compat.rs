@@ -12,14 +12,13 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use frizzview_core::combine::censor::{self, Rule};
-use frizzview_core::combine::fourier::{self, nufft};
+use frizzview_core::combine::fourier::{self, nufft, trench};
 use frizzview_core::combine::{Cancel, prepare};
 use frizzview_core::model::{Dataset, OutputGrid, Visit, VisitArrays, VisitMeta};
 use frizzview_core::settings::{
     Basis, ForwardSettings, GridSpec, SelectionMode, Settings, ShiftSource, Weighting,
 };
-use ndarray::{Array2, Axis};
-use rayon::prelude::*;
+use ndarray::ArrayViewMut2;
 use rustfft::num_complex::Complex64;
 
 /// The inputs, already flattened, sorted (`lam_out`) and converted by the Python layer.
@@ -32,8 +31,12 @@ pub struct Input<'a> {
     pub flags: Option<&'a [u64]>,
     /// frizzle's `get_modes` result (odd).
     pub n_modes: usize,
-    /// Covariance lags beyond 0 to return as a band; `None` = the dense matrix.
+    /// Covariance lags beyond 0 to return as a band; `None` = the dense matrix (written into
+    /// the buffer given to [`run`]).
     pub band_lags: Option<usize>,
+    /// The dense matrix one column at a time (the slow reference path) instead of the
+    /// closed form (`fourier::trench::dense_covariance`).
+    pub dense_by_columns: bool,
 }
 
 /// A fitted Fourier series, evaluated at the caller's λ.
@@ -63,8 +66,6 @@ impl Series {
 pub struct Output {
     /// y* at every output pixel (no censoring applied).
     pub y: Vec<f64>,
-    /// Dense C* (when asked for), no censoring applied.
-    pub dense: Option<Array2<f64>>,
     /// `band[k][l] = C*[l, l + k]` (NaN past the end), when a band was asked for.
     pub band: Vec<Vec<f64>>,
     /// frizzle's flag rule on the caller's λ.
@@ -102,8 +103,9 @@ fn to_wavelength(l: f64, offset: f64, span: f64) -> f64 {
     ((l - offset) / span).clamp(-700.0, 700.0).exp()
 }
 
-/// Run the frizzle-compatible fit.
-pub fn run(inp: &Input<'_>) -> Result<Output, String> {
+/// Run the frizzle-compatible fit. With `band_lags` = `None`, the dense C* (no censoring
+/// applied) is written into `dense` (M* x M*; it must be given then).
+pub fn run(inp: &Input<'_>, dense: Option<ArrayViewMut2<'_, f64>>) -> Result<Output, String> {
     let n_out = inp.lam_out.len();
     let n = inp.lam.len();
     if n_out < 2 {
@@ -209,8 +211,28 @@ pub fn run(inp: &Input<'_>) -> Result<Output, String> {
     seg.scale = (1.0 - small) * std::f64::consts::TAU / grid_span;
     let seg = &seg;
     let sys = fourier::factor_segment(seg, &cancel).map_err(|e| e.to_string())?;
-    let sol = fourier::solve_system(seg, &sys, &prep.grid.ln_wave, lags, &cancel)
-        .map_err(|e| e.to_string())?;
+    // The fit's remaining steps (y*, the variance, the condition estimate) and the dense C*
+    // need only the factored system: run them side by side.
+    let dense_out = match (inp.band_lags, dense) {
+        (None, Some(d)) if d.dim() == (n_out, n_out) => Some(d),
+        (None, _) => return Err(format!("no {n_out} x {n_out} buffer for the dense C*")),
+        (Some(_), _) => None,
+    };
+    let dense_of = || {
+        if let Some(d) = dense_out {
+            let u: Vec<f64> = prep.grid.ln_wave.iter().map(|&x| seg.phase(x)).collect();
+            if inp.dense_by_columns {
+                trench::covariance_by_columns_into(&sys.inv, &u, d);
+            } else {
+                trench::dense_covariance_into(&sys.inv, &u, d);
+            }
+        }
+    };
+    let (sol, ()) = rayon::join(
+        || fourier::solve_system(seg, &sys, &prep.grid.ln_wave, lags, &cancel),
+        dense_of,
+    );
+    let sol = sol.map_err(|e| e.to_string())?;
     let mut warnings = Vec::new();
     if sol.cond > fourier::COND_WARN || !sol.cond.is_finite() {
         warnings.push(format!(
@@ -232,11 +254,6 @@ pub fn run(inp: &Input<'_>) -> Result<Output, String> {
                 .into(),
         );
     }
-    let dense = if inp.band_lags.is_none() {
-        Some(dense_covariance(seg, &sys, &prep.grid.ln_wave))
-    } else {
-        None
-    };
     let no_data = censor::no_data(inp.lam_out, inp.lam, Rule::Compat);
     let flags = match inp.flags {
         Some(f) => censor::propagate_flags(inp.lam_out, inp.lam, f, Rule::Compat),
@@ -244,7 +261,6 @@ pub fn run(inp: &Input<'_>) -> Result<Output, String> {
     };
     Ok(Output {
         y: sol.flux,
-        dense,
         band: sol.band,
         flags,
         no_data,
@@ -258,39 +274,6 @@ pub fn run(inp: &Input<'_>) -> Result<Output, String> {
         condition: sol.cond,
         warnings,
     })
-}
-
-/// C* = X* A^-1 X*^H on any output grid: row j is X* (A^-1 conj(g(u_j))) with
-/// g(u)_k = e^{iku}; symmetrised (the exact C* is symmetric).
-fn dense_covariance(
-    seg: &fourier::Segment,
-    sys: &fourier::SegmentSystem,
-    grid: &[f64],
-) -> Array2<f64> {
-    let n = grid.len();
-    let m = seg.m as i64;
-    let u: Vec<f64> = grid.iter().map(|&x| seg.phase(x)).collect();
-    let mut c = Array2::<f64>::zeros((n, n));
-    c.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(j, mut row)| {
-            let g: Vec<Complex64> = (-m..=m)
-                .map(|k| Complex64::from_polar(1.0, -(k as f64) * u[j]))
-                .collect();
-            let col = sys.inv.apply(&g);
-            for (r, z) in row.iter_mut().zip(nufft::type2(&col, &u)) {
-                *r = z.re;
-            }
-        });
-    for j in 0..n {
-        for l in j + 1..n {
-            let s = 0.5 * (c[[j, l]] + c[[l, j]]);
-            c[[j, l]] = s;
-            c[[l, j]] = s;
-        }
-    }
-    c
 }
 
 #[cfg(test)]

@@ -78,9 +78,10 @@ impl FourierSeries {
 
 /// The frizzle-compatible fit. Returns `(y, C, flags, no_data, model, condition, warnings)` with
 /// C dense (M*, M*) or, when `band_lags` is given, the band (K+1, M*) with row k = C*[l, l+k];
-/// no censoring applied (the Python layer applies frizzle's).
+/// no censoring applied (the Python layer applies frizzle's). `dense_by_columns` computes the
+/// dense C* one column at a time (the slow reference path, for tests and the benchmark).
 #[pyfunction]
-#[pyo3(signature = (lam_out, lam, flux, ivar, mask, flags, n_modes, band_lags, threads))]
+#[pyo3(signature = (lam_out, lam, flux, ivar, mask, flags, n_modes, band_lags, threads, dense_by_columns=false))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn frizzle_compat<'py>(
     py: Python<'py>,
@@ -93,6 +94,7 @@ fn frizzle_compat<'py>(
     n_modes: usize,
     band_lags: Option<usize>,
     threads: Option<usize>,
+    dense_by_columns: bool,
 ) -> PyResult<(
     Bound<'py, PyArray1<f64>>,
     Bound<'py, PyArray2<f64>>,
@@ -109,24 +111,36 @@ fn frizzle_compat<'py>(
     let mask = mask.as_array().to_vec();
     let flags = flags.map(|f| f.as_array().to_vec());
     let pool = pool(threads)?;
+    // The dense C* is written into a Rust array handed to numpy without a copy. (Not a numpy
+    // allocation: numpy asks for transparent huge pages above 4 MB, and on this project's VMs
+    // the compaction that triggers made case b's 578 MB C* 2-4x slower.)
+    let n_out = lam_out.len();
+    let mut dense = band_lags
+        .is_none()
+        .then(|| ndarray::Array2::<f64>::zeros((n_out, n_out)));
+    let dense_view = dense.as_mut().map(|a| a.view_mut());
     let out = py
         .detach(|| {
             pool.install(|| {
-                compat::run(&compat::Input {
-                    lam_out: &lam_out,
-                    lam: &lam,
-                    flux: &flux,
-                    ivar: &ivar,
-                    mask: &mask,
-                    flags: flags.as_deref(),
-                    n_modes,
-                    band_lags,
-                })
+                compat::run(
+                    &compat::Input {
+                        lam_out: &lam_out,
+                        lam: &lam,
+                        flux: &flux,
+                        ivar: &ivar,
+                        mask: &mask,
+                        flags: flags.as_deref(),
+                        n_modes,
+                        band_lags,
+                        dense_by_columns,
+                    },
+                    dense_view,
+                )
             })
         })
         .map_err(PyValueError::new_err)?;
     let n = out.y.len();
-    let c = match out.dense {
+    let c = match dense {
         Some(d) => PyArray2::from_owned_array(py, d),
         None => {
             let mut b = ndarray::Array2::<f64>::from_elem((out.band.len(), n), f64::NAN);

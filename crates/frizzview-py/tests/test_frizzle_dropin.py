@@ -6,7 +6,7 @@ import pytest
 import frizzview
 from frizzview.compat import utils
 
-from conftest import REFERENCE
+from conftest import REFERENCE, REPO, need
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +233,42 @@ def test_unaligned_and_strided_arrays_are_accepted():
     y2, C2, _, _ = frizzview.frizzle(lam_out, strided, odd)
     np.testing.assert_array_equal(y1, y2)
     np.testing.assert_array_equal(C1, C2)
+
+
+def _max_rel(C, R):
+    """Largest |C - R| relative to sqrt(R_jj R_ll) over every entry."""
+    s = np.sqrt(np.diag(R))
+    return np.max(np.abs(C - R) / np.outer(s, s))
+
+
+def test_case_a_dense_closed_form_equals_the_column_path(case_a):
+    # The dense C* from the Gohberg-Semencul generators in closed form (one NUFFT, O(1) per
+    # entry) against the previous path: one Gohberg-Semencul product and one NUFFT per column.
+    inp, _ = case_a
+    y, C, _, _ = _run(inp, censor_missing_regions=False)
+    y2, C2, _, _ = _run(inp, censor_missing_regions=False, _dense_by_columns=True)
+    np.testing.assert_array_equal(y, y2)
+    assert np.all(np.isfinite(C)) and np.array_equal(C, C.T)
+    e = _max_rel(C, C2)
+    print(f"case a: closed-form dense C* vs column path: max relative difference {e:.2e}")
+    assert e < 1e-10, e
+
+
+def test_math_ref_full_covariance_matches_the_dense_equations_and_frizzle():
+    # 8 visits x 171 px -> 329 px: every entry of C* against numpy's dense solution of the
+    # paper's equations (committed fixture) and frizzle 0.2.8's own full C* (shared reference).
+    z = np.load(REFERENCE / "math_ref_f64.npz")
+    y, C, _, meta = frizzview.frizzle(
+        z["small_lam_out"], z["small_in_lam"].ravel(), z["small_in_flux"].ravel(),
+        z["small_in_ivar"].ravel(), z["small_in_mask"].ravel(), censor_missing_regions=False,
+    )
+    assert C.shape == (329, 329)
+    e_dense = _max_rel(C, z["small_C_dense"])
+    assert e_dense < 1e-6, e_dense
+    s = np.sqrt(np.diag(z["small_C_dense"]))
+    assert np.max(np.abs(y - z["small_y_dense"]) / s) < 1e-5
+    shared = REPO.parent / "shared" / "reference" / "math_ref_f64" / "small_C_frizzle.npy"
+    need(shared.exists(), f"{shared} (frizzle 0.2.8's full C*) is absent")
+    e_frizzle = _max_rel(C, np.load(shared))
+    print(f"math_ref: dense C* vs numpy {e_dense:.2e}, vs frizzle 0.2.8 {e_frizzle:.2e}")
+    assert e_frizzle < 1e-5, e_frizzle

@@ -5,6 +5,9 @@
 - :func:`combine`: one star, every setting of ``frizzview combine`` as a keyword -> :class:`Result`
   (numpy arrays; ``Result.write`` writes apStar-like FITS, ``.npz`` or CSV).
 - :func:`combine_many`: many stars in one call (stars in parallel).
+- specutils ``Spectrum`` objects in (:func:`read`, :func:`combine`) and out
+  (``MethodResult.to_spectrum``, ``MethodResult.covariance``): see :mod:`frizzview.astro`
+  (specutils and astropy are optional).
 
 Every call releases the GIL while it computes, on ``threads`` worker threads (default: the CPUs
 this process may use) started for that call; the package keeps no global state, so it runs in
@@ -21,6 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from . import _core
+from . import astro as _astro
+from . import notebook as _nb
 from .compat import frizzle
 
 __all__ = [
@@ -131,6 +136,12 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.visits)
 
+    def __repr__(self) -> str:
+        return _nb.dataset_text(self)
+
+    def _repr_html_(self) -> str:
+        return _nb.dataset_html(self)
+
     @classmethod
     def _from_core(cls, d: dict) -> "Dataset":
         visits = [
@@ -194,10 +205,30 @@ class MethodResult:
     v_zero_kms: Optional[float] = None
     v_zero_err_kms: Optional[float] = None
     v_zero_ref: Optional[str] = None
+    #: The output grid (Angstrom), the flux unit of the input Spectrum objects (None for files
+    #: and arrays) and the settings and warnings of the combination: set by :class:`Result`.
+    wavelength_aa: Optional[np.ndarray] = None
+    flux_unit: Optional[str] = None
+    meta: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def sigma(self) -> np.ndarray:
         return np.sqrt(self.var)
+
+    def to_spectrum(self):
+        """This combined spectrum as a ``specutils.Spectrum``: flux (with the input Spectrum
+        objects' unit, dimensionless otherwise), ``InverseVariance`` uncertainty (0 where the
+        variance is not finite), ``mask`` True at no-data and unconstrained pixels (their flux is
+        0), ``meta`` = {"settings": ..., "warnings": [...]}. Needs specutils."""
+        if self.wavelength_aa is None:
+            raise ValueError("this MethodResult has no output grid (it did not come from a Result)")
+        return _astro.to_spectrum(self, self.wavelength_aa, self.flux_unit, dict(self.meta))
+
+    def covariance(self):
+        """The covariance band as an ``astropy.nddata.Covariance`` (astropy >= 7.1; needs scipy):
+        entries C*[l, l+k] for k <= the band's lags, zero beyond them and at no-data pixels.
+        Without astropy >= 7.1 use :attr:`band` (``band[k, l] = C*[l, l+k]``, NaN past the end)."""
+        return _astro.covariance(self, self.flux_unit)
 
 
 class Result:
@@ -219,6 +250,14 @@ class Result:
         self.settings_json: str = d["settings_json"]
         self._handle = handle
         self._source = source
+        self._attach()
+
+    def _attach(self, flux_unit: Optional[str] = None) -> None:
+        for m in (self.forward, self.standard):
+            if m is not None:
+                m.wavelength_aa = self.wavelength_aa
+                m.flux_unit = flux_unit
+                m.meta = {"settings": self.settings_json, "warnings": list(self.warnings)}
 
     @property
     def settings(self) -> dict:
@@ -230,11 +269,18 @@ class Result:
         return s
 
     def __repr__(self) -> str:
-        methods = [m for m in ("forward", "standard") if getattr(self, m) is not None]
-        return (
-            f"<frizzview.Result {len(self.visits)} visits -> {self.wavelength_aa.size} px, "
-            f"{' + '.join(methods)}, {len(self.warnings)} warnings>"
-        )
+        return _nb.result_text(self)
+
+    def _repr_html_(self) -> str:
+        """Visits (included, velocity, pixels used, chi^2/nu, leave-one-out chi^2/nu), median
+        S/N and warnings: what Jupyter shows for a result."""
+        return _nb.result_html(self)
+
+    def plot(self, method: str = "forward", ax=None):
+        """The combined spectrum (with its 1-sigma band) over each visit's residuals in sigma;
+        returns the matplotlib Figure (matplotlib is optional: ImportError without it). ``ax``:
+        a pair of Axes to draw into."""
+        return _nb.plot(self, method, ax)
 
     def write(self, path: Union[str, os.PathLike]) -> None:
         """Write apStar-like FITS (``.fits``), ``.npz`` or CSV (``.csv``/``.tsv``), atomically;
@@ -266,11 +312,18 @@ def _paths(paths) -> List[str]:
 def read(paths, *, allow_mixed: bool = False) -> Dataset:
     """Read one file, several files or folders of one star into a :class:`Dataset` (formats are
     detected from the content). Visits naming different objects are refused unless
-    ``allow_mixed``."""
+    ``allow_mixed``. A ``specutils.Spectrum`` or a list of them (one per visit) is converted
+    instead (:mod:`frizzview.astro`), with a warning naming what the objects did not carry."""
+    if _astro.is_spectrum_list(paths):
+        ds, warn = _astro.dataset_from_spectra(paths)
+        _astro.warn_once(warn)
+        return ds
     return Dataset._from_core(_core.read(_paths(paths), allow_mixed))
 
 
 def _star(data):
+    if _astro.is_spectrum_list(data):
+        data, _ = _astro.dataset_from_spectra(data)
     if isinstance(data, Dataset):
         return data._to_core()
     return _paths(data)
@@ -300,9 +353,17 @@ def combine(data, *, threads: Optional[int] = None, **settings) -> Result:
     Bad values raise ``ValueError``; unknown keywords ``TypeError``.
     """
     threads = _check_threads(threads)
+    extra: List[str] = []
+    if _astro.is_spectrum_list(data):
+        data, extra = _astro.dataset_from_spectra(data)
+        _astro.warn_once(extra)
     src = _star(data)
     d, h = _core.combine_one(src, settings, threads)
-    return Result(d, h, src)
+    r = Result(d, h, src)
+    if isinstance(data, Dataset):
+        r.warnings = list(getattr(data, "_warnings", [])) + r.warnings
+        r._attach(getattr(data, "_flux_unit", None))
+    return r
 
 
 def combine_many(

@@ -29,6 +29,7 @@
 
 pub mod nufft;
 pub mod toeplitz;
+pub mod trench;
 
 use std::ops::Range;
 use std::sync::Arc;

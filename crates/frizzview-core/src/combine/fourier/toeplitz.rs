@@ -252,6 +252,36 @@ impl InverseGs {
         }
     }
 
+    /// Size.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// True when empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// a = A^-1 e_0, the first Gohberg-Semencul generator.
+    #[must_use]
+    pub fn first_column(&self) -> &[C] {
+        &self.a
+    }
+
+    /// c = Z J conj(a), the second generator.
+    #[must_use]
+    pub fn second_generator(&self) -> &[C] {
+        &self.c
+    }
+
+    /// a_0 = A^-1[0][0] (real, positive).
+    #[must_use]
+    pub fn a0(&self) -> f64 {
+        self.a0
+    }
+
     /// L(v)^H x = J conj(L(v) J conj(x)).
     fn lh(&self, v_hat: &[C], x: &[C]) -> Vec<C> {
         let jx: Vec<C> = x.iter().rev().map(|z| z.conj()).collect();

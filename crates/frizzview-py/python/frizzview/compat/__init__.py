@@ -100,6 +100,7 @@ def frizzle(
     *,
     C_band=None,
     threads: Optional[int] = None,
+    _dense_by_columns: bool = False,
 ):
     """Combine spectra by forward modelling (frizzle 0.2.8's call and outputs).
 
@@ -116,6 +117,9 @@ def frizzle(
         (K+1, M*) with ``C_band[k, l] = C*[l, l+k]`` (NaN past the end) instead, for large outputs
         (``True`` = 5 lags).
     :param threads: worker threads (default: the CPUs this process may use).
+    :param _dense_by_columns: compute the dense C* one column at a time (the previous, slower
+        path: one Gohberg-Semencul product and one NUFFT per column) instead of the closed form
+        (``fourier::trench``: O(1) per entry); for tests and the benchmark.
     :returns: ``(y_star, C_star, flags_star, meta)``; ``meta["model"]`` evaluates the fit at any
         wavelength; also ``meta["n_modes"]``, ``meta["condition"]`` (estimated condition number of
         the normal matrix) and ``meta["warnings"]``.
@@ -146,6 +150,7 @@ def frizzle(
         int(p),
         lags,
         threads,
+        bool(_dense_by_columns),
     )
     meta = dict(model=FrizzleModel(series), n_modes=int(p), condition=cond, warnings=warnings)
     if censor_missing_regions:
