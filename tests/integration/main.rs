@@ -41,3 +41,4 @@ mod ui;
 #[cfg(feature = "gui")]
 mod ui_companions;
 mod ui_yrange;
+mod velocity;

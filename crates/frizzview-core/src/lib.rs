@@ -30,3 +30,4 @@ pub mod io;
 pub mod model;
 pub mod settings;
 pub mod synth;
+pub mod velocity;

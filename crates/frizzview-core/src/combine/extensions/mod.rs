@@ -136,12 +136,27 @@ pub fn fit_forward(
         let solve = |p: &Prepared, c: &Cancel, w: &mut Vec<Warning>| {
             super::local::fit_with_cache(p, fs, settings.band_lags, c, w, cache)
         };
-        return fit_with(prep, &settings.extensions, &solve, cancel, warnings);
+        let r = fit_with(prep, &settings.extensions, &solve, cancel, warnings);
+        return r.map(|r| with_floor(r, settings.velocity.floor_kms));
     }
     let solve = |p: &Prepared, c: &Cancel, w: &mut Vec<Warning>| {
         super::fit_forward_plain(p, fs, settings.band_lags, c, w)
     };
     fit_with(prep, &settings.extensions, &solve, cancel, warnings)
+        .map(|r| with_floor(r, settings.velocity.floor_kms))
+}
+
+/// The systematic velocity floor (`VelocitySettings::floor_kms`) added in quadrature to every
+/// fitted velocity's stated error.
+fn with_floor(mut r: MethodResult, floor_kms: f64) -> MethodResult {
+    if floor_kms > 0.0
+        && let Some(fv) = r.fitted_velocity.as_mut()
+    {
+        for (_, e) in fv.iter_mut() {
+            *e = (*e * *e + floor_kms * floor_kms).sqrt();
+        }
+    }
+    r
 }
 
 /// True when any extension is switched on.
