@@ -258,7 +258,12 @@ pub fn search_dataset(data: &Dataset, p: &SearchParams) -> Arc<Vec<SearchResult>
         return Arc::clone(r);
     }
     let visits: Vec<&Visit> = data.visits.iter().map(AsRef::as_ref).collect();
-    let r = Arc::new(search::search(&visits, p));
+    let prior: Vec<Option<f64>> = data
+        .visits
+        .iter()
+        .map(|v| v.meta.velocity(VelocityKind::Bc).map(|b| -b))
+        .collect();
+    let r = Arc::new(search::search_with_prior(&visits, p, &prior));
     if let Ok(mut m) = MEMO.lock() {
         if m.len() >= 4 {
             m.remove(0);

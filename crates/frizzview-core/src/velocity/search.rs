@@ -32,6 +32,14 @@ pub const CONTINUUM_BLOCK: usize = 128;
 /// Pixels per block of the high-pass filter (the block means of the signal are subtracted).
 pub const HIGH_PASS_BLOCK: usize = 48;
 
+/// No pixel weighs more than this many times its segment's median weight.
+pub const WEIGHT_CLIP: f64 = 5.0;
+
+/// A visit whose CCF over the whole window is ambiguous is searched again within this many
+/// km/s of the velocity its barycentric correction predicts for a constant star (the APOGEE
+/// pipeline's low-S/N rule: +-50 km/s around a BC-only combination).
+pub const PRIOR_WINDOW_KMS: f64 = 50.0;
+
 /// Percentile of the good fluxes in a block taken as the continuum.
 pub const CONTINUUM_PERCENTILE: f64 = 0.9;
 
@@ -162,6 +170,15 @@ fn normalise(visit: &Visit, bad_bits: u64) -> Norm {
             x.push(xi);
             a.push(ai);
             w.push(wi);
+        }
+        // No pixel weighs more than WEIGHT_CLIP times the segment's median weight (error arrays
+        // of near-zero flux at chip ends, defects).
+        let mut ws: Vec<f64> = w[start..].iter().copied().filter(|&v| v > 0.0).collect();
+        if !ws.is_empty() {
+            let cap = WEIGHT_CLIP * percentile(&mut ws, 0.5);
+            for v in &mut w[start..] {
+                *v = v.min(cap);
+            }
         }
         // High-pass: subtract the weighted block means of the signal (continuum placement and
         // broad structure differ between visits; only the lines carry the velocity).
@@ -339,6 +356,18 @@ fn ccf(
 
 /// The CCF's peak: (sub-pixel lag offset from the centre, quality).
 fn peak(r: &[f64], max_lag: usize, h_kms: f64) -> Option<(f64, Quality)> {
+    peak_in(r, 0, r.len(), max_lag, h_kms)
+}
+
+/// [`peak`] within `r[lo..hi]` (the next peak, too, is looked for there).
+fn peak_in(
+    full: &[f64],
+    lo_i: usize,
+    hi_i: usize,
+    max_lag: usize,
+    h_kms: f64,
+) -> Option<(f64, Quality)> {
+    let r = &full[lo_i..hi_i];
     let (ip, &p) = r
         .iter()
         .enumerate()
@@ -390,7 +419,7 @@ fn peak(r: &[f64], max_lag: usize, h_kms: f64) -> Option<(f64, Quality)> {
         0.0
     };
     Some((
-        ip as f64 - max_lag as f64 + frac,
+        (lo_i + ip) as f64 - max_lag as f64 + frac,
         Quality {
             peak_height: p,
             peak_ratio: ratio,
@@ -503,6 +532,18 @@ fn refine(norm: &Norm, t: &[f64], tw: &[f64], grid: Grid, dx0: f64) -> Option<(f
 /// Search every visit's velocity (see the module docs); results aligned with `visits`.
 #[must_use]
 pub fn search(visits: &[&Visit], params: &SearchParams) -> Vec<SearchResult> {
+    search_with_prior(visits, params, &vec![None; visits.len()])
+}
+
+/// [`search`] with, per visit, the velocity (km/s) a constant star would have (minus its
+/// barycentric correction): where the whole window's CCF is ambiguous, the peak is looked for
+/// within [`PRIOR_WINDOW_KMS`] of it (relative to the reference visit's).
+#[must_use]
+pub fn search_with_prior(
+    visits: &[&Visit],
+    params: &SearchParams,
+    prior_kms: &[Option<f64>],
+) -> Vec<SearchResult> {
     let norms: Vec<Norm> = visits
         .iter()
         .map(|v| normalise(v, params.bad_bits))
@@ -562,41 +603,104 @@ pub fn search(visits: &[&Visit], params: &SearchParams) -> Vec<SearchResult> {
     ok[reference] = true;
     out[reference].measured = true;
     // One visit against a template: coarse CCF then refinement.
-    let align =
-        |i: usize, t: &[f64], tw: &[f64], planner: &mut FftPlanner<f64>| -> Option<SearchResult> {
-            let (mut a, mut wa) = (vec![0.0; grid.n], vec![0.0; grid.n]);
-            for g in 0..grid.n {
-                let (ai, wi) = norms[i].sample(grid.x(g));
-                a[g] = ai;
-                wa[g] = wi;
-            }
-            let mt: Vec<f64> = tw
-                .iter()
-                .map(|&w| if w > 0.0 { 1.0 } else { 0.0 })
-                .collect();
-            let r = ccf(planner, &a, &wa, t, &mt, max_lag);
-            let (lag, quality) = peak(&r, max_lag, h_kms)?;
-            let good_peak =
-                quality.peak_height >= MIN_PEAK_HEIGHT && quality.peak_ratio >= MIN_PEAK_RATIO;
-            let refined = refine(&norms[i], t, tw, grid, lag * h);
-            let (dxi, sig, measured) = match refined {
-                // A refinement that wandered more than two pixels from the CCF peak is not trusted.
-                Some((d, s)) if good_peak && (d - lag * h).abs() <= 2.0 * h => (d, s, true),
-                _ => (lag * h, f64::NAN, false),
-            };
-            Some(SearchResult {
-                dx: dxi,
-                sigma_dx: sig,
-                quality,
-                measured,
-                snr: norms[i].snr,
-            })
+    // Low S/N (the pipeline's rule: more than 10% of the visits, and more than one, below S/N
+    // 10) with barycentric corrections known: start from the BC-only alignment and search
+    // within PRIOR_WINDOW_KMS of each visit's current shift (every template then stacks all the
+    // other visits, not one faint reference).
+    let n_faint = order.iter().filter(|&&i| norms[i].snr < 10.0).count();
+    let low_snr =
+        n_faint > 1 && n_faint * 10 > order.len() && order.iter().all(|&i| prior_kms[i].is_some());
+    let align = |i: usize,
+                 t: &[f64],
+                 tw: &[f64],
+                 planner: &mut FftPlanner<f64>,
+                 around: Option<f64>|
+     -> Option<SearchResult> {
+        let (mut a, mut wa) = (vec![0.0; grid.n], vec![0.0; grid.n]);
+        for g in 0..grid.n {
+            let (ai, wi) = norms[i].sample(grid.x(g));
+            a[g] = ai;
+            wa[g] = wi;
+        }
+        let mt: Vec<f64> = tw
+            .iter()
+            .map(|&w| if w > 0.0 { 1.0 } else { 0.0 })
+            .collect();
+        let r = ccf(planner, &a, &wa, t, &mt, max_lag);
+        let window = |centre_dx: f64| {
+            let centre = centre_dx / h + max_lag as f64;
+            let half = (PRIOR_WINDOW_KMS / h_kms).ceil();
+            let lo_i = (centre - half).max(0.0) as usize;
+            let hi_i = ((centre + half).max(0.0) as usize + 1).min(r.len());
+            (lo_i, hi_i)
         };
+        let (mut lag, mut quality) = match around {
+            Some(c) => {
+                let (lo_i, hi_i) = window(c);
+                if hi_i <= lo_i + 4 {
+                    return None;
+                }
+                peak_in(&r, lo_i, hi_i, max_lag, h_kms)?
+            }
+            None => peak(&r, max_lag, h_kms)?,
+        };
+        let passes =
+            |q: &Quality| q.peak_height >= MIN_PEAK_HEIGHT && q.peak_ratio >= MIN_PEAK_RATIO;
+        // Within a narrow window around a prior the ratio to the next peak means little
+        // (the window holds little more than the peak): the peak must stand inside it.
+        let mut good_peak = match around {
+            Some(c) => {
+                let (lo_i, hi_i) = window(c);
+                let at = lag + max_lag as f64;
+                quality.peak_height >= MIN_PEAK_HEIGHT
+                    && at > lo_i as f64 + 2.0
+                    && at < hi_i as f64 - 3.0
+            }
+            None => passes(&quality),
+        };
+        if !good_peak
+            && around.is_none()
+            && let (Some(pi), Some(pr)) = (prior_kms[i], prior_kms[reference])
+        {
+            let (lo_i, hi_i) = window(((pi - pr) / C_KMS).ln_1p());
+            if hi_i > lo_i + 4
+                && let Some((l2, q2)) = peak_in(&r, lo_i, hi_i, max_lag, h_kms)
+                && passes(&q2)
+            {
+                (lag, quality, good_peak) = (l2, q2, true);
+            }
+        }
+        let refined = refine(&norms[i], t, tw, grid, lag * h);
+        let (dxi, sig, measured) = match refined {
+            // A refinement that wandered more than two pixels from the CCF peak is not trusted.
+            Some((d, s)) if good_peak && (d - lag * h).abs() <= 2.0 * h => (d, s, true),
+            _ => (lag * h, f64::NAN, false),
+        };
+        Some(SearchResult {
+            dx: dxi,
+            sigma_dx: sig,
+            quality,
+            measured,
+            snr: norms[i].snr,
+        })
+    };
+    let prior_dx = |i: usize| -> f64 {
+        match (prior_kms[i], prior_kms[reference]) {
+            (Some(pi), Some(pr)) => ((pi - pr) / C_KMS).ln_1p(),
+            _ => 0.0,
+        }
+    };
+    if low_snr {
+        for &i in &order {
+            dx[i] = prior_dx(i);
+            ok[i] = true;
+        }
+    }
     // Bootstrap.
     let mut members = vec![reference];
-    for &i in order.iter().skip(1) {
+    for &i in order.iter().skip(1).filter(|_| !low_snr) {
         let (t, tw) = stack(&norms, &dx, &members, grid);
-        if let Some(res) = align(i, &t, &tw, &mut planner) {
+        if let Some(res) = align(i, &t, &tw, &mut planner, None) {
             if res.measured {
                 dx[i] = res.dx;
                 ok[i] = true;
@@ -605,8 +709,8 @@ pub fn search(visits: &[&Visit], params: &SearchParams) -> Vec<SearchResult> {
             out[i] = res;
         }
     }
-    // Every visit against all the others, twice.
-    for _ in 0..2 {
+    // Every visit against all the others, twice (three times from the BC-only start).
+    for _ in 0..(if low_snr { 3 } else { 2 }) {
         let snapshot = dx.clone();
         for &i in &order {
             let others: Vec<usize> = (0..n).filter(|&j| j != i && ok[j]).collect();
@@ -614,11 +718,12 @@ pub fn search(visits: &[&Visit], params: &SearchParams) -> Vec<SearchResult> {
                 continue;
             }
             let (t, tw) = stack(&norms, &snapshot, &others, grid);
-            if let Some(res) = align(i, &t, &tw, &mut planner) {
+            let around = low_snr.then(|| if ok[i] { dx[i] } else { prior_dx(i) });
+            if let Some(res) = align(i, &t, &tw, &mut planner, around) {
                 if res.measured {
                     dx[i] = res.dx;
                     ok[i] = true;
-                } else if i != reference {
+                } else if i != reference && !low_snr {
                     ok[i] = false;
                 }
                 out[i] = res;
