@@ -860,6 +860,15 @@ pub fn combine_staged(
             n_bad: v.masked.iter().filter(|&&m| m).count(),
         })
         .collect();
+    // Fitted shifts start from the checked velocities, whose zero point the check fixed (and
+    // whose error it knows): the fit's own estimate assumes it started from the headers.
+    let mut forward = forward;
+    if let (Some(r), Some(vc)) = (forward.as_mut(), prep.velocity.as_ref())
+        && let Some(z) = r.velocity_zero_point.as_mut()
+    {
+        z.err_kms = vc.zero_point.err_kms;
+        z.name = format!("{}; zero point: {}", z.name, vc.zero_point.how);
+    }
     let mut combined = Combined {
         grid: prep.grid.clone(),
         forward,

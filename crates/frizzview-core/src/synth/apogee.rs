@@ -591,3 +591,60 @@ fn make_visit(
         .map(Arc::new)
         .map_err(|e| format!("visit {}: {e}", j + 1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_failures_are_large_offsets_and_leave_the_other_draws_alone() {
+        let base = ApogeeParams::default();
+        let p = ApogeeParams {
+            n_visits: 40,
+            header_failure_fraction: 0.5,
+            header_common_offset_kms: 0.0,
+            ..base.clone()
+        };
+        let mut n_failed = 0;
+        for j in 0..p.n_visits {
+            let (d0, d) = (visit_draw(&base, j), visit_draw(&p, j));
+            assert_eq!(
+                (d0.bc_kms, d0.v_true_kms, d0.snr),
+                (d.bc_kms, d.v_true_kms, d.snr)
+            );
+            let off = d.v_rel_kms - d.v_true_kms;
+            if d.header_failed {
+                n_failed += 1;
+                assert!((200.0..=800.0).contains(&off.abs()), "visit {j}: {off}");
+            } else {
+                assert_eq!(off, 0.0, "visit {j}");
+            }
+        }
+        // 40 visits at a failure rate of one half: 20 +- 3.2 expected.
+        assert!((8..=32).contains(&n_failed), "{n_failed} of 40 failed");
+    }
+
+    #[test]
+    fn common_offset_and_faint_visits() {
+        let p = ApogeeParams {
+            n_visits: 5,
+            header_common_offset_kms: 580.0,
+            faint_visits: 2,
+            faint_snr: 3.3,
+            ..ApogeeParams::default()
+        };
+        for j in 0..5 {
+            let d = visit_draw(&p, j);
+            assert!((d.v_rel_kms - d.v_true_kms - 580.0).abs() < 1e-9);
+            assert_eq!(d.snr == 3.3, j >= 3, "visit {j}: S/N {}", d.snr);
+        }
+        assert!(
+            ApogeeParams {
+                faint_snr: 0.0,
+                ..p
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}

@@ -30,7 +30,7 @@ use crate::model::{C_KMS, Visit};
 pub const CONTINUUM_BLOCK: usize = 128;
 
 /// Pixels per block of the high-pass filter (the block means of the signal are subtracted).
-pub const HIGH_PASS_BLOCK: usize = 48;
+pub const HIGH_PASS_BLOCK: usize = 256;
 
 /// No pixel weighs more than this many times its segment's median weight.
 pub const WEIGHT_CLIP: f64 = 5.0;
