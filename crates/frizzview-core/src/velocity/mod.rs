@@ -238,8 +238,10 @@ type MemoKey = (Vec<usize>, u64, u64);
 /// The last few searches (the window recombines on every settings change; the search depends
 /// only on the visits, the bad bits and the window). Keys hold the visits' addresses, and the
 /// entries hold the visits themselves so that an address cannot be re-used while its entry lives.
-static MEMO: Mutex<Vec<(MemoKey, Vec<Arc<Visit>>, Arc<Vec<SearchResult>>)>> =
-    Mutex::new(Vec::new());
+static MEMO: Mutex<Vec<MemoEntry>> = Mutex::new(Vec::new());
+
+/// A memo entry: key, the visits it holds alive, the search's results.
+type MemoEntry = (MemoKey, Vec<Arc<Visit>>, Arc<Vec<SearchResult>>);
 
 /// [`search::search`] on a dataset, memoised (the last 4 datasets).
 #[must_use]
