@@ -445,7 +445,7 @@ pub fn visit_draw(p: &ApogeeParams, j: usize) -> VisitDraw {
         0.0
     };
     let v_rel_kms = v_rel_kms + failure + p.header_common_offset_kms;
-    let snr = if j + p.faint_visits >= p.n_visits {
+    let snr = if p.faint_visits > 0 && j + p.faint_visits >= p.n_visits {
         p.faint_snr
     } else {
         snr
@@ -598,7 +598,10 @@ mod tests {
 
     #[test]
     fn header_failures_are_large_offsets_and_leave_the_other_draws_alone() {
-        let base = ApogeeParams::default();
+        let base = ApogeeParams {
+            n_visits: 40,
+            ..ApogeeParams::default()
+        };
         let p = ApogeeParams {
             n_visits: 40,
             header_failure_fraction: 0.5,
