@@ -8,7 +8,9 @@
 //! [`frizzview_core`], whose modules are re-exported here under their own names; see
 //! ARCHITECTURE.md for the layers.
 
-pub use frizzview_core::{combine, engine, experiment, export, fetch, io, model, settings, synth};
+pub use frizzview_core::{
+    combine, engine, experiment, export, fetch, io, model, settings, synth, velocity,
+};
 
 pub mod cli;
 

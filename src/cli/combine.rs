@@ -59,10 +59,16 @@ pub struct CombineArgs {
     pub grid: Option<String>,
     /// Velocity that sets each visit's shift: none, vrad (the visit file's own), -bc (barycentric
     /// frame only), true (synthetic), apstar (an apStar given with the visits), allvisit
-    /// (--visits-table), mwmvisit. Default: the first of apstar, allvisit, mwmvisit, vrad, true
-    /// that every visit has, else -bc for APOGEE (with a warning), else none.
+    /// (--visits-table), mwmvisit, or checked (= auto, the default). Default: the first of apstar,
+    /// allvisit, mwmvisit, vrad, true that every visit has, else -bc for APOGEE (with a warning),
+    /// else none; its velocities are checked against the data's own (a global cross-correlation
+    /// search): inconsistent ones are replaced by the data's and named in a warning. Naming a
+    /// source forces its velocities unchecked.
     #[arg(long, allow_hyphen_values = true)]
     pub shift: Option<String>,
+    /// Half-width of the data's velocity search window (km/s; default 1000).
+    #[arg(long, value_name = "KMS")]
+    pub velocity_window: Option<f64>,
     /// An allVisit summary (DR17 `allVisit-dr17-*.fits` or DR19 `allVisit-1.3-*.fits`) whose
     /// rows give the visits' velocities, matched by file name (shift source `allvisit`), or an
     /// astra mwmVisit file whose APOGEE rows do, matched by plate, MJD and fibre (`mwmvisit`).
@@ -186,7 +192,9 @@ fn parse_shift(s: &str) -> anyhow::Result<ShiftSource> {
         "apstar" => ShiftSource::ApStar,
         "allvisit" | "visits-table" => ShiftSource::AllVisit,
         "mwmvisit" => ShiftSource::MwmVisit,
-        _ => bail!("--shift {s}: expected none, vrad, -bc, true, apstar, allvisit or mwmvisit"),
+        _ => bail!(
+            "--shift {s}: expected checked (auto), none, vrad, -bc, true, apstar, allvisit or mwmvisit"
+        ),
     })
 }
 
@@ -301,7 +309,15 @@ pub fn settings_from_args(a: &CombineArgs, data: &Dataset) -> anyhow::Result<Set
         s.grid = parse_grid(g)?;
     }
     if let Some(x) = &a.shift {
-        s.shift = parse_shift(x)?;
+        if matches!(x.to_ascii_lowercase().as_str(), "checked" | "auto") {
+            s.velocity.check = true;
+        } else {
+            s.shift = parse_shift(x)?;
+            s.velocity.check = false;
+        }
+    }
+    if let Some(w) = a.velocity_window {
+        s.velocity.window_kms = w;
     }
     if let Some(w) = &a.weighting {
         s.weighting = match w.to_ascii_lowercase().as_str() {
@@ -602,6 +618,71 @@ pub fn summary(data: &Dataset, c: &Combined, output: &Path) -> String {
         let _ = write!(s, "; {} warnings: {}", w.len(), w.join("; "));
     }
     let _ = write!(s, "; wrote {}", output.display());
+    if let Some(v) = &c.velocity {
+        s.push('\n');
+        s.push_str(&velocity_table(v));
+    }
+    s
+}
+
+/// The per-visit velocity table of the check (data velocity, error, CCF quality, external
+/// velocity, replaced?) and the star's barycentric mean and scatter.
+#[must_use]
+pub fn velocity_table(v: &crate::velocity::VelocityCheck) -> String {
+    let mut s = String::new();
+    let kind = v
+        .external_kind
+        .map_or_else(|| "external".to_owned(), |k| format!("{k:?}"));
+    let _ = writeln!(
+        s,
+        "velocities from the data (zero point {:+.3} +- {:.3} km/s: {}):",
+        v.zero_point.offset_kms, v.zero_point.err_kms, v.zero_point.how
+    );
+    let _ = writeln!(
+        s,
+        "  {:<36} {:>10} {:>7} {:>6} {:>7} {:>10} {:>9} {:>10}  used",
+        "visit", "data km/s", "+-", "peak/", "FWHM", kind, "replaced", "v+BC"
+    );
+    for x in &v.visits {
+        let _ = writeln!(
+            s,
+            "  {:<36} {:>10.3} {:>7.3} {:>6.2} {:>7.1} {:>10} {:>9} {:>10}  {}",
+            x.name,
+            x.data_kms,
+            x.err_kms,
+            x.quality.peak_ratio,
+            x.quality.width_kms,
+            x.external_kms
+                .map_or_else(|| "-".to_owned(), |e| format!("{e:.3}")),
+            if x.replaced { "yes" } else { "no" },
+            x.v_bary_kms
+                .map_or_else(|| "-".to_owned(), |b| format!("{b:.3}")),
+            x.used_source
+        );
+    }
+    match &v.star {
+        Some(st) => {
+            let _ = write!(
+                s,
+                "star: mean barycentric velocity {:.3} km/s, scatter {:.3} km/s over the visits, chi2 {:.2} for {} dof of a constant velocity{}",
+                st.mean_bary_kms,
+                st.scatter_kms,
+                st.chi2,
+                st.dof,
+                if st.rv_variable {
+                    " (looks RV-variable)"
+                } else {
+                    ""
+                }
+            );
+        }
+        None => {
+            let _ = write!(
+                s,
+                "star: no barycentric figures (fewer than two measured visits with a BC)"
+            );
+        }
+    }
     s
 }
 

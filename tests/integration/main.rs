@@ -48,3 +48,4 @@ mod ui_companions;
 #[cfg(feature = "gui")]
 mod ui_hostile;
 mod ui_yrange;
+mod velocity;

@@ -62,6 +62,9 @@ fn load(paths: &[PathBuf]) -> Dataset {
 /// Fourier basis is tested elsewhere) to keep the test quick.
 fn combine_defaults(data: &Dataset, fit_shifts: bool) -> Combined {
     let mut s = frizzview::cli::combine::survey_defaults(data);
+    // These tests are about the survey files' velocities as such: the shift source they name,
+    // unchecked (the check against the data's own velocities is tested in `velocity`).
+    s.velocity.check = false;
     if let Some(f) = &mut s.forward {
         f.basis = Basis::Local;
     }
@@ -421,6 +424,8 @@ fn allvisit_tables_of_dr17_and_dr19_supply_velocities_by_file_name() {
     args.extend([
         "--visits-table".as_ref(),
         t.as_os_str(),
+        "--shift".as_ref(),
+        "allvisit".as_ref(),
         "-o".as_ref(),
         out.as_os_str(),
         "--method".as_ref(),
@@ -487,6 +492,8 @@ fn mwmvisit_apogee_rows_supply_velocities_by_plate_mjd_and_fibre() {
     args.extend([
         "--visits-table".as_ref(),
         m.as_os_str(),
+        "--shift".as_ref(),
+        "mwmvisit".as_ref(),
         "-o".as_ref(),
         out.as_os_str(),
         "--method".as_ref(),

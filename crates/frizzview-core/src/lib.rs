@@ -33,3 +33,4 @@ pub mod model;
 pub mod restframe;
 pub mod settings;
 pub mod synth;
+pub mod velocity;

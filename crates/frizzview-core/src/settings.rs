@@ -267,6 +267,43 @@ impl Default for Extensions {
     }
 }
 
+/// The data's own velocities (`crate::velocity`): the global search and the check of external
+/// velocities against it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct VelocitySettings {
+    /// Check the shift source's external velocities against the data and shift every measured
+    /// visit by the data's velocity (zero point from the consistent external ones); off = the
+    /// shift source's velocities as they are (`--shift vrad` etc. force a source). On in
+    /// [`survey_defaults`], off in `Settings::default()` (settings saved before it existed).
+    pub check: bool,
+    /// Half-width of the search window (km/s).
+    pub window_kms: f64,
+    /// Systematic error floor (km/s) added in quadrature to every stated velocity error (the
+    /// search's and `--fit-shifts`'). 0 in `Settings::default()`; per survey in
+    /// [`survey_defaults`] (APOGEE: `crate::velocity::APOGEE_FLOOR_KMS`, measured on real stars).
+    pub floor_kms: f64,
+    /// An external velocity disagrees with the data beyond this many stated errors...
+    pub max_sigma: f64,
+    /// ... and beyond this many km/s (both must hold).
+    pub min_disagreement_kms: f64,
+}
+
+/// The largest search window (km/s): a tenth of c.
+pub const MAX_VELOCITY_WINDOW_KMS: f64 = 30_000.0;
+
+impl Default for VelocitySettings {
+    fn default() -> Self {
+        Self {
+            check: false,
+            window_kms: 1000.0,
+            floor_kms: 0.0,
+            max_sigma: 5.0,
+            min_disagreement_kms: 3.0,
+        }
+    }
+}
+
 /// Everything that determines a combination.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -295,6 +332,8 @@ pub struct Settings {
     pub band_lags: usize,
     /// Extensions.
     pub extensions: Extensions,
+    /// Velocities from the data.
+    pub velocity: VelocitySettings,
 }
 
 impl Default for Settings {
@@ -311,6 +350,7 @@ impl Default for Settings {
             standard: Some(StandardSettings::default()),
             band_lags: 5,
             extensions: Extensions::default(),
+            velocity: VelocitySettings::default(),
         }
     }
 }
@@ -415,6 +455,29 @@ impl Settings {
                 limit: MAX_NORMALIZATION_DEGREE,
                 hint: "",
             });
+        }
+        let vs = &self.velocity;
+        if !(vs.window_kms.is_finite()
+            && vs.window_kms > 0.0
+            && vs.window_kms <= MAX_VELOCITY_WINDOW_KMS)
+        {
+            return Err(SettingsError::Other(format!(
+                "velocity search window {} km/s must be positive and at most {MAX_VELOCITY_WINDOW_KMS}",
+                vs.window_kms
+            )));
+        }
+        if !(vs.floor_kms.is_finite()
+            && vs.floor_kms >= 0.0
+            && vs.max_sigma.is_finite()
+            && vs.max_sigma > 0.0
+            && vs.min_disagreement_kms.is_finite()
+            && vs.min_disagreement_kms >= 0.0)
+        {
+            return Err(SettingsError::Other(format!(
+                "velocity floor {} km/s, disagreement {} sigma and {} km/s must be finite and \
+                 non-negative",
+                vs.floor_kms, vs.max_sigma, vs.min_disagreement_kms
+            )));
         }
         if let Some(Robust::Huber(t) | Robust::Cauchy(t) | Robust::SigmaClip(t)) =
             self.extensions.robust
@@ -564,7 +627,8 @@ pub fn live_defaults(data: &model::Dataset) -> Settings {
 /// Settings a dataset gets when no flag says otherwise (the command line's, the window's and the
 /// Python package's defaults).
 ///
-/// APOGEE: apStar grid, VRAD shifts, the APOGEE-pipeline pixel policy (16639 bad, persistence
+/// Every survey: external velocities checked against the data's (`VelocitySettings::check`).
+/// APOGEE: apStar grid, VRAD shifts, the velocity floor of `crate::velocity::APOGEE_FLOOR_KMS`, the APOGEE-pipeline pixel policy (16639 bad, persistence
 /// and sky-line sigma inflated), selection "multiply", the pipeline's damped sinc for standard
 /// practice. BOSS: BOSS grid, no
 /// shift beyond the heliocentric wavelengths (Vrel = 0 is stored by the reader), SPPIXMASK bad
@@ -598,6 +662,8 @@ pub fn survey_defaults(data: &model::Dataset) -> Settings {
     };
     let any_selection = data.visits.iter().any(|v| v.selection().is_some());
     s.shift = shift;
+    // External velocities are checked against the data's own (`crate::velocity`).
+    s.velocity.check = true;
     s.selection = if any_selection {
         SelectionMode::Multiply
     } else {
@@ -606,6 +672,7 @@ pub fn survey_defaults(data: &model::Dataset) -> Settings {
     match data.survey {
         model::Survey::Apogee => {
             s.grid = GridSpec::Apogee;
+            s.velocity.floor_kms = crate::velocity::APOGEE_FLOOR_KMS;
             s.apply_policy_preset(model::pixel_policy::Preset::ApogeePipeline);
             if let Some(st) = s.standard.as_mut() {
                 st.interpolator = Interpolator::DampedSinc;

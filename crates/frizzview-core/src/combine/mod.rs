@@ -132,6 +132,36 @@ pub enum Warning {
         /// (the first stage of [`combine_staged`]) and the in-sample chi^2/nu is used.
         loo: bool,
     },
+    #[error(
+        "visit {visit}: its {source_name} velocity {external_kms:.2} km/s disagrees with the data's \
+         {data_kms:.2} +- {err_kms:.2} km/s (relative velocities compared): replaced by the data's"
+    )]
+    VelocityReplaced {
+        visit: String,
+        source_name: String,
+        external_kms: f64,
+        data_kms: f64,
+        err_kms: f64,
+    },
+    #[error(
+        "visit {visit}: too faint for a velocity from the data; its {source_name} velocity \
+         {external_kms:.2} km/s is used unchecked"
+    )]
+    VelocityUnchecked {
+        visit: String,
+        source_name: String,
+        external_kms: f64,
+    },
+    #[error(
+        "the star looks RV-variable: barycentric velocities scatter by {scatter_kms:.2} km/s, \
+         chi^2 = {chi2:.1} for {dof} degrees of freedom of a constant velocity; each visit is \
+         combined at its own velocity"
+    )]
+    RvVariable {
+        scatter_kms: f64,
+        chi2: f64,
+        dof: usize,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -323,6 +353,9 @@ pub struct Prepared {
     /// standard practice undoes them before it interpolates and applies them to its output
     /// pixels, as the APOGEE pipeline does.
     pub inflate_bits: Vec<crate::model::pixel_policy::InflateBit>,
+    /// The check of external velocities against the data's (`crate::velocity::check`), when
+    /// the settings ask for it.
+    pub velocity: Option<Arc<crate::velocity::VelocityCheck>>,
 }
 
 impl Prepared {
@@ -409,6 +442,7 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
         return Err(CombineError::NoVisits);
     }
     let grid = settings.resolve_grid(data)?;
+    let velocity = crate::velocity::check(data, settings).map(Arc::new);
     // Visits are independent: prepared in parallel, warnings kept in visit order.
     let (visits, per_visit_warnings): (Vec<_>, Vec<_>) = data
         .visits
@@ -416,7 +450,8 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
         .enumerate()
         .map(|(index, visit)| {
             let mut w = Vec::new();
-            let pv = prepare_visit(index, visit, settings, &mut w);
+            let checked = velocity.as_ref().and_then(|c| c.visits.get(index));
+            let pv = prepare_visit(index, visit, settings, checked, &mut w);
             (pv, w)
         })
         .unzip();
@@ -428,6 +463,15 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
         .map(|w| Warning::Other(w.clone()))
         .collect();
     warnings.extend(per_visit_warnings.into_iter().flatten());
+    if let Some(st) = velocity.as_ref().and_then(|c| c.star.as_ref())
+        && st.rv_variable
+    {
+        warnings.push(Warning::RvVariable {
+            scatter_kms: st.scatter_kms,
+            chi2: st.chi2,
+            dof: st.dof,
+        });
+    }
     let n_included = visits.iter().filter(|v| v.included).count();
     if n_included == 1 && data.visits.len() > 1 {
         warnings.push(Warning::SingleVisit);
@@ -470,20 +514,54 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
         visits,
         warnings,
         inflate_bits: settings.inflate_bits.clone(),
+        velocity,
     })
 }
 
+/// The shift rule: a manual velocity wins; then, when the settings check external velocities
+/// (`checked` given), the checked velocity (the data's, or the external one of a visit too faint
+/// to measure); then the shift source's velocity.
 fn prepare_visit(
     index: usize,
     visit: &Arc<Visit>,
     settings: &Settings,
+    checked: Option<&crate::velocity::VisitVelocity>,
     warnings: &mut Vec<Warning>,
 ) -> PreparedVisit {
     let vs = settings.visit(index);
     let name = visit.meta.name.clone();
-    let (v_kms, v_source) = match vs.shift_kms {
-        Some(v) => (v, "manual".to_owned()),
-        None => match settings.shift.velocity(&visit.meta) {
+    let (v_kms, v_source) = match (vs.shift_kms, checked) {
+        (Some(v), _) => (v, "manual".to_owned()),
+        (None, Some(c)) => {
+            let source_name = settings.shift.label().to_owned();
+            match (c.status, c.external_kms) {
+                (crate::velocity::VelocityStatus::Measured, Some(e)) if c.replaced => {
+                    warnings.push(Warning::VelocityReplaced {
+                        visit: name.clone(),
+                        source_name,
+                        external_kms: e,
+                        data_kms: c.data_kms,
+                        err_kms: c.err_kms,
+                    });
+                }
+                (crate::velocity::VelocityStatus::TooFaint, Some(e)) => {
+                    warnings.push(Warning::VelocityUnchecked {
+                        visit: name.clone(),
+                        source_name,
+                        external_kms: e,
+                    });
+                }
+                (crate::velocity::VelocityStatus::TooFaint, None) => {
+                    warnings.push(Warning::MissingVelocity {
+                        visit: name.clone(),
+                        source_name,
+                    });
+                }
+                _ => {}
+            }
+            (c.used_kms, c.used_source.clone())
+        }
+        (None, None) => match settings.shift.velocity(&visit.meta) {
             Some(v) => {
                 // Survey files say which card or column gave the velocity.
                 let kind = match settings.shift {
@@ -768,6 +846,8 @@ pub struct Combined {
     /// True in the first of the two results [`combine_staged`] delivers: the forward model's
     /// leave-one-visit-out scores (`VisitFit::loo_*`) are not filled in yet (NaN, empty).
     pub loo_pending: bool,
+    /// The check of external velocities against the data's, when the settings asked for it.
+    pub velocity: Option<Arc<crate::velocity::VelocityCheck>>,
 }
 
 /// What was used for each visit.
@@ -930,6 +1010,15 @@ pub fn combine_staged(
             n_bad: v.masked.iter().filter(|&&m| m).count(),
         })
         .collect();
+    // Fitted shifts start from the checked velocities, whose zero point the check fixed (and
+    // whose error it knows): the fit's own estimate assumes it started from the headers.
+    let mut forward = forward;
+    if let (Some(r), Some(vc)) = (forward.as_mut(), prep.velocity.as_ref())
+        && let Some(z) = r.velocity_zero_point.as_mut()
+    {
+        z.err_kms = vc.zero_point.err_kms;
+        z.name = format!("{}; zero point: {}", z.name, vc.zero_point.how);
+    }
     let mut combined = Combined {
         grid: prep.grid.clone(),
         forward,
@@ -940,6 +1029,7 @@ pub fn combine_staged(
         warnings,
         settings: settings.clone(),
         loo_pending: false,
+        velocity: prep.velocity.clone(),
     };
     if combined.forward.is_some() {
         combined.loo_pending = true;

@@ -135,6 +135,7 @@ mod tests {
             warnings: Vec::new(),
             settings: settings.clone(),
             loo_pending: false,
+            velocity: None,
         })
     }
 

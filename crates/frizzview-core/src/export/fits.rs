@@ -10,7 +10,7 @@
 //! | 3 | MASK | int64 [rows, M*]: propagated flags for rows 0-1, 0 for the visit rows; bit [`POORLY_CONSTRAINED_BIT`] (header PCBIT) set where the data do not constrain the pixel (flux and error NaN like no-data pixels) |
 //! | 4 | COVAR_FORWARD | f64 [K+1, M*]: row k = C*[l, l+k] of the forward model (NaN past the end or when not computed) |
 //! | 5 | COVAR_STANDARD | the same for standard practice |
-//! | 6 | VISITS | table: FILE, NAME, JD, V_USED_KMS, V_SOURCE, WEIGHT, INCLUDED, N_USED, CHI2_NU_FORWARD, CHI2_NU_LOO (chi^2/nu against the forward model fitted to the other visits), CHI2_NU_STANDARD, SNR, BC_KMS, VREL_KMS (+ V_FIT_KMS, V_FIT_ERR_KMS when shift fitting ran, relative to the header cards VZERO +- VZEROERR, named by VZEROREF) |
+//! | 6 | VISITS | table: FILE, NAME, JD, V_USED_KMS, V_SOURCE, WEIGHT, INCLUDED, N_USED, CHI2_NU_FORWARD, CHI2_NU_LOO (chi^2/nu against the forward model fitted to the other visits), CHI2_NU_STANDARD, SNR, BC_KMS, VREL_KMS (+ V_FIT_KMS, V_FIT_ERR_KMS when shift fitting ran, relative to the header cards VZERO +- VZEROERR, named by VZEROREF; + V_DATA_KMS, V_DATA_ERR_KMS, V_PEAK_RATIO, V_PEAK_WIDTH_KMS, V_EXTERNAL_KMS, V_REPLACED when external velocities were checked against the data) |
 //! | 7 | WAVELENGTH | only for grids that are not log-linear: f64 [M*] Angstrom |
 //!
 //! HDU 0-3 carry the apStar wavelength keys CRVAL1 = log10 of the first pixel, CDELT1, CRPIX1 = 1,
@@ -481,6 +481,18 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
         cols.push(num_col("V_FIT_KMS", ColumnDataType::Double));
         cols.push(num_col("V_FIT_ERR_KMS", ColumnDataType::Double));
     }
+    if c.velocity.is_some() {
+        for n in [
+            "V_DATA_KMS",
+            "V_DATA_ERR_KMS",
+            "V_PEAK_RATIO",
+            "V_PEAK_WIDTH_KMS",
+            "V_EXTERNAL_KMS",
+        ] {
+            cols.push(num_col(n, ColumnDataType::Double));
+        }
+        cols.push(num_col("V_REPLACED", ColumnDataType::Int));
+    }
     let cols = cols
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
@@ -544,6 +556,31 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
         .map_err(fe)?;
     h.write_col(f, "VREL_KMS", &meta_f(&|m| m.velocity(VelocityKind::Vrel)))
         .map_err(fe)?;
+    if let Some(vc) = &c.velocity {
+        let col = |g: &dyn Fn(&crate::velocity::VisitVelocity) -> f64| -> Vec<f64> {
+            (0..nv)
+                .map(|i| vc.visits.get(i).map_or(f64::NAN, g))
+                .collect()
+        };
+        h.write_col(f, "V_DATA_KMS", &col(&|x| x.data_kms))
+            .map_err(fe)?;
+        h.write_col(f, "V_DATA_ERR_KMS", &col(&|x| x.err_kms))
+            .map_err(fe)?;
+        h.write_col(f, "V_PEAK_RATIO", &col(&|x| x.quality.peak_ratio))
+            .map_err(fe)?;
+        h.write_col(f, "V_PEAK_WIDTH_KMS", &col(&|x| x.quality.width_kms))
+            .map_err(fe)?;
+        h.write_col(
+            f,
+            "V_EXTERNAL_KMS",
+            &col(&|x| x.external_kms.unwrap_or(f64::NAN)),
+        )
+        .map_err(fe)?;
+        let rep: Vec<i32> = (0..nv)
+            .map(|i| i32::from(vc.visits.get(i).is_some_and(|x| x.replaced)))
+            .collect();
+        h.write_col(f, "V_REPLACED", &rep).map_err(fe)?;
+    }
     if let Some(fv) = fitted {
         let v: Vec<f64> = (0..nv)
             .map(|i| fv.get(i).map_or(f64::NAN, |x| x.0))

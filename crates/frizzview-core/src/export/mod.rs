@@ -9,7 +9,9 @@
 //! against the model fitted to the other visits; forward model only), and when shift fitting ran
 //! `v_fit_kms`, `v_fit_err_kms` (relative to the zero point, whose error they exclude),
 //! `v_zero_kms`, `v_zero_err_kms` (one element each: the zero point and its own error) and
-//! `v_zero_ref` (UTF-8: what the zero point is); plus
+//! `v_zero_ref` (UTF-8: what the zero point is); when external velocities were checked against
+//! the data, `v_data_kms`, `v_data_err_kms`, `v_peak_ratio`, `v_peak_width_kms`,
+//! `v_external_kms` (NaN = none) and `v_replaced` (bool), per visit; plus
 //! `settings_json` (UTF-8 bytes of the [`Settings`](crate::settings::Settings) used).
 //!
 //! `.csv` columns: `wavelength_aa`, then `flux`, `sigma`, `flags`, `no_data`, `poorly_constrained`
@@ -107,6 +109,27 @@ fn write_npz_to(tmp: &Path, shown: &Path, c: &Combined) -> Result<(), SaveError>
             )
             .map_err(e)?;
         }
+    }
+    if let Some(vc) = &c.velocity {
+        let col = |g: &dyn Fn(&crate::velocity::VisitVelocity) -> f64| -> Array1<f64> {
+            Array1::from_vec(vc.visits.iter().map(g).collect())
+        };
+        w.add_array("v_data_kms", &col(&|x| x.data_kms))
+            .map_err(e)?;
+        w.add_array("v_data_err_kms", &col(&|x| x.err_kms))
+            .map_err(e)?;
+        w.add_array("v_peak_ratio", &col(&|x| x.quality.peak_ratio))
+            .map_err(e)?;
+        w.add_array("v_peak_width_kms", &col(&|x| x.quality.width_kms))
+            .map_err(e)?;
+        w.add_array(
+            "v_external_kms",
+            &col(&|x| x.external_kms.unwrap_or(f64::NAN)),
+        )
+        .map_err(e)?;
+        let rep: Vec<bool> = vc.visits.iter().map(|x| x.replaced).collect();
+        w.add_array("v_replaced", &Array1::from_vec(rep))
+            .map_err(e)?;
     }
     let json = serde_json::to_vec(&c.settings).map_err(|x| SaveError::new(shown, x))?;
     w.add_array("settings_json", &Array1::from_vec(json))

@@ -125,8 +125,7 @@ fn text_col(
     };
     use fitsio::tables::ColumnDataType as T;
     let v = if matches!(typ, T::Text | T::String) {
-        d.hdu
-            .read_col::<String>(f, name.as_str())
+        super::fits_disk::read_str_col(f, &d.hdu, name.as_str(), 0, None)
             .map_err(|e| LoadError::invalid(path, format!("column '{name}' of {}", d.label()), e))?
             .into_iter()
             .map(|s| s.trim().to_owned())

@@ -196,9 +196,9 @@ fn table_text(f: &mut fitsio::FitsFile, d: &HduDesc, want: &str) -> Option<Strin
         typ,
         fitsio::tables::ColumnDataType::Text | fitsio::tables::ColumnDataType::String
     ) {
-        d.hdu
-            .read_cell_value::<String>(f, name, 0)
+        super::fits_disk::read_str_col(f, &d.hdu, name, 0, Some(1))
             .ok()
+            .and_then(|v| v.into_iter().next())
             .map(|s| s.trim().to_owned())
     } else {
         d.hdu

@@ -123,11 +123,11 @@ pub fn preflight(path: &Path) -> Result<(), LoadError> {
             } else if let Some((cols, _)) = d.table() {
                 cols.iter()
                     .map(|(name, typ, _)| match typ {
-                        ColumnDataType::Text | ColumnDataType::String => d
-                            .hdu
-                            .read_col::<String>(&mut f, name)
-                            .map(|_| ())
-                            .map_err(|e| LoadError::invalid(path, d.label(), e)),
+                        ColumnDataType::Text | ColumnDataType::String => {
+                            super::fits_disk::read_str_col(&mut f, &d.hdu, name, 0, None)
+                                .map(|_| ())
+                                .map_err(|e| LoadError::invalid(path, d.label(), e))
+                        }
                         ColumnDataType::Logical => d
                             .hdu
                             .read_col::<bool>(&mut f, name)

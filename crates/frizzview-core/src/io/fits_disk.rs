@@ -181,3 +181,100 @@ pub(crate) fn open_memory(bytes: Vec<u8>) -> Result<OpenFits, Error> {
         memory: Some(memory),
     })
 }
+
+/// Read rows `first..first + n` (all rows from `first` when `n` is `None`) of the string column
+/// `name` of `hdu`, trailing blanks removed as cfitsio does.
+///
+/// `fitsio`'s own `read_col::<String>` (0.21) gives cfitsio one buffer per row of exactly the
+/// column's display width, and cfitsio writes that many characters *and* a terminating NUL: one
+/// byte past every buffer. Where the allocator has no slack (a width of 24, `STARFLAGS` of a real
+/// DR13 apVisit's visit table) that byte lands on the heap's bookkeeping and the process aborts
+/// later ("malloc(): invalid size"), or silently corrupts memory. Here each buffer holds the
+/// column's repeat count or its display width, whichever is larger, plus the NUL and one spare.
+pub(crate) fn read_str_col(
+    f: &mut FitsFile,
+    hdu: &fitsio::hdu::FitsHdu,
+    name: &str,
+    first: usize,
+    n: Option<usize>,
+) -> Result<Vec<String>, Error> {
+    use std::os::raw::{c_char, c_int};
+    let cname = CString::new(name)?;
+    let hdunum = c_int::try_from(hdu.number + 1)
+        .map_err(|_| Error::Message(format!("HDU number {} is out of range", hdu.number)))?;
+    let mut status = 0;
+    let (mut exttype, mut colnum, mut typecode, mut dispw) = (0, 0, 0, 0);
+    let (mut repeat, mut width, mut nrows) = (0_i64, 0_i64, 0_i64);
+    // SAFETY: `f` is an open cfitsio file that `FitsFile` owns; every out-pointer is a valid local;
+    // `cname` is NUL-terminated and outlives the calls. Each call returns at once on status != 0.
+    unsafe {
+        let fptr = f.as_raw();
+        fitsio::sys::ffmahd(fptr, hdunum, &mut exttype, &mut status);
+        fitsio::sys::ffgcno(fptr, 0, cname.as_ptr().cast_mut(), &mut colnum, &mut status);
+        fitsio::sys::ffgtclll(
+            fptr,
+            colnum,
+            &mut typecode,
+            &mut repeat,
+            &mut width,
+            &mut status,
+        );
+        fitsio::sys::ffgcdw(fptr, colnum, &mut dispw, &mut status);
+        fitsio::sys::ffgnrwll(fptr, &mut nrows, &mut status);
+    }
+    check_status(status)?;
+    let nrows = usize::try_from(nrows).unwrap_or(0);
+    let n = n.unwrap_or_else(|| nrows.saturating_sub(first));
+    if first.saturating_add(n) > nrows {
+        return Err(Error::Message(format!(
+            "rows {first}..{} of column '{name}' asked for, the table has {nrows}",
+            first.saturating_add(n)
+        )));
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let len = usize::try_from(repeat.max(width).max(i64::from(dispw)).max(1))
+        .unwrap_or(1)
+        .saturating_add(2);
+    if len.saturating_mul(n) > 1 << 30 {
+        return Err(Error::Message(format!(
+            "column '{name}': {n} strings of {len} bytes is more than this reader allows"
+        )));
+    }
+    let mut bufs: Vec<Vec<c_char>> = vec![vec![0; len]; n];
+    let mut ptrs: Vec<*mut c_char> = bufs.iter_mut().map(|b| b.as_mut_ptr()).collect();
+    let mut nulval: [c_char; 1] = [0];
+    let mut anynul = 0;
+    let first_row = i64::try_from(first + 1)
+        .map_err(|_| Error::Message(format!("row {first} is out of range")))?;
+    let count = i64::try_from(n).map_err(|_| Error::Message(format!("{n} rows is too many")))?;
+    // SAFETY: `ptrs` holds `n` pointers to buffers of `len` bytes, each larger than any string
+    // cfitsio writes for this column (its repeat count, or display width, plus the NUL); the
+    // buffers outlive the call and nothing else aliases them.
+    unsafe {
+        fitsio::sys::ffgcvs(
+            f.as_raw(),
+            colnum,
+            first_row,
+            1,
+            count,
+            nulval.as_mut_ptr(),
+            ptrs.as_mut_ptr(),
+            &mut anynul,
+            &mut status,
+        );
+    }
+    check_status(status)?;
+    Ok(bufs
+        .iter()
+        .map(|b| {
+            let bytes: Vec<u8> = b
+                .iter()
+                .take_while(|c| **c != 0)
+                .map(|c| *c as u8)
+                .collect();
+            String::from_utf8_lossy(&bytes).trim_end().to_owned()
+        })
+        .collect())
+}

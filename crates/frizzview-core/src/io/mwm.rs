@@ -99,13 +99,13 @@ fn text(
     n: usize,
 ) -> Result<Vec<String>, LoadError> {
     match col_name(d, want) {
-        Some(c) => Ok(d
-            .hdu
-            .read_col::<String>(f, c.as_str())
-            .map_err(|e| LoadError::invalid(path, format!("column '{c}' of {}", d.label()), e))?
-            .into_iter()
-            .map(|s| s.trim().to_owned())
-            .collect()),
+        Some(c) => Ok(
+            super::fits_disk::read_str_col(f, &d.hdu, c.as_str(), 0, None)
+                .map_err(|e| LoadError::invalid(path, format!("column '{c}' of {}", d.label()), e))?
+                .into_iter()
+                .map(|s| s.trim().to_owned())
+                .collect(),
+        ),
         None => Ok(vec![String::new(); n]),
     }
 }

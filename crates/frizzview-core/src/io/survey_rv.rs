@@ -566,24 +566,25 @@ pub fn read_mwmvisit_velocities(path: &Path) -> Result<VelocityTable, LoadError>
                 ));
             }
             let pc = col("plate")?;
-            let plate: Vec<String> = match d.hdu.read_col::<String>(&mut f, &pc) {
-                Ok(v)
-                    if cols.iter().any(|c| {
-                        c.0 == pc
-                            && matches!(
-                                c.1,
-                                fitsio::tables::ColumnDataType::Text
-                                    | fitsio::tables::ColumnDataType::String
-                            )
-                    }) =>
-                {
-                    v.into_iter().map(|s| s.trim().to_owned()).collect()
-                }
-                _ => num(&mut f, "plate")?
-                    .iter()
-                    .map(|p| format!("{}", *p as i64))
-                    .collect(),
-            };
+            let plate: Vec<String> =
+                match super::fits_disk::read_str_col(&mut f, &d.hdu, &pc, 0, None) {
+                    Ok(v)
+                        if cols.iter().any(|c| {
+                            c.0 == pc
+                                && matches!(
+                                    c.1,
+                                    fitsio::tables::ColumnDataType::Text
+                                        | fitsio::tables::ColumnDataType::String
+                                )
+                        }) =>
+                    {
+                        v.into_iter().map(|s| s.trim().to_owned()).collect()
+                    }
+                    _ => num(&mut f, "plate")?
+                        .iter()
+                        .map(|p| format!("{}", *p as i64))
+                        .collect(),
+                };
             let at = |c: &Option<Vec<f64>>, i: usize| {
                 c.as_ref()
                     .and_then(|c| c.get(i))

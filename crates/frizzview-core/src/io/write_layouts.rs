@@ -224,10 +224,10 @@ fn read_table(
     let mut out = Vec::new();
     for (name, typ, repeat) in cols {
         let col = match typ {
-            ColumnDataType::Text | ColumnDataType::String => d
-                .hdu
-                .read_col::<String>(f, &name)
-                .map(|v| Column::Text(v.into_iter().map(|s| s.trim().to_owned()).collect())),
+            ColumnDataType::Text | ColumnDataType::String => {
+                super::fits_disk::read_str_col(f, &d.hdu, &name, 0, None)
+                    .map(|v| Column::Text(v.into_iter().map(|s| s.trim().to_owned()).collect()))
+            }
             _ if repeat == 1 => d.hdu.read_col::<f64>(f, &name).map(Column::Real),
             _ => continue,
         };

@@ -112,6 +112,17 @@ pub struct ApogeeParams {
     pub persistence_fraction: f64,
     /// Number of bad detector pixels per chip (BADPIX, the same in every visit).
     pub bad_pixels_per_chip: usize,
+    /// Fraction of visits whose stored header velocities (Vrel, Vhelio) failed as the real DR13
+    /// visit-level RV step did for cool stars: off by 200-800 km/s (random sign). The `True`
+    /// velocity stays exact.
+    pub header_failure_fraction: f64,
+    /// An offset (km/s) added to every visit's stored header velocity (the real
+    /// `2M05392474+4038437`: all three visits ~580 km/s off by the same amount).
+    pub header_common_offset_kms: f64,
+    /// The last this-many visits are ones the pipeline would reject: S/N [`Self::faint_snr`].
+    pub faint_visits: usize,
+    /// S/N of the faint visits (the real rejected visit `2M03442721+3220288-9`: 3.3).
+    pub faint_snr: f64,
 }
 
 impl Default for ApogeeParams {
@@ -141,6 +152,10 @@ impl Default for ApogeeParams {
             cosmic_rays_per_chip: 3.0,
             persistence_fraction: 0.3,
             bad_pixels_per_chip: 8,
+            header_failure_fraction: 0.0,
+            header_common_offset_kms: 0.0,
+            faint_visits: 0,
+            faint_snr: 3.3,
         }
     }
 }
@@ -196,7 +211,19 @@ impl ApogeeParams {
             ("telluric error", self.telluric_error),
             ("cosmic rays per chip", self.cosmic_rays_per_chip),
         ])?;
+        if !(self.header_common_offset_kms.is_finite()
+            && self.header_common_offset_kms.abs() < 5000.0)
+        {
+            return Err(format!(
+                "header common offset {} km/s is out of range",
+                self.header_common_offset_kms
+            ));
+        }
+        if !(self.faint_snr.is_finite() && self.faint_snr > 0.0) {
+            return Err(format!("faint S/N {} must be positive", self.faint_snr));
+        }
         super::check_fractions(&[
+            ("header failure fraction", self.header_failure_fraction),
             ("outlier fraction", self.outlier_fraction),
             ("telluric depth", self.telluric_depth),
             ("persistence fraction", self.persistence_fraction),
@@ -348,8 +375,10 @@ pub struct VisitDraw {
     pub bc_kms: f64,
     /// True velocity relative to the observer (km/s).
     pub v_true_kms: f64,
-    /// Stored (possibly perturbed) Vrel (km/s).
+    /// Stored (possibly perturbed, possibly failed) Vrel (km/s).
     pub v_rel_kms: f64,
+    /// The header velocity failed (`ApogeeParams::header_failure_fraction`).
+    pub header_failed: bool,
     /// Continuum S/N.
     pub snr: f64,
     /// Resolving power.
@@ -407,10 +436,26 @@ pub fn visit_draw(p: &ApogeeParams, j: usize) -> VisitDraw {
         None => p.resolving_power,
     };
     let jd = 2_459_000.5 + 30.0 * j as f64 + rng.uniform_in(0.0, 20.0);
+    // Header failures and faint visits from their own stream: the draws above never change.
+    let mut hrng = SynthRng::stream(p.seed ^ 0x00BA_DFEA_D0FF, j as u64);
+    let header_failed = hrng.uniform() < p.header_failure_fraction;
+    let failure = if header_failed {
+        let sign = if hrng.uniform() < 0.5 { -1.0 } else { 1.0 };
+        sign * hrng.uniform_in(200.0, 800.0)
+    } else {
+        0.0
+    };
+    let v_rel_kms = v_rel_kms + failure + p.header_common_offset_kms;
+    let snr = if p.faint_visits > 0 && j + p.faint_visits >= p.n_visits {
+        p.faint_snr
+    } else {
+        snr
+    };
     VisitDraw {
         bc_kms,
         v_true_kms,
         v_rel_kms,
+        header_failed,
         snr,
         resolving_power,
         jd,
@@ -547,4 +592,64 @@ fn make_visit(
     Visit::new(meta, arrays)
         .map(Arc::new)
         .map_err(|e| format!("visit {}: {e}", j + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_failures_are_large_offsets_and_leave_the_other_draws_alone() {
+        let base = ApogeeParams {
+            n_visits: 40,
+            ..ApogeeParams::default()
+        };
+        let p = ApogeeParams {
+            n_visits: 40,
+            header_failure_fraction: 0.5,
+            header_common_offset_kms: 0.0,
+            ..base.clone()
+        };
+        let mut n_failed = 0;
+        for j in 0..p.n_visits {
+            let (d0, d) = (visit_draw(&base, j), visit_draw(&p, j));
+            assert_eq!(
+                (d0.bc_kms, d0.v_true_kms, d0.snr),
+                (d.bc_kms, d.v_true_kms, d.snr)
+            );
+            let off = d.v_rel_kms - d.v_true_kms;
+            if d.header_failed {
+                n_failed += 1;
+                assert!((200.0..=800.0).contains(&off.abs()), "visit {j}: {off}");
+            } else {
+                assert_eq!(off, 0.0, "visit {j}");
+            }
+        }
+        // 40 visits at a failure rate of one half: 20 +- 3.2 expected.
+        assert!((8..=32).contains(&n_failed), "{n_failed} of 40 failed");
+    }
+
+    #[test]
+    fn common_offset_and_faint_visits() {
+        let p = ApogeeParams {
+            n_visits: 5,
+            header_common_offset_kms: 580.0,
+            faint_visits: 2,
+            faint_snr: 3.3,
+            ..ApogeeParams::default()
+        };
+        for j in 0..5 {
+            let d = visit_draw(&p, j);
+            assert!((d.v_rel_kms - d.v_true_kms - 580.0).abs() < 1e-9);
+            assert_eq!(d.snr == 3.3, j >= 3, "visit {j}: S/N {}", d.snr);
+        }
+        assert!(
+            ApogeeParams {
+                faint_snr: 0.0,
+                ..p
+            }
+            .validate()
+            .is_err()
+        );
+    }
 }
