@@ -4,6 +4,8 @@
 use eframe::egui;
 
 use super::{FrizzApp, SortKey};
+use crate::combine::Warning;
+use crate::velocity::{VelocityStatus, VisitVelocity};
 
 /// How many visit rows the table shows without scrolling by default (more scroll; the panel's
 /// edge drags to show up to most of the window).
@@ -16,7 +18,9 @@ pub fn visit_color(i: usize) -> egui::Color32 {
     egui::ecolor::Hsva::new(h, 0.75, 0.8, 1.0).into()
 }
 
-/// The velocity a visit is shifted by under the current settings (manual override first).
+/// The velocity a visit is shifted by under the current settings: a manual override first, then
+/// (when the velocities are checked against the data) the velocity the last combination used,
+/// then the shift source's.
 #[must_use]
 pub fn velocity_in_use(app: &FrizzApp, i: usize) -> (Option<f64>, &'static str) {
     let vs = app.settings.visit(i);
@@ -26,10 +30,30 @@ pub fn velocity_in_use(app: &FrizzApp, i: usize) -> (Option<f64>, &'static str) 
     let Some(visit) = app.data.visits.get(i) else {
         return (None, "missing");
     };
+    if let Some(c) = checked_velocity(app, i) {
+        return match c.status {
+            VelocityStatus::Measured => (Some(c.used_kms), "data"),
+            VelocityStatus::TooFaint => (Some(c.used_kms), "unchecked"),
+        };
+    }
     match app.settings.shift.velocity(&visit.meta) {
         Some(v) => (Some(v), app.settings.shift.label()),
         None => (None, "missing"),
     }
+}
+
+/// The last combination's velocity check of visit `i`, when the settings check velocities and
+/// the result is of the dataset shown.
+#[must_use]
+pub fn checked_velocity(app: &FrizzApp, i: usize) -> Option<&VisitVelocity> {
+    if !app.settings.velocity.check {
+        return None;
+    }
+    let check = app.result.as_deref()?.velocity.as_deref()?;
+    (check.visits.len() == app.data.visits.len())
+        .then(|| check.visits.get(i))
+        .flatten()
+        .filter(|c| app.data.visits[i].meta.name == c.name)
 }
 
 /// Per-visit numbers shown (and sorted on).
@@ -47,6 +71,9 @@ struct Row {
     n_bad: Option<usize>,
     /// Fitted velocity and its error (km/s) when shift fitting ran.
     v_fit: Option<(f64, f64)>,
+    /// The data's velocity, its error, the external velocity and whether it was replaced, when
+    /// the velocities were checked.
+    v_data: Option<(f64, f64, Option<f64>, bool)>,
     /// Fraction of the visit's pixels down-weighted below 0.5 when robust reweighting ran.
     outlier_score: Option<f64>,
 }
@@ -72,7 +99,11 @@ fn rows(app: &FrizzApp) -> Vec<Row> {
                 .and_then(|m| m.visits.get(i))
                 .filter(|f| !f.robust_weight.is_empty())
                 .map(|f| f.outlier_score);
+            let v_data = checked_velocity(app, i)
+                .filter(|c| c.status == VelocityStatus::Measured)
+                .map(|c| (c.data_kms, c.err_kms, c.external_kms, c.replaced));
             Row {
+                v_data,
                 index: i,
                 name: v.meta.name.clone(),
                 v_kms,
@@ -125,6 +156,11 @@ fn rows(app: &FrizzApp) -> Vec<Row> {
 pub fn sorted_indices(app: &FrizzApp) -> Vec<usize> {
     rows(app).iter().map(|r| r.index).collect()
 }
+
+/// What the data-velocity column means (its header's and cells' tooltip).
+pub const DATA_VELOCITY_HELP: &str = "the visit's velocity from the data: cross-correlated \
+with the other visits over +-1000 km/s (Settings: velocity window), its zero point from the \
+files' velocities that agree with the data; the error includes the instrument's floor";
 
 /// What the leave-one-out column means (its header's and cells' tooltip).
 pub const LOO_HELP: &str = "leave-one-out chi2/nu: the visit's pixels against the model fitted to \
@@ -184,12 +220,13 @@ pub fn visits_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
             z.v_kms, z.err_kms, z.name
         ));
     }
+    warnings_ui(app, ui);
     egui::ScrollArea::both()
         .auto_shrink([false, true])
         .show(ui, |ui| {
             egui::Grid::new("visit-table")
                 .striped(true)
-                .num_columns(11)
+                .num_columns(12)
                 .spacing([10.0, 2.0])
                 .show(ui, |ui| {
                     header(app, ui, SortKey::Index, "#");
@@ -197,6 +234,7 @@ pub fn visits_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
                     ui.label("weight");
                     header(app, ui, SortKey::Shift, "shift km/s");
                     ui.label("source");
+                    ui.label("data km/s").on_hover_text(DATA_VELOCITY_HELP);
                     header(app, ui, SortKey::Snr, "S/N");
                     header(app, ui, SortKey::Chi2, "chi2/nu");
                     header(app, ui, SortKey::Loo, "LOO chi2/nu").on_hover_text(LOO_HELP);
@@ -253,6 +291,27 @@ fn row_ui(app: &mut FrizzApp, ui: &mut egui::Ui, row: &Row) {
         }
     });
     ui.label(row.source);
+    match row.v_data {
+        Some((v, err, external, true)) => {
+            let text = egui::RichText::new(format!("{v:.2} ± {err:.2} (replaced)"))
+                .color(ui.visuals().warn_fg_color);
+            ui.label(text).on_hover_text(format!(
+                "{DATA_VELOCITY_HELP}\n\nThe file's velocity ({}) disagrees with the data's \
+                 relative velocities by more than the errors allow: the data's is used.",
+                external.map_or("-".into(), |e| format!("{e:.2} km/s"))
+            ));
+        }
+        Some((v, err, external, false)) => {
+            ui.label(format!("{v:.2} ± {err:.2}"))
+                .on_hover_text(format!(
+                    "{DATA_VELOCITY_HELP}\n\nThe file's velocity: {}",
+                    external.map_or("none".into(), |e| format!("{e:.2} km/s (consistent)"))
+                ));
+        }
+        None => {
+            ui.label("-");
+        }
+    }
     ui.label(row.snr.map_or("-".into(), |s| format!("{s:.0}")));
     ui.label(row.chi2_nu.map_or("-".into(), |c| format!("{c:.2}")));
     match row.loo {
@@ -294,10 +353,9 @@ fn selected_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     let i = app.selected_visit;
     let (v, _) = velocity_in_use(app, i);
     let name = app.data.visits[i].meta.name.clone();
-    let base = app
-        .settings
-        .shift
-        .velocity(&app.data.visits[i].meta)
+    let base = checked_velocity(app, i)
+        .map(|c| c.used_kms)
+        .or_else(|| app.settings.shift.velocity(&app.data.visits[i].meta))
         .unwrap_or(0.0);
     let mut value = v.unwrap_or(base);
     ui.horizontal(|ui| {
@@ -319,4 +377,68 @@ fn selected_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
             app.settings.visits[i].weight = w;
         }
     });
+}
+
+/// The visits a warning names (by name), worst first: the ones a person may want to exclude.
+#[must_use]
+pub fn warning_visits(w: &Warning) -> Vec<String> {
+    match w {
+        Warning::PoorFit { outliers, .. } => outliers.iter().map(|(n, _)| n.clone()).collect(),
+        Warning::VelocityReplaced { visit, .. } | Warning::VelocityUnchecked { visit, .. } => {
+            vec![visit.clone()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The warnings about the fit and the velocities, in full above the table, each visit they name
+/// with a button that excludes it.
+fn warnings_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+    let Some(result) = app.result.clone() else {
+        return;
+    };
+    // The fit's verdict first, then the velocities; each visit gets one button.
+    let mut shown: Vec<&Warning> = result
+        .warnings
+        .iter()
+        .filter(|w| {
+            matches!(
+                w,
+                Warning::PoorFit { .. }
+                    | Warning::VelocityReplaced { .. }
+                    | Warning::RvVariable { .. }
+            )
+        })
+        .collect();
+    shown.sort_by_key(|w| !matches!(w, Warning::PoorFit { .. }));
+    let mut offered: Vec<String> = Vec::new();
+    for w in shown.iter().take(6) {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(egui::RichText::new(w.to_string()).color(ui.visuals().warn_fg_color));
+            for name in warning_visits(w) {
+                if offered.contains(&name) {
+                    continue;
+                }
+                let Some(i) = app.data.visits.iter().position(|v| v.meta.name == name) else {
+                    continue;
+                };
+                offered.push(name.clone());
+                let vs = &mut app.settings.visits[i];
+                if vs.include
+                    && ui
+                        .small_button(format!("exclude {name}"))
+                        .on_hover_text("leave this visit out of the combination")
+                        .clicked()
+                {
+                    vs.include = false;
+                }
+            }
+        });
+    }
+    if shown.len() > 6 {
+        ui.label(format!(
+            "... and {} more (hover the status bar's warnings)",
+            shown.len() - 6
+        ));
+    }
 }

@@ -47,5 +47,7 @@ mod ui;
 mod ui_companions;
 #[cfg(feature = "gui")]
 mod ui_hostile;
+#[cfg(feature = "gui")]
+mod ui_velocity;
 mod ui_yrange;
 mod velocity;
