@@ -39,13 +39,23 @@
 //! not hold: there the atomic lines are weak and blended and the search can lock onto a chance
 //! alignment; the quality then stays low ([`MIN_QUALITY`]) and the caller must treat the rest frame
 //! as unverified ([`RestFrameFit::is_reliable`]).
+//!
+//! **Molecular reference.** When the atomic H-band search is not reliable, the same search runs on
+//! 12C16O second-overtone lines computed from published Dunham parameters
+//! ([`co_second_overtone_lines`], Farrenq et al. 1991); its answer replaces the atomic one only if it
+//! is reliable, and [`RestFrameFit::reference`] then says [`CO_REFERENCE`]. On the four real M dwarfs
+//! (2700-3100 K) it does not reach [`MIN_QUALITY`] either (1.01-1.16 over +-1000 km/s): their CO lines
+//! are weak against H2O and FeH, and the nearly regular CO comb gives alias peaks.
 
 mod lines;
+mod molecules;
 
 pub use lines::{
     HBAND_REFERENCE, LINES_TSV, ListId, OPTICAL_REFERENCE, ReferenceLine, air_to_vacuum,
     reference_lines,
 };
+
+pub use molecules::{CO_REFERENCE, co_second_overtone_lines, co_wavenumber};
 
 use crate::model::{C_KMS, Visit, shift_from_velocity, velocity_from_shift};
 
@@ -413,6 +423,35 @@ pub fn rest_frame_velocity_with(
         .iter()
         .map(|l| (l.vacuum_aa.ln(), l.weight))
         .collect();
+    let atomic = search(&p, &lines, reference, opts, (s_lo, s_hi));
+    // The molecular reference (12C16O second overtone, [`molecules`]) when the atomic lines do
+    // not give a reliable frame in the H band (M dwarfs, the coolest giants).
+    if reference == HBAND_REFERENCE && !atomic.as_ref().is_some_and(RestFrameFit::is_reliable) {
+        let co: Vec<(f64, f64)> = co_second_overtone_lines()
+            .iter()
+            .map(|l| (l.vacuum_aa.ln(), l.weight))
+            .filter(|&(xl, _)| xl + s_hi > xmin && xl + s_lo < xmax)
+            .collect();
+        let inside_co = co.iter().filter(|&&(xl, _)| xl > xmin && xl < xmax).count();
+        if inside_co >= 3
+            && let Some(fit) = search(&p, &co, CO_REFERENCE, opts, (s_lo, s_hi))
+            && fit.is_reliable()
+        {
+            return Some(fit);
+        }
+    }
+    atomic
+}
+
+/// The CCF search of one line list (module docs, steps 3-5) over shifts `s_lo..s_hi`.
+fn search(
+    p: &Prepared,
+    lines: &[(f64, f64)],
+    reference: &'static str,
+    opts: &RestFrameOptions,
+    (s_lo, s_hi): (f64, f64),
+) -> Option<RestFrameFit> {
+    let lines: Vec<(f64, f64)> = lines.to_vec();
 
     // Coarse search.
     let sigma_given = opts
@@ -426,7 +465,7 @@ pub fn rest_frame_velocity_with(
     let coarse: Vec<f64> = (0..n_coarse)
         .map(|i| (s_lo + i as f64 * dstep).min(s_hi))
         .collect();
-    let c0 = ccf(&p, &lines, sigma0, &coarse, 3);
+    let c0 = ccf(p, &lines, sigma0, &coarse, 3);
     let (k0, _, peak0) = peak(&coarse, &c0)?;
     let med = median_of(c0.iter().flatten().copied().collect())?;
     // Quality: the highest local maximum more than 3 sigma from the peak.
@@ -484,7 +523,7 @@ pub fn rest_frame_velocity_with(
     let weighted: Vec<(f64, f64)> = lines
         .iter()
         .map(|&(xl, w)| {
-            let a = line_depth(&p, xl + s_c, sigma).map_or(0.0, |d| d.clamp(0.0, 1.0));
+            let a = line_depth(p, xl + s_c, sigma).map_or(0.0, |d| d.clamp(0.0, 1.0));
             (xl, w * a)
         })
         .collect();
@@ -502,7 +541,7 @@ pub fn rest_frame_velocity_with(
     // First pass: every line with a depth; then the lines whose own velocity is more than
     // 3 robust sigma (1.4826 MAD, at least 1 sigma of the line width / 10) from the median are
     // dropped (blends, lines this star does not have) and the CCF is measured again.
-    let first = per_line_velocities(&p, &fine_lines, sigma, &fine);
+    let first = per_line_velocities(p, &fine_lines, sigma, &fine);
     let mut kept_lines = fine_lines.clone();
     if first.len() >= 5 {
         let vs: Vec<f64> = first.iter().map(|m| m.v_kms).collect();
@@ -524,9 +563,9 @@ pub fn rest_frame_velocity_with(
             kept_lines = fine_lines;
         }
     }
-    let c1 = ccf(&p, &kept_lines, sigma, &fine, 1);
+    let c1 = ccf(p, &kept_lines, sigma, &fine, 1);
     let (_, s_peak, _) = peak(&fine, &c1)?;
-    let per_line = per_line_velocities(&p, &kept_lines, sigma, &fine);
+    let per_line = per_line_velocities(p, &kept_lines, sigma, &fine);
 
     // The chi^2-curvature (photon-noise) error of a template of Gaussian lines with the measured
     // depths. A Gaussian line of sigma `sigma` seen through a Gaussian of the same width has

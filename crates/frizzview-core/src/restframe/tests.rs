@@ -345,3 +345,85 @@ proptest::proptest! {
         let _ = rest_frame_velocity(&x, &f, &iv, 1e5);
     }
 }
+
+#[test]
+fn co_dunham_lines_match_published_measured_wavenumbers() {
+    // Measured 12C16O 1-0 wavenumbers (cm^-1), Maki & Wells 1991 (NIST Special Publication 821),
+    // as tabulated in the CRC Handbook ("Infrared and far-infrared absorption frequency
+    // standards", A. Maki): R(0), P(1), R(1), P(2). Independent of Farrenq et al.'s Table IV.
+    for (j_lo, r, published) in [
+        (0, true, 2_147.081_132),
+        (1, false, 2_139.426_071),
+        (1, true, 2_150.856_006),
+        (2, false, 2_135.546_178),
+    ] {
+        let got = super::co_wavenumber(1, 0, j_lo, r).expect("a line");
+        assert!(
+            (got - published).abs() < 1e-4,
+            "1-0 J''={j_lo} R={r}: {got} vs {published}"
+        );
+    }
+    assert!(
+        super::co_wavenumber(3, 0, 0, false).is_none(),
+        "P(0) does not exist"
+    );
+}
+
+#[test]
+fn co_second_overtone_list_covers_the_h_band_bands() {
+    let co = super::co_second_overtone_lines();
+    assert!(co.len() > 300, "{} lines", co.len());
+    for l in co {
+        assert!(l.vacuum_aa > 15100.0 && l.vacuum_aa < 17000.0);
+        assert!(!l.air && l.source == "F91");
+    }
+    // The 3-0 band origin (J=0 -> J=0, forbidden, between R(0) and P(1)) of a Delta v = 3 band
+    // lies near 1.575 um (Farrenq et al. 1991: G(3) - G(0) = 6350.4 cm^-1 to 0.1 cm^-1 from
+    // omega_e = 2169.81, omega_e x_e = 13.29; the 3-0 head is at 15582 A vacuum, APOGEE's label).
+    let r0 = super::co_wavenumber(3, 0, 0, true).expect("R(0)");
+    let p1 = super::co_wavenumber(3, 0, 1, false).expect("P(1)");
+    assert!(p1 < r0 && r0 - p1 < 4.0 * 1.93 + 0.1, "{p1} {r0}");
+    let origin = 0.5 * (r0 + p1);
+    let harmonic = 3.0 * 2169.81 - 12.0 * 13.29;
+    assert!((origin - harmonic).abs() < 2.0, "{origin} vs {harmonic}");
+    // The R-branch head of the 3-0 band: the largest R wavenumber, at 15582 A within 2 A
+    // (the bandhead of the APOGEE line labels, lines.tsv's "not used" note).
+    let head = (0..80)
+        .filter_map(|j| super::co_wavenumber(3, 0, j, true))
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert!((1e8 / head - 15582.0).abs() < 3.0, "head at {}", 1e8 / head);
+}
+
+#[test]
+fn the_co_reference_takes_over_when_the_atomic_lines_are_absent() {
+    // A spectrum of CO second-overtone lines only (no atomic line), 580 km/s off: the atomic
+    // search finds nothing reliable, the molecular one gives the frame and says so.
+    let (lo, hi, step, sigma, v): (f64, f64, f64, f64, f64) = (15150.0, 16950.0, 4.2, 6.0, 580.0);
+    let dx = step / C_KMS;
+    let n = ((hi / lo).ln() / dx) as usize;
+    let s = shift_from_velocity(v);
+    let sig = sigma / C_KMS;
+    let lines: Vec<f64> = super::co_second_overtone_lines()
+        .iter()
+        .map(|l| l.vacuum_aa.ln() + s)
+        .collect();
+    let mut rng = Rng(7);
+    let (mut x, mut f, mut iv) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let xi = lo.ln() + i as f64 * dx;
+        let mut model = 1.0;
+        for &xl in &lines {
+            let u = (xi - xl) / sig;
+            if u.abs() < 8.0 {
+                model *= 1.0 - 0.3 * (-0.5 * u * u).exp();
+            }
+        }
+        x.push(xi);
+        f.push(model * (1.0 + rng.normal() / 100.0));
+        iv.push(1e4);
+    }
+    let fit = rest_frame_velocity(&x, &f, &iv, 1000.0).expect("covered");
+    assert_eq!(fit.reference, CO_REFERENCE, "{fit:?}");
+    assert!(fit.is_reliable(), "{fit:?}");
+    assert!((fit.v_kms - v).abs() < 1.0, "{fit:?}");
+}
