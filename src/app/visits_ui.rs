@@ -221,6 +221,19 @@ pub fn visits_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
         ));
     }
     warnings_ui(app, ui);
+    if let Some(c) = app
+        .result
+        .as_deref()
+        .and_then(|r| r.velocity.as_deref())
+        .filter(|_| app.settings.velocity.check)
+    {
+        ui.label(format!(
+            "velocities from the data, zero point {:+.2} km/s ({}); {}",
+            c.zero_point.offset_kms,
+            c.zero_point.how,
+            c.rest_frame.describe()
+        ));
+    }
     egui::ScrollArea::both()
         .auto_shrink([false, true])
         .show(ui, |ui| {

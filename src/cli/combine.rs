@@ -638,6 +638,7 @@ pub fn velocity_table(v: &crate::velocity::VelocityCheck) -> String {
         "velocities from the data (zero point {:+.3} +- {:.3} km/s: {}):",
         v.zero_point.offset_kms, v.zero_point.err_kms, v.zero_point.how
     );
+    let _ = writeln!(s, "  {}", v.rest_frame.describe());
     let _ = writeln!(
         s,
         "  {:<36} {:>10} {:>7} {:>6} {:>7} {:>10} {:>9} {:>10}  used",

@@ -463,6 +463,14 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
         .map(|w| Warning::Other(w.clone()))
         .collect();
     warnings.extend(per_visit_warnings.into_iter().flatten());
+    if let Some((external, rest)) = velocity.as_ref().and_then(|c| c.zero_point_replaced) {
+        warnings.push(Warning::Other(format!(
+            "the files' velocities share a zero point {external:+.2} km/s that the spectra's own \
+             lines contradict ({rest:+.2} km/s against the shipped laboratory reference): every \
+             visit's velocity is off by {:.1} km/s; the rest frame of the lines is used",
+            external - rest
+        )));
+    }
     if let Some(st) = velocity.as_ref().and_then(|c| c.star.as_ref())
         && st.rv_variable
     {

@@ -135,6 +135,142 @@ pub struct VelocityCheck {
     pub zero_point: ZeroPoint,
     /// Star-level figures (barycentric), when every used visit has a BC and there are two.
     pub star: Option<StarFigures>,
+    /// The star's absolute velocity from its lines against the shipped laboratory reference
+    /// (`crate::restframe`), or why the rest frame is unverified.
+    pub rest_frame: RestFrame,
+    /// The external velocities' common zero point disagrees with the rest frame by more than
+    /// [`REST_FRAME_TOLERANCE_KMS`] (and 5 sigma): (external zero point, rest-frame zero point),
+    /// km/s. The rest frame's was used.
+    pub zero_point_replaced: Option<(f64, f64)>,
+}
+
+/// What the lines of the spectra say about the rest frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RestFrame {
+    /// Measured: the offset to add to the data's relative velocities (km/s), its error, how many
+    /// visits gave it, and the reference (cited line list).
+    Measured {
+        offset_kms: f64,
+        err_kms: f64,
+        n_visits: usize,
+        reference: &'static str,
+    },
+    /// Not measured (no reference covers the data, or its lines were not found reliably: e.g.
+    /// M dwarfs, whose H band is molecular); the reason.
+    Unverified(String),
+}
+
+impl RestFrame {
+    /// One line for summaries.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Measured {
+                offset_kms,
+                err_kms,
+                n_visits,
+                reference,
+            } => format!(
+                "rest frame from the lines of {n_visits} visit(s) against {reference}: zero point \
+                 {offset_kms:+.2} +- {err_kms:.2} km/s"
+            ),
+            Self::Unverified(why) => format!("rest frame unverified: {why}"),
+        }
+    }
+}
+
+/// An external zero point further than this (and 5 sigma) from the rest frame's is replaced by
+/// it. Lab wavelengths and the pipeline's templates differ by ~1 km/s (convective blueshift: the
+/// real K giant's lines sit 0.6-0.8 km/s blueward of the pipeline's frame), so a few km/s is
+/// agreement; the failures this catches are hundreds of km/s (a DR13 star's three headers share
+/// a 580 km/s error).
+pub const REST_FRAME_TOLERANCE_KMS: f64 = 5.0;
+
+/// At most this many visits (the best by S/N among those measured) are measured against the
+/// rest-frame reference (each costs 15-60 ms).
+const REST_FRAME_VISITS: usize = 3;
+
+type RestMemoEntry = (MemoKey, Vec<Arc<Visit>>, RestFrame);
+
+/// The last few rest-frame measurements, keyed as the searches are.
+static REST_MEMO: Mutex<Vec<RestMemoEntry>> = Mutex::new(Vec::new());
+
+/// The rest frame of a dataset from its best visits' lines, given the search's relative
+/// velocities (memoised like [`search_dataset`]).
+#[must_use]
+pub fn rest_frame(data: &Dataset, p: &SearchParams, found: &[SearchResult]) -> RestFrame {
+    let key: MemoKey = (
+        data.visits
+            .iter()
+            .map(|v| Arc::as_ptr(v) as usize)
+            .collect(),
+        p.bad_bits,
+        p.window_kms.to_bits(),
+    );
+    if let Ok(m) = REST_MEMO.lock()
+        && let Some((_, _, r)) = m.iter().find(|(k, _, _)| *k == key)
+    {
+        return r.clone();
+    }
+    let r = rest_frame_uncached(data, p, found);
+    if let Ok(mut m) = REST_MEMO.lock() {
+        if m.len() >= 4 {
+            m.remove(0);
+        }
+        m.push((key, data.visits.clone(), r.clone()));
+    }
+    r
+}
+
+fn rest_frame_uncached(data: &Dataset, p: &SearchParams, found: &[SearchResult]) -> RestFrame {
+    let mut order: Vec<usize> = (0..found.len().min(data.visits.len()))
+        .filter(|&i| found[i].measured)
+        .collect();
+    if order.is_empty() {
+        return RestFrame::Unverified("no visit's velocity was measured".into());
+    }
+    order.sort_by(|&a, &b| found[b].snr.total_cmp(&found[a].snr));
+    let opts = crate::restframe::RestFrameOptions {
+        window_kms: p.window_kms,
+        ..crate::restframe::RestFrameOptions::default()
+    };
+    let mut pts: Vec<(f64, f64)> = Vec::new();
+    let mut reference = "";
+    let mut why = String::from("no reference line list covers the data");
+    for &i in order.iter().take(REST_FRAME_VISITS) {
+        match crate::restframe::visit_rest_frame_velocity(&data.visits[i], p.bad_bits, &opts) {
+            Some(fit) if fit.is_reliable() && fit.err_kms.is_finite() && fit.err_kms > 0.0 => {
+                pts.push((fit.v_kms - velocity_from_shift(found[i].dx), fit.err_kms));
+                reference = fit.reference;
+            }
+            Some(fit) => {
+                why = format!(
+                    "the reference lines ({}) are not found reliably in these spectra (peak over \
+                     next peak {:.2}, {} lines): cool stars' molecular bands, or too faint",
+                    fit.reference, fit.quality, fit.n_lines
+                );
+            }
+            None => {}
+        }
+    }
+    if pts.is_empty() {
+        return RestFrame::Unverified(why);
+    }
+    let sw: f64 = pts.iter().map(|(_, e)| 1.0 / (e * e)).sum();
+    let mean = pts.iter().map(|(o, e)| o / (e * e)).sum::<f64>() / sw;
+    // The stated error, or the visits' scatter about the mean where that is larger.
+    let scatter = if pts.len() >= 2 {
+        let n = pts.len() as f64;
+        (pts.iter().map(|(o, _)| (o - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
+    } else {
+        0.0
+    };
+    RestFrame::Measured {
+        offset_kms: mean,
+        err_kms: (1.0 / sw.sqrt()).max(scatter),
+        n_visits: pts.len(),
+        reference,
+    }
 }
 
 /// The external velocity kind a shift source stands for (the velocity that is checked); `None`
@@ -212,7 +348,7 @@ pub fn decide_zero_point(
     ZeroPoint {
         offset_kms: 0.0,
         err_kms: f64::NAN,
-        how: "no external velocity: relative to the best-S/N visit, rest frame unknown".into(),
+        how: ZERO_POINT_UNKNOWN.into(),
     }
 }
 
@@ -283,9 +419,49 @@ pub fn check(data: &Dataset, settings: &Settings) -> Option<VelocityCheck> {
         return None;
     }
     let kind = external_kind(settings.shift)?;
-    let found = search_dataset(data, &params(data, settings));
-    Some(check_with(data, settings, kind, &found, None))
+    let p = params(data, settings);
+    let found = search_dataset(data, &p);
+    let rf = rest_frame(data, &p, &found);
+    let mut c = check_with(data, settings, kind, &found, None);
+    if let RestFrame::Measured {
+        offset_kms,
+        err_kms,
+        ..
+    } = rf
+    {
+        let external = c.zero_point.offset_kms;
+        let from_external = c.visits.iter().any(|v| v.external_kms.is_some())
+            && c.zero_point.how != ZERO_POINT_UNKNOWN;
+        let sigma = err_kms.hypot(if c.zero_point.err_kms.is_finite() {
+            c.zero_point.err_kms
+        } else {
+            0.0
+        });
+        let d = (external - offset_kms).abs();
+        let disagrees = d > REST_FRAME_TOLERANCE_KMS && d > 5.0 * sigma;
+        if !from_external || disagrees {
+            c = check_with(
+                data,
+                settings,
+                kind,
+                &found,
+                Some(AbsoluteEstimate {
+                    offset_kms,
+                    err_kms,
+                }),
+            );
+            if disagrees {
+                c.zero_point_replaced = Some((external, offset_kms));
+            }
+        }
+    }
+    c.rest_frame = rf;
+    Some(c)
 }
+
+/// The zero point's description when nothing fixes it.
+pub const ZERO_POINT_UNKNOWN: &str =
+    "no external velocity: relative to the best-S/N visit, rest frame unknown";
 
 /// [`check`] from a search's results, with an optional absolute estimate for the zero point.
 #[must_use]
@@ -393,6 +569,8 @@ pub fn check_with(
         external_kind: Some(kind),
         zero_point,
         star,
+        rest_frame: RestFrame::Unverified("not measured".into()),
+        zero_point_replaced: None,
     }
 }
 
