@@ -37,3 +37,11 @@ apcf="$(mktemp -d)"
 "$bin" synth apcframe -o "$apcf" >/dev/null
 shot apcframe "layout=overlaid,frame=observed,x=16200.4:16202.0" "$apcf"/apVisit-*.fits --exposures "$apcf"
 rm -rf "$apcf"
+# A real DR13 star with wrong header velocities and a visit the pipeline left out (needs
+# ../shared/data beside the clone): the velocities from the data, the warnings and their buttons.
+multi="../shared/data/apogee_multistar/2M03442721+3220288"
+if [ -d "$multi" ]; then
+  shot multistar "" "$multi"/apVisit-*.fits
+else
+  echo "skipped screenshots/multistar.png: $multi is absent"
+fi

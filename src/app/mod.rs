@@ -700,13 +700,18 @@ impl FrizzApp {
                 let n = self.data.visits.len();
                 let row_h = ui.spacing().interact_size.y + 2.0;
                 let rows = n.clamp(2, visits_ui::VISIT_ROWS_SHOWN) as f32;
-                let height = (3.0 + rows) * row_h + 30.0;
+                let above = visits_ui::lines_above_table(self);
+                let height = (2.0 + above as f32 + rows) * row_h + 30.0;
                 let max = (0.8 * ui.available_height()).max(height);
-                egui::Panel::top(("visits", n.min(visits_ui::VISIT_ROWS_SHOWN + 1)))
-                    .resizable(true)
-                    .default_size(height)
-                    .max_size(max)
-                    .show(ui, |ui| visits_ui::visits_ui(self, ui));
+                egui::Panel::top((
+                    "visits",
+                    n.min(visits_ui::VISIT_ROWS_SHOWN + 1),
+                    above.min(12),
+                ))
+                .resizable(true)
+                .default_size(height)
+                .max_size(max)
+                .show(ui, |ui| visits_ui::visits_ui(self, ui));
                 plot_ui::spectra_ui(self, ui);
             }
             Tab::Noise => plot_ui::noise_ui(self, ui),

@@ -392,6 +392,36 @@ fn selected_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     });
 }
 
+/// How many lines of text the panel draws above the visit table (the slider, the warnings, the
+/// velocity line), for the panel's default height.
+#[must_use]
+pub fn lines_above_table(app: &FrizzApp) -> usize {
+    let Some(r) = app.result.as_deref() else {
+        return 1;
+    };
+    let warnings = r
+        .warnings
+        .iter()
+        .filter(|w| {
+            matches!(
+                w,
+                Warning::PoorFit { .. }
+                    | Warning::VelocityReplaced { .. }
+                    | Warning::RvVariable { .. }
+            )
+        })
+        .map(|w| {
+            if matches!(w, Warning::PoorFit { .. }) {
+                3
+            } else {
+                1
+            }
+        })
+        .take(6)
+        .sum::<usize>();
+    1 + warnings + usize::from(r.velocity.is_some()) * 2
+}
+
 /// The visits a warning names (by name), worst first: the ones a person may want to exclude.
 #[must_use]
 pub fn warning_visits(w: &Warning) -> Vec<String> {

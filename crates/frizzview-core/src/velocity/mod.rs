@@ -171,8 +171,9 @@ impl RestFrame {
                 n_visits,
                 reference,
             } => format!(
-                "rest frame from the lines of {n_visits} visit(s) against {reference}: zero point \
-                 {offset_kms:+.2} +- {err_kms:.2} km/s"
+                "rest frame from the lines of {n_visits} visit(s) against the {}: zero point \
+                 {offset_kms:+.2} +- {err_kms:.2} km/s",
+                reference.split(':').next().unwrap_or(reference)
             ),
             Self::Unverified(why) => format!("rest frame unverified: {why}"),
         }
@@ -244,10 +245,11 @@ fn rest_frame_uncached(data: &Dataset, p: &SearchParams, found: &[SearchResult])
                 reference = fit.reference;
             }
             Some(fit) => {
+                let list = fit.reference.split(':').next().unwrap_or(fit.reference);
                 why = format!(
-                    "the reference lines ({}) are not found reliably in these spectra (peak over \
-                     next peak {:.2}, {} lines): cool stars' molecular bands, or too faint",
-                    fit.reference, fit.quality, fit.n_lines
+                    "the lines of the {list} are not found reliably in these spectra (peak over \
+                     next peak {:.2}, {} lines): a cool star's molecular bands, or too faint",
+                    fit.quality, fit.n_lines
                 );
             }
             None => {}
