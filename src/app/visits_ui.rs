@@ -32,6 +32,9 @@ pub fn velocity_in_use(app: &FrizzApp, i: usize) -> (Option<f64>, &'static str) 
     };
     if let Some(c) = checked_velocity(app, i) {
         return match c.status {
+            VelocityStatus::Measured if !c.used_source.starts_with("data") => {
+                (Some(c.used_kms), app.settings.shift.label())
+            }
             VelocityStatus::Measured => (Some(c.used_kms), "data"),
             VelocityStatus::TooFaint => (Some(c.used_kms), "unchecked"),
         };

@@ -644,11 +644,22 @@ pub fn survey_defaults(data: &model::Dataset) -> Settings {
     // A survey file given with the visits wins (it is why the user gave it); then the visits' own
     // velocities; APOGEE visits without one are combined in the barycentric frame (-BC), which
     // `combine::prepare` flags with a warning, never silently in the observed frame.
-    let shift = if all_have(model::VelocityKind::ApStar) {
+    // The velocities are checked (below), so a survey file that describes most visits is used
+    // for those, and the data give the others theirs (a visit the pipeline left out of its
+    // apStar, say) on the survey file's zero point.
+    let most_have = |k: VelocityKind| {
+        let n = data
+            .visits
+            .iter()
+            .filter(|v| v.meta.velocity(k).is_some())
+            .count();
+        n > 0 && 2 * n > data.visits.len()
+    };
+    let shift = if most_have(model::VelocityKind::ApStar) {
         ShiftSource::ApStar
-    } else if all_have(model::VelocityKind::AllVisit) {
+    } else if most_have(model::VelocityKind::AllVisit) {
         ShiftSource::AllVisit
-    } else if all_have(model::VelocityKind::MwmVisit) {
+    } else if most_have(model::VelocityKind::MwmVisit) {
         ShiftSource::MwmVisit
     } else if all_have(model::VelocityKind::Vrel) {
         ShiftSource::Vrel

@@ -523,7 +523,16 @@ pub fn check_with(
     let consistent: Vec<bool> = (0..n)
         .map(|i| external[i].is_some() && rel[i].is_finite() && !disagree[i])
         .collect();
+    let zero_point_from_lines = absolute.is_some();
     let zero_point = decide_zero_point(&rel, &external, &consistent, &snr, absolute);
+    // The survey tables' velocities (the apStar's VRADn, allVisit, mwmVisit) are the pipeline's
+    // refits against its combined spectrum: where they agree with the data they are used as they
+    // are. A visit header's VRAD (the DR13 visit-level step, often hundreds of km/s off, and up
+    // to ~1 km/s off where it "agrees") is only ever a claim to check: the data's velocity is used.
+    let trust_consistent = matches!(
+        kind,
+        VelocityKind::ApStar | VelocityKind::AllVisit | VelocityKind::MwmVisit
+    );
     let label = settings.shift.label();
     let visits: Vec<VisitVelocity> = (0..n)
         .map(|i| {
@@ -531,16 +540,23 @@ pub fn check_with(
             let measured = rel[i].is_finite();
             let data_kms = rel[i] + zero_point.offset_kms;
             let (used_kms, used_source) = if measured {
-                let how = match external[i] {
-                    Some(e) if disagree[i] => format!("data ({label} {e:.2} replaced)"),
-                    Some(_) => format!("data ({label} consistent)"),
-                    None => format!("data (no {label})"),
-                };
-                (data_kms, how)
-            } else {
                 match external[i] {
-                    Some(e) => (e, format!("{label} (too faint to check)")),
-                    None => (0.0, format!("none (no {label}, too faint to measure)")),
+                    Some(e) if disagree[i] => (data_kms, format!("data ({label} {e:.2} replaced)")),
+                    Some(e) if trust_consistent && !zero_point_from_lines => {
+                        (e, format!("{label} (consistent with the data)"))
+                    }
+                    Some(_) => (data_kms, format!("data ({label} consistent)")),
+                    None => (data_kms, format!("data (no {label})")),
+                }
+            } else {
+                match (external[i], meta.velocity(VelocityKind::Vrel)) {
+                    (Some(e), _) => (e, format!("{label} (too faint to check)")),
+                    // No survey-file velocity and too faint: its own header's, unchecked.
+                    (None, Some(h)) => (
+                        h,
+                        "vrad (no {label}, too faint to check)".replace("{label}", label),
+                    ),
+                    (None, None) => (0.0, format!("none (no {label}, too faint to measure)")),
                 }
             };
             let bc = meta.velocity(VelocityKind::Bc);
