@@ -417,7 +417,8 @@ pub fn search_dataset(data: &Dataset, p: &SearchParams) -> Arc<Vec<SearchResult>
 /// the check is off, or the shift source is not a stellar velocity (none, -BC).
 #[must_use]
 pub fn check(data: &Dataset, settings: &Settings) -> Option<VelocityCheck> {
-    if !settings.velocity.check || data.visits.is_empty() {
+    // One visit has no relative velocity to compare: its own velocity stands unchecked.
+    if !settings.velocity.check || data.visits.len() < 2 {
         return None;
     }
     let kind = external_kind(settings.shift)?;
