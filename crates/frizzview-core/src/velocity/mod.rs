@@ -417,8 +417,7 @@ pub fn search_dataset(data: &Dataset, p: &SearchParams) -> Arc<Vec<SearchResult>
 /// the check is off, or the shift source is not a stellar velocity (none, -BC).
 #[must_use]
 pub fn check(data: &Dataset, settings: &Settings) -> Option<VelocityCheck> {
-    // One visit has no relative velocity to compare: its own velocity stands unchecked.
-    if !settings.velocity.check || data.visits.len() < 2 {
+    if !settings.velocity.check || data.visits.is_empty() {
         return None;
     }
     let kind = external_kind(settings.shift)?;
@@ -543,6 +542,8 @@ pub fn check_with(
             let (used_kms, used_source) = if measured {
                 match external[i] {
                     Some(e) if disagree[i] => (data_kms, format!("data ({label} {e:.2} replaced)")),
+                    // One visit: nothing relative to compare, its own velocity stands.
+                    Some(e) if n == 1 && !zero_point_from_lines => (e, label.to_owned()),
                     Some(e) if trust_consistent && !zero_point_from_lines => {
                         (e, format!("{label} (consistent with the data)"))
                     }
