@@ -703,15 +703,12 @@ impl FrizzApp {
                 let above = visits_ui::lines_above_table(self);
                 let height = (2.0 + above as f32 + rows) * row_h + 30.0;
                 let max = (0.8 * ui.available_height()).max(height);
-                egui::Panel::top((
-                    "visits",
-                    n.min(visits_ui::VISIT_ROWS_SHOWN + 1),
-                    above.min(12),
-                ))
-                .resizable(true)
-                .default_size(height)
-                .max_size(max)
-                .show(ui, |ui| visits_ui::visits_ui(self, ui));
+                // (Not the warning count: a panel re-created under a dragged slider ends the drag.)
+                egui::Panel::top(("visits", n.min(visits_ui::VISIT_ROWS_SHOWN + 1)))
+                    .resizable(true)
+                    .default_size(height)
+                    .max_size(max)
+                    .show(ui, |ui| visits_ui::visits_ui(self, ui));
                 plot_ui::spectra_ui(self, ui);
             }
             Tab::Noise => plot_ui::noise_ui(self, ui),

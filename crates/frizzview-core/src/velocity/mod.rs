@@ -542,8 +542,6 @@ pub fn check_with(
             let (used_kms, used_source) = if measured {
                 match external[i] {
                     Some(e) if disagree[i] => (data_kms, format!("data ({label} {e:.2} replaced)")),
-                    // One visit: nothing relative to compare, its own velocity stands.
-                    Some(e) if n == 1 && !zero_point_from_lines => (e, label.to_owned()),
                     Some(e) if trust_consistent && !zero_point_from_lines => {
                         (e, format!("{label} (consistent with the data)"))
                     }
