@@ -789,3 +789,73 @@ fn the_command_line_prints_the_load_and_fit_warnings() {
         "{stdout}"
     );
 }
+
+/// The frame warning of a real star's visits alone with the defaults (`None`: no such warning).
+fn frame_warning_of(files: &[PathBuf]) -> Option<String> {
+    let data = io::load_paths(files, &LoadOptions::default()).expect("load");
+    let prep = frizzview::combine::prepare(&data, &frizzview::cli::combine::survey_defaults(&data))
+        .expect("prepare");
+    let c = prep.velocity.as_ref().expect("velocities checked");
+    let w = frizzview::velocity::frame_warning(c);
+    // The same text reaches the combination's warnings.
+    if let Some(w) = &w {
+        assert!(
+            prep.warnings
+                .iter()
+                .any(|x| matches!(x, frizzview::combine::Warning::Other(s) if s == w)),
+            "{w} not among {:?}",
+            prep.warnings
+        );
+    }
+    w
+}
+
+/// Where the lines cannot verify the rest frame (the four M dwarfs), a wrong absolute frame the
+/// files assert is never passed on silently: the two stars whose headers share a ~580 km/s error
+/// are named implausible, the faint star whose eight headers contradict each other is named as
+/// resting on one file. The star the lines do verify (the K giant) and the M dwarf whose headers
+/// agree with the data get no such warning.
+#[test]
+fn an_unverifiable_absolute_frame_is_named() {
+    if dir().is_none() {
+        return;
+    }
+    for (name, expect) in [
+        (
+            "2M00452143+1634446",
+            Some("where almost no Milky Way star is"),
+        ),
+        (
+            "2M05392474+4038437",
+            Some("where almost no Milky Way star is"),
+        ),
+        (
+            "2M12294016+2619567",
+            Some("rests on the best-S/N visit's external velocity"),
+        ),
+        ("2M03442721+3220288", None),
+    ] {
+        let s = star(name).expect("files");
+        let w = frame_warning_of(&s.visits);
+        eprintln!("{name}: {w:?}");
+        match (expect, &w) {
+            (Some(e), Some(w)) => assert!(w.contains(e), "{name}: {w}"),
+            (None, None) => {}
+            _ => panic!("{name}: expected {expect:?}, got {w:?}"),
+        }
+    }
+    if let Some(d) = super::real_star::dir() {
+        let visits: Vec<PathBuf> = std::fs::read_dir(&d)
+            .expect("read dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("apVisit"))
+            })
+            .collect();
+        assert!(visits.len() >= 2, "{}: visits", d.display());
+        let w = frame_warning_of(&visits);
+        assert!(w.is_none(), "the K giant: {w:?}");
+    }
+}

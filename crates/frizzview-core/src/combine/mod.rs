@@ -471,6 +471,9 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
             external - rest
         )));
     }
+    if let Some(w) = velocity.as_deref().and_then(crate::velocity::frame_warning) {
+        warnings.push(Warning::Other(w));
+    }
     if let Some(st) = velocity.as_ref().and_then(|c| c.star.as_ref())
         && st.rv_variable
     {

@@ -97,6 +97,10 @@ pub struct ZeroPoint {
     pub err_kms: f64,
     /// In words.
     pub how: String,
+    /// How many independent sources agree on it: the consistent external velocities (each
+    /// checked against the data), or 1 for a single visit's file or the lines' rest frame alone;
+    /// 0 when nothing fixes it.
+    pub confirmed_by: usize,
 }
 
 /// An absolute velocity estimate for the zero point (the rest-frame module's result): the
@@ -310,6 +314,7 @@ pub fn decide_zero_point(
             offset_kms: a.offset_kms,
             err_kms: a.err_kms,
             how: "absolute velocity from the spectrum".into(),
+            confirmed_by: 1,
         };
     }
     let offsets: Vec<(usize, f64)> = (0..rel_kms.len())
@@ -338,6 +343,7 @@ pub fn decide_zero_point(
                 "mean offset of the {} consistent external velocities",
                 cons.len()
             ),
+            confirmed_by: cons.len(),
         };
     }
     if let Some(&(i, o)) = offsets.iter().max_by(|a, b| snr[a.0].total_cmp(&snr[b.0])) {
@@ -345,13 +351,57 @@ pub fn decide_zero_point(
             offset_kms: o,
             err_kms: f64::NAN,
             how: format!("the best-S/N visit's external velocity (visit {i})"),
+            confirmed_by: 1,
         };
     }
     ZeroPoint {
         offset_kms: 0.0,
         err_kms: f64::NAN,
         how: ZERO_POINT_UNKNOWN.into(),
+        confirmed_by: 0,
     }
+}
+
+/// A barycentric velocity beyond this (km/s) is almost never that of a Milky Way star (the escape
+/// speed near the Sun is about 550 km/s: Piffl et al. 2014, A&A 562, A91; the fastest known
+/// hypervelocity stars are rare exceptions).
+pub const IMPLAUSIBLE_BARY_KMS: f64 = 500.0;
+
+/// When the rest frame is unverified (the lines were not found), what the result cannot vouch
+/// for: a zero point that rests on one visit's file (the files' velocities contradict each
+/// other), or a star velocity beyond [`IMPLAUSIBLE_BARY_KMS`] (the files' velocities likely
+/// share one error, which relative alignment cannot see). `None` when the frame is measured
+/// or the files' velocities agree with each other and are plausible.
+#[must_use]
+pub fn frame_warning(c: &VelocityCheck) -> Option<String> {
+    let RestFrame::Unverified(why) = &c.rest_frame else {
+        return None;
+    };
+    if let Some(st) = &c.star
+        && st.mean_bary_kms.abs() > IMPLAUSIBLE_BARY_KMS
+    {
+        return Some(format!(
+            "the files' velocities put the star at a barycentric velocity of {:+.1} km/s, \
+             where almost no Milky Way star is (the escape speed near the Sun is about 550 \
+             km/s): they likely share one error that aligning the visits to each other cannot \
+             see, and the rest frame is unverified ({why}); the visits are aligned, but the \
+             combined spectrum's rest frame may be wrong by hundreds of km/s",
+            st.mean_bary_kms
+        ));
+    }
+    let external = c.visits.iter().filter(|v| v.external_kms.is_some()).count();
+    if external >= 2 && c.zero_point.confirmed_by < 2 {
+        let replaced = c.visits.iter().filter(|v| v.replaced).count();
+        return Some(format!(
+            "the absolute velocity is unverified: {replaced} of the {external} files' \
+             velocities disagree with the data's relative velocities and no two of them agree \
+             on a zero point, so it rests on {} alone; the rest frame is unverified ({why}); the \
+             visits are aligned to each other, but the combined spectrum's rest frame may be \
+             wrong",
+            c.zero_point.how
+        ));
+    }
+    None
 }
 
 /// APOGEE_PIXMASK SIG_SKYLINE (12) and SIG_TELLURIC (13): left out of the search.
