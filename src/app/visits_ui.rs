@@ -402,27 +402,31 @@ pub fn lines_above_table(app: &FrizzApp) -> usize {
     let Some(r) = app.result.as_deref() else {
         return 1;
     };
-    let warnings = r
-        .warnings
+    let warnings = shown_above_table(&r.warnings)
         .iter()
-        .filter(|w| {
-            matches!(
-                w,
-                Warning::PoorFit { .. }
-                    | Warning::VelocityReplaced { .. }
-                    | Warning::RvVariable { .. }
-            )
-        })
-        .map(|w| {
-            if matches!(w, Warning::PoorFit { .. }) {
-                3
-            } else {
-                1
-            }
-        })
         .take(6)
+        .map(|w| match w {
+            Warning::PoorFit { .. } => 3,
+            Warning::RestFrame(_) => 2,
+            _ => 1,
+        })
         .sum::<usize>();
     1 + warnings + usize::from(r.velocity.is_some()) * 2
+}
+
+/// The warnings drawn in full above the visit table (the first six of them): the fit's verdict
+/// first, then the rest frame, then the velocities.
+#[must_use]
+pub fn shown_above_table(warnings: &[Warning]) -> Vec<&Warning> {
+    let rank = |w: &Warning| match w {
+        Warning::PoorFit { .. } => Some(0),
+        Warning::RestFrame(_) => Some(1),
+        Warning::VelocityReplaced { .. } | Warning::RvVariable { .. } => Some(2),
+        _ => None,
+    };
+    let mut shown: Vec<&Warning> = warnings.iter().filter(|w| rank(w).is_some()).collect();
+    shown.sort_by_key(|w| rank(w));
+    shown
 }
 
 /// The visits a warning names (by name), worst first: the ones a person may want to exclude.
@@ -444,19 +448,7 @@ fn warnings_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
         return;
     };
     // The fit's verdict first, then the velocities; each visit gets one button.
-    let mut shown: Vec<&Warning> = result
-        .warnings
-        .iter()
-        .filter(|w| {
-            matches!(
-                w,
-                Warning::PoorFit { .. }
-                    | Warning::VelocityReplaced { .. }
-                    | Warning::RvVariable { .. }
-            )
-        })
-        .collect();
-    shown.sort_by_key(|w| !matches!(w, Warning::PoorFit { .. }));
+    let shown = shown_above_table(&result.warnings);
     let mut offered: Vec<String> = Vec::new();
     for w in shown.iter().take(6) {
         ui.horizontal_wrapped(|ui| {

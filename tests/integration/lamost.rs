@@ -33,23 +33,7 @@ const HELIO_RV: f64 = -11.2204;
 
 /// The real file, or `None` (with a message) when absent outside CI.
 fn real_file(test: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(FOLDER)
-        .join(FILE);
-    if p.is_file() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: the real LAMOST file is missing under CI: {}",
-        p.display()
-    );
-    eprintln!(
-        "{test}: skipped: the real LAMOST MRS file is not at {} (these tests need ../shared/data)",
-        p.display()
-    );
-    None
+    super::shared::data(&format!("{FOLDER}/{FILE}"), test)
 }
 
 fn card<'a>(meta: &'a frizzview::model::VisitMeta, key: &str) -> Option<&'a str> {

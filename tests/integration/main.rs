@@ -35,6 +35,7 @@ mod restframe;
 mod sas_server;
 mod sdss5;
 mod sdss5_boss_mwm;
+mod shared;
 #[cfg(feature = "gui")]
 mod smoke;
 mod standard;

@@ -28,22 +28,7 @@ pub const STARS: [&str; 4] = [
 /// # Panics
 /// Under `CI=true` when the folder is absent.
 pub fn dir() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(FOLDER);
-    if d.is_dir() {
-        return Some(d);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "the real APOGEE stars are missing under CI: {} (CI must have ../shared beside its clone)",
-        d.display()
-    );
-    eprintln!(
-        "skipped: the real APOGEE stars are not at {} (these tests need ../shared/data)",
-        d.display()
-    );
-    None
+    super::shared::data(FOLDER, "the real APOGEE stars")
 }
 
 /// One star's files as named in the folder.
@@ -802,7 +787,7 @@ fn frame_warning_of(files: &[PathBuf]) -> Option<String> {
         assert!(
             prep.warnings
                 .iter()
-                .any(|x| matches!(x, frizzview::combine::Warning::Other(s) if s == w)),
+                .any(|x| matches!(x, frizzview::combine::Warning::RestFrame(s) if s == w)),
             "{w} not among {:?}",
             prep.warnings
         );

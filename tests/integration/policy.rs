@@ -56,18 +56,8 @@ struct ApStar {
 }
 
 fn read_apstar(path: &Path) -> ApStar {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let copy = dir.path().join("apstar.fits");
-    std::fs::copy(path, &copy).expect("copy the apStar into a tempdir");
-    let mut f = fitsio::FitsFile::open(&copy).expect("open apStar");
-    let row0 = |f: &mut fitsio::FitsFile, hdu: usize| -> Vec<f64> {
-        let h = f.hdu(hdu).expect("apStar HDU");
-        let all: Vec<f64> = h.read_image(f).expect("apStar image");
-        all[..8575].to_vec()
-    };
-    let flux = row0(&mut f, 1);
-    let err = row0(&mut f, 2);
-    let mask = row0(&mut f, 3).iter().map(|&m| m as i64).collect();
+    let ap = read_other_apstar(path);
+    let mut f = fitsio::FitsFile::open(path).expect("open apStar");
     let h0 = f.hdu(0).expect("primary");
     for (i, want) in APSTAR_VRAD.iter().enumerate() {
         let v: f64 = h0
@@ -75,10 +65,10 @@ fn read_apstar(path: &Path) -> ApStar {
             .expect("VRADn card");
         assert!((v - want).abs() < 1e-3, "apStar VRAD{} = {v}", i + 1);
     }
-    ApStar { flux, err, mask }
+    ap
 }
 
-/// Row 0 of another star's apStar (no check of its velocities).
+/// Row 0 of an apStar (flux, error, mask), without checking its velocities.
 fn read_other_apstar(path: &Path) -> ApStar {
     let mut f = fitsio::FitsFile::open(path).expect("open apStar");
     let row0 = |f: &mut fitsio::FitsFile, hdu: usize| -> Vec<f64> {

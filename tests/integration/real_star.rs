@@ -14,22 +14,7 @@ pub const STAR: &str = "apogee_2M00005143+5615568";
 /// # Panics
 /// Under `CI=true` when the folder is absent.
 pub fn dir() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(STAR);
-    if d.is_dir() {
-        return Some(d);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "the real APOGEE star is missing under CI: {} (CI must have ../shared beside its clone)",
-        d.display()
-    );
-    eprintln!(
-        "skipped: the real APOGEE star is not at {} (these tests need ../shared/data)",
-        d.display()
-    );
-    None
+    super::shared::data(STAR, "the real APOGEE star")
 }
 
 /// The star's three apVisit files, in name order (the apStar beside them is not an input).

@@ -17,19 +17,7 @@ const C_KMS: f64 = 299_792.458;
 
 /// `../shared/data/<sub>`, or `None` (with a message) when absent outside CI.
 fn data(sub: &str, test: &str) -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(sub);
-    if d.exists() {
-        return Some(d);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: {} is missing under CI (CI must have ../shared beside its clone)",
-        d.display()
-    );
-    eprintln!("skipped {test}: {} is absent", d.display());
-    None
+    super::shared::data(sub, test)
 }
 
 /// The five real APOGEE stars: folder, and whether it holds the files under `apogee_multistar`.

@@ -162,6 +162,10 @@ pub enum Warning {
         chi2: f64,
         dof: usize,
     },
+    /// The combined spectrum's rest frame: the files' common zero point contradicted by the
+    /// lines and replaced, or an absolute frame nothing verifies (`crate::velocity::frame_warning`).
+    #[error("{0}")]
+    RestFrame(String),
     #[error("{0}")]
     Other(String),
 }
@@ -464,7 +468,7 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
         .collect();
     warnings.extend(per_visit_warnings.into_iter().flatten());
     if let Some((external, rest)) = velocity.as_ref().and_then(|c| c.zero_point_replaced) {
-        warnings.push(Warning::Other(format!(
+        warnings.push(Warning::RestFrame(format!(
             "the files' velocities share a zero point {external:+.2} km/s that the spectra's own \
              lines contradict ({rest:+.2} km/s against the shipped laboratory reference): every \
              visit's velocity is off by {:.1} km/s; the rest frame of the lines is used",
@@ -472,7 +476,7 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
         )));
     }
     if let Some(w) = velocity.as_deref().and_then(crate::velocity::frame_warning) {
-        warnings.push(Warning::Other(w));
+        warnings.push(Warning::RestFrame(w));
     }
     if let Some(st) = velocity.as_ref().and_then(|c| c.star.as_ref())
         && st.rv_variable

@@ -1,0 +1,34 @@
+//! The real files of `../shared/data` (beside the repository, never copied into it): one rule for
+//! every test that reads them. Where a file or folder is absent the test says so and skips, except
+//! under `CI=true`, where its absence is a failure (so CI can never pass without running them).
+
+use std::path::PathBuf;
+
+/// Whether the tests run under CI (`CI=true`).
+pub fn under_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// `../shared/data/<sub>` (a folder or a file), or `None` with a message naming `test` when it
+/// is absent outside CI.
+///
+/// # Panics
+/// Under `CI=true` when it is absent.
+pub fn data(sub: &str, test: &str) -> Option<PathBuf> {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(sub);
+    if d.exists() {
+        return Some(d);
+    }
+    assert!(
+        !under_ci(),
+        "{test}: {} is missing under CI (CI must have ../shared beside its clone)",
+        d.display()
+    );
+    eprintln!(
+        "{test}: skipped: {} is absent (these tests need ../shared/data)",
+        d.display()
+    );
+    None
+}
