@@ -195,36 +195,14 @@ pub const REST_FRAME_TOLERANCE_KMS: f64 = 5.0;
 /// rest-frame reference (each costs 15-60 ms).
 const REST_FRAME_VISITS: usize = 3;
 
-type RestMemoEntry = (MemoKey, Vec<Arc<Visit>>, RestFrame);
-
 /// The last few rest-frame measurements, keyed as the searches are.
-static REST_MEMO: Mutex<Vec<RestMemoEntry>> = Mutex::new(Vec::new());
+static REST_MEMO: Memo<RestFrame> = Memo::new();
 
 /// The rest frame of a dataset from its best visits' lines, given the search's relative
 /// velocities (memoised like [`search_dataset`]).
 #[must_use]
 pub fn rest_frame(data: &Dataset, p: &SearchParams, found: &[SearchResult]) -> RestFrame {
-    let key: MemoKey = (
-        data.visits
-            .iter()
-            .map(|v| Arc::as_ptr(v) as usize)
-            .collect(),
-        p.bad_bits,
-        p.window_kms.to_bits(),
-    );
-    if let Ok(m) = REST_MEMO.lock()
-        && let Some((_, _, r)) = m.iter().find(|(k, _, _)| *k == key)
-    {
-        return r.clone();
-    }
-    let r = rest_frame_uncached(data, p, found);
-    if let Ok(mut m) = REST_MEMO.lock() {
-        if m.len() >= 4 {
-            m.remove(0);
-        }
-        m.push((key, data.visits.clone(), r.clone()));
-    }
-    r
+    REST_MEMO.get_or(data, p, || rest_frame_uncached(data, p, found))
 }
 
 fn rest_frame_uncached(data: &Dataset, p: &SearchParams, found: &[SearchResult]) -> RestFrame {
@@ -423,44 +401,61 @@ pub fn params(data: &Dataset, settings: &Settings) -> SearchParams {
 
 type MemoKey = (Vec<usize>, u64, u64);
 
-/// The last few searches (the window recombines on every settings change; the search depends
-/// only on the visits, the bad bits and the window). Keys hold the visits' addresses, and the
-/// entries hold the visits themselves so that an address cannot be re-used while its entry lives.
-static MEMO: Mutex<Vec<MemoEntry>> = Mutex::new(Vec::new());
+/// The last few (4) results of a computation on a dataset's visits (the window recombines on
+/// every settings change; the search and the rest frame depend only on the visits, the bad bits
+/// and the window). Keys hold the visits' addresses, and the entries hold the visits themselves
+/// so that an address cannot be re-used while its entry lives.
+struct Memo<T>(Mutex<Vec<MemoEntry<T>>>);
 
-/// A memo entry: key, the visits it holds alive, the search's results.
-type MemoEntry = (MemoKey, Vec<Arc<Visit>>, Arc<Vec<SearchResult>>);
+/// A memo entry: key, the visits it holds alive, the value.
+type MemoEntry<T> = (MemoKey, Vec<Arc<Visit>>, T);
+
+impl<T: Clone> Memo<T> {
+    const fn new() -> Self {
+        Self(Mutex::new(Vec::new()))
+    }
+
+    /// The memoised value for `data` and `p`, or `compute()`'s (then kept).
+    fn get_or(&self, data: &Dataset, p: &SearchParams, compute: impl FnOnce() -> T) -> T {
+        let key: MemoKey = (
+            data.visits
+                .iter()
+                .map(|v| Arc::as_ptr(v) as usize)
+                .collect(),
+            p.bad_bits,
+            p.window_kms.to_bits(),
+        );
+        if let Ok(m) = self.0.lock()
+            && let Some((_, _, r)) = m.iter().find(|(k, _, _)| *k == key)
+        {
+            return r.clone();
+        }
+        let r = compute();
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= 4 {
+                m.remove(0);
+            }
+            m.push((key, data.visits.clone(), r.clone()));
+        }
+        r
+    }
+}
+
+/// The last few searches.
+static MEMO: Memo<Arc<Vec<SearchResult>>> = Memo::new();
 
 /// [`search::search`] on a dataset, memoised (the last 4 datasets).
 #[must_use]
 pub fn search_dataset(data: &Dataset, p: &SearchParams) -> Arc<Vec<SearchResult>> {
-    let key: MemoKey = (
-        data.visits
+    MEMO.get_or(data, p, || {
+        let visits: Vec<&Visit> = data.visits.iter().map(AsRef::as_ref).collect();
+        let prior: Vec<Option<f64>> = data
+            .visits
             .iter()
-            .map(|v| Arc::as_ptr(v) as usize)
-            .collect(),
-        p.bad_bits,
-        p.window_kms.to_bits(),
-    );
-    if let Ok(m) = MEMO.lock()
-        && let Some((_, _, r)) = m.iter().find(|(k, _, _)| *k == key)
-    {
-        return Arc::clone(r);
-    }
-    let visits: Vec<&Visit> = data.visits.iter().map(AsRef::as_ref).collect();
-    let prior: Vec<Option<f64>> = data
-        .visits
-        .iter()
-        .map(|v| v.meta.velocity(VelocityKind::Bc).map(|b| -b))
-        .collect();
-    let r = Arc::new(search::search_with_prior(&visits, p, &prior));
-    if let Ok(mut m) = MEMO.lock() {
-        if m.len() >= 4 {
-            m.remove(0);
-        }
-        m.push((key, data.visits.clone(), Arc::clone(&r)));
-    }
-    r
+            .map(|v| v.meta.velocity(VelocityKind::Bc).map(|b| -b))
+            .collect();
+        Arc::new(search::search_with_prior(&visits, p, &prior))
+    })
 }
 
 /// Check the external velocities of the settings' shift source against the data; `None` when
