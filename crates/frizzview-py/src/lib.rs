@@ -289,7 +289,7 @@ fn combine_one<'py>(
     let (d, c) = py
         .detach(|| pool.install(|| run_star(&star, &o)))
         .map_err(PyValueError::new_err)?;
-    let dict = data::combined_to_py(py, &c)?;
+    let dict = data::combined_to_py(py, &d, &c)?;
     Ok((
         dict,
         Handle {
@@ -349,7 +349,7 @@ fn combine_many<'py>(
     for r in done {
         match r {
             Ok((d, c)) => {
-                let dict = data::combined_to_py(py, &c)?;
+                let dict = data::combined_to_py(py, &d, &c)?;
                 let h = Handle {
                     data: Arc::new(d),
                     combined: Arc::new(c),
