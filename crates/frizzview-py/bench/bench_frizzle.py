@@ -37,6 +37,23 @@ def timed(f):
     return time.perf_counter() - t, out
 
 
+def settle(limit=3.0, quiet=0.002, step=0.05):
+    """Wait until this process is quiet: less than ``quiet`` s of CPU in a ``step`` s interval
+    (at most ``limit`` s). After a call returns, JAX keeps working on background threads
+    (freeing frizzle's buffers: measured ~90 ms of CPU over ~0.3 s after a case-a call, with
+    the main thread asleep); without this pause that work lands in the next timed call, which
+    on a 2-CPU machine is frizzview's. Returns the seconds waited."""
+    t0 = time.perf_counter()
+    c = time.process_time()
+    while time.perf_counter() - t0 < limit:
+        time.sleep(step)
+        c2 = time.process_time()
+        if c2 - c < quiet:
+            break
+        c = c2
+    return time.perf_counter() - t0
+
+
 def cpu():
     try:
         for line in open("/proc/cpuinfo"):
@@ -59,6 +76,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-frizzle", action="store_true", help="time frizzview alone")
+    ap.add_argument("--no-settle", action="store_true",
+                    help="time each call right after the previous one (no wait for background work)")
     a = ap.parse_args()
     print(f"cpu: {cpu()} ({os.cpu_count()} logical CPUs); python {sys.version.split()[0]}; "
           f"threads {a.threads or 'all'}; JAX_ENABLE_X64={os.environ['JAX_ENABLE_X64']}; "
@@ -86,10 +105,16 @@ def main():
     for name, f in runs.items():
         first[name], outs[name] = timed(f)
     times = {name: [] for name in runs}
+    waited = []
     for _ in range(a.repeats):
         for name, f in runs.items():
+            if not a.no_settle:
+                waited.append(settle())
             times[name].append(timed(f)[0])
-    print(f"\ncase a (10 x 2000 -> 2000 px), {a.repeats} alternating runs after one warm-up:")
+    how = ("each call right after the previous one" if a.no_settle else
+           f"each call after the process went quiet (waited median {statistics.median(waited):.2f} s, "
+           f"max {max(waited):.2f} s)")
+    print(f"\ncase a (10 x 2000 -> 2000 px), {a.repeats} alternating runs after one warm-up, {how}:")
     med = {}
     for name in runs:
         med[name] = statistics.median(times[name])

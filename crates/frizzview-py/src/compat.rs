@@ -18,7 +18,7 @@ use frizzview_core::model::{Dataset, OutputGrid, Visit, VisitArrays, VisitMeta};
 use frizzview_core::settings::{
     Basis, ForwardSettings, GridSpec, SelectionMode, Settings, ShiftSource, Weighting,
 };
-use ndarray::ArrayViewMut2;
+use ndarray::Array2;
 use rustfft::num_complex::Complex64;
 
 /// The inputs, already flattened, sorted (`lam_out`) and converted by the Python layer.
@@ -31,8 +31,8 @@ pub struct Input<'a> {
     pub flags: Option<&'a [u64]>,
     /// frizzle's `get_modes` result (odd).
     pub n_modes: usize,
-    /// Covariance lags beyond 0 to return as a band; `None` = the dense matrix (written into
-    /// the buffer given to [`run`]).
+    /// Covariance lags beyond 0 to return as a band; `None` = the dense matrix
+    /// ([`Output::dense`]).
     pub band_lags: Option<usize>,
     /// The dense matrix one column at a time (the slow reference path) instead of the
     /// closed form (`fourier::trench::dense_covariance`).
@@ -68,6 +68,8 @@ pub struct Output {
     pub y: Vec<f64>,
     /// `band[k][l] = C*[l, l + k]` (NaN past the end), when a band was asked for.
     pub band: Vec<Vec<f64>>,
+    /// The dense C* (M* x M*, no censoring applied), when no band was asked for.
+    pub dense: Option<Array2<f64>>,
     /// frizzle's flag rule on the caller's λ.
     pub flags: Vec<u64>,
     /// frizzle's no-data rule on the caller's λ.
@@ -104,8 +106,8 @@ fn to_wavelength(l: f64, offset: f64, span: f64) -> f64 {
 }
 
 /// Run the frizzle-compatible fit. With `band_lags` = `None`, the dense C* (no censoring
-/// applied) is written into `dense` (M* x M*; it must be given then).
-pub fn run(inp: &Input<'_>, dense: Option<ArrayViewMut2<'_, f64>>) -> Result<Output, String> {
+/// applied) is in [`Output::dense`].
+pub fn run(inp: &Input<'_>) -> Result<Output, String> {
     let n_out = inp.lam_out.len();
     let n = inp.lam.len();
     if n_out < 2 {
@@ -213,22 +215,20 @@ pub fn run(inp: &Input<'_>, dense: Option<ArrayViewMut2<'_, f64>>) -> Result<Out
     let sys = fourier::factor_segment(seg, &cancel).map_err(|e| e.to_string())?;
     // The fit's remaining steps (y*, the variance, the condition estimate) and the dense C*
     // need only the factored system: run them side by side.
-    let dense_out = match (inp.band_lags, dense) {
-        (None, Some(d)) if d.dim() == (n_out, n_out) => Some(d),
-        (None, _) => return Err(format!("no {n_out} x {n_out} buffer for the dense C*")),
-        (Some(_), _) => None,
-    };
+    // The dense C* is a Rust array handed to numpy without a copy (not a numpy allocation: numpy
+    // asks for transparent huge pages above 4 MB, and on this project's VMs the compaction that
+    // triggers made case b's 578 MB C* 2-4x slower), written once per entry, no zero fill.
     let dense_of = || {
-        if let Some(d) = dense_out {
+        inp.band_lags.is_none().then(|| {
             let u: Vec<f64> = prep.grid.ln_wave.iter().map(|&x| seg.phase(x)).collect();
             if inp.dense_by_columns {
-                trench::covariance_by_columns_into(&sys.inv, &u, d);
+                trench::covariance_by_columns(&sys.inv, &u)
             } else {
-                trench::dense_covariance_into(&sys.inv, &u, d);
+                trench::dense_covariance(&sys.inv, &u).0
             }
-        }
+        })
     };
-    let (sol, ()) = rayon::join(
+    let (sol, dense) = rayon::join(
         || fourier::solve_system(seg, &sys, &prep.grid.ln_wave, lags, &cancel),
         dense_of,
     );
@@ -262,6 +262,7 @@ pub fn run(inp: &Input<'_>, dense: Option<ArrayViewMut2<'_, f64>>) -> Result<Out
     Ok(Output {
         y: sol.flux,
         band: sol.band,
+        dense,
         flags,
         no_data,
         model: Series {

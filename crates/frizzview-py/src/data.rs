@@ -5,8 +5,9 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use frizzview_core::combine::{Combined, MethodResult};
+use frizzview_core::combine::{Combined, MethodResult, Warning};
 use frizzview_core::model::{Dataset, OutputGrid, Spectrum, Survey, Visit, VisitArrays, VisitMeta};
+use frizzview_core::velocity::{RestFrame, VelocityStatus};
 use ndarray::Array2;
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
@@ -61,6 +62,7 @@ pub fn dataset_to_py<'py>(py: Python<'py>, data: &Dataset) -> PyResult<Bound<'py
         visits.append(x)?;
     }
     d.set_item("visits", visits)?;
+    d.set_item("warnings", data.load_warnings.clone())?;
     match &data.input_grid {
         Some(g) => {
             let x = PyDict::new(py);
@@ -151,6 +153,13 @@ pub fn dataset_from_py(d: &Bound<'_, PyDict>) -> PyResult<Dataset> {
             )));
         }
     };
+    // What reading found (e.g. visits of another object), carried into the combination.
+    let load_warnings: Vec<String> = match d.get_item("warnings")? {
+        Some(w) if !w.is_none() => w
+            .extract()
+            .map_err(|_| PyValueError::new_err("'warnings' must be a list of strings"))?,
+        _ => Vec::new(),
+    };
     let list = d
         .get_item("visits")?
         .ok_or_else(|| PyValueError::new_err("the dataset has no visits"))?;
@@ -233,7 +242,7 @@ pub fn dataset_from_py(d: &Bound<'_, PyDict>) -> PyResult<Dataset> {
         truth: spectrum_from_py(d.get_item("truth")?)?,
         pipeline_coadd: spectrum_from_py(d.get_item("pipeline_coadd")?)?,
         survey,
-        load_warnings: Vec::new(),
+        load_warnings,
     })
 }
 
@@ -298,8 +307,13 @@ fn method_to_py<'py>(py: Python<'py>, r: &MethodResult, m: usize) -> PyResult<Bo
 }
 
 /// A result as a dict of arrays: `ln_wave`, `wavelength_aa`, `log10_linear`, `forward` and
-/// `standard` (dicts or None), `visits` (list of dicts), `warnings`, `settings_json`.
-pub fn combined_to_py<'py>(py: Python<'py>, c: &Combined) -> PyResult<Bound<'py, PyDict>> {
+/// `standard` (dicts or None), `visits` (list of dicts), `warnings`, `warning_records`,
+/// `velocity` ([`velocity_to_py`]), `settings_json`.
+pub fn combined_to_py<'py>(
+    py: Python<'py>,
+    data: &Dataset,
+    c: &Combined,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let m = c.grid.len();
     d.set_item("ln_wave", arr(py, &c.grid.ln_wave))?;
@@ -326,6 +340,8 @@ pub fn combined_to_py<'py>(py: Python<'py>, c: &Combined) -> PyResult<Bound<'py,
     d.set_item("visits", visits)?;
     let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
     d.set_item("warnings", w)?;
+    d.set_item("warning_records", warning_records(py, &c.warnings)?)?;
+    d.set_item("velocity", velocity_to_py(py, data, c)?)?;
     let s = serde_json::to_string(&c.settings)
         .map_err(|e| PyValueError::new_err(format!("settings: {e}")))?;
     d.set_item("settings_json", s)?;
@@ -338,4 +354,237 @@ pub fn input_files(data: &Dataset) -> Vec<PathBuf> {
         .iter()
         .filter_map(|v| v.meta.source.clone())
         .collect()
+}
+
+/// Each warning as a dict: `kind` (the core's variant name, e.g. "VelocityReplaced"), `visit`
+/// (the visit it names, or None), `message` (the text of `warnings`) and the variant's numbers
+/// where it has some (`external_kms`, `data_kms`, `err_kms`, `chi2_nu`, `cond`, ...).
+fn warning_records<'py>(py: Python<'py>, ws: &[Warning]) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for w in ws {
+        let d = PyDict::new(py);
+        let debug = format!("{w:?}");
+        let kind: String = debug
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        d.set_item("kind", kind)?;
+        d.set_item("message", w.to_string())?;
+        let visit: Option<&str> = match w {
+            Warning::NoUsablePixels { visit }
+            | Warning::MissingVelocity { visit, .. }
+            | Warning::InvalidPixels { visit, .. }
+            | Warning::TinySelection { visit, .. }
+            | Warning::NoSelection { visit }
+            | Warning::VelocityReplaced { visit, .. }
+            | Warning::VelocityUnchecked { visit, .. } => Some(visit),
+            _ => None,
+        };
+        d.set_item("visit", visit)?;
+        match w {
+            Warning::MissingVelocity { source_name, .. } => d.set_item("source", source_name)?,
+            Warning::InvalidPixels { n, .. } => d.set_item("n", n)?,
+            Warning::TinySelection { n, min, .. } => {
+                d.set_item("n", n)?;
+                d.set_item("min", min)?;
+            }
+            Warning::IllConditioned { what, cond } => {
+                d.set_item("what", what)?;
+                d.set_item("cond", cond)?;
+            }
+            Warning::StarVelocityUnknown { n } => d.set_item("n", n)?,
+            Warning::Resampled { n, example } => {
+                d.set_item("n", n)?;
+                d.set_item("example", example)?;
+            }
+            Warning::PoorFit {
+                chi2_nu,
+                outliers,
+                ranked,
+                loo,
+            } => {
+                d.set_item("chi2_nu", chi2_nu)?;
+                d.set_item("outliers", outliers.clone())?;
+                d.set_item("ranked", ranked.clone())?;
+                d.set_item("loo", loo)?;
+            }
+            Warning::VelocityReplaced {
+                source_name,
+                external_kms,
+                data_kms,
+                err_kms,
+                ..
+            } => {
+                d.set_item("source", source_name)?;
+                d.set_item("external_kms", external_kms)?;
+                d.set_item("data_kms", data_kms)?;
+                d.set_item("err_kms", err_kms)?;
+            }
+            Warning::VelocityUnchecked {
+                source_name,
+                external_kms,
+                ..
+            } => {
+                d.set_item("source", source_name)?;
+                d.set_item("external_kms", external_kms)?;
+            }
+            Warning::RvVariable {
+                scatter_kms,
+                chi2,
+                dof,
+            } => {
+                d.set_item("scatter_kms", scatter_kms)?;
+                d.set_item("chi2", chi2)?;
+                d.set_item("dof", dof)?;
+            }
+            _ => {}
+        }
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+/// The per-visit velocity table of a combination (the CLI's `velocity_table` and more), as
+/// columns aligned with the visits: `name`, `file`, `mjd`, `included`, `v_kms` (used),
+/// `v_source`, and from the velocity check (NaN / "" / False when it did not run: shift source
+/// none or -BC, or the check off) `measured`, `data_kms`, `err_kms`, `formal_err_kms`,
+/// `external_kms` (the header/survey velocity checked, NaN when none), `replaced`, `bc_kms`,
+/// `v_bary_kms`, `peak_height`, `peak_ratio`, `fwhm_kms`, `snr` (the search's), `header_snr`; and
+/// `chi2_nu`, `loo_chi2_nu` of the forward model (standard practice's chi2_nu without it). Beside
+/// the columns: `checked` (bool), `external_kind`, `zero_point_kms`, `zero_point_err_kms`,
+/// `zero_point_how`, `rest_frame` (text), `rest_frame_kms`, `rest_frame_err_kms`, `star`
+/// (dict or None: `mean_bary_kms`, `scatter_kms`, `chi2`, `dof`, `rv_variable`),
+/// `zero_point_replaced` ((external, rest frame) km/s or None).
+pub fn velocity_to_py<'py>(
+    py: Python<'py>,
+    data: &Dataset,
+    c: &Combined,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let n = c.visits.len();
+    let nan = vec![f64::NAN; n];
+    let name: Vec<String> = c.visits.iter().map(|v| v.name.clone()).collect();
+    let meta = |i: usize| data.visits.get(i).map(|v| &v.meta);
+    let file: Vec<String> = (0..n)
+        .map(|i| {
+            meta(i)
+                .and_then(|m| m.source.as_ref())
+                .and_then(|p| p.file_name())
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mjd: Vec<f64> = (0..n)
+        .map(|i| {
+            meta(i)
+                .and_then(|m| m.jd)
+                .map_or(f64::NAN, |jd| jd - 2_400_000.5)
+        })
+        .collect();
+    let header_snr: Vec<f64> = (0..n)
+        .map(|i| meta(i).and_then(|m| m.snr).unwrap_or(f64::NAN))
+        .collect();
+    d.set_item("name", name)?;
+    d.set_item("file", file)?;
+    d.set_item("mjd", arr(py, &mjd))?;
+    d.set_item("header_snr", arr(py, &header_snr))?;
+    let inc: Vec<bool> = c.visits.iter().map(|v| v.included).collect();
+    d.set_item("included", arr(py, &inc))?;
+    let used: Vec<f64> = c.visits.iter().map(|v| v.v_kms).collect();
+    d.set_item("v_kms", arr(py, &used))?;
+    let src: Vec<String> = c.visits.iter().map(|v| v.v_source.clone()).collect();
+    d.set_item("v_source", src)?;
+    let fit = c.forward.as_ref().or(c.standard.as_ref());
+    let per_fit = |f: fn(&frizzview_core::combine::VisitFit) -> f64| -> Vec<f64> {
+        match fit {
+            Some(r) if r.visits.len() == n => r.visits.iter().map(f).collect(),
+            _ => nan.clone(),
+        }
+    };
+    d.set_item("chi2_nu", arr(py, &per_fit(|v| v.chi2_nu)))?;
+    let loo = match &c.forward {
+        Some(r) if r.visits.len() == n => r.visits.iter().map(|v| v.loo_chi2_nu).collect(),
+        _ => nan.clone(),
+    };
+    d.set_item("loo_chi2_nu", arr(py, &loo))?;
+    let vc = c.velocity.as_deref().filter(|v| v.visits.len() == n);
+    d.set_item("checked", vc.is_some())?;
+    let col = |f: fn(&frizzview_core::velocity::VisitVelocity) -> f64| -> Vec<f64> {
+        vc.map_or_else(|| nan.clone(), |v| v.visits.iter().map(f).collect())
+    };
+    d.set_item("data_kms", arr(py, &col(|x| x.data_kms)))?;
+    d.set_item("err_kms", arr(py, &col(|x| x.err_kms)))?;
+    d.set_item("formal_err_kms", arr(py, &col(|x| x.formal_err_kms)))?;
+    d.set_item(
+        "external_kms",
+        arr(py, &col(|x| x.external_kms.unwrap_or(f64::NAN))),
+    )?;
+    d.set_item("bc_kms", arr(py, &col(|x| x.bc_kms.unwrap_or(f64::NAN))))?;
+    d.set_item(
+        "v_bary_kms",
+        arr(py, &col(|x| x.v_bary_kms.unwrap_or(f64::NAN))),
+    )?;
+    d.set_item("peak_height", arr(py, &col(|x| x.quality.peak_height)))?;
+    d.set_item("peak_ratio", arr(py, &col(|x| x.quality.peak_ratio)))?;
+    d.set_item("fwhm_kms", arr(py, &col(|x| x.quality.width_kms)))?;
+    d.set_item("snr", arr(py, &col(|x| x.snr)))?;
+    let flag = |f: fn(&frizzview_core::velocity::VisitVelocity) -> bool| -> Vec<bool> {
+        vc.map_or_else(|| vec![false; n], |v| v.visits.iter().map(f).collect())
+    };
+    d.set_item(
+        "measured",
+        arr(py, &flag(|x| x.status == VelocityStatus::Measured)),
+    )?;
+    d.set_item("replaced", arr(py, &flag(|x| x.replaced)))?;
+    match vc {
+        Some(v) => {
+            d.set_item("external_kind", v.external_kind.map(|k| format!("{k:?}")))?;
+            d.set_item("zero_point_kms", v.zero_point.offset_kms)?;
+            d.set_item("zero_point_err_kms", v.zero_point.err_kms)?;
+            d.set_item("zero_point_how", v.zero_point.how.as_str())?;
+            d.set_item("rest_frame", v.rest_frame.describe())?;
+            match v.rest_frame {
+                RestFrame::Measured {
+                    offset_kms,
+                    err_kms,
+                    ..
+                } => {
+                    d.set_item("rest_frame_kms", offset_kms)?;
+                    d.set_item("rest_frame_err_kms", err_kms)?;
+                }
+                RestFrame::Unverified(_) => {
+                    d.set_item("rest_frame_kms", f64::NAN)?;
+                    d.set_item("rest_frame_err_kms", f64::NAN)?;
+                }
+            }
+            match &v.star {
+                Some(st) => {
+                    let s = PyDict::new(py);
+                    s.set_item("mean_bary_kms", st.mean_bary_kms)?;
+                    s.set_item("scatter_kms", st.scatter_kms)?;
+                    s.set_item("chi2", st.chi2)?;
+                    s.set_item("dof", st.dof)?;
+                    s.set_item("rv_variable", st.rv_variable)?;
+                    d.set_item("star", s)?;
+                }
+                None => d.set_item("star", py.None())?,
+            }
+            d.set_item("zero_point_replaced", v.zero_point_replaced)?;
+        }
+        None => {
+            for k in ["external_kind", "zero_point_how", "rest_frame", "star"] {
+                d.set_item(k, py.None())?;
+            }
+            for k in [
+                "zero_point_kms",
+                "zero_point_err_kms",
+                "rest_frame_kms",
+                "rest_frame_err_kms",
+            ] {
+                d.set_item(k, f64::NAN)?;
+            }
+            d.set_item("zero_point_replaced", py.None())?;
+        }
+    }
+    Ok(d)
 }

@@ -111,36 +111,25 @@ fn frizzle_compat<'py>(
     let mask = mask.as_array().to_vec();
     let flags = flags.map(|f| f.as_array().to_vec());
     let pool = pool(threads)?;
-    // The dense C* is written into a Rust array handed to numpy without a copy. (Not a numpy
-    // allocation: numpy asks for transparent huge pages above 4 MB, and on this project's VMs
-    // the compaction that triggers made case b's 578 MB C* 2-4x slower.)
-    let n_out = lam_out.len();
-    let mut dense = band_lags
-        .is_none()
-        .then(|| ndarray::Array2::<f64>::zeros((n_out, n_out)));
-    let dense_view = dense.as_mut().map(|a| a.view_mut());
-    let out = py
+    let mut out = py
         .detach(|| {
             pool.install(|| {
-                compat::run(
-                    &compat::Input {
-                        lam_out: &lam_out,
-                        lam: &lam,
-                        flux: &flux,
-                        ivar: &ivar,
-                        mask: &mask,
-                        flags: flags.as_deref(),
-                        n_modes,
-                        band_lags,
-                        dense_by_columns,
-                    },
-                    dense_view,
-                )
+                compat::run(&compat::Input {
+                    lam_out: &lam_out,
+                    lam: &lam,
+                    flux: &flux,
+                    ivar: &ivar,
+                    mask: &mask,
+                    flags: flags.as_deref(),
+                    n_modes,
+                    band_lags,
+                    dense_by_columns,
+                })
             })
         })
         .map_err(PyValueError::new_err)?;
     let n = out.y.len();
-    let c = match dense {
+    let c = match out.dense.take() {
         Some(d) => PyArray2::from_owned_array(py, d),
         None => {
             let mut b = ndarray::Array2::<f64>::from_elem((out.band.len(), n), f64::NAN);
@@ -289,7 +278,7 @@ fn combine_one<'py>(
     let (d, c) = py
         .detach(|| pool.install(|| run_star(&star, &o)))
         .map_err(PyValueError::new_err)?;
-    let dict = data::combined_to_py(py, &c)?;
+    let dict = data::combined_to_py(py, &d, &c)?;
     Ok((
         dict,
         Handle {
@@ -349,7 +338,7 @@ fn combine_many<'py>(
     for r in done {
         match r {
             Ok((d, c)) => {
-                let dict = data::combined_to_py(py, &c)?;
+                let dict = data::combined_to_py(py, &d, &c)?;
                 let h = Handle {
                     data: Arc::new(d),
                     combined: Arc::new(c),

@@ -26,6 +26,7 @@ import numpy as np
 from . import _core
 from . import astro as _astro
 from . import notebook as _nb
+from . import velocity as _vel
 from .compat import frizzle
 
 __all__ = [
@@ -132,6 +133,8 @@ class Dataset:
     input_grid: Optional[dict] = None
     truth: Optional[dict] = None
     pipeline_coadd: Optional[dict] = None
+    #: What reading found (e.g. visits of another object); carried into the combination's warnings.
+    warnings: List[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.visits)
@@ -165,6 +168,7 @@ class Dataset:
             input_grid=d["input_grid"],
             truth=d["truth"],
             pipeline_coadd=d["pipeline_coadd"],
+            warnings=list(d.get("warnings", [])),
         )
 
     def _to_core(self) -> dict:
@@ -177,6 +181,7 @@ class Dataset:
             input_grid=_spectrum(self.input_grid),
             truth=_spectrum(self.truth),
             pipeline_coadd=_spectrum(self.pipeline_coadd),
+            warnings=[str(w) for w in self.warnings],
         )
 
 
@@ -247,6 +252,10 @@ class Result:
         self.standard: Optional[MethodResult] = MethodResult(**d["standard"]) if d["standard"] else None
         self.visits: List[dict] = d["visits"]
         self.warnings: List[str] = d["warnings"]
+        #: The warnings as dicts: ``kind`` (e.g. "VelocityReplaced"), ``visit`` (or None),
+        #: ``message`` (as in :attr:`warnings`) and the numbers of the kind (see frizzview.velocity).
+        self.warning_records: List[dict] = d.get("warning_records", [])
+        self._velocity: Optional[dict] = d.get("velocity")
         self.settings_json: str = d["settings_json"]
         self._handle = handle
         self._source = source
@@ -258,6 +267,26 @@ class Result:
                 m.wavelength_aa = self.wavelength_aa
                 m.flux_unit = flux_unit
                 m.meta = {"settings": self.settings_json, "warnings": list(self.warnings)}
+
+    @property
+    def velocities(self):
+        """Per-visit velocities as ``frizzview combine`` prints them (search, check, header
+        velocity, replaced, CCF quality, S/N, chi^2/nu, leave-one-out): an ``astropy.table.Table``
+        when astropy is importable, else a numpy record array (:mod:`frizzview.velocity`)."""
+        return _vel.table(self._velocity)
+
+    def velocity_table(self, astropy: Optional[bool] = None):
+        """:attr:`velocities`; ``astropy=False`` for the numpy record array."""
+        return _vel.table(self._velocity, astropy)
+
+    @property
+    def velocity_summary(self) -> dict:
+        """Zero point, rest frame and the star's barycentric figures of the velocity check."""
+        return _vel.summary(self._velocity)
+
+    def warning_table(self, astropy: Optional[bool] = None):
+        """:attr:`warning_records` as a table (kind, visit, message)."""
+        return _vel.warning_table(self.warning_records, astropy)
 
     @property
     def settings(self) -> dict:
@@ -361,7 +390,9 @@ def combine(data, *, threads: Optional[int] = None, **settings) -> Result:
     d, h = _core.combine_one(src, settings, threads)
     r = Result(d, h, src)
     if isinstance(data, Dataset):
-        r.warnings = list(getattr(data, "_warnings", [])) + r.warnings
+        extra_w = list(getattr(data, "_warnings", []))
+        r.warnings = extra_w + r.warnings
+        r.warning_records = [dict(kind="Input", visit=None, message=m) for m in extra_w] + r.warning_records
         r._attach(getattr(data, "_flux_unit", None))
     return r
 
