@@ -109,7 +109,7 @@ impl Norm {
             x: self.x[r.clone()].to_vec(),
             a: self.a[r.clone()].to_vec(),
             w: self.w[r.clone()].to_vec(),
-            segs: vec![0..r.len()],
+            segs: std::iter::once(0..r.len()).collect(),
             snr: self.snr,
         }
     }
