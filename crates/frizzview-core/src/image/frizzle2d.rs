@@ -19,7 +19,9 @@
 use ndarray::{Array2, Array3};
 use rustfft::num_complex::Complex64;
 
-use super::nufft2::{self, fast_len, fft2};
+use rayon::prelude::*;
+
+use super::nufft2::{self, Plans, fast_len, fft2};
 use super::{Exposure2d, ImageError};
 
 type C = Complex64;
@@ -97,8 +99,9 @@ impl Default for FrizzleSettings {
 
 /// One exposure's precomputed pieces.
 struct ExpPrep {
-    /// FFT of the embedded Toeplitz kernel of this exposure's weights (already / nf).
-    ghat: Vec<C>,
+    /// The real image `sum_p g(p) exp(+2 pi i p . n / nf) / nf` of this exposure's Toeplitz
+    /// kernel on the nfx x nfy grid (the kernel's spectrum: real since g is Hermitian).
+    ghat: Vec<f64>,
     /// g_e(k) on the K x K modes: the coupling of this exposure's sky offset to the modes.
     bsky: Vec<C>,
     /// A^H W y on the modes.
@@ -143,8 +146,11 @@ pub struct Frizzle2d {
     alpha: Vec<f64>,
     names: Vec<String>,
     pub settings: FrizzleSettings,
-    ghat: Vec<C>,
+    ghat: Vec<f64>,
     last: Option<Coeffs>,
+    plans: Plans,
+    /// Relative accuracy of the NUFFTs (from the CG tolerance).
+    eps: f64,
 }
 
 fn kidx(kx: i64, ky: i64, hx: usize, hy: usize) -> usize {
@@ -198,6 +204,8 @@ impl Frizzle2d {
             settings: settings.clone(),
             ghat: Vec::new(),
             last: None,
+            plans: Plans::new(nfx, nfy),
+            eps: nufft_eps(settings.tol),
         };
         for x in exps {
             x.check()?;
@@ -253,7 +261,8 @@ impl Frizzle2d {
 
     /// Recomputes exposure e's kernel, coupling and right-hand side from its sample weights.
     fn kernel(&mut self, e: usize) {
-        let (lx, ly, hx, hy, nfx, nfy) = (self.lx, self.ly, self.hx, self.hy, self.nfx, self.nfy);
+        let (lx, ly, hx, hy, nfy) = (self.lx, self.ly, self.hx, self.hy, self.nfy);
+        let eps = self.eps;
         let p = &mut self.exps[e];
         let tx = -std::f64::consts::TAU / lx as f64;
         let ty = -std::f64::consts::TAU / ly as f64;
@@ -265,41 +274,63 @@ impl Frizzle2d {
                 .map(|(w, y)| C::new(*w, w * y))
                 .collect();
         let (kx2, ky2) = (2 * hx, 2 * hy);
-        let f = nufft2::type1(&ux, &uy, &st, kx2, ky2);
-        let at = |kx: i64, ky: i64| f[kidx(kx, ky, kx2, ky2)];
-        let mut emb = vec![ZERO; nfx * nfy];
-        p.bsky = vec![ZERO; (2 * hx + 1) * (2 * hy + 1)];
-        p.rhs = vec![ZERO; (2 * hx + 1) * (2 * hy + 1)];
-        let norm = 1.0 / (nfx * nfy) as f64;
-        for ky in -(ky2 as i64)..=ky2 as i64 {
-            for kx in -(kx2 as i64)..=kx2 as i64 {
-                let a = at(kx, ky);
-                let b = at(-kx, -ky).conj();
-                let g = (a + b) * 0.5;
-                emb[ky.rem_euclid(nfy as i64) as usize * nfx
-                    + kx.rem_euclid(nfx as i64) as usize] = g * norm;
-                if kx.unsigned_abs() as usize <= hx && ky.unsigned_abs() as usize <= hy {
-                    let i = kidx(kx, ky, hx, hy);
-                    p.bsky[i] = g;
-                    p.rhs[i] = (a - b) * C::new(0.0, -0.5);
-                }
+        // F(px, py) column-major; its Hermitian part is g (the weights), the rest A^H W y.
+        let f = nufft2::type1_cols(&ux, &uy, &st, kx2, ky2, eps);
+        drop((ux, uy, st));
+        let kh2 = 2 * ky2 + 1;
+        let (kx2i, ky2i) = (kx2 as i64, ky2 as i64);
+        let col = |px: i64| &f[(px + kx2i) as usize * kh2..(px + kx2i + 1) as usize * kh2];
+        let norm = 1.0 / (self.nfx * nfy) as f64;
+        let ncol = kx2 + 1;
+        let mut t = vec![ZERO; ncol * nfy];
+        t.par_chunks_mut(nfy).enumerate().for_each(|(px, tc)| {
+            let (cp, cm) = (col(px as i64), col(-(px as i64)));
+            for py in -ky2i..=ky2i {
+                let g = (cp[(py + ky2i) as usize] + cm[(ky2i - py) as usize].conj()) * 0.5;
+                tc[py.rem_euclid(nfy as i64) as usize] = g * norm;
             }
-        }
-        fft2(&mut emb, nfx, nfy, false);
-        p.ghat = emb;
+        });
+        let kw = 2 * hx + 1;
+        let mut bsky = vec![ZERO; kw * (2 * hy + 1)];
+        let mut rhs = vec![ZERO; kw * (2 * hy + 1)];
+        bsky.par_chunks_mut(kw)
+            .zip(rhs.par_chunks_mut(kw))
+            .enumerate()
+            .for_each(|(j, (bs, rh))| {
+                let ky = j as i64 - hy as i64;
+                for (i, (b, r)) in bs.iter_mut().zip(rh.iter_mut()).enumerate() {
+                    let kx = i as i64 - hx as i64;
+                    let a = col(kx)[(ky + ky2i) as usize];
+                    let bb = col(-kx)[(ky2i - ky) as usize].conj();
+                    *b = (a + bb) * 0.5;
+                    *r = (a - bb) * C::new(0.0, -0.5);
+                }
+            });
+        drop(f);
+        p.bsky = bsky;
+        p.rhs = rhs;
+        p.ghat = nufft2::hermitian_to_real(&self.plans, t, ncol);
         p.d = p.w.iter().sum();
         p.ysum = p.w.iter().zip(&p.y).map(|(w, y)| w * y).sum();
     }
 
     fn sum_kernels(&mut self) {
-        let mut g = vec![ZERO; self.nfx * self.nfy];
-        for (p, a) in self.exps.iter().zip(&self.alpha) {
-            if *a > 0.0 {
-                for (o, v) in g.iter_mut().zip(&p.ghat) {
-                    *o += v * *a;
+        let mut g = vec![0.0; self.nfx * self.nfy];
+        let used: Vec<(&ExpPrep, f64)> = self
+            .exps
+            .iter()
+            .zip(&self.alpha)
+            .filter(|(_, a)| **a > 0.0)
+            .map(|(p, a)| (p, *a))
+            .collect();
+        g.par_chunks_mut(1 << 14).enumerate().for_each(|(b, o)| {
+            let (off, len) = (b << 14, o.len());
+            for (p, a) in &used {
+                for (x, v) in o.iter_mut().zip(&p.ghat[off..off + len]) {
+                    *x += v * a;
                 }
             }
-        }
+        });
         self.ghat = g;
     }
 
@@ -352,21 +383,11 @@ impl Frizzle2d {
 
     /// G c (modes only, ridge included).
     fn apply_g(&self, c: &[C]) -> Vec<C> {
-        let (nfx, nfy, kw, kh) = (self.nfx, self.nfy, 2 * self.hx + 1, 2 * self.hy + 1);
-        let mut buf = vec![ZERO; nfx * nfy];
-        for j in 0..kh {
-            buf[j * nfx..j * nfx + kw].copy_from_slice(&c[j * kw..(j + 1) * kw]);
-        }
-        fft2(&mut buf, nfx, nfy, false);
-        for (b, g) in buf.iter_mut().zip(&self.ghat) {
-            *b *= g;
-        }
-        fft2(&mut buf, nfx, nfy, true);
+        let mut out = nufft2::toeplitz_apply(&self.plans, &self.ghat, c, self.hx, self.hy);
         let r = self.ridge_diag();
-        let mut out = vec![ZERO; kw * kh];
-        for j in 0..kh {
-            for i in 0..kw {
-                out[j * kw + i] = buf[j * nfx + i] + c[j * kw + i] * r;
+        if r > 0.0 {
+            for (o, v) in out.iter_mut().zip(c) {
+                *o += v * r;
             }
         }
         out
@@ -375,18 +396,37 @@ impl Frizzle2d {
     /// The full normal operator on (modes, sky).
     fn apply(&self, c: &[C], s: &[f64], free: &[bool]) -> (Vec<C>, Vec<f64>) {
         let mut gc = self.apply_g(c);
-        let mut os = vec![0.0; s.len()];
-        for (e, p) in self.exps.iter().enumerate() {
-            if !free[e] {
-                continue;
-            }
+        let ne = s.len();
+        let used: Vec<usize> = (0..self.exps.len()).filter(|e| free[*e]).collect();
+        let mut os = vec![0.0; ne];
+        if used.is_empty() {
+            return (gc, os);
+        }
+        const CH: usize = 1 << 13;
+        let dots: Vec<Vec<f64>> = gc
+            .par_chunks_mut(CH)
+            .enumerate()
+            .map(|(b, o)| {
+                let off = b * CH;
+                let cc = &c[off..off + o.len()];
+                let mut d = vec![0.0; ne];
+                for &e in &used {
+                    let f = self.alpha[e] * s[e];
+                    let bs = &self.exps[e].bsky[off..off + o.len()];
+                    let mut dot = 0.0;
+                    for ((x, b), ci) in o.iter_mut().zip(bs).zip(cc) {
+                        *x += b * f;
+                        dot += b.re * ci.re + b.im * ci.im;
+                    }
+                    d[e] = dot;
+                }
+                d
+            })
+            .collect();
+        for &e in &used {
             let a = self.alpha[e];
-            let mut dot = 0.0;
-            for ((o, b), ci) in gc.iter_mut().zip(&p.bsky).zip(c) {
-                *o += b * (a * s[e]);
-                dot += (b.conj() * ci).re;
-            }
-            os[e] = a * dot + a * p.d * s[e];
+            let dot: f64 = dots.iter().map(|d| d[e]).sum();
+            os[e] = a * dot + a * self.exps[e].d * s[e];
         }
         (gc, os)
     }
@@ -521,9 +561,9 @@ impl Frizzle2d {
         let sky_idx: Vec<usize> = (0..self.exps.len()).filter(|e| free[*e]).collect();
         let nm = self.n_modes();
         let n = nm + sky_idx.len();
-        // Kernel lags from the summed kernel's FFT.
-        let mut g = self.ghat.clone();
-        fft2(&mut g, self.nfx, self.nfy, true);
+        // Kernel lags from the summed kernel's spectrum (a forward FFT of the real image).
+        let mut g: Vec<C> = self.ghat.iter().map(|v| C::new(*v, 0.0)).collect();
+        fft2(&mut g, self.nfx, self.nfy, false);
         let (kw, nfx, nfy) = (2 * self.hx + 1, self.nfx as i64, self.nfy as i64);
         let mut a = vec![ZERO; n * n];
         let r = self.ridge_diag();
@@ -737,7 +777,7 @@ impl Frizzle2d {
         let ty = std::f64::consts::TAU / self.ly as f64;
         let ux: Vec<f64> = p.u.iter().map(|u| u * tx).collect();
         let uy: Vec<f64> = p.v.iter().map(|v| v * ty).collect();
-        nufft2::type2(&c.modes, self.hx, self.hy, &ux, &uy)
+        nufft2::type2_eps(&c.modes, self.hx, self.hy, &ux, &uy, self.eps)
             .iter()
             .map(|z| z.re + c.sky[e])
             .collect()
@@ -862,6 +902,16 @@ impl Frizzle2d {
     #[must_use]
     pub fn dropped(&self) -> Vec<usize> {
         self.exps.iter().map(|p| p.dropped).collect()
+    }
+}
+
+/// Relative accuracy of the NUFFTs for a CG tolerance: a hundredth of it (so kernel errors stay
+/// below the solver's for condition numbers up to ~100), within [1e-14, 1e-8].
+fn nufft_eps(tol: f64) -> f64 {
+    if tol.is_finite() {
+        (tol * 1e-2).clamp(1e-14, 1e-8)
+    } else {
+        1e-12
     }
 }
 
