@@ -121,9 +121,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let tot = tp + ts + ti;
         println!(
-            "{label} exposures ({:?} output, {} modes): prepare (one 2-D NUFFT per exposure) {tp:.3} s, \
-             CG solve {ts:.3} s ({} iterations), image {ti:.3} s; SCI total {tot:.3} s wall, {:.2} s CPU \
-             (load {}); RMS vs truth {resid:.4} (noise 0.01)",
+            "{label} exposures ({:?} output, {} modes): prepare (NUFFTs) {tp:.3} s ({cp:.2} s CPU), \
+             CG solve {ts:.3} s ({cs:.2} s CPU, {} iterations), image {ti:.3} s; SCI total {tot:.3} s \
+             wall, {:.2} s CPU (load {}); RMS vs truth {resid:.4} (noise 0.01)",
             d.out_shape,
             m.n_modes(),
             c.iterations,

@@ -548,57 +548,81 @@ impl Frizzle2d {
             .zip(free)
             .map(|((p, a), f)| if *f { p.d * a } else { 1.0 })
             .collect();
-        let dot = |a: &[C], b: &[C], as_: &[f64], bs_: &[f64]| -> f64 {
-            a.iter().zip(b).map(|(x, y)| (x.conj() * y).re).sum::<f64>()
-                + as_.iter().zip(bs_).map(|(x, y)| x * y).sum::<f64>()
+        // Mode vectors are long: fixed chunks in parallel, partial sums added in order.
+        const CH: usize = 1 << 13;
+        let pdot = |a: &[C], b: &[C]| -> f64 {
+            a.par_chunks(CH)
+                .zip(b.par_chunks(CH))
+                .map(|(x, y)| {
+                    x.iter()
+                        .zip(y)
+                        .map(|(u, v)| u.re * v.re + u.im * v.im)
+                        .sum::<f64>()
+                })
+                .collect::<Vec<f64>>()
+                .iter()
+                .sum()
         };
+        let sdot = |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(x, y)| x * y).sum() };
         let (ax, axs) = self.apply(&x, &xs, free);
         let mut r: Vec<C> = b.iter().zip(&ax).map(|(b, a)| b - a).collect();
+        drop(ax);
         let mut rs: Vec<f64> = bs
             .iter()
             .zip(&axs)
             .zip(free)
             .map(|((b, a), f)| if *f { b - a } else { 0.0 })
             .collect();
-        let bnorm = dot(b, b, bs, bs).sqrt().max(f64::MIN_POSITIVE);
-        let mut z: Vec<C> = r.iter().map(|v| v / g0).collect();
-        let mut zs: Vec<f64> = rs.iter().zip(&ds).map(|(v, d)| v / d).collect();
-        let mut p = z.clone();
-        let mut ps = zs.clone();
-        let mut rz = dot(&r, &z, &rs, &zs);
+        let bnorm = (pdot(b, b) + sdot(bs, bs)).sqrt().max(f64::MIN_POSITIVE);
+        // Preconditioned residual: r / g0 on the modes, rs / ds on the skies.
+        let mut p: Vec<C> = r.iter().map(|v| v / g0).collect();
+        let mut ps: Vec<f64> = rs.iter().zip(&ds).map(|(v, d)| v / d).collect();
+        let rsz = |rs: &[f64]| -> f64 { rs.iter().zip(&ds).map(|(v, d)| v * v / d).sum() };
+        let mut rr = pdot(&r, &r);
+        let mut rz = rr / g0 + rsz(&rs);
         let mut it = 0;
-        let mut rel = dot(&r, &r, &rs, &rs).sqrt() / bnorm;
+        let mut rel = (rr + sdot(&rs, &rs)).sqrt() / bnorm;
         while it < self.settings.max_iter && rel > self.settings.tol {
             let (q, qs) = self.apply(&p, &ps, free);
-            let pq = dot(&p, &q, &ps, &qs);
+            let pq = pdot(&p, &q) + sdot(&ps, &qs);
             if !(pq > 0.0) {
                 break;
             }
             let al = rz / pq;
-            for i in 0..n {
-                x[i] += p[i] * al;
-                r[i] -= q[i] * al;
-            }
+            rr = x
+                .par_chunks_mut(CH)
+                .zip(r.par_chunks_mut(CH))
+                .zip(p.par_chunks(CH).zip(q.par_chunks(CH)))
+                .map(|((xc, rc), (pc, qc))| {
+                    let mut s = 0.0;
+                    for i in 0..xc.len() {
+                        xc[i] += pc[i] * al;
+                        rc[i] -= qc[i] * al;
+                        s += rc[i].norm_sqr();
+                    }
+                    s
+                })
+                .collect::<Vec<f64>>()
+                .iter()
+                .sum();
             for e in 0..xs.len() {
                 xs[e] += ps[e] * al;
                 rs[e] -= qs[e] * al;
             }
             it += 1;
-            rel = dot(&r, &r, &rs, &rs).sqrt() / bnorm;
-            for i in 0..n {
-                z[i] = r[i] / g0;
-            }
-            for e in 0..zs.len() {
-                zs[e] = rs[e] / ds[e];
-            }
-            let rz2 = dot(&r, &z, &rs, &zs);
+            rel = (rr + sdot(&rs, &rs)).sqrt() / bnorm;
+            let rz2 = rr / g0 + rsz(&rs);
             let be = rz2 / rz;
             rz = rz2;
-            for i in 0..n {
-                p[i] = z[i] + p[i] * be;
-            }
+            p.par_chunks_mut(CH)
+                .zip(r.par_chunks(CH))
+                .for_each(|(pc, rc)| {
+                    for (pv, rv) in pc.iter_mut().zip(rc) {
+                        *pv = rv / g0 + *pv * be;
+                    }
+                });
             for e in 0..ps.len() {
-                ps[e] = zs[e] + ps[e] * be;
+                ps[e] = rs[e] / ds[e] + ps[e] * be;
             }
         }
         Coeffs {
