@@ -334,7 +334,11 @@ impl Frizzle2d {
                 .collect();
         // F(px, py) column-major; its Hermitian part is g (the weights), the rest A^H W y. Only
         // the modes are needed when the kernels are not stored.
-        let (kxm, kym) = if self.stored { (2 * hx, 2 * hy) } else { (hx, hy) };
+        let (kxm, kym) = if self.stored {
+            (2 * hx, 2 * hy)
+        } else {
+            (hx, hy)
+        };
         let f = nufft2::type1_cols(&ux, &uy, &st, kxm, kym, self.eps);
         drop((ux, uy, st));
         let khm = 2 * kym + 1;
@@ -1317,7 +1321,12 @@ mod tests {
             assert!((x - y).abs() < 1e-8 * x.abs().max(1.0), "loo {x} vs {y}");
         }
         let (mut ma, mut mb) = (a.model, b.model);
-        for (e, w, inc) in [(3, 0.5, true), (1, 1.0, false), (3, 2.0, true), (1, 1.0, true)] {
+        for (e, w, inc) in [
+            (3, 0.5, true),
+            (1, 1.0, false),
+            (3, 2.0, true),
+            (1, 1.0, true),
+        ] {
             ma.set_weight(e, w, inc).expect("weight");
             mb.set_weight(e, w, inc).expect("weight");
             let (ca, cb) = (ma.solve().expect("a"), mb.solve().expect("b"));

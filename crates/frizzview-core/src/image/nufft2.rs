@@ -541,8 +541,11 @@ pub fn toeplitz_apply(p: &Plans, ghat: &[f64], c: &[C], hx: usize, hy: usize) ->
             let (p0, p1) = (b * BLK, ((b + 1) * BLK).min(npairs));
             let nr = (2 * p1).min(ny) - 2 * p0;
             let mut z = vec![ZERO; nx];
-            let mut scratch =
-                vec![ZERO; p.ix.get_inplace_scratch_len().max(p.fx.get_inplace_scratch_len())];
+            let mut scratch = vec![
+                ZERO;
+                p.ix.get_inplace_scratch_len()
+                    .max(p.fx.get_inplace_scratch_len())
+            ];
             let mut out = vec![ZERO; ncol * nr];
             for q in p0..p1 {
                 let y0 = 2 * q;
@@ -634,10 +637,7 @@ mod tests {
                 for k1 in -(kx as i64)..=kx as i64 {
                     let d: Complex64 = (0..m)
                         .map(|j| {
-                            c[j] * Complex64::from_polar(
-                                1.0,
-                                k1 as f64 * ux[j] + k2 as f64 * uy[j],
-                            )
+                            c[j] * Complex64::from_polar(1.0, k1 as f64 * ux[j] + k2 as f64 * uy[j])
                         })
                         .sum();
                     let got =
@@ -653,8 +653,8 @@ mod tests {
                 let mut d = Complex64::new(0.0, 0.0);
                 for k2 in -(ky as i64)..=ky as i64 {
                     for k1 in -(kx as i64)..=kx as i64 {
-                        let ci = f
-                            [(k2 + ky as i64) as usize * (2 * kx + 1) + (k1 + kx as i64) as usize];
+                        let ci =
+                            f[(k2 + ky as i64) as usize * (2 * kx + 1) + (k1 + kx as i64) as usize];
                         d += ci * Complex64::from_polar(1.0, k1 as f64 * ux[j] + k2 as f64 * uy[j]);
                     }
                 }
@@ -665,8 +665,14 @@ mod tests {
                 es_choice(eps)
             );
             let allowed = (10.0 * eps).max(2e-14);
-            assert!(worst < allowed, "eps {eps:e}: type 1 relative error {worst:e}");
-            assert!(worst2 < allowed, "eps {eps:e}: type 2 relative error {worst2:e}");
+            assert!(
+                worst < allowed,
+                "eps {eps:e}: type 1 relative error {worst:e}"
+            );
+            assert!(
+                worst2 < allowed,
+                "eps {eps:e}: type 2 relative error {worst2:e}"
+            );
         }
     }
 
@@ -698,7 +704,11 @@ mod tests {
             for kx in -(hx as i64)..=hx as i64 {
                 if (ky, kx) >= (0, 0) {
                     let v = C::new(pseudo(ci(kx, ky) + 5) - 0.5, pseudo(ci(kx, ky) + 55) - 0.5);
-                    let v = if kx == 0 && ky == 0 { C::new(v.re, 0.0) } else { v };
+                    let v = if kx == 0 && ky == 0 {
+                        C::new(v.re, 0.0)
+                    } else {
+                        v
+                    };
                     c[ci(kx, ky)] = v;
                     c[ci(-kx, -ky)] = v.conj();
                 }
