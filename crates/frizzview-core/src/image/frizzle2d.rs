@@ -10,8 +10,10 @@
 //!
 //! The normal matrix `G = A^H W A` is block-Toeplitz with Toeplitz blocks, `G[k, k'] = g(k - k')`
 //! with `g(p) = sum_m w_m exp(-2 pi i p . u_m / L)` on the (2K-1)^2 lags: one type-1 NUFFT of the
-//! weights per exposure (kept, so a weight change is a sum plus a solve), then each product
-//! `G c` is two 2-D FFTs of the zero-padded coefficients (images.md §4.1). The solver is
+//! weights per exposure (kept while they fit in `kernel_memory`, so a weight change is a sum plus
+//! a solve; beyond it one NUFFT of all exposures, updated by NUFFTs of the changes), then each
+//! product `G c` is a pair of real-image FFTs (the coefficients and g are Hermitian;
+//! images.md §4.1, `nufft2::toeplitz_apply`). The solver is
 //! conjugate gradients with a Jacobi (diagonal) scaling; images.md §4.3 measured that Chan's
 //! circulant preconditioner gains little (12 -> 11 iterations) and Strang's is unsafe, so neither
 //! is used. A dense Cholesky solve of the same system is the oracle for small outputs.
