@@ -2,7 +2,12 @@
 //!
 //! 1. A 128 x 128 output from 9 exposures: prepare, solve, then one exposure's weight changed and
 //!    the output recomputed (the live path); drizzle on the same inputs.
-//! 2. A 512 x 512 output from 16 exposures: prepare + solve; drizzle on the same inputs; peak RSS.
+//! 2. A 512 x 512 output from 16 exposures: prepare + solve + image (the SCI); then, separately,
+//!    the per-exposure residuals, one aperture variance and the per-probe cost of the variance
+//!    map; drizzle on the same inputs; peak RSS.
+//!
+//! Every time is printed with the process CPU time and the load average (the machine is shared),
+//! and as a ratio to drizzle's time measured in the same run.
 
 use std::time::Instant;
 
@@ -34,6 +39,33 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// Process CPU time (user + system) in seconds, from /proc/self/stat (10 ms ticks).
+fn cpu_s() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|t| {
+            let rest = t.rsplit(')').next()?.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let u = f.get(11)?.parse::<f64>().ok()?;
+            let s = f.get(12)?.parse::<f64>().ok()?;
+            Some((u + s) / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Wall and CPU seconds of `f`.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (t, c) = (Instant::now(), cpu_s());
+    let v = f();
+    (v, t.elapsed().as_secs_f64(), cpu_s() - c)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "CPU: {} ({} threads)",
@@ -59,15 +91,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             seed: 2,
             ..SynthSpec::default()
         });
-        let t = Instant::now();
-        let mut m = Frizzle2d::new(&d.exposures, d.out_shape, &st)?;
-        let tp = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let c = m.solve()?;
-        let ts = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let img = m.image(&c);
-        let ti = t.elapsed().as_secs_f64();
+        // Drizzle first and last, the reference time of this run.
+        let mut dz = Vec::new();
+        for pf in [1.0, 0.6] {
+            let (r, w, c) = timed(|| drizzle::drizzle(&d.exposures, d.out_shape, pf));
+            r?;
+            println!(
+                "  drizzle (square, pixfrac {pf}) on the same inputs: {w:.3} s wall, {c:.2} s CPU (load {})",
+                load()
+            );
+            dz.push(w);
+        }
+        let (m, tp, cp) = timed(|| Frizzle2d::new(&d.exposures, d.out_shape, &st));
+        let mut m = m?;
+        let (c, ts, cs) = timed(|| m.solve());
+        let c = c?;
+        let (img, ti, ci) = timed(|| m.image(&c));
         let resid = {
             let (ny, nx) = img.dim();
             let mut s2 = 0.0;
@@ -80,35 +119,57 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             (s2 / cnt).sqrt()
         };
+        let tot = tp + ts + ti;
         println!(
-            "{label} exposures ({:?} output, {} modes): prepare (one 2-D NUFFT per exposure) {:.3} s, \
-             CG solve {:.3} s ({} iterations), image {:.3} s; total {:.3} s; RMS vs truth {resid:.4} (noise 0.01)",
+            "{label} exposures ({:?} output, {} modes): prepare (NUFFTs) {tp:.3} s ({cp:.2} s CPU), \
+             CG solve {ts:.3} s ({cs:.2} s CPU, {} iterations), image {ti:.3} s; SCI total {tot:.3} s \
+             wall, {:.2} s CPU (load {}); RMS vs truth {resid:.4} (noise 0.01)",
             d.out_shape,
             m.n_modes(),
-            tp,
-            ts,
             c.iterations,
-            ti,
-            tp + ts + ti
+            cp + cs + ci,
+            load()
+        );
+        let (dz1, dz2) = (dz[0], dz[1]);
+        println!(
+            "  SCI total / drizzle: {:.2} x pixfrac 1, {:.2} x pixfrac 0.6",
+            tot / dz1,
+            tot / dz2
         );
         // The live path: one exposure's weight changes, the output is recomputed (warm start).
         for (w, inc) in [(0.5, true), (1.0, false), (1.0, true)] {
-            let t = Instant::now();
-            m.set_weight(3, w, inc)?;
-            let c2 = m.solve()?;
-            let _ = m.image(&c2);
+            let (r, tw, cw) = timed(|| -> Result<usize, frizzview_core::image::ImageError> {
+                m.set_weight(3, w, inc)?;
+                let c2 = m.solve()?;
+                let _ = m.image(&c2);
+                Ok(c2.iterations)
+            });
             println!(
-                "  exposure 3 -> weight {w}, include {inc}: recomputed in {:.1} ms ({} CG iterations)",
-                t.elapsed().as_secs_f64() * 1e3,
-                c2.iterations
+                "  exposure 3 -> weight {w}, include {inc}: recomputed in {:.1} ms wall, {:.0} ms CPU \
+                 ({} CG iterations; {:.2} x drizzle pixfrac 1; load {})",
+                tw * 1e3,
+                cw * 1e3,
+                r?,
+                tw / dz1,
+                load()
             );
         }
-        for pf in [1.0, 0.6] {
-            let t = Instant::now();
-            let _ = drizzle::drizzle(&d.exposures, d.out_shape, pf)?;
+        if n > 100 {
+            let (_, tr, cr) = timed(|| m.residuals(&c));
+            let mut a = ndarray::Array2::zeros(d.out_shape);
+            a.slice_mut(ndarray::s![200..212, 200..212]).fill(1.0);
+            let (ap, ta, ca) = timed(|| m.aperture(&c, &a));
+            let (f, v) = ap?;
+            let np = 2;
+            let (_, tv, cv) = timed(|| m.variance_probe(np));
             println!(
-                "  drizzle (square, pixfrac {pf}) on the same inputs: {:.3} s",
-                t.elapsed().as_secs_f64()
+                "  beyond the SCI: residual images {tr:.3} s ({cr:.2} s CPU); one 12 x 12 aperture \
+                 (flux {f:.3} +- {:.4}) {ta:.3} s ({ca:.2} s CPU); variance map {:.3} s per probe \
+                 ({:.2} s CPU); load {}",
+                v.sqrt(),
+                tv / np as f64,
+                cv / np as f64,
+                load()
             );
         }
         println!("  peak RSS so far: {:.0} MB", peak_rss_mb());
