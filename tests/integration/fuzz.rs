@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
+use proptest::strategy::ValueTree as _;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::io::fixture;
@@ -48,6 +49,28 @@ fn cases() -> u32 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300)
+}
+
+/// Reader threads in each fuzz child process: `FRIZZVIEW_FUZZ_THREADS` (default 1). With more
+/// than one, the cases are read concurrently in one process (as the window's background loads
+/// are), each thread with its own mutant file; the set of cases is the same for any count.
+fn threads() -> usize {
+    std::env::var("FRIZZVIEW_FUZZ_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&t| t >= 1)
+        .unwrap_or(1)
+}
+
+/// A scratch folder for the mutants: in memory (`/dev/shm`) when the system has one, since
+/// rewriting a file on a disk file system (ext4 replacing a file's blocks on every write) took
+/// more time than reading most mutants did; else the usual temporary folder.
+fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("frizzview-fuzz")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("tempdir")
 }
 
 /// Write a line to the process's stderr directly, past the test harness's output capture, so
@@ -156,6 +179,7 @@ struct Stats {
     runs: AtomicUsize,
     loaded: AtomicUsize,
     refused: AtomicUsize,
+    guard_panics: AtomicUsize,
     /// The slowest case so far (seconds, mutation), reported to spot near-hangs.
     slowest: std::sync::Mutex<(f64, String)>,
 }
@@ -283,13 +307,18 @@ fn signal_name(s: i32) -> &'static str {
 /// process. `Err` describes the first failing case, with the seed.
 fn run_fuzz(name: &str, reader: Reader, n: u32, encoding: Encoding) -> Result<Counts, String> {
     let seed = seed();
-    let tag = format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed})");
+    let threads = threads();
+    let tag = if threads > 1 {
+        format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed} FRIZZVIEW_FUZZ_THREADS={threads})")
+    } else {
+        format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed})")
+    };
     announce(&format!(
         "{tag}: {n} cases of {}, {} ...",
         reader.name(),
         encoding.name()
     ));
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = scratch_dir();
     let spec = format!(
         "{name}\n{}\n{}\n{n}\n{}",
         reader.name(),
@@ -304,8 +333,7 @@ fn run_fuzz(name: &str, reader: Reader, n: u32, encoding: Encoding) -> Result<Co
         .map_err(|e| format!("{tag}: cannot start the child process: {e}"))?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
     if let Some(s) = signal_of(&out.status) {
-        let case = std::fs::read_to_string(dir.path().join("case")).unwrap_or_default();
-        let report = report_signal(name, reader, encoding, seed, s, &case, dir.path());
+        let report = report_signal(name, reader, encoding, seed, s, dir.path());
         announce(&format!("{tag}: FAILED: {report}"));
         return Err(format!("{tag}: {report}"));
     }
@@ -335,47 +363,71 @@ fn run_fuzz(name: &str, reader: Reader, n: u32, encoding: Encoding) -> Result<Co
     }
 }
 
-/// Describe a child ended by signal `s` on the case recorded in `case` (see [`run_cases`]):
-/// shrink the mutation while the signal persists, save the smallest mutant, and say so.
+/// Describe a child ended by signal `s`: the cases its reader threads had in flight are in
+/// `dir/case-<thread>` (see [`run_cases`]). Each is read again alone, in a child process of its
+/// own; the first that still ends its process is the failing case: its mutation is shrunk while
+/// the signal persists and the smallest mutant saved. If none fails alone, the fault needed the
+/// cases together (threads): all are named and saved.
 fn report_signal(
     name: &str,
     reader: Reader,
     encoding: Encoding,
     seed: u64,
     s: i32,
-    case: &str,
     dir: &Path,
 ) -> String {
-    let mut lines = case.lines();
-    let index = lines.next().unwrap_or("?").to_owned();
-    let debug = lines.next().unwrap_or_default().to_owned();
     let original = std::fs::read(fixture(name)).expect("fixture");
-    let (minimal, bytes) = match lines.next().and_then(parse_mutation) {
-        Some(m) => {
-            let m = shrink(&original, m, reader, encoding, dir);
-            let b = encoding.encode(apply(&original, &m));
-            (format!("{m:?}"), b)
-        }
-        None => (
-            debug.clone(),
-            std::fs::read(mutant_path(dir, name, encoding)).unwrap_or_default(),
-        ),
-    };
+    let mut in_flight: Vec<(String, String, Option<Mutation>)> = (0..threads())
+        .filter_map(|t| std::fs::read_to_string(dir.join(format!("case-{t}"))).ok())
+        .map(|case| {
+            let mut lines = case.lines();
+            let index = lines.next().unwrap_or("?").to_owned();
+            let debug = lines.next().unwrap_or_default().to_owned();
+            (index, debug, lines.next().and_then(parse_mutation))
+        })
+        .collect();
+    in_flight.sort_by_key(|(index, ..)| index.parse::<usize>().unwrap_or(usize::MAX));
     let keep = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures");
     let _ = std::fs::create_dir_all(&keep);
     let stem = Path::new(name)
         .file_name()
         .map_or_else(|| "mutant".into(), |f| f.to_string_lossy().into_owned());
-    let saved = keep.join(format!("seed{seed}-case{index}-{}-{stem}", reader.name()));
-    let saved = if std::fs::write(&saved, &bytes).is_ok() {
-        saved.display().to_string()
-    } else {
-        "(could not be saved)".into()
+    let save = |index: &str, bytes: &[u8]| {
+        let saved = keep.join(format!("seed{seed}-case{index}-{}-{stem}", reader.name()));
+        if std::fs::write(&saved, bytes).is_ok() {
+            saved.display().to_string()
+        } else {
+            "(could not be saved)".into()
+        }
     };
+    let alone = in_flight.iter().find_map(|(index, debug, m)| {
+        let m = m.as_ref()?;
+        crashes(&original, m, reader, encoding, dir).then(|| (index, debug, m.clone()))
+    });
+    if let Some((index, debug, m)) = alone {
+        let m = shrink(&original, m, reader, encoding, dir);
+        let saved = save(index, &encoding.encode(apply(&original, &m)));
+        return format!(
+            "the reader's process ended with signal {s} ({}) on case {index}: {debug}; minimal \
+             mutation {m:?}; the minimal mutant is saved at {saved}",
+            signal_name(s)
+        );
+    }
+    let cases: Vec<String> = in_flight
+        .iter()
+        .map(|(index, debug, m)| {
+            let saved = m.as_ref().map_or_else(
+                || "(not saved)".to_owned(),
+                |m| save(index, &encoding.encode(apply(&original, m))),
+            );
+            format!("case {index}: {debug} (saved at {saved})")
+        })
+        .collect();
     format!(
-        "the reader's process ended with signal {s} ({}) on case {index}: {debug}; minimal \
-         mutation {minimal}; the minimal mutant is saved at {saved}",
-        signal_name(s)
+        "the reader's process ended with signal {s} ({}) with these cases in flight, none of \
+         which ends a process when read alone: {}",
+        signal_name(s),
+        cases.join("; ")
     )
 }
 
@@ -507,8 +559,84 @@ fn fuzz_child_process() {
     std::fs::write(dir.join("result"), result).expect("write the result");
 }
 
-/// The fuzz cases themselves (in the child process): each mutant is written to `dir`, and the
-/// case about to run to `dir/case` first, so that the parent can name it if this process dies.
+/// The `n` mutations of a seed, in order: drawn from the seed's ChaCha stream before any case
+/// runs, so that they do not depend on the number of reader threads or on the order the cases
+/// finish in.
+fn mutations(seed: u64, n: u32) -> Vec<Mutation> {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &key),
+    );
+    let strategy = mutation();
+    (0..n)
+        .map(|_| {
+            strategy
+                .new_tree(&mut runner)
+                .expect("a mutation")
+                .current()
+        })
+        .collect()
+}
+
+/// What one case did, or why it failed.
+fn run_case(
+    reader: Reader,
+    path: &Path,
+    m: &Mutation,
+    stats: &Stats,
+) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    // The reader runs on its own thread so that a hang fails this case (naming the mutation)
+    // instead of stalling the whole test run; the stuck thread is abandoned.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(catch_unwind(AssertUnwindSafe(|| reader.read(&p))));
+    });
+    let Ok(outcome) = rx.recv_timeout(HANG) else {
+        return Err(format!("no answer within {HANG:?} (a hang) on {m:?}"));
+    };
+    let took = start.elapsed().as_secs_f64();
+    if let Ok(mut s) = stats.slowest.lock()
+        && took > s.0
+    {
+        *s = (took, format!("{m:?}").chars().take(120).collect());
+    }
+    match outcome {
+        Err(_) => Err(format!("panic on {m:?}")),
+        Ok(Ok(d)) => {
+            stats.loaded.fetch_add(1, Ordering::Relaxed);
+            if d.visits.is_empty() {
+                return Err(format!("a loaded dataset has no visits, on {m:?}"));
+            }
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            if matches!(e.kind, frizzview::io::LoadErrorKind::ReaderBug { .. }) {
+                stats.guard_panics.fetch_add(1, Ordering::Relaxed);
+                return Err(format!(
+                    "panic caught by the reader's guard (a bug) on {m:?}: {msg}"
+                ));
+            }
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            if !msg.contains("mutant.") {
+                return Err(format!("the message does not name the file, on {m:?}: {msg}"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The fuzz cases themselves (in the child process), on [`threads`] reader threads. Thread `t`
+/// writes each mutant to `dir/t<t>/` and the case about to run to `dir/case-<t>` first, so that
+/// the parent can name the cases in flight if this process dies. The run stops at the first
+/// failing case (the lowest-numbered one, of those that failed, is reported).
 fn run_cases(
     name: &str,
     reader: Reader,
@@ -517,71 +645,43 @@ fn run_cases(
     dir: &Path,
 ) -> Result<Counts, String> {
     let original = std::fs::read(fixture(name)).expect("fixture");
-    let target = mutant_path(dir, name, encoding);
-    let case_file = dir.join("case");
     let stats = Stats {
         runs: AtomicUsize::new(0),
         loaded: AtomicUsize::new(0),
         refused: AtomicUsize::new(0),
+        guard_panics: AtomicUsize::new(0),
         slowest: std::sync::Mutex::new((0.0, String::new())),
     };
-    let guard_panics = AtomicUsize::new(0);
     let seed = seed();
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        Config {
-            cases: n,
-            failure_persistence: None,
-            // A failing mutation is reported as it is: shrinking a hang would only add more hangs.
-            max_shrink_iters: 0,
-            ..Config::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &key),
-    );
-    let result = runner.run(&mutation(), |m| {
-        let bytes = encoding.encode(apply(&original, &m));
-        std::fs::write(&target, &bytes).expect("write mutant");
-        let index = stats.runs.fetch_add(1, Ordering::Relaxed);
-        std::fs::write(&case_file, format!("{index}\n{}", case_fields(&m))).expect("write case");
-        let start = std::time::Instant::now();
-        // The reader runs on its own thread so that a hang fails this case (naming the mutation)
-        // instead of stalling the whole test run; the stuck thread is abandoned.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let path = target.clone();
-        std::thread::spawn(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| reader.read(&path))));
-        });
-        let Ok(outcome) = rx.recv_timeout(HANG) else {
-            return Err(TestCaseError::fail(format!(
-                "no answer within {HANG:?} (a hang) on {m:?}"
-            )));
-        };
-        let took = start.elapsed().as_secs_f64();
-        if let Ok(mut s) = stats.slowest.lock()
-            && took > s.0
-        {
-            *s = (took, format!("{m:?}").chars().take(120).collect());
-        }
-        match outcome {
-            Err(_) => Err(TestCaseError::fail(format!("panic on {m:?}"))),
-            Ok(Ok(d)) => {
-                stats.loaded.fetch_add(1, Ordering::Relaxed);
-                prop_assert!(!d.visits.is_empty(), "a loaded dataset has visits");
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                let msg = e.to_string();
-                if matches!(e.kind, frizzview::io::LoadErrorKind::ReaderBug { .. }) {
-                    guard_panics.fetch_add(1, Ordering::Relaxed);
-                    return Err(TestCaseError::fail(format!(
-                        "panic caught by the reader's guard (a bug) on {m:?}: {msg}"
-                    )));
+    let cases = mutations(seed, n);
+    let next = AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let failures = std::sync::Mutex::new(Vec::<(usize, String)>::new());
+    std::thread::scope(|scope| {
+        for t in 0..threads() {
+            let (original, cases, next, stop, failures, stats) =
+                (&original, &cases, &next, &stop, &failures, &stats);
+            scope.spawn(move || {
+                let sub = dir.join(format!("t{t}"));
+                std::fs::create_dir_all(&sub).expect("a thread's folder");
+                let target = mutant_path(&sub, name, encoding);
+                let case_file = dir.join(format!("case-{t}"));
+                while !stop.load(Ordering::Relaxed) {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(m) = cases.get(index) else { break };
+                    let bytes = encoding.encode(apply(original, m));
+                    std::fs::write(&target, &bytes).expect("write mutant");
+                    std::fs::write(&case_file, format!("{index}\n{}", case_fields(m)))
+                        .expect("write case");
+                    stats.runs.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = run_case(reader, &target, m, stats) {
+                        stop.store(true, Ordering::Relaxed);
+                        if let Ok(mut f) = failures.lock() {
+                            f.push((index, e));
+                        }
+                    }
                 }
-                stats.refused.fetch_add(1, Ordering::Relaxed);
-                prop_assert!(msg.contains("mutant."), "message names the file: {msg}");
-                Ok(())
-            }
+            });
         }
     });
     let (r, l, f) = (
@@ -589,17 +689,24 @@ fn run_cases(
         stats.loaded.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed),
     );
-    let p = guard_panics.load(Ordering::Relaxed);
+    let p = stats.guard_panics.load(Ordering::Relaxed);
     println!(
-        "fuzz {name} with {} (FRIZZVIEW_FUZZ_SEED={seed}): {r} executions, {l} loaded, \
-         {f} refused with an error, {p} panics behind the guard, 0 signals",
-        reader.name()
+        "fuzz {name} with {} (FRIZZVIEW_FUZZ_SEED={seed}, {} reader threads): {r} executions, \
+         {l} loaded, {f} refused with an error, {p} panics behind the guard, 0 signals",
+        reader.name(),
+        threads()
     );
     let slowest = stats.slowest.lock().map_or(0.0, |s| {
         println!("  slowest case {:.3} s: {}", s.0, s.1);
         s.0
     });
-    result.map_err(|e| format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed}): {e}"))?;
+    let mut failures = failures.into_inner().unwrap_or_default();
+    failures.sort_by_key(|(index, _)| *index);
+    if let Some((index, e)) = failures.into_iter().next() {
+        return Err(format!(
+            "fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed}): case {index} failed: {e}"
+        ));
+    }
     Ok(Counts {
         runs: r,
         loaded: l,
