@@ -584,12 +584,7 @@ fn mutations(seed: u64, n: u32) -> Vec<Mutation> {
 }
 
 /// What one case did, or why it failed.
-fn run_case(
-    reader: Reader,
-    path: &Path,
-    m: &Mutation,
-    stats: &Stats,
-) -> Result<(), String> {
+fn run_case(reader: Reader, path: &Path, m: &Mutation, stats: &Stats) -> Result<(), String> {
     let start = std::time::Instant::now();
     // The reader runs on its own thread so that a hang fails this case (naming the mutation)
     // instead of stalling the whole test run; the stuck thread is abandoned.
@@ -626,7 +621,9 @@ fn run_case(
             }
             stats.refused.fetch_add(1, Ordering::Relaxed);
             if !msg.contains("mutant.") {
-                return Err(format!("the message does not name the file, on {m:?}: {msg}"));
+                return Err(format!(
+                    "the message does not name the file, on {m:?}: {msg}"
+                ));
             }
             Ok(())
         }
@@ -1186,6 +1183,67 @@ pub(crate) fn division_by_zero_file(dir: &Path) -> PathBuf {
     let p = dir.join("crafted-sigfpe.fits");
     std::fs::write(&p, with_card_text(&mwm, MWM_HDU1, "TFORM2", "'6A0     '")).expect("write");
     p
+}
+
+/// The crafted file is hostile to cfitsio itself, not only to frizzview's readers: opened with the
+/// `fitsio` crate directly (no frizzview code, none of its checks), reading its text column
+/// `telescope` ends the process with SIGFPE. Run in a child process of this test binary
+/// ([`raw_fitsio_child`]); this is what makes the command-line and window tests of the file mean
+/// something.
+#[test]
+fn the_crafted_file_makes_raw_cfitsio_divide_by_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let crafted = division_by_zero_file(dir.path());
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "fuzz::raw_fitsio_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FRIZZVIEW_RAW_FITSIO", &crafted)
+        .output()
+        .expect("the test binary runs");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("raw fitsio: opened"), "{log}");
+    assert_eq!(signal_of(&out.status), Some(8), "{log} {}", out.status);
+    // The same column of the fixture as it was reads (the child is not simply broken).
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "fuzz::raw_fitsio_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "FRIZZVIEW_RAW_FITSIO",
+            fixture("mwmVisit-0.6.0-63050396587.fits"),
+        )
+        .output()
+        .expect("the test binary runs");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && log.contains("raw fitsio: read [\"apo25m\"]"),
+        "{log}"
+    );
+}
+
+/// The child of [`the_crafted_file_makes_raw_cfitsio_divide_by_zero`]: reads HDU 1's column
+/// `telescope` of the file `FRIZZVIEW_RAW_FITSIO` names with `fitsio` alone.
+#[test]
+#[ignore = "run by the_crafted_file_makes_raw_cfitsio_divide_by_zero in a child process"]
+fn raw_fitsio_child() {
+    let Some(path) = std::env::var_os("FRIZZVIEW_RAW_FITSIO") else {
+        return;
+    };
+    let mut f = fitsio::FitsFile::open(&path).expect("open");
+    let hdu = f.hdu(1).expect("HDU 1");
+    println!("raw fitsio: opened");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let col: Vec<String> = hdu.read_col(&mut f, "telescope").expect("read");
+    println!("raw fitsio: read {col:?}");
 }
 
 /// The command line refuses the crafted file with exit 2 and a message naming the file, the HDU
