@@ -8,11 +8,15 @@
 //! (the seed is printed to stderr before any case runs, and `FRIZZVIEW_FUZZ_SEED=<number>`
 //! repeats it).
 //!
-//! Each fuzz run reads its mutants in a child process (this test binary again, running the
-//! ignored test `fuzz::fuzz_child_process`): a reader that ends the process with a signal (a
-//! division by zero in cfitsio is SIGFPE) fails the run with the seed, the case, the minimal
-//! mutation found and the mutant saved under `target/tmp/fuzz-failures/`, instead of ending the
-//! whole test process. Adding a target is one `#[test]` calling [`fuzz_file`].
+//! Each fuzz run reads all its mutants in one child process (this test binary again, running the
+//! ignored test `fuzz::fuzz_child_process`), which records the case it is about to read before
+//! reading it: a reader that ends the process with a signal (a division by zero in cfitsio is
+//! SIGFPE) fails the run with the seed, the case, the minimal mutation found (the case re-read
+//! alone, in a child of its own, while it is shrunk) and the mutant saved under
+//! `target/tmp/fuzz-failures/`, instead of ending the whole test process. One process per run,
+//! not per case: a process start costs more than most reads. `FRIZZVIEW_FUZZ_THREADS=2` reads
+//! the same cases on two threads of the child at once (as the window's background loads do).
+//! `tests/fuzz-sweep.sh` runs many seeds. Adding a target is one `#[test]` calling [`fuzz_file`].
 
 use std::io::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
