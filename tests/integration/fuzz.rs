@@ -207,16 +207,24 @@ enum Reader {
     InjectedPanic,
     /// [`reader_with_injected_abort`].
     InjectedAbort,
+    /// [`reader_with_injected_race`].
+    InjectedRace,
 }
 
 impl Reader {
-    const ALL: [Self; 3] = [Self::LoadFile, Self::InjectedPanic, Self::InjectedAbort];
+    const ALL: [Self; 4] = [
+        Self::LoadFile,
+        Self::InjectedPanic,
+        Self::InjectedAbort,
+        Self::InjectedRace,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Self::LoadFile => "load_file",
             Self::InjectedPanic => "injected_panic",
             Self::InjectedAbort => "injected_abort",
+            Self::InjectedRace => "injected_race",
         }
     }
 
@@ -232,6 +240,7 @@ impl Reader {
             Self::LoadFile => frizzview::io::load_file(p),
             Self::InjectedPanic => reader_with_injected_panic(p),
             Self::InjectedAbort => reader_with_injected_abort(p),
+            Self::InjectedRace => reader_with_injected_race(p),
         }
     }
 }
@@ -310,8 +319,18 @@ fn signal_name(s: i32) -> &'static str {
 /// panic), on an error that does not name the file, and on a signal that ends the reader's
 /// process. `Err` describes the first failing case, with the seed.
 fn run_fuzz(name: &str, reader: Reader, n: u32, encoding: Encoding) -> Result<Counts, String> {
+    run_fuzz_on(name, reader, n, encoding, threads())
+}
+
+/// [`run_fuzz`] with `threads` reader threads in the child.
+fn run_fuzz_on(
+    name: &str,
+    reader: Reader,
+    n: u32,
+    encoding: Encoding,
+    threads: usize,
+) -> Result<Counts, String> {
     let seed = seed();
-    let threads = threads();
     let tag = if threads > 1 {
         format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed} FRIZZVIEW_FUZZ_THREADS={threads})")
     } else {
@@ -333,11 +352,12 @@ fn run_fuzz(name: &str, reader: Reader, n: u32, encoding: Encoding) -> Result<Co
         .args(CHILD_ARGS)
         .env("FRIZZVIEW_FUZZ_CHILD", spec)
         .env("FRIZZVIEW_FUZZ_SEED", seed.to_string())
+        .env("FRIZZVIEW_FUZZ_THREADS", threads.to_string())
         .output()
         .map_err(|e| format!("{tag}: cannot start the child process: {e}"))?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
     if let Some(s) = signal_of(&out.status) {
-        let report = report_signal(name, reader, encoding, seed, s, dir.path());
+        let report = report_signal(name, reader, encoding, seed, s, threads, dir.path());
         announce(&format!("{tag}: FAILED: {report}"));
         return Err(format!("{tag}: {report}"));
     }
@@ -378,10 +398,11 @@ fn report_signal(
     encoding: Encoding,
     seed: u64,
     s: i32,
+    threads: usize,
     dir: &Path,
 ) -> String {
     let original = std::fs::read(fixture(name)).expect("fixture");
-    let mut in_flight: Vec<(String, String, Option<Mutation>)> = (0..threads())
+    let mut in_flight: Vec<(String, String, Option<Mutation>)> = (0..threads)
         .filter_map(|t| std::fs::read_to_string(dir.join(format!("case-{t}"))).ok())
         .map(|case| {
             let mut lines = case.lines();
@@ -750,6 +771,24 @@ fn reader_with_injected_abort(
     })
 }
 
+/// A reader that ends its process (abort) when two reads of it overlap in one process, as a
+/// fault of unsynchronised state shared between threads would: no file makes it fail alone.
+fn reader_with_injected_race(
+    path: &Path,
+) -> Result<frizzview::model::Dataset, frizzview::io::LoadError> {
+    static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+    frizzview::io::run_guarded(path, || {
+        if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) > 0 {
+            std::process::abort();
+        }
+        // Long enough for the other thread's read to start meanwhile.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let r = frizzview::io::load_file(path);
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        r
+    })
+}
+
 /// The harness can fail: a panic behind the guard (which users see as a "please report" error)
 /// fails the fuzz run, and the guard counts it.
 #[test]
@@ -809,6 +848,26 @@ fn fuzz_harness_survives_and_reports_a_signal() {
         len < apvisit_len(),
         "the saved mutant is the truncated one: {saved}"
     );
+}
+
+/// A signal that needs two reads at once (two reader threads) is reported as such: every case in
+/// flight is re-read alone, none fails, and all are named with the seed; one thread passes.
+#[test]
+fn fuzz_harness_reports_a_signal_of_concurrent_reads() {
+    let name = "apVisit-r13-5095-55844-128.fits";
+    let err = run_fuzz_on(name, Reader::InjectedRace, 40, Encoding::Plain, 2)
+        .expect_err("two overlapping reads must fail the fuzz run");
+    assert!(
+        err.contains(&format!("FRIZZVIEW_FUZZ_SEED={}", seed()))
+            && err.contains("FRIZZVIEW_FUZZ_THREADS=2")
+            && err.contains("signal 6 (SIGABRT)")
+            && err.contains("none of which ends a process when read alone")
+            && err.matches("saved at").count() == 2,
+        "{err}"
+    );
+    let ok = run_fuzz_on(name, Reader::InjectedRace, 10, Encoding::Plain, 1)
+        .expect("one thread never overlaps");
+    assert_eq!(ok.runs, 10);
 }
 
 #[test]
