@@ -33,8 +33,8 @@ for s in ${SEEDS:-$(seq "$first" "$last")}; do
     fi
     # The harness's own tests inject a panic and an abort (readers named injected_*): not counted.
     real=$(grep ' executions' "$log" | grep -v injected_ || true)
-    runs=$(grep -o '[0-9]* executions' <<<"$real" | awk '{n+=$1} END {print n+0}')
-    guard=$(grep -o '[1-9][0-9]* panics behind the guard' <<<"$real" | awk '{n+=$1} END {print n+0}')
+    runs=$(grep -o '[0-9]* executions' <<<"$real" | awk '{n+=$1} END {print n+0}' || true)
+    guard=$(grep -o '[1-9][0-9]* panics behind the guard' <<<"$real" | awk '{n+=$1} END {print n+0}' || true)
     signals=$(grep 'ended with signal' "$log" | grep -vc injected_ || true)
     slowest=$(awk '/ executions/ {real = !/injected_/; file = $2; n = split(file, parts, "/"); file = parts[n]}
       real && match($0, /slowest case [0-9.]+ s: /) {

@@ -564,6 +564,10 @@ fn fuzz_child_process() {
         let _ = Reader::by_name(reader).read(Path::new(path));
         return;
     }
+    if let Ok(spec) = std::env::var("FRIZZVIEW_FUZZ_TIME") {
+        time_case(&spec);
+        return;
+    }
     let Ok(spec) = std::env::var("FRIZZVIEW_FUZZ_CHILD") else {
         return;
     };
@@ -652,6 +656,39 @@ fn run_case(reader: Reader, path: &Path, m: &Mutation, stats: &Stats) -> Result<
             }
             Ok(())
         }
+    }
+}
+
+/// Time one case again, alone: `FRIZZVIEW_FUZZ_TIME="<fixture>\n<cases>\n<start of the case's
+/// Debug form>"` with the seed in `FRIZZVIEW_FUZZ_SEED` (how a sweep's slowest case, reported
+/// under load, is checked on its own):
+/// `FRIZZVIEW_FUZZ_SEED=1 FRIZZVIEW_FUZZ_TIME=$'spec-3586-55181-0500.fits\n3000\nWindow(0.2221'
+/// cargo test --test integration fuzz::fuzz_child_process -- --ignored --nocapture`.
+fn time_case(spec: &str) {
+    let v: Vec<&str> = spec.splitn(3, '\n').collect();
+    let [name, n, prefix] = v[..] else {
+        panic!("bad FRIZZVIEW_FUZZ_TIME {spec:?}");
+    };
+    let cases = mutations(seed(), n.parse().expect("a number of cases"));
+    let (index, m) = cases
+        .iter()
+        .enumerate()
+        .find(|(_, m)| format!("{m:?}").starts_with(prefix))
+        .expect("a case of that seed starts so");
+    let dir = scratch_dir();
+    let p = mutant_path(dir.path(), name, Encoding::Plain);
+    let original = std::fs::read(fixture(name)).expect("fixture");
+    std::fs::write(&p, apply(&original, m)).expect("write");
+    for _ in 0..3 {
+        let start = std::time::Instant::now();
+        let outcome = match frizzview::io::load_file(&p) {
+            Ok(_) => "loaded".to_owned(),
+            Err(e) => format!("refused: {e}"),
+        };
+        println!(
+            "case {index}: {:.3} s, {outcome}",
+            start.elapsed().as_secs_f64()
+        );
     }
 }
 
