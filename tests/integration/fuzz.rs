@@ -8,11 +8,15 @@
 //! (the seed is printed to stderr before any case runs, and `FRIZZVIEW_FUZZ_SEED=<number>`
 //! repeats it).
 //!
-//! Each fuzz run reads its mutants in a child process (this test binary again, running the
-//! ignored test `fuzz::fuzz_child_process`): a reader that ends the process with a signal (a
-//! division by zero in cfitsio is SIGFPE) fails the run with the seed, the case, the minimal
-//! mutation found and the mutant saved under `target/tmp/fuzz-failures/`, instead of ending the
-//! whole test process. Adding a target is one `#[test]` calling [`fuzz_file`].
+//! Each fuzz run reads all its mutants in one child process (this test binary again, running the
+//! ignored test `fuzz::fuzz_child_process`), which records the case it is about to read before
+//! reading it: a reader that ends the process with a signal (a division by zero in cfitsio is
+//! SIGFPE) fails the run with the seed, the case, the minimal mutation found (the case re-read
+//! alone, in a child of its own, while it is shrunk) and the mutant saved under
+//! `target/tmp/fuzz-failures/`, instead of ending the whole test process. One process per run,
+//! not per case: a process start costs more than most reads. `FRIZZVIEW_FUZZ_THREADS=2` reads
+//! the same cases on two threads of the child at once (as the window's background loads do).
+//! `tests/fuzz-sweep.sh` runs many seeds. Adding a target is one `#[test]` calling [`fuzz_file`].
 
 use std::io::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
+use proptest::strategy::ValueTree as _;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::io::fixture;
@@ -48,6 +53,28 @@ fn cases() -> u32 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300)
+}
+
+/// Reader threads in each fuzz child process: `FRIZZVIEW_FUZZ_THREADS` (default 1). With more
+/// than one, the cases are read concurrently in one process (as the window's background loads
+/// are), each thread with its own mutant file; the set of cases is the same for any count.
+fn threads() -> usize {
+    std::env::var("FRIZZVIEW_FUZZ_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&t| t >= 1)
+        .unwrap_or(1)
+}
+
+/// A scratch folder for the mutants: in memory (`/dev/shm`) when the system has one, since
+/// rewriting a file on a disk file system (ext4 replacing a file's blocks on every write) took
+/// more time than reading most mutants did; else the usual temporary folder.
+fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("frizzview-fuzz")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("tempdir")
 }
 
 /// Write a line to the process's stderr directly, past the test harness's output capture, so
@@ -156,6 +183,7 @@ struct Stats {
     runs: AtomicUsize,
     loaded: AtomicUsize,
     refused: AtomicUsize,
+    guard_panics: AtomicUsize,
     /// The slowest case so far (seconds, mutation), reported to spot near-hangs.
     slowest: std::sync::Mutex<(f64, String)>,
 }
@@ -179,16 +207,24 @@ enum Reader {
     InjectedPanic,
     /// [`reader_with_injected_abort`].
     InjectedAbort,
+    /// [`reader_with_injected_race`].
+    InjectedRace,
 }
 
 impl Reader {
-    const ALL: [Self; 3] = [Self::LoadFile, Self::InjectedPanic, Self::InjectedAbort];
+    const ALL: [Self; 4] = [
+        Self::LoadFile,
+        Self::InjectedPanic,
+        Self::InjectedAbort,
+        Self::InjectedRace,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Self::LoadFile => "load_file",
             Self::InjectedPanic => "injected_panic",
             Self::InjectedAbort => "injected_abort",
+            Self::InjectedRace => "injected_race",
         }
     }
 
@@ -204,6 +240,7 @@ impl Reader {
             Self::LoadFile => frizzview::io::load_file(p),
             Self::InjectedPanic => reader_with_injected_panic(p),
             Self::InjectedAbort => reader_with_injected_abort(p),
+            Self::InjectedRace => reader_with_injected_race(p),
         }
     }
 }
@@ -282,14 +319,29 @@ fn signal_name(s: i32) -> &'static str {
 /// panic), on an error that does not name the file, and on a signal that ends the reader's
 /// process. `Err` describes the first failing case, with the seed.
 fn run_fuzz(name: &str, reader: Reader, n: u32, encoding: Encoding) -> Result<Counts, String> {
+    run_fuzz_on(name, reader, n, encoding, threads())
+}
+
+/// [`run_fuzz`] with `threads` reader threads in the child.
+fn run_fuzz_on(
+    name: &str,
+    reader: Reader,
+    n: u32,
+    encoding: Encoding,
+    threads: usize,
+) -> Result<Counts, String> {
     let seed = seed();
-    let tag = format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed})");
+    let tag = if threads > 1 {
+        format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed} FRIZZVIEW_FUZZ_THREADS={threads})")
+    } else {
+        format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed})")
+    };
     announce(&format!(
         "{tag}: {n} cases of {}, {} ...",
         reader.name(),
         encoding.name()
     ));
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = scratch_dir();
     let spec = format!(
         "{name}\n{}\n{}\n{n}\n{}",
         reader.name(),
@@ -300,12 +352,12 @@ fn run_fuzz(name: &str, reader: Reader, n: u32, encoding: Encoding) -> Result<Co
         .args(CHILD_ARGS)
         .env("FRIZZVIEW_FUZZ_CHILD", spec)
         .env("FRIZZVIEW_FUZZ_SEED", seed.to_string())
+        .env("FRIZZVIEW_FUZZ_THREADS", threads.to_string())
         .output()
         .map_err(|e| format!("{tag}: cannot start the child process: {e}"))?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
     if let Some(s) = signal_of(&out.status) {
-        let case = std::fs::read_to_string(dir.path().join("case")).unwrap_or_default();
-        let report = report_signal(name, reader, encoding, seed, s, &case, dir.path());
+        let report = report_signal(name, reader, encoding, seed, s, threads, dir.path());
         announce(&format!("{tag}: FAILED: {report}"));
         return Err(format!("{tag}: {report}"));
     }
@@ -335,47 +387,72 @@ fn run_fuzz(name: &str, reader: Reader, n: u32, encoding: Encoding) -> Result<Co
     }
 }
 
-/// Describe a child ended by signal `s` on the case recorded in `case` (see [`run_cases`]):
-/// shrink the mutation while the signal persists, save the smallest mutant, and say so.
+/// Describe a child ended by signal `s`: the cases its reader threads had in flight are in
+/// `dir/case-<thread>` (see [`run_cases`]). Each is read again alone, in a child process of its
+/// own; the first that still ends its process is the failing case: its mutation is shrunk while
+/// the signal persists and the smallest mutant saved. If none fails alone, the fault needed the
+/// cases together (threads): all are named and saved.
 fn report_signal(
     name: &str,
     reader: Reader,
     encoding: Encoding,
     seed: u64,
     s: i32,
-    case: &str,
+    threads: usize,
     dir: &Path,
 ) -> String {
-    let mut lines = case.lines();
-    let index = lines.next().unwrap_or("?").to_owned();
-    let debug = lines.next().unwrap_or_default().to_owned();
     let original = std::fs::read(fixture(name)).expect("fixture");
-    let (minimal, bytes) = match lines.next().and_then(parse_mutation) {
-        Some(m) => {
-            let m = shrink(&original, m, reader, encoding, dir);
-            let b = encoding.encode(apply(&original, &m));
-            (format!("{m:?}"), b)
-        }
-        None => (
-            debug.clone(),
-            std::fs::read(mutant_path(dir, name, encoding)).unwrap_or_default(),
-        ),
-    };
+    let mut in_flight: Vec<(String, String, Option<Mutation>)> = (0..threads)
+        .filter_map(|t| std::fs::read_to_string(dir.join(format!("case-{t}"))).ok())
+        .map(|case| {
+            let mut lines = case.lines();
+            let index = lines.next().unwrap_or("?").to_owned();
+            let debug = lines.next().unwrap_or_default().to_owned();
+            (index, debug, lines.next().and_then(parse_mutation))
+        })
+        .collect();
+    in_flight.sort_by_key(|(index, ..)| index.parse::<usize>().unwrap_or(usize::MAX));
     let keep = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures");
     let _ = std::fs::create_dir_all(&keep);
     let stem = Path::new(name)
         .file_name()
         .map_or_else(|| "mutant".into(), |f| f.to_string_lossy().into_owned());
-    let saved = keep.join(format!("seed{seed}-case{index}-{}-{stem}", reader.name()));
-    let saved = if std::fs::write(&saved, &bytes).is_ok() {
-        saved.display().to_string()
-    } else {
-        "(could not be saved)".into()
+    let save = |index: &str, bytes: &[u8]| {
+        let saved = keep.join(format!("seed{seed}-case{index}-{}-{stem}", reader.name()));
+        if std::fs::write(&saved, bytes).is_ok() {
+            saved.display().to_string()
+        } else {
+            "(could not be saved)".into()
+        }
     };
+    let alone = in_flight.iter().find_map(|(index, debug, m)| {
+        let m = m.as_ref()?;
+        crashes(&original, m, reader, encoding, dir).then(|| (index, debug, m.clone()))
+    });
+    if let Some((index, debug, m)) = alone {
+        let m = shrink(&original, m, reader, encoding, dir);
+        let saved = save(index, &encoding.encode(apply(&original, &m)));
+        return format!(
+            "the reader's process ended with signal {s} ({}) on case {index}: {debug}; minimal \
+             mutation {m:?}; the minimal mutant is saved at {saved}",
+            signal_name(s)
+        );
+    }
+    let cases: Vec<String> = in_flight
+        .iter()
+        .map(|(index, debug, m)| {
+            let saved = m.as_ref().map_or_else(
+                || "(not saved)".to_owned(),
+                |m| save(index, &encoding.encode(apply(&original, m))),
+            );
+            format!("case {index}: {debug} (saved at {saved})")
+        })
+        .collect();
     format!(
-        "the reader's process ended with signal {s} ({}) on case {index}: {debug}; minimal \
-         mutation {minimal}; the minimal mutant is saved at {saved}",
-        signal_name(s)
+        "the reader's process ended with signal {s} ({}) with these cases in flight, none of \
+         which ends a process when read alone: {}",
+        signal_name(s),
+        cases.join("; ")
     )
 }
 
@@ -487,6 +564,10 @@ fn fuzz_child_process() {
         let _ = Reader::by_name(reader).read(Path::new(path));
         return;
     }
+    if let Ok(spec) = std::env::var("FRIZZVIEW_FUZZ_TIME") {
+        time_case(&spec);
+        return;
+    }
     let Ok(spec) = std::env::var("FRIZZVIEW_FUZZ_CHILD") else {
         return;
     };
@@ -507,8 +588,114 @@ fn fuzz_child_process() {
     std::fs::write(dir.join("result"), result).expect("write the result");
 }
 
-/// The fuzz cases themselves (in the child process): each mutant is written to `dir`, and the
-/// case about to run to `dir/case` first, so that the parent can name it if this process dies.
+/// The `n` mutations of a seed, in order: drawn from the seed's ChaCha stream before any case
+/// runs, so that they do not depend on the number of reader threads or on the order the cases
+/// finish in.
+fn mutations(seed: u64, n: u32) -> Vec<Mutation> {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &key),
+    );
+    let strategy = mutation();
+    (0..n)
+        .map(|_| {
+            strategy
+                .new_tree(&mut runner)
+                .expect("a mutation")
+                .current()
+        })
+        .collect()
+}
+
+/// What one case did, or why it failed.
+fn run_case(reader: Reader, path: &Path, m: &Mutation, stats: &Stats) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    // The reader runs on its own thread so that a hang fails this case (naming the mutation)
+    // instead of stalling the whole test run; the stuck thread is abandoned.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(catch_unwind(AssertUnwindSafe(|| reader.read(&p))));
+    });
+    let Ok(outcome) = rx.recv_timeout(HANG) else {
+        return Err(format!("no answer within {HANG:?} (a hang) on {m:?}"));
+    };
+    let took = start.elapsed().as_secs_f64();
+    if let Ok(mut s) = stats.slowest.lock()
+        && took > s.0
+    {
+        *s = (took, format!("{m:?}").chars().take(120).collect());
+    }
+    match outcome {
+        Err(_) => Err(format!("panic on {m:?}")),
+        Ok(Ok(d)) => {
+            stats.loaded.fetch_add(1, Ordering::Relaxed);
+            if d.visits.is_empty() {
+                return Err(format!("a loaded dataset has no visits, on {m:?}"));
+            }
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            if matches!(e.kind, frizzview::io::LoadErrorKind::ReaderBug { .. }) {
+                stats.guard_panics.fetch_add(1, Ordering::Relaxed);
+                return Err(format!(
+                    "panic caught by the reader's guard (a bug) on {m:?}: {msg}"
+                ));
+            }
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            if !msg.contains("mutant.") {
+                return Err(format!(
+                    "the message does not name the file, on {m:?}: {msg}"
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Time one case again, alone: `FRIZZVIEW_FUZZ_TIME="<fixture>\n<cases>\n<start of the case's
+/// Debug form>"` with the seed in `FRIZZVIEW_FUZZ_SEED` (how a sweep's slowest case, reported
+/// under load, is checked on its own):
+/// `FRIZZVIEW_FUZZ_SEED=1 FRIZZVIEW_FUZZ_TIME=$'spec-3586-55181-0500.fits\n3000\nWindow(0.2221'
+/// cargo test --test integration fuzz::fuzz_child_process -- --ignored --nocapture`.
+fn time_case(spec: &str) {
+    let v: Vec<&str> = spec.splitn(3, '\n').collect();
+    let [name, n, prefix] = v[..] else {
+        panic!("bad FRIZZVIEW_FUZZ_TIME {spec:?}");
+    };
+    let cases = mutations(seed(), n.parse().expect("a number of cases"));
+    let (index, m) = cases
+        .iter()
+        .enumerate()
+        .find(|(_, m)| format!("{m:?}").starts_with(prefix))
+        .expect("a case of that seed starts so");
+    let dir = scratch_dir();
+    let p = mutant_path(dir.path(), name, Encoding::Plain);
+    let original = std::fs::read(fixture(name)).expect("fixture");
+    std::fs::write(&p, apply(&original, m)).expect("write");
+    for _ in 0..3 {
+        let start = std::time::Instant::now();
+        let outcome = match frizzview::io::load_file(&p) {
+            Ok(_) => "loaded".to_owned(),
+            Err(e) => format!("refused: {e}"),
+        };
+        println!(
+            "case {index}: {:.3} s, {outcome}",
+            start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// The fuzz cases themselves (in the child process), on [`threads`] reader threads. Thread `t`
+/// writes each mutant to `dir/t<t>/` and the case about to run to `dir/case-<t>` first, so that
+/// the parent can name the cases in flight if this process dies. The run stops at the first
+/// failing case (the lowest-numbered one, of those that failed, is reported).
 fn run_cases(
     name: &str,
     reader: Reader,
@@ -517,71 +704,43 @@ fn run_cases(
     dir: &Path,
 ) -> Result<Counts, String> {
     let original = std::fs::read(fixture(name)).expect("fixture");
-    let target = mutant_path(dir, name, encoding);
-    let case_file = dir.join("case");
     let stats = Stats {
         runs: AtomicUsize::new(0),
         loaded: AtomicUsize::new(0),
         refused: AtomicUsize::new(0),
+        guard_panics: AtomicUsize::new(0),
         slowest: std::sync::Mutex::new((0.0, String::new())),
     };
-    let guard_panics = AtomicUsize::new(0);
     let seed = seed();
-    let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        Config {
-            cases: n,
-            failure_persistence: None,
-            // A failing mutation is reported as it is: shrinking a hang would only add more hangs.
-            max_shrink_iters: 0,
-            ..Config::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &key),
-    );
-    let result = runner.run(&mutation(), |m| {
-        let bytes = encoding.encode(apply(&original, &m));
-        std::fs::write(&target, &bytes).expect("write mutant");
-        let index = stats.runs.fetch_add(1, Ordering::Relaxed);
-        std::fs::write(&case_file, format!("{index}\n{}", case_fields(&m))).expect("write case");
-        let start = std::time::Instant::now();
-        // The reader runs on its own thread so that a hang fails this case (naming the mutation)
-        // instead of stalling the whole test run; the stuck thread is abandoned.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let path = target.clone();
-        std::thread::spawn(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| reader.read(&path))));
-        });
-        let Ok(outcome) = rx.recv_timeout(HANG) else {
-            return Err(TestCaseError::fail(format!(
-                "no answer within {HANG:?} (a hang) on {m:?}"
-            )));
-        };
-        let took = start.elapsed().as_secs_f64();
-        if let Ok(mut s) = stats.slowest.lock()
-            && took > s.0
-        {
-            *s = (took, format!("{m:?}").chars().take(120).collect());
-        }
-        match outcome {
-            Err(_) => Err(TestCaseError::fail(format!("panic on {m:?}"))),
-            Ok(Ok(d)) => {
-                stats.loaded.fetch_add(1, Ordering::Relaxed);
-                prop_assert!(!d.visits.is_empty(), "a loaded dataset has visits");
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                let msg = e.to_string();
-                if matches!(e.kind, frizzview::io::LoadErrorKind::ReaderBug { .. }) {
-                    guard_panics.fetch_add(1, Ordering::Relaxed);
-                    return Err(TestCaseError::fail(format!(
-                        "panic caught by the reader's guard (a bug) on {m:?}: {msg}"
-                    )));
+    let cases = mutations(seed, n);
+    let next = AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let failures = std::sync::Mutex::new(Vec::<(usize, String)>::new());
+    std::thread::scope(|scope| {
+        for t in 0..threads() {
+            let (original, cases, next, stop, failures, stats) =
+                (&original, &cases, &next, &stop, &failures, &stats);
+            scope.spawn(move || {
+                let sub = dir.join(format!("t{t}"));
+                std::fs::create_dir_all(&sub).expect("a thread's folder");
+                let target = mutant_path(&sub, name, encoding);
+                let case_file = dir.join(format!("case-{t}"));
+                while !stop.load(Ordering::Relaxed) {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(m) = cases.get(index) else { break };
+                    let bytes = encoding.encode(apply(original, m));
+                    std::fs::write(&target, &bytes).expect("write mutant");
+                    std::fs::write(&case_file, format!("{index}\n{}", case_fields(m)))
+                        .expect("write case");
+                    stats.runs.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = run_case(reader, &target, m, stats) {
+                        stop.store(true, Ordering::Relaxed);
+                        if let Ok(mut f) = failures.lock() {
+                            f.push((index, e));
+                        }
+                    }
                 }
-                stats.refused.fetch_add(1, Ordering::Relaxed);
-                prop_assert!(msg.contains("mutant."), "message names the file: {msg}");
-                Ok(())
-            }
+            });
         }
     });
     let (r, l, f) = (
@@ -589,17 +748,24 @@ fn run_cases(
         stats.loaded.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed),
     );
-    let p = guard_panics.load(Ordering::Relaxed);
+    let p = stats.guard_panics.load(Ordering::Relaxed);
     println!(
-        "fuzz {name} with {} (FRIZZVIEW_FUZZ_SEED={seed}): {r} executions, {l} loaded, \
-         {f} refused with an error, {p} panics behind the guard, 0 signals",
-        reader.name()
+        "fuzz {name} with {} (FRIZZVIEW_FUZZ_SEED={seed}, {} reader threads): {r} executions, \
+         {l} loaded, {f} refused with an error, {p} panics behind the guard, 0 signals",
+        reader.name(),
+        threads()
     );
     let slowest = stats.slowest.lock().map_or(0.0, |s| {
         println!("  slowest case {:.3} s: {}", s.0, s.1);
         s.0
     });
-    result.map_err(|e| format!("fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed}): {e}"))?;
+    let mut failures = failures.into_inner().unwrap_or_default();
+    failures.sort_by_key(|(index, _)| *index);
+    if let Some((index, e)) = failures.into_iter().next() {
+        return Err(format!(
+            "fuzz {name} (FRIZZVIEW_FUZZ_SEED={seed}): case {index} failed: {e}"
+        ));
+    }
     Ok(Counts {
         runs: r,
         loaded: l,
@@ -639,6 +805,24 @@ fn reader_with_injected_abort(
             std::process::abort();
         }
         frizzview::io::load_file(path)
+    })
+}
+
+/// A reader that ends its process (abort) when two reads of it overlap in one process, as a
+/// fault of unsynchronised state shared between threads would: no file makes it fail alone.
+fn reader_with_injected_race(
+    path: &Path,
+) -> Result<frizzview::model::Dataset, frizzview::io::LoadError> {
+    static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+    frizzview::io::run_guarded(path, || {
+        if IN_FLIGHT.fetch_add(1, Ordering::SeqCst) > 0 {
+            std::process::abort();
+        }
+        // Long enough for the other thread's read to start meanwhile.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let r = frizzview::io::load_file(path);
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        r
     })
 }
 
@@ -701,6 +885,26 @@ fn fuzz_harness_survives_and_reports_a_signal() {
         len < apvisit_len(),
         "the saved mutant is the truncated one: {saved}"
     );
+}
+
+/// A signal that needs two reads at once (two reader threads) is reported as such: every case in
+/// flight is re-read alone, none fails, and all are named with the seed; one thread passes.
+#[test]
+fn fuzz_harness_reports_a_signal_of_concurrent_reads() {
+    let name = "apVisit-r13-5095-55844-128.fits";
+    let err = run_fuzz_on(name, Reader::InjectedRace, 40, Encoding::Plain, 2)
+        .expect_err("two overlapping reads must fail the fuzz run");
+    assert!(
+        err.contains(&format!("FRIZZVIEW_FUZZ_SEED={}", seed()))
+            && err.contains("FRIZZVIEW_FUZZ_THREADS=2")
+            && err.contains("signal 6 (SIGABRT)")
+            && err.contains("none of which ends a process when read alone")
+            && err.matches("saved at").count() == 2,
+        "{err}"
+    );
+    let ok = run_fuzz_on(name, Reader::InjectedRace, 10, Encoding::Plain, 1)
+        .expect("one thread never overlaps");
+    assert_eq!(ok.runs, 10);
 }
 
 #[test]
@@ -1079,6 +1283,67 @@ pub(crate) fn division_by_zero_file(dir: &Path) -> PathBuf {
     let p = dir.join("crafted-sigfpe.fits");
     std::fs::write(&p, with_card_text(&mwm, MWM_HDU1, "TFORM2", "'6A0     '")).expect("write");
     p
+}
+
+/// The crafted file is hostile to cfitsio itself, not only to frizzview's readers: opened with the
+/// `fitsio` crate directly (no frizzview code, none of its checks), reading its text column
+/// `telescope` ends the process with SIGFPE. Run in a child process of this test binary
+/// ([`raw_fitsio_child`]); this is what makes the command-line and window tests of the file mean
+/// something.
+#[test]
+fn the_crafted_file_makes_raw_cfitsio_divide_by_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let crafted = division_by_zero_file(dir.path());
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "fuzz::raw_fitsio_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FRIZZVIEW_RAW_FITSIO", &crafted)
+        .output()
+        .expect("the test binary runs");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("raw fitsio: opened"), "{log}");
+    assert_eq!(signal_of(&out.status), Some(8), "{log} {}", out.status);
+    // The same column of the fixture as it was reads (the child is not simply broken).
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "fuzz::raw_fitsio_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "FRIZZVIEW_RAW_FITSIO",
+            fixture("mwmVisit-0.6.0-63050396587.fits"),
+        )
+        .output()
+        .expect("the test binary runs");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && log.contains("raw fitsio: read [\"apo25m\"]"),
+        "{log}"
+    );
+}
+
+/// The child of [`the_crafted_file_makes_raw_cfitsio_divide_by_zero`]: reads HDU 1's column
+/// `telescope` of the file `FRIZZVIEW_RAW_FITSIO` names with `fitsio` alone.
+#[test]
+#[ignore = "run by the_crafted_file_makes_raw_cfitsio_divide_by_zero in a child process"]
+fn raw_fitsio_child() {
+    let Some(path) = std::env::var_os("FRIZZVIEW_RAW_FITSIO") else {
+        return;
+    };
+    let mut f = fitsio::FitsFile::open(&path).expect("open");
+    let hdu = f.hdu(1).expect("HDU 1");
+    println!("raw fitsio: opened");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let col: Vec<String> = hdu.read_col(&mut f, "telescope").expect("read");
+    println!("raw fitsio: read {col:?}");
 }
 
 /// The command line refuses the crafted file with exit 2 and a message naming the file, the HDU
