@@ -10,6 +10,7 @@
 //! rescaling is applied.
 
 pub mod drizzle;
+pub mod export;
 pub mod frizzle2d;
 pub mod nufft2;
 pub mod pipeline;
