@@ -66,6 +66,10 @@ pub struct ImageCombineArgs {
     /// Per-exposure weight, NAME=W; repeatable.
     #[arg(long, value_name = "NAME=W")]
     pub weight: Vec<String>,
+    /// Per-exposure photometric scale, NAME=F: the data are multiplied by F (e.g. to
+    /// nanomaggies, or to counts per second = 1/EXPTIME); repeatable.
+    #[arg(long, value_name = "NAME=F")]
+    pub flux_scale: Vec<String>,
     /// DQ policy: `all` (every nonzero code or set bit is bad; the default), `none` (DQ
     /// ignored), or CODE=ACTION (ACTION bad, ignore or inflate:F; codes for NOIRLab ood files,
     /// bit numbers otherwise); repeatable, e.g. `--dq none --dq 3=bad --dq 4=bad`.
@@ -348,6 +352,18 @@ fn combine(a: &ImageCombineArgs) -> anyhow::Result<()> {
             .filter(|x: &f64| x.is_finite() && *x >= 0.0)
             .with_context(|| format!("--weight {s}: '{w}' is not a number >= 0"))?;
         choices[resolve(&names, n, "--weight")?].weight = w;
+    }
+    for s in &a.flux_scale {
+        let (n, w) = s
+            .rsplit_once('=')
+            .with_context(|| format!("--flux-scale {s}: expected NAME=F"))?;
+        let w: f64 = w
+            .trim()
+            .parse()
+            .ok()
+            .filter(|x: &f64| x.is_finite() && *x > 0.0)
+            .with_context(|| format!("--flux-scale {s}: '{w}' is not a number > 0"))?;
+        choices[resolve(&names, n, "--flux-scale")?].flux_scale = w;
     }
     if choices.iter().all(|c| !c.include || c.weight == 0.0) {
         bail!("every exposure is excluded or has weight 0");

@@ -37,6 +37,7 @@ fn wcs_cards(f: &mut FitsFile, h: &FitsHdu, w: Option<&Wcs>) -> R<()> {
     if let Some(w) = w {
         for (k, v) in w.tan_cards() {
             match v {
+                CardValue::Num(x) if k == "WCSAXES" => key(f, h, &k, x.round() as i64)?,
                 CardValue::Num(x) => key(f, h, &k, x)?,
                 CardValue::Text(t) => key(f, h, &k, t)?,
             }
@@ -191,9 +192,15 @@ fn write_to(tmp: &Path, prep: &Prepared, prod: &ImageProducts) -> R<()> {
             ),
         )?;
     }
-    for n in prod.notes.iter().chain(&prod.warnings) {
-        // HISTORY in 68-character pieces.
-        let full: Vec<char> = n
+    // Notes and warnings as NOTE0001... cards (68-character pieces of ASCII).
+    let mut k = 0;
+    for (pre, n) in prod
+        .notes
+        .iter()
+        .map(|n| ("", n))
+        .chain(prod.warnings.iter().map(|w| ("warning: ", w)))
+    {
+        let full: Vec<char> = format!("{pre}{n}")
             .chars()
             .map(|c| {
                 if c.is_ascii() && !c.is_ascii_control() {
@@ -204,8 +211,16 @@ fn write_to(tmp: &Path, prep: &Prepared, prod: &ImageProducts) -> R<()> {
             })
             .collect();
         for piece in full.chunks(68) {
-            prim.write_key(&mut f, "HISTORY", piece.iter().collect::<String>())
-                .map_err(fe)?;
+            k += 1;
+            if k > 9999 {
+                break;
+            }
+            key(
+                &mut f,
+                &prim,
+                &format!("NOTE{k:04}"),
+                piece.iter().collect::<String>(),
+            )?;
         }
     }
     let w = prod.wcs.as_ref();

@@ -50,6 +50,10 @@ pub struct ExposureChoice {
     /// Extra shift (x, y) in OUTPUT pixels added to this exposure's pixmap (changing it needs a
     /// new [`prepare`]).
     pub shift: [f64; 2],
+    /// Photometric scale: the data are multiplied by it (inverse variance divided by its
+    /// square) to bring exposures with different exposure times or zero points onto one
+    /// scale (changing it needs a new [`prepare`]).
+    pub flux_scale: f64,
 }
 
 impl Default for ExposureChoice {
@@ -58,6 +62,7 @@ impl Default for ExposureChoice {
             include: true,
             weight: 1.0,
             shift: [0.0, 0.0],
+            flux_scale: 1.0,
         }
     }
 }
@@ -300,6 +305,17 @@ pub fn prepare(
             .to_exposure2d(pm, &opts.dq, c.weight)
             .map_err(PipelineError::Settings)?;
         ex.include = c.include;
+        if !(c.flux_scale > 0.0 && c.flux_scale.is_finite()) {
+            return Err(bad(format!(
+                "{}: flux scale {} must be a finite number > 0",
+                x.name, c.flux_scale
+            )));
+        }
+        if c.flux_scale != 1.0 {
+            let f = c.flux_scale;
+            ex.sci.mapv_inplace(|v| v * f);
+            ex.ivar.mapv_inplace(|w| w / (f * f));
+        }
         ex.check()?;
         // Pixels whose pixmap is not finite cannot be placed: weight 0.
         let mut unplaced = 0usize;
@@ -330,14 +346,40 @@ pub fn prepare(
         if masked == n {
             warnings.push(format!("{}: every pixel has zero weight", x.name));
         }
-        for s in &x.notes {
+        // The units note is given once for all exposures below.
+        for s in x.notes.iter().filter(|s| !s.contains("BUNIT")) {
             notes.push(format!("{}: {s}", x.name));
         }
         exposures.push(ex);
     }
     if inputs.iter().any(|x| x.bunit.is_none()) {
+        let which: Vec<&str> = inputs
+            .iter()
+            .filter(|x| x.bunit.is_none())
+            .map(|x| x.name.as_str())
+            .collect();
+        notes.push(format!(
+            "units unknown (no BUNIT in {} of {} exposures): values are taken as intensities (per pixel); SCI, VAR and aperture sums are in the inputs' units",
+            which.len(),
+            inputs.len()
+        ));
+    }
+    let scales: Vec<f64> = (0..inputs.len())
+        .map(|e| opts.choice(e).flux_scale)
+        .collect();
+    if scales.iter().any(|f| *f != 1.0) {
+        notes.push(format!(
+            "flux scales applied (data x scale): {}",
+            inputs
+                .iter()
+                .zip(&scales)
+                .map(|(x, f)| format!("{} {f:.6}", x.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    } else if inputs.len() > 1 {
         notes.push(
-            "units unknown (no BUNIT): values are taken as intensities (per pixel); SCI, VAR and aperture sums are in the inputs' units".into(),
+            "no flux scales given: the exposures are combined as they are; exposures with different exposure times or zero points must be put on one scale first (--flux-scale NAME=F)".into(),
         );
     }
     warnings.extend(mp_warning(&exposures, shape));

@@ -27,6 +27,7 @@ from . import _core
 from . import astro as _astro
 from . import notebook as _nb
 from .compat import frizzle
+from . import image  # noqa: E402,F401  (frizzview.image.combine: the image mode)
 
 __all__ = [
     "frizzle",
