@@ -6,6 +6,7 @@ pub mod bench;
 pub mod combine;
 pub mod experiment;
 pub mod fetch;
+pub mod image;
 pub mod png;
 pub mod preflight;
 pub mod synth;
@@ -58,6 +59,8 @@ pub enum Command {
     /// Find a star's SDSS files (apVisit, apStar, allVisit, apCframe, spec, mwmVisit) in a local
     /// mirror or the cache, or download them; prints their local paths.
     Fetch(Box<fetch::FetchArgs>),
+    /// The image mode headless: `frizzview image combine IMAGES... -o out.fits`.
+    Image(image::ImageArgs),
     /// Read a FITS file the way the read sandbox's child does (internal: exit 0 read, 2 refused).
     #[command(name = "read-check", hide = true)]
     ReadCheck(preflight::ReadCheckArgs),
@@ -72,6 +75,7 @@ pub fn run_command(cmd: Command) -> ExitCode {
         Command::Bench(a) => bench::run(&a),
         Command::Experiment(a) => experiment::run(&a),
         Command::Fetch(a) => fetch::run(&a),
+        Command::Image(a) => image::run(&a),
         Command::ReadCheck(a) => preflight::run(&a),
     };
     match result {

@@ -20,6 +20,7 @@ mod fuzz;
 mod gz;
 mod image_engine;
 mod image_geom;
+mod image_real;
 mod io;
 mod lamost;
 mod local;

@@ -8,6 +8,7 @@
 
 mod compat;
 mod data;
+mod image;
 mod opts;
 
 use std::path::{Path, PathBuf};
@@ -386,6 +387,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(combine_one, m)?)?;
     m.add_function(wrap_pyfunction!(combine_many, m)?)?;
     m.add_function(wrap_pyfunction!(synth_apogee, m)?)?;
+    m.add_function(wrap_pyfunction!(image::image_combine, m)?)?;
     m.add_class::<FourierSeries>()?;
     m.add_class::<Handle>()?;
     m.add("OPTION_KEYS", opts::KEYS.to_vec())?;

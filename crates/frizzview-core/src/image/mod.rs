@@ -10,8 +10,10 @@
 //! rescaling is applied.
 
 pub mod drizzle;
+pub mod export;
 pub mod frizzle2d;
 pub mod nufft2;
+pub mod pipeline;
 pub mod read;
 pub mod synth;
 pub mod wcs;

@@ -28,6 +28,7 @@ from . import astro as _astro
 from . import notebook as _nb
 from . import velocity as _vel
 from .compat import frizzle
+from . import image  # noqa: E402,F401  (frizzview.image.combine: the image mode)
 
 __all__ = [
     "frizzle",
