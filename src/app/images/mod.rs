@@ -97,6 +97,8 @@ pub struct ImagesState {
     /// A load running (what it reads).
     pub loading: Option<String>,
     pub(crate) camera: Camera,
+    /// The image view's canvas in the last frame.
+    pub(crate) canvas_rect: Option<egui::Rect>,
     tex: Option<(String, egui::TextureHandle, (f64, f64))>,
     /// View items (`FRIZZVIEW_VIEW`) applied once a set is open.
     pending: Vec<(String, String)>,
@@ -156,6 +158,7 @@ impl ImagesState {
             threaded,
             loading: None,
             camera: Camera::default(),
+            canvas_rect: None,
             tex: None,
             pending: Vec::new(),
             messages: Vec::new(),
@@ -373,14 +376,16 @@ impl ImagesState {
         }
         match key {
             "iview" => {
-                self.view = ImageView::ALL
-                    .iter()
-                    .find(|(_, l)| {
-                        l.to_ascii_lowercase()
-                            .starts_with(&value.to_ascii_lowercase())
-                    })
-                    .map(|(v, _)| *v)
-                    .ok_or_else(bad)?;
+                self.view = match value {
+                    "exposure" => ImageView::Exposure,
+                    "frizzle" => ImageView::Frizzle,
+                    "drizzle" => ImageView::Drizzle,
+                    "difference" => ImageView::Difference,
+                    "residuals" => ImageView::Residuals,
+                    "noise" => ImageView::Noise,
+                    "coverage" => ImageView::Coverage,
+                    _ => return Err(bad()),
+                };
             }
             "scale" => self.settings.scale = value.parse().map_err(|_| bad())?,
             "pixfrac" => self.settings.pixfrac = value.parse().map_err(|_| bad())?,

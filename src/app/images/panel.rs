@@ -68,23 +68,26 @@ fn controls(app: &mut FrizzApp, ui: &mut egui::Ui) {
     egui::Grid::new("image-output")
         .num_columns(2)
         .show(ui, |ui| {
-            ui.label("scale (output px per input px)");
+            let l = ui.label("scale (output px per input px)");
             ui.add(
                 egui::DragValue::new(&mut st.settings.scale)
                     .speed(0.05)
                     .range(0.25..=6.0)
                     .max_decimals(2),
-            );
+            )
+            .labelled_by(l.id);
             ui.end_row();
-            ui.label("drizzle pixfrac");
-            ui.add(egui::Slider::new(&mut st.settings.pixfrac, 0.05..=1.0));
+            let l = ui.label("drizzle pixfrac");
+            ui.add(egui::Slider::new(&mut st.settings.pixfrac, 0.05..=1.0))
+                .labelled_by(l.id);
             ui.end_row();
-            ui.label("ridge");
+            let l = ui.label("ridge");
             ui.add(
                 egui::DragValue::new(&mut st.settings.ridge)
                     .speed(0.1)
                     .range(0.0..=1e9),
-            );
+            )
+            .labelled_by(l.id);
             ui.end_row();
         });
     ui.checkbox(&mut st.settings.sky, "fit a sky offset per exposure");
@@ -118,17 +121,19 @@ fn controls(app: &mut FrizzApp, ui: &mut egui::Ui) {
         }
     });
     ui.horizontal(|ui| {
-        ui.label("colour: percentiles");
+        let l = ui.label("colour: percentiles");
         ui.add(
             egui::DragValue::new(&mut st.color.lo_pct)
                 .speed(0.1)
                 .range(0.0..=50.0),
-        );
+        )
+        .labelled_by(l.id);
         ui.add(
             egui::DragValue::new(&mut st.color.hi_pct)
                 .speed(0.1)
                 .range(50.0..=100.0),
-        );
+        )
+        .labelled_by(l.id);
         ui.selectable_value(&mut st.color.stretch, Stretch::Linear, "linear");
         ui.selectable_value(&mut st.color.stretch, Stretch::Asinh, "asinh");
     });
@@ -136,13 +141,14 @@ fn controls(app: &mut FrizzApp, ui: &mut egui::Ui) {
     ui.heading("Aperture");
     ui.horizontal(|ui| {
         ui.checkbox(&mut st.aperture_tool, "click the image to place it");
-        ui.label("radius");
+        let l = ui.label("radius");
         if ui
             .add(
                 egui::DragValue::new(&mut st.aperture_r)
                     .speed(0.1)
                     .range(0.5..=200.0),
             )
+            .labelled_by(l.id)
             .changed()
             && let Some(a) = &mut st.aperture
         {
@@ -161,9 +167,10 @@ fn exposure_table(st: &mut ImagesState, inp: &super::Inputs, ui: &mut egui::Ui) 
         .striped(true)
         .num_columns(8)
         .show(ui, |ui| {
-            for h in ["use", "weight", "dx", "dy", "sky", "χ²/ν", "LOO χ²/ν", ""] {
-                ui.label(egui::RichText::new(h).strong());
-            }
+            let heads: Vec<egui::Id> = ["use", "weight", "dx", "dy", "sky", "χ²/ν", "LOO χ²/ν", ""]
+                .iter()
+                .map(|h| ui.label(egui::RichText::new(*h).strong()).id)
+                .collect();
             ui.end_row();
             for (e, x) in inp.exposures.iter().enumerate() {
                 let Some(es) = st.settings.exposures.get_mut(e) else {
@@ -176,10 +183,13 @@ fn exposure_table(st: &mut ImagesState, inp: &super::Inputs, ui: &mut egui::Ui) 
                         .range(0.0..=10.0)
                         .max_decimals(2),
                 )
+                .labelled_by(heads[1])
                 .on_hover_text("weight on this exposure's inverse variance");
                 ui.add(egui::DragValue::new(&mut es.dx).speed(0.01).max_decimals(3))
+                    .labelled_by(heads[2])
                     .on_hover_text("extra shift along x, input pixels");
                 ui.add(egui::DragValue::new(&mut es.dy).speed(0.01).max_decimals(3))
+                    .labelled_by(heads[3])
                     .on_hover_text("extra shift along y, input pixels");
                 let val = |v: Option<&Vec<f64>>| v.and_then(|v| v.get(e).copied());
                 ui.label(val(f.as_ref().map(|f| &f.sky)).map_or("…".into(), fmt))
@@ -229,7 +239,7 @@ pub fn aperture_text(st: &ImagesState) -> Vec<String> {
     ));
     match st.frizzle.as_ref().and_then(|f| f.aperture) {
         Some((fa, flux, var)) if fa == a => out.push(format!(
-            "Frizzle: {} ± {} (exact: aᵀC*a, one CG solve)",
+            "Frizzle: {} ± {} (exact: a^T C* a, one CG solve)",
             fmt(flux),
             fmt(var.sqrt())
         )),
@@ -315,7 +325,7 @@ fn status_line(st: &ImagesState, ui: &mut egui::Ui) {
     });
     if let Some(d) = &st.drizzle {
         for w in &d.coverage.warnings {
-            ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ {w}"));
+            ui.colored_label(ui.visuals().warn_fg_color, format!("warning: {w}"));
         }
     }
 }
@@ -376,6 +386,18 @@ fn current_array(st: &ImagesState) -> Option<(Arc<Array2<f64>>, bool, String)> {
 }
 
 impl ImagesState {
+    /// The array the image view shows (exposure, combined image, difference, residuals).
+    #[must_use]
+    pub fn shown(&self) -> Option<Arc<Array2<f64>>> {
+        current_array(self).map(|x| x.0)
+    }
+
+    /// Where output position (x, y) was drawn in the last frame of an image view.
+    #[must_use]
+    pub fn screen_pos(&self, x: f64, y: f64) -> Option<egui::Pos2> {
+        self.canvas_rect.map(|r| self.camera.to_screen(r, x, y))
+    }
+
     /// (busy, stage, seconds) of the forward-model worker.
     #[must_use]
     pub fn frizzle_stage(&self) -> (bool, String, f64) {
@@ -537,6 +559,7 @@ fn image_view(st: &mut ImagesState, ui: &mut egui::Ui, readout_h: f32) {
     });
     st.camera = cam;
     let ev = ev.inner;
+    st.canvas_rect = ev.rect;
     if let Some(c) = ev.clicked
         && st.aperture_tool
     {
@@ -627,10 +650,11 @@ fn coverage_view(st: &mut ImagesState, ui: &mut egui::Ui, readout_h: f32) {
     let (tex, _) = st.texture(&ctx, &key, &samples, false);
     let shape = samples.dim();
     let h = (ui.available_height() - readout_h).max(80.0);
-    ui.horizontal(|ui| {
-        let w = ui.available_width();
+    let w = ui.available_width();
+    let top_down = egui::Layout::top_down(egui::Align::Min);
+    ui.horizontal_top(|ui| {
         let mut cam = st.camera.clone();
-        ui.allocate_ui(egui::vec2(w * 0.6, h), |ui| {
+        ui.allocate_ui_with_layout(egui::vec2(w * 0.6, h), top_down, |ui| {
             ui.label("input samples per output pixel");
             let quads = [Quad {
                 texture: &tex,
@@ -648,11 +672,13 @@ fn coverage_view(st: &mut ImagesState, ui: &mut egui::Ui, readout_h: f32) {
             }
         });
         st.camera = cam;
-        ui.allocate_ui(egui::vec2(w * 0.38, h), |ui| {
+        ui.allocate_ui_with_layout(egui::vec2(w * 0.38, h), top_down, |ui| {
             ui.label("sub-pixel phases of the exposures' centres (input px)");
             let cells = c.cells;
             Plot::new("image-phases")
                 .data_aspect(1.0)
+                .width(w * 0.37)
+                .height(w * 0.37)
                 .include_x(0.0)
                 .include_x(1.0)
                 .include_y(0.0)

@@ -179,6 +179,8 @@ pub struct CanvasEvents {
     pub hover: Option<[f64; 2]>,
     /// Output coordinates of a click (not a drag).
     pub clicked: Option<[f64; 2]>,
+    /// The canvas on screen.
+    pub rect: Option<egui::Rect>,
 }
 
 /// One textured quad to draw: the texture and the output coordinates of its four corners
@@ -203,7 +205,10 @@ pub fn canvas(
     if cam.zoom.is_none() || resp.double_clicked() {
         cam.fit(rect, shape);
     }
-    let mut ev = CanvasEvents::default();
+    let mut ev = CanvasEvents {
+        rect: Some(rect),
+        ..CanvasEvents::default()
+    };
     if resp.dragged() {
         let d = resp.drag_delta();
         let z = f64::from(cam.zoom.unwrap_or(1.0));
