@@ -12,6 +12,7 @@
 pub mod drizzle;
 pub mod frizzle2d;
 pub mod nufft2;
+pub mod pipeline;
 pub mod read;
 pub mod synth;
 pub mod wcs;
