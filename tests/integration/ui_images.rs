@@ -69,6 +69,25 @@ fn core_model(exps: &[Exposure2d], shape: (usize, usize)) -> (Frizzle2d, Array2<
     (m, img, scale)
 }
 
+/// Drizzle's inputs sky-matched as the window does: each exposure's median minus the first's
+/// subtracted (the demo has no masked pixel).
+fn sky_matched(exps: &[Exposure2d]) -> Vec<Exposure2d> {
+    let median = |x: &Exposure2d| {
+        let mut v: Vec<f64> = x.sci.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let m0 = median(&exps[0]);
+    exps.iter()
+        .map(|x| {
+            let mut y = x.clone();
+            let s = median(x) - m0;
+            y.sci.mapv_inplace(|v| v - s);
+            y
+        })
+        .collect()
+}
+
 fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
     assert_eq!(a.dim(), b.dim());
     a.iter()
@@ -92,7 +111,7 @@ fn ui_images_mode_opens_on_the_demo_with_both_methods() {
     let (_, img, scale) = core_model(&exps, shape);
     let e = max_abs_diff(&f.sci, &img);
     assert!(e < 1e-6 * scale, "window vs core: {e:e} (scale {scale})");
-    let dz = drizzle::drizzle(&exps, shape, 0.6).expect("drizzle");
+    let dz = drizzle::drizzle(&sky_matched(&exps), shape, 0.6).expect("drizzle");
     assert_eq!(max_abs_diff(&d.result.sci, &dz.sci), 0.0);
     // Every exposure has its chi2/nu, sky and leave-one-out score in the table.
     assert_eq!(f.chi2nu.len(), 9);
@@ -142,7 +161,7 @@ fn ui_images_toggling_an_exposure_recomputes_without_it() {
         e < 1e-6 * scale,
         "window (warm start) vs fresh core solve: {e:e}"
     );
-    let dz = drizzle::drizzle(&exps, shape, 0.6).expect("drizzle");
+    let dz = drizzle::drizzle(&sky_matched(&exps), shape, 0.6).expect("drizzle");
     assert!(max_abs_diff(&dbefore.result.sci, &dafter.result.sci) > 0.0);
     assert_eq!(max_abs_diff(&dafter.result.sci, &dz.sci), 0.0);
     // The excluded exposure keeps its residuals and chi2 (how it disagrees with the others).
@@ -246,10 +265,8 @@ fn ui_images_aperture_readout_equals_the_core_apertures() {
     assert_eq!(da, a);
     // The core on the same inputs, independently.
     let (exps, shape) = demo_exposures(None);
-    let mask = Array2::from_shape_fn(shape, |(j, i)| {
-        let (dx, dy) = (i as f64 - a.x, j as f64 - a.y);
-        f64::from(u8::from(dx * dx + dy * dy <= a.r * a.r))
-    });
+    // The aperture's weights: 1 inside, minus the annulus mean (unit test in job.rs).
+    let mask = a.mask(shape);
     let (mut m, _, _) = core_model(&exps, shape);
     let c = m.solve().expect("solve");
     let (cflux, cvar) = m.aperture(&c, &mask).expect("core aperture");
@@ -258,8 +275,9 @@ fn ui_images_aperture_readout_equals_the_core_apertures() {
         "{fflux} vs {cflux}"
     );
     assert!((fvar - cvar).abs() < 1e-6 * cvar, "{fvar} vs {cvar}");
-    let dz = drizzle::drizzle(&exps, shape, 0.6).expect("drizzle");
-    let (eflux, evar, enaive) = drizzle::aperture(&exps, &dz, &mask).expect("drizzle aperture");
+    let matched = sky_matched(&exps);
+    let dz = drizzle::drizzle(&matched, shape, 0.6).expect("drizzle");
+    let (eflux, evar, enaive) = drizzle::aperture(&matched, &dz, &mask).expect("drizzle aperture");
     assert_eq!((dflux, dvar, dnaive), (eflux, evar, enaive));
     // The numbers are on screen as the core gives them.
     let f4 = |v: f64| format!("{v:.4}");

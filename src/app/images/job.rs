@@ -27,18 +27,37 @@ pub struct Aperture {
     pub r: f64,
 }
 
+/// The background annulus, in units of the aperture radius.
+pub const ANNULUS: (f64, f64) = (1.5, 2.5);
+
 impl Aperture {
-    /// The aperture's mask on an `(ny, nx)` grid (1 inside, 0 outside).
+    /// The aperture's weights on an `(ny, nx)` grid: 1 inside, and `-n_in / n_annulus` on the
+    /// background annulus ([`ANNULUS`] x r) when it holds output pixels, so the sum is the
+    /// aperture flux minus the annulus' mean background times the aperture's pixels (a linear
+    /// combination of the output, whose variance both methods give exactly).
     #[must_use]
     pub fn mask(&self, shape: (usize, usize)) -> Array2<f64> {
-        Array2::from_shape_fn(shape, |(j, i)| {
-            let (dx, dy) = (i as f64 - self.x, j as f64 - self.y);
-            if dx * dx + dy * dy <= self.r * self.r {
-                1.0
-            } else {
-                0.0
+        let d2 = |j: usize, i: usize| (i as f64 - self.x).powi(2) + (j as f64 - self.y).powi(2);
+        let (a0, a1) = (ANNULUS.0 * self.r, ANNULUS.1 * self.r);
+        let mut m = Array2::zeros(shape);
+        let (mut n_in, mut n_an) = (0usize, 0usize);
+        for ((j, i), v) in m.indexed_iter_mut() {
+            let d = d2(j, i);
+            if d <= self.r * self.r {
+                *v = 1.0;
+                n_in += 1;
+            } else if d >= a0 * a0 && d <= a1 * a1 {
+                *v = -1.0;
+                n_an += 1;
             }
-        })
+        }
+        let b = if n_an > 0 {
+            n_in as f64 / n_an as f64
+        } else {
+            0.0
+        };
+        m.mapv_inplace(|v| if v < 0.0 { -b } else { v });
+        m
     }
 }
 
@@ -97,6 +116,8 @@ pub struct DrizzleOut {
     /// Exact correlation of drizzle's SCI at lags 1..3 along x and y at a pixel.
     pub noise: Option<([[f64; 3]; 2], (usize, usize))>,
     pub coverage: Arc<super::coverage::Coverage>,
+    /// The sky offsets subtracted from drizzle's inputs (medians against the first included).
+    pub sky: Vec<f64>,
     pub elapsed: Duration,
 }
 
@@ -439,22 +460,51 @@ fn run_drizzle(r: &Request, status: &Status, send: &dyn Fn(Update)) {
     if built.exposures.iter().all(|e| !e.include) {
         return err("no exposure is included".into());
     }
-    let d = match drizzle::drizzle(&built.exposures, built.shape, r.settings.pixfrac) {
+    // Sky matching (when sky offsets are fitted): each included exposure's median minus the
+    // first included one's, subtracted, so drizzle shares the forward model's zero point.
+    let mut exps = built.exposures.clone();
+    let mut sky = vec![0.0; exps.len()];
+    if r.settings.sky {
+        let median = |x: &frizzview_core::image::Exposure2d| {
+            let mut v: Vec<f64> = x
+                .sci
+                .iter()
+                .zip(&x.ivar)
+                .filter(|(s, w)| s.is_finite() && **w > 0.0)
+                .map(|(s, _)| *s)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied()
+        };
+        let meds: Vec<Option<f64>> = exps.iter().map(median).collect();
+        if let Some(m0) = exps
+            .iter()
+            .zip(&meds)
+            .find(|(x, _)| x.include)
+            .and_then(|x| *x.1)
+        {
+            for ((x, m), s) in exps.iter_mut().zip(&meds).zip(sky.iter_mut()) {
+                if let Some(m) = m {
+                    *s = m - m0;
+                    x.sci.mapv_inplace(|v| v - *s);
+                }
+            }
+        }
+    }
+    let d = match drizzle::drizzle(&exps, built.shape, r.settings.pixfrac) {
         Ok(d) => d,
         Err(e) => return err(e.to_string()),
     };
     let coverage = super::coverage::analyse(&built.exposures, built.shape, r.settings.scale);
     let aperture = match r.aperture {
-        Some(a) => match drizzle::aperture(&built.exposures, &d, &a.mask(built.shape)) {
+        Some(a) => match drizzle::aperture(&exps, &d, &a.mask(built.shape)) {
             Ok((f, v, naive)) => Some((a, f, v, naive)),
             Err(e) => return err(e.to_string()),
         },
         None => None,
     };
     let at = r.noise_at.unwrap_or((built.shape.0 / 2, built.shape.1 / 2));
-    let noise = drizzle_noise(&built.exposures, &d, at)
-        .ok()
-        .map(|n| (n, at));
+    let noise = drizzle_noise(&exps, &d, at).ok().map(|n| (n, at));
     send(Update::Drizzle {
         generation: g,
         out: Arc::new(DrizzleOut {
@@ -462,6 +512,7 @@ fn run_drizzle(r: &Request, status: &Status, send: &dyn Fn(Update)) {
             aperture,
             noise,
             coverage: Arc::new(coverage),
+            sky,
             elapsed: t0.elapsed(),
         }),
     });
@@ -631,5 +682,37 @@ impl Workers {
     #[must_use]
     pub fn frizzle_busy(&self) -> bool {
         self.frizzle_status.get().0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aperture_weights_cancel_a_flat_background() {
+        let a = Aperture {
+            x: 20.3,
+            y: 18.0,
+            r: 4.0,
+        };
+        let m = a.mask((40, 44));
+        let inside = m.iter().filter(|v| **v == 1.0).count();
+        assert!(inside > 40 && inside < 60, "{inside}");
+        assert!(
+            m.sum().abs() < 1e-9,
+            "a flat background sums to 0: {}",
+            m.sum()
+        );
+        // A source inside only: its flux.
+        let src = Array2::from_shape_fn((40, 44), |(j, i)| {
+            if (i as f64 - 20.0).abs() < 1.0 && (j as f64 - 18.0).abs() < 1.0 {
+                5.0
+            } else {
+                0.0
+            }
+        });
+        let f: f64 = (&m * &src).sum();
+        assert!((f - 20.0).abs() < 1e-12, "{f}");
     }
 }

@@ -232,10 +232,14 @@ pub fn aperture_text(st: &ImagesState) -> Vec<String> {
     let n = st
         .built
         .as_ref()
-        .map_or(0, |b| a.mask(b.shape).iter().filter(|v| **v > 0.0).count());
+        .map_or(0, |b| a.mask(b.shape).iter().filter(|v| **v == 1.0).count());
     out.push(format!(
-        "aperture at ({:.1}, {:.1}), r = {:.1} px ({n} output px)",
-        a.x, a.y, a.r
+        "aperture at ({:.1}, {:.1}), r = {:.1} px ({n} output px), minus the annulus {}r–{}r mean",
+        a.x,
+        a.y,
+        a.r,
+        super::job::ANNULUS.0,
+        super::job::ANNULUS.1
     ));
     match st.frizzle.as_ref().and_then(|f| f.aperture) {
         Some((fa, flux, var)) if fa == a => out.push(format!(
@@ -277,7 +281,8 @@ fn status_line(st: &ImagesState, ui: &mut egui::Ui) {
             }
             (Some(d), None) => {
                 ui.label(format!(
-                    "drizzle: {:.0} ms{}",
+                    "drizzle: {:.0} ms{}{}",
+                    if st.settings.sky { ", inputs sky-matched by their medians" } else { "" },
                     d.elapsed.as_secs_f64() * 1e3,
                     if st.drizzle_gen == g { "" } else { " (recomputing…)" }
                 ));
