@@ -251,9 +251,10 @@ pub fn live_settings(s: &ImageSettings) -> FrizzleSettings {
     }
 }
 
-/// Beyond this many CG iterations per solve the window skips the stages that need many more
-/// solves (per-pixel variance probes, leave-one-out).
-pub const EXTRA_SOLVES_MAX_ITER: usize = 400;
+/// When one solve costs more than this (CG iterations x model pixels), the window skips the
+/// stages that need more solves (noise correlation, per-pixel variance, leave-one-out): the
+/// M/P-trap dither sequence (~1750 iterations x 146k pixels) would take many minutes more.
+pub const EXTRA_SOLVES_BUDGET: usize = 20_000_000;
 
 /// Probes of the per-pixel variance estimate beyond the exact size.
 pub const PROBES: usize = 16;
@@ -351,6 +352,18 @@ fn run_frizzle(
         }
         deliver(&out);
     }
+    if coeffs.iterations.saturating_mul(model.n_modes()) > EXTRA_SOLVES_BUDGET {
+        out.skipped = Some(format!(
+            "noise correlation, per-pixel σ and leave-one-out skipped: each needs solves like \
+             this one ({} CG iterations on {} model pixels)",
+            coeffs.iterations,
+            model.n_modes()
+        ));
+        out.complete = true;
+        out.elapsed = t0.elapsed();
+        deliver(&out);
+        return;
+    }
     if inbox.newer() {
         return;
     }
@@ -359,17 +372,6 @@ fn run_frizzle(
     out.noise = Some((model.noise_correlation(at), at));
     deliver(&out);
     if inbox.newer() {
-        return;
-    }
-    if coeffs.iterations > EXTRA_SOLVES_MAX_ITER {
-        out.skipped = Some(format!(
-            "per-pixel σ and leave-one-out skipped: each needs solves like this one ({} CG \
-             iterations; the dithers barely constrain the output)",
-            coeffs.iterations
-        ));
-        out.complete = true;
-        out.elapsed = t0.elapsed();
-        deliver(&out);
         return;
     }
     let exact = model.n_modes() + r.settings.exposures.len() <= 1200;

@@ -282,8 +282,12 @@ fn status_line(st: &ImagesState, ui: &mut egui::Ui) {
             (Some(d), None) => {
                 ui.label(format!(
                     "drizzle: {:.0} ms{}{}",
-                    if st.settings.sky { ", inputs sky-matched by their medians" } else { "" },
                     d.elapsed.as_secs_f64() * 1e3,
+                    if st.settings.sky {
+                        ", inputs sky-matched by their medians"
+                    } else {
+                        ""
+                    },
                     if st.drizzle_gen == g { "" } else { " (recomputing…)" }
                 ));
             }
@@ -586,6 +590,9 @@ fn noise_view(st: &ImagesState, ui: &mut egui::Ui) {
          Frizzle's from one column of its output covariance C* (one CG solve), drizzle's exact, \
          from its drop weights (drizzle's own VAR leaves this covariance out).",
     );
+    if let Some(why) = st.frizzle.as_ref().and_then(|f| f.skipped.as_ref()) {
+        ui.colored_label(ui.visuals().warn_fg_color, why);
+    }
     let f = st.frizzle.as_ref().and_then(|f| f.noise);
     let d = st.drizzle.as_ref().and_then(|d| d.noise);
     if let Some((_, at)) = f.or(d) {
