@@ -7,7 +7,7 @@
 //! Inline mode (tests) runs every stage inside [`Workers::submit`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,9 @@ pub struct Request {
     pub noise_at: Option<(usize, usize)>,
 }
 
+/// Correlation at lags 1..3 along x (row 0) and y (row 1), and the output pixel (y, x).
+pub type NoiseCorr = ([[f64; 3]; 2], (usize, usize));
+
 /// The forward model's products, filled stage by stage.
 #[derive(Clone, Debug, Default)]
 pub struct FrizzleOut {
@@ -91,7 +94,7 @@ pub struct FrizzleOut {
     /// The aperture and its (sum, exact variance).
     pub aperture: Option<(Aperture, f64, f64)>,
     /// Correlation at lags 1..3 along x (row 0) and y (row 1), and the pixel (y, x).
-    pub noise: Option<([[f64; 3]; 2], (usize, usize))>,
+    pub noise: Option<NoiseCorr>,
     /// Why the variance and leave-one-out stages were skipped, if they were.
     pub skipped: Option<String>,
     /// Every stage done.
@@ -114,7 +117,7 @@ pub struct DrizzleOut {
     /// Aperture (sum, exact variance with covariance, per-pixel VAR sum).
     pub aperture: Option<(Aperture, f64, f64, f64)>,
     /// Exact correlation of drizzle's SCI at lags 1..3 along x and y at a pixel.
-    pub noise: Option<([[f64; 3]; 2], (usize, usize))>,
+    pub noise: Option<NoiseCorr>,
     pub coverage: Arc<super::coverage::Coverage>,
     /// The sky offsets subtracted from drizzle's inputs (medians against the first included).
     pub sky: Vec<f64>,
@@ -194,11 +197,8 @@ impl Inbox {
     /// Whether a newer request is waiting (it is kept for the next round).
     fn newer(&mut self) -> bool {
         if let Some(rx) = &self.rx {
-            loop {
-                match rx.try_recv() {
-                    Ok(r) => self.next = Some(r),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
+            while let Ok(r) = rx.try_recv() {
+                self.next = Some(r);
             }
         }
         self.next.is_some()

@@ -53,6 +53,8 @@ impl ImageView {
 }
 
 type Loaded = (Vec<PathBuf>, Result<Inputs, String>);
+/// What was last submitted: inputs key, settings, aperture, noise pixel.
+type Submitted = (u64, ImageSettings, Option<Aperture>, Option<(usize, usize)>);
 
 /// The images mode's state.
 pub struct ImagesState {
@@ -78,7 +80,7 @@ pub struct ImagesState {
     workers: Option<Workers>,
     wake: Option<egui::Context>,
     generation: u64,
-    submitted: Option<(u64, ImageSettings, Option<Aperture>, Option<(usize, usize)>)>,
+    submitted: Option<Submitted>,
     /// The newest output grid and exposures (from the newest accepted generation).
     pub built: Option<Arc<Built>>,
     /// The newest results of each method (never from a generation older than the shown one;
