@@ -7,7 +7,10 @@
 #
 # Needs xvfb-run (Debian: apt-get install -y --no-install-recommends xvfb xauth).
 # FRIZZVIEW_VIEW scripts the view: x=LO:HI (Angstrom), layout=stacked|overlaid|single, visit=N,
-# frame=rest|observed, tab=spectra|noise|teaching, compare=overlay|difference.
+# frame=rest|observed, tab=spectra|noise|teaching, compare=overlay|difference; the images mode:
+# mode=images, iview=exposure|frizzle|drizzle|difference|residuals|noise|coverage, scale=S,
+# pixfrac=F, converge=on|off, sky=on|off, aperture=X:Y:R (output px), exposure=N, stretch=linear|asinh,
+# pct=LO:HI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -44,4 +47,21 @@ if [ -d "$multi" ]; then
   shot multistar "" "$multi"/apVisit-*.fits
 else
   echo "skipped screenshots/multistar.png: $multi is absent"
+fi
+# The images mode (needs ../shared/data/images beside the clone). Real DECam (legacypipe
+# testcase3, the three z-band exposures, TPV WCS): the forward model with an aperture on the
+# galaxy. The bridge dither sequence (10 frames, exact shifts, x3; noise-free frames of one
+# scene, no sky offsets to fit: sky=off): the live path, CG stopped at 300 iterations and labelled
+# so (converge=on solves to convergence: the M/P trap, ~1750 iterations, ~20 min under load).
+imgs="../shared/data/images"
+if [ -d "$imgs/legacypipe" ] && [ -d "$imgs/bridge" ]; then
+  cp3="$imgs/legacypipe/testcase3/images/decam/CP/V4.8.2a"
+  shot images_decam "iview=frizzle,aperture=24:20:5" \
+    "$cp3"/CP20140818/c4d_140818_232043_ooi_z_ls9.N12.fits \
+    "$cp3"/CP20150411/c4d_150412_073257_ooi_z_ls9.N11.fits \
+    "$cp3"/CP20180217/c4d_180218_090701_ooi_z_ls9.N10.fits
+  shot images_dither "scale=3,converge=off,sky=off,stretch=linear,iview=frizzle" \
+    "$imgs"/bridge/bridge_sequence_fig1.tif "$imgs"/bridge/shifts_fig1.txt
+else
+  echo "skipped screenshots/images_*.png: $imgs is absent"
 fi

@@ -117,6 +117,12 @@ fn native_dialog(kind: DialogKind) -> Vec<PathBuf> {
     match kind {
         DialogKind::OpenFiles => d
             .add_filter("spectra", &["fits", "fit", "fits.gz", "npz", "csv", "tsv"])
+            .add_filter(
+                "images",
+                &[
+                    "fits", "fit", "fits.gz", "fits.fz", "npy", "tif", "tiff", "txt", "csv",
+                ],
+            )
             .pick_files()
             .unwrap_or_default(),
         DialogKind::OpenSession => d

@@ -12,6 +12,7 @@
 pub mod demo;
 pub mod fetch_ui;
 pub mod files;
+pub mod images;
 pub mod jobs;
 pub mod options_ui;
 pub mod plot_ui;
@@ -54,7 +55,9 @@ pub fn run(
     demo: Option<String>,
     screenshot: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    let image_demo = demo.as_deref() == Some("images");
     let demo = match demo {
+        Some(_) if image_demo => None,
         Some(name) => Some(Demo::parse(&name)?),
         None if files.is_empty() => Some(Demo::Apogee),
         None => None,
@@ -90,6 +93,7 @@ pub fn run(
             app.screenshot = screenshot.map(ScreenshotJob::new);
             match demo {
                 Some(d) => app.open_demo(d),
+                None if image_demo => app.images.open_demo(),
                 None => app.open_files(files),
             }
             if let Ok(spec) = std::env::var("FRIZZVIEW_VIEW") {
@@ -288,6 +292,8 @@ pub struct FrizzApp {
     pub fetch_job: Option<fetch_ui::FetchJob>,
     /// The fields of the fetch dialog.
     pub fetch_dialog: fetch_ui::FetchDialog,
+    /// The images mode.
+    pub images: images::ImagesState,
 }
 
 impl std::fmt::Debug for FrizzApp {
@@ -306,6 +312,7 @@ impl FrizzApp {
         let prefs = prefs.unwrap_or_default();
         let (png_tx, png_rx) = mpsc::channel();
         let jobs = jobs::Jobs::new(engine.is_threaded());
+        let images = images::ImagesState::new(engine.is_threaded());
         Self {
             data: Arc::new(Dataset::default()),
             data_key: 0,
@@ -336,6 +343,7 @@ impl FrizzApp {
             fetch_config: crate::fetch::FetchConfig::from_env(),
             fetch_job: None,
             fetch_dialog: fetch_ui::FetchDialog::default(),
+            images,
         }
     }
 
@@ -443,6 +451,10 @@ impl FrizzApp {
         if paths.is_empty() {
             return;
         }
+        if images::inputs::route_to_images(&paths, self.images.active) {
+            return self.images.open_files(paths);
+        }
+        self.images.active = false;
         // An apStar or allVisit added to open visit files describes them: read all together.
         let (paths, replace) = if replace || self.files.is_empty() {
             (paths, replace)
@@ -550,7 +562,7 @@ impl FrizzApp {
         self.push_message(Message { text, error: true });
     }
 
-    fn report_info(&mut self, text: String) {
+    pub(crate) fn report_info(&mut self, text: String) {
         self.push_message(Message { text, error: false });
     }
 
@@ -683,6 +695,11 @@ impl FrizzApp {
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        if self.images.active {
+            images::show(self, ui);
+            self.screenshots(&ctx);
+            return;
+        }
         // The teaching panel has its own controls; the combination settings would only confuse.
         if self.view.tab != Tab::Teaching {
             egui::Panel::left("options")
@@ -756,6 +773,9 @@ impl FrizzApp {
                 }
             });
             ui.menu_button("Demo", |ui| {
+                if ui.button("Images: synthetic dithered stars").clicked() {
+                    self.images.open_demo();
+                }
                 if ui.button("Synthetic APOGEE star").clicked() {
                     self.open_demo(Demo::Apogee);
                 }
@@ -770,11 +790,33 @@ impl FrizzApp {
                 }
             });
             ui.separator();
-            ui.selectable_value(&mut self.view.tab, Tab::Spectra, "Spectra");
-            ui.selectable_value(&mut self.view.tab, Tab::Noise, "Noise correlation");
-            ui.selectable_value(&mut self.view.tab, Tab::Teaching, "Teaching");
+            // The mode switch: spectra (three tabs) or images.
+            let spectra = !self.images.active;
+            for (tab, label) in [
+                (Tab::Spectra, "Spectra"),
+                (Tab::Noise, "Noise correlation"),
+                (Tab::Teaching, "Teaching"),
+            ] {
+                if ui
+                    .selectable_label(spectra && self.view.tab == tab, label)
+                    .clicked()
+                {
+                    self.view.tab = tab;
+                    self.images.active = false;
+                }
+            }
+            if ui.selectable_label(!spectra, "Images").clicked() && spectra {
+                self.images.active = true;
+                if self.images.inputs.is_none() && self.images.loading.is_none() {
+                    self.images.open_demo();
+                }
+            }
             ui.separator();
-            ui.label(egui::RichText::new(&self.data.name).strong());
+            if spectra {
+                ui.label(egui::RichText::new(&self.data.name).strong());
+            } else if let Some(i) = &self.images.inputs {
+                ui.label(egui::RichText::new(&i.name).strong());
+            }
         });
     }
 

@@ -49,10 +49,14 @@ impl FrizzApp {
             return;
         };
         job.frames += 1;
-        if self.result.is_some() || self.error.is_some() {
+        let images = self.images.active;
+        if (!images && (self.result.is_some() || self.error.is_some()))
+            || (images && self.images.settled())
+        {
             job.frames_after_result += 1;
         }
-        let ready = job.frames_after_result >= 4 || job.frames >= 3000;
+        // The images mode's forward model may take minutes (the M/P trap): wait for it.
+        let ready = job.frames_after_result >= 4 || (job.frames >= 3000 && !images);
         if ready && !job.requested && !self.engine.is_busy() {
             job.requested = true;
             request_png(ctx, job.path.clone(), Arc::clone(&job.done));

@@ -32,6 +32,17 @@ impl FrizzApp {
                     Some(crate::settings::StandardSettings::default()),
                 ),
                 ("dialog", "fetch") => set(&mut self.fetch_dialog.open, true),
+                (
+                    "mode" | "iview" | "scale" | "pixfrac" | "converge" | "sky" | "aperture"
+                    | "exposure" | "stretch" | "pct",
+                    v,
+                ) => match self.images.apply_item(key, v) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        self.report_error(e);
+                        true
+                    }
+                },
                 ("visit", v) => v
                     .parse::<usize>()
                     .ok()

@@ -50,6 +50,8 @@ mod ui_companions;
 #[cfg(feature = "gui")]
 mod ui_hostile;
 #[cfg(feature = "gui")]
+mod ui_images;
+#[cfg(feature = "gui")]
 mod ui_velocity;
 mod ui_yrange;
 mod velocity;
