@@ -706,9 +706,9 @@ mod tests {
             "a flat background sums to 0: {}",
             m.sum()
         );
-        // A source inside only: its flux.
+        // A source inside only (2 x 2 pixels of 5): its flux.
         let src = Array2::from_shape_fn((40, 44), |(j, i)| {
-            if (i as f64 - 20.0).abs() < 1.0 && (j as f64 - 18.0).abs() < 1.0 {
+            if (20..=21).contains(&i) && (18..=19).contains(&j) {
                 5.0
             } else {
                 0.0
