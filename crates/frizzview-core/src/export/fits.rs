@@ -50,13 +50,21 @@ pub fn write_fits(
     })
 }
 
-type R<T> = Result<T, String>;
+/// What the FITS writers return: errors as text naming the card or HDU.
+pub(crate) type R<T> = Result<T, String>;
 
-fn fe(e: impl std::fmt::Display) -> String {
+/// A FITS library error as text.
+pub(crate) fn fe(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-fn key<T: fitsio::headers::WritesKey>(f: &mut FitsFile, h: &FitsHdu, name: &str, v: T) -> R<()> {
+/// Write one header card, the error naming it (shared with the image mode's export).
+pub(crate) fn key<T: fitsio::headers::WritesKey>(
+    f: &mut FitsFile,
+    h: &FitsHdu,
+    name: &str,
+    v: T,
+) -> R<()> {
     h.write_key(f, name, v)
         .map_err(|e| format!("header card {name}: {e}"))
 }

@@ -22,16 +22,7 @@ use super::pipeline::{ImageProducts, Prepared, variance_label};
 use super::wcs::{CardValue, Wcs};
 use crate::io::error::SaveError;
 
-type R<T> = Result<T, String>;
-
-fn fe(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-fn key<T: fitsio::headers::WritesKey>(f: &mut FitsFile, h: &FitsHdu, name: &str, v: T) -> R<()> {
-    h.write_key(f, name, v)
-        .map_err(|e| format!("header card {name}: {e}"))
-}
+use crate::export::fits::{R, fe, key};
 
 fn wcs_cards(f: &mut FitsFile, h: &FitsHdu, w: Option<&Wcs>) -> R<()> {
     if let Some(w) = w {
