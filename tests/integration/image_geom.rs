@@ -39,30 +39,6 @@ fn images_dir(test: &str) -> Option<PathBuf> {
     None
 }
 
-/// A Python with astropy, from `$FRIZZVIEW_PYTHON`, or `None` with a message outside CI.
-fn astropy_python(test: &str) -> Option<String> {
-    let py = std::env::var("FRIZZVIEW_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty());
-    let ok = py.as_ref().is_some_and(|p| {
-        Command::new(p)
-            .args(["-c", "import astropy, numpy"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if ok {
-        return py;
-    }
-    assert!(
-        !under_ci(),
-        "{test}: $FRIZZVIEW_PYTHON ({py:?}) is not a Python with astropy and numpy under CI"
-    );
-    eprintln!(
-        "{test}: skipped: set FRIZZVIEW_PYTHON to a Python with astropy and numpy to compare the WCS with astropy"
-    );
-    None
-}
-
 /// Every `*_ooi_*.fits` under `dir`, sorted by file name (= date order).
 fn ooi_files(dir: &Path) -> Vec<PathBuf> {
     fn walk(d: &Path, out: &mut Vec<PathBuf>) {
@@ -218,7 +194,7 @@ fn load_all_decam(d: &Path) -> Vec<ImageExposure> {
 fn decam_tpv_matches_astropy_over_every_pixel() {
     let test = "decam_tpv_matches_astropy_over_every_pixel";
     let Some(d) = images_dir(test) else { return };
-    let Some(py) = astropy_python(test) else {
+    let Some(py) = super::shared::astropy_python(test) else {
         return;
     };
     let exps = load_all_decam(&d);
@@ -257,7 +233,7 @@ fn decam_tpv_matches_astropy_over_every_pixel() {
 #[test]
 fn tan_and_sip_match_astropy_on_synthetic_headers() {
     let test = "tan_and_sip_match_astropy_on_synthetic_headers";
-    let Some(py) = astropy_python(test) else {
+    let Some(py) = super::shared::astropy_python(test) else {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");

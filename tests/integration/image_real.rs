@@ -376,21 +376,9 @@ fn image_fits_export_wcs_matches_astropy() {
     let Some(dir) = case_dir("image_fits_export", "testcase3") else {
         return;
     };
-    let py = std::env::var("FRIZZVIEW_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty());
-    let ok = py.as_ref().is_some_and(|p| {
-        Command::new(p)
-            .args(["-c", "import astropy, numpy"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !ok {
-        assert!(!ci(), "FRIZZVIEW_PYTHON ({py:?}) has no astropy under CI");
-        eprintln!("image_fits_export: skipped: FRIZZVIEW_PYTHON with astropy is not set");
+    let Some(py) = super::shared::astropy_python("image_fits_export") else {
         return;
-    }
-    let py = py.expect("python");
+    };
     let paths = band_images(&dir, 'z');
     let opts = PipelineOptions {
         frizzle: frizzview_core::image::frizzle2d::FrizzleSettings {

@@ -3,6 +3,7 @@
 //! under `CI=true`, where its absence is a failure (so CI can never pass without running them).
 
 use std::path::PathBuf;
+use std::process::Command;
 
 /// Whether the tests run under CI (`CI=true`).
 pub fn under_ci() -> bool {
@@ -29,6 +30,30 @@ pub fn data(sub: &str, test: &str) -> Option<PathBuf> {
     eprintln!(
         "{test}: skipped: {} is absent (these tests need ../shared/data)",
         d.display()
+    );
+    None
+}
+
+/// A Python with astropy, from `$FRIZZVIEW_PYTHON`, or `None` with a message outside CI.
+pub fn astropy_python(test: &str) -> Option<String> {
+    let py = std::env::var("FRIZZVIEW_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let ok = py.as_ref().is_some_and(|p| {
+        Command::new(p)
+            .args(["-c", "import astropy, numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if ok {
+        return py;
+    }
+    assert!(
+        !under_ci(),
+        "{test}: $FRIZZVIEW_PYTHON ({py:?}) is not a Python with astropy and numpy under CI"
+    );
+    eprintln!(
+        "{test}: skipped: set FRIZZVIEW_PYTHON to a Python with astropy and numpy to compare the WCS with astropy"
     );
     None
 }
