@@ -224,7 +224,9 @@ pub fn run(inp: &Input<'_>) -> Result<Output, String> {
             if inp.dense_by_columns {
                 trench::covariance_by_columns(&sys.inv, &u)
             } else {
-                trench::dense_covariance(&sys.inv, &u).0
+                let mut c = crate::spare::take(u.len());
+                trench::dense_covariance_into(&sys.inv, &u, c.view_mut());
+                c
             }
         })
     };

@@ -10,6 +10,8 @@ mod compat;
 mod data;
 mod image;
 mod opts;
+mod pools;
+mod spare;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,7 +36,11 @@ pub(crate) fn survey_defaults(data: &Dataset) -> Settings {
 }
 
 /// A rayon pool for one call: `threads` workers (`None` = the CPUs this process may use).
-fn pool(threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
+///
+/// The pool of the previous call with the same thread count is reused when no other call is
+/// using it (see [`pools`]); a call made while another runs gets a pool of its own, so
+/// concurrent calls never share workers.
+fn pool(threads: Option<usize>) -> PyResult<pools::Lease> {
     let n = match threads {
         Some(0) => {
             return Err(PyValueError::new_err(
@@ -44,10 +50,7 @@ fn pool(threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build()
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start {n} threads: {e}")))
+    pools::lease(n).map_err(|e| PyRuntimeError::new_err(format!("cannot start {n} threads: {e}")))
 }
 
 /// The fitted Fourier series of `frizzview.frizzle` (`meta["model"]`): f(λ) at any λ.
@@ -131,7 +134,7 @@ fn frizzle_compat<'py>(
         .map_err(PyValueError::new_err)?;
     let n = out.y.len();
     let c = match out.dense.take() {
-        Some(d) => PyArray2::from_owned_array(py, d),
+        Some(d) => spare::to_numpy(py, d)?,
         None => {
             let mut b = ndarray::Array2::<f64>::from_elem((out.band.len(), n), f64::NAN);
             for (k, row) in out.band.iter().enumerate() {
