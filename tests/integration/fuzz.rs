@@ -1383,7 +1383,7 @@ fn cli_refuses_a_file_cfitsio_divides_by_zero_on() {
 /// FLUX CONVERSION image) and from synthetic rows (allVisit DR19); `fuzz_file` takes the absolute
 /// path (`Path::join` of an absolute path is that path).
 fn sdss5_fixtures(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    use frizzview::io::write_layouts as wl;
+    use frizzview_core::testkit::write_layouts as wl;
     let visit = wl::rewrite_apvisit(
         &fixture("apVisit-r13-5095-55844-128.fits"),
         dir,
@@ -1412,7 +1412,7 @@ fn sdss5_fixtures(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 
 /// A DR19-layout apStar of two synthetic visits (smooth spectra with a few lines).
 fn sdss5_apstar(dir: &Path) -> std::path::PathBuf {
-    use frizzview::io::write_layouts as wl;
+    use frizzview_core::testkit::write_layouts as wl;
     let n = 8575;
     let row = |depth: f64| -> (Vec<f64>, Vec<f64>) {
         let f = (0..n)
@@ -1470,7 +1470,7 @@ fn fuzz_allvisit_reader() {
 /// A LAMOST MRS file (two exposures, both arms, the coadds) written by the layout's fixture writer.
 #[test]
 fn fuzz_lamost_mrs_reader() {
-    use frizzview::io::write_layouts as wl;
+    use frizzview_core::testkit::write_layouts as wl;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = wl::write_lamost_mrs(dir.path(), &wl::lamost_mrs_example(58_268, 2, 48))
         .expect("LAMOST fixture");

@@ -26,9 +26,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::apvisit::BAD_ERROR;
-use super::error::{LoadError, LoadErrorKind};
-use super::fits::{self, HduDesc};
+use super::apogee::BAD_ERROR;
+use super::stats::median;
+use crate::io::error::{LoadError, LoadErrorKind};
+use crate::io::fits::{self, HduDesc};
+use crate::io::reader::{Confidence, Format, Probe, Reader};
 use crate::model::barycentric::{Observatory, barycentric_correction};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
 
@@ -125,7 +127,7 @@ fn text_col(
     };
     use fitsio::tables::ColumnDataType as T;
     let v = if matches!(typ, T::Text | T::String) {
-        super::fits_disk::read_str_col(f, &d.hdu, name.as_str(), 0, None)
+        crate::io::fits::disk::read_str_col(f, &d.hdu, name.as_str(), 0, None)
             .map_err(|e| LoadError::invalid(path, format!("column '{name}' of {}", d.label()), e))?
             .into_iter()
             .map(|s| s.trim().to_owned())
@@ -552,15 +554,6 @@ fn read_chip(path: &Path, sel: Option<&StarSelector>) -> Result<ChipRow, LoadErr
     })
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
 /// Build one visit from the chips of one exposure (sorted a, b, c).
 fn exposure_visit(num: u64, mut chips: Vec<ChipRow>) -> Result<Visit, LoadError> {
     chips.sort_by_key(|c| c.chip);
@@ -868,4 +861,23 @@ pub fn read_behind_visit(
         .collect();
     d.visits = visits;
     Ok(d)
+}
+
+/// The apCframe reader (one chip of one exposure), by its HDUs and cards.
+pub struct ApCframeReader;
+
+impl Reader for ApCframeReader {
+    fn format(&self) -> Format {
+        Format::ApCframe
+    }
+    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
+        let path = probe.path();
+        let Some((f, hdus)) = probe.fits()? else {
+            return Ok(None);
+        };
+        Ok((looks_like(f, path, hdus)).then_some(Confidence::CERTAIN))
+    }
+    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
+        read_exposures(&[path.to_path_buf()], None)
+    }
 }

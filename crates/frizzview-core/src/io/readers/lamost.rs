@@ -57,8 +57,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::error::LoadError;
-use super::fits::{self, HduDesc};
+use crate::io::error::LoadError;
+use crate::io::fits::{self, HduDesc};
+use crate::io::reader::{Confidence, Format, Probe, Reader};
 use crate::model::barycentric::{self, Observatory};
 use crate::model::{
     Dataset, OutputGrid, RESAMPLED_CARD, Spectrum, Survey, VelocityKind, Visit, VisitArrays,
@@ -129,25 +130,13 @@ pub fn coadd_hdu(name: &str) -> Option<Arm> {
     }
 }
 
-fn has_col(d: &HduDesc, col: &str) -> bool {
-    d.table()
-        .is_some_and(|(cols, _)| cols.iter().any(|c| c.0.eq_ignore_ascii_case(col)))
-}
-
-/// The table's own spelling of a column.
-fn cn(d: &HduDesc, col: &str) -> String {
-    d.table()
-        .and_then(|(cols, _)| cols.into_iter().find(|c| c.0.eq_ignore_ascii_case(col)))
-        .map_or_else(|| col.to_owned(), |c| c.0)
-}
-
 /// True if the HDUs look like a LAMOST MRS file: a table named `COADD_B`/`COADD_R`, or an
 /// exposure table `B-<LMJM>`/`R-<LMJM>` with a LOGLAM column.
 pub(crate) fn looks_like(hdus: &[HduDesc]) -> bool {
     hdus.iter().any(|h| {
         h.table().is_some()
             && (coadd_hdu(&h.name).is_some()
-                || (exposure_hdu(&h.name).is_some() && has_col(h, "LOGLAM")))
+                || (exposure_hdu(&h.name).is_some() && h.has_column("LOGLAM")))
     })
 }
 
@@ -177,22 +166,22 @@ fn read_arm(
     mask_col: Option<&str>,
 ) -> Result<ArmData, LoadError> {
     for col in ["LOGLAM", "FLUX", "IVAR"] {
-        if !has_col(d, col) {
+        if !d.has_column(col) {
             return Err(LoadError::missing(
                 path,
                 format!("column '{col}' of {}", d.label()),
             ));
         }
     }
-    let mut loglam = fits::column_f64(f, path, d, &cn(d, "LOGLAM"))?;
-    let mut flux = fits::column_f64(f, path, d, &cn(d, "FLUX"))?;
-    let mut ivar = fits::column_f64(f, path, d, &cn(d, "IVAR"))?;
+    let mut loglam = fits::column_f64(f, path, d, &d.column_spelling("LOGLAM"))?;
+    let mut flux = fits::column_f64(f, path, d, &d.column_spelling("FLUX"))?;
+    let mut ivar = fits::column_f64(f, path, d, &d.column_spelling("IVAR"))?;
     if loglam.is_empty() {
         return Err(LoadError::invalid(path, d.label(), "the table has no rows"));
     }
-    let no_mask = mask_col.is_some_and(|c| !has_col(d, c));
+    let no_mask = mask_col.is_some_and(|c| !d.has_column(c));
     let mut mask = match mask_col {
-        Some(c) if has_col(d, c) => fits::column_bits(f, path, d, &cn(d, c))?,
+        Some(c) if d.has_column(c) => fits::column_bits(f, path, d, &d.column_spelling(c))?,
         _ => vec![0; loglam.len()],
     };
     for (what, n) in [
@@ -271,7 +260,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
     let mut f = fits::open(path)?;
     let hdus = fits::hdus(&mut f, path)?;
     let prim = hdus.first();
-    let stem = super::gz::stem(path).unwrap_or_else(|| "lamost".into());
+    let stem = crate::io::fits::gz::stem(path).unwrap_or_else(|| "lamost".into());
     let objname = card(&mut f, prim, "OBJNAME");
     let desig = card(&mut f, prim, "DESIG");
     let object = objname
@@ -585,6 +574,24 @@ fn coadd_lattice(coadds: &[(Arm, ArmData)]) -> Option<OutputGrid> {
         return None;
     }
     Some(OutputGrid::log_linear(start, step, n_f as usize))
+}
+
+/// The LAMOST MRS reader, by its HDU names.
+pub struct LamostMrsReader;
+
+impl Reader for LamostMrsReader {
+    fn format(&self) -> Format {
+        Format::LamostMrs
+    }
+    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
+        let Some((_, hdus)) = probe.fits()? else {
+            return Ok(None);
+        };
+        Ok((looks_like(hdus)).then_some(Confidence::CERTAIN))
+    }
+    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
+        read(path)
+    }
 }
 
 #[cfg(test)]
