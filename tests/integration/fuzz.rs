@@ -1486,3 +1486,56 @@ fn fuzz_lamost_mrs_reader() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(c.runs >= (cases() / 2) as usize && c.refused > 0);
 }
+
+/// Every reader of the registry has a fuzz target above: the formats the targets' files are
+/// detected as cover `Registry::builtin().readers()`, but for the ones named here with why. A
+/// reader registered without a fuzz target fails this test (it runs no mutation).
+#[test]
+fn every_registered_reader_has_a_fuzz_target() {
+    use frizzview_core::testkit::write_layouts as wl;
+    const NOT_FUZZED: [(&str, &str); 2] = [
+        (
+            "frizzview result",
+            "refused on its FVSETN card before anything reads it",
+        ),
+        (
+            "FITS table",
+            "the generic reader: the mutants no specific reader claims any more reach it",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (visit_dr19, allvisit) = sdss5_fixtures(dir.path());
+    let mut files: Vec<std::path::PathBuf> = [
+        "apVisit-r13-5095-55844-128.fits",
+        "spec-3586-55181-0500.fits",
+        "apCframe-b-42380011.fits",
+        "spec-003586-55181-27021600000000500.fits",
+        "mwmVisit-0.6.0-63050396587.fits",
+        "reference/case_a_f64_input.npz",
+        "small.csv",
+    ]
+    .iter()
+    .map(|n| fixture(n))
+    .collect();
+    files.extend([visit_dr19, allvisit, sdss5_apstar(dir.path())]);
+    files.push(
+        wl::write_lamost_mrs(dir.path(), &wl::lamost_mrs_example(58_268, 2, 48))
+            .expect("LAMOST fixture"),
+    );
+    let fuzzed: Vec<frizzview::io::Format> = files
+        .iter()
+        .map(|f| frizzview::io::detect_format(f).expect("a target's file is read"))
+        .collect();
+    for r in frizzview::io::Registry::builtin().readers() {
+        let name = r.format().name();
+        let exempt = NOT_FUZZED.iter().any(|(n, _)| *n == name);
+        assert!(
+            fuzzed.contains(&r.format()) || exempt,
+            "the reader of {name} has no fuzz target: add one (a #[test] calling fuzz_file)"
+        );
+        assert!(
+            !(exempt && fuzzed.contains(&r.format())),
+            "{name} is fuzzed: take it off NOT_FUZZED"
+        );
+    }
+}

@@ -124,6 +124,57 @@ impl<'a> Probe<'a> {
     }
 }
 
+/// How a companion format is read ([`FitsFormat::companion`]).
+pub(crate) type ReadCompanion = fn(&Path) -> Result<CompanionTable, LoadError>;
+
+/// A FITS format recognised from its HDUs and header cards alone: a reader made of two functions
+/// (most FITS readers are one of these).
+pub(crate) struct FitsFormat {
+    /// The format's name.
+    pub format: Format,
+    /// Whether the open file (its HDUs, its cards, its name) is this format.
+    pub looks_like: fn(&mut FitsFile, &Path, &[HduDesc]) -> bool,
+    /// Read a file of this format.
+    pub read: fn(&Path) -> Result<Dataset, LoadError>,
+    /// For a companion format ([`Reader::is_companion`]): read it as one.
+    pub companion: Option<ReadCompanion>,
+}
+
+impl Reader for FitsFormat {
+    fn format(&self) -> Format {
+        self.format
+    }
+    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
+        let path = probe.path();
+        let Some((f, hdus)) = probe.fits()? else {
+            return Ok(None);
+        };
+        Ok((self.looks_like)(f, path, hdus).then_some(Confidence::CERTAIN))
+    }
+    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
+        (self.read)(path)
+    }
+    fn is_companion(&self) -> bool {
+        self.companion.is_some()
+    }
+    fn read_companion(&self, path: &Path) -> Result<CompanionTable, LoadError> {
+        match self.companion {
+            Some(read) => read(path),
+            None => Err(not_a_companion(self.format, path)),
+        }
+    }
+}
+
+/// The error of [`Reader::read_companion`] on a format that describes no other files.
+fn not_a_companion(format: Format, path: &Path) -> LoadError {
+    LoadError::new(
+        path,
+        crate::io::error::LoadErrorKind::Unrecognised(format!(
+            "a {format} file does not describe other files"
+        )),
+    )
+}
+
 /// One input format. Implement it in a module of [`crate::io::readers`] and add the reader to the
 /// list in [`crate::io::registry`]: nothing else names formats.
 pub trait Reader: Sync {
@@ -145,12 +196,6 @@ pub trait Reader: Sync {
 
     /// Read a companion file (only called when [`Reader::is_companion`]).
     fn read_companion(&self, path: &Path) -> Result<CompanionTable, LoadError> {
-        Err(LoadError::new(
-            path,
-            crate::io::error::LoadErrorKind::Unrecognised(format!(
-                "a {} file does not describe other files",
-                self.format()
-            )),
-        ))
+        Err(not_a_companion(self.format(), path))
     }
 }

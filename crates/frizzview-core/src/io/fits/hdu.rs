@@ -187,6 +187,20 @@ pub(crate) fn check_rows(f: &mut FitsFile, path: &Path, d: &HduDesc) -> Result<(
     Ok(())
 }
 
+/// Text column `name` (the table's spelling), each value trimmed.
+pub(crate) fn column_text(
+    f: &mut FitsFile,
+    path: &Path,
+    d: &HduDesc,
+    name: &str,
+) -> Result<Vec<String>, LoadError> {
+    Ok(super::disk::read_str_col(f, &d.hdu, name, 0, None)
+        .map_err(|e| LoadError::invalid(path, format!("column '{name}' of {}", d.label()), e))?
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .collect())
+}
+
 /// Refuse a column read from an HDU that is not a table, or that claims more rows than the file
 /// could hold; `what` names the column.
 fn check_table(

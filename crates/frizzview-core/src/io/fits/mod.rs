@@ -12,7 +12,8 @@ pub mod open;
 
 pub(crate) use disk::OpenFits;
 pub(crate) use hdu::{
-    HduDesc, check_rows, column_bits, column_f64, hdus, image_f64, key_f64, key_string, label,
+    HduDesc, check_rows, column_bits, column_f64, column_text, hdus, image_f64, key_f64,
+    key_string, label,
 };
 pub use open::{ReadSandbox, guarded_panics, preflight, run_guarded, set_read_sandbox};
 pub(crate) use open::{guard, open};

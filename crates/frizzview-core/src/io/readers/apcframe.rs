@@ -30,7 +30,7 @@ use super::apogee::BAD_ERROR;
 use super::stats::median;
 use crate::io::error::{LoadError, LoadErrorKind};
 use crate::io::fits::{self, HduDesc};
-use crate::io::reader::{Confidence, Format, Probe, Reader};
+use crate::io::reader::{FitsFormat, Format};
 use crate::model::barycentric::{Observatory, barycentric_correction};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
 
@@ -127,11 +127,7 @@ fn text_col(
     };
     use fitsio::tables::ColumnDataType as T;
     let v = if matches!(typ, T::Text | T::String) {
-        crate::io::fits::disk::read_str_col(f, &d.hdu, name.as_str(), 0, None)
-            .map_err(|e| LoadError::invalid(path, format!("column '{name}' of {}", d.label()), e))?
-            .into_iter()
-            .map(|s| s.trim().to_owned())
-            .collect()
+        fits::column_text(f, path, d, name)?
     } else {
         fits::column_f64(f, path, d, name)?
             .into_iter()
@@ -864,20 +860,9 @@ pub fn read_behind_visit(
 }
 
 /// The apCframe reader (one chip of one exposure), by its HDUs and cards.
-pub struct ApCframeReader;
-
-impl Reader for ApCframeReader {
-    fn format(&self) -> Format {
-        Format::ApCframe
-    }
-    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
-        let path = probe.path();
-        let Some((f, hdus)) = probe.fits()? else {
-            return Ok(None);
-        };
-        Ok((looks_like(f, path, hdus)).then_some(Confidence::CERTAIN))
-    }
-    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
-        read_exposures(&[path.to_path_buf()], None)
-    }
-}
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::ApCframe,
+    looks_like,
+    read: |path| read_exposures(&[path.to_path_buf()], None),
+    companion: None,
+};

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use super::apogee::{BAD_ERROR, named_hdu};
 use crate::io::error::LoadError;
 use crate::io::fits::{self, HduDesc};
-use crate::io::reader::{CompanionTable, Confidence, Format, Probe, Reader};
+use crate::io::reader::{CompanionTable, FitsFormat, Format};
 use crate::io::survey::survey_rv::{self, VelocityTable};
 use crate::model::{Dataset, Spectrum, Survey, Visit, VisitArrays, VisitMeta};
 
@@ -271,33 +271,17 @@ pub fn read_alone(path: &Path) -> Result<Dataset, LoadError> {
 
 /// The apStar reader: alone, its resampled visits; beside apVisit files, a companion (their
 /// velocities and the pipeline's coadd).
-pub struct ApStarReader;
-
-impl Reader for ApStarReader {
-    fn format(&self) -> Format {
-        Format::ApStar
-    }
-    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
-        let path = probe.path();
-        let Some((f, hdus)) = probe.fits()? else {
-            return Ok(None);
-        };
-        Ok(
-            (super::apvisit::classify(f, path, hdus) == super::apvisit::ApogeeKind::Star)
-                .then_some(Confidence::CERTAIN),
-        )
-    }
-    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
-        read_alone(path)
-    }
-    fn is_companion(&self) -> bool {
-        true
-    }
-    fn read_companion(&self, path: &Path) -> Result<CompanionTable, LoadError> {
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::ApStar,
+    looks_like: |f, path, hdus| {
+        super::apvisit::classify(f, path, hdus) == super::apvisit::ApogeeKind::Star
+    },
+    read: read_alone,
+    companion: Some(|path| {
         let c = read_companion(path)?;
         Ok(CompanionTable {
             velocities: c.velocities,
             coadd: Some(c.coadd),
         })
-    }
-}
+    }),
+};

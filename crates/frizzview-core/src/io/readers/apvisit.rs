@@ -34,7 +34,7 @@ use std::sync::Arc;
 use super::apogee::named_hdu;
 use crate::io::error::LoadError;
 use crate::io::fits::{self, HduDesc};
-use crate::io::reader::{Confidence, Format, Probe, Reader};
+use crate::io::reader::{FitsFormat, Format};
 use crate::io::survey::apogee_names::{self, ApogeeName, Release};
 use crate::model::barycentric::{Observatory, barycentric_correction};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
@@ -510,20 +510,9 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
 }
 
 /// The apVisit reader, by the primary header and the HDU structure ([`classify`]).
-pub struct ApVisitReader;
-
-impl Reader for ApVisitReader {
-    fn format(&self) -> Format {
-        Format::ApVisit
-    }
-    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
-        let path = probe.path();
-        let Some((f, hdus)) = probe.fits()? else {
-            return Ok(None);
-        };
-        Ok((classify(f, path, hdus) == ApogeeKind::Visit).then_some(Confidence::CERTAIN))
-    }
-    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
-        read(path)
-    }
-}
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::ApVisit,
+    looks_like: |f, path, hdus| classify(f, path, hdus) == ApogeeKind::Visit,
+    read,
+    companion: None,
+};

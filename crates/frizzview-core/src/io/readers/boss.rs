@@ -22,7 +22,7 @@ use std::sync::Arc;
 use super::stats::median;
 use crate::io::error::LoadError;
 use crate::io::fits::{self, HduDesc};
-use crate::io::reader::{Confidence, Format, Probe, Reader};
+use crate::io::reader::{FitsFormat, Format};
 use crate::model::{C_KMS, Dataset, Spectrum, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
 
 /// True if an EXTNAME names a per-exposure camera HDU (`B1-...`, `R2-...`).
@@ -332,19 +332,9 @@ fn read_exposure_v6(
 }
 
 /// The BOSS spec reader, by its HDUs.
-pub struct BossSpecReader;
-
-impl Reader for BossSpecReader {
-    fn format(&self) -> Format {
-        Format::BossSpec
-    }
-    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
-        let Some((_, hdus)) = probe.fits()? else {
-            return Ok(None);
-        };
-        Ok((looks_like(hdus)).then_some(Confidence::CERTAIN))
-    }
-    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
-        read(path)
-    }
-}
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::BossSpec,
+    looks_like: |_, _, hdus| looks_like(hdus),
+    read,
+    companion: None,
+};

@@ -59,7 +59,7 @@ use std::sync::Arc;
 
 use crate::io::error::LoadError;
 use crate::io::fits::{self, HduDesc};
-use crate::io::reader::{Confidence, Format, Probe, Reader};
+use crate::io::reader::{FitsFormat, Format};
 use crate::model::barycentric::{self, Observatory};
 use crate::model::{
     Dataset, OutputGrid, RESAMPLED_CARD, Spectrum, Survey, VelocityKind, Visit, VisitArrays,
@@ -577,22 +577,12 @@ fn coadd_lattice(coadds: &[(Arm, ArmData)]) -> Option<OutputGrid> {
 }
 
 /// The LAMOST MRS reader, by its HDU names.
-pub struct LamostMrsReader;
-
-impl Reader for LamostMrsReader {
-    fn format(&self) -> Format {
-        Format::LamostMrs
-    }
-    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
-        let Some((_, hdus)) = probe.fits()? else {
-            return Ok(None);
-        };
-        Ok((looks_like(hdus)).then_some(Confidence::CERTAIN))
-    }
-    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
-        read(path)
-    }
-}
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::LamostMrs,
+    looks_like: |_, _, hdus| looks_like(hdus),
+    read,
+    companion: None,
+};
 
 #[cfg(test)]
 mod tests {

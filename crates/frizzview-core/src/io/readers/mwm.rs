@@ -21,7 +21,7 @@ use fitsio::tables::ColumnDataType;
 
 use crate::io::error::LoadError;
 use crate::io::fits::{self, HduDesc};
-use crate::io::reader::{Confidence, Format, Probe, Reader};
+use crate::io::reader::{FitsFormat, Format};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
 
 /// The HDU names of an mwmVisit file, in file order.
@@ -92,13 +92,7 @@ fn text(
     n: usize,
 ) -> Result<Vec<String>, LoadError> {
     match d.column_name(want) {
-        Some(c) => Ok(
-            crate::io::fits::disk::read_str_col(f, &d.hdu, c.as_str(), 0, None)
-                .map_err(|e| LoadError::invalid(path, format!("column '{c}' of {}", d.label()), e))?
-                .into_iter()
-                .map(|s| s.trim().to_owned())
-                .collect(),
-        ),
+        Some(c) => fits::column_text(f, path, d, &c),
         None => Ok(vec![String::new(); n]),
     }
 }
@@ -410,19 +404,9 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
 }
 
 /// The astra mwmVisit reader, by its HDU structure.
-pub struct MwmVisitReader;
-
-impl Reader for MwmVisitReader {
-    fn format(&self) -> Format {
-        Format::MwmVisit
-    }
-    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
-        let Some((_, hdus)) = probe.fits()? else {
-            return Ok(None);
-        };
-        Ok((looks_like(hdus)).then_some(Confidence::CERTAIN))
-    }
-    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
-        read(path)
-    }
-}
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::MwmVisit,
+    looks_like: |_, _, hdus| looks_like(hdus),
+    read,
+    companion: None,
+};
