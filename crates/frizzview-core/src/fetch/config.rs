@@ -147,7 +147,7 @@ pub struct Fetched {
     pub origin: Origin,
 }
 
-/// Progress of [`get_file`] and [`star::fetch_star`].
+/// Progress of [`super::get_file`] and [`super::star::fetch_star`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Event<'a> {
     /// Looking for one file (`index` of `count` planned so far).

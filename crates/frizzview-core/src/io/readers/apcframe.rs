@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::apogee::BAD_ERROR;
-use super::stats::median;
+use super::shared::median;
 use crate::io::error::{LoadError, LoadErrorKind};
 use crate::io::fits::{self, HduDesc};
 use crate::io::reader::{FitsFormat, Format};
@@ -95,10 +95,7 @@ fn find_image<'a>(hdus: &'a [HduDesc], index: usize, name: &str) -> Option<&'a H
 }
 
 fn fibre_table(hdus: &[HduDesc]) -> Option<&HduDesc> {
-    hdus.iter().find(|h| {
-        h.table()
-            .is_some_and(|(cols, _)| cols.iter().any(|c| c.0.eq_ignore_ascii_case("FIBERID")))
-    })
+    hdus.iter().find(|h| h.has_column("FIBERID"))
 }
 
 /// One fibre-table row.
@@ -142,12 +139,7 @@ fn read_fibres(
     path: &Path,
     d: &HduDesc,
 ) -> Result<Vec<FibreRow>, LoadError> {
-    let (cols, _) = d.table().unwrap_or_default();
-    let col = |want: &str| {
-        cols.iter()
-            .find(|c| c.0.eq_ignore_ascii_case(want))
-            .map(|c| c.0.clone())
-    };
+    let col = |want: &str| d.column_name(want);
     let Some(fid) = col("FIBERID") else {
         return Err(LoadError::missing(
             path,

@@ -19,7 +19,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::stats::median;
+use super::shared::{median, wave_from_log10};
 use crate::io::error::LoadError;
 use crate::io::fits::{self, HduDesc};
 use crate::io::reader::{FitsFormat, Format};
@@ -83,18 +83,13 @@ fn read_camera(f: &mut fitsio::FitsFile, path: &Path, d: &HduDesc) -> Result<Cam
         Some(c) => fits::column_bits(f, path, d, &d.column_spelling(c))?,
         None => vec![0; loglam.len()],
     };
-    let mut wave = Vec::with_capacity(loglam.len());
-    for (i, &l) in loglam.iter().enumerate() {
-        let w = 10f64.powf(l);
-        if !(l.is_finite() && w.is_finite() && w > 0.0) {
-            return Err(LoadError::invalid(
-                path,
-                format!("column 'loglam' of {}", d.label()),
-                format!("row {i} holds {l}, not a usable log10 wavelength"),
-            ));
-        }
-        wave.push(w);
-    }
+    let wave = wave_from_log10(&loglam, |i, l| {
+        LoadError::invalid(
+            path,
+            format!("column 'loglam' of {}", d.label()),
+            format!("row {i} holds {l}, not a usable log10 wavelength"),
+        )
+    })?;
     let sigma_ln = if d.has_column("wdisp") {
         let wd = fits::column_f64(f, path, d, &d.column_spelling("wdisp"))?;
         // wdisp is in native pixels; one pixel is the local loglam step.

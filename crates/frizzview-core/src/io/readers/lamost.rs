@@ -57,6 +57,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::shared::wave_from_log10;
 use crate::io::error::LoadError;
 use crate::io::fits::{self, HduDesc};
 use crate::io::reader::{FitsFormat, Format};
@@ -205,20 +206,13 @@ fn read_arm(
         ivar.reverse();
         mask.reverse();
     }
-    let mut wave = Vec::with_capacity(loglam.len());
-    for (i, &l) in loglam.iter().enumerate() {
-        let w = 10f64.powf(l);
-        if !(l.is_finite() && w.is_finite() && w > 0.0) {
-            return Err(LoadError::invalid(
-                path,
-                format!("column 'LOGLAM' of {}", d.label()),
-                format!(
-                    "a row holds {l}, not a usable log10 wavelength (row {i} in increasing order)"
-                ),
-            ));
-        }
-        wave.push(w);
-    }
+    let wave = wave_from_log10(&loglam, |i, l| {
+        LoadError::invalid(
+            path,
+            format!("column 'LOGLAM' of {}", d.label()),
+            format!("a row holds {l}, not a usable log10 wavelength (row {i} in increasing order)"),
+        )
+    })?;
     Ok(ArmData {
         label: d.label(),
         loglam,

@@ -11,5 +11,5 @@ pub mod frizzview_result;
 pub mod lamost;
 pub mod mwm;
 pub mod npz;
-mod stats;
+mod shared;
 pub mod table;
