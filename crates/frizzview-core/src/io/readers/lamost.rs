@@ -564,7 +564,7 @@ fn coadd_lattice(coadds: &[(Arm, ArmData)]) -> Option<OutputGrid> {
         }
     }
     let n_f = ((end - start) / step).round() + 1.0;
-    if !(n_f >= 2.0 && n_f <= crate::settings::MAX_GRID_PIXELS as f64) {
+    if !(n_f >= 2.0 && n_f <= crate::model::grid::MAX_GRID_PIXELS as f64) {
         return None;
     }
     Some(OutputGrid::log_linear(start, step, n_f as usize))
