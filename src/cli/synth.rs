@@ -224,7 +224,7 @@ fn run_apcframe(args: &SynthArgs) -> anyhow::Result<()> {
     let visit = args
         .output
         .join(format!("apVisit-1.3-apo25m-15000-{mjd}-299.fits"));
-    crate::io::sdss_layouts::write_apvisit_with_frames(
+    frizzview_core::testkit::sdss_layouts::write_apvisit_with_frames(
         &visit,
         dither::STAR_ID,
         299,

@@ -147,7 +147,7 @@ fn reader_errors_name_the_file_and_the_part() {
     assert!(e.contains("image row 288") && e.contains("FLUX"), "{e}");
     // An apVisit whose FRAMEn exposures are not in the folder.
     let v = dir.path().join("apVisit-1.3-apo25m-15000-59800-299.fits");
-    frizzview::io::sdss_layouts::write_apvisit_with_frames(
+    frizzview_core::testkit::sdss_layouts::write_apvisit_with_frames(
         &v,
         sd::STAR_ID,
         299,
@@ -180,7 +180,7 @@ fn an_apvisit_opens_the_exposures_behind_it() {
     let v = dir.path().join("apVisit-1.3-apo25m-15000-59800-299.fits");
     // The visit lists only three of the four exposures.
     let frames = &set.frame_numbers()[..3];
-    frizzview::io::sdss_layouts::write_apvisit_with_frames(
+    frizzview_core::testkit::sdss_layouts::write_apvisit_with_frames(
         &v,
         sd::STAR_ID,
         299,
@@ -417,7 +417,7 @@ fn cli_combines_the_exposures_behind_an_apvisit_in_the_barycentric_frame() {
         dir.path(),
     );
     let v = dir.path().join("apVisit-1.3-apo25m-15000-59800-299.fits");
-    frizzview::io::sdss_layouts::write_apvisit_with_frames(
+    frizzview_core::testkit::sdss_layouts::write_apvisit_with_frames(
         &v,
         sd::STAR_ID,
         299,
@@ -496,7 +496,7 @@ fn dr17_files_without_extnames_are_read_by_index_and_lco_by_name() {
     let name = chip.file_name();
     assert!(name.starts_with("asCframe-b-"), "{name}");
     let p = dir.path().join(&name);
-    frizzview::io::sdss_layouts::write_apcframe(&p, &chip).unwrap();
+    frizzview_core::testkit::sdss_layouts::write_apcframe(&p, &chip).unwrap();
     let d = io::load_file(&p).unwrap();
     assert_eq!(d.visits.len(), 1);
     let v = &d.visits[0];

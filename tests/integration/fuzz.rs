@@ -1383,7 +1383,7 @@ fn cli_refuses_a_file_cfitsio_divides_by_zero_on() {
 /// FLUX CONVERSION image) and from synthetic rows (allVisit DR19); `fuzz_file` takes the absolute
 /// path (`Path::join` of an absolute path is that path).
 fn sdss5_fixtures(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    use frizzview::io::write_layouts as wl;
+    use frizzview_core::testkit::write_layouts as wl;
     let visit = wl::rewrite_apvisit(
         &fixture("apVisit-r13-5095-55844-128.fits"),
         dir,
@@ -1412,7 +1412,7 @@ fn sdss5_fixtures(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 
 /// A DR19-layout apStar of two synthetic visits (smooth spectra with a few lines).
 fn sdss5_apstar(dir: &Path) -> std::path::PathBuf {
-    use frizzview::io::write_layouts as wl;
+    use frizzview_core::testkit::write_layouts as wl;
     let n = 8575;
     let row = |depth: f64| -> (Vec<f64>, Vec<f64>) {
         let f = (0..n)
@@ -1470,7 +1470,7 @@ fn fuzz_allvisit_reader() {
 /// A LAMOST MRS file (two exposures, both arms, the coadds) written by the layout's fixture writer.
 #[test]
 fn fuzz_lamost_mrs_reader() {
-    use frizzview::io::write_layouts as wl;
+    use frizzview_core::testkit::write_layouts as wl;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = wl::write_lamost_mrs(dir.path(), &wl::lamost_mrs_example(58_268, 2, 48))
         .expect("LAMOST fixture");
@@ -1485,4 +1485,57 @@ fn fuzz_lamost_mrs_reader() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(c.runs >= (cases() / 2) as usize && c.refused > 0);
+}
+
+/// Every reader of the registry has a fuzz target above: the formats the targets' files are
+/// detected as cover `Registry::builtin().readers()`, but for the ones named here with why. A
+/// reader registered without a fuzz target fails this test (it runs no mutation).
+#[test]
+fn every_registered_reader_has_a_fuzz_target() {
+    use frizzview_core::testkit::write_layouts as wl;
+    const NOT_FUZZED: [(&str, &str); 2] = [
+        (
+            "frizzview result",
+            "refused on its FVSETN card before anything reads it",
+        ),
+        (
+            "FITS table",
+            "the generic reader: the mutants no specific reader claims any more reach it",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (visit_dr19, allvisit) = sdss5_fixtures(dir.path());
+    let mut files: Vec<std::path::PathBuf> = [
+        "apVisit-r13-5095-55844-128.fits",
+        "spec-3586-55181-0500.fits",
+        "apCframe-b-42380011.fits",
+        "spec-003586-55181-27021600000000500.fits",
+        "mwmVisit-0.6.0-63050396587.fits",
+        "reference/case_a_f64_input.npz",
+        "small.csv",
+    ]
+    .iter()
+    .map(|n| fixture(n))
+    .collect();
+    files.extend([visit_dr19, allvisit, sdss5_apstar(dir.path())]);
+    files.push(
+        wl::write_lamost_mrs(dir.path(), &wl::lamost_mrs_example(58_268, 2, 48))
+            .expect("LAMOST fixture"),
+    );
+    let fuzzed: Vec<frizzview::io::Format> = files
+        .iter()
+        .map(|f| frizzview::io::detect_format(f).expect("a target's file is read"))
+        .collect();
+    for r in frizzview::io::Registry::builtin().readers() {
+        let name = r.format().name();
+        let exempt = NOT_FUZZED.iter().any(|(n, _)| *n == name);
+        assert!(
+            fuzzed.contains(&r.format()) || exempt,
+            "the reader of {name} has no fuzz target: add one (a #[test] calling fuzz_file)"
+        );
+        assert!(
+            !(exempt && fuzzed.contains(&r.format())),
+            "{name} is fuzzed: take it off NOT_FUZZED"
+        );
+    }
 }

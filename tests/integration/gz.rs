@@ -243,7 +243,7 @@ fn gzipped_apcframe_boss_v6_and_mwmvisit_fixtures_read_as_the_plain_ones() {
 
 #[test]
 fn gzipped_dr19_apvisits_and_apstar_of_the_real_star_read_as_the_plain_ones() {
-    use frizzview::io::write_layouts as wl;
+    use frizzview_core::testkit::write_layouts as wl;
     let Some(star) = super::real_star::star("gz::gzipped_dr19_apvisits_and_apstar") else {
         return;
     };

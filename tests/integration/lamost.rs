@@ -1,13 +1,14 @@
 //! LAMOST medium-resolution (MRS) files: the real DR6 file of `../shared/data/lamost_mrs/` (read
 //! there, never copied into the repository; skipped with a message where absent, a failure under
-//! `CI=true`, as `real_star` does) and fixtures written by `io::write_layouts::write_lamost_mrs`.
+//! `CI=true`, as `real_star` does) and fixtures written by `testkit::write_layouts::write_lamost_mrs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use frizzview::combine::{self, Cancel, Combined};
-use frizzview::io::{self, lamost, write_layouts as wl};
+use frizzview::io::{self, lamost};
 use frizzview::model::{Dataset, VelocityKind, barycentric};
+use frizzview_core::testkit::write_layouts as wl;
 
 /// The real file's folder under `../shared/data/`, and its name.
 const FOLDER: &str = "lamost_mrs";

@@ -9,8 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use frizzview::io::{self, LoadOptions, write_layouts as wl};
+use frizzview::io::{self, LoadOptions};
 use frizzview::model::{Dataset, VelocityKind};
+use frizzview_core::testkit::write_layouts as wl;
 
 /// The folder of the four stars.
 pub const FOLDER: &str = "apogee_multistar";

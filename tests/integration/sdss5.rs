@@ -2,17 +2,18 @@
 //! DR17 asVisit, APO-1m names, the velocity sources and the barycentric fallback.
 //!
 //! No SDSS-V file is available, so the real files are rewritten in the newer layouts at test time
-//! (`frizzview::io::write_layouts`) into a temporary folder. The real three-visit star is read from
+//! (`frizzview_core::testkit::write_layouts`) into a temporary folder. The real three-visit star is read from
 //! `../shared/data/apogee_2M00005143+5615568/` and never copied into the repository.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use frizzview::combine::{self, Cancel, Combined, Warning};
-use frizzview::io::{self, LoadOptions, write_layouts as wl};
+use frizzview::io::{self, LoadOptions};
 use frizzview::model::barycentric::{APO, LCO, barycentric_correction};
 use frizzview::model::{Dataset, VelocityKind};
 use frizzview::settings::{Basis, ShiftSource};
+use frizzview_core::testkit::write_layouts as wl;
 
 use super::io::fixture;
 use super::real_star::{APSTAR, VISITS, real_star_dir};

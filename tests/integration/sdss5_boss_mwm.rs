@@ -1,10 +1,10 @@
 //! SDSS-V layouts: BOSS spec-full (run2d v6, `MJD_EXP_*` exposure HDUs), spec-lite, astra
 //! mwmVisit; and the committed fixtures made by the layout writers.
 
-use frizzview::io::sdss_layouts::{self, BossSpecV6};
 use frizzview::io::{self, mwm};
 use frizzview::model::VelocityKind;
 use frizzview::synth;
+use frizzview_core::testkit::sdss_layouts::{self, BossSpecV6};
 
 use super::io::fixture;
 

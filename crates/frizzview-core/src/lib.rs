@@ -33,4 +33,6 @@ pub mod model;
 pub mod restframe;
 pub mod settings;
 pub mod synth;
+#[doc(hidden)]
+pub mod testkit;
 pub mod velocity;

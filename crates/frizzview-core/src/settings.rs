@@ -112,10 +112,8 @@ pub enum SelectionMode {
 /// Selection factors below this are treated as zero (no information) when dividing.
 pub const MIN_SELECTION: f64 = 1e-3;
 
-/// The most output pixels any grid may have (explicit, automatic or from an input file): 116
-/// times the APOGEE apStar grid (8575 px) and 215 times the BOSS grid (4648 px); an R = 100 000
-/// echelle spectrum from 3800 to 9000 Angstrom at 2.5 pixels per resolution element needs 216 000.
-pub const MAX_GRID_PIXELS: usize = 1_000_000;
+/// The most output pixels any grid may have (defined beside the grid, in `model::grid`).
+pub use crate::model::grid::MAX_GRID_PIXELS;
 
 /// The most covariance lags beyond 0 (`band_lags`): the window offers up to 40.
 pub const MAX_BAND_LAGS: usize = 1000;

@@ -12,7 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Event, FetchConfig, FetchError, Progress};
+use super::config::{Event, FetchConfig, Progress};
+use super::error::FetchError;
 
 /// The chunk size of reads from the server and of progress events.
 const CHUNK: usize = 64 * 1024;
@@ -55,7 +56,7 @@ pub fn download(
             }
         }
     }
-    if let Err(why) = super::check_fits(&part) {
+    if let Err(why) = check_fits(&part) {
         let _ = std::fs::remove_file(&part);
         return Err(FetchError::NotFits {
             url: url.to_owned(),
@@ -219,6 +220,12 @@ fn transfer(
 fn range_start(v: &str) -> Option<u64> {
     let v = v.trim().strip_prefix("bytes")?.trim_start();
     v.split('-').next()?.trim().parse().ok()
+}
+
+/// Check that `path` is a structurally sound FITS file (every HDU's header and declared data lie
+/// inside the file); the reason when it is not.
+pub fn check_fits(path: &Path) -> Result<(), String> {
+    crate::io::check_fits_structure(path).map_err(|e| e.kind.to_string())
 }
 
 #[cfg(test)]

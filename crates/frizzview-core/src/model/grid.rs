@@ -1,5 +1,10 @@
 //! Output grids, uniform in ln(lambda).
 
+/// The most output pixels any grid may have (explicit, automatic or from an input file): 116
+/// times the APOGEE apStar grid (8575 px) and 215 times the BOSS grid (4648 px); an R = 100 000
+/// echelle spectrum from 3800 to 9000 Angstrom at 2.5 pixels per resolution element needs 216 000.
+pub const MAX_GRID_PIXELS: usize = 1_000_000;
+
 /// An output grid: rest-frame ln(lambda/Angstrom), strictly increasing.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OutputGrid {

@@ -1,5 +1,5 @@
 //! Synthetic raw APOGEE exposures: undersampled 2048-pixel chips at half-pixel dither pairs,
-//! written as apCframe files in the real layout ([`crate::io::sdss_layouts::write_apcframe`]).
+//! written as apCframe files in the real layout ([`crate::testkit::sdss_layouts::write_apcframe`]).
 //!
 //! APOGEE's detectors undersample the spectrum (a line FWHM of about 1.5-2 pixels), which is why
 //! the instrument dithers by half a pixel between exposures and the pipeline interlaces dither
@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use super::SynthRng;
 use super::apogee::{ApogeeParams, ApogeeTruth, CHIP_RANGES_AA};
 use crate::io::SaveError;
-use crate::io::sdss_layouts::{CframeChip, CframeFibre, write_apcframe};
 use crate::model::barycentric::{APO, barycentric_correction};
 use crate::model::shift_from_velocity;
+use crate::testkit::sdss_layouts::{CframeChip, CframeFibre, write_apcframe};
 
 /// Pixels per chip of the raw exposures.
 pub const RAW_PIXELS: usize = 2048;

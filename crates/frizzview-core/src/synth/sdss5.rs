@@ -3,8 +3,8 @@
 //! them (rows in the stack in the rest frame, the others with v = 0, i.e. observed frame).
 
 use super::apogee::{self, ApogeeParams};
-use crate::io::sdss_layouts::{MwmHdu, MwmRow};
 use crate::model::{OutputGrid, VelocityKind, shift_from_velocity};
+use crate::testkit::sdss_layouts::{MwmHdu, MwmRow};
 
 /// Linear interpolation of (x, y) (x monotonic either way) at `xq`; NaN outside.
 fn interp(x: &[f64], y: &[f64], xq: f64) -> f64 {

@@ -16,6 +16,8 @@
 //! the first `-`, then a telescope token, then numbers from the left, and whatever remains is the
 //! star name.
 
+use std::path::Path;
+
 /// Which generation of the APOGEE reduction a file comes from; the velocity names changed meaning
 /// between them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +177,55 @@ pub fn parse(file_name: &str) -> Option<ApogeeName> {
 pub fn same_file(a: &str, b: &str) -> bool {
     let (a, b) = (stem(a.trim()), stem(b.trim()));
     !a.is_empty() && a == b
+}
+
+/// One visit of a star: where its apVisit file is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VisitRef {
+    /// Plate (DR19: configuration id).
+    pub plate: String,
+    /// MJD.
+    pub mjd: String,
+    /// Fibre.
+    pub fiber: String,
+    /// Telescope, when it differs from the star's.
+    pub telescope: Option<String>,
+    /// Field, when it differs from the star's.
+    pub field: Option<String>,
+}
+
+impl VisitRef {
+    /// The visit named by an apVisit file name: the last three numeric `-` tokens are plate, MJD
+    /// and fibre (`apVisit-r6-5094-55874-088.fits`, `apVisit-1.3-apo25m-6340-59804-145.fits`;
+    /// in the latter the token before the plate is the telescope). APO-1m names
+    /// (`apVisit-{apred}-{mjd}-{star}.fits`) have no plate and give `None`.
+    #[must_use]
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let base = Path::new(name.trim()).file_name()?.to_str()?;
+        let stem = base.strip_suffix(".gz").unwrap_or(base);
+        let stem = stem.strip_suffix(".fits")?;
+        let tokens: Vec<&str> = stem.split('-').collect();
+        let n = tokens.len();
+        if n < 5 || !tokens[0].ends_with("Visit") {
+            return None;
+        }
+        let (plate, mjd, fiber) = (tokens[n - 3], tokens[n - 2], tokens[n - 1]);
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !(numeric(plate) && numeric(mjd) && numeric(fiber)) {
+            return None;
+        }
+        let telescope = (n >= 6)
+            .then(|| tokens[n - 4])
+            .filter(|t| t.starts_with("apo") || t.starts_with("lco"))
+            .map(str::to_owned);
+        Some(Self {
+            plate: plate.to_owned(),
+            mjd: mjd.to_owned(),
+            fiber: fiber.to_owned(),
+            telescope,
+            field: None,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -57,8 +57,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::error::LoadError;
-use super::fits::{self, HduDesc};
+use super::shared::wave_from_log10;
+use crate::io::error::LoadError;
+use crate::io::fits::{self, HduDesc};
+use crate::io::reader::{FitsFormat, Format};
 use crate::model::barycentric::{self, Observatory};
 use crate::model::{
     Dataset, OutputGrid, RESAMPLED_CARD, Spectrum, Survey, VelocityKind, Visit, VisitArrays,
@@ -129,25 +131,13 @@ pub fn coadd_hdu(name: &str) -> Option<Arm> {
     }
 }
 
-fn has_col(d: &HduDesc, col: &str) -> bool {
-    d.table()
-        .is_some_and(|(cols, _)| cols.iter().any(|c| c.0.eq_ignore_ascii_case(col)))
-}
-
-/// The table's own spelling of a column.
-fn cn(d: &HduDesc, col: &str) -> String {
-    d.table()
-        .and_then(|(cols, _)| cols.into_iter().find(|c| c.0.eq_ignore_ascii_case(col)))
-        .map_or_else(|| col.to_owned(), |c| c.0)
-}
-
 /// True if the HDUs look like a LAMOST MRS file: a table named `COADD_B`/`COADD_R`, or an
 /// exposure table `B-<LMJM>`/`R-<LMJM>` with a LOGLAM column.
 pub(crate) fn looks_like(hdus: &[HduDesc]) -> bool {
     hdus.iter().any(|h| {
         h.table().is_some()
             && (coadd_hdu(&h.name).is_some()
-                || (exposure_hdu(&h.name).is_some() && has_col(h, "LOGLAM")))
+                || (exposure_hdu(&h.name).is_some() && h.has_column("LOGLAM")))
     })
 }
 
@@ -177,22 +167,22 @@ fn read_arm(
     mask_col: Option<&str>,
 ) -> Result<ArmData, LoadError> {
     for col in ["LOGLAM", "FLUX", "IVAR"] {
-        if !has_col(d, col) {
+        if !d.has_column(col) {
             return Err(LoadError::missing(
                 path,
                 format!("column '{col}' of {}", d.label()),
             ));
         }
     }
-    let mut loglam = fits::column_f64(f, path, d, &cn(d, "LOGLAM"))?;
-    let mut flux = fits::column_f64(f, path, d, &cn(d, "FLUX"))?;
-    let mut ivar = fits::column_f64(f, path, d, &cn(d, "IVAR"))?;
+    let mut loglam = fits::column_f64(f, path, d, &d.column_spelling("LOGLAM"))?;
+    let mut flux = fits::column_f64(f, path, d, &d.column_spelling("FLUX"))?;
+    let mut ivar = fits::column_f64(f, path, d, &d.column_spelling("IVAR"))?;
     if loglam.is_empty() {
         return Err(LoadError::invalid(path, d.label(), "the table has no rows"));
     }
-    let no_mask = mask_col.is_some_and(|c| !has_col(d, c));
+    let no_mask = mask_col.is_some_and(|c| !d.has_column(c));
     let mut mask = match mask_col {
-        Some(c) if has_col(d, c) => fits::column_bits(f, path, d, &cn(d, c))?,
+        Some(c) if d.has_column(c) => fits::column_bits(f, path, d, &d.column_spelling(c))?,
         _ => vec![0; loglam.len()],
     };
     for (what, n) in [
@@ -216,20 +206,13 @@ fn read_arm(
         ivar.reverse();
         mask.reverse();
     }
-    let mut wave = Vec::with_capacity(loglam.len());
-    for (i, &l) in loglam.iter().enumerate() {
-        let w = 10f64.powf(l);
-        if !(l.is_finite() && w.is_finite() && w > 0.0) {
-            return Err(LoadError::invalid(
-                path,
-                format!("column 'LOGLAM' of {}", d.label()),
-                format!(
-                    "a row holds {l}, not a usable log10 wavelength (row {i} in increasing order)"
-                ),
-            ));
-        }
-        wave.push(w);
-    }
+    let wave = wave_from_log10(&loglam, |i, l| {
+        LoadError::invalid(
+            path,
+            format!("column 'LOGLAM' of {}", d.label()),
+            format!("a row holds {l}, not a usable log10 wavelength (row {i} in increasing order)"),
+        )
+    })?;
     Ok(ArmData {
         label: d.label(),
         loglam,
@@ -271,7 +254,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
     let mut f = fits::open(path)?;
     let hdus = fits::hdus(&mut f, path)?;
     let prim = hdus.first();
-    let stem = super::gz::stem(path).unwrap_or_else(|| "lamost".into());
+    let stem = crate::io::fits::gz::stem(path).unwrap_or_else(|| "lamost".into());
     let objname = card(&mut f, prim, "OBJNAME");
     let desig = card(&mut f, prim, "DESIG");
     let object = objname
@@ -581,11 +564,19 @@ fn coadd_lattice(coadds: &[(Arm, ArmData)]) -> Option<OutputGrid> {
         }
     }
     let n_f = ((end - start) / step).round() + 1.0;
-    if !(n_f >= 2.0 && n_f <= crate::settings::MAX_GRID_PIXELS as f64) {
+    if !(n_f >= 2.0 && n_f <= crate::model::grid::MAX_GRID_PIXELS as f64) {
         return None;
     }
     Some(OutputGrid::log_linear(start, step, n_f as usize))
 }
+
+/// The LAMOST MRS reader, by its HDU names.
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::LamostMrs,
+    looks_like: |_, _, hdus| looks_like(hdus),
+    read,
+    companion: None,
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 //! APOGEE apVisit reader (DR13-DR17 and SDSS-V DR19/DR20 layouts; `apVisit`, DR17 `asVisit`,
-//! APO-1m names, see [`super::apogee_names`]).
+//! APO-1m names, see [`crate::io::survey::apogee_names`]).
 //!
 //! - HDUs are found by EXTNAME (SDSS-V: FLUX, ERROR, MASK, WAVELENGTH, ..., TELLURIC) with the
 //!   index fallback 1-4 and 7 for older files that name none. The visit table is found by type: the
@@ -17,7 +17,7 @@
 //!   velocity cards mean: DR13-DR17 VRAD is the topocentric shift (-> Vrel) and VHELIO(BAR) the
 //!   barycentric velocity; SDSS-V VREL is topocentric and VRAD barycentric. SDSS-V apVisit files
 //!   carry neither (their velocities are in allVisit, apStar and mwmVisit:
-//!   [`super::survey_rv`]).
+//!   [`crate::io::survey::survey_rv`]).
 //! - BC card -> Bc; without one, BC is computed from RA, DEC, JD-MID and the site
 //!   ([`crate::model::barycentric`]) and the card `FV_BC` says so. The site comes from the file name
 //!   (`apo25m`/`lco25m`/`apo1m` token, `as` prefix = LCO), else the table's TELESCOPE column, else
@@ -31,10 +31,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::apogee_names::{self, ApogeeName, Release};
-use super::apstar::named_hdu;
-use super::error::LoadError;
-use super::fits::{self, HduDesc};
+use super::apogee::named_hdu;
+use crate::io::error::LoadError;
+use crate::io::fits::{self, HduDesc};
+use crate::io::reader::{FitsFormat, Format};
+use crate::io::survey::apogee_names::{self, ApogeeName, Release};
 use crate::model::barycentric::{Observatory, barycentric_correction};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
 
@@ -77,8 +78,7 @@ fn telescope(
     }
 }
 
-/// The pipeline's "bad" error value (apogee_drp `baderr()`).
-pub const BAD_ERROR: f64 = 1.0e10;
+pub use super::apogee::BAD_ERROR;
 
 /// Primary-header cards kept on the visit.
 const KEEP_CARDS: &[&str] = &[
@@ -196,7 +196,7 @@ fn table_text(f: &mut fitsio::FitsFile, d: &HduDesc, want: &str) -> Option<Strin
         typ,
         fitsio::tables::ColumnDataType::Text | fitsio::tables::ColumnDataType::String
     ) {
-        super::fits_disk::read_str_col(f, &d.hdu, name, 0, Some(1))
+        crate::io::fits::disk::read_str_col(f, &d.hdu, name, 0, Some(1))
             .ok()
             .and_then(|v| v.into_iter().next())
             .map(|s| s.trim().to_owned())
@@ -339,7 +339,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         .primary_hdu()
         .map_err(|e| LoadError::invalid(path, "HDU 0", e))?;
     let mut meta = VisitMeta {
-        name: super::gz::stem(path).unwrap_or_else(|| "apVisit".into()),
+        name: crate::io::fits::gz::stem(path).unwrap_or_else(|| "apVisit".into()),
         source: Some(path.to_path_buf()),
         ..VisitMeta::default()
     };
@@ -508,3 +508,11 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         load_warnings: Vec::new(),
     })
 }
+
+/// The apVisit reader, by the primary header and the HDU structure ([`classify`]).
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::ApVisit,
+    looks_like: |f, path, hdus| classify(f, path, hdus) == ApogeeKind::Visit,
+    read,
+    companion: None,
+};

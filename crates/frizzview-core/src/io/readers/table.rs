@@ -20,48 +20,10 @@ use std::sync::Arc;
 
 use fitsio::FitsFile;
 
-use super::detect::Format;
-use super::error::{LoadError, LoadErrorKind};
-use super::fits::{self, HduDesc};
+use crate::io::error::{LoadError, LoadErrorKind};
+use crate::io::fits::{self, HduDesc};
+use crate::io::reader::{Confidence, Format, Probe, Reader};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
-
-/// Decide which FITS flavour `path` is.
-pub fn classify_fits(path: &Path) -> Result<Format, LoadError> {
-    fits::guard(path, || {
-        let mut f = fits::open(path)?;
-        let hdus = fits::hdus(&mut f, path)?;
-        if let Some(prim) = hdus.first()
-            && fits::key_f64(&mut f, &prim.hdu, "FVSETN").is_some()
-        {
-            return Err(LoadError::new(
-                path,
-                LoadErrorKind::Unrecognised(
-                    "a frizzview result (already combined), not an input; combine its input files instead (its settings can be reused with --settings)".into(),
-                ),
-            ));
-        }
-        if super::mwm::looks_like(&hdus) {
-            return Ok(Format::MwmVisit);
-        }
-        if super::lamost::looks_like(&hdus) {
-            return Ok(Format::LamostMrs);
-        }
-        if super::apcframe::looks_like(&mut f, path, &hdus) {
-            return Ok(Format::ApCframe);
-        }
-        if super::boss::looks_like(&hdus) {
-            return Ok(Format::BossSpec);
-        }
-        match super::apvisit::classify(&mut f, path, &hdus) {
-            super::apvisit::ApogeeKind::Visit => Ok(Format::ApVisit),
-            super::apvisit::ApogeeKind::Star => Ok(Format::ApStar),
-            super::apvisit::ApogeeKind::No if super::survey_rv::looks_like_allvisit(&hdus) => {
-                Ok(Format::AllVisit)
-            }
-            super::apvisit::ApogeeKind::No => Ok(Format::FitsTable),
-        }
-    })
-}
 
 /// True if an HDU name says it holds a pipeline's combination (`COADD`, `COADD_B`, `coadd_r`,
 /// ...): such an HDU is never read as a visit.
@@ -234,7 +196,7 @@ fn fits_cards(f: &mut FitsFile, hdu: &fitsio::hdu::FitsHdu) -> Vec<(String, Stri
 }
 
 fn stem(path: &Path) -> String {
-    super::gz::stem(path).unwrap_or_else(|| "spectrum".into())
+    crate::io::fits::gz::stem(path).unwrap_or_else(|| "spectrum".into())
 }
 
 /// Read a generic FITS file (tables or an image set).
@@ -620,5 +582,38 @@ fn generic_dataset(path: &Path, visits: Vec<Arc<Visit>>) -> Dataset {
         visits,
         survey: Survey::Generic,
         ..Dataset::default()
+    }
+}
+
+/// The generic FITS reader: any FITS file no specific reader claims (binary tables or image sets
+/// with wavelength and flux columns).
+pub struct FitsTableReader;
+
+impl Reader for FitsTableReader {
+    fn format(&self) -> Format {
+        Format::FitsTable
+    }
+    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
+        Ok(probe.fits()?.map(|_| Confidence::FALLBACK))
+    }
+    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
+        read_fits(path)
+    }
+}
+
+/// The CSV/TSV reader: any uncompressed text no other reader claims.
+pub struct TextReader;
+
+impl Reader for TextReader {
+    fn format(&self) -> Format {
+        Format::Text
+    }
+    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
+        let head = probe.head();
+        let text = !probe.is_gzip() && !head.is_empty() && !head.contains(&0) && !probe.is_fits();
+        Ok(text.then_some(Confidence::LAST_RESORT))
+    }
+    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
+        read_text(path)
     }
 }

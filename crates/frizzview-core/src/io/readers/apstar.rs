@@ -14,28 +14,19 @@
 //!   shift), each flagged with the card [`RESAMPLED_CARD`] so that every combination warns that
 //!   they are not native pixels; row 0 is the reference curve ([`Dataset::pipeline_coadd`]).
 //! - [`read_companion`]: an apStar given beside its apVisit files. It adds no visits: it supplies
-//!   the per-visit velocities ([`super::survey_rv::apstar_velocities`]) and row 0 as the reference.
+//!   the per-visit velocities ([`crate::io::survey::survey_rv::apstar_velocities`]) and row 0 as the reference.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use super::error::LoadError;
-use super::fits::{self, HduDesc};
-use super::survey_rv::{self, VelocityTable};
+use super::apogee::{BAD_ERROR, named_hdu};
+use crate::io::error::LoadError;
+use crate::io::fits::{self, HduDesc};
+use crate::io::reader::{CompanionTable, FitsFormat, Format};
+use crate::io::survey::survey_rv::{self, VelocityTable};
 use crate::model::{Dataset, Spectrum, Survey, Visit, VisitArrays, VisitMeta};
 
 pub use crate::model::RESAMPLED_CARD;
-
-/// The HDU called `name`, else the one at `index` when that one has no other name.
-pub(crate) fn named_hdu<'a>(hdus: &'a [HduDesc], name: &str, index: usize) -> Option<&'a HduDesc> {
-    hdus.iter()
-        .skip(1)
-        .find(|d| d.name.eq_ignore_ascii_case(name))
-        .or_else(|| {
-            hdus.get(index)
-                .filter(|d| d.name.is_empty() || d.name.eq_ignore_ascii_case(name))
-        })
-}
 
 /// The rest-frame grid (ln Angstrom) of HDU1's WCS cards.
 fn grid(
@@ -126,7 +117,7 @@ fn row(im: &Images, path: &Path, r: usize) -> Result<Row, LoadError> {
     let mut ivar = Vec::with_capacity(im.npix);
     let mut bad = Vec::with_capacity(im.npix);
     for &e in &im.err[s.clone()] {
-        let ok = e.is_finite() && e > 0.0 && e < super::apvisit::BAD_ERROR;
+        let ok = e.is_finite() && e > 0.0 && e < BAD_ERROR;
         ivar.push(if ok { 1.0 / (e * e) } else { 0.0 });
         bad.push(!ok);
     }
@@ -231,7 +222,10 @@ pub fn read_alone(path: &Path) -> Result<Dataset, LoadError> {
             let (flux, ivar, flags, bad) = row(&im, path, r)?;
             let i = k + 1;
             let mut meta = VisitMeta {
-                name: format!("{} (apStar row {r})", super::apogee_names::stem(&vv.file)),
+                name: format!(
+                    "{} (apStar row {r})",
+                    crate::io::survey::apogee_names::stem(&vv.file)
+                ),
                 source: Some(path.to_path_buf()),
                 object: object.clone(),
                 jd: fits::key_f64(&mut f, prim, &format!("JD{i}")),
@@ -274,3 +268,20 @@ pub fn read_alone(path: &Path) -> Result<Dataset, LoadError> {
         })
     })
 }
+
+/// The apStar reader: alone, its resampled visits; beside apVisit files, a companion (their
+/// velocities and the pipeline's coadd).
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::ApStar,
+    looks_like: |f, path, hdus| {
+        super::apvisit::classify(f, path, hdus) == super::apvisit::ApogeeKind::Star
+    },
+    read: read_alone,
+    companion: Some(|path| {
+        let c = read_companion(path)?;
+        Ok(CompanionTable {
+            velocities: c.velocities,
+            coadd: Some(c.coadd),
+        })
+    }),
+};

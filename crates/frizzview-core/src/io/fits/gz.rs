@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::error::LoadError;
+use crate::io::error::LoadError;
 
 /// The most bytes a gzip-compressed input may inflate to. The largest survey files frizzview
 /// reads are far smaller (an apStar or mwmVisit file of 1000 visits on the 8575-pixel grid holds
@@ -26,7 +26,7 @@ pub fn is_gzip(head: &[u8]) -> bool {
 pub(crate) fn file_is_gzip(path: &Path) -> Result<bool, LoadError> {
     let mut f = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let mut head = [0u8; 2];
-    let n = super::fits_layout::read_full(&mut f, &mut head).map_err(|e| LoadError::io(path, e))?;
+    let n = super::layout::read_full(&mut f, &mut head).map_err(|e| LoadError::io(path, e))?;
     Ok(is_gzip(&head[..n]))
 }
 
@@ -50,8 +50,7 @@ fn inflate(path: &Path, limit: u64, whole: bool) -> Result<Vec<u8>, LoadError> {
             .map_err(|e| stream_error(path, &e))?;
     } else {
         out.resize(usize::try_from(limit).unwrap_or(usize::MAX), 0);
-        let n = super::fits_layout::read_full(&mut dec, &mut out)
-            .map_err(|e| stream_error(path, &e))?;
+        let n = super::layout::read_full(&mut dec, &mut out).map_err(|e| stream_error(path, &e))?;
         out.truncate(n);
     }
     Ok(out)
@@ -64,8 +63,7 @@ pub(crate) fn head(path: &Path, n: usize) -> Result<Vec<u8>, LoadError> {
     }
     let mut f = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let mut head = vec![0u8; n];
-    let got =
-        super::fits_layout::read_full(&mut f, &mut head).map_err(|e| LoadError::io(path, e))?;
+    let got = super::layout::read_full(&mut f, &mut head).map_err(|e| LoadError::io(path, e))?;
     head.truncate(got);
     Ok(head)
 }

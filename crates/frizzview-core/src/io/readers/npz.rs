@@ -34,7 +34,8 @@ use std::sync::Arc;
 
 use ndarray::{Array1, Array2};
 
-use super::error::{LoadError, SaveError};
+use crate::io::error::{LoadError, SaveError};
+use crate::io::reader::{Confidence, Format, Probe, Reader};
 use crate::model::{
     Dataset, OutputGrid, Spectrum, Survey, VelocityKind, Visit, VisitArrays, VisitMeta,
 };
@@ -435,7 +436,7 @@ pub fn read_bundle(path: &Path) -> Result<Dataset, LoadError> {
         keys.sort();
         Err(LoadError::new(
             path,
-            super::error::LoadErrorKind::Unrecognised(format!(
+            crate::io::error::LoadErrorKind::Unrecognised(format!(
                 "an .npz without 'lam' (reference bundle) or 'meta_json' (frizzview dataset); keys: {}",
                 keys.join(", ")
             )),
@@ -764,7 +765,7 @@ pub fn write_dataset(path: &Path, data: &Dataset) -> Result<(), SaveError> {
         .iter()
         .filter_map(|v| v.meta.source.clone())
         .collect();
-    super::atomic::write_atomic(path, &inputs, |tmp| write_dataset_to(tmp, path, data))
+    crate::io::atomic::write_atomic(path, &inputs, |tmp| write_dataset_to(tmp, path, data))
 }
 
 fn write_dataset_to(tmp: &Path, shown: &Path, data: &Dataset) -> Result<(), SaveError> {
@@ -871,4 +872,19 @@ fn write_dataset_to(tmp: &Path, shown: &Path, data: &Dataset) -> Result<(), Save
     }
     w.finish().map_err(e)?;
     Ok(())
+}
+
+/// The `.npz` reader (a reference or frizzview dataset bundle), by its zip signature.
+pub struct NpzReader;
+
+impl Reader for NpzReader {
+    fn format(&self) -> Format {
+        Format::Npz
+    }
+    fn claim(&self, probe: &mut Probe<'_>) -> Result<Option<Confidence>, LoadError> {
+        Ok((!probe.is_gzip() && looks_like_npz(probe.head())).then_some(Confidence::CERTAIN))
+    }
+    fn read(&self, path: &Path) -> Result<Dataset, LoadError> {
+        read_bundle(path)
+    }
 }

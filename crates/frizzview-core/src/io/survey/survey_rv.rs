@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::apogee_names::{self, Release};
-use super::error::LoadError;
-use super::fits::{self, HduDesc};
+use crate::io::error::LoadError;
+use crate::io::fits::{self, HduDesc};
 use crate::model::{Dataset, VelocityKind, Visit, VisitIdentity};
 
 /// One visit's velocity from a survey file.
@@ -567,7 +567,7 @@ pub fn read_mwmvisit_velocities(path: &Path) -> Result<VelocityTable, LoadError>
             }
             let pc = col("plate")?;
             let plate: Vec<String> =
-                match super::fits_disk::read_str_col(&mut f, &d.hdu, &pc, 0, None) {
+                match crate::io::fits::disk::read_str_col(&mut f, &d.hdu, &pc, 0, None) {
                     Ok(v)
                         if cols.iter().any(|c| {
                             c.0 == pc

@@ -10,7 +10,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::error::LoadError;
+use crate::io::error::LoadError;
 
 /// The FITS block size in bytes.
 const BLOCK: u64 = 2880;
@@ -614,6 +614,12 @@ pub(crate) fn check(path: &Path) -> Result<(), LoadError> {
     check_content(&mut file, len, path)
 }
 
+/// Check that `path` is structurally a FITS file: every HDU's header ends and its declared data lie
+/// inside the file (used to verify downloads before they are cached).
+pub fn check_fits_structure(path: &Path) -> Result<(), LoadError> {
+    check(path)
+}
+
 /// [`check`] on FITS content held in memory (a decompressed `.gz`); errors name `path`.
 pub(crate) fn check_bytes(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
     check_content(&mut std::io::Cursor::new(bytes), bytes.len() as u64, path)
@@ -629,7 +635,7 @@ fn check_content(file: &mut (impl Read + Seek), len: u64, path: &Path) -> Result
             return Ok(());
         };
         let name = sizing.name();
-        let hdu = || super::fits::label(index, &name);
+        let hdu = || super::hdu::label(index, &name);
         let data_bytes = sizing
             .data_bytes(primary)
             .map_err(|why| LoadError::invalid(path, hdu(), why))?;
@@ -691,7 +697,7 @@ fn read_header(
         if got < BLOCK as usize {
             return Err(LoadError::invalid(
                 path,
-                super::fits::label(index, &sizing.name()),
+                super::hdu::label(index, &sizing.name()),
                 "the header has no END card before the end of the file (truncated?)",
             ));
         }

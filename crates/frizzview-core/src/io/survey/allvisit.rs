@@ -10,9 +10,9 @@ use std::path::Path;
 use fitsio::FitsFile;
 use fitsio::tables::ColumnDataType;
 
-use super::error::LoadError;
-use super::fits::{self, HduDesc};
-use crate::fetch::VisitRef;
+use super::apogee_names::VisitRef;
+use crate::io::error::LoadError;
+use crate::io::fits::{self, HduDesc};
 
 /// One allVisit row of a star.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

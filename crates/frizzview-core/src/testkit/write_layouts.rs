@@ -31,9 +31,9 @@ use fitsio::hdu::FitsHdu;
 use fitsio::images::{ImageDescription, ImageType};
 use fitsio::tables::{ColumnDataType, ColumnDescription};
 
-use super::apogee_names::{self, ApogeeName};
-use super::error::LoadError;
-use super::fits::{self, HduDesc};
+use crate::io::error::LoadError;
+use crate::io::fits::{self, HduDesc};
+use crate::io::survey::apogee_names::{self, ApogeeName};
 use crate::model::{C_KMS, VelocityKind, Visit};
 
 type R<T> = Result<T, String>;
@@ -147,7 +147,7 @@ fn create_new(path: &Path) -> R<FitsFile> {
             path.display()
         ));
     }
-    super::fits_disk::create(path).map_err(|e| format!("{}: {e}", path.display()))
+    crate::io::fits::disk::create(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn write_image(
@@ -225,7 +225,7 @@ fn read_table(
     for (name, typ, repeat) in cols {
         let col = match typ {
             ColumnDataType::Text | ColumnDataType::String => {
-                super::fits_disk::read_str_col(f, &d.hdu, &name, 0, None)
+                crate::io::fits::disk::read_str_col(f, &d.hdu, &name, 0, None)
                     .map(|v| Column::Text(v.into_iter().map(|s| s.trim().to_owned()).collect()))
             }
             _ if repeat == 1 => d.hdu.read_col::<f64>(f, &name).map(Column::Real),
@@ -319,7 +319,8 @@ pub fn rewrite_apvisit(src: &Path, dir: &Path, layout: VisitLayout, telescope: &
     let mut cards = read_cards(&mut f, &prim, &visit_card_names(ncombine));
     let mut images = Vec::new();
     for (name, i) in VISIT_HDUS {
-        let d = super::apstar::named_hdu(&hdus, name, i).ok_or(format!("{fname}: no {name}"))?;
+        let d = crate::io::readers::apogee::named_hdu(&hdus, name, i)
+            .ok_or(format!("{fname}: no {name}"))?;
         images.push((name, fits::image_f64(&mut f, src, d).map_err(fe)?));
     }
     let table = match hdus.iter().skip(5).find(|d| d.table().is_some()) {
@@ -478,7 +479,7 @@ pub fn rewrite_apstar(
     let mut images = Vec::new();
     let mut wcs = Vec::new();
     for (name, i) in STAR_HDUS {
-        let Some(d) = super::apstar::named_hdu(&hdus, name, i) else {
+        let Some(d) = crate::io::readers::apogee::named_hdu(&hdus, name, i) else {
             continue;
         };
         if name == "FLUX" {
@@ -781,7 +782,7 @@ pub fn write_apvisit(
         flux.push(visit.flux()[i] / s);
         let iv = visit.ivar()[i];
         err.push(if visit.bad()[i] || iv <= 0.0 {
-            super::apvisit::BAD_ERROR
+            crate::io::readers::apogee::BAD_ERROR
         } else {
             1.0 / iv.sqrt() / s
         });

@@ -19,8 +19,9 @@ use std::sync::Arc;
 
 use fitsio::tables::ColumnDataType;
 
-use super::error::LoadError;
-use super::fits::{self, HduDesc};
+use crate::io::error::LoadError;
+use crate::io::fits::{self, HduDesc};
+use crate::io::reader::{FitsFormat, Format};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
 
 /// The HDU names of an mwmVisit file, in file order.
@@ -59,14 +60,6 @@ pub struct MwmVelocity {
     pub in_stack: bool,
 }
 
-fn col_name(d: &HduDesc, want: &str) -> Option<String> {
-    d.table().and_then(|(cols, _)| {
-        cols.into_iter()
-            .find(|c| c.0.eq_ignore_ascii_case(want))
-            .map(|c| c.0)
-    })
-}
-
 fn scalar(
     f: &mut fitsio::FitsFile,
     path: &Path,
@@ -74,7 +67,7 @@ fn scalar(
     want: &str,
     n: usize,
 ) -> Result<Vec<f64>, LoadError> {
-    match col_name(d, want) {
+    match d.column_name(want) {
         Some(c) => {
             let typ = d
                 .table()
@@ -98,14 +91,8 @@ fn text(
     want: &str,
     n: usize,
 ) -> Result<Vec<String>, LoadError> {
-    match col_name(d, want) {
-        Some(c) => Ok(
-            super::fits_disk::read_str_col(f, &d.hdu, c.as_str(), 0, None)
-                .map_err(|e| LoadError::invalid(path, format!("column '{c}' of {}", d.label()), e))?
-                .into_iter()
-                .map(|s| s.trim().to_owned())
-                .collect(),
-        ),
+    match d.column_name(want) {
+        Some(c) => fits::column_text(f, path, d, &c),
         None => Ok(vec![String::new(); n]),
     }
 }
@@ -242,13 +229,13 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
                 ),
             ));
         };
-        let Some(flux_col) = col_name(d, "flux") else {
+        let Some(flux_col) = d.column_name("flux") else {
             return Err(LoadError::missing(
                 path,
                 format!("column 'flux' of {}", d.label()),
             ));
         };
-        let Some(ivar_col) = col_name(d, "ivar") else {
+        let Some(ivar_col) = d.column_name("ivar") else {
             return Err(LoadError::missing(
                 path,
                 format!("column 'ivar' of {}", d.label()),
@@ -271,13 +258,13 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         let wave: Vec<f64> = (0..npix)
             .map(|i| 10f64.powf(crval + cdelt * i as f64))
             .collect();
-        let flags_col = col_name(d, "pixel_flags");
+        let flags_col = d.column_name("pixel_flags");
         let snr = scalar(&mut f, path, d, "snr", vel.len())?;
         // What identifies each APOGEE visit (to match it with other files of the same visits).
         let (plates, fibers) = if is_apogee {
             (
-                super::allvisit::text_column(&mut f, path, d, "plate")?,
-                super::allvisit::text_column(&mut f, path, d, "fiber")?,
+                crate::io::survey::allvisit::text_column(&mut f, path, d, "plate")?,
+                crate::io::survey::allvisit::text_column(&mut f, path, d, "fiber")?,
             )
         } else {
             (None, None)
@@ -415,3 +402,11 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
         load_warnings: Vec::new(),
     })
 }
+
+/// The astra mwmVisit reader, by its HDU structure.
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::MwmVisit,
+    looks_like: |_, _, hdus| looks_like(hdus),
+    read,
+    companion: None,
+};

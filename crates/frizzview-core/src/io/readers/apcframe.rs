@@ -26,9 +26,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::apvisit::BAD_ERROR;
-use super::error::{LoadError, LoadErrorKind};
-use super::fits::{self, HduDesc};
+use super::apogee::BAD_ERROR;
+use super::shared::median;
+use crate::io::error::{LoadError, LoadErrorKind};
+use crate::io::fits::{self, HduDesc};
+use crate::io::reader::{FitsFormat, Format};
 use crate::model::barycentric::{Observatory, barycentric_correction};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
 
@@ -93,10 +95,7 @@ fn find_image<'a>(hdus: &'a [HduDesc], index: usize, name: &str) -> Option<&'a H
 }
 
 fn fibre_table(hdus: &[HduDesc]) -> Option<&HduDesc> {
-    hdus.iter().find(|h| {
-        h.table()
-            .is_some_and(|(cols, _)| cols.iter().any(|c| c.0.eq_ignore_ascii_case("FIBERID")))
-    })
+    hdus.iter().find(|h| h.has_column("FIBERID"))
 }
 
 /// One fibre-table row.
@@ -125,11 +124,7 @@ fn text_col(
     };
     use fitsio::tables::ColumnDataType as T;
     let v = if matches!(typ, T::Text | T::String) {
-        super::fits_disk::read_str_col(f, &d.hdu, name.as_str(), 0, None)
-            .map_err(|e| LoadError::invalid(path, format!("column '{name}' of {}", d.label()), e))?
-            .into_iter()
-            .map(|s| s.trim().to_owned())
-            .collect()
+        fits::column_text(f, path, d, name)?
     } else {
         fits::column_f64(f, path, d, name)?
             .into_iter()
@@ -144,12 +139,7 @@ fn read_fibres(
     path: &Path,
     d: &HduDesc,
 ) -> Result<Vec<FibreRow>, LoadError> {
-    let (cols, _) = d.table().unwrap_or_default();
-    let col = |want: &str| {
-        cols.iter()
-            .find(|c| c.0.eq_ignore_ascii_case(want))
-            .map(|c| c.0.clone())
-    };
+    let col = |want: &str| d.column_name(want);
     let Some(fid) = col("FIBERID") else {
         return Err(LoadError::missing(
             path,
@@ -552,15 +542,6 @@ fn read_chip(path: &Path, sel: Option<&StarSelector>) -> Result<ChipRow, LoadErr
     })
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
 /// Build one visit from the chips of one exposure (sorted a, b, c).
 fn exposure_visit(num: u64, mut chips: Vec<ChipRow>) -> Result<Visit, LoadError> {
     chips.sort_by_key(|c| c.chip);
@@ -869,3 +850,11 @@ pub fn read_behind_visit(
     d.visits = visits;
     Ok(d)
 }
+
+/// The apCframe reader (one chip of one exposure), by its HDUs and cards.
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::ApCframe,
+    looks_like,
+    read: |path| read_exposures(&[path.to_path_buf()], None),
+    companion: None,
+};

@@ -19,8 +19,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::error::LoadError;
-use super::fits::{self, HduDesc};
+use super::shared::{median, wave_from_log10};
+use crate::io::error::LoadError;
+use crate::io::fits::{self, HduDesc};
+use crate::io::reader::{FitsFormat, Format};
 use crate::model::{C_KMS, Dataset, Spectrum, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
 
 /// True if an EXTNAME names a per-exposure camera HDU (`B1-...`, `R2-...`).
@@ -44,15 +46,6 @@ pub fn read(path: &Path) -> Result<Dataset, LoadError> {
     fits::guard(path, || read_inner(path))
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
 struct Camera {
     wave: Vec<f64>,
     flux: Vec<f64>,
@@ -63,18 +56,6 @@ struct Camera {
     cards: Vec<(String, String)>,
 }
 
-fn has_col(d: &HduDesc, col: &str) -> bool {
-    d.table()
-        .is_some_and(|(cols, _)| cols.iter().any(|c| c.0.eq_ignore_ascii_case(col)))
-}
-
-/// The table's own spelling of a column (SDSS-V writes upper case, SDSS-III/IV lower case).
-fn cn(d: &HduDesc, col: &str) -> String {
-    d.table()
-        .and_then(|(cols, _)| cols.into_iter().find(|c| c.0.eq_ignore_ascii_case(col)))
-        .map_or_else(|| col.to_owned(), |c| c.0)
-}
-
 /// True if an EXTNAME names an SDSS-V spec-full exposure HDU (`MJD_EXP_{mjd}-{nn}`).
 pub(crate) fn is_exposure_v6(name: &str) -> bool {
     name.len() > 8 && name[..8].eq_ignore_ascii_case("MJD_EXP_")
@@ -82,40 +63,35 @@ pub(crate) fn is_exposure_v6(name: &str) -> bool {
 
 fn read_camera(f: &mut fitsio::FitsFile, path: &Path, d: &HduDesc) -> Result<Camera, LoadError> {
     for col in ["loglam", "flux", "ivar"] {
-        if !has_col(d, col) {
+        if !d.has_column(col) {
             return Err(LoadError::missing(
                 path,
                 format!("column '{col}' of {}", d.label()),
             ));
         }
     }
-    let loglam = fits::column_f64(f, path, d, &cn(d, "loglam"))?;
-    let flux = fits::column_f64(f, path, d, &cn(d, "flux"))?;
-    let ivar = fits::column_f64(f, path, d, &cn(d, "ivar"))?;
+    let loglam = fits::column_f64(f, path, d, &d.column_spelling("loglam"))?;
+    let flux = fits::column_f64(f, path, d, &d.column_spelling("flux"))?;
+    let ivar = fits::column_f64(f, path, d, &d.column_spelling("ivar"))?;
     if loglam.is_empty() {
         return Err(LoadError::invalid(path, d.label(), "the table has no rows"));
     }
     let mask_col = ["mask", "or_mask", "and_mask"]
         .into_iter()
-        .find(|c| has_col(d, c));
+        .find(|c| d.has_column(c));
     let flags = match mask_col {
-        Some(c) => fits::column_bits(f, path, d, &cn(d, c))?,
+        Some(c) => fits::column_bits(f, path, d, &d.column_spelling(c))?,
         None => vec![0; loglam.len()],
     };
-    let mut wave = Vec::with_capacity(loglam.len());
-    for (i, &l) in loglam.iter().enumerate() {
-        let w = 10f64.powf(l);
-        if !(l.is_finite() && w.is_finite() && w > 0.0) {
-            return Err(LoadError::invalid(
-                path,
-                format!("column 'loglam' of {}", d.label()),
-                format!("row {i} holds {l}, not a usable log10 wavelength"),
-            ));
-        }
-        wave.push(w);
-    }
-    let sigma_ln = if has_col(d, "wdisp") {
-        let wd = fits::column_f64(f, path, d, &cn(d, "wdisp"))?;
+    let wave = wave_from_log10(&loglam, |i, l| {
+        LoadError::invalid(
+            path,
+            format!("column 'loglam' of {}", d.label()),
+            format!("row {i} holds {l}, not a usable log10 wavelength"),
+        )
+    })?;
+    let sigma_ln = if d.has_column("wdisp") {
+        let wd = fits::column_f64(f, path, d, &d.column_spelling("wdisp"))?;
         // wdisp is in native pixels; one pixel is the local loglam step.
         let s: Vec<f64> = loglam
             .windows(2)
@@ -156,7 +132,7 @@ fn read_inner(path: &Path) -> Result<Dataset, LoadError> {
     let mut f = fits::open(path)?;
     let hdus = fits::hdus(&mut f, path)?;
     // Object id: plate-mjd-fiber from SPALL when present, else the file stem.
-    let stem = super::gz::stem(path).unwrap_or_else(|| "boss".into());
+    let stem = crate::io::fits::gz::stem(path).unwrap_or_else(|| "boss".into());
     let mut object = stem.trim_start_matches("spec-").to_owned();
     let mut z_cards = Vec::new();
     if let Some(d) = hdus.iter().find(|h| h.name.eq_ignore_ascii_case("SPALL"))
@@ -349,3 +325,11 @@ fn read_exposure_v6(
     )
     .map_err(|e| LoadError::invalid(path, d.label(), e))
 }
+
+/// The BOSS spec reader, by its HDUs.
+pub(crate) static READER: FitsFormat = FitsFormat {
+    format: Format::BossSpec,
+    looks_like: |_, _, hdus| looks_like(hdus),
+    read,
+    companion: None,
+};

@@ -7,7 +7,7 @@
 //! `sdss/idlspec2d` v6 (spec-full exposure HDUs `MJD_EXP_{mjd}-{nn}`) and `sdss/astra`
 //! (`python/astra/products/mwm.py`: HDU1 BOSS/APO, 2 BOSS/LCO, 3 APOGEE/APO, 4 APOGEE/LCO).
 //!
-//! Every write is atomic and refuses to overwrite an input ([`super::atomic`]).
+//! Every write is atomic and refuses to overwrite an input ([`crate::io::atomic`]).
 
 use std::path::Path;
 
@@ -16,7 +16,7 @@ use fitsio::hdu::FitsHdu;
 use fitsio::images::{ImageDescription, ImageType};
 use fitsio::tables::{ColumnDataType, ColumnDescription, ConcreteColumnDescription};
 
-use super::error::SaveError;
+use crate::io::error::SaveError;
 
 type R<T> = Result<T, String>;
 
@@ -94,8 +94,8 @@ fn str_col(name: &str, values: &[String]) -> R<ConcreteColumnDescription> {
 
 /// Create `path` atomically and fill it with `body`.
 fn write_file(path: &Path, body: impl FnOnce(&mut FitsFile) -> R<()>) -> Result<(), SaveError> {
-    super::atomic::write_atomic(path, &[], |tmp| {
-        let mut f = super::fits_disk::create(tmp).map_err(|e| SaveError::new(path, e))?;
+    crate::io::atomic::write_atomic(path, &[], |tmp| {
+        let mut f = crate::io::fits::disk::create(tmp).map_err(|e| SaveError::new(path, e))?;
         body(&mut f).map_err(|e| SaveError::new(path, e))
     })
 }
@@ -701,10 +701,10 @@ pub fn spec_v6_from_spec(
     field: i64,
     mjd: i64,
     catalogid: i64,
-) -> Result<BossSpecV6, super::LoadError> {
-    let d = super::boss::read(spec)?;
+) -> Result<BossSpecV6, crate::io::error::LoadError> {
+    let d = crate::io::readers::boss::read(spec)?;
     let Some(coadd) = &d.pipeline_coadd else {
-        return Err(super::LoadError::missing(spec, "HDU 1 (COADD)"));
+        return Err(crate::io::error::LoadError::missing(spec, "HDU 1 (COADD)"));
     };
     let ln10 = std::f64::consts::LN_10;
     let n = coadd.ln_wave.len();
