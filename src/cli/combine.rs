@@ -152,9 +152,18 @@ pub struct CombineArgs {
 
 /// The apCframe star selection of `--star` / `--fiber`.
 pub fn star_selector(a: &CombineArgs) -> anyhow::Result<Option<io::apcframe::StarSelector>> {
+    star_selector_of(a.star.as_deref(), a.fiber)
+}
+
+/// The apCframe star selection of a `--star` and a `--fiber` (the window's flags and
+/// `combine`'s).
+pub fn star_selector_of(
+    star: Option<&str>,
+    fiber: Option<i32>,
+) -> anyhow::Result<Option<io::apcframe::StarSelector>> {
     use io::apcframe::StarSelector;
-    Ok(match (&a.star, a.fiber) {
-        (Some(s), _) => Some(StarSelector::Id(s.clone())),
+    Ok(match (star, fiber) {
+        (Some(s), _) => Some(StarSelector::Id(s.to_owned())),
         (None, Some(n)) if (1..=300).contains(&n) => Some(StarSelector::Fiber(n)),
         (None, Some(n)) => bail!("--fiber {n}: expected a fibre number 1-300"),
         (None, None) => None,
