@@ -2,7 +2,6 @@
 //!
 //! Errors are printed to stderr as `error: {:#}` (the whole context chain) and exit with code 2.
 
-pub mod bench;
 pub mod combine;
 pub mod experiment;
 pub mod fetch;
@@ -52,8 +51,6 @@ pub enum Command {
     Combine(Box<combine::CombineArgs>),
     /// Write a synthetic data set (`paper` or `apogee`) as a bundle `combine` reads.
     Synth(Box<synth::SynthArgs>),
-    /// Time the combination on the reference cases and print JSON lines.
-    Bench(bench::BenchArgs),
     /// Run the paper's experiments (the noise test) and print the result.
     Experiment(experiment::ExperimentArgs),
     /// Find a star's SDSS files (apVisit, apStar, allVisit, apCframe, spec, mwmVisit) in a local
@@ -72,7 +69,6 @@ pub fn run_command(cmd: Command) -> ExitCode {
     let result = match cmd {
         Command::Combine(a) => combine::run(&a),
         Command::Synth(a) => synth::run(&a),
-        Command::Bench(a) => bench::run(&a),
         Command::Experiment(a) => experiment::run(&a),
         Command::Fetch(a) => fetch::run(&a),
         Command::Image(a) => image::run(&a),
@@ -90,15 +86,8 @@ pub fn run_command(cmd: Command) -> ExitCode {
 impl Cli {
     /// The load options of the window's `--exposures`, `--star` and `--fiber`.
     pub fn load_options(&self) -> anyhow::Result<crate::io::LoadOptions> {
-        use crate::io::apcframe::StarSelector;
-        let star = match (&self.star, self.fiber) {
-            (Some(s), _) => Some(StarSelector::Id(s.clone())),
-            (None, Some(n)) if (1..=300).contains(&n) => Some(StarSelector::Fiber(n)),
-            (None, Some(n)) => anyhow::bail!("--fiber {n}: expected a fibre number 1-300"),
-            (None, None) => None,
-        };
         Ok(crate::io::LoadOptions {
-            star,
+            star: combine::star_selector_of(self.star.as_deref(), self.fiber)?,
             exposures: self.exposures.clone(),
             ..crate::io::LoadOptions::default()
         })

@@ -273,8 +273,8 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
 #[allow(clippy::unwrap_used)]
+#[cfg(test)]
 mod tests {
     use super::*;
 

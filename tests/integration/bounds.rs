@@ -7,7 +7,7 @@
 use std::ffi::OsStr;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use super::io::fixture;
 
@@ -37,7 +37,7 @@ fn rss_kb(pid: u32) -> Option<u64> {
 /// watchdog that kills it past [`KILL_KB`].
 #[allow(unsafe_code)]
 fn run_measured(args: &[&OsStr]) -> Outcome {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_frizzview"))
+    let mut child = super::shared::frizzview()
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

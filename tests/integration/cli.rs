@@ -1,21 +1,12 @@
 //! `frizzview combine` as a user runs it: the real binary, real files, exit codes, messages.
 
 use std::path::Path;
-use std::process::Command;
 
 use super::io::fixture;
-
-fn frizzview() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_frizzview"))
-}
+use super::shared::frizzview;
 
 fn run(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
-    let out = frizzview().args(args).output().expect("spawn frizzview");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    super::shared::run(frizzview().args(args))
 }
 
 fn os(s: &str) -> &std::ffi::OsStr {

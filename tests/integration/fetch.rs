@@ -469,7 +469,7 @@ fn fetch_cli_prints_the_local_paths() {
     let rel = "dr13/apogee/spectro/redux/r6/apo25m/5095/55844/apVisit-r6-5095-55844-128.fits";
     let server = serve(rel, Reply::File(body));
     let cache = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frizzview"))
+    let out = super::shared::frizzview()
         .args([
             "fetch",
             "2M01183798+8403419",
@@ -496,7 +496,7 @@ fn fetch_cli_prints_the_local_paths() {
         "{stderr}"
     );
     // --help documents every template and placeholder.
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_frizzview"))
+    let help = super::shared::frizzview()
         .args(["fetch", "--help"])
         .output()
         .unwrap();
@@ -511,7 +511,7 @@ fn fetch_cli_prints_the_local_paths() {
         assert!(help.contains(k), "{k} missing from --help");
     }
     // A 404 exits non-zero with the URL in the message.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_frizzview"))
+    let out = super::shared::frizzview()
         .args([
             "fetch",
             "2M01183798+8403419",

@@ -1355,7 +1355,7 @@ fn cli_refuses_a_file_cfitsio_divides_by_zero_on() {
     let crafted = division_by_zero_file(dir.path());
     let out = dir.path().join("out.fits");
     let run = |unchecked: bool| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_frizzview"));
+        let mut c = super::shared::frizzview();
         c.arg("combine").arg(&crafted).arg("-o").arg(&out);
         if unchecked {
             c.env("FRIZZVIEW_TEST_UNCHECKED_COLUMNS", "1");

@@ -3,7 +3,6 @@
 //! `CI=true`, as `real_star` does) and fixtures written by `testkit::write_layouts::write_lamost_mrs`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use frizzview::combine::{self, Cancel, Combined};
 use frizzview::io::{self, lamost};
@@ -451,7 +450,7 @@ fn real_file_cli_combine() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("x.fits");
-    let o = Command::new(env!("CARGO_BIN_EXE_frizzview"))
+    let o = super::shared::frizzview()
         .arg("combine")
         .arg(&path)
         .arg("-o")

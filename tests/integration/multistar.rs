@@ -761,7 +761,7 @@ fn the_command_line_prints_the_load_and_fit_warnings() {
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("out.fits");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_frizzview"));
+    let mut cmd = super::shared::frizzview();
     cmd.arg("combine").args(&s.visits).arg(&s.apstar);
     cmd.args(["--shift", "apstar", "-o"]).arg(&out);
     let o = cmd.output().expect("run frizzview");

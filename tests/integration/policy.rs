@@ -6,7 +6,6 @@
 //! `real_star`); the apStar is copied into a tempdir before fitsio opens it.
 
 use std::path::Path;
-use std::process::Command;
 
 use frizzview::combine::{self, Cancel, Combined};
 use frizzview::model::VelocityKind;
@@ -262,12 +261,8 @@ fn real_star_standard_practice_matches_the_apstar() {
 // ---------------------------------------------------------------------------------------------
 // The CLI with defaults on the real files.
 
-fn frizzview_bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_frizzview"))
-}
-
 fn cli_combine(star: &RealStar, extra: &[&str], out: &Path) {
-    let mut cmd = frizzview_bin();
+    let mut cmd = super::shared::frizzview();
     cmd.arg("combine");
     for v in &star.visits {
         cmd.arg(v);

@@ -6,7 +6,6 @@
 //! `../shared/data/apogee_2M00005143+5615568/` and never copied into the repository.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use frizzview::combine::{self, Cancel, Combined, Warning};
 use frizzview::io::{self, LoadOptions};
@@ -148,7 +147,7 @@ fn dr19_rewrite_combines_in_the_barycentric_frame_with_a_warning() {
         "--basis".as_ref(),
         "local".as_ref(),
     ]);
-    let o = Command::new(env!("CARGO_BIN_EXE_frizzview"))
+    let o = super::shared::frizzview()
         .args(&args)
         .output()
         .expect("run");
@@ -432,7 +431,7 @@ fn allvisit_tables_of_dr17_and_dr19_supply_velocities_by_file_name() {
         "--method".as_ref(),
         "standard".as_ref(),
     ]);
-    let o = Command::new(env!("CARGO_BIN_EXE_frizzview"))
+    let o = super::shared::frizzview()
         .args(&args)
         .output()
         .expect("run");
@@ -500,7 +499,7 @@ fn mwmvisit_apogee_rows_supply_velocities_by_plate_mjd_and_fibre() {
         "--method".as_ref(),
         "standard".as_ref(),
     ]);
-    let o = Command::new(env!("CARGO_BIN_EXE_frizzview"))
+    let o = super::shared::frizzview()
         .args(&args)
         .output()
         .expect("run");

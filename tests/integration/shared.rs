@@ -1,6 +1,7 @@
 //! The real files of `../shared/data` (beside the repository, never copied into it): one rule for
 //! every test that reads them. Where a file or folder is absent the test says so and skips, except
 //! under `CI=true`, where its absence is a failure (so CI can never pass without running them).
+//! And the one way the tests run the `frizzview` binary ([`frizzview`], [`run`]).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -56,4 +57,24 @@ pub fn astropy_python(test: &str) -> Option<String> {
         "{test}: skipped: set FRIZZVIEW_PYTHON to a Python with astropy and numpy to compare the WCS with astropy"
     );
     None
+}
+
+/// The `frizzview` binary of this build, as a command to add arguments to.
+pub fn frizzview() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_frizzview"))
+}
+
+/// Run `cmd` to its end: exit code (-1 when a signal ended it), stdout and stderr as text.
+///
+/// # Panics
+/// When it cannot be started.
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

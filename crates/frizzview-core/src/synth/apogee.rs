@@ -26,9 +26,11 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::{Line, SynthRng, add_optical_depth, multiply_depth, poisson_positions};
+use super::{
+    Line, SynthRng, add_optical_depth, dataset_with_truth, multiply_depth, poisson_positions,
+};
 use crate::model::{
-    C_KMS, Dataset, OutputGrid, Spectrum, Survey, VelocityKind, Visit, VisitArrays, VisitMeta,
+    C_KMS, Dataset, OutputGrid, Survey, VelocityKind, Visit, VisitArrays, VisitMeta,
     shift_from_velocity,
 };
 
@@ -407,20 +409,13 @@ pub fn generate(p: &ApogeeParams) -> Result<Dataset, String> {
         .into_iter()
         .map(|f| f * p.continuum_level)
         .collect();
-    Ok(Dataset {
-        name: format!("synthetic APOGEE star ({} visits)", p.n_visits),
+    Ok(dataset_with_truth(
+        format!("synthetic APOGEE star ({} visits)", p.n_visits),
         visits,
-        truth: Some(Spectrum {
-            label: "truth".into(),
-            ln_wave: grid.ln_wave.clone(),
-            flux: truth_flux,
-            ivar: Vec::new(),
-        }),
-        input_grid: Some(grid),
-        pipeline_coadd: None,
-        survey: Survey::Apogee,
-        load_warnings: Vec::new(),
-    })
+        grid,
+        truth_flux,
+        Survey::Apogee,
+    ))
 }
 
 /// The per-visit draws, in the order `generate` makes them.

@@ -189,6 +189,31 @@ pub fn arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
     (0..n as usize).map(|k| start + k as f64 * step).collect()
 }
 
+/// A synthetic dataset: `visits`, and the noise-free `truth_flux` on `grid`, which is also the
+/// dataset's natural output grid (`Dataset::input_grid`).
+pub(crate) fn dataset_with_truth(
+    name: String,
+    visits: Vec<std::sync::Arc<crate::model::Visit>>,
+    grid: crate::model::OutputGrid,
+    truth_flux: Vec<f64>,
+    survey: crate::model::Survey,
+) -> crate::model::Dataset {
+    crate::model::Dataset {
+        name,
+        visits,
+        truth: Some(crate::model::Spectrum {
+            label: "truth".into(),
+            ln_wave: grid.ln_wave.clone(),
+            flux: truth_flux,
+            ivar: Vec::new(),
+        }),
+        input_grid: Some(grid),
+        pipeline_coadd: None,
+        survey,
+        load_warnings: Vec::new(),
+    }
+}
+
 /// Checks of generator parameters: each `(name, value)` must be positive and finite.
 pub(crate) fn check_positive(items: &[(&str, f64)]) -> Result<(), String> {
     match items.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {

@@ -15,10 +15,13 @@
 
 use std::sync::Arc;
 
-use super::{Line, SynthRng, add_optical_depth, arange, multiply_depth, poisson_positions};
+use super::{
+    Line, SynthRng, add_optical_depth, arange, dataset_with_truth, multiply_depth,
+    poisson_positions,
+};
 use crate::model::{
-    C_KMS, Dataset, OutputGrid, Spectrum, Survey, VelocityKind, Visit, VisitArrays, VisitError,
-    VisitMeta, velocity_from_shift,
+    C_KMS, Dataset, OutputGrid, Survey, VelocityKind, Visit, VisitArrays, VisitError, VisitMeta,
+    velocity_from_shift,
 };
 
 /// Every parameter of the paper's generator (defaults = the poorly sampled case).
@@ -335,21 +338,14 @@ pub fn generate_with_truth(p: &PaperParams, truth: &PaperTruth) -> Result<Datase
     }
     let grid = output_grid(p);
     let truth_flux = truth.star(&grid.ln_wave, 0.0);
-    Ok(Dataset {
-        name: format!(
+    Ok(dataset_with_truth(
+        format!(
             "paper synthetic (dx = {}/R, S/N {})",
             p.pixel_spacing_r, p.snr
         ),
         visits,
-        truth: Some(Spectrum {
-            label: "truth".into(),
-            ln_wave: grid.ln_wave.clone(),
-            flux: truth_flux,
-            ivar: Vec::new(),
-        }),
-        input_grid: Some(grid),
-        pipeline_coadd: None,
-        survey: Survey::Generic,
-        load_warnings: Vec::new(),
-    })
+        grid,
+        truth_flux,
+        Survey::Generic,
+    ))
 }

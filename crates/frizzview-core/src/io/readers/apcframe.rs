@@ -27,12 +27,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::apogee::BAD_ERROR;
-use super::shared::median;
 use crate::io::error::{LoadError, LoadErrorKind};
 use crate::io::fits::{self, HduDesc};
 use crate::io::reader::{FitsFormat, Format};
 use crate::model::barycentric::{Observatory, barycentric_correction};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
+use crate::numeric::median;
 
 /// Which fibre of an apCframe to read.
 #[derive(Clone, Debug, PartialEq, Eq)]

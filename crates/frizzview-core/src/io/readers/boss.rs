@@ -19,11 +19,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::shared::{median, wave_from_log10};
+use super::shared::wave_from_log10;
 use crate::io::error::LoadError;
 use crate::io::fits::{self, HduDesc};
 use crate::io::reader::{FitsFormat, Format};
 use crate::model::{C_KMS, Dataset, Spectrum, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
+use crate::numeric::median;
 
 /// True if an EXTNAME names a per-exposure camera HDU (`B1-...`, `R2-...`).
 pub(crate) fn is_camera(name: &str) -> bool {

@@ -1,15 +1,5 @@
 //! Small pieces of arithmetic the readers share.
 
-/// The median of the finite values (the upper one of an even count), `None` when there is none.
-pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
 /// Wavelengths in Angstrom from log10 Angstrom; a value that gives no finite positive wavelength
 /// is refused with `bad(row, value)`.
 pub(crate) fn wave_from_log10(

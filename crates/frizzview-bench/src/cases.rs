@@ -1,89 +1,42 @@
-//! `frizzview bench`: time the combination on reference-sized synthetic cases.
+//! The runner: time the combination on reference-sized synthetic cases.
 //!
-//! Every case runs in a child process of the same binary (`bench --case NAME`) so that its peak
+//! Every case runs in a child process of the same binary (`--case NAME`) so that its peak
 //! memory (VmHWM) is its own. Inputs are generated in-process (no files): case a is 10 visits x
 //! 2000 px onto 2000 output pixels, case b 30 x 8000 onto 8500 (the sizes frizzle 0.2.8 was
 //! measured at), spacing 1.3816e-5 in ln(lambda), for cases a and b, and an APOGEE-like set (3 chips x 4096 px per visit, apStar
 //! output grid) for the live path. Each case prints one JSON object per line.
 
-mod plot;
-
 use std::io::Write as _;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, Normal};
-
-use crate::combine::local::{self, BasisCache, LocalOptions};
-use crate::combine::{Cancel, prepare};
-use crate::model::{C_KMS, Dataset, OutputGrid, VelocityKind, Visit, VisitArrays, VisitMeta};
-use crate::settings::{
+use frizzview_core::combine::local::{self, BasisCache, LocalOptions};
+use frizzview_core::combine::{Cancel, prepare};
+use frizzview_core::model::Dataset;
+use frizzview_core::settings::{
     Basis, ForwardSettings, GridSpec, SelectionMode, Settings, ShiftSource, VisitSetting, Weighting,
 };
 
-/// Arguments of `frizzview bench`.
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {
-    /// Small sizes and one repetition (CI runs this in the debug build).
-    #[arg(long)]
-    pub quick: bool,
-    /// Print only JSON lines (no table).
-    #[arg(long)]
-    pub json: bool,
-    /// Write the scaling plot (PNG) here.
-    #[arg(long, value_name = "PNG")]
-    pub plot: Option<PathBuf>,
-    /// Skip the scaling series.
-    #[arg(long)]
-    pub no_scaling: bool,
-    /// Skip the cases (run only the scaling series, e.g. to redraw the plot).
-    #[arg(long)]
-    pub no_cases: bool,
-    /// Kernel of the local basis (qbspline15 = default; lanczos3, bspline3, bspline5 ...
-    /// bspline15, qbspline7, qbspline11).
-    #[arg(long, default_value = "default")]
-    pub kernel: String,
-    /// Repetitions per case (default: 5, 11 for the live cases, 1 with --quick); the median is
-    /// reported. Many repetitions make a profile (`perf record`) of one case meaningful.
-    #[arg(long, value_name = "N")]
-    pub reps: Option<usize>,
-    /// Run one case in this process and print its JSON line (used by the parent process).
-    #[arg(long, hide = true)]
-    pub case: Option<String>,
-}
+use crate::args::{BenchArgs, CASES};
+use crate::data::{apogee_dataset, lines_dataset};
+use crate::plot;
+use crate::point::ScalingPoint;
 
-/// The cases, in the order they run.
-pub const CASES: [&str; 9] = [
-    "case_a_fourier",
-    "case_b_fourier",
-    "case_a_local",
-    "case_b_local",
-    "apogee30_live",
-    "apogee1000_live",
-    "dense_case_a",
-    "standard_apogee30",
-    "engine_apogee30",
-];
-
-/// Run `frizzview bench`.
+/// Run the bench: every case in a child process, then the scaling series.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(name) = &args.case {
         let line = run_case(name, args.quick, args.reps, kernel(&args.kernel)?)?;
         println!("{line}");
         return Ok(());
     }
-    let exe = std::env::current_exe().context("cannot find the frizzview executable")?;
+    let exe = std::env::current_exe().context("cannot find the frizzview-bench executable")?;
     let mut rows = Vec::new();
     for name in CASES {
         if args.no_cases || (args.quick && name == "dense_case_a") {
             continue;
         }
         let mut cmd = std::process::Command::new(&exe);
-        cmd.args(["bench", "--case", name, "--kernel", &args.kernel]);
+        cmd.args(["--case", name, "--kernel", &args.kernel]);
         if args.quick {
             cmd.arg("--quick");
         }
@@ -196,13 +149,9 @@ fn cpu_now() -> f64 {
     ns as f64 * 1e-9
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v[v.len() / 2]
-    }
+/// The median of the finite values, NaN when there is none.
+fn median(v: Vec<f64>) -> f64 {
+    frizzview_core::numeric::median(v).unwrap_or(f64::NAN)
 }
 
 /// Run one case in this process and return its JSON line.
@@ -382,7 +331,7 @@ fn time_forward(
                 &opts,
             )?
         } else {
-            crate::combine::fit_forward_plain(
+            frizzview_core::combine::fit_forward_plain(
                 &prep,
                 &fs,
                 settings.band_lags,
@@ -400,7 +349,9 @@ fn time_dense(data: &Dataset, reps: usize) -> anyhow::Result<(f64, serde_json::V
     let prep = prepare(data, &settings)?;
     let fs = settings.forward.clone().unwrap_or_default();
     // Minutes per run: no warm-up, and the cold run is what the ratio compares.
-    time_reps(reps, false, || Ok(crate::combine::dense::fit(&prep, &fs)?))
+    time_reps(reps, false, || {
+        Ok(frizzview_core::combine::dense::fit(&prep, &fs)?)
+    })
 }
 
 /// First and live (median of later recomputes) times of the local basis with a cache.
@@ -508,15 +459,16 @@ struct StandardTimes {
 /// synthetic APOGEE star with `n_visits` visits: the first call, then recomputes that change
 /// only visit 0's weight, then only its shift (medians).
 fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<StandardTimes> {
-    let data = crate::synth::apogee::generate(&crate::synth::apogee::ApogeeParams {
-        n_visits,
-        ..crate::synth::apogee::ApogeeParams::default()
-    })
-    .map_err(|e| anyhow::anyhow!("cannot generate the synthetic APOGEE star: {e}"))?;
+    let data =
+        frizzview_core::synth::apogee::generate(&frizzview_core::synth::apogee::ApogeeParams {
+            n_visits,
+            ..frizzview_core::synth::apogee::ApogeeParams::default()
+        })
+        .map_err(|e| anyhow::anyhow!("cannot generate the synthetic APOGEE star: {e}"))?;
     let mut settings = Settings {
         grid: GridSpec::Apogee,
         forward: None,
-        standard: Some(crate::settings::StandardSettings::default()),
+        standard: Some(frizzview_core::settings::StandardSettings::default()),
         ..Settings::default()
     };
     settings.visits = vec![VisitSetting::default(); data.visits.len()];
@@ -524,7 +476,7 @@ fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<StandardTimes> 
     let reps = reps.max(2);
     let data = &data;
     // The cache the window's engine would own across recomputes.
-    let cache = crate::combine::standard::StandardCache::new();
+    let cache = frizzview_core::combine::standard::StandardCache::new();
     let cache = &cache;
     // (wall, cpu, prepare wall, prepare cpu) of one recompute.
     let recompute = |settings: &Settings| -> anyhow::Result<[f64; 4]> {
@@ -532,7 +484,7 @@ fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<StandardTimes> 
         let t = Instant::now();
         let prep = prepare(data, settings)?;
         let (t_prep, c_prep) = (t.elapsed().as_secs_f64(), cpu_now() - c);
-        let r = crate::combine::standard::combine_standard_with_cache(
+        let r = frizzview_core::combine::standard::combine_standard_with_cache(
             &prep,
             &ss,
             settings.band_lags,
@@ -567,44 +519,6 @@ fn time_standard(n_visits: usize, reps: usize) -> anyhow::Result<StandardTimes> 
     })
 }
 
-/// One point of the scaling series.
-#[derive(Clone, Debug)]
-pub struct ScalingPoint {
-    /// "visits" (30..1000 visits of 3 x 4096 px) or "pixels" (30 visits, chip size varies).
-    pub series: &'static str,
-    /// Visits.
-    pub visits: usize,
-    /// Pixels per visit.
-    pub pixels_per_visit: usize,
-    /// First call (kernel evaluations included), seconds.
-    pub first_s: f64,
-    /// CPU seconds (all threads) of the median recompute.
-    pub live_cpu_s: f64,
-    /// Median recompute with the cache, seconds.
-    pub live_s: f64,
-}
-
-impl ScalingPoint {
-    /// Total input pixels.
-    #[must_use]
-    pub fn m(&self) -> usize {
-        self.visits * self.pixels_per_visit
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "series": self.series,
-            "visits": self.visits,
-            "pixels_per_visit": self.pixels_per_visit,
-            "m": self.m(),
-            "first_seconds": self.first_s,
-            "live_seconds": self.live_s,
-            "live_cpu_seconds": self.live_cpu_s,
-            "threads": rayon::current_num_threads(),
-        })
-    }
-}
-
 /// Live-path timings against visits (1..1000) and pixels per visit.
 fn scaling_series(quick: bool, kernel: local::Kernel) -> anyhow::Result<Vec<ScalingPoint>> {
     let (visits, chips, reps): (&[usize], &[usize], usize) = if quick {
@@ -635,172 +549,6 @@ fn scaling_series(quick: bool, kernel: local::Kernel) -> anyhow::Result<Vec<Scal
     Ok(out)
 }
 
-/// A smooth spectrum with Gaussian absorption lines, tabulated finely and interpolated linearly.
-struct Lines {
-    x0: f64,
-    dx: f64,
-    f: Vec<f64>,
-}
-
-impl Lines {
-    /// Lines of width `sigma_ln` (ln lambda), one per ~`spacing_px` pixels of size `px_ln`.
-    fn new(lo: f64, hi: f64, px_ln: f64, sigma_ln: f64, rng: &mut StdRng) -> Self {
-        let dx = px_ln / 8.0;
-        let n = ((hi - lo) / dx).ceil() as usize + 2;
-        let mut f = vec![0.0; n];
-        let n_lines = ((hi - lo) / (12.0 * px_ln)).ceil() as usize;
-        for _ in 0..n_lines {
-            let c = rng.random_range(lo..hi);
-            let depth: f64 = rng.random_range(0.1..0.7);
-            let tau = -(1.0 - depth).ln();
-            let i0 = ((c - 6.0 * sigma_ln - lo) / dx).floor().max(0.0) as usize;
-            let i1 = (((c + 6.0 * sigma_ln - lo) / dx).ceil() as usize).min(n - 1);
-            for (i, fi) in f.iter_mut().enumerate().take(i1 + 1).skip(i0) {
-                let z = (lo + i as f64 * dx - c) / sigma_ln;
-                *fi += tau * (-0.5 * z * z).exp();
-            }
-        }
-        for v in &mut f {
-            *v = (-*v).exp();
-        }
-        Self { x0: lo, dx, f }
-    }
-
-    fn at(&self, x: f64) -> f64 {
-        let t = (x - self.x0) / self.dx;
-        let i = (t.floor().max(0.0) as usize).min(self.f.len() - 2);
-        let a = (t - i as f64).clamp(0.0, 1.0);
-        self.f[i] * (1.0 - a) + self.f[i + 1] * a
-    }
-}
-
-fn visit_from(
-    name: String,
-    v_kms: f64,
-    ln_wave: &[f64],
-    truth: &Lines,
-    snr: f64,
-    rng: &mut StdRng,
-    segments: Vec<std::ops::Range<usize>>,
-) -> anyhow::Result<Arc<Visit>> {
-    let normal = Normal::new(0.0, 1.0).context("unit normal")?;
-    let dx = (v_kms / C_KMS).ln_1p();
-    let n = ln_wave.len();
-    let mut flux = Vec::with_capacity(n);
-    let mut bad = vec![false; n];
-    let mut flags = vec![0_u64; n];
-    for &x in ln_wave {
-        let f = truth.at(x - dx);
-        flux.push(f + normal.sample(rng) / snr);
-    }
-    for k in 0..n {
-        if rng.random::<f64>() < 0.01 {
-            bad[k] = true;
-            flags[k] = 1 << rng.random_range(0..4_u32);
-            flux[k] += 2.0 * rng.random::<f64>();
-        }
-    }
-    let mut meta = VisitMeta {
-        name,
-        ..VisitMeta::default()
-    };
-    meta.set_velocity(VelocityKind::True, v_kms);
-    meta.set_velocity(VelocityKind::Vrel, v_kms);
-    let arrays = VisitArrays {
-        wavelength_aa: ln_wave.iter().map(|x| x.exp()).collect(),
-        flux,
-        ivar: vec![snr * snr; n],
-        flags,
-        bad,
-        segments,
-        ..VisitArrays::default()
-    };
-    Ok(Arc::new(Visit::new(meta, arrays)?))
-}
-
-/// The reference synthetic setup: `n_visits` x `px` pixels at spacing 1.3816e-5, v in +-30 km/s, SNR 20, 1% bad,
-/// lines of sigma 1.5 px and depth 0.1-0.7; output grid of `m_out` pixels over the detector range.
-#[must_use]
-pub fn lines_dataset(n_visits: usize, px: usize, m_out: usize, seed: u64) -> Dataset {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let step = 1.3816e-5;
-    let x_lo = 15_100.0_f64.ln();
-    let x_hi = x_lo + step * (px as f64 - 1.0);
-    let margin = 40.0 / C_KMS;
-    let truth = Lines::new(x_lo - margin, x_hi + margin, step, 1.5 * step, &mut rng);
-    let ln_wave: Vec<f64> = (0..px).map(|i| x_lo + step * i as f64).collect();
-    let visits = (0..n_visits)
-        .filter_map(|i| {
-            let v = rng.random_range(-30.0..30.0);
-            visit_from(
-                format!("v{i}"),
-                v,
-                &ln_wave,
-                &truth,
-                20.0,
-                &mut rng,
-                Vec::new(),
-            )
-            .ok()
-        })
-        .collect();
-    let out_step = (x_hi - x_lo) / (m_out as f64 - 1.0);
-    let out: Vec<f64> = (0..m_out).map(|i| x_lo + out_step * i as f64).collect();
-    Dataset {
-        name: format!("lines {n_visits}x{px}"),
-        visits,
-        input_grid: OutputGrid::from_ln(out),
-        ..Dataset::default()
-    }
-}
-
-/// APOGEE-like visits: 3 chips of `chip` pixels each over the three detector ranges, v within
-/// +-30 km/s plus a barycentric-like spread, SNR 60, 1% bad pixels with flags.
-#[must_use]
-pub fn apogee_dataset(n_visits: usize, chip: usize, seed: u64) -> Dataset {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let ranges_aa = [
-        (15_140.0, 15_810.0),
-        (15_860.0, 16_430.0),
-        (16_470.0, 16_960.0),
-    ];
-    let grid = OutputGrid::apogee();
-    let step_out = grid.mean_step();
-    let lo = grid.ln_wave[0] - 100.0 / C_KMS;
-    let hi = grid.ln_wave[grid.len() - 1] + 100.0 / C_KMS;
-    let truth = Lines::new(lo, hi, step_out, 1.2 * step_out, &mut rng);
-    let mut ln_wave = Vec::with_capacity(3 * chip);
-    let mut segments = Vec::new();
-    for (a, b) in ranges_aa {
-        let (xa, xb) = (f64::ln(a), f64::ln(b));
-        let s = (xb - xa) / (chip as f64 - 1.0);
-        let start = ln_wave.len();
-        ln_wave.extend((0..chip).map(|i| xa + s * i as f64));
-        segments.push(start..ln_wave.len());
-    }
-    let visits = (0..n_visits)
-        .filter_map(|i| {
-            let v = rng.random_range(-30.0..30.0) + rng.random_range(-25.0..25.0);
-            visit_from(
-                format!("apVisit-{i:04}"),
-                v,
-                &ln_wave,
-                &truth,
-                60.0,
-                &mut rng,
-                segments.clone(),
-            )
-            .ok()
-        })
-        .collect();
-    Dataset {
-        name: format!("apogee-like {n_visits} visits"),
-        visits,
-        survey: crate::model::Survey::Apogee,
-        ..Dataset::default()
-    }
-}
-
 /// Latencies of the window's engine (medians, seconds).
 struct EngineTimes {
     /// From a request to its first delivery: the fit of both methods (what the window draws).
@@ -809,21 +557,21 @@ struct EngineTimes {
     complete_s: f64,
 }
 
-/// The window's engine (a threaded [`crate::engine::CombineEngine`], the window's defaults for
+/// The window's engine (a threaded [`frizzview_core::engine::CombineEngine`], the window's defaults for
 /// APOGEE data: both methods, the local basis) on the synthetic APOGEE star: after a first request, `reps`
 /// requests that each change visit 0's weight, each waited for to the end.
 fn time_engine(n_visits: usize, reps: usize) -> anyhow::Result<EngineTimes> {
     let data = std::sync::Arc::new(
-        crate::synth::apogee::generate(&crate::synth::apogee::ApogeeParams {
+        frizzview_core::synth::apogee::generate(&frizzview_core::synth::apogee::ApogeeParams {
             n_visits,
-            ..crate::synth::apogee::ApogeeParams::default()
+            ..frizzview_core::synth::apogee::ApogeeParams::default()
         })
         .map_err(|e| anyhow::anyhow!("cannot generate the synthetic APOGEE star: {e}"))?,
     );
     // The window's settings for this star (the local basis: the live path).
-    let mut settings = crate::settings::live_defaults(&data);
+    let mut settings = frizzview_core::settings::live_defaults(&data);
     settings.visits = vec![VisitSetting::default(); data.visits.len()];
-    let mut engine = crate::engine::CombineEngine::threaded(None)?;
+    let mut engine = frizzview_core::engine::CombineEngine::threaded(None)?;
     let reps = reps.max(2);
     let (mut fit, mut complete) = (Vec::new(), Vec::new());
     for rep in 0..=reps {

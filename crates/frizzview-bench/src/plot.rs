@@ -1,9 +1,9 @@
-//! The scaling plot of `frizzview bench --plot`: plain pixel drawing into a PNG (log-log axes,
+//! The scaling plot of `frizzview-bench --plot`: plain pixel drawing into a PNG (log-log axes,
 //! a 5x7 bitmap font), so the README image needs no plotting dependency.
 
 use std::path::Path;
 
-use super::ScalingPoint;
+use crate::point::ScalingPoint;
 
 const W: u32 = 900;
 const H: u32 = 560;
@@ -193,7 +193,7 @@ pub fn write_png(path: &Path, points: &[ScalingPoint]) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let (w, h) = (cv.img.width() as usize, cv.img.height() as usize);
-    crate::cli::png::write_png(path, w, h, cv.img.as_raw(), &[])?;
+    frizzview::cli::png::write_png(path, w, h, cv.img.as_raw(), &[])?;
     Ok(())
 }
 
