@@ -12,26 +12,7 @@ use anyhow::Context as _;
 use crate::model::Dataset;
 use crate::settings::Settings;
 
-/// The window's load options (`--exposures`, `--star`, `--fiber` of the command line), set once
-/// at start.
-static LOAD_OPTIONS: std::sync::OnceLock<crate::io::LoadOptions> = std::sync::OnceLock::new();
-
-/// Set the load options every later [`load_paths`] uses (first call wins).
-pub fn set_load_options(opts: crate::io::LoadOptions) {
-    let _ = LOAD_OPTIONS.set(opts);
-}
-
-/// Load files (or folders) into one dataset (the format is detected from each file's content).
-pub fn load_paths(paths: &[PathBuf]) -> anyhow::Result<Dataset> {
-    if paths.is_empty() {
-        anyhow::bail!("no file given");
-    }
-    let default = crate::io::LoadOptions::default();
-    Ok(crate::io::load_paths(
-        paths,
-        LOAD_OPTIONS.get().unwrap_or(&default),
-    )?)
-}
+pub use super::read::{load_paths, set_load_options};
 
 /// What [`load_each`] read.
 #[derive(Debug, Default)]

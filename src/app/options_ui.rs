@@ -1,36 +1,43 @@
-//! The settings panel: every toggle that changes the combination edits `FrizzApp::settings`.
+//! The settings panel: every toggle that changes the combination edits the window's
+//! [`Settings`]; the view toggles edit its [`ViewOptions`].
 
 use eframe::egui;
 
-use super::{Compare, DrawFrame, ExposureLayout, FrizzApp};
+use super::view::{Compare, DrawFrame, ExposureLayout, ViewOptions};
 use crate::model::Survey;
 use crate::model::mask::{self, BitLevel};
 use crate::model::pixel_policy::{self, BitAction, Preset};
 use crate::settings::{
-    Basis, ForwardSettings, GridSpec, Interpolator, LsfMode, Robust, SelectionMode, ShiftSource,
-    StandardMask, StandardSettings, Weighting,
+    Basis, ForwardSettings, GridSpec, Interpolator, LsfMode, Robust, SelectionMode, Settings,
+    ShiftSource, StandardMask, StandardSettings, Weighting,
 };
 
-/// Draw the settings panel.
-pub fn options_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+/// Draw the settings panel: the widgets edit `settings` and `view`; `survey` chooses the mask
+/// bits shown, `scores_pending` says the leave-one-out scores are still being computed.
+pub fn options_ui(
+    settings: &mut Settings,
+    view: &mut ViewOptions,
+    survey: Survey,
+    scores_pending: bool,
+    ui: &mut egui::Ui,
+) {
     ui.heading("Combination");
-    method_ui(app, ui);
+    method_ui(settings, ui);
     ui.separator();
-    data_ui(app, ui);
+    data_ui(settings, ui);
     ui.separator();
     egui::CollapsingHeader::new("Mask bits")
         .default_open(false)
-        .show(ui, |ui| mask_ui(app, ui));
+        .show(ui, |ui| mask_ui(settings, survey, ui));
     egui::CollapsingHeader::new("Extensions")
         .default_open(false)
-        .show(ui, |ui| extensions_ui(app, ui));
+        .show(ui, |ui| extensions_ui(settings, ui));
     ui.separator();
     ui.heading("View");
-    view_ui(app, ui);
+    view_ui(view, scores_pending, ui);
 }
 
-fn method_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
-    let s = &mut app.settings;
+fn method_ui(s: &mut Settings, ui: &mut egui::Ui) {
     let mut forward_on = s.forward.is_some();
     if ui
         .checkbox(&mut forward_on, "Forward model (Frizzle)")
@@ -109,8 +116,7 @@ fn method_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     }
 }
 
-fn data_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
-    let s = &mut app.settings;
+fn data_ui(s: &mut Settings, ui: &mut egui::Ui) {
     egui::ComboBox::from_label("Output grid")
         .selected_text(grid_label(&s.grid))
         .show_ui(ui, |ui| {
@@ -151,16 +157,15 @@ fn data_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     });
 }
 
-fn mask_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
-    let (defs, survey_preset) = match app.data.survey {
+fn mask_ui(s: &mut Settings, survey: Survey, ui: &mut egui::Ui) {
+    let (defs, survey_preset) = match survey {
         Survey::Boss => (mask::BOSS_SPPIXMASK, Some(Preset::BossPipeline)),
         Survey::Apogee => (mask::APOGEE_PIXMASK, Some(Preset::ApogeePipeline)),
         Survey::Generic => (mask::APOGEE_PIXMASK, None),
     };
-    let s = &mut app.settings;
     ui.horizontal_wrapped(|ui| {
         ui.label("pixel policy:");
-        let presets: &[Preset] = match app.data.survey {
+        let presets: &[Preset] = match survey {
             Survey::Boss => &[Preset::BossPipeline],
             _ => &[Preset::ApogeePipeline, Preset::ApogeeBadBits],
         };
@@ -263,8 +268,8 @@ fn bit_policy_row(s: &mut crate::settings::Settings, ui: &mut egui::Ui, d: &mask
     }
 }
 
-fn extensions_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
-    let e = &mut app.settings.extensions;
+fn extensions_ui(s: &mut Settings, ui: &mut egui::Ui) {
+    let e = &mut s.extensions;
     ui.checkbox(&mut e.fit_shifts, "fit each visit's shift");
     let kind = match e.robust {
         None => 0,
@@ -316,9 +321,7 @@ fn extensions_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     }
 }
 
-fn view_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
-    let scores_pending = app.result.as_ref().is_some_and(|r| r.loo_pending);
-    let v = &mut app.view;
+fn view_ui(v: &mut ViewOptions, scores_pending: bool, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.label("Exposures");
         ui.selectable_value(&mut v.layout, ExposureLayout::Stacked, "stacked");
