@@ -9,7 +9,8 @@
 //! ARCHITECTURE.md for the layers.
 
 pub use frizzview_core::{
-    combine, engine, experiment, export, fetch, io, model, settings, synth, velocity,
+    combine, engine, experiment, export, fetch, io, model, numeric, settings, synth, velocity,
+    vocab,
 };
 
 pub mod cli;

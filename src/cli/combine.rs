@@ -1,6 +1,6 @@
 //! `frizzview combine`: one star from files, or many stars from a manifest (batch).
 //!
-//! Defaults follow the survey the input looks like (see [`survey_defaults`]); every flag overrides
+//! Defaults follow the survey the input looks like (see [`headless_defaults`]); every flag overrides
 //! them. The output format follows the extension of `-o` (`.fits`, `.npz`, `.csv`, `.tsv`).
 //!
 //! Batch mode (`--manifest FILE --out-dir DIR`): one star per line, `name file1 file2 ...`
@@ -22,6 +22,7 @@ use crate::settings::{
     Basis, Extensions, ForwardSettings, GridSpec, Interpolator, LsfMode, Robust, SelectionMode,
     Settings, ShiftSource, StandardMask, StandardSettings, VisitSetting, Weighting,
 };
+use crate::vocab::{self, Methods, Named, OutputFormat};
 
 /// Arguments of `frizzview combine`.
 #[derive(Debug, Default, clap::Args)]
@@ -160,68 +161,41 @@ pub fn star_selector(a: &CombineArgs) -> anyhow::Result<Option<io::apcframe::Sta
     })
 }
 
-/// The survey defaults live with the settings (the window and the Python package use them too).
-pub use crate::settings::survey_defaults;
+/// The defaults of a combination without a window live with the settings (the Python package
+/// uses them too).
+pub use crate::settings::headless_defaults;
+/// The former name of [`headless_defaults`], kept so that code written against it still builds.
+#[doc(hidden)]
+pub use crate::settings::headless_defaults as survey_defaults;
 
 fn parse_grid(g: &str) -> anyhow::Result<GridSpec> {
-    Ok(match g.to_ascii_lowercase().as_str() {
-        "apogee" => GridSpec::Apogee,
-        "boss" => GridSpec::Boss,
-        "auto" => GridSpec::Auto,
-        "input" | "from-input" => GridSpec::FromInput,
-        other => {
-            let parts: Vec<&str> = other.split(':').collect();
-            let [a, b, n] = parts.as_slice() else {
-                bail!("--grid {g}: expected apogee, boss, auto, input or LOG10START:LOG10STEP:N");
-            };
-            GridSpec::LogLinear {
-                log10_start: a.parse().with_context(|| format!("--grid start '{a}'"))?,
-                log10_step: b.parse().with_context(|| format!("--grid step '{b}'"))?,
-                n: n.parse().with_context(|| format!("--grid size '{n}'"))?,
-            }
+    g.parse().map_err(|e| match e {
+        vocab::GridNameError::Unknown(_) => {
+            anyhow::anyhow!("--grid {g}: expected {}", vocab::GRID_EXPECTED)
+        }
+        vocab::GridNameError::BadPart { part, value, .. } => {
+            anyhow::anyhow!("--grid {g}: the {part} '{value}' is not a number")
         }
     })
 }
 
 fn parse_shift(s: &str) -> anyhow::Result<ShiftSource> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "none" => ShiftSource::None,
-        "vrad" | "vrel" => ShiftSource::Vrel,
-        "-bc" | "bc" | "minus-bc" => ShiftSource::MinusBc,
-        "true" => ShiftSource::True,
-        "apstar" => ShiftSource::ApStar,
-        "allvisit" | "visits-table" => ShiftSource::AllVisit,
-        "mwmvisit" => ShiftSource::MwmVisit,
-        _ => bail!(
-            "--shift {s}: expected checked (auto), none, vrad, -bc, true, apstar, allvisit or mwmvisit"
-        ),
+    s.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--shift {s}: expected checked (auto), {}",
+            ShiftSource::expected(false)
+        )
     })
+}
+
+/// A choice by its name ([`vocab::Named`]), or the CLI's error naming the flag.
+fn choice<T: Named>(flag: &str, s: &str) -> anyhow::Result<T> {
+    T::from_name(s).map_err(|e| anyhow::anyhow!("--{flag} {s}: expected {}", e.expected))
 }
 
 fn parse_bad_bits(s: &str) -> anyhow::Result<u64> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "apogee" => mask::APOGEE_BAD_BITS,
-        "boss" => mask::BOSS_BAD_BITS,
-        "none" => 0,
-        n => {
-            if let Some(hex) = n.strip_prefix("0x") {
-                u64::from_str_radix(hex, 16).with_context(|| format!("--bad-bits {s}"))?
-            } else {
-                n.parse().with_context(|| {
-                    format!("--bad-bits {s}: expected a number, apogee, boss or none")
-                })?
-            }
-        }
-    })
-}
-
-fn parse_policy(p: &str) -> anyhow::Result<pixel_policy::Preset> {
-    Ok(match p.to_ascii_lowercase().as_str() {
-        "apogee-pipeline" | "apogee" | "pipeline" => pixel_policy::Preset::ApogeePipeline,
-        "bad-bits" | "badbits" => pixel_policy::Preset::ApogeeBadBits,
-        "boss-pipeline" | "boss" => pixel_policy::Preset::BossPipeline,
-        _ => bail!("--pixel-policy {p}: expected apogee-pipeline, bad-bits or boss-pipeline"),
-    })
+    vocab::bad_bits_from_str(s)
+        .map_err(|e| anyhow::anyhow!("--bad-bits {s}: expected {}", e.expected))
 }
 
 /// `BIT=ACTION` with BIT a number or a bit name of the survey's mask.
@@ -249,47 +223,19 @@ fn parse_bit_override(x: &str, survey: Survey) -> anyhow::Result<(u32, pixel_pol
 }
 
 fn parse_robust(s: &str) -> anyhow::Result<Robust> {
-    let (kind, t) = s
-        .split_once(':')
-        .with_context(|| format!("--robust {s}: expected huber:T, cauchy:T or clip:T"))?;
-    let t: f64 = t
-        .parse()
-        .with_context(|| format!("--robust {s}: threshold '{t}'"))?;
-    Ok(match kind.to_ascii_lowercase().as_str() {
-        "huber" => Robust::Huber(t),
-        "cauchy" => Robust::Cauchy(t),
-        "clip" | "sigmaclip" => Robust::SigmaClip(t),
-        _ => bail!("--robust {s}: expected huber:T, cauchy:T or clip:T"),
+    s.parse().map_err(|e| match e {
+        vocab::RobustNameError::Unknown(_) => {
+            anyhow::anyhow!("--robust {s}: expected {}", vocab::ROBUST_EXPECTED)
+        }
+        vocab::RobustNameError::BadThreshold { value, .. } => {
+            anyhow::anyhow!("--robust {s}: threshold '{value}' is not a number")
+        }
     })
 }
 
-/// The visit indices that `name` designates: its display name, its file name or stem, or a
-/// 0-based index.
+/// The visit indices that `name` designates ([`vocab::find_visits`]).
 fn find_visits(data: &Dataset, name: &str) -> anyhow::Result<Vec<usize>> {
-    let mut hits = Vec::new();
-    for (i, v) in data.visits.iter().enumerate() {
-        let file_hit = v.meta.source.as_ref().is_some_and(|p| {
-            p.file_name().is_some_and(|f| f.to_string_lossy() == name)
-                || p.file_stem().is_some_and(|f| f.to_string_lossy() == name)
-        });
-        if v.meta.name == name || file_hit {
-            hits.push(i);
-        }
-    }
-    if hits.is_empty()
-        && let Ok(i) = name.parse::<usize>()
-        && i < data.visits.len()
-    {
-        hits.push(i);
-    }
-    if hits.is_empty() {
-        let names: Vec<&str> = data.visits.iter().map(|v| v.meta.name.as_str()).collect();
-        bail!(
-            "no visit is called '{name}' (visits: {}; or use a 0-based index)",
-            names.join(", ")
-        );
-    }
-    Ok(hits)
+    Ok(vocab::find_visits(data, name)?)
 }
 
 fn name_value<'a>(flag: &str, s: &'a str) -> anyhow::Result<(&'a str, f64)> {
@@ -304,7 +250,7 @@ fn name_value<'a>(flag: &str, s: &'a str) -> anyhow::Result<(&'a str, f64)> {
 
 /// Build the settings for `data` from the defaults and the flags.
 pub fn settings_from_args(a: &CombineArgs, data: &Dataset) -> anyhow::Result<Settings> {
-    let mut s = survey_defaults(data);
+    let mut s = headless_defaults(data);
     if let Some(g) = &a.grid {
         s.grid = parse_grid(g)?;
     }
@@ -320,14 +266,10 @@ pub fn settings_from_args(a: &CombineArgs, data: &Dataset) -> anyhow::Result<Set
         s.velocity.window_kms = w;
     }
     if let Some(w) = &a.weighting {
-        s.weighting = match w.to_ascii_lowercase().as_str() {
-            "ivar" | "inverse-variance" => Weighting::InverseVariance,
-            "uniform" => Weighting::Uniform,
-            _ => bail!("--weighting {w}: expected ivar or uniform"),
-        };
+        s.weighting = choice::<Weighting>("weighting", w)?;
     }
     if let Some(p) = &a.pixel_policy {
-        s.apply_policy_preset(parse_policy(p)?);
+        s.apply_policy_preset(choice::<pixel_policy::Preset>("pixel-policy", p)?);
     }
     if let Some(b) = &a.bad_bits {
         s.bad_bits = parse_bad_bits(b)?;
@@ -337,28 +279,19 @@ pub fn settings_from_args(a: &CombineArgs, data: &Dataset) -> anyhow::Result<Set
         s.set_bit_action(bit, what);
     }
     if let Some(x) = &a.selection {
-        s.selection = match x.to_ascii_lowercase().as_str() {
-            "ignore" => SelectionMode::Ignore,
-            "multiply" => SelectionMode::Multiply,
-            "divide" => SelectionMode::Divide,
-            _ => bail!("--selection {x}: expected ignore, multiply or divide"),
-        };
+        s.selection = choice::<SelectionMode>("selection", x)?;
     }
-    let (fw, st) = match a.method.to_ascii_lowercase().as_str() {
-        "forward" | "frizzle" => (true, false),
-        "standard" => (false, true),
-        "both" => (true, true),
-        m => bail!("--method {m}: expected forward, standard or both"),
-    };
-    let basis = match a.basis.to_ascii_lowercase().as_str() {
-        "fourier" => Basis::Fourier,
-        "local" => Basis::Local,
-        b => bail!("--basis {b}: expected fourier or local"),
-    };
+    let methods = choice::<Methods>("method", &a.method)?;
+    let (fw, st) = (methods.forward(), methods.standard());
+    let basis = choice::<Basis>("basis", &a.basis)?;
     let compat = match a.compat.as_deref() {
         None => false,
-        Some(c) if c.eq_ignore_ascii_case("frizzle") => true,
-        Some(c) => bail!("--compat {c}: the only reference is 'frizzle'"),
+        Some(c) => vocab::compat_from_name(c).map_err(|_| {
+            anyhow::anyhow!(
+                "--compat {c}: the only reference is '{}'",
+                vocab::COMPAT_FRIZZLE
+            )
+        })?,
     };
     s.forward = fw.then_some(ForwardSettings {
         basis,
@@ -369,18 +302,11 @@ pub fn settings_from_args(a: &CombineArgs, data: &Dataset) -> anyhow::Result<Set
         .standard
         .as_ref()
         .map_or(Interpolator::CubicSpline, |st| st.interpolator);
-    let interpolator = match a.interp.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let interpolator = match a.interp.as_deref() {
         None => default_interp,
-        Some("cubic" | "spline") => Interpolator::CubicSpline,
-        Some("linear") => Interpolator::Linear,
-        Some("sinc") => Interpolator::DampedSinc,
-        Some(i) => bail!("--interp {i}: expected cubic, linear or sinc"),
+        Some(i) => choice::<Interpolator>("interp", i)?,
     };
-    let std_mask = match a.std_mask.to_ascii_lowercase().as_str() {
-        "drop" => StandardMask::Drop,
-        "conservative" => StandardMask::Conservative,
-        m => bail!("--std-mask {m}: expected drop or conservative"),
-    };
+    let std_mask = choice::<StandardMask>("std-mask", &a.std_mask)?;
     s.standard = st.then_some(StandardSettings {
         interpolator,
         weighting: s.weighting,
@@ -422,33 +348,9 @@ pub fn settings_from_args(a: &CombineArgs, data: &Dataset) -> anyhow::Result<Set
     Ok(s)
 }
 
-/// Output format by extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OutFormat {
-    Fits,
-    Npz,
-    Csv,
-}
-
-fn out_format(path: &Path) -> anyhow::Result<OutFormat> {
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    Ok(match ext.as_str() {
-        "fits" | "fit" | "fts" => OutFormat::Fits,
-        "npz" => OutFormat::Npz,
-        "csv" | "tsv" => OutFormat::Csv,
-        _ => bail!(
-            "{}: unknown output format '.{ext}' (use .fits, .npz, .csv or .tsv)",
-            path.display()
-        ),
-    })
-}
-
 /// Load, combine and write one star; returns the summary paragraph.
 pub fn combine_one(a: &CombineArgs, inputs: &[PathBuf], output: &Path) -> anyhow::Result<String> {
-    let fmt = out_format(output)?;
+    let fmt = OutputFormat::from_path(output)?;
     let mut data = io::load_paths(
         inputs,
         &LoadOptions {
@@ -492,9 +394,9 @@ pub fn combine_one(a: &CombineArgs, inputs: &[PathBuf], output: &Path) -> anyhow
     let mut all_inputs: Vec<PathBuf> = inputs.to_vec();
     all_inputs.extend(data.visits.iter().filter_map(|v| v.meta.source.clone()));
     match fmt {
-        OutFormat::Fits => crate::export::fits::write_fits(output, &data, &result, &all_inputs)?,
-        OutFormat::Npz => crate::export::write_npz(output, &result, &all_inputs)?,
-        OutFormat::Csv => crate::export::write_csv(output, &result, &all_inputs)?,
+        OutputFormat::Fits => crate::export::fits::write_fits(output, &data, &result, &all_inputs)?,
+        OutputFormat::Npz => crate::export::write_npz(output, &result, &all_inputs)?,
+        OutputFormat::Csv => crate::export::write_csv(output, &result, &all_inputs)?,
     }
     Ok(summary(&data, &result, output))
 }
@@ -802,10 +704,14 @@ fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
 
 fn run_batch(a: &CombineArgs, manifest: &Path) -> anyhow::Result<()> {
     let out_dir = a.out_dir.as_ref().context("--manifest needs --out-dir")?;
-    let ext = match a.format.to_ascii_lowercase().as_str() {
-        f @ ("fits" | "npz" | "csv" | "tsv") => f.to_owned(),
-        f => bail!("--format {f}: expected fits, npz, csv or tsv"),
-    };
+    let ext = a.format.to_ascii_lowercase();
+    if OutputFormat::from_extension(&ext).is_none() {
+        bail!(
+            "--format {}: expected {}",
+            a.format,
+            vocab::one_of(&OutputFormat::extensions(), false)
+        );
+    }
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut entries = read_manifest(manifest)?;
     if let Some(sh) = &a.shard {

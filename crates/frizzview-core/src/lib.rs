@@ -7,10 +7,13 @@
 //!
 //! Modules, in the order data flows through them (each uses only those above it):
 //!
+//! - [`numeric`]: small shared numerical functions (median, sinc).
 //! - [`model`]: visits, output grids, bitmasks. Plain data; no I/O.
 //! - [`io`]: readers (apVisit, BOSS spec, tables, CSV, `.npz`) producing a [`model::Dataset`], the
 //!   dataset bundle writer and the atomic-write helpers.
 //! - [`settings`]: one validated, comparable [`settings::Settings`] value.
+//! - [`vocab`]: the text names of the settings' choices, the output format of an extension and
+//!   visits named by the user: what the command line, the window and Python parse.
 //! - [`combine`]: `prepare` (shifts, masks, weights, selection function), then the methods:
 //!   the forward model (Fourier basis: exact Toeplitz solver; local basis: banded, live) and
 //!   standard practice; a dense reference for tests; the extensions (fitted shifts, robust
@@ -30,7 +33,9 @@ pub mod fetch;
 pub mod image;
 pub mod io;
 pub mod model;
+pub mod numeric;
 pub mod restframe;
 pub mod settings;
 pub mod synth;
 pub mod velocity;
+pub mod vocab;

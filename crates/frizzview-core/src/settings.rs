@@ -610,12 +610,16 @@ fn auto_grid(data: &model::Dataset) -> Result<OutputGrid, SettingsError> {
     Ok(OutputGrid::log_linear(start, step, n))
 }
 
-/// The defaults for live use (the window, and benchmarks of it): [`survey_defaults`], with the
+/// The former name of [`headless_defaults`], kept so that code written against it still builds.
+#[doc(hidden)]
+pub use self::headless_defaults as survey_defaults;
+
+/// The defaults for live use (the window, and benchmarks of it): [`headless_defaults`], with the
 /// banded local basis for APOGEE data because it is the live path (a recompute in about 10 ms at
 /// 8575 output pixels, where the Fourier basis takes several times that).
 #[must_use]
 pub fn live_defaults(data: &model::Dataset) -> Settings {
-    let mut s = survey_defaults(data);
+    let mut s = headless_defaults(data);
     if data.survey == model::Survey::Apogee
         && let Some(f) = &mut s.forward
     {
@@ -624,8 +628,9 @@ pub fn live_defaults(data: &model::Dataset) -> Settings {
     s
 }
 
-/// Settings a dataset gets when no flag says otherwise (the command line's, the window's and the
-/// Python package's defaults).
+/// Settings a dataset gets when no flag says otherwise, without a window: the defaults of
+/// `frizzview combine` and of the Python package (the window starts from [`live_defaults`], these
+/// with the live path's basis).
 ///
 /// Every survey: external velocities checked against the data's (`VelocitySettings::check`).
 /// APOGEE: apStar grid, VRAD shifts, the velocity floor of `crate::velocity::APOGEE_FLOOR_KMS`, the APOGEE-pipeline pixel policy (16639 bad, persistence
@@ -636,7 +641,7 @@ pub fn live_defaults(data: &model::Dataset) -> Settings {
 /// input, no shift, bad bit 0. Anything else: an automatic grid, VRAD shifts if every visit has
 /// one (else the true velocity of synthetic data, else none).
 #[must_use]
-pub fn survey_defaults(data: &model::Dataset) -> Settings {
+pub fn headless_defaults(data: &model::Dataset) -> Settings {
     let mut s = Settings::default();
     let all_have = |k: VelocityKind| {
         !data.visits.is_empty() && data.visits.iter().all(|v| v.meta.velocity(k).is_some())

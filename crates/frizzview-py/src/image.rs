@@ -166,7 +166,7 @@ pub fn image_combine<'py>(
         radius: r,
         annulus: annulus.or(Some((1.5 * r, 2.5 * r))),
     });
-    let pool = crate::pool(threads)?;
+    let pool = crate::threads::pool(threads)?;
     let in_paths = paths.unwrap_or_default();
     let (prep, prod, apr) = py
         .detach(|| {

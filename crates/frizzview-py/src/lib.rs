@@ -10,6 +10,7 @@ mod compat;
 mod data;
 mod image;
 mod opts;
+mod threads;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,37 +19,15 @@ use frizzview_core::combine::{self, Cancel, Combined};
 use frizzview_core::export;
 use frizzview_core::io::{self, LoadOptions};
 use frizzview_core::model::Dataset;
-use frizzview_core::settings::Settings;
+use frizzview_core::vocab::OutputFormat;
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rayon::prelude::*;
 
 use crate::opts::Opts;
-
-/// The settings a dataset gets when no keyword says otherwise: the same survey defaults as
-/// `frizzview combine` and the window.
-pub(crate) fn survey_defaults(data: &Dataset) -> Settings {
-    frizzview_core::settings::survey_defaults(data)
-}
-
-/// A rayon pool for one call: `threads` workers (`None` = the CPUs this process may use).
-fn pool(threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
-    let n = match threads {
-        Some(0) => {
-            return Err(PyValueError::new_err(
-                "threads=0: expected a positive number of threads (or None for all CPUs)",
-            ));
-        }
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build()
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start {n} threads: {e}")))
-}
+use crate::threads::pool;
 
 /// The fitted Fourier series of `frizzview.frizzle` (`meta["model"]`): f(λ) at any λ.
 #[pyclass(frozen, module = "frizzview._core")]
@@ -205,21 +184,12 @@ struct Handle {
 }
 
 fn write_result(data: &Dataset, c: &Combined, path: &Path) -> Result<(), String> {
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
+    let format = OutputFormat::from_path(path).map_err(|e| e.to_string())?;
     let inputs = data::input_files(data);
-    match ext.as_str() {
-        "fits" | "fit" | "fts" => export::fits::write_fits(path, data, c, &inputs),
-        "npz" => export::write_npz(path, c, &inputs),
-        "csv" | "tsv" => export::write_csv(path, c, &inputs),
-        _ => {
-            return Err(format!(
-                "{}: unknown output format '.{ext}' (use .fits, .npz, .csv or .tsv)",
-                path.display()
-            ));
-        }
+    match format {
+        OutputFormat::Fits => export::fits::write_fits(path, data, c, &inputs),
+        OutputFormat::Npz => export::write_npz(path, c, &inputs),
+        OutputFormat::Csv => export::write_csv(path, c, &inputs),
     }
     .map_err(|e| e.to_string())
 }

@@ -1,15 +1,17 @@
-//! Keyword arguments of `frizzview.combine` -> core [`Settings`], with the CLI's names, values and
-//! survey defaults. Parsing happens in two steps: [`Opts::from_dict`] checks types and values that
+//! Keyword arguments of `frizzview.combine` -> core [`Settings`], with the CLI's names
+//! ([`frizzview_core::vocab`]), values and defaults. Parsing happens in two steps: [`Opts::from_dict`] checks types and values that
 //! do not depend on the data (with the GIL held), [`Opts::settings`] resolves them against a
 //! dataset (visit names, survey defaults) and may run without the GIL.
 
 use std::path::PathBuf;
 
-use frizzview_core::model::{Dataset, mask};
+use frizzview_core::model::Dataset;
 use frizzview_core::settings::{
     Basis, Extensions, ForwardSettings, GridSpec, Interpolator, LsfMode, Robust, SelectionMode,
     Settings, ShiftSource, StandardMask, StandardSettings, VisitSetting, Weighting,
+    headless_defaults,
 };
+use frizzview_core::vocab::{self, Methods, Named};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -87,18 +89,11 @@ fn string(key: &str, v: &Bound<'_, PyAny>, expected: &str) -> PyResult<String> {
         .map_err(|_| bad(key, v, expected))
 }
 
-fn choice<T: Copy>(
-    key: &str,
-    v: &Bound<'_, PyAny>,
-    table: &[(&[&str], T)],
-    expected: &str,
-) -> PyResult<T> {
-    let s = string(key, v, expected)?;
-    table
-        .iter()
-        .find(|(names, _)| names.contains(&s.as_str()))
-        .map(|(_, t)| *t)
-        .ok_or_else(|| bad(key, v, expected))
+/// A choice by its name ([`Named`], the command line's names).
+fn choice<T: Named>(key: &str, v: &Bound<'_, PyAny>) -> PyResult<T> {
+    let expected = T::expected(true);
+    let s = string(key, v, &expected)?;
+    T::from_name(&s).map_err(|_| bad(key, v, &expected))
 }
 
 fn count(key: &str, v: &Bound<'_, PyAny>, min: usize) -> PyResult<usize> {
@@ -150,13 +145,7 @@ fn parse_grid(v: &Bound<'_, PyAny>) -> PyResult<GridSpec> {
     const EXPECTED: &str =
         "'apogee', 'boss', 'auto', 'input' or a tuple (log10_start, log10_step, n)";
     if let Ok(s) = v.extract::<String>() {
-        return match s.to_ascii_lowercase().as_str() {
-            "apogee" => Ok(GridSpec::Apogee),
-            "boss" => Ok(GridSpec::Boss),
-            "auto" => Ok(GridSpec::Auto),
-            "input" | "from-input" => Ok(GridSpec::FromInput),
-            _ => Err(bad("grid", v, EXPECTED)),
-        };
+        return GridSpec::from_fixed_name(&s).ok_or_else(|| bad("grid", v, EXPECTED));
     }
     let (a, b, n): (f64, f64, i64) = v.extract().map_err(|_| bad("grid", v, EXPECTED))?;
     if !(a.is_finite() && b.is_finite() && b > 0.0 && n >= 2) {
@@ -189,23 +178,13 @@ fn parse_robust(v: &Bound<'_, PyAny>) -> PyResult<Robust> {
     if !(t.is_finite() && t > 0.0) {
         return Err(bad("robust", v, "a positive threshold in sigma"));
     }
-    Ok(match kind.to_ascii_lowercase().as_str() {
-        "huber" => Robust::Huber(t),
-        "cauchy" => Robust::Cauchy(t),
-        "clip" | "sigmaclip" => Robust::SigmaClip(t),
-        _ => return Err(bad("robust", v, EXPECTED)),
-    })
+    Robust::from_kind(&kind, t).ok_or_else(|| bad("robust", v, EXPECTED))
 }
 
 fn parse_bad_bits(v: &Bound<'_, PyAny>) -> PyResult<u64> {
     const EXPECTED: &str = "a non-negative integer, 'apogee', 'boss' or 'none'";
     if let Ok(s) = v.extract::<String>() {
-        return match s.to_ascii_lowercase().as_str() {
-            "apogee" => Ok(mask::APOGEE_BAD_BITS),
-            "boss" => Ok(mask::BOSS_BAD_BITS),
-            "none" => Ok(0),
-            _ => Err(bad("bad_bits", v, EXPECTED)),
-        };
+        return vocab::bad_bits_by_name(&s).ok_or_else(|| bad("bad_bits", v, EXPECTED));
     }
     if v.is_instance_of::<pyo3::types::PyBool>() {
         return Err(bad("bad_bits", v, EXPECTED));
@@ -255,17 +234,7 @@ impl Opts {
             match key.as_str() {
                 "grid" => o.grid = Some(parse_grid(&v)?),
                 "shift" => {
-                    o.shift = Some(choice(
-                        "shift",
-                        &v,
-                        &[
-                            (&["none"], ShiftSource::None),
-                            (&["vrad", "vrel"], ShiftSource::Vrel),
-                            (&["-bc", "bc", "minus-bc"], ShiftSource::MinusBc),
-                            (&["true"], ShiftSource::True),
-                        ],
-                        "'none', 'vrad', '-bc' or 'true'",
-                    )?);
+                    o.shift = Some(choice::<ShiftSource>("shift", &v)?);
                 }
                 "velocity" => o.velocity = per_visit("velocity", &v)?,
                 "weight" => {
@@ -277,15 +246,7 @@ impl Opts {
                     }
                 }
                 "weighting" => {
-                    o.weighting = Some(choice(
-                        "weighting",
-                        &v,
-                        &[
-                            (&["ivar", "inverse-variance"], Weighting::InverseVariance),
-                            (&["uniform"], Weighting::Uniform),
-                        ],
-                        "'ivar' or 'uniform'",
-                    )?);
+                    o.weighting = Some(choice::<Weighting>("weighting", &v)?);
                 }
                 "exclude" => {
                     let items: Vec<Bound<'_, PyAny>> =
@@ -301,72 +262,30 @@ impl Opts {
                 }
                 "bad_bits" => o.bad_bits = Some(parse_bad_bits(&v)?),
                 "selection" => {
-                    o.selection = Some(choice(
-                        "selection",
-                        &v,
-                        &[
-                            (&["ignore"], SelectionMode::Ignore),
-                            (&["multiply"], SelectionMode::Multiply),
-                            (&["divide"], SelectionMode::Divide),
-                        ],
-                        "'ignore', 'multiply' or 'divide'",
-                    )?);
+                    o.selection = Some(choice::<SelectionMode>("selection", &v)?);
                 }
                 "method" => {
-                    (o.forward, o.standard) = choice(
-                        "method",
-                        &v,
-                        &[
-                            (&["forward", "frizzle"], (true, false)),
-                            (&["standard"], (false, true)),
-                            (&["both"], (true, true)),
-                        ],
-                        "'forward', 'standard' or 'both'",
-                    )?;
+                    let m = choice::<Methods>("method", &v)?;
+                    (o.forward, o.standard) = (m.forward(), m.standard());
                 }
                 "basis" => {
-                    o.basis = choice(
-                        "basis",
-                        &v,
-                        &[(&["fourier"], Basis::Fourier), (&["local"], Basis::Local)],
-                        "'fourier' or 'local'",
-                    )?;
+                    o.basis = choice::<Basis>("basis", &v)?;
                 }
                 "compat" => {
                     o.compat = if v.is_instance_of::<pyo3::types::PyBool>() {
                         flag("compat", &v)?
                     } else {
-                        choice(
-                            "compat",
-                            &v,
-                            &[(&["frizzle"], true)],
-                            "'frizzle' (frizzle 0.2.8), True/False or None",
-                        )?
+                        const EXPECTED: &str = "'frizzle' (frizzle 0.2.8), True/False or None";
+                        let s = string("compat", &v, EXPECTED)?;
+                        vocab::compat_from_name(&s).map_err(|_| bad("compat", &v, EXPECTED))?
                     };
                 }
                 "modes" => o.modes = Some(count("modes", &v, 1)?),
                 "interp" => {
-                    o.interp = choice(
-                        "interp",
-                        &v,
-                        &[
-                            (&["cubic", "spline"], Interpolator::CubicSpline),
-                            (&["linear"], Interpolator::Linear),
-                            (&["sinc"], Interpolator::DampedSinc),
-                        ],
-                        "'cubic', 'linear' or 'sinc'",
-                    )?;
+                    o.interp = choice::<Interpolator>("interp", &v)?;
                 }
                 "std_mask" => {
-                    o.std_mask = choice(
-                        "std_mask",
-                        &v,
-                        &[
-                            (&["drop"], StandardMask::Drop),
-                            (&["conservative"], StandardMask::Conservative),
-                        ],
-                        "'drop' or 'conservative'",
-                    )?;
+                    o.std_mask = choice::<StandardMask>("std_mask", &v)?;
                 }
                 "lags" => o.lags = count("lags", &v, 5)?,
                 "fit_shifts" => o.fit_shifts = flag("fit_shifts", &v)?,
@@ -402,7 +321,7 @@ impl Opts {
                 .map_err(|e| format!("settings from {}: {e}", p.display()))?;
             return Ok(s);
         }
-        let mut s = crate::survey_defaults(data);
+        let mut s = headless_defaults(data);
         if let Some(g) = &self.grid {
             s.grid = g.clone();
         }
@@ -460,7 +379,7 @@ impl Opts {
     }
 }
 
-/// The visits a reference designates: display name, file name or stem, or a 0-based index.
+/// The visits a reference designates: an index, or a name as [`vocab::find_visits`] reads it.
 fn find_visits(data: &Dataset, r: &VisitRef, key: &str) -> Result<Vec<usize>, String> {
     let n = data.visits.len();
     match r {
@@ -468,33 +387,6 @@ fn find_visits(data: &Dataset, r: &VisitRef, key: &str) -> Result<Vec<usize>, St
         VisitRef::Index(i) => Err(format!(
             "{key}: visit index {i} is out of range ({n} visits)"
         )),
-        VisitRef::Name(name) => {
-            let hits: Vec<usize> = data
-                .visits
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| {
-                    v.meta.name == *name
-                        || v.meta.source.as_ref().is_some_and(|p| {
-                            p.file_name().is_some_and(|f| f.to_string_lossy() == *name)
-                                || p.file_stem().is_some_and(|f| f.to_string_lossy() == *name)
-                        })
-                })
-                .map(|(i, _)| i)
-                .collect();
-            if !hits.is_empty() {
-                return Ok(hits);
-            }
-            if let Ok(i) = name.parse::<usize>()
-                && i < n
-            {
-                return Ok(vec![i]);
-            }
-            let names: Vec<&str> = data.visits.iter().map(|v| v.meta.name.as_str()).collect();
-            Err(format!(
-                "{key}: no visit is called '{name}' (visits: {}; or use a 0-based index)",
-                names.join(", ")
-            ))
-        }
+        VisitRef::Name(name) => vocab::find_visits(data, name).map_err(|e| format!("{key}: {e}")),
     }
 }

@@ -25,6 +25,7 @@
 //! step changes nothing and is left out.
 
 use crate::model::Visit;
+use crate::numeric::sinc;
 
 /// Kernel half-width (21 taps) and Gaussian damping of `sincinterlaced.pro`.
 const HALF_TAPS: i64 = 10;
@@ -58,14 +59,6 @@ pub struct CombinedChip {
     pub offsets: Vec<f64>,
 }
 
-fn sinc(x: f64) -> f64 {
-    if x.abs() < 1e-12 {
-        1.0
-    } else {
-        (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x)
-    }
-}
-
 /// The interlaced-sampling kernel a(x) of `sincinterlaced.pro` for pair shift `s`.
 #[must_use]
 pub fn interlace_kernel(x: f64, s: f64) -> f64 {
@@ -93,13 +86,9 @@ fn wave_at(wave: &[f64], p: f64) -> f64 {
     wave[i] + (wave[i + 1] - wave[i]) * (p - i as f64)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// The median of the finite values, NaN when there is none.
+fn median(v: Vec<f64>) -> f64 {
+    crate::numeric::median(v).unwrap_or(f64::NAN)
 }
 
 /// Flux and variance with bad pixels replaced by a local median (10 x the median error).

@@ -31,6 +31,7 @@ use super::error::{LoadError, LoadErrorKind};
 use super::fits::{self, HduDesc};
 use crate::model::barycentric::{Observatory, barycentric_correction};
 use crate::model::{Dataset, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
+use crate::numeric::median;
 
 /// Which fibre of an apCframe to read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -550,15 +551,6 @@ fn read_chip(path: &Path, sel: Option<&StarSelector>) -> Result<ChipRow, LoadErr
         ra_dec,
         cards,
     })
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
 }
 
 /// Build one visit from the chips of one exposure (sorted a, b, c).

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use super::error::LoadError;
 use super::fits::{self, HduDesc};
 use crate::model::{C_KMS, Dataset, Spectrum, Survey, VelocityKind, Visit, VisitArrays, VisitMeta};
+use crate::numeric::median;
 
 /// True if an EXTNAME names a per-exposure camera HDU (`B1-...`, `R2-...`).
 pub(crate) fn is_camera(name: &str) -> bool {
@@ -42,15 +43,6 @@ pub(crate) fn looks_like(hdus: &[HduDesc]) -> bool {
 /// Read a BOSS spec file.
 pub fn read(path: &Path) -> Result<Dataset, LoadError> {
     fits::guard(path, || read_inner(path))
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
 }
 
 struct Camera {

@@ -1,6 +1,8 @@
 //! The kernels of the local basis: Lanczos-3 and B-splines (centred or with quarter-pixel
 //! knots), their values, derivatives and the rows of kernel values a data pixel touches.
 
+use crate::numeric::sinc;
+
 /// The kernel of the local basis, in units of output pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -181,15 +183,6 @@ impl Kernel {
             }
         }
         j0
-    }
-}
-
-pub(super) fn sinc(t: f64) -> f64 {
-    if t.abs() < 1e-9 {
-        1.0
-    } else {
-        let p = std::f64::consts::PI * t;
-        p.sin() / p
     }
 }
 
