@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::sync::mpsc;
 
+use crate::vocab::OutputFormat;
+
 /// What a file dialog is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DialogKind {
@@ -90,14 +92,23 @@ fn native_dialog(kind: DialogKind) -> Vec<PathBuf> {
             .save_file()
             .into_iter()
             .collect(),
-        DialogKind::Export => d
-            .add_filter("FITS", &["fits"])
-            .add_filter("CSV", &["csv"])
-            .add_filter("npz", &["npz"])
-            .set_file_name("combined.fits")
-            .save_file()
-            .into_iter()
-            .collect(),
+        DialogKind::Export => [
+            ("FITS", OutputFormat::Fits),
+            ("CSV", OutputFormat::Csv),
+            ("npz", OutputFormat::Npz),
+        ]
+        .into_iter()
+        .fold(d, |d, (name, format)| {
+            let exts: Vec<&str> = OutputFormat::extensions()
+                .into_iter()
+                .filter(|e| OutputFormat::from_extension(e) == Some(format))
+                .collect();
+            d.add_filter(name, &exts)
+        })
+        .set_file_name("combined.fits")
+        .save_file()
+        .into_iter()
+        .collect(),
         DialogKind::SavePng => d
             .add_filter("PNG", &["png"])
             .set_file_name("frizzview.png")

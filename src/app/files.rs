@@ -11,6 +11,7 @@ use anyhow::Context as _;
 
 use crate::model::Dataset;
 use crate::settings::Settings;
+use crate::vocab::OutputFormat;
 
 pub use super::read::{load_paths, set_load_options};
 
@@ -169,7 +170,8 @@ pub fn load_session(path: &Path) -> anyhow::Result<Session> {
     Ok(session)
 }
 
-/// Export a result: apStar-like FITS, CSV/TSV or `.npz`, chosen by the extension. Refuses to
+/// Export a result: apStar-like FITS, CSV/TSV or `.npz`, chosen by the extension
+/// ([`OutputFormat::from_path`], as the command line chooses: `.fits`, `.fit`, `.fts`, ...). Refuses to
 /// overwrite an input file. A result whose leave-one-out scores are still pending (exported
 /// before the engine's second stage arrived) gets them computed here first, so an export always
 /// carries them.
@@ -194,18 +196,11 @@ pub fn export(
     } else {
         result
     };
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "fits" | "fit" => crate::export::fits::write_fits(path, data, result, inputs)?,
-        "csv" | "tsv" => crate::export::write_csv(path, result, inputs)?,
-        "npz" => crate::export::write_npz(path, result, inputs)?,
-        _ => anyhow::bail!(
-            "cannot export to {}: use a .fits, .csv, .tsv or .npz file name",
-            path.display()
-        ),
+    // The format follows the extension as on the command line (the core's vocabulary).
+    match OutputFormat::from_path(path)? {
+        OutputFormat::Fits => crate::export::fits::write_fits(path, data, result, inputs)?,
+        OutputFormat::Csv => crate::export::write_csv(path, result, inputs)?,
+        OutputFormat::Npz => crate::export::write_npz(path, result, inputs)?,
     }
     Ok(())
 }

@@ -207,13 +207,7 @@ pub fn combined_plot_id() -> egui::Id {
 }
 
 pub(super) fn combined_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
-    let Slot {
-        height,
-        full,
-        bins,
-        jump,
-    } = slot;
-    linked_plot("combined", height, "combined flux")
+    linked_plot("combined", slot.height, "combined flux")
         .id(combined_plot_id())
         .legend(egui_plot::Legend::default().position(egui_plot::Corner::RightBottom))
         .label_formatter(|hp| {
@@ -224,13 +218,13 @@ pub(super) fn combined_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
             Some(hover_text(pv, p.x))
         })
         .show(ui, |plot_ui| {
-            apply_view_requests(pv, plot_ui, jump);
-            let range = visible_x(plot_ui, full);
+            apply_view_requests(pv, plot_ui, slot.jump);
+            let range = visible_x(plot_ui, slot.full);
             let Some(r) = &pv.result else { return };
             let key = CombinedKey {
                 lo: range.start().to_bits(),
                 hi: range.end().to_bits(),
-                bins,
+                bins: slot.bins,
                 band: pv.view.show_uncertainty,
                 reference: pv.view.show_reference,
                 overlay: pv.view.compare == Compare::Overlay,
@@ -281,20 +275,14 @@ pub(super) fn combined_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
 }
 
 pub(super) fn difference_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
-    let Slot {
-        height,
-        full,
-        bins,
-        jump,
-    } = slot;
     let Some(r) = pv.result.cloned() else { return };
     let (Some(f), Some(s)) = (&r.forward, &r.standard) else {
         return;
     };
     let grid_aa = r.grid.wavelength_aa();
-    linked_plot("difference", height, "std - fwd").show(ui, |plot_ui| {
-        apply_view_requests(pv, plot_ui, jump);
-        let range = visible_x(plot_ui, full);
+    linked_plot("difference", slot.height, "std - fwd").show(ui, |plot_ui| {
+        apply_view_requests(pv, plot_ui, slot.jump);
+        let range = visible_x(plot_ui, slot.full);
         let d = |k: usize| s.flux[k] - f.flux[k];
         let limits = crate::app::yrange::robust_limits(
             (0..grid_aa.len())
@@ -309,7 +297,7 @@ pub(super) fn difference_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) 
                 |k| c(-f.var[k].sqrt()),
                 |k| c(f.var[k].sqrt()),
                 range.clone(),
-                bins,
+                slot.bins,
             ) {
                 plot_ui.add(
                     FilledArea::new("forward 1-sigma", &xs, &lo, &hi)
@@ -317,7 +305,7 @@ pub(super) fn difference_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) 
                 );
             }
         }
-        let t = trace(&grid_aa, |k| c(d(k)), range, bins);
+        let t = trace(&grid_aa, |k| c(d(k)), range, slot.bins);
         add_trace(plot_ui, "standard - forward", t, STANDARD_COLOR, 1.0);
     });
 }

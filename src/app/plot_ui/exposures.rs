@@ -184,19 +184,13 @@ fn frame_scale(pv: &PlotView<'_>, i: usize) -> f64 {
 }
 
 pub(super) fn exposures_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
-    let Slot {
-        height,
-        full,
-        bins,
-        jump,
-    } = slot;
     let visits = drawn_visits(pv);
-    let bins = bins_for(bins, visits.len());
+    let bins = bins_for(slot.bins, visits.len());
     let step = pv.curves.typical_flux * 0.6;
     let stacked = pv.view.layout == ExposureLayout::Stacked;
     linked_plot(
         "exposures",
-        height,
+        slot.height,
         if stacked { "flux + offset" } else { "flux" },
     )
     .x_axis_label(match pv.view.frame {
@@ -205,8 +199,8 @@ pub(super) fn exposures_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
     })
     .label_formatter(|hp| Some(exposure_hover_text(pv, hp)))
     .show(ui, |plot_ui| {
-        apply_view_requests(pv, plot_ui, jump);
-        let range = visible_x(plot_ui, full);
+        apply_view_requests(pv, plot_ui, slot.jump);
+        let range = visible_x(plot_ui, slot.full);
         // Decimated over a wider, aligned range: panning reuses the cached curves.
         let (tile, bins) = tiled(&range, bins);
         for (k, &i) in visits.iter().enumerate() {
@@ -526,19 +520,13 @@ fn visit_drawing(
 }
 
 pub(super) fn residuals_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
-    let Slot {
-        height,
-        full,
-        bins,
-        jump,
-    } = slot;
     // Borrowed: cloning the result every frame copied every visit's prediction.
     let forward = pv.result.as_ref().and_then(|r| r.forward.as_ref());
     let visits = drawn_visits(pv);
-    let bins = bins_for(bins, visits.len());
-    linked_plot("residuals", height, "resid. (sigma)").show(ui, |plot_ui| {
-        apply_view_requests(pv, plot_ui, jump);
-        let range = visible_x(plot_ui, full);
+    let bins = bins_for(slot.bins, visits.len());
+    linked_plot("residuals", slot.height, "resid. (sigma)").show(ui, |plot_ui| {
+        apply_view_requests(pv, plot_ui, slot.jump);
+        let range = visible_x(plot_ui, slot.full);
         // Decimated over a wider, aligned range: panning reuses the cached curves.
         let (tile, bins) = tiled(&range, bins);
         plot_ui.hline(HLine::new("+3 sigma", 3.0).color(egui::Color32::from_gray(150)));
