@@ -45,9 +45,9 @@ impl Demo {
     pub fn load(self) -> anyhow::Result<Dataset> {
         match self {
             Self::Apogee => apogee_demo(12),
-            Self::Boss => super::files::load_paths(&[boss_demo_path()?]),
+            Self::Boss => super::read::load_paths(&[boss_demo_path()?]),
             Self::ApogeeReal => {
-                let cfg = super::fetch_ui::demo_config(&crate::fetch::FetchConfig::from_env());
+                let cfg = demo_config(&crate::fetch::FetchConfig::from_env());
                 let q = crate::fetch::star::real_demo_query();
                 let t = crate::fetch::Templates::from_env()?;
                 let files = crate::fetch::star::fetch_star(&q, &t, &cfg, &mut |_| {})?;
@@ -98,4 +98,16 @@ pub fn apogee_demo(n_visits: usize) -> anyhow::Result<Dataset> {
         generate(&params).map_err(|e| anyhow::anyhow!("cannot generate the demo star: {e}"))?;
     data.name = format!("synthetic APOGEE-like star, {n_visits} visits (demo)");
     Ok(data)
+}
+
+/// The settings of the real demo's fetch: short timeouts, so that without a network the
+/// synthetic star appears within seconds.
+#[must_use]
+pub fn demo_config(base: &crate::fetch::FetchConfig) -> crate::fetch::FetchConfig {
+    crate::fetch::FetchConfig {
+        connect_timeout: base.connect_timeout.min(std::time::Duration::from_secs(3)),
+        read_timeout: base.read_timeout.min(std::time::Duration::from_secs(20)),
+        retries: base.retries.min(1),
+        ..base.clone()
+    }
 }

@@ -1,11 +1,11 @@
-//! File dialogs: what a dialog is for, how dialogs are shown (native rfd dialogs on a helper
-//! thread, an injected chooser in tests, or none), and what the window does with the paths
-//! chosen.
+//! File dialogs: what a dialog is for and how dialogs are shown (native rfd dialogs on a helper
+//! thread, an injected chooser in tests, or none). What the window does with the paths chosen
+//! is `FrizzApp::dialog_done`.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use super::{FrizzApp, files, jobs};
+use crate::vocab::OutputFormat;
 
 /// What a file dialog is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,18 +35,22 @@ pub enum Dialogs {
     Disabled,
 }
 
-impl FrizzApp {
+/// What opening a dialog gave.
+pub enum Opened {
+    /// The chooser answered at once (injected choosers; empty = cancelled).
+    Chosen(Vec<PathBuf>),
+    /// A native dialog is open on its thread; its paths arrive here.
+    Waiting(mpsc::Receiver<Vec<PathBuf>>),
+    /// No dialog could be shown: why.
+    Failed(String),
+}
+
+impl Dialogs {
     /// Open a file dialog of `kind` (off the UI thread for native dialogs).
-    pub fn start_dialog(&mut self, kind: DialogKind) {
-        match &mut self.dialogs {
-            Dialogs::Injected(chooser) => {
-                let paths = chooser(kind);
-                self.dialog_done(kind, paths);
-            }
-            Dialogs::Native => {
-                if self.dialog_rx.is_some() {
-                    return;
-                }
+    pub fn open(&mut self, kind: DialogKind) -> Opened {
+        match self {
+            Self::Injected(chooser) => Opened::Chosen(chooser(kind)),
+            Self::Native => {
                 let (tx, rx) = mpsc::channel();
                 let spawned = std::thread::Builder::new()
                     .name("file-dialog".into())
@@ -54,59 +58,11 @@ impl FrizzApp {
                         let _ = tx.send(native_dialog(kind));
                     });
                 match spawned {
-                    Ok(_) => self.dialog_rx = Some((kind, rx)),
-                    Err(e) => self.report_error(format!("cannot open a file dialog: {e}")),
+                    Ok(_) => Opened::Waiting(rx),
+                    Err(e) => Opened::Failed(format!("cannot open a file dialog: {e}")),
                 }
             }
-            Dialogs::Disabled => self.report_error("file dialogs are not available".into()),
-        }
-    }
-
-    pub(super) fn poll_dialog(&mut self) {
-        let Some((kind, rx)) = &self.dialog_rx else {
-            return;
-        };
-        let kind = *kind;
-        match rx.try_recv() {
-            Ok(paths) => {
-                self.dialog_rx = None;
-                self.dialog_done(kind, paths);
-            }
-            Err(mpsc::TryRecvError::Empty) => {}
-            Err(mpsc::TryRecvError::Disconnected) => self.dialog_rx = None,
-        }
-    }
-
-    fn dialog_done(&mut self, kind: DialogKind, paths: Vec<PathBuf>) {
-        let Some(first) = paths.first().cloned() else {
-            self.report_info("no file chosen".into());
-            return;
-        };
-        match kind {
-            DialogKind::OpenFiles => self.load_and_add(paths, false),
-            DialogKind::OpenSession => {
-                let label = format!("reading the session {}", first.display());
-                self.jobs.spawn(label, 0, move |_| {
-                    jobs::JobResult::Session(
-                        files::load_session(&first).map_err(|e| format!("{e:#}")),
-                    )
-                });
-                self.poll_jobs();
-            }
-            DialogKind::SaveSession => {
-                let session = self.session();
-                let label = format!("saving the session to {}", first.display());
-                self.jobs.spawn(label, 0, move |_| {
-                    jobs::JobResult::Wrote(
-                        files::save_session(&first, &session)
-                            .map(|()| format!("session saved to {}", first.display()))
-                            .map_err(|e| format!("{e:#}")),
-                    )
-                });
-                self.poll_jobs();
-            }
-            DialogKind::Export => self.export(&first),
-            DialogKind::SavePng => self.png_request = Some(first),
+            Self::Disabled => Opened::Failed("file dialogs are not available".into()),
         }
     }
 }
@@ -136,14 +92,23 @@ fn native_dialog(kind: DialogKind) -> Vec<PathBuf> {
             .save_file()
             .into_iter()
             .collect(),
-        DialogKind::Export => d
-            .add_filter("FITS", &["fits"])
-            .add_filter("CSV", &["csv"])
-            .add_filter("npz", &["npz"])
-            .set_file_name("combined.fits")
-            .save_file()
-            .into_iter()
-            .collect(),
+        DialogKind::Export => [
+            ("FITS", OutputFormat::Fits),
+            ("CSV", OutputFormat::Csv),
+            ("npz", OutputFormat::Npz),
+        ]
+        .into_iter()
+        .fold(d, |d, (name, format)| {
+            let exts: Vec<&str> = OutputFormat::extensions()
+                .into_iter()
+                .filter(|e| OutputFormat::from_extension(e) == Some(format))
+                .collect();
+            d.add_filter(name, &exts)
+        })
+        .set_file_name("combined.fits")
+        .save_file()
+        .into_iter()
+        .collect(),
         DialogKind::SavePng => d
             .add_filter("PNG", &["png"])
             .set_file_name("frizzview.png")

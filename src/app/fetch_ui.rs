@@ -4,12 +4,9 @@
 //! with a message saying why the real one could not be had).
 
 use std::sync::mpsc;
-use std::time::Duration;
 
 use eframe::egui;
 
-use super::FrizzApp;
-use super::demo::Demo;
 use crate::fetch::{
     Event, FetchConfig, FetchError, Origin, Product, Release, StarFiles, StarQuery, Templates,
     VisitRef, star,
@@ -26,13 +23,16 @@ enum JobMsg {
     Done(Box<Result<Loaded, String>>),
 }
 
-/// A fetched star, read on the job's thread: the data set, the files it was read from, notes,
-/// and where the files came from.
-struct Loaded {
-    data: crate::model::Dataset,
-    paths: Vec<std::path::PathBuf>,
-    notes: Vec<String>,
-    origins: String,
+/// A fetched star, read on the job's thread.
+pub struct Loaded {
+    /// The data set.
+    pub data: crate::model::Dataset,
+    /// The files it was read from.
+    pub paths: Vec<std::path::PathBuf>,
+    /// Notes for the status bar.
+    pub notes: Vec<String>,
+    /// Where the files came from, in words.
+    pub origins: String,
 }
 
 /// A running fetch.
@@ -98,7 +98,7 @@ impl FetchJob {
     }
 
     /// Take the job's messages; its result once it has ended.
-    fn poll(&mut self) -> Option<Result<Loaded, String>> {
+    pub fn poll(&mut self) -> Option<Result<Loaded, String>> {
         loop {
             match self.rx.try_recv() {
                 Ok(JobMsg::Start { name, index, count }) => {
@@ -130,18 +130,6 @@ impl FetchJob {
             };
         }
         s
-    }
-}
-
-/// The settings of the real demo's fetch: short timeouts, so that without a network the
-/// synthetic star appears within seconds.
-#[must_use]
-pub fn demo_config(base: &FetchConfig) -> FetchConfig {
-    FetchConfig {
-        connect_timeout: base.connect_timeout.min(Duration::from_secs(3)),
-        read_timeout: base.read_timeout.min(Duration::from_secs(20)),
-        retries: base.retries.min(1),
-        ..base.clone()
     }
 }
 
@@ -231,80 +219,13 @@ impl FetchDialog {
     }
 }
 
-impl FrizzApp {
-    /// Start the real APOGEE demo in the background (the window stays responsive; see
-    /// [`Self::poll_fetch`]).
-    pub(crate) fn start_real_demo(&mut self) {
-        let q = star::real_demo_query();
-        let cfg = demo_config(&self.fetch_config);
-        let what = format!("the real APOGEE star {}", star::REAL_DEMO_ID);
-        match Templates::from_env()
-            .map_err(|e| e.to_string())
-            .and_then(|t| FetchJob::spawn(q, t, cfg, what, true).map_err(|e| e.to_string()))
-        {
-            Ok(job) => {
-                self.report_info(format!("{}…", job.status()));
-                self.fetch_job = Some(job);
-            }
-            Err(e) => self.real_demo_failed(&e),
-        }
-    }
-
-    fn real_demo_failed(&mut self, why: &str) {
-        self.open_demo(Demo::Apogee);
-        self.report_error(format!(
-            "showing the SYNTHETIC APOGEE-like star: the real APOGEE demo star could not be \
-             fetched ({why}). Set SAS_BASE_DIR to a local SDSS mirror, or check the network"
-        ));
-    }
-
-    /// Whether a fetch is running.
-    #[must_use]
-    pub fn is_fetching(&self) -> bool {
-        self.fetch_job.is_some()
-    }
-
-    /// Take the fetch job's progress; open its files (or fall back) when it has ended.
-    pub fn poll_fetch(&mut self) {
-        let Some(job) = &mut self.fetch_job else {
-            return;
-        };
-        let Some(result) = job.poll() else {
-            return;
-        };
-        let demo = job.demo;
-        self.fetch_job = None;
-        match result {
-            Ok(Loaded {
-                mut data,
-                paths,
-                notes,
-                origins,
-            }) => {
-                let n = data.visits.len();
-                if demo {
-                    data.name = format!("{} (real SDSS DR13, {n} visits)", star::REAL_DEMO_ID);
-                    self.set_dataset(data, paths, Some(Demo::ApogeeReal));
-                } else {
-                    self.set_dataset(data, paths, None);
-                }
-                for note in notes {
-                    self.report_info(note);
-                }
-                self.report_info(format!("opened {n} visit(s) ({origins})"));
-            }
-            Err(e) if demo => self.real_demo_failed(&e),
-            Err(e) => self.report_error(format!("fetch failed: {e}")),
-        }
-    }
-
-    /// The fetch dialog (a window over the others) and the job's repaints.
-    pub(crate) fn fetch_ui(&mut self, ctx: &egui::Context) {
-        if self.fetch_job.is_some() {
-            ctx.request_repaint_after(Duration::from_millis(100));
-        }
-        if !self.fetch_dialog.open {
-            return;
+impl FetchDialog {
+    /// The dialog (a window over the others) while it is open; true when "Fetch and open" was
+    /// clicked (the window then starts [`FetchJob`] on [`FetchDialog::query`]). `cfg` is shown;
+    /// `busy` (a fetch is running) disables the button.
+    pub fn ui(&mut self, ctx: &egui::Context, cfg: &FetchConfig, busy: bool) -> bool {
+        if !self.open {
+            return false;
         }
         let mut open = true;
         let mut start = false;
@@ -312,7 +233,7 @@ impl FrizzApp {
             .open(&mut open)
             .resizable(false)
             .show(ctx, |ui| {
-                let d = &mut self.fetch_dialog;
+                let d = &mut *self;
                 egui::Grid::new("fetch-grid").num_columns(2).show(ui, |ui| {
                     text_row(
                         ui,
@@ -349,7 +270,6 @@ impl FrizzApp {
                     text_row(ui, "field (DR17, DR19)", &mut d.field, "e.g. N7789");
                     text_row(ui, "location id (DR13)", &mut d.location_id, "e.g. 4264");
                 });
-                let cfg = &self.fetch_config;
                 ui.label(
                     egui::RichText::new(format!(
                         "mirror: {}\ncache: {}\ndownloads from: {}",
@@ -365,7 +285,6 @@ impl FrizzApp {
                 if let Some(e) = &d.error {
                     ui.colored_label(ui.visuals().error_fg_color, e);
                 }
-                let busy = self.fetch_job.is_some();
                 if ui
                     .add_enabled(!busy, egui::Button::new("Fetch and open"))
                     .clicked()
@@ -373,31 +292,8 @@ impl FrizzApp {
                     start = true;
                 }
             });
-        self.fetch_dialog.open = open;
-        if start {
-            self.start_dialog_fetch();
-        }
-    }
-
-    fn start_dialog_fetch(&mut self) {
-        let d = &self.fetch_dialog;
-        let what = format!("{} ({})", d.apogee_id.trim(), d.release);
-        let job = d
-            .query()
-            .and_then(|q| Templates::from_env().map(|t| (q, t)))
-            .map_err(|e| e.to_string())
-            .and_then(|(q, t)| {
-                FetchJob::spawn(q, t, self.fetch_config.clone(), what, false)
-                    .map_err(|e| e.to_string())
-            });
-        match job {
-            Ok(job) => {
-                self.fetch_dialog.error = None;
-                self.fetch_dialog.open = false;
-                self.fetch_job = Some(job);
-            }
-            Err(e) => self.fetch_dialog.error = Some(e),
-        }
+        self.open = open;
+        start
     }
 }
 

@@ -11,27 +11,9 @@ use anyhow::Context as _;
 
 use crate::model::Dataset;
 use crate::settings::Settings;
+use crate::vocab::OutputFormat;
 
-/// The window's load options (`--exposures`, `--star`, `--fiber` of the command line), set once
-/// at start.
-static LOAD_OPTIONS: std::sync::OnceLock<crate::io::LoadOptions> = std::sync::OnceLock::new();
-
-/// Set the load options every later [`load_paths`] uses (first call wins).
-pub fn set_load_options(opts: crate::io::LoadOptions) {
-    let _ = LOAD_OPTIONS.set(opts);
-}
-
-/// Load files (or folders) into one dataset (the format is detected from each file's content).
-pub fn load_paths(paths: &[PathBuf]) -> anyhow::Result<Dataset> {
-    if paths.is_empty() {
-        anyhow::bail!("no file given");
-    }
-    let default = crate::io::LoadOptions::default();
-    Ok(crate::io::load_paths(
-        paths,
-        LOAD_OPTIONS.get().unwrap_or(&default),
-    )?)
-}
+pub use super::read::{load_paths, set_load_options};
 
 /// What [`load_each`] read.
 #[derive(Debug, Default)]
@@ -188,7 +170,8 @@ pub fn load_session(path: &Path) -> anyhow::Result<Session> {
     Ok(session)
 }
 
-/// Export a result: apStar-like FITS, CSV/TSV or `.npz`, chosen by the extension. Refuses to
+/// Export a result: apStar-like FITS, CSV/TSV or `.npz`, chosen by the extension
+/// ([`OutputFormat::from_path`], as the command line chooses: `.fits`, `.fit`, `.fts`, ...). Refuses to
 /// overwrite an input file. A result whose leave-one-out scores are still pending (exported
 /// before the engine's second stage arrived) gets them computed here first, so an export always
 /// carries them.
@@ -213,18 +196,11 @@ pub fn export(
     } else {
         result
     };
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "fits" | "fit" => crate::export::fits::write_fits(path, data, result, inputs)?,
-        "csv" | "tsv" => crate::export::write_csv(path, result, inputs)?,
-        "npz" => crate::export::write_npz(path, result, inputs)?,
-        _ => anyhow::bail!(
-            "cannot export to {}: use a .fits, .csv, .tsv or .npz file name",
-            path.display()
-        ),
+    // The format follows the extension as on the command line (the core's vocabulary).
+    match OutputFormat::from_path(path)? {
+        OutputFormat::Fits => crate::export::fits::write_fits(path, data, result, inputs)?,
+        OutputFormat::Csv => crate::export::write_csv(path, result, inputs)?,
+        OutputFormat::Npz => crate::export::write_npz(path, result, inputs)?,
     }
     Ok(())
 }

@@ -1,13 +1,23 @@
 //! The eframe window (feature `gui`). The only module that imports egui.
 //!
-//! Immediate mode over an immutable store (style.md H2): the loaded [`Dataset`] is an
-//! `Arc` replaced on load; every frame the widgets edit one [`Settings`] value, and when it differs
-//! from the last submitted one it goes to the [`CombineEngine`] (a worker thread). Results come
-//! back as owned values; the plots keep the last result until a newer one arrives.
+//! Immediate mode over an immutable store: the loaded [`Dataset`] is an `Arc` replaced on load;
+//! every frame the widgets edit one [`Settings`] value, and when it differs from the last
+//! submitted one it goes to the [`CombineEngine`] (a worker thread). Results come back as owned
+//! values; the plots keep the last result until a newer one arrives.
 //!
-//! Files: `options_ui.rs` (the settings panel), `visits_ui.rs` (the visit table), `plot_ui/`
-//! (spectra, exposures, noise correlation, decimation), `demo.rs`, `files.rs` (loading, session),
-//! `dialogs.rs` (file dialogs), `icon.rs`, `view_spec.rs` (`FRIZZVIEW_VIEW`), `screenshot.rs`.
+//! **Layers** (each file uses only files below it; `python3 import_graph.py src` shows no circle):
+//! this file is the top: `impl FrizzApp` (loading, the engine, jobs, dialogs, the frame) and the
+//! only code that holds the whole [`FrizzApp`]. Below it `state.rs` (the fields of
+//! [`FrizzApp`], data only). Each panel gets the narrow part it draws and hands back what the
+//! window should do: `options_ui.rs` (the settings panel: `&mut Settings`, `&mut ViewOptions`),
+//! `visits_ui.rs` (the visit table: [`visits_ui::VisitTable`], returns the visit clicked),
+//! `plot_ui/` (spectra, exposures, noise: [`view::Scene`] and its own [`plot_ui::PlotState`]),
+//! `fetch_ui.rs` (the fetch dialog and job: returns "start"), `teaching.rs` (its own state),
+//! `images/` (the images mode: its own state, returns its requests), `dialogs.rs` (how file
+//! dialogs open), `view_spec.rs` (`FRIZZVIEW_VIEW`), `screenshot.rs`. Under them:
+//! `visit_rows.rs` (visit order, colours, the velocity in use by the core's
+//! `velocity::rule`), `view.rs` (view options, [`Scene`]), `jobs.rs`, `files.rs`, `demo.rs`,
+//! `read.rs`, `trace.rs`, `yrange.rs`, `icon.rs`. PNGs are written by [`crate::png`].
 
 pub mod demo;
 pub mod fetch_ui;
@@ -16,8 +26,12 @@ pub mod images;
 pub mod jobs;
 pub mod options_ui;
 pub mod plot_ui;
+pub mod read;
+pub mod state;
 pub mod teaching;
 pub mod trace;
+pub mod view;
+pub mod visit_rows;
 pub mod visits_ui;
 pub mod yrange;
 
@@ -33,15 +47,17 @@ use std::time::Duration;
 
 use eframe::egui;
 
-use crate::combine::{CombineError, Combined};
+use crate::combine::CombineError;
 use crate::engine::CombineEngine;
-use crate::model::{Dataset, Survey};
+use crate::model::Dataset;
 use crate::settings::{Settings, VisitSetting};
 
 use demo::Demo;
 pub use dialogs::{Chooser, DialogKind, Dialogs};
 pub use icon::icon;
 pub use screenshot::{ScreenshotJob, save_png};
+pub use state::{FrizzApp, MAX_MESSAGES, Message, Prefs};
+pub use view::{Compare, DrawFrame, ExposureLayout, Scene, SortKey, Tab, ViewOptions};
 
 /// Persistence key of the window's preferences.
 const PREFS_KEY: &str = "frizzview-prefs";
@@ -105,206 +121,6 @@ pub fn run(
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
-/// Which panel fills the centre.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Tab {
-    /// Combined spectrum and exposures.
-    Spectra,
-    /// Noise correlation against lag.
-    Noise,
-    /// The teaching panel (the paper's experiments, live).
-    Teaching,
-}
-
-/// The frame exposures are drawn in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum DrawFrame {
-    /// As observed.
-    Observed,
-    /// Shifted to the rest frame by the velocity in use.
-    Rest,
-}
-
-/// How exposures are arranged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ExposureLayout {
-    /// One above the other with an offset.
-    Stacked,
-    /// On top of each other.
-    Overlaid,
-    /// Only the selected visit.
-    Single,
-}
-
-/// How the second method is shown against the forward model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Compare {
-    /// Both curves in one plot.
-    Overlay,
-    /// The difference standard - forward in its own plot.
-    Difference,
-}
-
-/// Column the visit table is sorted by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum SortKey {
-    /// Dataset order.
-    Index,
-    /// Name.
-    Name,
-    /// Velocity in use.
-    Shift,
-    /// Signal-to-noise ratio.
-    Snr,
-    /// chi^2/nu against the forward model.
-    Chi2,
-    /// Bad-pixel count.
-    Bad,
-    /// Outlier score of the robust fit.
-    Outliers,
-    /// Leave-one-visit-out chi^2/nu.
-    Loo,
-}
-
-/// View options, remembered between runs.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ViewOptions {
-    /// Central tab.
-    pub tab: Tab,
-    /// Exposure frame.
-    pub frame: DrawFrame,
-    /// Exposure arrangement.
-    pub layout: ExposureLayout,
-    /// Second-method display.
-    pub compare: Compare,
-    /// Draw 1-sigma uncertainty bands.
-    pub show_uncertainty: bool,
-    /// Draw each visit's model prediction.
-    pub show_model: bool,
-    /// Mark masked pixels.
-    pub show_masked: bool,
-    /// Show the residual plot.
-    pub show_residuals: bool,
-    /// Residuals and model of each visit from the other visits' fit (leave-one-out) instead of
-    /// the fit to all visits.
-    pub leave_one_out: bool,
-    /// Draw the truth / pipeline coadd when the dataset has one.
-    pub show_reference: bool,
-    /// Visit table sort column.
-    pub sort: SortKey,
-    /// Sort descending.
-    pub sort_descending: bool,
-}
-
-impl Default for ViewOptions {
-    fn default() -> Self {
-        Self {
-            tab: Tab::Spectra,
-            frame: DrawFrame::Rest,
-            layout: ExposureLayout::Stacked,
-            compare: Compare::Overlay,
-            show_uncertainty: true,
-            show_model: true,
-            show_masked: true,
-            show_residuals: true,
-            leave_one_out: false,
-            show_reference: true,
-            sort: SortKey::Index,
-            sort_descending: false,
-        }
-    }
-}
-
-/// What the window remembers between runs (eframe persistence).
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Prefs {
-    /// View options.
-    pub view: ViewOptions,
-    /// The last settings used per survey (per-visit entries dropped).
-    pub settings: Vec<(Survey, Settings)>,
-}
-
-/// Messages kept for the status bar.
-pub const MAX_MESSAGES: usize = 200;
-
-/// One message in the status bar.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Message {
-    /// Text.
-    pub text: String,
-    /// True for errors (red), false for information.
-    pub error: bool,
-}
-
-/// The application state; [`FrizzApp::show`] draws everything.
-pub struct FrizzApp {
-    /// The loaded visits (replaced, never mutated).
-    pub data: Arc<Dataset>,
-    /// Changes whenever `data` does (cache key for the engine).
-    pub data_key: u64,
-    /// Files the dataset came from.
-    pub files: Vec<PathBuf>,
-    /// The demo that is open, if any.
-    pub demo: Option<Demo>,
-    /// The settings the widgets edit.
-    pub settings: Settings,
-    /// View options.
-    pub view: ViewOptions,
-    /// Settings remembered per survey.
-    remembered: Vec<(Survey, Settings)>,
-    /// The index of the visit shown in "single" layout and highlighted elsewhere.
-    pub selected_visit: usize,
-    engine: CombineEngine,
-    submitted: Option<Settings>,
-    /// The newest result (kept until a newer one arrives).
-    pub result: Option<Arc<Combined>>,
-    /// The error of the newest request, if it failed.
-    pub error: Option<String>,
-    /// How long the shown result took, and whether it came from the cache.
-    pub last_elapsed: Option<(Duration, bool)>,
-    /// Messages (bad files, exports, ...), newest last.
-    pub messages: Vec<Message>,
-    /// File dialogs.
-    pub dialogs: Dialogs,
-    dialog_rx: Option<(DialogKind, mpsc::Receiver<Vec<PathBuf>>)>,
-    /// A pending x-range to apply to the linked plots (segment jump), in Angstrom.
-    pub(crate) jump_to: Option<(f64, f64)>,
-    /// Reset the plots' bounds on the next frame.
-    pub(crate) reset_view: bool,
-    png_request: Option<PathBuf>,
-    /// Frames captured for "Save PNG", waiting to be written by a background job.
-    png_tx: mpsc::Sender<(PathBuf, Arc<egui::ColorImage>)>,
-    png_rx: mpsc::Receiver<(PathBuf, Arc<egui::ColorImage>)>,
-    /// File reading and writing off the UI thread.
-    pub jobs: jobs::Jobs,
-    screenshot: Option<ScreenshotJob>,
-    /// Cached plotting data for the dataset.
-    pub(crate) curves: plot_ui::DatasetCurves,
-    /// Time a frame may spend rebuilding model/residual curves for a new result.
-    pub(crate) curve_budget: Duration,
-    /// The teaching panel, created when its tab is first opened.
-    pub teaching: Option<teaching::TeachingPanel>,
-    /// Where star files are looked for and downloaded (mirror, cache, base URL).
-    pub fetch_config: crate::fetch::FetchConfig,
-    /// A running fetch (the dialog's or the real demo's).
-    pub fetch_job: Option<fetch_ui::FetchJob>,
-    /// The fields of the fetch dialog.
-    pub fetch_dialog: fetch_ui::FetchDialog,
-    /// The images mode.
-    pub images: images::ImagesState,
-}
-
-impl std::fmt::Debug for FrizzApp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrizzApp")
-            .field("visits", &self.data.visits.len())
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
-
 impl FrizzApp {
     /// An empty window using `engine`, with remembered preferences if any.
     #[must_use]
@@ -330,15 +146,12 @@ impl FrizzApp {
             messages: Vec::new(),
             dialogs: Dialogs::Disabled,
             dialog_rx: None,
-            jump_to: None,
-            reset_view: false,
+            plots: plot_ui::PlotState::default(),
             png_request: None,
             png_tx,
             png_rx,
             jobs,
             screenshot: None,
-            curves: plot_ui::DatasetCurves::default(),
-            curve_budget: plot_ui::REBUILD_BUDGET,
             teaching: None,
             fetch_config: crate::fetch::FetchConfig::from_env(),
             fetch_job: None,
@@ -365,7 +178,7 @@ impl FrizzApp {
             .map_or_else(|| survey_defaults(&data), |(_, s)| s.clone());
         settings.visits = vec![VisitSetting::default(); data.visits.len()];
         self.settings = settings;
-        self.curves = plot_ui::DatasetCurves::new(&data);
+        self.plots.curves = plot_ui::DatasetCurves::new(&data);
         self.data = Arc::new(data);
         self.data_key += 1;
         self.files = files;
@@ -374,7 +187,7 @@ impl FrizzApp {
         self.result = None;
         self.error = None;
         self.submitted = None;
-        self.reset_view = true;
+        self.plots.reset_view = true;
     }
 
     /// Add visits to the current dataset, keeping settings of the visits already there.
@@ -406,7 +219,7 @@ impl FrizzApp {
             more.visits.len(),
         ));
         let merged = files::merged(&self.data, more);
-        self.curves = plot_ui::DatasetCurves::new(&merged);
+        self.plots.curves = plot_ui::DatasetCurves::new(&merged);
         self.data = Arc::new(merged);
         self.data_key += 1;
         self.files.extend(files);
@@ -504,7 +317,7 @@ impl FrizzApp {
                 let [w, h] = img.size;
                 let bytes: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
                 jobs::JobResult::Wrote(
-                    crate::cli::png::write_png(&path, w, h, &bytes, &inputs)
+                    crate::png::write_png(&path, w, h, &bytes, &inputs)
                         .map(|()| format!("saved the window to {} ({w} x {h} px)", path.display()))
                         .map_err(|e| e.to_string()),
                 )
@@ -617,13 +430,13 @@ impl FrizzApp {
     /// result, from an older result of the same data that later frames replace).
     #[must_use]
     pub fn result_curves_drawn(&self) -> (usize, usize) {
-        self.curves.result_curves_drawn()
+        self.plots.curves.result_curves_drawn()
     }
 
     /// Time a frame may spend rebuilding model/residual curves when a new result arrives
     /// (default [`plot_ui::REBUILD_BUDGET`]); at least one is rebuilt per frame.
     pub fn set_curve_rebuild_budget(&mut self, budget: Duration) {
-        self.curve_budget = budget;
+        self.plots.curve_budget = budget;
     }
 
     /// Whether the newest settings have been computed.
@@ -696,7 +509,17 @@ impl FrizzApp {
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
         if self.images.active {
-            images::show(self, ui);
+            let asks = images::panel::frame(&mut self.images, ui);
+            for (m, err) in asks.messages {
+                if err {
+                    self.report_error(m);
+                } else {
+                    self.report_info(m);
+                }
+            }
+            if asks.open_files_dialog {
+                self.start_dialog(DialogKind::OpenFiles);
+            }
             self.screenshots(&ctx);
             return;
         }
@@ -706,7 +529,16 @@ impl FrizzApp {
                 .resizable(true)
                 .default_size(290.0)
                 .show(ui, |ui| {
-                    egui::ScrollArea::vertical().show(ui, |ui| options_ui::options_ui(self, ui));
+                    let pending = self.result.as_ref().is_some_and(|r| r.loo_pending);
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        options_ui::options_ui(
+                            &mut self.settings,
+                            &mut self.view,
+                            self.data.survey,
+                            pending,
+                            ui,
+                        );
+                    });
                 });
         }
         egui::CentralPanel::default().show(ui, |ui| match self.view.tab {
@@ -717,7 +549,7 @@ impl FrizzApp {
                 let n = self.data.visits.len();
                 let row_h = ui.spacing().interact_size.y + 2.0;
                 let rows = n.clamp(2, visits_ui::VISIT_ROWS_SHOWN) as f32;
-                let above = visits_ui::lines_above_table(self);
+                let above = visits_ui::lines_above_table(self.result.as_deref());
                 let height = (2.0 + above as f32 + rows) * row_h + 30.0;
                 let max = (0.8 * ui.available_height()).max(height);
                 // (Not the warning count: a panel re-created under a dragged slider ends the drag.)
@@ -725,10 +557,28 @@ impl FrizzApp {
                     .resizable(true)
                     .default_size(height)
                     .max_size(max)
-                    .show(ui, |ui| visits_ui::visits_ui(self, ui));
-                plot_ui::spectra_ui(self, ui);
+                    .show(ui, |ui| {
+                        self.selected_visit = self.selected_visit.min(n.saturating_sub(1));
+                        let mut table = visits_ui::VisitTable {
+                            data: &self.data,
+                            result: self.result.as_ref(),
+                            settings: &mut self.settings,
+                            view: &mut self.view,
+                            selected_visit: self.selected_visit,
+                        };
+                        if let Some(i) = visits_ui::visits_ui(&mut table, ui) {
+                            self.selected_visit = i;
+                        }
+                    });
+                let scene = view::Scene {
+                    data: &self.data,
+                    settings: &self.settings,
+                    result: self.result.as_ref(),
+                    view: &self.view,
+                };
+                plot_ui::spectra_ui(&mut self.plots, scene, self.selected_visit, ui);
             }
-            Tab::Noise => plot_ui::noise_ui(self, ui),
+            Tab::Noise => plot_ui::noise_ui(self.result.as_deref(), ui),
             Tab::Teaching => {
                 let threaded = self.engine.is_threaded();
                 self.teaching
@@ -942,6 +792,226 @@ impl FrizzApp {
         });
         if !dropped.is_empty() {
             self.load_and_add(dropped, false);
+        }
+    }
+
+    /// Apply a view description (used to script screenshots through `FRIZZVIEW_VIEW`; see
+    /// [`view_spec::apply`] for the items); what cannot be applied becomes a message.
+    pub fn apply_view_spec(&mut self, spec: &str) {
+        let errors = view_spec::apply(
+            spec,
+            &mut view_spec::Targets {
+                view: &mut self.view,
+                settings: &mut self.settings,
+                jump_to: &mut self.plots.jump_to,
+                fetch_open: &mut self.fetch_dialog.open,
+                images: &mut self.images,
+                selected_visit: &mut self.selected_visit,
+            },
+        );
+        for e in errors {
+            self.report_error(e);
+        }
+    }
+
+    /// What the plots read of the window, with the curve cache they fill (tests draw through it).
+    #[cfg(test)]
+    pub(crate) fn plot_view(&mut self) -> plot_ui::PlotView<'_> {
+        plot_ui::PlotView {
+            data: &self.data,
+            settings: &self.settings,
+            result: self.result.as_ref(),
+            view: &self.view,
+            selected_visit: self.selected_visit,
+            reset_view: self.plots.reset_view,
+            curves: &mut self.plots.curves,
+        }
+    }
+
+    /// Open a file dialog of `kind` (off the UI thread for native dialogs).
+    pub fn start_dialog(&mut self, kind: DialogKind) {
+        if matches!(self.dialogs, Dialogs::Native) && self.dialog_rx.is_some() {
+            return;
+        }
+        match self.dialogs.open(kind) {
+            dialogs::Opened::Chosen(paths) => self.dialog_done(kind, paths),
+            dialogs::Opened::Waiting(rx) => self.dialog_rx = Some((kind, rx)),
+            dialogs::Opened::Failed(e) => self.report_error(e),
+        }
+    }
+
+    fn poll_dialog(&mut self) {
+        let Some((kind, rx)) = &self.dialog_rx else {
+            return;
+        };
+        let kind = *kind;
+        match rx.try_recv() {
+            Ok(paths) => {
+                self.dialog_rx = None;
+                self.dialog_done(kind, paths);
+            }
+            Err(mpsc::TryRecvError::Empty) => {}
+            Err(mpsc::TryRecvError::Disconnected) => self.dialog_rx = None,
+        }
+    }
+
+    fn dialog_done(&mut self, kind: DialogKind, paths: Vec<PathBuf>) {
+        let Some(first) = paths.first().cloned() else {
+            self.report_info("no file chosen".into());
+            return;
+        };
+        match kind {
+            DialogKind::OpenFiles => self.load_and_add(paths, false),
+            DialogKind::OpenSession => {
+                let label = format!("reading the session {}", first.display());
+                self.jobs.spawn(label, 0, move |_| {
+                    jobs::JobResult::Session(
+                        files::load_session(&first).map_err(|e| format!("{e:#}")),
+                    )
+                });
+                self.poll_jobs();
+            }
+            DialogKind::SaveSession => {
+                let session = self.session();
+                let label = format!("saving the session to {}", first.display());
+                self.jobs.spawn(label, 0, move |_| {
+                    jobs::JobResult::Wrote(
+                        files::save_session(&first, &session)
+                            .map(|()| format!("session saved to {}", first.display()))
+                            .map_err(|e| format!("{e:#}")),
+                    )
+                });
+                self.poll_jobs();
+            }
+            DialogKind::Export => self.export(&first),
+            DialogKind::SavePng => self.png_request = Some(first),
+        }
+    }
+
+    fn screenshots(&mut self, ctx: &egui::Context) {
+        if let Some(path) = self.png_request.take() {
+            // The frame arrives in a later frame's callback; a background job writes it and its
+            // outcome (an error too) shows in the status bar.
+            let tx = self.png_tx.clone();
+            let ctx2 = ctx.clone();
+            ctx.request_screenshot(move |img: Arc<egui::ColorImage>| {
+                let _ = tx.send((path, img));
+                ctx2.request_repaint();
+            });
+            ctx.request_repaint();
+        }
+        let images = self.images.active;
+        let shown = if images {
+            self.images.settled()
+        } else {
+            self.result.is_some() || self.error.is_some()
+        };
+        let busy = self.engine.is_busy();
+        if let Some(job) = &mut self.screenshot {
+            job.frame(ctx, shown, images, busy);
+        }
+    }
+
+    /// Start the real APOGEE demo in the background (the window stays responsive; see
+    /// [`Self::poll_fetch`]).
+    pub(crate) fn start_real_demo(&mut self) {
+        let q = crate::fetch::star::real_demo_query();
+        let cfg = demo::demo_config(&self.fetch_config);
+        let what = format!("the real APOGEE star {}", crate::fetch::star::REAL_DEMO_ID);
+        match crate::fetch::Templates::from_env()
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                fetch_ui::FetchJob::spawn(q, t, cfg, what, true).map_err(|e| e.to_string())
+            }) {
+            Ok(job) => {
+                self.report_info(format!("{}…", job.status()));
+                self.fetch_job = Some(job);
+            }
+            Err(e) => self.real_demo_failed(&e),
+        }
+    }
+
+    fn real_demo_failed(&mut self, why: &str) {
+        self.open_demo(Demo::Apogee);
+        self.report_error(format!(
+            "showing the SYNTHETIC APOGEE-like star: the real APOGEE demo star could not be \
+             fetched ({why}). Set SAS_BASE_DIR to a local SDSS mirror, or check the network"
+        ));
+    }
+
+    /// Whether a fetch is running.
+    #[must_use]
+    pub fn is_fetching(&self) -> bool {
+        self.fetch_job.is_some()
+    }
+
+    /// Take the fetch job's progress; open its files (or fall back) when it has ended.
+    pub fn poll_fetch(&mut self) {
+        let Some(job) = &mut self.fetch_job else {
+            return;
+        };
+        let Some(result) = job.poll() else {
+            return;
+        };
+        let demo = job.demo;
+        self.fetch_job = None;
+        match result {
+            Ok(fetch_ui::Loaded {
+                mut data,
+                paths,
+                notes,
+                origins,
+            }) => {
+                let n = data.visits.len();
+                if demo {
+                    data.name = format!(
+                        "{} (real SDSS DR13, {n} visits)",
+                        crate::fetch::star::REAL_DEMO_ID
+                    );
+                    self.set_dataset(data, paths, Some(Demo::ApogeeReal));
+                } else {
+                    self.set_dataset(data, paths, None);
+                }
+                for note in notes {
+                    self.report_info(note);
+                }
+                self.report_info(format!("opened {n} visit(s) ({origins})"));
+            }
+            Err(e) if demo => self.real_demo_failed(&e),
+            Err(e) => self.report_error(format!("fetch failed: {e}")),
+        }
+    }
+
+    /// The fetch dialog (a window over the others) and the job's repaints.
+    pub(crate) fn fetch_ui(&mut self, ctx: &egui::Context) {
+        if self.fetch_job.is_some() {
+            ctx.request_repaint_after(Duration::from_millis(100));
+        }
+        let busy = self.fetch_job.is_some();
+        let start = self.fetch_dialog.ui(ctx, &self.fetch_config, busy);
+        if start {
+            self.start_dialog_fetch();
+        }
+    }
+
+    fn start_dialog_fetch(&mut self) {
+        let d = &self.fetch_dialog;
+        let what = format!("{} ({})", d.apogee_id.trim(), d.release);
+        let job = d
+            .query()
+            .and_then(|q| crate::fetch::Templates::from_env().map(|t| (q, t)))
+            .map_err(|e| e.to_string())
+            .and_then(|(q, t)| {
+                fetch_ui::FetchJob::spawn(q, t, self.fetch_config.clone(), what, false)
+                    .map_err(|e| e.to_string())
+            });
+        match job {
+            Ok(job) => {
+                self.fetch_dialog.error = None;
+                self.fetch_dialog.open = false;
+                self.fetch_job = Some(job);
+            }
+            Err(e) => self.fetch_dialog.error = Some(e),
         }
     }
 

@@ -1,36 +1,45 @@
-//! The settings panel: every toggle that changes the combination edits `FrizzApp::settings`.
+//! The settings panel: every toggle that changes the combination edits the window's
+//! [`Settings`]; the view toggles edit its [`ViewOptions`]. Choices are shown by a description;
+//! their names (hover) are the core's vocabulary (`frizzview_core::vocab`), as the command line
+//! and Python spell them.
 
 use eframe::egui;
 
-use super::{Compare, DrawFrame, ExposureLayout, FrizzApp};
+use super::view::{Compare, DrawFrame, ExposureLayout, ViewOptions};
 use crate::model::Survey;
 use crate::model::mask::{self, BitLevel};
 use crate::model::pixel_policy::{self, BitAction, Preset};
 use crate::settings::{
-    Basis, ForwardSettings, GridSpec, Interpolator, LsfMode, Robust, SelectionMode, ShiftSource,
-    StandardMask, StandardSettings, Weighting,
+    Basis, ForwardSettings, GridSpec, Interpolator, LsfMode, Robust, SelectionMode, Settings,
+    ShiftSource, StandardMask, StandardSettings, Weighting,
 };
 
-/// Draw the settings panel.
-pub fn options_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
+/// Draw the settings panel: the widgets edit `settings` and `view`; `survey` chooses the mask
+/// bits shown, `scores_pending` says the leave-one-out scores are still being computed.
+pub fn options_ui(
+    settings: &mut Settings,
+    view: &mut ViewOptions,
+    survey: Survey,
+    scores_pending: bool,
+    ui: &mut egui::Ui,
+) {
     ui.heading("Combination");
-    method_ui(app, ui);
+    method_ui(settings, ui);
     ui.separator();
-    data_ui(app, ui);
+    data_ui(settings, ui);
     ui.separator();
     egui::CollapsingHeader::new("Mask bits")
         .default_open(false)
-        .show(ui, |ui| mask_ui(app, ui));
+        .show(ui, |ui| mask_ui(settings, survey, ui));
     egui::CollapsingHeader::new("Extensions")
         .default_open(false)
-        .show(ui, |ui| extensions_ui(app, ui));
+        .show(ui, |ui| extensions_ui(settings, ui));
     ui.separator();
     ui.heading("View");
-    view_ui(app, ui);
+    view_ui(view, scores_pending, ui);
 }
 
-fn method_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
-    let s = &mut app.settings;
+fn method_ui(s: &mut Settings, ui: &mut egui::Ui) {
     let mut forward_on = s.forward.is_some();
     if ui
         .checkbox(&mut forward_on, "Forward model (Frizzle)")
@@ -40,15 +49,13 @@ fn method_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     }
     if let Some(fs) = &mut s.forward {
         ui.indent("forward", |ui| {
-            egui::ComboBox::from_label("Basis")
-                .selected_text(match fs.basis {
-                    Basis::Fourier => "Fourier (exact)",
-                    Basis::Local => "local (banded, fast)",
-                })
-                .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut fs.basis, Basis::Fourier, "Fourier (exact)");
-                    ui.selectable_value(&mut fs.basis, Basis::Local, "local (banded, fast)");
-                });
+            choice_combo(
+                ui,
+                "Basis",
+                &mut fs.basis,
+                &[Basis::Fourier, Basis::Local],
+                basis_label,
+            );
             ui.checkbox(&mut fs.compat, "frizzle 0.2.8 compatible")
                 .on_hover_text("reproduce the reference implementation exactly, quirks included");
             let mut auto = fs.n_modes.is_none();
@@ -70,47 +77,36 @@ fn method_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     }
     if let Some(ss) = &mut s.standard {
         ui.indent("standard", |ui| {
-            egui::ComboBox::from_label("Interpolator")
-                .selected_text(interp_label(ss.interpolator))
-                .show_ui(ui, |ui| {
-                    for i in [
-                        Interpolator::CubicSpline,
-                        Interpolator::Linear,
-                        Interpolator::DampedSinc,
-                    ] {
-                        ui.selectable_value(&mut ss.interpolator, i, interp_label(i));
-                    }
-                });
-            egui::ComboBox::from_label("Bad pixels")
-                .selected_text(match ss.mask {
-                    StandardMask::Drop => "drop before interpolating",
-                    StandardMask::Conservative => "conservative mask",
-                })
-                .show_ui(ui, |ui| {
-                    ui.selectable_value(
-                        &mut ss.mask,
-                        StandardMask::Drop,
-                        "drop before interpolating",
-                    );
-                    ui.selectable_value(
-                        &mut ss.mask,
-                        StandardMask::Conservative,
-                        "conservative mask",
-                    );
-                });
-            egui::ComboBox::from_label("Averaging")
-                .selected_text(weighting_label(ss.weighting))
-                .show_ui(ui, |ui| {
-                    for w in [Weighting::InverseVariance, Weighting::Uniform] {
-                        ui.selectable_value(&mut ss.weighting, w, weighting_label(w));
-                    }
-                });
+            choice_combo(
+                ui,
+                "Interpolator",
+                &mut ss.interpolator,
+                &[
+                    Interpolator::CubicSpline,
+                    Interpolator::Linear,
+                    Interpolator::DampedSinc,
+                ],
+                interp_label,
+            );
+            choice_combo(
+                ui,
+                "Bad pixels",
+                &mut ss.mask,
+                &[StandardMask::Drop, StandardMask::Conservative],
+                mask_label,
+            );
+            choice_combo(
+                ui,
+                "Averaging",
+                &mut ss.weighting,
+                &[Weighting::InverseVariance, Weighting::Uniform],
+                weighting_label,
+            );
         });
     }
 }
 
-fn data_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
-    let s = &mut app.settings;
+fn data_ui(s: &mut Settings, ui: &mut egui::Ui) {
     egui::ComboBox::from_label("Output grid")
         .selected_text(grid_label(&s.grid))
         .show_ui(ui, |ui| {
@@ -121,28 +117,29 @@ fn data_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
                 GridSpec::FromInput,
             ] {
                 let label = grid_label(&g);
-                ui.selectable_value(&mut s.grid, g, label);
+                let hint = vocabulary_hint(&g);
+                ui.selectable_value(&mut s.grid, g, label)
+                    .on_hover_text(hint);
             }
         });
-    egui::ComboBox::from_label("Shift by")
-        .selected_text(shift_label(s.shift))
-        .show_ui(ui, |ui| {
-            for v in ShiftSource::ALL {
-                ui.selectable_value(&mut s.shift, v, shift_label(v));
-            }
-        });
-    egui::ComboBox::from_label("Weighting")
-        .selected_text(weighting_label(s.weighting))
-        .show_ui(ui, |ui| {
-            for w in [Weighting::InverseVariance, Weighting::Uniform] {
-                ui.selectable_value(&mut s.weighting, w, weighting_label(w));
-            }
-        });
+    choice_combo(ui, "Shift by", &mut s.shift, &ShiftSource::ALL, shift_label);
+    choice_combo(
+        ui,
+        "Weighting",
+        &mut s.weighting,
+        &[Weighting::InverseVariance, Weighting::Uniform],
+        weighting_label,
+    );
     ui.label("Selection function S (tellurics)");
     ui.horizontal(|ui| {
-        ui.radio_value(&mut s.selection, SelectionMode::Ignore, "ignore");
-        ui.radio_value(&mut s.selection, SelectionMode::Multiply, "multiply model");
-        ui.radio_value(&mut s.selection, SelectionMode::Divide, "divide data");
+        for (mode, text) in [
+            (SelectionMode::Ignore, "ignore"),
+            (SelectionMode::Multiply, "multiply model"),
+            (SelectionMode::Divide, "divide data"),
+        ] {
+            ui.radio_value(&mut s.selection, mode, text)
+                .on_hover_text(vocabulary_hint(mode));
+        }
     });
     ui.horizontal(|ui| {
         let label = ui.label("Covariance lags");
@@ -151,16 +148,15 @@ fn data_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     });
 }
 
-fn mask_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
-    let (defs, survey_preset) = match app.data.survey {
+fn mask_ui(s: &mut Settings, survey: Survey, ui: &mut egui::Ui) {
+    let (defs, survey_preset) = match survey {
         Survey::Boss => (mask::BOSS_SPPIXMASK, Some(Preset::BossPipeline)),
         Survey::Apogee => (mask::APOGEE_PIXMASK, Some(Preset::ApogeePipeline)),
         Survey::Generic => (mask::APOGEE_PIXMASK, None),
     };
-    let s = &mut app.settings;
     ui.horizontal_wrapped(|ui| {
         ui.label("pixel policy:");
-        let presets: &[Preset] = match app.data.survey {
+        let presets: &[Preset] = match survey {
             Survey::Boss => &[Preset::BossPipeline],
             _ => &[Preset::ApogeePipeline, Preset::ApogeeBadBits],
         };
@@ -263,8 +259,8 @@ fn bit_policy_row(s: &mut crate::settings::Settings, ui: &mut egui::Ui, d: &mask
     }
 }
 
-fn extensions_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
-    let e = &mut app.settings.extensions;
+fn extensions_ui(s: &mut Settings, ui: &mut egui::Ui) {
+    let e = &mut s.extensions;
     ui.checkbox(&mut e.fit_shifts, "fit each visit's shift");
     let kind = match e.robust {
         None => 0,
@@ -316,9 +312,7 @@ fn extensions_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     }
 }
 
-fn view_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
-    let scores_pending = app.result.as_ref().is_some_and(|r| r.loo_pending);
-    let v = &mut app.view;
+fn view_ui(v: &mut ViewOptions, scores_pending: bool, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.label("Exposures");
         ui.selectable_value(&mut v.layout, ExposureLayout::Stacked, "stacked");
@@ -351,6 +345,44 @@ fn view_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
          understate a bad visit's misfit",
     );
     ui.checkbox(&mut v.show_reference, "truth / pipeline coadd");
+}
+
+/// What a choice is called on the command line and in Python (the core's vocabulary).
+fn vocabulary_hint(name: impl std::fmt::Display) -> String {
+    format!("'{name}' on the command line and in Python")
+}
+
+/// A combo box of one setting's choices, each shown by its description here and hovered with
+/// its name in the core's vocabulary.
+fn choice_combo<T: Copy + PartialEq + std::fmt::Display>(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut T,
+    choices: &[T],
+    describe: fn(T) -> &'static str,
+) {
+    egui::ComboBox::from_label(label)
+        .selected_text(describe(*value))
+        .show_ui(ui, |ui| {
+            for &c in choices {
+                ui.selectable_value(value, c, describe(c))
+                    .on_hover_text(vocabulary_hint(c));
+            }
+        });
+}
+
+fn basis_label(b: Basis) -> &'static str {
+    match b {
+        Basis::Fourier => "Fourier (exact)",
+        Basis::Local => "local (banded, fast)",
+    }
+}
+
+fn mask_label(m: StandardMask) -> &'static str {
+    match m {
+        StandardMask::Drop => "drop before interpolating",
+        StandardMask::Conservative => "conservative mask",
+    }
 }
 
 fn interp_label(i: Interpolator) -> &'static str {

@@ -6,8 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use eframe::egui;
 
-use super::FrizzApp;
-
 /// A screenshot requested from the command line.
 #[derive(Debug)]
 pub struct ScreenshotJob {
@@ -32,36 +30,23 @@ impl ScreenshotJob {
     }
 }
 
-impl FrizzApp {
-    pub(super) fn screenshots(&mut self, ctx: &egui::Context) {
-        if let Some(path) = self.png_request.take() {
-            // The frame arrives in a later frame's callback; a background job writes it and its
-            // outcome (an error too) shows in the status bar.
-            let tx = self.png_tx.clone();
-            let ctx2 = ctx.clone();
-            ctx.request_screenshot(move |img: Arc<egui::ColorImage>| {
-                let _ = tx.send((path, img));
-                ctx2.request_repaint();
-            });
-            ctx.request_repaint();
-        }
-        let Some(job) = &mut self.screenshot else {
-            return;
-        };
-        job.frames += 1;
-        let images = self.images.active;
-        if (!images && (self.result.is_some() || self.error.is_some()))
-            || (images && self.images.settled())
-        {
-            job.frames_after_result += 1;
+impl ScreenshotJob {
+    /// One frame of the job: `shown` is true once the first result (or an error; in the images
+    /// mode, the settled images) is on screen, `images` whether the images mode is, `busy`
+    /// whether the engine still computes. Four frames after the result the frame is saved; once
+    /// written, the window closes.
+    pub(super) fn frame(&mut self, ctx: &egui::Context, shown: bool, images: bool, busy: bool) {
+        self.frames += 1;
+        if shown {
+            self.frames_after_result += 1;
         }
         // The images mode's forward model may take minutes (the M/P trap): wait for it.
-        let ready = job.frames_after_result >= 4 || (job.frames >= 3000 && !images);
-        if ready && !job.requested && !self.engine.is_busy() {
-            job.requested = true;
-            request_png(ctx, job.path.clone(), Arc::clone(&job.done));
+        let ready = self.frames_after_result >= 4 || (self.frames >= 3000 && !images);
+        if ready && !self.requested && !busy {
+            self.requested = true;
+            request_png(ctx, self.path.clone(), Arc::clone(&self.done));
         }
-        let finished = job.done.lock().map(|d| d.clone()).unwrap_or(None);
+        let finished = self.done.lock().map(|d| d.clone()).unwrap_or(None);
         if let Some(outcome) = finished {
             if let Err(e) = outcome {
                 eprintln!("error: {e}");
@@ -88,9 +73,9 @@ fn request_png(ctx: &egui::Context, path: PathBuf, done: Arc<Mutex<Option<Result
     ctx.request_repaint();
 }
 
-/// Write an egui image as an RGBA PNG, atomically (see [`crate::cli::png::write_png`]).
+/// Write an egui image as an RGBA PNG, atomically (see [`crate::png::write_png`]).
 pub fn save_png(path: &Path, img: &egui::ColorImage) -> Result<(), String> {
     let [w, h] = img.size;
     let bytes: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
-    crate::cli::png::write_png(path, w, h, &bytes, &[]).map_err(|e| e.to_string())
+    crate::png::write_png(path, w, h, &bytes, &[]).map_err(|e| e.to_string())
 }

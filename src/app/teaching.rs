@@ -55,7 +55,7 @@ pub fn save_region_png(
     }
     let region = img.region_by_pixels([x0, y0], [x1 - x0, y1 - y0]);
     let bytes: Vec<u8> = region.pixels.iter().flat_map(|c| c.to_array()).collect();
-    crate::cli::png::write_png(path, x1 - x0, y1 - y0, &bytes, &[]).map_err(|e| e.to_string())?;
+    crate::png::write_png(path, x1 - x0, y1 - y0, &bytes, &[]).map_err(|e| e.to_string())?;
     Ok([x1 - x0, y1 - y0])
 }
 
@@ -132,6 +132,32 @@ pub struct TeachingPanel {
 impl Default for TeachingPanel {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Both methods' curves of the live view (standard practice, then the forward model): `y` of
+/// each against the rest wavelength, solid, `width` wide.
+fn add_methods(
+    plot_ui: &mut egui_plot::PlotUi<'_>,
+    v: &LiveView,
+    y: fn(&MethodCurve) -> &[f64],
+    width: f32,
+) {
+    for (name, m, color) in [
+        ("standard practice", &v.standard, STANDARD_COLOR),
+        ("forward model", &v.forward, FORWARD_COLOR),
+    ] {
+        if let Some(m) = m {
+            add_curve(
+                plot_ui,
+                name,
+                &v.wave_aa,
+                y(m),
+                color,
+                width,
+                LineStyle::Solid,
+            );
+        }
     }
 }
 
@@ -662,28 +688,7 @@ impl TeachingPanel {
                         1.5,
                         LineStyle::Solid,
                     );
-                    if let Some(m) = &v.standard {
-                        add_curve(
-                            pu,
-                            "standard practice",
-                            &v.wave_aa,
-                            &m.flux,
-                            STANDARD_COLOR,
-                            1.2,
-                            LineStyle::Solid,
-                        );
-                    }
-                    if let Some(m) = &v.forward {
-                        add_curve(
-                            pu,
-                            "forward model",
-                            &v.wave_aa,
-                            &m.flux,
-                            FORWARD_COLOR,
-                            1.2,
-                            LineStyle::Solid,
-                        );
-                    }
+                    add_methods(pu, v, |m| &m.flux, 1.2);
                 });
             Plot::new("teaching_residuals")
                 .height(h_res.max(60.0))
@@ -695,27 +700,8 @@ impl TeachingPanel {
                 .show(ui, |pu| {
                     let Some(v) = live else { return };
                     pu.hline(HLine::new("", 0.0).id("zero").color(text).width(0.5));
-                    if let Some(m) = &v.standard {
-                        add_curve(
-                            pu,
-                            "standard practice",
-                            &v.wave_aa,
-                            &m.residual,
-                            STANDARD_COLOR,
-                            1.0,
-                            LineStyle::Solid,
-                        );
-                    }
+                    add_methods(pu, v, |m| &m.residual, 1.0);
                     if let Some(m) = &v.forward {
-                        add_curve(
-                            pu,
-                            "forward model",
-                            &v.wave_aa,
-                            &m.residual,
-                            FORWARD_COLOR,
-                            1.0,
-                            LineStyle::Solid,
-                        );
                         let neg: Vec<f64> = m.sigma.iter().map(|s| -s).collect();
                         let dashed = LineStyle::Dashed { length: 6.0 };
                         add_curve(

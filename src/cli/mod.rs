@@ -6,7 +6,8 @@ pub mod combine;
 pub mod experiment;
 pub mod fetch;
 pub mod image;
-pub mod png;
+/// The PNG writer, shared with the window (kept here under its old path).
+pub use crate::png;
 pub mod preflight;
 pub mod synth;
 

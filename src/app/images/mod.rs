@@ -430,21 +430,3 @@ impl ImagesState {
         Ok(())
     }
 }
-
-/// The images mode's part of a frame: panels and the central view.
-pub fn show(app: &mut super::FrizzApp, ui: &mut egui::Ui) {
-    let ctx = ui.ctx().clone();
-    app.images.set_wake(&ctx);
-    app.images.logic();
-    for (m, err) in app.images.take_messages() {
-        if err {
-            app.report_error(m);
-        } else {
-            app.report_info(m);
-        }
-    }
-    panel::show(app, ui);
-    if app.images.computing() || app.images.loading.is_some() {
-        ctx.request_repaint_after(std::time::Duration::from_millis(250));
-    }
-}

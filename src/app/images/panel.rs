@@ -10,7 +10,6 @@ use ndarray::Array2;
 use super::job::Aperture;
 use super::view::{self, Quad, Stretch};
 use super::{ImageView, ImagesState};
-use crate::app::{DialogKind, FrizzApp};
 
 fn fmt(v: f64) -> String {
     if !v.is_finite() {
@@ -24,27 +23,55 @@ fn fmt(v: f64) -> String {
     }
 }
 
-/// Draw the mode: the left panel and the centre.
-pub fn show(app: &mut FrizzApp, ui: &mut egui::Ui) {
+/// What the images mode asks of the window after its part of a frame.
+#[derive(Debug, Default)]
+pub struct Requests {
+    /// "Open image files…" was clicked: show the open-files dialog.
+    pub open_files_dialog: bool,
+    /// Messages for the status bar: (text, is an error).
+    pub messages: Vec<(String, bool)>,
+}
+
+/// The images mode's part of a frame: panels and the central view.
+pub fn frame(st: &mut ImagesState, ui: &mut egui::Ui) -> Requests {
+    let ctx = ui.ctx().clone();
+    st.set_wake(&ctx);
+    st.logic();
+    let messages = st.take_messages();
+    let open_files_dialog = show(st, ui);
+    if st.computing() || st.loading.is_some() {
+        ctx.request_repaint_after(std::time::Duration::from_millis(250));
+    }
+    Requests {
+        open_files_dialog,
+        messages,
+    }
+}
+
+/// Draw the mode: the left panel and the centre. True when "Open image files…" was clicked.
+pub fn show(st: &mut ImagesState, ui: &mut egui::Ui) -> bool {
+    let mut open_files = false;
     egui::Panel::left("images-options")
         .resizable(true)
         .default_size(430.0)
         .show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| controls(app, ui));
+            egui::ScrollArea::vertical().show(ui, |ui| open_files = controls(st, ui));
         });
-    egui::CentralPanel::default().show(ui, |ui| centre(&mut app.images, ui));
+    egui::CentralPanel::default().show(ui, |ui| centre(st, ui));
+    open_files
 }
 
-fn controls(app: &mut FrizzApp, ui: &mut egui::Ui) {
+/// The left panel; true when "Open image files…" was clicked.
+fn controls(st: &mut ImagesState, ui: &mut egui::Ui) -> bool {
+    let mut open_files = false;
     ui.horizontal(|ui| {
         if ui.button("Open image files…").clicked() {
-            app.start_dialog(DialogKind::OpenFiles);
+            open_files = true;
         }
         if ui.button("Image demo").clicked() {
-            app.images.open_demo();
+            st.open_demo();
         }
     });
-    let st = &mut app.images;
     if let Some(l) = &st.loading {
         ui.horizontal(|ui| {
             ui.spinner();
@@ -53,7 +80,7 @@ fn controls(app: &mut FrizzApp, ui: &mut egui::Ui) {
     }
     let Some(inp) = st.inputs.clone() else {
         ui.label("No images open: open FITS, .npy or TIFF exposures (with a .txt of shifts for a dither sequence), or the demo.");
-        return;
+        return open_files;
     };
     ui.label(egui::RichText::new(&inp.name).strong());
     egui::CollapsingHeader::new(format!("notes ({})", inp.notes.len()))
@@ -159,6 +186,7 @@ fn controls(app: &mut FrizzApp, ui: &mut egui::Ui) {
         }
     });
     aperture_readout(st, ui);
+    open_files
 }
 
 fn exposure_table(st: &mut ImagesState, inp: &super::Inputs, ui: &mut egui::Ui) {

@@ -7,17 +7,18 @@ use std::sync::Arc;
 use eframe::egui;
 use egui_plot::{FilledArea, Span};
 
-use super::{
-    FORWARD_COLOR, STANDARD_COLOR, add_trace, apply_view_requests, decimate_band, linked_plot,
-    trace, visible_x,
+use super::common::{
+    FORWARD_COLOR, PlotView, STANDARD_COLOR, Slot, add_trace, apply_view_requests, linked_plot,
+    visible_x,
 };
-use crate::app::trace::{Trace, TraceItem};
-use crate::app::{Compare, FrizzApp};
+use super::curves::{CombinedCurve, CombinedDrawing, CombinedKey, decimate_band, trace};
+use crate::app::trace::TraceItem;
+use crate::app::view::Compare;
 use crate::combine::{Combined, MethodResult};
 use crate::model::{Survey, mask};
 
-fn hover_text(app: &FrizzApp, lam_aa: f64) -> String {
-    let Some(r) = &app.result else {
+fn hover_text(pv: &PlotView<'_>, lam_aa: f64) -> String {
+    let Some(r) = &pv.result else {
         return format!("{lam_aa:.2} A");
     };
     let grid = &r.grid.ln_wave;
@@ -29,7 +30,7 @@ fn hover_text(app: &FrizzApp, lam_aa: f64) -> String {
         i
     };
     let mut text = format!("{lam_aa:.2} A (pixel {i})");
-    let defs = match app.data.survey {
+    let defs = match pv.data.survey {
         Survey::Boss => mask::BOSS_SPPIXMASK,
         _ => mask::APOGEE_PIXMASK,
     };
@@ -49,45 +50,6 @@ fn hover_text(app: &FrizzApp, lam_aa: f64) -> String {
         }
     }
     text
-}
-
-/// One curve of the combined plot, decimated.
-#[derive(Debug)]
-enum CombinedCurve {
-    Band {
-        name: String,
-        xs: Vec<f64>,
-        lo: Vec<f64>,
-        hi: Vec<f64>,
-        color: egui::Color32,
-    },
-    Line {
-        name: String,
-        trace: Arc<Trace>,
-        color: egui::Color32,
-        width: f32,
-    },
-}
-
-/// What the combined plot's curves depend on besides the result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct CombinedKey {
-    lo: u64,
-    hi: u64,
-    bins: usize,
-    band: bool,
-    reference: bool,
-    overlay: bool,
-}
-
-/// The combined plot's decimated curves and no-data spans, reused while the result and the
-/// view stay the same (every frame of a drag between two results).
-#[derive(Debug)]
-pub(crate) struct CombinedDrawing {
-    key: CombinedKey,
-    result: Arc<Combined>,
-    spans: Vec<(f64, f64)>,
-    curves: Vec<CombinedCurve>,
 }
 
 fn method_curves(
@@ -165,7 +127,7 @@ fn no_data_spans(m: &MethodResult, grid_aa: &[f64]) -> Vec<(f64, f64)> {
 }
 
 /// Decimate the combined plot's curves for `r` as `key` describes.
-fn combined_drawing(app: &FrizzApp, r: &Arc<Combined>, key: CombinedKey) -> CombinedDrawing {
+fn combined_drawing(pv: &PlotView<'_>, r: &Arc<Combined>, key: CombinedKey) -> CombinedDrawing {
     let grid_aa = r.grid.wavelength_aa();
     let range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
     let spans = r
@@ -188,7 +150,7 @@ fn combined_drawing(app: &FrizzApp, r: &Arc<Combined>, key: CombinedKey) -> Comb
         values.extend(in_view(&grid_aa, &m.flux));
     }
     if key.reference {
-        for s in [&app.data.truth, &app.data.pipeline_coadd]
+        for s in [&pv.data.truth, &pv.data.pipeline_coadd]
             .into_iter()
             .flatten()
         {
@@ -200,7 +162,7 @@ fn combined_drawing(app: &FrizzApp, r: &Arc<Combined>, key: CombinedKey) -> Comb
     let c = |x: f64| crate::app::yrange::clamp_to(x, limits);
     let mut curves = Vec::new();
     if key.reference {
-        for s in [&app.data.truth, &app.data.pipeline_coadd]
+        for s in [&pv.data.truth, &pv.data.pipeline_coadd]
             .into_iter()
             .flatten()
         {
@@ -244,16 +206,8 @@ pub fn combined_plot_id() -> egui::Id {
     egui::Id::unique("frizzview-combined-plot")
 }
 
-pub(super) fn combined_plot(
-    app: &mut FrizzApp,
-    ui: &mut egui::Ui,
-    height: f32,
-    full: (f64, f64),
-    bins: usize,
-    jump: Option<(f64, f64)>,
-) {
-    let app_ref: &FrizzApp = app;
-    linked_plot("combined", height, "combined flux")
+pub(super) fn combined_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
+    linked_plot("combined", slot.height, "combined flux")
         .id(combined_plot_id())
         .legend(egui_plot::Legend::default().position(egui_plot::Corner::RightBottom))
         .label_formatter(|hp| {
@@ -261,21 +215,21 @@ pub(super) fn combined_plot(
                 egui_plot::HoverPosition::NearDataPoint { position, .. }
                 | egui_plot::HoverPosition::Elsewhere { position } => *position,
             };
-            Some(hover_text(app_ref, p.x))
+            Some(hover_text(pv, p.x))
         })
         .show(ui, |plot_ui| {
-            apply_view_requests(app_ref, plot_ui, jump);
-            let range = visible_x(plot_ui, full);
-            let Some(r) = &app_ref.result else { return };
+            apply_view_requests(pv, plot_ui, slot.jump);
+            let range = visible_x(plot_ui, slot.full);
+            let Some(r) = &pv.result else { return };
             let key = CombinedKey {
                 lo: range.start().to_bits(),
                 hi: range.end().to_bits(),
-                bins,
-                band: app_ref.view.show_uncertainty,
-                reference: app_ref.view.show_reference,
-                overlay: app_ref.view.compare == Compare::Overlay,
+                bins: slot.bins,
+                band: pv.view.show_uncertainty,
+                reference: pv.view.show_reference,
+                overlay: pv.view.compare == Compare::Overlay,
             };
-            let cached = app_ref
+            let cached = pv
                 .curves
                 .combined
                 .borrow()
@@ -283,8 +237,8 @@ pub(super) fn combined_plot(
                 .filter(|d| d.key == key && Arc::ptr_eq(&d.result, r))
                 .cloned();
             let d = cached.unwrap_or_else(|| {
-                let d = Arc::new(combined_drawing(app_ref, r, key));
-                *app_ref.curves.combined.borrow_mut() = Some(Arc::clone(&d));
+                let d = Arc::new(combined_drawing(pv, r, key));
+                *pv.curves.combined.borrow_mut() = Some(Arc::clone(&d));
                 d
             });
             for &(x0, x1) in &d.spans {
@@ -320,22 +274,15 @@ pub(super) fn combined_plot(
         });
 }
 
-pub(super) fn difference_plot(
-    app: &FrizzApp,
-    ui: &mut egui::Ui,
-    height: f32,
-    full: (f64, f64),
-    bins: usize,
-    jump: Option<(f64, f64)>,
-) {
-    let Some(r) = app.result.clone() else { return };
+pub(super) fn difference_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
+    let Some(r) = pv.result.cloned() else { return };
     let (Some(f), Some(s)) = (&r.forward, &r.standard) else {
         return;
     };
     let grid_aa = r.grid.wavelength_aa();
-    linked_plot("difference", height, "std - fwd").show(ui, |plot_ui| {
-        apply_view_requests(app, plot_ui, jump);
-        let range = visible_x(plot_ui, full);
+    linked_plot("difference", slot.height, "std - fwd").show(ui, |plot_ui| {
+        apply_view_requests(pv, plot_ui, slot.jump);
+        let range = visible_x(plot_ui, slot.full);
         let d = |k: usize| s.flux[k] - f.flux[k];
         let limits = crate::app::yrange::robust_limits(
             (0..grid_aa.len())
@@ -344,13 +291,13 @@ pub(super) fn difference_plot(
         )
         .unwrap_or((f64::MIN, f64::MAX));
         let c = |x: f64| crate::app::yrange::clamp_to(x, limits);
-        if app.view.show_uncertainty {
+        if pv.view.show_uncertainty {
             for (xs, lo, hi) in decimate_band(
                 &grid_aa,
                 |k| c(-f.var[k].sqrt()),
                 |k| c(f.var[k].sqrt()),
                 range.clone(),
-                bins,
+                slot.bins,
             ) {
                 plot_ui.add(
                     FilledArea::new("forward 1-sigma", &xs, &lo, &hi)
@@ -358,7 +305,7 @@ pub(super) fn difference_plot(
                 );
             }
         }
-        let t = trace(&grid_aa, |k| c(d(k)), range, bins);
+        let t = trace(&grid_aa, |k| c(d(k)), range, slot.bins);
         add_trace(plot_ui, "standard - forward", t, STANDARD_COLOR, 1.0);
     });
 }

@@ -7,7 +7,8 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::combined::CombinedDrawing;
+use eframe::egui;
+
 use crate::app::trace::Trace;
 use crate::combine::Combined;
 use crate::combine::memo::GenLru;
@@ -41,6 +42,45 @@ pub struct DatasetCurves {
     cache: RefCell<ExposureCache>,
     /// The combined plot's last drawing.
     pub(super) combined: RefCell<Option<Arc<CombinedDrawing>>>,
+}
+
+/// One curve of the combined plot, decimated.
+#[derive(Debug)]
+pub(super) enum CombinedCurve {
+    Band {
+        name: String,
+        xs: Vec<f64>,
+        lo: Vec<f64>,
+        hi: Vec<f64>,
+        color: egui::Color32,
+    },
+    Line {
+        name: String,
+        trace: Arc<Trace>,
+        color: egui::Color32,
+        width: f32,
+    },
+}
+
+/// What the combined plot's curves depend on besides the result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CombinedKey {
+    pub(super) lo: u64,
+    pub(super) hi: u64,
+    pub(super) bins: usize,
+    pub(super) band: bool,
+    pub(super) reference: bool,
+    pub(super) overlay: bool,
+}
+
+/// The combined plot's decimated curves and no-data spans, reused while the result and the
+/// view stay the same (every frame of a drag between two results).
+#[derive(Debug)]
+pub(super) struct CombinedDrawing {
+    pub(super) key: CombinedKey,
+    pub(super) result: Arc<Combined>,
+    pub(super) spans: Vec<(f64, f64)>,
+    pub(super) curves: Vec<CombinedCurve>,
 }
 
 /// Default time a frame may spend rebuilding model and residual curves for a new result.

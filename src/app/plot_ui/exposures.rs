@@ -8,13 +8,13 @@ use std::sync::Arc;
 use eframe::egui;
 use egui_plot::{FilledArea, HLine, MarkerShape, Points};
 
-use super::curves::{ExposureKey, ModelDrawing, SegCurve, VisitDrawing};
-use super::{
-    DOWN_WEIGHTED_COLOR, MASK_COLOR, apply_view_requests, decimate_band, linked_plot, visible_x,
+use super::common::{
+    DOWN_WEIGHTED_COLOR, MASK_COLOR, PlotView, Slot, apply_view_requests, linked_plot, visible_x,
 };
+use super::curves::{ExposureKey, ModelDrawing, SegCurve, VisitDrawing, decimate_band};
 use crate::app::trace::{Trace, TraceItem};
-use crate::app::visits_ui::{sorted_indices, velocity_in_use, visit_color};
-use crate::app::{DrawFrame, ExposureLayout, FrizzApp};
+use crate::app::view::{DrawFrame, ExposureLayout};
+use crate::app::visit_rows::{sorted_indices, velocity_in_use, visit_color};
 use crate::model::pixel_policy::sigma_factor;
 use crate::model::{Survey, mask};
 
@@ -41,7 +41,7 @@ pub fn residual_in_sigma(
 }
 
 /// Hover readout of the exposures plot: the nearest visit's pixel, its value, sigma and flags.
-fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> String {
+fn exposure_hover_text(pv: &PlotView<'_>, hp: &egui_plot::HoverPosition<'_>) -> String {
     let (name, p) = match hp {
         egui_plot::HoverPosition::NearDataPoint {
             plot_name,
@@ -55,14 +55,14 @@ fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> Str
         return text;
     };
     let base = name.trim_end_matches(" model").trim_end_matches(" 1-sigma");
-    let Some(i) = app.data.visits.iter().position(|v| v.meta.name == base) else {
+    let Some(i) = pv.data.visits.iter().position(|v| v.meta.name == base) else {
         return format!("{name}\n{text}");
     };
-    let visit = &app.data.visits[i];
-    let obs_aa = p.x / frame_scale(app, i);
+    let visit = &pv.data.visits[i];
+    let obs_aa = p.x / frame_scale(pv, i);
     // Nearest pixel over all segments.
     let mut best: Option<(f64, usize)> = None;
-    for seg in app.curves.visits.get(i).into_iter().flatten() {
+    for seg in pv.curves.visits.get(i).into_iter().flatten() {
         let j = seg.lam_aa.partition_point(|&l| l < obs_aa);
         for k in [j.saturating_sub(1), j] {
             if let Some(&l) = seg.lam_aa.get(k) {
@@ -76,7 +76,7 @@ fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> Str
     let Some((_, px)) = best else {
         return format!("{name}\n{text}");
     };
-    let defs = match app.data.survey {
+    let defs = match pv.data.survey {
         Survey::Boss => mask::BOSS_SPPIXMASK,
         _ => mask::APOGEE_PIXMASK,
     };
@@ -87,7 +87,7 @@ fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> Str
         visit.flux()[px]
     );
     // The settings of the result shown (the fit's), else the current ones.
-    let settings = app.result.as_ref().map_or(&app.settings, |r| &r.settings);
+    let settings = pv.result.map_or(pv.settings, |r| &r.settings);
     let factor = sigma_factor(visit.flags()[px], &settings.inflate_bits);
     if factor != 1.0 {
         text += &format!(
@@ -95,7 +95,7 @@ fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> Str
             sigma * factor
         );
     }
-    if let Some(r) = &app.result
+    if let Some(r) = &pv.result
         && let Some(pred) = r
             .forward
             .as_ref()
@@ -120,13 +120,13 @@ fn exposure_hover_text(app: &FrizzApp, hp: &egui_plot::HoverPosition<'_>) -> Str
 }
 
 /// The visits drawn, in table order (single: only the selected one).
-fn drawn_visits(app: &FrizzApp) -> Vec<usize> {
-    match app.view.layout {
+fn drawn_visits(pv: &PlotView<'_>) -> Vec<usize> {
+    match pv.view.layout {
         ExposureLayout::Single => vec![
-            app.selected_visit
-                .min(app.data.visits.len().saturating_sub(1)),
+            pv.selected_visit
+                .min(pv.data.visits.len().saturating_sub(1)),
         ],
-        _ => sorted_indices(app),
+        _ => sorted_indices(pv.scene()),
     }
 }
 
@@ -164,65 +164,58 @@ fn tiled(range: &RangeInclusive<f64>, bins: usize) -> (RangeInclusive<f64>, usiz
 }
 
 /// The factor that maps a visit's observed wavelength to the plotted one.
-fn frame_scale(app: &FrizzApp, i: usize) -> f64 {
-    if app.view.frame == DrawFrame::Observed {
+fn frame_scale(pv: &PlotView<'_>, i: usize) -> f64 {
+    if pv.view.frame == DrawFrame::Observed {
         return 1.0;
     }
-    let v = app
+    let v = pv
         .result
         .as_ref()
         .and_then(|r| r.visits.get(i))
         .map(|u| u.v_kms)
         .filter(|_| {
-            app.result
+            pv.result
                 .as_ref()
-                .is_some_and(|r| r.settings == app.settings)
+                .is_some_and(|r| r.settings == *pv.settings)
         })
-        .or_else(|| velocity_in_use(app, i).0)
+        .or_else(|| velocity_in_use(pv.scene(), i).0)
         .unwrap_or(0.0);
     (-crate::model::shift_from_velocity(v)).exp()
 }
 
-pub(super) fn exposures_plot(
-    app: &FrizzApp,
-    ui: &mut egui::Ui,
-    height: f32,
-    full: (f64, f64),
-    bins: usize,
-    jump: Option<(f64, f64)>,
-) {
-    let visits = drawn_visits(app);
-    let bins = bins_for(bins, visits.len());
-    let step = app.curves.typical_flux * 0.6;
-    let stacked = app.view.layout == ExposureLayout::Stacked;
+pub(super) fn exposures_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
+    let visits = drawn_visits(pv);
+    let bins = bins_for(slot.bins, visits.len());
+    let step = pv.curves.typical_flux * 0.6;
+    let stacked = pv.view.layout == ExposureLayout::Stacked;
     linked_plot(
         "exposures",
-        height,
+        slot.height,
         if stacked { "flux + offset" } else { "flux" },
     )
-    .x_axis_label(match app.view.frame {
+    .x_axis_label(match pv.view.frame {
         DrawFrame::Rest => "rest-frame wavelength (A)",
         DrawFrame::Observed => "observed wavelength (A)",
     })
-    .label_formatter(|hp| Some(exposure_hover_text(app, hp)))
+    .label_formatter(|hp| Some(exposure_hover_text(pv, hp)))
     .show(ui, |plot_ui| {
-        apply_view_requests(app, plot_ui, jump);
-        let range = visible_x(plot_ui, full);
+        apply_view_requests(pv, plot_ui, slot.jump);
+        let range = visible_x(plot_ui, slot.full);
         // Decimated over a wider, aligned range: panning reuses the cached curves.
         let (tile, bins) = tiled(&range, bins);
         for (k, &i) in visits.iter().enumerate() {
-            let Some(visit) = app.data.visits.get(i) else {
+            let Some(visit) = pv.data.visits.get(i) else {
                 continue;
             };
-            let Some(segs) = app.curves.visits.get(i) else {
+            let Some(segs) = pv.curves.visits.get(i) else {
                 continue;
             };
             let offset = if stacked { -(k as f64) * step } else { 0.0 };
-            let scale = frame_scale(app, i);
+            let scale = frame_scale(pv, i);
             let obs_range = (tile.start() / scale)..=(tile.end() / scale);
-            let included = app.settings.visit(i).include;
+            let included = pv.settings.visit(i).include;
             // The model stands out against one visit; among many it should not hide them.
-            let model_color = if app.view.layout == ExposureLayout::Single {
+            let model_color = if pv.view.layout == ExposureLayout::Single {
                 egui::Color32::from_gray(235)
             } else {
                 egui::Color32::from_gray(200).gamma_multiply(0.45)
@@ -263,15 +256,15 @@ pub(super) fn exposures_plot(
                 hi: obs_range.end().to_bits(),
                 bins,
                 offset: offset.to_bits(),
-                bad_bits: app.settings.bad_bits,
+                bad_bits: pv.settings.bad_bits,
                 // Bands of a dozen stacked visits only blur them; shown one or overlaid.
-                band: app.view.show_uncertainty && !stacked,
-                masked: app.view.show_masked,
-                loo: app.view.leave_one_out,
+                band: pv.view.show_uncertainty && !stacked,
+                masked: pv.view.show_masked,
+                loo: pv.view.leave_one_out,
             };
-            let n_visits = app.data.visits.len();
-            let drawing = app.curves.data_drawing(key, n_visits, || {
-                visit_drawing(app, i, segs, key, scale, offset)
+            let n_visits = pv.data.visits.len();
+            let drawing = pv.curves.data_drawing(key, n_visits, || {
+                visit_drawing(pv, i, segs, key, scale, offset)
             });
             // Only what is in view: the rest must not widen the plot's automatic y range.
             for (xs, lo, hi) in &drawing.bands {
@@ -292,38 +285,25 @@ pub(super) fn exposures_plot(
                     .width(1.0)
                     .view(&range),
             );
-            let masked = in_view(&drawing.masked, &range);
-            if !masked.is_empty() {
-                plot_ui.points(
-                    Points::new("masked", masked)
-                        .color(MASK_COLOR)
-                        .shape(MarkerShape::Cross)
-                        .radius(2.5),
-                );
-            }
-            if app.view.show_model
-                && let Some(result) = &app.result
+            add_markers(plot_ui, &drawing.masked, &range, |pts| {
+                Points::new("masked", pts)
+                    .color(MASK_COLOR)
+                    .shape(MarkerShape::Cross)
+                    .radius(2.5)
+            });
+            if pv.view.show_model
+                && let Some(result) = &pv.result
                 && let Some(pred) = result.forward.as_ref().and_then(|f| f.visits.get(i))
                 && let predicted = model_of(pred, key.loo)
                 && predicted.len() == visit.len()
             {
-                let model = app.curves.result_drawing(false, key, result, n_visits, || {
-                    let (y_lo, y_hi) = y_limits(app, i);
+                let model = pv.curves.result_drawing(false, key, result, n_visits, || {
+                    let (y_lo, y_hi) = y_limits(pv, i);
                     // Drawn over the file's flux, so in its frame (see file_frame_factor).
                     let frame = crate::combine::file_frame_factor(visit, &result.settings);
-                    let mut trace = Trace::default();
-                    for seg in segs {
-                        trace.push(
-                            &seg.lam_aa,
-                            |j| {
-                                let p = seg.idx[j];
-                                (frame[p] * predicted[p]).clamp(y_lo, y_hi) + offset
-                            },
-                            obs_range.clone(),
-                            bins,
-                            scale,
-                        );
-                    }
+                    let trace = pixel_trace(segs, &obs_range, bins, scale, |p| {
+                        (frame[p] * predicted[p]).clamp(y_lo, y_hi) + offset
+                    });
                     let flux = visit.flux();
                     let down_weighted = pred
                         .robust_weight
@@ -352,19 +332,52 @@ pub(super) fn exposures_plot(
                         .as_lines()
                         .view(&range),
                 );
-                let down_weighted = in_view(&model.down_weighted, &range);
-                if !down_weighted.is_empty() {
-                    plot_ui.points(
-                        Points::new("down-weighted (robust)", down_weighted)
-                            .color(DOWN_WEIGHTED_COLOR)
-                            .shape(MarkerShape::Circle)
-                            .filled(false)
-                            .radius(3.5),
-                    );
-                }
+                add_markers(plot_ui, &model.down_weighted, &range, |pts| {
+                    Points::new("down-weighted (robust)", pts)
+                        .color(DOWN_WEIGHTED_COLOR)
+                        .shape(MarkerShape::Circle)
+                        .filled(false)
+                        .radius(3.5)
+                });
             }
         }
     });
+}
+
+/// One trace over a visit's segments: `y(p)` at each pixel `p`, decimated to `bins` columns over
+/// `obs_range` (observed frame) and drawn at the wavelength times `scale`.
+fn pixel_trace(
+    segs: &[SegCurve],
+    obs_range: &RangeInclusive<f64>,
+    bins: usize,
+    scale: f64,
+    y: impl Fn(usize) -> f64,
+) -> Trace {
+    let mut trace = Trace::default();
+    for seg in segs {
+        trace.push(
+            &seg.lam_aa,
+            |j| y(seg.idx[j]),
+            obs_range.clone(),
+            bins,
+            scale,
+        );
+    }
+    trace
+}
+
+/// Markers at the `points` in view (`points` outside must not widen the automatic y range);
+/// nothing when none is.
+fn add_markers<'a>(
+    plot_ui: &mut egui_plot::PlotUi<'a>,
+    points: &[[f64; 2]],
+    range: &RangeInclusive<f64>,
+    style: impl FnOnce(Vec<[f64; 2]>) -> Points<'a>,
+) {
+    let pts = in_view(points, range);
+    if !pts.is_empty() {
+        plot_ui.points(style(pts));
+    }
 }
 
 /// A visit's model prediction at its pixels: from the fit to all visits, or (`loo`) from the fit
@@ -387,8 +400,8 @@ fn in_view(points: &[[f64; 2]], range: &RangeInclusive<f64>) -> Vec<[f64; 2]> {
 }
 
 /// The drawn flux range of visit `i` (values beyond are clamped).
-fn y_limits(app: &FrizzApp, i: usize) -> (f64, f64) {
-    app.curves
+fn y_limits(pv: &PlotView<'_>, i: usize) -> (f64, f64) {
+    pv.curves
         .y_limits
         .get(i)
         .copied()
@@ -397,23 +410,23 @@ fn y_limits(app: &FrizzApp, i: usize) -> (f64, f64) {
 
 /// Decimate one visit's flux, band and masked pixels as `key` describes.
 fn visit_drawing(
-    app: &FrizzApp,
+    pv: &PlotView<'_>,
     i: usize,
     segs: &[SegCurve],
     key: ExposureKey,
     scale: f64,
     offset: f64,
 ) -> VisitDrawing {
-    let Some(visit) = app.data.visits.get(i) else {
+    let Some(visit) = pv.data.visits.get(i) else {
         return VisitDrawing::default();
     };
     let obs_range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
     let bins = key.bins;
     let flux = visit.flux();
     let ivar = visit.ivar();
-    let sigma = app.curves.sigma.get(i).map(Vec::as_slice).unwrap_or(&[]);
+    let sigma = pv.curves.sigma.get(i).map(Vec::as_slice).unwrap_or(&[]);
     let bad_bits = key.bad_bits;
-    let (y_lo, y_hi) = y_limits(app, i);
+    let (y_lo, y_hi) = y_limits(pv, i);
     let masked = |p: usize| visit.bad()[p] || visit.flags()[p] & bad_bits != 0 || ivar[p] <= 0.0;
     // Masked pixels break the line (they are marked separately); the rest is clamped.
     let good_flux = |p: usize| {
@@ -506,21 +519,14 @@ fn visit_drawing(
     out
 }
 
-pub(super) fn residuals_plot(
-    app: &FrizzApp,
-    ui: &mut egui::Ui,
-    height: f32,
-    full: (f64, f64),
-    bins: usize,
-    jump: Option<(f64, f64)>,
-) {
+pub(super) fn residuals_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
     // Borrowed: cloning the result every frame copied every visit's prediction.
-    let forward = app.result.as_ref().and_then(|r| r.forward.as_ref());
-    let visits = drawn_visits(app);
-    let bins = bins_for(bins, visits.len());
-    linked_plot("residuals", height, "resid. (sigma)").show(ui, |plot_ui| {
-        apply_view_requests(app, plot_ui, jump);
-        let range = visible_x(plot_ui, full);
+    let forward = pv.result.as_ref().and_then(|r| r.forward.as_ref());
+    let visits = drawn_visits(pv);
+    let bins = bins_for(slot.bins, visits.len());
+    linked_plot("residuals", slot.height, "resid. (sigma)").show(ui, |plot_ui| {
+        apply_view_requests(pv, plot_ui, slot.jump);
+        let range = visible_x(plot_ui, slot.full);
         // Decimated over a wider, aligned range: panning reuses the cached curves.
         let (tile, bins) = tiled(&range, bins);
         plot_ui.hline(HLine::new("+3 sigma", 3.0).color(egui::Color32::from_gray(150)));
@@ -528,19 +534,19 @@ pub(super) fn residuals_plot(
         let Some(f) = &forward else { return };
         for &i in &visits {
             let (Some(visit), Some(segs), Some(fit)) = (
-                app.data.visits.get(i),
-                app.curves.visits.get(i),
+                pv.data.visits.get(i),
+                pv.curves.visits.get(i),
                 f.visits.get(i),
             ) else {
                 continue;
             };
-            let predicted = model_of(fit, app.view.leave_one_out);
+            let predicted = model_of(fit, pv.view.leave_one_out);
             if predicted.len() != visit.len() {
                 continue;
             }
-            let scale = frame_scale(app, i);
+            let scale = frame_scale(pv, i);
             let obs_range = (tile.start() / scale)..=(tile.end() / scale);
-            let Some(result) = &app.result else { continue };
+            let Some(result) = &pv.result else { continue };
             let key = ExposureKey {
                 visit: i,
                 scale: scale.to_bits(),
@@ -548,31 +554,21 @@ pub(super) fn residuals_plot(
                 hi: obs_range.end().to_bits(),
                 bins,
                 offset: 0,
-                bad_bits: app.settings.bad_bits,
+                bad_bits: pv.settings.bad_bits,
                 band: false,
                 masked: false,
-                loo: app.view.leave_one_out,
+                loo: pv.view.leave_one_out,
             };
-            let n_visits = app.data.visits.len();
-            let drawing = app.curves.result_drawing(true, key, result, n_visits, || {
+            let n_visits = pv.data.visits.len();
+            let drawing = pv.curves.result_drawing(true, key, result, n_visits, || {
                 let bad_bits = key.bad_bits;
                 let inflate = &result.settings.inflate_bits;
                 let frame = crate::combine::file_frame_factor(visit, &result.settings);
-                let mut trace = Trace::default();
-                for seg in segs {
-                    trace.push(
-                        &seg.lam_aa,
-                        |j| {
-                            // Clamped so one outlier does not flatten the rest.
-                            let p = seg.idx[j];
-                            residual_in_sigma(visit, predicted, &frame, p, bad_bits, inflate)
-                                .clamp(-12.0, 12.0)
-                        },
-                        obs_range.clone(),
-                        bins,
-                        scale,
-                    );
-                }
+                // Clamped so one outlier does not flatten the rest.
+                let trace = pixel_trace(segs, &obs_range, bins, scale, |p| {
+                    residual_in_sigma(visit, predicted, &frame, p, bad_bits, inflate)
+                        .clamp(-12.0, 12.0)
+                });
                 ModelDrawing {
                     result: Arc::clone(result),
                     trace: Arc::new(trace),
@@ -599,20 +595,21 @@ mod tests {
     #[test]
     fn exposure_hover_names_the_flags_of_the_nearest_pixel() {
         let data = crate::app::demo::apogee_demo(2).expect("demo");
-        let app = FrizzApp::inline(data);
-        let visit = &app.data.visits[0];
+        let mut app = crate::app::FrizzApp::inline(data);
+        let pv = app.plot_view();
+        let visit = &pv.data.visits[0];
         let px = visit
             .flags()
             .iter()
             .position(|&f| f & 2 != 0)
             .expect("the demo has a cosmic ray (CRPIX) in visit 1");
-        let x = visit.wavelength_aa()[px] * frame_scale(&app, 0);
+        let x = visit.wavelength_aa()[px] * frame_scale(&pv, 0);
         let hp = egui_plot::HoverPosition::NearDataPoint {
             plot_name: &visit.meta.name,
             position: egui_plot::PlotPoint::new(x, 1.0),
             index: 0,
         };
-        let text = exposure_hover_text(&app, &hp);
+        let text = exposure_hover_text(&pv, &hp);
         assert!(text.contains(&format!("pixel {px}")), "{text}");
         assert!(text.contains("CRPIX"), "{text}");
     }

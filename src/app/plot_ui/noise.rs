@@ -3,19 +3,20 @@
 use eframe::egui;
 use egui_plot::{Line, Plot, Points};
 
-use super::{FORWARD_COLOR, STANDARD_COLOR};
-use crate::app::FrizzApp;
+use super::common::{FORWARD_COLOR, STANDARD_COLOR};
+use crate::combine::Combined;
 
 pub use crate::experiment::correlation_by_lag;
 
-/// The Noise tab: correlation of neighbouring output pixels against lag, for both methods.
-pub fn noise_ui(app: &FrizzApp, ui: &mut egui::Ui) {
+/// The Noise tab: correlation of neighbouring output pixels against lag, for both methods of
+/// the newest `result`.
+pub fn noise_ui(result: Option<&Combined>, ui: &mut egui::Ui) {
     ui.label(
         "Correlation between output pixels l and l+k (median over pixels of C[l,l+k] / C[l,l]). \
          Interpolation correlates neighbouring pixels; the forward model keeps them nearly \
          independent when the visits sample the spectrum well.",
     );
-    let Some(r) = app.result.clone() else {
+    let Some(r) = result else {
         ui.label("no result yet");
         return;
     };

@@ -533,9 +533,8 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
     })
 }
 
-/// The shift rule: a manual velocity wins; then, when the settings check external velocities
-/// (`checked` given), the checked velocity (the data's, or the external one of a visit too faint
-/// to measure); then the shift source's velocity.
+/// One visit, shifted by the velocity of the shift rule ([`crate::velocity::rule::choose`]);
+/// `checked` is the velocity check's entry when the settings check external velocities.
 fn prepare_visit(
     index: usize,
     visit: &Arc<Visit>,
@@ -543,11 +542,12 @@ fn prepare_visit(
     checked: Option<&crate::velocity::VisitVelocity>,
     warnings: &mut Vec<Warning>,
 ) -> PreparedVisit {
+    use crate::velocity::rule::{VelocityChoice, choose};
     let vs = settings.visit(index);
     let name = visit.meta.name.clone();
-    let (v_kms, v_source) = match (vs.shift_kms, checked) {
-        (Some(v), _) => (v, "manual".to_owned()),
-        (None, Some(c)) => {
+    let (v_kms, v_source) = match choose(settings, index, &visit.meta, checked) {
+        VelocityChoice::Manual(v) => (v, "manual".to_owned()),
+        VelocityChoice::Checked(c) => {
             let source_name = settings.shift.label().to_owned();
             match (c.status, c.external_kms) {
                 (crate::velocity::VelocityStatus::Measured, Some(e)) if c.replaced => {
@@ -576,7 +576,7 @@ fn prepare_visit(
             }
             (c.used_kms, c.used_source.clone())
         }
-        (None, None) => match settings.shift.velocity(&visit.meta) {
+        other @ (VelocityChoice::Source(_) | VelocityChoice::Missing) => match other.kms() {
             Some(v) => {
                 // Survey files say which card or column gave the velocity.
                 let kind = match settings.shift {

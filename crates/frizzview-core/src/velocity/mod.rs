@@ -1,5 +1,6 @@
 //! Velocities from the data, and external velocities checked against them.
 //!
+//! [`rule::choose`] is the shift rule (manual, else checked, else the source, else missing).
 //! [`search`] measures every visit's velocity relative to the others by cross-correlation over a
 //! wide window (default +-1000 km/s). [`check`] compares the velocities a survey file states
 //! (apVisit VRAD, apStar, allVisit, mwmVisit, the synthetic truth: [`external_kind`]) with them:
@@ -26,6 +27,7 @@
 //! (`VelocitySettings::floor_kms`; for APOGEE [`APOGEE_FLOOR_KMS`], measured on the RV-stable
 //! real stars, see its docs).
 
+pub mod rule;
 pub mod search;
 
 use std::sync::{Arc, Mutex};

@@ -1,8 +1,9 @@
 //! The one PNG writer: the window's "Save PNG", its command-line screenshot, the teaching panel's
 //! figures and the bench's scaling plot all save through it. Atomic (written beside the
 //! destination and renamed into place, see [`crate::io::atomic`]), so a failed or interrupted
-//! save never leaves a truncated picture, and it never replaces one of `inputs`. Here rather than
-//! in the core because only the window and the command line may use the `image` crate.
+//! save never leaves a truncated picture, and it never replaces one of `inputs`. Here (below
+//! `cli` and `app`) rather than in the core because only the window and the command line may use
+//! the `image` crate.
 
 use std::path::{Path, PathBuf};
 
