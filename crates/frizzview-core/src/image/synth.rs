@@ -209,14 +209,14 @@ pub fn generate(spec: &SynthSpec) -> Synth {
             let col = (rng.uniform() * n as f64) as usize % n;
             ivar.column_mut(col).fill(0.0);
         }
-        if spec.star_mask_radius > 0.0 {
-            if let Some(&(qx, qy, _)) = stars.iter().max_by(|a, b| a.2.total_cmp(&b.2)) {
-                for j in 0..n {
-                    for i in 0..n {
-                        let (sx, sy) = (pm[[j, i, 0]] / spec.s + lo, pm[[j, i, 1]] / spec.s + lo);
-                        if (sx - qx).hypot(sy - qy) <= spec.star_mask_radius {
-                            ivar[[j, i]] = 0.0;
-                        }
+        if spec.star_mask_radius > 0.0
+            && let Some(&(qx, qy, _)) = stars.iter().max_by(|a, b| a.2.total_cmp(&b.2))
+        {
+            for j in 0..n {
+                for i in 0..n {
+                    let (sx, sy) = (pm[[j, i, 0]] / spec.s + lo, pm[[j, i, 1]] / spec.s + lo);
+                    if (sx - qx).hypot(sy - qy) <= spec.star_mask_radius {
+                        ivar[[j, i]] = 0.0;
                     }
                 }
             }
