@@ -251,18 +251,16 @@ fn testcase6_saturated_star_masks_leave_no_nan_and_a_clean_far_field() {
     testcase6(false);
 }
 
-/// The ringing criterion itself (fails on the engine before the hole prior and the clipping's
-/// derivative term: residual RMS next to the masks 758 / 522 / 42 sigma in g / r / z against
-/// drizzle's 8.3 / 4.5 / 2.1, +-300 inside the masks (data 0.1-13), CG at its 3000 cap).
-/// Drizzle is a positive local average and cannot ring; both methods' residuals next to the
-/// masks are the exposures' different PSFs in the star's wings, so the forward model must stay
-/// at drizzle's level there (within 25 %), converge, and not overshoot inside the masks.
-/// Measured now (release example, not this test): converged (219-322 its), no overshoot, but the
-/// near-mask residual RMS per exposure is g 9.3 / 11.0, r 8.2 / 6.3, z 2.7 / 3.9 sigma against
-/// drizzle's 8.3 / 4.5 / 2.1: the robust clipping still removes 68-110 samples 0-2 px from the
-/// masks (the smoothed derivative term is small at the mask's edge).
+/// The ringing criterion itself. Before the hole prior (frizzle2d `hole_prior`) the masked model
+/// pixels were unconstrained modes: +-300 in the hole (data 0.1-13), CG at its 3000 cap, residual
+/// RMS next to the masks 758 / 522 / 42 sigma (g / r / z) against drizzle's 8.3 / 4.5 / 2.1. With
+/// it CG converges and the hole is a bounded harmonic fill; what remains (g 20-25, r 17-21, z 7
+/// sigma) is the robust clipping: with two exposures whose PSFs differ, it clips both
+/// exposures' samples in the star's wings (hundreds, 0-6 px from the masks), and their residuals
+/// against the fill are counted here. Without clipping the forward model matches drizzle
+/// (8.9 / 4.9-5.3 / 1.9-2.8 sigma). Still failing: see the report of branch `ringing`.
 #[test]
-#[ignore = "known failure in r and z: clipped samples at the masks' edge (ratio ~1.6 to drizzle)"]
+#[ignore = "known failure: the robust clipping removes the saturated star's wings (two exposures, different PSFs); their residuals exceed drizzle's"]
 fn testcase6_no_ringing_next_to_the_masks() {
     testcase6(true);
 }
@@ -365,64 +363,12 @@ fn testcase6(strict: bool) {
             "  {band}: {} samples clipped by the robust reweighting, {} CG iterations",
             f.clipped, f.iterations
         );
-        // Inside the masks (no data: drizzle's WHT = 0) the fill must stay within the data's
-        // range; beside them, SCI minus drizzle's SCI in drizzle's stated sigma, 2-6 px out, and
-        // its lag-1 autocorrelation along rows (an oscillation would make it negative).
-        let dmax = d
-            .sci
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold(0.0f64, |m, v| m.max(v.abs()));
-        let hole_max = f
-            .sci
-            .iter()
-            .zip(&d.wht)
-            .filter(|(_, w)| !(**w > 0.0))
-            .fold(0.0f64, |m, (v, _)| m.max(v.abs()));
-        let diff = |y: usize, x: usize| (f.sci[[y, x]] - d.sci[[y, x]]) / d.var[[y, x]].sqrt();
-        let ring = |y: usize, x: usize| {
-            (2.0..=6.0).contains(&dist[[y, x]]) && d.wht[[y, x]] > 0.0 && d.var[[y, x]] > 0.0
-        };
-        let (mut s2, mut n, mut c01, mut c00) = (0.0, 0usize, 0.0, 0.0);
-        for y in 4..ny - 4 {
-            for x in 4..nx - 4 {
-                if ring(y, x) {
-                    let z = diff(y, x);
-                    s2 += z * z;
-                    n += 1;
-                    if ring(y, x + 1) {
-                        let z1 = diff(y, x + 1);
-                        c01 += z * z1;
-                        c00 += z * z;
-                    }
-                }
-            }
-        }
-        println!(
-            "  {band}: CG relative residual {:.1e}; near-mask residual RMS frizzle / drizzle {:.3}; max |SCI| inside the masks {hole_max:.3} (drizzle's |SCI| max {dmax:.3}); (SCI - drizzle SCI) / drizzle sigma 2-6 px out: RMS {:.2} over {n} px, lag-1 autocorrelation {:+.2}",
-            f.rel_residual,
-            rms(&near) / rms(&dnear),
-            (s2 / n.max(1) as f64).sqrt(),
-            c01 / c00
+        assert!(
+            !strict || rms(&near) <= rms(&dnear),
+            "{band}: ringing: the forward model's near-mask residual RMS {} exceeds drizzle's {}",
+            rms(&near),
+            rms(&dnear)
         );
-        if strict {
-            assert!(
-                f.rel_residual <= PipelineOptions::default().frizzle.tol,
-                "{band}: CG unconverged ({:e} after {} iterations)",
-                f.rel_residual,
-                f.iterations
-            );
-            assert!(
-                rms(&near) <= 1.25 * rms(&dnear),
-                "{band}: ringing: the forward model's near-mask residual RMS {} exceeds drizzle's {} by more than 25 %",
-                rms(&near),
-                rms(&dnear)
-            );
-            assert!(
-                hole_max <= dmax,
-                "{band}: overshoot inside the masks: {hole_max} against the data's {dmax}"
-            );
-        }
         assert!(
             rms(&far) < 1.5,
             "{band}: far-field residual RMS {}",

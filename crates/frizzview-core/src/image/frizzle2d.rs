@@ -77,13 +77,6 @@ pub struct FrizzleSettings {
     /// (repeated up to `robust_passes` times); `None` switches it off.
     pub robust_clip: Option<f64>,
     pub robust_passes: usize,
-    /// The clipping threshold's model-gradient term, as drizzlepac's `driz_cr` (`driz_cr_scale`
-    /// 1.2): a sample is an outlier when |data - model| exceeds `robust_clip` sigma PLUS this
-    /// times the model's local derivative (the largest difference between its model pixel and
-    /// the 8 neighbours, the model smoothed over 3 x 3 pixels). Where the image is steep (a bright star's wings) exposures whose PSFs or
-    /// registration differ disagree by about that much; without it the clipping removes the
-    /// wings of every exposure and widens the masked region. 0 = plain sigma clipping.
-    pub robust_deriv: f64,
     pub variance: VarianceMode,
     /// Largest model (modes + sky offsets) solved densely for the exact variance.
     pub exact_max_modes: usize,
@@ -110,7 +103,6 @@ impl Default for FrizzleSettings {
             max_iter: 3000,
             robust_clip: Some(5.0),
             robust_passes: 8,
-            robust_deriv: 1.2,
             variance: VarianceMode::Auto { probes: 32 },
             exact_max_modes: 1200,
             loo: true,
@@ -1064,33 +1056,11 @@ impl Frizzle2d {
     /// exposures' kernels. Returns the number of newly clipped samples.
     fn clip(&mut self, c: &Coeffs, clip: f64) -> usize {
         let models: Vec<Vec<f64>> = (0..self.exps.len()).map(|e| self.model_at(c, e)).collect();
-        // Each sample's excess in sigma: (|data - model| - robust_deriv x the model's local
-        // derivative) sqrt(w).
-        let deriv = self.model_derivative(c);
-        let (lx, ly) = (self.lx as i64, self.ly as i64);
-        let k = self.settings.robust_deriv.max(0.0);
-        let excess: Vec<Vec<f64>> = self
-            .exps
-            .iter()
-            .zip(&models)
-            .map(|(p, m)| {
-                p.y.iter()
-                    .zip(m)
-                    .zip(&p.w)
-                    .zip(p.u.iter().zip(&p.v))
-                    .map(|(((y, mv), w), (u, v))| {
-                        let i = (v.round() as i64).rem_euclid(ly) * lx
-                            + (u.round() as i64).rem_euclid(lx);
-                        ((y - mv).abs() - k * deriv[i as usize]).max(0.0) * w.sqrt()
-                    })
-                    .collect()
-            })
-            .collect();
         let mut zmax: f64 = 0.0;
-        for (p, z) in self.exps.iter().zip(&excess) {
-            for (z, w) in z.iter().zip(&p.w) {
+        for (p, m) in self.exps.iter().zip(&models) {
+            for ((y, mv), w) in p.y.iter().zip(m).zip(&p.w) {
                 if *w > 0.0 {
-                    zmax = zmax.max(*z);
+                    zmax = zmax.max(((y - mv) * w.sqrt()).abs());
                 }
             }
         }
@@ -1100,12 +1070,12 @@ impl Frizzle2d {
         let mut gone: Vec<(usize, f64)> = Vec::new();
         let mut gone_idx: Vec<Vec<usize>> = Vec::new();
         let mut gone_w: Vec<Vec<f64>> = Vec::new();
-        for (e, z) in excess.iter().enumerate() {
+        for (e, m) in models.iter().enumerate() {
             let p = &mut self.exps[e];
             let mut k = 0;
             let (mut idx, mut ws) = (Vec::new(), Vec::new());
-            for (j, (z, w)) in z.iter().zip(p.w.iter_mut()).enumerate() {
-                if *w > 0.0 && *z > thr {
+            for (j, ((y, mv), w)) in p.y.iter().zip(m).zip(p.w.iter_mut()).enumerate() {
+                if *w > 0.0 && ((y - mv) * w.sqrt()).abs() > thr {
                     idx.push(j);
                     ws.push(*w);
                     *w = 0.0;
@@ -1143,58 +1113,6 @@ impl Frizzle2d {
             }
         }
         total
-    }
-
-    /// The model's local derivative on the model grid (periodic): the largest |f(n) - f(x)| over
-    /// the 8 neighbours n of each model pixel x (drizzlepac's `quickDeriv` idea), f smoothed.
-    fn model_derivative(&self, c: &Coeffs) -> Vec<f64> {
-        let (lx, ly) = (self.lx, self.ly);
-        let (hx, hy) = (self.hx as i64, self.hy as i64);
-        let mut buf = vec![ZERO; lx * ly];
-        for ky in -hy..=hy {
-            for kx in -hx..=hx {
-                buf[ky.rem_euclid(ly as i64) as usize * lx + kx.rem_euclid(lx as i64) as usize] =
-                    c.modes[kidx(kx, ky, self.hx, self.hy)];
-            }
-        }
-        nufft2::fft2_with(&self.gplans, &mut buf, true);
-        // Smoothed over 3 x 3 model pixels first, so that an outlier's own bump in the model
-        // (drizzlepac takes the derivative of the outlier-free median image) barely raises its
-        // threshold, while a PSF's wings, several pixels wide, keep their slope.
-        let raw: Vec<f64> = buf.iter().map(|z| z.re).collect();
-        let mut f = vec![0.0; lx * ly];
-        for y in 0..ly {
-            for x in 0..lx {
-                let mut acc = 0.0;
-                for dy in [ly - 1, 0, 1] {
-                    for dx in [lx - 1, 0, 1] {
-                        acc += raw[((y + dy) % ly) * lx + (x + dx) % lx];
-                    }
-                }
-                f[y * lx + x] = acc / 9.0;
-            }
-        }
-        let mut d = vec![0.0; lx * ly];
-        for y in 0..ly {
-            for x in 0..lx {
-                let a = f[y * lx + x];
-                let mut m: f64 = 0.0;
-                for (dy, dx) in [
-                    (ly - 1, lx - 1),
-                    (ly - 1, 0),
-                    (ly - 1, 1),
-                    (0, lx - 1),
-                    (0, 1),
-                    (1, lx - 1),
-                    (1, 0),
-                    (1, 1),
-                ] {
-                    m = m.max((f[((y + dy) % ly) * lx + (x + dx) % lx] - a).abs());
-                }
-                d[y * lx + x] = m;
-            }
-        }
-        d
     }
 
     /// Leave-one-out chi^2/nu per exposure: refit without it, then its pixels' weighted squared
