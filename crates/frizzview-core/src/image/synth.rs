@@ -89,6 +89,12 @@ pub struct SynthSpec {
     pub cosmic_ray_amplitude: f64,
     /// Masked (ivar 0) columns per exposure.
     pub masked_columns: usize,
+    /// Per-exposure PSF widths: exposure e > 0 has sigma `psf_sigma (1 + spread (2 u - 1))`
+    /// (u uniform; no extra draw when 0), the one-PSF assumption broken as in real data.
+    pub psf_sigma_spread: f64,
+    /// A saturated star's mask: every pixel whose centre lies within this radius (input
+    /// pixels) of the brightest star is masked (ivar 0) in every exposure; 0 = none.
+    pub star_mask_radius: f64,
     pub seed: u64,
 }
 
@@ -108,6 +114,8 @@ impl Default for SynthSpec {
             cosmic_rays_per_exposure: 0,
             cosmic_ray_amplitude: 5.0,
             masked_columns: 0,
+            psf_sigma_spread: 0.0,
+            star_mask_radius: 0.0,
             seed: 1,
         }
     }
@@ -160,6 +168,11 @@ pub fn generate(spec: &SynthSpec) -> Synth {
                 spec.max_roll_deg * (2.0 * rng.uniform() - 1.0),
             )
         };
+        let sigma = if e > 0 && spec.psf_sigma_spread > 0.0 {
+            spec.psf_sigma * (1.0 + spec.psf_sigma_spread * (2.0 * rng.uniform() - 1.0))
+        } else {
+            spec.psf_sigma
+        };
         let th = roll.to_radians();
         let (ct, st) = (th.cos(), th.sin());
         let mut pm = Array3::zeros((n, n, 2));
@@ -178,8 +191,8 @@ pub fn generate(spec: &SynthSpec) -> Synth {
             let (a, b) = (qx - c - dx, qy - c - dy);
             let ex = ct * a + st * b + c;
             let ey = -st * a + ct * b + c;
-            let bx: Vec<f64> = (0..n).map(|i| box1(i as f64, ex, spec.psf_sigma)).collect();
-            let by: Vec<f64> = (0..n).map(|j| box1(j as f64, ey, spec.psf_sigma)).collect();
+            let bx: Vec<f64> = (0..n).map(|i| box1(i as f64, ex, sigma)).collect();
+            let by: Vec<f64> = (0..n).map(|j| box1(j as f64, ey, sigma)).collect();
             for j in 0..n {
                 for i in 0..n {
                     img[[j, i]] += f * bx[i] * by[j];
@@ -195,6 +208,18 @@ pub fn generate(spec: &SynthSpec) -> Synth {
         for _ in 0..spec.masked_columns {
             let col = (rng.uniform() * n as f64) as usize % n;
             ivar.column_mut(col).fill(0.0);
+        }
+        if spec.star_mask_radius > 0.0
+            && let Some(&(qx, qy, _)) = stars.iter().max_by(|a, b| a.2.total_cmp(&b.2))
+        {
+            for j in 0..n {
+                for i in 0..n {
+                    let (sx, sy) = (pm[[j, i, 0]] / spec.s + lo, pm[[j, i, 1]] / spec.s + lo);
+                    if (sx - qx).hypot(sy - qy) <= spec.star_mask_radius {
+                        ivar[[j, i]] = 0.0;
+                    }
+                }
+            }
         }
         let mut noisy = img.mapv(|v| v + sky);
         noisy.mapv_inplace(|v| v + spec.noise * rng.normal());
