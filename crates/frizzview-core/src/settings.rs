@@ -281,7 +281,7 @@ pub struct VelocitySettings {
     pub window_kms: f64,
     /// Systematic error floor (km/s) added in quadrature to every stated velocity error (the
     /// search's and `--fit-shifts`'). 0 in `Settings::default()`; per survey in
-    /// [`survey_defaults`] (APOGEE: `crate::velocity::APOGEE_FLOOR_KMS`, measured on real stars).
+    /// [`survey_defaults`] (APOGEE: [`APOGEE_FLOOR_KMS`], measured on real stars).
     pub floor_kms: f64,
     /// An external velocity disagrees with the data beyond this many stated errors...
     pub max_sigma: f64,
@@ -624,11 +624,23 @@ pub fn live_defaults(data: &model::Dataset) -> Settings {
     s
 }
 
+/// APOGEE's systematic velocity floor (km/s), added in quadrature to every stated velocity error.
+///
+/// Measured on the three RV-stable real DR13 stars (pipeline VSCATTER < 0.5 km/s:
+/// 2M05392474+4038437, 2M00452143+1634446, 2M00005143+5615568, S/N 40-70 per visit): the
+/// barycentric velocities v + BC fitted by `--fit-shifts` scatter over the visits by more than
+/// their formal errors (0.02-0.05 km/s) allow; the floor is the value that makes the
+/// chi^2 of constancy equal its degrees of freedom over the three stars together
+/// (`tests/integration/velocity.rs`, `velocity_floor_from_the_stable_stars`, prints it). The
+/// DR13 pipeline's own VSCATTER for these stars (0.10-0.38 km/s) is of the same size
+/// (wavelength solution, fibre-to-fibre LSF differences).
+pub const APOGEE_FLOOR_KMS: f64 = 0.24;
+
 /// Settings a dataset gets when no flag says otherwise (the command line's, the window's and the
 /// Python package's defaults).
 ///
 /// Every survey: external velocities checked against the data's (`VelocitySettings::check`).
-/// APOGEE: apStar grid, VRAD shifts, the velocity floor of `crate::velocity::APOGEE_FLOOR_KMS`, the APOGEE-pipeline pixel policy (16639 bad, persistence
+/// APOGEE: apStar grid, VRAD shifts, the velocity floor of [`APOGEE_FLOOR_KMS`], the APOGEE-pipeline pixel policy (16639 bad, persistence
 /// and sky-line sigma inflated), selection "multiply", the pipeline's damped sinc for standard
 /// practice. BOSS: BOSS grid, no
 /// shift beyond the heliocentric wavelengths (Vrel = 0 is stored by the reader), SPPIXMASK bad
@@ -683,7 +695,7 @@ pub fn survey_defaults(data: &model::Dataset) -> Settings {
     match data.survey {
         model::Survey::Apogee => {
             s.grid = GridSpec::Apogee;
-            s.velocity.floor_kms = crate::velocity::APOGEE_FLOOR_KMS;
+            s.velocity.floor_kms = APOGEE_FLOOR_KMS;
             s.apply_policy_preset(model::pixel_policy::Preset::ApogeePipeline);
             if let Some(st) = s.standard.as_mut() {
                 st.interpolator = Interpolator::DampedSinc;

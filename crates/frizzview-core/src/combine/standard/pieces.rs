@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::interpolators::{RowSet, dot, locate, redistribute_bad, rows_for};
-use crate::combine::PreparedVisit;
+use crate::combine::types::PreparedVisit;
 use crate::model::pixel_policy::{InflateBit, sigma_factor};
 use crate::settings::{Interpolator, MIN_SELECTION, StandardMask, StandardSettings};
 
