@@ -17,6 +17,7 @@
 //! with its own outcome: one failing keeps the other) and collects warnings. Nothing here
 //! imports egui.
 
+mod caches;
 pub mod censor;
 pub mod constrained;
 pub mod dense;
@@ -26,20 +27,29 @@ mod forward;
 pub mod fourier;
 pub mod local;
 pub mod memo;
+mod method;
+mod methods;
 mod pipeline;
 mod prepare;
 pub mod quadrature;
 mod quality;
+mod registry;
 pub mod standard;
 mod types;
 mod warning;
 
+pub use caches::Caches;
 pub use forward::fit_forward_plain;
-pub use pipeline::{Caches, combine, combine_staged, combine_with, complete_leave_one_out};
+pub use method::Method;
+pub use methods::{ForwardModel, StandardPractice};
+pub use pipeline::{
+    combine, combine_methods, combine_staged, combine_with, complete_leave_one_out,
+};
 pub use prepare::{file_frame_factor, file_frame_factor_at, prepare};
 pub use quality::fit_quality;
+pub use registry::METHODS;
 pub use types::{
-    Cancel, CombineError, Combined, MethodResult, Prepared, PreparedVisit, SpectrumModel,
-    VelocityZeroPoint, VisitFit, VisitUsed, visit_fits,
+    Cancel, CombineError, Combined, FORWARD, MethodInfo, MethodOutcome, MethodResult, Prepared,
+    PreparedVisit, STANDARD, SpectrumModel, VelocityZeroPoint, VisitFit, VisitUsed, visit_fits,
 };
 pub use warning::{OUTLIER_LOO_CHI2_NU, OUTLIER_LOO_FACTOR, POOR_FIT_CHI2_NU, Warning};

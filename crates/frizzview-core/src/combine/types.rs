@@ -265,6 +265,9 @@ pub struct Combined {
     pub standard: Option<MethodResult>,
     /// Why standard practice failed, when it was asked for and did.
     pub standard_error: Option<CombineError>,
+    /// Every further registered method (`crate::combine::METHODS`) that ran, in registration
+    /// order, named: the two built-in ones keep their own fields above.
+    pub others: Vec<MethodOutcome>,
     /// Per-visit bookkeeping (velocity used, its source, inclusion, weight).
     pub visits: Vec<VisitUsed>,
     /// Everything worth telling the user.
@@ -276,6 +279,98 @@ pub struct Combined {
     pub loo_pending: bool,
     /// The check of external velocities against the data's, when the settings asked for it.
     pub velocity: Option<Arc<crate::velocity::VelocityCheck>>,
+}
+
+/// What a method says about itself: its name (the key of [`Combined::result`], the Python
+/// package's dict key), its label in words (messages) and the prefix of its export keys (`.npz`
+/// arrays, CSV columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MethodInfo {
+    /// Short name, e.g. "forward".
+    pub name: &'static str,
+    /// In words, e.g. "forward model".
+    pub label: &'static str,
+    /// Prefix of its export keys, e.g. "" or "standard_".
+    pub export_prefix: &'static str,
+}
+
+/// The forward model's [`MethodInfo`]: its outcome lives in [`Combined::forward`].
+pub const FORWARD: MethodInfo = MethodInfo {
+    name: "forward",
+    label: "forward model",
+    export_prefix: "",
+};
+
+/// Standard practice's [`MethodInfo`]: its outcome lives in [`Combined::standard`].
+pub const STANDARD: MethodInfo = MethodInfo {
+    name: "standard",
+    label: "standard practice",
+    export_prefix: "standard_",
+};
+
+/// The outcome of a method other than the two built-in ones ([`Combined::others`]).
+#[derive(Clone, Debug)]
+pub struct MethodOutcome {
+    /// Which method.
+    pub info: MethodInfo,
+    /// Its result (`None` when it failed).
+    pub result: Option<MethodResult>,
+    /// Why it failed, when it did.
+    pub error: Option<CombineError>,
+}
+
+impl Combined {
+    /// Store a method's outcome where it belongs: the built-in methods' fields, or
+    /// [`Self::others`].
+    pub fn set_outcome(
+        &mut self,
+        info: MethodInfo,
+        result: Option<MethodResult>,
+        error: Option<CombineError>,
+    ) {
+        if info.name == FORWARD.name {
+            self.forward = result;
+            self.forward_error = error;
+        } else if info.name == STANDARD.name {
+            self.standard = result;
+            self.standard_error = error;
+        } else {
+            self.others.retain(|o| o.info.name != info.name);
+            self.others.push(MethodOutcome {
+                info,
+                result,
+                error,
+            });
+        }
+    }
+
+    /// The result of the method named `name`, if it ran and succeeded.
+    #[must_use]
+    pub fn result(&self, name: &str) -> Option<&MethodResult> {
+        self.results()
+            .into_iter()
+            .find(|(i, _)| i.name == name)
+            .map(|(_, r)| r)
+    }
+
+    /// Every method's result, named, in registration order (the forward model, standard
+    /// practice, then the others); methods that did not run or failed are left out.
+    #[must_use]
+    pub fn results(&self) -> Vec<(MethodInfo, &MethodResult)> {
+        let mut out = Vec::new();
+        if let Some(r) = &self.forward {
+            out.push((FORWARD, r));
+        }
+        if let Some(r) = &self.standard {
+            out.push((STANDARD, r));
+        }
+        for o in &self.others {
+            if let Some(r) = &o.result {
+                out.push((o.info, r));
+            }
+        }
+        out
+    }
 }
 
 /// What was used for each visit.

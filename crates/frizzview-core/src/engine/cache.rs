@@ -30,8 +30,10 @@ pub fn result_bytes(c: &Combined) -> usize {
     };
     std::mem::size_of::<Combined>()
         + 8 * c.grid.len()
-        + c.forward.as_ref().map_or(0, method)
-        + c.standard.as_ref().map_or(0, method)
+        + c.results()
+            .into_iter()
+            .map(|(_, r)| method(r))
+            .sum::<usize>()
         + c.visits.len() * 64
 }
 
@@ -131,6 +133,7 @@ mod tests {
             forward_error: None,
             standard: None,
             standard_error: None,
+            others: Vec::new(),
             visits: Vec::new(),
             warnings: Vec::new(),
             settings: settings.clone(),
