@@ -41,13 +41,11 @@ fn method_ui(app: &mut FrizzApp, ui: &mut egui::Ui) {
     if let Some(fs) = &mut s.forward {
         ui.indent("forward", |ui| {
             egui::ComboBox::from_label("Basis")
-                .selected_text(match fs.basis {
-                    Basis::Fourier => "Fourier (exact)",
-                    Basis::Local => "local (banded, fast)",
-                })
+                .selected_text(fs.basis.label())
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut fs.basis, Basis::Fourier, "Fourier (exact)");
-                    ui.selectable_value(&mut fs.basis, Basis::Local, "local (banded, fast)");
+                    for b in Basis::ALL {
+                        ui.selectable_value(&mut fs.basis, b, b.label());
+                    }
                 });
             ui.checkbox(&mut fs.compat, "frizzle 0.2.8 compatible")
                 .on_hover_text("reproduce the reference implementation exactly, quirks included");

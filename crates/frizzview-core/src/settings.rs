@@ -160,6 +160,33 @@ pub enum Basis {
     Local,
 }
 
+impl Basis {
+    /// Every basis, in the order the window offers them.
+    pub const ALL: [Self; 2] = [Self::Fourier, Self::Local];
+
+    /// The compactly supported (banded) basis: its kernel evaluations and normal-equation sums
+    /// are cached between fits, and its leave-one-visit-out scores are its own.
+    #[must_use]
+    pub fn is_local(self) -> bool {
+        matches!(self, Self::Local)
+    }
+
+    /// Whether the model can be convolved with each visit's LSF (the local basis only).
+    #[must_use]
+    pub fn supports_lsf(self) -> bool {
+        self.is_local()
+    }
+
+    /// Shown in the window: the basis and what it is good for.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Fourier => "Fourier (exact)",
+            Self::Local => "local (banded, fast)",
+        }
+    }
+}
+
 /// Forward-model (Frizzle) settings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ForwardSettings {

@@ -233,10 +233,10 @@ fn add_leave_one_out(
     cancel: &Cancel,
     cache: &local::BasisCache,
 ) -> Result<(), CombineError> {
-    let fourier = settings
+    let other_basis = settings
         .forward
         .as_ref()
-        .is_some_and(|fs| fs.basis == crate::settings::Basis::Fourier);
+        .is_some_and(|fs| !fs.basis.is_local());
     let loo = local::leave_one_out(prep, cache, &local::LocalOptions::default(), cancel)?;
     for (fit, l) in r.visits.iter_mut().zip(loo) {
         match l {
@@ -255,7 +255,7 @@ fn add_leave_one_out(
             }
         }
     }
-    if fourier {
+    if other_basis {
         r.loo_basis = Some("local basis".into());
     }
     Ok(())

@@ -3,44 +3,14 @@
 //! outcome of a combination ([`Combined`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use crate::cancel::Cancel;
+use crate::cancel::Cancelled;
 
 use super::warning::Warning;
 use crate::model::OutputGrid;
 use crate::model::Visit;
 use crate::settings::{Settings, SettingsError};
-
-/// A cancellation flag shared between a requester and a running combination.
-#[derive(Clone, Debug, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    /// A fresh, not-cancelled flag.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Ask the computation to stop.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether cancellation was requested.
-    #[must_use]
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// `Err(Cancelled)` if cancellation was requested.
-    pub fn check(&self) -> Result<(), CombineError> {
-        if self.is_cancelled() {
-            Err(CombineError::Cancelled)
-        } else {
-            Ok(())
-        }
-    }
-}
 
 /// Why a combination could not be computed at all.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -370,6 +340,12 @@ impl Combined {
             }
         }
         out
+    }
+}
+
+impl From<Cancelled> for CombineError {
+    fn from(_: Cancelled) -> Self {
+        Self::Cancelled
     }
 }
 

@@ -12,7 +12,7 @@ use crate::combine::types::{
 };
 use crate::combine::warning::Warning;
 use crate::model::{C_KMS, velocity_from_shift};
-use crate::settings::{Basis, Extensions, ForwardSettings, LsfMode, Settings};
+use crate::settings::{Extensions, ForwardSettings, LsfMode, Settings};
 
 /// How far (km/s) a fitted velocity may move from a starting velocity that the data's own
 /// velocity search measured (`crate::velocity`, accurate to a fraction of a km/s on real stars):
@@ -95,7 +95,7 @@ pub fn fit_forward(
     warnings: &mut Vec<Warning>,
     basis_cache: &local::BasisCache,
 ) -> Result<MethodResult, CombineError> {
-    if settings.extensions.lsf != LsfMode::Off && fs.basis != Basis::Local {
+    if settings.extensions.lsf != LsfMode::Off && !fs.basis.supports_lsf() {
         return Err(CombineError::Other(
             "LSF convolution needs the local basis".into(),
         ));
@@ -103,7 +103,7 @@ pub fn fit_forward(
     if settings.extensions.lsf == LsfMode::FromVisits {
         lsf::check_widths(prep)?;
     }
-    if fs.basis == Basis::Local {
+    if fs.basis.is_local() {
         // Rounds that change only weights or normalizations re-use the kernel evaluations.
         let cache = basis_cache;
         let solve = |p: &Prepared, c: &Cancel, w: &mut Vec<Warning>| {
