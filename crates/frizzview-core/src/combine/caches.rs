@@ -5,7 +5,7 @@ use super::{local, standard};
 /// The memos the methods re-use between combinations: the local basis' kernel evaluations and
 /// normal-equation sums, and standard practice's stencils and pieces. The engine owns one (so
 /// the window's live recomputations re-use earlier work, and the teaching panel's engine does not
-/// evict the main window's entries); [`combine`] makes a fresh one for one-shot use.
+/// evict the main window's entries); [`crate::combine::combine`] makes a fresh one for one-shot use.
 #[derive(Debug, Default)]
 pub struct Caches {
     /// Local-basis kernel evaluations and sums.

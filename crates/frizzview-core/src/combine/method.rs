@@ -5,6 +5,20 @@ use super::types::{Cancel, CombineError, MethodInfo, MethodResult, Prepared};
 use super::warning::Warning;
 use crate::settings::Settings;
 
+/// What every method gets: the prepared visits, the settings, the cancellation flag and the
+/// memos the engine keeps between combinations.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    /// The visits made ready ([`crate::combine::prepare`]).
+    pub prep: &'a Prepared,
+    /// The settings of the combination.
+    pub settings: &'a Settings,
+    /// Stop when this is set.
+    pub cancel: &'a Cancel,
+    /// Memos kept between combinations.
+    pub caches: &'a Caches,
+}
+
 /// A combination method: prepared visits in, one result on the output grid out.
 ///
 /// A method is a module implementing this trait plus one line in [`crate::combine::METHODS`];
@@ -18,15 +32,8 @@ pub trait Method: Send + Sync + std::fmt::Debug {
     /// Whether `settings` ask for it.
     fn wanted(&self, settings: &Settings) -> bool;
 
-    /// Run it. `warnings` collects what the user should hear (kept when the method fails);
-    /// `caches` are the memos the engine keeps between combinations. The pipeline applies
-    /// `crate::combine::constrained` to the result.
-    fn run(
-        &self,
-        prep: &Prepared,
-        settings: &Settings,
-        cancel: &Cancel,
-        caches: &Caches,
-        warnings: &mut Vec<Warning>,
-    ) -> Result<MethodResult, CombineError>;
+    /// Run it. `warnings` collects what the user should hear (kept when the method fails). The
+    /// pipeline applies `crate::combine::constrained` to the result.
+    fn run(&self, x: Inputs<'_>, warnings: &mut Vec<Warning>)
+    -> Result<MethodResult, CombineError>;
 }

@@ -40,7 +40,7 @@ mod warning;
 
 pub use caches::Caches;
 pub use forward::fit_forward_plain;
-pub use method::Method;
+pub use method::{Inputs, Method};
 pub use methods::{ForwardModel, StandardPractice};
 pub use pipeline::{
     combine, combine_methods, combine_staged, combine_with, complete_leave_one_out,

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::caches::Caches;
-use super::method::Method;
+use super::method::{Inputs, Method};
 use super::prepare::prepare;
 use super::quality::refresh_fit_quality;
 use super::registry::METHODS;
@@ -80,7 +80,13 @@ pub fn combine_methods(
                 return Ok(None);
             }
             let mut w = Vec::new();
-            let outcome = match m.run(&prep, settings, cancel, caches, &mut w) {
+            let inputs = Inputs {
+                prep: &prep,
+                settings,
+                cancel,
+                caches,
+            };
+            let outcome = match m.run(inputs, &mut w) {
                 Ok(mut r) => {
                     constrained::apply(&mut r);
                     (Some(r), None)
@@ -300,14 +306,8 @@ mod tests {
         fn wanted(&self, _settings: &Settings) -> bool {
             true
         }
-        fn run(
-            &self,
-            prep: &Prepared,
-            _settings: &Settings,
-            _cancel: &Cancel,
-            _caches: &Caches,
-            _warnings: &mut Vec<Warning>,
-        ) -> Result<MethodResult, CombineError> {
+        fn run(&self, x: Inputs<'_>, _w: &mut Vec<Warning>) -> Result<MethodResult, CombineError> {
+            let prep = x.prep;
             let g = &prep.grid.ln_wave;
             let (mut sw, mut swy) = (vec![0.0; g.len()], vec![0.0; g.len()]);
             for v in prep.included() {

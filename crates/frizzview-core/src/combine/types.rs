@@ -199,7 +199,7 @@ pub struct MethodResult {
     /// Fitted velocities and their errors (km/s) when shift fitting ran, per visit. The errors
     /// are relative to the zero point ([`Self::velocity_zero_point`]) and exclude its own error.
     pub fitted_velocity: Option<Vec<(f64, f64)>>,
-    /// Output pixels with data that the data do not constrain (see [`constrained`]); drawn and
+    /// Output pixels with data that the data do not constrain (see [`crate::combine::constrained`]); drawn and
     /// exported like no-data pixels (NaN flux and variance). Empty when not evaluated.
     pub poorly_constrained: Vec<bool>,
     /// How the leave-one-visit-out scores in `visits` were computed, when not by this method's
@@ -222,7 +222,7 @@ pub struct VelocityZeroPoint {
     pub err_kms: f64,
 }
 
-/// The outcome of [`combine`].
+/// The outcome of [`crate::combine::combine`].
 #[derive(Clone, Debug)]
 pub struct Combined {
     /// The output grid.
@@ -244,7 +244,7 @@ pub struct Combined {
     pub warnings: Vec<Warning>,
     /// The settings that produced this.
     pub settings: Settings,
-    /// True in the first of the two results [`combine_staged`] delivers: the forward model's
+    /// True in the first of the two results [`crate::combine::combine_staged`] delivers: the forward model's
     /// leave-one-visit-out scores (`VisitFit::loo_*`) are not filled in yet (NaN, empty).
     pub loo_pending: bool,
     /// The check of external velocities against the data's, when the settings asked for it.

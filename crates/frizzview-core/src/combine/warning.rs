@@ -42,7 +42,7 @@ pub enum Warning {
         /// The included visits with the highest scores (up to 3), worst first.
         ranked: Vec<(String, f64)>,
         /// True when the scores are leave-one-out chi^2/nu; false while they are still to come
-        /// (the first stage of [`combine_staged`]) and the in-sample chi^2/nu is used.
+        /// (the first stage of [`crate::combine::combine_staged`]) and the in-sample chi^2/nu is used.
         loo: bool,
     },
     #[error(

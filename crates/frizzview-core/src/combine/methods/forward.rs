@@ -1,9 +1,8 @@
 //! The forward model (Frizzle, with the extensions the settings ask for) as a [`Method`].
 
-use crate::combine::caches::Caches;
 use crate::combine::extensions;
-use crate::combine::method::Method;
-use crate::combine::types::{Cancel, CombineError, FORWARD, MethodInfo, MethodResult, Prepared};
+use crate::combine::method::{Inputs, Method};
+use crate::combine::types::{CombineError, FORWARD, MethodInfo, MethodResult};
 use crate::combine::warning::Warning;
 use crate::settings::Settings;
 
@@ -22,15 +21,12 @@ impl Method for ForwardModel {
 
     fn run(
         &self,
-        prep: &Prepared,
-        settings: &Settings,
-        cancel: &Cancel,
-        caches: &Caches,
+        x: Inputs<'_>,
         warnings: &mut Vec<Warning>,
     ) -> Result<MethodResult, CombineError> {
-        let Some(fs) = &settings.forward else {
+        let Some(fs) = &x.settings.forward else {
             return Err(CombineError::Other("no forward-model settings".into()));
         };
-        extensions::fit_forward(prep, fs, settings, cancel, warnings, &caches.basis)
+        extensions::fit_forward(x.prep, fs, x.settings, x.cancel, warnings, &x.caches.basis)
     }
 }

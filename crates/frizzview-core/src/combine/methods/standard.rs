@@ -1,9 +1,8 @@
 //! Standard practice (shift, interpolate, average) as a [`Method`].
 
-use crate::combine::caches::Caches;
-use crate::combine::method::Method;
+use crate::combine::method::{Inputs, Method};
 use crate::combine::standard;
-use crate::combine::types::{Cancel, CombineError, MethodInfo, MethodResult, Prepared, STANDARD};
+use crate::combine::types::{CombineError, MethodInfo, MethodResult, STANDARD};
 use crate::combine::warning::Warning;
 use crate::settings::Settings;
 
@@ -22,21 +21,13 @@ impl Method for StandardPractice {
 
     fn run(
         &self,
-        prep: &Prepared,
-        settings: &Settings,
-        cancel: &Cancel,
-        caches: &Caches,
+        x: Inputs<'_>,
         _warnings: &mut Vec<Warning>,
     ) -> Result<MethodResult, CombineError> {
-        let Some(ss) = &settings.standard else {
+        let Some(ss) = &x.settings.standard else {
             return Err(CombineError::Other("no standard-practice settings".into()));
         };
-        standard::combine_standard_with_cache(
-            prep,
-            ss,
-            settings.band_lags,
-            cancel,
-            &caches.standard,
-        )
+        let lags = x.settings.band_lags;
+        standard::combine_standard_with_cache(x.prep, ss, lags, x.cancel, &x.caches.standard)
     }
 }
