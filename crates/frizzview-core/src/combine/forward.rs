@@ -14,6 +14,8 @@ pub fn fit_forward_plain(
 ) -> Result<MethodResult, CombineError> {
     match fs.basis {
         crate::settings::Basis::Fourier => fourier::fit(prep, fs, lags, cancel, warnings),
-        crate::settings::Basis::Local => local::fit(prep, fs, lags, cancel, warnings),
+        crate::settings::Basis::Local => {
+            local::fit_with_cache(prep, fs, lags, cancel, warnings, &local::BasisCache::new())
+        }
     }
 }

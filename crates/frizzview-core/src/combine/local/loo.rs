@@ -40,7 +40,7 @@ pub struct LooFit {
 /// visits: the full fit already predicts them out of sample).
 ///
 /// For visit i the normal equations of the other visits are the total minus visit i's own sums,
-/// A_{-i} = A - A_i and b_{-i} = b - b_i (the per-visit sums are the ones [`fit`] caches), then
+/// A_{-i} = A - A_i and b_{-i} = b - b_i (the per-visit sums are the ones [`super::fit_with`] caches), then
 /// censored, ridged, factored and solved exactly as [`fit_with`] would with visit i excluded:
 /// O(P b^2) per visit, no kernel evaluation. The variance of the leave-one-out model on the
 /// output grid (selected inverse) feeds the same poorly-constrained rule as the full fit

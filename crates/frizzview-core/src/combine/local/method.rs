@@ -51,18 +51,6 @@ impl Default for LocalOptions {
     }
 }
 
-/// Fit the local-basis forward model (default kernel) with a fresh [`BasisCache`]: one-shot use;
-/// the engine passes its own cache to [`fit_with_cache`].
-pub fn fit(
-    prep: &Prepared,
-    fs: &ForwardSettings,
-    lags: usize,
-    cancel: &Cancel,
-    warnings: &mut Vec<Warning>,
-) -> Result<MethodResult, CombineError> {
-    fit_with_cache(prep, fs, lags, cancel, warnings, &BasisCache::new())
-}
-
 /// Fit the local-basis forward model re-using per-visit kernel evaluations from `cache`.
 pub fn fit_with_cache(
     prep: &Prepared,

@@ -34,5 +34,5 @@ pub use kernel::Kernel;
 pub use loo::{LooFit, leave_one_out};
 mod method;
 pub use method::{
-    DEFAULT_KERNEL, DEFAULT_RIDGE, LocalModel, LocalOptions, fit, fit_with, fit_with_cache,
+    DEFAULT_KERNEL, DEFAULT_RIDGE, LocalModel, LocalOptions, fit_with, fit_with_cache,
 };
