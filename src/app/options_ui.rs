@@ -49,13 +49,7 @@ fn method_ui(s: &mut Settings, ui: &mut egui::Ui) {
     }
     if let Some(fs) = &mut s.forward {
         ui.indent("forward", |ui| {
-            choice_combo(
-                ui,
-                "Basis",
-                &mut fs.basis,
-                &[Basis::Fourier, Basis::Local],
-                basis_label,
-            );
+            choice_combo(ui, "Basis", &mut fs.basis, &Basis::ALL, Basis::label);
             ui.checkbox(&mut fs.compat, "frizzle 0.2.8 compatible")
                 .on_hover_text("reproduce the reference implementation exactly, quirks included");
             let mut auto = fs.n_modes.is_none();
@@ -369,13 +363,6 @@ fn choice_combo<T: Copy + PartialEq + std::fmt::Display>(
                     .on_hover_text(vocabulary_hint(c));
             }
         });
-}
-
-fn basis_label(b: Basis) -> &'static str {
-    match b {
-        Basis::Fourier => "Fourier (exact)",
-        Basis::Local => "local (banded, fast)",
-    }
 }
 
 fn mask_label(m: StandardMask) -> &'static str {

@@ -25,6 +25,7 @@
 //! - [`engine`]: a worker thread that runs the newest request, drops stale ones, and caches.
 //! - [`image`]: the image mode: WCS (TAN, TAN-SIP, TPV), pixmaps and the readers of exposures.
 
+pub mod cancel;
 pub mod combine;
 pub mod engine;
 pub mod experiment;

@@ -158,6 +158,33 @@ pub enum Basis {
     Local,
 }
 
+impl Basis {
+    /// Every basis, in the order the window offers them.
+    pub const ALL: [Self; 2] = [Self::Fourier, Self::Local];
+
+    /// The compactly supported (banded) basis: its kernel evaluations and normal-equation sums
+    /// are cached between fits, and its leave-one-visit-out scores are its own.
+    #[must_use]
+    pub fn is_local(self) -> bool {
+        matches!(self, Self::Local)
+    }
+
+    /// Whether the model can be convolved with each visit's LSF (the local basis only).
+    #[must_use]
+    pub fn supports_lsf(self) -> bool {
+        self.is_local()
+    }
+
+    /// Shown in the window: the basis and what it is good for.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Fourier => "Fourier (exact)",
+            Self::Local => "local (banded, fast)",
+        }
+    }
+}
+
 /// Forward-model (Frizzle) settings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ForwardSettings {
@@ -279,7 +306,7 @@ pub struct VelocitySettings {
     pub window_kms: f64,
     /// Systematic error floor (km/s) added in quadrature to every stated velocity error (the
     /// search's and `--fit-shifts`'). 0 in `Settings::default()`; per survey in
-    /// [`survey_defaults`] (APOGEE: `crate::velocity::APOGEE_FLOOR_KMS`, measured on real stars).
+    /// [`survey_defaults`] (APOGEE: [`APOGEE_FLOOR_KMS`], measured on real stars).
     pub floor_kms: f64,
     /// An external velocity disagrees with the data beyond this many stated errors...
     pub max_sigma: f64,
@@ -626,12 +653,24 @@ pub fn live_defaults(data: &model::Dataset) -> Settings {
     s
 }
 
+/// APOGEE's systematic velocity floor (km/s), added in quadrature to every stated velocity error.
+///
+/// Measured on the three RV-stable real DR13 stars (pipeline VSCATTER < 0.5 km/s:
+/// 2M05392474+4038437, 2M00452143+1634446, 2M00005143+5615568, S/N 40-70 per visit): the
+/// barycentric velocities v + BC fitted by `--fit-shifts` scatter over the visits by more than
+/// their formal errors (0.02-0.05 km/s) allow; the floor is the value that makes the
+/// chi^2 of constancy equal its degrees of freedom over the three stars together
+/// (`tests/integration/velocity.rs`, `velocity_floor_from_the_stable_stars`, prints it). The
+/// DR13 pipeline's own VSCATTER for these stars (0.10-0.38 km/s) is of the same size
+/// (wavelength solution, fibre-to-fibre LSF differences).
+pub const APOGEE_FLOOR_KMS: f64 = 0.24;
+
 /// Settings a dataset gets when no flag says otherwise, without a window: the defaults of
 /// `frizzview combine` and of the Python package (the window starts from [`live_defaults`], these
 /// with the live path's basis).
 ///
 /// Every survey: external velocities checked against the data's (`VelocitySettings::check`).
-/// APOGEE: apStar grid, VRAD shifts, the velocity floor of `crate::velocity::APOGEE_FLOOR_KMS`, the APOGEE-pipeline pixel policy (16639 bad, persistence
+/// APOGEE: apStar grid, VRAD shifts, the velocity floor of [`APOGEE_FLOOR_KMS`], the APOGEE-pipeline pixel policy (16639 bad, persistence
 /// and sky-line sigma inflated), selection "multiply", the pipeline's damped sinc for standard
 /// practice. BOSS: BOSS grid, no
 /// shift beyond the heliocentric wavelengths (Vrel = 0 is stored by the reader), SPPIXMASK bad
@@ -686,7 +725,7 @@ pub fn headless_defaults(data: &model::Dataset) -> Settings {
     match data.survey {
         model::Survey::Apogee => {
             s.grid = GridSpec::Apogee;
-            s.velocity.floor_kms = crate::velocity::APOGEE_FLOOR_KMS;
+            s.velocity.floor_kms = APOGEE_FLOOR_KMS;
             s.apply_policy_preset(model::pixel_policy::Preset::ApogeePipeline);
             if let Some(st) = s.standard.as_mut() {
                 st.interpolator = Interpolator::DampedSinc;

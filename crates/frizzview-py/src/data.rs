@@ -306,8 +306,8 @@ fn method_to_py<'py>(py: Python<'py>, r: &MethodResult, m: usize) -> PyResult<Bo
     Ok(d)
 }
 
-/// A result as a dict of arrays: `ln_wave`, `wavelength_aa`, `log10_linear`, `forward` and
-/// `standard` (dicts or None), `visits` (list of dicts), `warnings`, `warning_records`,
+/// A result as a dict of arrays: `ln_wave`, `wavelength_aa`, `log10_linear`, one dict (or None)
+/// per method under its name (`forward`, `standard`), `visits` (list of dicts), `warnings`, `warning_records`,
 /// `velocity` ([`velocity_to_py`]), `settings_json`.
 pub fn combined_to_py<'py>(
     py: Python<'py>,
@@ -319,8 +319,14 @@ pub fn combined_to_py<'py>(
     d.set_item("ln_wave", arr(py, &c.grid.ln_wave))?;
     d.set_item("wavelength_aa", arr(py, &c.grid.wavelength_aa()))?;
     d.set_item("log10_linear", c.grid.log10_linear)?;
-    for (key, r) in [("forward", &c.forward), ("standard", &c.standard)] {
-        match r {
+    // One key per registered method (None when it did not run or failed), then any other
+    // method the result holds.
+    let names = frizzview_core::combine::METHODS
+        .iter()
+        .map(|x| x.info().name)
+        .chain(c.others.iter().map(|o| o.info.name));
+    for key in names {
+        match c.result(key) {
             Some(r) => d.set_item(key, method_to_py(py, r, m)?)?,
             None => d.set_item(key, py.None())?,
         }

@@ -16,7 +16,7 @@
 //!
 //! Everything works on sorted position arrays with binary search (no KD-trees).
 
-use super::Prepared;
+use super::types::Prepared;
 
 /// Which censoring and flag-propagation rules to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

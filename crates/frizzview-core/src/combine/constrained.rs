@@ -30,7 +30,7 @@
 //! - the medians are recomputed without the flagged pixels until nothing changes, so a long run
 //!   of unconstrained pixels at a segment's end is peeled from the outside in.
 
-use super::MethodResult;
+use super::types::MethodResult;
 
 /// Half-width of the neighbourhood (pixels): the median runs over 2 * 25 + 1 = 51 pixels.
 pub const HALF_WINDOW: usize = 25;

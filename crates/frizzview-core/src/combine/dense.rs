@@ -14,7 +14,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::fourier::{self, Plan, Segment};
-use super::{CombineError, Prepared};
+use super::types::{CombineError, Prepared};
 use crate::settings::ForwardSettings;
 
 /// The dense answer on the whole output grid.

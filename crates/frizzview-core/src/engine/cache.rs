@@ -7,61 +7,54 @@
 //! The key holds the settings themselves (as their JSON text, compared in full), not a hash of
 //! them, and the dataset key is a counter the window bumps on every load: a hit is always the
 //! result of exactly these inputs.
+//!
+//! Generic over the settings and the result (any [`CacheSize`]): the spectral engine keeps
+//! `ResultCache<Settings, Combined>`; another kind of data can keep its own.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::combine::memo::GenLru;
-use crate::combine::{Combined, MethodResult};
-use crate::settings::Settings;
+use serde::Serialize;
 
-/// Approximate bytes held by a result (its arrays; the continuous model's coefficients are small
-/// next to the per-visit predictions).
-#[must_use]
-pub fn result_bytes(c: &Combined) -> usize {
-    let method = |m: &MethodResult| {
-        let band: usize = m.band.iter().map(Vec::len).sum();
-        let visits: usize = m
-            .visits
-            .iter()
-            .map(|v| v.prediction.len() + v.robust_weight.len())
-            .sum();
-        8 * (m.flux.len() + m.var.len() + band + m.flags.len() + visits) + m.no_data.len()
-    };
-    std::mem::size_of::<Combined>()
-        + 8 * c.grid.len()
-        + c.forward.as_ref().map_or(0, method)
-        + c.standard.as_ref().map_or(0, method)
-        + c.visits.len() * 64
+use crate::combine::memo::GenLru;
+
+/// What a cached value costs in memory (its arrays), the measure of the cache's budget.
+pub trait CacheSize {
+    /// Approximate bytes held.
+    fn cache_bytes(&self) -> usize;
 }
 
 type Key = (u64, String);
 
-/// Most-recently-used results within a byte budget.
+/// Most-recently-used results within a byte budget: values `V` keyed by a dataset key and the
+/// settings `S` that produced them (compared as their JSON text).
 #[derive(Debug)]
-pub struct ResultCache {
-    entries: GenLru<Key, (Arc<Combined>, Duration)>,
+pub struct ResultCache<S, V> {
+    entries: GenLru<Key, (Arc<V>, Duration)>,
     /// Use counter (each lookup or insertion is a generation of the memo).
     clock: u64,
+    settings: PhantomData<fn(&S)>,
 }
 
-fn key(data_key: u64, settings: &Settings) -> Option<Key> {
+fn key<S: Serialize>(data_key: u64, settings: &S) -> Option<Key> {
     serde_json::to_string(settings).ok().map(|s| (data_key, s))
 }
 
-impl ResultCache {
+impl<S: Serialize, V: CacheSize> ResultCache<S, V> {
     /// A cache holding at most `budget` bytes of results besides the newest (0 disables it).
     #[must_use]
     pub fn new(budget: usize) -> Self {
         Self {
             entries: GenLru::new(budget),
             clock: 0,
+            settings: PhantomData,
         }
     }
 
     /// The result for exactly these inputs and the time it took to compute, marked as most
     /// recently used.
-    pub fn get(&mut self, data_key: u64, settings: &Settings) -> Option<(Arc<Combined>, Duration)> {
+    pub fn get(&mut self, data_key: u64, settings: &S) -> Option<(Arc<V>, Duration)> {
         let key = key(data_key, settings)?;
         self.clock += 1;
         let hit = self.entries.get(&key, self.clock, |_| true)?;
@@ -69,13 +62,7 @@ impl ResultCache {
     }
 
     /// Remember a result, evicting the least recently used beyond the budget.
-    pub fn insert(
-        &mut self,
-        data_key: u64,
-        settings: Settings,
-        result: Arc<Combined>,
-        elapsed: Duration,
-    ) {
+    pub fn insert(&mut self, data_key: u64, settings: S, result: Arc<V>, elapsed: Duration) {
         if self.entries.budget() == 0 {
             return;
         }
@@ -83,7 +70,7 @@ impl ResultCache {
             return;
         };
         self.clock += 1;
-        let bytes = result_bytes(&result);
+        let bytes = result.cache_bytes();
         self.entries
             .insert(key, Arc::new((result, elapsed)), bytes, self.clock);
     }
@@ -116,7 +103,10 @@ impl ResultCache {
 mod tests {
     use super::*;
     use crate::combine::VisitFit;
+    use crate::combine::{Combined, MethodResult};
+    use crate::engine::result_bytes;
     use crate::model::OutputGrid;
+    use crate::settings::Settings;
 
     fn combined(settings: &Settings, n_pred: usize) -> Arc<Combined> {
         Arc::new(Combined {
@@ -131,6 +121,7 @@ mod tests {
             forward_error: None,
             standard: None,
             standard_error: None,
+            others: Vec::new(),
             visits: Vec::new(),
             warnings: Vec::new(),
             settings: settings.clone(),

@@ -21,11 +21,39 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::combine::{self, Caches, Cancel, CombineError, Combined};
+use crate::combine::{self, Caches, Cancel, CombineError, Combined, MethodResult};
 use crate::model::Dataset;
 use crate::settings::Settings;
 
 pub use worker::{Done, WakeFn, Worker};
+
+/// Approximate bytes held by a result (its arrays; the continuous model's coefficients are small
+/// next to the per-visit predictions).
+#[must_use]
+pub fn result_bytes(c: &Combined) -> usize {
+    let method = |m: &MethodResult| {
+        let band: usize = m.band.iter().map(Vec::len).sum();
+        let visits: usize = m
+            .visits
+            .iter()
+            .map(|v| v.prediction.len() + v.robust_weight.len())
+            .sum();
+        8 * (m.flux.len() + m.var.len() + band + m.flags.len() + visits) + m.no_data.len()
+    };
+    std::mem::size_of::<Combined>()
+        + 8 * c.grid.len()
+        + c.results()
+            .into_iter()
+            .map(|(_, r)| method(r))
+            .sum::<usize>()
+        + c.visits.len() * 64
+}
+
+impl cache::CacheSize for Combined {
+    fn cache_bytes(&self) -> usize {
+        result_bytes(self)
+    }
+}
 
 /// What a combination job returns: its inputs' identity and the outcome.
 #[derive(Debug)]
@@ -65,7 +93,7 @@ pub type StagedCombiner = Arc<
 /// Runs [`combine::combine_staged`] in the background; see the module docs.
 pub struct CombineEngine {
     worker: Worker<CombineOutput>,
-    cache: cache::ResultCache,
+    cache: cache::ResultCache<Settings, Combined>,
     caches: Arc<Caches>,
     combiner: StagedCombiner,
 }

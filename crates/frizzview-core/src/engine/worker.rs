@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::combine::Cancel;
+use crate::cancel::Cancel;
 
 /// A unit of work: gets the job's cancellation flag and a function that delivers an early value
 /// (each call sends one, in order; plain jobs never call it), returns the final value.

@@ -28,16 +28,12 @@ use ndarray::{Array1, Array2};
 use crate::combine::{Combined, MethodResult};
 use crate::io::error::SaveError;
 
-/// The methods of a result with their key prefixes.
+/// The methods of a result with their key prefixes, in registration order.
 fn methods(c: &Combined) -> Vec<(&'static str, &MethodResult)> {
-    let mut out = Vec::new();
-    if let Some(f) = &c.forward {
-        out.push(("", f));
-    }
-    if let Some(s) = &c.standard {
-        out.push(("standard_", s));
-    }
-    out
+    c.results()
+        .into_iter()
+        .map(|(info, r)| (info.export_prefix, r))
+        .collect()
 }
 
 /// Write a result as `.npz` (atomically; `inputs` are never overwritten).

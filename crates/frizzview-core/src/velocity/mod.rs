@@ -37,17 +37,9 @@ use crate::settings::{Settings, ShiftSource};
 
 pub use search::{Quality, SearchParams, SearchResult};
 
-/// APOGEE's systematic velocity floor (km/s), added in quadrature to every stated velocity error.
-///
-/// Measured on the three RV-stable real DR13 stars (pipeline VSCATTER < 0.5 km/s:
-/// 2M05392474+4038437, 2M00452143+1634446, 2M00005143+5615568, S/N 40-70 per visit): the
-/// barycentric velocities v + BC fitted by `--fit-shifts` scatter over the visits by more than
-/// their formal errors (0.02-0.05 km/s) allow; the floor is the value that makes the
-/// chi^2 of constancy equal its degrees of freedom over the three stars together
-/// (`tests/integration/velocity.rs`, `velocity_floor_from_the_stable_stars`, prints it). The
-/// DR13 pipeline's own VSCATTER for these stars (0.10-0.38 km/s) is of the same size
-/// (wavelength solution, fibre-to-fibre LSF differences).
-pub const APOGEE_FLOOR_KMS: f64 = 0.24;
+/// APOGEE's systematic velocity floor (km/s); defined with the settings whose APOGEE default
+/// it is ([`crate::settings::APOGEE_FLOOR_KMS`]), where it is measured and explained.
+pub use crate::settings::APOGEE_FLOOR_KMS;
 
 /// Whether a visit's velocity was measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

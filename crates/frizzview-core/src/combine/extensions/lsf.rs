@@ -6,8 +6,9 @@
 //! *difference* kernel of width sqrt(sigma_i^2 - sigma_min^2), never an infinite-resolution
 //! spectrum.
 
-use super::super::quadrature::gauss_nodes;
-use super::super::{PreparedVisit, SpectrumModel, Warning};
+use crate::combine::quadrature::gauss_nodes;
+use crate::combine::types::{CombineError, Prepared, PreparedVisit, SpectrumModel};
+use crate::combine::warning::Warning;
 
 /// The difference-kernel sigma (ln lambda) of every visit from `VisitMeta::lsf_sigma_ln`.
 ///
@@ -49,9 +50,7 @@ pub const MAX_KERNEL_SIGMA_OUTPUT_PIXELS: f64 = 200.0;
 
 /// Refuse visits whose difference kernel is wider than [`MAX_KERNEL_SIGMA_OUTPUT_PIXELS`] output
 /// pixels (a fine explicit grid under a coarse spectrograph), before any row is allocated.
-pub(crate) fn check_widths(
-    prep: &super::super::Prepared,
-) -> Result<(), super::super::CombineError> {
+pub(crate) fn check_widths(prep: &Prepared) -> Result<(), CombineError> {
     let g = &prep.grid.ln_wave;
     let mut steps: Vec<f64> = g.windows(2).map(|p| p[1] - p[0]).collect();
     steps.sort_by(f64::total_cmp);
@@ -63,7 +62,7 @@ pub(crate) fn check_widths(
     for (v, s) in prep.visits.iter().zip(sigmas) {
         let px = s / step;
         if !(px <= MAX_KERNEL_SIGMA_OUTPUT_PIXELS) {
-            return Err(super::super::CombineError::Other(format!(
+            return Err(CombineError::Other(format!(
                 "visit {}: its line-spread-function difference kernel is {px:.3e} output pixels \
                  wide (sigma), above the limit of {MAX_KERNEL_SIGMA_OUTPUT_PIXELS}; use a coarser \
                  output grid or switch the LSF off",

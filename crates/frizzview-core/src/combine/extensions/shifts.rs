@@ -12,8 +12,8 @@
 //! recomputed from the residuals at the start of every call, so across the alternation rounds
 //! this is IRLS to a fixed point.
 
-use super::super::SpectrumModel;
 use super::lsf::eval_convolved;
+use crate::combine::types::SpectrumModel;
 
 /// Most Gauss-Newton steps per visit and round: the model changes every round anyway, so the
 /// outer alternation does the rest (each step costs two model evaluations per pixel).

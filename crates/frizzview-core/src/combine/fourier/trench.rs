@@ -349,18 +349,23 @@ mod tests {
     /// The normal matrix of `n_pix` random pixels in the basis e^{iku}, |k| <= m: first row
     /// t(d) = sum_i w_i e^{i d u_i}, d = 0..2m.
     fn system(m: usize, n_pix: usize, spread: f64) -> InverseGs {
-        let p = 2 * m + 1;
+        let t = toeplitz_row(m, n_pix, spread, 10_000);
+        InverseGs::new(levinson_first_column(&t).expect("positive definite"))
+    }
+
+    /// The first row t(d), d = 0..2m, of the system of `n_pix` pseudo-random points spread over
+    /// `spread` radians, their weights drawn `seed` further along the sequence.
+    fn toeplitz_row(m: usize, n_pix: usize, spread: f64, seed: usize) -> Vec<C> {
         let pts: Vec<(f64, f64)> = (0..n_pix)
-            .map(|i| (pseudo(i) * spread, 0.5 + pseudo(i + 10_000)))
+            .map(|i| (pseudo(i) * spread, 0.5 + pseudo(i + seed)))
             .collect();
-        let t: Vec<C> = (0..p)
+        (0..2 * m + 1)
             .map(|d| {
                 pts.iter()
                     .map(|&(u, w)| C::from_polar(w, d as f64 * u))
                     .sum()
             })
-            .collect();
-        InverseGs::new(levinson_first_column(&t).expect("positive definite"))
+            .collect()
     }
 
     /// `C*[j][l]` by explicit sums over the dense inverse.
@@ -407,16 +412,7 @@ mod tests {
     fn trench_inverse_times_the_matrix_is_the_identity() {
         let m = 12;
         let p = 2 * m + 1;
-        let pts: Vec<(f64, f64)> = (0..80)
-            .map(|i| (pseudo(i) * 6.0, 0.5 + pseudo(i + 7)))
-            .collect();
-        let t: Vec<C> = (0..p)
-            .map(|d| {
-                pts.iter()
-                    .map(|&(u, w)| C::from_polar(w, d as f64 * u))
-                    .sum()
-            })
-            .collect();
+        let t = toeplitz_row(m, 80, 6.0, 7);
         let inv = InverseGs::new(levinson_first_column(&t).expect("hpd"));
         let minv = dense_inverse(&inv);
         for i in 0..p {

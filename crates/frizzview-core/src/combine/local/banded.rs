@@ -1,7 +1,7 @@
 //! Banded linear algebra: the symmetric band [`Band`], its LDL^T factor [`BandLdl`], and the
 //! selected inverse (the band of A^-1) by the Takahashi / Hutchinson-de Hoog recurrence.
 
-use super::*;
+use crate::combine::types::CombineError;
 
 /// A symmetric banded matrix, lower band: `a[i * (b + 1) + d] = A[i][i - d]`, d = 0..=b.
 #[derive(Clone, Debug, PartialEq)]

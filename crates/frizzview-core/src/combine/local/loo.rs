@@ -1,7 +1,19 @@
 //! Leave-one-visit-out fits: the normal equations of the other visits by subtraction of a
 //! visit's own sums, their solution, and the predictive chi^2 of the visit against them.
 
-use super::*;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::banded::BandLdl;
+use super::basis::{GROUP, GridMap, NO_ROW, VisitBasis};
+use super::cache::BasisCache;
+use super::method::{
+    LocalModel, LocalOptions, censor_functions, covariance_bandwidth, model_inverse_band,
+    output_and_covariance_from, predict_cached,
+};
+use super::partial::Partial;
+use crate::combine::types::{Cancel, CombineError, Prepared, PreparedVisit, VisitFit};
 
 /// A visit's leave-one-out fit: its pixels predicted by the model fitted to the other visits.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28,7 +40,7 @@ pub struct LooFit {
 /// visits: the full fit already predicts them out of sample).
 ///
 /// For visit i the normal equations of the other visits are the total minus visit i's own sums,
-/// A_{-i} = A - A_i and b_{-i} = b - b_i (the per-visit sums are the ones [`fit`] caches), then
+/// A_{-i} = A - A_i and b_{-i} = b - b_i (the per-visit sums are the ones [`super::fit_with`] caches), then
 /// censored, ridged, factored and solved exactly as [`fit_with`] would with visit i excluded:
 /// O(P b^2) per visit, no kernel evaluation. The variance of the leave-one-out model on the
 /// output grid (selected inverse) feeds the same poorly-constrained rule as the full fit
@@ -149,7 +161,7 @@ pub fn leave_one_out(
             }
             let prediction = predict_cached(pv, &model, vb);
             let prediction_var = prediction_variance(pv, vb, &prediction, &z, zs, p);
-            let fit = crate::combine::VisitFit::from_prediction(pv, prediction);
+            let fit = VisitFit::from_prediction(pv, prediction);
             // Predictive chi^2: the residual against the prediction from the other visits has
             // variance sigma^2 + var(prediction), not sigma^2 alone.
             let mut chi2 = 0.0;

@@ -1,7 +1,11 @@
 //! Partial sums of the normal equations (A, b, coverage and flags) over one visit, a group of
 //! visits or a range of pixels, accumulated from the cached design rows.
 
-use super::*;
+use rayon::prelude::*;
+
+use super::banded::Band;
+use super::basis::{NO_ROW, PIXEL_CHUNK, VisitBasis};
+use crate::combine::types::PreparedVisit;
 
 /// Partial sums of the normal equations over a group of visits.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::pieces::{Knots, Piece, SegmentInput, Stencil};
 use crate::combine::memo::{GenLru, Lane, hash_words};
-use crate::combine::{Prepared, PreparedVisit};
+use crate::combine::types::{Prepared, PreparedVisit};
 use crate::model::Visit;
 use crate::model::pixel_policy::InflateBit;
 use crate::settings::{MIN_SELECTION, StandardSettings};

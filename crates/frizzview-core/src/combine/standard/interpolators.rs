@@ -3,7 +3,7 @@
 //! with the bad-pixel weight redistribution the sinc needs in `Drop` mode; the exact natural
 //! spline and the spline model of the combined spectrum.
 
-use crate::combine::SpectrumModel;
+use crate::combine::types::SpectrumModel;
 use crate::settings::Interpolator;
 
 /// Relative truncation of the spline weights.
@@ -562,8 +562,8 @@ pub(super) fn redistribute_bad(rows: &RowSet, x: &[f64], good: &[bool]) -> RowSe
     out
 }
 
-#[cfg(test)]
 #[allow(clippy::unwrap_used)]
+#[cfg(test)]
 mod tests {
     use super::*;
 

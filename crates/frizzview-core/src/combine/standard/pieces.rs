@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::interpolators::{RowSet, dot, locate, redistribute_bad, rows_for};
-use crate::combine::PreparedVisit;
+use crate::combine::types::PreparedVisit;
 use crate::model::pixel_policy::{InflateBit, sigma_factor};
 use crate::settings::{Interpolator, MIN_SELECTION, StandardMask, StandardSettings};
 
@@ -88,6 +88,22 @@ pub(super) struct Knots {
 }
 
 impl Knots {
+    /// Every pixel of the segment, bad ones included, a non-finite variance replaced by `fill`.
+    fn every_pixel(inp: &SegmentInput, fill: f64, lo: f64, hi: f64) -> Self {
+        Self {
+            x: inp.x.clone(),
+            y: inp.y.clone(),
+            var: inp
+                .var
+                .iter()
+                .map(|&v| if v.is_finite() { v } else { fill })
+                .collect(),
+            good: inp.good.clone(),
+            lo,
+            hi,
+        }
+    }
+
     pub(super) fn new(inp: &SegmentInput, ss: &StandardSettings) -> Self {
         let n = inp.x.len();
         match ss.mask {
@@ -97,18 +113,7 @@ impl Knots {
                 if ss.interpolator == Interpolator::DampedSinc {
                     // The sinc works on all pixels; bad ones get redistributed weights (their
                     // variance never counts: 0, not NaN, so zero weights stay harmless).
-                    Self {
-                        x: inp.x.clone(),
-                        y: inp.y.clone(),
-                        var: inp
-                            .var
-                            .iter()
-                            .map(|&v| if v.is_finite() { v } else { 0.0 })
-                            .collect(),
-                        good: inp.good.clone(),
-                        lo,
-                        hi,
-                    }
+                    Self::every_pixel(inp, 0.0, lo, hi)
                 } else {
                     Self {
                         x: sel.iter().map(|&k| inp.x[k]).collect(),
@@ -127,18 +132,7 @@ impl Knots {
                     .collect();
                 gv.sort_by(f64::total_cmp);
                 let med = gv[gv.len() / 2];
-                Self {
-                    x: inp.x.clone(),
-                    y: inp.y.clone(),
-                    var: inp
-                        .var
-                        .iter()
-                        .map(|&v| if v.is_finite() { v } else { med })
-                        .collect(),
-                    good: inp.good.clone(),
-                    lo: inp.x[0],
-                    hi: inp.x[n - 1],
-                }
+                Self::every_pixel(inp, med, inp.x[0], inp.x[n - 1])
             }
         }
     }

@@ -1,0 +1,68 @@
+//! The fit-quality check of a combination ([`fit_quality`]).
+
+use super::types::Combined;
+use super::warning::{OUTLIER_LOO_CHI2_NU, OUTLIER_LOO_FACTOR, POOR_FIT_CHI2_NU, Warning};
+
+/// The [`Warning::PoorFit`] of a combination, if it deserves one: its chi^2/nu above
+/// [`POOR_FIT_CHI2_NU`], or a visit's score above both [`OUTLIER_LOO_CHI2_NU`] and
+/// [`OUTLIER_LOO_FACTOR`] times the median. The scores are the forward model's leave-one-out
+/// chi^2/nu when they are known, else each visit's chi^2/nu (first stage); the standard-practice
+/// result stands in when there is no forward model.
+#[must_use]
+pub fn fit_quality(c: &Combined) -> Option<Warning> {
+    let r = c.forward.as_ref().or(c.standard.as_ref())?;
+    let loo =
+        c.forward.is_some() && !c.loo_pending && r.visits.iter().any(|v| v.loo_chi2_nu.is_finite());
+    let (mut chi2, mut n) = (0.0, 0usize);
+    let mut scores: Vec<(String, f64)> = Vec::new();
+    for (k, (fit, used)) in r.visits.iter().zip(&c.visits).enumerate() {
+        if !used.included || fit.n_used == 0 {
+            continue;
+        }
+        chi2 += fit.chi2;
+        n += fit.n_used;
+        let score = if loo { fit.loo_chi2_nu } else { fit.chi2_nu };
+        if score.is_finite() {
+            let name = if used.name.is_empty() {
+                format!("visit {}", k + 1)
+            } else {
+                used.name.clone()
+            };
+            scores.push((name, score));
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    let chi2_nu = chi2 / n as f64;
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut sorted: Vec<f64> = scores.iter().map(|s| s.1).collect();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    let outliers: Vec<(String, f64)> = if scores.len() >= 3 {
+        scores
+            .iter()
+            .filter(|s| s.1 > OUTLIER_LOO_CHI2_NU && s.1 > OUTLIER_LOO_FACTOR * median)
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !(chi2_nu > POOR_FIT_CHI2_NU) && outliers.is_empty() {
+        return None;
+    }
+    Some(Warning::PoorFit {
+        chi2_nu,
+        outliers,
+        ranked: scores.into_iter().take(3).collect(),
+        loo,
+    })
+}
+
+/// Replace the [`Warning::PoorFit`] of `c` by the one its current figures give.
+pub(crate) fn refresh_fit_quality(c: &mut Combined) {
+    c.warnings.retain(|w| !matches!(w, Warning::PoorFit { .. }));
+    if let Some(w) = fit_quality(c) {
+        c.warnings.push(w);
+    }
+}
