@@ -474,7 +474,7 @@ fn frametime_curves_of_a_new_result_are_rebuilt_over_frames_and_catch_up() {
     assert_eq!(drawn(&h), (2 * n, 0));
 }
 
-/// Issue 5: 30 APOGEE-like visits, the shift slider dragged for 600 frames.
+/// 30 APOGEE-like visits, the shift slider dragged for 600 frames.
 #[test]
 #[ignore = "measurement: run with --profile frametime --ignored --nocapture"]
 fn frametime_main_window_shift_drag_30_apogee_visits() {

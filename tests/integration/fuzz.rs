@@ -1236,7 +1236,7 @@ fn cards_cfitsio_divides_by_are_refused_naming_the_card() {
     }
 }
 
-/// Issue 21, seed 14 (`fuzz_allvisit_reader`, case 618): this window of bytes over the allVisit
+/// Found by the fuzz sweep, seed 14 (`fuzz_allvisit_reader`, case 618): this window of bytes over the allVisit
 /// table's header made `fitsio` index past the end of a column type cfitsio had left empty
 /// (tables.rs:716, a panic behind the guard). With the card checks switched off
 /// (`FRIZZVIEW_TEST_UNCHECKED_COLUMNS=1`) this test fails with that panic; now the file is refused

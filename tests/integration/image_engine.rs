@@ -1,4 +1,4 @@
-//! The image mode's engine (issue 20): the 2-D forward model against truth, against the dither
+//! The image mode's engine: the 2-D forward model against truth, against the dither
 //! sequence's x3 truth, and our drizzle against PyPI drizzle 3.0.0. Every test prints its
 //! figures. Real files are read from `../shared/data/images` (skipped with a message when
 //! absent, a failure under `CI=true`); the drizzle oracle runs under `$FRIZZVIEW_PYTHON`.

@@ -321,7 +321,7 @@ fn card<'a>(v: &'a Visit, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Values read independently with astropy (tests/fixtures/README-io.md) and the data README.
+/// Values read independently with astropy (tests/fixtures/README-io.md) and `../shared/data/*/README.md`.
 #[test]
 fn apvisit_files_load_with_their_header_values() {
     let p = fixture("apVisit-r13-5095-55844-128.fits");

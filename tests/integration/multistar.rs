@@ -1,4 +1,4 @@
-//! Companion files matched by content (issue 17, item 4): the four real DR13 stars of
+//! Companion files matched by content: the four real DR13 stars of
 //! `../shared/data/apogee_multistar/` (visit files renamed by the repository they came from, each
 //! with the pipeline's apStar), renamed fixture files, an apStar of another star, a one-visit DR17
 //! apStar of two rows, and a visit of another star combined with `force`.

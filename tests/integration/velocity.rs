@@ -1,4 +1,4 @@
-//! Velocities from the data against the pipeline's own, on real stars (issue 17, items 1-2).
+//! Velocities from the data against the pipeline's own, on real stars.
 //!
 //! Four DR13 stars of `../shared/data/apogee_multistar/` (visits renamed; header velocities off by
 //! up to 800 km/s) and the star of `../shared/data/apogee_2M00005143+5615568/`. The truth is the

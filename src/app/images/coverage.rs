@@ -1,4 +1,4 @@
-//! Coverage and sub-pixel phases, and the M/P trap warning (images.md §4.3): the forward model
+//! Coverage and sub-pixel phases, and the M/P trap warning (docs/image-mode.md): the forward model
 //! has one parameter per output pixel, so a region with fewer input samples than output pixels
 //! (M/P < 1) is not constrained, and near M/P = 1 the noise is amplified (the double-descent
 //! peak); at an output scale s the dithers must also put samples at the s x s sub-pixel phases.

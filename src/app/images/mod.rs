@@ -1,4 +1,4 @@
-//! The images mode (issue 20, part 6): dithered exposures combined by the 2-D forward model
+//! The images mode: dithered exposures combined by the 2-D forward model
 //! (`image::frizzle2d`) beside drizzle (`image::drizzle`), recomputed off the UI thread on every
 //! toggle. Files: `inputs.rs` (reading, geometry, the demo), `job.rs` (the two workers),
 //! `coverage.rs` (the M/P trap), `view.rs` (colour scale, canvas), `panel.rs` (the controls and

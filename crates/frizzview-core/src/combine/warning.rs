@@ -89,7 +89,7 @@ pub enum Warning {
 /// settings, the pipeline's velocities): the four multi-visit DR13 stars of
 /// `../shared/data/apogee_multistar` combined with their apStar's velocities give chi^2/nu 0.78,
 /// 1.13, 1.04 and (`2M03442721+3220288` without its S/N 3.3 visit) 1.27; with it 41.4. A
-/// combination with wrong errors or velocities lands far higher (issue 17: 25 for a 12-visit star with
+/// combination with wrong errors or velocities lands far higher (measured on real stars: 25 for a 12-visit star with
 /// header velocities off by hundreds of km/s). With ~10^4 pixels the statistical spread of
 /// chi^2/nu is ~0.01, so what separates good from bad is the systematics floor of real data
 /// (sky and telluric residuals, LSF mismatch), which stays below 1.3 on every good star seen:

@@ -13,8 +13,8 @@
 //! weights per exposure (kept while they fit in `kernel_memory`, so a weight change is a sum plus
 //! a solve; beyond it one NUFFT of all exposures, updated by NUFFTs of the changes), then each
 //! product `G c` is a pair of real-image FFTs (the coefficients and g are Hermitian;
-//! images.md §4.1, `nufft2::toeplitz_apply`). The solver is
-//! conjugate gradients with a Jacobi (diagonal) scaling; images.md §4.3 measured that Chan's
+//! `nufft2::toeplitz_apply`). The solver is
+//! conjugate gradients with a Jacobi (diagonal) scaling; docs/image-mode.md (the M/P trap) records that Chan's
 //! circulant preconditioner gains little (12 -> 11 iterations) and Strang's is unsafe, so neither
 //! is used. A dense Cholesky solve of the same system is the oracle for small outputs.
 

@@ -394,7 +394,7 @@ pub fn prepare(
 }
 
 /// M/P: used input samples landing on the grid per output pixel they cover. Near or below 1 the
-/// fit sits on the double-descent peak (images.md §4.3): a warning.
+/// fit sits on the double-descent peak (docs/image-mode.md, the M/P trap): a warning.
 fn mp_warning(exps: &[Exposure2d], shape: (usize, usize)) -> Option<String> {
     let (ny, nx) = shape;
     let mut hit = Array2::<bool>::from_elem(shape, false);
@@ -418,7 +418,7 @@ fn mp_warning(exps: &[Exposure2d], shape: (usize, usize)) -> Option<String> {
     let r = m as f64 / p as f64;
     (r < 2.0).then(|| {
         format!(
-            "M/P = {r:.2} (used input pixels per covered output pixel) is near the double-descent peak (M/P trap, images.md 4.3): expect amplified noise and slow convergence; use a coarser output scale, more dithers, or a ridge"
+            "M/P = {r:.2} (used input pixels per covered output pixel) is near the double-descent peak (the M/P trap, docs/image-mode.md): expect amplified noise and slow convergence; use a coarser output scale, more dithers, or a ridge"
         )
     })
 }
