@@ -217,7 +217,8 @@ pub fn run(inp: &Input<'_>) -> Result<Output, String> {
     // need only the factored system: run them side by side.
     // The dense C* is a Rust array handed to numpy without a copy (not a numpy allocation: numpy
     // asks for transparent huge pages above 4 MB, and on this project's VMs the compaction that
-    // triggers made case b's 578 MB C* 2-4x slower), written once per entry, no zero fill.
+    // triggers made case b's 578 MB C* 2-4x slower), written once per entry into the previous
+    // call's freed buffer when there is one (`spare`).
     let dense_of = || {
         inp.band_lags.is_none().then(|| {
             let u: Vec<f64> = prep.grid.ln_wave.iter().map(|&x| seg.phase(x)).collect();

@@ -34,7 +34,7 @@
 //! circle) the quotient loses digits to cancellation; those rows are recomputed column by column
 //! (one Gohberg-Semencul product and one type-2 NUFFT each, [`covariance_by_columns`]).
 
-use ndarray::{Array2, ArrayView1, ArrayViewMut2, Axis, Zip};
+use ndarray::{Array2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use rustfft::num_complex::Complex64;
 
@@ -128,33 +128,13 @@ pub struct DenseStats {
 
 /// The dense `C*` of a Fourier fit with P = 2m + 1 modes (`inv` = A^-1 of size P, P odd) at the
 /// output phases `u` (any order, any spacing), by the Christoffel-Darboux form of the
-/// Gohberg-Semencul inverse (module docs): O(P log P + n^2). Exactly symmetric.
-///
-/// The matrix is built in one parallel pass that writes every entry once (no zero fill first:
-/// for the frizzle drop-in's 2000 x 2000 output the zero fill of the 32 MB buffer cost as much as
-/// computing the entries, and on one thread).
+/// Gohberg-Semencul inverse (module docs): O(P log P + n^2). Exactly symmetric. A new array
+/// filled by [`dense_covariance_into`] (the frizzle drop-in writes into a buffer it keeps).
 #[must_use]
 pub fn dense_covariance(inv: &InverseGs, u: &[f64]) -> (Array2<f64>, DenseStats) {
     let n = u.len();
-    let p = inv.len();
-    if n == 0 || p == 0 || p.is_multiple_of(2) {
-        let mut out = Array2::<f64>::zeros((n, n));
-        let stats = dense_covariance_into(inv, u, out.view_mut());
-        return (out, stats);
-    }
-    let cl = closed_form(inv, u);
-    // Entry (j, l) from the j-th and l-th points: (x, y, sin(u/2), cos(u/2)).
-    let pts_col = ArrayView1::from(&cl.pts[..]).insert_axis(Axis(1));
-    let pts_row = ArrayView1::from(&cl.pts[..]).insert_axis(Axis(0));
-    let (Some(col), Some(row)) = (pts_col.broadcast((n, n)), pts_row.broadcast((n, n))) else {
-        let mut out = Array2::<f64>::zeros((n, n));
-        let stats = dense_covariance_into(inv, u, out.view_mut());
-        return (out, stats);
-    };
-    let mut out = Zip::from(&col)
-        .and(&row)
-        .par_map_collect(|a, b| (a[0] * b[1] - a[1] * b[0]) / (a[2] * b[3] - a[3] * b[2]));
-    let stats = finish(inv, u, &cl, out.view_mut());
+    let mut out = Array2::<f64>::zeros((n, n));
+    let stats = dense_covariance_into(inv, u, out.view_mut());
     (out, stats)
 }
 
@@ -498,8 +478,8 @@ mod tests {
         assert!(e < 1e-10, "max relative difference {e:.3e}");
     }
 
-    /// The one-pass builder (no zero fill) and the into-a-buffer row loop give the same bits,
-    /// fallback rows included (a wrapping grid has some), and an exactly symmetric matrix.
+    /// The owned and the into-a-buffer forms give the same bits whatever the buffer held (here
+    /// NaN), fallback rows included (a wrapping grid has some), and an exactly symmetric matrix.
     #[test]
     fn owned_and_into_buffer_paths_are_identical() {
         let m = 60;
