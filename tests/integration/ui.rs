@@ -35,11 +35,7 @@ fn result(h: &Harness<'_, FrizzApp>) -> Arc<Combined> {
 }
 
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    super::shared::max_abs_diff(a, b)
 }
 
 #[test]

@@ -90,11 +90,7 @@ fn sky_matched(exps: &[Exposure2d]) -> Vec<Exposure2d> {
 
 fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
     assert_eq!(a.dim(), b.dim());
-    a.iter()
-        .zip(b)
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    super::shared::max_abs_diff(a, b)
 }
 
 #[test]
