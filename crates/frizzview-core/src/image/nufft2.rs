@@ -492,28 +492,57 @@ pub fn hermitian_to_real(p: &Plans, mut t: Vec<C>, ncol: usize) -> Vec<f64> {
         let mut scratch = vec![ZERO; p.iy.get_inplace_scratch_len()];
         p.iy.process_with_scratch(cols, &mut scratch);
     });
+    let blocks = over_row_pairs(
+        p,
+        &t,
+        ncol,
+        |rows| Vec::with_capacity(rows * nx),
+        |_, _, has1, z, _, out| {
+            out.extend(z.iter().map(|v| v.re));
+            if has1 {
+                out.extend(z.iter().map(|v| v.im));
+            }
+        },
+    );
+    blocks.concat()
+}
+
+/// The rows of the real image of Hermitian columns `t` (see [`load_pair`]), two at a time, in
+/// parallel blocks of `BLK` row pairs: each pair is loaded and inverse-transformed along x into
+/// `z`, then handed to `each(r, y0, has1, z, scratch, out)` with `r` its first row within the
+/// block, `y0` within the image, `has1` whether row y0 + 1 exists, `scratch` big enough for
+/// the x-axis FFTs both ways, and `out` the block's output (`new_out(rows in the block)`).
+/// Returns the blocks' outputs in order.
+fn over_row_pairs<T: Send>(
+    p: &Plans,
+    t: &[C],
+    ncol: usize,
+    new_out: impl Fn(usize) -> Vec<T> + Sync,
+    each: impl Fn(usize, usize, bool, &mut [C], &mut [C], &mut Vec<T>) + Sync,
+) -> Vec<Vec<T>> {
+    let (nx, ny) = (p.nx, p.ny);
     let npairs = ny.div_ceil(2);
-    let blocks: Vec<Vec<f64>> = (0..npairs.div_ceil(BLK))
+    (0..npairs.div_ceil(BLK))
         .into_par_iter()
         .map(|b| {
             let (p0, p1) = (b * BLK, ((b + 1) * BLK).min(npairs));
             let mut z = vec![ZERO; nx];
-            let mut scratch = vec![ZERO; p.ix.get_inplace_scratch_len()];
-            let mut out = Vec::with_capacity((p1 - p0) * 2 * nx);
+            let mut scratch = vec![
+                ZERO;
+                p.ix.get_inplace_scratch_len()
+                    .max(p.fx.get_inplace_scratch_len())
+            ];
+            let mut out = new_out((2 * p1).min(ny) - 2 * p0);
             for q in p0..p1 {
                 let y0 = 2 * q;
                 let has1 = y0 + 1 < ny;
-                load_pair(&t, ncol, ny, y0, has1, &mut z);
+                load_pair(t, ncol, ny, y0, has1, &mut z);
                 p.ix.process_with_scratch(&mut z, &mut scratch);
-                out.extend(z.iter().map(|v| v.re));
-                if has1 {
-                    out.extend(z.iter().map(|v| v.im));
-                }
+                each(y0 - 2 * p0, y0, has1, &mut z, &mut scratch, &mut out);
             }
             out
         })
-        .collect();
-    blocks.concat()
+        .collect()
 }
 
 /// The Hermitian Toeplitz product `out[k] = sum_j g(k - j) c[j]` for Hermitian `c` on the modes
@@ -544,50 +573,36 @@ pub fn toeplitz_apply(p: &Plans, ghat: &[f64], c: &[C], hx: usize, hy: usize) ->
             p.iy.process_with_scratch(cols, &mut scratch);
         });
     // Row pairs: to the real image, times ghat, back to the half spectrum along x.
-    let npairs = ny.div_ceil(2);
-    let blocks: Vec<Vec<C>> = (0..npairs.div_ceil(BLK))
-        .into_par_iter()
-        .map(|b| {
-            let (p0, p1) = (b * BLK, ((b + 1) * BLK).min(npairs));
-            let nr = (2 * p1).min(ny) - 2 * p0;
-            let mut z = vec![ZERO; nx];
-            let mut scratch = vec![
-                ZERO;
-                p.ix.get_inplace_scratch_len()
-                    .max(p.fx.get_inplace_scratch_len())
-            ];
-            let mut out = vec![ZERO; ncol * nr];
-            for q in p0..p1 {
-                let y0 = 2 * q;
-                let has1 = y0 + 1 < ny;
-                load_pair(&t, ncol, ny, y0, has1, &mut z);
-                p.ix.process_with_scratch(&mut z, &mut scratch);
-                let g0 = &ghat[y0 * nx..(y0 + 1) * nx];
-                if has1 {
-                    let g1 = &ghat[(y0 + 1) * nx..(y0 + 2) * nx];
-                    for ((v, a), b) in z.iter_mut().zip(g0).zip(g1) {
-                        *v = C::new(v.re * a, v.im * b);
-                    }
-                } else {
-                    for (v, a) in z.iter_mut().zip(g0) {
-                        *v = C::new(v.re * a, 0.0);
-                    }
+    let blocks = over_row_pairs(
+        p,
+        &t,
+        ncol,
+        |rows| vec![ZERO; ncol * rows],
+        |r, y0, has1, z, scratch, out| {
+            let nr = out.len() / ncol;
+            let g0 = &ghat[y0 * nx..(y0 + 1) * nx];
+            if has1 {
+                let g1 = &ghat[(y0 + 1) * nx..(y0 + 2) * nx];
+                for ((v, a), b) in z.iter_mut().zip(g0).zip(g1) {
+                    *v = C::new(v.re * a, v.im * b);
                 }
-                p.fx.process_with_scratch(&mut z, &mut scratch);
-                let r = y0 - 2 * p0;
-                for kx in 0..ncol {
-                    let zz = z[kx];
-                    let zm = z[(nx - kx) % nx].conj();
-                    out[kx * nr + r] = (zz + zm) * 0.5;
-                    if has1 {
-                        let d = zz - zm;
-                        out[kx * nr + r + 1] = C::new(0.5 * d.im, -0.5 * d.re);
-                    }
+            } else {
+                for (v, a) in z.iter_mut().zip(g0) {
+                    *v = C::new(v.re * a, 0.0);
                 }
             }
-            out
-        })
-        .collect();
+            p.fx.process_with_scratch(z, scratch);
+            for kx in 0..ncol {
+                let zz = z[kx];
+                let zm = z[(nx - kx) % nx].conj();
+                out[kx * nr + r] = (zz + zm) * 0.5;
+                if has1 {
+                    let d = zz - zm;
+                    out[kx * nr + r + 1] = C::new(0.5 * d.im, -0.5 * d.re);
+                }
+            }
+        },
+    );
     drop(t);
     // Columns: forward FFT along y.
     let mut t3 = vec![ZERO; ncol * ny];
