@@ -25,6 +25,26 @@ pub fn sinc(t: f64) -> f64 {
     }
 }
 
+/// The smallest 2^a 3^b 5^c >= n (the FFT lengths rustfft handles fastest).
+#[must_use]
+pub fn fast_len(n: usize) -> usize {
+    let mut best = n.next_power_of_two();
+    let mut p5 = 1usize;
+    while p5 < best {
+        let mut p35 = p5;
+        while p35 < best {
+            let mut p = p35;
+            while p < n {
+                p *= 2;
+            }
+            best = best.min(p);
+            p35 *= 3;
+        }
+        p5 *= 5;
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +74,22 @@ mod tests {
             assert!(sinc(f64::from(k)).abs() < 1e-15);
         }
         assert!((sinc(0.5) - 2.0 / std::f64::consts::PI).abs() < 1e-15);
+    }
+
+    #[test]
+    fn fast_len_is_the_smallest_5_smooth_length_not_below_n() {
+        // Against a plain search: the first m >= n whose only prime factors are 2, 3 and 5.
+        let smooth = |mut m: usize| {
+            for p in [2, 3, 5] {
+                while m.is_multiple_of(p) {
+                    m /= p;
+                }
+            }
+            m == 1
+        };
+        for n in 1..3000 {
+            let want = (n..).find(|&m| smooth(m)).unwrap_or(0);
+            assert_eq!(fast_len(n), want, "n = {n}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use frizzview_core::image::frizzle2d::VarianceMode;
 use frizzview_core::image::pipeline::{
     self, Aperture, ApertureCenter, ExposureChoice, Geometry, PipelineOptions,
 };
-use frizzview_core::image::read::{self, DqEncoding, DqPolicy, ImageExposure};
+use frizzview_core::image::read::{self, DqPolicy, ImageExposure};
 use frizzview_core::image::wcs::{CardValue, ShiftRotation};
 use frizzview_core::model::pixel_policy::BitAction;
 use numpy::{PyArray2, PyArray3, PyReadonlyArray2, PyReadonlyArray3};
@@ -61,28 +61,9 @@ pub fn image_combine<'py>(
             .iter()
             .enumerate()
             .map(|(k, (s, w))| {
-                let sci = s.as_array().to_owned();
-                let ivar = w.as_array().to_owned();
-                if sci.dim() != ivar.dim() {
-                    return Err(verr(format!(
-                        "arrays[{k}]: sci shape {:?} and ivar shape {:?} differ",
-                        sci.dim(),
-                        ivar.dim()
-                    )));
-                }
-                Ok(ImageExposure {
-                    name: format!("array{k}"),
-                    path: PathBuf::from(format!("array{k}")),
-                    hdu: "array".into(),
-                    sci,
-                    ivar,
-                    dq: None,
-                    dq_encoding: DqEncoding::Bits,
-                    wcs: None,
-                    bunit: None,
-                    companions: Vec::new(),
-                    notes: Vec::new(),
-                })
+                let (sci, ivar) = (s.as_array().to_owned(), w.as_array().to_owned());
+                ImageExposure::from_arrays(&format!("array{k}"), sci, ivar)
+                    .map_err(|e| verr(format!("arrays[{k}]: {e}")))
             })
             .collect::<PyResult<_>>()?,
         _ => return Err(verr("give exactly one of paths and arrays")),

@@ -1,18 +1,21 @@
-//! The images mode's computations off the UI thread: two workers, each running the newest
-//! request only (older ones are dropped unstarted; a running one is abandoned between stages
-//! when a newer request arrives), so drizzle (one pass, fast) shows at once while the forward
-//! model (CG, up to minutes for the M/P-trap dither sequence) follows. Results carry the
-//! request's generation; the window drops results of older generations.
+//! The images mode's computations off the UI thread: two of the core's workers
+//! (`engine::worker`, as the spectral mode uses), each running the newest request only (older
+//! ones are dropped unstarted; a running one is cancelled and stops between stages), so drizzle
+//! (one pass, fast) shows at once while the forward model (CG, up to minutes for the M/P-trap
+//! dither sequence) follows. Updates carry the request's generation; the window drops those of
+//! older generations.
 //!
 //! Inline mode (tests) runs every stage inside [`Workers::submit`].
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ndarray::Array2;
 
+use frizzview_core::cancel::Cancel;
+use frizzview_core::engine::worker::{Worker, panic_message};
 use frizzview_core::image::drizzle::{self, DrizzleResult};
 use frizzview_core::image::frizzle2d::{Coeffs, Frizzle2d, FrizzleSettings, VarianceMode};
 
@@ -185,26 +188,6 @@ impl Status {
     }
 }
 
-type Wake = Option<Arc<dyn Fn() + Send + Sync>>;
-
-/// A worker's inbox: newest request wins.
-struct Inbox {
-    rx: Option<Receiver<Request>>,
-    next: Option<Request>,
-}
-
-impl Inbox {
-    /// Whether a newer request is waiting (it is kept for the next round).
-    fn newer(&mut self) -> bool {
-        if let Some(rx) = &self.rx {
-            while let Ok(r) = rx.try_recv() {
-                self.next = Some(r);
-            }
-        }
-        self.next.is_some()
-    }
-}
-
 /// The forward model's cached state.
 #[derive(Default)]
 struct FrizzleState {
@@ -259,22 +242,17 @@ pub const EXTRA_SOLVES_BUDGET: usize = 20_000_000;
 /// Probes of the per-pixel variance estimate beyond the exact size.
 pub const PROBES: usize = 16;
 
+/// The forward model's stages for `r`, each sent when done; stops (`Ok`) between stages once
+/// `cancel` is set (a newer request is waiting).
 fn run_frizzle(
     st: &mut FrizzleState,
     r: &Request,
-    inbox: &mut Inbox,
+    cancel: &Cancel,
     status: &Status,
     send: &dyn Fn(Update),
-) {
+) -> Result<(), String> {
     let t0 = Instant::now();
     let g = r.generation;
-    let err = |m: String| {
-        send(Update::Error {
-            generation: g,
-            what: "forward model",
-            message: m,
-        });
-    };
     let gk = geometry_key(r);
     if st.model.as_ref().is_none_or(|(k, _, _)| *k != gk) {
         status.set("preparing the forward model (one NUFFT per exposure)");
@@ -282,18 +260,18 @@ fn run_frizzle(
         st.coeffs = None;
         let built = match inputs::build(&r.inputs, &r.settings) {
             Ok(b) => Arc::new(b),
-            Err(e) => return err(e),
+            Err(e) => return Err(e),
         };
         match Frizzle2d::new(&built.exposures, built.shape, &live_settings(&r.settings)) {
             Ok(m) => st.model = Some((gk, m, built)),
-            Err(e) => return err(e.to_string()),
+            Err(e) => return Err(e.to_string()),
         }
-        if inbox.newer() {
-            return;
+        if cancel.is_cancelled() {
+            return Ok(());
         }
     }
     let Some((_, model, built)) = st.model.as_mut() else {
-        return;
+        return Ok(());
     };
     let sk = solve_key(r);
     let coeffs = match &st.coeffs {
@@ -309,7 +287,7 @@ fn run_frizzle(
             model.settings.max_iter = ls.max_iter;
             for (e, es) in r.settings.exposures.iter().enumerate() {
                 if let Err(x) = model.set_weight(e, es.weight, es.include && es.weight > 0.0) {
-                    return err(x.to_string());
+                    return Err(x.to_string());
                 }
             }
             match model.solve() {
@@ -317,7 +295,7 @@ fn run_frizzle(
                     st.coeffs = Some((sk, c.clone()));
                     c
                 }
-                Err(e) => return err(e.to_string()),
+                Err(e) => return Err(e.to_string()),
             }
         }
     };
@@ -342,13 +320,13 @@ fn run_frizzle(
     };
     deliver(&out);
     if let Some(a) = r.aperture {
-        if inbox.newer() {
-            return;
+        if cancel.is_cancelled() {
+            return Ok(());
         }
         status.set("aperture variance (one CG solve)");
         match model.aperture(&coeffs, &a.mask(shape)) {
             Ok((f, v)) => out.aperture = Some((a, f, v)),
-            Err(e) => return err(e.to_string()),
+            Err(e) => return Err(e.to_string()),
         }
         deliver(&out);
     }
@@ -362,17 +340,17 @@ fn run_frizzle(
         out.complete = true;
         out.elapsed = t0.elapsed();
         deliver(&out);
-        return;
+        return Ok(());
     }
-    if inbox.newer() {
-        return;
+    if cancel.is_cancelled() {
+        return Ok(());
     }
     status.set("noise correlation (one CG solve)");
     let at = r.noise_at.unwrap_or((shape.0 / 2, shape.1 / 2));
     out.noise = Some((model.noise_correlation(at), at));
     deliver(&out);
-    if inbox.newer() {
-        return;
+    if cancel.is_cancelled() {
+        return Ok(());
     }
     let exact = model.n_modes() + r.settings.exposures.len() <= 1200;
     status.set(if exact {
@@ -392,20 +370,21 @@ fn run_frizzle(
     };
     match var {
         Ok(v) => out.var = Some(v),
-        Err(e) => return err(e.to_string()),
+        Err(e) => return Err(e.to_string()),
     }
     deliver(&out);
-    if inbox.newer() {
-        return;
+    if cancel.is_cancelled() {
+        return Ok(());
     }
     status.set("leave-one-out scores (one solve per exposure)");
     match model.loo(&coeffs) {
         Ok(l) => out.loo = Some(l),
-        Err(e) => return err(e.to_string()),
+        Err(e) => return Err(e.to_string()),
     }
     out.complete = true;
     out.elapsed = t0.elapsed();
     deliver(&out);
+    Ok(())
 }
 
 /// Exact correlation of drizzle's SCI between pixel `at` and its neighbours at lags 1..3 along
@@ -440,27 +419,21 @@ fn drizzle_noise(
     Ok(out)
 }
 
-fn run_drizzle(r: &Request, status: &Status, send: &dyn Fn(Update)) {
+/// Drizzle's output grid (sent first) and products for `r`.
+fn run_drizzle(r: &Request, status: &Status, send: &dyn Fn(Update)) -> Result<(), String> {
     let t0 = Instant::now();
     let g = r.generation;
-    let err = |m: String| {
-        send(Update::Error {
-            generation: g,
-            what: "drizzle",
-            message: m,
-        });
-    };
     status.set("drizzle");
     let built = match inputs::build(&r.inputs, &r.settings) {
         Ok(b) => Arc::new(b),
-        Err(e) => return err(e),
+        Err(e) => return Err(e),
     };
     send(Update::Grid {
         generation: g,
         built: Arc::clone(&built),
     });
     if built.exposures.iter().all(|e| !e.include) {
-        return err("no exposure is included".into());
+        return Err("no exposure is included".into());
     }
     // Sky matching (when sky offsets are fitted): each included exposure's median minus the
     // first included one's, subtracted, so drizzle shares the forward model's zero point.
@@ -495,13 +468,13 @@ fn run_drizzle(r: &Request, status: &Status, send: &dyn Fn(Update)) {
     }
     let d = match drizzle::drizzle(&exps, built.shape, r.settings.pixfrac) {
         Ok(d) => d,
-        Err(e) => return err(e.to_string()),
+        Err(e) => return Err(e.to_string()),
     };
     let coverage = super::coverage::analyse(&built.exposures, built.shape, r.settings.scale);
     let aperture = match r.aperture {
         Some(a) => match drizzle::aperture(&exps, &d, &a.mask(built.shape)) {
             Ok((f, v, naive)) => Some((a, f, v, naive)),
-            Err(e) => return err(e.to_string()),
+            Err(e) => return Err(e.to_string()),
         },
         None => None,
     };
@@ -518,106 +491,68 @@ fn run_drizzle(r: &Request, status: &Status, send: &dyn Fn(Update)) {
             elapsed: t0.elapsed(),
         }),
     });
+    Ok(())
 }
 
-enum Kind {
-    Frizzle(Box<FrizzleState>),
-    Drizzle,
-}
+type Wake = Option<Arc<dyn Fn() + Send + Sync>>;
 
-fn process(
-    kind: &mut Kind,
+/// One job: runs `run` with `status` showing it and turns its error, or a panic, into an
+/// [`Update::Error`] (`what` names the method; a panic is reported as "images"). Each update
+/// `run` sends is delivered at once as all of the job's updates so far (the worker keeps only a
+/// job's newest value; the window's handling of an update is the same when it sees it again),
+/// and the last value holds them all.
+fn job(
     r: &Request,
-    inbox: &mut Inbox,
+    what: &'static str,
     status: &Status,
-    send: &dyn Fn(Update),
-) {
+    early: &dyn Fn(Vec<Update>),
+    run: impl FnOnce(&dyn Fn(Update)) -> Result<(), String>,
+) -> Vec<Update> {
     status.start();
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match kind {
-        Kind::Frizzle(st) => run_frizzle(st, r, inbox, status, send),
-        Kind::Drizzle => run_drizzle(r, status, send),
-    }));
-    if let Err(p) = run {
-        if let Kind::Frizzle(st) = kind {
-            **st = FrizzleState::default();
-        }
-        send(Update::Error {
-            generation: r.generation,
-            what: "images",
-            message: format!(
+    let sent = RefCell::new(Vec::new());
+    let send = |u: Update| {
+        sent.borrow_mut().push(u);
+        early(sent.borrow().clone());
+    };
+    let failed = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&send))) {
+        Ok(Ok(())) => None,
+        Ok(Err(message)) => Some((what, message)),
+        Err(p) => Some((
+            "images",
+            format!(
                 "internal error (a bug; please report it): {}",
-                crate::engine::worker::panic_message(p.as_ref())
+                panic_message(p.as_ref())
             ),
+        )),
+    };
+    status.stop();
+    let mut all = sent.into_inner();
+    if let Some((what, message)) = failed {
+        all.push(Update::Error {
+            generation: r.generation,
+            what,
+            message,
         });
     }
-    status.stop();
+    all
 }
 
-enum Worker {
-    Threaded(Sender<Request>),
-    Inline(Kind),
-}
-
-impl Worker {
-    fn new(
-        threaded: bool,
-        mut kind: Kind,
-        out: Sender<Update>,
-        wake: Wake,
-        status: Arc<Status>,
-    ) -> Self {
-        if !threaded {
-            return Self::Inline(kind);
-        }
-        let (tx, rx) = mpsc::channel::<Request>();
-        let is_frizzle = matches!(kind, Kind::Frizzle(_));
-        let name = if is_frizzle {
-            "images-frizzle"
-        } else {
-            "images-drizzle"
-        };
-        let spawned = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                let mut inbox = Inbox {
-                    rx: Some(rx),
-                    next: None,
-                };
-                loop {
-                    let r = match inbox.next.take() {
-                        Some(r) => r,
-                        None => match inbox.rx.as_ref().map(Receiver::recv) {
-                            Some(Ok(r)) => r,
-                            _ => return,
-                        },
-                    };
-                    // Only the newest waiting request runs.
-                    inbox.newer();
-                    let r = inbox.next.take().unwrap_or(r);
-                    let send = |u: Update| {
-                        let _ = out.send(u);
-                        if let Some(w) = &wake {
-                            w();
-                        }
-                    };
-                    process(&mut kind, &r, &mut inbox, &status, &send);
-                }
-            });
-        match spawned {
-            Ok(_) => Self::Threaded(tx),
-            // No thread: compute inline rather than not at all.
-            Err(_) if is_frizzle => Self::Inline(Kind::Frizzle(Box::default())),
-            Err(_) => Self::Inline(Kind::Drizzle),
-        }
+/// A worker on its own thread (`threaded`, when one can be started) or inline.
+fn worker(threaded: bool, wake: &Wake) -> Worker<Vec<Update>> {
+    if threaded {
+        // No thread: compute inline rather than not at all.
+        Worker::threaded(wake.clone()).unwrap_or_else(|_| Worker::inline())
+    } else {
+        Worker::inline()
     }
 }
 
-/// The two workers and their outputs.
+/// The two workers and the forward model's state kept between requests.
 pub struct Workers {
-    frizzle: Worker,
-    drizzle: Worker,
-    tx: Sender<Update>,
-    rx: Receiver<Update>,
+    frizzle: Worker<Vec<Update>>,
+    drizzle: Worker<Vec<Update>>,
+    /// Left half-made by a panic (the mutex is then poisoned), it is started afresh.
+    frizzle_state: Arc<Mutex<FrizzleState>>,
     pub frizzle_status: Arc<Status>,
     pub drizzle_status: Arc<Status>,
 }
@@ -632,52 +567,48 @@ impl Workers {
     /// Workers on threads (`threaded`) or inline; `wake` is called when a result is sent.
     #[must_use]
     pub fn new(threaded: bool, wake: Wake) -> Self {
-        let (tx, rx) = mpsc::channel();
-        let fs = Arc::new(Status::default());
-        let ds = Arc::new(Status::default());
         Self {
-            frizzle: Worker::new(
-                threaded,
-                Kind::Frizzle(Box::default()),
-                tx.clone(),
-                wake.clone(),
-                Arc::clone(&fs),
-            ),
-            drizzle: Worker::new(threaded, Kind::Drizzle, tx.clone(), wake, Arc::clone(&ds)),
-            tx,
-            rx,
-            frizzle_status: fs,
-            drizzle_status: ds,
+            frizzle: worker(threaded, &wake),
+            drizzle: worker(threaded, &wake),
+            frizzle_state: Arc::default(),
+            frizzle_status: Arc::default(),
+            drizzle_status: Arc::default(),
         }
     }
 
-    /// Send a request to both workers (inline: compute it now).
+    /// Send a request to both workers (inline: compute it now); cancels their running jobs.
     pub fn submit(&mut self, r: &Request) {
-        for (w, status) in [
-            (&mut self.drizzle, &self.drizzle_status),
-            (&mut self.frizzle, &self.frizzle_status),
-        ] {
-            match w {
-                Worker::Threaded(tx) => {
-                    let _ = tx.send(r.clone());
-                }
-                Worker::Inline(kind) => {
-                    let mut inbox = Inbox {
-                        rx: None,
-                        next: None,
-                    };
-                    let tx = self.tx.clone();
-                    process(kind, r, &mut inbox, status, &move |u| {
-                        let _ = tx.send(u);
-                    });
-                }
+        let (req, status) = (r.clone(), Arc::clone(&self.drizzle_status));
+        self.drizzle.submit_staged(move |_, early| {
+            job(&req, "drizzle", &status, early, |send| {
+                run_drizzle(&req, &status, send)
+            })
+        });
+        let (req, status) = (r.clone(), Arc::clone(&self.frizzle_status));
+        let state = Arc::clone(&self.frizzle_state);
+        self.frizzle.submit_staged(move |cancel, early| {
+            job(&req, "forward model", &status, early, |send| {
+                let mut st = state.lock().unwrap_or_else(|poisoned| {
+                    let mut st = poisoned.into_inner();
+                    *st = FrizzleState::default();
+                    st
+                });
+                state.clear_poison();
+                run_frizzle(&mut st, &req, cancel, &status, send)
+            })
+        });
+    }
+
+    /// Updates delivered since the last call: drizzle's, then the forward model's, each in the
+    /// order sent.
+    pub fn poll(&mut self) -> Vec<Update> {
+        let mut out = Vec::new();
+        for w in [&mut self.drizzle, &mut self.frizzle] {
+            if let Some(done) = w.poll() {
+                out.extend(done.value);
             }
         }
-    }
-
-    /// Updates sent since the last call, oldest first.
-    pub fn poll(&mut self) -> Vec<Update> {
-        self.rx.try_iter().collect()
+        out
     }
 
     /// Whether the forward-model worker is computing.

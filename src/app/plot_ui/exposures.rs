@@ -183,6 +183,32 @@ fn frame_scale(pv: &PlotView<'_>, i: usize) -> f64 {
     (-crate::model::shift_from_velocity(v)).exp()
 }
 
+impl ExposureKey {
+    /// The cache key of visit `i`'s curves at `scale` over `obs_range` (observed frame) in
+    /// `bins` bins, with the view's bad bits and leave-one-out choice; no offset, band or
+    /// masked markers (the exposures plot sets those).
+    fn of(
+        i: usize,
+        scale: f64,
+        obs_range: &RangeInclusive<f64>,
+        bins: usize,
+        pv: &PlotView<'_>,
+    ) -> Self {
+        Self {
+            visit: i,
+            scale: scale.to_bits(),
+            lo: obs_range.start().to_bits(),
+            hi: obs_range.end().to_bits(),
+            bins,
+            offset: 0,
+            bad_bits: pv.settings.bad_bits,
+            band: false,
+            masked: false,
+            loo: pv.view.leave_one_out,
+        }
+    }
+}
+
 pub(super) fn exposures_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
     let visits = drawn_visits(pv);
     let bins = bins_for(slot.bins, visits.len());
@@ -250,17 +276,11 @@ pub(super) fn exposures_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
             };
             let name = &visit.meta.name;
             let key = ExposureKey {
-                visit: i,
-                scale: scale.to_bits(),
-                lo: obs_range.start().to_bits(),
-                hi: obs_range.end().to_bits(),
-                bins,
                 offset: offset.to_bits(),
-                bad_bits: pv.settings.bad_bits,
                 // Bands of a dozen stacked visits only blur them; shown one or overlaid.
                 band: pv.view.show_uncertainty && !stacked,
                 masked: pv.view.show_masked,
-                loo: pv.view.leave_one_out,
+                ..ExposureKey::of(i, scale, &obs_range, bins, pv)
             };
             let n_visits = pv.data.visits.len();
             let drawing = pv.curves.data_drawing(key, n_visits, || {
@@ -547,18 +567,7 @@ pub(super) fn residuals_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) {
             let scale = frame_scale(pv, i);
             let obs_range = (tile.start() / scale)..=(tile.end() / scale);
             let Some(result) = &pv.result else { continue };
-            let key = ExposureKey {
-                visit: i,
-                scale: scale.to_bits(),
-                lo: obs_range.start().to_bits(),
-                hi: obs_range.end().to_bits(),
-                bins,
-                offset: 0,
-                bad_bits: pv.settings.bad_bits,
-                band: false,
-                masked: false,
-                loo: pv.view.leave_one_out,
-            };
+            let key = ExposureKey::of(i, scale, &obs_range, bins, pv);
             let n_visits = pv.data.visits.len();
             let drawing = pv.curves.result_drawing(true, key, result, n_visits, || {
                 let bad_bits = key.bad_bits;

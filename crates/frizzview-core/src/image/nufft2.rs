@@ -12,11 +12,14 @@
 //! Spreading uses a fixed number of partial grids summed in a fixed order, and every parallel
 //! loop writes disjoint blocks, so results do not depend on the number of rayon threads.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 pub use rustfft::num_complex::Complex64;
 use rustfft::{Fft, FftPlanner};
+
+pub use crate::numeric::fast_len;
 
 type C = Complex64;
 const ZERO: C = C::new(0.0, 0.0);
@@ -130,6 +133,57 @@ impl Axis {
     }
 }
 
+/// The fine-grid cells a point spreads to (or is interpolated from): `w_x x w_y` cells, wrapped
+/// round the periodic grid, with their kernel weights along each axis.
+struct Stencil {
+    /// Kernel weights along x (the first `w_x`) and y (the first `w_y`).
+    wx: [f64; WMAX],
+    wy: [f64; WMAX],
+    /// First column on the grid (wrapped) and first row (not yet wrapped).
+    sx: usize,
+    ly0: i64,
+    nx: usize,
+    ny: usize,
+    w1: usize,
+    w2: usize,
+}
+
+impl Stencil {
+    fn new(ax: &Axis, ay: &Axis, x: f64, y: f64) -> Self {
+        let mut wx = [0.0; WMAX];
+        let mut wy = [0.0; WMAX];
+        let lx0 = ax.weights(x, &mut wx);
+        let ly0 = ay.weights(y, &mut wy);
+        Self {
+            wx,
+            wy,
+            sx: lx0.rem_euclid(ax.n as i64) as usize,
+            ly0,
+            nx: ax.n,
+            ny: ay.n,
+            w1: ax.w,
+            w2: ay.w,
+        }
+    }
+
+    /// The stencil's rows in order: each row's y weight and its cells as indices into the
+    /// row-major `ny x nx` grid, in two runs: from the first column up to the grid's right edge,
+    /// then what wraps round to column 0 (empty when nothing wraps). The two runs together
+    /// take the x weights `wx[..w_x]` in order.
+    fn rows(&self) -> impl Iterator<Item = (f64, Range<usize>, Range<usize>)> + '_ {
+        let end = self.sx + self.w1;
+        (0..self.w2).map(move |qy| {
+            let ly = (self.ly0 + qy as i64).rem_euclid(self.ny as i64) as usize;
+            let base = ly * self.nx;
+            (
+                self.wy[qy],
+                base + self.sx..base + end.min(self.nx),
+                base..base + end.saturating_sub(self.nx),
+            )
+        })
+    }
+}
+
 /// The ES kernel exp(beta (sqrt(1 - z^2) - 1)) on |z| <= 1.
 fn es(beta: f64, z: f64) -> f64 {
     let a = 1.0 - z * z;
@@ -138,26 +192,6 @@ fn es(beta: f64, z: f64) -> f64 {
     } else {
         (beta * (a.sqrt() - 1.0)).exp()
     }
-}
-
-/// The smallest 2^a 3^b 5^c >= n.
-#[must_use]
-pub fn fast_len(n: usize) -> usize {
-    let mut best = n.next_power_of_two();
-    let mut p5 = 1usize;
-    while p5 < best {
-        let mut p35 = p5;
-        while p35 < best {
-            let mut p = p35;
-            while p < n {
-                p *= 2;
-            }
-            best = best.min(p);
-            p35 *= 3;
-        }
-        p5 *= 5;
-    }
-    best
 }
 
 /// FFT plans for an `nx x ny` grid, forward (exp(-i)) and inverse (exp(+i), unnormalised).
@@ -216,29 +250,26 @@ pub fn fft2_with(p: &Plans, buf: &mut [C], inverse: bool) {
     t.par_chunks_mut(ny * BLK)
         .enumerate()
         .for_each(|(b, cols)| {
-            let x0 = b * BLK;
-            let nc = cols.len() / ny;
-            for y in 0..ny {
-                let src = &buf[y * nx + x0..y * nx + x0 + nc];
-                for (c, v) in src.iter().enumerate() {
-                    cols[c * ny + y] = *v;
-                }
-            }
+            transpose_rows(buf, nx, b * BLK, cols);
             let mut scratch = vec![ZERO; fy.get_inplace_scratch_len()];
             fy.process_with_scratch(cols, &mut scratch);
         });
     buf.par_chunks_mut(nx * BLK)
         .enumerate()
-        .for_each(|(b, rows)| {
-            let y0 = b * BLK;
-            let nr = rows.len() / nx;
-            for x in 0..nx {
-                let src = &t[x * ny + y0..x * ny + y0 + nr];
-                for (r, v) in src.iter().enumerate() {
-                    rows[r * nx + x] = *v;
-                }
-            }
-        });
+        .for_each(|(b, rows)| transpose_rows(&t, ny, b * BLK, rows));
+}
+
+/// Rows `first..` of the transpose of the row-major `src` (rows of `src_w`): `out` holds whole
+/// rows of the transpose, each as long as `src` has rows, and gets `out[r][k] = src[k][first + r]`.
+fn transpose_rows(src: &[C], src_w: usize, first: usize, out: &mut [C]) {
+    let len = src.len() / src_w;
+    let nr = out.len() / len;
+    for k in 0..len {
+        let from = &src[k * src_w + first..k * src_w + first + nr];
+        for (r, v) in from.iter().enumerate() {
+            out[r * len + k] = *v;
+        }
+    }
 }
 
 /// Spreads strengths `c` at (ux, uy) onto the `ny x nx` fine grid of the two axes.
@@ -251,32 +282,23 @@ fn spread(ax: &Axis, ay: &Axis, ux: &[f64], uy: &[f64], c: &[C]) -> Vec<C> {
         .map(|p| {
             let mut fine = vec![ZERO; nx * ny];
             let (a, b) = ((p * chunk).min(m), ((p + 1) * chunk).min(m));
-            let mut wx = [0.0; WMAX];
-            let mut wy = [0.0; WMAX];
             let mut row = [ZERO; WMAX];
-            let (w1, w2) = (ax.w, ay.w);
+            let w1 = ax.w;
             for j in a..b {
                 let cj = c[j];
                 if cj.re == 0.0 && cj.im == 0.0 {
                     continue;
                 }
-                let lx0 = ax.weights(ux[j], &mut wx);
-                let ly0 = ay.weights(uy[j], &mut wy);
+                let st = Stencil::new(ax, ay, ux[j], uy[j]);
                 for q in 0..w1 {
-                    row[q] = cj * wx[q];
+                    row[q] = cj * st.wx[q];
                 }
-                let sx = lx0.rem_euclid(nx as i64) as usize;
-                for (qy, wyv) in wy.iter().take(w2).enumerate() {
-                    let ly = (ly0 + qy as i64).rem_euclid(ny as i64) as usize;
-                    let base = ly * nx;
-                    if sx + w1 <= nx {
-                        for (f, r) in fine[base + sx..base + sx + w1].iter_mut().zip(&row[..w1]) {
-                            *f += r * *wyv;
-                        }
-                    } else {
-                        for (q, r) in row[..w1].iter().enumerate() {
-                            fine[base + (sx + q) % nx] += r * *wyv;
-                        }
+                for (wyv, right, left) in st.rows() {
+                    // The wrapped run lies left of the first one: split the grid between them.
+                    let (lo, hi) = fine.split_at_mut(right.start);
+                    let cells = hi[..right.len()].iter_mut().chain(&mut lo[left]);
+                    for (f, r) in cells.zip(&row[..w1]) {
+                        *f += r * wyv;
                     }
                 }
             }
@@ -418,30 +440,18 @@ pub fn type2_eps(
             p.ix.process_with_scratch(rows, &mut scratch);
         });
     drop(cols);
-    let (w1, w2) = (ax.w, ay.w);
+    let w1 = ax.w;
     ux.par_iter()
         .zip(uy.par_iter())
         .map(|(&x, &y)| {
-            let mut wx = [0.0; WMAX];
-            let mut wy = [0.0; WMAX];
-            let lx0 = ax.weights(x, &mut wx);
-            let ly0 = ay.weights(y, &mut wy);
-            let sx = lx0.rem_euclid(nx as i64) as usize;
+            let st = Stencil::new(&ax, &ay, x, y);
             let mut s = ZERO;
-            for (qy, wyv) in wy.iter().take(w2).enumerate() {
-                let ly = (ly0 + qy as i64).rem_euclid(ny as i64) as usize;
-                let base = ly * nx;
+            for (wyv, right, left) in st.rows() {
                 let mut rs = ZERO;
-                if sx + w1 <= nx {
-                    for (f, w) in buf[base + sx..base + sx + w1].iter().zip(&wx[..w1]) {
-                        rs += f * *w;
-                    }
-                } else {
-                    for (q, w) in wx[..w1].iter().enumerate() {
-                        rs += buf[base + (sx + q) % nx] * *w;
-                    }
+                for (f, w) in buf[right].iter().chain(&buf[left]).zip(&st.wx[..w1]) {
+                    rs += f * *w;
                 }
-                s += rs * *wyv;
+                s += rs * wyv;
             }
             // The grid holds c h_x h_y / (psi_hat_x psi_hat_y): f = sum_l b_l psi_l.
             s
@@ -482,28 +492,57 @@ pub fn hermitian_to_real(p: &Plans, mut t: Vec<C>, ncol: usize) -> Vec<f64> {
         let mut scratch = vec![ZERO; p.iy.get_inplace_scratch_len()];
         p.iy.process_with_scratch(cols, &mut scratch);
     });
+    let blocks = over_row_pairs(
+        p,
+        &t,
+        ncol,
+        |rows| Vec::with_capacity(rows * nx),
+        |_, _, has1, z, _, out| {
+            out.extend(z.iter().map(|v| v.re));
+            if has1 {
+                out.extend(z.iter().map(|v| v.im));
+            }
+        },
+    );
+    blocks.concat()
+}
+
+/// The rows of the real image of Hermitian columns `t` (see [`load_pair`]), two at a time, in
+/// parallel blocks of `BLK` row pairs: each pair is loaded and inverse-transformed along x into
+/// `z`, then handed to `each(r, y0, has1, z, scratch, out)` with `r` its first row within the
+/// block, `y0` within the image, `has1` whether row y0 + 1 exists, `scratch` big enough for
+/// the x-axis FFTs both ways, and `out` the block's output (`new_out(rows in the block)`).
+/// Returns the blocks' outputs in order.
+fn over_row_pairs<T: Send>(
+    p: &Plans,
+    t: &[C],
+    ncol: usize,
+    new_out: impl Fn(usize) -> Vec<T> + Sync,
+    each: impl Fn(usize, usize, bool, &mut [C], &mut [C], &mut Vec<T>) + Sync,
+) -> Vec<Vec<T>> {
+    let (nx, ny) = (p.nx, p.ny);
     let npairs = ny.div_ceil(2);
-    let blocks: Vec<Vec<f64>> = (0..npairs.div_ceil(BLK))
+    (0..npairs.div_ceil(BLK))
         .into_par_iter()
         .map(|b| {
             let (p0, p1) = (b * BLK, ((b + 1) * BLK).min(npairs));
             let mut z = vec![ZERO; nx];
-            let mut scratch = vec![ZERO; p.ix.get_inplace_scratch_len()];
-            let mut out = Vec::with_capacity((p1 - p0) * 2 * nx);
+            let mut scratch = vec![
+                ZERO;
+                p.ix.get_inplace_scratch_len()
+                    .max(p.fx.get_inplace_scratch_len())
+            ];
+            let mut out = new_out((2 * p1).min(ny) - 2 * p0);
             for q in p0..p1 {
                 let y0 = 2 * q;
                 let has1 = y0 + 1 < ny;
-                load_pair(&t, ncol, ny, y0, has1, &mut z);
+                load_pair(t, ncol, ny, y0, has1, &mut z);
                 p.ix.process_with_scratch(&mut z, &mut scratch);
-                out.extend(z.iter().map(|v| v.re));
-                if has1 {
-                    out.extend(z.iter().map(|v| v.im));
-                }
+                each(y0 - 2 * p0, y0, has1, &mut z, &mut scratch, &mut out);
             }
             out
         })
-        .collect();
-    blocks.concat()
+        .collect()
 }
 
 /// The Hermitian Toeplitz product `out[k] = sum_j g(k - j) c[j]` for Hermitian `c` on the modes
@@ -534,50 +573,36 @@ pub fn toeplitz_apply(p: &Plans, ghat: &[f64], c: &[C], hx: usize, hy: usize) ->
             p.iy.process_with_scratch(cols, &mut scratch);
         });
     // Row pairs: to the real image, times ghat, back to the half spectrum along x.
-    let npairs = ny.div_ceil(2);
-    let blocks: Vec<Vec<C>> = (0..npairs.div_ceil(BLK))
-        .into_par_iter()
-        .map(|b| {
-            let (p0, p1) = (b * BLK, ((b + 1) * BLK).min(npairs));
-            let nr = (2 * p1).min(ny) - 2 * p0;
-            let mut z = vec![ZERO; nx];
-            let mut scratch = vec![
-                ZERO;
-                p.ix.get_inplace_scratch_len()
-                    .max(p.fx.get_inplace_scratch_len())
-            ];
-            let mut out = vec![ZERO; ncol * nr];
-            for q in p0..p1 {
-                let y0 = 2 * q;
-                let has1 = y0 + 1 < ny;
-                load_pair(&t, ncol, ny, y0, has1, &mut z);
-                p.ix.process_with_scratch(&mut z, &mut scratch);
-                let g0 = &ghat[y0 * nx..(y0 + 1) * nx];
-                if has1 {
-                    let g1 = &ghat[(y0 + 1) * nx..(y0 + 2) * nx];
-                    for ((v, a), b) in z.iter_mut().zip(g0).zip(g1) {
-                        *v = C::new(v.re * a, v.im * b);
-                    }
-                } else {
-                    for (v, a) in z.iter_mut().zip(g0) {
-                        *v = C::new(v.re * a, 0.0);
-                    }
+    let blocks = over_row_pairs(
+        p,
+        &t,
+        ncol,
+        |rows| vec![ZERO; ncol * rows],
+        |r, y0, has1, z, scratch, out| {
+            let nr = out.len() / ncol;
+            let g0 = &ghat[y0 * nx..(y0 + 1) * nx];
+            if has1 {
+                let g1 = &ghat[(y0 + 1) * nx..(y0 + 2) * nx];
+                for ((v, a), b) in z.iter_mut().zip(g0).zip(g1) {
+                    *v = C::new(v.re * a, v.im * b);
                 }
-                p.fx.process_with_scratch(&mut z, &mut scratch);
-                let r = y0 - 2 * p0;
-                for kx in 0..ncol {
-                    let zz = z[kx];
-                    let zm = z[(nx - kx) % nx].conj();
-                    out[kx * nr + r] = (zz + zm) * 0.5;
-                    if has1 {
-                        let d = zz - zm;
-                        out[kx * nr + r + 1] = C::new(0.5 * d.im, -0.5 * d.re);
-                    }
+            } else {
+                for (v, a) in z.iter_mut().zip(g0) {
+                    *v = C::new(v.re * a, 0.0);
                 }
             }
-            out
-        })
-        .collect();
+            p.fx.process_with_scratch(z, scratch);
+            for kx in 0..ncol {
+                let zz = z[kx];
+                let zm = z[(nx - kx) % nx].conj();
+                out[kx * nr + r] = (zz + zm) * 0.5;
+                if has1 {
+                    let d = zz - zm;
+                    out[kx * nr + r + 1] = C::new(0.5 * d.im, -0.5 * d.re);
+                }
+            }
+        },
+    );
     drop(t);
     // Columns: forward FFT along y.
     let mut t3 = vec![ZERO; ncol * ny];

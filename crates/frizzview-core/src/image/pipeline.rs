@@ -931,23 +931,10 @@ pub fn aperture(
 mod tests {
     use super::*;
     use crate::image::synth::SplitMix;
-    use std::path::PathBuf;
 
     fn exposure(name: &str, sci: Array2<f64>) -> ImageExposure {
-        let (ny, nx) = sci.dim();
-        ImageExposure {
-            name: name.into(),
-            path: PathBuf::from(name),
-            hdu: "0".into(),
-            sci,
-            ivar: Array2::ones((ny, nx)),
-            dq: None,
-            dq_encoding: read::DqEncoding::Bits,
-            wcs: None,
-            bunit: None,
-            companions: Vec::new(),
-            notes: Vec::new(),
-        }
+        let ivar = Array2::ones(sci.dim());
+        ImageExposure::new(name, name, "0", sci, ivar)
     }
 
     #[test]

@@ -144,6 +144,47 @@ pub struct ImageExposure {
 }
 
 impl ImageExposure {
+    /// An exposure of `sci` and `ivar` with nothing else known: no DQ (bit encoding), WCS,
+    /// units, companions or notes.
+    #[must_use]
+    pub fn new(
+        name: impl Into<String>,
+        path: impl Into<PathBuf>,
+        hdu: impl Into<String>,
+        sci: Array2<f64>,
+        ivar: Array2<f64>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            path: path.into(),
+            hdu: hdu.into(),
+            sci,
+            ivar,
+            dq: None,
+            dq_encoding: DqEncoding::Bits,
+            wcs: None,
+            bunit: None,
+            companions: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// An exposure from arrays in memory (no file): `name` is also its path, its HDU is
+    /// "array", and nothing else is known (see [`ImageExposure::new`]).
+    ///
+    /// # Errors
+    /// When `sci` and `ivar` differ in shape.
+    pub fn from_arrays(name: &str, sci: Array2<f64>, ivar: Array2<f64>) -> Result<Self, String> {
+        if sci.dim() != ivar.dim() {
+            return Err(format!(
+                "sci shape {:?} and ivar shape {:?} differ",
+                sci.dim(),
+                ivar.dim()
+            ));
+        }
+        Ok(Self::new(name, name, "array", sci, ivar))
+    }
+
     /// (nx, ny).
     #[must_use]
     pub fn size(&self) -> (usize, usize) {
@@ -195,6 +236,22 @@ impl ImageExposure {
 
 /// The largest `.npy` or TIFF file read (bytes).
 pub const MAX_ARRAY_FILE_BYTES: u64 = 2 << 30;
+
+/// Fails, naming the file, when it cannot be stat'ed or is larger than [`MAX_ARRAY_FILE_BYTES`]
+/// (`what` says which kind of file it is, e.g. "the TIFF file").
+fn check_array_file_size(path: &Path, what: &str) -> Result<(), LoadError> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| LoadError::io(path, e))?
+        .len();
+    if len > MAX_ARRAY_FILE_BYTES {
+        return Err(LoadError::invalid(
+            path,
+            what,
+            format!("is {len} bytes, more than the {MAX_ARRAY_FILE_BYTES} read"),
+        ));
+    }
+    Ok(())
+}
 
 /// Read the exposures in `paths`. Companion files (CP `oow`/`ood`, `X.wht.fits`, `X_ivar.npy`...)
 /// are found beside each image; when given as well, they are not read twice as images.
@@ -740,16 +797,7 @@ fn read_extensions(
 type NpyRead = (Vec<usize>, Vec<f64>, Option<Vec<u64>>);
 
 fn read_npy_array(path: &Path) -> Result<NpyRead, LoadError> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| LoadError::io(path, e))?
-        .len();
-    if len > MAX_ARRAY_FILE_BYTES {
-        return Err(LoadError::invalid(
-            path,
-            "the .npy file",
-            format!("is {len} bytes, more than the {MAX_ARRAY_FILE_BYTES} read"),
-        ));
-    }
+    check_array_file_size(path, "the .npy file")?;
     let bytes = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
     let a = crate::io::npz::parse_npy(&bytes)
         .map_err(|e| LoadError::invalid(path, "the .npy array", e))?;
@@ -877,22 +925,16 @@ fn read_npy_set(path: &Path) -> Result<Vec<ImageExposure>, LoadError> {
             }
         };
         sanitize(&sci, &mut ivar, &mut notes);
+        let (name, hdu) = if many {
+            (format!("{b}[{k}]"), format!("plane {k}"))
+        } else {
+            (b.clone(), "the array".to_owned())
+        };
         out.push(ImageExposure {
-            name: if many { format!("{b}[{k}]") } else { b.clone() },
-            path: path.to_path_buf(),
-            hdu: if many {
-                format!("plane {k}")
-            } else {
-                "the array".into()
-            },
-            sci,
-            ivar,
             dq: dq_planes.as_ref().map(|d| d[k].clone()),
-            dq_encoding: DqEncoding::Bits,
-            wcs: None,
-            bunit: None,
             companions: companions.clone(),
             notes,
+            ..ImageExposure::new(name, path, hdu, sci, ivar)
         });
     }
     Ok(out)
@@ -903,16 +945,7 @@ fn read_npy_set(path: &Path) -> Result<Vec<ImageExposure>, LoadError> {
 
 fn read_tiff(path: &Path) -> Result<Vec<ImageExposure>, LoadError> {
     use tiff::decoder::{Decoder, DecodingResult};
-    let len = std::fs::metadata(path)
-        .map_err(|e| LoadError::io(path, e))?
-        .len();
-    if len > MAX_ARRAY_FILE_BYTES {
-        return Err(LoadError::invalid(
-            path,
-            "the TIFF file",
-            format!("is {len} bytes, more than the {MAX_ARRAY_FILE_BYTES} read"),
-        ));
-    }
+    check_array_file_size(path, "the TIFF file")?;
     let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let te =
         |page: usize, e: tiff::TiffError| LoadError::invalid(path, format!("TIFF page {page}"), e);
@@ -974,22 +1007,14 @@ fn read_tiff(path: &Path) -> Result<Vec<ImageExposure>, LoadError> {
             ];
             let mut ivar = Array2::ones(sci.dim());
             sanitize(&sci, &mut ivar, &mut notes);
+            let name = if many {
+                format!("{stem}[{page}]")
+            } else {
+                stem.clone()
+            };
             ImageExposure {
-                name: if many {
-                    format!("{stem}[{page}]")
-                } else {
-                    stem.clone()
-                },
-                path: path.to_path_buf(),
-                hdu: format!("TIFF page {page}"),
-                sci,
-                ivar,
-                dq: None,
-                dq_encoding: DqEncoding::Bits,
-                wcs: None,
-                bunit: None,
-                companions: Vec::new(),
                 notes,
+                ..ImageExposure::new(name, path, format!("TIFF page {page}"), sci, ivar)
             }
         })
         .collect())

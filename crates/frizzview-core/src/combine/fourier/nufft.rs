@@ -12,6 +12,8 @@ use rayon::prelude::*;
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex64;
 
+use crate::numeric::fast_len;
+
 /// Half-width of the spreading stencil in fine-grid points.
 const SPREAD: i64 = 14;
 /// Points per spreading block (the unit of parallel work).
@@ -68,25 +70,6 @@ impl Grid {
         }
         l0 as i64 - (SPREAD - 1)
     }
-}
-
-/// The smallest 2^a 3^b 5^c >= n (sizes rustfft handles fastest).
-pub(crate) fn fast_len(n: usize) -> usize {
-    let mut best = n.next_power_of_two();
-    let mut p5 = 1usize;
-    while p5 < best {
-        let mut p35 = p5;
-        while p35 < best {
-            let mut p = p35;
-            while p < n {
-                p *= 2;
-            }
-            best = best.min(p);
-            p35 *= 3;
-        }
-        p5 *= 5;
-    }
-    best
 }
 
 /// Type 1: F(k) = sum_j c_j exp(i k u_j) for k = -kmax..=kmax (returned at index k + kmax).

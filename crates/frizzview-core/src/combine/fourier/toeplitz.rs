@@ -9,6 +9,8 @@ use std::sync::Arc;
 use rustfft::num_complex::Complex64;
 use rustfft::{Fft, FftPlanner};
 
+use crate::numeric::fast_len;
+
 type C = Complex64;
 
 fn zero() -> C {
@@ -25,7 +27,7 @@ struct Conv {
 
 impl Conv {
     fn new(n: usize) -> Self {
-        let big = super::nufft::fast_len(2 * n).max(2);
+        let big = fast_len(2 * n).max(2);
         let mut pl = FftPlanner::new();
         Self {
             n,
@@ -71,9 +73,9 @@ impl Conv {
 pub struct Toeplitz {
     n: usize,
     t: Vec<C>,
+    /// The spectrum of the circulant embedding (length `conv.big`).
     circ_hat: Vec<C>,
-    fwd: Arc<dyn Fft<f64>>,
-    inv: Arc<dyn Fft<f64>>,
+    conv: Conv,
 }
 
 impl Toeplitz {
@@ -81,10 +83,8 @@ impl Toeplitz {
     #[must_use]
     pub fn new(t: Vec<C>) -> Self {
         let n = t.len();
-        let big = super::nufft::fast_len(2 * n).max(2);
-        let mut pl = FftPlanner::new();
-        let fwd = pl.plan_fft_forward(big);
-        let inv = pl.plan_fft_inverse(big);
+        let conv = Conv::new(n);
+        let big = conv.big;
         // Circulant embedding: c[(p - q) mod big] = t(q - p).
         let mut c = vec![zero(); big];
         for s in 0..n {
@@ -93,13 +93,12 @@ impl Toeplitz {
                 c[big - s] = t[s];
             }
         }
-        fwd.process(&mut c);
+        conv.fwd.process(&mut c);
         Self {
             n,
             t,
             circ_hat: c,
-            fwd,
-            inv,
+            conv,
         }
     }
 
@@ -124,16 +123,8 @@ impl Toeplitz {
     /// A v.
     #[must_use]
     pub fn matvec(&self, v: &[C]) -> Vec<C> {
-        let big = self.circ_hat.len();
-        let mut b = vec![zero(); big];
-        b[..self.n].copy_from_slice(v);
-        self.fwd.process(&mut b);
-        for (x, c) in b.iter_mut().zip(&self.circ_hat) {
-            *x *= c;
-        }
-        self.inv.process(&mut b);
-        let s = 1.0 / big as f64;
-        b[..self.n].iter().map(|x| x * s).collect()
+        // The first n entries of the circulant product: a linear convolution with the embedding.
+        self.conv.conv(&self.circ_hat, &v[..self.n])
     }
 }
 
