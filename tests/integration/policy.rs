@@ -10,7 +10,7 @@ use std::path::Path;
 use frizzview::combine::{self, Cancel, Combined};
 use frizzview::model::VelocityKind;
 use frizzview::model::{Dataset, mask, pixel_policy};
-use frizzview::settings::{Interpolator, Settings};
+use frizzview::settings::{Interpolator, Settings, Weighting};
 
 use super::real_star::{self, RealStar};
 
@@ -543,6 +543,11 @@ fn standard_practice_inflates_only_pixels_that_inherit_the_flags() {
     let data = small_apogee();
     let mut s = defaults(&data);
     s.forward = None;
+    // The policy's inflation is that of the inverse-variance flavour; APOGEE's default
+    // (`Weighting::ApogeePipeline`, the DR13 row 0) applies the pipeline's own rules instead.
+    if let Some(st) = s.standard.as_mut() {
+        st.weighting = Weighting::InverseVariance;
+    }
     let mut old = s.clone();
     old.apply_policy_preset(pixel_policy::Preset::ApogeeBadBits);
     let a = run(&data, &s).standard.expect("standard");
@@ -766,19 +771,50 @@ fn multistar_visits_with_their_apstar_use_its_velocities_and_match_row_0() {
         assert!(data.pipeline_coadd.is_some(), "{name}: no row 0");
         let ap = read_other_apstar(&star.apstar);
         let per_chip = std_vs_apstar(&c.standard.as_ref().expect("standard").flux, &ap);
-        eprintln!(
-            "{name}: {used_apstar} apStar velocities used; standard practice vs row 0, median |d|/sigma per chip {per_chip:.3?}"
+        assert_eq!(
+            s.standard.as_ref().map(|st| st.weighting),
+            Some(Weighting::ApogeePipeline),
+            "APOGEE standard practice defaults to the pipeline's row-0 weighting"
         );
-        // The target, 0.25 sigma, holds on the two 3-visit stars (0.06-0.10). It does not
-        // yet on the 15-visit star at S/N 113 (0.50, 0.38, 0.22: the pipeline's pixel-weighted
-        // coadd of 15 visits is not an inverse-variance mean of ours) nor on the faint star (S/N
-        // 4.5-7 per visit, 4 of whose 6 velocities the data's search replaces: 0.98, 0.73,
-        // 0.81). Those two are held to what they measure now, as regression guards.
+        // Beside it, the inverse-variance mean of the pieces with the pixel policy's inflation
+        // (the default before), and the default with the apStar's velocities forced for every
+        // visit (no check against the data).
+        let std_only = |f: &dyn Fn(&mut Settings)| {
+            let mut t = s.clone();
+            t.forward = None;
+            f(&mut t);
+            let r = run(&data, &t);
+            std_vs_apstar(&r.standard.as_ref().expect("standard").flux, &ap)
+        };
+        let per_chip_iv = std_only(&|t: &mut Settings| {
+            if let Some(st) = t.standard.as_mut() {
+                st.weighting = Weighting::InverseVariance;
+            }
+        });
+        let per_chip_forced = std_only(&|t: &mut Settings| {
+            t.shift = frizzview::settings::ShiftSource::ApStar;
+            t.velocity.check = false;
+        });
+        eprintln!(
+            "{name}: {used_apstar} apStar velocities used; standard practice vs row 0, median |d|/sigma per chip {per_chip:.3?}; inverse-variance flavour {per_chip_iv:.3?}; apStar velocities forced {per_chip_forced:.3?}"
+        );
+        // The target, 0.25 sigma, holds on the three bright stars with the pipeline's
+        // row-0 weighting (APOGEE's default; 2M00452143 0.024, 0.036, 0.061; 2M05392474
+        // 0.024, 0.054, 0.063; the 15-visit 2M03442721 0.118, 0.179, 0.086, where the
+        // inverse-variance mean with the policy's x10 sky-line inflation gave 0.504, 0.378,
+        // 0.219). The faint star (S/N 4.5-7 per visit) does not: 0.844, 0.586, 0.713, where
+        // the data's search replaces 3 of its 6 apStar velocities; with the apStar's forced it
+        // is within 0.25 (asserted below), so its gap is the velocities.
         let bound = match name {
-            "2M12294016+2619567" => 1.2,
-            "2M03442721+3220288" => 0.6,
+            "2M12294016+2619567" => 0.9,
             _ => 0.25,
         };
+        for (chip, m, _) in &per_chip_forced {
+            assert!(
+                *m <= 0.25,
+                "{name} chip {chip}: median {m:.3} sigma with the apStar's velocities"
+            );
+        }
         for (chip, m, n) in &per_chip {
             assert!(*n > 1000, "{name} chip {chip}: only {n} pixels");
             assert!(*m <= bound, "{name} chip {chip}: median {m:.3} sigma");
