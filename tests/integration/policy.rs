@@ -836,8 +836,7 @@ fn apstar_rows(path: &Path, hdu: usize) -> Vec<Vec<f64>> {
 /// their own pixels (the identity), must give row 0 (median |ours - row 0| / row-0 error per
 /// chip on the pixels the pipeline calls good). Measured: 0.0004-0.0084 sigma on the five stars
 /// (the plain inverse-variance mean of the same rows: 0.009-0.56, e.g. 0.560, 0.305, 0.479 on
-/// the 15-visit 2M03442721; an independent numpy version of both gives the same figures). A
-/// residue stays on chip b of the 15-visit star where persistence-flagged pixels differ by up
+/// the 15-visit 2M03442721). A residue stays on chip b of the 15-visit star where persistence-flagged pixels differ by up
 /// to 3 % (a DR13 rule the rows do not reveal), below the median.
 #[test]
 fn apstar_row_0_is_rebuilt_from_its_own_resampled_visits() {
