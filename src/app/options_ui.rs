@@ -93,7 +93,11 @@ fn method_ui(s: &mut Settings, ui: &mut egui::Ui) {
                 ui,
                 "Averaging",
                 &mut ss.weighting,
-                &[Weighting::InverseVariance, Weighting::Uniform],
+                &[
+                    Weighting::InverseVariance,
+                    Weighting::Uniform,
+                    Weighting::ApogeePipeline,
+                ],
                 weighting_label,
             );
         });
@@ -384,6 +388,7 @@ fn weighting_label(w: Weighting) -> &'static str {
     match w {
         Weighting::InverseVariance => "inverse variance",
         Weighting::Uniform => "uniform",
+        Weighting::ApogeePipeline => "APOGEE pipeline (continuum-normalised, row 0)",
     }
 }
 

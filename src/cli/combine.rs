@@ -78,7 +78,9 @@ pub struct CombineArgs {
     /// Per-visit velocity override in km/s, NAME=KMS (NAME: visit name, file name, or 0-based index).
     #[arg(long, value_name = "NAME=KMS", allow_hyphen_values = true)]
     pub velocity: Vec<String>,
-    /// Pixel weighting: ivar or uniform.
+    /// Pixel weighting: ivar, uniform or apogee-pipeline (standard practice's apStar row 0;
+    /// the forward model weights by ivar under it). Default: ivar, and apogee-pipeline for
+    /// standard practice on APOGEE data.
     #[arg(long)]
     pub weighting: Option<String>,
     /// Leave a visit out (name, file name or 0-based index); repeatable.
@@ -316,9 +318,15 @@ pub fn settings_from_args(a: &CombineArgs, data: &Dataset) -> anyhow::Result<Set
         Some(i) => choice::<Interpolator>("interp", i)?,
     };
     let std_mask = choice::<StandardMask>("std-mask", &a.std_mask)?;
+    // --weighting sets both methods' weighting; without it standard practice keeps the survey's
+    // default (the APOGEE pipeline's row-0 weighting for APOGEE data).
+    let std_weighting = match (&a.weighting, s.standard.as_ref()) {
+        (None, Some(st)) => st.weighting,
+        _ => s.weighting,
+    };
     s.standard = st.then_some(StandardSettings {
         interpolator,
-        weighting: s.weighting,
+        weighting: std_weighting,
         mask: std_mask,
     });
     if a.lags < 5 {

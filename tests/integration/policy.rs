@@ -10,7 +10,7 @@ use std::path::Path;
 use frizzview::combine::{self, Cancel, Combined};
 use frizzview::model::VelocityKind;
 use frizzview::model::{Dataset, mask, pixel_policy};
-use frizzview::settings::{Interpolator, Settings};
+use frizzview::settings::{Interpolator, Settings, Weighting};
 
 use super::real_star::{self, RealStar};
 
@@ -543,6 +543,11 @@ fn standard_practice_inflates_only_pixels_that_inherit_the_flags() {
     let data = small_apogee();
     let mut s = defaults(&data);
     s.forward = None;
+    // The policy's inflation is that of the inverse-variance flavour; APOGEE's default
+    // (`Weighting::ApogeePipeline`, the DR13 row 0) applies the pipeline's own rules instead.
+    if let Some(st) = s.standard.as_mut() {
+        st.weighting = Weighting::InverseVariance;
+    }
     let mut old = s.clone();
     old.apply_policy_preset(pixel_policy::Preset::ApogeeBadBits);
     let a = run(&data, &s).standard.expect("standard");
@@ -766,22 +771,177 @@ fn multistar_visits_with_their_apstar_use_its_velocities_and_match_row_0() {
         assert!(data.pipeline_coadd.is_some(), "{name}: no row 0");
         let ap = read_other_apstar(&star.apstar);
         let per_chip = std_vs_apstar(&c.standard.as_ref().expect("standard").flux, &ap);
-        eprintln!(
-            "{name}: {used_apstar} apStar velocities used; standard practice vs row 0, median |d|/sigma per chip {per_chip:.3?}"
+        assert_eq!(
+            s.standard.as_ref().map(|st| st.weighting),
+            Some(Weighting::ApogeePipeline),
+            "APOGEE standard practice defaults to the pipeline's row-0 weighting"
         );
-        // The target, 0.25 sigma, holds on the two 3-visit stars (0.06-0.10). It does not
-        // yet on the 15-visit star at S/N 113 (0.50, 0.38, 0.22: the pipeline's pixel-weighted
-        // coadd of 15 visits is not an inverse-variance mean of ours) nor on the faint star (S/N
-        // 4.5-7 per visit, 4 of whose 6 velocities the data's search replaces: 0.98, 0.73,
-        // 0.81). Those two are held to what they measure now, as regression guards.
+        // Beside it, the inverse-variance mean of the pieces with the pixel policy's inflation
+        // (the default before), and the default with the apStar's velocities forced for every
+        // visit (no check against the data).
+        let std_only = |f: &dyn Fn(&mut Settings)| {
+            let mut t = s.clone();
+            t.forward = None;
+            f(&mut t);
+            let r = run(&data, &t);
+            std_vs_apstar(&r.standard.as_ref().expect("standard").flux, &ap)
+        };
+        let per_chip_iv = std_only(&|t: &mut Settings| {
+            if let Some(st) = t.standard.as_mut() {
+                st.weighting = Weighting::InverseVariance;
+            }
+        });
+        let per_chip_forced = std_only(&|t: &mut Settings| {
+            t.shift = frizzview::settings::ShiftSource::ApStar;
+            t.velocity.check = false;
+        });
+        eprintln!(
+            "{name}: {used_apstar} apStar velocities used; standard practice vs row 0, median |d|/sigma per chip {per_chip:.3?}; inverse-variance flavour {per_chip_iv:.3?}; apStar velocities forced {per_chip_forced:.3?}"
+        );
+        // The target, 0.25 sigma, holds on the three bright stars with the pipeline's
+        // row-0 weighting (APOGEE's default; 2M00452143 0.024, 0.036, 0.061; 2M05392474
+        // 0.024, 0.054, 0.063; the 15-visit 2M03442721 0.118, 0.179, 0.086, where the
+        // inverse-variance mean with the policy's x10 sky-line inflation gave 0.504, 0.378,
+        // 0.219). The faint star (S/N 4.5-7 per visit) does not: 0.844, 0.586, 0.713, where
+        // the data's search replaces 3 of its 6 apStar velocities; with the apStar's forced it
+        // is within 0.25 (asserted below), so its gap is the velocities.
         let bound = match name {
-            "2M12294016+2619567" => 1.2,
-            "2M03442721+3220288" => 0.6,
+            "2M12294016+2619567" => 0.9,
             _ => 0.25,
         };
+        for (chip, m, _) in &per_chip_forced {
+            assert!(
+                *m <= 0.25,
+                "{name} chip {chip}: median {m:.3} sigma with the apStar's velocities"
+            );
+        }
         for (chip, m, n) in &per_chip {
             assert!(*n > 1000, "{name} chip {chip}: only {n} pixels");
             assert!(*m <= bound, "{name} chip {chip}: median {m:.3} sigma");
+        }
+    }
+}
+
+/// Every row of an apStar image HDU (rows x 8575).
+fn apstar_rows(path: &Path, hdu: usize) -> Vec<Vec<f64>> {
+    let mut f = fitsio::FitsFile::open(path).expect("open apStar");
+    let h = f.hdu(hdu).expect("apStar HDU");
+    let all: Vec<f64> = h.read_image(&mut f).expect("apStar image");
+    all.chunks(8575).map(<[f64]>::to_vec).collect()
+}
+
+/// The pipeline-row-0 flavour (`Weighting::ApogeePipeline`) against the pipeline itself with the
+/// resampling taken out: the apStar's own resampled visits (rows 2..: flux, error, mask, already
+/// on the apStar grid in the rest frame) given as visits, unshifted, linearly interpolated at
+/// their own pixels (the identity), must give row 0 (median |ours - row 0| / row-0 error per
+/// chip on the pixels the pipeline calls good). Measured: 0.0004-0.0084 sigma on the five stars
+/// (the plain inverse-variance mean of the same rows: 0.009-0.56, e.g. 0.560, 0.305, 0.479 on
+/// the 15-visit 2M03442721). A residue stays on chip b of the 15-visit star where persistence-flagged pixels differ by up
+/// to 3 % (a DR13 rule the rows do not reveal), below the median.
+#[test]
+fn apstar_row_0_is_rebuilt_from_its_own_resampled_visits() {
+    use frizzview::model::{Visit, VisitArrays, VisitMeta};
+    let mut paths: Vec<(String, std::path::PathBuf)> = Vec::new();
+    if let Some(s) = real_star::star("policy::apstar_row_0_is_rebuilt") {
+        paths.push(("2M00005143+5615568".into(), s.apstar));
+    }
+    for name in super::multistar::STARS {
+        if let Some(s) = super::multistar::star(name) {
+            paths.push((name.into(), s.apstar));
+        }
+    }
+    for (name, path) in paths {
+        let (flux, err, msk) = (
+            apstar_rows(&path, 1),
+            apstar_rows(&path, 2),
+            apstar_rows(&path, 3),
+        );
+        let wave: Vec<f64> = (0..8575)
+            .map(|i| 10f64.powf(4.179 + 6e-6 * i as f64))
+            .collect();
+        let visits = (2..flux.len())
+            .map(|r| {
+                let bad: Vec<bool> = err[r]
+                    .iter()
+                    .map(|e| !(e.is_finite() && *e > 0.0 && *e < 1e9))
+                    .collect();
+                let ivar = err[r]
+                    .iter()
+                    .zip(&bad)
+                    .map(|(e, b)| if *b { 0.0 } else { 1.0 / (e * e) })
+                    .collect();
+                std::sync::Arc::new(
+                    Visit::new(
+                        VisitMeta {
+                            name: format!("row {r}"),
+                            ..VisitMeta::default()
+                        },
+                        VisitArrays {
+                            wavelength_aa: wave.clone(),
+                            flux: flux[r].clone(),
+                            ivar,
+                            flags: msk[r].iter().map(|&m| m as u64).collect(),
+                            bad,
+                            // Split in the chip gaps.
+                            segments: vec![0..3430, 3430..6212, 6212..8575],
+                            ..VisitArrays::default()
+                        },
+                    )
+                    .expect("an apStar row as a visit"),
+                )
+            })
+            .collect();
+        let data = Dataset {
+            visits,
+            ..Dataset::default()
+        };
+        let mut s = Settings {
+            grid: frizzview::settings::GridSpec::Apogee,
+            shift: frizzview::settings::ShiftSource::None,
+            bad_bits: mask::APOGEE_BAD_BITS,
+            forward: None,
+            standard: Some(frizzview::settings::StandardSettings {
+                interpolator: Interpolator::Linear,
+                weighting: Weighting::ApogeePipeline,
+                mask: frizzview::settings::StandardMask::Drop,
+            }),
+            ..Settings::default()
+        };
+        s.velocity.check = false;
+        let rebuilt = |s: &Settings| {
+            let ours = run(&data, s).standard.expect("standard").flux;
+            CHIPS
+                .iter()
+                .map(|&(chip, lo, hi)| {
+                    let z: Vec<f64> = (lo..hi)
+                        .filter(|&l| {
+                            msk[0][l] as u64 & mask::APOGEE_BAD_BITS == 0
+                                && err[0][l] > 0.0
+                                && err[0][l] < 1e9
+                                && flux[0][l] > 0.0
+                                && ours[l].is_finite()
+                        })
+                        .map(|l| (ours[l] - flux[0][l]).abs() / err[0][l])
+                        .collect();
+                    let n = z.len();
+                    (chip, median(z), n)
+                })
+                .collect::<Vec<(&str, f64, usize)>>()
+        };
+        let per_chip = rebuilt(&s);
+        // The plain inverse-variance mean of the same rows, for scale.
+        let mut iv = s.clone();
+        if let Some(st) = iv.standard.as_mut() {
+            st.weighting = Weighting::InverseVariance;
+        }
+        let per_chip_iv = rebuilt(&iv);
+        eprintln!(
+            "{name}: row 0 rebuilt from rows 2..{} by the pipeline-row-0 flavour, median |d|/sigma per chip {per_chip:.4?}; by the inverse-variance mean {per_chip_iv:.4?}",
+            flux.len() - 1
+        );
+        for (chip, m, n) in per_chip {
+            assert!(n > 1000, "{name} chip {chip}: {n} pixels");
+            assert!(m < 0.02, "{name} chip {chip}: median {m:.4} sigma");
         }
     }
 }

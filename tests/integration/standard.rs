@@ -610,6 +610,8 @@ fn weighted_average_and_band_follow_the_weighted_mean_formula() {
             match s.weighting {
                 Weighting::Uniform => k_w[j],
                 Weighting::InverseVariance => k_w[j] / single[j].var[l],
+                // Not among `all_options` (its weights depend on the other visits' continua).
+                Weighting::ApogeePipeline => panic!("{s:?}: not a per-visit weighting"),
             }
         };
         let m = r.flux.len();

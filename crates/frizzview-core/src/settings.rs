@@ -95,6 +95,13 @@ pub enum Weighting {
     InverseVariance,
     /// Weight = 1 for every good pixel.
     Uniform,
+    /// Standard practice only: the APOGEE pipeline's "pixel-by-pixel weighted" apStar row 0
+    /// (`apvisitcomb`): each resampled visit divided by its continuum, an inverse-variance mean
+    /// of the normalised visits, times the visits' mean continuum; persistence-flagged pixels
+    /// left out where another visit covers the pixel; sky-line pixels not down-weighted, as in
+    /// the DR13 apStar files (see `combine::standard::continuum`). The forward model weights
+    /// by inverse variance under this setting.
+    ApogeePipeline,
 }
 
 /// What to do with a visit's multiplicative selection factor S (telluric transmission...).
@@ -671,8 +678,8 @@ pub const APOGEE_FLOOR_KMS: f64 = 0.24;
 ///
 /// Every survey: external velocities checked against the data's (`VelocitySettings::check`).
 /// APOGEE: apStar grid, VRAD shifts, the velocity floor of [`APOGEE_FLOOR_KMS`], the APOGEE-pipeline pixel policy (16639 bad, persistence
-/// and sky-line sigma inflated), selection "multiply", the pipeline's damped sinc for standard
-/// practice. BOSS: BOSS grid, no
+/// and sky-line sigma inflated), selection "multiply", the pipeline's damped sinc and its
+/// continuum-normalised row-0 weighting ([`Weighting::ApogeePipeline`]) for standard practice. BOSS: BOSS grid, no
 /// shift beyond the heliocentric wavelengths (Vrel = 0 is stored by the reader), SPPIXMASK bad
 /// bits, no selection factor. Reference bundles (rest-frame data with a grid): the grid from the
 /// input, no shift, bad bit 0. Anything else: an automatic grid, VRAD shifts if every visit has
@@ -729,6 +736,7 @@ pub fn headless_defaults(data: &model::Dataset) -> Settings {
             s.apply_policy_preset(model::pixel_policy::Preset::ApogeePipeline);
             if let Some(st) = s.standard.as_mut() {
                 st.interpolator = Interpolator::DampedSinc;
+                st.weighting = Weighting::ApogeePipeline;
             }
         }
         model::Survey::Boss => {

@@ -121,6 +121,7 @@ named!(
     [
         (Weighting::InverseVariance, ["ivar", "inverse-variance"]),
         (Weighting::Uniform, ["uniform"]),
+        (Weighting::ApogeePipeline, ["apogee-pipeline", "pipeline"]),
     ]
 );
 

@@ -342,9 +342,15 @@ impl Opts {
             compat: self.compat,
             n_modes: self.modes,
         });
+        // `weighting` sets both methods'; without it standard practice keeps the survey's
+        // default (the APOGEE pipeline's row-0 weighting for APOGEE data), as the CLI.
+        let std_weighting = match (self.weighting, s.standard.as_ref()) {
+            (None, Some(st)) => st.weighting,
+            _ => s.weighting,
+        };
         s.standard = self.standard.then_some(StandardSettings {
             interpolator: self.interp,
-            weighting: s.weighting,
+            weighting: std_weighting,
             mask: self.std_mask,
         });
         s.band_lags = self.lags;

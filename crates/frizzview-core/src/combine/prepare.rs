@@ -329,7 +329,9 @@ fn prepare_visit(
                 0.0
             } else {
                 match settings.weighting {
-                    Weighting::InverseVariance => iv * vs.weight,
+                    // The pipeline's row-0 flavour is standard practice's; the forward
+                    // model weights by inverse variance under it.
+                    Weighting::InverseVariance | Weighting::ApogeePipeline => iv * vs.weight,
                     Weighting::Uniform => vs.weight,
                 }
             }

@@ -42,7 +42,9 @@ pub(super) fn average(
     let weight = |p: &Piece, i: usize, visit_weight: f64| -> f64 {
         match ss.weighting {
             Weighting::Uniform => visit_weight,
-            Weighting::InverseVariance => {
+            // The pipeline's row 0 is an inverse-variance mean of pieces already rescaled to
+            // the mean continuum (`continuum::to_mean_continuum`).
+            Weighting::InverseVariance | Weighting::ApogeePipeline => {
                 let v = p.var[i];
                 if v > 0.0 && v.is_finite() {
                     visit_weight / v

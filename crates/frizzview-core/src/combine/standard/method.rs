@@ -6,13 +6,14 @@ use rayon::prelude::*;
 
 use super::averaging::{self, Average};
 use super::cache::StandardCache;
+use super::continuum;
 use super::interpolators::SplineModel;
 use super::pieces::{Piece, inflate_piece};
 use crate::combine::memo::hash_words;
 use crate::combine::types::{
     Cancel, CombineError, MethodResult, Prepared, SpectrumModel, visit_fits,
 };
-use crate::settings::StandardSettings;
+use crate::settings::{StandardSettings, Weighting};
 
 /// Shift, interpolate and average (see the module documentation) with a fresh [`StandardCache`]:
 /// one-shot use; the engine passes its own cache to [`combine_standard_with_cache`].
@@ -46,6 +47,7 @@ pub fn combine_standard_with_cache(
         .filter(|(_, v)| v.included)
         .flat_map(|(vi, v)| (0..v.visit.segments().len()).map(move |s| (vi, s)))
         .collect();
+    let pipeline_row0 = ss.weighting == Weighting::ApogeePipeline;
     let gen_ = cache.begin();
     let pieces: Result<Vec<Option<Arc<Piece>>>, CombineError> = jobs
         .par_iter()
@@ -59,17 +61,28 @@ pub fn combine_standard_with_cache(
                 (lags, &prep.inflate_bits),
                 gen_,
             );
-            Ok(piece.map(|p| inflate_piece(p, &prep.inflate_bits)))
+            // The pipeline's row-0 flavour applies its own pixel rules instead of the policy's
+            // inflation (`continuum`).
+            Ok(if pipeline_row0 {
+                piece
+            } else {
+                piece.map(|p| inflate_piece(p, &prep.inflate_bits))
+            })
         })
         .collect();
     cache.end(gen_, prep);
     // Each piece with its visit's weight multiplier (the same sense as the forward model's
     // w = ivar * weight: an integer weight k counts the visit k times).
-    let pieces: Vec<(Arc<Piece>, f64)> = pieces?
+    let pieces: Vec<(Arc<Piece>, f64, usize)> = pieces?
         .into_iter()
         .zip(&jobs)
-        .filter_map(|(p, &(vi, _))| p.map(|p| (p, prep.visits[vi].weight)))
+        .filter_map(|(p, &(vi, _))| p.map(|p| (p, prep.visits[vi].weight, vi)))
         .collect();
+    let pieces: Vec<(Arc<Piece>, f64)> = if pipeline_row0 {
+        continuum::to_mean_continuum(pieces, m)
+    } else {
+        pieces.into_iter().map(|(p, w, _)| (p, w)).collect()
+    };
     cancel.check()?;
     let Average {
         flux,

@@ -30,7 +30,10 @@
 //!   divides the data by S (flux / S, ivar S^2; S < `MIN_SELECTION` is bad). That is what standard
 //!   practice does with telluric-corrected spectra.
 //! - Averaging: `Uniform` = the plain mean of the pieces covering a pixel (the paper's code);
-//!   `InverseVariance` weights each piece by 1 / its propagated variance. Either weight is
+//!   `InverseVariance` weights each piece by 1 / its propagated variance; `ApogeePipeline` is
+//!   the APOGEE pipeline's apStar row 0 (each visit divided by its continuum, an
+//!   inverse-variance mean, times the mean continuum; its own persistence and sky-line rules in
+//!   place of the pixel policy's inflation: `continuum.rs`), the default for APOGEE data. Either weight is
 //!   multiplied by the visit's weight multiplier k, in the forward model's sense (its
 //!   w = ivar * k): an integer k averages as if the visit were in the data k times, and k -> 0
 //!   approaches leaving it out. The variance is that of the weighted mean,
@@ -51,6 +54,7 @@
 
 mod averaging;
 mod cache;
+mod continuum;
 mod interpolators;
 mod pieces;
 pub use cache::StandardCache;
