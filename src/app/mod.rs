@@ -138,6 +138,7 @@ impl FrizzApp {
             view: prefs.view,
             remembered: prefs.settings,
             selected_visit: 0,
+            visit_table: visits_ui::TableLayout::default(),
             engine,
             submitted: None,
             result: None,
@@ -545,17 +546,26 @@ impl FrizzApp {
             Tab::Spectra => {
                 // Typical sets (up to VISIT_ROWS_SHOWN visits) show whole without scrolling; a
                 // larger one scrolls, and the panel's lower edge drags down to most of the height.
+                // The height comes from what the table measured of itself on the previous frame
+                // (the lines above it grow when a result brings warnings); before that, from an
+                // estimate. It is the panel's minimum, so new warnings never push rows out of view.
                 // The panel's id carries the (capped) visit count, so a new set gets its own size.
                 let n = self.data.visits.len();
-                let row_h = ui.spacing().interact_size.y + 2.0;
-                let rows = n.clamp(2, visits_ui::VISIT_ROWS_SHOWN) as f32;
-                let above = visits_ui::lines_above_table(self.result.as_deref());
-                let height = (2.0 + above as f32 + rows) * row_h + 30.0;
+                let measured = self.visit_table.rows == n && self.visit_table.row_px > 0.0;
+                let height = if measured {
+                    self.visit_table.height_for(n)
+                } else {
+                    let row_h = ui.spacing().interact_size.y + 2.0;
+                    let rows = n.clamp(2, visits_ui::VISIT_ROWS_SHOWN) as f32;
+                    let above = visits_ui::lines_above_table(self.result.as_deref());
+                    (2.0 + above as f32 + rows) * row_h + 30.0
+                };
                 let max = (0.8 * ui.available_height()).max(height);
                 // (Not the warning count: a panel re-created under a dragged slider ends the drag.)
                 egui::Panel::top(("visits", n.min(visits_ui::VISIT_ROWS_SHOWN + 1)))
                     .resizable(true)
                     .default_size(height)
+                    .min_size(height.min(max))
                     .max_size(max)
                     .show(ui, |ui| {
                         self.selected_visit = self.selected_visit.min(n.saturating_sub(1));
@@ -566,8 +576,13 @@ impl FrizzApp {
                             view: &mut self.view,
                             selected_visit: self.selected_visit,
                         };
-                        if let Some(i) = visits_ui::visits_ui(&mut table, ui) {
+                        let (selected, layout) = visits_ui::visits_ui(&mut table, ui);
+                        if let Some(i) = selected {
                             self.selected_visit = i;
+                        }
+                        if layout != self.visit_table {
+                            self.visit_table = layout;
+                            ui.ctx().request_repaint();
                         }
                     });
                 let scene = view::Scene {

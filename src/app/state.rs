@@ -59,6 +59,8 @@ pub struct FrizzApp {
     pub(super) remembered: Vec<(Survey, Settings)>,
     /// The index of the visit shown in "single" layout and highlighted elsewhere.
     pub selected_visit: usize,
+    /// What the visit table measured of its layout on the last frame (it sizes the panel).
+    pub visit_table: super::visits_ui::TableLayout,
     pub(super) engine: CombineEngine,
     pub(super) submitted: Option<Settings>,
     /// The newest result (kept until a newer one arrives).

@@ -81,14 +81,40 @@ impl VisitTable<'_> {
     }
 }
 
+/// What one frame of the visit table measured of its own layout: the window sizes the panel from
+/// it on the next frame, so every row of a typical set shows however many warning lines are drawn
+/// above the table.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TableLayout {
+    /// Height in points of everything drawn above the table (the slider, warnings, velocity lines).
+    pub above_px: f32,
+    /// Height in points of one table row, as laid out.
+    pub row_px: f32,
+    /// The visit rows wholly inside the table's visible area (not scrolled or clipped away).
+    pub rows_visible: usize,
+    /// The visit rows in the table.
+    pub rows: usize,
+}
+
+impl TableLayout {
+    /// The panel height that shows the header and `rows` rows (at most [`VISIT_ROWS_SHOWN`])
+    /// without scrolling, with room for a horizontal scroll bar and the panel's margins.
+    #[must_use]
+    pub fn height_for(&self, rows: usize) -> f32 {
+        let shown = rows.clamp(1, VISIT_ROWS_SHOWN) as f32;
+        self.above_px + (1.0 + shown) * self.row_px + 28.0
+    }
+}
+
 /// Draw the visit table and the selected visit's shift slider; returns the visit selected by a
-/// click on its number, if any.
-pub fn visits_ui(t: &mut VisitTable<'_>, ui: &mut egui::Ui) -> Option<usize> {
+/// click on its number, if any, and what the table measured of its layout.
+pub fn visits_ui(t: &mut VisitTable<'_>, ui: &mut egui::Ui) -> (Option<usize>, TableLayout) {
     let n = t.data.visits.len();
     if n == 0 {
         ui.label("No visits loaded: open files (File menu) or drop them here.");
-        return None;
+        return (None, TableLayout::default());
     }
+    let top = ui.cursor().top();
     let before = t.selected_visit;
     t.settings.visits.resize(n, Default::default());
     selected_ui(t, ui);
@@ -116,6 +142,11 @@ pub fn visits_ui(t: &mut VisitTable<'_>, ui: &mut egui::Ui) -> Option<usize> {
             c.rest_frame.describe()
         ));
     }
+    let mut layout = TableLayout {
+        above_px: ui.cursor().top() - top,
+        rows: rows.len(),
+        ..TableLayout::default()
+    };
     egui::ScrollArea::both()
         .auto_shrink([false, true])
         .show(ui, |ui| {
@@ -137,16 +168,25 @@ pub fn visits_ui(t: &mut VisitTable<'_>, ui: &mut egui::Ui) -> Option<usize> {
                     ui.label("fitted km/s (relative)");
                     header(t, ui, SortKey::Outliers, "outliers");
                     ui.end_row();
+                    let visible = ui.clip_rect();
                     for row in &rows {
-                        row_ui(t, ui, row);
+                        let rect = row_ui(t, ui, row);
+                        layout.row_px = layout
+                            .row_px
+                            .max(rect.height() + ui.spacing().item_spacing.y);
+                        layout.rows_visible += usize::from(visible.contains_rect(rect));
                         ui.end_row();
                     }
                 });
         });
-    (t.selected_visit != before).then_some(t.selected_visit)
+    (
+        (t.selected_visit != before).then_some(t.selected_visit),
+        layout,
+    )
 }
 
-fn row_ui(t: &mut VisitTable<'_>, ui: &mut egui::Ui, row: &Row) {
+/// One visit's row; returns the rectangle of its name cell (its include box and name).
+fn row_ui(t: &mut VisitTable<'_>, ui: &mut egui::Ui, row: &Row) -> egui::Rect {
     let i = row.index;
     let selected = t.selected_visit == i;
     ui.horizontal(|ui| {
@@ -161,7 +201,7 @@ fn row_ui(t: &mut VisitTable<'_>, ui: &mut egui::Ui, row: &Row) {
         }
     });
     let vs = &mut t.settings.visits[i];
-    ui.checkbox(&mut vs.include, row.name.as_str());
+    let name_rect = ui.checkbox(&mut vs.include, row.name.as_str()).rect;
     ui.add(
         egui::DragValue::new(&mut vs.weight)
             .range(0.0..=100.0)
@@ -242,6 +282,7 @@ fn row_ui(t: &mut VisitTable<'_>, ui: &mut egui::Ui, row: &Row) {
             .map_or("-".into(), |o| format!("{:.1}%", 100.0 * o)),
     )
     .on_hover_text("pixels down-weighted below 0.5 by the robust fit");
+    name_rect
 }
 
 /// A slider for the selected visit's velocity: drag it and watch the model follow.

@@ -122,3 +122,35 @@ fn ui_a_visit_named_by_the_fit_warning_is_excluded_in_one_click() {
         "the excluded visit is still offered"
     );
 }
+
+/// Issue 17 item 5: the visit table shows every visit of a typical set without scrolling at
+/// 1600x1000, with the fit, velocity and rest-frame warnings drawn above it (which pushed the
+/// third of three rows out of view when the panel was sized before the result arrived).
+#[test]
+fn ui_the_visit_table_shows_every_visit_of_a_typical_set_without_scrolling() {
+    for name in multistar::STARS {
+        let Some(star) = multistar::star(name) else {
+            return;
+        };
+        let mut files = star.visits.clone();
+        files.push(star.apstar.clone());
+        let h = window_with(files);
+        let app = h.state();
+        let n = app.data.visits.len();
+        let layout = app.visit_table;
+        let warnings = app.result.as_deref().map_or(0, |r| r.warnings.len());
+        eprintln!("{name}: {n} visits, {warnings} warnings, table {layout:?}");
+        assert_eq!(layout.rows, n, "{name}");
+        assert!(
+            layout.above_px > 0.0,
+            "{name}: nothing measured above the table"
+        );
+        // Up to VISIT_ROWS_SHOWN visits all show; a larger set shows that many and scrolls.
+        let want = n.min(visits_ui::VISIT_ROWS_SHOWN);
+        assert!(
+            layout.rows_visible >= want,
+            "{name}: {} of {n} rows visible without scrolling (want {want})",
+            layout.rows_visible
+        );
+    }
+}
