@@ -272,12 +272,59 @@ fn fitted_velocities_stay_within_5_kms_on_the_16_visit_star() {
     fitted_velocities(&[STARS[1]], false);
 }
 
-/// Known failure: on the 16-visit star the forward-model shift fit drifts from the search's
-/// velocities (which pass within 3 errors) by up to 3 km/s, 2.4 times the 3-error tolerance.
+/// Known failure, and why: on the 16-visit star with all 16 files the forward-model shift fit
+/// drifts from the search's velocities (which pass within 3 errors) by up to 3 km/s on visits
+/// 13 and 14 (S/N 18.5, 14.5), 2.4 times the 3-error tolerance. The cause is visit -9 (S/N 3.3,
+/// the visit the pipeline left out of its apStar): it shapes the joint model, and the visits of
+/// similar barycentric correction (-10 to -14, BC -24 to -30 km/s against its -23) follow it.
+/// Masking the sky and telluric pixels in the shift fit does not change it (worst 2.39x); with
+/// -9 excluded every visit is within its tolerance (worst 0.84x:
+/// [`fitted_velocities_match_the_apstar_on_the_16_visit_star_without_the_visit_the_warning_names`]).
 #[test]
-#[ignore = "known failure: the shift fit drifts on the 16-visit star (2.4x the tolerance)"]
+#[ignore = "known failure: the S/N 3.3 visit the pipeline left out pulls the shift fit (2.4x the tolerance); passes without it"]
 fn fitted_velocities_match_the_apstar_on_the_16_visit_star() {
     fitted_velocities(&[STARS[1]], true);
+}
+
+/// The 16-visit star as a user fixes it in one click: the visits the poor-fit warning names as
+/// outliers (by leave-one-out chi^2/nu) are excluded, then `--fit-shifts` matches the apStar's
+/// relative velocities within the strict tolerance on every visit. The excluded visits come from
+/// the warning of the default combination, not from this test.
+#[test]
+fn fitted_velocities_match_the_apstar_on_the_16_visit_star_without_the_visit_the_warning_names() {
+    let Some(root) = shared("apogee_multistar") else {
+        return;
+    };
+    let star = STARS[1];
+    let t = truth(&root.join(star));
+    let data = load(&t);
+    let mut s = survey_defaults(&data);
+    let first = combine(&data, &s, &Cancel::new()).expect("combine");
+    let outliers: Vec<String> = first
+        .warnings
+        .iter()
+        .filter_map(|w| match w {
+            Warning::PoorFit { outliers, .. } => Some(outliers.iter().map(|(n, _)| n.clone())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    println!("{star}: the poor-fit warning names {outliers:?}");
+    assert!(!outliers.is_empty(), "no outlier named");
+    // The named visits are all ones the pipeline left out of its apStar.
+    s.visits.resize(
+        data.visits.len(),
+        frizzview::settings::VisitSetting::default(),
+    );
+    for (i, v) in data.visits.iter().enumerate() {
+        if outliers.contains(&v.meta.name) {
+            assert!(t[i].vrad.is_none(), "{} is in the apStar", v.meta.name);
+            s.visits[i].include = false;
+        }
+    }
+    let o = outcome_fitted(&data, &s);
+    let worst = compare(star, "--fit-shifts, warned visits excluded", &data, &t, &o);
+    assert!(worst <= 1.0, "{star}: worst |diff|/tol {worst:.2}");
 }
 
 /// Known failure, as [`relative_velocities_match_the_apstar_on_the_faint_star`].
