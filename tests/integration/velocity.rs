@@ -248,10 +248,22 @@ fn relative_velocities_match_the_apstar_on_three_real_stars() {
     relative_velocities(&STARS);
 }
 
-/// Known failure: at S/N 5-7 per visit the search's relative velocities are 6-11 km/s off the
-/// apStar's for three of the six visits the pipeline kept (the test needs 5 km/s).
+/// Known failure, investigated: at S/N 5-7 per visit the search's relative velocities are
+/// 6.5-10.9 km/s off the apStar's on 4 of the 5 visits compared (to visit 0, itself ~6 km/s off).
+/// The apStar's VRADn are not a reference at that level here. (1) Cross-correlating each visit
+/// against the stack of the *other* visits placed at the apStar's velocities (leave-one-out,
+/// sky and telluric pixels masked as the search does) does not return the apStar's velocities
+/// (visit 0: 27.1 vs 35.3 km/s, visit 2: 59.9 vs 46.9, visit 7: 41.9 vs 44.4); placed at ours,
+/// it returns ours within 1.2 km/s, with correlation peaks higher on 4 of the 6 visits (0.12
+/// against 0.05 on visit 2) and within 0.002 on the other two. (These leave-one-out figures are
+/// from an independent numpy re-implementation of the search, not from this crate.) (2) With the sky and telluric pixels used, the apStar's placement becomes
+/// self-consistent (leave-one-out within 2 km/s of VRADn): the apStar's relative velocities lean
+/// on pixels whose residuals are fixed in the observed frame. The search now measures that
+/// sensitivity (`SearchResult::pixel_sensitivity_dx`) and states it in the errors: 0.9-14.2
+/// km/s per visit on this star (visit 0: 14.2 km/s; formal errors alone 0.4-1.0). The pipeline's VERRn (1.18 km/s) and its VSCATTER (4.36)
+/// disagree with each other by a factor 3.7 as well.
 #[test]
-#[ignore = "known failure: S/N 5-7 visits, velocities up to 11 km/s off the apStar's"]
+#[ignore = "known failure, investigated: at S/N 5-7 the apStar's VRADn lean on sky/telluric pixels; ours differ by up to 11 km/s"]
 fn relative_velocities_match_the_apstar_on_the_faint_star() {
     relative_velocities(&[FAINT_STAR]);
 }
@@ -327,9 +339,10 @@ fn fitted_velocities_match_the_apstar_on_the_16_visit_star_without_the_visit_the
     assert!(worst <= 1.0, "{star}: worst |diff|/tol {worst:.2}");
 }
 
-/// Known failure, as [`relative_velocities_match_the_apstar_on_the_faint_star`].
+/// Known failure, as [`relative_velocities_match_the_apstar_on_the_faint_star`] (the shift fit
+/// starts from the search's velocities and stays within 3 km/s of them).
 #[test]
-#[ignore = "known failure: S/N 5-7 visits, velocities up to 11 km/s off the apStar's"]
+#[ignore = "known failure, investigated: at S/N 5-7 the apStar's VRADn lean on sky/telluric pixels; ours differ by up to 14 km/s"]
 fn fitted_velocities_match_the_apstar_on_the_faint_star() {
     fitted_velocities(&[FAINT_STAR], true);
 }
@@ -538,8 +551,8 @@ fn a_common_header_offset_is_caught_by_the_rest_frame() {
         );
     }
 
-    // The M dwarfs: unverified, said in words.
-    for star in STARS {
+    // The M dwarfs (the faint one too, S/N 5-7 per visit): unverified, said in words.
+    for star in STARS.into_iter().chain([FAINT_STAR]) {
         let Some(d) = shared(&format!("apogee_multistar/{star}")) else {
             return;
         };
