@@ -477,7 +477,8 @@ pub fn search_dataset(data: &Dataset, p: &SearchParams) -> Arc<Vec<SearchResult>
 
 /// Each visit's shift change from `found` to `alt` (the same search on other pixels), the
 /// weighted mean change over the visits measured in both removed (relative velocities carry no
-/// zero point), into `pixel_sensitivity_dx` and in quadrature into `sigma_dx`.
+/// zero point), into `pixel_sensitivity_dx`, and in quadrature into `sigma_dx` for the visits
+/// below [`LOW_SNR`].
 fn add_pixel_sensitivity(found: &mut [SearchResult], alt: &[SearchResult]) {
     let both: Vec<usize> = (0..found.len().min(alt.len()))
         .filter(|&i| {
@@ -507,9 +508,19 @@ fn add_pixel_sensitivity(found: &mut [SearchResult], alt: &[SearchResult]) {
     for &i in &both {
         let d = (alt[i].dx - found[i].dx - mean).abs();
         found[i].pixel_sensitivity_dx = d;
-        found[i].sigma_dx = found[i].sigma_dx.hypot(d);
+        if found[i].snr < LOW_SNR {
+            found[i].sigma_dx = found[i].sigma_dx.hypot(d);
+        }
     }
 }
+
+/// Below this S/N (the search's, as `SearchResult::snr`; the APOGEE pipeline's low-S/N limit,
+/// as in `search`) a visit's sensitivity to the sky and telluric pixels enters its stated error.
+/// Above it the sensitivity is reported only: on the bright real M dwarfs it reaches 0.9 km/s
+/// (2M00452143, S/N 40), within what the floor and the segment scale already allow for there
+/// (their relative velocities match the apStar's within 0.52 km/s), while at S/N 5-7 it is
+/// several km/s and the formal error alone (0.4-1.0 km/s) would be far too small.
+pub const LOW_SNR: f64 = 10.0;
 
 /// Check the external velocities of the settings' shift source against the data; `None` when
 /// the check is off, or the shift source is not a stellar velocity (none, -BC).
@@ -759,7 +770,7 @@ mod tests {
                 width_kms: 20.0,
             },
             measured,
-            snr: 10.0,
+            snr: 6.0,
             error_scale: 1.0,
             pixel_sensitivity_dx: 0.0,
         }
@@ -800,6 +811,19 @@ mod tests {
         assert!((found[3].sigma_dx - 1e-5_f64.hypot(moved)).abs() < 1e-12);
         assert!((found[0].pixel_sensitivity_dx - 5e-5 / 4.0).abs() < 1e-12);
         assert!(found[4].sigma_dx.is_nan() && found[4].pixel_sensitivity_dx == 0.0);
+        // A bright visit: reported, not in its error.
+        let mut bright: Vec<SearchResult> = alt
+            .iter()
+            .map(|r| SearchResult {
+                snr: 40.0,
+                dx: r.dx - 1e-4,
+                ..r.clone()
+            })
+            .collect();
+        bright[3].dx += 5e-5;
+        let before = bright[3].sigma_dx;
+        add_pixel_sensitivity(&mut bright, &alt);
+        assert!(bright[3].pixel_sensitivity_dx > 3e-5 && bright[3].sigma_dx == before);
     }
 
     #[test]
