@@ -248,10 +248,22 @@ fn relative_velocities_match_the_apstar_on_three_real_stars() {
     relative_velocities(&STARS);
 }
 
-/// Known failure: at S/N 5-7 per visit the search's relative velocities are 6-11 km/s off the
-/// apStar's for three of the six visits the pipeline kept (the test needs 5 km/s).
+/// Known failure, investigated: at S/N 5-7 per visit the search's relative velocities are
+/// 6.5-10.9 km/s off the apStar's on 4 of the 5 visits compared (to visit 0, itself ~6 km/s off).
+/// The apStar's VRADn are not a reference at that level here. (1) Cross-correlating each visit
+/// against the stack of the *other* visits placed at the apStar's velocities (leave-one-out,
+/// sky and telluric pixels masked as the search does) does not return the apStar's velocities
+/// (visit 0: 27.1 vs 35.3 km/s, visit 2: 59.9 vs 46.9, visit 7: 41.9 vs 44.4); placed at ours,
+/// it returns ours within 1.2 km/s, with correlation peaks higher on 4 of the 6 visits (0.12
+/// against 0.05 on visit 2) and within 0.002 on the other two. (These leave-one-out figures are
+/// from an independent numpy re-implementation of the search, not from this crate.) (2) With the sky and telluric pixels used, the apStar's placement becomes
+/// self-consistent (leave-one-out within 2 km/s of VRADn): the apStar's relative velocities lean
+/// on pixels whose residuals are fixed in the observed frame. The search now measures that
+/// sensitivity (`SearchResult::pixel_sensitivity_dx`) and states it in the errors: 0.9-14.2
+/// km/s per visit on this star (visit 0: 14.2 km/s; formal errors alone 0.4-1.0). The pipeline's VERRn (1.18 km/s) and its VSCATTER (4.36)
+/// disagree with each other by a factor 3.7 as well.
 #[test]
-#[ignore = "known failure: S/N 5-7 visits, velocities up to 11 km/s off the apStar's"]
+#[ignore = "known failure, investigated: at S/N 5-7 the apStar's VRADn lean on sky/telluric pixels; ours differ by up to 11 km/s"]
 fn relative_velocities_match_the_apstar_on_the_faint_star() {
     relative_velocities(&[FAINT_STAR]);
 }
@@ -272,17 +284,65 @@ fn fitted_velocities_stay_within_5_kms_on_the_16_visit_star() {
     fitted_velocities(&[STARS[1]], false);
 }
 
-/// Known failure: on the 16-visit star the forward-model shift fit drifts from the search's
-/// velocities (which pass within 3 errors) by up to 3 km/s, 2.4 times the 3-error tolerance.
+/// Known failure, and why: on the 16-visit star with all 16 files the forward-model shift fit
+/// drifts from the search's velocities (which pass within 3 errors) by up to 3 km/s on visits
+/// 13 and 14 (S/N 18.5, 14.5), 2.4 times the 3-error tolerance. The cause is visit -9 (S/N 3.3,
+/// the visit the pipeline left out of its apStar): it shapes the joint model, and the visits of
+/// similar barycentric correction (-10 to -14, BC -24 to -30 km/s against its -23) follow it.
+/// Masking the sky and telluric pixels in the shift fit does not change it (worst 2.39x); with
+/// -9 excluded every visit is within its tolerance (worst 0.84x:
+/// [`fitted_velocities_match_the_apstar_on_the_16_visit_star_without_the_visit_the_warning_names`]).
 #[test]
-#[ignore = "known failure: the shift fit drifts on the 16-visit star (2.4x the tolerance)"]
+#[ignore = "known failure: the S/N 3.3 visit the pipeline left out pulls the shift fit (2.4x the tolerance); passes without it"]
 fn fitted_velocities_match_the_apstar_on_the_16_visit_star() {
     fitted_velocities(&[STARS[1]], true);
 }
 
-/// Known failure, as [`relative_velocities_match_the_apstar_on_the_faint_star`].
+/// The 16-visit star as a user fixes it in one click: the visits the poor-fit warning names as
+/// outliers (by leave-one-out chi^2/nu) are excluded, then `--fit-shifts` matches the apStar's
+/// relative velocities within the strict tolerance on every visit. The excluded visits come from
+/// the warning of the default combination, not from this test.
 #[test]
-#[ignore = "known failure: S/N 5-7 visits, velocities up to 11 km/s off the apStar's"]
+fn fitted_velocities_match_the_apstar_on_the_16_visit_star_without_the_visit_the_warning_names() {
+    let Some(root) = shared("apogee_multistar") else {
+        return;
+    };
+    let star = STARS[1];
+    let t = truth(&root.join(star));
+    let data = load(&t);
+    let mut s = survey_defaults(&data);
+    let first = combine(&data, &s, &Cancel::new()).expect("combine");
+    let outliers: Vec<String> = first
+        .warnings
+        .iter()
+        .filter_map(|w| match w {
+            Warning::PoorFit { outliers, .. } => Some(outliers.iter().map(|(n, _)| n.clone())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    println!("{star}: the poor-fit warning names {outliers:?}");
+    assert!(!outliers.is_empty(), "no outlier named");
+    // The named visits are all ones the pipeline left out of its apStar.
+    s.visits.resize(
+        data.visits.len(),
+        frizzview::settings::VisitSetting::default(),
+    );
+    for (i, v) in data.visits.iter().enumerate() {
+        if outliers.contains(&v.meta.name) {
+            assert!(t[i].vrad.is_none(), "{} is in the apStar", v.meta.name);
+            s.visits[i].include = false;
+        }
+    }
+    let o = outcome_fitted(&data, &s);
+    let worst = compare(star, "--fit-shifts, warned visits excluded", &data, &t, &o);
+    assert!(worst <= 1.0, "{star}: worst |diff|/tol {worst:.2}");
+}
+
+/// Known failure, as [`relative_velocities_match_the_apstar_on_the_faint_star`] (the shift fit
+/// starts from the search's velocities and stays within 3 km/s of them).
+#[test]
+#[ignore = "known failure, investigated: at S/N 5-7 the apStar's VRADn lean on sky/telluric pixels; ours differ by up to 14 km/s"]
 fn fitted_velocities_match_the_apstar_on_the_faint_star() {
     fitted_velocities(&[FAINT_STAR], true);
 }
@@ -491,8 +551,8 @@ fn a_common_header_offset_is_caught_by_the_rest_frame() {
         );
     }
 
-    // The M dwarfs: unverified, said in words.
-    for star in STARS {
+    // The M dwarfs (the faint one too, S/N 5-7 per visit): unverified, said in words.
+    for star in STARS.into_iter().chain([FAINT_STAR]) {
         let Some(d) = shared(&format!("apogee_multistar/{star}")) else {
             return;
         };

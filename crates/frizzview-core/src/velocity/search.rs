@@ -90,6 +90,12 @@ pub struct SearchResult {
     /// own shifts over their formal errors, pooled over the visits ([`segment_error_scale`]); 1
     /// when the segments agree within their errors or are too few to say.
     pub error_scale: f64,
+    /// How far (ln lambda) the shift moves when the pixels the search leaves out as sky and
+    /// telluric residuals (`SearchParams::bad_bits` beyond the settings' own) are used after
+    /// all, relative to the other visits (the common offset removed); 0 when not measured.
+    /// Added to `sigma_dx` in quadrature (`crate::velocity::search_dataset`): at S/N 5-7 the
+    /// velocities move by several km/s with the choice of pixels, far beyond the formal error.
+    pub pixel_sensitivity_dx: f64,
 }
 
 /// A visit prepared for the search: ascending ln(lambda) per segment, signal and weight.
@@ -577,6 +583,7 @@ pub fn search_with_prior(
         measured: false,
         snr,
         error_scale: 1.0,
+        pixel_sensitivity_dx: 0.0,
     };
     let mut out: Vec<SearchResult> = norms.iter().map(|nv| failed(nv.snr)).collect();
     // The grid.
@@ -701,6 +708,7 @@ pub fn search_with_prior(
             measured,
             snr: norms[i].snr,
             error_scale: 1.0,
+            pixel_sensitivity_dx: 0.0,
         })
     };
     let prior_dx = |i: usize| -> f64 {
