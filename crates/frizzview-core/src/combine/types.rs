@@ -323,6 +323,21 @@ impl Combined {
             .map(|(_, r)| r)
     }
 
+    /// The result of the method named `name`, mutable (the leave-one-out stage fills its
+    /// scores in).
+    pub fn result_mut(&mut self, name: &str) -> Option<&mut MethodResult> {
+        if name == FORWARD.name {
+            self.forward.as_mut()
+        } else if name == STANDARD.name {
+            self.standard.as_mut()
+        } else {
+            self.others
+                .iter_mut()
+                .find(|o| o.info.name == name)
+                .and_then(|o| o.result.as_mut())
+        }
+    }
+
     /// Every method's result, named, in registration order (the forward model, standard
     /// practice, then the others); methods that did not run or failed are left out.
     #[must_use]
