@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::caches::Caches;
+use super::constrained;
 use super::method::{Inputs, Method};
 use super::prepare::prepare;
 use super::quality::refresh_fit_quality;
@@ -12,7 +13,6 @@ use super::types::{
     Cancel, CombineError, Combined, FORWARD, MethodInfo, MethodResult, Prepared, VisitUsed,
 };
 use super::warning::Warning;
-use super::constrained;
 use crate::model::Dataset;
 use crate::settings::Settings;
 

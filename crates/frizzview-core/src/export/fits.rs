@@ -328,7 +328,13 @@ fn write_to(tmp: &Path, data: &Dataset, c: &Combined) -> R<()> {
         flux[(2 + i) * m..(3 + i) * m].copy_from_slice(&row);
     }
     let dims = [rows, m];
-    flux_hdus(&mut f, c, ["FLUX", "ERROR", "MASK"], &dims, (&flux, &err, &mask))?;
+    flux_hdus(
+        &mut f,
+        c,
+        ["FLUX", "ERROR", "MASK"],
+        &dims,
+        (&flux, &err, &mask),
+    )?;
 
     for (name, res) in [
         ("COVAR_FORWARD", methods[0]),
