@@ -358,8 +358,11 @@ mod tests {
         combined_drawing(&pv, r, key)
     }
 
-    /// (name, colour, the points drawn) of every curve.
-    fn summary(d: &CombinedDrawing) -> Vec<(String, egui::Color32, Vec<Vec<[u64; 2]>>)> {
+    /// A curve as (name, colour, the bits of the points drawn, per run).
+    type Summary = (String, egui::Color32, Vec<Vec<[u64; 2]>>);
+
+    /// Every curve of a drawing, summarised.
+    fn summary(d: &CombinedDrawing) -> Vec<Summary> {
         let bits = |p: &[[f64; 2]]| p.iter().map(|q| [q[0].to_bits(), q[1].to_bits()]).collect();
         d.curves
             .iter()

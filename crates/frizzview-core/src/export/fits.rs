@@ -650,7 +650,7 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
         h.write_col(f, "V_REPLACED", &rep).map_err(fe)?;
     }
     for (n, r, loo) in &others {
-        h.write_col(f, &format!("CHI2_NU_{n}"), &chi(*r))
+        h.write_col(f, format!("CHI2_NU_{n}"), &chi(*r))
             .map_err(fe)?;
         if *loo {
             let l: Vec<f64> = (0..nv)
@@ -659,8 +659,7 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
                         .map_or(f64::NAN, |v| v.loo_chi2_nu)
                 })
                 .collect();
-            h.write_col(f, &format!("CHI2_NU_LOO_{n}"), &l)
-                .map_err(fe)?;
+            h.write_col(f, format!("CHI2_NU_LOO_{n}"), &l).map_err(fe)?;
         }
     }
     if let Some(fv) = fitted {
