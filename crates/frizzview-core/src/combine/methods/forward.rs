@@ -1,9 +1,10 @@
 //! The forward model (Frizzle, with the extensions the settings ask for) as a [`Method`].
 
+use crate::combine::extensions;
+use crate::combine::local;
 use crate::combine::method::{Inputs, Method};
 use crate::combine::types::{CombineError, FORWARD, MethodInfo, MethodResult};
 use crate::combine::warning::Warning;
-use crate::combine::{extensions, local};
 use crate::settings::Settings;
 
 /// The forward model.
