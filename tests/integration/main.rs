@@ -25,6 +25,7 @@ mod io;
 mod lamost;
 mod local;
 mod loo;
+mod methods;
 #[cfg(feature = "gui")]
 mod monkey;
 mod multistar;

@@ -1,6 +1,6 @@
-//! The combined-spectrum plot (both methods, their 1-sigma bands, the reference spectra and the
-//! no-data spans, decimated once per result and view) with its hover readout, and the plot of
-//! the difference between the methods.
+//! The combined-spectrum plot (every method of the result, named in the legend, their 1-sigma
+//! bands, the reference spectra and the no-data spans, decimated once per result and view) with
+//! its hover readout, and the plot of the difference between the two built-in methods.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use egui_plot::{FilledArea, Span};
 
 use super::common::{
     FORWARD_COLOR, PlotView, STANDARD_COLOR, Slot, add_trace, apply_view_requests, linked_plot,
-    visible_x,
+    other_color, visible_x,
 };
 use super::curves::{CombinedCurve, CombinedDrawing, CombinedKey, decimate_band, trace};
 use crate::app::trace::TraceItem;
@@ -34,8 +34,8 @@ fn hover_text(pv: &PlotView<'_>, lam_aa: f64) -> String {
         Survey::Boss => mask::BOSS_SPPIXMASK,
         _ => mask::APOGEE_PIXMASK,
     };
-    for (name, m) in [("forward", &r.forward), ("standard", &r.standard)] {
-        let Some(m) = m else { continue };
+    for (info, m) in r.results() {
+        let name = info.name;
         let (Some(f), Some(v)) = (m.flux.get(i), m.var.get(i)) else {
             continue;
         };
@@ -130,11 +130,11 @@ fn no_data_spans(m: &MethodResult, grid_aa: &[f64]) -> Vec<(f64, f64)> {
 fn combined_drawing(pv: &PlotView<'_>, r: &Arc<Combined>, key: CombinedKey) -> CombinedDrawing {
     let grid_aa = r.grid.wavelength_aa();
     let range = f64::from_bits(key.lo)..=f64::from_bits(key.hi);
-    let spans = r
-        .forward
-        .as_ref()
-        .or(r.standard.as_ref())
-        .map(|m| no_data_spans(m, &grid_aa))
+    let results = r.results();
+    // The first method's (the forward model, else standard practice, else the next one).
+    let spans = results
+        .first()
+        .map(|(_, m)| no_data_spans(m, &grid_aa))
         .unwrap_or_default();
     // The y range: the padded percentile range of the constrained values in view (no-data and
     // poorly constrained pixels are NaN already) of every curve drawn.
@@ -146,7 +146,15 @@ fn combined_drawing(pv: &PlotView<'_>, r: &Arc<Combined>, key: CombinedKey) -> C
             .collect()
     };
     let mut values = Vec::new();
-    for m in [&r.forward, &r.standard].into_iter().flatten() {
+    // The built-in methods set it when there are any (a further method is drawn in their
+    // range, clamped like them), else the further methods.
+    let builtin: Vec<&MethodResult> = [&r.forward, &r.standard].into_iter().flatten().collect();
+    let ranged = if builtin.is_empty() {
+        results.iter().map(|(_, m)| *m).collect()
+    } else {
+        builtin
+    };
+    for m in ranged {
         values.extend(in_view(&grid_aa, &m.flux));
     }
     if key.reference {
@@ -180,6 +188,16 @@ fn combined_drawing(pv: &PlotView<'_>, r: &Arc<Combined>, key: CombinedKey) -> C
     {
         let name = "standard practice";
         method_curves(&mut curves, name, m, &grid_aa, STANDARD_COLOR, key, limits);
+    }
+    // Every further method, named by its label, beside standard practice (drawn when it is), the
+    // forward model on top.
+    if key.overlay || r.forward.is_none() {
+        for (k, o) in r.others.iter().enumerate() {
+            if let Some(m) = &o.result {
+                let (name, color) = (o.info.label, other_color(k));
+                method_curves(&mut curves, name, m, &grid_aa, color, key, limits);
+            }
+        }
     }
     if let Some(m) = &r.forward {
         method_curves(
@@ -308,4 +326,126 @@ pub(super) fn difference_plot(pv: &PlotView<'_>, ui: &mut egui::Ui, slot: Slot) 
         let t = trace(&grid_aa, |k| c(d(k)), range, slot.bins);
         add_trace(plot_ui, "standard - forward", t, STANDARD_COLOR, 1.0);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::combine::{MethodInfo, MethodOutcome};
+
+    fn drawing(r: &Arc<Combined>, data: &crate::model::Dataset, overlay: bool) -> CombinedDrawing {
+        let settings = r.settings.clone();
+        let view = crate::app::view::ViewOptions::default();
+        let mut curves = super::super::curves::DatasetCurves::default();
+        let pv = PlotView {
+            data,
+            settings: &settings,
+            result: Some(r),
+            view: &view,
+            selected_visit: 0,
+            reset_view: false,
+            curves: &mut curves,
+        };
+        let grid = r.grid.wavelength_aa();
+        let key = CombinedKey {
+            lo: grid[0].to_bits(),
+            hi: grid[grid.len() - 1].to_bits(),
+            bins: 400,
+            band: true,
+            reference: false,
+            overlay,
+        };
+        combined_drawing(&pv, r, key)
+    }
+
+    /// A curve as (name, colour, the bits of the points drawn, per run).
+    type Summary = (String, egui::Color32, Vec<Vec<[u64; 2]>>);
+
+    /// Every curve of a drawing, summarised.
+    fn summary(d: &CombinedDrawing) -> Vec<Summary> {
+        let bits = |p: &[[f64; 2]]| p.iter().map(|q| [q[0].to_bits(), q[1].to_bits()]).collect();
+        d.curves
+            .iter()
+            .map(|c| match c {
+                CombinedCurve::Band {
+                    name,
+                    xs,
+                    lo,
+                    hi,
+                    color,
+                } => {
+                    let pts = |y: &[f64]| -> Vec<[f64; 2]> {
+                        xs.iter().zip(y).map(|(x, y)| [*x, *y]).collect()
+                    };
+                    (name.clone(), *color, vec![bits(&pts(lo)), bits(&pts(hi))])
+                }
+                CombinedCurve::Line {
+                    name, trace, color, ..
+                } => (
+                    name.clone(),
+                    *color,
+                    trace.to_runs().iter().map(|r| bits(r)).collect(),
+                ),
+            })
+            .collect()
+    }
+
+    /// A method beyond the two built-in ones is drawn with its label in the legend, in its own
+    /// colour, beside standard practice and under the forward model; the built-in ones' curves
+    /// are what they are without it.
+    #[test]
+    fn the_combined_plot_draws_every_method_by_its_label() {
+        let data = crate::app::demo::apogee_demo(3).expect("demo");
+        let settings = crate::settings::survey_defaults(&data);
+        let cancel = crate::combine::Cancel::new();
+        let plain = Arc::new(crate::combine::combine(&data, &settings, &cancel).expect("result"));
+        let mut third = (*plain).clone();
+        let mut toy = third.standard.clone().expect("standard practice");
+        for f in &mut toy.flux {
+            *f *= 1.01;
+        }
+        third.others.push(MethodOutcome {
+            info: MethodInfo {
+                name: "toy",
+                label: "toy method",
+                export_prefix: "toy_",
+            },
+            result: Some(toy),
+            error: None,
+        });
+        let third = Arc::new(third);
+        for overlay in [true, false] {
+            let (a, b) = (
+                summary(&drawing(&plain, &data, overlay)),
+                summary(&drawing(&third, &data, overlay)),
+            );
+            // One band per run of pixels with data (the chips): each name once.
+            let mut names: Vec<&str> = b.iter().map(|c| c.0.as_str()).collect();
+            names.dedup();
+            let toy = b.iter().find(|c| c.0 == "toy method").map(|c| c.1);
+            let std_line = b.iter().find(|c| c.0 == "standard practice").map(|c| &c.2);
+            let toy_line = b.iter().find(|c| c.0 == "toy method").map(|c| &c.2);
+            if overlay {
+                assert_eq!(
+                    names,
+                    [
+                        "standard practice 1-sigma",
+                        "standard practice",
+                        "toy method 1-sigma",
+                        "toy method",
+                        "forward model 1-sigma",
+                        "forward model"
+                    ]
+                );
+                assert_eq!(toy, Some(other_color(0)));
+                assert_ne!(toy, Some(FORWARD_COLOR));
+                assert_ne!(toy, Some(STANDARD_COLOR));
+                assert_ne!(toy_line, std_line, "the toy's curve is its own");
+            } else {
+                assert_eq!(names, ["forward model 1-sigma", "forward model"]);
+            }
+            let kept: Vec<_> = b.into_iter().filter(|c| !c.0.starts_with("toy")).collect();
+            assert_eq!(kept, a, "overlay {overlay}");
+        }
+    }
 }

@@ -88,6 +88,18 @@ impl PlotView<'_> {
 
 pub(super) const FORWARD_COLOR: egui::Color32 = egui::Color32::from_rgb(40, 110, 220);
 pub(super) const STANDARD_COLOR: egui::Color32 = egui::Color32::from_rgb(230, 120, 30);
+/// Colours of the methods beyond the two built-in ones, in registration order (repeating).
+const OTHER_COLORS: [egui::Color32; 4] = [
+    egui::Color32::from_rgb(40, 160, 80),
+    egui::Color32::from_rgb(150, 60, 180),
+    egui::Color32::from_rgb(140, 90, 40),
+    egui::Color32::from_rgb(20, 160, 170),
+];
+
+/// The colour of the `k`-th method beyond the two built-in ones.
+pub(super) fn other_color(k: usize) -> egui::Color32 {
+    OTHER_COLORS[k % OTHER_COLORS.len()]
+}
 pub(super) const MASK_COLOR: egui::Color32 = egui::Color32::from_rgb(220, 30, 30);
 /// Marker colour of pixels the robust fit down-weighted.
 pub(super) const DOWN_WEIGHTED_COLOR: egui::Color32 = egui::Color32::from_rgb(255, 170, 0);

@@ -1,15 +1,15 @@
-//! The Noise tab: the correlation of neighbouring output pixels against lag, for both methods.
+//! The Noise tab: the correlation of neighbouring output pixels against lag, for every method.
 
 use eframe::egui;
 use egui_plot::{Line, Plot, Points};
 
-use super::common::{FORWARD_COLOR, STANDARD_COLOR};
+use super::common::{FORWARD_COLOR, STANDARD_COLOR, other_color};
 use crate::combine::Combined;
 
 pub use crate::experiment::correlation_by_lag;
 
-/// The Noise tab: correlation of neighbouring output pixels against lag, for both methods of
-/// the newest `result`.
+/// The Noise tab: correlation of neighbouring output pixels against lag, for every method of
+/// the newest `result` (the two built-in ones first, in their colours).
 pub fn noise_ui(result: Option<&Combined>, ui: &mut egui::Ui) {
     ui.label(
         "Correlation between output pixels l and l+k (median over pixels of C[l,l+k] / C[l,l]). \
@@ -20,11 +20,17 @@ pub fn noise_ui(result: Option<&Combined>, ui: &mut egui::Ui) {
         ui.label("no result yet");
         return;
     };
+    let others = r
+        .others
+        .iter()
+        .enumerate()
+        .map(|(k, o)| (o.info.label, &o.result, other_color(k)));
     let curves: Vec<(&str, Vec<f64>, egui::Color32)> = [
         ("forward model", &r.forward, FORWARD_COLOR),
         ("standard practice", &r.standard, STANDARD_COLOR),
     ]
     .into_iter()
+    .chain(others)
     .filter_map(|(n, m, c)| m.as_ref().map(|m| (n, correlation_by_lag(&m.band), c)))
     .collect();
     egui::Grid::new("noise-table").striped(true).show(ui, |ui| {

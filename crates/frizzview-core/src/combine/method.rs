@@ -36,4 +36,19 @@ pub trait Method: Send + Sync + std::fmt::Debug {
     /// pipeline applies `crate::combine::constrained` to the result.
     fn run(&self, x: Inputs<'_>, warnings: &mut Vec<Warning>)
     -> Result<MethodResult, CombineError>;
+
+    /// Whether it scores each visit against a fit to the other visits
+    /// ([`Self::leave_one_out`]). Default: no.
+    fn scores_visits(&self) -> bool {
+        false
+    }
+
+    /// The leave-one-visit-out stage, run after every method is done (a window shows the fit
+    /// first, and a newer request can cancel this): fill `VisitFit::loo_*` of this method's own
+    /// result `r`. Called only when [`Self::scores_visits`]; a failure other than cancellation
+    /// becomes a warning, never the loss of the fit. Default: nothing to do.
+    fn leave_one_out(&self, x: Inputs<'_>, r: &mut MethodResult) -> Result<(), CombineError> {
+        let _ = (x, r);
+        Ok(())
+    }
 }

@@ -44,6 +44,7 @@ pub use method::{Inputs, Method};
 pub use methods::{ForwardModel, StandardPractice};
 pub use pipeline::{
     combine, combine_methods, combine_staged, combine_with, complete_leave_one_out,
+    complete_leave_one_out_methods,
 };
 pub use prepare::{file_frame_factor, file_frame_factor_at, prepare};
 pub use quality::fit_quality;

@@ -4,13 +4,15 @@
 use rayon::prelude::*;
 
 use super::caches::Caches;
+use super::constrained;
 use super::method::{Inputs, Method};
 use super::prepare::prepare;
 use super::quality::refresh_fit_quality;
 use super::registry::METHODS;
-use super::types::{Cancel, CombineError, Combined, MethodInfo, MethodResult, Prepared, VisitUsed};
+use super::types::{
+    Cancel, CombineError, Combined, FORWARD, MethodInfo, MethodResult, Prepared, VisitUsed,
+};
 use super::warning::Warning;
-use super::{constrained, local};
 use crate::model::Dataset;
 use crate::settings::Settings;
 
@@ -45,7 +47,8 @@ pub fn combine_with(
 /// ([`Combined::loo_pending`]); the complete result (scores filled in) is then returned. The
 /// scores cost one banded factorisation per visit, many times the fit itself with tens of visits,
 /// so a window shows the fit at once and a newer request can cancel the scoring. `first` is not
-/// called when there is nothing to score (no forward-model result).
+/// called when there is nothing to score (no result of a method that scores visits,
+/// [`Method::scores_visits`]: of the built-in ones, the forward model).
 pub fn combine_staged(
     data: &Dataset,
     settings: &Settings,
@@ -157,11 +160,11 @@ pub fn combine_methods(
         }
         combined.set_outcome(info, result, error);
     }
-    if combined.forward.is_some() {
+    if scoring(&combined, methods) {
         combined.loo_pending = true;
         refresh_fit_quality(&mut combined);
         first(&combined);
-        fill_leave_one_out(&prep, &mut combined, cancel, &caches.basis)?;
+        fill_leave_one_out(&prep, &mut combined, cancel, caches, methods)?;
     }
     refresh_fit_quality(&mut combined);
     Ok(combined)
@@ -185,86 +188,74 @@ pub fn complete_leave_one_out(
     cancel: &Cancel,
     caches: &Caches,
 ) -> Result<(), CombineError> {
+    complete_leave_one_out_methods(data, combined, cancel, caches, METHODS)
+}
+
+/// [`complete_leave_one_out`] of a result [`combine_methods`] made with an explicit list of
+/// methods (the same list).
+pub fn complete_leave_one_out_methods(
+    data: &Dataset,
+    combined: &mut Combined,
+    cancel: &Cancel,
+    caches: &Caches,
+    methods: &[&dyn Method],
+) -> Result<(), CombineError> {
     if !combined.loo_pending {
         return Ok(());
     }
     let prep = prepare(data, &combined.settings)?;
-    fill_leave_one_out(&prep, combined, cancel, &caches.basis)?;
+    fill_leave_one_out(&prep, combined, cancel, caches, methods)?;
     refresh_fit_quality(combined);
     Ok(())
 }
 
-/// The second stage: the scores into the forward result. Their failure is a warning, never the
-/// loss of the fit itself; only cancellation is an error.
+/// The second stage: each scoring method's ([`Method::scores_visits`]) leave-one-out scores into
+/// its result. Their failure is a warning, never the loss of the fit itself; only cancellation
+/// is an error.
 fn fill_leave_one_out(
     prep: &Prepared,
     combined: &mut Combined,
     cancel: &Cancel,
-    cache: &local::BasisCache,
+    caches: &Caches,
+    methods: &[&dyn Method],
 ) -> Result<(), CombineError> {
-    let Combined {
-        forward: Some(r),
-        settings,
-        warnings,
-        ..
-    } = combined
-    else {
-        combined.loo_pending = false;
-        return Ok(());
-    };
-    match add_leave_one_out(prep, settings, r, cancel, cache) {
-        Ok(()) => {}
-        Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
-        Err(e) => warnings.push(Warning::Other(format!("leave-one-out scores: {e}"))),
+    for m in methods.iter().filter(|m| m.scores_visits()) {
+        let info = m.info();
+        let Some(slot) = combined.result_mut(info.name) else {
+            continue;
+        };
+        let mut r = std::mem::take(slot);
+        let inputs = Inputs {
+            prep,
+            settings: &combined.settings,
+            cancel,
+            caches,
+        };
+        let outcome = m.leave_one_out(inputs, &mut r);
+        if let Some(slot) = combined.result_mut(info.name) {
+            *slot = r;
+        }
+        match outcome {
+            Ok(()) => {}
+            Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
+            Err(e) if info == FORWARD => combined
+                .warnings
+                .push(Warning::Other(format!("leave-one-out scores: {e}"))),
+            Err(e) => combined.warnings.push(Warning::Other(format!(
+                "leave-one-out scores of the {}: {e}",
+                info.label
+            ))),
+        }
     }
     combined.loo_pending = false;
     Ok(())
 }
 
-/// Fill the leave-one-visit-out scores of a forward-model result.
-///
-/// Always by the local basis ([`local::leave_one_out`]): with it, removing a visit is a
-/// subtraction of its cached normal-equation sums and one banded solve, cheap enough to run on
-/// every live recomputation. For a Fourier-basis fit the same local-basis scores are used (and
-/// `loo_basis` says so): an exact Fourier refit would cost one full solve per visit, and the two
-/// bases fit the same pixels with nearly the same function space (0.13-0.19 sigma RMS apart on
-/// the paper's test data), which is all a ranking of visits by misfit needs. The scores use the
-/// prepared pixels of the combination (header or manual shifts, the pixel mask and weights), not
-/// the reweighted or shifted ones of extension rounds. Excluded visits are already predicted out
-/// of sample by the full fit: their score is their chi^2 against it.
-fn add_leave_one_out(
-    prep: &Prepared,
-    settings: &Settings,
-    r: &mut MethodResult,
-    cancel: &Cancel,
-    cache: &local::BasisCache,
-) -> Result<(), CombineError> {
-    let other_basis = settings
-        .forward
-        .as_ref()
-        .is_some_and(|fs| !fs.basis.is_local());
-    let loo = local::leave_one_out(prep, cache, &local::LocalOptions::default(), cancel)?;
-    for (fit, l) in r.visits.iter_mut().zip(loo) {
-        match l {
-            Some(l) => {
-                fit.loo_prediction = l.prediction;
-                fit.loo_chi2 = l.chi2;
-                fit.loo_n_used = l.n_used;
-                fit.loo_chi2_nu = l.chi2_nu;
-                fit.loo_n_unconstrained = l.n_unconstrained;
-            }
-            None => {
-                fit.loo_prediction.clone_from(&fit.prediction);
-                fit.loo_chi2 = fit.chi2;
-                fit.loo_n_used = fit.n_used;
-                fit.loo_chi2_nu = fit.chi2_nu;
-            }
-        }
-    }
-    if other_basis {
-        r.loo_basis = Some("local basis".into());
-    }
-    Ok(())
+/// Whether a method in `methods` will score the visits of `c` (it scores and has a result).
+fn scoring(c: &Combined, methods: &[&dyn Method]) -> bool {
+    methods
+        .iter()
+        .any(|m| m.scores_visits() && c.result(m.info().name).is_some())
 }
 
 #[cfg(test)]

@@ -5,14 +5,15 @@ use super::warning::{OUTLIER_LOO_CHI2_NU, OUTLIER_LOO_FACTOR, POOR_FIT_CHI2_NU, 
 
 /// The [`Warning::PoorFit`] of a combination, if it deserves one: its chi^2/nu above
 /// [`POOR_FIT_CHI2_NU`], or a visit's score above both [`OUTLIER_LOO_CHI2_NU`] and
-/// [`OUTLIER_LOO_FACTOR`] times the median. The scores are the forward model's leave-one-out
-/// chi^2/nu when they are known, else each visit's chi^2/nu (first stage); the standard-practice
-/// result stands in when there is no forward model.
+/// [`OUTLIER_LOO_FACTOR`] times the median. The combination is judged by the first method, in
+/// registration order, that has a result ([`Combined::results`]: the forward model, else
+/// standard practice, else the next registered method). The scores are that method's
+/// leave-one-out chi^2/nu when it has them (a method that scores visits, once the second stage
+/// is done), else each visit's chi^2/nu.
 #[must_use]
 pub fn fit_quality(c: &Combined) -> Option<Warning> {
-    let r = c.forward.as_ref().or(c.standard.as_ref())?;
-    let loo =
-        c.forward.is_some() && !c.loo_pending && r.visits.iter().any(|v| v.loo_chi2_nu.is_finite());
+    let (_, r) = c.results().into_iter().next()?;
+    let loo = !c.loo_pending && r.visits.iter().any(|v| v.loo_chi2_nu.is_finite());
     let (mut chi2, mut n) = (0.0, 0usize);
     let mut scores: Vec<(String, f64)> = Vec::new();
     for (k, (fit, used)) in r.visits.iter().zip(&c.visits).enumerate() {

@@ -209,6 +209,32 @@ pub struct MethodResult {
     pub velocity_zero_point: Option<VelocityZeroPoint>,
 }
 
+impl MethodResult {
+    /// A result from its output-grid arrays, per-visit fits and continuous model; the other
+    /// fields at their defaults (no condition number, fitted velocities or constraint flags yet).
+    #[must_use]
+    pub fn new(
+        flux: Vec<f64>,
+        var: Vec<f64>,
+        band: Vec<Vec<f64>>,
+        flags: Vec<u64>,
+        no_data: Vec<bool>,
+        visits: Vec<VisitFit>,
+        model: Option<Arc<dyn SpectrumModel>>,
+    ) -> Self {
+        Self {
+            flux,
+            var,
+            band,
+            flags,
+            no_data,
+            visits,
+            model,
+            ..Self::default()
+        }
+    }
+}
+
 /// The zero point of fitted velocities: shifts fitted against a model made from the same visits
 /// are only defined up to a common offset, so their mean is set to a reference.
 #[derive(Clone, Debug, PartialEq)]
@@ -321,6 +347,21 @@ impl Combined {
             .into_iter()
             .find(|(i, _)| i.name == name)
             .map(|(_, r)| r)
+    }
+
+    /// The result of the method named `name`, mutable (the leave-one-out stage fills its
+    /// scores in).
+    pub fn result_mut(&mut self, name: &str) -> Option<&mut MethodResult> {
+        if name == FORWARD.name {
+            self.forward.as_mut()
+        } else if name == STANDARD.name {
+            self.standard.as_mut()
+        } else {
+            self.others
+                .iter_mut()
+                .find(|o| o.info.name == name)
+                .and_then(|o| o.result.as_mut())
+        }
     }
 
     /// Every method's result, named, in registration order (the forward model, standard

@@ -12,6 +12,11 @@
 //! | 5 | COVAR_STANDARD | the same for standard practice |
 //! | 6 | VISITS | table: FILE, NAME, JD, V_USED_KMS, V_SOURCE, WEIGHT, INCLUDED, N_USED, CHI2_NU_FORWARD, CHI2_NU_LOO (chi^2/nu against the forward model fitted to the other visits), CHI2_NU_STANDARD, SNR, BC_KMS, VREL_KMS (+ V_FIT_KMS, V_FIT_ERR_KMS when shift fitting ran, relative to the header cards VZERO +- VZEROERR, named by VZEROREF; + V_DATA_KMS, V_DATA_ERR_KMS, V_PEAK_RATIO, V_PEAK_WIDTH_KMS, V_EXTERNAL_KMS, V_REPLACED when external velocities were checked against the data) |
 //! | 7 | WAVELENGTH | only for grids that are not log-linear: f64 [M*] Angstrom |
+//! | then | `FLUX_<N>`, `ERROR_<N>`, `MASK_<N>`, `COVAR_<N>` | per method beyond the two built-in ones ([`crate::combine::Combined::others`], N = [`fits_name`] of its name): f64 [M*] flux, f64 [M*] sqrt(diag C*), int64 [M*] flags (PCBIT as in MASK), f64 [K+1, M*] band; cards METHOD (name), METHLBL (label), METHERR (why it failed: all NaN) |
+//!
+//! Such a method also adds VISITS columns `CHI2_NU_<N>` and, when it scores visits against a fit
+//! to the others, `CHI2_NU_LOO_<N>`; rows 0-1, HDUs 1-7 and the other columns are the same with or
+//! without it.
 //!
 //! HDU 0-3 carry the apStar wavelength keys CRVAL1 = log10 of the first pixel, CDELT1, CRPIX1 = 1,
 //! CTYPE1 = LOG-LINEAR, DC-FLAG = 1 when the grid is log-linear: lambda_i = 10^(CRVAL1 + CDELT1 i).
@@ -21,10 +26,11 @@ use std::path::{Path, PathBuf};
 
 use fitsio::FitsFile;
 use fitsio::hdu::FitsHdu;
-use fitsio::images::{ImageDescription, ImageType};
-use fitsio::tables::{ColumnDataType, ColumnDescription};
+use fitsio::images::ImageType;
+use fitsio::tables::ColumnDataType;
 
-use crate::combine::{Combined, MethodResult};
+use super::fits_hdu::{R, create, fe, image, key, num_col, str_col};
+use crate::combine::{Combined, MethodOutcome, MethodResult};
 use crate::io::error::SaveError;
 use crate::model::{Dataset, VelocityKind, shift_from_velocity};
 
@@ -48,25 +54,6 @@ pub fn write_fits(
     crate::io::atomic::write_atomic(path, inputs, |tmp| {
         write_to(tmp, data, c).map_err(|e| SaveError::new(path, e))
     })
-}
-
-/// What the FITS writers return: errors as text naming the card or HDU.
-pub(crate) type R<T> = Result<T, String>;
-
-/// A FITS library error as text.
-pub(crate) fn fe(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-/// Write one header card, the error naming it (shared with the image mode's export).
-pub(crate) fn key<T: fitsio::headers::WritesKey>(
-    f: &mut FitsFile,
-    h: &FitsHdu,
-    name: &str,
-    v: T,
-) -> R<()> {
-    h.write_key(f, name, v)
-        .map_err(|e| format!("header card {name}: {e}"))
 }
 
 fn wcs(f: &mut FitsFile, h: &FitsHdu, c: &Combined) -> R<()> {
@@ -245,18 +232,7 @@ fn write_to(tmp: &Path, data: &Dataset, c: &Combined) -> R<()> {
     let m = c.grid.len();
     let nv = data.visits.len();
     let rows = 2 + nv;
-    let mut f = crate::io::fits_disk::create(tmp).map_err(fe)?;
-    let prim = f.primary_hdu().map_err(fe)?;
-    key(&mut f, &prim, "TELESCOP", "frizzview".to_owned())?;
-    key(
-        &mut f,
-        &prim,
-        "FVVERS",
-        (
-            env!("CARGO_PKG_VERSION").to_owned(),
-            "frizzview version that wrote this file",
-        ),
-    )?;
+    let (mut f, prim) = create(tmp, "TELESCOP")?;
     key(
         &mut f,
         &prim,
@@ -342,54 +318,94 @@ fn write_to(tmp: &Path, data: &Dataset, c: &Combined) -> R<()> {
     let mut mask = vec![0i64; rows * m];
     for (r, res) in methods.iter().enumerate() {
         if let Some(res) = res {
-            for l in 0..m {
-                flux[r * m + l] = res.flux.get(l).copied().unwrap_or(f64::NAN);
-                err[r * m + l] = res.var.get(l).map_or(f64::NAN, |v| v.sqrt());
-                mask[r * m + l] = res.flags.get(l).copied().unwrap_or(0) as i64;
-                if res.poorly_constrained.get(l).copied().unwrap_or(false) {
-                    mask[r * m + l] |= 1i64 << POORLY_CONSTRAINED_BIT;
-                }
-            }
+            let (fl, er, ma) = method_rows(res, m);
+            flux[r * m..(r + 1) * m].copy_from_slice(&fl);
+            err[r * m..(r + 1) * m].copy_from_slice(&er);
+            mask[r * m..(r + 1) * m].copy_from_slice(&ma);
         }
     }
     for (i, row) in visit_rows(data, c).into_iter().enumerate() {
         flux[(2 + i) * m..(3 + i) * m].copy_from_slice(&row);
     }
     let dims = [rows, m];
-    for (name, dt) in [("FLUX", ImageType::Double), ("ERROR", ImageType::Double)] {
-        let h = f
-            .create_image(
-                name,
-                &ImageDescription {
-                    data_type: dt,
-                    dimensions: &dims,
-                },
-            )
-            .map_err(fe)?;
-        h.write_image(&mut f, if name == "FLUX" { &flux } else { &err })
-            .map_err(fe)?;
-        wcs(&mut f, &h, c)?;
-        key(&mut f, &h, "BUNIT", "as the input flux".to_owned())?;
-    }
-    let h = f
-        .create_image(
-            "MASK",
-            &ImageDescription {
-                data_type: ImageType::LongLong,
-                dimensions: &dims,
-            },
-        )
-        .map_err(fe)?;
-    h.write_image(&mut f, &mask).map_err(fe)?;
-    wcs(&mut f, &h, c)?;
-    key(
+    flux_hdus(
         &mut f,
+        c,
+        ["FLUX", "ERROR", "MASK"],
+        &dims,
+        (&flux, &err, &mask),
+    )?;
+
+    for (name, res) in [
+        ("COVAR_FORWARD", methods[0]),
+        ("COVAR_STANDARD", methods[1]),
+    ] {
+        covar_hdu(&mut f, c, name, res)?;
+    }
+    write_visit_table(&mut f, data, c)?;
+    if c.grid.log10_linear.is_none() {
+        let h = image(
+            &mut f,
+            "WAVELENGTH",
+            ImageType::Double,
+            &[m],
+            &c.grid.wavelength_aa(),
+        )?;
+        key(&mut f, &h, "BUNIT", "Angstrom".to_owned())?;
+    }
+    for o in &c.others {
+        other_method_hdus(&mut f, c, o)?;
+    }
+    Ok(())
+}
+
+/// A method's flux, error and mask rows on the output grid (NaN flux and error where it has no
+/// value; the poorly-constrained bit in the mask).
+fn method_rows(res: &MethodResult, m: usize) -> (Vec<f64>, Vec<f64>, Vec<i64>) {
+    let flux = (0..m)
+        .map(|l| res.flux.get(l).copied().unwrap_or(f64::NAN))
+        .collect();
+    let err = (0..m)
+        .map(|l| res.var.get(l).map_or(f64::NAN, |v| v.sqrt()))
+        .collect();
+    let mask = (0..m)
+        .map(|l| {
+            let mut x = res.flags.get(l).copied().unwrap_or(0) as i64;
+            if res.poorly_constrained.get(l).copied().unwrap_or(false) {
+                x |= 1i64 << POORLY_CONSTRAINED_BIT;
+            }
+            x
+        })
+        .collect();
+    (flux, err, mask)
+}
+
+/// The flux, error (f64) and mask (int64) HDUs named `names`, of shape `dims`, with the grid's
+/// wavelength cards.
+fn flux_hdus(
+    f: &mut FitsFile,
+    c: &Combined,
+    names: [&str; 3],
+    dims: &[usize],
+    (flux, err, mask): (&[f64], &[f64], &[i64]),
+) -> R<Vec<FitsHdu>> {
+    let mut out = Vec::new();
+    for (name, data) in [(names[0], flux), (names[1], err)] {
+        let h = image(f, name, ImageType::Double, dims, data)?;
+        wcs(f, &h, c)?;
+        key(f, &h, "BUNIT", "as the input flux".to_owned())?;
+        out.push(h);
+    }
+    let h = image(f, names[2], ImageType::LongLong, dims, mask)?;
+    wcs(f, &h, c)?;
+    key(
+        f,
         &h,
         "BADBITS",
         (c.settings.bad_bits as i64, "mask bits treated as bad"),
     )?;
     key(
-        &mut f,
+        f,
         &h,
         "PCBIT",
         (
@@ -397,53 +413,89 @@ fn write_to(tmp: &Path, data: &Dataset, c: &Combined) -> R<()> {
             "bit: pixel not constrained by the data (NaN)",
         ),
     )?;
+    out.push(h);
+    Ok(out)
+}
 
+/// A method's covariance band as an image HDU `name`: [K+1, M*], row k = C*[l, l+k] (NaN past
+/// the end, or everywhere without a result).
+fn covar_hdu(f: &mut FitsFile, c: &Combined, name: &str, res: Option<&MethodResult>) -> R<FitsHdu> {
+    let m = c.grid.len();
     let k = c.settings.band_lags + 1;
-    for (name, res) in [
-        ("COVAR_FORWARD", methods[0]),
-        ("COVAR_STANDARD", methods[1]),
-    ] {
-        let mut band = vec![f64::NAN; k * m];
-        if let Some(res) = res {
-            for (lag, row) in res.band.iter().enumerate().take(k) {
-                for (l, &x) in row.iter().enumerate().take(m) {
-                    band[lag * m + l] = x;
-                }
+    let mut band = vec![f64::NAN; k * m];
+    if let Some(res) = res {
+        for (lag, row) in res.band.iter().enumerate().take(k) {
+            for (l, &x) in row.iter().enumerate().take(m) {
+                band[lag * m + l] = x;
             }
         }
-        let h = f
-            .create_image(
-                name,
-                &ImageDescription {
-                    data_type: ImageType::Double,
-                    dimensions: &[k, m],
-                },
-            )
-            .map_err(fe)?;
-        h.write_image(&mut f, &band).map_err(fe)?;
-        key(
-            &mut f,
-            &h,
-            "COMMENT1",
-            "row k = C[l, l+k], NaN past the end".to_owned(),
-        )?;
-        wcs(&mut f, &h, c)?;
     }
-    write_visit_table(&mut f, data, c)?;
-    if c.grid.log10_linear.is_none() {
-        let h = f
-            .create_image(
-                "WAVELENGTH",
-                &ImageDescription {
-                    data_type: ImageType::Double,
-                    dimensions: &[m],
-                },
-            )
-            .map_err(fe)?;
-        h.write_image(&mut f, &c.grid.wavelength_aa()).map_err(fe)?;
-        key(&mut f, &h, "BUNIT", "Angstrom".to_owned())?;
+    let h = image(f, name, ImageType::Double, &[k, m], &band)?;
+    key(
+        f,
+        &h,
+        "COMMENT1",
+        "row k = C[l, l+k], NaN past the end".to_owned(),
+    )?;
+    wcs(f, &h, c)?;
+    Ok(h)
+}
+
+/// The FITS name of a method: its name in capitals, other characters as `_` (the forward model's
+/// is FORWARD, as in COVAR_FORWARD).
+#[must_use]
+pub fn fits_name(method: &str) -> String {
+    method
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() {
+                ch.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A method beyond the two built-in ones: `FLUX_<N>`, `ERROR_<N>`, `MASK_<N>` ([M*]) and `COVAR_<N>`,
+/// each with the header cards METHOD (its name) and METHLBL (its label), and METHERR when it
+/// failed (all NaN then).
+fn other_method_hdus(f: &mut FitsFile, c: &Combined, o: &MethodOutcome) -> R<()> {
+    let m = c.grid.len();
+    let n = fits_name(o.info.name);
+    let (flux, err, mask) = match &o.result {
+        Some(r) => method_rows(r, m),
+        None => (vec![f64::NAN; m], vec![f64::NAN; m], vec![0; m]),
+    };
+    let names = [
+        format!("FLUX_{n}"),
+        format!("ERROR_{n}"),
+        format!("MASK_{n}"),
+    ];
+    let mut hdus = flux_hdus(
+        f,
+        c,
+        [&names[0], &names[1], &names[2]],
+        &[m],
+        (&flux, &err, &mask),
+    )?;
+    hdus.push(covar_hdu(f, c, &format!("COVAR_{n}"), o.result.as_ref())?);
+    for h in &hdus {
+        key(f, h, "METHOD", o.info.name.to_owned())?;
+        key(f, h, "METHLBL", ascii68(o.info.label))?;
+        if let Some(e) = &o.error {
+            key(f, h, "METHERR", ascii68(&e.to_string()))?;
+        }
     }
     Ok(())
+}
+
+/// The first 68 ASCII characters of `s` (one card's string value).
+fn ascii68(s: &str) -> String {
+    s.chars()
+        .filter(|ch| ch.is_ascii() && !ch.is_ascii_control())
+        .take(68)
+        .collect()
 }
 
 fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
@@ -460,21 +512,13 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
         .collect();
     let name: Vec<String> = data.visits.iter().map(|v| v.meta.name.clone()).collect();
     let src: Vec<String> = c.visits.iter().map(|u| u.v_source.clone()).collect();
-    let width = |v: &[String]| v.iter().map(String::len).max().unwrap_or(1).max(1);
-    let str_col = |n: &str, w: usize| {
-        ColumnDescription::new(n)
-            .with_type(ColumnDataType::String)
-            .that_repeats(w)
-            .create()
-    };
-    let num_col = |n: &str, t: ColumnDataType| ColumnDescription::new(n).with_type(t).create();
     let fitted = c.forward.as_ref().and_then(|r| r.fitted_velocity.clone());
     let mut cols = vec![
-        str_col("FILE", width(&file)),
-        str_col("NAME", width(&name)),
+        str_col("FILE", &file),
+        str_col("NAME", &name),
         num_col("JD", ColumnDataType::Double),
         num_col("V_USED_KMS", ColumnDataType::Double),
-        str_col("V_SOURCE", width(&src)),
+        str_col("V_SOURCE", &src),
         num_col("WEIGHT", ColumnDataType::Double),
         num_col("INCLUDED", ColumnDataType::Int),
         num_col("N_USED", ColumnDataType::Int),
@@ -500,6 +544,22 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
             cols.push(num_col(n, ColumnDataType::Double));
         }
         cols.push(num_col("V_REPLACED", ColumnDataType::Int));
+    }
+    // Each further method: its chi^2/nu per visit, and its leave-one-out scores when it has any.
+    let others: Vec<(String, Option<&MethodResult>, bool)> = c
+        .others
+        .iter()
+        .map(|o| {
+            let r = o.result.as_ref();
+            let loo = r.is_some_and(|r| r.visits.iter().any(|v| v.loo_chi2_nu.is_finite()));
+            (fits_name(o.info.name), r, loo)
+        })
+        .collect();
+    for (n, _, loo) in &others {
+        cols.push(num_col(&format!("CHI2_NU_{n}"), ColumnDataType::Double));
+        if *loo {
+            cols.push(num_col(&format!("CHI2_NU_LOO_{n}"), ColumnDataType::Double));
+        }
     }
     let cols = cols
         .into_iter()
@@ -588,6 +648,19 @@ fn write_visit_table(f: &mut FitsFile, data: &Dataset, c: &Combined) -> R<()> {
             .map(|i| i32::from(vc.visits.get(i).is_some_and(|x| x.replaced)))
             .collect();
         h.write_col(f, "V_REPLACED", &rep).map_err(fe)?;
+    }
+    for (n, r, loo) in &others {
+        h.write_col(f, format!("CHI2_NU_{n}"), &chi(*r))
+            .map_err(fe)?;
+        if *loo {
+            let l: Vec<f64> = (0..nv)
+                .map(|i| {
+                    r.and_then(|r| r.visits.get(i))
+                        .map_or(f64::NAN, |v| v.loo_chi2_nu)
+                })
+                .collect();
+            h.write_col(f, format!("CHI2_NU_LOO_{n}"), &l).map_err(fe)?;
+        }
     }
     if let Some(fv) = fitted {
         let v: Vec<f64> = (0..nv)

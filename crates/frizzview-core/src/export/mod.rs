@@ -1,12 +1,14 @@
 //! Result writers: an apStar-like FITS file ([`fits`]), `.npz` (NumPy) and `.csv`. They sit above
 //! [`crate::combine`] (they write its results) and use [`crate::io`]'s atomic writes.
 //!
-//! `.npz` keys (forward model unprefixed, standard practice with the prefix `standard_`):
+//! `.npz` keys (forward model unprefixed, standard practice with the prefix `standard_`, every
+//! further registered method with its own `MethodInfo::export_prefix`):
 //! `lam_out` (ln lambda of the output grid), `wavelength_aa`, `y_star`, `var` (diag C*), `C_band`
 //! ((K+1) x M*, row k = C*[l, l+k], NaN past the end), `flags` (uint64), `no_data_mask` (bool),
 //! `poorly_constrained_mask` (bool: output pixels with data that the data do not constrain, NaN
 //! like no-data pixels), `visit_chi2_nu` (per visit), `visit_loo_chi2_nu` (per visit: chi^2/nu
-//! against the model fitted to the other visits; forward model only), and when shift fitting ran
+//! against the model fitted to the other visits; the forward model's, and another method's when
+//! it has such scores), and when shift fitting ran
 //! `v_fit_kms`, `v_fit_err_kms` (relative to the zero point, whose error they exclude),
 //! `v_zero_kms`, `v_zero_err_kms` (one element each: the zero point and its own error) and
 //! `v_zero_ref` (UTF-8: what the zero point is); when external velocities were checked against
@@ -16,9 +18,11 @@
 //!
 //! `.csv` columns: `wavelength_aa`, then `flux`, `sigma`, `flags`, `no_data`, `poorly_constrained`
 //! for the forward model
-//! and `standard_flux`, ... for standard practice (methods that did not run are left out).
+//! and `standard_flux`, ... for standard practice, then each further method with its prefix
+//! (methods that did not run are left out).
 
 pub mod fits;
+pub(crate) mod fits_hdu;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -78,9 +82,10 @@ fn write_npz_to(tmp: &Path, shown: &Path, c: &Combined) -> Result<(), SaveError>
         let chi: Vec<f64> = r.visits.iter().map(|v| v.chi2_nu).collect();
         w.add_array(format!("{p}visit_chi2_nu"), &Array1::from_vec(chi))
             .map_err(e)?;
-        if p.is_empty() {
+        // The forward model's always; another method's when it has leave-one-out scores.
+        if p.is_empty() || r.visits.iter().any(|v| v.loo_chi2_nu.is_finite()) {
             let loo: Vec<f64> = r.visits.iter().map(|v| v.loo_chi2_nu).collect();
-            w.add_array("visit_loo_chi2_nu", &Array1::from_vec(loo))
+            w.add_array(format!("{p}visit_loo_chi2_nu"), &Array1::from_vec(loo))
                 .map_err(e)?;
         }
         if let Some(fv) = &r.fitted_velocity {

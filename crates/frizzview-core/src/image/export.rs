@@ -14,15 +14,15 @@ use std::path::{Path, PathBuf};
 
 use fitsio::FitsFile;
 use fitsio::hdu::FitsHdu;
-use fitsio::images::{ImageDescription, ImageType};
-use fitsio::tables::{ColumnDataType, ColumnDescription};
+use fitsio::images::ImageType;
+use fitsio::tables::ColumnDataType;
 use ndarray::Array2;
 
 use super::pipeline::{ImageProducts, Prepared, variance_label};
 use super::wcs::{CardValue, Wcs};
 use crate::io::error::SaveError;
 
-use crate::export::fits::{R, fe, key};
+use crate::export::fits_hdu::{R, create, fe, image, key, num_col, str_col};
 
 fn wcs_cards(f: &mut FitsFile, h: &FitsHdu, w: Option<&Wcs>) -> R<()> {
     if let Some(w) = w {
@@ -45,17 +45,8 @@ fn image_f64(
     extra: &[(&str, String)],
 ) -> R<()> {
     let (ny, nx) = a.dim();
-    let h = f
-        .create_image(
-            name,
-            &ImageDescription {
-                data_type: ImageType::Double,
-                dimensions: &[ny, nx],
-            },
-        )
-        .map_err(fe)?;
     let v: Vec<f64> = a.iter().copied().collect();
-    h.write_image(f, &v).map_err(fe)?;
+    let h = image(f, name, ImageType::Double, &[ny, nx], &v)?;
     wcs_cards(f, &h, w)?;
     for (k, t) in extra {
         key(f, &h, k, t.clone())?;
@@ -70,16 +61,7 @@ fn image_i32(
     shape: (usize, usize),
     w: Option<&Wcs>,
 ) -> R<()> {
-    let h = f
-        .create_image(
-            name,
-            &ImageDescription {
-                data_type: ImageType::Long,
-                dimensions: &[shape.0, shape.1],
-            },
-        )
-        .map_err(fe)?;
-    h.write_image(f, a).map_err(fe)?;
+    let h = image(f, name, ImageType::Long, &[shape.0, shape.1], a)?;
     wcs_cards(f, &h, w)
 }
 
@@ -106,18 +88,7 @@ fn clip(s: &str) -> String {
 }
 
 fn write_to(tmp: &Path, prep: &Prepared, prod: &ImageProducts) -> R<()> {
-    let mut f = crate::io::fits_disk::create(tmp).map_err(fe)?;
-    let prim = f.primary_hdu().map_err(fe)?;
-    key(&mut f, &prim, "ORIGIN", "frizzview".to_owned())?;
-    key(
-        &mut f,
-        &prim,
-        "FVVERS",
-        (
-            env!("CARGO_PKG_VERSION").to_owned(),
-            "frizzview version that wrote this file",
-        ),
-    )?;
+    let (mut f, prim) = create(tmp, "ORIGIN")?;
     key(
         &mut f,
         &prim,
@@ -277,17 +248,10 @@ fn write_table(f: &mut FitsFile, prep: &Prepared, prod: &ImageProducts) -> R<()>
                 .map_or_else(String::new, |n| clip(&n.to_string_lossy()))
         })
         .collect();
-    let width = |v: &[String]| v.iter().map(String::len).max().unwrap_or(1).max(1);
-    let str_col = |n: &str, w: usize| {
-        ColumnDescription::new(n)
-            .with_type(ColumnDataType::String)
-            .that_repeats(w)
-            .create()
-    };
-    let num = |n: &str, t: ColumnDataType| ColumnDescription::new(n).with_type(t).create();
+    let num = num_col;
     let cols = [
-        str_col("NAME", width(&name)),
-        str_col("FILE", width(&file)),
+        str_col("NAME", &name),
+        str_col("FILE", &file),
         num("INCLUDE", ColumnDataType::Int),
         num("WEIGHT", ColumnDataType::Double),
         num("SKY", ColumnDataType::Double),

@@ -219,16 +219,8 @@ pub fn fit_with(
     log::debug!("local basis phases (cumulative ms): {phases:?}");
     cache.evict(gen_);
     Ok(MethodResult {
-        flux,
-        var,
-        band,
-        flags,
-        no_data,
         condition,
-        visits,
-        model: Some(model),
-        fitted_velocity: None,
-        ..MethodResult::default()
+        ..MethodResult::new(flux, var, band, flags, no_data, visits, Some(model))
     })
 }
 

@@ -84,25 +84,16 @@ pub fn combine_standard_with_cache(
         pieces.into_iter().map(|(p, w, _)| (p, w)).collect()
     };
     cancel.check()?;
-    let Average {
-        flux,
-        var,
-        band,
-        flags,
-        no_data,
-    } = averaging::average(&pieces, ss, lags, m);
-    let model: Arc<dyn SpectrumModel> = Arc::new(SplineModel::new(grid_x, &flux));
+    let a: Average = averaging::average(&pieces, ss, lags, m);
+    let model: Arc<dyn SpectrumModel> = Arc::new(SplineModel::new(grid_x, &a.flux));
     let visits = visit_fits(prep, model.as_ref());
-    Ok(MethodResult {
-        flux,
-        var,
-        band,
-        flags,
-        no_data,
-        condition: None,
+    Ok(MethodResult::new(
+        a.flux,
+        a.var,
+        a.band,
+        a.flags,
+        a.no_data,
         visits,
-        model: Some(model),
-        fitted_velocity: None,
-        ..MethodResult::default()
-    })
+        Some(model),
+    ))
 }
