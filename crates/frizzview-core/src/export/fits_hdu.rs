@@ -6,7 +6,7 @@ use std::path::Path;
 
 use fitsio::FitsFile;
 use fitsio::hdu::FitsHdu;
-use fitsio::images::{ImageDescription, ImageType, WriteImage};
+use fitsio::images::{ImageType, WriteImage};
 
 /// What the FITS writers return: errors as text naming the card or HDU.
 pub(crate) type R<T> = Result<T, String>;
@@ -53,17 +53,7 @@ pub(crate) fn image<T: WriteImage>(
     dims: &[usize],
     data: &[T],
 ) -> R<FitsHdu> {
-    let h = f
-        .create_image(
-            name,
-            &ImageDescription {
-                data_type,
-                dimensions: dims,
-            },
-        )
-        .map_err(fe)?;
-    h.write_image(f, data).map_err(fe)?;
-    Ok(h)
+    crate::io::fits::disk::write_image_hdu(f, name, data_type, dims, data).map_err(fe)
 }
 
 /// A string column as wide as the longest of `values` (at least 1).

@@ -500,34 +500,9 @@ impl Frizzle2d {
         if !(eps > 0.0) || !eps.is_finite() {
             return;
         }
-        let (lx, ly) = (self.lx as i64, self.ly as i64);
         let mut cov = vec![false; self.lx * self.ly];
         let mut wsum = 0.0;
-        for (p, a) in self.exps.iter().zip(&self.alpha) {
-            if *a <= 0.0 {
-                continue;
-            }
-            let h = p.half + 0.5;
-            for ((u, v), w) in p.u.iter().zip(&p.v).zip(&p.w) {
-                if !(*w > 0.0) {
-                    continue;
-                }
-                wsum += a * w;
-                let (x0, x1) = ((u - h).ceil() as i64, (u + h).floor() as i64);
-                let (y0, y1) = ((v - h).ceil() as i64, (v + h).floor() as i64);
-                for y in y0..=y1 {
-                    if (y as f64 - v).abs() >= h {
-                        continue;
-                    }
-                    let row = y.rem_euclid(ly) * lx;
-                    for x in x0..=x1 {
-                        if (x as f64 - u).abs() < h {
-                            cov[(row + x.rem_euclid(lx)) as usize] = true;
-                        }
-                    }
-                }
-            }
-        }
+        self.walk_footprints(|_, aw| wsum += aw, |_, i| cov[i] = true);
         let ncov = cov.iter().filter(|c| **c).count();
         if ncov == 0 || ncov == cov.len() {
             return;
@@ -1153,13 +1128,16 @@ impl Frizzle2d {
         total
     }
 
-    /// How many exposures (included, weight > 0) have a used sample whose footprint overlaps
-    /// each model pixel (the footprints as the hole prior's). A disagreement between samples
-    /// of fewer than three exposures cannot say which is wrong.
-    fn exposure_votes(&self) -> Vec<u16> {
+    /// Walks the used samples (an included exposure of weight > 0, a sample of weight > 0):
+    /// `sample(e, alpha * w)` once per sample of exposure `e`, then `pixel(e, i)` for every model
+    /// pixel `i` its footprint (a square of half-width `half + 0.5`, wrapped) overlaps. The hole
+    /// prior's coverage and the clipping's exposure votes both count these footprints.
+    fn walk_footprints(
+        &self,
+        mut sample: impl FnMut(usize, f64),
+        mut pixel: impl FnMut(usize, usize),
+    ) {
         let (lx, ly) = (self.lx as i64, self.ly as i64);
-        let mut count = vec![0u16; self.lx * self.ly];
-        let mut seen = vec![usize::MAX; self.lx * self.ly];
         for (e, (p, a)) in self.exps.iter().zip(&self.alpha).enumerate() {
             if *a <= 0.0 {
                 continue;
@@ -1169,6 +1147,7 @@ impl Frizzle2d {
                 if !(*w > 0.0) {
                     continue;
                 }
+                sample(e, a * w);
                 let (x0, x1) = ((u - h).ceil() as i64, (u + h).floor() as i64);
                 let (y0, y1) = ((v - h).ceil() as i64, (v + h).floor() as i64);
                 for y in y0..=y1 {
@@ -1177,15 +1156,30 @@ impl Frizzle2d {
                     }
                     let row = y.rem_euclid(ly) * lx;
                     for x in x0..=x1 {
-                        let i = (row + x.rem_euclid(lx)) as usize;
-                        if (x as f64 - u).abs() < h && seen[i] != e {
-                            seen[i] = e;
-                            count[i] = count[i].saturating_add(1);
+                        if (x as f64 - u).abs() < h {
+                            pixel(e, (row + x.rem_euclid(lx)) as usize);
                         }
                     }
                 }
             }
         }
+    }
+
+    /// How many exposures (included, weight > 0) have a used sample whose footprint overlaps
+    /// each model pixel (the footprints as the hole prior's). A disagreement between samples
+    /// of fewer than three exposures cannot say which is wrong.
+    fn exposure_votes(&self) -> Vec<u16> {
+        let mut count = vec![0u16; self.lx * self.ly];
+        let mut seen = vec![usize::MAX; self.lx * self.ly];
+        self.walk_footprints(
+            |_, _| {},
+            |e, i| {
+                if seen[i] != e {
+                    seen[i] = e;
+                    count[i] = count[i].saturating_add(1);
+                }
+            },
+        );
         count
     }
 

@@ -241,7 +241,9 @@ fn prepare(ln_wave: &[f64], flux: &[f64], ivar: &[f64], mask_telluric: bool) -> 
         // Knots of the running upper percentile.
         let (x0, x1) = (xs[0], xs[xs.len() - 1]);
         let mut knots: Vec<(f64, f64)> = Vec::new();
-        let nk = (((x1 - x0) / (0.5 * CONT_HALF)).ceil() as usize).max(1);
+        // A knot every half window, but never more knots than pixels (absurd wavelength ranges,
+        // such as a file's wrong dispersion, would otherwise ask for up to usize::MAX knots).
+        let nk = (((x1 - x0) / (0.5 * CONT_HALF)).ceil() as usize).clamp(1, xs.len());
         let mut buf = Vec::new();
         for k in 0..=nk {
             let xk = x0 + (x1 - x0) * k as f64 / nk as f64;

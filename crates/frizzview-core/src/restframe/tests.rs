@@ -427,3 +427,23 @@ fn the_co_reference_takes_over_when_the_atomic_lines_are_absent() {
     assert!(fit.is_reliable(), "{fit:?}");
     assert!((fit.v_kms - v).abs() < 1.0, "{fit:?}");
 }
+
+#[test]
+fn an_absurd_wavelength_range_returns_promptly() {
+    // 100 pixels 1e200 apart in ln lambda: one segment whose knot count was once
+    // (x1 - x0) / 0.002 = inf -> usize::MAX, a loop that never ended (found by the proptest
+    // above, which draws such ranges now and then). Run on a thread so a regression fails the
+    // test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let x: Vec<f64> = (0..100).map(|i| f64::from(i) * 1e200).collect();
+        let f = vec![1.0; 100];
+        let iv = vec![1.0; 100];
+        let fit = rest_frame_velocity(&x, &f, &iv, 1000.0);
+        let _ = tx.send(fit.is_some());
+    });
+    let found = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("rest_frame_velocity did not return within 20 s");
+    assert!(!found, "no reference line lies in such a spectrum");
+}

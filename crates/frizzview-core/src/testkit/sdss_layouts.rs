@@ -13,7 +13,7 @@ use std::path::Path;
 
 use fitsio::FitsFile;
 use fitsio::hdu::FitsHdu;
-use fitsio::images::{ImageDescription, ImageType};
+use fitsio::images::ImageType;
 use fitsio::tables::{ColumnDataType, ColumnDescription, ConcreteColumnDescription};
 
 use crate::io::error::SaveError;
@@ -54,18 +54,8 @@ fn image<T: fitsio::images::WriteImage>(
     dims: &[usize],
     data: &[T],
 ) -> R<FitsHdu> {
-    let h = f
-        .create_image(
-            name,
-            &ImageDescription {
-                data_type: typ,
-                dimensions: dims,
-            },
-        )
-        .map_err(|e| format!("image {name}: {e}"))?;
-    h.write_image(f, data)
-        .map_err(|e| format!("image {name}: {e}"))?;
-    Ok(h)
+    crate::io::fits::disk::write_image_hdu(f, name, typ, dims, data)
+        .map_err(|e| format!("image {name}: {e}"))
 }
 
 fn num_col(name: &str, t: ColumnDataType) -> R<ConcreteColumnDescription> {

@@ -278,3 +278,26 @@ pub(crate) fn read_str_col(
         })
         .collect())
 }
+
+/// Append an image HDU `name` of `data_type` and `dims` (slowest first) holding `data`: the one
+/// image-HDU writer of the exports and the test fixtures (each maps the error its own way).
+///
+/// # Errors
+/// The FITS library's, creating the HDU or writing its data.
+pub(crate) fn write_image_hdu<T: fitsio::images::WriteImage>(
+    f: &mut fitsio::FitsFile,
+    name: &str,
+    data_type: fitsio::images::ImageType,
+    dims: &[usize],
+    data: &[T],
+) -> Result<fitsio::hdu::FitsHdu, fitsio::errors::Error> {
+    let h = f.create_image(
+        name,
+        &fitsio::images::ImageDescription {
+            data_type,
+            dimensions: dims,
+        },
+    )?;
+    h.write_image(f, data)?;
+    Ok(h)
+}
