@@ -802,11 +802,12 @@ fn multistar_visits_with_their_apstar_use_its_velocities_and_match_row_0() {
         // row-0 weighting (APOGEE's default; 2M00452143 0.024, 0.036, 0.061; 2M05392474
         // 0.024, 0.054, 0.063; the 15-visit 2M03442721 0.118, 0.179, 0.086, where the
         // inverse-variance mean with the policy's x10 sky-line inflation gave 0.504, 0.378,
-        // 0.219). The faint star (S/N 4.5-7 per visit) does not: 0.844, 0.586, 0.713, where
-        // the data's search replaces 3 of its 6 apStar velocities; with the apStar's forced it
-        // is within 0.25 (asserted below), so its gap is the velocities.
+        // 0.219). The faint star (S/N 4.5-7 per visit) does not: 0.367, 0.372, 0.414, where
+        // the data's search still replaces 1 of its 6 apStar velocities (5 used since its
+        // errors count the sky/telluric sensitivity; 0.844, 0.586, 0.713 with 3 used); with the
+        // apStar's forced it is within 0.25 (asserted below), so its gap is the velocities.
         let bound = match name {
-            "2M12294016+2619567" => 0.9,
+            "2M12294016+2619567" => 0.5,
             _ => 0.25,
         };
         for (chip, m, _) in &per_chip_forced {
