@@ -728,8 +728,8 @@ fn file_frame_factor_is_the_conversion_prepare_applies() {
 /// names them (the visits renamed by the archive): the apStar's velocities are used where the
 /// data agree with them, its row 0 is the reference, and standard practice matches row 0 per
 /// chip within 0.25 sigma (median |d|/sigma, as `real_star_standard_practice_matches_the_apstar`
-/// measures it) on the 3-visit stars; the 15-visit and the faint star are printed and held to
-/// their present figures (see the bounds).
+/// measures it) on every star, the faint one (S/N 4.5-7 per visit) included; every apStar
+/// velocity is used.
 #[test]
 fn multistar_visits_with_their_apstar_use_its_velocities_and_match_row_0() {
     for name in super::multistar::STARS {
@@ -798,18 +798,24 @@ fn multistar_visits_with_their_apstar_use_its_velocities_and_match_row_0() {
         eprintln!(
             "{name}: {used_apstar} apStar velocities used; standard practice vs row 0, median |d|/sigma per chip {per_chip:.3?}; inverse-variance flavour {per_chip_iv:.3?}; apStar velocities forced {per_chip_forced:.3?}"
         );
-        // The target, 0.25 sigma, holds on the three bright stars with the pipeline's
-        // row-0 weighting (APOGEE's default; 2M00452143 0.024, 0.036, 0.061; 2M05392474
-        // 0.024, 0.054, 0.063; the 15-visit 2M03442721 0.118, 0.179, 0.086, where the
-        // inverse-variance mean with the policy's x10 sky-line inflation gave 0.504, 0.378,
-        // 0.219). The faint star (S/N 4.5-7 per visit) does not: 0.367, 0.372, 0.414, where
-        // the data's search still replaces 1 of its 6 apStar velocities (5 used since its
-        // errors count the sky/telluric sensitivity; 0.844, 0.586, 0.713 with 3 used); with the
-        // apStar's forced it is within 0.25 (asserted below), so its gap is the velocities.
-        let bound = match name {
-            "2M12294016+2619567" => 0.5,
-            _ => 0.25,
-        };
+        // The target, 0.25 sigma, on every star with the pipeline's row-0 weighting
+        // (APOGEE's default; 2M00452143 0.024, 0.036, 0.061; 2M05392474 0.024, 0.054, 0.063;
+        // the 15-visit 2M03442721 0.118, 0.179, 0.086, where the inverse-variance mean with the
+        // policy's x10 sky-line inflation gave 0.504, 0.378, 0.219). The faint star (S/N 4.5-7
+        // per visit): 0.012, 0.044, 0.012 with all 6 of its apStar velocities used. Its most
+        // precise visit (-4, 0.87 km/s) was named while the check compared it with the median
+        // of the others' offsets as if that were exact (0.367, 0.372, 0.414 with 5 used; 0.844,
+        // 0.586, 0.713 with 3 before the errors counted the sky/telluric sensitivity); against
+        // the others' best common offset, with its error, it is consistent
+        // (`velocity::disagreements`). Every apStar velocity of the four stars is used.
+        assert_eq!(
+            used_apstar,
+            data.visits
+                .iter()
+                .filter(|v| v.meta.velocity(VelocityKind::ApStar).is_some())
+                .count(),
+            "{name}: an apStar velocity replaced"
+        );
         for (chip, m, _) in &per_chip_forced {
             assert!(
                 *m <= 0.25,
@@ -818,7 +824,7 @@ fn multistar_visits_with_their_apstar_use_its_velocities_and_match_row_0() {
         }
         for (chip, m, n) in &per_chip {
             assert!(*n > 1000, "{name} chip {chip}: only {n} pixels");
-            assert!(*m <= bound, "{name} chip {chip}: median {m:.3} sigma");
+            assert!(*m <= 0.25, "{name} chip {chip}: median {m:.3} sigma");
         }
     }
 }

@@ -261,7 +261,11 @@ fn relative_velocities_match_the_apstar_on_three_real_stars() {
 /// on pixels whose residuals are fixed in the observed frame. The search now measures that
 /// sensitivity (`SearchResult::pixel_sensitivity_dx`) and states it in the errors: 0.9-14.2
 /// km/s per visit on this star (visit 0: 14.2 km/s; formal errors alone 0.4-1.0). The pipeline's VERRn (1.18 km/s) and its VSCATTER (4.36)
-/// disagree with each other by a factor 3.7 as well.
+/// disagree with each other by a factor 3.7 as well. Which relative velocities are right on this
+/// star is measured from its files in
+/// [`on_the_faint_star_our_velocities_follow_the_barycentric_motion_and_the_apstars_lag`] (ours
+/// follow the barycentric motion, the apStar's lag toward a constant topocentric velocity), and
+/// with known truth in `synth::faint_cool_star_velocities_are_recovered_and_sky_pixels_pull_them_toward_zero`.
 #[test]
 #[ignore = "known failure, investigated: at S/N 5-7 the apStar's VRADn lean on sky/telluric pixels; ours differ by up to 11 km/s"]
 fn relative_velocities_match_the_apstar_on_the_faint_star() {
@@ -561,5 +565,227 @@ fn a_common_header_offset_is_caught_by_the_rest_frame() {
         let c = p.velocity.as_ref().expect("checked");
         eprintln!("{star}: {}", c.rest_frame.describe());
         assert!(c.rest_frame.describe().starts_with("rest frame unverified"));
+    }
+}
+
+/// A straight line v = a + k (-BC) through the visits' velocities (unweighted least squares):
+/// the fraction `k` of the barycentric motion the velocities follow (1 for a star of constant
+/// barycentric velocity, 0 for velocities fixed in the observed frame); and the scatter and
+/// largest deviation of v + BC about their mean (km/s).
+fn follows_bc(v: &[f64], bc: &[f64]) -> (f64, f64, f64) {
+    let n = v.len() as f64;
+    let x: Vec<f64> = bc.iter().map(|b| -b).collect();
+    let (mx, mv) = (x.iter().sum::<f64>() / n, v.iter().sum::<f64>() / n);
+    let sxy: f64 = x.iter().zip(v).map(|(x, v)| (x - mx) * (v - mv)).sum();
+    let sxx: f64 = x.iter().map(|x| (x - mx).powi(2)).sum();
+    let bary: Vec<f64> = v.iter().zip(bc).map(|(v, b)| v + b).collect();
+    let mb = bary.iter().sum::<f64>() / n;
+    let scatter = (bary.iter().map(|b| (b - mb).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let worst = bary.iter().map(|b| (b - mb).abs()).fold(0.0, f64::max);
+    (sxy / sxx, scatter, worst)
+}
+
+/// The faint star (S/N 4.5-7 per visit), computed from its files: which relative velocities are
+/// right there? Over the visits the pipeline used, ours (the search, sky and telluric pixels
+/// masked) follow the barycentric motion as a star of constant velocity does (the slope of v
+/// against -BC near 1, every visit within 5 km/s of a constant barycentric velocity, the
+/// stated errors covering the scatter); the apStar's VRADn follow it by much less (pulled
+/// toward a constant *topocentric* velocity: the signature of sky residuals, which are fixed in
+/// the observed frame) and scatter more; and the same search with the sky and telluric pixels
+/// used is pulled the same way. This is why `relative_velocities_match_the_apstar_on_the_faint_star`
+/// fails: the apStar's differences are not a reference at the 5 km/s level on this star. (If the
+/// star's velocity really varied, the apStar's velocities would have to vary in step with the
+/// barycentric correction, the one quantity a star knows nothing about.)
+#[test]
+fn on_the_faint_star_our_velocities_follow_the_barycentric_motion_and_the_apstars_lag() {
+    use frizzview::velocity::{
+        APOGEE_SEARCH_EXTRA_BITS, SearchParams, VelocityStatus, check, params,
+        search::search_with_prior,
+    };
+    let Some(root) = shared("apogee_multistar") else {
+        return;
+    };
+    let t = truth(&root.join(FAINT_STAR));
+    let data = load(&t);
+    let s = survey_defaults(&data);
+    let c = check(&data, &s).expect("checked");
+    let p = params(&data, &s);
+    assert_ne!(
+        p.bad_bits & APOGEE_SEARCH_EXTRA_BITS,
+        0,
+        "sky pixels masked"
+    );
+    let with_sky = SearchParams {
+        bad_bits: p.bad_bits & !APOGEE_SEARCH_EXTRA_BITS,
+        ..p.clone()
+    };
+    let visits: Vec<&frizzview::model::Visit> = data.visits.iter().map(AsRef::as_ref).collect();
+    let bc_of = |i: usize| {
+        data.visits[i]
+            .meta
+            .velocity(VelocityKind::Bc)
+            .expect("BC in the header")
+    };
+    let prior: Vec<Option<f64>> = (0..visits.len()).map(|i| Some(-bc_of(i))).collect();
+    let sky = search_with_prior(&visits, &with_sky, &prior);
+    let used: Vec<usize> = (0..t.len())
+        .filter(|&i| {
+            t[i].vrad.is_some() && c.visits[i].status == VelocityStatus::Measured && sky[i].measured
+        })
+        .collect();
+    assert!(used.len() >= 5, "only {} visits measured", used.len());
+    let bc: Vec<f64> = used.iter().map(|&i| bc_of(i)).collect();
+    let ours: Vec<f64> = used.iter().map(|&i| c.visits[i].data_kms).collect();
+    let err: Vec<f64> = used.iter().map(|&i| c.visits[i].err_kms).collect();
+    let apstar: Vec<f64> = used.iter().map(|&i| t[i].vrad.expect("apStar").0).collect();
+    let skyv: Vec<f64> = used
+        .iter()
+        .map(|&i| frizzview::model::velocity_from_shift(sky[i].dx))
+        .collect();
+    let (k_ours, sc_ours, worst_ours) = follows_bc(&ours, &bc);
+    let (k_ap, sc_ap, worst_ap) = follows_bc(&apstar, &bc);
+    let (k_sky, sc_sky, worst_sky) = follows_bc(&skyv, &bc);
+    println!("{FAINT_STAR}, visits {used:?}, BC {bc:.2?}");
+    for (what, v, k, sc, w) in [
+        ("ours (sky masked)", &ours, k_ours, sc_ours, worst_ours),
+        ("apStar VRADn", &apstar, k_ap, sc_ap, worst_ap),
+        ("ours, sky pixels used", &skyv, k_sky, sc_sky, worst_sky),
+    ] {
+        println!(
+            "  {what:<22} v {v:>7.2?}: follows {k:.2} of -BC; v + BC scatter {sc:.2}, worst {w:.2} km/s"
+        );
+    }
+    let pts: Vec<(f64, f64)> = ours
+        .iter()
+        .zip(&bc)
+        .zip(&err)
+        .map(|((v, b), e)| (v + b, *e))
+        .collect();
+    let f = frizzview::velocity::star_figures_of(&pts).expect("figures");
+    let rms = (f.chi2 / f.dof as f64).sqrt();
+    println!(
+        "  ours: stated errors {err:.2?}; chi2 of a constant velocity {:.2} for {} dof (RMS {rms:.2})",
+        f.chi2, f.dof
+    );
+    assert!(
+        (0.8..1.2).contains(&k_ours),
+        "ours follow {k_ours:.2} of the barycentric motion"
+    );
+    assert!(worst_ours < 5.0, "ours: a visit {worst_ours:.2} km/s off");
+    assert!((0.3..=2.0).contains(&rms), "ours: RMS {rms:.2}");
+    assert!(
+        k_ap < k_ours - 0.2 && sc_ap > sc_ours,
+        "apStar follows {k_ap:.2} (ours {k_ours:.2}), scatter {sc_ap:.2} (ours {sc_ours:.2})"
+    );
+    assert!(
+        k_sky < k_ours - 0.1,
+        "with the sky pixels the search follows {k_sky:.2} (masked {k_ours:.2})"
+    );
+}
+
+/// Measurement (prints; no claim): the stated errors of faint visits under three error models,
+/// on the real faint star (the 6 visits the pipeline used: chi^2 of a constant barycentric
+/// velocity, 5 dof) and on the synthetic faint cool star with known truth (seeds 1-3, the 18
+/// visits at S/N 5-7: RMS of error / stated error, relative velocities): (a) as stated (formal,
+/// floor, and below S/N 10 each visit's own sky/telluric pixel sensitivity), (b) formal and
+/// floor only, (c) formal and floor with the faint visits' pooled (RMS) sensitivity instead of
+/// each visit's own.
+#[test]
+#[ignore = "measurement: prints the faint visits' error models"]
+fn measure_faint_visit_error_models() {
+    use frizzview::model::C_KMS;
+    use frizzview::synth::apogee::{ApogeeParams, generate, visit_draw};
+    use frizzview::velocity::{LOW_SNR, params, search_dataset};
+    // Per visit (measured only): (velocity, [a, b, c] errors).
+    let models = |data: &Dataset, s: &Settings| -> Vec<Option<(f64, [f64; 3])>> {
+        let found = search_dataset(data, &params(data, s));
+        let floor = s.velocity.floor_kms;
+        let faint = |r: &frizzview::velocity::SearchResult| r.measured && r.snr < LOW_SNR;
+        let sens: Vec<f64> = found
+            .iter()
+            .filter(|r| faint(r))
+            .map(|r| r.pixel_sensitivity_dx)
+            .collect();
+        let pooled = (sens.iter().map(|d| d * d).sum::<f64>() / sens.len().max(1) as f64).sqrt();
+        found
+            .iter()
+            .map(|r| {
+                r.measured.then(|| {
+                    let k = C_KMS * r.dx.exp();
+                    let formal = if faint(r) {
+                        (r.sigma_dx.powi(2) - r.pixel_sensitivity_dx.powi(2))
+                            .max(0.0)
+                            .sqrt()
+                    } else {
+                        r.sigma_dx
+                    };
+                    let (a, b) = (r.sigma_dx, formal);
+                    let c = if faint(r) {
+                        formal.hypot(pooled)
+                    } else {
+                        formal
+                    };
+                    (
+                        frizzview::model::velocity_from_shift(r.dx),
+                        [a, b, c].map(|e| (k * e).hypot(floor)),
+                    )
+                })
+            })
+            .collect()
+    };
+    let names = [
+        "(a) own sensitivity",
+        "(b) formal + floor",
+        "(c) pooled sensitivity",
+    ];
+    if let Some(root) = shared("apogee_multistar") {
+        let t = truth(&root.join(FAINT_STAR));
+        let data = load(&t);
+        let s = survey_defaults(&data);
+        let m = models(&data, &s);
+        for (k, name) in names.iter().enumerate() {
+            let pts: Vec<(f64, f64)> = (0..t.len())
+                .filter(|&i| t[i].vrad.is_some())
+                .filter_map(|i| {
+                    let (v, e) = m[i]?;
+                    let bc = data.visits[i].meta.velocity(VelocityKind::Bc)?;
+                    Some((v + bc, e[k]))
+                })
+                .collect();
+            let f = frizzview::velocity::star_figures_of(&pts).expect("figures");
+            let errs: Vec<f64> = pts.iter().map(|p| p.1).collect();
+            println!(
+                "{FAINT_STAR} {name}: errors {errs:.2?}; chi2 of constancy {:.2} for {} dof",
+                f.chi2, f.dof
+            );
+        }
+    }
+    let mut z2 = [0.0; 3];
+    let mut n = 0usize;
+    for seed in [1, 2, 3] {
+        let p = ApogeeParams {
+            seed,
+            ..ApogeeParams::faint_cool_star()
+        };
+        let data = generate(&p).expect("synthetic");
+        let s = survey_defaults(&data);
+        let m = models(&data, &s);
+        let good: Vec<(f64, f64, [f64; 3])> = (0..p.n_visits)
+            .filter(|&j| visit_draw(&p, j).snr >= 5.0)
+            .filter_map(|j| m[j].map(|(v, e)| (v, visit_draw(&p, j).v_true_kms, e)))
+            .collect();
+        let off = good.iter().map(|(v, t, _)| v - t).sum::<f64>() / good.len() as f64;
+        for (v, t, e) in &good {
+            for k in 0..3 {
+                z2[k] += ((v - t - off) / e[k]).powi(2);
+            }
+            n += 1;
+        }
+    }
+    for (k, name) in names.iter().enumerate() {
+        println!(
+            "synthetic faint cool star {name}: RMS of error / stated error over {n} visits {:.2}",
+            (z2[k] / n as f64).sqrt()
+        );
     }
 }

@@ -103,6 +103,14 @@ pub struct ApogeeParams {
     /// error array (as in real apVisit files: the pipeline flags these pixels SIG_SKYLINE and
     /// inflates their errors when it combines visits).
     pub sky_noise: f64,
+    /// A part of the sky-subtraction residual common to every visit, added to each visit's
+    /// N(0, 1) amplitude (same units; 0 = none): a sky model wrong the same way every night.
+    /// Fixed in the observed frame, it correlates visits at zero *topocentric* velocity
+    /// difference, so a cross-correlation that uses the sky pixels is pulled toward relative
+    /// velocities of zero (what the real faint star `2M12294016+2619567` shows at S/N 5-7:
+    /// there the search with the sky and telluric pixels used follows -0.07 of the barycentric
+    /// motion, with them masked 1.01).
+    pub sky_common: f64,
     /// Relative error of the telluric model: the flux is multiplied by S^(1 + e) with a per-visit
     /// e ~ N(0, telluric_error) while the stored selection factor stays S, so deep telluric lines
     /// leave systematic residuals that the error array does not cover; flagged SIG_TELLURIC
@@ -150,6 +158,7 @@ impl Default for ApogeeParams {
             telluric_depth: 0.98,
             sky_line_density: 500.0,
             sky_noise: 5.0,
+            sky_common: 0.0,
             telluric_error: 0.05,
             cosmic_rays_per_chip: 3.0,
             persistence_fraction: 0.3,
@@ -173,6 +182,31 @@ impl ApogeeParams {
             cosmic_rays_per_chip: 0.0,
             persistence_fraction: 0.0,
             bad_pixels_per_chip: 0,
+            ..Self::default()
+        }
+    }
+
+    /// A faint cool star as the real `2M12294016+2619567` (an M dwarf at S/N 5-7 per visit,
+    /// `../shared/data/apogee_multistar/`): 8 visits, a dense forest of weak lines (the H band of
+    /// a cool star is molecular; equivalent widths an eighth of the default's, so that the
+    /// velocity errors at S/N 5-7 are ~1 km/s, not 0.1), sky residuals as a bright sky leaves
+    /// them on a faint star (10 times the continuum noise at a strong line's centre per unit of
+    /// amplitude, 3 units common to every visit: [`Self::sky_common`]), header velocities wrong
+    /// the way DR13's were for these stars (every one off by a common -250 km/s, a third of them
+    /// by 200-800 km/s more), and the last two visits ones the pipeline would reject (S/N 3).
+    #[must_use]
+    pub fn faint_cool_star() -> Self {
+        Self {
+            n_visits: 8,
+            snr_range: (5.0, 7.0),
+            line_density: 3.0e4,
+            ew_scale: 1e-5,
+            sky_noise: 10.0,
+            sky_common: 3.0,
+            header_failure_fraction: 0.3,
+            header_common_offset_kms: -250.0,
+            faint_visits: 2,
+            faint_snr: 3.0,
             ..Self::default()
         }
     }
@@ -219,6 +253,12 @@ impl ApogeeParams {
             return Err(format!(
                 "header common offset {} km/s is out of range",
                 self.header_common_offset_kms
+            ));
+        }
+        if !(self.sky_common.is_finite() && self.sky_common.abs() <= 100.0) {
+            return Err(format!(
+                "common sky residual {} must be finite and at most 100 in size",
+                self.sky_common
             ));
         }
         if !(self.faint_snr.is_finite() && self.faint_snr > 0.0) {
@@ -477,7 +517,7 @@ fn make_visit(
     let level = p.continuum_level;
     // Per-visit Legendre tilt over the whole detector range (u in [-1, 1]).
     let (c1, c2) = (rng.uniform_in(-1.0, 1.0), rng.uniform_in(-1.0, 1.0));
-    let sky_amp = rng.normal();
+    let sky_amp = p.sky_common + rng.normal();
     let tell_err = p.telluric_error * rng.normal();
     let persistent = rng.uniform() < p.persistence_fraction;
     let mut flux = vec![0.0; n];

@@ -14,7 +14,12 @@
 //! [`crate::settings::VelocitySettings::min_disagreement_kms`] (3 km/s: a few times the ~0.3-1
 //! km/s by which header velocities of good DR13 visits differ from the pipeline's refits, far
 //! below the 200-800 km/s failures). The median is robust while more than half the visits
-//! agree; with two visits that disagree both are named.
+//! agree; with two visits that disagree both are named. A visit this names is tested again
+//! against the best common offset of the others that passed (their inverse-variance mean, with
+//! its own error in quadrature; [`disagreements`]): at S/N 5-7 per visit the median of the
+//! others is itself uncertain by several km/s, and the real faint star's most precise visit
+//! (`2M12294016+2619567-4`, 0.87 km/s) was named for the others' scatter (its apStar velocity
+//! 4.8 km/s off the median, 3.2 sigma off the others' best offset).
 //!
 //! **What the combination uses** (the default, `VelocitySettings::check`): every visit with a
 //! measured velocity is shifted by its data velocity plus the zero point ([`decide_zero_point`]):
@@ -605,30 +610,10 @@ pub fn check_with(
         .collect();
     let external: Vec<Option<f64>> = data.visits.iter().map(|v| v.meta.velocity(kind)).collect();
     let snr: Vec<f64> = found.iter().map(|r| r.snr).collect();
-    let mut offsets: Vec<f64> = (0..n)
-        .filter_map(|i| external[i].map(|e| e - rel[i]))
-        .filter(|o| o.is_finite())
+    let offsets: Vec<Option<f64>> = (0..n)
+        .map(|i| external[i].map(|e| e - rel[i]).filter(|o| o.is_finite()))
         .collect();
-    let median = if offsets.is_empty() {
-        f64::NAN
-    } else {
-        let m = offsets.len() / 2;
-        offsets.sort_by(f64::total_cmp);
-        if offsets.len() % 2 == 1 {
-            offsets[m]
-        } else {
-            0.5 * (offsets[m - 1] + offsets[m])
-        }
-    };
-    let disagree: Vec<bool> = (0..n)
-        .map(|i| match external[i] {
-            Some(e) if rel[i].is_finite() && median.is_finite() => {
-                let d = (e - rel[i] - median).abs();
-                d > vs.max_sigma * err[i] && d > vs.min_disagreement_kms
-            }
-            _ => false,
-        })
-        .collect();
+    let disagree = disagreements(&offsets, &err, vs.max_sigma, vs.min_disagreement_kms);
     let consistent: Vec<bool> = (0..n)
         .map(|i| external[i].is_some() && rel[i].is_finite() && !disagree[i])
         .collect();
@@ -699,6 +684,69 @@ pub fn check_with(
         rest_frame: RestFrame::Unverified("not measured".into()),
         zero_point_replaced: None,
     }
+}
+
+/// Which external velocities disagree with the data (the consistency rule of the module docs).
+/// `offsets[i]`: external minus the data's relative velocity (km/s; `None` when the visit has no
+/// external velocity or no measured one); `err[i]`: the data velocity's stated error.
+///
+/// 1. Against the median offset: disagreeing when |o_i - median| exceeds both `max_sigma`
+///    `err_i` and `min_kms`. This catches the gross failures (hundreds of km/s) however many
+///    there are, while more than half the visits agree.
+/// 2. A visit step 1 rejects is tested again against the best common offset of the others that
+///    passed (their inverse-variance mean, itself left out, from at least two visits), with that
+///    offset's own error in quadrature: consistent when within `max_sigma` of the combined error
+///    (or `min_kms`). Step 1 charges the whole difference to the visit's own error, as if the
+///    median were exact; where the other visits are imprecise (S/N 5-7 per visit: errors of
+///    2-14 km/s) the median is uncertain by several km/s, and the most precise visit was named
+///    for the others' scatter. Step 2 never names a visit step 1 passed.
+#[must_use]
+pub fn disagreements(
+    offsets: &[Option<f64>],
+    err: &[f64],
+    max_sigma: f64,
+    min_kms: f64,
+) -> Vec<bool> {
+    let mut sorted: Vec<f64> = offsets.iter().flatten().copied().collect();
+    if sorted.is_empty() {
+        return vec![false; offsets.len()];
+    }
+    sorted.sort_by(f64::total_cmp);
+    let m = sorted.len() / 2;
+    let median = if sorted.len() % 2 == 1 {
+        sorted[m]
+    } else {
+        0.5 * (sorted[m - 1] + sorted[m])
+    };
+    let first: Vec<bool> = offsets
+        .iter()
+        .zip(err)
+        .map(|(o, e)| {
+            o.is_some_and(|o| {
+                let d = (o - median).abs();
+                d > max_sigma * e && d > min_kms
+            })
+        })
+        .collect();
+    let usable = |e: f64| e.is_finite() && e > 0.0;
+    (0..offsets.len())
+        .map(|i| {
+            let (Some(oi), true) = (offsets[i], first[i]) else {
+                return false;
+            };
+            let others: Vec<(f64, f64)> = (0..offsets.len())
+                .filter(|&j| j != i && !first[j] && usable(err[j]))
+                .filter_map(|j| offsets[j].map(|o| (o, err[j])))
+                .collect();
+            if others.len() < 2 || !usable(err[i]) {
+                return true;
+            }
+            let sw: f64 = others.iter().map(|(_, e)| e.powi(-2)).sum();
+            let z = others.iter().map(|(o, e)| o / (e * e)).sum::<f64>() / sw;
+            let d = (oi - z).abs();
+            d > max_sigma * err[i].hypot(1.0 / sw.sqrt()) && d > min_kms
+        })
+        .collect()
 }
 
 /// Mean, scatter and chi^2 of constancy of the measured visits' barycentric velocities.
@@ -824,6 +872,63 @@ mod tests {
         let before = bright[3].sigma_dx;
         add_pixel_sensitivity(&mut bright, &alt);
         assert!(bright[3].pixel_sensitivity_dx > 3e-5 && bright[3].sigma_dx == before);
+    }
+
+    /// The faint star's case (offsets and errors as on `2M12294016+2619567` with its apStar):
+    /// the precise visit 4.8 km/s off the median of imprecise ones is consistent with the others'
+    /// best offset; the same visit 300 km/s off, or 4.8 km/s off precise others, is named; the
+    /// gross failures are named whatever the others' errors.
+    #[test]
+    fn a_precise_visit_is_judged_against_the_others_best_offset() {
+        let err = [14.2, 3.5, 0.87, 4.1, 5.9, 2.0];
+        let faint = |o4: f64| {
+            [
+                Some(6.8),
+                Some(0.3),
+                Some(o4),
+                Some(-4.0),
+                Some(-3.8),
+                Some(0.7),
+            ]
+        };
+        assert_eq!(disagreements(&faint(5.3), &err, 5.0, 3.0), [false; 6]);
+        let far = disagreements(&faint(300.0), &err, 5.0, 3.0);
+        assert_eq!(far, [false, false, true, false, false, false]);
+        let precise = [0.3; 6];
+        let tight = [
+            Some(0.2),
+            Some(-0.1),
+            Some(5.3),
+            Some(0.0),
+            Some(0.1),
+            Some(-0.2),
+        ];
+        assert_eq!(
+            disagreements(&tight, &precise, 5.0, 3.0),
+            [false, false, true, false, false, false]
+        );
+        // Three headers hundreds of km/s off and three right, imprecise: the three named.
+        let gross = [
+            Some(0.0),
+            Some(-261.0),
+            Some(2.0),
+            Some(455.0),
+            Some(-1.0),
+            Some(-97.0),
+        ];
+        assert_eq!(
+            disagreements(&gross, &err, 5.0, 3.0),
+            [false, true, false, true, false, true]
+        );
+        // Two visits that disagree: both named (no best offset of two others).
+        assert_eq!(
+            disagreements(&[Some(0.0), Some(50.0)], &[0.5, 0.5], 5.0, 3.0),
+            [true, true]
+        );
+        assert_eq!(
+            disagreements(&[None, None], &[0.5, 0.5], 5.0, 3.0),
+            [false; 2]
+        );
     }
 
     #[test]
