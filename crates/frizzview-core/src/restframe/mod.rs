@@ -48,6 +48,7 @@
 //! are weak against H2O and FeH, and the nearly regular CO comb gives alias peaks.
 
 mod lines;
+mod mdwarf;
 mod molecules;
 
 pub use lines::{
@@ -55,6 +56,9 @@ pub use lines::{
     reference_lines,
 };
 
+pub use mdwarf::{
+    MDWARF_REFERENCE, MDWARF_TEMPLATE_TSV, Template, mdwarf_template, parse_template,
+};
 pub use molecules::{CO_REFERENCE, co_second_overtone_lines, co_wavenumber};
 
 use crate::model::{C_KMS, Visit, shift_from_velocity, velocity_from_shift};
@@ -74,16 +78,52 @@ pub struct RestFrameFit {
     pub quality: f64,
     /// Which line list, cited.
     pub reference: &'static str,
+    /// The independent check of a template fit ([`template_velocity`], the cool-star template
+    /// [`MDWARF_REFERENCE`]): the velocity each third of the spectrum (split by wavelength, about
+    /// one APOGEE chip each) finds on its own over the whole window (NaN where a third found
+    /// none). Empty when not checked (the atomic and CO lists, whose peak-over-next-peak
+    /// suffices on the real spectra).
+    pub subset_v_kms: Vec<f64>,
 }
 
 impl RestFrameFit {
-    /// Whether the peak stands out enough to be the star's frame ([`MIN_QUALITY`]) and enough
-    /// lines gave a velocity.
+    /// Whether the peak stands out enough to be the star's frame ([`MIN_QUALITY`]), enough
+    /// lines gave a velocity and, where checked, at least two of the three independent thirds
+    /// find the same velocity on their own ([`RestFrameFit::subsets_agree`]).
     #[must_use]
     pub fn is_reliable(&self) -> bool {
-        self.quality >= MIN_QUALITY && self.n_lines >= MIN_LINES_RELIABLE
+        self.quality >= MIN_QUALITY
+            && self.n_lines >= MIN_LINES_RELIABLE
+            && self.err_kms.is_finite()
+            && self.subsets_agree()
+    }
+
+    /// Whether at least [`MIN_SUBSETS_AGREEING`] of the checked thirds found the full
+    /// spectrum's velocity within [`SUBSET_TOLERANCE_KMS`] on their own (true when not checked).
+    #[must_use]
+    pub fn subsets_agree(&self) -> bool {
+        self.subset_v_kms.is_empty()
+            || self
+                .subset_v_kms
+                .iter()
+                .filter(|v| (*v - self.v_kms).abs() <= SUBSET_TOLERANCE_KMS)
+                .count()
+                >= MIN_SUBSETS_AGREEING
     }
 }
+
+/// How far (km/s) an independent third of the spectrum may find its own velocity from the
+/// whole spectrum's and still count as agreeing. A chance alignment of a line-rich molecular
+/// spectrum with the template happens at a different velocity in each third (tens to hundreds
+/// of km/s apart); the star's frame is the same for all thirds within their errors (0.1-4 km/s on
+/// the real M dwarfs' visits at S/N >= 10, `tests/integration/restframe.rs`).
+pub const SUBSET_TOLERANCE_KMS: f64 = 5.0;
+
+/// How many of the three thirds must agree. Two, not three: on the real M dwarfs the reddest
+/// third (16470-16960 A, where the BT-Settl model describes the star least well) alone peaks at a
+/// chance velocity 400-460 km/s away on two of the three visits of `2M05392474+4038437` (S/N 64-71)
+/// while the other two thirds agree within 0.5 km/s.
+pub const MIN_SUBSETS_AGREEING: usize = 2;
 
 /// The lowest peak-over-next-peak ratio [`RestFrameFit::is_reliable`] accepts. Measured on the
 /// real spectra (`tests/integration/restframe.rs`): the FGK giant's apStar and visits (S/N 76-104)
@@ -441,8 +481,200 @@ pub fn rest_frame_velocity_with(
         {
             return Some(fit);
         }
+        // The cool-star template ([`mdwarf`]), checked by its independent thirds.
+        if let Some(t) = mdwarf_template()
+            && let Some(fit) = template_search(&p, t, MDWARF_REFERENCE, opts)
+            && fit.is_reliable()
+        {
+            return Some(fit);
+        }
     }
     atomic
+}
+
+/// The rest frame by cross-correlating the whole spectrum with a template (module docs, "Cool
+/// stars"): the shipped cool-star template ([`mdwarf_template`], [`MDWARF_REFERENCE`]) or a
+/// caller's (tests use it moved or scrambled). `reference` is what the result cites. `None` when
+/// the template covers fewer than [`MIN_PIXELS`] usable pixels, or the arrays or window are
+/// unusable (as [`rest_frame_velocity_with`]).
+#[must_use]
+pub fn template_velocity(
+    ln_wave: &[f64],
+    flux: &[f64],
+    ivar: &[f64],
+    template: &Template,
+    reference: &'static str,
+    opts: &RestFrameOptions,
+) -> Option<RestFrameFit> {
+    let window = opts.window_kms;
+    if !(window.is_finite() && window > 0.0 && window < 0.5 * C_KMS) {
+        return None;
+    }
+    let p = prepare(ln_wave, flux, ivar, opts.mask_telluric)?;
+    template_search(&p, template, reference, opts)
+}
+
+/// APOGEE's resolution element as a Gaussian sigma (km/s): FWHM c / 22500.
+const APOGEE_LSF_SIGMA_KMS: f64 = C_KMS / 22_500.0 / 2.354_820_045;
+
+/// The coarse and fine steps of the template search (km/s).
+const TEMPLATE_COARSE_KMS: f64 = 4.0;
+const TEMPLATE_FINE_KMS: f64 = 0.25;
+
+/// The systematic floor of a template velocity (km/s), added in quadrature to the spread of the
+/// three thirds: the real M dwarfs' visits (S/N 11-71) scatter about the pipeline's VRADn by
+/// 0.9 km/s RMS with the BT-Settl template (`tests/integration/restframe.rs`,
+/// `mdwarf_visits_match_the_apstar_velocities`): a model is not the star (Teff, gravity,
+/// line-list positions).
+pub const TEMPLATE_FLOOR_KMS: f64 = 1.0;
+
+/// The Pearson correlation of the usable pixels `idx` with the template moved by `s`; `None`
+/// where the template covers fewer than half of them.
+fn template_ccf(p: &Prepared, idx: &[usize], t: &Template, s: f64) -> Option<f64> {
+    let (mut n, mut sa, mut sb, mut saa, mut sbb, mut sab) = (0usize, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for &j in idx {
+        if let Some(b) = t.at(p.x[j] - s) {
+            let a = p.d[j];
+            n += 1;
+            sa += a;
+            sb += b;
+            saa += a * a;
+            sbb += b * b;
+            sab += a * b;
+        }
+    }
+    if n < MIN_PIXELS || 2 * n < idx.len() {
+        return None;
+    }
+    let nf = n as f64;
+    let cov = sab - sa * sb / nf;
+    let va = saa - sa * sa / nf;
+    let vb = sbb - sb * sb / nf;
+    (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
+}
+
+/// The highest point of the template CCF over `s_lo..s_hi` (coarse), the quality (peak over the
+/// next local maximum more than 3 LSF sigma away, both above the median), and the peak refined by
+/// a parabola on the fine grid within `+-3` coarse steps.
+fn template_peak(
+    p: &Prepared,
+    idx: &[usize],
+    t: &Template,
+    (s_lo, s_hi): (f64, f64),
+) -> Option<(f64, f64)> {
+    let dstep = shift_from_velocity(TEMPLATE_COARSE_KMS);
+    let n = ((s_hi - s_lo) / dstep).ceil() as usize + 1;
+    let coarse: Vec<f64> = (0..n)
+        .map(|i| (s_lo + i as f64 * dstep).min(s_hi))
+        .collect();
+    let c: Vec<Option<f64>> = coarse.iter().map(|&s| template_ccf(p, idx, t, s)).collect();
+    let (k0, _, peak0) = peak(&coarse, &c)?;
+    let med = median_of(c.iter().flatten().copied().collect())?;
+    let excl = 3.0 * shift_from_velocity(APOGEE_LSF_SIGMA_KMS);
+    let mut next = f64::NEG_INFINITY;
+    for i in 0..c.len() {
+        let Some(v) = c[i] else { continue };
+        let left = i == 0 || c[i - 1].is_none_or(|u| u <= v);
+        let right = i + 1 == c.len() || c[i + 1].is_none_or(|u| u <= v);
+        if left && right && (coarse[i] - coarse[k0]).abs() > excl {
+            next = next.max(v);
+        }
+    }
+    let quality = if next > med {
+        ((peak0 - med) / (next - med)).min(1000.0)
+    } else {
+        1000.0
+    };
+    let s = fine_template_peak(p, idx, t, coarse[k0], 3.0 * dstep)?;
+    Some((s, quality))
+}
+
+/// The template CCF's peak within `s0 +- half` on the fine grid, by a parabola.
+fn fine_template_peak(
+    p: &Prepared,
+    idx: &[usize],
+    t: &Template,
+    s0: f64,
+    half: f64,
+) -> Option<f64> {
+    let fstep = shift_from_velocity(TEMPLATE_FINE_KMS);
+    let n = (2.0 * half / fstep).ceil() as usize + 1;
+    let fine: Vec<f64> = (0..n).map(|i| s0 - half + i as f64 * fstep).collect();
+    let c: Vec<Option<f64>> = fine.iter().map(|&s| template_ccf(p, idx, t, s)).collect();
+    let (k, s, _) = peak(&fine, &c)?;
+    (k > 0 && k + 1 < fine.len()).then_some(s)
+}
+
+/// The template search (module docs, "Cool stars") on a prepared spectrum.
+fn template_search(
+    p: &Prepared,
+    t: &Template,
+    reference: &'static str,
+    opts: &RestFrameOptions,
+) -> Option<RestFrameFit> {
+    let window = opts.window_kms;
+    let (s_lo, s_hi) = (shift_from_velocity(-window), shift_from_velocity(window));
+    let (t_lo, t_hi) = t.range();
+    // The usable pixels the template covers at zero velocity.
+    let idx: Vec<usize> = (0..p.x.len())
+        .filter(|&j| p.ivn[j] > 0.0 && p.x[j] > t_lo && p.x[j] < t_hi)
+        .collect();
+    if idx.len() < 3 * MIN_PIXELS {
+        return None;
+    }
+    let (s, quality) = template_peak(p, &idx, t, (s_lo, s_hi))?;
+    let v = velocity_from_shift(s);
+    // The three thirds of the pixels, by wavelength (about one APOGEE chip each): each searched
+    // over the whole window on its own, and each one's peak near the full one for the error.
+    let third = idx.len() / 3;
+    let parts: Vec<&[usize]> = vec![&idx[..third], &idx[third..2 * third], &idx[2 * third..]];
+    let subset_v_kms: Vec<f64> = parts
+        .iter()
+        .map(|part| {
+            template_peak(p, part, t, (s_lo, s_hi))
+                .map_or(f64::NAN, |(s, _)| velocity_from_shift(s))
+        })
+        .collect();
+    // The error: the spread of the thirds' own peaks near the whole spectrum's (each within
+    // +-3 LSF sigma), with the systematic floor; infinite when fewer than two thirds have one.
+    let local: Vec<f64> = parts
+        .iter()
+        .filter_map(|part| {
+            fine_template_peak(
+                p,
+                part,
+                t,
+                s,
+                shift_from_velocity(3.0 * APOGEE_LSF_SIGMA_KMS),
+            )
+        })
+        .map(velocity_from_shift)
+        .collect();
+    let spread = if local.len() >= 2 {
+        let n = local.len() as f64;
+        let m = local.iter().sum::<f64>() / n;
+        (local.iter().map(|u| (u - m).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
+    } else {
+        f64::INFINITY
+    };
+    // The template's features over the pixels used: its local depth maxima (over +-3 samples)
+    // at least 0.05 deep.
+    let (x_lo, x_hi) = (p.x[idx[0]], p.x[idx[idx.len() - 1]]);
+    let d = &t.depth;
+    let n_features = (3..d.len().saturating_sub(3))
+        .filter(|&i| {
+            let x = t.ln_start + i as f64 * t.ln_step;
+            x > x_lo && x < x_hi && d[i] >= 0.05 && d[i - 3..=i + 3].iter().all(|&u| u <= d[i])
+        })
+        .count();
+    Some(RestFrameFit {
+        v_kms: v,
+        err_kms: spread.hypot(TEMPLATE_FLOOR_KMS),
+        n_lines: n_features,
+        quality,
+        reference,
+        subset_v_kms,
+    })
 }
 
 /// The CCF search of one line list (module docs, steps 3-5) over shifts `s_lo..s_hi`.
@@ -610,6 +842,7 @@ fn search(
         n_lines: per_line.len(),
         quality,
         reference,
+        subset_v_kms: Vec::new(),
     })
 }
 
