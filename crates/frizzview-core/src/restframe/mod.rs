@@ -561,44 +561,100 @@ pub const TEMPLATE_FLOOR_KMS: f64 = 1.0;
 /// The Pearson correlation of the usable pixels `idx` with the template moved by `s`; `None`
 /// where the template covers fewer than half of them.
 fn template_ccf(p: &Prepared, idx: &[usize], t: &Template, s: f64) -> Option<f64> {
-    let (mut n, mut sa, mut sb, mut saa, mut sbb, mut sab) = (0usize, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut sums = CcfSums::default();
     for &j in idx {
         if let Some(b) = t.at(p.x[j] - s) {
-            let a = p.d[j];
-            n += 1;
-            sa += a;
-            sb += b;
-            saa += a * a;
-            sbb += b * b;
-            sab += a * b;
+            sums.add(p.d[j], b);
         }
     }
-    if n < MIN_PIXELS || 2 * n < idx.len() {
-        return None;
-    }
-    let nf = n as f64;
-    let cov = sab - sa * sb / nf;
-    let va = saa - sa * sa / nf;
-    let vb = sbb - sb * sb / nf;
-    (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
+    sums.pearson(idx.len())
 }
 
-/// The highest point of the template CCF over `s_lo..s_hi` (coarse), the quality (peak over the
-/// next local maximum more than 3 LSF sigma away, both above the median), and the peak refined by
-/// a parabola on the fine grid within `+-3` coarse steps.
+/// Running sums of a Pearson correlation.
+#[derive(Clone, Copy, Default)]
+struct CcfSums {
+    n: usize,
+    sa: f64,
+    sb: f64,
+    saa: f64,
+    sbb: f64,
+    sab: f64,
+}
+
+impl CcfSums {
+    fn add(&mut self, a: f64, b: f64) {
+        self.n += 1;
+        self.sa += a;
+        self.sb += b;
+        self.saa += a * a;
+        self.sbb += b * b;
+        self.sab += a * b;
+    }
+
+    fn merge(self, o: Self) -> Self {
+        Self {
+            n: self.n + o.n,
+            sa: self.sa + o.sa,
+            sb: self.sb + o.sb,
+            saa: self.saa + o.saa,
+            sbb: self.sbb + o.sbb,
+            sab: self.sab + o.sab,
+        }
+    }
+
+    /// The correlation, or `None` where fewer than [`MIN_PIXELS`] or than half of the `of`
+    /// pixels counted.
+    fn pearson(&self, of: usize) -> Option<f64> {
+        if self.n < MIN_PIXELS || 2 * self.n < of {
+            return None;
+        }
+        let nf = self.n as f64;
+        let cov = self.sab - self.sa * self.sb / nf;
+        let va = self.saa - self.sa * self.sa / nf;
+        let vb = self.sbb - self.sb * self.sb / nf;
+        (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
+    }
+}
+
+/// The template CCF at `s` of the whole of `idx` and of its three parts `idx[..cut[0]]`,
+/// `idx[cut[0]..cut[1]]`, `idx[cut[1]..]`, in one pass: [whole, part 1, part 2, part 3].
+fn template_ccf_parts(
+    p: &Prepared,
+    idx: &[usize],
+    cut: [usize; 2],
+    t: &Template,
+    s: f64,
+) -> [Option<f64>; 4] {
+    let mut parts = [CcfSums::default(); 3];
+    for (k, &j) in idx.iter().enumerate() {
+        if let Some(b) = t.at(p.x[j] - s) {
+            let part = usize::from(k >= cut[0]) + usize::from(k >= cut[1]);
+            parts[part].add(p.d[j], b);
+        }
+    }
+    let whole = parts[0].merge(parts[1]).merge(parts[2]);
+    let lens = [cut[0], cut[1] - cut[0], idx.len() - cut[1]];
+    [
+        whole.pearson(idx.len()),
+        parts[0].pearson(lens[0]),
+        parts[1].pearson(lens[1]),
+        parts[2].pearson(lens[2]),
+    ]
+}
+
+/// The highest point of a coarse template CCF `c` (of the pixels `idx`, at the shifts
+/// `coarse`), the quality (peak over the next local maximum more than 3 LSF sigma away, both
+/// above the median), and the peak refined by a parabola on the fine grid within `+-3` coarse
+/// steps.
 fn template_peak(
     p: &Prepared,
     idx: &[usize],
     t: &Template,
-    (s_lo, s_hi): (f64, f64),
+    coarse: &[f64],
+    c: &[Option<f64>],
 ) -> Option<(f64, f64)> {
     let dstep = shift_from_velocity(TEMPLATE_COARSE_KMS);
-    let n = ((s_hi - s_lo) / dstep).ceil() as usize + 1;
-    let coarse: Vec<f64> = (0..n)
-        .map(|i| (s_lo + i as f64 * dstep).min(s_hi))
-        .collect();
-    let c: Vec<Option<f64>> = coarse.iter().map(|&s| template_ccf(p, idx, t, s)).collect();
-    let (k0, _, peak0) = peak(&coarse, &c)?;
+    let (k0, _, peak0) = peak(coarse, c)?;
     let med = median_of(c.iter().flatten().copied().collect())?;
     let excl = 3.0 * shift_from_velocity(APOGEE_LSF_SIGMA_KMS);
     let mut next = f64::NEG_INFINITY;
@@ -652,16 +708,29 @@ fn template_search(
     if idx.len() < 3 * MIN_PIXELS {
         return None;
     }
-    let (s, quality) = template_peak(p, &idx, t, (s_lo, s_hi))?;
-    let v = velocity_from_shift(s);
     // The three thirds of the pixels, by wavelength (about one APOGEE chip each): each searched
-    // over the whole window on its own, and each one's peak near the full one for the error.
+    // over the whole window on its own, and each one's peak near the full one for the error. The
+    // coarse CCFs of the whole and of the thirds come from one pass.
     let third = idx.len() / 3;
+    let cut = [third, 2 * third];
     let parts: Vec<&[usize]> = vec![&idx[..third], &idx[third..2 * third], &idx[2 * third..]];
+    let dstep = shift_from_velocity(TEMPLATE_COARSE_KMS);
+    let n = ((s_hi - s_lo) / dstep).ceil() as usize + 1;
+    let coarse: Vec<f64> = (0..n)
+        .map(|i| (s_lo + i as f64 * dstep).min(s_hi))
+        .collect();
+    let all: Vec<[Option<f64>; 4]> = coarse
+        .iter()
+        .map(|&s| template_ccf_parts(p, &idx, cut, t, s))
+        .collect();
+    let column = |k: usize| -> Vec<Option<f64>> { all.iter().map(|c| c[k]).collect() };
+    let (s, quality) = template_peak(p, &idx, t, &coarse, &column(0))?;
+    let v = velocity_from_shift(s);
     let subset_v_kms: Vec<f64> = parts
         .iter()
-        .map(|part| {
-            template_peak(p, part, t, (s_lo, s_hi))
+        .enumerate()
+        .map(|(k, part)| {
+            template_peak(p, part, t, &coarse, &column(k + 1))
                 .map_or(f64::NAN, |(s, _)| velocity_from_shift(s))
         })
         .collect();
