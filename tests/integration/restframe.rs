@@ -199,13 +199,16 @@ fn apstar_row0_is_in_the_rest_frame() {
             show(&fit)
         );
         let fit = fit.expect("the H band is covered");
-        assert_eq!(fit.reference, HBAND_REFERENCE);
         if FGK.contains(&star) {
+            assert_eq!(fit.reference, HBAND_REFERENCE);
             assert!(fit.is_reliable(), "{star}: {fit:?}");
         }
-        // A reliable answer must be right; an M dwarf's may only be flagged unreliable.
+        // A reliable answer must be right (within 1 km/s, or 3 stated errors where larger: the
+        // M dwarfs' template velocities carry a 1 km/s floor); an M dwarf's may otherwise only be
+        // flagged unreliable.
         if fit.is_reliable() {
-            assert!(fit.v_kms.abs() < 1.0, "{star}: row 0 at {fit:?}");
+            let tol = 1.0_f64.max(3.0 * fit.err_kms);
+            assert!(fit.v_kms.abs() < tol, "{star}: row 0 at {fit:?}");
         }
     }
 }
@@ -463,6 +466,319 @@ fn fgk_visits_degraded_in_snr() {
         }
         eprintln!("S/N {target}: {ok}/3 visits right{line}");
         if target >= 20.0 {
+            assert_eq!(ok, 3, "at S/N {target}");
+        }
+    }
+}
+
+fn show_subsets(fit: &Option<RestFrameFit>) -> String {
+    match fit {
+        Some(f) => format!(
+            "{}; thirds {}",
+            show(fit),
+            f.subset_v_kms
+                .iter()
+                .map(|v| format!("{v:+.1}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        None => "none".into(),
+    }
+}
+
+/// The visit's ivar with the pixels it marks bad (or APOGEE's bad bits) set to 0.
+fn usable_ivar(vis: &frizzview_core::model::Visit) -> Vec<f64> {
+    vis.ivar()
+        .iter()
+        .zip(vis.bad())
+        .zip(vis.flags())
+        .map(|((&iv, &b), &fl)| {
+            if b || fl & APOGEE_BAD_BITS != 0 {
+                0.0
+            } else {
+                iv
+            }
+        })
+        .collect()
+}
+
+/// The cool-star template (BT-Settl, 3000 K) on every real APOGEE spectrum: the M dwarfs' apStar
+/// row 0 (rest frame) and visits (against VRADn), and the K giant's (whose lines are atomic).
+/// Printed per spectrum: velocity, stated error, peak over next peak, the thirds' own velocities.
+/// Every answer called reliable must be right: within 3 stated errors (in quadrature with VERRn)
+/// or 2 km/s of VRADn. Also the RMS of (v - VRADn) / error over the reliable visits with S/N >= 10,
+/// which the 1 km/s floor is set from.
+#[test]
+fn mdwarf_template_on_the_real_spectra() {
+    let Some(_) = data(STARS[0], "mdwarf_template_on_the_real_spectra") else {
+        return;
+    };
+    let t = restframe::mdwarf_template().expect("the shipped template parses");
+    let opts = RestFrameOptions::default();
+    let (mut z2, mut nz, mut d_sum) = (0.0, 0usize, 0.0);
+    for star in STARS {
+        let Some(d) = data(star, "mdwarf_template_on_the_real_spectra") else {
+            continue;
+        };
+        let a = read_apstar(&files(&d, "apStar-").pop().expect("an apStar"));
+        let fit = restframe::template_velocity(
+            &a.ln_wave,
+            &a.flux,
+            &a.ivar,
+            t,
+            restframe::MDWARF_REFERENCE,
+            &opts,
+        );
+        eprintln!("{star} apStar row 0: {}", show_subsets(&fit));
+        if let Some(f) = fit.as_ref().filter(|f| f.is_reliable()) {
+            assert!(
+                f.v_kms.abs() < 1.0_f64.max(3.0 * f.err_kms),
+                "{star}: {f:?}"
+            );
+        }
+        for path in files(&d, "apVisit-") {
+            let (id, _bc, snr) = visit_header(&path);
+            let ap = a.visits.iter().find(|v| v.id == id);
+            let ds = frizzview::io::load_file(&path).expect("read the apVisit");
+            let vis = &ds.visits[0];
+            let fit = restframe::template_velocity(
+                vis.ln_wave(),
+                vis.flux(),
+                &usable_ivar(vis),
+                t,
+                restframe::MDWARF_REFERENCE,
+                &opts,
+            );
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+            match ap {
+                Some(v) => eprintln!(
+                    "  {name} (S/N {snr:.1}): {}; VRAD {:+.2}, d {:+.2}",
+                    show_subsets(&fit),
+                    v.vrad,
+                    fit.as_ref().map_or(f64::NAN, |f| f.v_kms - v.vrad)
+                ),
+                None => eprintln!(
+                    "  {name} (S/N {snr:.1}): {}; not in the apStar",
+                    show_subsets(&fit)
+                ),
+            }
+            let (Some(v), Some(f)) = (ap, fit.as_ref().filter(|f| f.is_reliable())) else {
+                continue;
+            };
+            let tol = 2.0_f64.max(3.0 * f.err_kms.hypot(v.verr));
+            assert!(
+                (f.v_kms - v.vrad).abs() < tol,
+                "{name}: reliable and wrong: {f:?} vs VRAD {}",
+                v.vrad
+            );
+            if snr >= 10.0 && !FGK.contains(&star) {
+                z2 += ((f.v_kms - v.vrad) / f.err_kms.hypot(v.verr)).powi(2);
+                d_sum += f.v_kms - v.vrad;
+                nz += 1;
+            }
+        }
+    }
+    let rms = (z2 / nz as f64).sqrt();
+    eprintln!(
+        "M dwarfs' reliable visits at S/N >= 10: {nz}, mean v - VRADn {:+.2} km/s, RMS of (v - VRADn) / error {rms:.2}",
+        d_sum / nz as f64
+    );
+    assert!(nz >= 10, "{nz} reliable M-dwarf visits");
+    assert!((0.5..=2.0).contains(&rms), "RMS {rms}");
+}
+
+/// Tests that can fail: the template moved redward by 30 km/s moves the answer by -30 km/s (a
+/// reliable answer is right only because the template's wavelengths are);
+/// the template's samples scrambled (blocks of 200 A reversed in order and in wavelength) or
+/// shuffled (every sample at a random place) give no reliable answer on the brightest M dwarf.
+#[test]
+fn a_moved_or_scrambled_template_is_not_reliable() {
+    let Some(d) = data(STARS[3], "a_moved_or_scrambled_template_is_not_reliable") else {
+        return;
+    };
+    let t = restframe::mdwarf_template().expect("the shipped template parses");
+    let opts = RestFrameOptions::default();
+    let path = files(&d, "apVisit-").into_iter().next().expect("a visit");
+    let ds = frizzview::io::load_file(&path).expect("read the apVisit");
+    let vis = &ds.visits[0];
+    let ivar = usable_ivar(vis);
+    let fit = |t: &restframe::Template| {
+        restframe::template_velocity(vis.ln_wave(), vis.flux(), &ivar, t, "test", &opts)
+    };
+    let base = fit(t).expect("a fit");
+    assert!(base.is_reliable(), "{base:?}");
+    let mut moved = t.clone();
+    moved.ln_start += (1.0 + 30.0 / C_KMS).ln();
+    let m = fit(&moved).expect("a fit");
+    eprintln!(
+        "template: {}; moved +30 km/s: {}",
+        show_subsets(&Some(base.clone())),
+        show_subsets(&Some(m.clone()))
+    );
+    assert!(
+        (m.v_kms - base.v_kms + 30.0).abs() < 0.5,
+        "{} vs {}",
+        m.v_kms,
+        base.v_kms
+    );
+    // Blocks of ~200 A (2% of the samples each) in reverse order, each reversed.
+    let mut scrambled = t.clone();
+    let n = t.depth.len();
+    let block = n / 10;
+    scrambled.depth = t
+        .depth
+        .chunks(block)
+        .rev()
+        .flat_map(|c| c.iter().rev().copied())
+        .collect();
+    scrambled.depth.truncate(n);
+    let sc = fit(&scrambled);
+    eprintln!("scrambled: {}", show_subsets(&sc));
+    assert!(
+        !sc.as_ref().is_some_and(RestFrameFit::is_reliable),
+        "{sc:?}"
+    );
+    // Shuffled with a fixed seed (xorshift).
+    let mut state = 0x2545_F491_4F6C_DD1D_u64;
+    let mut shuffled = t.clone();
+    for i in (1..n).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let j = (state % (i as u64 + 1)) as usize;
+        shuffled.depth.swap(i, j);
+    }
+    let sh = fit(&shuffled);
+    eprintln!("shuffled: {}", show_subsets(&sh));
+    assert!(
+        !sh.as_ref().is_some_and(RestFrameFit::is_reliable),
+        "{sh:?}"
+    );
+}
+
+/// Issue 17's Done-when on the rest frame: each `apogee_multistar` star's visits alone, with the
+/// defaults: the combination's rest frame is either Measured and the barycentric velocity it
+/// implies (the star's mean of v + BC over the visits) within 2 km/s of the apStar's VHELIO, or
+/// unverified (never wrong). `2M05392474+4038437`, whose header velocities share a 580 km/s error,
+/// must be Measured; so must the K giant.
+#[test]
+fn combinations_rest_frame_matches_vhelio_or_is_unverified() {
+    let Some(_) = data(
+        STARS[0],
+        "combinations_rest_frame_matches_vhelio_or_is_unverified",
+    ) else {
+        return;
+    };
+    for star in STARS {
+        let Some(d) = data(
+            star,
+            "combinations_rest_frame_matches_vhelio_or_is_unverified",
+        ) else {
+            continue;
+        };
+        let a = read_apstar(&files(&d, "apStar-").pop().expect("an apStar"));
+        let visits = files(&d, "apVisit-");
+        let ds = frizzview::io::load_paths(&visits, &frizzview::io::LoadOptions::default())
+            .expect("load the visits");
+        let t = std::time::Instant::now();
+        let prep = frizzview::combine::prepare(&ds, &frizzview::cli::combine::survey_defaults(&ds))
+            .expect("prepare");
+        let dt = t.elapsed();
+        let c = prep.velocity.as_ref().expect("velocities checked");
+        let bary = c.star.as_ref().map(|s| s.mean_bary_kms);
+        eprintln!(
+            "{star}: {}; barycentric {} km/s, VHELIO {:+.2}; zero point replaced {:?} [{dt:?}]",
+            c.rest_frame.describe(),
+            bary.map_or("none".into(), |b| format!("{b:+.2}")),
+            a.vhelio,
+            c.zero_point_replaced
+        );
+        let measured = matches!(
+            c.rest_frame,
+            frizzview::velocity::RestFrame::Measured { .. }
+        );
+        if star.ends_with("2M05392474+4038437") || FGK.contains(&star) {
+            assert!(measured, "{star}: {:?}", c.rest_frame);
+        }
+        if measured {
+            let b = bary.expect("star figures");
+            assert!(
+                (b - a.vhelio).abs() < 2.0,
+                "{star}: measured frame gives {b} vs VHELIO {}",
+                a.vhelio
+            );
+        }
+    }
+}
+
+/// The S/N limit of the M dwarfs' rest frame: `2M05392474+4038437`'s three visits (S/N 62-71)
+/// with seeded Gaussian noise added to reach a lower S/N per pixel (as
+/// `fgk_visits_degraded_in_snr`), each searched as the combination does (atomic list, CO, then the
+/// cool-star template). Printed per S/N: how many are reliable and within 2 km/s of VRADn. Never
+/// reliable and wrong (beyond 3 stated errors and 2 km/s) at any S/N; all three right down to
+/// S/N 10 per visit (the limit).
+#[test]
+fn mdwarf_visits_degraded_in_snr() {
+    let Some(d) = data(STARS[3], "mdwarf_visits_degraded_in_snr") else {
+        return;
+    };
+    let a = read_apstar(&files(&d, "apStar-").pop().expect("an apStar"));
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut normal = move || {
+        let mut u = || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (u1, u2) = (u().max(1e-300), u());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    };
+    for target in [40.0, 30.0, 20.0, 15.0, 10.0, 7.0, 5.0] {
+        let (mut ok, mut reliable) = (0, 0);
+        let mut line = String::new();
+        for path in files(&d, "apVisit-") {
+            let (id, _, snr) = visit_header(&path);
+            let v = a
+                .visits
+                .iter()
+                .find(|v| v.id == id)
+                .expect("visit in the apStar");
+            let ds = frizzview::io::load_file(&path).expect("read the apVisit");
+            let vis = &ds.visits[0];
+            let k = ((snr / target).powi(2) - 1.0).max(0.0).sqrt();
+            let mut flux = vis.flux().to_vec();
+            let mut ivar = usable_ivar(vis);
+            for i in 0..flux.len() {
+                if !(ivar[i] > 0.0) {
+                    ivar[i] = 0.0;
+                    continue;
+                }
+                flux[i] += k / ivar[i].sqrt() * normal();
+                ivar[i] /= 1.0 + k * k;
+            }
+            let fit = restframe::rest_frame_velocity(vis.ln_wave(), &flux, &ivar, 1000.0);
+            if let Some(f) = fit.as_ref().filter(|f| f.is_reliable()) {
+                reliable += 1;
+                let dv = (f.v_kms - v.vrad).abs();
+                ok += usize::from(dv < 2.0);
+                assert!(
+                    dv < 2.0_f64.max(3.0 * f.err_kms.hypot(v.verr)),
+                    "S/N {target}: reliable and wrong: {f:?} vs VRAD {}",
+                    v.vrad
+                );
+            }
+            line.push_str(&format!(
+                "\n  {}: {} (VRAD {:+.2})",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
+                show_subsets(&fit),
+                v.vrad
+            ));
+        }
+        eprintln!("S/N {target}: {reliable}/3 reliable, {ok}/3 within 2 km/s{line}");
+        // Measured (seed above): 3/3 right from S/N 40 down to 10; 2/3 at S/N 7 and 5 (the
+        // third unreliable, never wrong).
+        if target >= 10.0 {
             assert_eq!(ok, 3, "at S/N {target}");
         }
     }

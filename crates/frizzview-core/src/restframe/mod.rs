@@ -37,8 +37,8 @@
 //! FGK stars (and hot stars through H I) have them as their strongest features. M dwarfs and the
 //! coolest giants have H-band spectra dominated by molecules (H2O, FeH, OH, CO) that the list does
 //! not hold: there the atomic lines are weak and blended and the search can lock onto a chance
-//! alignment; the quality then stays low ([`MIN_QUALITY`]) and the caller must treat the rest frame
-//! as unverified ([`RestFrameFit::is_reliable`]).
+//! alignment; the quality then stays low ([`MIN_QUALITY`]) and the cool-star template below is
+//! tried.
 //!
 //! **Molecular reference.** When the atomic H-band search is not reliable, the same search runs on
 //! 12C16O second-overtone lines computed from published Dunham parameters
@@ -46,8 +46,38 @@
 //! is reliable, and [`RestFrameFit::reference`] then says [`CO_REFERENCE`]. On the four real M dwarfs
 //! (2700-3100 K) it does not reach [`MIN_QUALITY`] either (1.01-1.16 over +-1000 km/s): their CO lines
 //! are weak against H2O and FeH, and the nearly regular CO comb gives alias peaks.
+//!
+//! **Cool stars: the template.** When neither list gives a reliable H-band frame, the whole
+//! spectrum is cross-correlated with a shipped M-dwarf template ([`mdwarf_template`],
+//! [`MDWARF_REFERENCE`]): the BT-Settl model spectrum of Teff 3000 K, log g 5.0, [M/H] 0 (Allard,
+//! Homeier & Freytag 2012) at APOGEE's resolution, normalised as in step 1, vacuum wavelengths (its
+//! K I and Al I features lie within 1 km/s of the NIST laboratory wavelengths; unit test). Its
+//! features are mostly blends of H2O, FeH and OH lines, so it is used as a template, not a line list
+//! ([`template_velocity`]):
+//!
+//! 1. The CCF is the Pearson correlation of the usable pixels' depths with the template's at the
+//!    shifted wavelengths (a shift counts where the template covers at least half of the pixels),
+//!    every 4 km/s over `+-window_kms`; quality as in step 3 (next peak more than 3 LSF sigma, 17
+//!    km/s, away); the peak refined every 0.25 km/s within +-12 km/s by a parabola.
+//! 2. **Independent check** ([`RestFrameFit::subset_v_kms`]): the usable pixels are split by
+//!    wavelength into three thirds of equal count (about one APOGEE chip each) and each third is
+//!    searched on its own over the whole window. A chance alignment of a line-rich spectrum with
+//!    the template happens at a different velocity in each third; the star's frame is the same. The
+//!    fit is reliable only when at least two thirds ([`MIN_SUBSETS_AGREEING`]) find the whole
+//!    spectrum's velocity within [`SUBSET_TOLERANCE_KMS`], besides [`MIN_QUALITY`].
+//! 3. **Error**: the spread of the thirds' own peaks near the whole one (standard error of their
+//!    mean) in quadrature with a floor, [`TEMPLATE_FLOOR_KMS`] = 1 km/s (a model is not the star);
+//!    on the real M dwarfs' 19 reliable visits at S/N >= 10 the RMS of (v - VRADn) / error is 0.96.
+//!
+//! Measured (`tests/integration/restframe.rs`): the four real M dwarfs' apStar row 0 (rest frame)
+//! at -2.4 to +2.2 km/s (reliable on all four); their visits at S/N >= 10 within 3.4 km/s of the
+//! pipeline's VRADn (mean -0.5 km/s), every reliable one within 3 stated errors, also at S/N 5-7;
+//! the template moved by 30 km/s moves the answer by 30 km/s; scrambled or shuffled, no reliable
+//! answer. The K giant's spectra never pass (quality 1.2-1.5): the template is tried only after the
+//! atomic lines fail, and the FGK, BOSS and LAMOST results are unchanged.
 
 mod lines;
+mod mdwarf;
 mod molecules;
 
 pub use lines::{
@@ -55,6 +85,9 @@ pub use lines::{
     reference_lines,
 };
 
+pub use mdwarf::{
+    MDWARF_REFERENCE, MDWARF_TEMPLATE_TSV, Template, mdwarf_template, parse_template,
+};
 pub use molecules::{CO_REFERENCE, co_second_overtone_lines, co_wavenumber};
 
 use crate::model::{C_KMS, Visit, shift_from_velocity, velocity_from_shift};
@@ -74,22 +107,59 @@ pub struct RestFrameFit {
     pub quality: f64,
     /// Which line list, cited.
     pub reference: &'static str,
+    /// The independent check of a template fit ([`template_velocity`], the cool-star template
+    /// [`MDWARF_REFERENCE`]): the velocity each third of the spectrum (split by wavelength, about
+    /// one APOGEE chip each) finds on its own over the whole window (NaN where a third found
+    /// none). Empty when not checked (the atomic and CO lists, whose peak-over-next-peak
+    /// suffices on the real spectra).
+    pub subset_v_kms: Vec<f64>,
 }
 
 impl RestFrameFit {
-    /// Whether the peak stands out enough to be the star's frame ([`MIN_QUALITY`]) and enough
-    /// lines gave a velocity.
+    /// Whether the peak stands out enough to be the star's frame ([`MIN_QUALITY`]), enough
+    /// lines gave a velocity and, where checked, at least two of the three independent thirds
+    /// find the same velocity on their own ([`RestFrameFit::subsets_agree`]).
     #[must_use]
     pub fn is_reliable(&self) -> bool {
-        self.quality >= MIN_QUALITY && self.n_lines >= MIN_LINES_RELIABLE
+        self.quality >= MIN_QUALITY
+            && self.n_lines >= MIN_LINES_RELIABLE
+            && self.err_kms.is_finite()
+            && self.subsets_agree()
+    }
+
+    /// Whether at least [`MIN_SUBSETS_AGREEING`] of the checked thirds found the full
+    /// spectrum's velocity within [`SUBSET_TOLERANCE_KMS`] on their own (true when not checked).
+    #[must_use]
+    pub fn subsets_agree(&self) -> bool {
+        self.subset_v_kms.is_empty()
+            || self
+                .subset_v_kms
+                .iter()
+                .filter(|v| (*v - self.v_kms).abs() <= SUBSET_TOLERANCE_KMS)
+                .count()
+                >= MIN_SUBSETS_AGREEING
     }
 }
+
+/// How far (km/s) an independent third of the spectrum may find its own velocity from the
+/// whole spectrum's and still count as agreeing. A chance alignment of a line-rich molecular
+/// spectrum with the template happens at a different velocity in each third (tens to hundreds
+/// of km/s apart); the star's frame is the same for all thirds within their errors (0.1-4 km/s on
+/// the real M dwarfs' visits at S/N >= 10, `tests/integration/restframe.rs`).
+pub const SUBSET_TOLERANCE_KMS: f64 = 5.0;
+
+/// How many of the three thirds must agree. Two, not three: on the real M dwarfs the reddest
+/// third (16470-16960 A, where the BT-Settl model describes the star least well) alone peaks at a
+/// chance velocity 400-460 km/s away on two of the three visits of `2M05392474+4038437` (S/N 64-71)
+/// while the other two thirds agree within 0.5 km/s.
+pub const MIN_SUBSETS_AGREEING: usize = 2;
 
 /// The lowest peak-over-next-peak ratio [`RestFrameFit::is_reliable`] accepts. Measured on the
 /// real spectra (`tests/integration/restframe.rs`): the FGK giant's apStar and visits (S/N 76-104)
 /// 3.7-6.5, and still 2.3-2.8 with noise added down to S/N 5; the BOSS G star 19-112; the M dwarfs'
-/// apStars and visits (molecular spectra the list does not describe) 1.0-1.8; the LAMOST file
-/// without star signal (S/N ~1) 1.0-1.4.
+/// apStars and visits against the atomic list (molecular spectra it does not describe) 1.0-1.8,
+/// against the cool-star template 3.0-9.9 at S/N >= 10 (and the K giant against the template
+/// 1.2-1.5); the LAMOST file without star signal (S/N ~1) 1.0-1.4.
 pub const MIN_QUALITY: f64 = 2.0;
 
 /// The fewest per-line velocities [`RestFrameFit::is_reliable`] accepts.
@@ -441,8 +511,269 @@ pub fn rest_frame_velocity_with(
         {
             return Some(fit);
         }
+        // The cool-star template ([`mdwarf`]), checked by its independent thirds.
+        if let Some(t) = mdwarf_template()
+            && let Some(fit) = template_search(&p, t, MDWARF_REFERENCE, opts)
+            && fit.is_reliable()
+        {
+            return Some(fit);
+        }
     }
     atomic
+}
+
+/// The rest frame by cross-correlating the whole spectrum with a template (module docs, "Cool
+/// stars"): the shipped cool-star template ([`mdwarf_template`], [`MDWARF_REFERENCE`]) or a
+/// caller's (tests use it moved or scrambled). `reference` is what the result cites. `None` when
+/// the template covers fewer than [`MIN_PIXELS`] usable pixels, or the arrays or window are
+/// unusable (as [`rest_frame_velocity_with`]).
+#[must_use]
+pub fn template_velocity(
+    ln_wave: &[f64],
+    flux: &[f64],
+    ivar: &[f64],
+    template: &Template,
+    reference: &'static str,
+    opts: &RestFrameOptions,
+) -> Option<RestFrameFit> {
+    let window = opts.window_kms;
+    if !(window.is_finite() && window > 0.0 && window < 0.5 * C_KMS) {
+        return None;
+    }
+    let p = prepare(ln_wave, flux, ivar, opts.mask_telluric)?;
+    template_search(&p, template, reference, opts)
+}
+
+/// APOGEE's resolution element as a Gaussian sigma (km/s): FWHM c / 22500.
+const APOGEE_LSF_SIGMA_KMS: f64 = C_KMS / 22_500.0 / 2.354_820_045;
+
+/// The coarse and fine steps of the template search (km/s).
+const TEMPLATE_COARSE_KMS: f64 = 4.0;
+const TEMPLATE_FINE_KMS: f64 = 0.25;
+
+/// The systematic floor of a template velocity (km/s), added in quadrature to the spread of the
+/// three thirds: with it, the real M dwarfs' 19 reliable visits at S/N >= 10 (v - VRADn from -2.6
+/// to +3.4 km/s, mean -0.5) have an RMS of (v - VRADn) / error of 0.96
+/// (`tests/integration/restframe.rs`, `mdwarf_template_on_the_real_spectra`): a model is not the
+/// star (Teff, gravity, line-list positions).
+pub const TEMPLATE_FLOOR_KMS: f64 = 1.0;
+
+/// The Pearson correlation of the usable pixels `idx` with the template moved by `s`; `None`
+/// where the template covers fewer than half of them.
+fn template_ccf(p: &Prepared, idx: &[usize], t: &Template, s: f64) -> Option<f64> {
+    let mut sums = CcfSums::default();
+    for &j in idx {
+        if let Some(b) = t.at(p.x[j] - s) {
+            sums.add(p.d[j], b);
+        }
+    }
+    sums.pearson(idx.len())
+}
+
+/// Running sums of a Pearson correlation.
+#[derive(Clone, Copy, Default)]
+struct CcfSums {
+    n: usize,
+    sa: f64,
+    sb: f64,
+    saa: f64,
+    sbb: f64,
+    sab: f64,
+}
+
+impl CcfSums {
+    fn add(&mut self, a: f64, b: f64) {
+        self.n += 1;
+        self.sa += a;
+        self.sb += b;
+        self.saa += a * a;
+        self.sbb += b * b;
+        self.sab += a * b;
+    }
+
+    fn merge(self, o: Self) -> Self {
+        Self {
+            n: self.n + o.n,
+            sa: self.sa + o.sa,
+            sb: self.sb + o.sb,
+            saa: self.saa + o.saa,
+            sbb: self.sbb + o.sbb,
+            sab: self.sab + o.sab,
+        }
+    }
+
+    /// The correlation, or `None` where fewer than [`MIN_PIXELS`] or than half of the `of`
+    /// pixels counted.
+    fn pearson(&self, of: usize) -> Option<f64> {
+        if self.n < MIN_PIXELS || 2 * self.n < of {
+            return None;
+        }
+        let nf = self.n as f64;
+        let cov = self.sab - self.sa * self.sb / nf;
+        let va = self.saa - self.sa * self.sa / nf;
+        let vb = self.sbb - self.sb * self.sb / nf;
+        (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
+    }
+}
+
+/// The template CCF at `s` of the whole of `idx` and of its three parts `idx[..cut[0]]`,
+/// `idx[cut[0]..cut[1]]`, `idx[cut[1]..]`, in one pass: [whole, part 1, part 2, part 3].
+fn template_ccf_parts(
+    p: &Prepared,
+    idx: &[usize],
+    cut: [usize; 2],
+    t: &Template,
+    s: f64,
+) -> [Option<f64>; 4] {
+    let mut parts = [CcfSums::default(); 3];
+    for (k, &j) in idx.iter().enumerate() {
+        if let Some(b) = t.at(p.x[j] - s) {
+            let part = usize::from(k >= cut[0]) + usize::from(k >= cut[1]);
+            parts[part].add(p.d[j], b);
+        }
+    }
+    let whole = parts[0].merge(parts[1]).merge(parts[2]);
+    let lens = [cut[0], cut[1] - cut[0], idx.len() - cut[1]];
+    [
+        whole.pearson(idx.len()),
+        parts[0].pearson(lens[0]),
+        parts[1].pearson(lens[1]),
+        parts[2].pearson(lens[2]),
+    ]
+}
+
+/// The highest point of a coarse template CCF `c` (of the pixels `idx`, at the shifts
+/// `coarse`), the quality (peak over the next local maximum more than 3 LSF sigma away, both
+/// above the median), and the peak refined by a parabola on the fine grid within `+-3` coarse
+/// steps.
+fn template_peak(
+    p: &Prepared,
+    idx: &[usize],
+    t: &Template,
+    coarse: &[f64],
+    c: &[Option<f64>],
+) -> Option<(f64, f64)> {
+    let dstep = shift_from_velocity(TEMPLATE_COARSE_KMS);
+    let (k0, _, peak0) = peak(coarse, c)?;
+    let med = median_of(c.iter().flatten().copied().collect())?;
+    let excl = 3.0 * shift_from_velocity(APOGEE_LSF_SIGMA_KMS);
+    let mut next = f64::NEG_INFINITY;
+    for i in 0..c.len() {
+        let Some(v) = c[i] else { continue };
+        let left = i == 0 || c[i - 1].is_none_or(|u| u <= v);
+        let right = i + 1 == c.len() || c[i + 1].is_none_or(|u| u <= v);
+        if left && right && (coarse[i] - coarse[k0]).abs() > excl {
+            next = next.max(v);
+        }
+    }
+    let quality = if next > med {
+        ((peak0 - med) / (next - med)).min(1000.0)
+    } else {
+        1000.0
+    };
+    let s = fine_template_peak(p, idx, t, coarse[k0], 3.0 * dstep)?;
+    Some((s, quality))
+}
+
+/// The template CCF's peak within `s0 +- half` on the fine grid, by a parabola.
+fn fine_template_peak(
+    p: &Prepared,
+    idx: &[usize],
+    t: &Template,
+    s0: f64,
+    half: f64,
+) -> Option<f64> {
+    let fstep = shift_from_velocity(TEMPLATE_FINE_KMS);
+    let n = (2.0 * half / fstep).ceil() as usize + 1;
+    let fine: Vec<f64> = (0..n).map(|i| s0 - half + i as f64 * fstep).collect();
+    let c: Vec<Option<f64>> = fine.iter().map(|&s| template_ccf(p, idx, t, s)).collect();
+    let (k, s, _) = peak(&fine, &c)?;
+    (k > 0 && k + 1 < fine.len()).then_some(s)
+}
+
+/// The template search (module docs, "Cool stars") on a prepared spectrum.
+fn template_search(
+    p: &Prepared,
+    t: &Template,
+    reference: &'static str,
+    opts: &RestFrameOptions,
+) -> Option<RestFrameFit> {
+    let window = opts.window_kms;
+    let (s_lo, s_hi) = (shift_from_velocity(-window), shift_from_velocity(window));
+    let (t_lo, t_hi) = t.range();
+    // The usable pixels the template covers at zero velocity.
+    let idx: Vec<usize> = (0..p.x.len())
+        .filter(|&j| p.ivn[j] > 0.0 && p.x[j] > t_lo && p.x[j] < t_hi)
+        .collect();
+    if idx.len() < 3 * MIN_PIXELS {
+        return None;
+    }
+    // The three thirds of the pixels, by wavelength (about one APOGEE chip each): each searched
+    // over the whole window on its own, and each one's peak near the full one for the error. The
+    // coarse CCFs of the whole and of the thirds come from one pass.
+    let third = idx.len() / 3;
+    let cut = [third, 2 * third];
+    let parts: Vec<&[usize]> = vec![&idx[..third], &idx[third..2 * third], &idx[2 * third..]];
+    let dstep = shift_from_velocity(TEMPLATE_COARSE_KMS);
+    let n = ((s_hi - s_lo) / dstep).ceil() as usize + 1;
+    let coarse: Vec<f64> = (0..n)
+        .map(|i| (s_lo + i as f64 * dstep).min(s_hi))
+        .collect();
+    let all: Vec<[Option<f64>; 4]> = coarse
+        .iter()
+        .map(|&s| template_ccf_parts(p, &idx, cut, t, s))
+        .collect();
+    let column = |k: usize| -> Vec<Option<f64>> { all.iter().map(|c| c[k]).collect() };
+    let (s, quality) = template_peak(p, &idx, t, &coarse, &column(0))?;
+    let v = velocity_from_shift(s);
+    let subset_v_kms: Vec<f64> = parts
+        .iter()
+        .enumerate()
+        .map(|(k, part)| {
+            template_peak(p, part, t, &coarse, &column(k + 1))
+                .map_or(f64::NAN, |(s, _)| velocity_from_shift(s))
+        })
+        .collect();
+    // The error: the spread of the thirds' own peaks near the whole spectrum's (each within
+    // +-3 LSF sigma), with the systematic floor; infinite when fewer than two thirds have one.
+    let local: Vec<f64> = parts
+        .iter()
+        .filter_map(|part| {
+            fine_template_peak(
+                p,
+                part,
+                t,
+                s,
+                shift_from_velocity(3.0 * APOGEE_LSF_SIGMA_KMS),
+            )
+        })
+        .map(velocity_from_shift)
+        .collect();
+    let spread = if local.len() >= 2 {
+        let n = local.len() as f64;
+        let m = local.iter().sum::<f64>() / n;
+        (local.iter().map(|u| (u - m).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
+    } else {
+        f64::INFINITY
+    };
+    // The template's features over the pixels used: its local depth maxima (over +-3 samples)
+    // at least 0.05 deep.
+    let (x_lo, x_hi) = (p.x[idx[0]], p.x[idx[idx.len() - 1]]);
+    let d = &t.depth;
+    let n_features = (3..d.len().saturating_sub(3))
+        .filter(|&i| {
+            let x = t.ln_start + i as f64 * t.ln_step;
+            x > x_lo && x < x_hi && d[i] >= 0.05 && d[i - 3..=i + 3].iter().all(|&u| u <= d[i])
+        })
+        .count();
+    Some(RestFrameFit {
+        v_kms: v,
+        err_kms: spread.hypot(TEMPLATE_FLOOR_KMS),
+        n_lines: n_features,
+        quality,
+        reference,
+        subset_v_kms,
+    })
 }
 
 /// The CCF search of one line list (module docs, steps 3-5) over shifts `s_lo..s_hi`.
@@ -610,6 +941,7 @@ fn search(
         n_lines: per_line.len(),
         quality,
         reference,
+        subset_v_kms: Vec::new(),
     })
 }
 

@@ -447,3 +447,108 @@ fn an_absurd_wavelength_range_returns_promptly() {
         .expect("rest_frame_velocity did not return within 20 s");
     assert!(!found, "no reference line lies in such a spectrum");
 }
+
+#[test]
+fn the_mdwarf_template_parses() {
+    let t = mdwarf_template().unwrap();
+    let (lo, hi) = t.range();
+    assert!((lo.exp() - 15100.0).abs() < 0.1, "{}", lo.exp());
+    assert!(hi.exp() > 16990.0 && hi.exp() < 17000.0, "{}", hi.exp());
+    // 2 km/s steps.
+    assert!((velocity_from_shift(t.ln_step) - 2.0).abs() < 1e-6);
+    assert!(
+        t.depth
+            .iter()
+            .all(|d| d.is_finite() && *d > -0.5 && *d < 1.0)
+    );
+    // Malformed templates are refused, not half-read.
+    assert!(parse_template("ln_start\t9.6\nln_step\t1e-5\n0.1\n").is_none());
+    assert!(parse_template("ln_step\t1e-5\n0.1\n").is_none());
+    let mut text = String::from("ln_start\t9.6\nln_step\t1e-5\n");
+    for _ in 0..200 {
+        text.push_str("0.1\n");
+    }
+    assert!(parse_template(&text).is_some());
+    assert!(parse_template(&(text.clone() + "nan\n")).is_none());
+    assert!(parse_template(&(text + "x\n")).is_none());
+}
+
+/// The template's zero point against laboratory wavelengths: its deepest feature within 3 A of
+/// each K I and Al I line (NIST ASD air wavelengths, converted to vacuum here) lies within
+/// 1.5 km/s of it. An air-wavelength model would be 80 km/s off; a model in another frame, off by
+/// its velocity.
+#[test]
+fn mdwarf_template_has_k_i_at_its_laboratory_wavelengths() {
+    let t = mdwarf_template().unwrap();
+    for air in [15163.067, 15168.376, 16718.957, 16750.564] {
+        let lab = air_to_vacuum(air).ln();
+        // The deepest template depth within +-3 A, refined by a parabola.
+        let i0 = ((lab - 3.0 / 16000.0 - t.ln_start) / t.ln_step) as usize;
+        let i1 = ((lab + 3.0 / 16000.0 - t.ln_start) / t.ln_step) as usize;
+        let k = (i0..=i1)
+            .max_by(|&a, &b| t.depth[a].total_cmp(&t.depth[b]))
+            .unwrap();
+        let off = parabola_offset(t.depth[k - 1], t.depth[k], t.depth[k + 1]);
+        let x = t.ln_start + (k as f64 + off) * t.ln_step;
+        let dv = velocity_from_shift(x - lab);
+        assert!(
+            dv.abs() < 1.5,
+            "{air} A (air): template feature at {dv:+.2} km/s"
+        );
+    }
+}
+
+/// A spectrum made of the template itself at a known velocity (sloped continuum, noise, chip
+/// gaps) is found at that velocity by the template search, reliably; pure noise is not reliable.
+#[test]
+fn the_template_search_recovers_a_known_velocity() {
+    let t = mdwarf_template().unwrap();
+    let mut rng = Rng(7);
+    for v_true in [-321.7, 12.3, 588.0] {
+        let s = shift_from_velocity(v_true);
+        let dx = shift_from_velocity(4.2);
+        let (lo, hi) = (15150.0_f64.ln(), 16950.0_f64.ln());
+        let n = ((hi - lo) / dx) as usize;
+        let (mut x, mut f, mut iv) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            let xi = lo + i as f64 * dx;
+            let lam = xi.exp();
+            // APOGEE-like chip gaps.
+            if (15810.0..15860.0).contains(&lam) || (16430.0..16470.0).contains(&lam) {
+                continue;
+            }
+            let cont = 1.0 + 0.3 * (xi - lo) / (hi - lo);
+            let depth = t.at(xi - s).unwrap_or(0.0);
+            x.push(xi);
+            f.push(cont * (1.0 - depth) + cont * 0.02 * rng.normal());
+            iv.push(1.0 / (cont * 0.02).powi(2));
+        }
+        let fit = template_velocity(
+            &x,
+            &f,
+            &iv,
+            t,
+            MDWARF_REFERENCE,
+            &RestFrameOptions::default(),
+        )
+        .unwrap();
+        assert!(fit.is_reliable(), "{fit:?}");
+        assert!((fit.v_kms - v_true).abs() < 0.5, "{v_true}: {fit:?}");
+        assert_eq!(fit.subset_v_kms.len(), 3);
+        // The same pixels with the star's lines replaced by noise: no reliable frame.
+        let noise: Vec<f64> = x.iter().map(|_| 1.0 + 0.02 * rng.normal()).collect();
+        let ivn = vec![1.0 / 0.0004; x.len()];
+        let none = template_velocity(
+            &x,
+            &noise,
+            &ivn,
+            t,
+            MDWARF_REFERENCE,
+            &RestFrameOptions::default(),
+        );
+        assert!(
+            !none.as_ref().is_some_and(RestFrameFit::is_reliable),
+            "{none:?}"
+        );
+    }
+}
