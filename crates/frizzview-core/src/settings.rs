@@ -319,6 +319,31 @@ pub struct VelocitySettings {
     pub max_sigma: f64,
     /// ... and beyond this many km/s (both must hold).
     pub min_disagreement_kms: f64,
+    /// `--fit-shifts`: which visits build the model the shifts are fitted against (the combined
+    /// spectrum itself always uses every included visit at its fitted shift).
+    pub shift_fit_model: ShiftFitModel,
+}
+
+/// The model `--fit-shifts` fits each visit's shift against
+/// (`crate::combine::extensions::fit_forward`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ShiftFitModel {
+    /// Every included visit (the joint fit; before the outlier rule existed). A visit whose
+    /// errors are far too small for its residuals steers the model, and the visits near its
+    /// velocity follow it: on the real 16-visit star `2M03442721+3220288` the S/N 3.3 visit the
+    /// pipeline left out (leave-one-out chi^2/nu 681) pulls visits 13 and 14 by 3.4-4.1 km/s,
+    /// 2.4 times the tolerance of the apStar comparison.
+    AllVisits,
+    /// The included visits without those the leave-one-out scores name as outliers (the rule of
+    /// the poor-fit warning, `crate::combine::quality::outlier_visits`); the outliers' own shifts
+    /// are fitted against the model of the others, and they are left out of the shifts' zero
+    /// point. Nothing changes where no visit is named.
+    #[default]
+    WithoutOutliers,
+    /// As `AllVisits`, with each outlier's weight in the model divided by its leave-one-out
+    /// chi^2/nu (its errors scaled until they match its residuals); measured beside the others,
+    /// not the default (see docs/correctness.md).
+    OutliersScaled,
 }
 
 /// The largest search window (km/s): a tenth of c.
@@ -332,6 +357,7 @@ impl Default for VelocitySettings {
             floor_kms: 0.0,
             max_sigma: 5.0,
             min_disagreement_kms: 3.0,
+            shift_fit_model: ShiftFitModel::default(),
         }
     }
 }
