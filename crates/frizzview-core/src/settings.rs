@@ -321,6 +321,9 @@ pub struct VelocitySettings {
     pub min_disagreement_kms: f64,
     /// `--fit-shifts`: which visits build the model the shifts are fitted against (the combined
     /// spectrum itself always uses every included visit at its fitted shift).
+    /// [`ShiftFitModel::WithoutOutliers`] by default; settings saved before the choice existed
+    /// (no such field) read as [`ShiftFitModel::AllVisits`], so they reproduce their result.
+    #[serde(default = "ShiftFitModel::saved_before")]
     pub shift_fit_model: ShiftFitModel,
 }
 
@@ -344,6 +347,14 @@ pub enum ShiftFitModel {
     /// chi^2/nu (its errors scaled until they match its residuals); measured beside the others,
     /// not the default (see docs/correctness.md).
     OutliersScaled,
+}
+
+impl ShiftFitModel {
+    /// The model of settings saved before the choice existed: [`Self::AllVisits`].
+    #[must_use]
+    pub fn saved_before() -> Self {
+        Self::AllVisits
+    }
 }
 
 /// The largest search window (km/s): a tenth of c.
@@ -779,4 +790,39 @@ pub fn headless_defaults(data: &model::Dataset) -> Settings {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shift fit's model: the outlier rule by default; settings saved before the choice
+    /// existed read as the former joint fit (so `--settings` reproduces their result); a saved
+    /// choice reads back.
+    #[test]
+    fn shift_fit_model_defaults_and_settings_saved_before_it() {
+        assert_eq!(
+            Settings::default().velocity.shift_fit_model,
+            ShiftFitModel::WithoutOutliers
+        );
+        let mut v = serde_json::to_value(Settings::default()).expect("to json");
+        let velocity = v
+            .get_mut("velocity")
+            .and_then(|x| x.as_object_mut())
+            .expect("a velocity object");
+        assert!(velocity.remove("shift_fit_model").is_some());
+        let old: Settings = serde_json::from_value(v.clone()).expect("old settings read");
+        assert_eq!(old.velocity.shift_fit_model, ShiftFitModel::AllVisits);
+        for how in [
+            ShiftFitModel::AllVisits,
+            ShiftFitModel::WithoutOutliers,
+            ShiftFitModel::OutliersScaled,
+        ] {
+            let mut s = Settings::default();
+            s.velocity.shift_fit_model = how;
+            let back: Settings =
+                serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("read");
+            assert_eq!(back.velocity.shift_fit_model, how);
+        }
+    }
 }

@@ -179,14 +179,14 @@ fn shift_model_weights(
         let score = scores[i];
         let what = if how == ShiftFitModel::OutliersScaled {
             weight[i] = 1.0 / score;
-            format!("its weight divided by {score:.1}")
+            format!("its weight divided by {score:.1} in")
         } else {
             weight[i] = 0.0;
-            "left out".to_owned()
+            "left out of".to_owned()
         };
         warnings.push(Warning::Other(format!(
             "visit {name}: leave-one-out chi^2/nu {score:.1} (median of the visits {median:.1}); \
-             {what} in the model the shifts are fitted against, its own shift fitted against the \
+             {what} the model the shifts are fitted against, its own shift fitted against the \
              other visits (the combined spectrum still uses it)"
         )));
     }
