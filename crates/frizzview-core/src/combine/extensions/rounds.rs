@@ -153,7 +153,18 @@ fn shift_model_weights(
     if how == ShiftFitModel::AllVisits || prep.included().count() < 3 {
         return Ok(Vec::new());
     }
-    let loo = local::leave_one_out(prep, basis_cache, &local::LocalOptions::default(), cancel)?;
+    let loo = match local::leave_one_out(prep, basis_cache, &local::LocalOptions::default(), cancel)
+    {
+        Ok(l) => l,
+        Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
+        Err(e) => {
+            warnings.push(Warning::Other(format!(
+                "the shift fit could not score the visits ({e}); every included visit is in the \
+                 model the shifts are fitted against"
+            )));
+            return Ok(Vec::new());
+        }
+    };
     let scores: Vec<f64> = prep
         .visits
         .iter()
