@@ -37,18 +37,13 @@ pub fn fit_quality(c: &Combined) -> Option<Warning> {
     }
     let chi2_nu = chi2 / n as f64;
     scores.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let mut sorted: Vec<f64> = scores.iter().map(|s| s.1).collect();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
-    let outliers: Vec<(String, f64)> = if scores.len() >= 3 {
-        scores
-            .iter()
-            .filter(|s| s.1 > OUTLIER_LOO_CHI2_NU && s.1 > OUTLIER_LOO_FACTOR * median)
-            .cloned()
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let flagged = outlier_visits(&scores.iter().map(|s| s.1).collect::<Vec<_>>());
+    let outliers: Vec<(String, f64)> = scores
+        .iter()
+        .zip(&flagged)
+        .filter(|(_, f)| **f)
+        .map(|(s, _)| s.clone())
+        .collect();
     if !(chi2_nu > POOR_FIT_CHI2_NU) && outliers.is_empty() {
         return None;
     }
@@ -58,6 +53,25 @@ pub fn fit_quality(c: &Combined) -> Option<Warning> {
         ranked: scores.into_iter().take(3).collect(),
         loo,
     })
+}
+
+/// The outlier rule of [`fit_quality`], one flag per score (NaN: not scored, never flagged): a
+/// score above both [`OUTLIER_LOO_CHI2_NU`] and [`OUTLIER_LOO_FACTOR`] times the median of the
+/// finite scores (the upper median for an even count); nothing is flagged with fewer than 3
+/// finite scores. `--fit-shifts` leaves the visits it flags out of the model the shifts are
+/// fitted against ([`crate::settings::ShiftFitModel`]).
+#[must_use]
+pub fn outlier_visits(scores: &[f64]) -> Vec<bool> {
+    let mut sorted: Vec<f64> = scores.iter().copied().filter(|s| s.is_finite()).collect();
+    if sorted.len() < 3 {
+        return vec![false; scores.len()];
+    }
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    scores
+        .iter()
+        .map(|&s| s > OUTLIER_LOO_CHI2_NU && s > OUTLIER_LOO_FACTOR * median)
+        .collect()
 }
 
 /// Replace the [`Warning::PoorFit`] of `c` by the one its current figures give.

@@ -12,7 +12,7 @@ use crate::combine::types::{
 };
 use crate::combine::warning::Warning;
 use crate::model::{C_KMS, velocity_from_shift};
-use crate::settings::{Extensions, ForwardSettings, LsfMode, Settings};
+use crate::settings::{Extensions, ForwardSettings, LsfMode, Settings, ShiftFitModel};
 
 /// How far (km/s) a fitted velocity may move from a starting velocity that the data's own
 /// velocity search measured (`crate::velocity`, accurate to a fraction of a km/s on real stars):
@@ -103,20 +103,105 @@ pub fn fit_forward(
     if settings.extensions.lsf == LsfMode::FromVisits {
         lsf::check_widths(prep)?;
     }
+    let model_weight = if settings.extensions.fit_shifts {
+        shift_model_weights(
+            prep,
+            settings.velocity.shift_fit_model,
+            basis_cache,
+            cancel,
+            warnings,
+        )?
+    } else {
+        Vec::new()
+    };
+    let ext = &settings.extensions;
     if fs.basis.is_local() {
         // Rounds that change only weights or normalizations re-use the kernel evaluations.
         let cache = basis_cache;
         let solve = |p: &Prepared, c: &Cancel, w: &mut Vec<Warning>| {
             local::fit_with_cache(p, fs, settings.band_lags, c, w, cache)
         };
-        let r = fit_with(prep, &settings.extensions, &solve, cancel, warnings);
+        let r = fit_with_model(prep, ext, &model_weight, &solve, cancel, warnings);
         return r.map(|r| with_floor(r, settings.velocity.floor_kms));
     }
     let solve = |p: &Prepared, c: &Cancel, w: &mut Vec<Warning>| {
         fit_forward_plain(p, fs, settings.band_lags, c, w)
     };
-    fit_with(prep, &settings.extensions, &solve, cancel, warnings)
+    fit_with_model(prep, ext, &model_weight, &solve, cancel, warnings)
         .map(|r| with_floor(r, settings.velocity.floor_kms))
+}
+
+/// Per visit, the factor on its weights in the model the shifts are fitted against (empty: 1
+/// for every visit). The visits the leave-one-out scores of the prepared data name as outliers
+/// (`quality::outlier_visits`, the rule of the poor-fit warning) get 0 (left out) with
+/// [`ShiftFitModel::WithoutOutliers`], 1 / their leave-one-out chi^2/nu with
+/// [`ShiftFitModel::OutliersScaled`]; each is named in a warning.
+///
+/// Why: alternating a full solve with per-visit shift fits minimises one joint chi^2, so a visit
+/// whose stated errors are far too small for its residuals (the data say it does not fit) weighs
+/// in the model far beyond its information and pulls the shifts of the visits that share its
+/// pixels. The scores are those the second stage of the combination reports (the local basis,
+/// the prepared pixels at the starting shifts: `methods::forward::ForwardModel::leave_one_out`),
+/// so the visits left out here are the ones the warning names.
+fn shift_model_weights(
+    prep: &Prepared,
+    how: ShiftFitModel,
+    basis_cache: &local::BasisCache,
+    cancel: &Cancel,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<f64>, CombineError> {
+    if how == ShiftFitModel::AllVisits || prep.included().count() < 3 {
+        return Ok(Vec::new());
+    }
+    let loo = match local::leave_one_out(prep, basis_cache, &local::LocalOptions::default(), cancel)
+    {
+        Ok(l) => l,
+        Err(CombineError::Cancelled) => return Err(CombineError::Cancelled),
+        Err(e) => {
+            warnings.push(Warning::Other(format!(
+                "the shift fit could not score the visits ({e}); every included visit is in the \
+                 model the shifts are fitted against"
+            )));
+            return Ok(Vec::new());
+        }
+    };
+    let scores: Vec<f64> = prep
+        .visits
+        .iter()
+        .zip(&loo)
+        .map(|(v, l)| match l {
+            Some(l) if v.included && v.n_used() > 0 => l.chi2_nu,
+            _ => f64::NAN,
+        })
+        .collect();
+    let flagged = crate::combine::quality::outlier_visits(&scores);
+    if !flagged.iter().any(|&f| f) {
+        return Ok(Vec::new());
+    }
+    let mut finite: Vec<f64> = scores.iter().copied().filter(|s| s.is_finite()).collect();
+    finite.sort_by(f64::total_cmp);
+    let median = finite.get(finite.len() / 2).copied().unwrap_or(f64::NAN);
+    let mut weight = vec![1.0; prep.visits.len()];
+    for (i, &f) in flagged.iter().enumerate() {
+        if !f {
+            continue;
+        }
+        let name = &prep.visits[i].visit.meta.name;
+        let score = scores[i];
+        let what = if how == ShiftFitModel::OutliersScaled {
+            weight[i] = 1.0 / score;
+            format!("its weight divided by {score:.1} in")
+        } else {
+            weight[i] = 0.0;
+            "left out of".to_owned()
+        };
+        warnings.push(Warning::Other(format!(
+            "visit {name}: leave-one-out chi^2/nu {score:.1} (median of the visits {median:.1}); \
+             {what} the model the shifts are fitted against, its own shift fitted against the \
+             other visits (the combined spectrum still uses it)"
+        )));
+    }
+    Ok(weight)
 }
 
 /// The systematic velocity floor (`VelocitySettings::floor_kms`) added in quadrature to every
@@ -152,10 +237,29 @@ pub fn fit_with(
     cancel: &Cancel,
     warnings: &mut Vec<Warning>,
 ) -> Result<MethodResult, CombineError> {
+    fit_with_model(prep, ext, &[], solve, cancel, warnings)
+}
+
+/// [`fit_with`] with, per visit, a factor on its weights in the model of the refit rounds
+/// (`model_weight`; empty = 1 for every visit): 0 leaves the visit out of that model (its shift,
+/// normalization and robust weights are still fitted, against the others) and out of the
+/// shifts' zero point (the gauge's anchor); the last solve, the one returned, uses every
+/// included visit with its own weights.
+pub fn fit_with_model(
+    prep: &Prepared,
+    ext: &Extensions,
+    model_weight: &[f64],
+    solve: &Solver<'_>,
+    cancel: &Cancel,
+    warnings: &mut Vec<Warning>,
+) -> Result<MethodResult, CombineError> {
     if !any_active(ext) {
         return solve(prep, cancel, warnings);
     }
     let mut state = State::new(prep, ext, warnings);
+    if model_weight.len() == prep.visits.len() {
+        state.model_weight = model_weight.to_vec();
+    }
     let mut work = prep.clone();
     let iterative = ext.fit_shifts || ext.robust.is_some() || ext.normalization_degree.is_some();
     let mut round = 0;
@@ -163,10 +267,11 @@ pub fn fit_with(
     let mut previous_flux: Option<Vec<f64>> = None;
     loop {
         cancel.check()?;
-        state.apply(prep, &mut work);
+        let last = converged || round >= MAX_ROUNDS;
+        state.apply(prep, &mut work, last);
         let mut round_warnings = Vec::new();
         let mut res = solve(&work, cancel, &mut round_warnings)?;
-        if converged || round >= MAX_ROUNDS {
+        if last {
             if !converged {
                 warnings.push(Warning::Other(format!(
                     "extensions did not converge in {MAX_ROUNDS} rounds (last change: {})",
@@ -253,6 +358,9 @@ struct State {
     trust_dx: Option<f64>,
     /// Visits held at the trust region's edge in the last round.
     held: Vec<bool>,
+    /// Per visit, the factor on its weights in the model of the refit rounds (0: left out of
+    /// it and of the shifts' anchor); see [`fit_with_model`].
+    model_weight: Vec<f64>,
     /// Robust weights per pixel.
     rw: Vec<Vec<f64>>,
     /// Legendre basis per pixel (L_0..L_D), per visit; empty when normalization is off.
@@ -309,6 +417,7 @@ impl State {
             dx_header: prep.visits.iter().map(|v| v.dx).collect(),
             trust_dx: prep.velocity.as_ref().map(|_| (TRUST_KMS / C_KMS).ln_1p()),
             held: vec![false; n],
+            model_weight: vec![1.0; n],
             rw: prep.visits.iter().map(|v| vec![1.0; v.y.len()]).collect(),
             legendre,
             coef,
@@ -339,16 +448,25 @@ impl State {
         }
     }
 
-    /// Write the current parameters into the working copy of the prepared data.
-    fn apply(&self, prep: &Prepared, work: &mut Prepared) {
+    /// Whether visit `i` sets the shifts' zero point: included, and not left out of the model
+    /// of the refit rounds.
+    fn anchors(&self, work: &Prepared, i: usize) -> bool {
+        work.visits[i].included && self.model_weight[i] > 0.0
+    }
+
+    /// Write the current parameters into the working copy of the prepared data; the model
+    /// weights of [`fit_with_model`] apply except in the `last` solve.
+    fn apply(&self, prep: &Prepared, work: &mut Prepared, last: bool) {
         for (i, (base, out)) in prep.visits.iter().zip(work.visits.iter_mut()).enumerate() {
             out.dx = self.dx[i];
             out.v_kms = velocity_from_shift(self.dx[i]);
             for (xr, xo) in out.x_rest.iter_mut().zip(base.visit.ln_wave()) {
                 *xr = xo - self.dx[i];
             }
+            let mw = if last { 1.0 } else { self.model_weight[i] };
+            out.included = base.included && mw > 0.0;
             for ((w, bw), rw) in out.w.iter_mut().zip(&base.w).zip(&self.rw[i]) {
-                *w = bw * rw;
+                *w = bw * rw * mw;
             }
             let poly = self.poly(i, base.s.len());
             for ((s, bs), p) in out.s.iter_mut().zip(&base.s).zip(&poly) {
@@ -509,7 +627,7 @@ impl State {
         }
         // Gauge: the mean fitted shift of the included visits equals their mean header shift.
         let anchor: Vec<usize> = (0..fits.len())
-            .filter(|&i| work.visits[i].included && fits[i].is_some())
+            .filter(|&i| self.anchors(work, i) && fits[i].is_some())
             .collect();
         if !anchor.is_empty() {
             let n = anchor.len() as f64;
@@ -742,11 +860,8 @@ impl State {
             }
         }
         if self.fit_shifts {
-            let in_anchor: Vec<bool> = work
-                .visits
-                .iter()
-                .zip(&self.sigma_dx)
-                .map(|(v, s)| v.included && s.is_finite())
+            let in_anchor: Vec<bool> = (0..work.visits.len())
+                .map(|i| self.anchors(work, i) && self.sigma_dx[i].is_finite())
                 .collect();
             let own = anchored_errors(&self.sigma_dx, &in_anchor);
             let template = self.template_errors(&in_anchor, &res.band);
