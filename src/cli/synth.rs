@@ -39,8 +39,11 @@ pub struct SynthArgs {
     /// Seed of the truth (line list, tellurics); keep it to share one star between data sets.
     #[arg(long)]
     pub truth_seed: Option<u64>,
-    /// Paper preset: "poor" (dx = 2/R, S/N 18) or "well" (dx = 1/R, S/N 12).
-    #[arg(long, value_name = "poor|well")]
+    /// Paper preset: "poor" (dx = 2/R, S/N 18) or "well" (dx = 1/R, S/N 12). APOGEE preset:
+    /// "faint-cool-star" (8 visits at S/N 5-7 of a faint M dwarf, sky residuals partly common to
+    /// every visit, header velocities wrong as DR13's were, two visits at S/N 3 the pipeline
+    /// would reject).
+    #[arg(long, value_name = "poor|well|faint-cool-star")]
     pub preset: Option<String>,
     /// Resolving power (paper default 135000, apogee 22500).
     #[arg(long)]
@@ -132,10 +135,16 @@ pub fn paper_params(a: &SynthArgs) -> anyhow::Result<PaperParams> {
 
 /// The APOGEE parameters the arguments ask for.
 pub fn apogee_params(a: &SynthArgs) -> anyhow::Result<ApogeeParams> {
-    let mut p = if a.clean {
-        ApogeeParams::clean()
-    } else {
-        ApogeeParams::default()
+    let mut p = match (a.preset.as_deref(), a.clean) {
+        (Some("faint-cool-star"), false) => ApogeeParams::faint_cool_star(),
+        (Some("faint-cool-star"), true) => {
+            anyhow::bail!("--preset faint-cool-star has sky residuals; it cannot be --clean")
+        }
+        (Some(name), _) => {
+            anyhow::bail!("unknown APOGEE preset '{name}' (use faint-cool-star)")
+        }
+        (None, true) => ApogeeParams::clean(),
+        (None, false) => ApogeeParams::default(),
     };
     set(&mut p.n_visits, a.visits);
     set(&mut p.seed, a.seed);
@@ -288,5 +297,37 @@ mod tests {
         assert!(parse_range("3,1").is_err());
         assert!(parse_range("3").is_err());
         assert!(parse_range("a,1").is_err());
+    }
+
+    fn apogee_args(preset: Option<&str>, clean: bool) -> SynthArgs {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: SynthArgs,
+        }
+        let mut argv = vec!["synth", "apogee", "-o", "x.npz"];
+        if let Some(p) = preset {
+            argv.extend(["--preset", p]);
+        }
+        if clean {
+            argv.push("--clean");
+        }
+        Cli::try_parse_from(argv).expect("arguments").args
+    }
+
+    #[test]
+    fn the_faint_cool_star_preset_is_the_generator_s_and_nonsense_is_refused() {
+        let p = apogee_params(&apogee_args(Some("faint-cool-star"), false)).expect("preset");
+        assert_eq!(p, ApogeeParams::faint_cool_star());
+        assert_ne!(p, ApogeeParams::default());
+        let d = apogee_params(&apogee_args(None, false)).expect("default");
+        assert_eq!(d, ApogeeParams::default());
+        let e = apogee_params(&apogee_args(Some("poor"), false)).expect_err("a paper preset");
+        assert!(
+            e.to_string().contains("unknown APOGEE preset 'poor'"),
+            "{e}"
+        );
+        assert!(apogee_params(&apogee_args(Some("faint-cool-star"), true)).is_err());
     }
 }
