@@ -86,7 +86,8 @@ pub use lines::{
 };
 
 pub use mdwarf::{
-    MDWARF_REFERENCE, MDWARF_TEMPLATE_TSV, Template, mdwarf_template, parse_template,
+    MDWARF_2500_REFERENCE, MDWARF_2500_TEMPLATE_TSV, MDWARF_REFERENCE, MDWARF_TEMPLATE_TSV,
+    Template, mdwarf_template, mdwarf_templates, parse_template,
 };
 pub use molecules::{CO_REFERENCE, co_second_overtone_lines, co_wavenumber};
 
@@ -511,9 +512,13 @@ pub fn rest_frame_velocity_with(
         {
             return Some(fit);
         }
-        // The cool-star template ([`mdwarf`]), checked by its independent thirds.
-        if let Some(t) = mdwarf_template()
-            && let Some(fit) = template_search(&p, t, MDWARF_REFERENCE, opts)
+        // The cool-star templates ([`mdwarf`]): the one whose whole-spectrum CCF peaks higher,
+        // checked by its independent thirds.
+        let best = mdwarf_templates()
+            .iter()
+            .filter_map(|(t, r)| template_search_scored(&p, t, r, opts))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((fit, _)) = best
             && fit.is_reliable()
         {
             return Some(fit);
@@ -652,7 +657,7 @@ fn template_peak(
     t: &Template,
     coarse: &[f64],
     c: &[Option<f64>],
-) -> Option<(f64, f64)> {
+) -> Option<(f64, f64, f64)> {
     let dstep = shift_from_velocity(TEMPLATE_COARSE_KMS);
     let (k0, _, peak0) = peak(coarse, c)?;
     let med = median_of(c.iter().flatten().copied().collect())?;
@@ -672,7 +677,7 @@ fn template_peak(
         1000.0
     };
     let s = fine_template_peak(p, idx, t, coarse[k0], 3.0 * dstep)?;
-    Some((s, quality))
+    Some((s, quality, peak0))
 }
 
 /// The template CCF's peak within `s0 +- half` on the fine grid, by a parabola.
@@ -698,6 +703,17 @@ fn template_search(
     reference: &'static str,
     opts: &RestFrameOptions,
 ) -> Option<RestFrameFit> {
+    template_search_scored(p, t, reference, opts).map(|(fit, _)| fit)
+}
+
+/// [`template_search`] and the height of its whole-spectrum CCF peak (the Pearson correlation
+/// at the coarse peak), by which the shipped templates are compared.
+fn template_search_scored(
+    p: &Prepared,
+    t: &Template,
+    reference: &'static str,
+    opts: &RestFrameOptions,
+) -> Option<(RestFrameFit, f64)> {
     let window = opts.window_kms;
     let (s_lo, s_hi) = (shift_from_velocity(-window), shift_from_velocity(window));
     let (t_lo, t_hi) = t.range();
@@ -724,18 +740,20 @@ fn template_search(
         .map(|&s| template_ccf_parts(p, &idx, cut, t, s))
         .collect();
     let column = |k: usize| -> Vec<Option<f64>> { all.iter().map(|c| c[k]).collect() };
-    let (s, quality) = template_peak(p, &idx, t, &coarse, &column(0))?;
+    let (s, quality, height) = template_peak(p, &idx, t, &coarse, &column(0))?;
     let v = velocity_from_shift(s);
     let subset_v_kms: Vec<f64> = parts
         .iter()
         .enumerate()
         .map(|(k, part)| {
             template_peak(p, part, t, &coarse, &column(k + 1))
-                .map_or(f64::NAN, |(s, _)| velocity_from_shift(s))
+                .map_or(f64::NAN, |(s, _, _)| velocity_from_shift(s))
         })
         .collect();
-    // The error: the spread of the thirds' own peaks near the whole spectrum's (each within
-    // +-3 LSF sigma), with the systematic floor; infinite when fewer than two thirds have one.
+    // The error: the spread of the thirds' own peaks near the whole spectrum's (each searched
+    // within +-3 LSF sigma, and counted when within [`SUBSET_TOLERANCE_KMS`] of it, as the
+    // agreement check counts them), with the systematic floor; infinite when fewer than two
+    // thirds have one.
     let local: Vec<f64> = parts
         .iter()
         .filter_map(|part| {
@@ -748,6 +766,7 @@ fn template_search(
             )
         })
         .map(velocity_from_shift)
+        .filter(|u| (u - v).abs() <= SUBSET_TOLERANCE_KMS)
         .collect();
     let spread = if local.len() >= 2 {
         let n = local.len() as f64;
@@ -766,14 +785,17 @@ fn template_search(
             x > x_lo && x < x_hi && d[i] >= 0.05 && d[i - 3..=i + 3].iter().all(|&u| u <= d[i])
         })
         .count();
-    Some(RestFrameFit {
-        v_kms: v,
-        err_kms: spread.hypot(TEMPLATE_FLOOR_KMS),
-        n_lines: n_features,
-        quality,
-        reference,
-        subset_v_kms,
-    })
+    Some((
+        RestFrameFit {
+            v_kms: v,
+            err_kms: spread.hypot(TEMPLATE_FLOOR_KMS),
+            n_lines: n_features,
+            quality,
+            reference,
+            subset_v_kms,
+        },
+        height,
+    ))
 }
 
 /// The CCF search of one line list (module docs, steps 3-5) over shifts `s_lo..s_hi`.

@@ -450,7 +450,14 @@ fn an_absurd_wavelength_range_returns_promptly() {
 
 #[test]
 fn the_mdwarf_template_parses() {
-    let t = mdwarf_template().unwrap();
+    assert_eq!(mdwarf_templates().len(), 2);
+    assert_eq!(&mdwarf_templates()[0].0, mdwarf_template().unwrap());
+    for (t, _) in mdwarf_templates() {
+        the_template_is_sane(t);
+    }
+}
+
+fn the_template_is_sane(t: &Template) {
     let (lo, hi) = t.range();
     assert!((lo.exp() - 15100.0).abs() < 0.1, "{}", lo.exp());
     assert!(hi.exp() > 16990.0 && hi.exp() < 17000.0, "{}", hi.exp());
@@ -461,6 +468,10 @@ fn the_mdwarf_template_parses() {
             .iter()
             .all(|d| d.is_finite() && *d > -0.5 && *d < 1.0)
     );
+}
+
+#[test]
+fn malformed_templates_are_refused() {
     // Malformed templates are refused, not half-read.
     assert!(parse_template("ln_start\t9.6\nln_step\t1e-5\n0.1\n").is_none());
     assert!(parse_template("ln_step\t1e-5\n0.1\n").is_none());
@@ -479,7 +490,12 @@ fn the_mdwarf_template_parses() {
 /// its velocity.
 #[test]
 fn mdwarf_template_has_k_i_at_its_laboratory_wavelengths() {
-    let t = mdwarf_template().unwrap();
+    for (t, r) in mdwarf_templates() {
+        template_has_k_i_at_its_laboratory_wavelengths(t, r);
+    }
+}
+
+fn template_has_k_i_at_its_laboratory_wavelengths(t: &Template, r: &str) {
     for air in [15163.067, 15168.376, 16718.957, 16750.564] {
         let lab = air_to_vacuum(air).ln();
         // The deepest template depth within +-3 A, refined by a parabola.
@@ -491,6 +507,10 @@ fn mdwarf_template_has_k_i_at_its_laboratory_wavelengths() {
         let off = parabola_offset(t.depth[k - 1], t.depth[k], t.depth[k + 1]);
         let x = t.ln_start + (k as f64 + off) * t.ln_step;
         let dv = velocity_from_shift(x - lab);
+        eprintln!(
+            "{}: {air} A (air): {dv:+.2} km/s",
+            &r[..r.find(',').unwrap_or(r.len())]
+        );
         assert!(
             dv.abs() < 1.5,
             "{air} A (air): template feature at {dv:+.2} km/s"

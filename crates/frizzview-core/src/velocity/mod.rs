@@ -239,8 +239,8 @@ fn rest_frame_uncached(data: &Dataset, p: &SearchParams, found: &[SearchResult])
             Some(fit) => {
                 let list = fit.reference.split(':').next().unwrap_or(fit.reference);
                 let also = if fit.reference == crate::restframe::HBAND_REFERENCE {
-                    ", nor the cool-star template (BT-Settl 3000 K) with two of its three \
-                     independent thirds agreeing"
+                    ", nor the cool-star templates (BT-Settl 3000 K, 2500 K) with two of \
+                     the better one's three independent thirds agreeing"
                 } else {
                     ""
                 };
