@@ -28,7 +28,7 @@ pub const MDWARF_2500_TEMPLATE_TSV: &str = include_str!("mdwarf_template_2500.ts
 /// What the 2500 K cool-star template is.
 pub const MDWARF_2500_REFERENCE: &str = "frizzview cool-star template: the BT-Settl model spectrum \
      of Teff 2500 K, log g 5.0, [M/H] 0 (Allard, Homeier & Freytag 2012, Phil. Trans. R. Soc. A \
-     370, 2765) at R = 22500, vacuum; zero point checked on K I and Al I (NIST ASD) within 1.5 km/s";
+     370, 2765) at R = 22500, vacuum; zero point checked against the 3000 K template within 0.1 km/s";
 
 /// A spectrum template sampled uniformly in ln lambda: line depth `1 - f/c` at
 /// `ln_start + i ln_step` (ln of the vacuum wavelength in A).
