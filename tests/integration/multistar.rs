@@ -797,23 +797,20 @@ fn frame_warning_of(files: &[PathBuf]) -> Option<String> {
 }
 
 /// Where the lines cannot verify the rest frame, a wrong absolute frame the files assert is never
-/// passed on silently: `2M00452143+1634446`, whose headers share a ~580 km/s error and whose
-/// frame neither the atomic lines nor the cool-star template verify, is named implausible. The
-/// stars whose frame the lines or the cool-star template do verify (the K giant, three M dwarfs)
-/// get no such warning (their replaced zero point is warned about instead).
+/// passed on silently (a real check with its frame set unverified, below). The stars whose frame the lines
+/// or the cool-star templates do verify (the K giant, the four M dwarfs; `2M00452143+1634446`,
+/// whose headers share a ~580 km/s error, since the 2500 K template) get no such warning (their
+/// replaced zero point is warned about instead).
 #[test]
 fn an_unverifiable_absolute_frame_is_named() {
     if dir().is_none() {
         return;
     }
     for (name, expect) in [
-        (
-            "2M00452143+1634446",
-            Some("where almost no Milky Way star is"),
-        ),
-        // The cool-star template measures these two stars' frame (issue 17; `restframe.rs`,
+        // The cool-star templates measure these stars' frame (issue 17; `restframe.rs`,
         // `combinations_rest_frame_matches_vhelio_or_is_unverified`): their wrong headers are
         // replaced by it and named in the zero-point warning instead.
+        ("2M00452143+1634446", None::<&str>),
         ("2M05392474+4038437", None),
         ("2M12294016+2619567", None),
         ("2M03442721+3220288", None),
@@ -841,4 +838,21 @@ fn an_unverifiable_absolute_frame_is_named() {
         let w = frame_warning_of(&visits);
         assert!(w.is_none(), "the K giant: {w:?}");
     }
+    // The warning itself, now that every real star here has its frame verified: 2M00452143's
+    // check as it was before the 2500 K template (frame unverified, the headers' shared ~580 km/s
+    // error kept: v + BC +595.06 km/s) is named implausible; at +6.11 (its measured frame) it is not.
+    let s = star("2M00452143+1634446").expect("files");
+    let data = io::load_paths(&s.visits, &LoadOptions::default()).expect("load");
+    let prep = frizzview::combine::prepare(&data, &frizzview::cli::combine::survey_defaults(&data))
+        .expect("prepare");
+    let mut c = prep.velocity.as_deref().expect("checked").clone();
+    c.rest_frame = frizzview::velocity::RestFrame::Unverified("not measured (test)".into());
+    c.zero_point.confirmed_by = 2;
+    let st = c.star.as_mut().expect("star figures");
+    st.mean_bary_kms = 595.06;
+    let w = frizzview::velocity::frame_warning(&c).expect("a warning");
+    assert!(w.contains("where almost no Milky Way star is"), "{w}");
+    c.star.as_mut().expect("star figures").mean_bary_kms = 6.11;
+    let w = frizzview::velocity::frame_warning(&c);
+    assert!(w.is_none(), "{w:?}");
 }

@@ -2,6 +2,8 @@
 """Rebuild `mdwarf_template.tsv` (the cool-star rest-frame template) from the model it is made of.
 
 Usage: make_mdwarf_template.py MODEL.txt > mdwarf_template.tsv
+(and the same for the 2500 K model of the same grid, `btsettl08_t2500_g5.00_z-0.00_en0.00_APOGEE-RAW.txt`,
+into `mdwarf_template_2500.tsv`; the `#` header of each .tsv is written by hand)
 
 MODEL.txt: `libraries/BTSETTL/APOGEE/btsettl08_t3000_g5.00_z-0.00_en0.00_APOGEE-RAW.txt` of the
 public repository jbirky/apogee_tools (MIT licence, commit 246bf53), two columns: vacuum wavelength

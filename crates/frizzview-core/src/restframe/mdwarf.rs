@@ -6,6 +6,10 @@
 //! M dwarfs' H band is dominated by molecules (H2O, FeH, OH, CO) that the atomic list does not
 //! describe; a model spectrum does, blend by blend, at the resolution the data have. Most features
 //! are blends at R = 22500, so the template is correlated as a whole (not as a list of lines).
+//!
+//! A second template of the same grid, Teff 2500 K (`mdwarf_template_2500.tsv`, built by the same
+//! script), for the latest M dwarfs: [`mdwarf_templates`] gives both; the search keeps the one whose
+//! CCF peak is higher (`super::rest_frame_velocity_with`).
 
 use std::sync::OnceLock;
 
@@ -17,6 +21,14 @@ pub const MDWARF_TEMPLATE_TSV: &str = include_str!("mdwarf_template.tsv");
 pub const MDWARF_REFERENCE: &str = "frizzview cool-star template: the BT-Settl model spectrum of \
      Teff 3000 K, log g 5.0, [M/H] 0 (Allard, Homeier & Freytag 2012, Phil. Trans. R. Soc. A 370, \
      2765) at R = 22500, vacuum; zero point checked on K I and Al I (NIST ASD) within 1 km/s";
+
+/// The cooler template as shipped (same format; BT-Settl 2500 K, log g 5.0, [M/H] 0).
+pub const MDWARF_2500_TEMPLATE_TSV: &str = include_str!("mdwarf_template_2500.tsv");
+
+/// What the 2500 K cool-star template is.
+pub const MDWARF_2500_REFERENCE: &str = "frizzview cool-star template: the BT-Settl model spectrum \
+     of Teff 2500 K, log g 5.0, [M/H] 0 (Allard, Homeier & Freytag 2012, Phil. Trans. R. Soc. A \
+     370, 2765) at R = 22500, vacuum; zero point checked against the 3000 K template within 0.1 km/s";
 
 /// A spectrum template sampled uniformly in ln lambda: line depth `1 - f/c` at
 /// `ln_start + i ln_step` (ln of the vacuum wavelength in A).
@@ -94,4 +106,21 @@ pub fn mdwarf_template() -> Option<&'static Template> {
     static T: OnceLock<Option<Template>> = OnceLock::new();
     T.get_or_init(|| parse_template(MDWARF_TEMPLATE_TSV))
         .as_ref()
+}
+
+/// Every shipped cool-star template with what it cites: BT-Settl 3000 K ([`mdwarf_template`],
+/// [`MDWARF_REFERENCE`]) and 2500 K ([`MDWARF_2500_REFERENCE`]), parsed once; a malformed one is
+/// left out (the unit test `the_mdwarf_template_parses` makes sure none is).
+#[must_use]
+pub fn mdwarf_templates() -> &'static [(Template, &'static str)] {
+    static T: OnceLock<Vec<(Template, &'static str)>> = OnceLock::new();
+    T.get_or_init(|| {
+        [
+            (MDWARF_TEMPLATE_TSV, MDWARF_REFERENCE),
+            (MDWARF_2500_TEMPLATE_TSV, MDWARF_2500_REFERENCE),
+        ]
+        .into_iter()
+        .filter_map(|(text, r)| parse_template(text).map(|t| (t, r)))
+        .collect()
+    })
 }

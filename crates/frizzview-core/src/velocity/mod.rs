@@ -193,8 +193,8 @@ impl RestFrame {
 pub const REST_FRAME_TOLERANCE_KMS: f64 = 2.0;
 
 /// At most this many visits (the best by S/N among those measured) are measured against the
-/// rest-frame reference (each costs 15-60 ms against the atomic list, about 100-150 ms more
-/// against the cool-star template, in the opt-level-1 test build). Six, not three: the template's velocities scatter by about 1 km/s
+/// rest-frame reference (each costs 15-60 ms against the atomic list, about 200-300 ms more
+/// against the two cool-star templates, in the opt-level-1 test build). Six, not three: the template's velocities scatter by about 1 km/s
 /// from visit to visit (its floor), and the M dwarf `2M03442721+3220288`'s three best visits happen
 /// to sit 0.9-2.6 km/s below the pipeline's; six bring the frame to within 1.2 km/s.
 const REST_FRAME_VISITS: usize = 6;
@@ -239,8 +239,8 @@ fn rest_frame_uncached(data: &Dataset, p: &SearchParams, found: &[SearchResult])
             Some(fit) => {
                 let list = fit.reference.split(':').next().unwrap_or(fit.reference);
                 let also = if fit.reference == crate::restframe::HBAND_REFERENCE {
-                    ", nor the cool-star template (BT-Settl 3000 K) with two of its three \
-                     independent thirds agreeing"
+                    ", nor the cool-star templates (BT-Settl 3000 K, 2500 K) with two of \
+                     the better one's three independent thirds agreeing"
                 } else {
                     ""
                 };
