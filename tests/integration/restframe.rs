@@ -405,6 +405,45 @@ fn lamost_mrs_matches_its_helio_rv_or_says_unverified() {
     }
 }
 
+/// Seeded standard normal deviates (xorshift64*, Box-Muller), the same sequence in every run.
+fn seeded_normal() -> impl FnMut() -> f64 {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    move || {
+        let mut u = || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (u1, u2) = (u().max(1e-300), u());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// A visit of S/N `snr` brought down to S/N `target` per pixel: on its usable pixels
+/// ([`usable_ivar`]) Gaussian noise of the file's sigma times sqrt((snr/target)^2 - 1) added to
+/// the flux (one deviate per usable pixel, in order) and the ivar divided accordingly; the other
+/// pixels' ivar 0.
+fn degraded(
+    vis: &frizzview_core::model::Visit,
+    snr: f64,
+    target: f64,
+    normal: &mut impl FnMut() -> f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let k = ((snr / target).powi(2) - 1.0).max(0.0).sqrt();
+    let mut flux = vis.flux().to_vec();
+    let mut ivar = usable_ivar(vis);
+    for i in 0..flux.len() {
+        if !(ivar[i] > 0.0) {
+            ivar[i] = 0.0;
+            continue;
+        }
+        flux[i] += k / ivar[i].sqrt() * normal();
+        ivar[i] /= 1.0 + k * k;
+    }
+    (flux, ivar)
+}
+
 /// The S/N below which the H-band search fails on the FGK star: its three visits with seeded
 /// Gaussian noise added to reach a lower S/N per pixel (the noise added in quadrature to the
 /// file's own). Reliable and within 2 km/s of VRADn down to S/N 20 (the brief's limit), and the
@@ -415,17 +454,7 @@ fn fgk_visits_degraded_in_snr() {
         return;
     };
     let a = read_apstar(&files(&d, "apStar-").pop().expect("an apStar"));
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut normal = move || {
-        let mut u = || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let (u1, u2) = (u().max(1e-300), u());
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    };
+    let mut normal = seeded_normal();
     for target in [40.0, 20.0, 15.0, 10.0, 7.0, 5.0] {
         let mut ok = 0;
         let mut line = String::new();
@@ -438,20 +467,7 @@ fn fgk_visits_degraded_in_snr() {
                 .expect("visit in the apStar");
             let ds = frizzview::io::load_file(&path).expect("read the apVisit");
             let vis = &ds.visits[0];
-            // Extra noise sigma per pixel: the file's sigma times sqrt((snr/target)^2 - 1).
-            let k = ((snr / target).powi(2) - 1.0).max(0.0).sqrt();
-            let mut flux = vis.flux().to_vec();
-            let mut ivar = vis.ivar().to_vec();
-            for i in 0..flux.len() {
-                let bad = vis.bad()[i] || vis.flags()[i] & APOGEE_BAD_BITS != 0;
-                if bad || !(ivar[i] > 0.0) {
-                    ivar[i] = 0.0;
-                    continue;
-                }
-                let sig = 1.0 / ivar[i].sqrt();
-                flux[i] += k * sig * normal();
-                ivar[i] /= 1.0 + k * k;
-            }
+            let (flux, ivar) = degraded(vis, snr, target, &mut normal);
             let fit = restframe::rest_frame_velocity(vis.ln_wave(), &flux, &ivar, 1000.0);
             let good = fit
                 .as_ref()
@@ -752,17 +768,7 @@ fn mdwarf_visits_degraded_in_snr() {
         return;
     };
     let a = read_apstar(&files(&d, "apStar-").pop().expect("an apStar"));
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut normal = move || {
-        let mut u = || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let (u1, u2) = (u().max(1e-300), u());
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    };
+    let mut normal = seeded_normal();
     for target in [40.0, 30.0, 20.0, 15.0, 10.0, 7.0, 5.0] {
         let (mut ok, mut reliable) = (0, 0);
         let mut line = String::new();
@@ -775,17 +781,7 @@ fn mdwarf_visits_degraded_in_snr() {
                 .expect("visit in the apStar");
             let ds = frizzview::io::load_file(&path).expect("read the apVisit");
             let vis = &ds.visits[0];
-            let k = ((snr / target).powi(2) - 1.0).max(0.0).sqrt();
-            let mut flux = vis.flux().to_vec();
-            let mut ivar = usable_ivar(vis);
-            for i in 0..flux.len() {
-                if !(ivar[i] > 0.0) {
-                    ivar[i] = 0.0;
-                    continue;
-                }
-                flux[i] += k / ivar[i].sqrt() * normal();
-                ivar[i] /= 1.0 + k * k;
-            }
+            let (flux, ivar) = degraded(vis, snr, target, &mut normal);
             let fit = restframe::rest_frame_velocity(vis.ln_wave(), &flux, &ivar, 1000.0);
             if let Some(f) = fit.as_ref().filter(|f| f.is_reliable()) {
                 reliable += 1;

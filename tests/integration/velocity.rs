@@ -158,6 +158,19 @@ fn outcome_fitted(data: &Dataset, s: &Settings) -> Outcome {
     }
 }
 
+/// Never more than 5 km/s from the apStar for any visit (relative velocities, to the first visit
+/// in the apStar).
+fn assert_within_5_kms(star: &str, t: &[Truth], o: &Outcome) {
+    let first = t.iter().position(|x| x.vrad.is_some()).expect("truth");
+    let v0 = t[first].vrad.expect("truth").0;
+    for (i, x) in t.iter().enumerate() {
+        if let Some((v, _)) = x.vrad {
+            let d = (o.v[i] - o.v[first]) - (v - v0);
+            assert!(d.abs() < 5.0, "{star} visit {i}: {d:.2} km/s off");
+        }
+    }
+}
+
 /// Compare relative velocities with the apStar's; returns the largest |d| / tolerance and a
 /// printed table.
 fn compare(star: &str, what: &str, data: &Dataset, t: &[Truth], o: &Outcome) -> f64 {
@@ -344,14 +357,7 @@ fn fitted_on_the_16_visit_star(how: ShiftFitModel) -> f64 {
     let o = outcome_fitted(&data, &s);
     let worst = compare(star, &format!("--fit-shifts, {how:?}"), &data, &t, &o);
     println!("{star} [{how:?}]: worst |diff|/tol {worst:.2}");
-    let first = t.iter().position(|x| x.vrad.is_some()).expect("truth");
-    let v0 = t[first].vrad.expect("truth").0;
-    for (i, x) in t.iter().enumerate() {
-        if let Some((v, _)) = x.vrad {
-            let d = (o.v[i] - o.v[first]) - (v - v0);
-            assert!(d.abs() < 5.0, "{star} visit {i}: {d:.2} km/s off");
-        }
-    }
+    assert_within_5_kms(star, &t, &o);
     let named: Vec<String> = o
         .warnings
         .iter()
@@ -462,15 +468,7 @@ fn velocities_against_the_apstar(stars: &[&str], fit: bool, strict: bool) {
             fails.push(format!("{star}: worst |diff|/tol {worst:.2}"));
         }
         if fit {
-            // Never more than 5 km/s away for any visit (relative to the first in the apStar).
-            let first = t.iter().position(|x| x.vrad.is_some()).expect("truth");
-            let v0 = t[first].vrad.expect("truth").0;
-            for (i, x) in t.iter().enumerate() {
-                if let Some((v, _)) = x.vrad {
-                    let d = (o.v[i] - o.v[first]) - (v - v0);
-                    assert!(d.abs() < 5.0, "{star} visit {i}: {d:.2} km/s off");
-                }
-            }
+            assert_within_5_kms(star, &t, &o);
         }
     }
     assert!(fails.is_empty(), "{fails:?}");

@@ -469,10 +469,7 @@ pub fn rest_frame_velocity_with(
     opts: &RestFrameOptions,
 ) -> Option<RestFrameFit> {
     let window = opts.window_kms;
-    if !(window.is_finite() && window > 0.0 && window < 0.5 * C_KMS) {
-        return None;
-    }
-    let p = prepare(ln_wave, flux, ivar, opts.mask_telluric)?;
+    let p = prepare_for_window(ln_wave, flux, ivar, opts)?;
     let usable: Vec<f64> =
         p.x.iter()
             .zip(&p.ivn)
@@ -557,12 +554,58 @@ pub fn template_velocity(
     reference: &'static str,
     opts: &RestFrameOptions,
 ) -> Option<RestFrameFit> {
+    let p = prepare_for_window(ln_wave, flux, ivar, opts)?;
+    template_search(&p, template, reference, opts)
+}
+
+/// The spectrum prepared for a search over `opts.window_kms`; `None` when the window is not a
+/// finite positive velocity below c/2 or the arrays are unusable ([`prepare`]).
+fn prepare_for_window(
+    ln_wave: &[f64],
+    flux: &[f64],
+    ivar: &[f64],
+    opts: &RestFrameOptions,
+) -> Option<Prepared> {
     let window = opts.window_kms;
     if !(window.is_finite() && window > 0.0 && window < 0.5 * C_KMS) {
         return None;
     }
-    let p = prepare(ln_wave, flux, ivar, opts.mask_telluric)?;
-    template_search(&p, template, reference, opts)
+    prepare(ln_wave, flux, ivar, opts.mask_telluric)
+}
+
+/// The shifts from `s_lo` to `s_hi` in steps of `dstep`, the last one clamped to `s_hi`.
+fn shift_grid(s_lo: f64, s_hi: f64, dstep: f64) -> Vec<f64> {
+    let n = ((s_hi - s_lo) / dstep).ceil() as usize + 1;
+    (0..n)
+        .map(|i| (s_lo + i as f64 * dstep).min(s_hi))
+        .collect()
+}
+
+/// A CCF peak's quality: its height over the highest other local maximum more than `exclusion`
+/// (in shift) from it, both above the CCF's median `med`; 1000 at most, and 1000 when no other
+/// maximum rises above the median. `k0` and `peak0` are the peak's index and height.
+fn peak_quality(
+    shifts: &[f64],
+    c: &[Option<f64>],
+    k0: usize,
+    peak0: f64,
+    med: f64,
+    exclusion: f64,
+) -> f64 {
+    let mut next = f64::NEG_INFINITY;
+    for i in 0..c.len() {
+        let Some(v) = c[i] else { continue };
+        let left = i == 0 || c[i - 1].is_none_or(|u| u <= v);
+        let right = i + 1 == c.len() || c[i + 1].is_none_or(|u| u <= v);
+        if left && right && (shifts[i] - shifts[k0]).abs() > exclusion {
+            next = next.max(v);
+        }
+    }
+    if next > med {
+        ((peak0 - med) / (next - med)).min(1000.0)
+    } else {
+        1000.0
+    }
 }
 
 /// APOGEE's resolution element as a Gaussian sigma (km/s): FWHM c / 22500.
@@ -679,20 +722,7 @@ fn template_peak(
     let (k0, _, peak0) = peak(coarse, c)?;
     let med = median_of(c.iter().flatten().copied().collect())?;
     let excl = 3.0 * shift_from_velocity(APOGEE_LSF_SIGMA_KMS);
-    let mut next = f64::NEG_INFINITY;
-    for i in 0..c.len() {
-        let Some(v) = c[i] else { continue };
-        let left = i == 0 || c[i - 1].is_none_or(|u| u <= v);
-        let right = i + 1 == c.len() || c[i + 1].is_none_or(|u| u <= v);
-        if left && right && (coarse[i] - coarse[k0]).abs() > excl {
-            next = next.max(v);
-        }
-    }
-    let quality = if next > med {
-        ((peak0 - med) / (next - med)).min(1000.0)
-    } else {
-        1000.0
-    };
+    let quality = peak_quality(coarse, c, k0, peak0, med, excl);
     let s = fine_template_peak(p, idx, t, coarse[k0], 3.0 * dstep)?;
     Some((s, quality, peak0))
 }
@@ -748,10 +778,7 @@ fn template_search_scored(
     let cut = [third, 2 * third];
     let parts: Vec<&[usize]> = vec![&idx[..third], &idx[third..2 * third], &idx[2 * third..]];
     let dstep = shift_from_velocity(TEMPLATE_COARSE_KMS);
-    let n = ((s_hi - s_lo) / dstep).ceil() as usize + 1;
-    let coarse: Vec<f64> = (0..n)
-        .map(|i| (s_lo + i as f64 * dstep).min(s_hi))
-        .collect();
+    let coarse = shift_grid(s_lo, s_hi, dstep);
     let all: Vec<[Option<f64>; 4]> = coarse
         .iter()
         .map(|&s| template_ccf_parts(p, &idx, cut, t, s))
@@ -833,28 +860,12 @@ fn search(
     let sigma0 = sigma_given.unwrap_or(1.5 * p.step).max(0.5 * p.step);
     // At most 20 000 coarse steps whatever the resolution (the fine search refines).
     let dstep = (0.5 * sigma0).max((s_hi - s_lo) / 20_000.0);
-    let n_coarse = ((s_hi - s_lo) / dstep).ceil() as usize + 1;
-    let coarse: Vec<f64> = (0..n_coarse)
-        .map(|i| (s_lo + i as f64 * dstep).min(s_hi))
-        .collect();
+    let coarse = shift_grid(s_lo, s_hi, dstep);
     let c0 = ccf(p, &lines, sigma0, &coarse, 3);
     let (k0, _, peak0) = peak(&coarse, &c0)?;
     let med = median_of(c0.iter().flatten().copied().collect())?;
-    // Quality: the highest local maximum more than 3 sigma from the peak.
-    let mut next = f64::NEG_INFINITY;
-    for i in 0..c0.len() {
-        let Some(v) = c0[i] else { continue };
-        let left = i == 0 || c0[i - 1].is_none_or(|u| u <= v);
-        let right = i + 1 == c0.len() || c0[i + 1].is_none_or(|u| u <= v);
-        if left && right && (coarse[i] - coarse[k0]).abs() > 3.0 * sigma0 {
-            next = next.max(v);
-        }
-    }
-    let quality = if next > med {
-        ((peak0 - med) / (next - med)).min(1000.0)
-    } else {
-        1000.0
-    };
+    // Quality: over the highest local maximum more than 3 sigma from the peak.
+    let quality = peak_quality(&coarse, &c0, k0, peak0, med, 3.0 * sigma0);
     // The lines' own width from the peak's half-maximum width.
     let sigma = match sigma_given {
         Some(s) => s.max(0.5 * p.step),
