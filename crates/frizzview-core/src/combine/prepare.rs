@@ -107,11 +107,21 @@ pub fn prepare(data: &Dataset, settings: &Settings) -> Result<Prepared, CombineE
         .map(|w| Warning::Other(w.clone()))
         .collect();
     warnings.extend(per_visit_warnings.into_iter().flatten());
-    if let Some((external, rest)) = velocity.as_ref().and_then(|c| c.zero_point_replaced) {
+    if let Some(c) = velocity.as_ref()
+        && let Some((external, rest)) = c.zero_point_replaced
+    {
+        // The reference the frame was measured against, by its short name (a laboratory line
+        // list, or a model template for cool stars).
+        let against = match &c.rest_frame {
+            crate::velocity::RestFrame::Measured { reference, .. } => {
+                reference.split(':').next().unwrap_or(reference)
+            }
+            crate::velocity::RestFrame::Unverified(_) => "shipped rest-frame reference",
+        };
         warnings.push(Warning::RestFrame(format!(
             "the files' velocities share a zero point {external:+.2} km/s that the spectra's own \
-             lines contradict ({rest:+.2} km/s against the shipped laboratory reference): every \
-             visit's velocity is off by {:.1} km/s; the rest frame of the lines is used",
+             lines contradict ({rest:+.2} km/s against the {against}): every visit's velocity is \
+             off by {:.1} km/s; the rest frame of the lines is used",
             external - rest
         )));
     }
